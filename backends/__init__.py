@@ -1,0 +1,1 @@
+"""Everything the gateway routes to: vendor adapters, the local diffusers backend, simulators."""

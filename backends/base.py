@@ -1,0 +1,148 @@
+"""The interface every backend implements: five vendors, the GPU worker, the in-process pipeline.
+
+A backend turns one ``ImageRequest`` into images or raises a ``BackendError`` (see
+``proxy.errors``). It never retries and never fails over: the router does both, the same way for
+every backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal, Protocol, runtime_checkable
+
+from proxy.deadline import Deadline
+from proxy.errors import VendorProtocolError
+from proxy.request import ImageRequest
+
+ImageFormat = Literal["png", "jpeg", "webp"]
+
+_MAGIC: tuple[tuple[bytes, ImageFormat], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+)
+
+
+def sniff_format(head: bytes) -> ImageFormat | None:
+    """The image format from its first bytes, or None when it is none we serve."""
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+class GeneratedImage:
+    """One image, held as bytes or as base64 text, converting lazily and at most once.
+
+    A vendor that answers in base64 and a client that wants base64 never pay for a decode and
+    re-encode: the text passes through untouched. The format is sniffed from the first bytes,
+    which for base64 means decoding 24 characters, not the image.
+    """
+
+    __slots__ = ("_b64", "_data", "format")
+
+    def __init__(self, *, data: bytes | None = None, b64: str | None = None) -> None:
+        if data is None and b64 is None:
+            raise ValueError("an image needs bytes or base64 text")
+        self._data = data
+        self._b64 = b64
+        head = data[:16] if data is not None else _b64_head(b64 or "")
+        fmt = sniff_format(head)
+        if fmt is None:
+            raise VendorProtocolError("the image is not PNG, JPEG or WebP")
+        self.format: ImageFormat = fmt
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            try:
+                self._data = base64.b64decode(self._b64 or "", validate=False)
+            except (binascii.Error, ValueError) as exc:
+                raise VendorProtocolError("the image's base64 does not decode") from exc
+        return self._data
+
+    @property
+    def b64(self) -> str:
+        if self._b64 is None:
+            self._b64 = base64.b64encode(self._data or b"").decode("ascii")
+        return self._b64
+
+    def __len__(self) -> int:
+        return len(self._data) if self._data is not None else len(self._b64 or "") * 3 // 4
+
+
+def _b64_head(text: str) -> bytes:
+    try:
+        return base64.b64decode(text[:24])
+    except (binascii.Error, ValueError) as exc:
+        raise VendorProtocolError("the image's base64 does not decode") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can serve. Data, not code: the router filters on it and the docs print it."""
+
+    max_steps: int = 50
+    min_side: int = 256
+    max_side: int = 1536
+    max_n: int = 4
+    image_to_image: bool = False
+    negative_prompt: bool = True
+    seed: bool = True
+    output_formats: frozenset[str] = frozenset({"png", "jpeg"})
+    fixed_steps: frozenset[int] | None = None
+    """When set, the only step counts served (the local Lightning checkpoints: 1, 2, 4, 8)."""
+
+    def refusal(self, request: ImageRequest) -> str | None:
+        """Why this backend cannot serve ``request``, or None when it can."""
+        if request.steps > self.max_steps:
+            return f"steps {request.steps} > {self.max_steps}"
+        if self.fixed_steps is not None and request.steps not in self.fixed_steps:
+            return f"steps {request.steps} not in {sorted(self.fixed_steps)}"
+        for side in (request.width, request.height):
+            if not self.min_side <= side <= self.max_side:
+                return f"size {request.size} outside {self.min_side}-{self.max_side}"
+        if request.n > self.max_n:
+            return f"n {request.n} > {self.max_n}"
+        if request.is_edit and not self.image_to_image:
+            return "no image-to-image"
+        return None
+
+
+@dataclass(slots=True)
+class BackendResult:
+    """Images plus what the backend reported about the work (for billing and metrics)."""
+
+    images: list[GeneratedImage]
+    run_seconds: float | None = None
+    """Run time the vendor reports and bills by (Eachlabs predict_time, local GPU-seconds)."""
+    vendor_cost_usd: Decimal | None = None
+    """Cost the vendor itself reported (Runflow's ``cost``), kept for reconciliation."""
+    vendor_request_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One vendor in one region, or one local worker."""
+
+    @property
+    def vendor(self) -> str: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
+        """Serve ``request`` before ``deadline`` or raise a ``proxy.errors.BackendError``."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+

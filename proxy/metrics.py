@@ -1,0 +1,63 @@
+"""Every Prometheus metric the gateway exports, in one place (the dashboards query these names).
+
+Gateway overhead is measured apart from vendor time: ``boltgate_backend_attempt_seconds`` is the
+time spent waiting on a backend, ``boltgate_gateway_overhead_seconds`` is the request's total
+time minus that.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 60.0)
+_OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+
+REQUESTS = Counter(
+    "boltgate_requests_total", "Image requests answered, by endpoint and HTTP status.",
+    ["endpoint", "status"], registry=REGISTRY,
+)
+REQUEST_SECONDS = Histogram(
+    "boltgate_request_seconds", "Wall time of an image request, end to end.",
+    ["endpoint"], buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+GATEWAY_OVERHEAD_SECONDS = Histogram(
+    "boltgate_gateway_overhead_seconds",
+    "Time the gateway itself added to a request (total minus time waiting on backends).",
+    buckets=_OVERHEAD_BUCKETS, registry=REGISTRY,
+)
+BACKEND_ATTEMPTS = Counter(
+    "boltgate_backend_attempts_total", "Attempts on a route, by outcome (ok, timeout, rate_limited...).",
+    ["backend", "region", "outcome"], registry=REGISTRY,
+)
+BACKEND_ATTEMPT_SECONDS = Histogram(
+    "boltgate_backend_attempt_seconds", "Time spent on one attempt of one route.",
+    ["backend", "region"], buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+FAILOVERS = Counter(
+    "boltgate_failovers_total", "Times a request left a route for the next one.",
+    ["from_backend", "reason"], registry=REGISTRY,
+)
+CIRCUIT_OPEN = Gauge(
+    "boltgate_circuit_open", "1 while a route's circuit breaker is open or the route is quarantined.",
+    ["backend", "region"], registry=REGISTRY,
+)
+IMAGES = Counter(
+    "boltgate_images_total", "Images delivered to clients, by backend.",
+    ["backend"], registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(
+    "boltgate_requests_in_flight", "Image requests being served right now.", registry=REGISTRY,
+)
+CHARGED_USD = Counter(
+    "boltgate_charged_usd_total", "USD charged to clients, by backend.", ["backend"], registry=REGISTRY,
+)
+UPSTREAM_COST_USD = Counter(
+    "boltgate_upstream_cost_usd_total", "USD owed to vendors, by backend.", ["backend"], registry=REGISTRY,
+)
+GATEWAY_LOSS_USD = Counter(
+    "boltgate_gateway_loss_usd_total",
+    "USD a vendor billed for work that delivered nothing (never passed on to clients).",
+    ["backend"], registry=REGISTRY,
+)
