@@ -1,0 +1,25 @@
+"""aigateway.sh: OpenAI-compatible, answers with a URL or base64; no seed or steps extras."""
+
+from __future__ import annotations
+
+from backends.base import Capabilities
+from backends.vendors.openai_style import build_generation, openai_error_fields, parse_generation
+from backends.vendors.spec import Options, VendorSpec
+from backends.vendors.wire import HttpCall
+from proxy.request import ImageRequest
+
+
+def build_request(request: ImageRequest, options: Options) -> HttpCall:
+    return build_generation(
+        request, model=options["model"], response_format=options["response_format"], extras=True
+    )
+
+
+AIGATEWAY = VendorSpec(
+    name="aigateway",
+    capabilities=Capabilities(max_steps=50, max_n=4, min_side=256, max_side=1536),
+    build_request=build_request,
+    parse_output=parse_generation,
+    error_fields=openai_error_fields,
+    default_options={"model": "bytedance/stable-diffusion-xl-lightning", "response_format": "b64_json"},
+)

@@ -1,0 +1,54 @@
+"""The plain values that pass between a vendor's pure functions and the shared transport."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from proxy.errors import VendorProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """One HTTP request to a vendor, relative to the region's base URL (or absolute)."""
+
+    method: str
+    path: str
+    json: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON, or a protocol error naming what came instead (truncated)."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise VendorProtocolError(f"body is not JSON: {self.body[:200]!r}") from exc
+
+
+@dataclass(slots=True)
+class VendorOutput:
+    """What a vendor answered with: base64 images, image URLs to fetch, and billing facts."""
+
+    b64_images: list[str] = field(default_factory=list)
+    image_urls: list[str] = field(default_factory=list)
+    run_seconds: float | None = None
+    vendor_cost_usd: Decimal | None = None
+    vendor_request_id: str | None = None
+    flagged_nsfw: bool = False
+
+
+def require(mapping: Any, key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    """``mapping[key]`` when it is of ``kind``, else a protocol error: never invent a field."""
+    if not isinstance(mapping, dict) or not isinstance(mapping.get(key), kind):
+        raise VendorProtocolError(f"{what}: expected '{key}' in {str(mapping)[:200]}")
+    return mapping[key]

@@ -1,0 +1,79 @@
+"""Pricing settings: one pydantic model, nested by the gateway into its settings tree.
+
+Everything has a default that serves a single machine, so an empty config prices every vendor
+from the packaged catalog with a 35% markup. Amounts are ``Decimal``; values that arrive as
+JSON or Python floats are converted through their shortest text form (``0.002`` stays
+``Decimal("0.002")``), never through binary.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PriceUnit = Literal["image", "second", "gpu_second"]
+"""How a vendor charges: per image, per second of run time, or per GPU-second (local)."""
+
+
+class VendorPriceOverride(BaseModel):
+    """Part of one vendor's catalog entry; unset fields keep the catalog's value.
+
+    A vendor the catalog does not know needs at least ``unit`` and ``price_usd`` (and
+    ``estimated_seconds_per_image`` when it charges by time).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit: PriceUnit | None = None
+    price_usd: Decimal | None = Field(default=None, ge=0)
+    estimated_seconds_per_image: Decimal | None = Field(default=None, gt=0)
+    scale_with_megapixels: bool | None = None
+    scale_with_steps: bool | None = None
+
+
+class KeyPolicy(BaseModel):
+    """A client key written in config (its value comes from the environment, never a file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "static"
+    budget_credits: Decimal | None = Field(default=None, ge=0)
+
+
+class PricingConfig(BaseModel):
+    """What clients pay: markup over the vendor's cost, a floor per image, credits, display."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    markup_pct: Decimal = Field(default=Decimal("35"), ge=0)
+    """Added to every upstream cost, in percent (35 means the client pays 1.35x)."""
+    vendor_markup_pct: dict[str, Decimal] = Field(default_factory=dict)
+    """Per-vendor markup replacing ``markup_pct`` for that vendor."""
+    min_price_per_image_usd: Decimal = Field(default=Decimal("0.001"), ge=0)
+    """The least a client pays for one delivered image, whatever the vendor charged us."""
+    credit_usd: Decimal = Field(default=Decimal("0.01"), gt=0)
+    """The value of one credit in USD; budgets and balances are counted in credits."""
+    display_currency: str | None = None
+    """An optional second currency shown beside USD (e.g. ``"INR"``); never used to bill."""
+    display_rate: Decimal | None = Field(default=None, gt=0)
+    """Units of ``display_currency`` per USD, fixed (e.g. ``84.0``)."""
+    catalog_path: Path | None = None
+    """A TOML file laid out like ``pricing/catalog.toml`` whose entries override the packaged ones."""
+    vendor_prices: dict[str, VendorPriceOverride] = Field(default_factory=dict)
+    """Inline overrides applied last, e.g. ``{"imageapi": {"price_usd": "0.003"}}`` for a plan."""
+
+    @model_validator(mode="after")
+    def _display_needs_both(self) -> PricingConfig:
+        if (self.display_currency is None) != (self.display_rate is None):
+            raise ValueError("display_currency and display_rate must be set together")
+        for vendor, pct in self.vendor_markup_pct.items():
+            if pct < 0:
+                raise ValueError(f"vendor_markup_pct[{vendor}] must be >= 0")
+        return self
+
+    def markup_for(self, vendor: str) -> Decimal:
+        """The markup percentage that applies to ``vendor``."""
+        return self.vendor_markup_pct.get(vendor, self.markup_pct)

@@ -1,0 +1,1 @@
+"""The HTTP surface: OpenAI's Images API, models, health, metrics, image downloads."""

@@ -1,0 +1,42 @@
+"""The app factory: routes, the error mapping, the lifespan that builds and closes the gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from proxy.api.errors import EXCEPTION_HANDLERS
+from proxy.api.health import healthz, metrics, readyz
+from proxy.api.images import create_image, download_image, edit_image
+from proxy.api.models import list_models, retrieve_model
+from proxy.api.telemetry import request_id_middleware
+from proxy.settings import Settings
+from proxy.wiring import build_gateway
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        running = await build_gateway(settings)
+        app.state.gateway = running.gateway
+        app.state.notice = running.notice
+        try:
+            yield
+        finally:
+            await running.aclose()
+
+    return Litestar(
+        route_handlers=[create_image, edit_image, download_image, list_models, retrieve_model,
+                        healthz, readyz, metrics],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[request_id_middleware],
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="boltgate", version="0.1.0", path="/schema"),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )

@@ -1,0 +1,63 @@
+"""The one place where errors become HTTP: OpenAI's ``{"error": {...}}`` body, never a bare 500.
+
+Every ``BoltgateError`` carries its status, type, code and param; Litestar's own exceptions
+(unknown path, wrong method, body too large, its validation) are translated to the same shape;
+anything unexpected is logged and answered as a 500 ``server_error`` in the same envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+from proxy.errors import BoltgateError, InvalidRequest, NotFound, PayloadTooLarge
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: BoltgateError) -> Response[bytes]:
+    return Response(
+        content=orjson.dumps(error.body()),
+        status_code=error.status_code,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+def on_boltgate_error(_: Request[Any, Any, Any], error: BoltgateError) -> Response[bytes]:
+    if error.status_code >= 500:
+        log.warning("%s: %s", error.code, error.message)
+    return error_response(error)
+
+
+def on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    translated: BoltgateError
+    if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        translated = PayloadTooLarge("The request body is larger than this gateway accepts")
+    elif isinstance(exc, ValidationException):
+        translated = InvalidRequest(f"Invalid request: {exc.detail}")
+    elif exc.status_code == 404:
+        translated = NotFound(f"No such endpoint: {exc.detail}")
+    else:
+        translated = BoltgateError(str(exc.detail), code=None)
+        translated.status_code = exc.status_code
+        translated.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    translated.headers.update(exc.headers or {})
+    return error_response(translated)
+
+
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(BoltgateError("The gateway failed unexpectedly; the error was logged"))
+
+
+EXCEPTION_HANDLERS = {
+    BoltgateError: on_boltgate_error,
+    HTTPException: on_http_exception,
+    Exception: on_unexpected,
+}

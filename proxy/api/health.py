@@ -1,0 +1,41 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from proxy.metrics import REGISTRY
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """The process is alive and its event loop answers."""
+    return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]:
+    """Ready when the gateway is built, has a route, and its state store answers."""
+    gateway = getattr(request.app.state, "gateway", None)
+    problems: list[str] = []
+    if gateway is None:
+        problems.append("gateway not started")
+    elif not gateway.router.routes:
+        problems.append("no route enabled")
+    else:
+        try:
+            await gateway.state.get("readyz")
+        except Exception as exc:  # any failure of the store means not ready
+            problems.append(f"state store: {type(exc).__name__}")
+    body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems}
+    if gateway is not None:
+        body["routes"] = [route.key for route in gateway.router.routes]
+    return Response(body, status_code=503 if problems else 200)
+
+
+@get("/metrics", sync_to_thread=False)
+def metrics() -> Response[bytes]:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

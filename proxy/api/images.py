@@ -1,0 +1,74 @@
+"""``POST /v1/images/generations``, ``POST /v1/images/edits`` and the image downloads.
+
+Handlers read the raw body and decode it with orjson: the request model does the validation,
+once, and names the offending field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
+
+from proxy.api.openai_request import to_image_request
+from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
+from proxy.errors import InvalidRequest, NotFound
+from proxy.gateway import Gateway, ImagesResponse
+from proxy.images.store import MEDIA_TYPES
+from proxy.images.validate import validate_init_image
+
+AnyRequest = Request[Any, Any, Any]
+
+
+def _gateway(request: AnyRequest) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _json_response(served: ImagesResponse) -> Response[bytes]:
+    return Response(content=orjson.dumps(served.body), media_type="application/json",
+                    headers=served.headers)
+
+
+@post("/v1/images/generations", status_code=200, operation_class=GENERATIONS_OPERATION)
+async def create_image(request: AnyRequest) -> Response[bytes]:
+    raw = await request.body()
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
+                             code="invalid_json") from exc
+    image_request = to_image_request(payload)
+    return _json_response(await _gateway(request).generate(image_request, base_url=str(request.base_url)))
+
+
+@post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)
+async def edit_image(request: AnyRequest) -> Response[bytes]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
+                             param="image")
+    form = await request.form()
+    fields: dict[str, Any] = {}
+    upload: UploadFile | None = None
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if name in ("image", "image[]") and upload is None:
+                upload = value
+            continue
+        fields[name] = value
+    if upload is None:
+        raise InvalidRequest("An 'image' file is required", param="image")
+    init_image = await validate_init_image(await upload.read())
+    image_request = to_image_request(fields, init_image=init_image)
+    return _json_response(await _gateway(request).generate(image_request, base_url=str(request.base_url)))
+
+
+@get("/v1/images/files/{name:str}", include_in_schema=True, sync_to_thread=False)
+async def download_image(request: AnyRequest, name: str) -> Response[bytes]:
+    data = await _gateway(request).images.get(name)
+    if data is None:
+        raise NotFound("This image does not exist or has expired (images live 60 minutes)", param="name")
+    media_type = MEDIA_TYPES[name.rsplit(".", 1)[-1]]
+    return Response(content=data, media_type=media_type, headers={"cache-control": "private, max-age=3600"})

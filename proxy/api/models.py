@@ -1,0 +1,28 @@
+"""``GET /v1/models``: the model and every alias the vendors use for it."""
+
+from __future__ import annotations
+
+from litestar import get
+
+from proxy.errors import ModelNotFound
+from proxy.request import CANONICAL_MODEL, MODEL_ALIASES, resolve_model
+
+
+def _model(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 1708387200, "owned_by": "boltgate",
+            "root": CANONICAL_MODEL}
+
+
+@get("/v1/models", sync_to_thread=False)
+def list_models() -> dict[str, object]:
+    names = [CANONICAL_MODEL, *sorted(MODEL_ALIASES - {CANONICAL_MODEL})]
+    return {"object": "list", "data": [_model(name) for name in names]}
+
+
+@get("/v1/models/{model:path}", sync_to_thread=False)
+def retrieve_model(model: str) -> dict[str, object]:
+    name = model.lstrip("/")
+    resolve_model(name)
+    if name.strip().lower() not in MODEL_ALIASES:
+        raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+    return _model(name)

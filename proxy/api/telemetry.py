@@ -1,0 +1,57 @@
+"""An ASGI middleware: every response carries ``x-request-id``; image endpoints are counted.
+
+Plain ASGI rather than a framework middleware, because it sits on the hot path of every request.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from proxy.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS
+
+_COUNTED = {"/v1/images/generations": "generations", "/v1/images/edits": "edits"}
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        request_id = _client_request_id(scope) or uuid.uuid4().hex
+        endpoint = _COUNTED.get(scope["path"])
+        started = time.monotonic()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if endpoint is None:
+            await app(scope, receive, send_with_id)
+            return
+        IN_FLIGHT.inc()
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            IN_FLIGHT.dec()
+            REQUESTS.labels(endpoint, str(status)).inc()
+            REQUEST_SECONDS.labels(endpoint).observe(time.monotonic() - started)
+
+    return middleware
+
+
+def _client_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")[:128]
+            return text if text.isprintable() else None
+    return None

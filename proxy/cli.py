@@ -1,0 +1,82 @@
+"""The ``boltgate`` command: serve, check a config, print prices, run a GPU worker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from proxy.api.app import create_app
+    from proxy.settings import Settings
+
+    overrides: dict[str, object] = {}
+    if args.config:
+        overrides["config"] = Path(args.config)
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
+        access_log=False, log_level=settings.log_level, timeout_keep_alive=75,
+    )
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from proxy.settings import Settings
+
+    try:
+        settings = Settings(config=Path(args.file))
+    except (ValidationError, FileNotFoundError, ValueError) as error:
+        print(f"{args.file}: invalid\n{error}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: valid; policy={settings.routing_policy}, deadline={settings.deadline_s}s, "
+          f"state={settings.state_backend}")
+    for route in sorted(settings.routes, key=lambda r: r.priority):
+        state = "enabled" if route.is_enabled else f"disabled (set {route.key_variable})"
+        if not route.enabled:
+            state = "disabled in the file"
+        print(f"- {route.vendor}: priority {route.priority}, weight {route.weight}, "
+              f"timeout {route.timeout_s}s, {route.max_attempts} attempts, key ${route.key_variable}: {state}")
+        for region in route.regions:
+            print(f"    {region.name}: {region.base_url}")
+    if not settings.enabled_routes():
+        print("no route is enabled: `boltgate serve` would use the built-in vendor simulators")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="boltgate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the gateway")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--config", help="routes TOML (or BOLTGATE_CONFIG)")
+    serve.set_defaults(run=_serve)
+
+    config = commands.add_parser("config", help="configuration tools")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate a routes file and print the routes")
+    check.add_argument("file")
+    check.set_defaults(run=_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

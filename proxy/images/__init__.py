@@ -1,0 +1,1 @@
+"""Images the gateway holds: storing and serving them, format conversion, blank detection."""

@@ -1,0 +1,29 @@
+"""Honour the requested ``output_format``: convert with Pillow only when the format differs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from PIL import Image
+
+from backends.base import GeneratedImage, ImageFormat
+
+_PILLOW_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+
+
+def _convert(data: bytes, fmt: ImageFormat) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        converted = image.convert("RGB") if fmt == "jpeg" and image.mode not in ("RGB", "L") else image
+        out = io.BytesIO()
+        options = {"quality": 90} if fmt in ("jpeg", "webp") else {}
+        converted.save(out, format=_PILLOW_NAMES[fmt], **options)
+    return out.getvalue()
+
+
+async def to_format(image: GeneratedImage, fmt: ImageFormat) -> GeneratedImage:
+    """The same image in ``fmt``; untouched (no decode) when it already is. Pillow runs off the loop."""
+    if image.format == fmt:
+        return image
+    return GeneratedImage(data=await asyncio.to_thread(_convert, image.data, fmt))

@@ -1,0 +1,80 @@
+"""Where images live between generation and the client's download (60 minutes by default).
+
+Clients given a ``url`` fetch the image from the gateway, never from a vendor's short-lived
+link. Two implementations: in the state store (memory or Redis, so any replica can serve the
+download) or in a directory (a shared volume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Protocol
+
+from backends.base import ImageFormat, sniff_format
+from proxy.state.base import StateStore
+
+MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(png|jpeg|webp)$")
+
+
+def new_image_name(fmt: ImageFormat) -> str:
+    return f"{secrets.token_urlsafe(18)}.{fmt}"
+
+
+def valid_name(name: str) -> bool:
+    return _NAME.match(name) is not None
+
+
+class ImageStore(Protocol):
+    async def put(self, data: bytes, fmt: ImageFormat) -> str:
+        """Keep ``data`` for the TTL and return its name (``<id>.<ext>``)."""
+        ...
+
+    async def get(self, name: str) -> bytes | None: ...
+
+
+class StateImageStore:
+    def __init__(self, store: StateStore, ttl_s: float) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+
+    async def put(self, data: bytes, fmt: ImageFormat) -> str:
+        name = new_image_name(fmt)
+        await self.store.set(f"image:{name}", data, ttl=self.ttl_s)
+        return name
+
+    async def get(self, name: str) -> bytes | None:
+        return await self.store.get(f"image:{name}") if valid_name(name) else None
+
+
+class DirectoryImageStore:
+    """Images as files; an image older than the TTL is gone (deleted when next asked for)."""
+
+    def __init__(self, directory: Path, ttl_s: float) -> None:
+        self.directory = directory
+        self.ttl_s = ttl_s
+        directory.mkdir(parents=True, exist_ok=True)
+
+    async def put(self, data: bytes, fmt: ImageFormat) -> str:
+        name = new_image_name(fmt)
+        await asyncio.to_thread((self.directory / name).write_bytes, data)
+        return name
+
+    async def get(self, name: str) -> bytes | None:
+        if not valid_name(name):
+            return None
+        return await asyncio.to_thread(self._read_fresh, self.directory / name)
+
+    def _read_fresh(self, path: Path) -> bytes | None:
+        try:
+            if path.stat().st_mtime + self.ttl_s < time.time():
+                path.unlink(missing_ok=True)
+                return None
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return data if sniff_format(data[:16]) else None

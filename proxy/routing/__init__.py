@@ -1,0 +1,1 @@
+"""Ordering routes, retrying one, failing over to the next, all within one deadline."""

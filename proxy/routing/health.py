@@ -1,0 +1,42 @@
+"""Circuit breakers and quarantine per route, kept in the state store so replicas share them.
+
+A route opens after ``failure_threshold`` consecutive failures and stays out for ``open_s``;
+when that runs out it is tried again (half-open) and one more failure re-opens it at once, one
+success closes it. A vendor refusing our key or credit takes the route out for
+``quarantine_s``.
+"""
+
+from __future__ import annotations
+
+from proxy.metrics import CIRCUIT_OPEN
+from proxy.routing.route import Route
+from proxy.settings import BreakerConfig
+from proxy.state.base import StateStore
+
+
+class RouteHealth:
+    def __init__(self, store: StateStore, config: BreakerConfig) -> None:
+        self.store = store
+        self.config = config
+
+    async def unavailable_reason(self, route: Route) -> str | None:
+        """Why the route is out of rotation now, or None when it may be tried."""
+        if await self.store.get(f"health:{route.key}:quarantine") is not None:
+            return "quarantined after an auth/credit refusal"
+        if await self.store.get(f"health:{route.key}:open") is not None:
+            return "circuit open"
+        return None
+
+    async def record_success(self, route: Route) -> None:
+        await self.store.delete(f"health:{route.key}:fails")
+        CIRCUIT_OPEN.labels(route.vendor, route.region).set(0)
+
+    async def record_failure(self, route: Route) -> None:
+        fails = await self.store.incr(f"health:{route.key}:fails", 1, ttl=self.config.open_s * 10)
+        if fails >= self.config.failure_threshold:
+            await self.store.set(f"health:{route.key}:open", b"1", ttl=self.config.open_s)
+            CIRCUIT_OPEN.labels(route.vendor, route.region).set(1)
+
+    async def quarantine(self, route: Route) -> None:
+        await self.store.set(f"health:{route.key}:quarantine", b"1", ttl=self.config.quarantine_s)
+        CIRCUIT_OPEN.labels(route.vendor, route.region).set(1)

@@ -1,0 +1,30 @@
+"""In which order the routes are tried: priority first, weights within a priority, or price."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+from proxy.routing.route import Route
+
+
+def order_by_priority(routes: Sequence[Route], rng: random.Random | None = None) -> list[Route]:
+    """Lower priority first; within a priority, a weighted random order (Efraimidis-Spirakis).
+
+    Each route draws ``u ** (1 / weight)``; sorting by that draw picks routes in proportion to
+    their weights without replacement, so the rest stay in line as failover targets.
+    """
+    draw = (rng or random).random
+    keyed = [(route.priority, -(draw() ** (1.0 / route.weight)), index, route)
+             for index, route in enumerate(routes)]
+    keyed.sort(key=lambda item: item[:3])
+    return [item[3] for item in keyed]
+
+
+def order_by_price(
+    routes: Sequence[Route], price_of: Callable[[Route], Decimal], rng: random.Random | None = None
+) -> list[Route]:
+    """Cheapest expected price first; ties keep the priority order."""
+    by_priority = order_by_priority(routes, rng)
+    return sorted(by_priority, key=price_of)

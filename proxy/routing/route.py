@@ -1,0 +1,27 @@
+"""A route: one backend (vendor x region) with the policy knobs of its vendor account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backends.base import Backend
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Route:
+    backend: Backend
+    priority: int = 100
+    weight: float = 1.0
+    max_attempts: int = 3
+
+    @property
+    def vendor(self) -> str:
+        return self.backend.vendor
+
+    @property
+    def region(self) -> str:
+        return self.backend.region
+
+    @property
+    def key(self) -> str:
+        return f"{self.backend.vendor}:{self.backend.region}"

@@ -1,0 +1,185 @@
+"""The router: order the routes, skip those that cannot serve, retry, fail over, by one deadline.
+
+Retries on one route happen only for retryable failures (connect error, timeout, 408, 429, 5xx,
+a body we cannot read), with jittered exponential backoff that gives way to the vendor's
+``Retry-After``. Any failure with ``failover`` set moves on to the next route; one without it
+(the vendor rejected the request as invalid) goes back to the client at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tenacity import AsyncRetrying, retry_if_exception
+
+from backends.base import BackendResult
+from proxy.deadline import Deadline
+from proxy.errors import (
+    BackendError,
+    ContentFiltered,
+    ContentPolicyViolation,
+    NoBackendAvailable,
+    PriceCeilingExceeded,
+    RouteAttempt,
+    VendorAuthError,
+    VendorProtocolError,
+    VendorRateLimited,
+    VendorTimeout,
+)
+from proxy.images.blank import reject_blank_images
+from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, FAILOVERS
+from proxy.request import ImageRequest
+from proxy.routing.backoff import RetryAfterOrBackoff, StopWhenOutOfTime
+from proxy.routing.health import RouteHealth
+from proxy.routing.policy import order_by_price, order_by_priority
+from proxy.routing.route import Route
+from proxy.settings import RetryConfig
+
+PriceOf = Callable[[Route, ImageRequest], Decimal]
+LossRecorder = Callable[[Route, BackendError], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class RoutedResult:
+    result: BackendResult
+    route: Route
+    attempts: list[RouteAttempt] = field(default_factory=list)
+    backend_seconds: float = 0.0
+    """Time spent waiting on backends (the rest of the request is the gateway's own)."""
+
+
+def _is_retryable(error: BaseException) -> bool:
+    return isinstance(error, BackendError) and error.retryable
+
+
+class Router:
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        health: RouteHealth,
+        retry: RetryConfig,
+        *,
+        policy: str = "priority",
+        price_of: PriceOf | None = None,
+        content_filter_action: str = "failover",
+        on_loss: LossRecorder | None = None,
+    ) -> None:
+        self.routes = list(routes)
+        self.health = health
+        self.retry = retry
+        self.policy = policy
+        self.price_of = price_of
+        self.content_filter_action = content_filter_action
+        self.on_loss = on_loss
+
+    async def candidates(self, request: ImageRequest) -> tuple[list[Route], list[str]]:
+        """The routes that may serve ``request``, in the order to try them, and why others can't."""
+        able: list[Route] = []
+        skipped: list[str] = []
+        priced_out: list[Decimal] = []
+        for route in self.routes:
+            reason = route.backend.capabilities.refusal(request) or await self.health.unavailable_reason(route)
+            if reason is None and request.max_price_usd is not None and self.price_of is not None:
+                price = self.price_of(route, request)
+                if price > request.max_price_usd:
+                    priced_out.append(price)
+                    reason = f"price {price} USD above the ceiling {request.max_price_usd}"
+            if reason is None:
+                able.append(route)
+            else:
+                skipped.append(f"{route.key}: {reason}")
+        if not able and priced_out:
+            raise PriceCeilingExceeded(
+                f"every route costs more than max_price_usd={request.max_price_usd}; "
+                f"the cheapest available price is {min(priced_out)} USD",
+                param="max_price_usd",
+            )
+        if self.policy == "cheapest" and self.price_of is not None:
+            price_of = self.price_of
+            return order_by_price(able, lambda route: price_of(route, request)), skipped
+        return order_by_priority(able), skipped
+
+    async def generate(self, request: ImageRequest, deadline: Deadline) -> RoutedResult:
+        ordered, skipped = await self.candidates(request)
+        if not ordered:
+            raise NoBackendAvailable("No route can serve this request", skipped=skipped)
+        routed = RoutedResult(result=BackendResult(images=[]), route=ordered[0])
+        for route in ordered:
+            if deadline.expired():
+                break
+            try:
+                routed.result = await self._serve_on(route, request, deadline, routed)
+                routed.route = route
+                await self.health.record_success(route)
+                return routed
+            except ContentFiltered as error:
+                if self.content_filter_action == "reject":
+                    raise ContentPolicyViolation(
+                        "The image was refused by the vendor's safety filter", param="prompt"
+                    ) from error
+                FAILOVERS.labels(route.vendor, error.outcome).inc()
+            except BackendError as error:
+                if not error.failover:
+                    raise
+                FAILOVERS.labels(route.vendor, error.outcome).inc()
+        reason = "The request's deadline passed" if deadline.expired() else "Every route failed"
+        raise NoBackendAvailable(reason, routed.attempts, skipped)
+
+    async def _serve_on(
+        self, route: Route, request: ImageRequest, deadline: Deadline, routed: RoutedResult
+    ) -> BackendResult:
+        retrying = AsyncRetrying(
+            stop=StopWhenOutOfTime(route.max_attempts, deadline, self.retry.max_retry_after_s),
+            wait=RetryAfterOrBackoff(self.retry),
+            retry=retry_if_exception(_is_retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(route, request, deadline, routed)
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def _attempt(
+        self, route: Route, request: ImageRequest, deadline: Deadline, routed: RoutedResult
+    ) -> BackendResult:
+        started = time.monotonic()
+        try:
+            try:
+                async with asyncio.timeout(deadline.remaining()):
+                    result = await route.backend.generate(request, deadline)
+            except TimeoutError as exc:
+                raise VendorTimeout(f"{route.vendor} ran past the request's deadline") from exc
+            if len(result.images) < request.n:
+                raise VendorProtocolError(
+                    f"{route.vendor} answered {len(result.images)} image(s) for n={request.n}")
+            await reject_blank_images(result, request, route.vendor)
+        except BackendError as error:
+            await self._record_failure(route, error, started, routed)
+            raise
+        seconds = time.monotonic() - started
+        routed.backend_seconds += seconds
+        routed.attempts.append(RouteAttempt(route.vendor, route.region, "ok", 200, seconds=seconds))
+        BACKEND_ATTEMPTS.labels(route.vendor, route.region, "ok").inc()
+        BACKEND_ATTEMPT_SECONDS.labels(route.vendor, route.region).observe(seconds)
+        return result
+
+    async def _record_failure(
+        self, route: Route, error: BackendError, started: float, routed: RoutedResult
+    ) -> None:
+        seconds = time.monotonic() - started
+        routed.backend_seconds += seconds
+        routed.attempts.append(
+            RouteAttempt(route.vendor, route.region, error.outcome, error.status, error.message[:160], seconds)
+        )
+        BACKEND_ATTEMPTS.labels(route.vendor, route.region, error.outcome).inc()
+        BACKEND_ATTEMPT_SECONDS.labels(route.vendor, route.region).observe(seconds)
+        if isinstance(error, VendorAuthError):
+            await self.health.quarantine(route)
+        elif error.retryable and not isinstance(error, VendorRateLimited):
+            await self.health.record_failure(route)
+        if self.on_loss is not None and getattr(error, "billed", False):
+            await self.on_loss(route, error)

@@ -1,0 +1,152 @@
+"""The gateway's one settings tree: environment (prefix ``BOLTGATE_``) over an optional TOML file.
+
+The TOML file (``BOLTGATE_CONFIG=path``) describes the routes: vendors, their regions (base
+URLs), the *name* of the environment variable holding each vendor's key, priority, weight and
+timeouts. Secrets never sit in the file: a route is enabled when its key variable is set (the
+GPU worker and the in-process pipeline need no key). Every setting has a default that serves a
+single machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+VendorName = Literal["callmissed", "runflow", "eachlabs", "imageapi", "aigateway", "worker", "local"]
+
+PUBLIC_BASE_URLS: dict[str, str] = {
+    "callmissed": "https://api.callmissed.com",
+    "runflow": "https://api.runflow.io",
+    "eachlabs": "https://api.eachlabs.ai",
+    "imageapi": "https://imageapi.org",
+    "aigateway": "https://api.aigateway.sh",
+}
+"""Where each vendor lives when a route names no region."""
+
+KEYLESS_VENDORS = frozenset({"worker", "local"})
+
+
+class RegionConfig(BaseModel):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    base_url: str = Field(pattern=r"^https?://")
+
+
+class RouteConfig(BaseModel):
+    """One vendor account: its regions share a key, a priority and a weight."""
+
+    vendor: VendorName
+    key_env: str | None = None
+    """Environment variable holding the key; defaults to ``<VENDOR>_API_KEY``."""
+    regions: list[RegionConfig] = Field(default_factory=list)
+    priority: int = Field(default=100, ge=0)
+    """Lower is tried first."""
+    weight: float = Field(default=1.0, gt=0)
+    """Share of traffic among routes of the same priority."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Longest one attempt may take (the request's deadline may cut it shorter)."""
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts on one region before failing over to the next route."""
+    options: dict[str, str] = Field(default_factory=dict)
+    """Vendor-specific knobs (Runflow's model path, Eachlabs' image field...)."""
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _default_region(self) -> RouteConfig:
+        if not self.regions and self.vendor in PUBLIC_BASE_URLS:
+            self.regions = [RegionConfig(name="default", base_url=PUBLIC_BASE_URLS[self.vendor])]
+        if self.vendor == "local" and not self.regions:
+            self.regions = [RegionConfig(name="in-process", base_url="http://in-process")]
+        if not self.regions:
+            raise ValueError(f"route '{self.vendor}' needs at least one region with a base_url")
+        return self
+
+    @property
+    def key_variable(self) -> str:
+        return self.key_env or f"{self.vendor.upper()}_API_KEY"
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.key_variable) or None
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.enabled and (self.vendor in KEYLESS_VENDORS or self.api_key() is not None)
+
+
+class RetryConfig(BaseModel):
+    backoff_initial_s: float = Field(default=0.25, ge=0)
+    backoff_max_s: float = Field(default=4.0, ge=0)
+    jitter_s: float = Field(default=0.25, ge=0)
+    max_retry_after_s: float = Field(default=30.0, ge=0)
+    """A Retry-After longer than this fails over at once instead of waiting."""
+
+
+class BreakerConfig(BaseModel):
+    failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive failures that open a route's circuit."""
+    open_s: float = Field(default=30.0, gt=0)
+    """How long an open circuit keeps the route out before one trial request."""
+    quarantine_s: float = Field(default=300.0, gt=0)
+    """How long a route is out after a vendor refuses our key or credit (401/402/403)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOLTGATE_", env_nested_delimiter="__", extra="ignore")
+
+    config: Path | None = None
+    """TOML file describing the routes (and any other setting)."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "info"
+
+    routes: list[RouteConfig] = Field(default_factory=list)
+    routing_policy: Literal["priority", "cheapest"] = "priority"
+    deadline_s: float = Field(default=60.0, gt=0)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    content_filter_action: Literal["failover", "reject"] = "failover"
+    simulators: Literal["auto", "on", "off"] = "auto"
+    """``auto``: serve from the built-in vendor simulators when no route is enabled."""
+
+    state_backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    image_store: Literal["state", "directory"] = "state"
+    """``state``: images live in the state backend (memory or Redis); ``directory``: on disk."""
+    image_dir: Path = Path("var/images")
+    image_ttl_s: float = Field(default=3600.0, gt=0)
+    public_base_url: str | None = None
+    """Base of the image URLs handed to clients; defaults to the URL the client called."""
+    max_body_bytes: int = Field(default=26 * 1024 * 1024, gt=0)
+
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    """Client keys accepted by the embedded default; empty means no key is required."""
+    admin_token: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_kwargs: dict[str, Any] = getattr(init_settings, "init_kwargs", {})
+        path = init_kwargs.get("config") or os.environ.get("BOLTGATE_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"config file {path} does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    def enabled_routes(self) -> list[RouteConfig]:
+        return [route for route in self.routes if route.is_enabled]

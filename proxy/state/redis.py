@@ -1,0 +1,114 @@
+"""Redis state: what replicas share, so that budgets, breakers and idempotency keys agree.
+
+Each method is one Redis command or one Lua script, hence atomic across every replica that talks
+to the same server. TTLs are seconds as floats, sent as milliseconds (``PX``/``PEXPIRE``) so that
+sub-second TTLs keep their meaning. A key holding the wrong type raises ``TypeError``, as in the
+memory store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+# INCRBY, then PEXPIRE only if this call created the key: an existing key keeps its TTL.
+_INCR_WITH_TTL = """
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if created then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return value
+"""
+
+# The budget check and the reservation in one step; a nil reply means refused.
+_INCR_WITHIN = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
+  return false
+end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
+
+def _milliseconds(ttl: float) -> int:
+    """Redis refuses a zero or negative expiry; the shortest it takes is 1 ms."""
+    return max(1, round(ttl * 1000))
+
+
+@contextmanager
+def _wrong_type_as_type_error() -> Iterator[None]:
+    try:
+        yield
+    except ResponseError as exc:
+        if str(exc).startswith("WRONGTYPE"):
+            raise TypeError(str(exc)) from exc
+        raise
+
+
+class RedisStateStore:
+    """The ``StateStore`` protocol over ``redis.asyncio``; every key is namespaced by a prefix."""
+
+    def __init__(self, client: Redis[bytes], key_prefix: str = "boltgate:") -> None:
+        self._client = client
+        self._prefix = key_prefix
+        self._incr_with_ttl: Any = client.register_script(_INCR_WITH_TTL)
+        self._incr_within: Any = client.register_script(_INCR_WITHIN)
+
+    @classmethod
+    def from_url(cls, url: str, key_prefix: str = "boltgate:") -> RedisStateStore:
+        """Connect lazily: the first command opens the connection, so a bad URL fails there."""
+        return cls(Redis.from_url(url), key_prefix=key_prefix)
+
+    def _key(self, key: str) -> str:
+        return self._prefix + key
+
+    async def get(self, key: str) -> bytes | None:
+        with _wrong_type_as_type_error():
+            value: bytes | None = await self._client.get(self._key(key))
+        return value
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        px = None if ttl is None else _milliseconds(ttl)
+        await self._client.set(self._key(key), value, px=px)
+
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        px = None if ttl is None else _milliseconds(ttl)
+        return bool(await self._client.set(self._key(key), value, px=px, nx=True))
+
+    async def delete(self, key: str) -> None:
+        await self._client.delete(self._key(key))
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        with _wrong_type_as_type_error():
+            if ttl is None:
+                return int(await self._client.incrby(self._key(key), amount))
+            value = await self._incr_with_ttl(keys=[self._key(key)], args=[amount, _milliseconds(ttl)])
+        return int(value)
+
+    async def incr_within(self, key: str, amount: int, limit: int) -> int | None:
+        with _wrong_type_as_type_error():
+            value = await self._incr_within(keys=[self._key(key)], args=[amount, limit])
+        return None if value is None else int(value)
+
+    async def hincr(self, key: str, field: str, amount: int) -> int:
+        with _wrong_type_as_type_error():
+            return int(await self._client.hincrby(self._key(key), field, amount))
+
+    async def hgetall(self, key: str) -> dict[str, int]:
+        with _wrong_type_as_type_error():
+            table: dict[bytes, bytes] = await self._client.hgetall(self._key(key))
+        return {field.decode(): int(value) for field, value in table.items()}
+
+    async def ttl(self, key: str) -> float | None:
+        milliseconds = int(await self._client.pttl(self._key(key)))
+        if milliseconds < 0:  # -2: no such key, -1: no TTL
+            return None
+        return milliseconds / 1000
+
+    async def aclose(self) -> None:
+        await self._client.aclose()  # type: ignore[attr-defined]  # types-redis 4.6 predates aclose()

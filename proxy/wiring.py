@@ -1,0 +1,103 @@
+"""Build the running gateway from settings: state, routes (vendor x region), router, images.
+
+With no enabled route and no local model, the built-in vendor simulators are started on loopback
+and routed to instead, so that every feature can be tried on a fresh machine with no keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from backends.base import Backend
+from backends.vendors.registry import VENDOR_SPECS
+from backends.vendors.transport import VendorBackend, new_client
+from proxy.gateway import Gateway
+from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
+from proxy.routing.health import RouteHealth
+from proxy.routing.route import Route
+from proxy.routing.router import Router
+from proxy.settings import RegionConfig, RouteConfig, Settings
+from proxy.state.base import StateStore
+from proxy.state.memory import MemoryStateStore
+
+log = logging.getLogger("boltgate")
+
+Closer = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Running:
+    """The built gateway plus what must be closed when it stops."""
+
+    gateway: Gateway
+    closers: list[Closer] = field(default_factory=list)
+    notice: str = ""
+
+    async def aclose(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+
+
+def build_state(settings: Settings) -> StateStore:
+    if settings.state_backend == "redis":
+        from proxy.state.redis import RedisStateStore
+
+        return RedisStateStore.from_url(settings.redis_url)
+    return MemoryStateStore()
+
+
+def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None) -> Backend:
+    if route.vendor == "local":
+        from backends.local.inprocess import LocalPipelineBackend
+
+        return LocalPipelineBackend.from_options(route.options, region=region.name)
+    spec = VENDOR_SPECS.get(route.vendor)
+    if spec is None:
+        raise ValueError(f"no adapter for vendor {route.vendor!r}")
+    return VendorBackend(
+        spec, region=region.name, base_url=region.base_url, api_key=api_key,
+        timeout_s=route.timeout_s, options=route.options, client=new_client(),
+    )
+
+
+def build_routes(configs: list[RouteConfig], keys: dict[str, str] | None = None) -> list[Route]:
+    """One ``Route`` per vendor region; ``keys`` overrides the keys read from the environment."""
+    routes = []
+    for config in configs:
+        api_key = (keys or {}).get(config.vendor) or config.api_key()
+        for region in config.regions:
+            backend = build_backend(config, region, api_key)
+            routes.append(Route(backend, config.priority, config.weight, config.max_attempts))
+    return routes
+
+
+async def build_gateway(settings: Settings) -> Running:
+    state = build_state(settings)
+    routes = build_routes(settings.enabled_routes())
+    running_closers: list[Closer] = [state.aclose]
+    notice = ""
+    if settings.simulators == "on" or (settings.simulators == "auto" and not routes):
+        from proxy.demo import simulator_routes
+
+        routes, described, stop = simulator_routes()
+        notice = ("No vendor key and no local model configured: serving from the built-in vendor "
+                  f"simulators ({described}). Set a vendor's key variable to route to it for real.")
+        running_closers.append(stop)
+    for route in routes:
+        running_closers.append(route.backend.aclose)
+    images: ImageStore = (
+        DirectoryImageStore(settings.image_dir, settings.image_ttl_s)
+        if settings.image_store == "directory"
+        else StateImageStore(state, settings.image_ttl_s)
+    )
+    router = Router(
+        routes, RouteHealth(state, settings.breaker), settings.retry,
+        policy=settings.routing_policy, content_filter_action=settings.content_filter_action,
+    )
+    gateway = Gateway(router, images, state, deadline_s=settings.deadline_s,
+                      public_base_url=settings.public_base_url)
+    if notice:
+        log.warning(notice)
+    return Running(gateway, running_closers, notice)

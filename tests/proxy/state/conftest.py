@@ -1,0 +1,51 @@
+"""Fixtures for the state stores: one real redis-server for the session, flushed between tests."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from proxy.state.base import StateStore
+from proxy.state.memory import MemoryStateStore
+from proxy.state.redis import RedisStateStore
+
+_REPO_ROOT = str(Path(__file__).resolve().parents[3])
+if _REPO_ROOT not in sys.path:  # `tests.redis_server` lives beside the tests, not in the package
+    sys.path.insert(0, _REPO_ROOT)
+
+from tests.redis_server import RedisServer, RedisServerMissing  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    server = RedisServer()
+    try:
+        url = server.start()
+    except RedisServerMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """The session's server, emptied so that no test sees another's keys."""
+    with redis.Redis.from_url(redis_server_url) as client:
+        client.flushdb()
+    return redis_server_url
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+    """Each implementation of the StateStore protocol in turn."""
+    state: StateStore
+    if request.param == "memory":
+        state = MemoryStateStore()
+    else:
+        state = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
+    yield state
+    await state.aclose()
