@@ -11,7 +11,6 @@ import dataclasses
 import tomllib
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -66,8 +65,8 @@ def apply_override(vendor: str, current: VendorPrice | None, override: VendorPri
         raise CatalogError(str(exc)) from exc
 
 
-def packaged_catalog_text() -> str:
-    return resources.files("pricing").joinpath("catalog.toml").read_text(encoding="utf-8")
+PACKAGED_CATALOG = Path(__file__).with_name("catalog.toml")
+"""Next to this module (shipped as package data), found by path so any install layout works."""
 
 
 class PriceCatalog:
@@ -81,7 +80,7 @@ class PriceCatalog:
     def load(cls, config: PricingConfig | None = None) -> PriceCatalog:
         """The packaged catalog overlaid by ``config.catalog_path`` and ``config.vendor_prices``."""
         config = config or PricingConfig()
-        layers = [read_catalog_text(packaged_catalog_text(), "pricing/catalog.toml")]
+        layers = [read_catalog_text(_read(PACKAGED_CATALOG), "pricing/catalog.toml")]
         if config.catalog_path is not None:
             layers.append(read_catalog_text(_read(config.catalog_path), str(config.catalog_path)))
         layers.append(config.vendor_prices)
@@ -107,15 +106,15 @@ class PriceCatalog:
     def __iter__(self) -> Iterator[VendorPrice]:
         return iter(self._prices.values())
 
-    def quote(self, vendor: str, request: ImageRequest, *, run_seconds: Decimal | None = None,
-              images: int | None = None) -> Quote:
+    def quote(
+        self, vendor: str, request: ImageRequest, *, run_seconds: Decimal | None = None, images: int | None = None
+    ) -> Quote:
         """Price ``request`` on ``vendor``; see ``pricing.quote`` for the formula and rounding.
 
         ``run_seconds=None`` gives an estimate (routing, ceilings, reservations); the vendor's
         reported run time gives the final bill. Raises ``UnknownVendor`` (a ``KeyError``).
         """
-        return compute_quote(self.price(vendor), self.config, request, run_seconds=run_seconds,
-                             images=images)
+        return compute_quote(self.price(vendor), self.config, request, run_seconds=run_seconds, images=images)
 
 
 def _read(path: Path) -> str:

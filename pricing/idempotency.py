@@ -35,8 +35,7 @@ class IdempotencyStore:
     async def release_claim(self, api_key: str, idempotency_key: str) -> None:
         await self._store.delete(self._key(api_key, idempotency_key, "claim"))
 
-    async def remember_response(self, api_key: str, idempotency_key: str, payload: bytes,
-                                ttl: float) -> None:
+    async def remember_response(self, api_key: str, idempotency_key: str, payload: bytes, ttl: float) -> None:
         await self._store.set(self._key(api_key, idempotency_key, "response"), payload, ttl)
 
     async def recall_response(self, api_key: str, idempotency_key: str) -> bytes | None:

@@ -56,25 +56,41 @@ class KeyRecord:
 
     def to_json(self) -> bytes:
         budget = None if self.budget_credits is None else str(self.budget_credits)
-        return json.dumps({"name": self.name, "budget_credits": budget,
-                           "created": self.created.isoformat(), "revoked": self.revoked,
-                           "static": self.static}).encode()
+        return json.dumps(
+            {
+                "name": self.name,
+                "budget_credits": budget,
+                "created": self.created.isoformat(),
+                "revoked": self.revoked,
+                "static": self.static,
+            }
+        ).encode()
 
     @classmethod
     def from_json(cls, key_id: str, raw: bytes) -> KeyRecord:
         data = json.loads(raw)
         budget = data["budget_credits"]
-        return cls(key_id=key_id, name=data["name"],
-                   budget_credits=None if budget is None else Decimal(budget),
-                   created=datetime.fromisoformat(data["created"]), revoked=data["revoked"],
-                   static=data.get("static", False))
+        return cls(
+            key_id=key_id,
+            name=data["name"],
+            budget_credits=None if budget is None else Decimal(budget),
+            created=datetime.fromisoformat(data["created"]),
+            revoked=data["revoked"],
+            static=data.get("static", False),
+        )
 
 
 class ApiKeyRegistry:
     """Create, look up, list and revoke client keys."""
 
-    def __init__(self, store: StateStore, static_keys: Mapping[str, KeyPolicy] | Sequence[str] = (), *,
-                 clock: Callable[[], datetime] = utc_now, prefix: str = "apikey") -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        static_keys: Mapping[str, KeyPolicy] | Sequence[str] = (),
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        prefix: str = "apikey",
+    ) -> None:
         self._store = store
         self._clock = clock
         self._prefix = prefix

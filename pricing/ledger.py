@@ -2,10 +2,11 @@
 
 State (integer micro-USD, so every change is one atomic integer add in the store)::
 
-    ledger:<key>:committed          reserved + spent, the number checked against the budget
-    ledger:<key>:day_usd / day_images          charges per UTC date
-    ledger:<key>:vendor_usd / vendor_images    charges per vendor
+    ledger:key:<key>:committed          reserved + spent, the number checked against the budget
+    ledger:key:<key>:day_usd / day_images          charges per UTC date
+    ledger:key:<key>:vendor_usd / vendor_images    charges per vendor
     ledger:losses:vendor_usd / vendor_attempts / day_usd   billed failures, never charged on
+    ledger:reservation:<id>             a closed reservation (settling twice is a no-op)
 
 ``<key>`` is the client key's id (``KeyRecord.key_id``), never the raw key. The budget check
 and the reservation are one ``incr_within``, so any number of concurrent requests on one key
@@ -52,8 +53,14 @@ class Reservation:
 class Ledger:
     """Budgets, charges and losses per client key; also the key's Idempotency-Key records."""
 
-    def __init__(self, store: StateStore, credit_usd: Decimal = Decimal("0.01"), *,
-                 clock: Callable[[], datetime] = utc_now, prefix: str = "ledger") -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        credit_usd: Decimal = Decimal("0.01"),
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        prefix: str = "ledger",
+    ) -> None:
         self._store = store
         self._credit_usd = credit_usd
         self._clock = clock
@@ -61,7 +68,7 @@ class Ledger:
         self.idempotency = IdempotencyStore(store)
 
     def _key(self, api_key: str, *parts: str) -> str:
-        return ":".join((self._ledger, api_key, *parts))
+        return ":".join((self._ledger, "key", api_key, *parts))
 
     async def claim_idempotency(self, api_key: str, idempotency_key: str, ttl: float) -> bool:
         """True when this request may run; False while another with the same key runs (409)."""
@@ -71,8 +78,7 @@ class Ledger:
         """Drop the claim after a failure so the client can retry with the same key."""
         await self.idempotency.release_claim(api_key, idempotency_key)
 
-    async def remember_response(self, api_key: str, idempotency_key: str, payload: bytes,
-                                ttl: float) -> None:
+    async def remember_response(self, api_key: str, idempotency_key: str, payload: bytes, ttl: float) -> None:
         await self.idempotency.remember_response(api_key, idempotency_key, payload, ttl)
 
     async def recall_response(self, api_key: str, idempotency_key: str) -> bytes | None:
@@ -143,8 +149,10 @@ class Ledger:
         by_day = await self._store.hgetall(f"{self._ledger}:losses:day_usd")
         return {
             "total_usd": format_usd(from_micro_usd(sum(by_vendor.values()))),
-            "by_vendor": {v: {"usd": format_usd(from_micro_usd(m)), "attempts": attempts.get(v, 0)}
-                          for v, m in sorted(by_vendor.items())},
+            "by_vendor": {
+                v: {"usd": format_usd(from_micro_usd(m)), "attempts": attempts.get(v, 0)}
+                for v, m in sorted(by_vendor.items())
+            },
             "by_day": {d: format_usd(from_micro_usd(m)) for d, m in sorted(by_day.items())},
         }
 
@@ -180,7 +188,10 @@ class Ledger:
 
     def _rows(self, usd: dict[str, int], images: dict[str, int]) -> dict[str, dict[str, object]]:
         return {
-            name: {"usd": format_usd(from_micro_usd(micros)), "credits": self._credits(micros),
-                   "images": images.get(name, 0)}
+            name: {
+                "usd": format_usd(from_micro_usd(micros)),
+                "credits": self._credits(micros),
+                "images": images.get(name, 0),
+            }
             for name, micros in sorted(usd.items())
         }

@@ -14,8 +14,9 @@ def order_by_price(candidates: Sequence[T], price_of: Callable[[T], Decimal]) ->
     return sorted(candidates, key=price_of)
 
 
-def split_by_ceiling(candidates: Sequence[T], price_of: Callable[[T], Decimal],
-                     ceiling: Decimal | None) -> tuple[list[T], list[T]]:
+def split_by_ceiling(
+    candidates: Sequence[T], price_of: Callable[[T], Decimal], ceiling: Decimal | None
+) -> tuple[list[T], list[T]]:
     """``(within, above)``: candidates priced at most ``ceiling``, and the rest, order kept.
 
     ``ceiling=None`` (the client set no ``max_price_usd``) lets every candidate through. A
@@ -30,7 +31,6 @@ def split_by_ceiling(candidates: Sequence[T], price_of: Callable[[T], Decimal],
     return within, above
 
 
-def within_ceiling(candidates: Sequence[T], price_of: Callable[[T], Decimal],
-                   ceiling: Decimal | None) -> list[T]:
+def within_ceiling(candidates: Sequence[T], price_of: Callable[[T], Decimal], ceiling: Decimal | None) -> list[T]:
     """The candidates a client's ``max_price_usd`` allows (all of them when it is None)."""
     return split_by_ceiling(candidates, price_of, ceiling)[0]

@@ -17,7 +17,7 @@ still giving the upstream cost, which is how a billed failure becomes a gateway 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from pricing.config import PricingConfig
 from pricing.money import round_usd, to_credits, to_display
@@ -25,6 +25,9 @@ from pricing.vendor_price import VendorPrice
 from proxy.request import ImageRequest
 
 HUNDRED = Decimal(100)
+PRECISION = 60
+"""Significant digits for the intermediate products: far more than any price needs, so nothing
+is rounded before the one rounding at the end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +56,32 @@ class Quote:
     display: DisplayAmount | None = None
 
 
-def compute_quote(price: VendorPrice, config: PricingConfig, request: ImageRequest, *,
-                  run_seconds: Decimal | None = None, images: int | None = None) -> Quote:
+def compute_quote(
+    price: VendorPrice,
+    config: PricingConfig,
+    request: ImageRequest,
+    *,
+    run_seconds: Decimal | None = None,
+    images: int | None = None,
+) -> Quote:
     """Price ``request`` on ``price.vendor`` (see the module docstring for the formula).
 
     ``images`` defaults to ``request.n``. ``run_seconds`` is the vendor's reported run time for
     the whole call; None means "not known yet", so time-based vendors are estimated. Per-image
     vendors ignore it.
     """
+    with localcontext(prec=PRECISION):
+        return _priced(price, config, request, run_seconds=run_seconds, images=images)
+
+
+def _priced(
+    price: VendorPrice,
+    config: PricingConfig,
+    request: ImageRequest,
+    *,
+    run_seconds: Decimal | None,
+    images: int | None,
+) -> Quote:
     count = request.n if images is None else images
     if count < 0:
         raise ValueError("images must be >= 0")

@@ -54,6 +54,16 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prices(args: argparse.Namespace) -> int:
+    from pricing.catalog import PriceCatalog
+    from pricing.report import render_price_table
+    from proxy.settings import Settings
+
+    settings = Settings(config=Path(args.config)) if args.config else Settings()
+    print(render_price_table(PriceCatalog.load(settings.pricing), settings.pricing))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boltgate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="validate a routes file and print the routes")
     check.add_argument("file")
     check.set_defaults(run=_config_check)
+
+    prices = commands.add_parser("prices", help="print the price catalog and the client price per image")
+    prices.add_argument("--config", help="routes/pricing TOML (or BOLTGATE_CONFIG)")
+    prices.set_defaults(run=_prices)
     return parser
 
 

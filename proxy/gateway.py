@@ -1,4 +1,5 @@
-"""One image request, start to finish: route it, honour the format, store or inline the images.
+"""One image request, start to finish: bill it, route it, honour the format, store or inline
+the images, and say how it was served.
 
 Front doors (generations, edits) build an ``ImageRequest`` and hand it here; they never talk to
 backends themselves.
@@ -11,14 +12,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from backends.base import GeneratedImage
+from pricing.keys import KeyRecord
+from proxy.billing import Billing
 from proxy.deadline import Deadline
+from proxy.errors import IdempotencyConflict, NoBackendAvailable
 from proxy.images.convert import to_format
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES
 from proxy.request import ImageRequest
 from proxy.routing.router import RoutedResult, Router
 from proxy.state.base import StateStore
+
+REPLAY_TTL_S = 24 * 3600.0
+"""How long an ``Idempotency-Key``'s answer is kept for replays."""
 
 
 @dataclass(slots=True)
@@ -30,22 +39,56 @@ class ImagesResponse:
 
 
 class Gateway:
-    def __init__(self, router: Router, images: ImageStore, state: StateStore, *, deadline_s: float,
-                 public_base_url: str | None = None) -> None:
+    def __init__(self, router: Router, images: ImageStore, state: StateStore, billing: Billing, *,
+                 deadline_s: float, public_base_url: str | None = None) -> None:
         self.router = router
-        self.state = state
         self.images = images
+        self.state = state
+        self.billing = billing
         self.deadline_s = deadline_s
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
 
-    async def generate(self, request: ImageRequest, *, base_url: str) -> ImagesResponse:
+    async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
+                       idempotency_key: str | None = None) -> ImagesResponse:
+        if idempotency_key is None:
+            return await self._generate(request, base_url, key)
+        ledger = self.billing.ledger
+        replay = await ledger.recall_response(key.key_id, idempotency_key)
+        if replay is not None:
+            return _replayed(replay)
+        if not await ledger.claim_idempotency(key.key_id, idempotency_key, ttl=self.deadline_s + 60):
+            raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
+                                      param="Idempotency-Key")
+        try:
+            served = await self._generate(request, base_url, key)
+        except BaseException:
+            await ledger.release_idempotency(key.key_id, idempotency_key)
+            raise
+        await ledger.remember_response(key.key_id, idempotency_key,
+                                       orjson.dumps({"body": served.body, "headers": served.headers}),
+                                       ttl=REPLAY_TTL_S)
+        return served
+
+    async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord) -> ImagesResponse:
         started = time.monotonic()
-        routed = await self.router.generate(request, Deadline(self.deadline_s))
-        images = await asyncio.gather(
-            *(to_format(image, request.output_format) for image in routed.result.images[: request.n])
-        )
-        data = await self._render(images, request, self.public_base_url or base_url.rstrip("/"))
-        IMAGES.labels(routed.route.vendor).inc(len(images))
+        deadline = Deadline(self.deadline_s)
+        plan = await self.router.candidates(request)
+        if not plan[0]:
+            raise NoBackendAvailable("No route can serve this request", skipped=plan[1])
+        reservation = await self.billing.reserve(key, request, plan[0])
+        try:
+            routed = await self.router.generate(request, deadline, plan)
+            images = await asyncio.gather(
+                *(to_format(image, request.output_format) for image in routed.result.images[: request.n])
+            )
+            data = await self._render(images, request, self.public_base_url or base_url.rstrip("/"))
+        except BaseException:
+            await self.billing.ledger.release(reservation)
+            raise
+        vendor = routed.route.vendor
+        quote = self.billing.quote(vendor, request, run_seconds=routed.result.run_seconds, images=len(images))
+        charge = await self.billing.settle(reservation, vendor, quote)
+        IMAGES.labels(vendor).inc(len(images))
         GATEWAY_OVERHEAD_SECONDS.observe(max(0.0, time.monotonic() - started - routed.backend_seconds))
         return ImagesResponse(
             body={
@@ -54,8 +97,9 @@ class Gateway:
                 "output_format": request.output_format,
                 "size": request.size,
                 "seed": request.seed,
+                "usage": charge.usage(),
             },
-            headers=served_headers(routed, request),
+            headers={**served_headers(routed, request), **charge.headers()},
         )
 
     async def _render(
@@ -75,3 +119,11 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
         "x-boltgate-attempts": str(len(routed.attempts)),
         "x-boltgate-seed": str(request.seed),
     }
+
+
+def _replayed(raw: bytes) -> ImagesResponse:
+    """A remembered answer, served again at no cost."""
+    stored = orjson.loads(raw)
+    headers = {**stored["headers"], "x-boltgate-idempotent-replay": "true",
+               "x-boltgate-cost-usd": "0.000000", "x-boltgate-credits": "0"}
+    return ImagesResponse(body=stored["body"], headers=headers)

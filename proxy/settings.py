@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from pricing.config import KeyPolicy, PricingConfig
+
 VendorName = Literal["callmissed", "runflow", "eachlabs", "imageapi", "aigateway", "worker", "local"]
 
 PUBLIC_BASE_URLS: dict[str, str] = {
@@ -126,9 +128,20 @@ class Settings(BaseSettings):
     """Base of the image URLs handed to clients; defaults to the URL the client called."""
     max_body_bytes: int = Field(default=26 * 1024 * 1024, gt=0)
 
-    api_keys: list[SecretStr] = Field(default_factory=list)
-    """Client keys accepted by the embedded default; empty means no key is required."""
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
+    api_keys: dict[str, KeyPolicy] = Field(default_factory=dict)
+    """Client keys and their budgets, e.g. ``BOLTGATE_API_KEYS='{"bg-dev": {"budget_credits": 500}}'``
+    (from the environment: a key is a secret and does not belong in the file)."""
     admin_token: SecretStr | None = None
+    """Bearer token for ``/v1/admin/keys`` (create and revoke client keys)."""
+    require_api_key: bool | None = None
+    """None: required as soon as any key is configured or an admin token is set."""
+
+    @property
+    def keys_required(self) -> bool:
+        if self.require_api_key is not None:
+            return self.require_api_key
+        return bool(self.api_keys) or self.admin_token is not None
 
     @classmethod
     def settings_customise_sources(

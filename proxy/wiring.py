@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from backends.base import Backend
 from backends.vendors.registry import VENDOR_SPECS
 from backends.vendors.transport import VendorBackend, new_client
+from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
 from proxy.routing.health import RouteHealth
@@ -65,11 +66,12 @@ def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None)
 def build_routes(configs: list[RouteConfig], keys: dict[str, str] | None = None) -> list[Route]:
     """One ``Route`` per vendor region; ``keys`` overrides the keys read from the environment."""
     routes = []
-    for config in configs:
+    for account, config in enumerate(configs):
         api_key = (keys or {}).get(config.vendor) or config.api_key()
-        for region in config.regions:
+        for rank, region in enumerate(config.regions):
             backend = build_backend(config, region, api_key)
-            routes.append(Route(backend, config.priority, config.weight, config.max_attempts))
+            routes.append(Route(backend, config.priority, config.weight, config.max_attempts,
+                                account=f"{account}:{config.vendor}", region_rank=rank))
     return routes
 
 
@@ -92,11 +94,13 @@ async def build_gateway(settings: Settings) -> Running:
         if settings.image_store == "directory"
         else StateImageStore(state, settings.image_ttl_s)
     )
+    billing = Billing(state, settings.pricing, settings.api_keys, require_key=settings.keys_required)
     router = Router(
         routes, RouteHealth(state, settings.breaker), settings.retry,
-        policy=settings.routing_policy, content_filter_action=settings.content_filter_action,
+        policy=settings.routing_policy, price_of=billing.price_of,
+        content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
     )
-    gateway = Gateway(router, images, state, deadline_s=settings.deadline_s,
+    gateway = Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
                       public_base_url=settings.public_base_url)
     if notice:
         log.warning(notice)

@@ -8,12 +8,11 @@ options.
 from __future__ import annotations
 
 import base64
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from backends.base import Capabilities, sniff_format
 from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, require
+from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, reported_usd, require
 from proxy.errors import VendorProtocolError
 from proxy.request import ImageRequest
 
@@ -79,7 +78,7 @@ def read_state(answer: HttpAnswer) -> JobState:
     metrics = prediction.get("metrics")
     metrics = metrics if isinstance(metrics, dict) else {}
     seconds = _seconds(metrics.get("predict_time"))
-    cost = _cost(metrics.get("cost"))
+    cost = reported_usd(metrics.get("cost"), "eachlabs metrics.cost")
     error = prediction.get("error")
     if status in FAILED or error:
         return JobState(
@@ -116,15 +115,6 @@ def _output_urls(output: Any) -> list[str]:
 
 def _seconds(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _cost(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation as exc:
-        raise VendorProtocolError(f"eachlabs metrics.cost is not a number: {str(value)[:50]}") from exc
 
 
 def _number(value: float) -> str:

@@ -7,17 +7,13 @@ adapter starting several runs that could half-succeed and half-bill. The model p
 
 from __future__ import annotations
 
-import logging
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from backends.base import Capabilities
 from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, require
+from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, reported_usd, require
 from proxy.errors import VendorProtocolError
 from proxy.request import ImageRequest
-
-log = logging.getLogger(__name__)
 
 PENDING = frozenset({"queued", "dispatching", "running"})
 FAILED = frozenset({"failed", "canceled", "cancelled"})
@@ -55,7 +51,7 @@ def read_state(answer: HttpAnswer) -> JobState:
     if status in PENDING:
         return JobState("pending")
     urls = _image_urls(run.get("output"))
-    cost = _cost(run.get("cost"))
+    cost = reported_usd(run.get("cost"), "runflow cost")
     seconds = _seconds(run.get("duration_ms"))
     if status == "succeeded" or (status == "partial_succeeded" and urls):
         if not urls:
@@ -92,17 +88,6 @@ def _image_urls(output: Any) -> list[str]:
     if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
         raise VendorProtocolError(f"runflow image_urls is not a list of URLs: {str(urls)[:200]}")
     return urls
-
-
-def _cost(value: Any) -> Decimal | None:
-    """The run's ``cost`` string as exact USD; a cost we cannot read is logged, not invented."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        log.warning("runflow reported a cost we cannot read: %.50r", value)
-        return None
 
 
 def _seconds(duration_ms: Any) -> float | None:

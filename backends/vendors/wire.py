@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
 from proxy.errors import VendorProtocolError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +55,23 @@ def require(mapping: Any, key: str, kind: type | tuple[type, ...], what: str) ->
     if not isinstance(mapping, dict) or not isinstance(mapping.get(key), kind):
         raise VendorProtocolError(f"{what}: expected '{key}' in {str(mapping)[:200]}")
     return mapping[key]
+
+
+def reported_usd(value: Any, what: str) -> Decimal | None:
+    """A cost a vendor reported (a string or a number) as exact USD, or None.
+
+    The cost is kept for reconciliation only, so one we cannot read is logged rather than failing
+    an image that was delivered, and never guessed.
+    """
+    if value is None:
+        return None
+    amount = None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            amount = None
+    if amount is None or not amount.is_finite():
+        log.warning("%s is not a cost: %.80r", what, value)
+        return None
+    return amount

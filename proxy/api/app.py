@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
+from proxy.api.admin import create_key, list_keys, revoke_key
 from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.health import healthz, metrics, readyz
 from proxy.api.images import create_image, download_image, edit_image
 from proxy.api.models import list_models, retrieve_model
 from proxy.api.telemetry import request_id_middleware
+from proxy.api.usage import key_usage
 from proxy.settings import Settings
 from proxy.wiring import build_gateway
 
@@ -25,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         running = await build_gateway(settings)
         app.state.gateway = running.gateway
         app.state.notice = running.notice
+        app.state.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         try:
             yield
         finally:
@@ -32,7 +35,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[create_image, edit_image, download_image, list_models, retrieve_model,
-                        healthz, readyz, metrics],
+                        healthz, readyz, metrics, key_usage, create_key, list_keys, revoke_key],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[request_id_middleware],
         lifespan=[lifespan],

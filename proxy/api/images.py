@@ -12,12 +12,14 @@ import orjson
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 
+from pricing.keys import KeyRecord
 from proxy.api.openai_request import to_image_request
 from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
 from proxy.errors import InvalidRequest, NotFound
-from proxy.gateway import Gateway, ImagesResponse
+from proxy.gateway import Gateway
 from proxy.images.store import MEDIA_TYPES
 from proxy.images.validate import validate_init_image
+from proxy.request import ImageRequest
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -27,25 +29,42 @@ def _gateway(request: AnyRequest) -> Gateway:
     return gateway
 
 
-def _json_response(served: ImagesResponse) -> Response[bytes]:
-    return Response(content=orjson.dumps(served.body), media_type="application/json",
-                    headers=served.headers)
+MAX_PRICE_HEADER = "x-boltgate-max-price-usd"
+
+
+def _with_price_ceiling(request: AnyRequest, fields: dict[str, Any]) -> dict[str, Any]:
+    """A ceiling may come as a header instead of a body field (the body wins)."""
+    ceiling = request.headers.get(MAX_PRICE_HEADER)
+    if ceiling is not None and "max_price_usd" not in fields:
+        fields["max_price_usd"] = ceiling
+    return fields
+
+
+async def _serve(request: AnyRequest, key: KeyRecord, image_request: ImageRequest) -> Response[bytes]:
+    served = await _gateway(request).generate(
+        image_request, base_url=str(request.base_url), key=key,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    return Response(content=orjson.dumps(served.body), media_type="application/json", headers=served.headers)
 
 
 @post("/v1/images/generations", status_code=200, operation_class=GENERATIONS_OPERATION)
 async def create_image(request: AnyRequest) -> Response[bytes]:
+    key = await _gateway(request).billing.authenticate(request.headers.get("authorization"))
     raw = await request.body()
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
                              code="invalid_json") from exc
-    image_request = to_image_request(payload)
-    return _json_response(await _gateway(request).generate(image_request, base_url=str(request.base_url)))
+    if isinstance(payload, dict):
+        _with_price_ceiling(request, payload)
+    return await _serve(request, key, to_image_request(payload))
 
 
 @post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)
 async def edit_image(request: AnyRequest) -> Response[bytes]:
+    key = await _gateway(request).billing.authenticate(request.headers.get("authorization"))
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
                              param="image")
@@ -61,8 +80,8 @@ async def edit_image(request: AnyRequest) -> Response[bytes]:
     if upload is None:
         raise InvalidRequest("An 'image' file is required", param="image")
     init_image = await validate_init_image(await upload.read())
-    image_request = to_image_request(fields, init_image=init_image)
-    return _json_response(await _gateway(request).generate(image_request, base_url=str(request.base_url)))
+    image_request = to_image_request(_with_price_ceiling(request, fields), init_image=init_image)
+    return await _serve(request, key, image_request)
 
 
 @get("/v1/images/files/{name:str}", include_in_schema=True, sync_to_thread=False)

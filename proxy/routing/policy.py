@@ -10,16 +10,21 @@ from proxy.routing.route import Route
 
 
 def order_by_priority(routes: Sequence[Route], rng: random.Random | None = None) -> list[Route]:
-    """Lower priority first; within a priority, a weighted random order (Efraimidis-Spirakis).
+    """Lower priority first; within a priority, accounts in a weighted random order; within an
+    account, its regions in the order listed (the primary region first).
 
-    Each route draws ``u ** (1 / weight)``; sorting by that draw picks routes in proportion to
-    their weights without replacement, so the rest stay in line as failover targets.
+    Each account draws ``u ** (1 / weight)``; sorting by that draw picks accounts in proportion
+    to their weights without replacement, so the rest stay in line as failover targets.
     """
     draw = (rng or random).random
-    keyed = [(route.priority, -(draw() ** (1.0 / route.weight)), index, route)
+    account_draws: dict[str, float] = {}
+    for route in routes:
+        if route.account not in account_draws:
+            account_draws[route.account] = -(draw() ** (1.0 / route.weight))
+    keyed = [(route.priority, account_draws[route.account], route.region_rank, index, route)
              for index, route in enumerate(routes)]
-    keyed.sort(key=lambda item: item[:3])
-    return [item[3] for item in keyed]
+    keyed.sort(key=lambda item: item[:4])
+    return [item[4] for item in keyed]
 
 
 def order_by_price(

@@ -13,6 +13,10 @@ class Route:
     priority: int = 100
     weight: float = 1.0
     max_attempts: int = 3
+    account: str = ""
+    """The vendor account (route config) this region belongs to; weights apply per account."""
+    region_rank: int = 0
+    """Position of the region in its account's list: the first listed is the primary."""
 
     @property
     def vendor(self) -> str:

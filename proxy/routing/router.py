@@ -40,7 +40,7 @@ from proxy.routing.route import Route
 from proxy.settings import RetryConfig
 
 PriceOf = Callable[[Route, ImageRequest], Decimal]
-LossRecorder = Callable[[Route, BackendError], Awaitable[None]]
+LossRecorder = Callable[[Route, ImageRequest, BackendError], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -103,8 +103,12 @@ class Router:
             return order_by_price(able, lambda route: price_of(route, request)), skipped
         return order_by_priority(able), skipped
 
-    async def generate(self, request: ImageRequest, deadline: Deadline) -> RoutedResult:
-        ordered, skipped = await self.candidates(request)
+    async def generate(
+        self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None
+    ) -> RoutedResult:
+        """Serve ``request`` on the first route that can; ``plan`` is ``candidates()``'s answer
+        when the caller already asked for it (to reserve credits for those routes)."""
+        ordered, skipped = plan if plan is not None else await self.candidates(request)
         if not ordered:
             raise NoBackendAvailable("No route can serve this request", skipped=skipped)
         routed = RoutedResult(result=BackendResult(images=[]), route=ordered[0])
@@ -158,7 +162,7 @@ class Router:
                     f"{route.vendor} answered {len(result.images)} image(s) for n={request.n}")
             await reject_blank_images(result, request, route.vendor)
         except BackendError as error:
-            await self._record_failure(route, error, started, routed)
+            await self._record_failure(route, request, error, started, routed)
             raise
         seconds = time.monotonic() - started
         routed.backend_seconds += seconds
@@ -168,7 +172,7 @@ class Router:
         return result
 
     async def _record_failure(
-        self, route: Route, error: BackendError, started: float, routed: RoutedResult
+        self, route: Route, request: ImageRequest, error: BackendError, started: float, routed: RoutedResult
     ) -> None:
         seconds = time.monotonic() - started
         routed.backend_seconds += seconds
@@ -182,4 +186,4 @@ class Router:
         elif error.retryable and not isinstance(error, VendorRateLimited):
             await self.health.record_failure(route)
         if self.on_loss is not None and getattr(error, "billed", False):
-            await self.on_loss(route, error)
+            await self.on_loss(route, request, error)

@@ -11,8 +11,8 @@ from proxy.request import ImageRequest
 from proxy.state.memory import MemoryStateStore
 
 
-class InterleavingStore(MemoryStateStore):
-    """``MemoryStateStore`` that yields to the event loop before every call.
+class InterleavingStore:
+    """A ``MemoryStateStore`` behind a wrapper that yields to the event loop before every call.
 
     Concurrent callers therefore interleave between any two store operations, as they would
     against Redis, so a read-then-write race in the code under test would show. It also keeps
@@ -20,37 +20,51 @@ class InterleavingStore(MemoryStateStore):
     """
 
     def __init__(self) -> None:
-        super().__init__()
+        self._inner = MemoryStateStore()
         self.written: list[tuple[str, bytes]] = []
 
     async def get(self, key: str) -> bytes | None:
         await asyncio.sleep(0)
-        return await super().get(key)
+        return await self._inner.get(key)
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         await asyncio.sleep(0)
         self.written.append((key, value))
-        await super().set(key, value, ttl)
+        await self._inner.set(key, value, ttl)
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         await asyncio.sleep(0)
         self.written.append((key, value))
-        return await super().set_if_absent(key, value, ttl)
+        return await self._inner.set_if_absent(key, value, ttl)
 
     async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         await asyncio.sleep(0)
         self.written.append((key, str(amount).encode()))
-        return await super().incr(key, amount, ttl)
+        return await self._inner.incr(key, amount, ttl)
 
     async def incr_within(self, key: str, amount: int, limit: int) -> int | None:
         await asyncio.sleep(0)
         self.written.append((key, str(amount).encode()))
-        return await super().incr_within(key, amount, limit)
+        return await self._inner.incr_within(key, amount, limit)
 
     async def hincr(self, key: str, field: str, amount: int) -> int:
         await asyncio.sleep(0)
         self.written.append((f"{key}#{field}", str(amount).encode()))
-        return await super().hincr(key, field, amount)
+        return await self._inner.hincr(key, field, amount)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.sleep(0)
+        await self._inner.delete(key)
+
+    async def hgetall(self, key: str) -> dict[str, int]:
+        await asyncio.sleep(0)
+        return await self._inner.hgetall(key)
+
+    async def ttl(self, key: str) -> float | None:
+        return await self._inner.ttl(key)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
     def everything_written(self) -> str:
         return "\n".join(f"{key} {value!r}" for key, value in self.written)

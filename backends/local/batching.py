@@ -1,0 +1,290 @@
+"""Dynamic batching: compatible requests arriving close together run as one pipeline call.
+
+A GPU serves four 1024x1024 images in one call in much less than four times the time of one, so
+requests with the same ``(width, height, steps)`` that arrive within ``batch_window_ms`` of the
+first are merged, up to ``max_batch_size`` images; image-to-image requests run alone. Each image
+keeps its own seeded generator, so a request's images do not depend on its batch-mates.
+
+The pipeline runs on one dedicated thread (never on the event loop), one batch at a time; while
+it runs, new requests queue up and form the next batch. Encoding to PNG/JPEG/WebP happens on
+other threads so the GPU can start the next batch at once. A full queue refuses at once with
+``QueueFull`` (a ``VendorUnavailable``: 503 plus Retry-After) so the router fails over instead
+of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+from PIL import Image
+
+from backends.local.encoding import encode_image
+from proxy.errors import BoltgateError, VendorUnavailable
+from proxy.request import ImageRequest
+
+log = logging.getLogger(__name__)
+
+
+class BatchPipeline(Protocol):
+    """What the batcher drives: one blocking call per batch, each request's images in order."""
+
+    def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]: ...
+
+
+class BatchKey(NamedTuple):
+    width: int
+    height: int
+    steps: int
+    is_edit: bool
+
+    @classmethod
+    def of(cls, request: ImageRequest) -> BatchKey:
+        return cls(request.width, request.height, request.steps, request.is_edit)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """One request's share of a batch."""
+
+    images: list[bytes]
+    gpu_seconds: float
+    """The batch's pipeline time times this request's share of its images."""
+    batch_size: int
+    """Images in the pipeline call that served this request."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    requests: int
+    images: int
+    seconds: float
+
+
+class BatchObserver(Protocol):
+    """Receives the batcher's measurements (the worker turns them into Prometheus metrics)."""
+
+    def queue_depth_changed(self, depth: int) -> None: ...
+
+    def batch_finished(self, record: BatchRecord, images_per_second: float) -> None: ...
+
+
+class QueueFull(VendorUnavailable):
+    """Too many requests wait already: come back later or go elsewhere."""
+
+    status_code = 503
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, status=503, retry_after=retry_after)
+        self.headers = {"Retry-After": str(math.ceil(retry_after))}
+
+
+class PipelineFailed(VendorUnavailable):
+    """The pipeline raised on a batch (out of memory, a CUDA error): this worker, not the request."""
+
+    status_code = 500
+    code = "pipeline_failed"
+
+
+@dataclass(slots=True)
+class BatchStats:
+    """Counters over the batcher's life, plus its recent batches (for throughput and tests)."""
+
+    recent: deque[BatchRecord] = field(default_factory=lambda: deque(maxlen=64))
+    batches_total: int = 0
+    images_total: int = 0
+    gpu_seconds_total: float = 0.0
+
+    def add(self, record: BatchRecord) -> None:
+        self.recent.append(record)
+        self.batches_total += 1
+        self.images_total += record.images
+        self.gpu_seconds_total += record.seconds
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        return [record.images for record in self.recent]
+
+    def images_per_second(self) -> float:
+        """Images per pipeline-second over the recent batches: what the device delivers when busy."""
+        seconds = sum(record.seconds for record in self.recent)
+        return sum(record.images for record in self.recent) / seconds if seconds > 0 else 0.0
+
+    def mean_batch_seconds(self) -> float:
+        return sum(r.seconds for r in self.recent) / len(self.recent) if self.recent else 1.0
+
+
+@dataclass(eq=False, slots=True)
+class _Waiting:
+    request: ImageRequest
+    key: BatchKey
+    future: asyncio.Future[BatchOutcome]
+    enqueued_at: float
+
+
+class DynamicBatcher:
+    """Queue of requests in front of one pipeline; ``submit`` returns the request's images."""
+
+    def __init__(self, pipeline: BatchPipeline, *, max_batch_size: int = 4, batch_window_ms: float = 10.0,
+                 max_queue: int = 64, observer: BatchObserver | None = None, encoder_threads: int = 4) -> None:
+        self.pipeline = pipeline
+        self.max_batch_size = max_batch_size
+        self.window_s = batch_window_ms / 1000.0
+        self.max_queue = max_queue
+        self.observer = observer
+        self.stats = BatchStats()
+        self._waiting: deque[_Waiting] = deque()
+        self._arrived = asyncio.Event()
+        self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltgate-gpu")
+        self._encoders = ThreadPoolExecutor(max_workers=encoder_threads, thread_name_prefix="boltgate-encode")
+        self._collector: asyncio.Task[None] | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    def retry_after(self) -> float:
+        """Seconds until the queue has likely drained enough to take a request (at least 1)."""
+        batches_ahead = math.ceil(self.queue_depth / self.max_batch_size)
+        return max(1.0, batches_ahead * self.stats.mean_batch_seconds())
+
+    async def submit(self, request: ImageRequest) -> BatchOutcome:
+        if self._closed:
+            raise VendorUnavailable("the local pipeline is shutting down", status=503)
+        if len(self._waiting) >= self.max_queue:
+            raise QueueFull(f"local queue full ({self.max_queue} waiting)", retry_after=self.retry_after())
+        if self._collector is None:
+            self._collector = asyncio.create_task(self._collect_forever(), name="boltgate-batcher")
+        loop = asyncio.get_running_loop()
+        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time())
+        self._waiting.append(entry)
+        self._depth_changed()
+        self._arrived.set()
+        try:
+            return await entry.future
+        finally:
+            if entry in self._waiting:  # given up (deadline, cancellation) before it ran
+                self._waiting.remove(entry)
+                self._depth_changed()
+
+    async def aclose(self) -> None:
+        """Stop taking work, fail what still waits, and let the threads go."""
+        self._closed = True
+        if self._collector is not None:
+            self._collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._collector
+        while self._waiting:
+            entry = self._waiting.popleft()
+            if not entry.future.done():
+                entry.future.set_exception(VendorUnavailable("the local pipeline stopped", status=503))
+        self._gpu.shutdown(wait=False, cancel_futures=True)
+        self._encoders.shutdown(wait=False, cancel_futures=True)
+
+    def _depth_changed(self) -> None:
+        if self.observer is not None:
+            self.observer.queue_depth_changed(len(self._waiting))
+
+    async def _collect_forever(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            await self._run(batch)
+
+    async def _next_batch(self) -> list[_Waiting]:
+        while True:
+            while not self._live():
+                self._arrived.clear()
+                await self._arrived.wait()
+            first = self._live()[0]
+            if first.key.is_edit or await self._wait_for_company(first):
+                batch = self._take(first)
+                self._depth_changed()
+                return batch
+
+    async def _wait_for_company(self, first: _Waiting) -> bool:
+        """Wait until ``first``'s window closes or a full batch waits; False if ``first`` gave up."""
+        loop = asyncio.get_running_loop()
+        closes_at = first.enqueued_at + self.window_s
+        while True:
+            self._arrived.clear()
+            if first.future.done():
+                return False
+            compatible = sum(entry.request.n for entry in self._live() if entry.key == first.key)
+            remaining = closes_at - loop.time()
+            if compatible >= self.max_batch_size or remaining <= 0:
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+
+    def _live(self) -> list[_Waiting]:
+        """Waiting requests whose caller still waits for them."""
+        return [entry for entry in self._waiting if not entry.future.done()]
+
+    def _take(self, first: _Waiting) -> list[_Waiting]:
+        """The first waiting request plus, in arrival order, compatible ones that still fit."""
+        batch, images = [first], first.request.n
+        if not first.key.is_edit:
+            for entry in self._live():
+                if entry is not first and entry.key == first.key and images + entry.request.n <= self.max_batch_size:
+                    batch.append(entry)
+                    images += entry.request.n
+        for entry in batch:
+            self._waiting.remove(entry)
+        return batch
+
+    async def _run(self, batch: list[_Waiting]) -> None:
+        loop = asyncio.get_running_loop()
+        requests = [entry.request for entry in batch]
+        try:
+            images, seconds = await loop.run_in_executor(self._gpu, _timed_run, self.pipeline, requests)
+        except Exception as exc:
+            error = exc if isinstance(exc, BoltgateError) else PipelineFailed(
+                f"local pipeline failed: {type(exc).__name__}: {exc}")
+            if not isinstance(exc, BoltgateError):
+                log.exception("local pipeline failed on a batch of %d", len(batch))
+            for entry in batch:
+                if not entry.future.done():
+                    entry.future.set_exception(error)
+            return
+        total = sum(entry.request.n for entry in batch)
+        record = BatchRecord(requests=len(batch), images=total, seconds=seconds)
+        self.stats.add(record)
+        if self.observer is not None:
+            self.observer.batch_finished(record, self.stats.images_per_second())
+        for entry, own in zip(batch, images, strict=True):
+            share = seconds * entry.request.n / total
+            task = asyncio.create_task(self._deliver(entry, own, BatchOutcome([], share, total)))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, entry: _Waiting, images: list[Image.Image], outcome: BatchOutcome) -> None:
+        loop = asyncio.get_running_loop()
+        fmt = entry.request.output_format
+        try:
+            encoded = await asyncio.gather(
+                *(loop.run_in_executor(self._encoders, encode_image, image, fmt) for image in images))
+        except Exception as exc:
+            log.exception("encoding the local pipeline's images failed")
+            if not entry.future.done():
+                entry.future.set_exception(PipelineFailed(f"encoding failed: {type(exc).__name__}: {exc}"))
+            return
+        if not entry.future.done():
+            entry.future.set_result(BatchOutcome(list(encoded), outcome.gpu_seconds, outcome.batch_size))
+
+
+def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest]) -> tuple[list[list[Image.Image]], float]:
+    """Runs on the GPU thread: the pipeline's images and the seconds the call took there."""
+    started = time.perf_counter()
+    images = pipeline.run(requests)
+    return images, time.perf_counter() - started

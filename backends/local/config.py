@@ -1,0 +1,78 @@
+"""Settings of the self-hosted backend: where the weights are, which device, which speed levers.
+
+Every default serves one machine: CUDA when there is one (fp16), else the CPU (fp32), the 4-step
+checkpoint preloaded, dynamic batching of up to 4 images. The levers that only pay off on a GPU
+(channels_last, fused QKV, ``torch.compile``) are skipped with a log line on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from backends.local.checkpoints import SUPPORTED_STEPS
+
+Device = Literal["auto", "cuda", "cpu"]
+DType = Literal["auto", "float16", "bfloat16", "float32"]
+
+
+class LocalBackendConfig(BaseModel):
+    """How to load and run SDXL-Lightning on this machine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_dir: Path | None = None
+    """A local directory (``base/`` and ``lightning/``, see ``checkpoints``); None: the HF hub."""
+    base_model_id: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    lightning_repo: str = "ByteDance/SDXL-Lightning"
+    hub_variant: str | None = "fp16"
+    """Weights variant fetched from the hub for half precision (the SDXL base repo has ``fp16``)."""
+    device: Device = "auto"
+    dtype: DType = "auto"
+    """``auto``: float16 on CUDA, float32 on the CPU (half precision on the CPU falls back to fp32)."""
+    preload_steps: tuple[int, ...] = (4,)
+    """Step counts whose UNet loads at start; the others load on first use and stay cached."""
+    fp16_fix_vae: bool = False
+    """Swap in a VAE that decodes in fp16 without the fp32 upcast (faster on a GPU)."""
+    fp16_fix_vae_id: str = "madebyollin/sdxl-vae-fp16-fix"
+    """Hub id or local path of that VAE; ``model_dir/vae-fp16-fix`` wins when it exists."""
+    sdpa: bool = True
+    """PyTorch's scaled-dot-product attention (False: diffusers' classic attention)."""
+    channels_last: bool = True
+    compile_unet: bool = False
+    compile_vae: bool = False
+    """``torch.compile`` of the VAE decoder: at 4 steps and 1024x1024 it costs as much as the UNet."""
+    compile_mode: str = "max-autotune"
+    fuse_qkv: bool = False
+    warmup: bool = True
+    """Run each preloaded step count once at start so no request pays loading or compilation."""
+    warmup_side: int = Field(default=1024, ge=64, le=1536, multiple_of=8)
+    max_batch_size: int = Field(default=4, ge=1, le=32)
+    """Most images in one pipeline call."""
+    batch_window_ms: float = Field(default=10.0, ge=0.0, le=1000.0)
+    """How long the first request of a batch waits for compatible company."""
+    max_queue: int = Field(default=64, ge=1)
+    """Requests waiting beyond this are refused (503 + Retry-After) so the router fails over."""
+
+    @field_validator("preload_steps", mode="before")
+    @classmethod
+    def _parse_steps(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
+
+    @field_validator("preload_steps")
+    @classmethod
+    def _known_steps(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        unknown = sorted(set(value) - SUPPORTED_STEPS)
+        if unknown:
+            raise ValueError(f"no Lightning checkpoint for {unknown} steps; use {sorted(SUPPORTED_STEPS)}")
+        return tuple(dict.fromkeys(value))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> LocalBackendConfig:
+        """Build from a route's string options (``preload_steps = "1,4"``, ``fuse_qkv = "true"``)."""
+        return cls.model_validate(dict(options))

@@ -1,0 +1,42 @@
+"""Pixels to bytes and back: the pipeline's PIL images in the request's format, the init image in.
+
+Pillow only (no torch), so the batcher can encode on its own threads while the GPU runs the
+next batch.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, UnidentifiedImageError
+
+from proxy.errors import InvalidRequest
+from proxy.request import OutputFormat
+
+_SAVE_OPTIONS: dict[str, tuple[str, dict[str, object]]] = {
+    "png": ("PNG", {"compress_level": 4}),
+    "jpeg": ("JPEG", {"quality": 92}),
+    "webp": ("WEBP", {"quality": 92, "method": 4}),
+}
+
+
+def encode_image(image: Image.Image, fmt: OutputFormat) -> bytes:
+    """``image`` as PNG, JPEG or WebP bytes (deterministic for the same pixels)."""
+    pil_format, options = _SAVE_OPTIONS[fmt]
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format=pil_format, **options)
+    return buffer.getvalue()
+
+
+def decode_init_image(data: bytes, width: int, height: int) -> Image.Image:
+    """The image-to-image source as RGB at the requested size; 400 when it is not an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            image = opened.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidRequest("the init image is not a readable PNG, JPEG or WebP", param="image") from exc
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    return image

@@ -1,0 +1,220 @@
+"""SDXL-Lightning on this machine: text-to-image and image-to-image, one UNet per step count.
+
+The base components (text encoders, tokenizers, VAE) load once; the Lightning UNet for a step
+count loads on first use (or at start, ``preload_steps``) and stays cached, each with its own
+trailing-Euler scheduler. Every image gets its own CPU ``torch.Generator`` seeded ``seed + i``, so
+the initial noise of an image depends only on its seed, never on the batch it ran in or the
+device (the denoised pixels may still differ by float rounding between batch sizes).
+
+Lightning is distilled without classifier-free guidance: the pipeline always runs at
+``guidance_scale=0``, where a negative prompt has no effect, so neither is passed on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+from PIL import Image
+
+from backends.local.checkpoints import LightningCheckpoint, checkpoint_for
+from backends.local.config import LocalBackendConfig
+from backends.local.encoding import decode_init_image
+from backends.local.loader import (
+    BaseComponents,
+    WeightSource,
+    lightning_scheduler,
+    load_base_components,
+    load_lightning_unet,
+    resolve_device,
+    resolve_dtype,
+)
+from backends.local.speed import log_skipped_levers, prepare_unet, prepare_vae
+from proxy.errors import InvalidRequest
+from proxy.request import ImageRequest
+
+log = logging.getLogger(__name__)
+
+MIN_STRENGTH = 0.01
+"""Image-to-image strength below this is raised to it (0 would leave no denoising step at all)."""
+
+
+def img2img_schedule(steps: int, strength: float) -> tuple[int, float]:
+    """``(num_inference_steps, strength)`` that leave at least one denoising step.
+
+    diffusers runs ``int(num_inference_steps * strength)`` steps of an image-to-image call and
+    fails when that is 0, which a 1-, 2- or 4-step schedule hits at ordinary strengths (1 x 0.6).
+    The step count is then raised until one step runs: with trailing timesteps that one step
+    starts at a noise level matching ``strength``, on the checkpoint of the requested steps.
+    """
+    strength = min(1.0, max(MIN_STRENGTH, strength))
+    total = steps
+    if int(total * strength) < 1:
+        total = max(steps, math.ceil(1.0 / strength))
+        while int(total * strength) < 1:
+            total += 1
+    return total, strength
+
+
+def seeds_of(request: ImageRequest) -> list[int]:
+    """The i-th image of a request is seeded ``seed + i``."""
+    return [request.seed + index for index in range(request.n)]
+
+
+def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    return [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+
+
+@dataclass(slots=True)
+class StepPipelines:
+    """The two diffusers pipelines of one step count, sharing every component."""
+
+    checkpoint: LightningCheckpoint
+    path: Path
+    text_to_image: Any
+    image_to_image: Any
+
+    @property
+    def scheduler(self) -> Any:
+        return self.text_to_image.scheduler
+
+
+class LightningPipeline:
+    """SDXL base components plus the Lightning UNets loaded so far."""
+
+    def __init__(self, config: LocalBackendConfig, source: WeightSource, components: BaseComponents,
+                 device: torch.device, dtype: torch.dtype) -> None:
+        self.config = config
+        self.source = source
+        self.components = components
+        self.torch_device = device
+        self.dtype = dtype
+        self._by_steps: dict[int, StepPipelines] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, config: LocalBackendConfig) -> LightningPipeline:
+        """Load base components and the preloaded step counts (blocking: call it off the event loop)."""
+        device = resolve_device(config)
+        dtype = resolve_dtype(config, device)
+        log.info("local pipeline on %s in %s", device, dtype)
+        log_skipped_levers(config, device)
+        source = WeightSource(config, dtype)
+        components = load_base_components(source, device, dtype)
+        prepare_vae(components.vae, config, device)
+        pipeline = cls(config, source, components, device, dtype)
+        for steps in config.preload_steps:
+            pipeline.for_steps(steps)
+        return pipeline
+
+    @property
+    def device(self) -> str:
+        return self.torch_device.type
+
+    @property
+    def loaded_steps(self) -> tuple[int, ...]:
+        return tuple(sorted(self._by_steps))
+
+    def for_steps(self, steps: int) -> StepPipelines:
+        """The pipelines for ``steps``, loading that Lightning UNet on first use."""
+        with self._lock:
+            cached = self._by_steps.get(steps)
+            if cached is None:
+                cached = self._by_steps[steps] = self._build(steps)
+            return cached
+
+    def _build(self, steps: int) -> StepPipelines:
+        try:
+            checkpoint = checkpoint_for(steps)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="steps") from exc
+        path = self.source.checkpoint_path(checkpoint)
+        started = time.perf_counter()
+        unet = load_lightning_unet(path, self.components.unet_config, self.torch_device, self.dtype)
+        unet = prepare_unet(unet, self.config, self.torch_device)
+        parts = self.components
+        text_to_image = StableDiffusionXLPipeline(
+            vae=parts.vae, text_encoder=parts.text_encoder, text_encoder_2=parts.text_encoder_2,
+            tokenizer=parts.tokenizer, tokenizer_2=parts.tokenizer_2, unet=unet,
+            scheduler=lightning_scheduler(parts.scheduler_config, checkpoint),
+        )
+        image_to_image = StableDiffusionXLImg2ImgPipeline(**text_to_image.components)
+        for pipe in (text_to_image, image_to_image):
+            pipe.set_progress_bar_config(disable=True)
+        log.info("loaded %s in %.1f s", checkpoint.filename, time.perf_counter() - started)
+        return StepPipelines(checkpoint, path, text_to_image, image_to_image)
+
+    def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]:
+        """Serve one batch (same size and steps; an edit alone): each request's images, in order."""
+        first = requests[0]
+        if any((r.width, r.height, r.steps, r.is_edit) != (first.width, first.height, first.steps, False)
+               for r in requests[1:]):
+            raise ValueError("a batch mixes sizes, step counts or edits")
+        if first.init_image is not None:
+            if len(requests) > 1:
+                raise ValueError("an image-to-image request runs alone")
+            init = decode_init_image(first.init_image, first.width, first.height)
+            return [self.image_to_image([first.prompt] * first.n, seeds_of(first), init,
+                                        first.strength, first.steps)]
+        prompts = [r.prompt for r in requests for _ in range(r.n)]
+        seeds = [seed for r in requests for seed in seeds_of(r)]
+        images = self.text_to_image(prompts, seeds, first.width, first.height, first.steps)
+        split: list[list[Image.Image]] = []
+        for request in requests:
+            split.append(images[: request.n])
+            images = images[request.n:]
+        return split
+
+    def text_to_image(self, prompts: Sequence[str], seeds: Sequence[int], width: int, height: int,
+                      steps: int) -> list[Image.Image]:
+        pipes = self.for_steps(steps)
+        result = pipes.text_to_image(
+            prompt=list(prompts), num_inference_steps=steps, guidance_scale=0.0,
+            width=width, height=height, generator=_generators(seeds), output_type="pil",
+        )
+        return list(result.images)
+
+    def image_to_image(self, prompts: Sequence[str], seeds: Sequence[int], init: Image.Image,
+                       strength: float, steps: int) -> list[Image.Image]:
+        pipes = self.for_steps(steps)
+        total, strength = img2img_schedule(steps, strength)
+        result = pipes.image_to_image(
+            prompt=list(prompts), image=[init] * len(prompts), strength=strength,
+            num_inference_steps=total, guidance_scale=0.0, generator=_generators(seeds),
+            output_type="pil",
+        )
+        return list(result.images)
+
+    def warm_up(self) -> None:
+        """Run each loaded step count once (and at full batch when compiled) before serving."""
+        side = self.config.warmup_side
+        compiled = self.torch_device.type == "cuda" and (self.config.compile_unet or self.config.compile_vae)
+        batch_sizes = sorted({1, self.config.max_batch_size}) if compiled else [1]
+        for steps in self.loaded_steps:
+            for size in batch_sizes:
+                started = time.perf_counter()
+                self.text_to_image(["warm-up"] * size, list(range(size)), side, side, steps)
+                log.info("warm-up %d steps, batch %d, %dx%d: %.2f s", steps, size, side, side,
+                         time.perf_counter() - started)
+
+    def memory_bytes(self) -> int:
+        """GPU memory held by tensors (0 on the CPU)."""
+        if self.torch_device.type != "cuda":
+            return 0
+        return int(torch.cuda.memory_allocated(self.torch_device))
+
+
+def load_warm_pipeline(config: LocalBackendConfig) -> LightningPipeline:
+    """Load, then warm up when configured: what the engine runs in a thread at start."""
+    pipeline = LightningPipeline.load(config)
+    if config.warmup:
+        pipeline.warm_up()
+    return pipeline

@@ -1,0 +1,54 @@
+"""Every Prometheus metric the GPU worker exports, in its own registry (not the gateway's).
+
+An autoscaler reads ``boltgate_worker_queue_depth``; capacity planning reads images per second
+and GPU-seconds; ``boltgate_worker_batch_size`` shows whether dynamic batching actually merges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from backends.local.batching import BatchRecord
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+
+
+class WorkerMetrics:
+    """The worker's metrics; also the batcher's observer. One instance per app, one registry each."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.queue_depth = Gauge(
+            "boltgate_worker_queue_depth", "Requests waiting for the pipeline.", registry=self.registry)
+        self.batch_size = Histogram(
+            "boltgate_worker_batch_size", "Images per pipeline call.", buckets=_BATCH_BUCKETS,
+            registry=self.registry)
+        self.images = Counter(
+            "boltgate_worker_images", "Images generated.", registry=self.registry)
+        self.gpu_seconds = Counter(
+            "boltgate_worker_gpu_seconds", "Seconds the pipeline ran.", registry=self.registry)
+        self.gpu_memory = Gauge(
+            "boltgate_worker_gpu_memory_bytes", "GPU memory held by tensors (0 on the CPU).",
+            registry=self.registry)
+        self.images_per_second = Gauge(
+            "boltgate_worker_images_per_second", "Images per pipeline-second over recent batches.",
+            registry=self.registry)
+
+    def track_gpu_memory(self, read: Callable[[], float]) -> None:
+        """Read GPU memory at every scrape (the pipeline loads after the metrics exist)."""
+        self.gpu_memory.set_function(read)
+
+    def queue_depth_changed(self, depth: int) -> None:
+        self.queue_depth.set(depth)
+
+    def batch_finished(self, record: BatchRecord, images_per_second: float) -> None:
+        self.batch_size.observe(record.images)
+        self.images.inc(record.images)
+        self.gpu_seconds.inc(record.seconds)
+        self.images_per_second.set(images_per_second)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

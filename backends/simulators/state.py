@@ -1,0 +1,38 @@
+"""Everything one running simulator remembers, in one place the app and the server share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from backends.simulators.config import SimulatorConfig
+from backends.simulators.faults import FaultQueue
+from backends.simulators.files import FileStore
+from backends.simulators.jobs import JobStore
+from backends.simulators.recording import BoundedLog, RecordedRequest
+from backends.simulators.render import RENDERS, RenderCache
+
+
+@dataclass(slots=True)
+class SimulatorState:
+    config: SimulatorConfig
+    faults: FaultQueue = field(default_factory=FaultQueue)
+    requests: BoundedLog[RecordedRequest] = field(init=False)
+    cancels: BoundedLog[str] = field(init=False)
+    files: FileStore = field(default_factory=FileStore)
+    jobs: JobStore = field(default_factory=JobStore)
+    renders: RenderCache = RENDERS
+    used_idempotency_keys: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    """CallMissed: keys of answered requests; a replay gets 409."""
+    closing: asyncio.Event | None = None
+    """Set when the server stops, so hanging requests let go; created on the server's loop."""
+
+    def __post_init__(self) -> None:
+        self.requests = BoundedLog(self.config.request_log_size)
+        self.cancels = BoundedLog(self.config.request_log_size)
+
+    def remember_idempotency_key(self, key: str, limit: int = 100_000) -> None:
+        self.used_idempotency_keys[key] = None
+        if len(self.used_idempotency_keys) > limit:
+            self.used_idempotency_keys.popitem(last=False)

@@ -1,0 +1,19 @@
+"""One module per vendor, each describing its wire format as a ``VendorSpec``."""
+
+from __future__ import annotations
+
+from backends.simulators.vendors import aigateway, callmissed, eachlabs, imageapi, runflow
+from backends.simulators.wire import VendorSpec
+
+SPECS: dict[str, VendorSpec] = {
+    module.SPEC.name: module.SPEC for module in (callmissed, runflow, eachlabs, imageapi, aigateway)
+}
+VENDORS: tuple[str, ...] = tuple(SPECS)
+"""("callmissed", "runflow", "eachlabs", "imageapi", "aigateway")"""
+
+
+def vendor_spec(vendor: str) -> VendorSpec:
+    try:
+        return SPECS[vendor]
+    except KeyError:
+        raise ValueError(f"unknown vendor {vendor!r}; known: {', '.join(VENDORS)}") from None

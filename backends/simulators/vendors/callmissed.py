@@ -1,0 +1,50 @@
+"""CallMissed: OpenAI-compatible, ``b64_json`` only, honours ``Idempotency-Key``.
+
+``POST /v1/images/generations`` with model ``sdxl-lightning``, extras ``negative_prompt``,
+``seed``, ``steps`` (1-50), ``n`` 1-4. A key already answered once gives 409; only answered
+requests spend their key, so a retry after a 5xx may reuse it.
+"""
+
+from __future__ import annotations
+
+from backends.simulators.exchange import SimResponse
+from backends.simulators.vendors.openai_like import ErrorTable, ImagesEndpoint, error_envelope
+from backends.simulators.wire import Call, SimError, VendorSpec, route
+
+ERRORS: ErrorTable = {
+    400: ("invalid_request_error", "invalid_request_error", "Invalid request"),
+    401: ("invalid_api_key", "invalid_request_error", "Incorrect API key provided"),
+    402: ("insufficient_credits", "billing_error", "Your credit balance is too low"),
+    403: ("permission_denied", "permission_error", "This key may not use this model"),
+    404: ("not_found", "invalid_request_error", "Not found"),
+    409: ("idempotency_key_reused", "invalid_request_error", "This Idempotency-Key was already used"),
+    422: ("unprocessable_entity", "invalid_request_error", "The request could not be processed"),
+    429: ("rate_limit_exceeded", "rate_limit_error", "Rate limit reached, retry later"),
+    500: ("internal_error", "server_error", "The server had an error while processing your request"),
+    501: ("not_implemented", "server_error", "Not implemented"),
+    503: ("service_unavailable", "server_error", "The engine is currently overloaded"),
+}
+
+ENDPOINT = ImagesEndpoint(
+    model="sdxl-lightning", response_formats=("b64_json",), default_response_format="b64_json", max_steps=50)
+
+
+async def generate(call: Call) -> SimResponse:
+    key = call.request.headers.get("idempotency-key")
+    if key is not None and key in call.state.used_idempotency_keys:
+        raise SimError(409)
+    generation, response_format = ENDPOINT.read(call)
+    response = await ENDPOINT.answer(call, generation, response_format)
+    if key is not None:
+        call.state.remember_idempotency_key(key)
+    return response
+
+
+SPEC = VendorSpec(
+    name="callmissed",
+    image_format="png",
+    auth="bearer",
+    routes=(route("POST", "/v1/images/generations", generate, creates_output=True),),
+    error_body=lambda error: error_envelope(ERRORS, error),
+    error_headers={429: {"Retry-After": "1", "X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"}},
+)

@@ -1,0 +1,156 @@
+"""Runflow: asynchronous runs. Create answers at once (201, ``queued``); clients poll.
+
+``POST /v1/models/{owner}/{slug}/runs`` (model path from ``SimulatorConfig.runflow_model``),
+``GET /v1/runs/{id}``, ``POST /v1/runs/{id}/cancel`` (path unconfirmed upstream). A run goes
+queued -> [dispatching ->] running -> succeeded | failed | canceled, with ``output``
+``{"image_urls": [...]}`` (JPEG), ``cost`` a decimal string, and failure fields. A failed run
+still costs; a run canceled before it started costs "0". Errors are ``{"code", "message",
+"errors"}``; 429 carries no Retry-After.
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from backends.simulators.exchange import SimResponse, json_response
+from backends.simulators.faults import FAULT_KINDS
+from backends.simulators.fields import FieldReader, InvalidField
+from backends.simulators.jobs import Job, JobPhase, JobTiming
+from backends.simulators.outputs import Generation, publish
+from backends.simulators.wire import Call, SimError, VendorSpec, route
+
+ERRORS: dict[int, tuple[str, str]] = {
+    400: ("BAD_REQUEST", "The request body is not valid JSON"),
+    401: ("UNAUTHORIZED", "Missing or invalid API key"),
+    402: ("INSUFFICIENT_CREDIT", "Your balance is too low to start this run"),
+    403: ("PERMISSION_DENIED", "This key may not run this model"),
+    404: ("RUN_NOT_FOUND", "Run not found"),
+    409: ("CONFLICT", "The run is already finished"),
+    422: ("VALIDATION_ERROR", "The input is invalid"),
+    429: ("RATE_LIMITED", "Too many requests"),
+    500: ("INTERNAL_ERROR", "Internal error"),
+    503: ("MODEL_UNAVAILABLE", "The model is temporarily unavailable"),
+}
+FAILURE = {
+    "failure_code": "INFERENCE_FAILED",
+    "failure_message": "The model crashed while generating (CUDA error: an illegal memory access)",
+    "failure_stage_code": "INFERENCE",
+}
+_STATUS_CODES = {phase: phase.value for phase in JobPhase}
+
+
+def error_body(error: SimError) -> dict[str, Any]:
+    code, message = ERRORS.get(error.status, ("ERROR", f"HTTP {error.status}"))
+    return {"code": error.code or code, "message": error.message or message, "errors": error.errors}
+
+
+def _read(call: Call) -> tuple[Generation, dict[str, Any]]:
+    try:
+        body = call.request.json()
+    except ValueError:
+        raise SimError(400) from None
+    try:
+        fields = FieldReader(body)
+        data = FieldReader(body.get("input"), prefix="input.")
+        data.text("negative_prompt")
+        data.number("guidance", default=0.0, low=0.0, high=20.0)
+        generation = Generation(
+            prompt=data.prompt(),
+            seed=data.seed(),
+            width=data.integer("width", default=1024, low=256, high=2048),
+            height=data.integer("height", default=1024, low=256, high=2048),
+            steps=data.integer("steps", default=4, low=1, high=12),
+        )
+        fields.text("callback_url")
+        fields.text("client_ref", max_len=256)
+    except InvalidField as exc:
+        raise SimError(422, errors=[{"field": exc.name, "message": exc.reason}]) from None
+    extra = {name: body.get(name) for name in ("metadata", "client_ref", "callback_url")}
+    return generation, extra
+
+
+async def create_run(call: Call) -> SimResponse:
+    model = f"{call.params['owner']}/{call.params['slug']}"
+    if model != call.config.runflow_model:
+        raise SimError(404, f"Model {model} not found", code="MODEL_NOT_FOUND")
+    generation, extra = _read(call)
+    job = Job(
+        id=f"run_{secrets.token_hex(12)}",
+        input=call.request.json()["input"],
+        outputs=tuple(publish(call, generation)),
+        timing=JobTiming.of(call.config),
+        fate="stuck" if call.faulted("stuck_queued") else "fail" if call.faulted("fail_midway") else "succeed",
+        nsfw=call.faulted("nsfw"),
+        extra={**extra, "model": model},
+    )
+    call.state.jobs.add(job)
+    return json_response(_run_body(call, job), 201)
+
+
+async def get_run(call: Call) -> SimResponse:
+    return json_response(_run_body(call, _job(call)))
+
+
+async def cancel_run(call: Call) -> SimResponse:
+    job = _job(call)
+    call.state.cancels.append(job.id)
+    if not job.cancel():
+        raise SimError(409, f"Run {job.id} is already {_STATUS_CODES[job.phase()]}")
+    return json_response(_run_body(call, job))
+
+
+def _job(call: Call) -> Job:
+    job = call.state.jobs.get(call.params["run_id"])
+    if job is None:
+        raise SimError(404, f"Run {call.params['run_id']} not found")
+    return job
+
+
+def _run_body(call: Call, job: Job) -> dict[str, Any]:
+    phase = job.phase()
+    base = f"{call.request.base_url}/v1/runs/{job.id}"
+    body: dict[str, Any] = {
+        "id": job.id,
+        "model": job.extra["model"],
+        "status_code": _STATUS_CODES[phase],
+        "input": job.input,
+        "output": None,
+        "duration_ms": round(job.run_seconds() * 1000) if phase.terminal else None,
+        "cost": str(_cost(call, job)) if phase.terminal else None,
+        "failure_code": None,
+        "failure_message": None,
+        "failure_stage_code": None,
+        "metadata": job.extra["metadata"],
+        "client_ref": job.extra["client_ref"],
+        "created_at": job.timestamp(0.0),
+        "started_at": job.timestamp(job.started_after()),
+        "finished_at": job.timestamp(job.finished_after()),
+        "links": {"self": base, "cancel": f"{base}/cancel"},
+    }
+    if phase is JobPhase.SUCCEEDED:
+        body["output"] = {"image_urls": list(job.outputs)}
+        if job.nsfw:
+            body["output"]["nsfw_content_detected"] = [True] * len(job.outputs)
+    elif phase is JobPhase.FAILED:
+        body.update(FAILURE)
+    return body
+
+
+def _cost(call: Call, job: Job) -> Decimal:
+    return call.config.runflow_price_usd * len(job.outputs) if job.started() else Decimal("0")
+
+
+SPEC = VendorSpec(
+    name="runflow",
+    image_format="jpeg",
+    auth="bearer",
+    routes=(
+        route("POST", r"/v1/models/(?P<owner>[^/]+)/(?P<slug>[^/]+)/runs", create_run, creates_output=True),
+        route("GET", r"/v1/runs/(?P<run_id>[^/]+)", get_run),
+        route("POST", r"/v1/runs/(?P<run_id>[^/]+)/cancel", cancel_run),
+    ),
+    error_body=error_body,
+    fault_kinds=FAULT_KINDS,
+)

@@ -1,0 +1,46 @@
+"""The boltgate GPU worker: our own service, so it takes the ``ImageRequest`` as it is.
+
+The body is ``request.model_dump(mode="json")`` (``init_image`` becomes base64, as
+``ImageRequest`` serialises bytes), the answer carries base64 images and the GPU-seconds spent.
+Errors use OpenAI's envelope; a full queue answers 503 with Retry-After, which the shared status
+ladder already retries. No auth unless a key is configured (then ``Authorization: Bearer``).
+"""
+
+from __future__ import annotations
+
+from backends.base import Capabilities
+from backends.vendors.openai_style import openai_error_fields
+from backends.vendors.spec import Options, VendorSpec
+from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, require
+from proxy.errors import VendorProtocolError
+from proxy.request import ImageRequest
+
+LIGHTNING_STEPS = frozenset({1, 2, 4, 8})
+"""The step counts the SDXL-Lightning checkpoints exist for."""
+
+
+def build_request(request: ImageRequest, options: Options) -> HttpCall:
+    return HttpCall("POST", "/v1/generate", request.model_dump(mode="json"))
+
+
+def parse_output(answer: HttpAnswer) -> VendorOutput:
+    body = answer.json()
+    images = require(body, "images", list, "worker answer")
+    if not all(isinstance(image, str) for image in images):
+        raise VendorProtocolError(f"worker images are not base64 strings: {str(images)[:200]}")
+    seconds = body.get("gpu_seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)):
+        raise VendorProtocolError(f"worker gpu_seconds is not a number: {str(seconds)[:50]}")
+    return VendorOutput(b64_images=images, run_seconds=None if seconds is None else float(seconds))
+
+
+WORKER = VendorSpec(
+    name="worker",
+    capabilities=Capabilities(
+        max_steps=8, fixed_steps=LIGHTNING_STEPS, image_to_image=True,
+        output_formats=frozenset({"png", "jpeg", "webp"}),
+    ),
+    build_request=build_request,
+    parse_output=parse_output,
+    error_fields=openai_error_fields,
+)

@@ -1,0 +1,17 @@
+"""``GET /v1/usage``: the calling key's spend by day and by vendor, and what its budget has left."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get
+
+from proxy.gateway import Gateway
+
+
+@get("/v1/usage")
+async def key_usage(request: Request[Any, Any, Any]) -> dict[str, object]:
+    gateway: Gateway = request.app.state.gateway
+    key = await gateway.billing.authenticate(request.headers.get("authorization"))
+    usage = await gateway.billing.ledger.usage(key.key_id, key.budget_credits)
+    return {"object": "usage", "key_id": key.key_id, "name": key.name, **usage}

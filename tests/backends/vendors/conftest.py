@@ -1,0 +1,71 @@
+"""Fixtures for the vendor adapters: a mocked vendor API (respx), backends on it, real tiny images."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+
+import httpx
+import pytest
+import respx
+from PIL import Image
+
+from backends.vendors import polling
+from backends.vendors.spec import VendorSpec
+from backends.vendors.transport import VendorBackend
+
+BASE_URL = "https://x.test"
+
+MakeBackend = Callable[..., VendorBackend]
+
+
+def _encode(fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 40, 90)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def base_url() -> str:
+    return BASE_URL
+
+
+@pytest.fixture(scope="session")
+def png() -> bytes:
+    return _encode("PNG")
+
+
+@pytest.fixture(scope="session")
+def jpeg() -> bytes:
+    return _encode("JPEG")
+
+
+@pytest.fixture
+def vendor_api() -> Iterator[respx.MockRouter]:
+    """The vendor at ``BASE_URL``: relative routes are on it; an unmocked call fails the test."""
+    with respx.mock(base_url=BASE_URL, assert_all_called=False, assert_all_mocked=True) as router:
+        yield router
+
+
+@pytest.fixture
+async def make_backend() -> AsyncIterator[MakeBackend]:
+    made: list[VendorBackend] = []
+
+    def make(spec: VendorSpec, *, api_key: str | None = "k", timeout_s: float = 5.0,
+             options: Mapping[str, str] | None = None) -> VendorBackend:
+        backend = VendorBackend(spec, region="r1", base_url=BASE_URL, api_key=api_key,
+                                timeout_s=timeout_s, options=options, client=httpx.AsyncClient())
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        await backend.aclose()
+
+
+@pytest.fixture(autouse=True)
+def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Poll every few milliseconds so job lifecycles take no noticeable time."""
+    monkeypatch.setattr(polling, "FIRST_INTERVAL_S", 0.001)
+    monkeypatch.setattr(polling, "MAX_INTERVAL_S", 0.005)
+

@@ -1,0 +1,204 @@
+"""The ledger: budgets that concurrent requests cannot overspend, charges, usage and losses."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from pricing.catalog import PriceCatalog
+from pricing.ledger import Ledger
+from pricing.quote import Quote
+from proxy.errors import InsufficientCredits
+from proxy.request import ImageRequest
+from proxy.state.base import StateStore
+
+KEY = "key-id-1"
+
+
+class Clock:
+    """A settable UTC clock."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def quote(vendor: str, client_usd: str, images: int = 1) -> Quote:
+    return Quote(
+        vendor=vendor,
+        images=images,
+        upstream_usd=Decimal("0"),
+        client_usd=Decimal(client_usd),
+        credits=Decimal("0"),
+        estimated=False,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 3, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def ledger(store: StateStore, clock: Clock) -> Ledger:
+    return Ledger(store, Decimal("0.01"), clock=clock)
+
+
+async def test_settle_charges_the_actual_price_and_releases_the_rest(ledger: Ledger) -> None:
+    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"))
+    assert reservation.amount_usd == Decimal("0.054000")
+    await ledger.settle(reservation, quote("runflow", "0.00405"))
+    usage = await ledger.usage(KEY, Decimal("10"))
+    assert usage["spent_usd"] == "0.004050"
+    assert usage["spent_credits"] == "0.4050"
+    assert usage["reserved_usd"] == "0.000000"
+    assert usage["remaining_credits"] == "9.5950"
+
+
+async def test_a_reservation_beyond_the_budget_is_refused_naming_what_remains(ledger: Ledger) -> None:
+    await ledger.reserve(KEY, Decimal("0.08"), Decimal("10"))
+    with pytest.raises(InsufficientCredits) as refused:
+        await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"))
+    assert refused.value.status_code == 402
+    assert "5.4000 credits" in refused.value.message
+    assert "2.0000" in refused.value.message
+    await ledger.reserve(KEY, Decimal("0.02"), Decimal("10"))  # exactly the rest still fits
+    usage = await ledger.usage(KEY, Decimal("10"))
+    assert usage["remaining_credits"] == "0.0000"
+    assert usage["reserved_usd"] == "0.100000"
+
+
+async def test_fifty_concurrent_reservations_never_exceed_the_budget(ledger: Ledger) -> None:
+    budget = Decimal("100")  # $1.00: room for 18 reservations of $0.054
+    results = await asyncio.gather(
+        *(ledger.reserve(KEY, Decimal("0.054"), budget) for _ in range(50)), return_exceptions=True
+    )
+    granted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(granted) == 18
+    assert len(refused) == 32
+    assert all(isinstance(error, InsufficientCredits) for error in refused)
+    usage = await ledger.usage(KEY, budget)
+    assert Decimal(str(usage["reserved_usd"])) == Decimal("0.972")
+    assert usage["remaining_credits"] == "2.8000"
+
+
+async def test_without_a_budget_every_reservation_succeeds_and_is_tracked(ledger: Ledger) -> None:
+    for _ in range(3):
+        await ledger.reserve(KEY, Decimal("10"), None)
+    usage = await ledger.usage(KEY)
+    assert usage["reserved_usd"] == "30.000000"
+    assert usage["budget_credits"] is None
+    assert usage["remaining_credits"] is None
+
+
+async def test_release_gives_everything_back(ledger: Ledger) -> None:
+    reservation = await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"))
+    await ledger.release(reservation)
+    usage = await ledger.usage(KEY, Decimal("10"))
+    assert usage["reserved_usd"] == "0.000000"
+    assert usage["spent_usd"] == "0.000000"
+    assert usage["remaining_credits"] == "10.0000"
+    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"))  # the whole budget is free again
+
+
+async def test_closing_a_reservation_twice_changes_nothing(ledger: Ledger) -> None:
+    reservation = await ledger.reserve(KEY, Decimal("0.054"), None)
+    await ledger.settle(reservation, quote("callmissed", "0.054"))
+    await ledger.settle(reservation, quote("callmissed", "0.054"))
+    await ledger.release(reservation)
+    usage = await ledger.usage(KEY)
+    assert usage["spent_usd"] == "0.054000"
+    assert usage["reserved_usd"] == "0.000000"
+    assert usage["images"] == 1
+
+
+async def test_a_bill_above_its_estimate_is_charged_in_full(ledger: Ledger) -> None:
+    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"))
+    await ledger.settle(reservation, quote("eachlabs", "0.012474"))  # ran 6 s instead of 2
+    usage = await ledger.usage(KEY, Decimal("1"))
+    assert usage["spent_usd"] == "0.012474"
+    assert usage["remaining_credits"] == "0.0000"
+    with pytest.raises(InsufficientCredits):
+        await ledger.reserve(KEY, Decimal("0.001"), Decimal("1"))
+
+
+async def test_a_negative_reservation_is_refused(ledger: Ledger) -> None:
+    with pytest.raises(ValueError, match="amount_usd"):
+        await ledger.reserve(KEY, Decimal("-0.01"), None)
+
+
+async def test_usage_by_utc_day_and_by_vendor(ledger: Ledger, clock: Clock) -> None:
+    catalog = PriceCatalog.load()
+    two = ImageRequest(prompt="two foxes", n=2)
+    for vendor in ("callmissed", "runflow"):
+        priced = catalog.quote(vendor, two)
+        await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None), priced)
+    # 02:00 on the 5th in India is still the 4th in UTC.
+    clock.now = datetime(2026, 11, 5, 2, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    priced = catalog.quote("callmissed", two, images=1)
+    await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None), priced)
+
+    usage = await ledger.usage(KEY, Decimal("100"))
+    assert usage["by_day"] == {
+        "2026-11-03": {"usd": "0.116100", "credits": "11.6100", "images": 4},
+        "2026-11-04": {"usd": "0.054000", "credits": "5.4000", "images": 1},
+    }
+    assert usage["by_vendor"] == {
+        "callmissed": {"usd": "0.162000", "credits": "16.2000", "images": 3},
+        "runflow": {"usd": "0.008100", "credits": "0.8100", "images": 2},
+    }
+    assert usage["spent_usd"] == "0.170100"
+    assert usage["images"] == 5
+    assert usage["budget_credits"] == "100"
+    assert usage["remaining_credits"] == "82.9900"
+
+
+async def test_usage_of_each_key_is_its_own(ledger: Ledger) -> None:
+    await ledger.settle(await ledger.reserve("a", Decimal("0.05"), None), quote("runflow", "0.05"))
+    assert (await ledger.usage("b"))["spent_usd"] == "0.000000"
+    assert (await ledger.usage("b"))["by_vendor"] == {}
+
+
+async def test_losses_are_recorded_for_the_gateway_never_charged_to_a_client(ledger: Ledger, clock: Clock) -> None:
+    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"))
+    await ledger.record_loss("eachlabs", Decimal("0.00308"))
+    clock.now += timedelta(days=1)
+    await ledger.record_loss("eachlabs", Decimal("0.0015400"))
+    await ledger.record_loss("runflow", Decimal("0.003"))
+    await ledger.release(reservation)
+
+    losses = await ledger.losses()
+    assert losses["total_usd"] == "0.007620"
+    assert losses["by_vendor"] == {
+        "eachlabs": {"usd": "0.004620", "attempts": 2},
+        "runflow": {"usd": "0.003000", "attempts": 1},
+    }
+    assert losses["by_day"] == {"2026-11-03": "0.003080", "2026-11-04": "0.004540"}
+    usage = await ledger.usage(KEY, Decimal("1"))
+    assert usage["spent_usd"] == "0.000000"
+    assert usage["remaining_credits"] == "1.0000"
+
+
+async def test_a_replayed_response_is_recalled_without_a_new_charge(ledger: Ledger) -> None:
+    assert await ledger.recall_response(KEY, "idem-1") is None
+    assert await ledger.claim_idempotency(KEY, "idem-1", ttl=60) is True
+    assert await ledger.claim_idempotency(KEY, "idem-1", ttl=60) is False  # the twin waits: 409
+    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"))
+    await ledger.settle(reservation, quote("callmissed", "0.054"))
+    await ledger.remember_response(KEY, "idem-1", b'{"data": []}', ttl=3600)
+
+    assert await ledger.recall_response(KEY, "idem-1") == b'{"data": []}'
+    assert await ledger.recall_response("other-key", "idem-1") is None
+    assert (await ledger.usage(KEY, Decimal("10")))["spent_usd"] == "0.054000"
+
+
+async def test_a_failed_request_gives_its_idempotency_claim_back(ledger: Ledger) -> None:
+    assert await ledger.claim_idempotency(KEY, "idem-2", ttl=60)
+    await ledger.release_idempotency(KEY, "idem-2")
+    assert await ledger.claim_idempotency(KEY, "idem-2", ttl=60)

@@ -1,0 +1,108 @@
+"""A test double for the ``backends.base.Backend`` protocol: plays a script, records every call.
+
+Each call to ``generate`` takes the next step of the script: ``"ok"`` answers ``n`` noisy PNGs,
+``"hang"`` never answers (the router's deadline must cut it), a ``BackendError`` instance is
+raised, a ``BackendResult`` is returned as is. Once the script runs out every call is ``"ok"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Literal
+
+from PIL import Image
+
+from backends.base import BackendResult, Capabilities, GeneratedImage
+from proxy.deadline import Deadline
+from proxy.errors import BackendError
+from proxy.request import ImageRequest
+from proxy.routing.health import RouteHealth
+from proxy.routing.route import Route
+from proxy.routing.router import PriceOf, Router
+from proxy.settings import BreakerConfig, RetryConfig
+from proxy.state.memory import MemoryStateStore
+
+Step = Literal["ok", "hang"] | BackendError | BackendResult
+
+NO_BACKOFF = RetryConfig(backoff_initial_s=0, backoff_max_s=0, jitter_s=0)
+"""Retries without waiting, so that tests of the retry logic take no time."""
+
+
+@cache
+def noisy_png(side: int = 64, seed: int = 7) -> bytes:
+    """A PNG of random pixels: compresses badly, so it is never mistaken for a blank image."""
+    pixels = random.Random(seed).randbytes(side * side * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+@cache
+def solid_png(side: int = 256, colour: tuple[int, int, int] = (0, 0, 0)) -> bytes:
+    """A single-colour PNG: what a vendor's safety filter answers instead of the image."""
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+def images(count: int, data: bytes | None = None) -> BackendResult:
+    return BackendResult(images=[GeneratedImage(data=data or noisy_png()) for _ in range(count)])
+
+
+@dataclass(eq=False)
+class ScriptedBackend:
+    """A backend whose answers are written down in advance."""
+
+    vendor: str
+    region: str = "r1"
+    script: deque[Step] = field(default_factory=deque)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    calls: list[ImageRequest] = field(default_factory=list)
+    call_times: list[float] = field(default_factory=list)
+    closed: bool = False
+
+    @classmethod
+    def playing(cls, vendor: str, *steps: Step, region: str = "r1",
+                capabilities: Capabilities | None = None) -> ScriptedBackend:
+        return cls(vendor, region, deque(steps), capabilities or Capabilities())
+
+    async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
+        self.calls.append(request)
+        self.call_times.append(asyncio.get_running_loop().time())
+        step: Step = self.script.popleft() if self.script else "ok"
+        if step == "hang":
+            await asyncio.Event().wait()
+        if isinstance(step, BackendError):
+            raise step
+        if isinstance(step, BackendResult):
+            return step
+        return images(request.n)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def route_to(backend: ScriptedBackend, *, priority: int = 100, weight: float = 1.0,
+             max_attempts: int = 3) -> Route:
+    return Route(backend, priority=priority, weight=weight, max_attempts=max_attempts)
+
+
+def router_over(
+    routes: Iterable[Route],
+    *,
+    retry: RetryConfig = NO_BACKOFF,
+    breaker: BreakerConfig | None = None,
+    policy: str = "priority",
+    price_of: PriceOf | None = None,
+    content_filter_action: str = "failover",
+) -> Router:
+    """A router over ``routes`` with its own in-memory health state."""
+    health = RouteHealth(MemoryStateStore(), breaker or BreakerConfig())
+    return Router(list(routes), health, retry, policy=policy, price_of=price_of,
+                  content_filter_action=content_filter_action)

@@ -1,0 +1,448 @@
+"""The router: which routes it tries, in which order, how often, and what it answers in the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import pytest
+
+from backends.base import Backend, BackendResult, Capabilities
+from proxy.deadline import Deadline
+from proxy.errors import (
+    ContentFiltered,
+    ContentPolicyViolation,
+    NoBackendAvailable,
+    PriceCeilingExceeded,
+    VendorAuthError,
+    VendorProtocolError,
+    VendorRateLimited,
+    VendorRejectedRequest,
+    VendorTimeout,
+    VendorUnavailable,
+)
+from proxy.request import ImageRequest
+from proxy.routing.route import Route
+from proxy.settings import BreakerConfig, RetryConfig
+from tests.proxy.routing.scripted_backend import ScriptedBackend, images, route_to, router_over, solid_png
+
+
+def request(**fields: object) -> ImageRequest:
+    return ImageRequest.model_validate({"prompt": "a lighthouse at dusk", "seed": 1, **fields})
+
+
+def unavailable() -> VendorUnavailable:
+    return VendorUnavailable("503 from the vendor", status=503)
+
+
+def test_the_scripted_double_is_a_backend() -> None:
+    assert isinstance(ScriptedBackend("a"), Backend)
+
+
+# --- order -----------------------------------------------------------------------------------
+
+
+async def test_the_lowest_priority_number_is_tried_first() -> None:
+    low, high = ScriptedBackend("low"), ScriptedBackend("high")
+    router = router_over([route_to(high, priority=20), route_to(low, priority=10)])
+
+    routed = await router.generate(request(), Deadline(5))
+
+    assert routed.route.backend is low
+    assert len(low.calls) == 1
+    assert high.calls == []
+
+
+async def test_a_failing_first_priority_fails_over_to_the_next_priority() -> None:
+    first = ScriptedBackend.playing("first", unavailable())
+    second = ScriptedBackend("second")
+    router = router_over([route_to(first, priority=10, max_attempts=1), route_to(second, priority=20)])
+
+    routed = await router.generate(request(), Deadline(5))
+
+    assert routed.route.backend is second
+    assert [(a.backend, a.outcome) for a in routed.attempts] == [("first", "unavailable"), ("second", "ok")]
+
+
+async def test_the_served_result_carries_the_backend_images() -> None:
+    router = router_over([route_to(ScriptedBackend("a"))])
+
+    routed = await router.generate(request(n=3), Deadline(5))
+
+    assert len(routed.result.images) == 3
+    assert routed.backend_seconds >= 0
+
+
+# --- capabilities ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "fields", "reason"),
+    [
+        (Capabilities(max_steps=8), {"steps": 20}, "steps 20 > 8"),
+        (Capabilities(fixed_steps=frozenset({1, 2, 4, 8})), {"steps": 3}, "steps 3 not in [1, 2, 4, 8]"),
+        (Capabilities(max_side=1024), {"width": 1536, "height": 1024}, "size 1536x1024 outside 256-1024"),
+        (Capabilities(min_side=512), {"width": 256, "height": 512}, "size 256x512 outside 512-1536"),
+        (Capabilities(max_n=1), {"n": 2}, "n 2 > 1"),
+        (Capabilities(image_to_image=False), {"init_image": b"\x89PNG\r\n\x1a\n"}, "no image-to-image"),
+    ],
+)
+async def test_a_route_that_cannot_serve_the_request_is_skipped_with_its_reason(
+    capabilities: Capabilities, fields: dict[str, object], reason: str
+) -> None:
+    unable = ScriptedBackend.playing("unable", capabilities=capabilities)
+    able = ScriptedBackend.playing("able", capabilities=Capabilities(image_to_image=True))
+    router = router_over([route_to(unable, priority=1), route_to(able, priority=2)])
+
+    routed = await router.generate(request(**fields), Deadline(5))
+    assert routed.route.backend is able
+    assert unable.calls == []
+
+    alone = router_over([route_to(ScriptedBackend.playing("unable", capabilities=capabilities))])
+    with pytest.raises(NoBackendAvailable) as raised:
+        await alone.generate(request(**fields), Deadline(5))
+    assert raised.value.skipped == [f"unable:r1: {reason}"]
+    assert reason in raised.value.message
+    assert raised.value.status_code == 503
+    assert raised.value.code == "no_backend_available"
+
+
+# --- retries and failover ----------------------------------------------------------------------
+
+
+async def test_a_retryable_error_is_retried_on_the_same_route_before_failing_over() -> None:
+    flaky = ScriptedBackend.playing("flaky", unavailable(), VendorTimeout("slow"), VendorProtocolError("garbled"))
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(flaky, priority=1, max_attempts=3), route_to(spare, priority=2)])
+
+    routed = await router.generate(request(), Deadline(5))
+
+    assert len(flaky.calls) == 3
+    assert routed.route.backend is spare
+    assert [a.outcome for a in routed.attempts] == ["unavailable", "timeout", "protocol_error", "ok"]
+
+
+async def test_a_retry_that_succeeds_stays_on_the_route() -> None:
+    flaky = ScriptedBackend.playing("flaky", unavailable())
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(flaky, priority=1), route_to(spare, priority=2)])
+
+    routed = await router.generate(request(), Deadline(5))
+
+    assert routed.route.backend is flaky
+    assert len(flaky.calls) == 2
+    assert spare.calls == []
+
+
+async def test_a_rejected_request_goes_straight_back_without_retry_or_failover() -> None:
+    rejecting = ScriptedBackend.playing("rejecting", VendorRejectedRequest("prompt too long", status=400))
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(rejecting, priority=1), route_to(spare, priority=2)])
+
+    with pytest.raises(VendorRejectedRequest):
+        await router.generate(request(), Deadline(5))
+
+    assert len(rejecting.calls) == 1
+    assert spare.calls == []
+
+
+async def test_an_auth_error_fails_over_at_once_and_quarantines_the_route() -> None:
+    refused = ScriptedBackend.playing("refused", VendorAuthError("bad key", status=401))
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(refused, priority=1), route_to(spare, priority=2)])
+
+    first = await router.generate(request(), Deadline(5))
+    assert first.route.backend is spare
+    assert len(refused.calls) == 1
+
+    ordered, skipped = await router.candidates(request())
+    assert [route.backend for route in ordered] == [spare]
+    assert skipped == ["refused:r1: quarantined after an auth/credit refusal"]
+
+    second = await router.generate(request(), Deadline(5))
+    assert second.route.backend is spare
+    assert len(refused.calls) == 1
+
+
+async def test_the_circuit_opens_after_the_failure_threshold_and_a_success_closes_it() -> None:
+    shaky = ScriptedBackend.playing("shaky", unavailable(), unavailable())
+    spare = ScriptedBackend("spare")
+    breaker = BreakerConfig(failure_threshold=2, open_s=0.1)
+    router = router_over([route_to(shaky, priority=1, max_attempts=1), route_to(spare, priority=2)],
+                         breaker=breaker)
+
+    for _ in range(2):
+        assert (await router.generate(request(), Deadline(5))).route.backend is spare
+    ordered, skipped = await router.candidates(request())
+    assert skipped == ["shaky:r1: circuit open"]
+    assert (await router.generate(request(), Deadline(5))).route.backend is spare
+    assert len(shaky.calls) == 2
+
+    await asyncio.sleep(0.12)  # the circuit's open time runs out: one trial request
+    assert (await router.generate(request(), Deadline(5))).route.backend is shaky
+
+    shaky.script.append(unavailable())  # after the success, one failure no longer opens it
+    assert (await router.generate(request(), Deadline(5))).route.backend is spare
+    assert (await router.candidates(request()))[1] == []
+
+
+async def test_after_the_open_time_one_more_failure_reopens_the_circuit_at_once() -> None:
+    shaky = ScriptedBackend.playing("shaky", unavailable(), unavailable(), unavailable())
+    breaker = BreakerConfig(failure_threshold=2, open_s=0.1)
+    router = router_over([route_to(shaky, max_attempts=1), route_to(ScriptedBackend("spare"), priority=200)],
+                         breaker=breaker)
+    for _ in range(2):
+        await router.generate(request(), Deadline(5))
+
+    await asyncio.sleep(0.12)
+    assert (await router.candidates(request()))[1] == []
+    await router.generate(request(), Deadline(5))
+
+    assert (await router.candidates(request()))[1] == ["shaky:r1: circuit open"]
+
+
+async def test_rate_limits_do_not_count_towards_the_circuit() -> None:
+    limited = ScriptedBackend.playing("limited", *(VendorRateLimited("slow down", status=429) for _ in range(4)))
+    router = router_over([route_to(limited, max_attempts=1), route_to(ScriptedBackend("spare"), priority=200)],
+                         breaker=BreakerConfig(failure_threshold=2))
+
+    for _ in range(4):
+        await router.generate(request(), Deadline(5))
+
+    assert (await router.candidates(request()))[1] == []
+
+
+# --- waiting: Retry-After, backoff, the deadline -----------------------------------------------
+
+
+async def test_retry_after_is_honoured_instead_of_the_backoff() -> None:
+    limited = ScriptedBackend.playing("limited", VendorRateLimited("slow down", status=429, retry_after=0.3))
+    slow_backoff = RetryConfig(backoff_initial_s=5, backoff_max_s=5, jitter_s=0)
+    router = router_over([route_to(limited)], retry=slow_backoff)
+
+    started = time.monotonic()
+    routed = await router.generate(request(), Deadline(10))
+    elapsed = time.monotonic() - started
+
+    assert routed.route.backend is limited
+    assert limited.call_times[1] - limited.call_times[0] == pytest.approx(0.3, abs=0.1)
+    assert 0.3 <= elapsed < 1.0
+
+
+async def test_the_backoff_between_retries_grows() -> None:
+    flaky = ScriptedBackend.playing("flaky", unavailable(), unavailable())
+    backoff = RetryConfig(backoff_initial_s=0.05, backoff_max_s=1, jitter_s=0)
+    router = router_over([route_to(flaky)], retry=backoff)
+
+    await router.generate(request(), Deadline(5))
+
+    first, second, third = flaky.call_times
+    assert second - first == pytest.approx(0.05, abs=0.04)
+    assert third - second == pytest.approx(0.10, abs=0.04)
+
+
+async def test_a_retry_after_above_the_longest_honoured_wait_fails_over_at_once() -> None:
+    limited = ScriptedBackend.playing("limited", VendorRateLimited("slow down", status=429, retry_after=5))
+    spare = ScriptedBackend("spare")
+    retry = RetryConfig(backoff_initial_s=0, backoff_max_s=0, jitter_s=0, max_retry_after_s=1)
+    router = router_over([route_to(limited, priority=1), route_to(spare, priority=2)], retry=retry)
+
+    started = time.monotonic()
+    routed = await router.generate(request(), Deadline(30))
+
+    assert time.monotonic() - started < 0.5
+    assert routed.route.backend is spare
+    assert len(limited.calls) == 1
+
+
+async def test_a_retry_after_beyond_the_deadline_fails_over_at_once() -> None:
+    limited = ScriptedBackend.playing("limited", VendorRateLimited("slow down", status=429, retry_after=3))
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(limited, priority=1), route_to(spare, priority=2)],
+                         retry=RetryConfig(max_retry_after_s=30, backoff_initial_s=0, jitter_s=0))
+
+    started = time.monotonic()
+    routed = await router.generate(request(), Deadline(2))
+
+    assert time.monotonic() - started < 0.5
+    assert routed.route.backend is spare
+    assert len(limited.calls) == 1
+
+
+async def test_a_hanging_backend_is_cut_at_the_deadline_and_no_route_follows() -> None:
+    hanging = ScriptedBackend.playing("hanging", "hang")
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(hanging, priority=1), route_to(spare, priority=2)])
+
+    started = time.monotonic()
+    with pytest.raises(NoBackendAvailable) as raised:
+        await router.generate(request(), Deadline(0.3))
+    elapsed = time.monotonic() - started
+
+    assert 0.25 <= elapsed < 0.8
+    assert spare.calls == []
+    assert [a.outcome for a in raised.value.attempts] == ["timeout"]
+    assert raised.value.message.startswith("The request's deadline passed")
+    assert "hanging/r1: timeout" in raised.value.message
+
+
+async def test_the_deadline_stops_retries_on_a_failing_route() -> None:
+    failing = ScriptedBackend.playing("failing", *(unavailable() for _ in range(10)))
+    backoff = RetryConfig(backoff_initial_s=0.1, backoff_max_s=0.1, jitter_s=0)
+    router = router_over([route_to(failing, max_attempts=10)], retry=backoff)
+
+    started = time.monotonic()
+    with pytest.raises(NoBackendAvailable) as raised:
+        await router.generate(request(), Deadline(0.35))
+
+    assert time.monotonic() - started < 0.4  # no wait is started that would outlast the deadline
+    assert 3 <= len(failing.calls) <= 4
+    assert len(raised.value.attempts) == len(failing.calls)
+
+
+async def test_a_hanging_attempt_is_reported_as_a_vendor_timeout() -> None:
+    hanging = ScriptedBackend.playing("hanging", "hang")
+    router = router_over([route_to(hanging, max_attempts=1)])
+
+    with pytest.raises(NoBackendAvailable) as raised:
+        await router.generate(request(), Deadline(0.1))
+
+    assert [a.outcome for a in raised.value.attempts] == [VendorTimeout.outcome]
+    assert raised.value.attempts[0].seconds == pytest.approx(0.1, abs=0.08)
+
+
+async def test_when_every_route_fails_the_error_lists_every_attempt() -> None:
+    a = ScriptedBackend.playing("a", unavailable(), unavailable())
+    b = ScriptedBackend.playing("b", VendorAuthError("key revoked", status=401), region="eu")
+    router = router_over([route_to(a, priority=1, max_attempts=2), route_to(b, priority=2)])
+
+    with pytest.raises(NoBackendAvailable) as raised:
+        await router.generate(request(), Deadline(5))
+
+    message = raised.value.message
+    assert message.startswith("Every route failed")
+    assert message.count("a/r1: unavailable 503 (503 from the vendor)") == 2
+    assert "b/eu: auth_error 401 (key revoked)" in message
+    assert [(x.backend, x.region, x.outcome) for x in raised.value.attempts] == [
+        ("a", "r1", "unavailable"), ("a", "r1", "unavailable"), ("b", "eu", "auth_error")]
+
+
+# --- what a backend answers --------------------------------------------------------------------
+
+
+async def test_fewer_images_than_asked_is_a_protocol_error_that_fails_over() -> None:
+    short = ScriptedBackend.playing("short", images(1))
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(short, priority=1, max_attempts=1), route_to(spare, priority=2)])
+
+    routed = await router.generate(request(n=2), Deadline(5))
+
+    assert routed.route.backend is spare
+    assert len(routed.result.images) == 2
+    assert routed.attempts[0].outcome == "protocol_error"
+    assert "answered 1 image(s) for n=2" in routed.attempts[0].detail
+
+
+async def test_a_blank_image_is_content_filtered_and_fails_over() -> None:
+    filtering = ScriptedBackend.playing("filtering", images(1, solid_png(256)))
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(filtering, priority=1), route_to(spare, priority=2)])
+
+    routed = await router.generate(request(width=256, height=256), Deadline(5))
+
+    assert routed.route.backend is spare
+    assert len(filtering.calls) == 1  # a filtered image is not retried on the same route
+    assert routed.attempts[0].outcome == ContentFiltered.outcome
+
+
+async def test_a_blank_image_is_a_content_policy_violation_when_the_gateway_rejects() -> None:
+    filtering = ScriptedBackend.playing("filtering", images(1, solid_png(256)))
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(filtering, priority=1), route_to(spare, priority=2)],
+                         content_filter_action="reject")
+
+    with pytest.raises(ContentPolicyViolation) as raised:
+        await router.generate(request(width=256, height=256), Deadline(5))
+
+    assert raised.value.status_code == 400
+    assert raised.value.code == "content_policy_violation"
+    assert spare.calls == []
+
+
+async def test_a_vendor_content_filter_error_fails_over_too() -> None:
+    filtering = ScriptedBackend.playing("filtering", ContentFiltered("nsfw", status=400))
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(filtering, priority=1), route_to(spare, priority=2)])
+
+    assert (await router.generate(request(), Deadline(5))).route.backend is spare
+
+
+# --- price --------------------------------------------------------------------------------------
+
+PRICES = {"dear": Decimal("0.010"), "fair": Decimal("0.004"), "cheap": Decimal("0.002")}
+
+
+def price_of(route: Route, _: ImageRequest) -> Decimal:
+    return PRICES[route.vendor]
+
+
+async def test_routes_above_the_price_ceiling_are_skipped() -> None:
+    dear, cheap = ScriptedBackend("dear"), ScriptedBackend("cheap")
+    router = router_over([route_to(dear, priority=1), route_to(cheap, priority=2)], price_of=price_of)
+
+    ordered, skipped = await router.candidates(request(max_price_usd="0.005"))
+    routed = await router.generate(request(max_price_usd="0.005"), Deadline(5))
+
+    assert [route.backend for route in ordered] == [cheap]
+    assert skipped == ["dear:r1: price 0.010 USD above the ceiling 0.005"]
+    assert routed.route.backend is cheap
+    assert dear.calls == []
+
+
+async def test_without_a_ceiling_no_route_is_priced_out() -> None:
+    router = router_over([route_to(ScriptedBackend("dear")), route_to(ScriptedBackend("cheap"))], price_of=price_of)
+
+    ordered, skipped = await router.candidates(request())
+
+    assert len(ordered) == 2
+    assert skipped == []
+
+
+async def test_when_every_route_is_above_the_ceiling_the_cheapest_price_is_named() -> None:
+    router = router_over([route_to(ScriptedBackend("dear")), route_to(ScriptedBackend("fair"))], price_of=price_of)
+
+    with pytest.raises(PriceCeilingExceeded) as raised:
+        await router.generate(request(max_price_usd="0.001"), Deadline(5))
+
+    assert raised.value.status_code == 402
+    assert raised.value.param == "max_price_usd"
+    assert "the cheapest available price is 0.004 USD" in raised.value.message
+
+
+async def test_the_cheapest_policy_orders_routes_by_price() -> None:
+    dear, fair, cheap = ScriptedBackend("dear"), ScriptedBackend("fair"), ScriptedBackend("cheap")
+    routes = [route_to(dear, priority=1), route_to(fair, priority=2), route_to(cheap, priority=3)]
+
+    by_price, _ = await router_over(routes, policy="cheapest", price_of=price_of).candidates(request())
+    by_priority, _ = await router_over(routes, price_of=price_of).candidates(request())
+    routed = await router_over(routes, policy="cheapest", price_of=price_of).generate(request(), Deadline(5))
+
+    assert [route.vendor for route in by_price] == ["cheap", "fair", "dear"]
+    assert [route.vendor for route in by_priority] == ["dear", "fair", "cheap"]
+    assert routed.route.backend is cheap
+
+
+async def test_no_route_at_all_is_no_backend_available() -> None:
+    with pytest.raises(NoBackendAvailable) as raised:
+        await router_over([]).generate(request(), Deadline(5))
+    assert raised.value.message == "No route can serve this request"
+
+
+async def test_a_result_with_no_images_for_n_one_is_a_protocol_error() -> None:
+    empty = ScriptedBackend.playing("empty", BackendResult(images=[]))
+    router = router_over([route_to(empty, max_attempts=1)])
+
+    with pytest.raises(NoBackendAvailable) as raised:
+        await router.generate(request(), Deadline(5))
+    assert raised.value.attempts[0].outcome == "protocol_error"

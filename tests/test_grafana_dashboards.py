@@ -1,0 +1,184 @@
+"""Every series a Grafana dashboard queries is one the app exports.
+
+A metric family exports fixed series names: a counter ``x`` is scraped as ``x_total``, a histogram
+``x`` as ``x_bucket``/``x_sum``/``x_count``, a gauge as ``x``. So the check is exact: a panel on
+``boltgate_request_seconds`` (no such series) or ``boltgate_requests`` fails, as it would in Grafana.
+
+The worker's metrics (``backends/local/worker_metrics.py``) are checked against the names below
+and, when that module imports, against its registry as well.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from proxy.metrics import REGISTRY
+
+GRAFANA = Path(__file__).resolve().parents[1] / "grafana"
+DASHBOARDS = sorted(GRAFANA.glob("*.json"))
+
+WORKER_SERIES = {
+    "boltgate_worker_queue_depth",
+    "boltgate_worker_batch_size_bucket", "boltgate_worker_batch_size_sum", "boltgate_worker_batch_size_count",
+    "boltgate_worker_images_total",
+    "boltgate_worker_gpu_seconds_total",
+    "boltgate_worker_gpu_memory_bytes",
+    "boltgate_worker_images_per_second",
+}
+
+_SUFFIXES_BY_TYPE = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
+    "summary": ("", "_sum", "_count", "_created"),
+    "info": ("_info",),
+    "stateset": ("",),
+    "unknown": ("",),
+}
+_PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+                 "unless", "offset", "inf", "nan", "atan2"}
+
+
+def exported_series(registry: CollectorRegistry) -> set[str]:
+    """Series names a registry exposes, whether or not a labelled metric has a child yet."""
+    names: set[str] = set()
+    for family in registry.collect():
+        names.update(family.name + suffix for suffix in _SUFFIXES_BY_TYPE[family.type])
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions, keywords and labels left out)."""
+    expr = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`', '""', expr)
+    expr = re.sub(r"\{[^{}]*\}", "", expr)
+    expr = re.sub(r"\[[^\[\]]*\]", "", expr)
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", expr)
+    names = set()
+    for match in re.finditer(r"(?<![\w$.])([A-Za-z_:][\w:]*)\b(?!\s*\()", expr):
+        if match.group(1).lower() not in _PROMQL_WORDS:
+            names.add(match.group(1))
+    return names
+
+
+def label_values_metric(query: str) -> set[str]:
+    """The metric a ``label_values(metric, label)`` template variable reads, if any."""
+    match = re.match(r"\s*label_values\(\s*([A-Za-z_:][\w:]*)\s*(?:\{[^}]*\})?\s*,", query)
+    return {match.group(1)} if match else set()
+
+
+def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def queried_series(dashboard: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            names |= metric_names(target["expr"])
+    for variable in dashboard["templating"]["list"]:
+        query = variable.get("query")
+        if isinstance(query, dict):
+            names |= label_values_metric(query.get("query", ""))
+    return names
+
+
+def load(path: Path) -> dict[str, Any]:
+    loaded = json.loads(path.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def worker_registry_series() -> set[str] | None:
+    """The worker module's exported series, or None while that module does not exist yet."""
+    try:
+        module = importlib.import_module("backends.local.worker_metrics")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("backends.local", "backends.local.worker_metrics"):
+            raise
+        return None
+    registries = [value for value in vars(module).values() if isinstance(value, CollectorRegistry)]
+    assert registries, "backends.local.worker_metrics defines no CollectorRegistry"
+    return set().union(*(exported_series(registry) for registry in registries))
+
+
+def test_the_extractor_finds_metric_names_and_ignores_promql_syntax() -> None:
+    expr = (
+        'histogram_quantile(0.95, sum by (le, backend) (rate(boltgate_backend_attempt_seconds_bucket'
+        '{backend=~"$backend", outcome!="ok"}[$__rate_interval]))) / ignoring(le) group_left '
+        "sum(boltgate_requests_in_flight offset 5m) * 3600 > bool 0"
+    )
+    assert metric_names(expr) == {"boltgate_backend_attempt_seconds_bucket", "boltgate_requests_in_flight"}
+    assert metric_names('sum(increase(a_total[$__range])) - on(backend) b_total{x="sum(c)"}') == {"a_total", "b_total"}
+    assert label_values_metric("label_values(boltgate_worker_queue_depth, instance)") == {
+        "boltgate_worker_queue_depth"
+    }
+
+
+def test_exported_series_follow_each_metric_type() -> None:
+    series = exported_series(REGISTRY)
+    assert {"boltgate_requests_total", "boltgate_request_seconds_bucket", "boltgate_request_seconds_count",
+            "boltgate_requests_in_flight"} <= series
+    assert "boltgate_requests" not in series
+    assert "boltgate_request_seconds" not in series
+
+
+def test_there_is_a_gateway_and_a_worker_dashboard() -> None:
+    assert {path.name for path in DASHBOARDS} >= {"boltgate-gateway.json", "boltgate-worker.json"}
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda path: path.name)
+def test_dashboard_is_well_formed(path: Path) -> None:
+    dashboard = load(path)
+    assert dashboard["uid"] and dashboard["title"]
+    ids = [panel["id"] for panel in panels(dashboard)]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    variables = {variable["name"] for variable in dashboard["templating"]["list"]}
+    assert "datasource" in variables
+    for panel in panels(dashboard):
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], f"panel {panel['title']!r} queries nothing"
+        assert panel["datasource"]["uid"] == "${datasource}"
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
+        refs = [target["refId"] for target in panel["targets"]]
+        assert len(refs) == len(set(refs)), f"panel {panel['title']!r} repeats a refId"
+
+
+def test_the_gateway_dashboard_queries_only_what_the_gateway_exports() -> None:
+    queried = queried_series(load(GRAFANA / "boltgate-gateway.json"))
+    assert queried, "no queries found"
+    assert not queried - exported_series(REGISTRY), "dashboard queries series the gateway does not export"
+
+
+def test_the_gateway_dashboard_shows_overhead_apart_from_backend_time() -> None:
+    queried = queried_series(load(GRAFANA / "boltgate-gateway.json"))
+    assert {"boltgate_gateway_overhead_seconds_bucket", "boltgate_backend_attempt_seconds_bucket"} <= queried
+
+
+def test_the_worker_dashboard_queries_only_the_worker_metrics() -> None:
+    queried = queried_series(load(GRAFANA / "boltgate-worker.json"))
+    assert queried, "no queries found"
+    assert not queried - WORKER_SERIES, "dashboard queries series the worker is not meant to export"
+    exported = worker_registry_series()
+    if exported is not None:
+        assert not queried - exported, "dashboard queries series backends.local.worker_metrics does not export"
+
+
+def test_every_dashboard_series_belongs_to_the_gateway_or_the_worker() -> None:
+    known = exported_series(REGISTRY) | WORKER_SERIES
+    for path in DASHBOARDS:
+        unknown = queried_series(load(path)) - known
+        assert not unknown, f"{path.name} queries unknown series {sorted(unknown)}"
