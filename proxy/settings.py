@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     simulators: Literal["auto", "on", "off"] = "auto"
     """``auto``: serve from the built-in vendor simulators when no route is enabled."""
 
+    local_model_dir: Path | None = None
+    """An SDXL-Lightning directory (``base/`` + ``lightning/``): when set and no route names the
+    local backend, the gateway runs the pipeline in process as the first route."""
+    local_priority: int = 0
+
     state_backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     image_store: Literal["state", "directory"] = "state"
@@ -162,4 +167,8 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def enabled_routes(self) -> list[RouteConfig]:
-        return [route for route in self.routes if route.is_enabled]
+        routes = [route for route in self.routes if route.is_enabled]
+        if self.local_model_dir is not None and not any(route.vendor == "local" for route in routes):
+            routes.append(RouteConfig(vendor="local", priority=self.local_priority,
+                                      options={"model_dir": str(self.local_model_dir)}))
+        return routes

@@ -101,7 +101,10 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def worker_registry_series() -> set[str] | None:
-    """The worker module's exported series, or None while that module does not exist yet."""
+    """The worker's exported series, or None while ``backends.local.worker_metrics`` does not exist.
+
+    Its registry is per instance (``WorkerMetrics().registry``); module-level registries count too.
+    """
     try:
         module = importlib.import_module("backends.local.worker_metrics")
     except ModuleNotFoundError as exc:
@@ -109,7 +112,10 @@ def worker_registry_series() -> set[str] | None:
             raise
         return None
     registries = [value for value in vars(module).values() if isinstance(value, CollectorRegistry)]
-    assert registries, "backends.local.worker_metrics defines no CollectorRegistry"
+    worker_metrics = getattr(module, "WorkerMetrics", None)
+    if worker_metrics is not None:
+        registries.append(worker_metrics().registry)
+    assert registries, "backends.local.worker_metrics has neither WorkerMetrics nor a CollectorRegistry"
     return set().union(*(exported_series(registry) for registry in registries))
 
 
@@ -175,6 +181,12 @@ def test_the_worker_dashboard_queries_only_the_worker_metrics() -> None:
     exported = worker_registry_series()
     if exported is not None:
         assert not queried - exported, "dashboard queries series backends.local.worker_metrics does not export"
+
+
+def test_the_worker_module_exports_every_series_this_test_expects() -> None:
+    exported = worker_registry_series()
+    if exported is not None:
+        assert exported >= WORKER_SERIES, f"missing from the worker: {sorted(WORKER_SERIES - exported)}"
 
 
 def test_every_dashboard_series_belongs_to_the_gateway_or_the_worker() -> None:

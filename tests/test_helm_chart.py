@@ -9,6 +9,7 @@ gateway and worker expect.
 from __future__ import annotations
 
 import re
+import textwrap
 import tomllib
 from collections.abc import Iterator
 from functools import cache
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML (via litestar) ships no stubs
+
+from proxy.settings import RouteConfig, Settings
 
 HELM = Path(__file__).resolve().parents[1] / "helm"
 CHART = HELM / "boltgate"
@@ -159,26 +162,56 @@ def test_the_chart_has_every_object_the_deployment_needs() -> None:
     assert (TEMPLATES / "NOTES.txt").read_text().strip()
 
 
-def test_routes_toml_in_values_parses_and_names_secrets_only_by_variable() -> None:
-    routes = tomllib.loads(lookup("config.routes"))["routes"]
-    assert routes, "no routes"
-    for route in routes:
-        assert route["name"] and route["backend"]
-        assert not any(key in route for key in ("api_key", "key", "token", "secret"))
+def test_routes_toml_in_values_parses_into_the_gateways_route_settings() -> None:
+    document = tomllib.loads(lookup("config.routes"))
+    routes = [RouteConfig.model_validate(route) for route in document["routes"]]
+    assert {route.vendor for route in routes} == {"callmissed", "runflow", "eachlabs", "imageapi", "aigateway"}
+    assert not any(key in raw for raw in document["routes"] for key in ("api_key", "key", "token", "secret"))
     provided = {key["env"] for key in lookup("vendorKeys.keys")}
-    named = {route["api_key_env"] for route in routes if "api_key_env" in route}
-    assert named <= provided, f"routes name keys no Secret entry provides: {named - provided}"
-    assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", name) for name in provided)
+    needed = {route.key_variable for route in routes}
+    assert needed <= provided, f"routes read keys no Secret entry provides: {needed - provided}"
 
 
-def test_the_local_route_reaches_the_worker_service_as_a_region() -> None:
-    local = [route for route in tomllib.loads(lookup("config.routes"))["routes"] if route["backend"] == "local"]
-    assert len(local) == 1
-    assert local[0]["url"] == '{{ include "boltgate.workerUrl" . }}'
-    assert local[0]["region"] == "{{ .Values.worker.region }}"
+def worker_route_toml() -> str:
+    """The route the ConfigMap appends for the GPU workers, with its values filled in."""
+    configmap = (TEMPLATES / "configmap.yaml").read_text()
+    match = re.search(r"\{\{- if \.Values\.worker\.enabled \}\}\n(.*?)\{\{- end \}\}", configmap, re.S)
+    assert match, "configmap.yaml adds no worker route"
+    block = match.group(1).replace(
+        '{{ include "boltgate.workerUrl" . }}', f"http://release-boltgate-worker:{lookup('worker.service.port')}"
+    )
+    block = re.sub(r"\{\{ \.Values((?:\.\w+)+) \}\}", lambda value: str(lookup(value.group(1))), block)
+    assert "{{" not in block, f"unfilled template action in the worker route: {block}"
+    return textwrap.dedent(block)
+
+
+def test_the_rendered_routes_file_loads_as_gateway_settings_with_the_worker_first(tmp_path: Path) -> None:
+    routes_file = tmp_path / "routes.toml"
+    routes_file.write_text(lookup("config.routes") + worker_route_toml())
+    settings = Settings(config=routes_file)
+    worker = [route for route in settings.routes if route.vendor == "worker"]
+    assert len(worker) == 1 and worker[0].is_enabled, "the worker route needs no key"
+    assert [(region.name, region.base_url) for region in worker[0].regions] == [
+        (lookup("worker.region"), "http://release-boltgate-worker:9000")
+    ]
+    assert worker[0].priority < min(route.priority for route in settings.routes if route.vendor != "worker")
+    assert "tpl .Values.config.routes" in (TEMPLATES / "configmap.yaml").read_text()
+
+
+def test_the_worker_url_helper_names_the_worker_service_and_port() -> None:
     helpers = (TEMPLATES / "_helpers.tpl").read_text()
     assert re.search(r'define "boltgate.workerUrl".*?-worker:%d.*?\.Values\.worker\.service\.port', helpers, re.S)
-    assert "tpl .Values.config.routes" in (TEMPLATES / "configmap.yaml").read_text()
+    service = (TEMPLATES / "worker-service.yaml").read_text()
+    assert 'name: {{ include "boltgate.fullname" . }}-worker' in service
+    assert "port: {{ .Values.worker.service.port }}" in service
+
+
+def test_every_boltgate_variable_the_chart_sets_is_a_gateway_setting() -> None:
+    text = (TEMPLATES / "gateway-deployment.yaml").read_text() + (TEMPLATES / "_helpers.tpl").read_text()
+    variables = set(re.findall(r"- name: BOLTGATE_(\w+)", text))
+    assert {"CONFIG", "PORT", "STATE_BACKEND", "REDIS_URL"} <= variables
+    unknown = {name for name in variables if name.lower() not in Settings.model_fields}
+    assert not unknown, f"the gateway has no settings for BOLTGATE_{sorted(unknown)}"
 
 
 @pytest.mark.parametrize("component", ["gateway", "worker"])

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import torch
-from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
 from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
@@ -28,6 +28,9 @@ from backends.local.checkpoints import (
 from backends.local.config import LocalBackendConfig
 
 log = logging.getLogger(__name__)
+
+_diffusers: Any = diffusers
+"""diffusers is only partly annotated: its classes are used as untyped (``Any``) here."""
 
 _DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
@@ -110,18 +113,20 @@ def load_base_components(source: WeightSource, device: torch.device, dtype: torc
     if source.config.fp16_fix_vae:
         vae_id = source.fp16_fix_vae()
         log.info("using the fp16-fix VAE %s", vae_id)
-        vae = AutoencoderKL.from_pretrained(vae_id, torch_dtype=dtype, local_files_only=source.local)
+        vae = _diffusers.AutoencoderKL.from_pretrained(vae_id, torch_dtype=dtype, local_files_only=source.local)
     else:
-        vae = AutoencoderKL.from_pretrained(base, torch_dtype=dtype, **source.pretrained_kwargs("vae"))
-    tokenizer_kwargs = {"local_files_only": True} if source.local else {}
+        vae = _diffusers.AutoencoderKL.from_pretrained(base, torch_dtype=dtype, **source.pretrained_kwargs("vae"))
+    tokenizer_kwargs: dict[str, Any] = {"local_files_only": True} if source.local else {}
     return BaseComponents(
         vae=_placed(vae, device, dtype),
         text_encoder=_placed(text_encoder, device, dtype),
         text_encoder_2=_placed(text_encoder_2, device, dtype),
         tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", **tokenizer_kwargs),
         tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2", **tokenizer_kwargs),
-        unet_config=dict(UNet2DConditionModel.load_config(base, **_config_kwargs(source, "unet"))),
-        scheduler_config=dict(EulerDiscreteScheduler.load_config(base, **_config_kwargs(source, "scheduler"))),
+        unet_config=dict(_diffusers.UNet2DConditionModel.load_config(base, **_config_kwargs(source, "unet"))),
+        scheduler_config=dict(
+            _diffusers.EulerDiscreteScheduler.load_config(base, **_config_kwargs(source, "scheduler"))
+        ),
     )
 
 
@@ -142,7 +147,7 @@ def load_lightning_unet(
 ) -> Any:
     """A UNet built from the base config, holding the Lightning checkpoint's weights (strictly)."""
     with torch.device("meta"):
-        unet = UNet2DConditionModel.from_config(unet_config)
+        unet = _diffusers.UNet2DConditionModel.from_config(unet_config)
     state = load_file(str(path), device=str(device))
     unet.load_state_dict(state, strict=True, assign=True)
     leftover = [name for name, tensor in (*unet.named_parameters(), *unet.named_buffers()) if tensor.is_meta]
@@ -153,6 +158,6 @@ def load_lightning_unet(
 
 def lightning_scheduler(scheduler_config: dict[str, Any], checkpoint: LightningCheckpoint) -> Any:
     """Euler with trailing timesteps, as Lightning was distilled; x0 prediction for the 1-step UNet."""
-    return EulerDiscreteScheduler.from_config(
+    return _diffusers.EulerDiscreteScheduler.from_config(
         scheduler_config, timestep_spacing="trailing", prediction_type=checkpoint.prediction_type
     )

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import torch
-from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
 from PIL import Image
 
 from backends.local.checkpoints import LightningCheckpoint, checkpoint_for
@@ -42,6 +42,8 @@ from proxy.errors import InvalidRequest
 from proxy.request import ImageRequest
 
 log = logging.getLogger(__name__)
+
+_diffusers: Any = diffusers  # partly annotated: its pipelines are used untyped
 
 MIN_STRENGTH = 0.01
 """Image-to-image strength below this is raised to it (0 would leave no denoising step at all)."""
@@ -141,12 +143,12 @@ class LightningPipeline:
         unet = load_lightning_unet(path, self.components.unet_config, self.torch_device, self.dtype)
         unet = prepare_unet(unet, self.config, self.torch_device)
         parts = self.components
-        text_to_image = StableDiffusionXLPipeline(
+        text_to_image = _diffusers.StableDiffusionXLPipeline(
             vae=parts.vae, text_encoder=parts.text_encoder, text_encoder_2=parts.text_encoder_2,
             tokenizer=parts.tokenizer, tokenizer_2=parts.tokenizer_2, unet=unet,
             scheduler=lightning_scheduler(parts.scheduler_config, checkpoint),
         )
-        image_to_image = StableDiffusionXLImg2ImgPipeline(**text_to_image.components)
+        image_to_image = _diffusers.StableDiffusionXLImg2ImgPipeline(**text_to_image.components)
         for pipe in (text_to_image, image_to_image):
             pipe.set_progress_bar_config(disable=True)
         log.info("loaded %s in %.1f s", checkpoint.filename, time.perf_counter() - started)

@@ -30,9 +30,10 @@ def log_skipped_levers(config: LocalBackendConfig, device: torch.device) -> None
 
 
 def _set_attention(module: Any, sdpa: bool) -> None:
-    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+    from diffusers.models import attention_processor
 
-    module.set_attn_processor(AttnProcessor2_0() if sdpa else AttnProcessor())
+    processors: Any = attention_processor  # partly annotated: used untyped
+    module.set_attn_processor(processors.AttnProcessor2_0() if sdpa else processors.AttnProcessor())
 
 
 def prepare_unet(unet: Any, config: LocalBackendConfig, device: torch.device) -> Any:

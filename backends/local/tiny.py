@@ -52,9 +52,10 @@ def make_tiny_model(directory: Path) -> Path:
 
 
 def _tiny_pipeline() -> Any:
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    import diffusers
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+    parts: Any = diffusers  # partly annotated: used untyped
     with tempfile.TemporaryDirectory() as scratch:
         tokenizer = CLIPTokenizer.from_pretrained(write_tokenizer_files(Path(scratch)), model_max_length=77)
     text_config = CLIPTextConfig(
@@ -63,7 +64,7 @@ def _tiny_pipeline() -> Any:
         layer_norm_eps=1e-5, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    unet = UNet2DConditionModel(
+    unet = parts.UNet2DConditionModel(
         sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -72,16 +73,16 @@ def _tiny_pipeline() -> Any:
         addition_embed_type="text_time", addition_time_embed_dim=TIME_EMBED,
         projection_class_embeddings_input_dim=6 * TIME_EMBED + TEXT_HIDDEN,
     )
-    vae = AutoencoderKL(
+    vae = parts.AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16, 16, 16),
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
         layers_per_block=1, norm_num_groups=8, sample_size=256, scaling_factor=0.13025,
     )
-    scheduler = EulerDiscreteScheduler(
+    scheduler = parts.EulerDiscreteScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         steps_offset=1, timestep_spacing="leading", prediction_type="epsilon",
     )
-    return StableDiffusionXLPipeline(
+    return parts.StableDiffusionXLPipeline(
         vae=vae, text_encoder=CLIPTextModel(text_config), text_encoder_2=CLIPTextModelWithProjection(text_config),
         tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
     )

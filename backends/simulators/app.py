@@ -86,6 +86,7 @@ class SimulatorApp:
         if fault.kind == "hang":
             if self.state.closing is None:
                 self.state.closing = asyncio.Event()
-            await wait_for_disconnect(receive, self.state.closing)
+            if await wait_for_disconnect(receive, self.state.closing):
+                return None
         await reset_connection(receive)
         return None

@@ -86,16 +86,18 @@ async def send_response(send: Send, response: SimResponse) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def wait_for_disconnect(receive: Receive, closing: asyncio.Event) -> None:
-    """Answer nothing until the client gives up (or the server stops)."""
+async def wait_for_disconnect(receive: Receive, closing: asyncio.Event) -> bool:
+    """Answer nothing until the client gives up (True) or the server stops (False)."""
     async def disconnected() -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
 
-    waiters = [asyncio.ensure_future(disconnected()), asyncio.ensure_future(closing.wait())]
-    _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    for waiter in pending:
-        waiter.cancel()
+    client_gone = asyncio.ensure_future(disconnected())
+    server_stops = asyncio.ensure_future(closing.wait())
+    await asyncio.wait((client_gone, server_stops), return_when=asyncio.FIRST_COMPLETED)
+    client_gone.cancel()
+    server_stops.cancel()
+    return client_gone.done() and not client_gone.cancelled()
 
 
 async def reset_connection(receive: Receive) -> None:
@@ -105,12 +107,12 @@ async def reset_connection(receive: Receive) -> None:
     callable (a bound method of uvicorn's request cycle, which holds the transport), then waits
     for uvicorn to notice the disconnect so it does not try to answer 500 on a dead socket.
     """
-    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    transport: Any = getattr(getattr(receive, "__self__", None), "transport", None)
     if not hasattr(transport, "abort"):  # uvloop's transports are not asyncio.Transport subclasses
         raise RuntimeError("reset needs uvicorn's transport; is this running under uvicorn?")
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):  # ValueError: the peer already left
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
     while (await receive())["type"] != "http.disconnect":

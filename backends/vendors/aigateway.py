@@ -1,4 +1,5 @@
-"""aigateway.sh: OpenAI-compatible, answers with a URL or base64; no seed or steps extras."""
+"""aigateway.sh: OpenAI-compatible, answers with a URL or base64; steps and seed sent explicitly
+(several resellers default to 20 steps and guidance 7.5 otherwise)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from backends.base import Capabilities, sniff_format
 from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, reported_usd, require
+from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, nsfw_flagged, reported_usd, require
 from proxy.errors import VendorProtocolError
 from proxy.request import ImageRequest
 
@@ -92,9 +92,13 @@ def read_state(answer: HttpAnswer) -> JobState:
     if status in PENDING:
         return JobState("pending")
     if status == "success":
-        urls = _output_urls(prediction.get("output"))
-        return JobState("succeeded", output=VendorOutput(image_urls=urls, run_seconds=seconds,
-                                                         vendor_cost_usd=cost))
+        output = VendorOutput(
+            image_urls=_output_urls(prediction.get("output")),
+            run_seconds=seconds,
+            vendor_cost_usd=cost,
+            flagged_nsfw=nsfw_flagged(prediction),
+        )
+        return JobState("succeeded", output=output)
     raise VendorProtocolError(f"eachlabs prediction has an unknown status '{status[:50]}'")
 
 
@@ -107,8 +111,11 @@ def error_fields(body: Any) -> tuple[str | None, str]:
 def _output_urls(output: Any) -> list[str]:
     """``output`` is one URL or a list of URLs; both are documented."""
     urls = [output] if isinstance(output, str) else output
-    if (not isinstance(urls, list) or not urls
-            or not all(isinstance(url, str) and url.startswith(("https://", "http://")) for url in urls)):
+    if (
+        not isinstance(urls, list)
+        or not urls
+        or not all(isinstance(url, str) and url.startswith(("https://", "http://")) for url in urls)
+    ):
         raise VendorProtocolError(f"eachlabs output is neither a URL nor a list of URLs: {str(output)[:200]}")
     return urls
 
@@ -125,7 +132,11 @@ def _number(value: float) -> str:
 EACHLABS = VendorSpec(
     name="eachlabs",
     capabilities=Capabilities(
-        max_steps=10, min_side=256, max_side=1280, max_n=4, image_to_image=True,
+        max_steps=10,
+        min_side=256,
+        max_side=1280,
+        max_n=4,
+        image_to_image=True,
         output_formats=frozenset({"png"}),
     ),
     build_request=build_request,

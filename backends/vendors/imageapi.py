@@ -13,7 +13,7 @@ from typing import Any
 from backends.base import Capabilities
 from backends.vendors.openai_style import openai_error_fields
 from backends.vendors.spec import Options, VendorSpec
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput
+from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, nsfw_flagged
 from proxy.errors import VendorProtocolError
 from proxy.request import ImageRequest
 
@@ -35,7 +35,7 @@ def build_request(request: ImageRequest, options: Options) -> HttpCall:
 
 def parse_output(answer: HttpAnswer) -> VendorOutput:
     body = answer.json()
-    output = VendorOutput()
+    output = VendorOutput(flagged_nsfw=nsfw_flagged(body))
     if isinstance(body, dict) and isinstance(body.get("data"), list):
         entries = body["data"]
     elif isinstance(body, dict) and isinstance(body.get("images"), list):

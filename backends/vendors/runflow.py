@@ -11,7 +11,7 @@ from typing import Any
 
 from backends.base import Capabilities
 from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, reported_usd, require
+from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, nsfw_flagged, reported_usd, require
 from proxy.errors import VendorProtocolError
 from proxy.request import ImageRequest
 
@@ -56,7 +56,12 @@ def read_state(answer: HttpAnswer) -> JobState:
     if status == "succeeded" or (status == "partial_succeeded" and urls):
         if not urls:
             raise VendorProtocolError(f"runflow run succeeded without image_urls: {str(run)[:200]}")
-        output = VendorOutput(image_urls=urls, run_seconds=seconds, vendor_cost_usd=cost)
+        output = VendorOutput(
+            image_urls=urls,
+            run_seconds=seconds,
+            vendor_cost_usd=cost,
+            flagged_nsfw=nsfw_flagged(run.get("output")) or nsfw_flagged(run),
+        )
         return JobState("succeeded", output=output)
     if status in FAILED or status == "partial_succeeded":
         return JobState(
@@ -102,9 +107,7 @@ def _text(value: Any) -> str | None:
 
 RUNFLOW = VendorSpec(
     name="runflow",
-    capabilities=Capabilities(
-        max_steps=12, min_side=256, max_side=1536, max_n=1, output_formats=frozenset({"jpeg"})
-    ),
+    capabilities=Capabilities(max_steps=12, min_side=256, max_side=1536, max_n=1, output_formats=frozenset({"jpeg"})),
     build_request=build_request,
     error_fields=error_fields,
     job=JobProtocol(job_id=job_id, poll=poll, read_state=read_state, cancel=cancel),

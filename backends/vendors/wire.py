@@ -75,3 +75,13 @@ def reported_usd(value: Any, what: str) -> Decimal | None:
         log.warning("%s is not a cost: %.80r", what, value)
         return None
     return amount
+
+
+def nsfw_flagged(mapping: Any) -> bool:
+    """The Replicate-style ``nsfw_content_detected`` flag (one bool, or one per image).
+
+    No vendor documents it for this model, so it is read only where it is present; the gateway's
+    own blank-image check still runs either way.
+    """
+    flag = mapping.get("nsfw_content_detected") if isinstance(mapping, dict) else None
+    return flag is True or (isinstance(flag, list) and any(item is True for item in flag))

@@ -37,7 +37,9 @@ def parse_output(answer: HttpAnswer) -> VendorOutput:
 WORKER = VendorSpec(
     name="worker",
     capabilities=Capabilities(
-        max_steps=8, fixed_steps=LIGHTNING_STEPS, image_to_image=True,
+        max_steps=8,
+        fixed_steps=LIGHTNING_STEPS,
+        image_to_image=True,
         output_formats=frozenset({"png", "jpeg", "webp"}),
     ),
     build_request=build_request,

@@ -17,6 +17,8 @@ from proxy.errors import ContentFiltered
 from proxy.request import ImageRequest
 
 SUSPICIOUS_BYTES_PER_PIXEL = 0.02
+SUSPICIOUS_OVERHEAD_BYTES = 4096
+"""Headers that do not shrink with a flat picture: a black 256x256 JPEG is 1.6 kB, mostly tables."""
 FLAT_RANGE = 4
 """A channel whose values span at most this is flat."""
 
@@ -29,7 +31,8 @@ def is_flat(image: GeneratedImage) -> bool:
 
 async def reject_blank_images(result: BackendResult, request: ImageRequest, vendor: str) -> None:
     pixels = request.width * request.height
-    suspects = [image for image in result.images if len(image) < pixels * SUSPICIOUS_BYTES_PER_PIXEL]
+    limit = SUSPICIOUS_OVERHEAD_BYTES + pixels * SUSPICIOUS_BYTES_PER_PIXEL
+    suspects = [image for image in result.images if len(image) < limit]
     for image in suspects:
         if await asyncio.to_thread(is_flat, image):
             raise ContentFiltered(f"{vendor} answered a blank image (a safety filter's answer)")

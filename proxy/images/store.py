@@ -18,7 +18,7 @@ from backends.base import ImageFormat, sniff_format
 from proxy.state.base import StateStore
 
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(png|jpeg|webp)$")
+_NAME = re.compile(r"[A-Za-z0-9_-]{16,64}\.(png|jpeg|webp)")
 
 
 def new_image_name(fmt: ImageFormat) -> str:
@@ -26,7 +26,7 @@ def new_image_name(fmt: ImageFormat) -> str:
 
 
 def valid_name(name: str) -> bool:
-    return _NAME.match(name) is not None
+    return _NAME.fullmatch(name) is not None  # fullmatch: `$` alone would accept a trailing newline
 
 
 class ImageStore(Protocol):

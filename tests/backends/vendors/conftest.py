@@ -51,10 +51,18 @@ def vendor_api() -> Iterator[respx.MockRouter]:
 async def make_backend() -> AsyncIterator[MakeBackend]:
     made: list[VendorBackend] = []
 
-    def make(spec: VendorSpec, *, api_key: str | None = "k", timeout_s: float = 5.0,
-             options: Mapping[str, str] | None = None) -> VendorBackend:
-        backend = VendorBackend(spec, region="r1", base_url=BASE_URL, api_key=api_key,
-                                timeout_s=timeout_s, options=options, client=httpx.AsyncClient())
+    def make(
+        spec: VendorSpec, *, api_key: str | None = "k", timeout_s: float = 5.0, options: Mapping[str, str] | None = None
+    ) -> VendorBackend:
+        backend = VendorBackend(
+            spec,
+            region="r1",
+            base_url=BASE_URL,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            options=options,
+            client=httpx.AsyncClient(),
+        )
         made.append(backend)
         return backend
 
@@ -68,4 +76,3 @@ def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
     """Poll every few milliseconds so job lifecycles take no noticeable time."""
     monkeypatch.setattr(polling, "FIRST_INTERVAL_S", 0.001)
     monkeypatch.setattr(polling, "MAX_INTERVAL_S", 0.005)
-

@@ -40,7 +40,8 @@ async def test_sends_the_model_name_and_asks_for_base64_by_default(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, png: bytes, base_url: str
 ) -> None:
     route = vendor_api.post(GENERATIONS).respond(
-        200, json={"created": 1, "data": [{"b64_json": base64.b64encode(png).decode()}]})
+        200, json={"created": 1, "data": [{"b64_json": base64.b64encode(png).decode()}]}
+    )
     result = await generate(make_backend, seed=5)
     request = route.calls.last.request
     assert str(request.url) == f"{base_url}{GENERATIONS}"
@@ -90,7 +91,10 @@ async def test_a_body_it_does_not_know_is_a_protocol_error(
     ],
 )
 async def test_error_answers(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend, status: int, error_type: str,
+    vendor_api: respx.MockRouter,
+    make_backend: MakeBackend,
+    status: int,
+    error_type: str,
     kind: type[BackendError],
 ) -> None:
     vendor_api.post(GENERATIONS).respond(status, json={"error": {"type": error_type, "message": "no"}})
@@ -100,22 +104,20 @@ async def test_error_answers(
     assert caught.value.vendor_code == error_type
 
 
-async def test_rate_limits_carry_retry_after_seconds(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend
-) -> None:
+async def test_rate_limits_carry_retry_after_seconds(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATIONS).respond(
-        429, json={"error": {"type": "rate_limit_error", "message": "slow"}}, headers={"Retry-After": "3"})
+        429, json={"error": {"type": "rate_limit_error", "message": "slow"}}, headers={"Retry-After": "3"}
+    )
     with pytest.raises(VendorRateLimited) as caught:
         await generate(make_backend)
     assert caught.value.retry_after == 3.0
 
 
-async def test_rate_limits_carry_retry_after_as_a_date(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend
-) -> None:
+async def test_rate_limits_carry_retry_after_as_a_date(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     when = email.utils.formatdate(time.time() + 20, usegmt=True)
     vendor_api.post(GENERATIONS).respond(
-        429, json={"error": {"type": "rate_limit_error", "message": "slow"}}, headers={"Retry-After": when})
+        429, json={"error": {"type": "rate_limit_error", "message": "slow"}}, headers={"Retry-After": when}
+    )
     with pytest.raises(VendorRateLimited) as caught:
         await generate(make_backend)
     assert caught.value.retry_after is not None and 18 <= caught.value.retry_after <= 20
@@ -125,7 +127,8 @@ async def test_a_503_with_retry_after_is_retryable_after_that_wait(
     vendor_api: respx.MockRouter, make_backend: MakeBackend
 ) -> None:
     vendor_api.post(GENERATIONS).respond(
-        503, json={"error": {"type": "service_unavailable", "message": "busy"}}, headers={"retry-after-ms": "1500"})
+        503, json={"error": {"type": "service_unavailable", "message": "busy"}}, headers={"retry-after-ms": "1500"}
+    )
     with pytest.raises(VendorUnavailable) as caught:
         await generate(make_backend)
     assert caught.value.retryable and caught.value.retry_after == 1.5

@@ -42,15 +42,30 @@ async def test_sends_an_openai_request_forcing_b64_json(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, png: bytes, base_url: str
 ) -> None:
     route = vendor_api.post(GENERATIONS).respond(200, json={"created": 1, "data": [{"b64_json": b64(png)}] * 2})
-    await generate(make_backend, n=2, width=768, height=512, seed=9, steps=6, guidance_scale=1.0,
-                   negative_prompt="blurry", response_format="url")
+    await generate(
+        make_backend,
+        n=2,
+        width=768,
+        height=512,
+        seed=9,
+        steps=6,
+        guidance_scale=1.0,
+        negative_prompt="blurry",
+        response_format="url",
+    )
     request = route.calls.last.request
     assert str(request.url) == f"{base_url}{GENERATIONS}"
     assert request.headers["authorization"] == "Bearer k"
     assert request.headers["content-type"] == "application/json"
     assert orjson.loads(request.content) == {
-        "model": "sdxl-lightning", "prompt": "a cat", "n": 2, "size": "768x512",
-        "response_format": "b64_json", "seed": 9, "steps": 6, "guidance_scale": 1.0,
+        "model": "sdxl-lightning",
+        "prompt": "a cat",
+        "n": 2,
+        "size": "768x512",
+        "response_format": "b64_json",
+        "seed": 9,
+        "steps": 6,
+        "guidance_scale": 1.0,
         "negative_prompt": "blurry",
     }
 
@@ -58,9 +73,13 @@ async def test_sends_an_openai_request_forcing_b64_json(
 async def test_reads_png_and_jpeg_images(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, png: bytes, jpeg: bytes
 ) -> None:
-    vendor_api.post(GENERATIONS).respond(200, json={
-        "created": 1, "data": [{"b64_json": b64(png), "revised_prompt": None},
-                               {"b64_json": b64(jpeg), "revised_prompt": None}]})
+    vendor_api.post(GENERATIONS).respond(
+        200,
+        json={
+            "created": 1,
+            "data": [{"b64_json": b64(png), "revised_prompt": None}, {"b64_json": b64(jpeg), "revised_prompt": None}],
+        },
+    )
     result = await generate(make_backend, n=2)
     assert [image.format for image in result.images] == ["png", "jpeg"]
     assert [image.data for image in result.images] == [png, jpeg]
@@ -142,8 +161,10 @@ async def test_an_envelope_without_code_falls_back_to_its_type(
 
 async def test_rate_limits_carry_retry_after(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATIONS).respond(
-        429, json=envelope("rate_limit_exceeded", "slow down"),
-        headers={"Retry-After": "7", "X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"})
+        429,
+        json=envelope("rate_limit_exceeded", "slow down"),
+        headers={"Retry-After": "7", "X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"},
+    )
     with pytest.raises(VendorRateLimited) as caught:
         await generate(make_backend)
     assert caught.value.retry_after == 7.0

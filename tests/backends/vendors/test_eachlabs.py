@@ -19,6 +19,7 @@ from backends.vendors.transport import VendorBackend
 from proxy.deadline import Deadline
 from proxy.errors import (
     BackendError,
+    ContentFiltered,
     VendorAuthError,
     VendorProtocolError,
     VendorRateLimited,
@@ -48,7 +49,8 @@ def success(output: Any = IMAGE_URL, **fields: Any) -> httpx.Response:
 @pytest.fixture
 def api(vendor_api: respx.MockRouter, png: bytes) -> respx.MockRouter:
     vendor_api.post(CREATE, name="create").respond(
-        200, json={"status": "success", "message": "Prediction created", "predictionID": "p-1"})
+        200, json={"status": "success", "message": "Prediction created", "predictionID": "p-1"}
+    )
     vendor_api.post(CANCEL, name="cancel").respond(200, json={"status": "cancelled"})
     vendor_api.post(ABSOLUTE_CANCEL, name="absolute_cancel").respond(200, json={"status": "cancelled"})
     vendor_api.get(IMAGE_URL, name="image").respond(200, content=png)
@@ -62,8 +64,8 @@ async def generate(make_backend: MakeBackend, *, timeout_s: float = 5.0, **field
 
 
 def sent_input(api: respx.MockRouter) -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads(api["create"].calls.last.request.content)
-    return body["input"]
+    fields: dict[str, Any] = orjson.loads(api["create"].calls.last.request.content)["input"]
+    return fields
 
 
 class TestRequest:
@@ -71,8 +73,7 @@ class TestRequest:
         self, api: respx.MockRouter, make_backend: MakeBackend, base_url: str
     ) -> None:
         api.get(PREDICTION).mock(return_value=success([IMAGE_URL, IMAGE_URL_2]))
-        await generate(make_backend, seed=7, width=768, height=512, n=2, steps=4,
-                       negative_prompt="blurry")
+        await generate(make_backend, seed=7, width=768, height=512, n=2, steps=4, negative_prompt="blurry")
         request = api["create"].calls.last.request
         assert str(request.url) == f"{base_url}{CREATE}"
         assert request.headers["x-api-key"] == "k"
@@ -81,9 +82,16 @@ class TestRequest:
             "model": "sdxl-lightning-4step",
             "version": "0.0.1",
             "input": {
-                "prompt": "a cat", "negative_prompt": "blurry", "width": "768", "height": "512",
-                "num_outputs": "2", "num_inference_steps": "4", "guidance_scale": "0",
-                "scheduler": "K_EULER", "seed": "7", "disable_safety_checker": "true",
+                "prompt": "a cat",
+                "negative_prompt": "blurry",
+                "width": "768",
+                "height": "512",
+                "num_outputs": "2",
+                "num_inference_steps": "4",
+                "guidance_scale": "0",
+                "scheduler": "K_EULER",
+                "seed": "7",
+                "disable_safety_checker": "true",
             },
         }
 
@@ -97,9 +105,7 @@ class TestRequest:
         assert fields["guidance_scale"] == "1.5"
         assert fields["negative_prompt"] == ""
 
-    async def test_model_and_version_are_options(
-        self, api: respx.MockRouter, make_backend: MakeBackend
-    ) -> None:
+    async def test_model_and_version_are_options(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(PREDICTION).mock(return_value=success())
         await generate(make_backend, options={"model": "sdxl-lightning-8step", "version": "0.0.2"})
         body = orjson.loads(api["create"].calls.last.request.content)
@@ -113,7 +119,7 @@ class TestRequest:
         fields = sent_input(api)
         prefix = "data:image/png;base64,"
         assert fields["image"].startswith(prefix)
-        assert base64.b64decode(fields["image"][len(prefix):]) == png
+        assert base64.b64decode(fields["image"][len(prefix) :]) == png
         assert fields["strength"] == "0.5"
 
     async def test_a_jpeg_source_is_labelled_jpeg(
@@ -135,16 +141,15 @@ class TestRequest:
         self, api: respx.MockRouter, make_backend: MakeBackend, png: bytes
     ) -> None:
         api.get(PREDICTION).mock(return_value=success())
-        await generate(make_backend, init_image=png,
-                       options={"image_field": "init_image", "strength_field": "prompt_strength"})
+        await generate(
+            make_backend, init_image=png, options={"image_field": "init_image", "strength_field": "prompt_strength"}
+        )
         fields = sent_input(api)
         assert "image" not in fields and "strength" not in fields
         assert fields["init_image"].startswith("data:image/png;base64,")
         assert fields["prompt_strength"] == "0.6"
 
-    async def test_text_to_image_sends_no_image_fields(
-        self, api: respx.MockRouter, make_backend: MakeBackend
-    ) -> None:
+    async def test_text_to_image_sends_no_image_fields(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(PREDICTION).mock(return_value=success())
         await generate(make_backend)
         assert not {"image", "strength"} & set(sent_input(api))
@@ -162,8 +167,9 @@ class TestLifecycle:
     async def test_succeeds_after_several_polls_with_one_url(
         self, api: respx.MockRouter, make_backend: MakeBackend, png: bytes
     ) -> None:
-        poll = api.get(PREDICTION).mock(side_effect=[
-            prediction("starting"), prediction("processing"), prediction("processing"), success()])
+        poll = api.get(PREDICTION).mock(
+            side_effect=[prediction("starting"), prediction("processing"), prediction("processing"), success()]
+        )
         result = await generate(make_backend)
         assert poll.call_count == 4
         assert [image.data for image in result.images] == [png]
@@ -172,9 +178,7 @@ class TestLifecycle:
         assert result.vendor_request_id == "p-1"
         assert not api["cancel"].called and not api["absolute_cancel"].called
 
-    async def test_a_list_of_urls_gives_every_image(
-        self, api: respx.MockRouter, make_backend: MakeBackend
-    ) -> None:
+    async def test_a_list_of_urls_gives_every_image(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(PREDICTION).mock(return_value=success([IMAGE_URL, IMAGE_URL_2]))
         result = await generate(make_backend, n=2)
         assert len(result.images) == 2
@@ -188,8 +192,9 @@ class TestLifecycle:
     async def test_a_failed_prediction_that_ran_is_billed(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
-        api.get(PREDICTION).mock(return_value=prediction(
-            "failed", error="CUDA out of memory", metrics={"predict_time": 1.5}))
+        api.get(PREDICTION).mock(
+            return_value=prediction("failed", error="CUDA out of memory", metrics={"predict_time": 1.5})
+        )
         with pytest.raises(JobFailed) as caught:
             await generate(make_backend)
         error = caught.value
@@ -206,9 +211,7 @@ class TestLifecycle:
             await generate(make_backend)
         assert not caught.value.billed
 
-    async def test_a_cancelled_prediction_is_a_failure(
-        self, api: respx.MockRouter, make_backend: MakeBackend
-    ) -> None:
+    async def test_a_cancelled_prediction_is_a_failure(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(PREDICTION).mock(return_value=prediction("cancelled"))
         with pytest.raises(JobFailed):
             await generate(make_backend)
@@ -231,8 +234,11 @@ class TestLifecycle:
     async def test_the_deadline_cancels_through_the_cancel_url_it_was_given(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
-        api.get(PREDICTION).mock(return_value=prediction(
-            "processing", urls={"cancel": ABSOLUTE_CANCEL, "get": "https://api.eachlabs.test/x"}))
+        api.get(PREDICTION).mock(
+            return_value=prediction(
+                "processing", urls={"cancel": ABSOLUTE_CANCEL, "get": "https://api.eachlabs.test/x"}
+            )
+        )
         with pytest.raises(JobAbandoned):
             await generate(make_backend, timeout_s=0.05)
         assert api["absolute_cancel"].call_count == 1
@@ -260,6 +266,13 @@ class TestLifecycle:
         with pytest.raises(asyncio.CancelledError):
             await task
         assert api["absolute_cancel"].call_count == 1
+
+    async def test_a_prediction_flagged_nsfw_is_content_filtered(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
+        api.get(PREDICTION).mock(return_value=success(nsfw_content_detected=[True]))
+        with pytest.raises(ContentFiltered):
+            await generate(make_backend)
 
 
 class TestMalformed:
@@ -310,7 +323,10 @@ class TestMalformed:
     ],
 )
 async def test_error_answers(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend, status: int, message: str,
+    vendor_api: respx.MockRouter,
+    make_backend: MakeBackend,
+    status: int,
+    message: str,
     kind: type[BackendError],
 ) -> None:
     vendor_api.post(CREATE).respond(status, json={"error": message})

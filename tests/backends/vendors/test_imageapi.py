@@ -17,6 +17,7 @@ from backends.vendors.transport import VendorBackend
 from proxy.deadline import Deadline
 from proxy.errors import (
     BackendError,
+    ContentFiltered,
     VendorAuthError,
     VendorProtocolError,
     VendorRateLimited,
@@ -50,8 +51,14 @@ async def test_sends_the_documented_body(
     assert str(request.url) == f"{base_url}{GENERATE}"
     assert request.headers["authorization"] == "Bearer k"
     assert orjson.loads(request.content) == {
-        "prompt": "a cat", "model": "sdxl-lightning", "width": 512, "height": 768,
-        "num_inference_steps": 8, "guidance_scale": 0.0, "seed": 3, "negative_prompt": "blurry",
+        "prompt": "a cat",
+        "model": "sdxl-lightning",
+        "width": 512,
+        "height": 768,
+        "num_inference_steps": 8,
+        "guidance_scale": 0.0,
+        "seed": 3,
+        "negative_prompt": "blurry",
     }
 
 
@@ -81,17 +88,40 @@ def test_capabilities() -> None:
         lambda b64: {"images": [{"b64_json": b64}]},
         lambda b64: {"image_url": IMAGE_URL},
     ],
-    ids=["data-url", "data-b64", "images-url", "images-b64", "images-data-uri", "images-object-url",
-         "images-object-b64", "image_url"],
+    ids=[
+        "data-url",
+        "data-b64",
+        "images-url",
+        "images-b64",
+        "images-data-uri",
+        "images-object-url",
+        "images-object-b64",
+        "image_url",
+    ],
 )
 async def test_reads_every_accepted_shape(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend, png: bytes, b64_png: str,
+    vendor_api: respx.MockRouter,
+    make_backend: MakeBackend,
+    png: bytes,
+    b64_png: str,
     shape: Callable[[str], dict[str, Any]],
 ) -> None:
     vendor_api.post(GENERATE).respond(200, json=shape(b64_png))
     vendor_api.get(IMAGE_URL).respond(200, content=png)
     result = await generate(make_backend)
     assert [image.data for image in result.images] == [png]
+
+
+@pytest.mark.parametrize(("flag", "filtered"), [([True], True), (True, True), ([False], False), (None, False)])
+async def test_reads_the_nsfw_flag_where_present(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, b64_png: str, flag: Any, filtered: bool
+) -> None:
+    vendor_api.post(GENERATE).respond(200, json={"data": [{"b64_json": b64_png}], "nsfw_content_detected": flag})
+    if filtered:
+        with pytest.raises(ContentFiltered):
+            await generate(make_backend)
+    else:
+        assert len((await generate(make_backend)).images) == 1
 
 
 @pytest.mark.parametrize(
@@ -141,22 +171,37 @@ async def test_an_expired_output_url(vendor_api: respx.MockRouter, make_backend:
 @pytest.mark.parametrize(
     ("status", "body", "code", "message", "kind"),
     [
-        (401, {"error": {"code": "invalid_api_key", "message": "bad key", "type": "auth"}},
-         "invalid_api_key", "bad key", VendorAuthError),
+        (
+            401,
+            {"error": {"code": "invalid_api_key", "message": "bad key", "type": "auth"}},
+            "invalid_api_key",
+            "bad key",
+            VendorAuthError,
+        ),
         (402, {"error": "Out of credits", "code": "no_credits"}, "no_credits", "Out of credits", VendorAuthError),
         (403, {"message": "Plan does not include this model"}, None, "Plan does not include", VendorAuthError),
         (400, {"error": "prompt is required"}, None, "prompt is required", VendorRejectedRequest),
         (404, {"message": "Not Found"}, None, "Not Found", VendorNotFound),
-        (422, {"error": {"type": "invalid_request_error", "message": "width"}}, "invalid_request_error",
-         "width", VendorRejectedRequest),
+        (
+            422,
+            {"error": {"type": "invalid_request_error", "message": "width"}},
+            "invalid_request_error",
+            "width",
+            VendorRejectedRequest,
+        ),
         (429, {"error": "Too many requests"}, None, "Too many requests", VendorRateLimited),
         (500, {"message": "Internal Server Error"}, None, "Internal Server Error", VendorUnavailable),
         (502, {"weird": True}, None, "weird", VendorUnavailable),
     ],
 )
 async def test_error_answers(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend, status: int, body: dict[str, Any],
-    code: str | None, message: str, kind: type[BackendError],
+    vendor_api: respx.MockRouter,
+    make_backend: MakeBackend,
+    status: int,
+    body: dict[str, Any],
+    code: str | None,
+    message: str,
+    kind: type[BackendError],
 ) -> None:
     vendor_api.post(GENERATE).respond(status, json=body)
     with pytest.raises(kind) as caught:

@@ -37,8 +37,14 @@ def read_state(answer: HttpAnswer) -> JobState:
     if state == "done-empty":
         return JobState("succeeded")
     if state == "failed":
-        return JobState("failed", failure_code="E1", failure_message="broke", billed=True,
-                        run_seconds=1.5, vendor_cost_usd=Decimal("0.002"))
+        return JobState(
+            "failed",
+            failure_code="E1",
+            failure_message="broke",
+            billed=True,
+            run_seconds=1.5,
+            vendor_cost_usd=Decimal("0.002"),
+        )
     if state == "pending":
         return JobState("pending")
     raise VendorProtocolError(f"unknown state {state}")
@@ -83,7 +89,8 @@ async def generate(make_backend: MakeBackend, *, timeout_s: float = 5.0, options
 
 
 def cancel_ticket(api: respx.MockRouter) -> str | None:
-    return api["cancel"].calls.last.request.url.params.get("ticket")
+    ticket: str | None = api["cancel"].calls.last.request.url.params.get("ticket")
+    return ticket
 
 
 async def test_polls_until_done_and_names_the_job(api: respx.MockRouter, make_backend: MakeBackend) -> None:
@@ -112,7 +119,7 @@ async def test_the_interval_backs_off_up_to_its_ceiling(
         waits.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr(polling.asyncio, "sleep", recording_sleep)
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
     api.get("/jobs/j1").mock(side_effect=[job("pending")] * 5 + [job("done")])
     await generate(make_backend)
     assert waits[:6] == pytest.approx([0.001, 0.0015, 0.00225, 0.003, 0.003, 0.003])
@@ -154,9 +161,7 @@ async def test_a_deadline_before_the_first_poll_cancels_with_the_create_answer(
     assert cancel_ticket(api) == "t0"
 
 
-async def test_a_vendor_without_cancel_is_simply_abandoned(
-    api: respx.MockRouter, make_backend: MakeBackend
-) -> None:
+async def test_a_vendor_without_cancel_is_simply_abandoned(api: respx.MockRouter, make_backend: MakeBackend) -> None:
     api.get("/jobs/j1").mock(return_value=job("pending"))
     with pytest.raises(JobAbandoned):
         await generate(make_backend, timeout_s=0.02, options={"cancel": "none"})
@@ -165,7 +170,9 @@ async def test_a_vendor_without_cancel_is_simply_abandoned(
 
 @pytest.mark.parametrize("failure", [httpx.Response(500), httpx.ConnectError("refused")])
 async def test_a_cancel_that_fails_is_logged_and_the_job_still_abandoned(
-    api: respx.MockRouter, make_backend: MakeBackend, caplog: pytest.LogCaptureFixture,
+    api: respx.MockRouter,
+    make_backend: MakeBackend,
+    caplog: pytest.LogCaptureFixture,
     failure: httpx.Response | Exception,
 ) -> None:
     api.get("/jobs/j1").mock(return_value=job("pending"))
@@ -193,9 +200,7 @@ async def test_an_unreadable_poll_is_logged_and_the_job_cancelled(
     assert api["cancel"].called
 
 
-async def test_a_success_without_output_is_a_protocol_error(
-    api: respx.MockRouter, make_backend: MakeBackend
-) -> None:
+async def test_a_success_without_output_is_a_protocol_error(api: respx.MockRouter, make_backend: MakeBackend) -> None:
     api.get("/jobs/j1").mock(return_value=job("done-empty"))
     with pytest.raises(VendorProtocolError, match="without output"):
         await generate(make_backend)

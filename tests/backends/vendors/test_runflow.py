@@ -19,6 +19,7 @@ from backends.vendors.transport import VendorBackend
 from proxy.deadline import Deadline
 from proxy.errors import (
     BackendError,
+    ContentFiltered,
     VendorAuthError,
     VendorProtocolError,
     VendorRateLimited,
@@ -44,8 +45,7 @@ def created() -> httpx.Response:
 
 
 def succeeded(*urls: str, **fields: Any) -> httpx.Response:
-    return run("succeeded", output={"image_urls": list(urls or [IMAGE_URL])},
-               duration_ms=1234, cost="0.003", **fields)
+    return run("succeeded", output={"image_urls": list(urls or [IMAGE_URL])}, duration_ms=1234, cost="0.003", **fields)
 
 
 @pytest.fixture
@@ -66,19 +66,25 @@ class TestRequest:
         self, api: respx.MockRouter, make_backend: MakeBackend, base_url: str
     ) -> None:
         api.get(RUN).mock(return_value=succeeded())
-        await generate(make_backend, seed=42, width=768, height=1024, steps=8, guidance_scale=1.5,
-                       negative_prompt="blurry")
+        await generate(
+            make_backend, seed=42, width=768, height=1024, steps=8, guidance_scale=1.5, negative_prompt="blurry"
+        )
         request = api["create"].calls.last.request
         assert str(request.url) == f"{base_url}{CREATE}"
         assert request.headers["authorization"] == "Bearer k"
         assert orjson.loads(request.content) == {
-            "input": {"prompt": "a cat", "negative_prompt": "blurry", "seed": 42, "width": 768,
-                      "height": 1024, "guidance": 1.5, "steps": 8},
+            "input": {
+                "prompt": "a cat",
+                "negative_prompt": "blurry",
+                "seed": 42,
+                "width": 768,
+                "height": 1024,
+                "guidance": 1.5,
+                "steps": 8,
+            },
         }
 
-    async def test_leaves_out_an_absent_negative_prompt(
-        self, api: respx.MockRouter, make_backend: MakeBackend
-    ) -> None:
+    async def test_leaves_out_an_absent_negative_prompt(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(RUN).mock(return_value=succeeded())
         await generate(make_backend)
         assert "negative_prompt" not in orjson.loads(api["create"].calls.last.request.content)["input"]
@@ -115,9 +121,7 @@ class TestLifecycle:
         assert result.vendor_request_id == "run-1"
         assert not api["cancel"].called
 
-    async def test_fetches_every_image_url(
-        self, api: respx.MockRouter, make_backend: MakeBackend, jpeg: bytes
-    ) -> None:
+    async def test_fetches_every_image_url(self, api: respx.MockRouter, make_backend: MakeBackend, jpeg: bytes) -> None:
         api.get("https://files.runflow.test/out/2.jpg").respond(200, content=jpeg)
         api.get(RUN).mock(return_value=succeeded(IMAGE_URL, "https://files.runflow.test/out/2.jpg"))
         result = await generate(make_backend)
@@ -141,9 +145,19 @@ class TestLifecycle:
     async def test_a_failed_run_that_cost_money_is_billed(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
-        api.get(RUN).mock(side_effect=[run("running"), run(
-            "failed", failure_code="INFERENCE_ERROR", failure_message="CUDA OOM", cost="0.003",
-            duration_ms=900, failure_stage_code="RUN")])
+        api.get(RUN).mock(
+            side_effect=[
+                run("running"),
+                run(
+                    "failed",
+                    failure_code="INFERENCE_ERROR",
+                    failure_message="CUDA OOM",
+                    cost="0.003",
+                    duration_ms=900,
+                    failure_stage_code="RUN",
+                ),
+            ]
+        )
         with pytest.raises(JobFailed) as caught:
             await generate(make_backend)
         error = caught.value
@@ -191,9 +205,7 @@ class TestLifecycle:
         cancel = api["cancel"].calls.last.request
         assert cancel.method == "POST" and cancel.headers["authorization"] == "Bearer k"
 
-    async def test_a_cancelled_task_cancels_the_run(
-        self, api: respx.MockRouter, make_backend: MakeBackend
-    ) -> None:
+    async def test_a_cancelled_task_cancels_the_run(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         poll = api.get(RUN).mock(return_value=run("running"))
         backend = make_backend(RUNFLOW)
         task = asyncio.create_task(backend.generate(ImageRequest(prompt="a cat"), Deadline(5)))
@@ -211,11 +223,18 @@ class TestLifecycle:
             await generate(make_backend)
         assert caught.value.vendor_code == "RUN_NOT_FOUND"
 
+    async def test_a_run_flagged_nsfw_is_content_filtered(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
+        api.get(RUN).mock(
+            return_value=run("succeeded", output={"image_urls": [IMAGE_URL], "nsfw_content_detected": [True]})
+        )
+        with pytest.raises(ContentFiltered):
+            await generate(make_backend)
+
 
 class TestMalformed:
-    @pytest.mark.parametrize(
-        "body", [b"<html>busy</html>", b'{"status_code": "queued"}', b'{"id": 7}', b"[]"]
-    )
+    @pytest.mark.parametrize("body", [b"<html>busy</html>", b'{"status_code": "queued"}', b'{"id": 7}', b"[]"])
     async def test_a_create_answer_without_a_run_id(
         self, vendor_api: respx.MockRouter, make_backend: MakeBackend, body: bytes
     ) -> None:
@@ -261,15 +280,25 @@ class TestMalformed:
         (403, {"code": "PERMISSION_DENIED", "message": "not yours"}, VendorAuthError),
         (404, {"code": "MODEL_NOT_FOUND", "message": "no model"}, VendorNotFound),
         (409, {"code": "CONFLICT", "message": "duplicate client_ref"}, VendorRejectedRequest),
-        (422, {"code": "VALIDATION_ERROR", "message": "invalid input",
-               "errors": [{"field": "input.steps", "message": "must be <= 12"}]}, VendorRejectedRequest),
+        (
+            422,
+            {
+                "code": "VALIDATION_ERROR",
+                "message": "invalid input",
+                "errors": [{"field": "input.steps", "message": "must be <= 12"}],
+            },
+            VendorRejectedRequest,
+        ),
         (429, {"code": "RATE_LIMITED", "message": "slow down"}, VendorRateLimited),
         (500, {"code": "INTERNAL", "message": "oops"}, VendorUnavailable),
         (503, {"code": "MODEL_UNAVAILABLE", "message": "warming up"}, VendorUnavailable),
     ],
 )
 async def test_error_answers(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend, status: int, body: dict[str, Any],
+    vendor_api: respx.MockRouter,
+    make_backend: MakeBackend,
+    status: int,
+    body: dict[str, Any],
     kind: type[BackendError],
 ) -> None:
     vendor_api.post(CREATE).respond(status, json=body)
@@ -282,11 +311,10 @@ async def test_error_answers(
     assert body["message"] in error.message
 
 
-async def test_validation_details_reach_the_message(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend
-) -> None:
-    vendor_api.post(CREATE).respond(422, json={"code": "VALIDATION_ERROR", "message": "invalid input",
-                                               "errors": [{"field": "input.steps"}]})
+async def test_validation_details_reach_the_message(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
+    vendor_api.post(CREATE).respond(
+        422, json={"code": "VALIDATION_ERROR", "message": "invalid input", "errors": [{"field": "input.steps"}]}
+    )
     with pytest.raises(VendorRejectedRequest, match=r"input\.steps"):
         await generate(make_backend)
 

@@ -22,16 +22,29 @@ GENERATE = "/v1/generate"
 
 
 def answer(*images: bytes, **fields: Any) -> dict[str, Any]:
-    return {"images": [base64.b64encode(image).decode() for image in images], "format": "png",
-            "gpu_seconds": 0.42, "batch_size": 3, "device": "cuda:0", **fields}
+    return {
+        "images": [base64.b64encode(image).decode() for image in images],
+        "format": "png",
+        "gpu_seconds": 0.42,
+        "batch_size": 3,
+        "device": "cuda:0",
+        **fields,
+    }
 
 
 async def test_sends_the_image_request_as_json_without_auth(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, png: bytes, jpeg: bytes, base_url: str
 ) -> None:
     route = vendor_api.post(GENERATE).respond(200, json=answer(png))
-    request = ImageRequest(prompt="a cat", seed=11, steps=2, init_image=jpeg, strength=0.4,
-                           max_price_usd=Decimal("0.01"), negative_prompt="blurry")
+    request = ImageRequest(
+        prompt="a cat",
+        seed=11,
+        steps=2,
+        init_image=jpeg,
+        strength=0.4,
+        max_price_usd=Decimal("0.01"),
+        negative_prompt="blurry",
+    )
     await make_backend(WORKER, api_key=None).generate(request, Deadline(5))
     sent = route.calls.last.request
     assert str(sent.url) == f"{base_url}{GENERATE}"
@@ -76,8 +89,14 @@ def test_serves_only_the_lightning_step_counts() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"format": "png"}, {"images": "abc"}, {"images": [1]}, {"images": ["aGVsbG8="]},
-     {"images": [], "gpu_seconds": 1.0}, {"images": ["x"], "gpu_seconds": "fast"}],
+    [
+        {"format": "png"},
+        {"images": "abc"},
+        {"images": [1]},
+        {"images": ["aGVsbG8="]},
+        {"images": [], "gpu_seconds": 1.0},
+        {"images": ["x"], "gpu_seconds": "fast"},
+    ],
 )
 async def test_a_body_it_does_not_know_is_a_protocol_error(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, body: Any
@@ -96,12 +115,17 @@ async def test_a_body_it_does_not_know_is_a_protocol_error(
     ],
 )
 async def test_error_answers(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend, status: int, code: str,
-    kind: type[BackendError], retry_after: float | None,
+    vendor_api: respx.MockRouter,
+    make_backend: MakeBackend,
+    status: int,
+    code: str,
+    kind: type[BackendError],
+    retry_after: float | None,
 ) -> None:
     headers = {"Retry-After": "2"} if retry_after is not None else {}
     vendor_api.post(GENERATE).respond(
-        status, json={"error": {"code": code, "message": "no", "type": "server_error"}}, headers=headers)
+        status, json={"error": {"code": code, "message": "no", "type": "server_error"}}, headers=headers
+    )
     with pytest.raises(kind) as caught:
         await make_backend(WORKER).generate(ImageRequest(prompt="a cat"), Deadline(5))
     assert caught.value.vendor_code == code

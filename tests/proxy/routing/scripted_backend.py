@@ -89,8 +89,10 @@ class ScriptedBackend:
 
 
 def route_to(backend: ScriptedBackend, *, priority: int = 100, weight: float = 1.0,
-             max_attempts: int = 3) -> Route:
-    return Route(backend, priority=priority, weight=weight, max_attempts=max_attempts)
+             max_attempts: int = 3, account: str | None = None, region_rank: int = 0) -> Route:
+    """A route as the wiring builds one: each vendor its own account unless ``account`` says."""
+    return Route(backend, priority=priority, weight=weight, max_attempts=max_attempts,
+                 account=account if account is not None else backend.vendor, region_rank=region_rank)
 
 
 def router_over(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -12,12 +10,7 @@ import redis
 from proxy.state.base import StateStore
 from proxy.state.memory import MemoryStateStore
 from proxy.state.redis import RedisStateStore
-
-_REPO_ROOT = str(Path(__file__).resolve().parents[3])
-if _REPO_ROOT not in sys.path:  # `tests.redis_server` lives beside the tests, not in the package
-    sys.path.insert(0, _REPO_ROOT)
-
-from tests.redis_server import RedisServer, RedisServerMissing  # noqa: E402
+from tests.redis_server import RedisServer, RedisServerMissing
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +32,7 @@ def redis_url(redis_server_url: str) -> str:
     return redis_server_url
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     """Each implementation of the StateStore protocol in turn."""
     state: StateStore

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
 
 from proxy.state.redis import RedisStateStore
+
+pytestmark = pytest.mark.redis
 
 
 async def test_two_replicas_see_each_others_writes(redis_url: str) -> None:

@@ -10,6 +10,8 @@ import redis
 
 from tests.redis_server import RedisServer, RedisServerMissing, find_redis_server
 
+pytestmark = pytest.mark.redis
+
 
 def test_start_returns_a_loopback_url_that_answers_and_stop_removes_everything() -> None:
     server = RedisServer()

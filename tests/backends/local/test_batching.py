@@ -1,0 +1,165 @@
+"""Dynamic batching: compatible requests share a pipeline call, each gets its own images back."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from PIL import Image
+
+from backends.base import sniff_format
+from backends.local.batching import BatchPipeline, DynamicBatcher, QueueFull
+from backends.local.pipeline import LightningPipeline
+from proxy.errors import VendorUnavailable
+from proxy.request import ImageRequest
+from tests.backends.local.gated_pipeline import GatedPipeline
+from tests.backends.local.image_compare import same_up_to_rounding
+
+MakeRequest = Callable[..., ImageRequest]
+MakeBatcher = Callable[..., DynamicBatcher]
+
+
+@pytest.fixture
+async def make_batcher() -> AsyncIterator[MakeBatcher]:
+    made: list[DynamicBatcher] = []
+
+    def make(pipeline: BatchPipeline, **limits: float) -> DynamicBatcher:
+        settings: dict[str, float] = {"max_batch_size": 4, "batch_window_ms": 150.0, "max_queue": 64, **limits}
+        batcher = DynamicBatcher(pipeline, max_batch_size=int(settings["max_batch_size"]),
+                                 batch_window_ms=settings["batch_window_ms"], max_queue=int(settings["max_queue"]))
+        made.append(batcher)
+        return batcher
+
+    yield make
+    for batcher in made:
+        await batcher.aclose()
+
+
+def _decoded(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+async def test_concurrent_compatible_requests_run_as_one_batch(
+    tiny_pipeline: LightningPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(tiny_pipeline)
+    outcomes = await asyncio.gather(*(batcher.submit(make_request(seed=seed)) for seed in (1, 2, 3)))
+    assert batcher.stats.batch_sizes == [3]
+    assert [outcome.batch_size for outcome in outcomes] == [3, 3, 3]
+    assert [len(outcome.images) for outcome in outcomes] == [1, 1, 1]
+    assert batcher.stats.images_total == 3
+    assert sum(o.gpu_seconds for o in outcomes) == pytest.approx(batcher.stats.gpu_seconds_total)
+
+
+async def test_incompatible_requests_are_not_merged(
+    tiny_pipeline: LightningPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(tiny_pipeline)
+    requests = [make_request(seed=1), make_request(seed=2, height=320), make_request(seed=3)]
+    outcomes = await asyncio.gather(*(batcher.submit(request) for request in requests))
+    assert sorted(batcher.stats.batch_sizes) == [1, 2]
+    assert _decoded(outcomes[1].images[0]).size == (256, 320)
+
+
+async def test_a_batched_result_equals_the_unbatched_one(
+    tiny_pipeline: LightningPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(tiny_pipeline)
+    mine = make_request(seed=99, n=2, prompt="a red bicycle")
+    batched = await asyncio.gather(batcher.submit(make_request(seed=5)), batcher.submit(mine))
+    assert batcher.stats.batch_sizes == [3]
+    alone = await make_batcher(tiny_pipeline, batch_window_ms=0).submit(mine)
+    assert alone.batch_size == 2
+    for together, by_itself in zip(batched[1].images, alone.images, strict=True):
+        assert same_up_to_rounding(_decoded(together), _decoded(by_itself))
+
+
+async def test_each_request_gets_its_own_output_format(
+    tiny_pipeline: LightningPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(tiny_pipeline)
+    formats = ["png", "jpeg", "webp"]
+    outcomes = await asyncio.gather(*(batcher.submit(make_request(output_format=fmt)) for fmt in formats))
+    assert batcher.stats.batch_sizes == [3]
+    assert [sniff_format(outcome.images[0][:16]) for outcome in outcomes] == formats
+
+
+async def test_a_batch_never_exceeds_max_batch_size_images(
+    gated_pipeline: GatedPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    gated_pipeline.gate.set()
+    batcher = make_batcher(gated_pipeline, max_batch_size=4)
+    requests = [make_request(seed=seed, n=n) for seed, n in ((1, 2), (2, 3), (3, 2), (4, 1))]
+    outcomes = await asyncio.gather(*(batcher.submit(request) for request in requests))
+    assert [[r.seed for r in batch] for batch in gated_pipeline.batches] == [[1, 3], [2, 4]]
+    assert [len(outcome.images) for outcome in outcomes] == [2, 3, 2, 1]
+
+
+async def test_gpu_seconds_are_shared_by_image_count(
+    gated_pipeline: GatedPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    gated_pipeline.gate.set()
+    batcher = make_batcher(gated_pipeline)
+    one, three = await asyncio.gather(batcher.submit(make_request(n=1)), batcher.submit(make_request(n=3)))
+    assert three.gpu_seconds == pytest.approx(3 * one.gpu_seconds)
+    assert one.gpu_seconds + three.gpu_seconds == pytest.approx(batcher.stats.gpu_seconds_total)
+
+
+async def test_edits_run_alone(
+    gated_pipeline: GatedPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    gated_pipeline.gate.set()
+    batcher = make_batcher(gated_pipeline)
+    init = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(init, format="PNG")
+    edit = make_request(init_image=init.getvalue())
+    await asyncio.gather(batcher.submit(edit), batcher.submit(edit), batcher.submit(make_request()))
+    assert sorted(len(batch) for batch in gated_pipeline.batches) == [1, 1, 1]
+
+
+async def test_a_full_queue_refuses_at_once_with_retry_after(
+    gated_pipeline: GatedPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(gated_pipeline, max_batch_size=1, batch_window_ms=0, max_queue=2)
+    running = asyncio.create_task(batcher.submit(make_request(seed=1)))
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    waiting = [asyncio.create_task(batcher.submit(make_request(seed=seed))) for seed in (2, 3)]
+    await asyncio.sleep(0)
+    assert batcher.queue_depth == 2
+    with pytest.raises(QueueFull) as raised:
+        await batcher.submit(make_request(seed=4))
+    assert isinstance(raised.value, VendorUnavailable)
+    assert raised.value.retry_after is not None and raised.value.retry_after >= 1
+    assert raised.value.headers["Retry-After"].isdigit()
+    assert (raised.value.status_code, raised.value.code) == (503, "queue_full")
+    gated_pipeline.gate.set()
+    await asyncio.gather(running, *waiting)
+    assert batcher.queue_depth == 0
+
+
+async def test_a_request_that_gives_up_leaves_the_queue(
+    gated_pipeline: GatedPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(gated_pipeline, max_batch_size=1, batch_window_ms=0)
+    running = asyncio.create_task(batcher.submit(make_request(seed=1)))
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(batcher.submit(make_request(seed=2)), 0.05)
+    assert batcher.queue_depth == 0
+    gated_pipeline.gate.set()
+    await running
+    assert [[r.seed for r in batch] for batch in gated_pipeline.batches] == [[1]]
+
+
+async def test_a_failing_pipeline_fails_its_batch_as_unavailable(
+    make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    class Broken:
+        def run(self, requests: object) -> list[list[Image.Image]]:
+            raise RuntimeError("CUDA out of memory")
+
+    batcher = make_batcher(Broken())
+    with pytest.raises(VendorUnavailable, match="out of memory"):
+        await batcher.submit(make_request())

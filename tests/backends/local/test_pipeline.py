@@ -1,0 +1,118 @@
+"""The diffusers pipeline on the tiny model: every step count, image-to-image, seeds, lazy UNets."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Callable
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from backends.local.checkpoints import checkpoint_for
+from backends.local.config import LocalBackendConfig
+from backends.local.encoding import encode_image
+from backends.local.pipeline import LightningPipeline, img2img_schedule
+from proxy.request import ImageRequest
+from tests.backends.local.conftest import SIDE
+from tests.backends.local.image_compare import clearly_different, same_up_to_rounding
+
+MakeRequest = Callable[..., ImageRequest]
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4, 8])
+def test_generates_with_the_checkpoint_and_schedule_of_the_step_count(
+    tiny_pipeline: LightningPipeline, make_request: MakeRequest, steps: int
+) -> None:
+    [images] = tiny_pipeline.run([make_request(steps=steps)])
+    assert [image.size for image in images] == [(SIDE, SIDE)]
+    pipes = tiny_pipeline.for_steps(steps)
+    assert pipes.checkpoint == checkpoint_for(steps)
+    assert pipes.path.name == checkpoint_for(steps).filename
+    scheduler = pipes.scheduler
+    assert type(scheduler).__name__ == "EulerDiscreteScheduler"
+    assert scheduler.config.timestep_spacing == "trailing"
+    assert scheduler.config.prediction_type == ("sample" if steps == 1 else "epsilon")
+    assert len(scheduler.timesteps) == steps  # the call ran exactly the distilled step count
+    weights = load_file(str(pipes.path))["conv_in.weight"]
+    assert torch.equal(pipes.text_to_image.unet.state_dict()["conv_in.weight"], weights)
+
+
+def test_the_same_seed_gives_the_same_bytes(tiny_pipeline: LightningPipeline, make_request: MakeRequest) -> None:
+    request = make_request(seed=1234, steps=2)
+    [[first]] = tiny_pipeline.run([request])
+    [[again]] = tiny_pipeline.run([request])
+    assert encode_image(first, "png") == encode_image(again, "png")
+
+
+def test_different_seeds_give_different_images(tiny_pipeline: LightningPipeline, make_request: MakeRequest) -> None:
+    [[one]] = tiny_pipeline.run([make_request(seed=1)])
+    [[two]] = tiny_pipeline.run([make_request(seed=2)])
+    assert clearly_different(one, two)
+
+
+def test_the_i_th_image_is_seeded_seed_plus_i(tiny_pipeline: LightningPipeline, make_request: MakeRequest) -> None:
+    [pair] = tiny_pipeline.run([make_request(seed=40, n=2)])
+    [[next_seed]] = tiny_pipeline.run([make_request(seed=41)])
+    assert clearly_different(pair[0], pair[1])
+    assert same_up_to_rounding(pair[1], next_seed)
+
+
+def test_image_to_image_starts_from_the_init_image(
+    tiny_pipeline: LightningPipeline, make_request: MakeRequest
+) -> None:
+    red, blue = (_png(Image.new("RGB", (SIDE, SIDE), colour)) for colour in ((230, 20, 20), (20, 20, 230)))
+    [[from_red]] = tiny_pipeline.run([make_request(steps=2, init_image=red, strength=0.3)])
+    [[from_blue]] = tiny_pipeline.run([make_request(steps=2, init_image=blue, strength=0.3)])
+    assert from_red.size == (SIDE, SIDE)
+    assert clearly_different(from_red, from_blue)
+    red_pixels = from_red.resize((1, 1)).getpixel((0, 0))
+    assert isinstance(red_pixels, tuple) and red_pixels[0] > red_pixels[2]
+
+
+def test_image_to_image_with_too_few_steps_for_its_strength_still_runs(
+    tiny_pipeline: LightningPipeline, make_request: MakeRequest
+) -> None:
+    init = _png(Image.new("RGB", (300, 280), (90, 160, 40)))
+    [images] = tiny_pipeline.run([make_request(steps=1, init_image=init, strength=0.6, n=2)])
+    assert [image.size for image in images] == [(SIDE, SIDE)] * 2
+
+
+@pytest.mark.parametrize(("steps", "strength", "expected"), [
+    (4, 0.6, (4, 0.6)),
+    (1, 0.6, (2, 0.6)),
+    (2, 0.3, (4, 0.3)),
+    (8, 1.0, (8, 1.0)),
+    (4, 0.0, (100, 0.01)),
+])
+def test_img2img_schedule_leaves_one_denoising_step(steps: int, strength: float, expected: tuple[int, float]) -> None:
+    assert img2img_schedule(steps, strength) == expected
+
+
+def test_img2img_schedule_never_leaves_zero_steps() -> None:
+    for steps, hundredths in itertools.product((1, 2, 4, 8), range(0, 101)):
+        total, strength = img2img_schedule(steps, hundredths / 100)
+        assert int(total * strength) >= 1
+        assert total >= steps
+
+
+def test_a_batch_must_share_size_and_steps(tiny_pipeline: LightningPipeline, make_request: MakeRequest) -> None:
+    with pytest.raises(ValueError, match="mixes"):
+        tiny_pipeline.run([make_request(steps=1), make_request(steps=2)])
+
+
+def test_unets_load_lazily_and_stay_cached(tiny_config: LocalBackendConfig, make_request: MakeRequest) -> None:
+    pipeline = LightningPipeline.load(tiny_config.model_copy(update={"preload_steps": (2,)}))
+    assert pipeline.loaded_steps == (2,)
+    first = pipeline.for_steps(8)
+    assert pipeline.loaded_steps == (2, 8)
+    assert pipeline.for_steps(8) is first
+    assert (pipeline.device, pipeline.memory_bytes()) == ("cpu", 0)

@@ -1,0 +1,140 @@
+"""The GPU worker over HTTP: generate, refuse bad input, shed load with 503, export metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from backends.base import sniff_format
+from backends.local.config import LocalBackendConfig
+from backends.local.worker_app import create_worker_app
+from proxy.request import ImageRequest
+from tests.backends.local.gated_pipeline import GatedPipeline
+from tests.backends.local.worker_server import WorkerServer
+
+MakeRequest = Callable[..., ImageRequest]
+
+
+async def _wait_ready(client: httpx.AsyncClient) -> None:
+    started = time.monotonic()
+    while (await client.get("/readyz")).status_code != 200:
+        assert time.monotonic() - started < 30, "the worker never became ready"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def gated_client(gated_pipeline: GatedPipeline) -> AsyncIterator[AsyncTestClient[object]]:
+    config = LocalBackendConfig(max_batch_size=1, batch_window_ms=0, max_queue=1)
+    app = create_worker_app(config, factory=lambda _: gated_pipeline)
+    async with AsyncTestClient(app) as client:
+        await _wait_ready(client)
+        yield client
+
+
+async def test_generates_over_loopback_and_batches_concurrent_requests(
+    tiny_config: LocalBackendConfig, make_request: MakeRequest
+) -> None:
+    app = create_worker_app(tiny_config.model_copy(update={"batch_window_ms": 300.0}))
+    with WorkerServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            assert (await client.get("/healthz")).json() == {"status": "ok"}
+            await _wait_ready(client)
+            requests = [make_request(seed=seed, steps=4, output_format="jpeg") for seed in (1, 2, 3)]
+            answers = await asyncio.gather(*(
+                client.post("/v1/generate", content=r.model_dump_json(),
+                            headers={"content-type": "application/json"}) for r in requests))
+            metrics = (await client.get("/metrics")).text
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    bodies = [answer.json() for answer in answers]
+    assert {(b["format"], b["batch_size"], b["device"], len(b["images"])) for b in bodies} == {("jpeg", 3, "cpu", 1)}
+    assert all(b["gpu_seconds"] > 0 for b in bodies)
+    assert {sniff_format(base64.b64decode(b["images"][0])[:16]) for b in bodies} == {"jpeg"}
+    assert len({b["images"][0] for b in bodies}) == 3
+    assert 'boltgate_worker_batch_size_bucket{le="3.0"} 1.0' in metrics
+    assert 'boltgate_worker_batch_size_bucket{le="2.0"} 0.0' in metrics
+    assert "boltgate_worker_images_total 3.0" in metrics
+    assert "boltgate_worker_gpu_memory_bytes 0.0" in metrics
+
+
+async def test_answers_the_image_to_image_request_with_base64_init_image(
+    gated_client: AsyncTestClient[object], gated_pipeline: GatedPipeline, make_request: MakeRequest
+) -> None:
+    gated_pipeline.gate.set()
+    request = make_request(init_image=b"\x89PNG\r\n\x1a\n-not-checked-by-the-stand-in", n=2)
+    answer = await gated_client.post("/v1/generate", content=request.model_dump_json())
+    assert answer.status_code == 200
+    assert len(answer.json()["images"]) == 2
+    assert gated_pipeline.batches[0][0].init_image == request.init_image
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ('{"prompt": "a cat", "steps": 3}', "steps"),
+    ('{"prompt": "a cat", "width": 100}', "width"),
+    ('{"prompt": "a cat", "init_image": "***"}', "init_image"),
+    ('{"steps": 4}', "prompt"),
+    ("not json", None),
+])
+async def test_invalid_input_is_a_400_in_openai_s_envelope(
+    gated_client: AsyncTestClient[object], body: str, param: str | None
+) -> None:
+    answer = await gated_client.post("/v1/generate", content=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+
+
+async def test_a_full_queue_answers_503_with_retry_after(
+    gated_client: AsyncTestClient[object], gated_pipeline: GatedPipeline, make_request: MakeRequest
+) -> None:
+    def send(seed: int) -> asyncio.Task[httpx.Response]:
+        return asyncio.create_task(
+            gated_client.post("/v1/generate", content=make_request(seed=seed).model_dump_json()))
+
+    running = send(1)
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    queued = send(2)
+    while "boltgate_worker_queue_depth 1.0" not in (await gated_client.get("/metrics")).text:
+        await asyncio.sleep(0.01)
+    refused = await send(3)
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["error"]["code"] == "queue_full"
+    gated_pipeline.gate.set()
+    assert [(await task).status_code for task in (running, queued)] == [200, 200]
+
+
+async def test_is_not_ready_until_the_model_has_loaded(make_request: MakeRequest) -> None:
+    pipeline = GatedPipeline()
+    pipeline.gate.set()
+    release = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow(_: LocalBackendConfig) -> GatedPipeline:
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(5)
+        return pipeline
+
+    async with AsyncTestClient(create_worker_app(LocalBackendConfig(), factory=slow)) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).json() == {"status": "loading"}
+        early = await client.post("/v1/generate", content=make_request().model_dump_json())
+        assert early.status_code == 503 and "retry-after" in early.headers
+        assert early.json()["error"]["code"] == "not_ready"
+        release.set()
+        await _wait_ready(client)
+        assert (await client.get("/readyz")).json() == {"status": "ready", "device": "cpu"}
+
+
+async def test_metrics_are_prometheus_text(gated_client: AsyncTestClient[object]) -> None:
+    answer = await gated_client.get("/metrics")
+    assert answer.headers["content-type"].startswith("text/plain")
+    for name in ("boltgate_worker_queue_depth", "boltgate_worker_batch_size", "boltgate_worker_images_total",
+                 "boltgate_worker_gpu_seconds_total", "boltgate_worker_gpu_memory_bytes",
+                 "boltgate_worker_images_per_second"):
+        assert f"# TYPE {name.removesuffix('_total')}" in answer.text, name

@@ -1,0 +1,72 @@
+"""A flat image is a safety filter's answer: it fails the route instead of reaching the client."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends.base import BackendResult, GeneratedImage
+from proxy.errors import ContentFiltered
+from proxy.images.blank import SUSPICIOUS_BYTES_PER_PIXEL, SUSPICIOUS_OVERHEAD_BYTES, is_flat, reject_blank_images
+from proxy.request import ImageRequest
+from tests.proxy.images.samples import encode
+
+
+def request(side: int) -> ImageRequest:
+    return ImageRequest(prompt="a cat", width=side, height=side, seed=1)
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (120, 60, 200)])
+def test_a_single_colour_image_is_flat(colour: tuple[int, int, int]) -> None:
+    assert is_flat(GeneratedImage(data=encode("PNG", side=256, flat=colour)))
+
+
+def test_a_noisy_image_is_not_flat() -> None:
+    assert not is_flat(GeneratedImage(data=encode("PNG", side=64)))
+
+
+def test_a_nearly_flat_image_within_the_tolerance_is_flat() -> None:
+    assert is_flat(GeneratedImage(data=encode("PNG", side=64, mode="L", flat=(3,))))
+
+
+async def test_a_solid_black_png_is_rejected_as_content_filtered() -> None:
+    black = GeneratedImage(data=encode("PNG", side=1024, flat=(0, 0, 0)))
+
+    with pytest.raises(ContentFiltered) as raised:
+        await reject_blank_images(BackendResult(images=[black]), request(1024), "runflow")
+
+    assert "runflow" in raised.value.message
+    assert raised.value.failover and not raised.value.retryable
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+@pytest.mark.parametrize("side", [256, 512, 1024])
+async def test_a_flat_image_is_rejected_in_every_format_and_size(fmt: str, side: int) -> None:
+    """Even the smallest flat JPEG, whose fixed tables outweigh its pixels, is caught."""
+    flat = GeneratedImage(data=encode(fmt, side=side, flat=(0, 0, 0)))
+
+    with pytest.raises(ContentFiltered):
+        await reject_blank_images(BackendResult(images=[flat]), request(side), "runflow")
+
+
+async def test_one_blank_image_among_good_ones_fails_the_result() -> None:
+    good = GeneratedImage(data=encode("PNG", side=64))
+    black = GeneratedImage(data=encode("JPEG", side=256, flat=(0, 0, 0)))
+
+    with pytest.raises(ContentFiltered):
+        await reject_blank_images(BackendResult(images=[good, black]), request(256), "eachlabs")
+
+
+async def test_noisy_images_pass() -> None:
+    images = [GeneratedImage(data=encode("PNG", side=64, seed=seed)) for seed in range(3)]
+
+    await reject_blank_images(BackendResult(images=images), request(256), "eachlabs")
+
+
+async def test_a_large_image_is_not_decoded_at_all() -> None:
+    """Only suspiciously small images are decoded: a big one passes on its size alone."""
+    big = GeneratedImage(b64=GeneratedImage(data=encode("PNG", side=256)).b64)
+    assert len(big) > SUSPICIOUS_OVERHEAD_BYTES + 256 * 256 * SUSPICIOUS_BYTES_PER_PIXEL
+
+    await reject_blank_images(BackendResult(images=[big]), request(256), "aigateway")
+
+    assert big._data is None

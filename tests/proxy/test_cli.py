@@ -1,0 +1,113 @@
+"""``boltgate config check FILE``: validate a routes file and print the routes as resolved."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from proxy.cli import build_parser, main
+
+ROUTES = """
+deadline_s = 25
+
+[[routes]]
+vendor = "eachlabs"
+priority = 20
+
+[[routes]]
+vendor = "runflow"
+priority = 10
+weight = 2
+timeout_s = 12
+max_attempts = 2
+regions = [{ name = "eu", base_url = "https://eu.runflow.example" }]
+
+[[routes]]
+vendor = "imageapi"
+enabled = false
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("BOLTGATE_") or name.endswith("_API_KEY"):
+            monkeypatch.delenv(name)
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "routes.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_valid_file_prints_the_resolved_routes_by_priority(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNFLOW_API_KEY", "rf-secret")
+    path = write(tmp_path, ROUTES)
+
+    assert main(["config", "check", path]) == 0
+
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == f"{path}: valid; policy=priority, deadline=25.0s, state=memory"
+    assert lines[1] == ("- runflow: priority 10, weight 2.0, timeout 12.0s, 2 attempts, "
+                        "key $RUNFLOW_API_KEY: enabled")
+    assert lines[2] == "    eu: https://eu.runflow.example"
+    assert lines[3].startswith("- eachlabs: priority 20")
+    assert lines[3].endswith("key $EACHLABS_API_KEY: disabled (set EACHLABS_API_KEY)")
+    assert lines[4] == "    default: https://api.eachlabs.ai"
+    assert lines[5].endswith("disabled in the file")
+    assert lines[6] == "    default: https://imageapi.org"
+    assert "rf-secret" not in out
+    assert "simulators" not in out
+
+
+def test_with_no_route_enabled_it_says_the_simulators_would_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "check", write(tmp_path, ROUTES)]) == 0
+
+    assert "no route is enabled: `boltgate serve` would use the built-in vendor simulators" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", [
+    '[[routes]]\nvendor = "dalle"\n',
+    '[[routes]]\nvendor = "worker"\n',
+    "this is = = not toml",
+])
+def test_an_invalid_file_exits_1_and_says_why(text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, text)
+
+    assert main(["config", "check", path]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"{path}: invalid\n")
+
+
+def test_a_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "missing.toml")
+
+    assert main(["config", "check", missing]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_file_argument_wins_over_boltgate_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other.toml"
+    other.write_text("deadline_s = 99\n")
+    monkeypatch.setenv("BOLTGATE_CONFIG", str(other))
+
+    assert main(["config", "check", write(tmp_path, ROUTES)]) == 0
+    assert "deadline=25.0s" in capsys.readouterr().out
+
+
+def test_config_needs_a_subcommand() -> None:
+    with pytest.raises(SystemExit) as raised:
+        build_parser().parse_args(["config"])
+    assert raised.value.code == 2

@@ -1,0 +1,203 @@
+"""Settings: a TOML file names the routes, the environment overrides it, keys come from the env."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from proxy.settings import PUBLIC_BASE_URLS, RouteConfig, Settings
+
+ROUTES_TOML = """
+routing_policy = "cheapest"
+deadline_s = 20
+
+[retry]
+backoff_initial_s = 0.5
+max_retry_after_s = 10
+
+[[routes]]
+vendor = "runflow"
+priority = 10
+weight = 3
+key_env = "RUNFLOW_TEAM_KEY"
+options = { model = "bytedance/sdxl-lightning" }
+regions = [
+  { name = "eu", base_url = "https://eu.runflow.example" },
+  { name = "us", base_url = "https://us.runflow.example" },
+]
+
+[[routes]]
+vendor = "eachlabs"
+priority = 20
+
+[[routes]]
+vendor = "worker"
+regions = [{ name = "gpu-1", base_url = "http://10.0.0.5:9000" }]
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting or key leaks in from the machine running the tests."""
+    for name in list(os.environ):
+        if name.startswith("BOLTGATE_") or name.endswith("_API_KEY") or name == "RUNFLOW_TEAM_KEY":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def routes_file(tmp_path: Path) -> Path:
+    path = tmp_path / "routes.toml"
+    path.write_text(ROUTES_TOML)
+    return path
+
+
+def test_every_setting_has_a_default_for_one_machine() -> None:
+    settings = Settings()
+
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.routes == []
+    assert settings.routing_policy == "priority"
+    assert settings.state_backend == "memory"
+    assert settings.simulators == "auto"
+    assert settings.content_filter_action == "failover"
+    assert settings.deadline_s == 60.0
+
+
+def test_the_toml_file_is_read_when_passed(routes_file: Path) -> None:
+    settings = Settings(config=routes_file)
+
+    assert settings.routing_policy == "cheapest"
+    assert settings.deadline_s == 20
+    assert settings.retry.backoff_initial_s == 0.5
+    assert settings.retry.max_retry_after_s == 10
+    assert settings.retry.backoff_max_s == 4.0  # unset fields keep their defaults
+    runflow, eachlabs, worker = settings.routes
+    assert (runflow.vendor, runflow.priority, runflow.weight) == ("runflow", 10, 3)
+    assert [(r.name, r.base_url) for r in runflow.regions] == [
+        ("eu", "https://eu.runflow.example"), ("us", "https://us.runflow.example")]
+    assert runflow.options == {"model": "bytedance/sdxl-lightning"}
+    assert eachlabs.priority == 20
+    assert worker.regions[0].base_url == "http://10.0.0.5:9000"
+
+
+def test_the_toml_file_is_read_from_boltgate_config(routes_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOLTGATE_CONFIG", str(routes_file))
+
+    settings = Settings()
+
+    assert settings.routing_policy == "cheapest"
+    assert [route.vendor for route in settings.routes] == ["runflow", "eachlabs", "worker"]
+
+
+def test_the_environment_overrides_the_file(routes_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOLTGATE_DEADLINE_S", "7.5")
+    monkeypatch.setenv("BOLTGATE_ROUTING_POLICY", "priority")
+    monkeypatch.setenv("BOLTGATE_RETRY__MAX_RETRY_AFTER_S", "3")
+
+    settings = Settings(config=routes_file)
+
+    assert settings.deadline_s == 7.5
+    assert settings.routing_policy == "priority"
+    assert settings.retry.max_retry_after_s == 3
+    assert settings.retry.backoff_initial_s == 0.5  # the file's value for the field the env left alone
+
+
+def test_arguments_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOLTGATE_PORT", "9001")
+
+    assert Settings().port == 9001
+    assert Settings(port=9002).port == 9002
+
+
+def test_a_route_is_enabled_only_when_its_key_variable_is_set(
+    routes_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(config=routes_file)
+    assert [route.vendor for route in settings.enabled_routes()] == ["worker"]  # keyless
+
+    monkeypatch.setenv("EACHLABS_API_KEY", "el-secret")
+    assert [route.vendor for route in settings.enabled_routes()] == ["eachlabs", "worker"]
+
+    monkeypatch.setenv("RUNFLOW_API_KEY", "not the variable runflow's route names")
+    assert not settings.routes[0].is_enabled
+    monkeypatch.setenv("RUNFLOW_TEAM_KEY", "rf-secret")
+    assert settings.routes[0].is_enabled
+    assert settings.routes[0].api_key() == "rf-secret"
+
+
+def test_an_empty_key_variable_does_not_enable_a_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEAPI_API_KEY", "")
+
+    route = RouteConfig(vendor="imageapi")
+
+    assert route.api_key() is None
+    assert not route.is_enabled
+
+
+def test_a_route_disabled_in_the_file_stays_disabled_with_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIGATEWAY_API_KEY", "ag-secret")
+
+    assert not RouteConfig(vendor="aigateway", enabled=False).is_enabled
+    assert RouteConfig(vendor="aigateway").is_enabled
+
+
+@pytest.mark.parametrize("vendor", ["callmissed", "runflow", "eachlabs", "imageapi", "aigateway"])
+def test_the_default_key_variable_is_vendor_api_key(vendor: str) -> None:
+    assert RouteConfig(vendor=vendor).key_variable == f"{vendor.upper()}_API_KEY"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("vendor", ["callmissed", "runflow", "eachlabs", "imageapi", "aigateway"])
+def test_the_default_region_is_the_vendors_public_url(vendor: str) -> None:
+    route = RouteConfig(vendor=vendor)  # type: ignore[arg-type]
+
+    assert [(r.name, r.base_url) for r in route.regions] == [("default", PUBLIC_BASE_URLS[vendor])]
+    assert route.regions[0].base_url.startswith("https://")
+
+
+def test_the_local_pipeline_needs_no_region_and_no_key() -> None:
+    route = RouteConfig(vendor="local")
+
+    assert route.regions[0].name == "in-process"
+    assert route.is_enabled
+
+
+def test_a_gpu_worker_needs_a_region() -> None:
+    with pytest.raises(ValidationError, match="needs at least one region"):
+        RouteConfig(vendor="worker")
+
+
+@pytest.mark.parametrize("toml", [
+    '[[routes]]\nvendor = "midjourney"\n',
+    '[[routes]]\nvendor = "runflow"\npriority = -1\n',
+    '[[routes]]\nvendor = "runflow"\nweight = 0\n',
+    '[[routes]]\nvendor = "runflow"\nmax_attempts = 11\n',
+    '[[routes]]\nvendor = "runflow"\nregions = [{ name = "eu", base_url = "ftp://eu.example" }]\n',
+    '[[routes]]\nvendor = "runflow"\nregions = [{ name = "e u", base_url = "https://eu.example" }]\n',
+    '[[routes]]\nvendor = "worker"\n',
+    'routing_policy = "random"\n',
+    'deadline_s = 0\n',
+    'content_filter_action = "ignore"\n',
+    '[breaker]\nfailure_threshold = 0\n',
+])
+def test_an_invalid_file_is_a_validation_error(toml: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+
+    with pytest.raises(ValidationError):
+        Settings(config=path)
+
+
+def test_a_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Settings(config=tmp_path / "nope.toml")
+
+
+def test_keys_are_required_as_soon_as_one_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not Settings().keys_required
+
+    monkeypatch.setenv("BOLTGATE_API_KEYS", '{"bg-dev": {}}')
+    assert Settings().keys_required
+    assert not Settings(require_api_key=False).keys_required
