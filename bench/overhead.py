@@ -57,11 +57,13 @@ def taskset(cpu: str) -> list[str]:
     return ["taskset", "-c", cpu] if (os.cpu_count() or 1) > 1 else []
 
 
-def start_processes(workdir: Path) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int, int]:
+def start_processes(
+    workdir: Path, *, realistic: bool
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int, int]:
     sim_port, gw_port = free_port(), free_port()
     simulator = subprocess.Popen(
         [*taskset("0"), sys.executable, "-m", "backends.simulators", "--vendor", "callmissed",
-         "--port-base", str(sim_port), "--api-key", KEY],
+         "--port-base", str(sim_port), "--api-key", KEY, *(["--realistic-images"] if realistic else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     config = workdir / "routes.toml"
@@ -90,39 +92,49 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:7.2f}"
 
 
+CASES = (("small 256x256 png", "256x256", False), ("1024x1024 png", "1024x1024", True))
+if os.environ.get("BENCH_CASES"):
+    CASES = tuple(c for c in CASES if c[1] in os.environ["BENCH_CASES"].split(","))
+"""The 1024x1024 case renders noisy, SDXL-sized PNGs (about 1.5 MB) so the payload is realistic."""
+
+
 async def bench(rounds: int, seconds: float) -> None:
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
-    with tempfile.TemporaryDirectory() as workdir:
-        simulator, gateway, sim_port, gw_port = start_processes(Path(workdir))
-        try:
-            print(f"pinning: client+simulator on CPU 0, gateway (pid {gateway.pid}) on CPU 1; "
-                  f"{rounds} alternating rounds of {seconds:.0f}s per cell; medians of rounds\n")
-            print(f"{'case':<22}{'conc':>5}{'path':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-                  f"{'added p50':>11}{'gw CPU ms/req':>15}")
-            for label, size in (("small 256x256 png", "256x256"), ("1024x1024 png", "1024x1024")):
-                direct_body, gateway_body = bodies(size)
-                direct_req = prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
-                                          {"Authorization": f"Bearer {KEY}"})
-                gateway_req = prepare_post(HOST, gw_port, "/v1/images/generations", gateway_body)
-                await run_load(HOST, sim_port, direct_req, concurrency=1, seconds=0.5)  # warm caches
-                await run_load(HOST, gw_port, gateway_req, concurrency=1, seconds=0.5)
-                for concurrency in (1, 32):
-                    direct_runs: list[RunResult] = []
-                    gateway_runs: list[RunResult] = []
-                    cpu_per_request: list[float] = []
-                    for _ in range(rounds):
-                        direct_runs.append(await run_load(HOST, sim_port, direct_req,
-                                                          concurrency=concurrency, seconds=seconds))
-                        before = cpu_seconds(gateway.pid)
-                        run = await run_load(HOST, gw_port, gateway_req, concurrency=concurrency, seconds=seconds)
-                        cpu_per_request.append((cpu_seconds(gateway.pid) - before) / max(1, len(run.latencies)))
-                        gateway_runs.append(run)
-                    report(label, concurrency, direct_runs, gateway_runs, cpu_per_request)
-        finally:
-            for process in (gateway, simulator):
-                process.terminate()
-                process.wait(timeout=10)
+    print(f"pinning: client+simulator on CPU 0, gateway on CPU 1; {rounds} alternating rounds "
+          f"(direct, gateway) of {seconds:.0f}s per cell; medians of rounds\n")
+    print(f"{'case':<20}{'conc':>5}{'path':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'added p50':>11}{'gw CPU ms/req':>15}")
+    for label, size, realistic in CASES:
+        with tempfile.TemporaryDirectory() as workdir:
+            simulator, gateway, sim_port, gw_port = start_processes(Path(workdir), realistic=realistic)
+            try:
+                await bench_case(label, size, rounds, seconds, gateway.pid, sim_port, gw_port)
+            finally:
+                for process in (gateway, simulator):
+                    process.terminate()
+                    process.wait(timeout=10)
+
+
+async def bench_case(label: str, size: str, rounds: int, seconds: float, gateway_pid: int, sim_port: int,
+                     gw_port: int) -> None:
+    direct_body, gateway_body = bodies(size)
+    direct_req = prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
+                              {"Authorization": f"Bearer {KEY}"})
+    gateway_req = prepare_post(HOST, gw_port, "/v1/images/generations", gateway_body)
+    await run_load(HOST, sim_port, direct_req, concurrency=1, seconds=1.0)  # warm caches and pools
+    await run_load(HOST, gw_port, gateway_req, concurrency=32, seconds=1.0)
+    for concurrency in (1, 32):
+        direct_runs: list[RunResult] = []
+        gateway_runs: list[RunResult] = []
+        cpu_per_request: list[float] = []
+        for _ in range(rounds):
+            direct_runs.append(await run_load(HOST, sim_port, direct_req, concurrency=concurrency, seconds=seconds))
+            before = cpu_seconds(gateway_pid)
+            run = await run_load(HOST, gw_port, gateway_req, concurrency=concurrency, seconds=seconds)
+            cpu_per_request.append((cpu_seconds(gateway_pid) - before) / max(1, len(run.latencies)))
+            gateway_runs.append(run)
+        report(label, concurrency, direct_runs, gateway_runs, cpu_per_request)
 
 
 def report(label: str, concurrency: int, direct: list[RunResult], gateway: list[RunResult],
@@ -136,7 +148,7 @@ def report(label: str, concurrency: int, direct: list[RunResult], gateway: list[
     errors = sum(r.errors for r in gateway) + sum(r.errors for r in direct)
     for path, runs, p50 in (("direct", direct, d50), ("gateway", gateway, g50)):
         extra = f"{fmt_ms(added):>11}{med(cpu) * 1000:>15.3f}" if path == "gateway" else ""
-        print(f"{label:<22}{concurrency:>5}{path:>9}{med([r.rps for r in runs]):>9.0f}{fmt_ms(p50):>9}"
+        print(f"{label:<20}{concurrency:>5}{path:>9}{med([r.rps for r in runs]):>9.0f}{fmt_ms(p50):>9}"
               f"{fmt_ms(med([r.percentile(0.99) for r in runs])):>9}{extra}")
     if errors:
         print(f"  ({errors} non-200 answers)")

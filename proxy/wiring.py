@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from backends.base import Backend
 from backends.vendors.registry import VENDOR_SPECS
-from backends.vendors.transport import VendorBackend, new_client
+from backends.vendors.transport import VendorBackend
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
@@ -59,7 +59,7 @@ def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None)
         raise ValueError(f"no adapter for vendor {route.vendor!r}")
     return VendorBackend(
         spec, region=region.name, base_url=region.base_url, api_key=api_key,
-        timeout_s=route.timeout_s, options=route.options, client=new_client(),
+        timeout_s=route.timeout_s, options=route.options,
     )
 
 

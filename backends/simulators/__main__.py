@@ -36,8 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     vendors: list[str] = args.vendor or list(VENDORS)
     config = SimulatorConfig(
-        api_key=args.api_key, latency_s=args.latency, queued_s=args.queued, running_s=args.running,
-        response_shape=args.response_shape, realistic_images=args.realistic_images,
+        api_key=args.api_key,
+        latency_s=args.latency,
+        queued_s=args.queued,
+        running_s=args.running,
+        response_shape=args.response_shape,
+        realistic_images=args.realistic_images,
     )
     servers = start_simulators(vendors, config, host=args.host, port_base=args.port_base)
     for vendor, server in servers.items():

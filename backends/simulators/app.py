@@ -50,9 +50,8 @@ class SimulatorApp:
     async def _serve(self, request: SimRequest, receive: Receive) -> SimResponse | None:
         """The vendor's answer, or None when a fault means answering nothing."""
         state = self.state
-        state.requests.append(
-            RecordedRequest(request.method, request.path, request.headers, request.json_or_none())
-        )
+        recorded = RecordedRequest(request.method, request.path, request.headers, request.json_or_none())
+        state.requests.append(recorded, len(request.body))
         matched = self.vendor.match(request.method, request.path)
         creates_output = matched is not None and matched[0].creates_output
         fault = state.faults.take(request.method, request.path, creates_output=creates_output)

@@ -88,6 +88,7 @@ async def send_response(send: Send, response: SimResponse) -> None:
 
 async def wait_for_disconnect(receive: Receive, closing: asyncio.Event) -> bool:
     """Answer nothing until the client gives up (True) or the server stops (False)."""
+
     async def disconnected() -> None:
         while (await receive())["type"] != "http.disconnect":
             pass

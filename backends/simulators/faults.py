@@ -21,8 +21,14 @@ FAULT_KINDS = REQUEST_KINDS | OUTPUT_KINDS | JOB_KINDS
 
 _NONE = type(None)
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "kind": str, "times": (int, _NONE), "status": (int, _NONE), "seconds": (int, float, _NONE),
-    "headers": dict, "body": (str, _NONE), "method": (str, _NONE), "path": (str, _NONE),
+    "kind": str,
+    "times": (int, _NONE),
+    "status": (int, _NONE),
+    "seconds": (int, float, _NONE),
+    "headers": dict,
+    "body": (str, _NONE),
+    "method": (str, _NONE),
+    "path": (str, _NONE),
 }
 
 
@@ -51,7 +57,10 @@ class Fault:
         if self.kind == "latency" and not self.seconds:
             raise ValueError("a latency fault needs seconds")
         if self.path is not None:
-            re.compile(self.path)
+            try:
+                re.compile(self.path)
+            except re.error as exc:
+                raise ValueError(f"fault path is not a regular expression: {exc}") from None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:

@@ -55,34 +55,26 @@ class FieldReader:
         return value
 
     def integer(self, name: str, *, default: int, low: int, high: int) -> int:
+        return int(self._numeric(name, default, low, high, integral=True))
+
+    def number(self, name: str, *, default: float, low: float, high: float) -> float:
+        return float(self._numeric(name, default, low, high, integral=False))
+
+    def _numeric(self, name: str, default: float, low: float, high: float, *, integral: bool) -> float:
+        what = "an integer" if integral else "a number"
         value = self._raw(name)
         if value is None:
             return default
         if isinstance(value, str) and self._strings:
             try:
-                value = int(value)
+                value = int(value) if integral else float(value)
             except ValueError:
-                raise InvalidField(self._prefix + name, "must be an integer") from None
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidField(self._prefix + name, "must be an integer")
+                raise InvalidField(self._prefix + name, f"must be {what}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or (integral and isinstance(value, float)):
+            raise InvalidField(self._prefix + name, f"must be {what}")
         if not low <= value <= high:
             raise InvalidField(self._prefix + name, f"must be between {low} and {high}")
         return value
-
-    def number(self, name: str, *, default: float, low: float, high: float) -> float:
-        value = self._raw(name)
-        if value is None:
-            return default
-        if isinstance(value, str) and self._strings:
-            try:
-                value = float(value)
-            except ValueError:
-                raise InvalidField(self._prefix + name, "must be a number") from None
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise InvalidField(self._prefix + name, "must be a number")
-        if not low <= value <= high:
-            raise InvalidField(self._prefix + name, f"must be between {low} and {high}")
-        return float(value)
 
     def seed(self, name: str = "seed") -> int:
         """The seed sent, or a random one as a vendor draws when none is given."""

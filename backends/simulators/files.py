@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from backends.simulators.bounded import BoundedStore
 from backends.simulators.render import RenderSpec
 
 FILES_PREFIX = "/_sim/files/"
@@ -27,18 +27,14 @@ class StoredFile:
 
 
 class FileStore:
-    """Only the server's event loop touches it, so it needs no lock."""
-
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._files: OrderedDict[str, StoredFile] = OrderedDict()
-        self._max_entries = max_entries
+    def __init__(self, max_entries: int = 100_000, max_bytes: int = 256 * 1024 * 1024) -> None:
+        self._files: BoundedStore[str, StoredFile] = BoundedStore(max_entries, max_bytes)
 
     def add(self, spec: RenderSpec, ttl_s: float, *, missing: bool = False) -> str:
         """Store a recipe; returns the file's path on the simulator."""
         name = f"{secrets.token_hex(12)}.{_EXTENSIONS[spec.fmt]}"
-        self._files[name] = StoredFile(spec, time.monotonic() + ttl_s, missing)
-        if len(self._files) > self._max_entries:
-            self._files.popitem(last=False)
+        weight = len(spec.init_image) if spec.init_image is not None else 0
+        self._files.put(name, StoredFile(spec, time.monotonic() + ttl_s, missing), weight)
         return FILES_PREFIX + name
 
     def get(self, name: str) -> StoredFile | None:

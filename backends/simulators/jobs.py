@@ -8,12 +8,12 @@ creation: ``stuck_queued`` never leaves the queue, ``fail_midway`` runs then fai
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Literal
 
+from backends.simulators.bounded import BoundedStore
 from backends.simulators.config import SimulatorConfig
 
 Fate = Literal["succeed", "stuck", "fail"]
@@ -61,7 +61,7 @@ class Job:
     fate: Fate = "succeed"
     nsfw: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-    """Vendor fields echoed back as sent (Runflow ``metadata``, ``client_ref``)."""
+    """Vendor details kept for the answers (Runflow's ``metadata`` and model, Eachlabs' seed)."""
     created_wall: float = field(default_factory=time.time)
     created_mono: float = field(default_factory=time.monotonic)
     canceled_after: float | None = None
@@ -71,9 +71,9 @@ class Job:
         return time.monotonic() - self.created_mono
 
     def phase(self) -> JobPhase:
-        elapsed = self.elapsed()
         if self.canceled_after is not None:
             return JobPhase.CANCELED
+        elapsed = self.elapsed()
         if self.fate == "stuck" or elapsed < self.timing.queued_s:
             return JobPhase.QUEUED
         if elapsed < self.timing.starts_after:
@@ -120,16 +120,14 @@ class Job:
 
 
 class JobStore:
-    """Jobs by id, newest kept; only the server's event loop touches it."""
+    """Jobs by id; the oldest are forgotten past the count or byte budget."""
 
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._max_entries = max_entries
+    def __init__(self, max_entries: int = 100_000, max_bytes: int = 256 * 1024 * 1024) -> None:
+        self._jobs: BoundedStore[str, Job] = BoundedStore(max_entries, max_bytes)
 
-    def add(self, job: Job) -> Job:
-        self._jobs[job.id] = job
-        if len(self._jobs) > self._max_entries:
-            self._jobs.popitem(last=False)
+    def add(self, job: Job, weight: int = 0) -> Job:
+        """Keep ``job``; ``weight`` is the bytes its input holds (an image-to-image source)."""
+        self._jobs.put(job.id, job, weight)
         return job
 
     def get(self, job_id: str) -> Job | None:

@@ -1,16 +1,19 @@
-"""From a vendor-neutral ``Generation`` to the images a vendor answers with: inline or by URL.
+"""From a vendor-neutral ``Generation`` to what a vendor answers: images inline, URLs, or a job.
 
 Output faults are honoured here once for every vendor: ``blank_image`` and ``nsfw`` render
-solid black, ``output_404`` publishes URLs that answer 404.
+solid black, ``output_404`` publishes URLs that answer 404, ``stuck_queued`` and
+``fail_midway`` decide a job's fate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from backends.simulators.exchange import SimRequest, SimResponse
 from backends.simulators.fields import MAX_SEED
 from backends.simulators.files import FILES_PREFIX
+from backends.simulators.jobs import Fate, Job, JobTiming
 from backends.simulators.render import RenderedImage, RenderSpec
 from backends.simulators.state import SimulatorState
 from backends.simulators.wire import Call
@@ -62,10 +65,22 @@ def publish(call: Call, generation: Generation) -> list[str]:
     missing = call.faulted("output_404")
     files = call.state.files
     ttl = call.config.url_ttl_s
-    return [
-        call.request.base_url + files.add(spec, ttl, missing=missing)
-        for spec in render_specs(call, generation)
-    ]
+    return [call.request.base_url + files.add(spec, ttl, missing=missing) for spec in render_specs(call, generation)]
+
+
+def start_job(call: Call, job_id: str, generation: Generation, **extra: Any) -> Job:
+    """Store a job for the request's ``input``, its outputs published, its fate set by the fault."""
+    fate: Fate = "stuck" if call.faulted("stuck_queued") else "fail" if call.faulted("fail_midway") else "succeed"
+    job = Job(
+        id=job_id,
+        input=call.request.json()["input"],
+        outputs=tuple(publish(call, generation)),
+        timing=JobTiming.of(call.config),
+        fate=fate,
+        nsfw=call.faulted("nsfw"),
+        extra=extra,
+    )
+    return call.state.jobs.add(job, len(call.request.body))
 
 
 async def serve_file(request: SimRequest, state: SimulatorState) -> SimResponse:

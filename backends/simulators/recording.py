@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,23 +17,3 @@ class RecordedRequest:
 
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "headers": self.headers, "json": self.json}
-
-
-class BoundedLog(Generic[T]):
-    """A thread-safe append-only log keeping the newest ``limit`` entries (benchmarks run long)."""
-
-    def __init__(self, limit: int) -> None:
-        self._entries: deque[T] = deque(maxlen=limit)
-        self._lock = threading.Lock()
-
-    def append(self, entry: T) -> None:
-        with self._lock:
-            self._entries.append(entry)
-
-    def snapshot(self) -> list[T]:
-        with self._lock:
-            return list(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()

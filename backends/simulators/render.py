@@ -2,8 +2,8 @@
 
 An image is a pure function of its ``RenderSpec``: the same seed and prompt give the same bytes,
 so tests can assert determinism and caches can key on the spec. Rendering costs a few
-milliseconds at 1024x1024; ``RenderCache`` keeps recent results (bytes and base64 both) so a
-benchmark that repeats a request pays nothing after the first.
+milliseconds at 1024x1024 (~100 ms with realistic grain); ``RenderCache`` keeps recent results
+(bytes and base64 both) so a benchmark that repeats a request pays nothing after the first.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import hashlib
 import io
 import random
 import textwrap
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
+
+from backends.simulators.bounded import BoundedStore
 
 ImageFormat = Literal["png", "jpeg"]
 
@@ -48,25 +48,16 @@ class RenderSpec:
     """Add seeded grain so the encoded size matches real model output (for benchmarks)."""
 
 
+@dataclass(frozen=True, slots=True)
 class RenderedImage:
-    """Encoded bytes plus their base64 text, computed once on first use."""
+    """Encoded bytes and their base64 text, both made once when rendered (off the event loop)."""
 
-    __slots__ = ("_b64", "data")
+    data: bytes
+    b64: str
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._b64: str | None = None
-
-    @property
-    def b64(self) -> str:
-        if self._b64 is None:
-            self._b64 = base64.b64encode(self.data).decode("ascii")
-        return self._b64
-
-    @property
-    def weight(self) -> int:
-        """Bytes held, for the cache's budget (base64 counted once computed)."""
-        return len(self.data) + (len(self._b64) if self._b64 is not None else 0)
+    @classmethod
+    def of(cls, data: bytes) -> RenderedImage:
+        return cls(data, base64.b64encode(data).decode("ascii"))
 
 
 def render(spec: RenderSpec) -> RenderedImage:
@@ -86,12 +77,16 @@ def render(spec: RenderSpec) -> RenderedImage:
     if spec.fmt == "jpeg":
         image.save(out, format="JPEG", quality=90)
     else:
-        image.save(out, format="PNG", compress_level=1)
-    return RenderedImage(out.getvalue())
+        # Fast compression for drawn images; a blank one gets the default level, as a vendor's
+        # encoder would give it, so it weighs a few hundred bytes as real filtered answers do.
+        image.save(out, format="PNG", compress_level=6 if spec.blank else 1)
+    return RenderedImage.of(out.getvalue())
 
 
 def _seed_of(spec: RenderSpec) -> int:
-    digest = hashlib.sha256(f"{spec.vendor}\0{spec.seed}\0{spec.prompt}".encode()).digest()
+    """Seed, prompt and vendor pick the pattern; an edit draws a different one than text-to-image."""
+    mode = "edit" if spec.init_image is not None else "text"
+    digest = hashlib.sha256(f"{spec.vendor}\0{mode}\0{spec.seed}\0{spec.prompt}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
 
@@ -119,6 +114,16 @@ def _add_grain(rng: random.Random, image: Image.Image) -> Image.Image:
     return ImageChops.add(image, Image.frombytes("RGB", image.size, noise))
 
 
+def decodable(source: bytes) -> bool:
+    """Whether ``source`` is a whole image Pillow can read (an image-to-image input check)."""
+    try:
+        with Image.open(io.BytesIO(source)) as opened:
+            opened.load()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+    return True
+
+
 def _transform(source: bytes, pattern: Image.Image, strength: float) -> Image.Image:
     """Image-to-image: the source, resized, with the pattern blended in by ``strength``."""
     with Image.open(io.BytesIO(source)) as opened:
@@ -138,6 +143,8 @@ def _caption(image: Image.Image, spec: RenderSpec) -> None:
     chars = max(10, int(width / (font_size * 0.6)))
     lines = [spec.vendor, *textwrap.wrap(spec.prompt, chars)[:6]]
     lines.append(f"seed {spec.seed} | {spec.steps} steps | {width}x{height}")
+    if spec.init_image is not None:
+        lines.append(f"image-to-image, strength {spec.strength:g}")
     text = "\n".join(lines)
     draw = ImageDraw.Draw(image)
     font = _font(font_size)
@@ -155,29 +162,14 @@ class RenderCache:
     """
 
     def __init__(self, max_entries: int = 256, max_bytes: int = 256 * 1024 * 1024) -> None:
-        self._entries: OrderedDict[RenderSpec, RenderedImage] = OrderedDict()
-        self._max_entries = max_entries
-        self._max_bytes = max_bytes
-        self._lock = threading.Lock()
+        self._entries: BoundedStore[RenderSpec, RenderedImage] = BoundedStore(max_entries, max_bytes)
 
     def get(self, spec: RenderSpec) -> RenderedImage | None:
-        with self._lock:
-            found = self._entries.get(spec)
-            if found is not None:
-                self._entries.move_to_end(spec)
-            return found
+        return self._entries.get(spec, touch=True)
 
     def put(self, spec: RenderSpec, image: RenderedImage) -> None:
-        with self._lock:
-            self._entries[spec] = image
-            self._entries.move_to_end(spec)
-            # base64 may be computed after insertion, so weigh on each put rather than tracking.
-            total = sum(entry.weight for entry in self._entries.values())
-            while len(self._entries) > 1 and (
-                len(self._entries) > self._max_entries or total > self._max_bytes
-            ):
-                _, evicted = self._entries.popitem(last=False)
-                total -= evicted.weight
+        source = len(spec.init_image) if spec.init_image is not None else 0
+        self._entries.put(spec, image, len(image.data) + len(image.b64) + source)
 
     async def obtain(self, spec: RenderSpec) -> RenderedImage:
         """The cached image, or render it off the event loop and cache it."""
@@ -188,8 +180,7 @@ class RenderCache:
         return found
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._entries.clear()
 
 
 RENDERS = RenderCache()

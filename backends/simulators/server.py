@@ -2,7 +2,7 @@
 
 Tests and the ``make run`` demo start simulators in-process; the thread keeps the test's own
 event loop free. ``refuse_connections`` closes the listening socket (connects get ECONNREFUSED)
-and ``accept_connections`` reopens it on the same port.
+and idle keep-alive connections, and ``accept_connections`` reopens it on the same port.
 """
 
 from __future__ import annotations
@@ -77,12 +77,19 @@ class SimulatorServer:
             raise RuntimeError(f"the {self.vendor} simulator is already started")
         sock = self._bind()
         config = uvicorn.Config(
-            self.app, loop="uvloop", http="httptools", lifespan="off", log_level="warning",
-            access_log=False, timeout_graceful_shutdown=1, timeout_keep_alive=30,
+            self.app,
+            loop="uvloop",
+            http="httptools",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            timeout_keep_alive=30,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._run, args=(sock, config), name=f"simulator-{self.vendor}", daemon=True)
+            target=self._run, args=(sock, config), name=f"simulator-{self.vendor}", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not self._server.started:
@@ -141,11 +148,14 @@ class SimulatorServer:
         asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=5)
 
     async def _close_listeners(self) -> None:
+        """Stop listening and close idle keep-alive connections, as a vendor that went down."""
         assert self._server is not None
         for listener in self._server.servers:
             listener.close()
         self._server.servers.clear()
-        await asyncio.sleep(0)  # let the loop release the socket before callers connect
+        for connection in list(self._server.server_state.connections):
+            connection.shutdown()  # idle ones close now, busy ones after their answer
+        await asyncio.sleep(0.01)  # let the loop release the sockets before callers connect
 
     async def _open_listener(self) -> None:
         """Listen again on the same port, with the protocol factory uvicorn's startup builds."""
@@ -155,10 +165,12 @@ class SimulatorServer:
             return
         config = server.config
         protocol = functools.partial(
-            config.http_protocol_class, config=config, server_state=server.server_state,  # type: ignore[call-arg]
-            app_state=server.lifespan.state)
-        listener = await asyncio.get_running_loop().create_server(
-            protocol, sock=self._bind(), backlog=config.backlog)
+            config.http_protocol_class,
+            config=config,
+            server_state=server.server_state,  # type: ignore[call-arg]
+            app_state=server.lifespan.state,
+        )
+        listener = await asyncio.get_running_loop().create_server(protocol, sock=self._bind(), backlog=config.backlog)
         server.servers.append(listener)
 
     def __enter__(self) -> SimulatorServer:

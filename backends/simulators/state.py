@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from backends.simulators.bounded import BoundedLog, BoundedStore
 from backends.simulators.config import SimulatorConfig
 from backends.simulators.faults import FaultQueue
 from backends.simulators.files import FileStore
 from backends.simulators.jobs import JobStore
-from backends.simulators.recording import BoundedLog, RecordedRequest
+from backends.simulators.recording import RecordedRequest
 from backends.simulators.render import RENDERS, RenderCache
+
+REQUEST_LOG_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -23,16 +25,11 @@ class SimulatorState:
     files: FileStore = field(default_factory=FileStore)
     jobs: JobStore = field(default_factory=JobStore)
     renders: RenderCache = RENDERS
-    used_idempotency_keys: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    used_idempotency_keys: BoundedStore[str, bool] = field(default_factory=lambda: BoundedStore(100_000))
     """CallMissed: keys of answered requests; a replay gets 409."""
     closing: asyncio.Event | None = None
     """Set when the server stops, so hanging requests let go; created on the server's loop."""
 
     def __post_init__(self) -> None:
-        self.requests = BoundedLog(self.config.request_log_size)
+        self.requests = BoundedLog(self.config.request_log_size, REQUEST_LOG_BYTES)
         self.cancels = BoundedLog(self.config.request_log_size)
-
-    def remember_idempotency_key(self, key: str, limit: int = 100_000) -> None:
-        self.used_idempotency_keys[key] = None
-        if len(self.used_idempotency_keys) > limit:
-            self.used_idempotency_keys.popitem(last=False)

@@ -44,7 +44,8 @@ def on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response
     elif exc.status_code == 404:
         translated = NotFound(f"No such endpoint: {exc.detail}")
     else:
-        translated = BoltgateError(str(exc.detail), code=None)
+        translated = BoltgateError(str(exc.detail))
+        translated.code = None  # not the class's "internal_error": e.g. a 405 is the client's mistake
         translated.status_code = exc.status_code
         translated.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
     translated.headers.update(exc.headers or {})

@@ -84,7 +84,7 @@ async def edit_image(request: AnyRequest) -> Response[bytes]:
     return await _serve(request, key, image_request)
 
 
-@get("/v1/images/files/{name:str}", include_in_schema=True, sync_to_thread=False)
+@get("/v1/images/files/{name:str}")
 async def download_image(request: AnyRequest, name: str) -> Response[bytes]:
     data = await _gateway(request).images.get(name)
     if data is None:

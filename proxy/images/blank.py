@@ -16,9 +16,16 @@ from backends.base import BackendResult, GeneratedImage
 from proxy.errors import ContentFiltered
 from proxy.request import ImageRequest
 
-SUSPICIOUS_BYTES_PER_PIXEL = 0.02
-SUSPICIOUS_OVERHEAD_BYTES = 4096
-"""Headers that do not shrink with a flat picture: a black 256x256 JPEG is 1.6 kB, mostly tables."""
+SUSPICION_LIMITS: dict[str, tuple[int, float]] = {
+    "png": (1024, 0.006),
+    "webp": (1024, 0.006),
+    "jpeg": (4096, 0.03),
+}
+"""Per format, (fixed bytes, bytes per pixel) under which an image is decoded to check flatness.
+
+A flat PNG is about 0.003-0.004 bytes per pixel (270 B at 256x256, 3.1 kB at 1024x1024), a
+flat JPEG 0.016-0.025 plus its tables (1.6 kB at 256x256); a real SDXL image is 100 to 1000
+times larger, so real images are never decoded here."""
 FLAT_RANGE = 4
 """A channel whose values span at most this is flat."""
 
@@ -31,8 +38,12 @@ def is_flat(image: GeneratedImage) -> bool:
 
 async def reject_blank_images(result: BackendResult, request: ImageRequest, vendor: str) -> None:
     pixels = request.width * request.height
-    limit = SUSPICIOUS_OVERHEAD_BYTES + pixels * SUSPICIOUS_BYTES_PER_PIXEL
-    suspects = [image for image in result.images if len(image) < limit]
+    suspects = [image for image in result.images if len(image) < _limit(image.format, pixels)]
     for image in suspects:
         if await asyncio.to_thread(is_flat, image):
             raise ContentFiltered(f"{vendor} answered a blank image (a safety filter's answer)")
+
+
+def _limit(fmt: str, pixels: int) -> float:
+    fixed, per_pixel = SUSPICION_LIMITS[fmt]
+    return fixed + pixels * per_pixel

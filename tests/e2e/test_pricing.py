@@ -38,12 +38,13 @@ def test_cost_headers_and_usage_match_the_catalog(vendor: str, simulator: StartS
 
 
 def test_eachlabs_is_billed_from_the_reported_run_time(simulator: StartSimulator, gateway: StartGateway) -> None:
-    sim = simulator("eachlabs")
+    sim = simulator("eachlabs", running_s=0.5)  # the simulator reports predict_time = time spent running
     server = gateway(route_to(sim))
     response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
     assert response.status_code == 200, response.text
-    predict_time = Decimal(str(sim.last_predict_time))
-    quote = CATALOG.quote("eachlabs", ImageRequest(prompt="x", width=256, height=256), run_seconds=predict_time)
+    request = ImageRequest(prompt="x", width=256, height=256)
+    quote = CATALOG.quote("eachlabs", request, run_seconds=Decimal("0.5"))
+    assert quote != CATALOG.quote("eachlabs", request)  # billed from the report, not the estimate
     assert response.headers["x-boltgate-upstream-cost-usd"] == f"{quote.upstream_usd:.6f}"
     assert response.headers["x-boltgate-cost-usd"] == f"{quote.client_usd:.6f}"
 

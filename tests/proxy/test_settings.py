@@ -146,12 +146,12 @@ def test_a_route_disabled_in_the_file_stays_disabled_with_a_key(monkeypatch: pyt
 
 @pytest.mark.parametrize("vendor", ["callmissed", "runflow", "eachlabs", "imageapi", "aigateway"])
 def test_the_default_key_variable_is_vendor_api_key(vendor: str) -> None:
-    assert RouteConfig(vendor=vendor).key_variable == f"{vendor.upper()}_API_KEY"  # type: ignore[arg-type]
+    assert RouteConfig(vendor=vendor).key_variable == f"{vendor.upper()}_API_KEY"
 
 
 @pytest.mark.parametrize("vendor", ["callmissed", "runflow", "eachlabs", "imageapi", "aigateway"])
 def test_the_default_region_is_the_vendors_public_url(vendor: str) -> None:
-    route = RouteConfig(vendor=vendor)  # type: ignore[arg-type]
+    route = RouteConfig(vendor=vendor)
 
     assert [(r.name, r.base_url) for r in route.regions] == [("default", PUBLIC_BASE_URLS[vendor])]
     assert route.regions[0].base_url.startswith("https://")

@@ -26,17 +26,18 @@ ERRORS: ErrorTable = {
 }
 
 ENDPOINT = ImagesEndpoint(
-    model="sdxl-lightning", response_formats=("b64_json",), default_response_format="b64_json", max_steps=50)
+    model="sdxl-lightning", response_formats=("b64_json",), default_response_format="b64_json", max_steps=50
+)
 
 
 async def generate(call: Call) -> SimResponse:
     key = call.request.headers.get("idempotency-key")
-    if key is not None and key in call.state.used_idempotency_keys:
+    if key is not None and call.state.used_idempotency_keys.get(key):
         raise SimError(409)
     generation, response_format = ENDPOINT.read(call)
     response = await ENDPOINT.answer(call, generation, response_format)
     if key is not None:
-        call.state.remember_idempotency_key(key)
+        call.state.used_idempotency_keys.put(key, True)
     return response
 
 

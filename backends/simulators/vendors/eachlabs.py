@@ -11,21 +11,22 @@ images with ``"nsfw_content_detected": [true, ...]``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import secrets
 import uuid
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import orjson
 
-from backends.base import sniff_format
 from backends.simulators.exchange import SimResponse, json_response
 from backends.simulators.faults import FAULT_KINDS
 from backends.simulators.fields import FieldReader, InvalidField
-from backends.simulators.jobs import Job, JobPhase, JobTiming
-from backends.simulators.outputs import Generation, publish
+from backends.simulators.jobs import Job, JobPhase
+from backends.simulators.outputs import Generation, start_job
+from backends.simulators.render import decodable
 from backends.simulators.wire import Call, SimError, VendorSpec, route
 
 MODEL, VERSION = "sdxl-lightning-4step", "0.0.1"
@@ -40,10 +41,15 @@ ERRORS = {
     503: "Service unavailable",
 }
 SCHEDULERS = frozenset(
-    {"DDIM", "DPMSolverMultistep", "HeunDiscrete", "KarrasDPM", "K_EULER_ANCESTRAL", "K_EULER", "PNDM"})
+    {"DDIM", "DPMSolverMultistep", "HeunDiscrete", "KarrasDPM", "K_EULER_ANCESTRAL", "K_EULER", "PNDM"}
+)
 STATUSES = {
-    JobPhase.QUEUED: "starting", JobPhase.DISPATCHING: "starting", JobPhase.RUNNING: "processing",
-    JobPhase.SUCCEEDED: "success", JobPhase.FAILED: "failed", JobPhase.CANCELED: "cancelled",
+    JobPhase.QUEUED: "starting",
+    JobPhase.DISPATCHING: "starting",
+    JobPhase.RUNNING: "processing",
+    JobPhase.SUCCEEDED: "success",
+    JobPhase.FAILED: "failed",
+    JobPhase.CANCELED: "cancelled",
 }
 FAILURE_ERROR = "CUDA error: an illegal memory access was encountered"
 
@@ -99,25 +105,15 @@ async def _source_image(source: str) -> bytes:
         raw = response.content
     else:
         raise InvalidField("input.image", "must be a data URI or a URL")
-    if sniff_format(raw[:16]) is None:
+    if not await asyncio.to_thread(decodable, raw):
         raise InvalidField("input.image", "is not an image")
     return raw
 
 
 async def create(call: Call) -> SimResponse:
     generation = await _read(call)
-    job = Job(
-        id=str(uuid.UUID(bytes=secrets.token_bytes(16), version=4)),
-        input=call.request.json()["input"],
-        outputs=tuple(publish(call, generation)),
-        timing=JobTiming.of(call.config),
-        fate="stuck" if call.faulted("stuck_queued") else "fail" if call.faulted("fail_midway") else "succeed",
-        nsfw=call.faulted("nsfw"),
-        extra={"seed": generation.seed},
-    )
-    call.state.jobs.add(job)
-    return json_response(
-        {"status": "success", "message": "Prediction created successfully", "predictionID": job.id})
+    job = start_job(call, str(uuid.uuid4()), generation, seed=generation.seed)
+    return json_response({"status": "success", "message": "Prediction created successfully", "predictionID": job.id})
 
 
 async def get(call: Call) -> SimResponse:
@@ -161,12 +157,12 @@ def _prediction_body(call: Call, job: Job) -> dict[str, Any]:
     return body
 
 
-def _cost(call: Call, predict_time: float | None) -> float | None:
-    """Eachlabs sends a JSON number; computed in Decimal, converted only for the wire."""
+def _cost(call: Call, predict_time: float | None) -> orjson.Fragment | None:
+    """A JSON number written from the Decimal's digits: money never passes through a float."""
     if predict_time is None:
         return None
     cost = call.config.eachlabs_usd_per_second * Decimal(str(predict_time))
-    return float(cost.quantize(Decimal("0.0000001")))
+    return orjson.Fragment(str(cost.quantize(Decimal("0.0000001"))).encode())
 
 
 def _logs(job: Job, phase: JobPhase) -> str:

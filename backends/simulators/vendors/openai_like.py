@@ -21,8 +21,11 @@ ErrorTable = Mapping[int, tuple[str, str, str]]
 
 
 def error_envelope(table: ErrorTable, error: SimError) -> dict[str, Any]:
-    fallback = ("server_error", "server_error", "The server had an error") if error.status >= 500 else (
-        "invalid_request_error", "invalid_request_error", "The request was rejected")
+    fallback = (
+        ("server_error", "server_error", "The server had an error")
+        if error.status >= 500
+        else ("invalid_request_error", "invalid_request_error", "The request was rejected")
+    )
     code, kind, message = table.get(error.status, fallback)
     return {"error": {"code": error.code or code, "message": error.message or message, "type": kind}}
 
@@ -46,7 +49,8 @@ class ImagesEndpoint:
             if model != self.model:
                 raise SimError(404, f"The model '{model}' does not exist", code="model_not_found")
             response_format = fields.choice(
-                "response_format", self.response_formats, default=self.default_response_format)
+                "response_format", self.response_formats, default=self.default_response_format
+            )
             width, height = fields.size(low=self.min_side, high=self.max_side)
             fields.text("negative_prompt")
             generation = Generation(

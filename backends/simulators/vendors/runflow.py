@@ -17,8 +17,8 @@ from typing import Any
 from backends.simulators.exchange import SimResponse, json_response
 from backends.simulators.faults import FAULT_KINDS
 from backends.simulators.fields import FieldReader, InvalidField
-from backends.simulators.jobs import Job, JobPhase, JobTiming
-from backends.simulators.outputs import Generation, publish
+from backends.simulators.jobs import Job, JobPhase
+from backends.simulators.outputs import Generation, start_job
 from backends.simulators.wire import Call, SimError, VendorSpec, route
 
 ERRORS: dict[int, tuple[str, str]] = {
@@ -38,7 +38,6 @@ FAILURE = {
     "failure_message": "The model crashed while generating (CUDA error: an illegal memory access)",
     "failure_stage_code": "INFERENCE",
 }
-_STATUS_CODES = {phase: phase.value for phase in JobPhase}
 
 
 def error_body(error: SimError) -> dict[str, Any]:
@@ -76,16 +75,7 @@ async def create_run(call: Call) -> SimResponse:
     if model != call.config.runflow_model:
         raise SimError(404, f"Model {model} not found", code="MODEL_NOT_FOUND")
     generation, extra = _read(call)
-    job = Job(
-        id=f"run_{secrets.token_hex(12)}",
-        input=call.request.json()["input"],
-        outputs=tuple(publish(call, generation)),
-        timing=JobTiming.of(call.config),
-        fate="stuck" if call.faulted("stuck_queued") else "fail" if call.faulted("fail_midway") else "succeed",
-        nsfw=call.faulted("nsfw"),
-        extra={**extra, "model": model},
-    )
-    call.state.jobs.add(job)
+    job = start_job(call, f"run_{secrets.token_hex(12)}", generation, **extra, model=model)
     return json_response(_run_body(call, job), 201)
 
 
@@ -97,7 +87,7 @@ async def cancel_run(call: Call) -> SimResponse:
     job = _job(call)
     call.state.cancels.append(job.id)
     if not job.cancel():
-        raise SimError(409, f"Run {job.id} is already {_STATUS_CODES[job.phase()]}")
+        raise SimError(409, f"Run {job.id} is already {job.phase().value}")
     return json_response(_run_body(call, job))
 
 
@@ -114,7 +104,7 @@ def _run_body(call: Call, job: Job) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": job.id,
         "model": job.extra["model"],
-        "status_code": _STATUS_CODES[phase],
+        "status_code": phase.value,
         "input": job.input,
         "output": None,
         "duration_ms": round(job.run_seconds() * 1000) if phase.terminal else None,

@@ -18,8 +18,9 @@ from PIL import Image
 
 from backends.simulators import SimulatorConfig, SimulatorServer
 
-QUEUED_S = RUNNING_S = 0.03
-"""Short job states: a whole lifecycle takes about 60 ms."""
+QUEUED_S = RUNNING_S = 0.05
+"""Short job states: a lifecycle takes 100 ms."""
+OBSERVABLE_S = 0.15
 
 OpenImage = Callable[[bytes], Image.Image]
 WaitFor = Callable[..., dict[str, Any]]
@@ -42,6 +43,13 @@ def sim(module_simulator: SimulatorServer) -> Iterator[SimulatorServer]:
     for field in dataclasses.fields(pristine):
         setattr(module_simulator.config, field.name, getattr(pristine, field.name))
     module_simulator.accept_connections()
+
+
+@pytest.fixture
+def slow_jobs(sim: SimulatorServer) -> SimulatorServer:
+    """Job states long enough that polling sees every one even on a loaded 2-core machine."""
+    sim.config.queued_s = sim.config.running_s = OBSERVABLE_S
+    return sim
 
 
 @pytest.fixture
@@ -69,8 +77,9 @@ def open_image() -> OpenImage:
 def wait_for(client: httpx.Client) -> WaitFor:
     """Poll a job URL until ``done(body)`` holds; returns the body and the states seen on the way."""
 
-    def wait(url: str, done: Callable[[dict[str, Any]], bool], *, headers: dict[str, str], key: str,
-             timeout_s: float = 2.0) -> dict[str, Any]:
+    def wait(
+        url: str, done: Callable[[dict[str, Any]], bool], *, headers: dict[str, str], key: str, timeout_s: float = 2.0
+    ) -> dict[str, Any]:
         seen: list[str] = []
         deadline = time.monotonic() + timeout_s
         while True:

@@ -61,7 +61,7 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
             api_key=api_key,
             timeout_s=timeout_s,
             options=options,
-            client=httpx.AsyncClient(),
+            transport=httpx.AsyncHTTPTransport(),
         )
         made.append(backend)
         return backend

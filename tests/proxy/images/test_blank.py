@@ -6,7 +6,7 @@ import pytest
 
 from backends.base import BackendResult, GeneratedImage
 from proxy.errors import ContentFiltered
-from proxy.images.blank import SUSPICIOUS_BYTES_PER_PIXEL, SUSPICIOUS_OVERHEAD_BYTES, is_flat, reject_blank_images
+from proxy.images.blank import SUSPICION_LIMITS, is_flat, reject_blank_images
 from proxy.request import ImageRequest
 from tests.proxy.images.samples import encode
 
@@ -65,7 +65,8 @@ async def test_noisy_images_pass() -> None:
 async def test_a_large_image_is_not_decoded_at_all() -> None:
     """Only suspiciously small images are decoded: a big one passes on its size alone."""
     big = GeneratedImage(b64=GeneratedImage(data=encode("PNG", side=256)).b64)
-    assert len(big) > SUSPICIOUS_OVERHEAD_BYTES + 256 * 256 * SUSPICIOUS_BYTES_PER_PIXEL
+    fixed, per_pixel = SUSPICION_LIMITS["png"]
+    assert len(big) > fixed + 256 * 256 * per_pixel
 
     await reject_blank_images(BackendResult(images=[big]), request(256), "aigateway")
 

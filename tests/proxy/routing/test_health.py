@@ -12,7 +12,7 @@ from tests.proxy.routing.scripted_backend import ScriptedBackend
 
 
 def health(**config: float) -> tuple[RouteHealth, Route]:
-    return RouteHealth(MemoryStateStore(), BreakerConfig(**config)), Route(ScriptedBackend("v", "r"))  # type: ignore[arg-type]
+    return RouteHealth(MemoryStateStore(), BreakerConfig(**config)), Route(ScriptedBackend("v", "r"))
 
 
 async def test_a_fresh_route_is_available() -> None:

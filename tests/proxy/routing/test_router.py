@@ -175,6 +175,7 @@ async def test_the_circuit_opens_after_the_failure_threshold_and_a_success_close
     for _ in range(2):
         assert (await router.generate(request(), Deadline(5))).route.backend is spare
     ordered, skipped = await router.candidates(request())
+    assert [route.backend for route in ordered] == [spare]
     assert skipped == ["shaky:r1: circuit open"]
     assert (await router.generate(request(), Deadline(5))).route.backend is spare
     assert len(shaky.calls) == 2

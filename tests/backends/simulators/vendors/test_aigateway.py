@@ -16,8 +16,13 @@ PATH = "/v1/images/generations"
 
 
 def post(client: httpx.Client, sim: SimulatorServer, bearer: dict[str, str], **overrides: Any) -> httpx.Response:
-    body = {"model": "bytedance/stable-diffusion-xl-lightning", "prompt": "a red fox", "seed": 3,
-            "size": "320x256", **overrides}
+    body = {
+        "model": "bytedance/stable-diffusion-xl-lightning",
+        "prompt": "a red fox",
+        "seed": 3,
+        "size": "320x256",
+        **overrides,
+    }
     return client.post(sim.base_url + PATH, headers=bearer, json=body)
 
 
@@ -79,8 +84,13 @@ def test_an_invalid_response_format_gets_400(sim, client, bearer) -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(402, "insufficient_credits"), (404, "not_found"), (429, "rate_limit_error"), (500, "server_error"),
-     (503, "service_unavailable")],
+    [
+        (402, "insufficient_credits"),
+        (404, "not_found"),
+        (429, "rate_limit_error"),
+        (500, "server_error"),
+        (503, "service_unavailable"),
+    ],
 )
 def test_status_faults_answer_the_documented_error_types(sim, client, bearer, status, kind) -> None:
     sim.inject(Fault("status", status=status))

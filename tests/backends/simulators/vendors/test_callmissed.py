@@ -15,8 +15,14 @@ PATH = "/v1/images/generations"
 
 
 def body(**overrides: Any) -> dict[str, Any]:
-    return {"model": "sdxl-lightning", "prompt": "a lighthouse at dusk", "seed": 7, "size": "512x384",
-            "response_format": "b64_json", **overrides}
+    return {
+        "model": "sdxl-lightning",
+        "prompt": "a lighthouse at dusk",
+        "seed": 7,
+        "size": "512x384",
+        "response_format": "b64_json",
+        **overrides,
+    }
 
 
 def post(client: httpx.Client, sim: SimulatorServer, bearer: dict[str, str], **overrides: Any) -> httpx.Response:

@@ -15,8 +15,16 @@ PATH = "/api/v1/generate"
 
 
 def post(client: httpx.Client, sim: SimulatorServer, bearer: dict[str, str], **overrides: Any) -> httpx.Response:
-    body = {"prompt": "a cabin in snow", "model": "sdxl-lightning", "width": 256, "height": 384,
-            "num_inference_steps": 4, "negative_prompt": "blurry", "seed": 11, **overrides}
+    body = {
+        "prompt": "a cabin in snow",
+        "model": "sdxl-lightning",
+        "width": 256,
+        "height": 384,
+        "num_inference_steps": 4,
+        "negative_prompt": "blurry",
+        "seed": 11,
+        **overrides,
+    }
     return client.post(sim.base_url + PATH, headers=bearer, json=body)
 
 
@@ -61,8 +69,9 @@ def test_a_wrong_key_gets_401(sim, client) -> None:
     assert response.json()["error"]["code"] == "unauthorized"
 
 
-@pytest.mark.parametrize("overrides", [{"num_inference_steps": 51}, {"prompt": ""}, {"width": "wide"},
-                                       {"model": "flux"}])
+@pytest.mark.parametrize(
+    "overrides", [{"num_inference_steps": 51}, {"prompt": ""}, {"width": "wide"}, {"model": "flux"}]
+)
 def test_invalid_requests_get_400(sim, client, bearer, overrides) -> None:
     response = post(client, sim, bearer, **overrides)
 

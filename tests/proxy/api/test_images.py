@@ -1,0 +1,169 @@
+"""``POST /v1/images/generations`` and ``/v1/images/edits``, and the downloads of their images."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from PIL import Image
+
+from backends.base import sniff_format
+from proxy.errors import VendorRejectedRequest, VendorUnavailable
+from tests.proxy.api.served_app import Client, Vendors, serving
+from tests.proxy.images.samples import encode
+from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
+
+
+async def test_a_generation_answers_urls_that_download_the_images(client: Client, vendors: Vendors) -> None:
+    response = await client.post("/v1/images/generations", json={"prompt": "a kite", "n": 2, "seed": 11})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["seed"] == 11
+    assert body["size"] == "1024x1024"
+    assert body["output_format"] == "png"
+    assert len(body["data"]) == 2
+    for item in body["data"]:
+        assert item["url"].startswith("http://testserver.local/v1/images/files/")
+        assert item["revised_prompt"] == "a kite"
+        download = await client.get(item["url"].removeprefix("http://testserver.local"))
+        assert download.status_code == 200
+        assert download.headers["content-type"] == "image/png"
+        assert sniff_format(download.content[:16]) == "png"
+    assert vendors.text_only.calls[0].n == 2
+
+
+async def test_the_response_headers_say_how_it_was_served(client: Client) -> None:
+    response = await client.post("/v1/images/generations", json={"prompt": "a kite", "seed": 5})
+
+    assert response.headers["x-boltgate-backend"] == "runflow"
+    assert response.headers["x-boltgate-region"] == "eu"
+    assert response.headers["x-boltgate-attempts"] == "1"
+    assert response.headers["x-boltgate-seed"] == "5"
+
+
+async def test_a_failover_shows_in_the_headers(client: Client, vendors: Vendors) -> None:
+    vendors.text_only.script.extend([VendorUnavailable("down", status=503)] * 3)
+
+    response = await client.post("/v1/images/generations", json={"prompt": "a kite"})
+
+    assert response.status_code == 200
+    assert response.headers["x-boltgate-backend"] == "eachlabs"
+    assert response.headers["x-boltgate-attempts"] == "4"
+    assert response.headers["x-boltgate-seed"] == str(response.json()["seed"])
+
+
+async def test_b64_json_answers_the_image_inline(client: Client) -> None:
+    response = await client.post("/v1/images/generations",
+                                 json={"prompt": "a kite", "response_format": "b64_json", "output_format": "webp"})
+
+    assert response.status_code == 200
+    item = response.json()["data"][0]
+    assert "url" not in item
+    assert sniff_format(base64.b64decode(item["b64_json"])[:16]) == "webp"
+
+
+async def test_a_jpeg_download_has_the_jpeg_content_type(client: Client) -> None:
+    response = await client.post("/v1/images/generations", json={"prompt": "a kite", "output_format": "jpeg"})
+    url = response.json()["data"][0]["url"]
+
+    download = await client.get(url)
+
+    assert url.endswith(".jpeg")
+    assert download.headers["content-type"] == "image/jpeg"
+    assert sniff_format(download.content[:16]) == "jpeg"
+
+
+async def test_an_unknown_image_is_a_404_in_the_openai_envelope(client: Client) -> None:
+    response = await client.get("/v1/images/files/AAAAAAAAAAAAAAAAAAAAAAAA.png")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert response.json()["error"]["param"] == "name"
+
+
+async def test_a_rejected_request_is_the_clients_400(client: Client, vendors: Vendors) -> None:
+    vendors.text_only.script.append(VendorRejectedRequest("prompt refused", status=422))
+
+    response = await client.post("/v1/images/generations", json={"prompt": "a kite"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "upstream_rejected_request"
+    assert vendors.editor.calls == []
+
+
+async def test_when_every_route_fails_the_answer_is_503_listing_the_attempts() -> None:
+    down = ScriptedBackend.playing("runflow", VendorUnavailable("down", status=503), region="eu")
+    async with serving([route_to(down, max_attempts=1)]) as client:
+        response = await client.post("/v1/images/generations", json={"prompt": "a kite"})
+
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "no_backend_available"
+    assert "runflow/eu: unavailable 503 (down)" in error["message"]
+
+
+async def test_the_price_ceiling_header_applies_when_the_body_has_none(client: Client) -> None:
+    response = await client.post("/v1/images/generations", json={"prompt": "a kite"},
+                                 headers={"x-boltgate-max-price-usd": "0.0000001"})
+
+    assert response.status_code == 402
+    assert response.json()["error"]["code"] == "price_ceiling_exceeded"
+
+
+# --- edits ---------------------------------------------------------------------------------------
+
+
+async def test_an_edit_reaches_an_image_to_image_route_with_the_image(client: Client, vendors: Vendors) -> None:
+    png = encode("PNG", side=64)
+
+    response = await client.post(
+        "/v1/images/edits",
+        files={"image": ("source.png", png, "image/png")},
+        data={"prompt": "make it autumn", "strength": "0.4", "size": "512x512"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["x-boltgate-backend"] == "eachlabs"
+    assert vendors.text_only.calls == []
+    (served,) = vendors.editor.calls
+    assert served.init_image == png
+    assert served.strength == 0.4
+    assert served.size == "512x512"
+    with Image.open(io.BytesIO((await client.get(response.json()["data"][0]["url"])).content)) as image:
+        assert image.format == "PNG"
+
+
+async def test_an_edit_without_an_image_is_a_400_naming_the_image(client: Client) -> None:
+    response = await client.post("/v1/images/edits", files={"mask": ("m.png", encode("PNG"), "image/png")},
+                                 data={"prompt": "make it autumn"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "image"
+
+
+async def test_an_edit_with_a_file_that_is_not_an_image_is_a_400_naming_the_image(client: Client) -> None:
+    response = await client.post("/v1/images/edits", files={"image": ("notes.png", b"hello, world", "image/png")},
+                                 data={"prompt": "make it autumn"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "image"
+    assert response.json()["error"]["code"] == "invalid_image_format"
+
+
+async def test_an_edit_sent_as_json_is_a_400_naming_the_image(client: Client) -> None:
+    response = await client.post("/v1/images/edits", json={"prompt": "make it autumn"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "image"
+
+
+async def test_an_edit_that_no_route_can_serve_is_503_naming_the_skip() -> None:
+    text_only = ScriptedBackend("runflow", "eu")
+    async with serving([route_to(text_only)]) as client:
+        response = await client.post("/v1/images/edits", files={"image": ("s.png", encode("PNG"), "image/png")},
+                                     data={"prompt": "make it autumn"})
+
+    assert response.status_code == 503
+    assert "runflow:eu: no image-to-image" in response.json()["error"]["message"]
+    assert text_only.calls == []

@@ -1,0 +1,130 @@
+"""The gateway serves one request end to end: route, honour the format, store or inline, say how."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from backends.base import BackendResult, GeneratedImage, sniff_format
+from pricing.config import PricingConfig
+from proxy.billing import ANONYMOUS, Billing
+from proxy.errors import NoBackendAvailable, VendorUnavailable
+from proxy.gateway import Gateway
+from proxy.images.store import StateImageStore
+from proxy.request import ImageRequest
+from proxy.routing.route import Route
+from proxy.state.memory import MemoryStateStore
+from tests.proxy.routing.scripted_backend import ScriptedBackend, noisy_png, route_to, router_over
+
+BASE_URL = "http://gateway.test/"
+
+
+def gateway(routes: list[Route], public_base_url: str | None = None) -> Gateway:
+    state = MemoryStateStore()
+    billing = Billing(state, PricingConfig(), {}, require_key=False)
+    return Gateway(router_over(routes), StateImageStore(state, 60), state, billing, deadline_s=5,
+                   public_base_url=public_base_url)
+
+
+def request(**fields: object) -> ImageRequest:
+    return ImageRequest.model_validate({"prompt": "a harbour at night", "seed": 31, "width": 256, "height": 256,
+                                        **fields})
+
+
+async def test_url_images_are_stored_and_linked_under_the_callers_base_url() -> None:
+    served = gateway([route_to(ScriptedBackend("runflow", "eu"))])
+
+    answer = await served.generate(request(n=2), base_url=BASE_URL, key=ANONYMOUS)
+
+    urls = [item["url"] for item in answer.body["data"]]
+    assert len(urls) == 2
+    for url in urls:
+        assert url.startswith("http://gateway.test/v1/images/files/")
+        assert url.endswith(".png")
+        stored = await served.images.get(url.rsplit("/", 1)[1])
+        assert stored is not None and sniff_format(stored[:16]) == "png"
+    assert [item["revised_prompt"] for item in answer.body["data"]] == ["a harbour at night"] * 2
+
+
+async def test_the_public_base_url_wins_over_the_callers() -> None:
+    served = gateway([route_to(ScriptedBackend("runflow"))], public_base_url="https://img.example.com/")
+
+    answer = await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS)
+
+    assert answer.body["data"][0]["url"].startswith("https://img.example.com/v1/images/files/")
+
+
+async def test_the_body_echoes_size_seed_and_format() -> None:
+    answer = await gateway([route_to(ScriptedBackend("runflow"))]).generate(
+        request(output_format="webp"), base_url=BASE_URL, key=ANONYMOUS)
+
+    assert answer.body["size"] == "256x256"
+    assert answer.body["seed"] == 31
+    assert answer.body["output_format"] == "webp"
+    assert isinstance(answer.body["created"], int)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+async def test_the_requested_output_format_is_delivered(fmt: str) -> None:
+    served = gateway([route_to(ScriptedBackend("runflow"))])
+
+    answer = await served.generate(request(output_format=fmt, response_format="b64_json"), base_url=BASE_URL,
+                                   key=ANONYMOUS)
+
+    assert sniff_format(base64.b64decode(answer.body["data"][0]["b64_json"])[:16]) == fmt
+
+
+async def test_base64_from_the_vendor_passes_through_to_a_base64_client_untouched() -> None:
+    text = base64.b64encode(noisy_png()).decode()
+    image = GeneratedImage(b64=text)
+    vendor = ScriptedBackend.playing("aigateway", BackendResult(images=[image]))
+
+    answer = await gateway([route_to(vendor)]).generate(request(response_format="b64_json"), base_url=BASE_URL,
+                                                         key=ANONYMOUS)
+
+    assert answer.body["data"][0]["b64_json"] is text
+    assert image._data is None  # never decoded, never re-encoded
+
+
+async def test_no_more_than_n_images_are_delivered() -> None:
+    generous = ScriptedBackend.playing("runflow", BackendResult(images=[GeneratedImage(data=noisy_png())] * 3))
+
+    answer = await gateway([route_to(generous)]).generate(request(n=2), base_url=BASE_URL, key=ANONYMOUS)
+
+    assert len(answer.body["data"]) == 2
+
+
+async def test_the_headers_name_backend_region_attempts_and_seed() -> None:
+    flaky = ScriptedBackend.playing("runflow", VendorUnavailable("down", status=503), region="eu")
+
+    answer = await gateway([route_to(flaky)]).generate(request(), base_url=BASE_URL, key=ANONYMOUS)
+
+    assert answer.headers["x-boltgate-backend"] == "runflow"
+    assert answer.headers["x-boltgate-region"] == "eu"
+    assert answer.headers["x-boltgate-attempts"] == "2"
+    assert answer.headers["x-boltgate-seed"] == "31"
+
+
+async def test_a_request_no_route_can_serve_fails_before_any_backend_is_called() -> None:
+    text_only = ScriptedBackend("runflow")
+
+    with pytest.raises(NoBackendAvailable) as raised:
+        await gateway([route_to(text_only)]).generate(request(init_image=noisy_png()), base_url=BASE_URL,
+                                                      key=ANONYMOUS)
+
+    assert "no image-to-image" in raised.value.message
+    assert text_only.calls == []
+
+
+async def test_an_idempotency_key_replays_the_first_answer_without_a_second_generation() -> None:
+    vendor = ScriptedBackend("runflow")
+    served = gateway([route_to(vendor)])
+
+    first = await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, idempotency_key="order-1")
+    again = await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, idempotency_key="order-1")
+
+    assert len(vendor.calls) == 1
+    assert again.body == first.body
+    assert again.headers["x-boltgate-idempotent-replay"] == "true"
+    assert "x-boltgate-idempotent-replay" not in first.headers
