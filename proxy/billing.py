@@ -20,7 +20,7 @@ from pricing.ledger import Ledger, Reservation
 from pricing.money import format_usd
 from pricing.quote import Quote
 from proxy.errors import AuthenticationFailed, BackendError
-from proxy.metrics import CHARGED_USD, GATEWAY_LOSS_USD, UPSTREAM_COST_USD
+from proxy.metrics import CHARGED_USD, GATEWAY_LOSS_USD, UPSTREAM_COST_USD, labelled
 from proxy.request import ImageRequest
 from proxy.routing.route import Route
 from proxy.state.base import StateStore
@@ -99,8 +99,8 @@ class Billing:
 
     async def settle(self, reservation: Reservation, vendor: str, quote: Quote) -> Charge:
         await self.ledger.settle(reservation, quote)
-        CHARGED_USD.labels(vendor).inc(float(quote.client_usd))
-        UPSTREAM_COST_USD.labels(vendor).inc(float(quote.upstream_usd))
+        labelled(CHARGED_USD, vendor).inc(float(quote.client_usd))
+        labelled(UPSTREAM_COST_USD, vendor).inc(float(quote.upstream_usd))
         return Charge(quote)
 
     async def record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
@@ -110,4 +110,4 @@ class Billing:
             run_seconds = getattr(error, "run_seconds", None)
             reported = self.quote(route.vendor, request, run_seconds=run_seconds).upstream_usd
         await self.ledger.record_loss(route.vendor, reported)
-        GATEWAY_LOSS_USD.labels(route.vendor).inc(float(reported))
+        labelled(GATEWAY_LOSS_USD, route.vendor).inc(float(reported))

@@ -21,7 +21,7 @@ from proxy.deadline import Deadline
 from proxy.errors import IdempotencyConflict, NoBackendAvailable
 from proxy.images.convert import to_format
 from proxy.images.store import ImageStore
-from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES
+from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
 from proxy.request import ImageRequest
 from proxy.routing.router import RoutedResult, Router
 from proxy.state.base import StateStore
@@ -78,9 +78,9 @@ class Gateway:
         reservation = await self.billing.reserve(key, request, plan[0])
         try:
             routed = await self.router.generate(request, deadline, plan)
-            images = await asyncio.gather(
-                *(to_format(image, request.output_format) for image in routed.result.images[: request.n])
-            )
+            images = routed.result.images[: request.n]
+            if any(image.format != request.output_format for image in images):
+                images = list(await asyncio.gather(*(to_format(image, request.output_format) for image in images)))
             data = await self._render(images, request, self.public_base_url or base_url.rstrip("/"))
         except BaseException:
             await self.billing.ledger.release(reservation)
@@ -88,7 +88,7 @@ class Gateway:
         vendor = routed.route.vendor
         quote = self.billing.quote(vendor, request, run_seconds=routed.result.run_seconds, images=len(images))
         charge = await self.billing.settle(reservation, vendor, quote)
-        IMAGES.labels(vendor).inc(len(images))
+        labelled(IMAGES, vendor).inc(len(images))
         GATEWAY_OVERHEAD_SECONDS.observe(max(0.0, time.monotonic() - started - routed.backend_seconds))
         return ImagesResponse(
             body={

@@ -7,7 +7,11 @@ time minus that.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -61,3 +65,10 @@ GATEWAY_LOSS_USD = Counter(
     "USD a vendor billed for work that delivered nothing (never passed on to clients).",
     ["backend"], registry=REGISTRY,
 )
+
+
+@lru_cache(maxsize=4096)
+def labelled(metric: MetricWrapperBase, *values: str) -> Any:
+    """``metric.labels(*values)``, remembered: the lookup costs more than the increment, and the
+    label sets (vendor x region x outcome) are few."""
+    return metric.labels(*values)

@@ -248,6 +248,11 @@ class DynamicBatcher:
         requests = [entry.request for entry in batch]
         try:
             images, seconds = await loop.run_in_executor(self._gpu, _timed_run, self.pipeline, requests)
+        except asyncio.CancelledError:  # closing: nobody will deliver this batch any more
+            for entry in batch:
+                if not entry.future.done():
+                    entry.future.set_exception(VendorUnavailable("the local pipeline stopped", status=503))
+            raise
         except Exception as exc:
             error = exc if isinstance(exc, BoltgateError) else PipelineFailed(
                 f"local pipeline failed: {type(exc).__name__}: {exc}")

@@ -118,8 +118,6 @@ class LocalEngine:
         if refusal is not None:
             raise InvalidRequest(f"the local backend cannot serve this request: {refusal}",
                                  param="steps" if "steps" in refusal else None)
-        if request.output_format not in self.capabilities.output_formats:
-            raise InvalidRequest(f"output_format {request.output_format} is not served", param="output_format")
         if self.batcher is None:
             if self.load_error is not None:
                 raise NotReady(f"the local model failed to load: {self.load_error}", retry_after=60.0)

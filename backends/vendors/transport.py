@@ -1,10 +1,7 @@
-"""The shared HTTP mechanics for every vendor: send, classify, fetch output URLs, poll jobs.
+"""The shared mechanics for every vendor: send, classify, fetch output URLs, poll jobs.
 
-One pooled httpx transport per route and region. Vendor API calls go straight to the
-transport (``handle_async_request``): the client's layers (auth flows, cookies, redirects) cost
-more CPU than the rest of the gateway and serve no purpose against a JSON API. Output URLs,
-which may redirect, are fetched through a client over the same pool. Low-level httpx failures
-are translated here, in one place, into the gateway's typed errors.
+Bytes travel through an ``Exchange`` (``backends.vendors.exchange``), one pooled connection set
+per route and region; this module turns answers into images or typed errors.
 """
 
 from __future__ import annotations
@@ -16,10 +13,10 @@ from typing import Any
 
 import httpx
 import orjson
-from httpx_aiohttp import AiohttpTransport
 
 from backends.base import BackendResult, Capabilities, GeneratedImage
 from backends.vendors.classify import classify_status
+from backends.vendors.exchange import AiohttpExchange, Exchange, HttpxExchange
 from backends.vendors.polling import poll_job
 from backends.vendors.spec import VendorSpec
 from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput
@@ -30,22 +27,6 @@ from proxy.request import ImageRequest
 log = logging.getLogger(__name__)
 
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
-
-
-def new_transport(max_connections: int = 1000) -> httpx.AsyncBaseTransport:
-    """A connection pool sized for thousands of requests in flight on one pod.
-
-    aiohttp's pool under httpx's interface: httpcore's pool scans every pooled connection on
-    each request (and asks each socket whether it is readable), which at a few dozen
-    connections cost more CPU than all the rest of the gateway.
-    """
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    return AiohttpTransport(limits=limits)
-
-
-def _timeouts(seconds: float) -> dict[str, float]:
-    seconds = max(seconds, 0.001)
-    return {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
 
 
 class VendorBackend:
@@ -60,16 +41,18 @@ class VendorBackend:
         api_key: str | None,
         timeout_s: float = 30.0,
         options: Mapping[str, str] | None = None,
+        exchange: Exchange | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``exchange`` defaults to a pooled aiohttp session; ``transport`` (tests) wraps an httpx
+        transport instead."""
         self.spec = spec
         self._region = region
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.options: dict[str, str] = {**spec.default_options, **(options or {})}
         self._headers = {**_JSON_HEADERS, **spec.auth_headers(api_key)}
-        self._transport = transport or new_transport()
-        self._downloads = httpx.AsyncClient(transport=self._transport, follow_redirects=True)
+        self._exchange: Exchange = exchange or (HttpxExchange(transport) if transport else AiohttpExchange())
 
     @property
     def vendor(self) -> str:
@@ -116,19 +99,7 @@ class VendorBackend:
         """Send one call within ``budget``; a vendor error status raises its classified error."""
         url = call.path if call.path.startswith(("http://", "https://")) else self.base_url + call.path
         content = orjson.dumps(call.json) if call.json is not None else None
-        request = httpx.Request(call.method, url, content=content, headers=self._headers,
-                                extensions={"timeout": _timeouts(budget.remaining())})
-        try:
-            response = await self._transport.handle_async_request(request)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException as exc:
-            raise VendorTimeout(f"{self.vendor} did not answer in time ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise VendorUnavailable(f"{self.vendor} unreachable: {type(exc).__name__}: {exc}") from exc
-        answer = HttpAnswer(response.status_code, response.headers, body)
+        answer = await self._exchange.request(call.method, url, self._headers, content, budget.remaining())
         if check and answer.status >= 400:
             raise self.classify(answer)
         return answer
@@ -145,15 +116,12 @@ class VendorBackend:
     async def _fetch_image(self, url: str, budget: Deadline) -> GeneratedImage:
         """Fetch a vendor's (short-lived) output URL once; the gateway re-serves the bytes."""
         try:
-            response = await self._downloads.get(url, timeout=max(budget.remaining(), 0.001))
-        except httpx.TimeoutException as exc:
-            raise VendorTimeout(f"{self.vendor} output URL timed out") from exc
-        except httpx.TransportError as exc:
-            raise VendorUnavailable(f"{self.vendor} output URL unreachable: {exc}") from exc
-        if response.status_code != 200:
-            raise VendorProtocolError(f"{self.vendor} output URL answered {response.status_code}",
-                                      status=response.status_code)
-        return GeneratedImage(data=response.content)
+            answer = await self._exchange.request("GET", url, {}, None, budget.remaining(), follow_redirects=True)
+        except (VendorUnavailable, VendorTimeout) as exc:
+            raise type(exc)(f"{self.vendor} output URL: {exc.message}") from exc
+        if answer.status != 200:
+            raise VendorProtocolError(f"{self.vendor} output URL answered {answer.status}", status=answer.status)
+        return GeneratedImage(data=answer.body)
 
     async def aclose(self) -> None:
-        await self._downloads.aclose()
+        await self._exchange.aclose()

@@ -11,7 +11,7 @@ import uuid
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from proxy.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS
+from proxy.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS, labelled
 
 _COUNTED = {"/v1/images/generations": "generations", "/v1/images/edits": "edits"}
 
@@ -43,8 +43,8 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_with_id)
         finally:
             IN_FLIGHT.dec()
-            REQUESTS.labels(endpoint, str(status)).inc()
-            REQUEST_SECONDS.labels(endpoint).observe(time.monotonic() - started)
+            labelled(REQUESTS, endpoint, str(status)).inc()
+            labelled(REQUEST_SECONDS, endpoint).observe(time.monotonic() - started)
 
     return middleware
 

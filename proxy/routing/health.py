@@ -8,7 +8,7 @@ success closes it. A vendor refusing our key or credit takes the route out for
 
 from __future__ import annotations
 
-from proxy.metrics import CIRCUIT_OPEN
+from proxy.metrics import CIRCUIT_OPEN, labelled
 from proxy.routing.route import Route
 from proxy.settings import BreakerConfig
 from proxy.state.base import StateStore
@@ -29,14 +29,14 @@ class RouteHealth:
 
     async def record_success(self, route: Route) -> None:
         await self.store.delete(f"health:{route.key}:fails")
-        CIRCUIT_OPEN.labels(route.vendor, route.region).set(0)
+        labelled(CIRCUIT_OPEN, route.vendor, route.region).set(0)
 
     async def record_failure(self, route: Route) -> None:
         fails = await self.store.incr(f"health:{route.key}:fails", 1, ttl=self.config.open_s * 10)
         if fails >= self.config.failure_threshold:
             await self.store.set(f"health:{route.key}:open", b"1", ttl=self.config.open_s)
-            CIRCUIT_OPEN.labels(route.vendor, route.region).set(1)
+            labelled(CIRCUIT_OPEN, route.vendor, route.region).set(1)
 
     async def quarantine(self, route: Route) -> None:
         await self.store.set(f"health:{route.key}:quarantine", b"1", ttl=self.config.quarantine_s)
-        CIRCUIT_OPEN.labels(route.vendor, route.region).set(1)
+        labelled(CIRCUIT_OPEN, route.vendor, route.region).set(1)

@@ -31,7 +31,7 @@ from proxy.errors import (
     VendorTimeout,
 )
 from proxy.images.blank import reject_blank_images
-from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, FAILOVERS
+from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, FAILOVERS, labelled
 from proxy.request import ImageRequest
 from proxy.routing.backoff import RetryAfterOrBackoff, StopWhenOutOfTime
 from proxy.routing.health import RouteHealth
@@ -125,11 +125,11 @@ class Router:
                     raise ContentPolicyViolation(
                         "The image was refused by the vendor's safety filter", param="prompt"
                     ) from error
-                FAILOVERS.labels(route.vendor, error.outcome).inc()
+                labelled(FAILOVERS, route.vendor, error.outcome).inc()
             except BackendError as error:
                 if not error.failover:
                     raise
-                FAILOVERS.labels(route.vendor, error.outcome).inc()
+                labelled(FAILOVERS, route.vendor, error.outcome).inc()
         reason = "The request's deadline passed" if deadline.expired() else "Every route failed"
         raise NoBackendAvailable(reason, routed.attempts, skipped)
 
@@ -167,8 +167,8 @@ class Router:
         seconds = time.monotonic() - started
         routed.backend_seconds += seconds
         routed.attempts.append(RouteAttempt(route.vendor, route.region, "ok", 200, seconds=seconds))
-        BACKEND_ATTEMPTS.labels(route.vendor, route.region, "ok").inc()
-        BACKEND_ATTEMPT_SECONDS.labels(route.vendor, route.region).observe(seconds)
+        labelled(BACKEND_ATTEMPTS, route.vendor, route.region, "ok").inc()
+        labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
         return result
 
     async def _record_failure(
@@ -179,8 +179,8 @@ class Router:
         routed.attempts.append(
             RouteAttempt(route.vendor, route.region, error.outcome, error.status, error.message[:160], seconds)
         )
-        BACKEND_ATTEMPTS.labels(route.vendor, route.region, error.outcome).inc()
-        BACKEND_ATTEMPT_SECONDS.labels(route.vendor, route.region).observe(seconds)
+        labelled(BACKEND_ATTEMPTS, route.vendor, route.region, error.outcome).inc()
+        labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
         if isinstance(error, VendorAuthError):
             await self.health.quarantine(route)
         elif error.retryable and not isinstance(error, VendorRateLimited):

@@ -163,3 +163,19 @@ async def test_a_failing_pipeline_fails_its_batch_as_unavailable(
     batcher = make_batcher(Broken())
     with pytest.raises(VendorUnavailable, match="out of memory"):
         await batcher.submit(make_request())
+
+
+async def test_closing_fails_the_running_and_waiting_requests(
+    gated_pipeline: GatedPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(gated_pipeline, max_batch_size=1, batch_window_ms=0)
+    running = asyncio.create_task(batcher.submit(make_request(seed=1)))
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    waiting = asyncio.create_task(batcher.submit(make_request(seed=2)))
+    await asyncio.sleep(0)
+    await batcher.aclose()
+    for task in (running, waiting):
+        with pytest.raises(VendorUnavailable, match="stopped"):
+            await asyncio.wait_for(task, 5)
+    with pytest.raises(VendorUnavailable, match="shutting down"):
+        await batcher.submit(make_request())

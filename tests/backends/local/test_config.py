@@ -43,9 +43,8 @@ def test_refuses_unknown_settings() -> None:
 
 
 def test_importing_the_package_and_config_leaves_torch_unloaded() -> None:
-    code = (
-        "import sys, backends.local, backends.local.config, backends.local.engine, backends.local.inprocess, "
-        "backends.local.worker_app; print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
-    )
+    modules = "backends.local, backends.local.config, backends.local.engine, backends.local.inprocess"
+    heavy = "('torch', 'diffusers', 'transformers')"
+    code = f"import sys, {modules}, backends.local.worker_app; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -18,7 +18,7 @@ MakeRequest = Callable[..., ImageRequest]
 
 
 def test_capabilities_are_the_lightning_checkpoints() -> None:
-    assert LOCAL_CAPABILITIES.fixed_steps == {1, 2, 4, 8}
+    assert LOCAL_CAPABILITIES.fixed_steps == frozenset({1, 2, 4, 8})
     assert LOCAL_CAPABILITIES.max_steps == 8
     assert LOCAL_CAPABILITIES.image_to_image
     assert LOCAL_CAPABILITIES.max_side == 1536

@@ -44,7 +44,7 @@ def test_a_local_directory_never_asks_the_hub_for_a_variant(tiny_model_dir: Path
 
 def test_a_missing_checkpoint_is_named(tmp_path: Path) -> None:
     source = WeightSource(LocalBackendConfig(model_dir=tmp_path), torch.float32)
-    with pytest.raises(FileNotFoundError, match="sdxl_lightning_8step_unet.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"sdxl_lightning_8step_unet\.safetensors"):
         source.checkpoint_path(checkpoint_for(8))
 
 

@@ -111,8 +111,9 @@ def test_a_batch_must_share_size_and_steps(tiny_pipeline: LightningPipeline, mak
 
 def test_unets_load_lazily_and_stay_cached(tiny_config: LocalBackendConfig, make_request: MakeRequest) -> None:
     pipeline = LightningPipeline.load(tiny_config.model_copy(update={"preload_steps": (2,)}))
-    assert pipeline.loaded_steps == (2,)
+    before = pipeline.loaded_steps
     first = pipeline.for_steps(8)
-    assert pipeline.loaded_steps == (2, 8)
+    after = pipeline.loaded_steps
+    assert (before, after) == ((2,), (2, 8))
     assert pipeline.for_steps(8) is first
     assert (pipeline.device, pipeline.memory_bytes()) == ("cpu", 0)

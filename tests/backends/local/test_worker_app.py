@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from backends.base import sniff_format
 from backends.local.config import LocalBackendConfig
@@ -29,12 +29,14 @@ async def _wait_ready(client: httpx.AsyncClient) -> None:
 
 
 @pytest.fixture
-async def gated_client(gated_pipeline: GatedPipeline) -> AsyncIterator[AsyncTestClient[object]]:
+async def gated_client(gated_pipeline: GatedPipeline) -> AsyncIterator[httpx.AsyncClient]:
+    """A worker on loopback over the gated stand-in: one image per batch, one request may wait."""
     config = LocalBackendConfig(max_batch_size=1, batch_window_ms=0, max_queue=1)
-    app = create_worker_app(config, factory=lambda _: gated_pipeline)
-    async with AsyncTestClient(app) as client:
-        await _wait_ready(client)
-        yield client
+    with WorkerServer(create_worker_app(config, factory=lambda _: gated_pipeline)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            await _wait_ready(client)
+            yield client
+        gated_pipeline.gate.set()
 
 
 async def test_generates_over_loopback_and_batches_concurrent_requests(
@@ -63,7 +65,7 @@ async def test_generates_over_loopback_and_batches_concurrent_requests(
 
 
 async def test_answers_the_image_to_image_request_with_base64_init_image(
-    gated_client: AsyncTestClient[object], gated_pipeline: GatedPipeline, make_request: MakeRequest
+    gated_client: httpx.AsyncClient, gated_pipeline: GatedPipeline, make_request: MakeRequest
 ) -> None:
     gated_pipeline.gate.set()
     request = make_request(init_image=b"\x89PNG\r\n\x1a\n-not-checked-by-the-stand-in", n=2)
@@ -81,7 +83,7 @@ async def test_answers_the_image_to_image_request_with_base64_init_image(
     ("not json", None),
 ])
 async def test_invalid_input_is_a_400_in_openai_s_envelope(
-    gated_client: AsyncTestClient[object], body: str, param: str | None
+    gated_client: httpx.AsyncClient, body: str, param: str | None
 ) -> None:
     answer = await gated_client.post("/v1/generate", content=body)
     assert answer.status_code == 400
@@ -91,7 +93,7 @@ async def test_invalid_input_is_a_400_in_openai_s_envelope(
 
 
 async def test_a_full_queue_answers_503_with_retry_after(
-    gated_client: AsyncTestClient[object], gated_pipeline: GatedPipeline, make_request: MakeRequest
+    gated_client: httpx.AsyncClient, gated_pipeline: GatedPipeline, make_request: MakeRequest
 ) -> None:
     def send(seed: int) -> asyncio.Task[httpx.Response]:
         return asyncio.create_task(
@@ -100,7 +102,9 @@ async def test_a_full_queue_answers_503_with_retry_after(
     running = send(1)
     await asyncio.to_thread(gated_pipeline.started.wait, 5)
     queued = send(2)
+    started = time.monotonic()
     while "boltgate_worker_queue_depth 1.0" not in (await gated_client.get("/metrics")).text:
+        assert time.monotonic() - started < 10, "the second request never queued"
         await asyncio.sleep(0.01)
     refused = await send(3)
     assert refused.status_code == 503
@@ -113,25 +117,28 @@ async def test_a_full_queue_answers_503_with_retry_after(
 async def test_is_not_ready_until_the_model_has_loaded(make_request: MakeRequest) -> None:
     pipeline = GatedPipeline()
     pipeline.gate.set()
-    release = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    release = threading.Event()
 
     def slow(_: LocalBackendConfig) -> GatedPipeline:
-        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(5)
+        release.wait(10)
         return pipeline
 
-    async with AsyncTestClient(create_worker_app(LocalBackendConfig(), factory=slow)) as client:
-        assert (await client.get("/healthz")).status_code == 200
-        assert (await client.get("/readyz")).json() == {"status": "loading"}
-        early = await client.post("/v1/generate", content=make_request().model_dump_json())
+    app = create_worker_app(LocalBackendConfig(), factory=slow)
+    with WorkerServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").json() == {"status": "loading"}
+        early = client.post("/v1/generate", content=make_request().model_dump_json())
         assert early.status_code == 503 and "retry-after" in early.headers
         assert early.json()["error"]["code"] == "not_ready"
         release.set()
-        await _wait_ready(client)
-        assert (await client.get("/readyz")).json() == {"status": "ready", "device": "cpu"}
+        started = time.monotonic()
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() - started < 10
+            time.sleep(0.01)
+        assert client.get("/readyz").json() == {"status": "ready", "device": "cpu"}
 
 
-async def test_metrics_are_prometheus_text(gated_client: AsyncTestClient[object]) -> None:
+async def test_metrics_are_prometheus_text(gated_client: httpx.AsyncClient) -> None:
     answer = await gated_client.get("/metrics")
     assert answer.headers["content-type"].startswith("text/plain")
     for name in ("boltgate_worker_queue_depth", "boltgate_worker_batch_size", "boltgate_worker_images_total",

@@ -1,0 +1,95 @@
+"""How bytes reach a vendor: one HTTP exchange (request in, status + headers + body out).
+
+Two implementations of one small interface, the seam the adapters are tested through:
+
+- ``AiohttpExchange`` serves production. Measured on loopback against a simulator (c=1, one
+  core): a raw socket round trip took 160 us, aiohttp 263 us, httpx over aiohttp 395 us and
+  httpx over httpcore 533 us; httpcore's pool also scans every pooled connection on each
+  request, which at 32 connections cost more CPU than the rest of the gateway.
+- ``HttpxExchange`` drives any httpx transport: unit tests pass ``httpx.AsyncHTTPTransport()``
+  under respx, or ``httpx.MockTransport``.
+
+Transport failures become the gateway's typed errors here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import aiohttp
+import httpx
+
+from backends.vendors.wire import HttpAnswer
+from proxy.errors import VendorTimeout, VendorUnavailable
+
+MAX_CONNECTIONS = 1000
+"""Per route and region: enough for thousands of requests in flight on one pod."""
+
+
+class Exchange(Protocol):
+    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                      timeout: float, *, follow_redirects: bool = False) -> HttpAnswer:
+        """One HTTP exchange, bounded by ``timeout`` seconds in all."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class AiohttpExchange:
+    """A pooled aiohttp session, created on first use (it must belong to the running loop)."""
+
+    def __init__(self, max_connections: int = MAX_CONNECTIONS) -> None:
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        return self._session
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                      timeout: float, *, follow_redirects: bool = False) -> HttpAnswer:
+        try:
+            async with self._open().request(
+                method, url, data=body, headers=dict(headers), allow_redirects=follow_redirects,
+                timeout=aiohttp.ClientTimeout(total=max(timeout, 0.001)),
+            ) as response:
+                content = await response.read()
+                return HttpAnswer(response.status, response.headers, content)
+        except TimeoutError as exc:
+            raise VendorTimeout(f"no answer within {timeout:.2f}s from {_host(url)}") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise VendorUnavailable(f"cannot connect to {_host(url)}: {exc.os_error}") from exc
+        except aiohttp.ClientError as exc:
+            raise VendorUnavailable(f"{_host(url)} failed: {type(exc).__name__}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class HttpxExchange:
+    """Any httpx transport behind the same interface (respx and MockTransport in tests)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._client = httpx.AsyncClient(transport=transport)
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                      timeout: float, *, follow_redirects: bool = False) -> HttpAnswer:
+        try:
+            response = await self._client.request(method, url, content=body, headers=headers,
+                                                  timeout=max(timeout, 0.001), follow_redirects=follow_redirects)
+        except httpx.TimeoutException as exc:
+            raise VendorTimeout(f"no answer within {timeout:.2f}s from {_host(url)} ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise VendorUnavailable(f"{_host(url)} unreachable: {type(exc).__name__}: {exc}") from exc
+        return HttpAnswer(response.status_code, response.headers, response.content)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _host(url: str) -> str:
+    return url.split("/", 3)[2] if url.count("/") >= 2 else url
