@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadclient import RunResult, prepare_post, run_load  # noqa: E402
+from loadclient import RunResult, prepare_post, run_load
 
 HOST = "127.0.0.1"
 KEY = "bench-key"

@@ -3,10 +3,17 @@ and never reaches a vendor."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
-from tests.e2e.conftest import StartGateway, StartSimulator, route_to
+from backends.simulators import SimulatorConfig, SimulatorServer
+from proxy.settings import RegionConfig, RouteConfig, Settings
+from tests.e2e.conftest import KEY_ENV, SIM_KEY
+from tests.e2e.gateway_server import GatewayServer
+
+Served = tuple[GatewayServer, SimulatorServer]
 
 OK = {"model": "sdxl-lightning", "prompt": "a kite"}
 
@@ -40,25 +47,21 @@ CASES: list[tuple[str, bytes, int, str | None, str | None]] = [
 
 
 @pytest.fixture(scope="module")
-def served() -> object:
-    from backends.simulators import SimulatorConfig, SimulatorServer
-    from proxy.settings import RegionConfig, RouteConfig, Settings
-    from tests.e2e.gateway_server import GatewayServer
-
-    import os
-
-    os.environ["BOLTGATE_E2E_BAD_KEY"] = "k"
-    sim = SimulatorServer("callmissed", SimulatorConfig(api_key="k")).start()
-    route = RouteConfig(vendor="callmissed", key_env="BOLTGATE_E2E_BAD_KEY",
-                        regions=[RegionConfig(name="r1", base_url=sim.base_url)])
-    server = GatewayServer(Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024)).start()
+def served() -> Iterator[Served]:
+    """One gateway for the whole table (the key variable is read when the gateway starts)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEY_ENV, SIM_KEY)
+        sim = SimulatorServer("callmissed", SimulatorConfig(api_key=SIM_KEY)).start()
+        route = RouteConfig(vendor="callmissed", key_env=KEY_ENV,
+                            regions=[RegionConfig(name="r1", base_url=sim.base_url)])
+        server = GatewayServer(Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024)).start()
     yield server, sim
     server.stop()
     sim.stop()
 
 
 @pytest.mark.parametrize(("case", "body", "status", "param", "code"), CASES, ids=[c[0] for c in CASES])
-def test_bad_generation_request(served: tuple, case: str, body: bytes, status: int, param: str | None,
+def test_bad_generation_request(served: Served, case: str, body: bytes, status: int, param: str | None,
                                 code: str | None) -> None:
     server, sim = served
     before = len(sim.requests)
@@ -73,7 +76,7 @@ def test_bad_generation_request(served: tuple, case: str, body: bytes, status: i
     assert len(sim.requests) == before  # nothing reached the vendor
 
 
-def test_body_over_the_limit_is_413(served: tuple) -> None:
+def test_body_over_the_limit_is_413(served: Served) -> None:
     server, _ = served
     response = httpx.post(f"{server.base_url}/v1/images/generations",
                           content=b'{"prompt": "' + b"a" * 100_000 + b'"}',
@@ -82,7 +85,7 @@ def test_body_over_the_limit_is_413(served: tuple) -> None:
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
-def test_wrong_method_and_unknown_path_use_the_same_envelope(served: tuple) -> None:
+def test_wrong_method_and_unknown_path_use_the_same_envelope(served: Served) -> None:
     server, _ = served
     wrong_method = httpx.get(f"{server.base_url}/v1/images/generations")
     unknown = httpx.post(f"{server.base_url}/v1/nope", json=OK)

@@ -110,7 +110,7 @@ def test_an_edit_goes_only_to_routes_that_support_image_to_image(
     assert response.status_code == 200, response.text
     assert response.headers["x-boltgate-backend"] == "eachlabs"
     assert callmissed.requests == []
-    created = [r for r in eachlabs.requests if r.method == "POST"][0]
+    created = next(r for r in eachlabs.requests if r.method == "POST")
     assert created.json["input"]["image"].startswith("data:image/png;base64,")
 
 

@@ -27,6 +27,15 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 SIDE = 256
 """The smallest side an ImageRequest accepts; the tiny model's native size."""
 
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark this folder's tests ``local`` (they need torch and diffusers): ``-m "not local"`` skips them."""
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.local)
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -145,3 +145,12 @@ async def test_metrics_are_prometheus_text(gated_client: httpx.AsyncClient) -> N
                  "boltgate_worker_gpu_seconds_total", "boltgate_worker_gpu_memory_bytes",
                  "boltgate_worker_images_per_second"):
         assert f"# TYPE {name.removesuffix('_total')}" in answer.text, name
+
+
+async def test_unknown_paths_answer_in_the_same_envelope(gated_client: httpx.AsyncClient) -> None:
+    missing = await gated_client.get("/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    wrong_method = await gated_client.get("/v1/generate")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["type"] == "invalid_request_error"
