@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,12 +38,16 @@ KEYLESS_VENDORS = frozenset({"worker", "local"})
 
 
 class RegionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     base_url: str = Field(pattern=r"^https?://")
 
 
 class RouteConfig(BaseModel):
     """One vendor account: its regions share a key, a priority and a weight."""
+
+    model_config = ConfigDict(extra="forbid")
 
     vendor: VendorName
     key_env: str | None = None
@@ -84,6 +88,8 @@ class RouteConfig(BaseModel):
 
 
 class RetryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     backoff_initial_s: float = Field(default=0.25, ge=0)
     backoff_max_s: float = Field(default=4.0, ge=0)
     jitter_s: float = Field(default=0.25, ge=0)
@@ -92,6 +98,8 @@ class RetryConfig(BaseModel):
 
 
 class BreakerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     failure_threshold: int = Field(default=5, ge=1)
     """Consecutive failures that open a route's circuit."""
     open_s: float = Field(default=30.0, gt=0)
@@ -101,7 +109,7 @@ class BreakerConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BOLTGATE_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="BOLTGATE_", env_nested_delimiter="__", extra="forbid")
 
     config: Path | None = None
     """TOML file describing the routes (and any other setting)."""

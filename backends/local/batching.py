@@ -199,7 +199,11 @@ class DynamicBatcher:
     async def _collect_forever(self) -> None:
         while True:
             batch = await self._next_batch()
-            await self._run(batch)
+            try:
+                await self._run(batch)
+            except Exception as exc:  # a broken pipeline contract must not stop the batcher
+                log.exception("the local batcher failed a batch of %d", len(batch))
+                _fail(batch, PipelineFailed(f"local pipeline failed: {type(exc).__name__}: {exc}"))
 
     async def _next_batch(self) -> list[_Waiting]:
         while True:
@@ -249,18 +253,10 @@ class DynamicBatcher:
         try:
             images, seconds = await loop.run_in_executor(self._gpu, _timed_run, self.pipeline, requests)
         except asyncio.CancelledError:  # closing: nobody will deliver this batch any more
-            for entry in batch:
-                if not entry.future.done():
-                    entry.future.set_exception(VendorUnavailable("the local pipeline stopped", status=503))
+            _fail(batch, VendorUnavailable("the local pipeline stopped", status=503))
             raise
-        except Exception as exc:
-            error = exc if isinstance(exc, BoltgateError) else PipelineFailed(
-                f"local pipeline failed: {type(exc).__name__}: {exc}")
-            if not isinstance(exc, BoltgateError):
-                log.exception("local pipeline failed on a batch of %d", len(batch))
-            for entry in batch:
-                if not entry.future.done():
-                    entry.future.set_exception(error)
+        except BoltgateError as exc:  # the request's own fault (an unreadable init image)
+            _fail(batch, exc)
             return
         total = sum(entry.request.n for entry in batch)
         record = BatchRecord(requests=len(batch), images=total, seconds=seconds)
@@ -269,11 +265,12 @@ class DynamicBatcher:
             self.observer.batch_finished(record, self.stats.images_per_second())
         for entry, own in zip(batch, images, strict=True):
             share = seconds * entry.request.n / total
-            task = asyncio.create_task(self._deliver(entry, own, BatchOutcome([], share, total)))
+            task = asyncio.create_task(self._deliver(entry, own, share, total))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
 
-    async def _deliver(self, entry: _Waiting, images: list[Image.Image], outcome: BatchOutcome) -> None:
+    async def _deliver(self, entry: _Waiting, images: list[Image.Image], gpu_seconds: float,
+                       batch_size: int) -> None:
         loop = asyncio.get_running_loop()
         fmt = entry.request.output_format
         try:
@@ -285,7 +282,13 @@ class DynamicBatcher:
                 entry.future.set_exception(PipelineFailed(f"encoding failed: {type(exc).__name__}: {exc}"))
             return
         if not entry.future.done():
-            entry.future.set_result(BatchOutcome(list(encoded), outcome.gpu_seconds, outcome.batch_size))
+            entry.future.set_result(BatchOutcome(list(encoded), gpu_seconds, batch_size))
+
+
+def _fail(batch: list[_Waiting], error: BaseException) -> None:
+    for entry in batch:
+        if not entry.future.done():
+            entry.future.set_exception(error)
 
 
 def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest]) -> tuple[list[list[Image.Image]], float]:

@@ -50,6 +50,7 @@ class LocalBackendConfig(BaseModel):
     warmup: bool = True
     """Run each preloaded step count once at start so no request pays loading or compilation."""
     warmup_side: int = Field(default=1024, ge=64, le=1536, multiple_of=8)
+    """Square size of the warm-up images (with ``torch.compile``, other sizes compile on first use)."""
     max_batch_size: int = Field(default=4, ge=1, le=32)
     """Most images in one pipeline call."""
     batch_window_ms: float = Field(default=10.0, ge=0.0, le=1000.0)

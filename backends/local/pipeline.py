@@ -196,10 +196,14 @@ class LightningPipeline:
         return list(result.images)
 
     def warm_up(self) -> None:
-        """Run each loaded step count once (and at full batch when compiled) before serving."""
+        """Run each loaded step count once before serving; when compiled, at every batch size.
+
+        A compiled module recompiles for each new input shape, so with ``torch.compile`` every batch
+        size up to ``max_batch_size`` is warmed at ``warmup_side``; other sizes compile on first use.
+        """
         side = self.config.warmup_side
         compiled = self.torch_device.type == "cuda" and (self.config.compile_unet or self.config.compile_vae)
-        batch_sizes = sorted({1, self.config.max_batch_size}) if compiled else [1]
+        batch_sizes = range(1, self.config.max_batch_size + 1) if compiled else range(1, 2)
         for steps in self.loaded_steps:
             for size in batch_sizes:
                 started = time.perf_counter()

@@ -56,14 +56,15 @@ def parse_size(size: str | None) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def _first_error(error: ValidationError, prefix: str = "") -> InvalidRequest:
+def _first_error(error: ValidationError, renamed: dict[str, str] | None = None) -> InvalidRequest:
     first = error.errors(include_url=False)[0]
     loc = [str(part) for part in first["loc"]]
-    field = _CLIENT_NAME.get(loc[0], loc[0]) if loc else None
+    names = {**_CLIENT_NAME, **(renamed or {})}
+    field = names.get(loc[0], loc[0]) if loc else None
     message = first["msg"]
     if field == "size" and loc:
         message = f"{loc[0]} {message[0].lower()}{message[1:]} (from size)"
-    return InvalidRequest(f"Invalid '{prefix}{field}': {message}", param=field)
+    return InvalidRequest(f"Invalid '{field}': {message}", param=field)
 
 
 def to_image_request(raw: Any, *, init_image: bytes | None = None) -> ImageRequest:
@@ -100,7 +101,8 @@ def to_image_request(raw: Any, *, init_image: bytes | None = None) -> ImageReque
         "max_price_usd": body.max_price_usd,
     }
     fields.update({name: value for name, value in optional.items() if value is not None})
+    renamed = {"steps": "num_inference_steps"} if body.steps is None and body.num_inference_steps else None
     try:
         return ImageRequest.model_validate(fields)
     except ValidationError as error:
-        raise _first_error(error) from error
+        raise _first_error(error, renamed) from error

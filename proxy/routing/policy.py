@@ -19,12 +19,17 @@ def order_by_priority(routes: Sequence[Route], rng: random.Random | None = None)
     draw = (rng or random).random
     account_draws: dict[str, float] = {}
     for route in routes:
-        if route.account not in account_draws:
-            account_draws[route.account] = -(draw() ** (1.0 / route.weight))
-    keyed = [(route.priority, account_draws[route.account], route.region_rank, index, route)
+        if _account(route) not in account_draws:
+            account_draws[_account(route)] = -(draw() ** (1.0 / route.weight))
+    keyed = [(route.priority, account_draws[_account(route)], route.region_rank, index, route)
              for index, route in enumerate(routes)]
     keyed.sort(key=lambda item: item[:4])
     return [item[4] for item in keyed]
+
+
+def _account(route: Route) -> str:
+    """A route built without an account is an account of its own."""
+    return route.account or route.key
 
 
 def order_by_price(

@@ -181,6 +181,10 @@ def test_a_gpu_worker_needs_a_region() -> None:
     'deadline_s = 0\n',
     'content_filter_action = "ignore"\n',
     '[breaker]\nfailure_threshold = 0\n',
+    '[[routes]]\nvendor = "runflow"\nprority = 1\n',
+    '[[routes]]\nvendor = "runflow"\nregions = [{ name = "eu", url = "https://eu.example" }]\n',
+    '[retry]\nbackof_initial_s = 1\n',
+    'dealine_s = 20\n',
 ])
 def test_an_invalid_file_is_a_validation_error(toml: str, tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from PIL import Image
@@ -153,16 +153,22 @@ async def test_a_request_that_gives_up_leaves_the_queue(
     assert [[r.seed for r in batch] for batch in gated_pipeline.batches] == [[1]]
 
 
-async def test_a_failing_pipeline_fails_its_batch_as_unavailable(
+async def test_a_failing_batch_is_unavailable_and_the_batcher_goes_on(
     make_batcher: MakeBatcher, make_request: MakeRequest
 ) -> None:
-    class Broken:
-        def run(self, requests: object) -> list[list[Image.Image]]:
-            raise RuntimeError("CUDA out of memory")
+    class FailsOnce:
+        calls = 0
 
-    batcher = make_batcher(Broken())
+        def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]:
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("CUDA out of memory")
+            return [[Image.new("RGB", (8, 8))] for _ in requests]
+
+    batcher = make_batcher(FailsOnce())
     with pytest.raises(VendorUnavailable, match="out of memory"):
         await batcher.submit(make_request())
+    assert len((await batcher.submit(make_request())).images) == 1
 
 
 async def test_closing_fails_the_running_and_waiting_requests(

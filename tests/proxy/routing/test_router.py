@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from decimal import Decimal
 
 import pytest
 
@@ -14,7 +12,6 @@ from proxy.errors import (
     ContentFiltered,
     ContentPolicyViolation,
     NoBackendAvailable,
-    PriceCeilingExceeded,
     VendorAuthError,
     VendorProtocolError,
     VendorRateLimited,
@@ -23,8 +20,7 @@ from proxy.errors import (
     VendorUnavailable,
 )
 from proxy.request import ImageRequest
-from proxy.routing.route import Route
-from proxy.settings import BreakerConfig, RetryConfig
+from proxy.settings import BreakerConfig
 from tests.proxy.routing.scripted_backend import ScriptedBackend, images, route_to, router_over, solid_png
 
 
@@ -214,105 +210,6 @@ async def test_rate_limits_do_not_count_towards_the_circuit() -> None:
     assert (await router.candidates(request()))[1] == []
 
 
-# --- waiting: Retry-After, backoff, the deadline -----------------------------------------------
-
-
-async def test_retry_after_is_honoured_instead_of_the_backoff() -> None:
-    limited = ScriptedBackend.playing("limited", VendorRateLimited("slow down", status=429, retry_after=0.3))
-    slow_backoff = RetryConfig(backoff_initial_s=5, backoff_max_s=5, jitter_s=0)
-    router = router_over([route_to(limited)], retry=slow_backoff)
-
-    started = time.monotonic()
-    routed = await router.generate(request(), Deadline(10))
-    elapsed = time.monotonic() - started
-
-    assert routed.route.backend is limited
-    assert limited.call_times[1] - limited.call_times[0] == pytest.approx(0.3, abs=0.1)
-    assert 0.3 <= elapsed < 1.0
-
-
-async def test_the_backoff_between_retries_grows() -> None:
-    flaky = ScriptedBackend.playing("flaky", unavailable(), unavailable())
-    backoff = RetryConfig(backoff_initial_s=0.05, backoff_max_s=1, jitter_s=0)
-    router = router_over([route_to(flaky)], retry=backoff)
-
-    await router.generate(request(), Deadline(5))
-
-    first, second, third = flaky.call_times
-    assert second - first == pytest.approx(0.05, abs=0.04)
-    assert third - second == pytest.approx(0.10, abs=0.04)
-
-
-async def test_a_retry_after_above_the_longest_honoured_wait_fails_over_at_once() -> None:
-    limited = ScriptedBackend.playing("limited", VendorRateLimited("slow down", status=429, retry_after=5))
-    spare = ScriptedBackend("spare")
-    retry = RetryConfig(backoff_initial_s=0, backoff_max_s=0, jitter_s=0, max_retry_after_s=1)
-    router = router_over([route_to(limited, priority=1), route_to(spare, priority=2)], retry=retry)
-
-    started = time.monotonic()
-    routed = await router.generate(request(), Deadline(30))
-
-    assert time.monotonic() - started < 0.5
-    assert routed.route.backend is spare
-    assert len(limited.calls) == 1
-
-
-async def test_a_retry_after_beyond_the_deadline_fails_over_at_once() -> None:
-    limited = ScriptedBackend.playing("limited", VendorRateLimited("slow down", status=429, retry_after=3))
-    spare = ScriptedBackend("spare")
-    router = router_over([route_to(limited, priority=1), route_to(spare, priority=2)],
-                         retry=RetryConfig(max_retry_after_s=30, backoff_initial_s=0, jitter_s=0))
-
-    started = time.monotonic()
-    routed = await router.generate(request(), Deadline(2))
-
-    assert time.monotonic() - started < 0.5
-    assert routed.route.backend is spare
-    assert len(limited.calls) == 1
-
-
-async def test_a_hanging_backend_is_cut_at_the_deadline_and_no_route_follows() -> None:
-    hanging = ScriptedBackend.playing("hanging", "hang")
-    spare = ScriptedBackend("spare")
-    router = router_over([route_to(hanging, priority=1), route_to(spare, priority=2)])
-
-    started = time.monotonic()
-    with pytest.raises(NoBackendAvailable) as raised:
-        await router.generate(request(), Deadline(0.3))
-    elapsed = time.monotonic() - started
-
-    assert 0.25 <= elapsed < 0.8
-    assert spare.calls == []
-    assert [a.outcome for a in raised.value.attempts] == ["timeout"]
-    assert raised.value.message.startswith("The request's deadline passed")
-    assert "hanging/r1: timeout" in raised.value.message
-
-
-async def test_the_deadline_stops_retries_on_a_failing_route() -> None:
-    failing = ScriptedBackend.playing("failing", *(unavailable() for _ in range(10)))
-    backoff = RetryConfig(backoff_initial_s=0.1, backoff_max_s=0.1, jitter_s=0)
-    router = router_over([route_to(failing, max_attempts=10)], retry=backoff)
-
-    started = time.monotonic()
-    with pytest.raises(NoBackendAvailable) as raised:
-        await router.generate(request(), Deadline(0.35))
-
-    assert time.monotonic() - started < 0.4  # no wait is started that would outlast the deadline
-    assert 3 <= len(failing.calls) <= 4
-    assert len(raised.value.attempts) == len(failing.calls)
-
-
-async def test_a_hanging_attempt_is_reported_as_a_vendor_timeout() -> None:
-    hanging = ScriptedBackend.playing("hanging", "hang")
-    router = router_over([route_to(hanging, max_attempts=1)])
-
-    with pytest.raises(NoBackendAvailable) as raised:
-        await router.generate(request(), Deadline(0.1))
-
-    assert [a.outcome for a in raised.value.attempts] == [VendorTimeout.outcome]
-    assert raised.value.attempts[0].seconds == pytest.approx(0.1, abs=0.08)
-
-
 async def test_when_every_route_fails_the_error_lists_every_attempt() -> None:
     a = ScriptedBackend.playing("a", unavailable(), unavailable())
     b = ScriptedBackend.playing("b", VendorAuthError("key revoked", status=401), region="eu")
@@ -377,61 +274,6 @@ async def test_a_vendor_content_filter_error_fails_over_too() -> None:
     router = router_over([route_to(filtering, priority=1), route_to(spare, priority=2)])
 
     assert (await router.generate(request(), Deadline(5))).route.backend is spare
-
-
-# --- price --------------------------------------------------------------------------------------
-
-PRICES = {"dear": Decimal("0.010"), "fair": Decimal("0.004"), "cheap": Decimal("0.002")}
-
-
-def price_of(route: Route, _: ImageRequest) -> Decimal:
-    return PRICES[route.vendor]
-
-
-async def test_routes_above_the_price_ceiling_are_skipped() -> None:
-    dear, cheap = ScriptedBackend("dear"), ScriptedBackend("cheap")
-    router = router_over([route_to(dear, priority=1), route_to(cheap, priority=2)], price_of=price_of)
-
-    ordered, skipped = await router.candidates(request(max_price_usd="0.005"))
-    routed = await router.generate(request(max_price_usd="0.005"), Deadline(5))
-
-    assert [route.backend for route in ordered] == [cheap]
-    assert skipped == ["dear:r1: price 0.010 USD above the ceiling 0.005"]
-    assert routed.route.backend is cheap
-    assert dear.calls == []
-
-
-async def test_without_a_ceiling_no_route_is_priced_out() -> None:
-    router = router_over([route_to(ScriptedBackend("dear")), route_to(ScriptedBackend("cheap"))], price_of=price_of)
-
-    ordered, skipped = await router.candidates(request())
-
-    assert len(ordered) == 2
-    assert skipped == []
-
-
-async def test_when_every_route_is_above_the_ceiling_the_cheapest_price_is_named() -> None:
-    router = router_over([route_to(ScriptedBackend("dear")), route_to(ScriptedBackend("fair"))], price_of=price_of)
-
-    with pytest.raises(PriceCeilingExceeded) as raised:
-        await router.generate(request(max_price_usd="0.001"), Deadline(5))
-
-    assert raised.value.status_code == 402
-    assert raised.value.param == "max_price_usd"
-    assert "the cheapest available price is 0.004 USD" in raised.value.message
-
-
-async def test_the_cheapest_policy_orders_routes_by_price() -> None:
-    dear, fair, cheap = ScriptedBackend("dear"), ScriptedBackend("fair"), ScriptedBackend("cheap")
-    routes = [route_to(dear, priority=1), route_to(fair, priority=2), route_to(cheap, priority=3)]
-
-    by_price, _ = await router_over(routes, policy="cheapest", price_of=price_of).candidates(request())
-    by_priority, _ = await router_over(routes, price_of=price_of).candidates(request())
-    routed = await router_over(routes, policy="cheapest", price_of=price_of).generate(request(), Deadline(5))
-
-    assert [route.vendor for route in by_price] == ["cheap", "fair", "dear"]
-    assert [route.vendor for route in by_priority] == ["dear", "fair", "cheap"]
-    assert routed.route.backend is cheap
 
 
 async def test_no_route_at_all_is_no_backend_available() -> None:
