@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -64,6 +65,34 @@ def _prices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from backends.local.worker_cli import run_worker
+
+    return run_worker(args)
+
+
+def _make_tiny(args: argparse.Namespace) -> int:
+    from backends.local.tiny import main_make_tiny
+
+    return main_make_tiny(args.dir)
+
+
+def _add_local_commands(commands: Any) -> None:
+    """The self-hosted backend: ``boltgate worker`` (also ``boltgate local worker``) and
+    ``boltgate local make-tiny DIR``. Their modules import torch only when run."""
+    from backends.local.worker_cli import build_worker_parser
+
+    worker = commands.add_parser("worker", help="serve the SDXL-Lightning pipeline as a GPU worker")
+    build_worker_parser(worker).set_defaults(run=_worker)
+    local = commands.add_parser("local", help="the self-hosted SDXL-Lightning backend")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+    build_worker_parser(local_commands.add_parser("worker", help="same as `boltgate worker`")).set_defaults(
+        run=_worker)
+    tiny = local_commands.add_parser("make-tiny", help="write a tiny SDXL-shaped model (tests, CPU demo)")
+    tiny.add_argument("dir")
+    tiny.set_defaults(run=_make_tiny)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boltgate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     prices = commands.add_parser("prices", help="print the price catalog and the client price per image")
     prices.add_argument("--config", help="routes/pricing TOML (or BOLTGATE_CONFIG)")
     prices.set_defaults(run=_prices)
+    _add_local_commands(commands)
     return parser
 
 

@@ -95,6 +95,9 @@ class RetryConfig(BaseModel):
     jitter_s: float = Field(default=0.25, ge=0)
     max_retry_after_s: float = Field(default=30.0, ge=0)
     """A Retry-After longer than this fails over at once instead of waiting."""
+    max_wait_with_fallback_s: float = Field(default=0.5, ge=0)
+    """While another route is left to try, a wait (backoff or Retry-After) longer than this
+    fails over at once: a busy vendor or a full GPU queue should not hold the request."""
 
 
 class BreakerConfig(BaseModel):

@@ -6,6 +6,7 @@ and routed to instead, so that every feature can be tried on a fresh machine wit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -75,6 +76,35 @@ def build_routes(configs: list[RouteConfig], keys: dict[str, str] | None = None)
     return routes
 
 
+@dataclass(slots=True)
+class Warming:
+    """Backends loading in the background (the in-process pipeline): serving starts at once,
+    and a request that arrives before the model is ready waits for it within its deadline."""
+
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def cancel_all(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _start_loading(routes: list[Route]) -> Warming:
+    warming = Warming()
+    for route in routes:
+        start = getattr(route.backend, "start", None)
+        if start is not None:
+            task = asyncio.create_task(start(), name=f"load {route.key}")
+            task.add_done_callback(_report_failed_load)
+            warming.tasks.append(task)
+    return warming
+
+
+def _report_failed_load(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed; its requests will fail over: %s", task.get_name(), task.exception())
+
+
 async def build_gateway(settings: Settings) -> Running:
     state = build_state(settings)
     routes = build_routes(settings.enabled_routes())
@@ -89,6 +119,8 @@ async def build_gateway(settings: Settings) -> Running:
         running_closers.append(stop)
     for route in routes:
         running_closers.append(route.backend.aclose)
+    warming = _start_loading(routes)
+    running_closers.append(warming.cancel_all)
     images: ImageStore = (
         DirectoryImageStore(settings.image_dir, settings.image_ttl_s)
         if settings.image_store == "directory"

@@ -27,7 +27,9 @@ class RetryAfterOrBackoff:
 
 class StopWhenOutOfTime:
     """A tenacity stop: after ``max_attempts``, or when the next wait would pass the deadline
-    or exceed the longest Retry-After we are willing to honour (fail over instead)."""
+    or exceed the longest wait worth it here (fail over instead). ``max_wait_s`` is the longest
+    Retry-After honoured at all, or, while another route is left, the longest wait before
+    failing over to it."""
 
     def __init__(self, max_attempts: int, deadline: Deadline, max_wait_s: float) -> None:
         self.max_attempts = max_attempts

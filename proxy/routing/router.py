@@ -112,11 +112,12 @@ class Router:
         if not ordered:
             raise NoBackendAvailable("No route can serve this request", skipped=skipped)
         routed = RoutedResult(result=BackendResult(images=[]), route=ordered[0])
-        for route in ordered:
+        for index, route in enumerate(ordered):
             if deadline.expired():
                 break
             try:
-                routed.result = await self._serve_on(route, request, deadline, routed)
+                has_fallback = index < len(ordered) - 1
+                routed.result = await self._serve_on(route, request, deadline, routed, has_fallback)
                 routed.route = route
                 await self.health.record_success(route)
                 return routed
@@ -134,10 +135,13 @@ class Router:
         raise NoBackendAvailable(reason, routed.attempts, skipped)
 
     async def _serve_on(
-        self, route: Route, request: ImageRequest, deadline: Deadline, routed: RoutedResult
+        self, route: Route, request: ImageRequest, deadline: Deadline, routed: RoutedResult, has_fallback: bool
     ) -> BackendResult:
+        longest_wait = self.retry.max_retry_after_s
+        if has_fallback:
+            longest_wait = min(longest_wait, self.retry.max_wait_with_fallback_s)
         retrying = AsyncRetrying(
-            stop=StopWhenOutOfTime(route.max_attempts, deadline, self.retry.max_retry_after_s),
+            stop=StopWhenOutOfTime(route.max_attempts, deadline, longest_wait),
             wait=RetryAfterOrBackoff(self.retry),
             retry=retry_if_exception(_is_retryable),
             reraise=True,

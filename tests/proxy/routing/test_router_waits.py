@@ -115,3 +115,30 @@ async def test_a_hanging_attempt_is_reported_as_a_vendor_timeout() -> None:
 
     assert [a.outcome for a in raised.value.attempts] == [VendorTimeout.outcome]
     assert raised.value.attempts[0].seconds == pytest.approx(0.1, abs=0.08)
+
+
+async def test_with_another_route_left_a_long_wait_fails_over_instead() -> None:
+    busy = ScriptedBackend.playing("busy", VendorUnavailable("queue full", status=503, retry_after=1))
+    spare = ScriptedBackend("spare")
+    retry = RetryConfig(backoff_initial_s=0, backoff_max_s=0, jitter_s=0, max_wait_with_fallback_s=0.5)
+    router = router_over([route_to(busy, priority=1), route_to(spare, priority=2)], retry=retry)
+
+    started = time.monotonic()
+    routed = await router.generate(request(), Deadline(30))
+
+    assert time.monotonic() - started < 0.5
+    assert routed.route.backend is spare
+    assert len(busy.calls) == 1
+
+
+async def test_the_last_route_left_waits_out_the_same_retry_after() -> None:
+    busy = ScriptedBackend.playing("busy", VendorUnavailable("queue full", status=503, retry_after=0.6))
+    retry = RetryConfig(backoff_initial_s=0, backoff_max_s=0, jitter_s=0, max_wait_with_fallback_s=0.5)
+    router = router_over([route_to(busy)], retry=retry)
+
+    started = time.monotonic()
+    routed = await router.generate(request(), Deadline(30))
+
+    assert time.monotonic() - started >= 0.6
+    assert routed.route.backend is busy
+    assert len(busy.calls) == 2
