@@ -10,7 +10,6 @@ and, when that module imports, against its registry as well.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from collections.abc import Iterator
@@ -100,23 +99,11 @@ def load(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def worker_registry_series() -> set[str] | None:
-    """The worker's exported series, or None while ``backends.local.worker_metrics`` does not exist.
+def worker_registry_series() -> set[str]:
+    """The series the GPU worker exports (its registry is per instance)."""
+    from backends.local.worker_metrics import WorkerMetrics
 
-    Its registry is per instance (``WorkerMetrics().registry``); module-level registries count too.
-    """
-    try:
-        module = importlib.import_module("backends.local.worker_metrics")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("backends.local", "backends.local.worker_metrics"):
-            raise
-        return None
-    registries = [value for value in vars(module).values() if isinstance(value, CollectorRegistry)]
-    worker_metrics = getattr(module, "WorkerMetrics", None)
-    if worker_metrics is not None:
-        registries.append(worker_metrics().registry)
-    assert registries, "backends.local.worker_metrics has neither WorkerMetrics nor a CollectorRegistry"
-    return set().union(*(exported_series(registry) for registry in registries))
+    return exported_series(WorkerMetrics().registry)
 
 
 def test_the_extractor_finds_metric_names_and_ignores_promql_syntax() -> None:
@@ -179,14 +166,12 @@ def test_the_worker_dashboard_queries_only_the_worker_metrics() -> None:
     assert queried, "no queries found"
     assert not queried - WORKER_SERIES, "dashboard queries series the worker is not meant to export"
     exported = worker_registry_series()
-    if exported is not None:
-        assert not queried - exported, "dashboard queries series backends.local.worker_metrics does not export"
+    assert not queried - exported, "dashboard queries series backends.local.worker_metrics does not export"
 
 
 def test_the_worker_module_exports_every_series_this_test_expects() -> None:
     exported = worker_registry_series()
-    if exported is not None:
-        assert exported >= WORKER_SERIES, f"missing from the worker: {sorted(WORKER_SERIES - exported)}"
+    assert exported >= WORKER_SERIES, f"missing from the worker: {sorted(WORKER_SERIES - exported)}"
 
 
 def test_every_dashboard_series_belongs_to_the_gateway_or_the_worker() -> None:

@@ -53,7 +53,7 @@ def _wrong_type_as_type_error() -> Iterator[None]:
 class RedisStateStore:
     """The ``StateStore`` protocol over ``redis.asyncio``; every key is namespaced by a prefix."""
 
-    def __init__(self, client: Redis[bytes], key_prefix: str = "boltgate:") -> None:
+    def __init__(self, client: Redis, key_prefix: str = "boltgate:") -> None:
         self._client = client
         self._prefix = key_prefix
         self._incr_with_ttl: Any = client.register_script(_INCR_WITH_TTL)
@@ -69,8 +69,8 @@ class RedisStateStore:
 
     async def get(self, key: str) -> bytes | None:
         with _wrong_type_as_type_error():
-            value: bytes | None = await self._client.get(self._key(key))
-        return value
+            value = await self._client.get(self._key(key))
+        return value if value is None or isinstance(value, bytes) else str(value).encode()
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = None if ttl is None else _milliseconds(ttl)
@@ -101,8 +101,8 @@ class RedisStateStore:
 
     async def hgetall(self, key: str) -> dict[str, int]:
         with _wrong_type_as_type_error():
-            table: dict[bytes, bytes] = await self._client.hgetall(self._key(key))
-        return {field.decode(): int(value) for field, value in table.items()}
+            table = await self._client.hgetall(self._key(key))
+        return {(field.decode() if isinstance(field, bytes) else field): int(value) for field, value in table.items()}
 
     async def ttl(self, key: str) -> float | None:
         milliseconds = int(await self._client.pttl(self._key(key)))
@@ -111,4 +111,4 @@ class RedisStateStore:
         return milliseconds / 1000
 
     async def aclose(self) -> None:
-        await self._client.aclose()  # type: ignore[attr-defined]  # types-redis 4.6 predates aclose()
+        await self._client.aclose()
