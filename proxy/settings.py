@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -152,6 +152,14 @@ class Settings(BaseSettings):
     """Bearer token for ``/v1/admin/keys`` (create and revoke client keys)."""
     require_api_key: bool | None = None
     """None: required as soon as any key is configured or an admin token is set."""
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys_as_list(cls, value: object) -> object:
+        """``["bg-a", "bg-b"]`` is accepted too: keys without a name or a budget."""
+        if isinstance(value, list | tuple):
+            return {str(key): {"name": f"key-{index}"} for index, key in enumerate(value, 1)}
+        return value
 
     @property
     def keys_required(self) -> bool:

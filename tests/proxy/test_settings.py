@@ -205,3 +205,16 @@ def test_keys_are_required_as_soon_as_one_is_configured(monkeypatch: pytest.Monk
     monkeypatch.setenv("BOLTGATE_API_KEYS", '{"bg-dev": {}}')
     assert Settings().keys_required
     assert not Settings(require_api_key=False).keys_required
+
+
+def test_client_keys_come_as_a_list_or_with_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOLTGATE_API_KEYS", '["bg-a", "bg-b"]')
+    listed = Settings()
+    monkeypatch.setenv("BOLTGATE_API_KEYS", '{"bg-c": {"name": "team", "budget_credits": "500"}}')
+    budgeted = Settings()
+
+    assert set(listed.api_keys) == {"bg-a", "bg-b"}
+    assert all(policy.budget_credits is None for policy in listed.api_keys.values())
+    assert budgeted.api_keys["bg-c"].name == "team"
+    assert str(budgeted.api_keys["bg-c"].budget_credits) == "500"
+    assert listed.keys_required and budgeted.keys_required
