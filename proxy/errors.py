@@ -17,6 +17,7 @@ to retry the same route, fail over, or give up::
     │   ├── PriceCeilingExceeded       402 price_ceiling_exceeded
     │   ├── IdempotencyConflict        409
     │   └── NotFound                   404 (an expired image, an unknown key)
+    ├── ClientDisconnected             499: the client hung up; the work was cancelled
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt
     └── BackendError                   one route failed; the router reads these flags:
         ├── RetryableBackendError      retry the same route with backoff, then fail over
@@ -130,6 +131,14 @@ class IdempotencyConflict(ClientError):
 class NotFound(ClientError):
     status_code = 404
     code = "not_found"
+
+
+class ClientDisconnected(BoltgateError):
+    """The client went away; nobody reads this answer, it only names the outcome in logs and metrics."""
+
+    status_code = 499
+    error_type = "invalid_request_error"
+    code = "client_disconnected"
 
 
 @dataclass(frozen=True, slots=True)

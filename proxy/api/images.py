@@ -13,6 +13,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 
 from pricing.keys import KeyRecord
+from proxy.api.disconnect import unless_disconnected
 from proxy.api.openai_request import to_image_request
 from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
 from proxy.errors import InvalidRequest, NotFound
@@ -41,10 +42,10 @@ def _with_price_ceiling(request: AnyRequest, fields: dict[str, Any]) -> dict[str
 
 
 async def _serve(request: AnyRequest, key: KeyRecord, image_request: ImageRequest) -> Response[bytes]:
-    served = await _gateway(request).generate(
+    served = await unless_disconnected(request, _gateway(request).generate(
         image_request, base_url=str(request.base_url), key=key,
         idempotency_key=request.headers.get("idempotency-key"),
-    )
+    ))
     return Response(content=orjson.dumps(served.body), media_type="application/json", headers=served.headers)
 
 

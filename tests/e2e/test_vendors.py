@@ -160,3 +160,21 @@ def test_a_filtered_image_can_be_refused_instead(simulator: StartSimulator, gate
     assert response.json()["error"]["code"] == "content_policy_violation"
     assert healthy.requests == []
     assert httpx.get(f"{server.base_url}/v1/usage").json()["spent_usd"] == "0.000000"
+
+
+def test_a_client_that_hangs_up_gets_its_vendor_job_cancelled_and_pays_nothing(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    runflow = simulator("runflow", running_s=5.0)
+    server = gateway(route_to(runflow, timeout_s=20))
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=0.5)
+
+    give_up = time.monotonic() + 5
+    while not runflow.cancels and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert len(runflow.cancels) == 1
+    usage = httpx.get(f"{server.base_url}/v1/usage").json()
+    assert usage["spent_usd"] == "0.000000"
+    assert usage["reserved_usd"] == "0.000000"
