@@ -65,6 +65,13 @@ def _prices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vendors(_: argparse.Namespace) -> int:
+    from backends.capability_table import render_capability_table
+
+    print(render_capability_table())
+    return 0
+
+
 def _worker(args: argparse.Namespace) -> int:
     from backends.local.worker_cli import run_worker
 
@@ -112,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     prices = commands.add_parser("prices", help="print the price catalog and the client price per image")
     prices.add_argument("--config", help="routes/pricing TOML (or BOLTGATE_CONFIG)")
     prices.set_defaults(run=_prices)
+    vendors = commands.add_parser("vendors", help="print what each backend can serve (the router's table)")
+    vendors.set_defaults(run=_vendors)
     _add_local_commands(commands)
     return parser
 
