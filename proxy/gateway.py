@@ -8,6 +8,7 @@ backends themselves.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,9 +54,10 @@ class Gateway:
         if idempotency_key is None:
             return await self._generate(request, base_url, key)
         ledger = self.billing.ledger
+        fingerprint = request_fingerprint(request)
         replay = await ledger.recall_response(key.key_id, idempotency_key)
         if replay is not None:
-            return _replayed(replay)
+            return _replayed(replay, fingerprint)
         if not await ledger.claim_idempotency(key.key_id, idempotency_key, ttl=self.deadline_s + 60):
             raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
                                       param="Idempotency-Key")
@@ -65,7 +67,8 @@ class Gateway:
             await ledger.release_idempotency(key.key_id, idempotency_key)
             raise
         await ledger.remember_response(key.key_id, idempotency_key,
-                                       orjson.dumps({"body": served.body, "headers": served.headers}),
+                                       orjson.dumps({"body": served.body, "headers": served.headers,
+                                                     "fingerprint": fingerprint}),
                                        ttl=REPLAY_TTL_S)
         return served
 
@@ -121,9 +124,18 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
     }
 
 
-def _replayed(raw: bytes) -> ImagesResponse:
-    """A remembered answer, served again at no cost."""
+def request_fingerprint(request: ImageRequest) -> str:
+    """What the client asked for (a seed the gateway drew is not part of it)."""
+    asked = request.model_dump_json(include=request.model_fields_set)
+    return hashlib.sha256(asked.encode()).hexdigest()
+
+
+def _replayed(raw: bytes, fingerprint: str) -> ImagesResponse:
+    """A remembered answer, served again at no cost, to the same request only."""
     stored = orjson.loads(raw)
+    if stored.get("fingerprint") != fingerprint:
+        raise IdempotencyConflict("This Idempotency-Key was already used with a different request",
+                                  param="Idempotency-Key", code="idempotency_key_reused")
     headers = {**stored["headers"], "x-boltgate-idempotent-replay": "true",
                "x-boltgate-cost-usd": "0.000000", "x-boltgate-credits": "0"}
     return ImagesResponse(body=stored["body"], headers=headers)

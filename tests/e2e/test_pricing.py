@@ -131,3 +131,17 @@ def test_an_idempotent_replay_costs_nothing(simulator: StartSimulator, gateway: 
     assert len(sim.requests) == 1
     usage = httpx.get(f"{server.base_url}/v1/usage", headers={"Authorization": "Bearer bg-idem"}).json()
     assert Decimal(usage["spent_usd"]) == Decimal(first.headers["x-boltgate-cost-usd"])
+
+
+def test_an_idempotency_key_reused_for_another_request_is_refused(simulator: StartSimulator,
+                                                                  gateway: StartGateway) -> None:
+    sim = simulator("callmissed")
+    server = gateway(route_to(sim))
+    headers = {"Idempotency-Key": "order-43"}
+    first = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, headers=headers, timeout=30)
+    other = httpx.post(f"{server.base_url}/v1/images/generations", json={**BODY, "prompt": "a sailing ship"},
+                       headers=headers, timeout=30)
+    assert first.status_code == 200
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    assert len(sim.requests) == 1
