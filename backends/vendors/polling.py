@@ -78,10 +78,13 @@ async def poll_job(
             interval = min(interval * BACKOFF, MAX_INTERVAL_S)
     except JobFailed:
         raise
-    except (BackendError, asyncio.CancelledError):
+    except (BackendError, asyncio.CancelledError) as error:
         # Whatever ends our wait (deadline, client gone, a poll we cannot read) leaves the job
         # running and billing; the router may start another, so stop this one.
         await asyncio.shield(_cancel(backend, job, job_id, latest))
+        if isinstance(error, VendorTimeout) and not isinstance(error, JobAbandoned):
+            # A poll times out only when the job's budget runs out while it is in flight.
+            raise JobAbandoned(f"{backend.vendor} job {job_id} unfinished after {budget.seconds:.1f}s") from error
         raise
 
 

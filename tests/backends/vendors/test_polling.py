@@ -161,6 +161,17 @@ async def test_a_deadline_before_the_first_poll_cancels_with_the_create_answer(
     assert cancel_ticket(api) == "t0"
 
 
+async def test_a_poll_still_in_flight_when_the_budget_runs_out_abandons_the_job(
+    api: respx.MockRouter, make_backend: MakeBackend
+) -> None:
+    """Not a retryable timeout: retrying would start the same stuck job again."""
+    api.get("/jobs/j1").mock(side_effect=[job("pending", ticket="t1"), httpx.ReadTimeout("slow poll")])
+    with pytest.raises(JobAbandoned) as caught:
+        await generate(make_backend)
+    assert not caught.value.retryable and caught.value.failover
+    assert cancel_ticket(api) == "t1"
+
+
 async def test_a_vendor_without_cancel_is_simply_abandoned(api: respx.MockRouter, make_backend: MakeBackend) -> None:
     api.get("/jobs/j1").mock(return_value=job("pending"))
     with pytest.raises(JobAbandoned):
