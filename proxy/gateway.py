@@ -116,12 +116,20 @@ class Gateway:
 
 
 def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str]:
-    return {
+    headers = {
         "x-boltgate-backend": routed.route.vendor,
         "x-boltgate-region": routed.route.region,
         "x-boltgate-attempts": str(len(routed.attempts)),
         "x-boltgate-seed": str(request.seed),
     }
+    result = routed.result
+    if result.vendor_cost_usd is not None:  # what the vendor says it billed, for reconciliation
+        headers["x-boltgate-vendor-reported-cost-usd"] = str(result.vendor_cost_usd)
+    if result.run_seconds is not None:
+        headers["x-boltgate-run-seconds"] = f"{result.run_seconds:.3f}"
+    if result.vendor_request_id is not None:
+        headers["x-boltgate-vendor-request-id"] = result.vendor_request_id
+    return headers
 
 
 def request_fingerprint(request: ImageRequest) -> str:

@@ -145,3 +145,13 @@ def test_an_idempotency_key_reused_for_another_request_is_refused(simulator: Sta
     assert other.status_code == 409
     assert other.json()["error"]["code"] == "idempotency_key_reused"
     assert len(sim.requests) == 1
+
+
+def test_what_a_job_vendor_reports_is_passed_on_for_reconciliation(simulator: StartSimulator,
+                                                                    gateway: StartGateway) -> None:
+    server = gateway(route_to(simulator("runflow", running_s=0.2)))
+    response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
+    assert response.status_code == 200, response.text
+    assert Decimal(response.headers["x-boltgate-vendor-reported-cost-usd"]) == Decimal("0.003")
+    assert float(response.headers["x-boltgate-run-seconds"]) >= 0.2
+    assert response.headers["x-boltgate-vendor-request-id"].startswith("run_")
