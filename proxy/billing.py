@@ -9,6 +9,7 @@ vendor's bill for a failed attempt is the gateway's loss, never the client's.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -68,6 +69,11 @@ class Billing:
         self.ledger = Ledger(store, config.credit_usd)
         self.keys = ApiKeyRegistry(store, static_keys)
         self.require_key = require_key
+
+    def check_priced(self, vendors: Iterable[str]) -> None:
+        """Refuse to start with a route the catalog has no price for (it could bill nothing)."""
+        for vendor in vendors:
+            self.catalog.price(catalog_vendor(vendor))
 
     async def authenticate(self, authorization: str | None) -> KeyRecord:
         """The caller's key record; anonymous when keys are not required and none was sent."""

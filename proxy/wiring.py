@@ -127,6 +127,7 @@ async def build_gateway(settings: Settings) -> Running:
         else StateImageStore(state, settings.image_ttl_s)
     )
     billing = Billing(state, settings.pricing, settings.api_keys, require_key=settings.keys_required)
+    billing.check_priced(route.vendor for route in routes)
     router = Router(
         routes, RouteHealth(state, settings.breaker), settings.retry,
         policy=settings.routing_policy, price_of=billing.price_of,

@@ -128,3 +128,15 @@ async def test_an_idempotency_key_replays_the_first_answer_without_a_second_gene
     assert again.body == first.body
     assert again.headers["x-boltgate-idempotent-replay"] == "true"
     assert "x-boltgate-idempotent-replay" not in first.headers
+
+
+def test_a_route_without_a_price_is_refused_at_start() -> None:
+    from pricing.catalog import UnknownVendor
+    from pricing.config import PricingConfig
+    from proxy.billing import Billing
+    from proxy.state.memory import MemoryStateStore
+
+    billing = Billing(MemoryStateStore(), PricingConfig(), {}, require_key=False)
+    billing.check_priced(["callmissed", "worker", "local"])  # workers are priced as our own GPUs
+    with pytest.raises(UnknownVendor):
+        billing.check_priced(["acme"])
