@@ -34,6 +34,13 @@ CATALOG_VENDOR = {"worker": "local"}
 """Backends priced under another catalog entry (GPU workers are our own GPUs)."""
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return None
+
+
 def catalog_vendor(vendor: str) -> str:
     return CATALOG_VENDOR.get(vendor, vendor)
 
@@ -77,7 +84,7 @@ class Billing:
 
     async def authenticate(self, authorization: str | None) -> KeyRecord:
         """The caller's key record; anonymous when keys are not required and none was sent."""
-        token = authorization[7:].strip() if authorization and authorization[:7].lower() == "bearer " else None
+        token = bearer_token(authorization)
         if not token:
             if self.require_key:
                 raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'")

@@ -14,7 +14,7 @@ DEMO_PRIORITIES = {"aigateway": 10, "runflow": 20, "eachlabs": 30, "imageapi": 4
 
 def simulator_routes() -> tuple[list[Route], str, Closer]:
     """Start every simulator; the routes to them, a description, and how to stop them."""
-    from backends.simulators import start_simulators
+    from backends.simulators import start_simulators, stop_simulators
 
     servers = start_simulators()
     configs = [
@@ -26,6 +26,6 @@ def simulator_routes() -> tuple[list[Route], str, Closer]:
     described = ", ".join(f"{vendor} at {server.base_url}" for vendor, server in servers.items())
 
     async def stop() -> None:
-        await asyncio.gather(*(asyncio.to_thread(server.stop) for server in servers.values()))
+        await asyncio.to_thread(stop_simulators, servers.values())
 
     return routes, described, stop

@@ -13,6 +13,7 @@ from litestar import Request, delete, get, post
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pricing.keys import KeyRecord
+from proxy.billing import bearer_token
 from proxy.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from proxy.gateway import Gateway
 
@@ -30,10 +31,10 @@ def _admin_gateway(request: AnyRequest) -> Gateway:
     token = request.app.state.admin_token
     if token is None:
         raise PermissionDenied("The admin API is off: set BOLTGATE_ADMIN_TOKEN to enable it")
-    sent = request.headers.get("authorization", "")
-    if not sent.lower().startswith("bearer "):
+    sent = bearer_token(request.headers.get("authorization"))
+    if sent is None:
         raise AuthenticationFailed("The admin API needs 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(sent[7:].strip().encode(), token.encode()):
+    if not hmac.compare_digest(sent.encode(), token.encode()):
         raise PermissionDenied("Wrong admin token")
     gateway: Gateway = request.app.state.gateway
     return gateway

@@ -38,23 +38,17 @@ def _body_schema(*, with_image: bool) -> Schema:
     return Schema(type=OpenAPIType.OBJECT, properties=properties, required=required)
 
 
-@dataclass
-class _GenerationsOperation(Operation):
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            content={"application/json": OpenAPIMediaType(schema=_body_schema(with_image=False))},
-            required=True,
-        )
+def _operation_with_body(media_type: str, *, with_image: bool) -> type[Operation]:
+    """An ``Operation`` class (what Litestar's ``operation_class`` takes) documenting the body."""
+
+    @dataclass
+    class _WithBody(Operation):
+        def __post_init__(self) -> None:
+            schema = _body_schema(with_image=with_image)
+            self.request_body = RequestBody(content={media_type: OpenAPIMediaType(schema=schema)}, required=True)
+
+    return _WithBody
 
 
-@dataclass
-class _EditsOperation(Operation):
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            content={"multipart/form-data": OpenAPIMediaType(schema=_body_schema(with_image=True))},
-            required=True,
-        )
-
-
-GENERATIONS_OPERATION = _GenerationsOperation
-EDITS_OPERATION = _EditsOperation
+GENERATIONS_OPERATION = _operation_with_body("application/json", with_image=False)
+EDITS_OPERATION = _operation_with_body("multipart/form-data", with_image=True)
