@@ -27,19 +27,20 @@ from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to, rout
 Client: TypeAlias = AsyncTestClient[Litestar]
 
 
-def gateway_over(routes: list[Route], *, deadline_s: float = 5.0) -> Gateway:
+def gateway_over(routes: list[Route], *, deadline_s: float = 5.0, require_key: bool = False) -> Gateway:
     """A gateway as the wiring builds one (billing prices the routes), over ``routes``."""
     state = MemoryStateStore()
-    billing = Billing(state, PricingConfig(), {}, require_key=False)
+    billing = Billing(state, PricingConfig(), {}, require_key=require_key)
     router = router_over(routes, price_of=billing.price_of)
     return Gateway(router, StateImageStore(state, 3600), state, billing, deadline_s=deadline_s)
 
 
 @asynccontextmanager
 async def serving(routes: list[Route], **settings: object) -> AsyncIterator[Client]:
-    app = create_app(Settings(simulators="off", **settings))  # type: ignore[arg-type]
+    resolved = Settings(simulators="off", **settings)  # type: ignore[arg-type]
+    app = create_app(resolved)
     async with AsyncTestClient(app=app) as client:
-        app.state.gateway = gateway_over(routes)
+        app.state.gateway = gateway_over(routes, require_key=resolved.keys_required)
         yield client
 
 

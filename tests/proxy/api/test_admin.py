@@ -1,0 +1,47 @@
+"""The admin API creates, lists and revokes client keys behind the admin token."""
+
+from __future__ import annotations
+
+from tests.proxy.api.served_app import serving
+from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+BODY = {"prompt": "a lighthouse", "size": "256x256", "response_format": "b64_json"}
+
+
+async def test_a_created_key_works_until_it_is_revoked() -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": "team", "budget_credits": "100"}, headers=ADMIN)
+        assert created.status_code == 201
+        key, key_id = created.json()["key"], created.json()["id"]
+        assert key.startswith("bg-") and key not in key_id
+
+        served = await client.post("/v1/images/generations", json=BODY, headers={"Authorization": f"Bearer {key}"})
+        assert served.status_code == 200
+        listed = (await client.get("/v1/admin/keys", headers=ADMIN)).json()["data"]
+        rows = [(entry["id"], entry["budget_credits"], entry["revoked"]) for entry in listed]
+        assert rows == [(key_id, "100", False)]
+
+        assert (await client.delete(f"/v1/admin/keys/{key_id}", headers=ADMIN)).status_code == 200
+        refused = await client.post("/v1/images/generations", json=BODY, headers={"Authorization": f"Bearer {key}"})
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_the_admin_token_is_checked() -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        missing = await client.get("/v1/admin/keys")
+        wrong = await client.get("/v1/admin/keys", headers={"Authorization": "Bearer guess"})
+        bad_body = await client.post("/v1/admin/keys", json={"name": ""}, headers=ADMIN)
+        unknown = await client.delete("/v1/admin/keys/nope", headers=ADMIN)
+    assert missing.status_code == 401
+    assert wrong.status_code == 403
+    assert (bad_body.status_code, bad_body.json()["error"]["param"]) == (400, "name")
+    assert unknown.status_code == 404
+
+
+async def test_without_an_admin_token_the_admin_api_is_off() -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))]) as client:
+        response = await client.get("/v1/admin/keys", headers=ADMIN)
+    assert response.status_code == 403
+    assert "BOLTGATE_ADMIN_TOKEN" in response.json()["error"]["message"]
