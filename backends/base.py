@@ -1,7 +1,7 @@
 """The interface every backend implements: five vendors, the GPU worker, the in-process pipeline.
 
 A backend turns one ``ImageRequest`` into images or raises a ``BackendError`` (see
-``proxy.errors``). It never retries and never fails over: the router does both, the same way for
+``core.errors``). It never retries and never fails over: the router does both, the same way for
 every backend.
 """
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
-from proxy.deadline import Deadline
-from proxy.errors import VendorProtocolError
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import VendorProtocolError
+from core.request import ImageRequest
 
 ImageFormat = Literal["png", "jpeg", "webp"]
 
@@ -140,7 +140,7 @@ class Backend(Protocol):
     def capabilities(self) -> Capabilities: ...
 
     async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
-        """Serve ``request`` before ``deadline`` or raise a ``proxy.errors.BackendError``."""
+        """Serve ``request`` before ``deadline`` or raise a ``core.errors.BackendError``."""
         ...
 
     async def aclose(self) -> None: ...

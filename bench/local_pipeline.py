@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from backends.local.config import LocalBackendConfig
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 
 STEPS = (1, 2, 4, 8)
 BATCHES = (1, 2, 4)

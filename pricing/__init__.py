@@ -2,5 +2,5 @@
 
 Pure parts (``config``, ``money``, ``vendor_price``, ``quote``, ``catalog``,
 ``report``) need no I/O beyond reading the catalog file; ``ledger``, ``idempotency`` and
-``keys`` keep their state behind ``proxy.state.base.StateStore``.
+``keys`` keep their state behind ``core.state.base.StateStore``.
 """

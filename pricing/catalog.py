@@ -15,10 +15,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.request import ImageRequest
 from pricing.config import PricingConfig, VendorPriceOverride
 from pricing.quote import DisplayAmount, Quote, compute_quote
 from pricing.vendor_price import VendorPrice
-from proxy.request import ImageRequest
 
 __all__ = ["CatalogError", "DisplayAmount", "PriceCatalog", "Quote", "UnknownVendor", "VendorPrice"]
 

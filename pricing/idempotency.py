@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
-from proxy.state.base import StateStore
+from core.state.base import StateStore
 
 
 class IdempotencyStore:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from core.state.base import StateStore
 from pricing.config import KeyPolicy
-from proxy.state.base import StateStore
 
 KEY_PREFIX = "bg-"
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from core.errors import InsufficientCredits
+from core.state.base import StateStore
 from pricing.idempotency import IdempotencyStore
 from pricing.money import credits_to_usd, format_usd, from_micro_usd, to_credits, to_micro_usd
 from pricing.quote import Quote
-from proxy.errors import InsufficientCredits
-from proxy.state.base import StateStore
 
 CLOSED_TTL_S = 7 * 24 * 3600.0
 """How long a settled or released reservation is remembered, so closing it twice is a no-op."""

@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
+from core.request import ImageRequest
 from pricing.config import PricingConfig
 from pricing.money import round_usd, to_credits, to_display
 from pricing.vendor_price import VendorPrice
-from proxy.request import ImageRequest
 
 HUNDRED = Decimal(100)
 PRECISION = 60

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from core.request import ImageRequest
 from pricing.catalog import PriceCatalog
 from pricing.config import PricingConfig
 from pricing.money import format_usd
 from pricing.vendor_price import VendorPrice
-from proxy.request import ImageRequest
 
 REFERENCE_REQUEST = ImageRequest(prompt="price of one reference image", n=1, width=1024, height=1024, steps=4, seed=0)
 """One 1024x1024 4-step image: the request every row of the table is priced for."""

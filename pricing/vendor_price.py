@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import get_args
 
+from core.request import ImageRequest
 from pricing.config import PriceUnit
-from proxy.request import ImageRequest
 
 REFERENCE_PIXELS = Decimal(1024 * 1024)
 """Catalog prices and time estimates are for a 1024x1024 image..."""

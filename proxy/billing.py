@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from core.errors import AuthenticationFailed, BackendError
+from core.request import ImageRequest
+from core.state.base import StateStore
 from pricing.catalog import PriceCatalog
 from pricing.config import KeyPolicy, PricingConfig
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from pricing.ledger import Ledger, Reservation
 from pricing.money import format_usd
 from pricing.quote import Quote
-from proxy.errors import AuthenticationFailed, BackendError
 from proxy.metrics import CHARGED_USD, GATEWAY_LOSS_USD, UPSTREAM_COST_USD, labelled
-from proxy.request import ImageRequest
 from proxy.routing.route import Route
-from proxy.state.base import StateStore
 
 ANONYMOUS = KeyRecord(key_id="anonymous", name="anonymous", budget_credits=None,
                       created=datetime(2026, 1, 1, tzinfo=UTC))

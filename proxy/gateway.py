@@ -16,16 +16,16 @@ from typing import Any
 import orjson
 
 from backends.base import GeneratedImage
+from core.deadline import Deadline
+from core.errors import IdempotencyConflict, NoBackendAvailable
+from core.request import ImageRequest
+from core.state.base import StateStore
 from pricing.keys import KeyRecord
 from proxy.billing import Billing
-from proxy.deadline import Deadline
-from proxy.errors import IdempotencyConflict, NoBackendAvailable
 from proxy.images.convert import to_format
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
-from proxy.request import ImageRequest
 from proxy.routing.router import RoutedResult, Router
-from proxy.state.base import StateStore
 
 REPLAY_TTL_S = 24 * 3600.0
 """How long an ``Idempotency-Key``'s answer is kept for replays."""

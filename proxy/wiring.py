@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from backends.base import Backend
+from backends.vendors.backend import VendorBackend
 from backends.vendors.registry import VENDOR_SPECS
-from backends.vendors.transport import VendorBackend
+from core.state.base import StateStore
+from core.state.memory import MemoryStateStore
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
@@ -21,8 +23,6 @@ from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.routing.router import Router
 from proxy.settings import RegionConfig, RouteConfig, Settings
-from proxy.state.base import StateStore
-from proxy.state.memory import MemoryStateStore
 
 log = logging.getLogger("boltgate")
 
@@ -44,7 +44,7 @@ class Running:
 
 def build_state(settings: Settings) -> StateStore:
     if settings.state_backend == "redis":
-        from proxy.state.redis import RedisStateStore
+        from core.state.redis import RedisStateStore
 
         return RedisStateStore.from_url(settings.redis_url)
     return MemoryStateStore()

@@ -28,8 +28,8 @@ from typing import NamedTuple, Protocol
 from PIL import Image
 
 from backends.local.encoding import encode_image
-from proxy.errors import BoltgateError, VendorUnavailable
-from proxy.request import ImageRequest
+from core.errors import BoltgateError, VendorUnavailable
+from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
 

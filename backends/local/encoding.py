@@ -10,8 +10,8 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-from proxy.errors import InvalidRequest
-from proxy.request import OutputFormat
+from core.errors import InvalidRequest
+from core.request import OutputFormat
 
 _SAVE_OPTIONS: dict[str, tuple[str, dict[str, object]]] = {
     "png": ("PNG", {"compress_level": 4}),

@@ -16,8 +16,8 @@ from backends.base import Capabilities
 from backends.local.batching import BatchObserver, BatchOutcome, BatchPipeline, DynamicBatcher
 from backends.local.checkpoints import SUPPORTED_STEPS
 from backends.local.config import LocalBackendConfig
-from proxy.errors import InvalidRequest, VendorUnavailable
-from proxy.request import ImageRequest
+from core.errors import InvalidRequest, VendorUnavailable
+from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
 

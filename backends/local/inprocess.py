@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from backends.base import BackendResult, Capabilities, GeneratedImage
 from backends.local.config import LocalBackendConfig
 from backends.local.engine import LOCAL_CAPABILITIES, LocalEngine, PipelineFactory, load_real_pipeline
-from proxy.deadline import Deadline
-from proxy.errors import BackendError, InvalidRequest, VendorRejectedRequest, VendorTimeout
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import BackendError, InvalidRequest, VendorRejectedRequest, VendorTimeout
+from core.request import ImageRequest
 
 
 class LocalPipelineBackend:

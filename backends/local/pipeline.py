@@ -38,8 +38,8 @@ from backends.local.loader import (
     resolve_dtype,
 )
 from backends.local.speed import log_skipped_levers, prepare_unet, prepare_vae
-from proxy.errors import InvalidRequest
-from proxy.request import ImageRequest
+from core.errors import InvalidRequest
+from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from pydantic import ValidationError
 from backends.local.config import LocalBackendConfig
 from backends.local.engine import LocalEngine, PipelineFactory, load_real_pipeline
 from backends.local.worker_metrics import CONTENT_TYPE, WorkerMetrics
-from proxy.errors import BoltgateError, InvalidRequest
-from proxy.request import ImageRequest
+from core.errors import BoltgateError, InvalidRequest
+from core.request import ImageRequest
 
 MAX_BODY_BYTES = 40 * 1024 * 1024
 """Room for a base64 init image of the gateway's largest accepted upload."""

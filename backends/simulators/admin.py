@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.simulators.exchange import SimRequest, SimResponse, json_response
+from backends.simulators.asgi import SimRequest, SimResponse, json_response
 from backends.simulators.faults import Fault
+from backends.simulators.protocol import SimulatedVendor
 from backends.simulators.state import SimulatorState
-from backends.simulators.wire import VendorSpec
 
 ADMIN_PREFIX = "/_sim/"
 
 
-def answer_admin(request: SimRequest, state: SimulatorState, vendor: VendorSpec) -> SimResponse:
+def answer_admin(request: SimRequest, state: SimulatorState, vendor: SimulatedVendor) -> SimResponse:
     key = (request.method, request.path.rstrip("/"))
     if key == ("POST", "/_sim/faults"):
         return _push_faults(request, state, vendor)
@@ -37,7 +37,7 @@ def answer_admin(request: SimRequest, state: SimulatorState, vendor: VendorSpec)
     return json_response({"error": f"no admin route {request.method} {request.path}"}, 404)
 
 
-def _push_faults(request: SimRequest, state: SimulatorState, vendor: VendorSpec) -> SimResponse:
+def _push_faults(request: SimRequest, state: SimulatorState, vendor: SimulatedVendor) -> SimResponse:
     """Accepts one fault object, a list of them, or ``{"faults": [...]}``."""
     try:
         body: Any = request.json()

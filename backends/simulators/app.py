@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from backends.simulators.admin import ADMIN_PREFIX, answer_admin
-from backends.simulators.exchange import (
+from backends.simulators.asgi import (
     Receive,
     Scope,
     Send,
@@ -23,16 +23,16 @@ from backends.simulators.exchange import (
 from backends.simulators.faults import Fault
 from backends.simulators.files import FILES_PREFIX
 from backends.simulators.outputs import serve_file
+from backends.simulators.protocol import Call, SimError, SimulatedVendor
 from backends.simulators.recording import RecordedRequest
 from backends.simulators.state import SimulatorState
-from backends.simulators.wire import Call, SimError, VendorSpec
 
 MALFORMED_BODY = b'{"created": 1700000000, "data": [{"b64_json": "iVBORw0KGgoAAAANSUhEUgAA'
 """A 200 body cut short, as when a proxy drops the connection mid-answer: not JSON at all."""
 
 
 class SimulatorApp:
-    def __init__(self, vendor: VendorSpec, state: SimulatorState) -> None:
+    def __init__(self, vendor: SimulatedVendor, state: SimulatorState) -> None:
         self.vendor = vendor
         self.state = state
 

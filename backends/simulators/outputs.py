@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from backends.simulators.exchange import SimRequest, SimResponse
+from backends.simulators.asgi import SimRequest, SimResponse
 from backends.simulators.fields import MAX_SEED
 from backends.simulators.files import FILES_PREFIX
 from backends.simulators.jobs import Fate, Job, JobTiming
+from backends.simulators.protocol import Call
 from backends.simulators.render import RenderedImage, RenderSpec
 from backends.simulators.state import SimulatorState
-from backends.simulators.wire import Call
 
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from backends.base import Capabilities
+from backends.vendors.messages import HttpCall
 from backends.vendors.openai_style import build_generation, openai_error_fields, parse_generation
 from backends.vendors.spec import Options, VendorSpec
-from backends.vendors.wire import HttpCall
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 
 
 def build_request(request: ImageRequest, options: Options) -> HttpCall:

@@ -10,7 +10,7 @@ import email.utils
 import time
 from collections.abc import Mapping
 
-from proxy.errors import (
+from core.errors import (
     BackendError,
     VendorAuthError,
     VendorRateLimited,

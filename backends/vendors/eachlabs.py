@@ -11,10 +11,10 @@ import base64
 from typing import Any
 
 from backends.base import Capabilities, sniff_format
+from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, nsfw_flagged, reported_usd, require
 from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, nsfw_flagged, reported_usd, require
-from proxy.errors import VendorProtocolError
-from proxy.request import ImageRequest
+from core.errors import VendorProtocolError
+from core.request import ImageRequest
 
 PENDING = frozenset({"starting", "processing"})
 FAILED = frozenset({"failed", "cancelled", "canceled"})

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from backends.base import Capabilities
+from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, nsfw_flagged
 from backends.vendors.openai_style import openai_error_fields
 from backends.vendors.spec import Options, VendorSpec
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, nsfw_flagged
-from proxy.errors import VendorProtocolError
-from proxy.request import ImageRequest
+from core.errors import VendorProtocolError
+from core.request import ImageRequest
 
 
 def build_request(request: ImageRequest, options: Options) -> HttpCall:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, require
-from proxy.errors import VendorProtocolError
-from proxy.request import ImageRequest
+from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
+from core.errors import VendorProtocolError
+from core.request import ImageRequest
 
 
 def build_generation(

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
+from backends.vendors.messages import HttpAnswer, VendorOutput
 from backends.vendors.spec import JobProtocol
-from backends.vendors.wire import HttpAnswer, VendorOutput
-from proxy.deadline import Deadline
-from proxy.errors import BackendError, VendorProtocolError, VendorTimeout
+from core.deadline import Deadline
+from core.errors import BackendError, VendorProtocolError, VendorTimeout
 
 if TYPE_CHECKING:
-    from backends.vendors.transport import VendorBackend
+    from backends.vendors.backend import VendorBackend
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from backends.base import Capabilities
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput
-from proxy.request import ImageRequest
+from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
+from core.request import ImageRequest
 
 Options = Mapping[str, str]
 BuildRequest = Callable[[ImageRequest, Options], HttpCall]

@@ -9,11 +9,11 @@ ladder already retries. No auth unless a key is configured (then ``Authorization
 from __future__ import annotations
 
 from backends.base import Capabilities
+from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from backends.vendors.openai_style import openai_error_fields
 from backends.vendors.spec import Options, VendorSpec
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, require
-from proxy.errors import VendorProtocolError
-from proxy.request import ImageRequest
+from core.errors import VendorProtocolError
+from core.request import ImageRequest
 
 LIGHTNING_STEPS = frozenset({1, 2, 4, 8})
 """The step counts the SDXL-Lightning checkpoints exist for."""

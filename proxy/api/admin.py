@@ -12,9 +12,9 @@ from typing import Any
 from litestar import Request, delete, get, post
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from pricing.keys import KeyRecord
 from proxy.billing import bearer_token
-from proxy.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from proxy.gateway import Gateway
 
 AnyRequest = Request[Any, Any, Any]

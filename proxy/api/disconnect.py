@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from litestar import Request
 
-from proxy.errors import ClientDisconnected
+from core.errors import ClientDisconnected
 
 T = TypeVar("T")
 

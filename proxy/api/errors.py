@@ -15,7 +15,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
-from proxy.errors import BoltgateError, InvalidRequest, NotFound, PayloadTooLarge
+from core.errors import BoltgateError, InvalidRequest, NotFound, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ import orjson
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
 
+from core.errors import InvalidRequest, NotFound
+from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
 from proxy.api.openai_request import to_image_request
 from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
-from proxy.errors import InvalidRequest, NotFound
 from proxy.gateway import Gateway
 from proxy.images.store import MEDIA_TYPES
 from proxy.images.validate import validate_init_image
-from proxy.request import ImageRequest
 
 AnyRequest = Request[Any, Any, Any]
 

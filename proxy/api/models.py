@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from litestar import get
 
-from proxy.errors import ModelNotFound
-from proxy.request import CANONICAL_MODEL, MODEL_ALIASES, resolve_model
+from core.errors import ModelNotFound
+from core.request import CANONICAL_MODEL, MODEL_ALIASES, resolve_model
 
 
 def _model(name: str) -> dict[str, object]:

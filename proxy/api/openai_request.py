@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from proxy.errors import InvalidRequest
-from proxy.request import ImageRequest, resolve_model
+from core.errors import InvalidRequest
+from core.request import ImageRequest, resolve_model
 
 _SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
 _CLIENT_NAME = {"width": "size", "height": "size", "init_image": "image"}

@@ -13,8 +13,8 @@ import io
 from PIL import Image
 
 from backends.base import BackendResult, GeneratedImage
-from proxy.errors import ContentFiltered
-from proxy.request import ImageRequest
+from core.errors import ContentFiltered
+from core.request import ImageRequest
 
 SUSPICION_LIMITS: dict[str, tuple[int, float]] = {
     "png": (1024, 0.006),

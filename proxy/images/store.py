@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from backends.base import ImageFormat, sniff_format
-from proxy.state.base import StateStore
+from core.state.base import StateStore
 
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _NAME = re.compile(r"[A-Za-z0-9_-]{16,64}\.(png|jpeg|webp)")

@@ -8,7 +8,7 @@ import io
 from PIL import Image, UnidentifiedImageError
 
 from backends.base import sniff_format
-from proxy.errors import InvalidRequest
+from core.errors import InvalidRequest
 
 MAX_INIT_IMAGE_BYTES = 20 * 1024 * 1024
 

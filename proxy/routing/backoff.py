@@ -5,8 +5,8 @@ from __future__ import annotations
 from tenacity import RetryCallState
 from tenacity.wait import wait_exponential_jitter
 
-from proxy.deadline import Deadline
-from proxy.errors import BackendError
+from core.deadline import Deadline
+from core.errors import BackendError
 from proxy.settings import RetryConfig
 
 

@@ -8,10 +8,10 @@ success closes it. A vendor refusing our key or credit takes the route out for
 
 from __future__ import annotations
 
+from core.state.base import StateStore
 from proxy.metrics import CIRCUIT_OPEN, labelled
 from proxy.routing.route import Route
 from proxy.settings import BreakerConfig
-from proxy.state.base import StateStore
 
 
 class RouteHealth:

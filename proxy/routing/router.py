@@ -17,8 +17,8 @@ from decimal import Decimal
 from tenacity import AsyncRetrying, retry_if_exception
 
 from backends.base import BackendResult
-from proxy.deadline import Deadline
-from proxy.errors import (
+from core.deadline import Deadline
+from core.errors import (
     BackendError,
     ContentFiltered,
     ContentPolicyViolation,
@@ -30,9 +30,9 @@ from proxy.errors import (
     VendorRateLimited,
     VendorTimeout,
 )
+from core.request import ImageRequest
 from proxy.images.blank import reject_blank_images
 from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, FAILOVERS, labelled
-from proxy.request import ImageRequest
 from proxy.routing.backoff import RetryAfterOrBackoff, StopWhenOutOfTime
 from proxy.routing.health import RouteHealth
 from proxy.routing.policy import order_by_price, order_by_priority

@@ -7,8 +7,8 @@ import base64
 import pytest
 
 from backends.base import Capabilities, GeneratedImage, sniff_format
-from proxy.errors import VendorProtocolError
-from proxy.request import ImageRequest
+from core.errors import VendorProtocolError
+from core.request import ImageRequest
 from tests.proxy.images.samples import encode
 
 PNG = encode("PNG", side=16)

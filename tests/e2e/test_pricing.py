@@ -8,9 +8,9 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from core.request import ImageRequest
 from pricing.catalog import PriceCatalog
 from pricing.config import PricingConfig
-from proxy.request import ImageRequest
 from tests.e2e.conftest import StartGateway, StartSimulator, route_to
 
 BODY = {"model": "sdxl-lightning", "prompt": "a paper boat", "size": "256x256", "response_format": "b64_json"}

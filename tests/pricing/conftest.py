@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from proxy.request import ImageRequest
-from proxy.state.memory import MemoryStateStore
+from core.request import ImageRequest
+from core.state.memory import MemoryStateStore
 
 
 class InterleavingStore:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.request import ImageRequest
 from pricing.catalog import CatalogError, PriceCatalog, UnknownVendor, VendorPrice
 from pricing.config import PricingConfig, VendorPriceOverride
-from proxy.request import ImageRequest
 
 SEED = {
     "callmissed": ("image", "0.04"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from core.state.base import StateStore
 from pricing.idempotency import IdempotencyStore
-from proxy.state.base import StateStore
 
 
 async def test_of_concurrent_twins_exactly_one_claims_the_key(store: StateStore) -> None:

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
+from core.state.base import StateStore
 from pricing.config import KeyPolicy
 from pricing.keys import ApiKeyRegistry, key_id_of
-from proxy.state.base import StateStore
 
 NOW = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
 

@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import pytest
 
+from core.errors import InsufficientCredits
+from core.request import ImageRequest
+from core.state.base import StateStore
 from pricing.catalog import PriceCatalog
 from pricing.ledger import Ledger
 from pricing.quote import Quote
-from proxy.errors import InsufficientCredits
-from proxy.request import ImageRequest
-from proxy.state.base import StateStore
 
 KEY = "key-id-1"
 

@@ -7,10 +7,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 
+from core.request import ImageRequest
 from pricing.config import PricingConfig
 from pricing.quote import DisplayAmount, compute_quote
 from pricing.vendor_price import VendorPrice
-from proxy.request import ImageRequest
 
 CALLMISSED = VendorPrice("callmissed", "image", Decimal("0.04"))
 AIGATEWAY = VendorPrice("aigateway", "image", Decimal("0.0008"))

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from core.request import ImageRequest
 from pricing.vendor_price import VendorPrice
-from proxy.request import ImageRequest
 
 
 def scaled(megapixels: bool, steps: bool) -> VendorPrice:

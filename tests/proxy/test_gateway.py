@@ -7,14 +7,14 @@ import base64
 import pytest
 
 from backends.base import BackendResult, GeneratedImage, sniff_format
+from core.errors import NoBackendAvailable, VendorUnavailable
+from core.request import ImageRequest
+from core.state.memory import MemoryStateStore
 from pricing.config import PricingConfig
 from proxy.billing import ANONYMOUS, Billing
-from proxy.errors import NoBackendAvailable, VendorUnavailable
 from proxy.gateway import Gateway
 from proxy.images.store import StateImageStore
-from proxy.request import ImageRequest
 from proxy.routing.route import Route
-from proxy.state.memory import MemoryStateStore
 from tests.proxy.routing.scripted_backend import ScriptedBackend, noisy_png, route_to, router_over
 
 BASE_URL = "http://gateway.test/"
@@ -131,10 +131,10 @@ async def test_an_idempotency_key_replays_the_first_answer_without_a_second_gene
 
 
 def test_a_route_without_a_price_is_refused_at_start() -> None:
+    from core.state.memory import MemoryStateStore
     from pricing.catalog import UnknownVendor
     from pricing.config import PricingConfig
     from proxy.billing import Billing
-    from proxy.state.memory import MemoryStateStore
 
     billing = Billing(MemoryStateStore(), PricingConfig(), {}, require_key=False)
     billing.check_priced(["callmissed", "worker", "local"])  # workers are priced as our own GPUs

@@ -7,10 +7,10 @@ URL answers point at images this simulator serves itself under ``/_sim/files/``,
 
 from __future__ import annotations
 
-from backends.simulators.exchange import SimResponse
+from backends.simulators.asgi import SimResponse
 from backends.simulators.faults import REQUEST_KINDS
+from backends.simulators.protocol import OUTPUT_FAULTS_OF_SYNC, Call, SimulatedVendor, route
 from backends.simulators.vendors.openai_like import ErrorTable, ImagesEndpoint, error_envelope
-from backends.simulators.wire import OUTPUT_FAULTS_OF_SYNC, Call, VendorSpec, route
 
 ERRORS: ErrorTable = {
     400: ("invalid_request_error", "invalid_request_error", "Invalid request"),
@@ -35,7 +35,7 @@ async def generate(call: Call) -> SimResponse:
     return await ENDPOINT.answer(call, generation, response_format)
 
 
-SPEC = VendorSpec(
+SPEC = SimulatedVendor(
     name="aigateway",
     image_format="png",
     auth="bearer",

@@ -7,9 +7,9 @@ requests spend their key, so a retry after a 5xx may reuse it.
 
 from __future__ import annotations
 
-from backends.simulators.exchange import SimResponse
+from backends.simulators.asgi import SimResponse
+from backends.simulators.protocol import Call, SimError, SimulatedVendor, route
 from backends.simulators.vendors.openai_like import ErrorTable, ImagesEndpoint, error_envelope
-from backends.simulators.wire import Call, SimError, VendorSpec, route
 
 ERRORS: ErrorTable = {
     400: ("invalid_request_error", "invalid_request_error", "Invalid request"),
@@ -41,7 +41,7 @@ async def generate(call: Call) -> SimResponse:
     return response
 
 
-SPEC = VendorSpec(
+SPEC = SimulatedVendor(
     name="callmissed",
     image_format="png",
     auth="bearer",

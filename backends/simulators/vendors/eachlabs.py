@@ -21,13 +21,13 @@ from typing import Any
 import httpx
 import orjson
 
-from backends.simulators.exchange import SimResponse, json_response
+from backends.simulators.asgi import SimResponse, json_response
 from backends.simulators.faults import FAULT_KINDS
 from backends.simulators.fields import FieldReader, InvalidField
 from backends.simulators.jobs import Job, JobPhase
 from backends.simulators.outputs import Generation, start_job
+from backends.simulators.protocol import Call, SimError, SimulatedVendor, route
 from backends.simulators.render import decodable
-from backends.simulators.wire import Call, SimError, VendorSpec, route
 
 MODEL, VERSION = "sdxl-lightning-4step", "0.0.1"
 ERRORS = {
@@ -176,7 +176,7 @@ def _logs(job: Job, phase: JobPhase) -> str:
     return "\n".join(lines)
 
 
-SPEC = VendorSpec(
+SPEC = SimulatedVendor(
     name="eachlabs",
     image_format="png",
     auth="x-api-key",

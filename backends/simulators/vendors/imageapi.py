@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.simulators.exchange import SimResponse, json_response
+from backends.simulators.asgi import SimResponse, json_response
 from backends.simulators.faults import REQUEST_KINDS
 from backends.simulators.fields import FieldReader, InvalidField
 from backends.simulators.outputs import Generation, inline_images, publish
-from backends.simulators.wire import OUTPUT_FAULTS_OF_SYNC, Call, SimError, VendorSpec, route
+from backends.simulators.protocol import OUTPUT_FAULTS_OF_SYNC, Call, SimError, SimulatedVendor, route
 
 MODEL = "sdxl-lightning"
 ERRORS: dict[int, tuple[str, str]] = {
@@ -72,7 +72,7 @@ async def generate(call: Call) -> SimResponse:
     return json_response(body)
 
 
-SPEC = VendorSpec(
+SPEC = SimulatedVendor(
     name="imageapi",
     image_format="png",
     auth="bearer",

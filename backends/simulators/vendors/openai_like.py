@@ -11,10 +11,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backends.simulators.exchange import SimResponse, json_response
+from backends.simulators.asgi import SimResponse, json_response
 from backends.simulators.fields import FieldReader, InvalidField
 from backends.simulators.outputs import Generation, inline_images, publish
-from backends.simulators.wire import Call, SimError
+from backends.simulators.protocol import Call, SimError
 
 ErrorTable = Mapping[int, tuple[str, str, str]]
 """HTTP status -> (code, type, default message)."""

@@ -14,12 +14,12 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
-from backends.simulators.exchange import SimResponse, json_response
+from backends.simulators.asgi import SimResponse, json_response
 from backends.simulators.faults import FAULT_KINDS
 from backends.simulators.fields import FieldReader, InvalidField
 from backends.simulators.jobs import Job, JobPhase
 from backends.simulators.outputs import Generation, start_job
-from backends.simulators.wire import Call, SimError, VendorSpec, route
+from backends.simulators.protocol import Call, SimError, SimulatedVendor, route
 
 ERRORS: dict[int, tuple[str, str]] = {
     400: ("BAD_REQUEST", "The request body is not valid JSON"),
@@ -132,7 +132,7 @@ def _cost(call: Call, job: Job) -> Decimal:
     return call.config.runflow_price_usd * len(job.outputs) if job.started() else Decimal("0")
 
 
-SPEC = VendorSpec(
+SPEC = SimulatedVendor(
     name="runflow",
     image_format="jpeg",
     auth="bearer",

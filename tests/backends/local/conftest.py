@@ -19,7 +19,7 @@ import torch
 from backends.local.config import LocalBackendConfig
 from backends.local.pipeline import LightningPipeline, load_warm_pipeline
 from backends.local.tiny import make_tiny_model
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 
 
 class GatedPipeline:

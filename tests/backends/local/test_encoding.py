@@ -9,7 +9,7 @@ from PIL import Image
 
 from backends.base import sniff_format
 from backends.local.encoding import decode_init_image, encode_image
-from proxy.errors import InvalidRequest
+from core.errors import InvalidRequest
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])

@@ -10,8 +10,8 @@ import pytest
 
 from backends.local.config import LocalBackendConfig
 from backends.local.engine import LOCAL_CAPABILITIES, LocalEngine, NotReady
-from proxy.errors import InvalidRequest
-from proxy.request import ImageRequest
+from core.errors import InvalidRequest
+from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
 
 MakeRequest = Callable[..., ImageRequest]

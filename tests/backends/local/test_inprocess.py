@@ -10,9 +10,9 @@ from backends.base import Backend
 from backends.local.config import LocalBackendConfig
 from backends.local.inprocess import LocalPipelineBackend
 from backends.local.pipeline import LightningPipeline
-from proxy.deadline import Deadline
-from proxy.errors import BackendError, VendorRejectedRequest, VendorTimeout
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import BackendError, VendorRejectedRequest, VendorTimeout
+from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
 
 MakeRequest = Callable[..., ImageRequest]

@@ -15,7 +15,7 @@ from backends.local.checkpoints import checkpoint_for
 from backends.local.config import LocalBackendConfig
 from backends.local.encoding import encode_image
 from backends.local.pipeline import LightningPipeline, img2img_schedule
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 from tests.backends.local.conftest import SIDE
 from tests.backends.local.image_compare import clearly_different, same_up_to_rounding
 

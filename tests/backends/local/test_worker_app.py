@@ -14,7 +14,7 @@ import pytest
 from backends.base import sniff_format
 from backends.local.config import LocalBackendConfig
 from backends.local.worker_app import create_worker_app
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
 from tests.backends.local.worker_server import WorkerServer
 

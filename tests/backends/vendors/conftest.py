@@ -11,8 +11,8 @@ import respx
 from PIL import Image
 
 from backends.vendors import polling
+from backends.vendors.backend import VendorBackend
 from backends.vendors.spec import VendorSpec
-from backends.vendors.transport import VendorBackend
 
 BASE_URL = "https://x.test"
 

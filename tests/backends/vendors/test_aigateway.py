@@ -13,17 +13,17 @@ import pytest
 import respx
 
 from backends.vendors.aigateway import AIGATEWAY
+from backends.vendors.backend import VendorBackend
 from backends.vendors.classify import VendorNotFound
-from backends.vendors.transport import VendorBackend
-from proxy.deadline import Deadline
-from proxy.errors import (
+from core.deadline import Deadline
+from core.errors import (
     BackendError,
     VendorAuthError,
     VendorProtocolError,
     VendorRateLimited,
     VendorUnavailable,
 )
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
 

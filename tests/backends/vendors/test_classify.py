@@ -8,7 +8,7 @@ import time
 import pytest
 
 from backends.vendors.classify import VendorNotFound, classify_status, parse_retry_after
-from proxy.errors import (
+from core.errors import (
     BackendError,
     VendorAuthError,
     VendorRateLimited,

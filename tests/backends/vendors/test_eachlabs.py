@@ -13,11 +13,11 @@ import orjson
 import pytest
 import respx
 
+from backends.vendors.backend import VendorBackend
 from backends.vendors.eachlabs import EACHLABS
 from backends.vendors.polling import JobAbandoned, JobFailed
-from backends.vendors.transport import VendorBackend
-from proxy.deadline import Deadline
-from proxy.errors import (
+from core.deadline import Deadline
+from core.errors import (
     BackendError,
     ContentFiltered,
     VendorAuthError,
@@ -26,7 +26,7 @@ from proxy.errors import (
     VendorRejectedRequest,
     VendorUnavailable,
 )
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
 

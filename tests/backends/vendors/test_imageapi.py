@@ -11,11 +11,11 @@ import orjson
 import pytest
 import respx
 
+from backends.vendors.backend import VendorBackend
 from backends.vendors.classify import VendorNotFound
 from backends.vendors.imageapi import IMAGEAPI
-from backends.vendors.transport import VendorBackend
-from proxy.deadline import Deadline
-from proxy.errors import (
+from core.deadline import Deadline
+from core.errors import (
     BackendError,
     ContentFiltered,
     VendorAuthError,
@@ -24,7 +24,7 @@ from proxy.errors import (
     VendorRejectedRequest,
     VendorUnavailable,
 )
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
 

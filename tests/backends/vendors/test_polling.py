@@ -14,14 +14,14 @@ import respx
 
 from backends.base import Capabilities
 from backends.vendors import polling
+from backends.vendors.backend import VendorBackend
+from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from backends.vendors.openai_style import openai_error_fields
 from backends.vendors.polling import JobAbandoned, JobFailed
 from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
-from backends.vendors.transport import VendorBackend
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput, require
-from proxy.deadline import Deadline
-from proxy.errors import VendorProtocolError, VendorUnavailable
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import VendorProtocolError, VendorUnavailable
+from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
 

@@ -12,12 +12,12 @@ import orjson
 import pytest
 import respx
 
+from backends.vendors.backend import VendorBackend
 from backends.vendors.classify import VendorNotFound
 from backends.vendors.polling import JobAbandoned, JobFailed
 from backends.vendors.runflow import RUNFLOW
-from backends.vendors.transport import VendorBackend
-from proxy.deadline import Deadline
-from proxy.errors import (
+from core.deadline import Deadline
+from core.errors import (
     BackendError,
     ContentFiltered,
     VendorAuthError,
@@ -26,7 +26,7 @@ from proxy.errors import (
     VendorRejectedRequest,
     VendorUnavailable,
 )
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
 

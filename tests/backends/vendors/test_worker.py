@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import respx
 
-from backends.vendors.transport import VendorBackend
+from backends.vendors.backend import VendorBackend
 from backends.vendors.worker import WORKER
-from proxy.deadline import Deadline
-from proxy.errors import BackendError, VendorProtocolError, VendorRejectedRequest, VendorUnavailable
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import BackendError, VendorProtocolError, VendorRejectedRequest, VendorUnavailable
+from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
 

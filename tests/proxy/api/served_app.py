@@ -14,6 +14,7 @@ from typing import TypeAlias
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from core.state.memory import MemoryStateStore
 from pricing.config import PricingConfig
 from proxy.api.app import create_app
 from proxy.billing import Billing
@@ -21,7 +22,6 @@ from proxy.gateway import Gateway
 from proxy.images.store import StateImageStore
 from proxy.routing.route import Route
 from proxy.settings import Settings
-from proxy.state.memory import MemoryStateStore
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to, router_over
 
 Client: TypeAlias = AsyncTestClient[Litestar]

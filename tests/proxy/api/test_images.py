@@ -8,7 +8,7 @@ import io
 from PIL import Image
 
 from backends.base import sniff_format
-from proxy.errors import VendorRejectedRequest, VendorUnavailable
+from core.errors import VendorRejectedRequest, VendorUnavailable
 from tests.proxy.api.served_app import Client, Vendors, serving
 from tests.proxy.images.samples import encode
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.request import MODEL_ALIASES
+from core.request import MODEL_ALIASES
 from tests.proxy.api.served_app import Client
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import InvalidRequest, ModelNotFound
 from proxy.api.openai_request import parse_size, to_image_request
-from proxy.errors import InvalidRequest, ModelNotFound
 
 PROMPT = "a lighthouse in a storm"
 

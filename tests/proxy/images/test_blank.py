@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from backends.base import BackendResult, GeneratedImage
-from proxy.errors import ContentFiltered
+from core.errors import ContentFiltered
+from core.request import ImageRequest
 from proxy.images.blank import SUSPICION_LIMITS, is_flat, reject_blank_images
-from proxy.request import ImageRequest
 from tests.proxy.images.samples import encode
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.state.memory import MemoryStateStore
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore, new_image_name, valid_name
-from proxy.state.memory import MemoryStateStore
 from tests.proxy.images.samples import encode
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.errors import InvalidRequest
+from core.errors import InvalidRequest
 from proxy.images.validate import MAX_INIT_IMAGE_BYTES, validate_init_image
 from tests.proxy.images.samples import encode
 

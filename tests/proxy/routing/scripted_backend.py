@@ -19,14 +19,14 @@ from typing import Literal
 from PIL import Image
 
 from backends.base import BackendResult, Capabilities, GeneratedImage
-from proxy.deadline import Deadline
-from proxy.errors import BackendError
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import BackendError
+from core.request import ImageRequest
+from core.state.memory import MemoryStateStore
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.routing.router import PriceOf, Router
 from proxy.settings import BreakerConfig, RetryConfig
-from proxy.state.memory import MemoryStateStore
 
 Step = Literal["ok", "hang"] | BackendError | BackendResult
 

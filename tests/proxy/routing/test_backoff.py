@@ -7,8 +7,8 @@ import time
 import pytest
 from tenacity import AsyncRetrying, RetryCallState
 
-from proxy.deadline import Deadline
-from proxy.errors import VendorRateLimited, VendorUnavailable
+from core.deadline import Deadline
+from core.errors import VendorRateLimited, VendorUnavailable
 from proxy.routing.backoff import RetryAfterOrBackoff, StopWhenOutOfTime
 from proxy.settings import RetryConfig
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from core.state.memory import MemoryStateStore
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.settings import BreakerConfig
-from proxy.state.memory import MemoryStateStore
 from tests.proxy.routing.scripted_backend import ScriptedBackend
 
 

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from backends.base import Backend, BackendResult, Capabilities
-from proxy.deadline import Deadline
-from proxy.errors import (
+from core.deadline import Deadline
+from core.errors import (
     ContentFiltered,
     ContentPolicyViolation,
     NoBackendAvailable,
@@ -19,7 +19,7 @@ from proxy.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
-from proxy.request import ImageRequest
+from core.request import ImageRequest
 from proxy.settings import BreakerConfig
 from tests.proxy.routing.scripted_backend import ScriptedBackend, images, route_to, router_over, solid_png
 

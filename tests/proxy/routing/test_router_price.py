@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from proxy.deadline import Deadline
-from proxy.errors import PriceCeilingExceeded
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import PriceCeilingExceeded
+from core.request import ImageRequest
 from proxy.routing.route import Route
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to, router_over
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from proxy.deadline import Deadline
-from proxy.errors import NoBackendAvailable, VendorRateLimited, VendorTimeout, VendorUnavailable
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import NoBackendAvailable, VendorRateLimited, VendorTimeout, VendorUnavailable
+from core.request import ImageRequest
 from proxy.settings import RetryConfig
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to, router_over
 

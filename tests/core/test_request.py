@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from proxy.errors import ModelNotFound
-from proxy.request import CANONICAL_MODEL, MAX_SEED, ImageRequest, draw_seed, resolve_model
+from core.errors import ModelNotFound
+from core.request import CANONICAL_MODEL, MAX_SEED, ImageRequest, draw_seed, resolve_model
 
 
 def valid(**fields: object) -> dict[str, object]:

@@ -9,14 +9,14 @@ import pytest
 import respx
 
 from backends.base import Backend, Capabilities
+from backends.vendors.backend import VendorBackend
+from backends.vendors.messages import HttpCall, VendorOutput
 from backends.vendors.openai_style import openai_error_fields
 from backends.vendors.registry import VENDOR_SPECS
 from backends.vendors.spec import VendorSpec
-from backends.vendors.transport import VendorBackend
-from backends.vendors.wire import HttpCall, VendorOutput
-from proxy.deadline import Deadline
-from proxy.errors import ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
+from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
 

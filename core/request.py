@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from proxy.errors import ModelNotFound
+from core.errors import ModelNotFound
 
 CANONICAL_MODEL = "sdxl-lightning"
 MODEL_ALIASES: frozenset[str] = frozenset(

@@ -1,6 +1,6 @@
 """The shared mechanics for every vendor: send, classify, fetch output URLs, poll jobs.
 
-Bytes travel through an ``Exchange`` (``backends.vendors.exchange``), one pooled connection set
+Bytes travel through an ``HttpClient`` (``backends.vendors.http_client``), one pooled connection set
 per route and region; this module turns answers into images or typed errors.
 """
 
@@ -16,13 +16,13 @@ import orjson
 
 from backends.base import BackendResult, Capabilities, GeneratedImage
 from backends.vendors.classify import classify_status
-from backends.vendors.exchange import AiohttpExchange, Exchange, HttpxExchange
+from backends.vendors.http_client import AiohttpClient, HttpClient, HttpxClient
+from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
 from backends.vendors.polling import poll_job
 from backends.vendors.spec import VendorSpec
-from backends.vendors.wire import HttpAnswer, HttpCall, VendorOutput
-from proxy.deadline import Deadline
-from proxy.errors import ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
-from proxy.request import ImageRequest
+from core.deadline import Deadline
+from core.errors import ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
+from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,10 @@ class VendorBackend:
         api_key: str | None,
         timeout_s: float = 30.0,
         options: Mapping[str, str] | None = None,
-        exchange: Exchange | None = None,
+        http_client: HttpClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """``exchange`` defaults to a pooled aiohttp session; ``transport`` (tests) wraps an httpx
+        """``http_client`` defaults to a pooled aiohttp session; ``transport`` (tests) wraps an httpx
         transport instead."""
         self.spec = spec
         self._region = region
@@ -52,7 +52,7 @@ class VendorBackend:
         self.timeout_s = timeout_s
         self.options: dict[str, str] = {**spec.default_options, **(options or {})}
         self._headers = {**_JSON_HEADERS, **spec.auth_headers(api_key)}
-        self._exchange: Exchange = exchange or (HttpxExchange(transport) if transport else AiohttpExchange())
+        self._http: HttpClient = http_client or (HttpxClient(transport) if transport else AiohttpClient())
 
     @property
     def vendor(self) -> str:
@@ -99,7 +99,7 @@ class VendorBackend:
         """Send one call within ``budget``; a vendor error status raises its classified error."""
         url = call.path if call.path.startswith(("http://", "https://")) else self.base_url + call.path
         content = orjson.dumps(call.json) if call.json is not None else None
-        answer = await self._exchange.request(call.method, url, self._headers, content, budget.remaining())
+        answer = await self._http.request(call.method, url, self._headers, content, budget.remaining())
         if check and answer.status >= 400:
             raise self.classify(answer)
         return answer
@@ -116,7 +116,7 @@ class VendorBackend:
     async def _fetch_image(self, url: str, budget: Deadline) -> GeneratedImage:
         """Fetch a vendor's (short-lived) output URL once; the gateway re-serves the bytes."""
         try:
-            answer = await self._exchange.request("GET", url, {}, None, budget.remaining(), follow_redirects=True)
+            answer = await self._http.request("GET", url, {}, None, budget.remaining(), follow_redirects=True)
         except (VendorUnavailable, VendorTimeout) as exc:
             raise type(exc)(f"{self.vendor} output URL: {exc.message}") from exc
         if answer.status != 200:
@@ -124,4 +124,4 @@ class VendorBackend:
         return GeneratedImage(data=answer.body)
 
     async def aclose(self) -> None:
-        await self._exchange.aclose()
+        await self._http.aclose()

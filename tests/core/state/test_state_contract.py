@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from proxy.state.base import StateStore
+from core.state.base import StateStore
 
 SHORT_TTL = 0.15
 PAST_SHORT_TTL = 0.2

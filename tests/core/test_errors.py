@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.errors import (
+from core.errors import (
     AuthenticationFailed,
     BackendError,
     BoltgateError,

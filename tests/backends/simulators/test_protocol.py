@@ -1,4 +1,4 @@
-"""A VendorSpec routes, authenticates and shapes errors as its vendor does."""
+"""A SimulatedVendor routes, authenticates and shapes errors as its vendor does."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from backends.simulators.faults import Fault
+from backends.simulators.protocol import SimError
 from backends.simulators.vendors import SPECS
-from backends.simulators.wire import SimError
 
 
 def test_bearer_auth_wants_the_key_with_any_case_of_scheme() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from proxy.errors import VendorProtocolError
+from core.errors import VendorProtocolError
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 Two implementations of one small interface, the seam the adapters are tested through:
 
-- ``AiohttpExchange`` serves production. Measured on loopback against a simulator (c=1, one
+- ``AiohttpClient`` serves production. Measured on loopback against a simulator (c=1, one
   core): a raw socket round trip took 160 us, aiohttp 263 us, httpx over aiohttp 395 us and
   httpx over httpcore 533 us; httpcore's pool also scans every pooled connection on each
   request, which at 32 connections cost more CPU than the rest of the gateway.
-- ``HttpxExchange`` drives any httpx transport: unit tests pass ``httpx.AsyncHTTPTransport()``
+- ``HttpxClient`` drives any httpx transport: unit tests pass ``httpx.AsyncHTTPTransport()``
   under respx, or ``httpx.MockTransport``.
 
 Transport failures become the gateway's typed errors here, and nowhere else.
@@ -20,14 +20,14 @@ from typing import Protocol
 import aiohttp
 import httpx
 
-from backends.vendors.wire import HttpAnswer
-from proxy.errors import VendorTimeout, VendorUnavailable
+from backends.vendors.messages import HttpAnswer
+from core.errors import VendorTimeout, VendorUnavailable
 
 MAX_CONNECTIONS = 1000
 """Per route and region: enough for thousands of requests in flight on one pod."""
 
 
-class Exchange(Protocol):
+class HttpClient(Protocol):
     async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                       timeout: float, *, follow_redirects: bool = False) -> HttpAnswer:
         """One HTTP exchange, bounded by ``timeout`` seconds in all."""
@@ -36,7 +36,7 @@ class Exchange(Protocol):
     async def aclose(self) -> None: ...
 
 
-class AiohttpExchange:
+class AiohttpClient:
     """A pooled aiohttp session, created on first use (it must belong to the running loop)."""
 
     def __init__(self, max_connections: int = MAX_CONNECTIONS) -> None:
@@ -70,7 +70,7 @@ class AiohttpExchange:
             await self._session.close()
 
 
-class HttpxExchange:
+class HttpxClient:
     """Any httpx transport behind the same interface (respx and MockTransport in tests)."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport) -> None:

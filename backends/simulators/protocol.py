@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from backends.simulators.asgi import SimRequest, SimResponse, json_response
 from backends.simulators.config import SimulatorConfig
-from backends.simulators.exchange import SimRequest, SimResponse, json_response
 from backends.simulators.faults import JOB_KINDS, REQUEST_KINDS, Fault
 from backends.simulators.render import ImageFormat
 from backends.simulators.state import SimulatorState
@@ -48,7 +48,7 @@ class Call:
     request: SimRequest
     params: dict[str, str]
     state: SimulatorState
-    vendor: VendorSpec
+    vendor: SimulatedVendor
     fault: Fault | None = None
     """An output or job fault this request took (``blank_image``, ``stuck_queued``...)."""
 
@@ -82,7 +82,7 @@ OUTPUT_FAULTS_OF_SYNC = frozenset({"blank_image", "nsfw"})
 
 
 @dataclass(frozen=True, slots=True)
-class VendorSpec:
+class SimulatedVendor:
     name: str
     image_format: ImageFormat
     auth: AuthScheme

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis
 
-from proxy.state.redis import RedisStateStore
+from core.state.redis import RedisStateStore
 
 pytestmark = pytest.mark.redis
 

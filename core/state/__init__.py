@@ -1,5 +1,5 @@
 """Shared state behind one interface: in memory (the embedded default) or in Redis (replicas)."""
 
-from proxy.state.base import StateStore
+from core.state.base import StateStore
 
 __all__ = ["StateStore"]

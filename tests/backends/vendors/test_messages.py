@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from backends.vendors.wire import HttpAnswer, nsfw_flagged, reported_usd, require
-from proxy.errors import VendorProtocolError
+from backends.vendors.messages import HttpAnswer, nsfw_flagged, reported_usd, require
+from core.errors import VendorProtocolError
 
 
 def test_a_body_that_is_not_json_is_a_protocol_error_naming_it() -> None:

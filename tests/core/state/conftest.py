@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis
 
-from proxy.state.base import StateStore
-from proxy.state.memory import MemoryStateStore
-from proxy.state.redis import RedisStateStore
+from core.state.base import StateStore
+from core.state.memory import MemoryStateStore
+from core.state.redis import RedisStateStore
 from tests.redis_server import RedisServer, RedisServerMissing
 
 
