@@ -71,6 +71,15 @@ class GeneratedImage:
             self._b64 = base64.b64encode(self._data or b"").decode("ascii")
         return self._b64
 
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes (at most), decoding only that much of a base64 image."""
+        if self._data is not None:
+            return self._data[:size]
+        try:
+            return base64.b64decode((self._b64 or "")[: (size + 2) // 3 * 4])
+        except (binascii.Error, ValueError) as exc:
+            raise VendorProtocolError("the image's base64 does not decode") from exc
+
     def __len__(self) -> int:
         return len(self._data) if self._data is not None else len(self._b64 or "") * 3 // 4
 

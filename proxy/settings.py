@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core.image_header import DEFAULT_MAX_PIXELS
 from pricing.config import KeyPolicy, PricingConfig
 
 VendorName = Literal["callmissed", "runflow", "eachlabs", "imageapi", "aigateway", "worker", "local"]
@@ -64,6 +65,10 @@ class RouteConfig(BaseModel):
     options: dict[str, str] = Field(default_factory=dict)
     """Vendor-specific knobs (Runflow's model path, Eachlabs' image field...)."""
     enabled: bool = True
+    trusted_hosts: list[str] = Field(default_factory=list)
+    """Hosts (``host`` or ``host:port``) this route's output URLs may be fetched from over plain
+    http or at private addresses. The route's own base URLs always are; every other output URL
+    must be https on a public address (see ``OutboundConfig``)."""
 
     @model_validator(mode="after")
     def _default_region(self) -> RouteConfig:
@@ -111,6 +116,28 @@ class BreakerConfig(BaseModel):
     """How long a route is out after a vendor refuses our key or credit (401/402/403)."""
 
 
+class OutboundConfig(BaseModel):
+    """What a vendor may make the gateway read: its answers and the image URLs it returns.
+
+    Output URLs are fetched over https from public addresses only (never loopback, private,
+    link-local or metadata addresses), with no credentials in the URL, following at most
+    ``max_redirects`` redirects, each checked again. Hosts listed here, in a route's
+    ``trusted_hosts``, or a route's own base URL are exempt from the https and address rules.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    """One fetched output image, counted after decompression (a 1536x1536 PNG is under 7 MB)."""
+    max_answer_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """One vendor API answer (JSON carrying up to four base64 images)."""
+    max_redirects: int = Field(default=3, ge=0, le=10)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
+    """Declared width x height above which a vendor's image is refused before any decode."""
+    allowed_fetch_hosts: list[str] = Field(default_factory=list)
+    """Hosts every route may fetch from over http or at private addresses (an internal CDN)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOLTGATE_", env_nested_delimiter="__", extra="forbid")
 
@@ -143,6 +170,9 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     """Base of the image URLs handed to clients; defaults to the URL the client called."""
     max_body_bytes: int = Field(default=26 * 1024 * 1024, gt=0)
+    max_upload_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
+    """Declared width x height above which an uploaded image is refused (400) before decoding."""
+    outbound: OutboundConfig = Field(default_factory=OutboundConfig)
 
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     api_keys: dict[str, KeyPolicy] = Field(default_factory=dict)

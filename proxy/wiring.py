@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from backends.base import Backend
 from backends.vendors.backend import VendorBackend
+from backends.vendors.output_fetch import FetchLimits
 from backends.vendors.registry import VENDOR_SPECS
 from core.state.base import StateStore
 from core.state.memory import MemoryStateStore
@@ -22,7 +23,7 @@ from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.routing.router import Router
-from proxy.settings import RegionConfig, RouteConfig, Settings
+from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
 
 log = logging.getLogger("boltgate")
 
@@ -50,7 +51,13 @@ def build_state(settings: Settings) -> StateStore:
     return MemoryStateStore()
 
 
-def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None) -> Backend:
+def fetch_limits(outbound: OutboundConfig) -> FetchLimits:
+    return FetchLimits(max_image_bytes=outbound.max_image_bytes, max_answer_bytes=outbound.max_answer_bytes,
+                       max_redirects=outbound.max_redirects, max_image_pixels=outbound.max_image_pixels)
+
+
+def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None,
+                  outbound: OutboundConfig | None = None) -> Backend:
     if route.vendor == "local":
         from backends.local.inprocess import LocalPipelineBackend
 
@@ -58,19 +65,22 @@ def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None)
     spec = VENDOR_SPECS.get(route.vendor)
     if spec is None:
         raise ValueError(f"no adapter for vendor {route.vendor!r}")
+    outbound = outbound or OutboundConfig()
     return VendorBackend(
         spec, region=region.name, base_url=region.base_url, api_key=api_key,
-        timeout_s=route.timeout_s, options=route.options,
+        timeout_s=route.timeout_s, options=route.options, limits=fetch_limits(outbound),
+        trusted_hosts=[*route.trusted_hosts, *outbound.allowed_fetch_hosts],
     )
 
 
-def build_routes(configs: list[RouteConfig], keys: dict[str, str] | None = None) -> list[Route]:
+def build_routes(configs: list[RouteConfig], keys: dict[str, str] | None = None,
+                 outbound: OutboundConfig | None = None) -> list[Route]:
     """One ``Route`` per vendor region; ``keys`` overrides the keys read from the environment."""
     routes = []
     for account, config in enumerate(configs):
         api_key = (keys or {}).get(config.vendor) or config.api_key()
         for rank, region in enumerate(config.regions):
-            backend = build_backend(config, region, api_key)
+            backend = build_backend(config, region, api_key, outbound)
             routes.append(Route(backend, config.priority, config.weight, config.max_attempts,
                                 account=f"{account}:{config.vendor}", region_rank=rank))
     return routes
@@ -107,7 +117,7 @@ def _report_failed_load(task: asyncio.Task[None]) -> None:
 
 async def build_gateway(settings: Settings) -> Running:
     state = build_state(settings)
-    routes = build_routes(settings.enabled_routes())
+    routes = build_routes(settings.enabled_routes(), outbound=settings.outbound)
     running_closers: list[Closer] = [state.aclose]
     notice = ""
     if settings.simulators == "on" or (settings.simulators == "auto" and not routes):

@@ -14,6 +14,7 @@ from backends.vendors.messages import HttpCall, VendorOutput
 from backends.vendors.openai_style import openai_error_fields
 from backends.vendors.registry import VENDOR_SPECS
 from backends.vendors.spec import VendorSpec
+from backends.vendors.url_policy import UnsafeVendorUrl
 from core.deadline import Deadline
 from core.errors import ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
 from core.request import ImageRequest
@@ -103,12 +104,28 @@ async def test_an_answer_without_images_is_a_protocol_error(
         await make_backend(fixed_answer(VendorOutput())).generate(ImageRequest(prompt="a cat"), Deadline(5))
 
 
-async def test_an_absolute_path_goes_where_it_says(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
-    elsewhere = vendor_api.delete("https://other.test/thing").respond(204)
-    answer = await make_backend(VENDOR_SPECS["worker"]).send(
-        HttpCall("DELETE", "https://other.test/thing"), Deadline(1)
-    )
-    assert answer.status == 204 and elsewhere.called
+async def test_an_absolute_url_on_the_routes_origin_goes_where_it_says(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend
+) -> None:
+    there = vendor_api.delete("https://x.test/v2/thing").respond(204)
+    answer = await make_backend(VENDOR_SPECS["worker"]).send(HttpCall("DELETE", "https://x.test/v2/thing"), Deadline(1))
+    assert answer.status == 204 and there.called
+
+
+@pytest.mark.parametrize("url", [
+    "https://other.test/thing",  # another host
+    "http://x.test/thing",  # our host, but in the clear
+    "https://x.test:8443/thing",  # our host, another port
+    "https://user:pw@x.test/thing",  # credentials
+    "https://x.test.evil.test/thing",
+])
+async def test_an_absolute_url_off_the_routes_origin_is_never_called_with_our_key(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, url: str
+) -> None:
+    elsewhere = vendor_api.route().respond(204)
+    with pytest.raises(UnsafeVendorUrl, match="off its own origin"):
+        await make_backend(VENDOR_SPECS["worker"]).send(HttpCall("DELETE", url), Deadline(1))
+    assert not elsewhere.called
 
 
 async def test_an_unchecked_send_returns_error_answers(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:

@@ -33,7 +33,8 @@ MakeBackend = Callable[..., VendorBackend]
 CREATE = "/v1/prediction/"
 PREDICTION = "/v1/prediction/p-1"
 CANCEL = "/v1/prediction/p-1/cancel"
-ABSOLUTE_CANCEL = "https://api.eachlabs.test/v1/prediction/p-1/cancel"
+ABSOLUTE_CANCEL = "https://x.test/v2/predictions/p-1/cancel"
+"""On the route's own origin: the key is sent to no other host (see test_backend)."""
 IMAGE_URL = "https://storage.eachlabs.test/p-1/out-0.png"
 IMAGE_URL_2 = "https://storage.eachlabs.test/p-1/out-1.png"
 
@@ -236,7 +237,7 @@ class TestLifecycle:
     ) -> None:
         api.get(PREDICTION).mock(
             return_value=prediction(
-                "processing", urls={"cancel": ABSOLUTE_CANCEL, "get": "https://api.eachlabs.test/x"}
+                "processing", urls={"cancel": ABSOLUTE_CANCEL, "get": "https://x.test/x"}
             )
         )
         with pytest.raises(JobAbandoned):
