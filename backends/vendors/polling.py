@@ -93,7 +93,7 @@ def _read(backend: VendorBackend, answer: HttpAnswer, reader: Callable[[HttpAnsw
     try:
         return reader(answer)
     except VendorProtocolError:
-        log.warning("%s answered a body we do not know: %s", backend.vendor, answer.body[:500])
+        log.warning("%s answered a body we do not know: %s", backend.vendor, backend.redactor.excerpt(answer.body))
         raise
 
 

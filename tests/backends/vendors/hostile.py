@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
+import threading
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -211,3 +212,24 @@ async def world_fixture() -> AsyncIterator[HostileWorld]:
         yield world
     finally:
         await stop_world(world)
+
+
+class ThreadedWorld:
+    """The hostile world on its own event loop in a daemon thread, for tests whose gateway runs
+    in another thread (the end-to-end suite)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="hostile-world", daemon=True)
+        self.world: HostileWorld
+
+    def __enter__(self) -> HostileWorld:
+        self._thread.start()
+        self.world = asyncio.run_coroutine_threadsafe(start_world(), self._loop).result(timeout=30)
+        return self.world
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(stop_world(self.world), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
