@@ -16,6 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from proxy.api.app import create_app
+    from proxy.serving.config import uvicorn_config
     from proxy.settings import Settings
 
     overrides: dict[str, object] = {}
@@ -25,10 +26,9 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
-        access_log=False, log_level=settings.log_level, timeout_keep_alive=75,
-    )
+    config = uvicorn_config(create_app(settings), settings.server, host=host, port=port,
+                            log_level=settings.log_level)
+    uvicorn.Server(config).run()
     return 0
 
 

@@ -138,6 +138,30 @@ class OutboundConfig(BaseModel):
     """Hosts every route may fetch from over http or at private addresses (an internal CDN)."""
 
 
+class ServerConfig(BaseModel):
+    """Limits on what one client connection may hold (``boltgate serve``, uvicorn + httptools).
+
+    A request's headers must arrive within ``header_timeout_s`` and fit in ``max_header_bytes``
+    (else 408 or 431 and the connection is closed); its body must arrive within ``body_timeout_s``;
+    beyond ``max_connections`` open connections a new one is answered 503 and closed at once, so
+    slow or half-sent requests cannot exhaust file descriptors and ``/healthz`` keeps answering.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Request line plus headers; 64 KiB is far above what any client sends (nginx uses 8-32 KiB)."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """From connection (or a keep-alive request's first byte) to the end of the headers."""
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    """From the end of the headers to the end of the body (26 MB at 4 Mbit/s takes about 55 s)."""
+    max_connections: int = Field(default=2048, ge=1)
+    """Open client connections; capped at start to three quarters of the file descriptor limit."""
+    keep_alive_s: float = Field(default=75.0, gt=0)
+    """Idle time before a keep-alive connection is closed: longer than a load balancer's (60 s),
+    so the balancer, not the gateway, closes idle connections."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOLTGATE_", env_nested_delimiter="__", extra="forbid")
 
@@ -173,6 +197,7 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
     """Declared width x height above which an uploaded image is refused (400) before decoding."""
     outbound: OutboundConfig = Field(default_factory=OutboundConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     api_keys: dict[str, KeyPolicy] = Field(default_factory=dict)
