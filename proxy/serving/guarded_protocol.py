@@ -56,7 +56,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._turned_away = False
         self._lingering = False
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
             self._turned_away = True
             transport.write(error_response(503, "The gateway has too many open connections; retry shortly",
