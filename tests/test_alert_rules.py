@@ -56,7 +56,8 @@ def test_the_rules_unit_tests_pass() -> None:
 
 def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
     broken = tmp_path / "broken.rules.yaml"
-    broken.write_text("groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: sum(rate(boltgate_requests_total[5m]\n")
+    broken.write_text("groups:\n  - name: x\n    rules:\n      - alert: X\n"
+                      "        expr: sum(rate(boltgate_requests_total[5m]\n")
     run = subprocess.run([promtool(), "check", "rules", str(broken)], capture_output=True, text=True)
     assert run.returncode != 0
 

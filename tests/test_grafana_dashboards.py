@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from proxy.metrics import REGISTRY
 from tests.promql_series import exported_series, metric_names, worker_registry_series
 

@@ -44,7 +44,7 @@ class WorkerMetrics:
             "boltgate_worker_requests", "Generate requests answered, by HTTP status.", ["status"],
             registry=self.registry)
         self.ready = Gauge(
-            "boltgate_worker_ready", "1 once the model is loaded and warmed up, 0 while loading or after a failed load.",
+            "boltgate_worker_ready", "1 once the model is loaded and warmed up, else 0 (loading or failed).",
             registry=self.registry)
 
     def track_readiness(self, is_ready: Callable[[], bool]) -> None:

@@ -11,8 +11,8 @@ from PIL import Image
 
 from backends.base import sniff_format
 from backends.local.batching import BatchPipeline, DynamicBatcher, QueueFull
-from backends.local.worker_metrics import WorkerMetrics
 from backends.local.pipeline import LightningPipeline
+from backends.local.worker_metrics import WorkerMetrics
 from core.errors import VendorUnavailable
 from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
