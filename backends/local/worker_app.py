@@ -2,7 +2,7 @@
 
     POST /v1/generate   ImageRequest JSON (init_image as base64) ->
                         {"images": [b64...], "format", "gpu_seconds", "batch_size", "device"}
-    GET  /healthz       the process answers
+    GET  /healthz       the process answers (503 once the model failed to load: restart me)
     GET  /readyz        200 once the model is loaded and warmed up, else 503
     GET  /metrics       Prometheus, the worker's own registry (``worker_metrics``)
 
@@ -75,8 +75,11 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
         })
 
     @get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response[dict[str, str]]:
+        """Live unless the model failed to load: a worker that can never serve should be restarted."""
+        if engine.load_error is not None:
+            return Response({"status": "failed", "error": str(engine.load_error)}, status_code=503)
+        return Response({"status": "ok"})
 
     @get("/readyz")
     async def readyz() -> Response[dict[str, object]]:
