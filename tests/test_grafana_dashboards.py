@@ -34,6 +34,10 @@ WORKER_SERIES = {
     "boltgate_worker_queue_rejections_total",
     "boltgate_worker_requests_total",
     "boltgate_worker_ready",
+    "boltgate_worker_request_seconds_bucket", "boltgate_worker_request_seconds_sum",
+    "boltgate_worker_request_seconds_count",
+    "boltgate_worker_queue_wait_seconds_bucket", "boltgate_worker_queue_wait_seconds_sum",
+    "boltgate_worker_queue_wait_seconds_count",
 }
 
 def label_values_metric(query: str) -> set[str]:

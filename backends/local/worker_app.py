@@ -14,6 +14,7 @@ so the gateway fails over at once.
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get, post
@@ -60,12 +61,14 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
             image_request = ImageRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise _invalid(exc) from exc
+        started = time.monotonic()
         try:
             outcome = await engine.generate(image_request)
         except BoltgateError as exc:
             metrics.request_answered(exc.status_code)
             raise
         metrics.request_answered(200)
+        metrics.request_served(time.monotonic() - started, outcome.gpu_seconds)
         return Response({
             "images": [base64.b64encode(data).decode("ascii") for data in outcome.images],
             "format": image_request.output_format,
