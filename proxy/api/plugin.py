@@ -8,6 +8,10 @@ the gateway once, and the dependencies handlers receive by parameter name.
 ``image_store``    where served images are kept for download
 =================  ====================================================
 
+``billing`` and ``image_store`` are taken from the injected ``gateway``: Litestar resolves
+dependencies that do not depend on each other concurrently, in a task group that costs about
+0.1 ms a request, while a chain resolves in sequence for a few microseconds.
+
 Nothing is kept in ``app.state``: a test that wants other parts passes settings, or
 ``Overrides`` for what settings cannot describe (scripted backends), to ``create_app``.
 """
@@ -28,6 +32,7 @@ from proxy.api.admin import ADMIN_KEYS
 from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.health import healthz, metrics, readyz
 from proxy.api.images import create_image, download_image, edit_image
+from proxy.api.injected import InjectedGateway
 from proxy.api.models import list_models, retrieve_model
 from proxy.api.usage import key_usage
 from proxy.billing import Billing
@@ -90,8 +95,10 @@ class GatewayPlugin(InitPlugin):
             raise RuntimeError("the gateway is built in the app's lifespan, which has not run")
         return self._running.gateway
 
-    def provide_billing(self) -> Billing:
-        return self.provide_gateway().billing
+    @staticmethod
+    def provide_billing(gateway: InjectedGateway) -> Billing:
+        return gateway.billing
 
-    def provide_image_store(self) -> ImageStore:
-        return self.provide_gateway().images
+    @staticmethod
+    def provide_image_store(gateway: InjectedGateway) -> ImageStore:
+        return gateway.images
