@@ -41,8 +41,10 @@ from proxy.images.store import ImageStore
 from proxy.settings import Settings
 from proxy.wiring import Overrides, Running, build_gateway
 
-ROUTE_HANDLERS: list[ControllerRouterHandler] = [create_image, edit_image, download_image, list_models, retrieve_model,
-                  healthz, readyz, metrics, key_usage, ADMIN_KEYS]
+ROUTE_HANDLERS: list[ControllerRouterHandler] = [
+    create_image, edit_image, download_image, list_models, retrieve_model,
+    healthz, readyz, metrics, key_usage, ADMIN_KEYS,
+]
 
 
 def tune_garbage_collector() -> None:
