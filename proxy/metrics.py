@@ -7,11 +7,10 @@ time minus that.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
-
 import platform
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
