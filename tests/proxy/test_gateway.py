@@ -131,8 +131,8 @@ async def test_an_idempotency_key_replays_the_first_answer_without_a_second_gene
 
 
 def test_a_route_without_a_price_is_refused_at_start() -> None:
+    from core.errors import UnknownVendor
     from core.state.memory import MemoryStateStore
-    from pricing.catalog import UnknownVendor
     from pricing.config import PricingConfig
     from proxy.billing import Billing
 
