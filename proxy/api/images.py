@@ -1,8 +1,9 @@
 """``POST /v1/images/generations``, ``POST /v1/images/edits`` and the image downloads.
 
 Handlers read the raw body and decode it with orjson: the request model does the validation,
-once, and names the offending field. The two image endpoints take only the ``gateway`` (its
-billing included): each injected dependency costs microseconds on the hottest path.
+once, and names the offending field. Generations take only the ``gateway`` (its billing
+included): each injected dependency costs microseconds on the hottest path. Edits also take the
+``settings`` (the upload's pixel cap); parsing their multipart body costs far more.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from core.errors import InvalidRequest, NotFound
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
-from proxy.api.injected import InjectedGateway, InjectedImageStore
+from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSettings
 from proxy.api.openai_request import to_image_request
 from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
 from proxy.gateway import Gateway
@@ -62,7 +63,7 @@ async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Respons
 
 
 @post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)
-async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
+async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
@@ -78,7 +79,7 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[
         fields[name] = value
     if upload is None:
         raise InvalidRequest("An 'image' file is required", param="image")
-    init_image = await validate_init_image(await upload.read())
+    init_image = await validate_init_image(await upload.read(), settings.max_upload_pixels)
     image_request = to_image_request(_with_price_ceiling(request, fields), init_image=init_image)
     return await _serve(request, gateway, key, image_request)
 

@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from tests.backends.vendors.hostile import png_declaring
 from tests.e2e.conftest import StartGateway
 from tests.e2e.gateway_server import GatewayServer
+from tests.memory_peak import heap_peak
 
 HALF_SENT = b"POST /v1/images/generations HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
 
@@ -127,3 +129,16 @@ async def test_a_keep_alive_connection_gets_the_same_deadline_for_its_next_reque
     await writer.drain()
     assert await status_of(reader) == 408
     writer.close()
+
+
+def test_an_image_bomb_upload_is_a_400_and_costs_no_memory(gateway: StartGateway) -> None:
+    server = gateway()
+    bomb = png_declaring(13_000, 13_000)
+
+    with heap_peak() as peak:
+        response = httpx.post(f"{server.base_url}/v1/images/edits", data={"prompt": "a cat"},
+                              files={"image": ("bomb.png", bomb, "image/png")}, timeout=30)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "image_too_large"
+    assert peak.mb < 50
