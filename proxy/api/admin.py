@@ -6,7 +6,6 @@ A created key is shown once, in the creation answer; the gateway keeps only its 
 from __future__ import annotations
 
 import hmac
-from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Request, Router, delete, get, post
@@ -15,6 +14,7 @@ from litestar.params import Dependency
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from pricing.config import BudgetCredits
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.billing import bearer_token
@@ -28,7 +28,7 @@ class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    budget_credits: Decimal | None = Field(default=None, ge=0)
+    budget_credits: BudgetCredits | None = None
 
 
 def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> ApiKeyRegistry:

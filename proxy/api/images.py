@@ -68,7 +68,11 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: In
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
                              param="image")
-    form = await request.form()
+    try:
+        form = await request.form()
+    except (UnicodeDecodeError, LookupError) as exc:  # Litestar decodes each text field with its charset
+        raise InvalidRequest("A form field is not text in its declared charset (UTF-8 by default)",
+                             code="invalid_form_encoding") from exc
     fields: dict[str, Any] = {}
     upload: UploadFile | None = None
     for name, value in form.multi_items():
