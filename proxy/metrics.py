@@ -93,6 +93,11 @@ GATEWAY_LOSS_USD = Counter(
     ["backend"], registry=REGISTRY,
 )
 
+STATE_EVICTIONS = Counter(
+    "boltgate_state_evictions_total",
+    "Values the in-memory state dropped to stay within its byte budget (least recently used first), by kind.",
+    ["kind"], registry=REGISTRY,
+)
 
 @lru_cache(maxsize=4096)
 def labelled(metric: MetricWrapperBase, *values: str) -> Any:

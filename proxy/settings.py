@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     """``state``: images live in the state backend (memory or Redis); ``directory``: on disk."""
     image_dir: Path = Path("var/images")
     image_ttl_s: float = Field(default=3600.0, gt=0)
+    memory_image_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    """With the in-memory state: bytes of served images kept at most; past it the least recently
+    used are dropped (``boltgate_state_evictions_total``). Expired images leave on their own.
+    With Redis, images leave by their TTL; size the server for ``image_ttl_s`` of traffic rather
+    than letting it evict (an eviction policy could also drop ledgers and idempotency records)."""
     public_base_url: str | None = None
     """Base of the image URLs handed to clients; defaults to the URL the client called."""
     max_body_bytes: int = Field(default=26 * 1024 * 1024, gt=0)

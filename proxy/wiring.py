@@ -23,6 +23,7 @@ from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.routing.router import Router
+from proxy.metrics import STATE_EVICTIONS, labelled
 from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
 
 log = logging.getLogger("boltgate")
@@ -53,7 +54,11 @@ def build_state(settings: Settings) -> StateStore:
         from core.state.redis import RedisStateStore
 
         return RedisStateStore.from_url(settings.redis_url)
-    return MemoryStateStore()
+    return MemoryStateStore(max_evictable_bytes=settings.memory_image_bytes, on_evict=count_eviction)
+
+
+def count_eviction(key: str) -> None:
+    labelled(STATE_EVICTIONS, key.split(":", 1)[0]).inc()
 
 
 def fetch_limits(outbound: OutboundConfig) -> FetchLimits:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import redis
+import redis.asyncio
 
 from core.state.base import StateStore
 from core.state.memory import MemoryStateStore
@@ -37,8 +38,23 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     """Each implementation of the StateStore protocol in turn."""
     state: StateStore
     if request.param == "memory":
-        state = MemoryStateStore()
+        state = MemoryStateStore(sweep_interval_s=0.05)
     else:
         state = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
     yield state
     await state.aclose()
+
+
+StoredKeys = Callable[[StateStore], Awaitable[int]]
+
+
+@pytest.fixture
+def stored_keys(request: pytest.FixtureRequest) -> StoredKeys:
+    """How many keys a store holds right now, counted without reading any of them."""
+    async def count(state: StateStore) -> int:
+        if isinstance(state, MemoryStateStore):
+            return len(state)
+        async with redis.asyncio.Redis.from_url(request.getfixturevalue("redis_url")) as client:
+            return int(await client.dbsize())
+
+    return count
