@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from backends.base import GeneratedImage
 from core.deadline import Deadline
 from core.errors import IdempotencyConflict, NoBackendAvailable
@@ -25,10 +23,8 @@ from proxy.billing import Billing
 from proxy.images.convert import to_format
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
+from proxy.replays import REPLAY_TTL_S, replay_record, replayed
 from proxy.routing.router import RoutedResult, Router
-
-REPLAY_TTL_S = 24 * 3600.0
-"""How long an ``Idempotency-Key``'s answer is kept for replays."""
 
 
 @dataclass(slots=True)
@@ -37,6 +33,8 @@ class ImagesResponse:
 
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    images: list[GeneratedImage] = field(default_factory=list)
+    """The images themselves (not serialised): what an idempotent replay stores by reference."""
 
 
 class Gateway:
@@ -57,7 +55,8 @@ class Gateway:
         fingerprint = request_fingerprint(request)
         replay = await ledger.recall_response(key.key_id, idempotency_key)
         if replay is not None:
-            return _replayed(replay, fingerprint)
+            body, headers = await replayed(replay, fingerprint, self.images)
+            return ImagesResponse(body=body, headers=headers)
         if not await ledger.claim_idempotency(key.key_id, idempotency_key, ttl=self.deadline_s + 60):
             raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
                                       param="Idempotency-Key")
@@ -66,10 +65,8 @@ class Gateway:
         except BaseException:
             await ledger.release_idempotency(key.key_id, idempotency_key)
             raise
-        await ledger.remember_response(key.key_id, idempotency_key,
-                                       orjson.dumps({"body": served.body, "headers": served.headers,
-                                                     "fingerprint": fingerprint}),
-                                       ttl=REPLAY_TTL_S)
+        record = await replay_record(served.body, served.headers, fingerprint, served.images, self.images)
+        await ledger.remember_response(key.key_id, idempotency_key, record, ttl=REPLAY_TTL_S)
         return served
 
     async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord) -> ImagesResponse:
@@ -103,6 +100,7 @@ class Gateway:
                 "usage": charge.usage(),
             },
             headers={**served_headers(routed, request), **charge.headers()},
+            images=images,
         )
 
     async def _render(
@@ -137,13 +135,3 @@ def request_fingerprint(request: ImageRequest) -> str:
     asked = request.model_dump_json(include=request.model_fields_set)
     return hashlib.sha256(asked.encode()).hexdigest()
 
-
-def _replayed(raw: bytes, fingerprint: str) -> ImagesResponse:
-    """A remembered answer, served again at no cost, to the same request only."""
-    stored = orjson.loads(raw)
-    if stored.get("fingerprint") != fingerprint:
-        raise IdempotencyConflict("This Idempotency-Key was already used with a different request",
-                                  param="Idempotency-Key", code="idempotency_key_reused")
-    headers = {**stored["headers"], "x-boltgate-idempotent-replay": "true",
-               "x-boltgate-cost-usd": "0.000000", "x-boltgate-credits": "0"}
-    return ImagesResponse(body=stored["body"], headers=headers)

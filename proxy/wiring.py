@@ -20,10 +20,10 @@ from core.state.memory import MemoryStateStore
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
+from proxy.metrics import STATE_EVICTIONS, labelled
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.routing.router import Router
-from proxy.metrics import STATE_EVICTIONS, labelled
 from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
 
 log = logging.getLogger("boltgate")
