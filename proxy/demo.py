@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from backends.simulators import SimulatorServer, start_simulators, stop_simulators
+from backends.simulators import SimulatorConfig, SimulatorServer, start_simulators, stop_simulators
 from proxy.settings import RegionConfig, RouteConfig
 
+DEMO_REQUEST_LOG = 200
+"""Requests each demo simulator remembers: the demo never reads them (tests keep the default), and
+thousands of remembered requests were most of what ``make run`` kept after a long load."""
 DEMO_PRIORITIES = {"aigateway": 10, "runflow": 20, "eachlabs": 30, "imageapi": 40, "callmissed": 50}
 """Cheapest first, as an operator would likely order them."""
 
@@ -32,7 +35,7 @@ class SimulatorDemo:
 
 def start_simulator_demo() -> SimulatorDemo:
     """Start every simulator on a free loopback port."""
-    servers = start_simulators()
+    servers = start_simulators(config=SimulatorConfig(request_log_size=DEMO_REQUEST_LOG))
     configs = [
         RouteConfig(vendor=vendor, priority=DEMO_PRIORITIES.get(vendor, 100),
                     regions=[RegionConfig(name="sim", base_url=server.base_url)], timeout_s=15)
