@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from proxy.settings_errors import describe_settings_error
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -22,7 +24,11 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if args.config:
         overrides["config"] = Path(args.config)
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        print(describe_settings_error(error), file=sys.stderr)
+        return 2
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -37,7 +43,10 @@ def _config_check(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings(config=Path(args.file))
-    except (ValidationError, FileNotFoundError, ValueError) as error:
+    except ValidationError as error:
+        print(f"{args.file}: invalid\n{describe_settings_error(error)}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as error:
         print(f"{args.file}: invalid\n{error}", file=sys.stderr)
         return 1
     print(f"{args.file}: valid; policy={settings.routing_policy}, deadline={settings.deadline_s}s, "

@@ -21,10 +21,14 @@ from core.state.base import StateStore
 from pricing.keys import KeyRecord
 from proxy.billing import Billing
 from proxy.images.convert import to_format
+from proxy.images.links import ImageLinks
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
 from proxy.replays import REPLAY_TTL_S, replay_record, replayed
 from proxy.routing.router import RoutedResult, Router
+
+UPSTREAM_COST_HEADERS = ("x-boltgate-upstream-cost-usd", "x-boltgate-vendor-reported-cost-usd")
+"""What the vendor cost: the gateway's margin, kept from clients unless the settings say otherwise."""
 
 
 @dataclass(slots=True)
@@ -39,13 +43,18 @@ class ImagesResponse:
 
 class Gateway:
     def __init__(self, router: Router, images: ImageStore, state: StateStore, billing: Billing, *,
-                 deadline_s: float, public_base_url: str | None = None) -> None:
+                 deadline_s: float, public_base_url: str | None = None, links: ImageLinks | None = None,
+                 expose_upstream_cost: bool = True) -> None:
+        """``links`` says which base URL a request's images get (``public_base_url`` wins);
+        without ``expose_upstream_cost`` what the vendor cost is kept from the client."""
         self.router = router
         self.images = images
         self.state = state
         self.billing = billing
         self.deadline_s = deadline_s
-        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.links = links or ImageLinks(public_base_url, ())
+        self.public_base_url = self.links.public_base_url
+        self.expose_upstream_cost = expose_upstream_cost
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
                        idempotency_key: str | None = None) -> ImagesResponse:
@@ -90,6 +99,11 @@ class Gateway:
         charge = await self.billing.settle(reservation, vendor, quote)
         labelled(IMAGES, vendor).inc(len(images))
         GATEWAY_OVERHEAD_SECONDS.observe(max(0.0, time.monotonic() - started - routed.backend_seconds))
+        usage, headers = charge.usage(), {**served_headers(routed, request), **charge.headers()}
+        if not self.expose_upstream_cost:
+            usage.pop("upstream_cost_usd", None)
+            for name in UPSTREAM_COST_HEADERS:
+                headers.pop(name, None)
         return ImagesResponse(
             body={
                 "created": int(time.time()),
@@ -97,9 +111,9 @@ class Gateway:
                 "output_format": request.output_format,
                 "size": request.size,
                 "seed": request.seed,
-                "usage": charge.usage(),
+                "usage": usage,
             },
-            headers={**served_headers(routed, request), **charge.headers()},
+            headers=headers,
             images=images,
         )
 

@@ -197,7 +197,12 @@ class Settings(BaseSettings):
     With Redis, images leave by their TTL; size the server for ``image_ttl_s`` of traffic rather
     than letting it evict (an eviction policy could also drop ledgers and idempotency records)."""
     public_base_url: str | None = None
-    """Base of the image URLs handed to clients; defaults to the URL the client called."""
+    """Base of the image URLs handed to clients (set it behind a load balancer). Unset: the
+    request's ``Host`` when it is in ``allowed_hosts``, else the address the client connected to;
+    never an arbitrary ``Host`` header (see ``proxy.images.links``)."""
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
+    """``Host`` values (``host`` or ``host:port``) image URLs may be built from when
+    ``public_base_url`` is unset."""
     max_body_bytes: int = Field(default=26 * 1024 * 1024, gt=0)
     max_upload_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
     """Declared width x height above which an uploaded image is refused (400) before decoding."""
@@ -212,6 +217,14 @@ class Settings(BaseSettings):
     """Bearer token for ``/v1/admin/keys`` (create and revoke client keys)."""
     require_api_key: bool | None = None
     """None: required as soon as any key is configured or an admin token is set."""
+    metrics_token: SecretStr | None = None
+    """Bearer token for ``/metrics`` (the admin token works too)."""
+    metrics_public: bool | None = None
+    """None: ``/metrics`` (revenue, margins, vendors) is public only while no client key is
+    required; once keys are, it needs ``metrics_token`` or the admin token."""
+    expose_upstream_cost: bool | None = None
+    """Send what the vendor cost (``x-boltgate-upstream-cost-usd``, the vendor-reported cost and
+    ``usage.upstream_cost_usd``) to clients. None: only while no client key is required."""
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -226,6 +239,14 @@ class Settings(BaseSettings):
         if self.require_api_key is not None:
             return self.require_api_key
         return bool(self.api_keys) or self.admin_token is not None
+
+    @property
+    def metrics_open(self) -> bool:
+        return self.metrics_public if self.metrics_public is not None else not self.keys_required
+
+    @property
+    def upstream_cost_shown(self) -> bool:
+        return self.expose_upstream_cost if self.expose_upstream_cost is not None else not self.keys_required
 
     @classmethod
     def settings_customise_sources(

@@ -19,6 +19,7 @@ from core.state.base import StateStore
 from core.state.memory import MemoryStateStore
 from proxy.billing import Billing
 from proxy.gateway import Gateway
+from proxy.images.links import ImageLinks
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
 from proxy.metrics import STATE_EVICTIONS, labelled
 from proxy.routing.health import RouteHealth
@@ -158,7 +159,8 @@ def assemble_gateway(settings: Settings, state: StateStore, routes: list[Route])
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
     )
     return Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
-                   public_base_url=settings.public_base_url)
+                   links=ImageLinks(settings.public_base_url, settings.allowed_hosts),
+                   expose_upstream_cost=settings.upstream_cost_shown)
 
 
 async def build_gateway(settings: Settings, overrides: Overrides | None = None) -> Running:

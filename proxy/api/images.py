@@ -41,8 +41,10 @@ def _with_price_ceiling(request: AnyRequest, fields: dict[str, Any]) -> dict[str
 
 async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
                  image_request: ImageRequest) -> Response[bytes]:
+    base_url = gateway.links.base_url(request.scope["scheme"], request.headers.get("host"),
+                                      request.scope.get("server"))
     served = await unless_disconnected(request, gateway.generate(
-        image_request, base_url=str(request.base_url), key=key,
+        image_request, base_url=base_url, key=key,
         idempotency_key=request.headers.get("idempotency-key"),
     ))
     return Response(content=orjson.dumps(served.body), media_type="application/json", headers=served.headers)
