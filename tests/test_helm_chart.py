@@ -396,3 +396,16 @@ def test_the_gateway_image_has_no_torch_and_the_worker_image_can_compile() -> No
     assert '".[local]"' in worker
     assert re.search(r"apt-get install .*\bgcc\b.*python3-dev|python3-dev.*\bgcc\b", worker)
     assert "FROM nvidia/cuda:" in worker
+
+
+def test_with_client_keys_the_service_monitor_presents_the_metrics_token() -> None:
+    values = {"gateway": {"auth": {"existingSecret": "keys"}},
+              "metrics": {"serviceMonitor": {"enabled": True}}, "worker": {"enabled": True}}
+    manifests = objects(values)
+    container = find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    token = env_of(container)["BOLTGATE_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
+    gateway = find(manifests, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]
+    assert gateway["authorization"]["credentials"] == {"name": token["name"], "key": token["key"]}
+    assert "authorization" not in find(manifests, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    without_keys = objects({"metrics": {"serviceMonitor": {"enabled": True}}})
+    assert "authorization" not in find(without_keys, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]
