@@ -8,12 +8,10 @@ loop, to confirm.
 from __future__ import annotations
 
 import asyncio
-import io
-
-from PIL import Image
 
 from backends.base import BackendResult, GeneratedImage
-from core.errors import ContentFiltered
+from core.errors import ContentFiltered, VendorProtocolError
+from core.image_header import DEFAULT_MAX_PIXELS, ImageRefused, decoded
 from core.request import ImageRequest
 
 SUSPICION_LIMITS: dict[str, tuple[int, float]] = {
@@ -31,8 +29,12 @@ FLAT_RANGE = 4
 
 
 def is_flat(image: GeneratedImage) -> bool:
-    with Image.open(io.BytesIO(image.data)) as decoded:
-        extrema = decoded.convert("RGB").getextrema()
+    """Decoded within the pixel cap; an image that cannot be is the backend's protocol error."""
+    try:
+        with decoded(image.data, DEFAULT_MAX_PIXELS) as opened:
+            extrema = opened.convert("RGB").getextrema()
+    except ImageRefused as exc:
+        raise VendorProtocolError(f"the image cannot be decoded: {exc}") from exc
     return all(high - low <= FLAT_RANGE for low, high in extrema)  # type: ignore[misc]
 
 
