@@ -14,18 +14,12 @@ from contextlib import contextmanager
 
 from PIL import Image, UnidentifiedImageError
 
+from core.errors import ImageRefused
+
 DEFAULT_MAX_PIXELS = 4096 * 4096
 """16.7 megapixels: a 4096x4096 photo; every size a backend serves (1536x1536 at most) is far below."""
 
 _UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
-
-
-class ImageRefused(ValueError):
-    """The image cannot be read, or declares more pixels than allowed."""
-
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @contextmanager

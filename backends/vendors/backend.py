@@ -28,10 +28,10 @@ from backends.vendors.output_fetch import FetchLimits, OutputFetcher
 from backends.vendors.polling import poll_job
 from backends.vendors.redact import Redactor
 from backends.vendors.spec import VendorSpec
-from backends.vendors.url_policy import CheckedResolver, Origin, OutboundPolicy, UnsafeVendorUrl
+from backends.vendors.url_policy import CheckedResolver, Origin, OutboundPolicy
 from core.deadline import Deadline
-from core.errors import BackendError, ContentFiltered, VendorProtocolError
-from core.image_header import ImageRefused, declared_size
+from core.errors import BackendError, ContentFiltered, ImageRefused, UnsafeVendorUrl, VendorProtocolError
+from core.image_header import declared_size
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)

@@ -23,17 +23,11 @@ import httpx
 from aiohttp.abc import AbstractResolver
 
 from backends.vendors.messages import HttpAnswer
-from core.errors import VendorProtocolError, VendorTimeout, VendorUnavailable
+from core.errors import VendorBodyTooLarge, VendorTimeout, VendorUnavailable
 
 MAX_CONNECTIONS = 1000
 """Per route and region: enough for thousands of requests in flight on one pod."""
 _CHUNK = 64 * 1024
-
-
-class BodyTooLarge(VendorProtocolError):
-    """A vendor's body passed the byte cap (a runaway or hostile answer): read no further."""
-
-    outcome = "body_too_large"
 
 
 class HttpClient(Protocol):
@@ -117,7 +111,7 @@ class HttpxClient:
 
 def _refuse_declared(length: int | None, max_bytes: int, url: str) -> None:
     if length is not None and length > max_bytes:
-        raise BodyTooLarge(f"{_host(url)} announced {length} bytes; at most {max_bytes} are read")
+        raise VendorBodyTooLarge(f"{_host(url)} announced {length} bytes; at most {max_bytes} are read")
 
 
 async def _capped(chunks: AsyncIterator[bytes], max_bytes: int, url: str) -> bytes:
@@ -127,7 +121,7 @@ async def _capped(chunks: AsyncIterator[bytes], max_bytes: int, url: str) -> byt
     async for chunk in chunks:
         total += len(chunk)
         if total > max_bytes:
-            raise BodyTooLarge(f"{_host(url)} sent more than {max_bytes} bytes")
+            raise VendorBodyTooLarge(f"{_host(url)} sent more than {max_bytes} bytes")
         parts.append(chunk)
     return b"".join(parts)
 

@@ -18,10 +18,10 @@ from aiohttp import ClientConnectorError
 
 from backends.base import GeneratedImage
 from backends.vendors.http_client import HttpClient
-from backends.vendors.url_policy import OutboundPolicy, UnsafeAddress, UnsafeVendorUrl
+from backends.vendors.url_policy import OutboundPolicy
 from core.deadline import Deadline
-from core.errors import VendorProtocolError, VendorUnavailable
-from core.image_header import DEFAULT_MAX_PIXELS, ImageRefused, check_structure
+from core.errors import ImageRefused, UnsafeVendorUrl, VendorProtocolError, VendorUnavailable
+from core.image_header import DEFAULT_MAX_PIXELS, check_structure
 
 MiB = 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -77,7 +77,7 @@ class OutputFetcher:
 
 def _refused_address(error: VendorUnavailable) -> bool:
     cause = error.__cause__
-    return isinstance(cause, ClientConnectorError) and isinstance(cause.os_error, UnsafeAddress)
+    return isinstance(cause, ClientConnectorError) and isinstance(cause.os_error, PermissionError)
 
 
 def _origin(url: str) -> str:

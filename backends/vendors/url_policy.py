@@ -28,22 +28,11 @@ from urllib.parse import SplitResult, urlsplit
 from aiohttp import DefaultResolver
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from core.errors import VendorProtocolError
+from core.errors import UnsafeVendorUrl
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-class UnsafeVendorUrl(VendorProtocolError):
-    """A vendor named a URL the gateway refuses to fetch: fail over at once, never charged."""
-
-    retryable = False
-    outcome = "unsafe_url"
-
-
-class UnsafeAddress(OSError):
-    """Raised by ``CheckedResolver`` when a name resolves only to addresses the policy refuses."""
 
 
 def is_public_address(address: IpAddress) -> bool:
@@ -144,7 +133,8 @@ class CheckedResolver(AbstractResolver):
             return found
         public = [result for result in found if is_public_address(ipaddress.ip_address(result["host"]))]
         if not public:
-            raise UnsafeAddress(f"{host} resolves only to non-public addresses")
+            # An OSError, as aiohttp's resolver contract wants; PermissionError is never a DNS failure.
+            raise PermissionError(f"{host} resolves only to non-public addresses")
         return public
 
     async def close(self) -> None:

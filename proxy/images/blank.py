@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 
 from backends.base import BackendResult, GeneratedImage
-from core.errors import ContentFiltered, VendorProtocolError
-from core.image_header import DEFAULT_MAX_PIXELS, ImageRefused, decoded
+from core.errors import ContentFiltered, ImageRefused, VendorProtocolError
+from core.image_header import DEFAULT_MAX_PIXELS, decoded
 from core.request import ImageRequest
 
 SUSPICION_LIMITS: dict[str, tuple[int, float]] = {

@@ -13,8 +13,8 @@ import io
 from PIL import Image
 
 from backends.base import GeneratedImage, ImageFormat
-from core.errors import VendorProtocolError
-from core.image_header import DEFAULT_MAX_PIXELS, ImageRefused, decoded
+from core.errors import ImageRefused, VendorProtocolError
+from core.image_header import DEFAULT_MAX_PIXELS, decoded
 
 _PILLOW_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 

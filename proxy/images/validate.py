@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 
 from backends.base import sniff_format
-from core.errors import InvalidRequest
-from core.image_header import DEFAULT_MAX_PIXELS, ImageRefused, decoded
+from core.errors import ImageRefused, InvalidRequest
+from core.image_header import DEFAULT_MAX_PIXELS, decoded
 
 MAX_INIT_IMAGE_BYTES = 20 * 1024 * 1024
 

@@ -14,9 +14,8 @@ from backends.vendors.messages import HttpCall, VendorOutput
 from backends.vendors.openai_style import openai_error_fields
 from backends.vendors.registry import VENDOR_SPECS
 from backends.vendors.spec import VendorSpec
-from backends.vendors.url_policy import UnsafeVendorUrl
 from core.deadline import Deadline
-from core.errors import ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
+from core.errors import ContentFiltered, UnsafeVendorUrl, VendorProtocolError, VendorTimeout, VendorUnavailable
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]

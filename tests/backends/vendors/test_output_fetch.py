@@ -14,12 +14,10 @@ from typing import Any
 import pytest
 
 from backends.vendors.backend import VendorBackend
-from backends.vendors.http_client import BodyTooLarge
 from backends.vendors.output_fetch import FetchLimits
 from backends.vendors.registry import VENDOR_SPECS
-from backends.vendors.url_policy import UnsafeVendorUrl
 from core.deadline import Deadline
-from core.errors import VendorProtocolError, VendorTimeout, VendorUnavailable
+from core.errors import UnsafeVendorUrl, VendorBodyTooLarge, VendorProtocolError, VendorTimeout, VendorUnavailable
 from core.request import ImageRequest
 from tests.backends.vendors.hostile import HostileWorld, png_declaring, world_fixture
 from tests.memory_peak import heap_peak
@@ -128,7 +126,7 @@ async def test_an_oversized_body_is_cut_off_at_the_cap(
 ) -> None:
     world.vendor.output_url = f"{world.vendor_server.url}{path}"
     backend = vendor_backend(world, backends, limits=FetchLimits(max_image_bytes=4 * 1024 * 1024))
-    with heap_peak() as peak, pytest.raises(BodyTooLarge):
+    with heap_peak() as peak, pytest.raises(VendorBodyTooLarge):
         await generate(backend, seconds=30)
     assert peak.mb < 40, f"reading {path} grew the heap by {peak.mb:.0f} MB"
 
@@ -156,7 +154,7 @@ async def test_a_slow_drip_ends_with_the_routes_time(world: HostileWorld, backen
 async def test_a_vendor_answer_is_read_up_to_its_cap(world: HostileWorld, backends: list[VendorBackend]) -> None:
     world.vendor.output_url = "x" * 200_000
     backend = vendor_backend(world, backends, limits=FetchLimits(max_answer_bytes=100_000))
-    with pytest.raises(BodyTooLarge):
+    with pytest.raises(VendorBodyTooLarge):
         await generate(backend)
 
 
