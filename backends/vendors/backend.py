@@ -37,8 +37,9 @@ from core.request import ImageRequest
 log = logging.getLogger(__name__)
 
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
-_HEADER_BYTES = 64 * 1024
-"""Enough of an image to read its declared size (PNG's is in the first 24 bytes)."""
+_HEADER_BYTES = 1024
+"""Enough of most images to read their declared size (a PNG's is in its first 24 bytes); a longer
+header (a JPEG with large metadata) is read from the whole image."""
 
 
 class VendorBackend:
