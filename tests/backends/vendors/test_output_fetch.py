@@ -171,6 +171,6 @@ async def test_a_base64_image_declaring_too_many_pixels_is_refused_before_any_de
     world: HostileWorld, backends: list[VendorBackend]
 ) -> None:
     world.vendor.output_b64 = base64.b64encode(png_declaring(50_000, 50_000)).decode()
-    with heap_peak() as peak, pytest.raises(VendorProtocolError, match="declares (50000x50000|more than)"):
+    with heap_peak() as peak, pytest.raises(VendorProtocolError, match="declares 50000x50000"):
         await generate(vendor_backend(world, backends))
     assert peak.mb < 40
