@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from backends.vendors.http import HttpClientKind
+
 from proxy.routing.route import Route
 from proxy.settings import RegionConfig, RouteConfig
 from proxy.wiring import Closer, build_routes
@@ -12,7 +14,7 @@ DEMO_PRIORITIES = {"aigateway": 10, "runflow": 20, "eachlabs": 30, "imageapi": 4
 """Cheapest first, as an operator would likely order them."""
 
 
-def simulator_routes() -> tuple[list[Route], str, Closer]:
+def simulator_routes(http_client: HttpClientKind) -> tuple[list[Route], str, Closer]:
     """Start every simulator; the routes to them, a description, and how to stop them."""
     from backends.simulators import start_simulators, stop_simulators
 
@@ -22,7 +24,7 @@ def simulator_routes() -> tuple[list[Route], str, Closer]:
                     regions=[RegionConfig(name="sim", base_url=server.base_url)], timeout_s=15)
         for vendor, server in servers.items()
     ]
-    routes = build_routes(configs, keys={vendor: server.api_key for vendor, server in servers.items()})
+    routes = build_routes(configs, http_client, keys={vendor: server.api_key for vendor, server in servers.items()})
     described = ", ".join(f"{vendor} at {server.base_url}" for vendor, server in servers.items())
 
     async def stop() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from backends.base import Backend
 from backends.vendors.backend import VendorBackend
+from backends.vendors.http import HttpClientKind, make_http_client
 from backends.vendors.registry import VENDOR_SPECS
 from core.state.base import StateStore
 from core.state.memory import MemoryStateStore
@@ -50,7 +51,7 @@ def build_state(settings: Settings) -> StateStore:
     return MemoryStateStore()
 
 
-def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None) -> Backend:
+def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None, http_client: HttpClientKind) -> Backend:
     if route.vendor == "local":
         from backends.local.inprocess import LocalPipelineBackend
 
@@ -60,17 +61,19 @@ def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None)
         raise ValueError(f"no adapter for vendor {route.vendor!r}")
     return VendorBackend(
         spec, region=region.name, base_url=region.base_url, api_key=api_key,
-        timeout_s=route.timeout_s, options=route.options,
+        timeout_s=route.timeout_s, options=route.options, http_client=make_http_client(http_client),
     )
 
 
-def build_routes(configs: list[RouteConfig], keys: dict[str, str] | None = None) -> list[Route]:
-    """One ``Route`` per vendor region; ``keys`` overrides the keys read from the environment."""
+def build_routes(configs: list[RouteConfig], http_client: HttpClientKind,
+                 keys: dict[str, str] | None = None) -> list[Route]:
+    """One ``Route`` per vendor region, each calling through its own ``http_client`` pool; ``keys``
+    overrides the keys read from the environment."""
     routes = []
     for account, config in enumerate(configs):
         api_key = (keys or {}).get(config.vendor) or config.api_key()
         for rank, region in enumerate(config.regions):
-            backend = build_backend(config, region, api_key)
+            backend = build_backend(config, region, api_key, http_client)
             routes.append(Route(backend, config.priority, config.weight, config.max_attempts,
                                 account=f"{account}:{config.vendor}", region_rank=rank))
     return routes
@@ -107,13 +110,13 @@ def _report_failed_load(task: asyncio.Task[None]) -> None:
 
 async def build_gateway(settings: Settings) -> Running:
     state = build_state(settings)
-    routes = build_routes(settings.enabled_routes())
+    routes = build_routes(settings.enabled_routes(), settings.http_client)
     running_closers: list[Closer] = [state.aclose]
     notice = ""
     if settings.simulators == "on" or (settings.simulators == "auto" and not routes):
         from proxy.demo import simulator_routes
 
-        routes, described, stop = simulator_routes()
+        routes, described, stop = simulator_routes(settings.http_client)
         notice = ("No vendor key and no local model configured: serving from the built-in vendor "
                   f"simulators ({described}). Set a vendor's key variable to route to it for real.")
         running_closers.append(stop)

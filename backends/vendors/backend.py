@@ -1,7 +1,7 @@
 """The shared mechanics for every vendor: send, classify, fetch output URLs, poll jobs.
 
-Bytes travel through an ``HttpClient`` (``backends.vendors.http_client``), one pooled connection set
-per route and region; this module turns answers into images or typed errors.
+Bytes travel through an ``HttpClient`` (``backends.vendors.http``), one pooled connection set per
+route and region; this module turns answers into images or typed errors.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from backends.base import BackendResult, Capabilities, GeneratedImage
 from backends.vendors.classify import classify_status
-from backends.vendors.http_client import AiohttpClient, HttpClient, HttpxClient
+from backends.vendors.http import AiohttpClient, HttpClient
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
 from backends.vendors.polling import poll_job
 from backends.vendors.spec import VendorSpec
@@ -42,17 +41,20 @@ class VendorBackend:
         timeout_s: float = 30.0,
         options: Mapping[str, str] | None = None,
         http_client: HttpClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """``http_client`` defaults to a pooled aiohttp session; ``transport`` (tests) wraps an httpx
-        transport instead."""
+        """``http_client`` (owned, closed by ``aclose``) defaults to a pooled aiohttp session."""
         self.spec = spec
         self._region = region
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.options: dict[str, str] = {**spec.default_options, **(options or {})}
         self._headers = {**_JSON_HEADERS, **spec.auth_headers(api_key)}
-        self._http: HttpClient = http_client or (HttpxClient(transport) if transport else AiohttpClient())
+        self._http: HttpClient = http_client or AiohttpClient()
+
+    @property
+    def http_client(self) -> HttpClient:
+        """The pooled client this route region calls through (its own; closed by ``aclose``)."""
+        return self._http
 
     @property
     def vendor(self) -> str:
@@ -72,7 +74,8 @@ class VendorBackend:
         answer = await self.send(call, budget)
         output: VendorOutput
         if self.spec.job is not None:
-            output = await poll_job(self, self.spec.job, answer, budget)
+            output = await poll_job(self.spec.job, answer, budget, send=self.send, vendor=self.vendor,
+                                  options=self.options)
         elif self.spec.parse_output is not None:
             try:
                 output = self.spec.parse_output(answer)

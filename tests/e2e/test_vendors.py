@@ -18,10 +18,13 @@ BODY = {"model": "sd-xl-lightning", "prompt": "a glass teapot", "size": "512x512
         "seed": 11}
 
 
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
 @pytest.mark.parametrize("vendor", VENDORS)
-def test_each_vendor_serves_a_request_alone(vendor: str, simulator: StartSimulator, gateway: StartGateway) -> None:
+def test_each_vendor_serves_a_request_alone(vendor: str, http_client: str, simulator: StartSimulator,
+                                            gateway: StartGateway) -> None:
+    """On either HTTP client (the ``http_client`` setting)."""
     sim = simulator(vendor)
-    server = gateway(route_to(sim))
+    server = gateway(route_to(sim), http_client=http_client)
 
     response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
 
@@ -33,9 +36,11 @@ def test_each_vendor_serves_a_request_alone(vendor: str, simulator: StartSimulat
     assert sim.requests, "the request reached the vendor's simulator"
 
 
-def test_url_answers_are_fetched_once_and_re_served(simulator: StartSimulator, gateway: StartGateway) -> None:
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+def test_url_answers_are_fetched_once_and_re_served(http_client: str, simulator: StartSimulator,
+                                                    gateway: StartGateway) -> None:
     sim = simulator("aigateway")
-    server = gateway(route_to(sim, options={"response_format": "url"}))
+    server = gateway(route_to(sim, options={"response_format": "url"}), http_client=http_client)
 
     response = httpx.post(f"{server.base_url}/v1/images/generations", json={**BODY, "response_format": "url"})
 

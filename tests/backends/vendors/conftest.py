@@ -1,17 +1,21 @@
-"""Fixtures for the vendor adapters: a mocked vendor API (respx), backends on it, real tiny images."""
+"""Fixtures for the vendor adapters: a mocked vendor API (respx), backends on it, real tiny images.
+
+The backends run on ``HttpxClient``, which respx intercepts; the contract suite in ``http/`` holds
+it and the default ``AiohttpClient`` to the same behaviour on real sockets.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
-import httpx
 import pytest
 import respx
 from PIL import Image
 
 from backends.vendors import polling
 from backends.vendors.backend import VendorBackend
+from backends.vendors.http import HttpxClient
 from backends.vendors.spec import VendorSpec
 
 BASE_URL = "https://x.test"
@@ -61,7 +65,7 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
             api_key=api_key,
             timeout_s=timeout_s,
             options=options,
-            transport=httpx.AsyncHTTPTransport(),
+            http_client=HttpxClient(),
         )
         made.append(backend)
         return backend
