@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from backends.vendors.http import HttpClientKind
-
 from proxy.routing.route import Route
 from proxy.settings import RegionConfig, RouteConfig
 from proxy.wiring import Closer, build_routes

@@ -51,7 +51,8 @@ def build_state(settings: Settings) -> StateStore:
     return MemoryStateStore()
 
 
-def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None, http_client: HttpClientKind) -> Backend:
+def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None,
+                  http_client: HttpClientKind) -> Backend:
     if route.vendor == "local":
         from backends.local.inprocess import LocalPipelineBackend
 

@@ -27,14 +27,14 @@ def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatc
 
 def test_an_unknown_client_is_refused() -> None:
     with pytest.raises(ValueError, match="http_client"):
-        Settings(http_client="requests")  # type: ignore[arg-type]
+        Settings(http_client="requests")
 
 
 @pytest.mark.parametrize(("kind", "expected"), [("aiohttp", AiohttpClient), ("httpx", HttpxClient)])
 async def test_every_vendor_route_region_gets_its_own_client_of_the_chosen_kind(
     kind: str, expected: type
 ) -> None:
-    routes = build_routes(ROUTES, Settings(http_client=kind).http_client)  # type: ignore[arg-type]
+    routes = build_routes(ROUTES, Settings(http_client=kind).http_client)
     try:
         backends = [route.backend for route in routes]
         assert all(isinstance(backend, VendorBackend) for backend in backends)

@@ -127,8 +127,8 @@ class ScriptedServer:
                 self.received.append(request)
                 if not await self._script(request.target)(connection, request):
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the server stops (a cancelled handler task logs an error)
         finally:
             self._tasks.discard(task)
             if not writer.transport.is_closing():

@@ -89,7 +89,9 @@ async def test_the_url_reaches_the_server_byte_for_byte(client: HttpClient, serv
 
 
 @pytest.mark.parametrize("status", [200, 201, 204, 302, 400, 401, 402, 404, 422, 429, 500, 503])
-async def test_any_status_is_an_answer_with_its_headers(client: HttpClient, server: ScriptedServer, status: int) -> None:
+async def test_any_status_is_an_answer_with_its_headers(
+    client: HttpClient, server: ScriptedServer, status: int
+) -> None:
     answer = await get(client, f"{server.base_url}/status/{status}")
     expected_body = b"" if status == 204 else orjson.dumps({"error": {"code": f"E{status}"}})
     assert (answer.status, answer.body) == (status, expected_body)
