@@ -20,6 +20,7 @@ from backends.vendors.http.base import (
     MAX_ANSWER_BYTES,
     MAX_CONNECTIONS,
     broke_off,
+    check_call,
     fold_headers,
     read_capped,
     refused_url,
@@ -29,19 +30,29 @@ from backends.vendors.http.base import (
 from backends.vendors.http.redirects import exchange_following
 from backends.vendors.messages import HttpAnswer
 
+KEPT_IDLE_CONNECTIONS = 20
+
 
 class HttpxClient:
-    """Pooled like ``AiohttpClient``; ``transport`` swaps the network only (respx, MockTransport)."""
+    """Pooled; ``transport`` swaps the network only (respx, MockTransport).
+
+    Idle connections kept stay at httpx's default (20): httpcore's pool walks every pooled
+    connection on each request, and at 32 in flight keeping them all cost a third more CPU per
+    request than reconnecting the surplus (measured on loopback).
+    """
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None, *, max_connections: int = MAX_CONNECTIONS,
                  max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=KEPT_IDLE_CONNECTIONS)
         self._transport = transport or httpx.AsyncHTTPTransport(limits=limits)
         self._max_answer_bytes = max_answer_bytes
 
     async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                       timeout: float, *, follow_redirects: bool = False) -> HttpAnswer:
-        return await exchange_following(self._exchange, method, url, headers, body, timeout, follow_redirects)
+        if follow_redirects:
+            return await exchange_following(self._exchange, method, url, headers, body, timeout)
+        check_call(url, timeout)
+        return await self._exchange(method, url, headers, body, timeout)
 
     async def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                         timeout: float) -> HttpAnswer:

@@ -22,12 +22,11 @@ KEEPS_METHOD = frozenset({307, 308})
 
 
 async def exchange_following(exchange: Exchange, method: str, url: str, headers: Mapping[str, str],
-                             body: bytes | None, timeout: float, follow_redirects: bool) -> HttpAnswer:
+                             body: bytes | None, timeout: float) -> HttpAnswer:
+    """``exchange`` hop after hop until an answer that is not a redirect, within one budget."""
     deadline = time.monotonic() + timeout
     check_call(url, timeout)
     answer = await exchange(method, url, headers, body, timeout)
-    if not follow_redirects:
-        return answer
     for _ in range(MAX_REDIRECTS):
         location = answer.headers.get("location")
         if answer.status not in REDIRECT_STATUSES or not location:
