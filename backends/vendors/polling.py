@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Protocol, TypeVar
 
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
 from backends.vendors.spec import JobProtocol, Options
 from core.deadline import Deadline
-from core.errors import BackendError, VendorProtocolError, VendorTimeout
+from core.errors import BackendError, JobAbandoned, JobFailed, VendorProtocolError, VendorTimeout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,26 +33,6 @@ class SendCall(Protocol):
     """Sends one call within a budget; with ``check``, a vendor error status raises its typed error."""
 
     async def __call__(self, call: HttpCall, budget: Deadline, *, check: bool = True) -> HttpAnswer: ...
-
-
-class JobAbandoned(VendorTimeout):
-    """The job did not finish within its time budget; it was cancelled. Fail over, don't retry."""
-
-    retryable = False
-    outcome = "job_abandoned"
-
-
-class JobFailed(BackendError):
-    """The vendor ran the job and it failed; another vendor may well succeed."""
-
-    outcome = "job_failed"
-
-    def __init__(self, message: str, *, billed: bool, vendor_code: str | None = None,
-                 run_seconds: float | None = None, vendor_cost_usd: Decimal | None = None) -> None:
-        super().__init__(message, vendor_code=vendor_code)
-        self.billed = billed
-        self.run_seconds = run_seconds
-        self.vendor_cost_usd = vendor_cost_usd
 
 
 async def poll_job(
@@ -89,7 +68,7 @@ async def poll_job(
         # Whatever ends our wait (deadline, client gone, a poll we cannot read) leaves the job
         # running and billing; the router may start another, so stop this one.
         await asyncio.shield(_cancel(send, vendor, lambda: job.cancel(job_id, latest, options), job_id))
-        if isinstance(error, VendorTimeout) and not isinstance(error, JobAbandoned):
+        if isinstance(error, VendorTimeout):
             # A poll times out only when the job's budget runs out while it is in flight.
             raise JobAbandoned(f"{vendor} job {job_id} unfinished after {budget.seconds:.1f}s") from error
         raise

@@ -1,4 +1,5 @@
-"""The wiring builds what the settings name: here, the HTTP client of every vendor route."""
+"""The wiring builds routes from vendor accounts, with the HTTP client the settings name, and
+never leaves a half-built gateway running."""
 
 from __future__ import annotations
 
@@ -6,35 +7,57 @@ import pytest
 
 from backends.vendors.backend import VendorBackend
 from backends.vendors.http import AiohttpClient, HttpxClient
+from pricing.catalog import UnknownVendor
 from proxy.settings import RegionConfig, RouteConfig, Settings
-from proxy.wiring import build_routes
-
-ROUTES = [
-    RouteConfig(vendor="runflow", regions=[RegionConfig(name="us", base_url="https://us.runflow.test"),
-                                           RegionConfig(name="eu", base_url="https://eu.runflow.test")]),
-    RouteConfig(vendor="worker", regions=[RegionConfig(name="gpu", base_url="http://worker.test:9000")]),
-]
+from proxy.wiring import Overrides, build_gateway, build_routes
+from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
 
-def test_aiohttp_is_the_default() -> None:
+def test_an_accounts_regions_become_routes_ranked_in_order_under_one_account() -> None:
+    regions = [RegionConfig(name="eu", base_url="http://eu.test"), RegionConfig(name="us", base_url="http://us.test")]
+    accounts = [(RouteConfig(vendor="runflow", regions=regions, priority=7), "rf-key"),
+                (RouteConfig(vendor="eachlabs"), "el-key")]
+
+    routes = build_routes(accounts, "aiohttp")
+
+    assert [(r.key, r.account, r.region_rank, r.priority) for r in routes] == [
+        ("runflow:eu", "0:runflow", 0, 7), ("runflow:us", "0:runflow", 1, 7),
+        ("eachlabs:default", "1:eachlabs", 0, 100),
+    ]
+    assert all(isinstance(route.backend, VendorBackend) for route in routes)
+
+
+async def test_a_gateway_that_fails_to_build_closes_what_it_was_given() -> None:
+    unpriced = ScriptedBackend("acme")
+
+    with pytest.raises(UnknownVendor):
+        await build_gateway(Settings(simulators="off"), Overrides(routes=[route_to(unpriced)]))
+
+    assert unpriced.closed
+
+
+def test_aiohttp_is_the_default_http_client() -> None:
     assert Settings().http_client == "aiohttp"
 
 
-def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_http_client_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOLTGATE_HTTP_CLIENT", "httpx")
     assert Settings().http_client == "httpx"
 
 
-def test_an_unknown_client_is_refused() -> None:
+def test_an_unknown_http_client_is_refused() -> None:
     with pytest.raises(ValueError, match="http_client"):
         Settings(http_client="requests")
 
 
 @pytest.mark.parametrize(("kind", "expected"), [("aiohttp", AiohttpClient), ("httpx", HttpxClient)])
-async def test_every_vendor_route_region_gets_its_own_client_of_the_chosen_kind(
-    kind: str, expected: type
-) -> None:
-    routes = build_routes(ROUTES, Settings(http_client=kind).http_client)
+async def test_every_vendor_route_region_gets_its_own_client_of_the_chosen_kind(kind: str, expected: type) -> None:
+    accounts = [
+        (RouteConfig(vendor="runflow", regions=[RegionConfig(name="us", base_url="https://us.runflow.test"),
+                                                RegionConfig(name="eu", base_url="https://eu.runflow.test")]), "k"),
+        (RouteConfig(vendor="worker", regions=[RegionConfig(name="gpu", base_url="http://worker.test:9000")]), None),
+    ]
+    routes = build_routes(accounts, Settings(http_client=kind).http_client)
     try:
         backends = [route.backend for route in routes]
         assert all(isinstance(backend, VendorBackend) for backend in backends)
