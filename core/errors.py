@@ -19,6 +19,9 @@ to retry the same route, fail over, or give up::
     │   └── NotFound                   404 (an expired image, an unknown key)
     ├── ClientDisconnected             499: the client hung up; the work was cancelled
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt
+    ├── StateUnavailable               503 state_unavailable + Retry-After: the state store
+    │                                  (Redis, the ledger file) did not answer in time; nothing
+    │                                  was charged
     └── BackendError                   one route failed; the router reads these flags:
         ├── RetryableBackendError      retry the same route with backoff, then fail over
         │   ├── VendorUnavailable      connect error, 5xx
@@ -175,6 +178,23 @@ class NoBackendAvailable(BoltgateError):
         super().__init__(". ".join(parts))
         self.attempts = list(attempts)
         self.skipped = list(skipped)
+
+
+class StateUnavailable(BoltgateError):
+    """The state store did not answer within its timeout (Redis down, frozen or restarting).
+
+    Raised by the store implementations at their boundary, so every request that needs the
+    ledger gets a clear 503 with ``Retry-After`` instead of a 500; the ledger's operations are
+    atomic and fenced, so a request answered with this error is never charged.
+    """
+
+    status_code = 503
+    error_type = "server_error"
+    code = "state_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 2) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+        self.retry_after_s = retry_after_s
 
 
 class BackendError(BoltgateError):
