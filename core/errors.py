@@ -20,8 +20,10 @@ to retry the same route, fail over, or give up::
     ├── ClientDisconnected             499: the client hung up; the work was cancelled
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt
     ├── StateUnavailable               503 state_unavailable + Retry-After: the state store
-    │                                  (Redis, the ledger file) did not answer in time; nothing
-    │                                  was charged
+    │   │                              (Redis, the ledger file) did not answer in time; nothing
+    │   │                              was charged
+    │   └── ReservationExpired         503 reservation_expired: the request's hold ran out (its
+    │                                  store was away past the lease) and the budget has no room
     └── BackendError                   one route failed; the router reads these flags:
         ├── RetryableBackendError      retry the same route with backoff, then fail over
         │   ├── VendorUnavailable      connect error, 5xx
@@ -195,6 +197,13 @@ class StateUnavailable(BoltgateError):
     def __init__(self, message: str, *, retry_after_s: int = 2) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
         self.retry_after_s = retry_after_s
+
+
+class ReservationExpired(StateUnavailable):
+    """The request's credit hold ran out before it could be charged, and the budget has no room
+    for the charge any more: the images are not delivered and nothing is charged."""
+
+    code = "reservation_expired"
 
 
 class BackendError(BoltgateError):

@@ -15,7 +15,9 @@ from backends.base import Backend
 from backends.vendors.backend import VendorBackend
 from backends.vendors.registry import VENDOR_SPECS
 from core.state.base import StateStore
+from core.state.ledger_store import LedgerStore
 from core.state.memory import MemoryStateStore
+from core.state.memory_ledger import MemoryLedgerStore
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
@@ -42,12 +44,42 @@ class Running:
             await close()
 
 
-def build_state(settings: Settings) -> StateStore:
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Where state lives: short-lived shared state, durable records, and the money."""
+
+    shared: StateStore
+    """Breakers, quarantine, images: replicas share it, and losing it on a restart is harmless."""
+    durable: StateStore
+    """Client keys, revocations, idempotency records: must survive a restart."""
+    book: LedgerStore
+    """Reservations, charges, spend and losses: must survive a restart."""
+
+    async def aclose(self) -> None:
+        await self.book.aclose()
+        await self.durable.aclose()
+        if self.shared is not self.durable:
+            await self.shared.aclose()
+
+
+def build_stores(settings: Settings) -> Stores:
+    """Redis for replicas; a SQLite file (plus memory for what is short-lived) for one process;
+    memory only for tests and throwaway runs."""
     if settings.state_backend == "redis":
         from core.state.redis import RedisStateStore
+        from core.state.redis_ledger import RedisLedgerStore
 
-        return RedisStateStore.from_url(settings.redis_url)
-    return MemoryStateStore()
+        redis = RedisStateStore.from_url(settings.redis_url, timeout_s=settings.state_timeout_s)
+        return Stores(redis, redis, RedisLedgerStore(redis.client, redis.key_prefix, timeout_s=settings.state_timeout_s))
+    if settings.state_backend == "sqlite":
+        from core.state.sqlite import SqliteStateStore
+        from core.state.sqlite_database import SqliteDatabase
+        from core.state.sqlite_ledger import SqliteLedgerStore
+
+        database = SqliteDatabase.in_directory(settings.data_dir, busy_timeout_s=settings.state_timeout_s)
+        return Stores(MemoryStateStore(), SqliteStateStore(database), SqliteLedgerStore(database))
+    memory = MemoryStateStore()
+    return Stores(memory, memory, MemoryLedgerStore())
 
 
 def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None) -> Backend:
@@ -72,7 +104,9 @@ def build_routes(configs: list[RouteConfig], keys: dict[str, str] | None = None)
         for rank, region in enumerate(config.regions):
             backend = build_backend(config, region, api_key)
             routes.append(Route(backend, config.priority, config.weight, config.max_attempts,
-                                account=f"{account}:{config.vendor}", region_rank=rank))
+                                account=f"{account}:{config.vendor}", region_rank=rank,
+                                timeout_s=config.timeout_s,
+                                max_billable_s_per_image=config.max_billable_s_per_image))
     return routes
 
 
@@ -106,9 +140,10 @@ def _report_failed_load(task: asyncio.Task[None]) -> None:
 
 
 async def build_gateway(settings: Settings) -> Running:
-    state = build_state(settings)
+    stores = build_stores(settings)
+    state = stores.shared
     routes = build_routes(settings.enabled_routes())
-    running_closers: list[Closer] = [state.aclose]
+    running_closers: list[Closer] = [stores.aclose]
     notice = ""
     if settings.simulators == "on" or (settings.simulators == "auto" and not routes):
         from proxy.demo import simulator_routes
@@ -126,7 +161,8 @@ async def build_gateway(settings: Settings) -> Running:
         if settings.image_store == "directory"
         else StateImageStore(state, settings.image_ttl_s)
     )
-    billing = Billing(state, settings.pricing, settings.api_keys, require_key=settings.keys_required)
+    billing = Billing(stores.book, stores.durable, settings.pricing, settings.api_keys,
+                      require_key=settings.keys_required)
     billing.check_priced(route.vendor for route in routes)
     router = Router(
         routes, RouteHealth(state, settings.breaker), settings.retry,
@@ -134,7 +170,7 @@ async def build_gateway(settings: Settings) -> Running:
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
     )
     gateway = Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
-                      public_base_url=settings.public_base_url)
+                      public_base_url=settings.public_base_url, reservation_grace_s=settings.reservation_grace_s)
     if notice:
         log.warning(notice)
     return Running(gateway, running_closers, notice)

@@ -8,14 +8,16 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import InsufficientCredits
+from core.errors import InsufficientCredits, ReservationExpired
 from core.request import ImageRequest
 from core.state.base import StateStore
+from core.state.memory_ledger import MemoryLedgerStore
 from pricing.catalog import PriceCatalog
 from pricing.ledger import Ledger
 from pricing.quote import Quote
 
 KEY = "key-id-1"
+LEASE = 60.0
 
 
 class Clock:
@@ -46,11 +48,11 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ledger(store: StateStore, clock: Clock) -> Ledger:
-    return Ledger(store, Decimal("0.01"), clock=clock)
+    return Ledger(MemoryLedgerStore(), store, Decimal("0.01"), clock=clock)
 
 
 async def test_settle_charges_the_actual_price_and_releases_the_rest(ledger: Ledger) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"))
+    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"), lease_s=LEASE)
     assert reservation.amount_usd == Decimal("0.054000")
     await ledger.settle(reservation, quote("runflow", "0.00405"))
     usage = await ledger.usage(KEY, Decimal("10"))
@@ -61,13 +63,13 @@ async def test_settle_charges_the_actual_price_and_releases_the_rest(ledger: Led
 
 
 async def test_a_reservation_beyond_the_budget_is_refused_naming_what_remains(ledger: Ledger) -> None:
-    await ledger.reserve(KEY, Decimal("0.08"), Decimal("10"))
+    await ledger.reserve(KEY, Decimal("0.08"), Decimal("10"), lease_s=LEASE)
     with pytest.raises(InsufficientCredits) as refused:
-        await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"))
+        await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"), lease_s=LEASE)
     assert refused.value.status_code == 402
     assert "5.4000 credits" in refused.value.message
     assert "2.0000" in refused.value.message
-    await ledger.reserve(KEY, Decimal("0.02"), Decimal("10"))  # exactly the rest still fits
+    await ledger.reserve(KEY, Decimal("0.02"), Decimal("10"), lease_s=LEASE)  # exactly the rest still fits
     usage = await ledger.usage(KEY, Decimal("10"))
     assert usage["remaining_credits"] == "0.0000"
     assert usage["reserved_usd"] == "0.100000"
@@ -76,7 +78,7 @@ async def test_a_reservation_beyond_the_budget_is_refused_naming_what_remains(le
 async def test_fifty_concurrent_reservations_never_exceed_the_budget(ledger: Ledger) -> None:
     budget = Decimal("100")  # $1.00: room for 18 reservations of $0.054
     results = await asyncio.gather(
-        *(ledger.reserve(KEY, Decimal("0.054"), budget) for _ in range(50)), return_exceptions=True
+        *(ledger.reserve(KEY, Decimal("0.054"), budget, lease_s=LEASE) for _ in range(50)), return_exceptions=True
     )
     granted = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, BaseException)]
@@ -90,7 +92,7 @@ async def test_fifty_concurrent_reservations_never_exceed_the_budget(ledger: Led
 
 async def test_without_a_budget_every_reservation_succeeds_and_is_tracked(ledger: Ledger) -> None:
     for _ in range(3):
-        await ledger.reserve(KEY, Decimal("10"), None)
+        await ledger.reserve(KEY, Decimal("10"), None, lease_s=LEASE)
     usage = await ledger.usage(KEY)
     assert usage["reserved_usd"] == "30.000000"
     assert usage["budget_credits"] is None
@@ -98,17 +100,17 @@ async def test_without_a_budget_every_reservation_succeeds_and_is_tracked(ledger
 
 
 async def test_release_gives_everything_back(ledger: Ledger) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"))
+    reservation = await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)
     await ledger.release(reservation)
     usage = await ledger.usage(KEY, Decimal("10"))
     assert usage["reserved_usd"] == "0.000000"
     assert usage["spent_usd"] == "0.000000"
     assert usage["remaining_credits"] == "10.0000"
-    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"))  # the whole budget is free again
+    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)  # the whole budget is free again
 
 
 async def test_closing_a_reservation_twice_changes_nothing(ledger: Ledger) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.054"), None)
+    reservation = await ledger.reserve(KEY, Decimal("0.054"), None, lease_s=LEASE)
     await ledger.settle(reservation, quote("callmissed", "0.054"))
     await ledger.settle(reservation, quote("callmissed", "0.054"))
     await ledger.release(reservation)
@@ -118,19 +120,54 @@ async def test_closing_a_reservation_twice_changes_nothing(ledger: Ledger) -> No
     assert usage["images"] == 1
 
 
-async def test_a_bill_above_its_estimate_is_charged_in_full(ledger: Ledger) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"))
-    await ledger.settle(reservation, quote("eachlabs", "0.012474"))  # ran 6 s instead of 2
+async def test_a_bill_above_its_reservation_is_charged_only_what_was_held(ledger: Ledger) -> None:
+    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"), lease_s=LEASE)
+    await ledger.settle(reservation, quote("eachlabs", "0.012474"),  # ran 6 s instead of 2
+                        overrun_usd=Decimal("0.00616"))
     usage = await ledger.usage(KEY, Decimal("1"))
-    assert usage["spent_usd"] == "0.012474"
-    assert usage["remaining_credits"] == "0.0000"
+    assert usage["spent_usd"] == "0.004158"
+    assert usage["by_vendor"] == {"eachlabs": {"usd": "0.004158", "credits": "0.4158", "images": 1}}
+    assert usage["remaining_credits"] == "0.5842"
+    losses = await ledger.losses()
+    assert losses["by_vendor"] == {"eachlabs": {"usd": "0.006160", "attempts": 0, "overruns": 1}}
+
+
+async def test_a_reservation_is_raised_for_a_pricier_route_within_the_budget(ledger: Ledger) -> None:
+    reservation = await ledger.reserve(KEY, Decimal("0.001"), Decimal("10"), lease_s=LEASE)
+    await ledger.hold(reservation, Decimal("0.054"), lease_s=LEASE)
+    assert reservation.amount_usd == Decimal("0.054")
+    assert (await ledger.usage(KEY, Decimal("10")))["reserved_usd"] == "0.054000"
+    with pytest.raises(InsufficientCredits) as refused:
+        await ledger.hold(reservation, Decimal("0.2"), lease_s=LEASE)
+    assert "20.0000 credits" in refused.value.message
+    assert "10.0000 of this key's budget" in refused.value.message  # its own hold counts as its own
+    assert reservation.amount_usd == Decimal("0.054")
+    assert (await ledger.usage(KEY, Decimal("10")))["reserved_usd"] == "0.054000"
+
+
+async def test_a_reservation_whose_lease_ran_out_gives_its_credits_back(ledger: Ledger) -> None:
+    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=0.1)  # its process was killed
     with pytest.raises(InsufficientCredits):
-        await ledger.reserve(KEY, Decimal("0.001"), Decimal("1"))
+        await ledger.reserve(KEY, Decimal("0.01"), Decimal("10"), lease_s=LEASE)
+    await asyncio.sleep(0.15)
+    assert (await ledger.usage(KEY, Decimal("10")))["remaining_credits"] == "10.0000"
+    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)
+
+
+async def test_a_charge_after_the_lease_ran_out_is_refused_when_the_budget_is_gone(ledger: Ledger) -> None:
+    late = await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=0.1)
+    await asyncio.sleep(0.15)
+    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)
+    with pytest.raises(ReservationExpired):
+        await ledger.settle(late, quote("runflow", "0.1"))
+    usage = await ledger.usage(KEY, Decimal("10"))
+    assert usage["spent_usd"] == "0.000000"
+    assert usage["images"] == 0
 
 
 async def test_a_negative_reservation_is_refused(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="amount_usd"):
-        await ledger.reserve(KEY, Decimal("-0.01"), None)
+        await ledger.reserve(KEY, Decimal("-0.01"), None, lease_s=LEASE)
 
 
 async def test_usage_by_utc_day_and_by_vendor(ledger: Ledger, clock: Clock) -> None:
@@ -138,11 +175,11 @@ async def test_usage_by_utc_day_and_by_vendor(ledger: Ledger, clock: Clock) -> N
     two = ImageRequest(prompt="two foxes", n=2)
     for vendor in ("callmissed", "runflow"):
         priced = catalog.quote(vendor, two)
-        await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None), priced)
+        await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None, lease_s=LEASE), priced)
     # 02:00 on the 5th in India is still the 4th in UTC.
     clock.now = datetime(2026, 11, 5, 2, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
     priced = catalog.quote("callmissed", two, images=1)
-    await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None), priced)
+    await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None, lease_s=LEASE), priced)
 
     usage = await ledger.usage(KEY, Decimal("100"))
     assert usage["by_day"] == {
@@ -160,24 +197,25 @@ async def test_usage_by_utc_day_and_by_vendor(ledger: Ledger, clock: Clock) -> N
 
 
 async def test_usage_of_each_key_is_its_own(ledger: Ledger) -> None:
-    await ledger.settle(await ledger.reserve("a", Decimal("0.05"), None), quote("runflow", "0.05"))
+    await ledger.settle(await ledger.reserve("a", Decimal("0.05"), None, lease_s=LEASE), quote("runflow", "0.05"))
     assert (await ledger.usage("b"))["spent_usd"] == "0.000000"
     assert (await ledger.usage("b"))["by_vendor"] == {}
 
 
 async def test_losses_are_recorded_for_the_gateway_never_charged_to_a_client(ledger: Ledger, clock: Clock) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"))
+    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"), lease_s=LEASE)
     await ledger.record_loss("eachlabs", Decimal("0.00308"))
     clock.now += timedelta(days=1)
     await ledger.record_loss("eachlabs", Decimal("0.0015400"))
-    await ledger.record_loss("runflow", Decimal("0.003"))
+    await ledger.record_loss("runflow", Decimal("0.003"), event_id="attempt-7")
+    await ledger.record_loss("runflow", Decimal("0.003"), event_id="attempt-7")  # a retry: counted once
     await ledger.release(reservation)
 
     losses = await ledger.losses()
     assert losses["total_usd"] == "0.007620"
     assert losses["by_vendor"] == {
-        "eachlabs": {"usd": "0.004620", "attempts": 2},
-        "runflow": {"usd": "0.003000", "attempts": 1},
+        "eachlabs": {"usd": "0.004620", "attempts": 2, "overruns": 0},
+        "runflow": {"usd": "0.003000", "attempts": 1, "overruns": 0},
     }
     assert losses["by_day"] == {"2026-11-03": "0.003080", "2026-11-04": "0.004540"}
     usage = await ledger.usage(KEY, Decimal("1"))
@@ -189,7 +227,7 @@ async def test_a_replayed_response_is_recalled_without_a_new_charge(ledger: Ledg
     assert await ledger.recall_response(KEY, "idem-1") is None
     assert await ledger.claim_idempotency(KEY, "idem-1", ttl=60) is True
     assert await ledger.claim_idempotency(KEY, "idem-1", ttl=60) is False  # the twin waits: 409
-    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"))
+    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"), lease_s=LEASE)
     await ledger.settle(reservation, quote("callmissed", "0.054"))
     await ledger.remember_response(KEY, "idem-1", b'{"data": []}', ttl=3600)
 

@@ -10,6 +10,7 @@ from backends.base import BackendResult, GeneratedImage, sniff_format
 from core.errors import NoBackendAvailable, VendorUnavailable
 from core.request import ImageRequest
 from core.state.memory import MemoryStateStore
+from core.state.memory_ledger import MemoryLedgerStore
 from pricing.config import PricingConfig
 from proxy.billing import ANONYMOUS, Billing
 from proxy.gateway import Gateway
@@ -22,7 +23,7 @@ BASE_URL = "http://gateway.test/"
 
 def gateway(routes: list[Route], public_base_url: str | None = None) -> Gateway:
     state = MemoryStateStore()
-    billing = Billing(state, PricingConfig(), {}, require_key=False)
+    billing = Billing(MemoryLedgerStore(), state, PricingConfig(), {}, require_key=False)
     return Gateway(router_over(routes), StateImageStore(state, 60), state, billing, deadline_s=5,
                    public_base_url=public_base_url)
 
@@ -136,7 +137,7 @@ def test_a_route_without_a_price_is_refused_at_start() -> None:
     from pricing.config import PricingConfig
     from proxy.billing import Billing
 
-    billing = Billing(MemoryStateStore(), PricingConfig(), {}, require_key=False)
+    billing = Billing(MemoryLedgerStore(), MemoryStateStore(), PricingConfig(), {}, require_key=False)
     billing.check_priced(["callmissed", "worker", "local"])  # workers are priced as our own GPUs
     with pytest.raises(UnknownVendor):
         billing.check_priced(["acme"])

@@ -15,6 +15,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from core.state.memory import MemoryStateStore
+from core.state.memory_ledger import MemoryLedgerStore
 from pricing.config import PricingConfig
 from proxy.api.app import create_app
 from proxy.billing import Billing
@@ -30,7 +31,7 @@ Client: TypeAlias = AsyncTestClient[Litestar]
 def gateway_over(routes: list[Route], *, deadline_s: float = 5.0, require_key: bool = False) -> Gateway:
     """A gateway as the wiring builds one (billing prices the routes), over ``routes``."""
     state = MemoryStateStore()
-    billing = Billing(state, PricingConfig(), {}, require_key=require_key)
+    billing = Billing(MemoryLedgerStore(), state, PricingConfig(), {}, require_key=require_key)
     router = router_over(routes, price_of=billing.price_of)
     return Gateway(router, StateImageStore(state, 3600), state, billing, deadline_s=deadline_s)
 
