@@ -154,6 +154,10 @@ class Ledger:
         """Give the whole reservation back (no image was delivered)."""
         await self._book.release(reservation.api_key, reservation.reservation_id)
 
+    async def probe(self) -> None:
+        """Read the store once: ``StateUnavailable`` when it does not answer (readiness)."""
+        await self._book.balance("readyz")
+
     async def record_loss(self, vendor: str, amount_usd: Decimal, event_id: str | None = None) -> None:
         """A vendor billed work the client does not pay for (an attempt that delivered nothing,
         run time above the reservation): the gateway's cost. Counted once per ``event_id``."""

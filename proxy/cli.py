@@ -12,6 +12,10 @@ from typing import Any
 from pydantic import ValidationError
 
 
+SHUTDOWN_MARGIN_S = 5.0
+"""Drain time beyond the deadline: settling, storing images, answering."""
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -25,9 +29,12 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # On SIGTERM uvicorn stops accepting, lets requests in flight finish (each is bounded by
+    # the deadline) and then runs the lifespan's shutdown; past this it cancels what is left.
     uvicorn.run(
         create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
         access_log=False, log_level=settings.log_level, timeout_keep_alive=75,
+        timeout_graceful_shutdown=round(settings.deadline_s + SHUTDOWN_MARGIN_S),
     )
     return 0
 

@@ -7,7 +7,8 @@ from typing import Any
 from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from proxy.metrics import REGISTRY
+from core.errors import StateUnavailable
+from proxy.metrics import REGISTRY, STATE_DEGRADED
 
 
 @get("/healthz", sync_to_thread=False)
@@ -18,7 +19,8 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz")
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]:
-    """Ready when the gateway is built, has a route, and its state store answers."""
+    """Ready when the gateway is built, has a route, and its state stores answer (a replica whose
+    Redis is away is taken out of the Service until it is back)."""
     gateway = getattr(request.app.state, "gateway", None)
     problems: list[str] = []
     if gateway is None:
@@ -28,8 +30,10 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]
     else:
         try:
             await gateway.state.get("readyz")
-        except Exception as exc:  # any failure of the store means not ready
-            problems.append(f"state store: {type(exc).__name__}")
+            await gateway.billing.ledger.probe()
+        except StateUnavailable as exc:
+            problems.append(f"state store: {exc.message}")
+        STATE_DEGRADED.set(1 if problems else 0)
     body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems}
     if gateway is not None:
         body["routes"] = [route.key for route in gateway.router.routes]
