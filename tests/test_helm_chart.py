@@ -158,6 +158,7 @@ def test_the_chart_has_every_object_the_deployment_needs() -> None:
         ("worker-deployment.yaml", "Deployment"), ("worker-service.yaml", "Service"),
         ("redis-deployment.yaml", "Deployment"), ("redis-service.yaml", "Service"),
         ("configmap.yaml", "ConfigMap"), ("servicemonitor.yaml", "ServiceMonitor"),
+        ("redis-pvc.yaml", "PersistentVolumeClaim"),
     } <= found
     assert (TEMPLATES / "NOTES.txt").read_text().strip()
 
@@ -263,10 +264,33 @@ def test_the_gateway_environment_points_at_config_state_and_vendor_keys() -> Non
     assert lookup("state.backend") == "redis"
 
 
-def test_the_bundled_redis_keeps_nothing_on_disk() -> None:
+def test_the_bundled_redis_keeps_keys_and_money_in_an_append_only_file_on_a_volume() -> None:
     redis = (TEMPLATES / "redis-deployment.yaml").read_text()
-    assert re.search(r'- --save\n\s+- ""', redis)
-    assert re.search(r'- --appendonly\n\s+- "no"', redis)
+    persisted = re.search(r"\{\{- if \$persistence\.enabled \}\}(.*?)\{\{- else \}\}", redis, re.S)
+    assert persisted, "the Redis args have no persistence branch"
+    assert re.search(r'- --appendonly\n\s+- "yes"', persisted.group(1))
+    assert re.search(r"- --appendfsync\n\s+- \{\{ \$persistence\.appendfsync \| quote \}\}", persisted.group(1))
+    assert re.search(r"- --dir\n\s+- /data", redis) and "mountPath: /data" in redis
+    assert "persistentVolumeClaim:" in redis and "type: Recreate" in redis
+    assert lookup("redis.persistence.enabled") is True
+    assert lookup("redis.persistence.appendfsync") == "everysec"
+    assert lookup("redis.persistence.size")
+    pvc = (TEMPLATES / "redis-pvc.yaml").read_text()
+    assert "helm.sh/resource-policy: keep" in pvc and "$persistence.size" in pvc
+    # Money keys carry no TTL, so an eviction policy limited to keys with one never evicts them.
+    assert re.search(r"- --maxmemory-policy\n\s+- volatile-ttl", redis)
+
+
+def test_a_stopping_gateway_pod_finishes_its_requests_before_the_kubelet_kills_it() -> None:
+    from proxy.cli import SHUTDOWN_MARGIN_S
+
+    gateway = (TEMPLATES / "gateway-deployment.yaml").read_text()
+    assert "terminationGracePeriodSeconds: {{ .Values.gateway.terminationGracePeriodSeconds }}" in gateway
+    assert '["sleep", "{{ .Values.gateway.preStopSleepSeconds }}"]' in block_under(gateway, "preStop")
+    deadline_s = tomllib.loads(lookup("config.routes"))["deadline_s"]
+    needed = lookup("gateway.preStopSleepSeconds") + deadline_s + SHUTDOWN_MARGIN_S
+    assert needed < lookup("gateway.terminationGracePeriodSeconds"), (
+        f"preStop + deadline + drain = {needed}s does not fit the grace period")
 
 
 def test_the_dockerfile_builds_the_chart_image_with_optional_extras() -> None:
