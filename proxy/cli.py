@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-
 SHUTDOWN_MARGIN_S = 5.0
 """Drain time beyond the deadline: settling, storing images, answering."""
 

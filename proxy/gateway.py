@@ -18,8 +18,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson

@@ -69,8 +69,9 @@ def build_stores(settings: Settings) -> Stores:
         from core.state.redis import RedisStateStore
         from core.state.redis_ledger import RedisLedgerStore
 
-        redis = RedisStateStore.from_url(settings.redis_url, timeout_s=settings.state_timeout_s)
-        return Stores(redis, redis, RedisLedgerStore(redis.client, redis.key_prefix, timeout_s=settings.state_timeout_s))
+        timeout_s = settings.state_timeout_s
+        redis = RedisStateStore.from_url(settings.redis_url, timeout_s=timeout_s)
+        return Stores(redis, redis, RedisLedgerStore(redis.client, redis.key_prefix, timeout_s=timeout_s))
     if settings.state_backend == "sqlite":
         from core.state.sqlite import SqliteStateStore
         from core.state.sqlite_database import SqliteDatabase

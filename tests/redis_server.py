@@ -75,7 +75,9 @@ class RedisServer:
 
     def _spawn(self, port: int) -> subprocess.Popen[bytes]:
         assert self._workdir is not None
-        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self._appendonly else ["--appendonly", "no"]
+        persistence = ["--appendonly", "no"]
+        if self._appendonly:
+            persistence = ["--appendonly", "yes", "--appendfsync", "everysec"]
         return subprocess.Popen(
             [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence,
              "--dir", str(self._workdir), "--logfile", str(self._workdir / "redis.log")],

@@ -87,11 +87,8 @@ class SqliteStateStore:
         with self.database.transaction() as db:
             row = self._row(db, key)
             value = self._number(row, key) + amount
-            if row is not None:
-                expires = row[2]
-            else:
-                expires = None if ttl is None else time.time() + ttl
-            self._put(db, key, str(value).encode(), expires)
+            created_expiry = None if ttl is None else time.time() + ttl
+            self._put(db, key, str(value).encode(), created_expiry if row is None else row[2])
         return value
 
     async def incr_within(self, key: str, amount: int, limit: int) -> int | None:

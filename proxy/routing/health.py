@@ -22,7 +22,6 @@ from proxy.metrics import CIRCUIT_OPEN, STATE_DEGRADED, labelled
 from proxy.routing.route import Route
 from proxy.settings import BreakerConfig
 
-
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
