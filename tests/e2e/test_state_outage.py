@@ -137,19 +137,31 @@ def test_redis_frozen_then_resumed_charges_exactly_the_images_delivered(
     key = admin("POST", f"{replicas[0].base_url}/v1/admin/keys", json={"name": "team", "budget_credits": "1000"}
                 ).json()["key"]
 
-    async def freeze_for_two_seconds() -> None:
+    during: list[httpx.Response] = []
+
+    async def freeze_past_the_deadline() -> None:
+        """Requests in flight retry their settle until their deadline, then answer 503; their
+        settles are queued in the frozen server and must do nothing when it resumes. New
+        requests arriving meanwhile get 503 at once."""
         redis_server.freeze()
         try:
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(0.2)
+            async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {key}"}) as http:
+                during.extend(await asyncio.gather(*(
+                    http.post(f"{replica.base_url}/v1/images/generations", json=BODY) for replica in replicas)))
+            await asyncio.sleep(DEADLINE_S + 0.5)
         finally:
             redis_server.thaw()
+        await asyncio.sleep(0.5)  # the resumed server runs what was queued on abandoned connections
 
-    answers = asyncio.run(load(replicas, key, freeze_for_two_seconds))
+    answers = asyncio.run(load(replicas, key, freeze_past_the_deadline))
 
-    charged = check_answers(answers)
-    assert any(answer.status_code == 503 for answer in answers), "the freeze should have refused some requests"
+    charged = check_answers(answers + during)
+    assert [answer.status_code for answer in during] == [503, 503]
+    gave_up = [a for a in answers if a.status_code == 503]
+    assert gave_up, "requests in flight during the freeze should have given up at their deadline"
     after = usage(replicas[0], key)
-    assert Decimal(str(after["spent_usd"])) == charged
+    assert Decimal(str(after["spent_usd"])) == charged  # none of the given-up requests was charged
     assert after["images"] == sum(1 for answer in answers if answer.status_code == 200)
     wait_until_nothing_is_reserved(replicas[1], key)
 

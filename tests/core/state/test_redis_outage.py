@@ -91,6 +91,8 @@ async def test_a_frozen_server_is_state_unavailable_and_serves_again_once_resume
 async def test_a_charge_whose_client_gave_up_is_never_written_when_the_server_resumes(server: RedisServer) -> None:
     state, book = stores(server)
     try:
+        assert await book.hold("acct", "warm-up", 10, limit=100, lease_s=60)  # Redis now knows both scripts
+        assert await book.settle("acct", "warm-up", 0, limit=100) is Settled.CHARGED
         assert await book.hold("acct", "h1", 50, limit=100, lease_s=60)
         server.freeze()
         try:
