@@ -169,23 +169,6 @@ class Ledger:
             Tally("losses:day_usd", day, micros),
         ])
 
-    async def losses(self) -> dict[str, object]:
-        """Losses in total, by vendor (USD, failed attempts billed, requests that ran past the
-        billable cap) and by UTC date."""
-        by_vendor = await self._book.table("losses:vendor_usd")
-        attempts = await self._book.table("losses:vendor_attempts")
-        by_day = await self._book.table("losses:day_usd")
-        overruns = await self._book.table("losses:vendor_overruns")
-        return {
-            "total_usd": format_usd(from_micro_usd(sum(by_vendor.values()))),
-            "by_vendor": {
-                v: {"usd": format_usd(from_micro_usd(m)), "attempts": attempts.get(v, 0),
-                    "overruns": overruns.get(v, 0)}
-                for v, m in sorted(by_vendor.items())
-            },
-            "by_day": {d: format_usd(from_micro_usd(m)) for d, m in sorted(by_day.items())},
-        }
-
     async def usage(self, api_key: str, budget_credits: Decimal | None = None) -> dict[str, object]:
         """Spend by UTC date and by vendor, the total, what is reserved, and what remains.
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request, Response, get
+from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.errors import StateUnavailable
+from proxy.api.injected import InjectedGateway
 from proxy.metrics import REGISTRY, STATE_DEGRADED
 
 
@@ -18,14 +17,12 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz")
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]:
-    """Ready when the gateway is built, has a route, and its state stores answer (a replica whose
-    Redis is away is taken out of the Service until it is back)."""
-    gateway = getattr(request.app.state, "gateway", None)
+async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
+    """Ready when the gateway has a route and its state stores answer (it is built before the
+    server takes its first request). A replica whose Redis is away is taken out of the Service
+    until it is back."""
     problems: list[str] = []
-    if gateway is None:
-        problems.append("gateway not started")
-    elif not gateway.router.routes:
+    if not gateway.router.routes:
         problems.append("no route enabled")
     else:
         try:
@@ -34,9 +31,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]
         except StateUnavailable as exc:
             problems.append(f"state store: {exc.message}")
         STATE_DEGRADED.set(1 if problems else 0)
-    body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems}
-    if gateway is not None:
-        body["routes"] = [route.key for route in gateway.router.routes]
+    body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems,
+                               "routes": [route.key for route in gateway.router.routes]}
     return Response(body, status_code=503 if problems else 200)
 
 
