@@ -29,6 +29,7 @@ from decimal import Decimal
 from core.errors import InsufficientCredits, ReservationExpired
 from core.state.base import StateStore
 from core.state.ledger_store import LedgerStore, Settled, Tally
+from pricing.charge_log import ChargeRecord
 from pricing.idempotency import IdempotencyStore
 from pricing.money import credits_to_usd, format_usd, from_micro_usd, to_credits, to_micro_usd
 from pricing.quote import Quote
@@ -123,11 +124,12 @@ class Ledger:
             f"key's budget of {reservation.budget_credits:f} credits remain."
         )
 
-    async def settle(self, reservation: Reservation, quote: Quote, *, overrun_usd: Decimal = Decimal(0)) -> None:
+    async def settle(self, reservation: Reservation, quote: Quote, *, overrun_usd: Decimal = Decimal(0),
+                     record: ChargeRecord | None = None) -> None:
         """Charge ``quote.client_usd`` (never more than is held) in place of the reservation, and
         record it by day and vendor, in one atomic step. Settling again changes nothing.
         ``overrun_usd``, vendor cost the client is not billed for, is recorded as a gateway loss
-        in the same step.
+        and ``record`` appended to the charge log, in the same step.
 
         Raises ``ReservationExpired`` when the reservation's lease ran out and the budget no longer
         has room for the charge (nothing is written).
@@ -145,7 +147,7 @@ class Ledger:
             tallies += [Tally("losses:vendor_usd", quote.vendor, overrun), Tally("losses:day_usd", day, overrun),
                         Tally("losses:vendor_overruns", quote.vendor, 1)]
         outcome = await self._book.settle(key, reservation.reservation_id, charge, limit=reservation.limit,
-                                          tallies=tallies)
+                                          tallies=tallies, entry=b"" if record is None else record.to_entry())
         if outcome is Settled.REFUSED:
             raise ReservationExpired("This request's reservation expired before it could be charged; "
                                      "nothing was charged")
@@ -153,6 +155,11 @@ class Ledger:
     async def release(self, reservation: Reservation) -> None:
         """Give the whole reservation back (no image was delivered)."""
         await self._book.release(reservation.api_key, reservation.reservation_id)
+
+    async def charges(self, since: datetime, limit: int = 10_000) -> list[ChargeRecord]:
+        """The charge log from ``since`` on, oldest first."""
+        logged = await self._book.charges(since.timestamp(), limit)
+        return [ChargeRecord.from_entry(charge.entry, charge.at) for charge in logged]
 
     async def probe(self) -> None:
         """Read the store once: ``StateUnavailable`` when it does not answer (readiness)."""

@@ -19,17 +19,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from backends.base import BackendResult
 from core.errors import AuthenticationFailed, BackendError
 from core.request import ImageRequest
 from core.state.base import StateStore
 from core.state.ledger_store import LedgerStore
 from pricing.catalog import PriceCatalog
+from pricing.charge_log import ChargeRecord
 from pricing.config import KeyPolicy, PricingConfig
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from pricing.ledger import Ledger, Reservation
 from pricing.money import format_usd
 from pricing.quote import Quote
-from proxy.metrics import BILLING_OVERRUN_USD, CHARGED_USD, GATEWAY_LOSS_USD, UPSTREAM_COST_USD, labelled
+from proxy.metrics import (
+    BILLING_OVERRUN_USD,
+    CHARGED_USD,
+    GATEWAY_LOSS_USD,
+    UPSTREAM_COST_USD,
+    VENDOR_COST_MISMATCH,
+    labelled,
+)
 from proxy.routing.route import Route
 
 ANONYMOUS = KeyRecord(key_id="anonymous", name="anonymous", budget_credits=None,
@@ -159,13 +168,26 @@ class Billing:
         capped = self.catalog.quote(catalog_vendor(route.vendor), request, run_seconds=cap, images=images)
         return FinalBill(capped, quote.upstream_usd - capped.upstream_usd)
 
-    async def settle(self, reservation: Reservation, vendor: str, bill: FinalBill) -> Charge:
-        await self.ledger.settle(reservation, bill.quote, overrun_usd=bill.overrun_usd)
+    async def settle(self, reservation: Reservation, route: Route, bill: FinalBill, result: BackendResult) -> Charge:
+        """Charge the bill, with its charge-log entry, once; count what it cost and what the
+        vendor says it cost."""
+        charge = Charge(bill.quote, bill.overrun_usd)
+        record = ChargeRecord(
+            key_id=reservation.api_key, request_id=reservation.reservation_id, vendor=route.vendor,
+            region=route.region, vendor_request_id=result.vendor_request_id, images=bill.quote.images,
+            run_seconds=None if result.run_seconds is None else Decimal(str(result.run_seconds)),
+            catalog_cost_usd=charge.upstream_usd, vendor_reported_cost_usd=result.vendor_cost_usd,
+            client_usd=bill.quote.client_usd,
+        )
+        await self.ledger.settle(reservation, bill.quote, overrun_usd=bill.overrun_usd, record=record)
+        vendor = route.vendor
         labelled(CHARGED_USD, vendor).inc(float(bill.quote.client_usd))
-        labelled(UPSTREAM_COST_USD, vendor).inc(float(bill.quote.upstream_usd + bill.overrun_usd))
+        labelled(UPSTREAM_COST_USD, vendor).inc(float(charge.upstream_usd))
         if bill.overrun_usd:
             labelled(BILLING_OVERRUN_USD, vendor).inc(float(bill.overrun_usd))
-        return Charge(bill.quote, bill.overrun_usd)
+        if record.vendor_cost_differs:
+            labelled(VENDOR_COST_MISMATCH, vendor).inc()
+        return charge
 
     async def record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
         """A failed attempt the vendor billed anyway: the gateway's loss, never the client's."""

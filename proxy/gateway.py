@@ -141,7 +141,7 @@ class Gateway:
         bill = self.billing.final_bill(routed.route, request, run_seconds=routed.result.run_seconds, images=images)
         while True:
             try:
-                return await self.billing.settle(reservation, routed.route.vendor, bill)
+                return await self.billing.settle(reservation, routed.route, bill, routed.result)
             except StateUnavailable as error:
                 if isinstance(error, ReservationExpired) or deadline.remaining() <= SETTLE_RETRY_S:
                     raise

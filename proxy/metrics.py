@@ -98,6 +98,11 @@ BILLING_OVERRUN_USD = Counter(
     "USD a time-billed vendor charged for run time above what the client can be billed (a gateway loss).",
     ["backend"], registry=REGISTRY,
 )
+VENDOR_COST_MISMATCH = Counter(
+    "boltgate_vendor_cost_mismatch_total",
+    "Charges whose vendor-reported cost differs from the catalog's by more than 1% (check the catalog).",
+    ["backend"], registry=REGISTRY,
+)
 STATE_DEGRADED = Gauge(
     "boltgate_state_degraded",
     "1 while the state store (Redis, the ledger file) does not answer: requests that need the ledger get 503.",

@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     state_timeout_s: float = Field(default=2.0, gt=0)
     """The longest one state operation may take: past it (Redis down or frozen), the request is
     answered 503 ``state_unavailable`` with ``Retry-After``, and nothing is charged."""
+    charge_log_retention_days: float = Field(default=35.0, gt=0)
+    """How long the charge log (``boltgate usage export``, ``GET /v1/admin/charges``) keeps each
+    charge: a monthly invoice plus a few days. In Redis it costs about 400 bytes per charge."""
     reservation_grace_s: float = Field(default=30.0, gt=0)
     """A reservation's lease is the request's deadline plus this: when a process dies or loses
     its state store mid-request, the credits it held come back once the lease ends."""

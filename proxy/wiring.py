@@ -76,21 +76,25 @@ class Stores:
 def build_stores(settings: Settings) -> Stores:
     """Redis for replicas; a SQLite file (plus memory for what is short-lived) for one process;
     memory only for tests and throwaway runs."""
+    retention_s = settings.charge_log_retention_days * 86400
     if settings.state_backend == "redis":
         from core.state.redis import RedisStateStore
         from core.state.redis_ledger import RedisLedgerStore
 
         timeout_s = settings.state_timeout_s
         redis = RedisStateStore.from_url(settings.redis_url, timeout_s=timeout_s)
-        return Stores(redis, redis, RedisLedgerStore(redis.client, redis.key_prefix, timeout_s=timeout_s))
+        return Stores(redis, redis, RedisLedgerStore(redis.client, redis.key_prefix, timeout_s=timeout_s,
+                                                     charge_log_retention_s=retention_s))
     if settings.state_backend == "sqlite":
         from core.state.sqlite import SqliteStateStore
         from core.state.sqlite_database import SqliteDatabase
         from core.state.sqlite_ledger import SqliteLedgerStore
 
         database = SqliteDatabase.in_directory(settings.data_dir, busy_timeout_s=settings.state_timeout_s)
-        return Stores(MemoryStateStore(), SqliteStateStore(database), SqliteLedgerStore(database))
-    return Stores.in_memory()
+        return Stores(MemoryStateStore(), SqliteStateStore(database),
+                      SqliteLedgerStore(database, charge_log_retention_s=retention_s))
+    memory = MemoryStateStore()
+    return Stores(memory, memory, MemoryLedgerStore(charge_log_retention_s=retention_s))
 
 
 def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None) -> Backend:

@@ -16,6 +16,9 @@ An account's money, in integer micro-USD::
 A hold whose lease ran out (its process was killed, its store connection was lost) is no
 longer counted: the money it held comes back on its own. ``settle`` and ``release`` close a
 hold once; closing it again answers ``ALREADY_CLOSED`` and changes nothing.
+
+Each charge may carry an entry for the charge log (what an operator reconciles a vendor's
+invoice against), appended in the same atomic step and kept ``CHARGE_LOG_RETENTION_S``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,16 @@ from typing import Protocol
 
 CLOSED_TTL_S = 7 * 24 * 3600.0
 """How long a closed hold id (or a counted event id) is remembered, so closing it twice is a no-op."""
+CHARGE_LOG_RETENTION_S = 35 * 24 * 3600.0
+"""How long charge-log entries are kept by default: a monthly invoice plus a few days."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedCharge:
+    """One entry of the charge log and when the store wrote it (Unix seconds, the store's clock)."""
+
+    at: float
+    entry: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +80,18 @@ class LedgerStore(Protocol):
         ...
 
     async def settle(
-        self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = ()
+        self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = (),
+        entry: bytes = b"",
     ) -> Settled:
-        """Close the hold, add ``charge`` to ``spent`` and add every tally, all in one step.
+        """Close the hold, add ``charge`` to ``spent``, add every tally and append ``entry`` (when
+        not empty) to the charge log, all in one step.
 
         When the hold's lease already ran out the charge is written only if it fits ``limit``.
         """
+        ...
+
+    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
+        """Charge-log entries written at or after ``since`` (Unix seconds), oldest first."""
         ...
 
     async def release(self, account: str, hold_id: str) -> bool:

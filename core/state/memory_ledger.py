@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.state.ledger_store import CLOSED_TTL_S, Balance, Settled, Tally
+from core.state.ledger_store import CHARGE_LOG_RETENTION_S, CLOSED_TTL_S, Balance, LoggedCharge, Settled, Tally
 
 
 @dataclass(slots=True)
@@ -28,7 +28,9 @@ class _Account:
 
 
 class MemoryLedgerStore:
-    def __init__(self) -> None:
+    def __init__(self, *, charge_log_retention_s: float = CHARGE_LOG_RETENTION_S) -> None:
+        self._retention_s = charge_log_retention_s
+        self._log: list[LoggedCharge] = []
         self._accounts: dict[str, _Account] = {}
         self._closed: dict[str, float] = {}
         """Closed hold ids and counted event ids -> when they may be forgotten."""
@@ -68,7 +70,8 @@ class MemoryLedgerStore:
         return True
 
     async def settle(
-        self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = ()
+        self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = (),
+        entry: bytes = b"",
     ) -> Settled:
         state = self._account(account)
         if self._is_closed(hold_id):
@@ -79,7 +82,15 @@ class MemoryLedgerStore:
         self._close(hold_id)
         state.spent += charge
         self._add(tallies)
+        if entry:
+            now = time.time()
+            if self._log and self._log[0].at < now - self._retention_s:
+                self._log = [logged for logged in self._log if logged.at >= now - self._retention_s]
+            self._log.append(LoggedCharge(now, entry))
         return Settled.CHARGED
+
+    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
+        return [logged for logged in self._log if logged.at >= since][:limit]
 
     async def release(self, account: str, hold_id: str) -> bool:
         state = self._account(account)
@@ -107,3 +118,4 @@ class MemoryLedgerStore:
         self._accounts.clear()
         self._closed.clear()
         self._tables.clear()
+        self._log.clear()

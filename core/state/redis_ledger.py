@@ -8,6 +8,7 @@ Layout (under the store's prefix; money keys have no TTL, so with AOF they survi
     ledger:account:<account>:leases   sorted set: hold id scored by its expiry (ms, Redis clock)
     ledger:closed:<id>                a settled/released hold or a counted event (7 days)
     ledger:table:<name>               hash of tallies (spend by day, by vendor, losses...)
+    ledger:charges                    a stream: the charge log, trimmed past its retention
 
 Expiries are read from Redis' own clock (``TIME``), so replicas with different clocks agree
 on when a lease ends. Placing a hold or settling one is *fenced*: the script does nothing when
@@ -26,7 +27,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from core.errors import StateUnavailable
-from core.state.ledger_store import CLOSED_TTL_S, Balance, Settled, Tally
+from core.state.ledger_store import CHARGE_LOG_RETENTION_S, CLOSED_TTL_S, Balance, LoggedCharge, Settled, Tally
 from core.state.redis_connection import DEFAULT_TIMEOUT_S, answering
 
 _PRELUDE = """
@@ -67,8 +68,9 @@ redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1])
 return 1
 """
 
-# KEYS: spent, holds, leases, closed, then one table per tally.
-# ARGV: hold id, charge, limit (-1: none), closed ttl ms, not after ms, then field, amount per tally.
+# KEYS: spent, holds, leases, closed, the charge log, then one table per tally.
+# ARGV: hold id, charge, limit (-1: none), closed ttl ms, not after ms, log entry ('' for none),
+# log retention ms, then field, amount per tally.
 _SETTLE = _PRELUDE + """
 local now = now_ms()
 if now > tonumber(ARGV[5]) then return -1 end
@@ -83,8 +85,11 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SET', KEYS[4], 'settled', 'PX', ARGV[4])
 redis.call('INCRBY', KEYS[1], ARGV[2])
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   redis.call('HINCRBY', KEYS[i], ARGV[2 * i - 4], ARGV[2 * i - 3])
+end
+if ARGV[6] ~= '' then
+  redis.call('XADD', KEYS[5], 'MINID', '~', string.format('%d', now - tonumber(ARGV[7])), '*', 'entry', ARGV[6])
 end
 return 1
 """
@@ -126,10 +131,12 @@ def _ms(seconds: float) -> int:
 class RedisLedgerStore:
     """``LedgerStore`` over a ``redis.asyncio`` client (usually the state store's, shared)."""
 
-    def __init__(self, client: Redis, key_prefix: str = "boltgate:", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, client: Redis, key_prefix: str = "boltgate:", *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 charge_log_retention_s: float = CHARGE_LOG_RETENTION_S) -> None:
         self._client = client
         self._prefix = key_prefix + "ledger:"
         self._timeout_s = timeout_s
+        self._retention_ms = _ms(charge_log_retention_s)
         self._hold: Any = client.register_script(_HOLD)
         self._settle: Any = client.register_script(_SETTLE)
         self._release: Any = client.register_script(_RELEASE)
@@ -167,11 +174,13 @@ class RedisLedgerStore:
         return bool(outcome == 1)
 
     async def settle(
-        self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = ()
+        self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = (),
+        entry: bytes = b"",
     ) -> Settled:
-        keys = [*self._account_keys(account), self._closed(hold_id), *(self._table(t.table) for t in tallies)]
+        keys = [*self._account_keys(account), self._closed(hold_id), self._prefix + "charges",
+                *(self._table(t.table) for t in tallies)]
         args: list[object] = [hold_id, charge, -1 if limit is None else limit, _ms(CLOSED_TTL_S),
-                              self._not_after_ms()]
+                              self._not_after_ms(), entry, self._retention_ms]
         for tally in tallies:
             args += [tally.field, tally.amount]
         outcome = await self._run(self._settle, keys, args)
@@ -192,6 +201,15 @@ class RedisLedgerStore:
         for tally in tallies:
             args += [tally.field, tally.amount]
         return bool(await self._run(self._count, keys, args) == 1)
+
+    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
+        async with answering(self._timeout_s):
+            rows: Any = await self._client.xrange(self._prefix + "charges", min=str(_ms(since)), count=limit)
+        logged = []
+        for stream_id, fields in rows or []:
+            written_ms = int(bytes(stream_id).split(b"-")[0])  # a stream id is "<ms>-<sequence>"
+            logged.append(LoggedCharge(written_ms / 1000, bytes(fields[b"entry"])))
+        return logged
 
     async def table(self, name: str) -> dict[str, int]:
         async with answering(self._timeout_s):

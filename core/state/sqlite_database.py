@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS holds (hold_id TEXT PRIMARY KEY, account TEXT NOT NUL
 CREATE INDEX IF NOT EXISTS holds_by_account ON holds (account, expires);
 CREATE TABLE IF NOT EXISTS closed (marker TEXT PRIMARY KEY, forget_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS closed_expiry ON closed (forget_at);
+CREATE TABLE IF NOT EXISTS charges (at REAL NOT NULL, entry BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS charges_by_time ON charges (at);
 CREATE TABLE IF NOT EXISTS tallies (name TEXT NOT NULL, field TEXT NOT NULL, amount INTEGER NOT NULL,
                                     PRIMARY KEY (name, field));
 """

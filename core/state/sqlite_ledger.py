@@ -2,8 +2,9 @@
 
 Tables (see ``core.state.sqlite_database``): ``spent`` per account, ``holds`` (amount and
 wall-clock expiry per hold id), ``closed`` (settled/released hold ids and counted event ids,
-forgotten after 7 days), ``tallies``. A hold of a killed process stays in the file with its
-expiry, and stops counting once that passes, restart or not.
+forgotten after 7 days), ``tallies``, ``charges`` (the charge log, pruned past its retention).
+A hold of a killed process stays in the file with its expiry, and stops counting once that
+passes, restart or not.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from core.state.ledger_store import CLOSED_TTL_S, Balance, Settled, Tally
+from core.state.ledger_store import CHARGE_LOG_RETENTION_S, CLOSED_TTL_S, Balance, LoggedCharge, Settled, Tally
 from core.state.sqlite_database import SqliteDatabase
 
 
@@ -45,8 +46,9 @@ def _add(db: sqlite3.Connection, tallies: Sequence[Tally]) -> None:
 
 
 class SqliteLedgerStore:
-    def __init__(self, database: SqliteDatabase) -> None:
+    def __init__(self, database: SqliteDatabase, *, charge_log_retention_s: float = CHARGE_LOG_RETENTION_S) -> None:
         self.database = database
+        self._retention_s = charge_log_retention_s
 
     async def hold(self, account: str, hold_id: str, amount: int, *, limit: int | None, lease_s: float) -> bool:
         now = time.time()
@@ -65,7 +67,8 @@ class SqliteLedgerStore:
         return True
 
     async def settle(
-        self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = ()
+        self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = (),
+        entry: bytes = b"",
     ) -> Settled:
         now = time.time()
         with self.database.transaction() as db:
@@ -79,7 +82,17 @@ class SqliteLedgerStore:
             db.execute("INSERT INTO spent (account, amount) VALUES (?, ?) "
                        "ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount", (account, charge))
             _add(db, tallies)
+            if entry:
+                db.execute("DELETE FROM charges WHERE rowid IN (SELECT rowid FROM charges WHERE at < ? LIMIT 100)",
+                           (now - self._retention_s,))
+                db.execute("INSERT INTO charges (at, entry) VALUES (?, ?)", (now, entry))
         return Settled.CHARGED
+
+    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
+        with self.database.reading() as db:
+            rows = db.execute("SELECT at, entry FROM charges WHERE at >= ? ORDER BY at, rowid LIMIT ?",
+                              (since, limit)).fetchall()
+        return [LoggedCharge(float(at), bytes(entry)) for at, entry in rows]
 
     async def release(self, account: str, hold_id: str) -> bool:
         now = time.time()

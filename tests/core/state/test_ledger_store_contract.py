@@ -7,6 +7,7 @@ parametrised). Leases are short (0.15 s) and the waits only just longer.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from core.state.ledger_store import Balance, LedgerStore, Settled, Tally
 
@@ -155,3 +156,35 @@ async def test_large_amounts_stay_exact(ledger_store: LedgerStore) -> None:
     assert await ledger_store.balance("acct") == Balance(spent=0, held=big)
     assert await ledger_store.settle("acct", "h1", big, limit=None) is Settled.CHARGED
     assert await ledger_store.balance("acct") == Balance(spent=big, held=0)
+
+
+async def test_a_charge_appends_its_entry_to_the_charge_log_once(ledger_store: LedgerStore) -> None:
+    before = time.time() - 1
+    assert await ledger_store.hold("acct", "h1", 50, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, entry=b'{"n": 1}') is Settled.CHARGED
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, entry=b'{"n": 1}') is Settled.ALREADY_CLOSED
+    assert await ledger_store.hold("acct", "h2", 10, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "h2", 10, limit=100) is Settled.CHARGED  # no entry: none logged
+    logged = await ledger_store.charges(since=before)
+    assert [charge.entry for charge in logged] == [b'{"n": 1}']
+    assert before <= logged[0].at <= time.time() + 1
+
+
+async def test_a_refused_charge_logs_nothing(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "late", 60, limit=100, lease_s=SHORT_LEASE)
+    await asyncio.sleep(PAST_SHORT_LEASE)
+    assert await ledger_store.hold("acct", "other", 50, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "late", 60, limit=100, entry=b"x") is Settled.REFUSED
+    assert await ledger_store.charges(since=0) == []
+
+
+async def test_the_charge_log_is_read_from_a_time_on_oldest_first(ledger_store: LedgerStore) -> None:
+    for index in range(3):
+        assert await ledger_store.hold("acct", f"h{index}", 1, limit=None, lease_s=LEASE)
+        assert await ledger_store.settle("acct", f"h{index}", 1, limit=None, entry=f"{index}".encode())
+        await asyncio.sleep(0.02)
+    everything = await ledger_store.charges(since=0)
+    assert [charge.entry for charge in everything] == [b"0", b"1", b"2"]
+    later = await ledger_store.charges(since=everything[1].at)
+    assert [charge.entry for charge in later] == [b"1", b"2"]
+    assert [charge.entry for charge in await ledger_store.charges(since=0, limit=2)] == [b"0", b"1"]
