@@ -19,13 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.state.ledger_store import LedgerStore, Tally  # noqa: E402
-from core.state.memory_ledger import MemoryLedgerStore  # noqa: E402
-from core.state.redis import RedisStateStore  # noqa: E402
-from core.state.redis_ledger import RedisLedgerStore  # noqa: E402
-from core.state.sqlite_database import SqliteDatabase  # noqa: E402
-from core.state.sqlite_ledger import SqliteLedgerStore  # noqa: E402
-from tests.redis_server import RedisServer, RedisServerMissing  # noqa: E402
+from core.state.ledger_store import LedgerStore, Tally
+from core.state.memory_ledger import MemoryLedgerStore
+from core.state.redis import RedisStateStore
+from core.state.redis_ledger import RedisLedgerStore
+from core.state.sqlite_database import SqliteDatabase
+from core.state.sqlite_ledger import SqliteLedgerStore
+from tests.redis_server import RedisServer, RedisServerMissing
 
 TALLIES = [Tally("key:k:day_usd", "2026-11-03", 4050), Tally("key:k:day_images", "2026-11-03", 1),
            Tally("key:k:vendor_usd", "runflow", 4050), Tally("key:k:vendor_images", "runflow", 1)]
