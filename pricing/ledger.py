@@ -8,6 +8,8 @@ client key id (``KeyRecord.key_id``, never the raw key)::
     table key:<key>:day_usd / day_images          charges per UTC date
     table key:<key>:vendor_usd / vendor_images    charges per vendor
     table losses:vendor_usd / vendor_attempts / day_usd   billed failures, never charged on
+    table losses:vendor_overruns           charges capped at their reservation (run time past the cap)
+    charge log                             one entry per charge (``pricing.charge_log``)
 
 Every step is one atomic, idempotent store operation: placing or raising a hold checks the
 budget and holds in one step (so any number of concurrent requests on one key cannot overspend
