@@ -21,6 +21,8 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     │   └── NotFound                   404 (an expired image, an unknown key)
     ├── ClientDisconnected             499: the client hung up; the work was cancelled
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt
+    ├── StateUnavailable               503 + Retry-After: Redis or the ledger file did not answer
+    │   └── ReservationExpired         503: the hold's lease ran out and the budget has no room
     ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
     │   ├── CatalogError               a price catalog file or override that cannot be read as prices
     │   └── UnknownVendor              a vendor the price catalog has no price for
@@ -189,6 +191,30 @@ class NoBackendAvailable(BoltgateError):
         super().__init__(". ".join(parts))
         self.attempts = list(attempts)
         self.skipped = list(skipped)
+
+
+class StateUnavailable(BoltgateError):
+    """The state store did not answer within its timeout (Redis down, frozen or restarting).
+
+    Raised by the store implementations at their boundary, so every request that needs the
+    ledger gets a clear 503 with ``Retry-After`` instead of a 500; the ledger's operations are
+    atomic and fenced, so a request answered with this error is never charged.
+    """
+
+    status_code = 503
+    error_type = "server_error"
+    code = "state_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 2) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+        self.retry_after_s = retry_after_s
+
+
+class ReservationExpired(StateUnavailable):
+    """The request's credit hold ran out before it could be charged, and the budget has no room
+    for the charge any more: the images are not delivered and nothing is charged."""
+
+    code = "reservation_expired"
 
 
 class ConfigurationError(BoltgateError):

@@ -61,6 +61,11 @@ class RouteConfig(BaseModel):
     """Longest one attempt may take (the request's deadline may cut it shorter)."""
     max_attempts: int = Field(default=3, ge=1, le=10)
     """Attempts on one region before failing over to the next route."""
+    max_billable_s_per_image: float | None = Field(default=None, gt=0)
+    """For vendors billed by run time (Eachlabs, GPU workers): the most run time per image the
+    client can be billed. Reservations hold this worst case, so a budget is never overspent
+    whatever the vendor reports; run time above it is the gateway's loss. Default: the route's
+    ``timeout_s`` for the whole request (the longest an attempt can run)."""
     options: dict[str, str] = Field(default_factory=dict)
     """Vendor-specific knobs (Runflow's model path, Eachlabs' image field...)."""
     enabled: bool = True
@@ -137,8 +142,23 @@ class Settings(BaseSettings):
     local backend, the gateway runs the pipeline in process as the first route."""
     local_priority: int = 0
 
-    state_backend: Literal["memory", "redis"] = "memory"
+    state_backend: Literal["sqlite", "memory", "redis"] = "sqlite"
+    """``sqlite``: one process; keys, revocations, spend and idempotency records in a SQLite file
+    under ``data_dir`` (kept across restarts), breakers and images in memory. ``memory``:
+    everything in memory, gone on restart (tests, throwaway runs). ``redis``: everything in Redis,
+    shared by replicas (run it with AOF persistence, as the Helm chart does)."""
+    data_dir: Path = Path("var/data")
+    """Where the ``sqlite`` state backend keeps its file (``boltgate.sqlite3``)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    state_timeout_s: float = Field(default=2.0, gt=0)
+    """The longest one state operation may take: past it (Redis down or frozen), the request is
+    answered 503 ``state_unavailable`` with ``Retry-After``, and nothing is charged."""
+    charge_log_retention_days: float = Field(default=35.0, gt=0)
+    """How long the charge log (``boltgate usage export``, ``GET /v1/admin/charges``) keeps each
+    charge: a monthly invoice plus a few days. In Redis it costs about 400 bytes per charge."""
+    reservation_grace_s: float = Field(default=30.0, gt=0)
+    """A reservation's lease is the request's deadline plus this: when a process dies or loses
+    its state store mid-request, the credits it held come back once the lease ends."""
     image_store: Literal["state", "directory"] = "state"
     """``state``: images live in the state backend (memory or Redis); ``directory``: on disk."""
     image_dir: Path = Path("var/images")

@@ -4,6 +4,10 @@ Retries on one route happen only for retryable failures (connect error, timeout,
 a body we cannot read), with jittered exponential backoff that gives way to the vendor's
 ``Retry-After``. Any failure with ``failover`` set moves on to the next route; one without it
 (the vendor rejected the request as invalid) goes back to the client at once.
+
+Before a route is tried, the caller's ``admit`` hook may refuse it (the key's budget cannot
+cover that route's price): the route is skipped with its reason in the attempts list, and when
+every route was refused that way, the refusal goes back to the client (402).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from core.errors import (
     BackendError,
     ContentFiltered,
     ContentPolicyViolation,
+    InsufficientCredits,
     NoBackendAvailable,
     PriceCeilingExceeded,
     RouteAttempt,
@@ -41,6 +46,8 @@ from proxy.settings import RetryConfig
 
 PriceOf = Callable[[Route, ImageRequest], Decimal]
 LossRecorder = Callable[[Route, ImageRequest, BackendError], Awaitable[None]]
+Admit = Callable[[Route], Awaitable[None]]
+"""Called before a route is tried; raises ``InsufficientCredits`` to skip it."""
 
 
 @dataclass(slots=True)
@@ -104,17 +111,27 @@ class Router:
         return order_by_priority(able), skipped
 
     async def generate(
-        self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None
+        self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None,
+        *, admit: Admit | None = None,
     ) -> RoutedResult:
         """Serve ``request`` on the first route that can; ``plan`` is ``candidates()``'s answer
-        when the caller already asked for it (to reserve credits for those routes)."""
+        when the caller already asked for it; ``admit`` is awaited before each route is tried."""
         ordered, skipped = plan if plan is not None else await self.candidates(request)
         if not ordered:
             raise NoBackendAvailable("No route can serve this request", skipped=skipped)
         routed = RoutedResult(result=BackendResult(images=[]), route=ordered[0])
+        refusal: InsufficientCredits | None = None
         for index, route in enumerate(ordered):
             if deadline.expired():
                 break
+            if admit is not None:
+                try:
+                    await admit(route)
+                except InsufficientCredits as refused:
+                    refusal = refused
+                    routed.attempts.append(RouteAttempt(route.vendor, route.region, "insufficient_credits",
+                                                        refused.status_code, refused.message[:160]))
+                    continue
             try:
                 has_fallback = index < len(ordered) - 1
                 routed.result = await self._serve_on(route, request, deadline, routed, has_fallback)
@@ -131,6 +148,8 @@ class Router:
                 if not error.failover:
                     raise
                 labelled(FAILOVERS, route.vendor, error.outcome).inc()
+        if refusal is not None and all(a.outcome == "insufficient_credits" for a in routed.attempts):
+            raise refusal
         reason = "The request's deadline passed" if deadline.expired() else "Every route failed"
         raise NoBackendAvailable(reason, routed.attempts, skipped)
 

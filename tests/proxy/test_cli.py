@@ -53,7 +53,7 @@ def test_a_valid_file_prints_the_resolved_routes_by_priority(
 
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == f"{path}: valid; policy=priority, deadline=25.0s, state=memory"
+    assert lines[0] == f"{path}: valid; policy=priority, deadline=25.0s, state=sqlite"
     assert lines[1] == ("- runflow: priority 10, weight 2.0, timeout 12.0s, 2 attempts, "
                         "key $RUNFLOW_API_KEY: enabled")
     assert lines[2] == "    eu: https://eu.runflow.example"

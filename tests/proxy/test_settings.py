@@ -60,7 +60,8 @@ def test_every_setting_has_a_default_for_one_machine() -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.routes == []
     assert settings.routing_policy == "priority"
-    assert settings.state_backend == "memory"
+    assert settings.state_backend == "sqlite"  # keys and spend survive a restart of `make run`
+    assert settings.state_timeout_s == 2.0
     assert settings.simulators == "auto"
     assert settings.content_filter_action == "failover"
     assert settings.deadline_s == 60.0

@@ -11,6 +11,7 @@ from core.deadline import Deadline
 from core.errors import (
     ContentFiltered,
     ContentPolicyViolation,
+    InsufficientCredits,
     NoBackendAvailable,
     VendorAuthError,
     VendorProtocolError,
@@ -20,6 +21,7 @@ from core.errors import (
     VendorUnavailable,
 )
 from core.request import ImageRequest
+from proxy.routing.route import Route
 from proxy.settings import BreakerConfig
 from tests.proxy.routing.scripted_backend import ScriptedBackend, images, route_to, router_over, solid_png
 
@@ -289,3 +291,48 @@ async def test_a_result_with_no_images_for_n_one_is_a_protocol_error() -> None:
     with pytest.raises(NoBackendAvailable) as raised:
         await router.generate(request(), Deadline(5))
     assert raised.value.attempts[0].outcome == "protocol_error"
+
+
+# --- admission (the key's budget, checked per route) -------------------------------------------
+
+
+async def test_a_route_the_admit_hook_refuses_is_skipped_with_its_reason() -> None:
+    pricey, cheap = ScriptedBackend("pricey"), ScriptedBackend("cheap")
+    router = router_over([route_to(pricey, priority=10), route_to(cheap, priority=20)])
+
+    async def admit(route: Route) -> None:
+        if route.backend is pricey:
+            raise InsufficientCredits("this route needs 5.4 credits and 0.5 remain")
+
+    routed = await router.generate(request(), Deadline(5), admit=admit)
+
+    assert routed.route.backend is cheap
+    assert pricey.calls == []
+    assert [(a.backend, a.outcome, a.status) for a in routed.attempts] == [
+        ("pricey", "insufficient_credits", 402), ("cheap", "ok", 200)]
+
+
+async def test_when_every_route_is_refused_the_refusal_goes_back_to_the_client() -> None:
+    first, second = ScriptedBackend("first"), ScriptedBackend("second")
+    router = router_over([route_to(first, priority=10), route_to(second, priority=20)])
+
+    async def admit(route: Route) -> None:
+        raise InsufficientCredits(f"{route.vendor} is too expensive")
+
+    with pytest.raises(InsufficientCredits, match="second is too expensive"):
+        await router.generate(request(), Deadline(5), admit=admit)
+    assert first.calls == second.calls == []
+
+
+async def test_admission_is_asked_before_each_route_in_the_order_tried() -> None:
+    first = ScriptedBackend.playing("first", unavailable())
+    second = ScriptedBackend("second")
+    router = router_over([route_to(first, priority=10, max_attempts=1), route_to(second, priority=20)])
+    admitted: list[str] = []
+
+    async def admit(route: Route) -> None:
+        admitted.append(route.vendor)
+
+    await router.generate(request(), Deadline(5), admit=admit)
+
+    assert admitted == ["first", "second"]
