@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backends.local.checkpoints import SUPPORTED_STEPS
+from core.request import MAX_SIDE, MIN_SIDE
 
 Device = Literal["auto", "cuda", "cpu"]
 DType = Literal["auto", "float16", "bfloat16", "float32"]
@@ -43,14 +44,22 @@ class LocalBackendConfig(BaseModel):
     """PyTorch's scaled-dot-product attention (False: diffusers' classic attention)."""
     channels_last: bool = True
     compile_unet: bool = False
+    """``torch.compile`` the UNet for the ``warmup_sizes`` (see ``compiled``): other sizes run eagerly."""
     compile_vae: bool = False
     """``torch.compile`` of the VAE decoder: at 4 steps and 1024x1024 it costs as much as the UNet."""
     compile_mode: str = "max-autotune"
+    compile_backend: str = "inductor"
+    """``torch.compile`` backend (``eager`` generates no kernels: what the CPU tests use to exercise the path)."""
+    compile_cache_dir: Path | None = None
+    """Where Inductor and Triton keep their caches (a persistent volume makes restarts compile fast);
+    None: their defaults (``TORCHINDUCTOR_CACHE_DIR``, ``TRITON_CACHE_DIR``, else under /tmp and ~)."""
     fuse_qkv: bool = False
     warmup: bool = True
     """Run each preloaded step count once at start so no request pays loading or compilation."""
-    warmup_side: int = Field(default=1024, ge=64, le=1536, multiple_of=8)
-    """Square size of the warm-up images (with ``torch.compile``, other sizes compile on first use)."""
+    warmup_sizes: tuple[tuple[int, int], ...] = ((1024, 1024),)
+    """Sizes (``WIDTHxHEIGHT``, comma-separated) warmed at start, at every batch size when compiled.
+    With ``torch.compile`` they are the only sizes that run compiled; any other size runs eagerly
+    (slower, never failing, counted in ``boltgate_worker_eager_fallbacks_total``)."""
     max_batch_size: int = Field(default=4, ge=1, le=32)
     """Most images in one pipeline call."""
     batch_window_ms: float = Field(default=10.0, ge=0.0, le=1000.0)
@@ -65,6 +74,26 @@ class LocalBackendConfig(BaseModel):
             return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
         return value
 
+    @field_validator("warmup_sizes", mode="before")
+    @classmethod
+    def _parse_sizes(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", "").split(",") if part]
+        if isinstance(value, list | tuple):
+            return tuple(_size(item) for item in value)
+        return value
+
+    @field_validator("warmup_sizes")
+    @classmethod
+    def _servable_sizes(cls, value: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        if not value:
+            raise ValueError("warm up at least one size")
+        for width, height in value:
+            for side in (width, height):
+                if not MIN_SIDE <= side <= MAX_SIDE or side % 8:
+                    raise ValueError(f"size {width}x{height}: sides are multiples of 8 in {MIN_SIDE}-{MAX_SIDE}")
+        return tuple(dict.fromkeys(value))
+
     @field_validator("preload_steps")
     @classmethod
     def _known_steps(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -77,3 +106,13 @@ class LocalBackendConfig(BaseModel):
     def from_options(cls, options: Mapping[str, str]) -> LocalBackendConfig:
         """Build from a route's string options (``preload_steps = "1,4"``, ``fuse_qkv = "true"``)."""
         return cls.model_validate(dict(options))
+
+
+def _size(item: object) -> object:
+    """``"1024x768"`` as ``(1024, 768)``; pairs pass through for pydantic to check."""
+    if isinstance(item, str):
+        width, separator, height = item.lower().partition("x")
+        if not separator or not width.isdigit() or not height.isdigit():
+            raise ValueError(f"size {item!r} is not WIDTHxHEIGHT")
+        return int(width), int(height)
+    return item

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from backends.base import Capabilities
@@ -37,6 +37,10 @@ class ServingPipeline(BatchPipeline, Protocol):
     def device(self) -> str: ...
 
     def memory_bytes(self) -> int: ...
+
+    def eager_fallbacks(self) -> Mapping[tuple[str, str], int]:
+        """Calls of a compiled module that ran eagerly, by (module, reason) (see ``compiled``)."""
+        ...
 
 
 PipelineFactory = Callable[[LocalBackendConfig], ServingPipeline]
@@ -74,6 +78,9 @@ class LocalEngine:
 
     def memory_bytes(self) -> int:
         return self.pipeline.memory_bytes() if self.pipeline is not None else 0
+
+    def eager_fallbacks(self) -> Mapping[tuple[str, str], int]:
+        return self.pipeline.eager_fallbacks() if self.pipeline is not None else {}
 
     def start_in_background(self) -> asyncio.Task[None]:
         """Begin loading (once); the task ends when the engine is ready or has failed."""

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from backends.local.checkpoints import LightningCheckpoint, checkpoint_for
+from backends.local.compiled import EagerFallbacks, ensure_recompile_room, use_compile_cache
 from backends.local.config import LocalBackendConfig
 from backends.local.encoding import decode_init_image
 from backends.local.loader import (
@@ -37,7 +38,7 @@ from backends.local.loader import (
     resolve_device,
     resolve_dtype,
 )
-from backends.local.speed import log_skipped_levers, prepare_unet, prepare_vae
+from backends.local.speed import compiled_parts, log_skipped_levers, prepare_unet, prepare_vae
 from core.errors import InvalidRequest
 from core.request import ImageRequest
 
@@ -101,6 +102,8 @@ class LightningPipeline:
         self.dtype = dtype
         self._by_steps: dict[int, StepPipelines] = {}
         self._lock = threading.Lock()
+        self.fallbacks = EagerFallbacks()
+        prepare_vae(components.vae, config, device, self.fallbacks)
 
     @classmethod
     def load(cls, config: LocalBackendConfig) -> LightningPipeline:
@@ -109,9 +112,10 @@ class LightningPipeline:
         dtype = resolve_dtype(config, device)
         log.info("local pipeline on %s in %s", device, dtype)
         log_skipped_levers(config, device)
+        if config.compile_cache_dir is not None and (config.compile_unet or config.compile_vae):
+            use_compile_cache(config.compile_cache_dir)
         source = WeightSource(config, dtype)
         components = load_base_components(source, device, dtype)
-        prepare_vae(components.vae, config, device)
         pipeline = cls(config, source, components, device, dtype)
         for steps in config.preload_steps:
             pipeline.for_steps(steps)
@@ -141,7 +145,7 @@ class LightningPipeline:
         path = self.source.checkpoint_path(checkpoint)
         started = time.perf_counter()
         unet = load_lightning_unet(path, self.components.unet_config, self.torch_device, self.dtype)
-        unet = prepare_unet(unet, self.config, self.torch_device)
+        unet = prepare_unet(unet, self.config, self.torch_device, self.fallbacks)
         parts = self.components
         text_to_image = _diffusers.StableDiffusionXLPipeline(
             vae=parts.vae, text_encoder=parts.text_encoder, text_encoder_2=parts.text_encoder_2,
@@ -196,20 +200,33 @@ class LightningPipeline:
         return list(result.images)
 
     def warm_up(self) -> None:
-        """Run each loaded step count once before serving; when compiled, at every batch size.
+        """Run each loaded step count at each ``warmup_sizes`` before serving; compiled: at every batch size.
 
-        A compiled module recompiles for each new input shape, so with ``torch.compile`` every batch
-        size up to ``max_batch_size`` is warmed at ``warmup_side``; other sizes compile on first use.
+        This is the only time anything compiles (``compiled.ShapeCompiled``): afterwards the warmed
+        shapes run compiled and any other shape eagerly. Call it on the thread that will serve
+        (CUDA graphs recorded by a compiled module belong to the thread that recorded them).
         """
-        side = self.config.warmup_side
-        compiled = self.torch_device.type == "cuda" and (self.config.compile_unet or self.config.compile_vae)
-        batch_sizes = range(1, self.config.max_batch_size + 1) if compiled else range(1, 2)
-        for steps in self.loaded_steps:
-            for size in batch_sizes:
-                started = time.perf_counter()
-                self.text_to_image(["warm-up"] * size, list(range(size)), side, side, steps)
-                log.info("warm-up %d steps, batch %d, %dx%d: %.2f s", steps, size, side, side,
-                         time.perf_counter() - started)
+        parts = compiled_parts(self.components.vae, *(pipes.text_to_image.unet for pipes in self._by_steps.values()))
+        batch_sizes = range(1, self.config.max_batch_size + 1) if parts else range(1, 2)
+        if parts:
+            ensure_recompile_room(len(self.config.warmup_sizes) * len(batch_sizes))
+        for part in parts:
+            part.set_warming(True)
+        try:
+            for steps in self.loaded_steps:
+                for width, height in self.config.warmup_sizes:
+                    for size in batch_sizes:
+                        started = time.perf_counter()
+                        self.text_to_image(["warm-up"] * size, list(range(size)), width, height, steps)
+                        log.info("warm-up %d steps, batch %d, %dx%d: %.2f s", steps, size, width, height,
+                                 time.perf_counter() - started)
+        finally:
+            for part in parts:
+                part.set_warming(False)
+
+    def eager_fallbacks(self) -> dict[tuple[str, str], int]:
+        """Calls of a compiled module that ran eagerly, by (module, reason)."""
+        return dict(self.fallbacks.snapshot())
 
     def memory_bytes(self) -> int:
         """GPU memory held by tensors (0 on the CPU)."""

@@ -53,6 +53,7 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
     metrics = WorkerMetrics()
     engine = LocalEngine(config, factory=factory, observer=metrics)
     metrics.track_gpu_memory(engine.memory_bytes)
+    metrics.track_eager_fallbacks(engine.eager_fallbacks)
     metrics.track_readiness(lambda: engine.ready)
 
     @post("/v1/generate", status_code=200)

@@ -6,7 +6,7 @@ and GPU-seconds; ``boltgate_worker_batch_size`` shows whether dynamic batching a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +18,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from backends.local.batching import BatchRecord
 
@@ -67,6 +69,10 @@ class WorkerMetrics:
             "Time a request waited before its batch ran (its latency minus the batch's pipeline time).",
             buckets=_LATENCY_BUCKETS, registry=self.registry)
 
+    def track_eager_fallbacks(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Export the pipeline's eager-fallback counts (kept by the pipeline, read at every scrape)."""
+        self.registry.register(_EagerFallbackCollector(read))
+
     def request_served(self, seconds: float, pipeline_seconds: float) -> None:
         self.request_seconds.observe(seconds)
         self.queue_wait_seconds.observe(max(0.0, seconds - pipeline_seconds))
@@ -96,3 +102,27 @@ class WorkerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _EagerFallbackCollector(Collector):
+    """``boltgate_worker_eager_fallbacks_total{module, reason}`` from the pipeline's own counts."""
+
+    def __init__(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._read = read
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = self._family()
+        for (module, reason), count in sorted(self._read().items()):
+            family.add_metric([module, reason], count)
+        yield family
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            "boltgate_worker_eager_fallbacks",
+            "Calls of a compiled module (a UNet step, a VAE decode) that ran eagerly, by reason: "
+            "shape_not_warmed, recompile_refused, compile_failed.",
+            labels=["module", "reason"])

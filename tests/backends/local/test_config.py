@@ -48,3 +48,12 @@ def test_importing_the_package_and_config_leaves_torch_unloaded() -> None:
     code = f"import sys, {modules}, backends.local.worker_app; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_warm_up_sizes_arrive_as_width_x_height() -> None:
+    config = LocalBackendConfig.from_options({"warmup_sizes": "1024x1024, 1152x896,1024x1024"})
+    assert config.warmup_sizes == ((1024, 1024), (1152, 896))
+    assert LocalBackendConfig().warmup_sizes == ((1024, 1024),)
+    for bad in ("1024", "100x100", "1024x1030", ""):
+        with pytest.raises(ValidationError, match="warmup_sizes"):
+            LocalBackendConfig.from_options({"warmup_sizes": bad})

@@ -167,7 +167,7 @@ async def test_metrics_are_prometheus_text(gated_client: httpx.AsyncClient) -> N
     assert answer.headers["content-type"].startswith("text/plain")
     for name in ("boltgate_worker_queue_depth", "boltgate_worker_batch_size", "boltgate_worker_images_total",
                  "boltgate_worker_gpu_seconds_total", "boltgate_worker_gpu_memory_bytes",
-                 "boltgate_worker_images_per_second"):
+                 "boltgate_worker_images_per_second", "boltgate_worker_eager_fallbacks_total"):
         assert f"# TYPE {name.removesuffix('_total')}" in answer.text, name
 
 
