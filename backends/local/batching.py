@@ -25,9 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from PIL import Image
-
-from backends.local.encoding import encode_image
+from backends.local.encoding import AnyImage, encode_image
 from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorUnavailable
 from core.request import ImageRequest
 
@@ -37,7 +35,7 @@ log = logging.getLogger(__name__)
 class BatchPipeline(Protocol):
     """What the batcher drives: one blocking call per batch, each request's images in order."""
 
-    def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]: ...
+    def run(self, requests: Sequence[ImageRequest]) -> Sequence[Sequence[AnyImage]]: ...
 
 
 class BatchKey(NamedTuple):
@@ -120,7 +118,10 @@ class DynamicBatcher:
     """Queue of requests in front of one pipeline; ``submit`` returns the request's images."""
 
     def __init__(self, pipeline: BatchPipeline, *, max_batch_size: int = 4, batch_window_ms: float = 10.0,
-                 max_queue: int = 64, observer: BatchObserver | None = None, encoder_threads: int = 4) -> None:
+                 max_queue: int = 64, observer: BatchObserver | None = None, encoder_threads: int = 4,
+                 gpu_thread: ThreadPoolExecutor | None = None) -> None:
+        """``gpu_thread``: the one-thread executor that loaded and warmed the pipeline (CUDA graphs and
+        memory pools belong to a thread); by default the batcher starts its own (and stops it)."""
         self.pipeline = pipeline
         self.max_batch_size = max_batch_size
         self.window_s = batch_window_ms / 1000.0
@@ -129,7 +130,8 @@ class DynamicBatcher:
         self.stats = BatchStats()
         self._waiting: deque[_Waiting] = deque()
         self._arrived = asyncio.Event()
-        self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltgate-gpu")
+        self._owns_gpu_thread = gpu_thread is None
+        self._gpu = gpu_thread or ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltgate-gpu")
         self._encoders = ThreadPoolExecutor(max_workers=encoder_threads, thread_name_prefix="boltgate-encode")
         self._collector: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -176,7 +178,8 @@ class DynamicBatcher:
             entry = self._waiting.popleft()
             if not entry.future.done():
                 entry.future.set_exception(VendorUnavailable("the local pipeline stopped", status=503))
-        self._gpu.shutdown(wait=False, cancel_futures=True)
+        if self._owns_gpu_thread:
+            self._gpu.shutdown(wait=False, cancel_futures=True)
         self._encoders.shutdown(wait=False, cancel_futures=True)
 
     def _depth_changed(self) -> None:
@@ -256,7 +259,7 @@ class DynamicBatcher:
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
 
-    async def _deliver(self, entry: _Waiting, images: list[Image.Image], gpu_seconds: float,
+    async def _deliver(self, entry: _Waiting, images: Sequence[AnyImage], gpu_seconds: float,
                        batch_size: int) -> None:
         loop = asyncio.get_running_loop()
         fmt = entry.request.output_format
@@ -278,7 +281,7 @@ def _fail(batch: list[_Waiting], error: BaseException) -> None:
             entry.future.set_exception(error)
 
 
-def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest]) -> tuple[list[list[Image.Image]], float]:
+def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest]) -> tuple[Sequence[Sequence[AnyImage]], float]:
     """Runs on the GPU thread: the pipeline's images and the seconds the call took there."""
     started = time.perf_counter()
     images = pipeline.run(requests)

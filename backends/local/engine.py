@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Protocol
 
 from backends.base import Capabilities
@@ -56,17 +58,20 @@ def load_real_pipeline(config: LocalBackendConfig) -> ServingPipeline:
 class LocalEngine:
     """One pipeline behind one dynamic batcher."""
 
-    capabilities = LOCAL_CAPABILITIES
-
     def __init__(self, config: LocalBackendConfig, *, factory: PipelineFactory = load_real_pipeline,
                  observer: BatchObserver | None = None) -> None:
         self.config = config
+        self.capabilities = replace(LOCAL_CAPABILITIES, fixed_steps=frozenset(config.preload_steps),
+                                    max_steps=max(config.preload_steps))
+        """What this engine serves: only the step counts it loads at start."""
         self._factory = factory
         self._observer = observer
         self.pipeline: ServingPipeline | None = None
         self.batcher: DynamicBatcher | None = None
         self.load_error: BaseException | None = None
         self._loading: asyncio.Task[None] | None = None
+        self._gpu_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltgate-gpu")
+        """Loads, warms up and serves: CUDA graphs and the caching allocator's pools are per thread."""
 
     @property
     def ready(self) -> bool:
@@ -96,7 +101,8 @@ class LocalEngine:
 
     async def _load(self) -> None:
         try:
-            pipeline = await asyncio.to_thread(self._factory, self.config)
+            loop = asyncio.get_running_loop()
+            pipeline = await loop.run_in_executor(self._gpu_thread, self._factory, self.config)
         except Exception as exc:
             log.exception("loading the local pipeline failed")
             self.load_error = exc
@@ -104,7 +110,7 @@ class LocalEngine:
         self.pipeline = pipeline
         self.batcher = DynamicBatcher(
             pipeline, max_batch_size=self.config.max_batch_size, batch_window_ms=self.config.batch_window_ms,
-            max_queue=self.config.max_queue, observer=self._observer,
+            max_queue=self.config.max_queue, observer=self._observer, gpu_thread=self._gpu_thread,
         )
         log.info("local pipeline ready on %s", pipeline.device)
 
@@ -125,3 +131,4 @@ class LocalEngine:
             self._loading.cancel()
         if self.batcher is not None:
             await self.batcher.aclose()
+        self._gpu_thread.shutdown(wait=False, cancel_futures=True)

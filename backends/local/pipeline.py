@@ -1,10 +1,14 @@
 """SDXL-Lightning on this machine: text-to-image and image-to-image, one UNet per step count.
 
-The base components (text encoders, tokenizers, VAE) load once; the Lightning UNet for a step
-count loads on first use (or at start, ``preload_steps``) and stays cached, each with its own
-trailing-Euler scheduler. Every image gets its own CPU ``torch.Generator`` seeded ``seed + i``, so
-the initial noise of an image depends only on its seed, never on the batch it ran in or the
-device (the denoised pixels may still differ by float rounding between batch sizes).
+The base components (text encoders, tokenizers, VAE) load once; the Lightning UNet of every
+step count in ``preload_steps`` loads at start, each with its own trailing-Euler scheduler, and
+no weights ever load while a request waits (another step count is refused, so the router fails
+over). The diffusers pipelines stop at latents: ``vae.VaeCodec`` decodes them at a fixed dtype
+into RGB bytes, and PNG/JPEG/WebP encoding happens on the batcher's threads.
+
+Every image gets its own CPU ``torch.Generator`` seeded ``seed + i``, so the initial noise of an
+image depends only on its seed, never on the batch it ran in or the device (the denoised pixels
+may still differ by float rounding between batch sizes).
 
 Lightning is distilled without classifier-free guidance: the pipeline always runs at
 ``guidance_scale=0``, where a negative prompt has no effect, so neither is passed on.
@@ -14,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from PIL import Image
 from backends.local.checkpoints import LightningCheckpoint, checkpoint_for
 from backends.local.compiled import EagerFallbacks, ensure_recompile_room, use_compile_cache
 from backends.local.config import LocalBackendConfig
-from backends.local.encoding import decode_init_image
+from backends.local.encoding import RawImage, decode_init_image
 from backends.local.loader import (
     BaseComponents,
     WeightSource,
@@ -39,6 +42,7 @@ from backends.local.loader import (
     resolve_dtype,
 )
 from backends.local.speed import compiled_parts, log_skipped_levers, prepare_unet, prepare_vae
+from backends.local.vae import VaeCodec
 from core.errors import InvalidRequest
 from core.request import ImageRequest
 
@@ -101,9 +105,9 @@ class LightningPipeline:
         self.torch_device = device
         self.dtype = dtype
         self._by_steps: dict[int, StepPipelines] = {}
-        self._lock = threading.Lock()
         self.fallbacks = EagerFallbacks()
         prepare_vae(components.vae, config, device, self.fallbacks)
+        self.vae = VaeCodec(components.vae, device)
 
     @classmethod
     def load(cls, config: LocalBackendConfig) -> LightningPipeline:
@@ -118,7 +122,7 @@ class LightningPipeline:
         components = load_base_components(source, device, dtype)
         pipeline = cls(config, source, components, device, dtype)
         for steps in config.preload_steps:
-            pipeline.for_steps(steps)
+            pipeline._by_steps[steps] = pipeline._build(steps)
         return pipeline
 
     @property
@@ -130,12 +134,12 @@ class LightningPipeline:
         return tuple(sorted(self._by_steps))
 
     def for_steps(self, steps: int) -> StepPipelines:
-        """The pipelines for ``steps``, loading that Lightning UNet on first use."""
-        with self._lock:
-            cached = self._by_steps.get(steps)
-            if cached is None:
-                cached = self._by_steps[steps] = self._build(steps)
-            return cached
+        """The pipelines for ``steps``; refused (404, so the router fails over) when not loaded at start."""
+        loaded = self._by_steps.get(steps)
+        if loaded is None:
+            raise InvalidRequest(f"steps {steps} not loaded on this worker (loaded: {list(self.loaded_steps)})",
+                                 param="steps", status_code=404, code="steps_not_loaded")
+        return loaded
 
     def _build(self, steps: int) -> StepPipelines:
         try:
@@ -158,7 +162,7 @@ class LightningPipeline:
         log.info("loaded %s in %.1f s", checkpoint.filename, time.perf_counter() - started)
         return StepPipelines(checkpoint, path, text_to_image, image_to_image)
 
-    def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]:
+    def run(self, requests: Sequence[ImageRequest]) -> list[list[RawImage]]:
         """Serve one batch (same size and steps; an edit alone): each request's images, in order."""
         first = requests[0]
         if any((r.width, r.height, r.steps, r.is_edit) != (first.width, first.height, first.steps, False)
@@ -173,31 +177,31 @@ class LightningPipeline:
         prompts = [r.prompt for r in requests for _ in range(r.n)]
         seeds = [seed for r in requests for seed in seeds_of(r)]
         images = self.text_to_image(prompts, seeds, first.width, first.height, first.steps)
-        split: list[list[Image.Image]] = []
+        split: list[list[RawImage]] = []
         for request in requests:
             split.append(images[: request.n])
             images = images[request.n:]
         return split
 
     def text_to_image(self, prompts: Sequence[str], seeds: Sequence[int], width: int, height: int,
-                      steps: int) -> list[Image.Image]:
+                      steps: int) -> list[RawImage]:
         pipes = self.for_steps(steps)
         result = pipes.text_to_image(
             prompt=list(prompts), num_inference_steps=steps, guidance_scale=0.0,
-            width=width, height=height, generator=_generators(seeds), output_type="pil",
+            width=width, height=height, generator=_generators(seeds), output_type="latent",
         )
-        return list(result.images)
+        return self.vae.decode(result.images)
 
     def image_to_image(self, prompts: Sequence[str], seeds: Sequence[int], init: Image.Image,
-                       strength: float, steps: int) -> list[Image.Image]:
+                       strength: float, steps: int) -> list[RawImage]:
         pipes = self.for_steps(steps)
         total, strength = img2img_schedule(steps, strength)
         result = pipes.image_to_image(
-            prompt=list(prompts), image=[init] * len(prompts), strength=strength,
+            prompt=list(prompts), image=self.vae.encode(init, self.dtype), strength=strength,
             num_inference_steps=total, guidance_scale=0.0, generator=_generators(seeds),
-            output_type="pil",
+            output_type="latent",
         )
-        return list(result.images)
+        return self.vae.decode(result.images)
 
     def warm_up(self) -> None:
         """Run each loaded step count at each ``warmup_sizes`` before serving; compiled: at every batch size.

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from backends.local.checkpoints import CHECKPOINTS, LIGHTNING_SUBDIR, base_dir
+from backends.local.checkpoints import CHECKPOINTS, FP16_FIX_VAE_SUBDIR, LIGHTNING_SUBDIR, base_dir
 
 TEXT_HIDDEN = 32
 TIME_EMBED = 8
@@ -39,7 +39,7 @@ def write_tokenizer_files(directory: Path) -> Path:
 
 
 def make_tiny_model(directory: Path) -> Path:
-    """Write ``directory/base`` and ``directory/lightning/*.safetensors``; returns ``directory``."""
+    """Write ``directory/base``, ``directory/lightning/*.safetensors`` and ``directory/vae-fp16-fix``."""
     import torch
 
     directory = Path(directory)
@@ -48,6 +48,8 @@ def make_tiny_model(directory: Path) -> Path:
         pipeline = _tiny_pipeline()
         pipeline.save_pretrained(base_dir(directory))
         _write_lightning_checkpoints(pipeline.unet, directory / LIGHTNING_SUBDIR)
+        pipeline.vae.register_to_config(force_upcast=False)  # what marks the fp16-fix VAE
+        pipeline.vae.save_pretrained(directory / FP16_FIX_VAE_SUBDIR)
     return directory
 
 

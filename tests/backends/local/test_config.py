@@ -19,7 +19,8 @@ def test_defaults_serve_one_machine() -> None:
     assert config.lightning_repo == "ByteDance/SDXL-Lightning"
     assert (config.device, config.dtype, config.sdpa, config.warmup) == ("auto", "auto", True, True)
     assert (config.max_batch_size, config.batch_window_ms, config.max_queue) == (4, 10.0, 64)
-    assert config.preload_steps == (4,)
+    assert config.preload_steps == (1, 2, 4, 8)  # every advertised step count, loaded at start
+    assert config.fp16_fix_vae == "auto"
 
 
 def test_route_options_arrive_as_strings() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
+from PIL import Image
 
 from backends.local.config import LocalBackendConfig
 from backends.local.engine import LOCAL_CAPABILITIES, LocalEngine
@@ -65,3 +66,32 @@ async def test_a_failed_load_is_reported_not_raised_into_the_loop(make_request: 
         await engine.start()
     with pytest.raises(NotReady, match="no base/"):
         await engine.generate(make_request())
+
+
+async def test_loading_warming_and_serving_happen_on_one_thread(make_request: MakeRequest) -> None:
+    threads: dict[str, int] = {}
+
+    class RecordingPipeline(GatedPipeline):
+        def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]:
+            threads["serve"] = threading.get_ident()
+            return super().run(requests)
+
+    def factory(_: LocalBackendConfig) -> GatedPipeline:
+        threads["load"] = threading.get_ident()  # the real factory warms up here, CUDA graphs included
+        pipeline = RecordingPipeline()
+        pipeline.gate.set()
+        return pipeline
+
+    engine = LocalEngine(LocalBackendConfig(), factory=factory)
+    try:
+        await engine.start()
+        await engine.generate(make_request())
+    finally:
+        await engine.aclose()
+    assert threads["load"] == threads["serve"] != threading.get_ident()
+
+
+def test_advertises_only_the_step_counts_it_loads() -> None:
+    engine = LocalEngine(LocalBackendConfig(preload_steps=(2, 4)), factory=lambda _: GatedPipeline())
+    assert engine.capabilities.fixed_steps == frozenset({2, 4})
+    assert LocalEngine(LocalBackendConfig(), factory=lambda _: GatedPipeline()).capabilities.fixed_steps == {1, 2, 4, 8}

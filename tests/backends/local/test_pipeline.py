@@ -13,11 +13,12 @@ from safetensors.torch import load_file
 
 from backends.local.checkpoints import checkpoint_for
 from backends.local.config import LocalBackendConfig
-from backends.local.encoding import encode_image
+from backends.local.encoding import RawImage, encode_image
 from backends.local.pipeline import LightningPipeline, img2img_schedule
+from core.errors import InvalidRequest
 from core.request import ImageRequest
 from tests.backends.local.conftest import SIDE
-from tests.backends.local.image_compare import clearly_different, same_up_to_rounding
+from tests.backends.local.image_compare import as_pil, clearly_different, same_up_to_rounding
 
 MakeRequest = Callable[..., ImageRequest]
 
@@ -74,7 +75,7 @@ def test_image_to_image_starts_from_the_init_image(
     [[from_blue]] = tiny_pipeline.run([make_request(steps=2, init_image=blue, strength=0.3)])
     assert from_red.size == (SIDE, SIDE)
     assert clearly_different(from_red, from_blue)
-    red_pixels = from_red.resize((1, 1)).getpixel((0, 0))
+    red_pixels = as_pil(from_red).resize((1, 1)).getpixel((0, 0))
     assert isinstance(red_pixels, tuple) and red_pixels[0] > red_pixels[2]
 
 
@@ -109,11 +110,41 @@ def test_a_batch_must_share_size_and_steps(tiny_pipeline: LightningPipeline, mak
         tiny_pipeline.run([make_request(steps=1), make_request(steps=2)])
 
 
-def test_unets_load_lazily_and_stay_cached(tiny_config: LocalBackendConfig, make_request: MakeRequest) -> None:
-    pipeline = LightningPipeline.load(tiny_config.model_copy(update={"preload_steps": (2,)}))
-    before = pipeline.loaded_steps
-    first = pipeline.for_steps(8)
-    after = pipeline.loaded_steps
-    assert (before, after) == ((2,), (2, 8))
-    assert pipeline.for_steps(8) is first
+def test_every_preloaded_step_count_is_loaded_at_start_and_no_other_ever(
+    tiny_config: LocalBackendConfig, make_request: MakeRequest
+) -> None:
+    pipeline = LightningPipeline.load(tiny_config.model_copy(update={"preload_steps": (2, 8)}))
+    assert pipeline.loaded_steps == (2, 8)
+    with pytest.raises(InvalidRequest) as refused:
+        pipeline.run([make_request(steps=4)])
+    assert (refused.value.status_code, refused.value.code, refused.value.param) == (404, "steps_not_loaded", "steps")
+    assert pipeline.loaded_steps == (2, 8)  # nothing loaded on the serving thread
     assert (pipeline.device, pipeline.memory_bytes()) == ("cpu", 0)
+
+
+def test_the_vae_keeps_its_dtype_and_hands_over_rgb_bytes(
+    tiny_pipeline: LightningPipeline, make_request: MakeRequest
+) -> None:
+    vae = tiny_pipeline.components.vae
+    decoder_dtypes: list[torch.dtype] = []
+    hook = vae.decoder.register_forward_pre_hook(lambda module, args: decoder_dtypes.append(args[0].dtype))
+    try:
+        [images] = tiny_pipeline.run([make_request(n=2)])
+    finally:
+        hook.remove()
+    assert all(isinstance(image, RawImage) and len(image.rgb) == SIDE * SIDE * 3 for image in images)
+    assert decoder_dtypes == [torch.float32] and vae.dtype == torch.float32
+
+
+def test_half_precision_latents_decode_without_switching_the_vae_s_dtype(tiny_pipeline: LightningPipeline) -> None:
+    vae = tiny_pipeline.components.vae
+    conversions: list[str] = []
+    original_to = vae.to
+    vae.to = lambda *args, **kwargs: conversions.append(repr((args, kwargs))) or original_to(*args, **kwargs)
+    try:
+        images = tiny_pipeline.vae.decode(torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0),
+                                                      dtype=torch.float16))
+    finally:
+        del vae.to
+    assert conversions == [] and vae.dtype == torch.float32
+    assert images[0].size == (SIDE, SIDE)
