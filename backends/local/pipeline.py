@@ -17,7 +17,6 @@ Lightning is distilled without classifier-free guidance: the pipeline always run
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from backends.local.loader import (
     resolve_device,
     resolve_dtype,
 )
+from backends.local.schedule import img2img_schedule
 from backends.local.speed import compiled_parts, log_skipped_levers, prepare_unet, prepare_vae
 from backends.local.vae import VaeCodec
 from core.errors import InvalidRequest
@@ -49,27 +49,6 @@ from core.request import ImageRequest
 log = logging.getLogger(__name__)
 
 _diffusers: Any = diffusers  # partly annotated: its pipelines are used untyped
-
-MIN_STRENGTH = 0.01
-"""Image-to-image strength below this is raised to it (0 would leave no denoising step at all)."""
-
-
-def img2img_schedule(steps: int, strength: float) -> tuple[int, float]:
-    """``(num_inference_steps, strength)`` that leave at least one denoising step.
-
-    diffusers runs ``int(num_inference_steps * strength)`` steps of an image-to-image call and
-    fails when that is 0, which a 1-, 2- or 4-step schedule hits at ordinary strengths (1 x 0.6).
-    The step count is then raised until one step runs: with trailing timesteps that one step
-    starts at a noise level matching ``strength``, on the checkpoint of the requested steps.
-    """
-    strength = min(1.0, max(MIN_STRENGTH, strength))
-    total = steps
-    if int(total * strength) < 1:
-        total = max(steps, math.ceil(1.0 / strength))
-        while int(total * strength) < 1:
-            total += 1
-    return total, strength
-
 
 def seeds_of(request: ImageRequest) -> list[int]:
     """The i-th image of a request is seeded ``seed + i``."""
@@ -195,10 +174,13 @@ class LightningPipeline:
     def image_to_image(self, prompts: Sequence[str], seeds: Sequence[int], init: Image.Image,
                        strength: float, steps: int) -> list[RawImage]:
         pipes = self.for_steps(steps)
-        total, strength = img2img_schedule(steps, strength)
+        schedule = img2img_schedule(steps, strength)
+        if schedule.rounded:
+            log.info("image-to-image strength %.3f served as %.3f: %d of the %d distilled steps",
+                     strength, schedule.strength, schedule.denoising_steps, steps)
         result = pipes.image_to_image(
-            prompt=list(prompts), image=self.vae.encode(init, self.dtype), strength=strength,
-            num_inference_steps=total, guidance_scale=0.0, generator=_generators(seeds),
+            prompt=list(prompts), image=self.vae.encode(init, self.dtype), strength=schedule.strength,
+            num_inference_steps=steps, guidance_scale=0.0, generator=_generators(seeds),
             output_type="latent",
         )
         return self.vae.decode(result.images)

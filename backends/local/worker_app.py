@@ -2,6 +2,7 @@
 
     POST /v1/generate   ImageRequest JSON (init_image as base64) ->
                         {"images": [b64...], "format", "gpu_seconds", "batch_size", "device"}
+                        plus "strength" for image-to-image: the strength served (see ``schedule``)
     GET  /healthz       the process answers (503 once the model failed to load: restart me)
     GET  /readyz        200 once the model is loaded and warmed up, else 503
     GET  /metrics       Prometheus, the worker's own registry (``worker_metrics``)
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from backends.local.config import LocalBackendConfig
 from backends.local.engine import LocalEngine, PipelineFactory, load_real_pipeline
+from backends.local.schedule import img2img_schedule
 from backends.local.worker_metrics import CONTENT_TYPE, WorkerMetrics
 from core.errors import BoltgateError, InvalidRequest
 from core.request import ImageRequest
@@ -70,13 +72,16 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
             raise
         metrics.request_answered(200)
         metrics.request_served(time.monotonic() - started, outcome.gpu_seconds)
-        return Response({
+        body: dict[str, object] = {
             "images": [base64.b64encode(data).decode("ascii") for data in outcome.images],
             "format": image_request.output_format,
             "gpu_seconds": outcome.gpu_seconds,
             "batch_size": outcome.batch_size,
             "device": engine.device,
-        })
+        }
+        if image_request.is_edit:  # the strength served, on the checkpoint's distilled steps (``schedule``)
+            body["strength"] = img2img_schedule(image_request.steps, image_request.strength).strength
+        return Response(body)
 
     @get("/healthz")
     async def healthz() -> Response[dict[str, str]]:

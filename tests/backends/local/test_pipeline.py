@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 from collections.abc import Callable
 
 import pytest
@@ -14,7 +13,8 @@ from safetensors.torch import load_file
 from backends.local.checkpoints import checkpoint_for
 from backends.local.config import LocalBackendConfig
 from backends.local.encoding import RawImage, encode_image
-from backends.local.pipeline import LightningPipeline, img2img_schedule
+from backends.local.pipeline import LightningPipeline
+from backends.local.schedule import exact_strengths, img2img_schedule
 from core.errors import InvalidRequest
 from core.request import ImageRequest
 from tests.backends.local.conftest import SIDE
@@ -87,22 +87,64 @@ def test_image_to_image_with_too_few_steps_for_its_strength_still_runs(
     assert [image.size for image in images] == [(SIDE, SIDE)] * 2
 
 
-@pytest.mark.parametrize(("steps", "strength", "expected"), [
-    (4, 0.6, (4, 0.6)),
-    (1, 0.6, (2, 0.6)),
-    (2, 0.3, (4, 0.3)),
-    (8, 1.0, (8, 1.0)),
-    (4, 0.0, (100, 0.01)),
+def _timesteps_run(pipeline: LightningPipeline, steps: int, request: ImageRequest) -> list[int]:
+    """The timesteps the UNet of ``steps`` was called at while serving ``request``."""
+    seen: list[int] = []
+    unet = pipeline.for_steps(steps).image_to_image.unet
+    hook = unet.register_forward_pre_hook(lambda module, args: seen.append(int(args[1])))
+    try:
+        pipeline.run([request])
+    finally:
+        hook.remove()
+    return seen
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4, 8])
+def test_image_to_image_runs_only_on_the_distilled_timesteps(
+    tiny_pipeline: LightningPipeline, make_request: MakeRequest, steps: int
+) -> None:
+    scheduler = tiny_pipeline.for_steps(steps).scheduler
+    scheduler.set_timesteps(steps)
+    distilled = [int(t) for t in scheduler.timesteps]
+    init = _png(Image.new("RGB", (SIDE, SIDE), (90, 160, 40)))
+    for strength in (0.0, 0.1, 0.3, 0.5, 0.6, 0.75, 0.9, 1.0):
+        expected = img2img_schedule(steps, strength).denoising_steps
+        seen = _timesteps_run(tiny_pipeline, steps, make_request(steps=steps, init_image=init, strength=strength))
+        assert seen == distilled[steps - expected:], (steps, strength)
+
+
+@pytest.mark.parametrize(("steps", "strength", "runs", "served"), [
+    (4, 0.6, 2, 0.5),
+    (4, 0.75, 3, 0.75),
+    (4, 0.9, 4, 1.0),
+    (4, 0.1, 1, 0.25),
+    (4, 0.0, 1, 0.25),
+    (1, 0.6, 1, 1.0),
+    (2, 0.3, 1, 0.5),
+    (8, 0.6, 5, 0.625),
+    (8, 1.0, 8, 1.0),
 ])
-def test_img2img_schedule_leaves_one_denoising_step(steps: int, strength: float, expected: tuple[int, float]) -> None:
-    assert img2img_schedule(steps, strength) == expected
+def test_strength_rounds_to_the_nearest_distilled_step(steps: int, strength: float, runs: int, served: float) -> None:
+    schedule = img2img_schedule(steps, strength)
+    assert (schedule.denoising_steps, schedule.strength) == (runs, served)
+    assert schedule.rounded == (strength != served)
 
 
-def test_img2img_schedule_never_leaves_zero_steps() -> None:
-    for steps, hundredths in itertools.product((1, 2, 4, 8), range(0, 101)):
-        total, strength = img2img_schedule(steps, hundredths / 100)
-        assert int(total * strength) >= 1
-        assert total >= steps
+def test_every_exact_strength_is_served_unrounded() -> None:
+    assert exact_strengths(4) == [0.25, 0.5, 0.75, 1.0]
+    for steps in (1, 2, 4, 8):
+        for strength in exact_strengths(steps):
+            schedule = img2img_schedule(steps, strength)
+            assert not schedule.rounded and int(steps * schedule.strength) == schedule.denoising_steps
+
+
+def test_strengths_a_step_apart_give_different_images(
+    tiny_pipeline: LightningPipeline, make_request: MakeRequest
+) -> None:
+    init = _png(Image.new("RGB", (SIDE, SIDE), (90, 160, 40)))
+    [[three_quarters]] = tiny_pipeline.run([make_request(steps=4, init_image=init, strength=0.75)])
+    [[nine_tenths]] = tiny_pipeline.run([make_request(steps=4, init_image=init, strength=0.9)])
+    assert clearly_different(three_quarters, nine_tenths)
 
 
 def test_a_batch_must_share_size_and_steps(tiny_pipeline: LightningPipeline, make_request: MakeRequest) -> None:

@@ -68,10 +68,12 @@ async def test_answers_the_image_to_image_request_with_base64_init_image(
     gated_client: httpx.AsyncClient, gated_pipeline: GatedPipeline, make_request: MakeRequest
 ) -> None:
     gated_pipeline.gate.set()
-    request = make_request(init_image=b"\x89PNG\r\n\x1a\n-not-checked-by-the-stand-in", n=2)
+    request = make_request(init_image=b"\x89PNG\r\n\x1a\n-not-checked-by-the-stand-in", n=2, steps=4,
+                           strength=0.6)
     answer = await gated_client.post("/v1/generate", content=request.model_dump_json())
     assert answer.status_code == 200
     assert len(answer.json()["images"]) == 2
+    assert answer.json()["strength"] == 0.5  # 0.6 with 4 steps is served as 2 of the 4 distilled steps
     assert gated_pipeline.batches[0][0].init_image == request.init_image
 
 
