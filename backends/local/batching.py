@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from backends.local.encoding import AnyImage, encode_image
+from backends.local.health import FailureStreak
 from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorUnavailable
 from core.request import ImageRequest
 
@@ -77,6 +78,9 @@ class BatchObserver(Protocol):
     def queue_rejected(self) -> None:
         """A request was turned away because the queue was full (the router fails over)."""
 
+    def pipeline_failed(self) -> None:
+        """A request failed alone in the pipeline (after its batch was split): the worker's fault."""
+
 
 @dataclass(slots=True)
 class BatchStats:
@@ -119,7 +123,7 @@ class DynamicBatcher:
 
     def __init__(self, pipeline: BatchPipeline, *, max_batch_size: int = 4, batch_window_ms: float = 10.0,
                  max_queue: int = 64, observer: BatchObserver | None = None, encoder_threads: int = 4,
-                 gpu_thread: ThreadPoolExecutor | None = None) -> None:
+                 gpu_thread: ThreadPoolExecutor | None = None, health: FailureStreak | None = None) -> None:
         """``gpu_thread``: the one-thread executor that loaded and warmed the pipeline (CUDA graphs and
         memory pools belong to a thread); by default the batcher starts its own (and stops it)."""
         self.pipeline = pipeline
@@ -128,6 +132,7 @@ class DynamicBatcher:
         self.max_queue = max_queue
         self.observer = observer
         self.stats = BatchStats()
+        self.health = health or FailureStreak()
         self._waiting: deque[_Waiting] = deque()
         self._arrived = asyncio.Event()
         self._owns_gpu_thread = gpu_thread is None
@@ -238,6 +243,13 @@ class DynamicBatcher:
         return batch
 
     async def _run(self, batch: list[_Waiting]) -> None:
+        """Run ``batch``; when the call fails, run each half on its own, so only the guilty request fails.
+
+        A batch of four with one request that exhausts GPU memory costs at most three extra calls
+        (4 -> 2 + 2 -> 1 + 1) and fails that request alone. A lone request that fails is a
+        pipeline failure (``PipelineFailed``, counted by ``health``) unless its error is its own
+        (a ``BoltgateError``: an unreadable init image, a step count not loaded).
+        """
         loop = asyncio.get_running_loop()
         requests = [entry.request for entry in batch]
         try:
@@ -245,9 +257,10 @@ class DynamicBatcher:
         except asyncio.CancelledError:  # closing: nobody will deliver this batch any more
             _fail(batch, VendorUnavailable("the local pipeline stopped", status=503))
             raise
-        except BoltgateError as exc:  # the request's own fault (an unreadable init image)
-            _fail(batch, exc)
+        except Exception as exc:
+            await self._after_failure(batch, exc)
             return
+        self.health.succeeded()
         total = sum(entry.request.n for entry in batch)
         record = BatchRecord(requests=len(batch), images=total, seconds=seconds)
         self.stats.add(record)
@@ -258,6 +271,23 @@ class DynamicBatcher:
             task = asyncio.create_task(self._deliver(entry, own, share, total))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
+
+    async def _after_failure(self, batch: list[_Waiting], error: Exception) -> None:
+        if len(batch) > 1:
+            log.warning("a batch of %d requests failed (%s: %s); retrying it in halves",
+                        len(batch), type(error).__name__, error)
+            middle = len(batch) // 2
+            for half in (batch[:middle], batch[middle:]):
+                await self._run(half)
+            return
+        if isinstance(error, BoltgateError):  # the request's own fault
+            _fail(batch, error)
+            return
+        log.error("the local pipeline failed a request: %s: %s", type(error).__name__, error, exc_info=error)
+        self.health.failed()
+        if self.observer is not None:
+            self.observer.pipeline_failed()
+        _fail(batch, PipelineFailed(f"local pipeline failed: {type(error).__name__}: {error}"))
 
     async def _deliver(self, entry: _Waiting, images: Sequence[AnyImage], gpu_seconds: float,
                        batch_size: int) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backends.local.checkpoints import SUPPORTED_STEPS
 from core.request import MAX_SIDE, MIN_SIDE
@@ -69,6 +69,12 @@ class LocalBackendConfig(BaseModel):
     """How long the first request of a batch waits for compatible company."""
     max_queue: int = Field(default=64, ge=1)
     """Requests waiting beyond this are refused (503 + Retry-After) so the router fails over."""
+    unready_after_failures: int = Field(default=3, ge=1)
+    """Consecutive failed requests (the pipeline raised on them alone) that make ``/readyz`` answer 503."""
+    restart_after_failures: int = Field(default=10, ge=1)
+    """Consecutive failed requests that make ``/healthz`` answer 503, so Kubernetes restarts the worker."""
+    probe_interval_s: float = Field(default=15.0, gt=0)
+    """While not ready after failures, a small probe image runs this often; one success makes it ready."""
 
     @field_validator("preload_steps", mode="before")
     @classmethod
@@ -104,6 +110,12 @@ class LocalBackendConfig(BaseModel):
         if unknown:
             raise ValueError(f"no Lightning checkpoint for {unknown} steps; use {sorted(SUPPORTED_STEPS)}")
         return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _restart_after_unready(self) -> LocalBackendConfig:
+        if self.restart_after_failures < self.unready_after_failures:
+            raise ValueError("restart_after_failures must be at least unready_after_failures")
+        return self
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> LocalBackendConfig:

@@ -18,8 +18,9 @@ from backends.base import Capabilities
 from backends.local.batching import BatchObserver, BatchOutcome, BatchPipeline, DynamicBatcher
 from backends.local.checkpoints import SUPPORTED_STEPS
 from backends.local.config import LocalBackendConfig
-from core.errors import InvalidRequest, NotReady
-from core.request import ImageRequest
+from backends.local.health import FailureStreak
+from core.errors import BoltgateError, InvalidRequest, NotReady
+from core.request import MIN_SIDE, ImageRequest
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,18 @@ class LocalEngine:
         self._loading: asyncio.Task[None] | None = None
         self._gpu_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltgate-gpu")
         """Loads, warms up and serves: CUDA graphs and the caching allocator's pools are per thread."""
+        self.health = FailureStreak(config.unready_after_failures, config.restart_after_failures)
+        self._probing: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
-        return self.batcher is not None
+        """Loaded, warmed up, and not failing request after request."""
+        return self.batcher is not None and self.health.healthy
+
+    @property
+    def alive(self) -> bool:
+        """False once the model failed to load or the pipeline failed too often in a row: restart me."""
+        return self.load_error is None and self.health.alive
 
     @property
     def device(self) -> str:
@@ -111,8 +120,25 @@ class LocalEngine:
         self.batcher = DynamicBatcher(
             pipeline, max_batch_size=self.config.max_batch_size, batch_window_ms=self.config.batch_window_ms,
             max_queue=self.config.max_queue, observer=self._observer, gpu_thread=self._gpu_thread,
+            health=self.health,
         )
+        self._probing = asyncio.create_task(self._probe_while_failing(), name="boltgate-local-probe")
         log.info("local pipeline ready on %s", pipeline.device)
+
+    async def _probe_while_failing(self) -> None:
+        """Out of rotation after failures, no request would come to prove the worker well again: a
+        small probe image runs every ``probe_interval_s`` until one succeeds (or liveness gives up)."""
+        probe = ImageRequest(prompt="health probe", width=MIN_SIDE, height=MIN_SIDE, n=1, seed=0,
+                             steps=min(self.config.preload_steps), output_format="jpeg")
+        while True:
+            await asyncio.sleep(self.config.probe_interval_s)
+            if self.batcher is None or self.health.healthy or not self.health.alive:
+                continue
+            try:
+                await self.batcher.submit(probe)
+                log.info("the health probe succeeded; the worker is ready again")
+            except BoltgateError as exc:
+                log.warning("the health probe failed (%d failures in a row): %s", self.health.consecutive, exc)
 
     async def generate(self, request: ImageRequest) -> BatchOutcome:
         """The request's images, batched with compatible company; 400 when unservable here."""
@@ -127,8 +153,9 @@ class LocalEngine:
         return await self.batcher.submit(request)
 
     async def aclose(self) -> None:
-        if self._loading is not None and not self._loading.done():
-            self._loading.cancel()
+        for task in (self._loading, self._probing):
+            if task is not None and not task.done():
+                task.cancel()
         if self.batcher is not None:
             await self.batcher.aclose()
         self._gpu_thread.shutdown(wait=False, cancel_futures=True)

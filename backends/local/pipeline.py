@@ -142,7 +142,19 @@ class LightningPipeline:
         return StepPipelines(checkpoint, path, text_to_image, image_to_image)
 
     def run(self, requests: Sequence[ImageRequest]) -> list[list[RawImage]]:
-        """Serve one batch (same size and steps; an edit alone): each request's images, in order."""
+        """Serve one batch (same size and steps; an edit alone): each request's images, in order.
+
+        Out of GPU memory, the allocator's cached blocks are released before the error goes up, so the
+        batcher's retry of each half of the batch starts from free memory.
+        """
+        try:
+            return self._run(requests)
+        except torch.OutOfMemoryError:
+            if self.torch_device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise
+
+    def _run(self, requests: Sequence[ImageRequest]) -> list[list[RawImage]]:
         first = requests[0]
         if any((r.width, r.height, r.steps, r.is_edit) != (first.width, first.height, first.steps, False)
                for r in requests[1:]):

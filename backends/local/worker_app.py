@@ -3,8 +3,10 @@
     POST /v1/generate   ImageRequest JSON (init_image as base64) ->
                         {"images": [b64...], "format", "gpu_seconds", "batch_size", "device"}
                         plus "strength" for image-to-image: the strength served (see ``schedule``)
-    GET  /healthz       the process answers (503 once the model failed to load: restart me)
-    GET  /readyz        200 once the model is loaded and warmed up, else 503
+    GET  /healthz       the process answers (503 once the model failed to load, or the pipeline
+                        failed ``restart_after_failures`` requests in a row: restart me)
+    GET  /readyz        200 once the model is loaded and warmed up, else 503 (also after
+                        ``unready_after_failures`` failures in a row, until one request succeeds)
     GET  /metrics       Prometheus, the worker's own registry (``worker_metrics``)
 
 Errors use OpenAI's envelope ``{"error": {"message", "type", "param", "code"}}``: 400 for input
@@ -84,10 +86,14 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
         return Response(body)
 
     @get("/healthz")
-    async def healthz() -> Response[dict[str, str]]:
-        """Live unless the model failed to load: a worker that can never serve should be restarted."""
+    async def healthz() -> Response[dict[str, object]]:
+        """Live unless the model failed to load or the pipeline failed ``restart_after_failures`` requests
+        in a row: a worker that can never serve should be restarted."""
         if engine.load_error is not None:
             return Response({"status": "failed", "error": str(engine.load_error)}, status_code=503)
+        if not engine.alive:
+            return Response({"status": "failing", "consecutive_failures": engine.health.consecutive},
+                            status_code=503)
         return Response({"status": "ok"})
 
     @get("/readyz")
@@ -96,6 +102,9 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
             return Response({"status": "ready", "device": engine.device})
         if engine.load_error is not None:
             return Response({"status": "failed", "error": str(engine.load_error)}, status_code=503)
+        if engine.batcher is not None:  # loaded, but failing: out of rotation until a request or probe succeeds
+            return Response({"status": "failing", "consecutive_failures": engine.health.consecutive},
+                            status_code=503)
         return Response({"status": "loading"}, status_code=503)
 
     @get("/metrics", media_type=MediaType.TEXT)

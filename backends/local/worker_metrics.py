@@ -54,6 +54,9 @@ class WorkerMetrics:
         self.queue_rejections = Counter(
             "boltgate_worker_queue_rejections", "Requests turned away because the queue was full.",
             registry=self.registry)
+        self.pipeline_failures = Counter(
+            "boltgate_worker_pipeline_failures", "Requests the pipeline failed alone (after splitting their batch).",
+            registry=self.registry)
         self.requests = Counter(
             "boltgate_worker_requests", "Generate requests answered, by HTTP status.", ["status"],
             registry=self.registry)
@@ -83,6 +86,9 @@ class WorkerMetrics:
 
     def queue_rejected(self) -> None:
         self.queue_rejections.inc()
+
+    def pipeline_failed(self) -> None:
+        self.pipeline_failures.inc()
 
     def request_answered(self, status: int) -> None:
         self.requests.labels(str(status)).inc()

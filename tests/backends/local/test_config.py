@@ -58,3 +58,10 @@ def test_warm_up_sizes_arrive_as_width_x_height() -> None:
     for bad in ("1024", "100x100", "1024x1030", ""):
         with pytest.raises(ValidationError, match="warmup_sizes"):
             LocalBackendConfig.from_options({"warmup_sizes": bad})
+
+
+def test_liveness_gives_up_no_earlier_than_readiness() -> None:
+    config = LocalBackendConfig()
+    assert (config.unready_after_failures, config.restart_after_failures) == (3, 10)
+    with pytest.raises(ValidationError, match="restart_after_failures"):
+        LocalBackendConfig(unready_after_failures=5, restart_after_failures=2)

@@ -6,10 +6,11 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 import pytest
+from PIL import Image
 
 from backends.base import sniff_format
 from backends.local.config import LocalBackendConfig
@@ -180,3 +181,25 @@ async def test_unknown_paths_answer_in_the_same_envelope(gated_client: httpx.Asy
     wrong_method = await gated_client.get("/v1/generate")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_worker_that_keeps_failing_leaves_rotation_then_asks_for_a_restart(make_request: MakeRequest) -> None:
+    class Wedged(GatedPipeline):
+        def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    config = LocalBackendConfig(unready_after_failures=1, restart_after_failures=2, probe_interval_s=60)
+    with WorkerServer(create_worker_app(config, factory=lambda _: Wedged())) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            await _wait_ready(client)
+            first = await client.post("/v1/generate", content=make_request().model_dump_json())
+            ready, live = await client.get("/readyz"), await client.get("/healthz")
+            second = await client.post("/v1/generate", content=make_request().model_dump_json())
+            live_after = await client.get("/healthz")
+            metrics = (await client.get("/metrics")).text
+    assert (first.status_code, first.json()["error"]["code"]) == (500, "pipeline_failed")
+    assert (ready.status_code, ready.json()["status"], live.status_code) == (503, "failing", 200)
+    assert second.status_code == 500
+    assert (live_after.status_code, live_after.json()) == (503, {"status": "failing", "consecutive_failures": 2})
+    assert "boltgate_worker_ready 0.0" in metrics
+    assert "boltgate_worker_pipeline_failures_total 2.0" in metrics
