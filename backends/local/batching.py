@@ -27,7 +27,8 @@ from typing import NamedTuple, Protocol
 
 from backends.local.encoding import AnyImage, encode_image
 from backends.local.health import FailureStreak
-from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorUnavailable
+from core.deadline import Deadline
+from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorTimeout, VendorUnavailable
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class BatchObserver(Protocol):
     def pipeline_failed(self) -> None:
         """A request failed alone in the pipeline (after its batch was split): the worker's fault."""
 
+    def request_dropped(self, reason: str) -> None:
+        """A request left its batch unrun: ``cancelled`` (its caller left) or ``expired`` (its deadline)."""
+
 
 @dataclass(slots=True)
 class BatchStats:
@@ -116,6 +120,7 @@ class _Waiting:
     key: BatchKey
     future: asyncio.Future[BatchOutcome]
     enqueued_at: float
+    deadline: Deadline | None
 
 
 class DynamicBatcher:
@@ -151,7 +156,8 @@ class DynamicBatcher:
         batches_ahead = math.ceil(self.queue_depth / self.max_batch_size)
         return max(1.0, batches_ahead * self.stats.mean_batch_seconds())
 
-    async def submit(self, request: ImageRequest) -> BatchOutcome:
+    async def submit(self, request: ImageRequest, deadline: Deadline | None = None) -> BatchOutcome:
+        """The request's images; dropped unrun (``VendorTimeout``) if ``deadline`` passes before its turn."""
         if self._closed:
             raise VendorUnavailable("the local pipeline is shutting down", status=503)
         if len(self._waiting) >= self.max_queue:
@@ -161,7 +167,7 @@ class DynamicBatcher:
         if self._collector is None:
             self._collector = asyncio.create_task(self._collect_forever(), name="boltgate-batcher")
         loop = asyncio.get_running_loop()
-        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time())
+        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time(), deadline)
         self._waiting.append(entry)
         self._depth_changed()
         self._arrived.set()
@@ -250,6 +256,9 @@ class DynamicBatcher:
         pipeline failure (``PipelineFailed``, counted by ``health``) unless its error is its own
         (a ``BoltgateError``: an unreadable init image, a step count not loaded).
         """
+        batch = self._still_wanted(batch)
+        if not batch:
+            return
         loop = asyncio.get_running_loop()
         requests = [entry.request for entry in batch]
         try:
@@ -271,6 +280,23 @@ class DynamicBatcher:
             task = asyncio.create_task(self._deliver(entry, own, share, total))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
+
+    def _still_wanted(self, batch: list[_Waiting]) -> list[_Waiting]:
+        """``batch`` without the requests nobody waits for any more: their callers left (the worker
+        cancels a request whose client disconnected) or their deadline passed. They never reach the GPU."""
+        wanted = []
+        for entry in batch:
+            if entry.future.done():
+                reason = "cancelled"
+            elif entry.deadline is not None and entry.deadline.expired():
+                reason = "expired"
+                entry.future.set_exception(VendorTimeout("the request's deadline passed before its batch ran"))
+            else:
+                wanted.append(entry)
+                continue
+            if self.observer is not None:
+                self.observer.request_dropped(reason)
+        return wanted
 
     async def _after_failure(self, batch: list[_Waiting], error: Exception) -> None:
         if len(batch) > 1:

@@ -69,6 +69,10 @@ class LocalBackendConfig(BaseModel):
     """How long the first request of a batch waits for compatible company."""
     max_queue: int = Field(default=64, ge=1)
     """Requests waiting beyond this are refused (503 + Retry-After) so the router fails over."""
+    auth_token_env: str | None = "BOLTGATE_WORKER_TOKEN"
+    """Environment variable holding the worker's shared token: when it is set, ``/v1/generate`` requires
+    ``Authorization: Bearer <token>`` (the gateway sends its route key, ``WORKER_API_KEY`` by default).
+    Without a token the worker only listens on a loopback address."""
     unready_after_failures: int = Field(default=3, ge=1)
     """Consecutive failed requests (the pipeline raised on them alone) that make ``/readyz`` answer 503."""
     restart_after_failures: int = Field(default=10, ge=1)

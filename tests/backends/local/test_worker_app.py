@@ -203,3 +203,55 @@ async def test_a_worker_that_keeps_failing_leaves_rotation_then_asks_for_a_resta
     assert (live_after.status_code, live_after.json()) == (503, {"status": "failing", "consecutive_failures": 2})
     assert "boltgate_worker_ready 0.0" in metrics
     assert "boltgate_worker_pipeline_failures_total 2.0" in metrics
+
+
+async def test_the_worker_refuses_a_request_without_its_token(
+    gated_pipeline: GatedPipeline, make_request: MakeRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOLTGATE_WORKER_TOKEN", "s3cret")
+    gated_pipeline.gate.set()
+    app = create_worker_app(LocalBackendConfig(), factory=lambda _: gated_pipeline)
+    body = make_request().model_dump_json()
+    with WorkerServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            await _wait_ready(client)  # probes and scrapes need no token
+            missing = await client.post("/v1/generate", content=body)
+            wrong = await client.post("/v1/generate", content=body, headers={"authorization": "Bearer guess"})
+            right = await client.post("/v1/generate", content=body, headers={"authorization": "Bearer s3cret"})
+            assert (await client.get("/metrics")).status_code == 200
+    assert (missing.status_code, missing.json()["error"]["code"]) == (401, "invalid_api_key")
+    assert wrong.status_code == 401
+    assert right.status_code == 200
+    assert len(gated_pipeline.batches) == 1
+
+
+async def test_a_client_that_leaves_has_no_image_generated(
+    gated_client: httpx.AsyncClient, gated_pipeline: GatedPipeline, make_request: MakeRequest
+) -> None:
+    running = asyncio.create_task(gated_client.post("/v1/generate", content=make_request(seed=1).model_dump_json()))
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up after 0.2 s and closes its connection
+        await gated_client.post("/v1/generate", content=make_request(seed=2).model_dump_json(), timeout=0.2)
+    started = time.monotonic()
+    while "boltgate_worker_queue_depth 0.0" not in (await gated_client.get("/metrics")).text:
+        assert time.monotonic() - started < 5, "the abandoned request stayed queued"
+        await asyncio.sleep(0.01)
+    gated_pipeline.gate.set()
+    assert (await running).status_code == 200
+    assert [[r.seed for r in batch] for batch in gated_pipeline.batches] == [[1]]
+
+
+async def test_a_request_whose_deadline_passes_in_the_queue_is_dropped(
+    gated_client: httpx.AsyncClient, gated_pipeline: GatedPipeline, make_request: MakeRequest
+) -> None:
+    running = asyncio.create_task(gated_client.post("/v1/generate", content=make_request(seed=1).model_dump_json()))
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    late = asyncio.create_task(gated_client.post("/v1/generate", content=make_request(seed=2).model_dump_json(),
+                                                 headers={"X-Boltgate-Timeout-S": "0.1"}))
+    await asyncio.sleep(0.3)
+    gated_pipeline.gate.set()
+    answer = await late
+    assert (await running).status_code == 200
+    assert answer.status_code >= 500 and "deadline" in answer.json()["error"]["message"]
+    assert [[r.seed for r in batch] for batch in gated_pipeline.batches] == [[1]]
+    assert 'boltgate_worker_dropped_total{reason="expired"} 1.0' in (await gated_client.get("/metrics")).text
