@@ -119,14 +119,13 @@ def build_parts(shapes: ModelShapes, device: str = "cpu") -> dict[str, Any]:
     ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
            "pad_token_id": tokenizer.pad_token_id, "vocab_size": shapes.vocab_size or len(tokenizer)}
     with torch.device(device):
-        return {
-            "tokenizer": tokenizer,
+        modules = {
             "text_encoder": CLIPTextModel(CLIPTextConfig(**shapes.text_encoder, **ids)),
             "text_encoder_2": CLIPTextModelWithProjection(CLIPTextConfig(**shapes.text_encoder_2, **ids)),
             "unet": parts.UNet2DConditionModel(**shapes.unet),
             "vae": parts.AutoencoderKL(**shapes.vae),
-            "scheduler": parts.EulerDiscreteScheduler(**shapes.scheduler),
         }
+    return {**modules, "tokenizer": tokenizer, "scheduler": parts.EulerDiscreteScheduler(**shapes.scheduler)}
 
 
 def write_random_model(directory: Path, shapes: ModelShapes, *, device: str = "cpu", half: bool = False,
