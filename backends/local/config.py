@@ -1,8 +1,9 @@
 """Settings of the self-hosted backend: where the weights are, which device, which speed levers.
 
-Every default serves one machine: CUDA when there is one (fp16), else the CPU (fp32), the 4-step
-checkpoint preloaded, dynamic batching of up to 4 images. The levers that only pay off on a GPU
-(channels_last, fused QKV, ``torch.compile``) are skipped with a log line on the CPU.
+Every default serves one machine: CUDA when there is one (fp16, the fp16-fix VAE), else the CPU
+(fp32), every step count preloaded, dynamic batching of up to 4 images. channels_last and fused
+QKV only pay off on a GPU and are skipped with a log line on the CPU; ``torch.compile`` is off
+by default and, when on, compiles only the warmed sizes.
 """
 
 from __future__ import annotations
