@@ -98,11 +98,26 @@ TINY = ModelShapes(
 )
 
 
+def _byte_alphabet() -> list[str]:
+    """GPT-2/CLIP's printable stand-in for each of the 256 bytes (what byte-level BPE splits into)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = [b for b in range(256) if b not in printable]
+    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(extra))]
+
+
+def write_tokenizer_files(directory: Path) -> Path:
+    """``vocab.json`` (each byte, alone and word-final, plus CLIP's two specials) and empty merges."""
+    directory.mkdir(parents=True, exist_ok=True)
+    alphabet = _byte_alphabet()
+    tokens = [*alphabet, *(char + "</w>" for char in alphabet), "<|startoftext|>", "<|endoftext|>"]
+    (directory / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(tokens)}), "utf-8")
+    (directory / "merges.txt").write_text("#version: 0.2\n", "utf-8")
+    return directory
+
+
 def byte_tokenizer() -> Any:
     """A CLIP tokenizer over the local byte-level vocabulary (nothing from the hub)."""
     from transformers import CLIPTokenizer
-
-    from backends.local.tiny import write_tokenizer_files
 
     with tempfile.TemporaryDirectory() as scratch:
         return CLIPTokenizer.from_pretrained(write_tokenizer_files(Path(scratch)), model_max_length=77)

@@ -11,33 +11,17 @@ shapes and the writer are ``random_model``'s, which also writes the full-size mo
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from backends.local.random_model import TINY, write_random_model, write_tokenizer_files
 
-def _byte_alphabet() -> list[str]:
-    """GPT-2/CLIP's printable stand-in for each of the 256 bytes (what byte-level BPE splits into)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = [b for b in range(256) if b not in printable]
-    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(extra))]
-
-
-def write_tokenizer_files(directory: Path) -> Path:
-    """``vocab.json`` (each byte, alone and word-final, plus CLIP's two specials) and empty merges."""
-    directory.mkdir(parents=True, exist_ok=True)
-    alphabet = _byte_alphabet()
-    tokens = [*alphabet, *(char + "</w>" for char in alphabet), "<|startoftext|>", "<|endoftext|>"]
-    (directory / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(tokens)}), "utf-8")
-    (directory / "merges.txt").write_text("#version: 0.2\n", "utf-8")
-    return directory
+__all__ = ["main_make_tiny", "make_tiny_model", "write_tokenizer_files"]
 
 
 def make_tiny_model(directory: Path) -> Path:
     """Write ``directory/base``, ``directory/lightning/*.safetensors`` (each step count's weights
     nudged differently, so the files differ) and ``directory/vae-fp16-fix``; returns ``directory``."""
-    from backends.local.random_model import TINY, write_random_model
-
     return write_random_model(Path(directory), TINY, distinct_checkpoints=True)
 
 
