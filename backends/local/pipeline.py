@@ -207,12 +207,14 @@ class LightningPipeline:
             ensure_recompile_room(len(self.config.warmup_sizes) * len(batch_sizes))
         for part in parts:
             part.set_warming(True)
+        runs = 2 if parts else 1  # compiled with CUDA graphs: the first call compiles, the second records
         try:
             for steps in self.loaded_steps:
                 for width, height in self.config.warmup_sizes:
                     for size in batch_sizes:
                         started = time.perf_counter()
-                        self.text_to_image(["warm-up"] * size, list(range(size)), width, height, steps)
+                        for _ in range(runs):
+                            self.text_to_image(["warm-up"] * size, list(range(size)), width, height, steps)
                         log.info("warm-up %d steps, batch %d, %dx%d: %.2f s", steps, size, width, height,
                                  time.perf_counter() - started)
         finally:
