@@ -92,6 +92,7 @@ class Capabilities:
     max_n: int = 4
     image_to_image: bool = False
     negative_prompt: bool = True
+    """False: a request with a negative prompt goes elsewhere (it would be ignored here)."""
     output_formats: frozenset[str] = frozenset({"png", "jpeg"})
     fixed_steps: frozenset[int] | None = None
     """When set, the only step counts served (the local Lightning checkpoints: 1, 2, 4, 8)."""
@@ -109,6 +110,8 @@ class Capabilities:
             return f"n {request.n} > {self.max_n}"
         if request.is_edit and not self.image_to_image:
             return "no image-to-image"
+        if request.negative_prompt and not self.negative_prompt:
+            return "no negative prompt"
         return None
 
 

@@ -396,3 +396,6 @@ def test_the_gateway_image_has_no_torch_and_the_worker_image_can_compile() -> No
     assert '".[local]"' in worker
     assert re.search(r"apt-get install .*\bgcc\b.*python3-dev|python3-dev.*\bgcc\b", worker)
     assert "FROM nvidia/cuda:" in worker
+    # uid 10001 has no home: every cache torch.compile and the hub write must point somewhere writable
+    for variable in ("HOME", "TRITON_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "HF_HOME"):
+        assert re.search(rf"\b{variable}=/tmp\b", worker), variable

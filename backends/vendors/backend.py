@@ -102,7 +102,10 @@ class VendorBackend:
         """Send one call within ``budget``; a vendor error status raises its classified error."""
         url = call.path if call.path.startswith(("http://", "https://")) else self.base_url + call.path
         content = orjson.dumps(call.json) if call.json is not None else None
-        answer = await self._http.request(call.method, url, self._headers, content, budget.remaining())
+        headers = self._headers
+        if self.spec.deadline_header is not None:
+            headers = {**headers, self.spec.deadline_header: f"{budget.remaining():.3f}"}
+        answer = await self._http.request(call.method, url, headers, content, budget.remaining())
         if check and answer.status >= 400:
             raise self.classify(answer)
         return answer

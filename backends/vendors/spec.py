@@ -55,6 +55,9 @@ class VendorSpec:
     job: JobProtocol | None = None
     auth_header: str = "Authorization"
     auth_prefix: str = "Bearer "
+    deadline_header: str | None = None
+    """Header that tells the vendor how many seconds the caller still waits (our own worker drops a
+    request still queued when they have passed); None: the vendor is not told."""
     default_options: Mapping[str, str] = field(default_factory=dict)
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:

@@ -104,6 +104,9 @@ def test_default_capabilities_serve_a_default_request() -> None:
     (Capabilities(max_n=1), {"n": 1}, None),
     (Capabilities(image_to_image=False), {"init_image": PNG}, "no image-to-image"),
     (Capabilities(image_to_image=True), {"init_image": PNG}, None),
+    (Capabilities(negative_prompt=False), {"negative_prompt": "blurry"}, "no negative prompt"),
+    (Capabilities(negative_prompt=False), {"negative_prompt": ""}, None),
+    (Capabilities(negative_prompt=True), {"negative_prompt": "blurry"}, None),
 ])
 def test_capabilities_say_why_a_request_cannot_be_served(
     capabilities: Capabilities, fields: dict[str, object], refusal: str | None

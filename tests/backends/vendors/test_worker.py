@@ -130,3 +130,11 @@ async def test_error_answers(
         await make_backend(WORKER).generate(ImageRequest(prompt="a cat"), Deadline(5))
     assert caught.value.vendor_code == code
     assert caught.value.retry_after == retry_after
+
+
+async def test_tells_the_worker_how_long_the_caller_still_waits(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, png: bytes
+) -> None:
+    route = vendor_api.post(GENERATE).respond(200, json=answer(png))
+    await make_backend(WORKER, api_key=None).generate(ImageRequest(prompt="a cat"), Deadline(3))
+    assert 2.5 < float(route.calls.last.request.headers["x-boltgate-timeout-s"]) <= 3
