@@ -21,19 +21,28 @@ to retry the same route, fail over, or give up::
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt
     └── BackendError                   one route failed; the router reads these flags:
         ├── RetryableBackendError      retry the same route with backoff, then fail over
-        │   ├── VendorUnavailable      connect error, 5xx
+        │   ├── VendorUnavailable      connect error, 5xx (and statuses a vendor says to retry)
         │   ├── VendorRateLimited      429 (carries Retry-After when the vendor sent it)
         │   ├── VendorTimeout          the attempt's time ran out
         │   └── VendorProtocolError    a body we cannot read (logged, truncated)
-        ├── VendorAuthError            401/402/403 from the vendor: route quarantined, fail over
+        │       └── UnusableOutput     the vendor did billed work whose output can't be used
+        │                              (unknown shape, corrupt image): fail over, never retried
+        ├── VendorAuthError            401/403 from the vendor: the account quarantined, fail over
+        │   └── VendorOutOfCredit      402: the account quarantined briefly, then re-checked
         ├── ContentFiltered            blank/NSFW image: fail over or 400, never charged
-        └── VendorRejectedRequest      other 4xx: the request is wrong for every route; not retried
+        └── VendorRejectedRequest      400/409/422: this vendor can't take the request; fail over
+                                       (the client hears 400 only when every route refused it)
+
+Every ``BackendError`` says whether the vendor billed the failed attempt (``billed``, with
+``run_seconds`` and ``vendor_cost_usd`` when known): the router books such an attempt as the
+gateway's loss, never the client's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 
 class BoltgateError(Exception):
@@ -192,11 +201,16 @@ class BackendError(BoltgateError):
     outcome: str = "error"
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
-                 param: str | None = None, vendor_code: str | None = None) -> None:
+                 param: str | None = None, vendor_code: str | None = None, billed: bool = False,
+                 run_seconds: float | None = None, vendor_cost_usd: Decimal | None = None) -> None:
         super().__init__(message, param=param)
         self.status = status
         self.retry_after = retry_after
         self.vendor_code = vendor_code
+        self.billed = billed
+        """The vendor charged for this failed attempt (its work ran): a gateway loss."""
+        self.run_seconds = run_seconds
+        self.vendor_cost_usd = vendor_cost_usd
 
 
 class RetryableBackendError(BackendError):
@@ -219,9 +233,32 @@ class VendorProtocolError(RetryableBackendError):
     outcome = "protocol_error"
 
 
+class UnusableOutput(VendorProtocolError):
+    """The vendor did the work (and billed it) but its output can't be used: an answer of a
+    shape no documentation shows, an image that does not decode or declares absurd dimensions.
+    Asking the same vendor again would pay it again, so fail over instead."""
+
+    retryable = False
+    outcome = "unusable_output"
+
+    def __init__(self, message: str, *, billed: bool = True, run_seconds: float | None = None,
+                 vendor_cost_usd: Decimal | None = None, status: int | None = None) -> None:
+        super().__init__(message, status=status, billed=billed, run_seconds=run_seconds,
+                         vendor_cost_usd=vendor_cost_usd)
+
+
 class VendorAuthError(BackendError):
+    """The vendor refused our key (401/403): every region of that account is out for a while."""
+
     quarantine = True
     outcome = "auth_error"
+
+
+class VendorOutOfCredit(VendorAuthError):
+    """402: the account can't pay now. It may clear on its own (Eachlabs counts in-flight
+    predictions against the balance), so the account is re-checked after a short quarantine."""
+
+    outcome = "out_of_credit"
 
 
 class ContentFiltered(BackendError):
@@ -232,9 +269,10 @@ class ContentFiltered(BackendError):
 
 
 class VendorRejectedRequest(BackendError):
-    """The vendor refused the request as invalid: every vendor would, so answer the client."""
+    """The vendor refused a request our own validation accepted (400/409/422): this vendor can't
+    take it, another may. Fail over without quarantining the route; the router answers the
+    client with this (a 400) only when every route it tried refused the request."""
 
-    failover = False
     outcome = "rejected"
     status_code = 400
     error_type = "invalid_request_error"

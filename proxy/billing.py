@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from backends.vendors.registry import VENDOR_SPECS
 from core.errors import AuthenticationFailed, BackendError
 from core.request import ImageRequest
 from core.state.base import StateStore
@@ -30,8 +31,6 @@ ANONYMOUS = KeyRecord(key_id="anonymous", name="anonymous", budget_credits=None,
                       created=datetime(2026, 1, 1, tzinfo=UTC))
 """The ledger identity of requests when no client key is required."""
 
-CATALOG_VENDOR = {"worker": "local"}
-"""Backends priced under another catalog entry (GPU workers are our own GPUs)."""
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -42,7 +41,10 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def catalog_vendor(vendor: str) -> str:
-    return CATALOG_VENDOR.get(vendor, vendor)
+    """The price catalog entry of a backend (each vendor's spec names it; GPU workers are
+    priced as our own GPUs, ``local``)."""
+    spec = VENDOR_SPECS.get(vendor)
+    return spec.facts.price_key if spec is not None else vendor
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +120,8 @@ class Billing:
 
     async def record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
         """A failed attempt the vendor billed anyway: the gateway's loss, never the client's."""
-        reported: Decimal | None = getattr(error, "vendor_cost_usd", None)
+        reported = error.vendor_cost_usd
         if reported is None:
-            run_seconds = getattr(error, "run_seconds", None)
-            reported = self.quote(route.vendor, request, run_seconds=run_seconds).upstream_usd
+            reported = self.quote(route.vendor, request, run_seconds=error.run_seconds).upstream_usd
         await self.ledger.record_loss(route.vendor, reported)
         labelled(GATEWAY_LOSS_USD, route.vendor).inc(float(reported))

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
+from backends.vendors.registry import VENDOR_SPECS
 from proxy.routing.route import Route
 from proxy.settings import RegionConfig, RouteConfig
 from proxy.wiring import Closer, build_routes
 
-DEMO_PRIORITIES = {"aigateway": 10, "runflow": 20, "eachlabs": 30, "imageapi": 40, "callmissed": 50}
-"""Cheapest first, as an operator would likely order them."""
+DEMO_POLL_INTERVAL_S = 0.05
+"""The simulators run on loopback and finish a job in ~0.1 s: polled faster than a real vendor."""
+
+
+def demo_priority(vendor: str) -> int:
+    """Each vendor's own ``demo_priority`` (cheapest first, as an operator would likely order)."""
+    spec = VENDOR_SPECS.get(vendor)
+    priority = spec.facts.demo_priority if spec is not None else None
+    return priority if priority is not None else 100
 
 
 def simulator_routes() -> tuple[list[Route], str, Closer]:
@@ -18,7 +26,7 @@ def simulator_routes() -> tuple[list[Route], str, Closer]:
 
     servers = start_simulators()
     configs = [
-        RouteConfig(vendor=vendor, priority=DEMO_PRIORITIES.get(vendor, 100),
+        RouteConfig(vendor=vendor, priority=demo_priority(vendor), poll_interval_s=DEMO_POLL_INTERVAL_S,
                     regions=[RegionConfig(name="sim", base_url=server.base_url)], timeout_s=15)
         for vendor, server in servers.items()
     ]

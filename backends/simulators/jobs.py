@@ -132,3 +132,6 @@ class JobStore:
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
+
+    def all(self) -> list[Job]:
+        return self._jobs.values()

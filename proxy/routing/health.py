@@ -2,8 +2,9 @@
 
 A route opens after ``failure_threshold`` consecutive failures and stays out for ``open_s``;
 when that runs out it is tried again (half-open) and one more failure re-opens it at once, one
-success closes it. A vendor refusing our key or credit takes the route out for
-``quarantine_s``.
+success closes it. A vendor refusing our key takes every region of that vendor account out
+for ``quarantine_s`` (they share the key); a payment refusal (402) for ``credit_quarantine_s``
+only, since it can clear on its own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class RouteHealth:
 
     async def unavailable_reason(self, route: Route) -> str | None:
         """Why the route is out of rotation now, or None when it may be tried."""
-        if await self.store.get(f"health:{route.key}:quarantine") is not None:
+        if await self.store.get(self._quarantine_key(route)) is not None:
             return "quarantined after an auth/credit refusal"
         if await self.store.get(f"health:{route.key}:open") is not None:
             return "circuit open"
@@ -37,6 +38,13 @@ class RouteHealth:
             await self.store.set(f"health:{route.key}:open", b"1", ttl=self.config.open_s)
             labelled(CIRCUIT_OPEN, route.vendor, route.region).set(1)
 
-    async def quarantine(self, route: Route) -> None:
-        await self.store.set(f"health:{route.key}:quarantine", b"1", ttl=self.config.quarantine_s)
+    async def quarantine(self, route: Route, *, brief: bool = False) -> None:
+        """Take the route's whole account out; ``brief`` for a refusal that may clear (402)."""
+        ttl = self.config.credit_quarantine_s if brief else self.config.quarantine_s
+        await self.store.set(self._quarantine_key(route), b"1", ttl=ttl)
         labelled(CIRCUIT_OPEN, route.vendor, route.region).set(1)
+
+    @staticmethod
+    def _quarantine_key(route: Route) -> str:
+        """Per vendor account (a route built without one is an account of its own)."""
+        return f"health:account:{route.account or route.key}:quarantine"
