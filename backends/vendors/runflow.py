@@ -57,7 +57,7 @@ def read_state(answer: HttpAnswer) -> JobState:
         return JobState("pending")
     cost = reported_usd(run.get("cost"), "runflow cost")
     seconds = _seconds(run.get("duration_ms"))
-    if status == "succeeded" or (status == "partial_succeeded" and run.get("output")):
+    if status == "succeeded" or (status == "partial_succeeded" and _has_images(run.get("output"))):
         output = VendorOutput(
             image_urls=image_urls(run.get("output"), seconds, cost),
             run_seconds=seconds,
@@ -98,6 +98,13 @@ def image_urls(output: Any, seconds: float | None = None, cost: Decimal | None =
         raise UnusableOutput(f"runflow output has no image URL in a known shape: {str(output)[:200]}",
                              run_seconds=seconds, vendor_cost_usd=cost)
     return urls
+
+
+def _has_images(output: Any) -> bool:
+    try:
+        return bool(image_urls(output))
+    except UnusableOutput:
+        return False
 
 
 def error_fields(body: Any) -> tuple[str | None, str]:

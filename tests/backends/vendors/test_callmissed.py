@@ -17,6 +17,7 @@ from core.deadline import Deadline
 from core.errors import (
     BackendError,
     VendorAuthError,
+    VendorOutOfCredit,
     VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,
@@ -49,7 +50,6 @@ async def test_sends_an_openai_request_forcing_b64_json(
         height=512,
         seed=9,
         steps=6,
-        guidance_scale=1.0,
         negative_prompt="blurry",
         response_format="url",
     )
@@ -65,9 +65,14 @@ async def test_sends_an_openai_request_forcing_b64_json(
         "response_format": "b64_json",
         "seed": 9,
         "steps": 6,
-        "guidance_scale": 1.0,
         "negative_prompt": "blurry",
     }
+
+
+def test_a_request_setting_guidance_is_not_sent_to_callmissed() -> None:
+    """Their parameters list no guidance: a request asking for one goes to a vendor that has it."""
+    assert CALLMISSED.capabilities.refusal(ImageRequest(prompt="a cat", guidance_scale=1.0)) == "no guidance field"
+    assert CALLMISSED.capabilities.refusal(ImageRequest(prompt="a cat", seed=1, steps=50)) is None
 
 
 async def test_reads_png_and_jpeg_images(
@@ -126,8 +131,8 @@ def envelope(code: str | None, message: str, kind: str = "invalid_request_error"
     [
         (400, "invalid_size", VendorRejectedRequest),
         (401, "invalid_api_key", VendorAuthError),
-        (402, "insufficient_credits", VendorAuthError),
-        (402, "budget_exceeded", VendorAuthError),
+        (402, "insufficient_credits", VendorOutOfCredit),
+        (402, "budget_exceeded", VendorOutOfCredit),
         (403, "forbidden", VendorAuthError),
         (404, "model_not_found", VendorNotFound),
         (409, "idempotency_key_reused", VendorRejectedRequest),
