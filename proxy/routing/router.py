@@ -118,9 +118,13 @@ class Router:
             raise NoBackendAvailable("No route can serve this request", skipped=skipped)
         routed = RoutedResult(result=BackendResult(images=[]), route=ordered[0])
         rejections: list[VendorRejectedRequest] = []
+        refused_accounts: set[str] = set()
         for index, route in enumerate(ordered):
             if deadline.expired():
                 break
+            if (route.account or route.key) in refused_accounts:
+                skipped.append(f"{route.key}: its account's key was refused on this request")
+                continue
             try:
                 has_fallback = index < len(ordered) - 1
                 routed.result = await self._serve_on(route, request, deadline, routed, has_fallback)
@@ -138,6 +142,8 @@ class Router:
                     raise
                 if isinstance(error, VendorRejectedRequest):
                     rejections.append(error)
+                if isinstance(error, VendorAuthError):
+                    refused_accounts.add(route.account or route.key)
                 labelled(FAILOVERS, route.vendor, error.outcome).inc()
         if rejections and len(rejections) == len(routed.attempts):
             raise rejections[-1]  # every route tried refused the request itself
