@@ -135,3 +135,6 @@ class JobStore:
 
     def all(self) -> list[Job]:
         return self._jobs.values()
+
+    def clear(self) -> None:
+        self._jobs.clear()

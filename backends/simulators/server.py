@@ -69,6 +69,10 @@ class SimulatorServer:
         self.state.requests.clear()
         self.state.cancels.clear()
 
+    def clear_jobs(self) -> None:
+        """Forget every job (and so what they billed): a fresh account, for the next test."""
+        self.state.jobs.clear()
+
     def inject(self, *faults: Fault) -> None:
         for fault in faults:
             self.spec.check_fault(fault)

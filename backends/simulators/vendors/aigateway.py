@@ -30,14 +30,14 @@ ENDPOINT = ImagesEndpoint(
     model="bytedance/stable-diffusion-xl-lightning",
     response_formats=("url", "b64_json"),
     default_response_format="url",
+    revised_prompt=False,
 )
 
 
 def error_body(error: SimError) -> dict[str, Any]:
     _, kind, message = ERRORS.get(error.status, ("", "server_error" if error.status >= 500 else
                                                  "invalid_request_error", f"HTTP {error.status}"))
-    return {"error": {"message": error.message or message, "type": error.code or kind,
-                      "code": error.status, "param": None}}
+    return {"error": {"message": error.message or message, "type": kind, "code": error.status, "param": None}}
 
 
 async def generate(call: Call) -> SimResponse:

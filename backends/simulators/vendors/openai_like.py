@@ -44,6 +44,8 @@ class ImagesEndpoint:
     max_steps: int = 50
     min_side: int = 256
     max_side: int = 2048
+    revised_prompt: bool = True
+    """Whether each image entry carries ``revised_prompt: null`` (as CallMissed documents)."""
 
     def read(self, call: Call) -> tuple[Generation, str]:
         """The generation asked for and the response format, or a 400/404 ``SimError``."""
@@ -74,9 +76,11 @@ class ImagesEndpoint:
 
     async def answer(self, call: Call, generation: Generation, response_format: str) -> SimResponse:
         """``{"created", "data": [{"b64_json"|"url", "revised_prompt": null}]}``."""
+        data: list[dict[str, Any]]
         if response_format == "url":
-            data = [{"url": url, "revised_prompt": None} for url in publish(call, generation)]
+            data = [{"url": url} for url in publish(call, generation)]
         else:
-            images = await inline_images(call, generation)
-            data = [{"b64_json": image.b64, "revised_prompt": None} for image in images]
+            data = [{"b64_json": image.b64} for image in await inline_images(call, generation)]
+        if self.revised_prompt:
+            data = [{**entry, "revised_prompt": None} for entry in data]
         return json_response({"created": int(time.time()), "data": data})
