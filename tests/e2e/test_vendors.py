@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import time
 from decimal import Decimal
@@ -186,7 +187,8 @@ def test_a_vendor_image_that_does_not_decode_fails_over_and_is_never_charged(
 
     data = encode("PNG", (512, 512))[:300] if image == "truncated" else png_declaring(60_000, 60_000)
     broken, healthy = simulator("callmissed"), simulator("eachlabs")
-    answer = '{"created": 1, "data": [{"b64_json": "%s", "revised_prompt": null}]}' % base64.b64encode(data).decode()
+    entry = {"b64_json": base64.b64encode(data).decode(), "revised_prompt": None}
+    answer = json.dumps({"created": 1, "data": [entry]})
     broken.inject(Fault(kind="malformed", body=answer, times=None))
     server = gateway(route_to(broken, priority=1, max_attempts=3), route_to(healthy, priority=2))
     losses = Losses(server.base_url)

@@ -45,7 +45,7 @@ def test_refused_connections_fail_to_connect_until_accepted_again_with_state_kep
 def test_start_simulators_starts_every_vendor_on_its_own_port(client) -> None:
     servers = start_simulators()
     try:
-        assert tuple(servers) == VENDORS == ("callmissed", "runflow", "eachlabs", "imageapi", "aigateway")
+        assert tuple(servers) == VENDORS == ("aigateway", "callmissed", "eachlabs", "imageapi", "runflow")
         assert len({server.port for server in servers.values()}) == 5
         for vendor, server in servers.items():
             assert client.get(server.base_url + "/_sim/health").json()["vendor"] == vendor

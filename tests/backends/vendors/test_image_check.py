@@ -53,7 +53,7 @@ def test_a_whole_image_passes(fmt: str) -> None:
 def test_a_truncated_image_is_unusable(fmt: str) -> None:
     data = encode(fmt, (256, 256))
     for image in both(data[: len(data) * 2 // 3]):
-        with pytest.raises(UnusableOutput, match="cut short|header"):
+        with pytest.raises(UnusableOutput, match=r"cut short|header"):
             check_image(image, "v")
 
 

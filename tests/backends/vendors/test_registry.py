@@ -32,7 +32,7 @@ def test_a_route_may_name_any_registered_vendor_and_gets_its_facts(vendor: str) 
 
 
 def test_a_route_naming_an_unknown_vendor_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(ValidationError, match="unknown vendor 'runflw'.*runflow"):
+    with pytest.raises(ValidationError, match=r"unknown vendor 'runflw'.*runflow"):
         RouteConfig(vendor="runflw")
 
 

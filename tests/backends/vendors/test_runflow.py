@@ -188,7 +188,9 @@ class TestLifecycle:
             await generate(make_backend)
         assert caught.value.billed
 
-    async def test_the_sdks_error_object_names_a_failure(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
+    async def test_the_sdks_error_object_names_a_failure(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
         api.get(RUN).mock(return_value=run("failed", error={"code": "OOM", "message": "out of memory"}, cost="0"))
         with pytest.raises(JobFailed, match="out of memory") as caught:
             await generate(make_backend)

@@ -74,7 +74,8 @@ async def test_a_payment_refusal_quarantines_for_credit_quarantine_s_only() -> N
 
 async def test_quarantine_covers_every_region_of_the_account() -> None:
     tracker = RouteHealth(MemoryStateStore(), BreakerConfig())
-    east, west = Route(ScriptedBackend("v", "east"), account="acct"), Route(ScriptedBackend("v", "west"), account="acct")
+    east = Route(ScriptedBackend("v", "east"), account="acct")
+    west = Route(ScriptedBackend("v", "west"), account="acct")
     other_account = Route(ScriptedBackend("v", "east"), account="other")
 
     await tracker.quarantine(east)
