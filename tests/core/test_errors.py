@@ -22,7 +22,9 @@ from core.errors import (
     PriceCeilingExceeded,
     RetryableBackendError,
     RouteAttempt,
+    UnusableOutput,
     VendorAuthError,
+    VendorOutOfCredit,
     VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,
@@ -91,9 +93,11 @@ def test_an_error_carries_response_headers() -> None:
     (VendorRateLimited, True, True, False, "rate_limited"),
     (VendorTimeout, True, True, False, "timeout"),
     (VendorProtocolError, True, True, False, "protocol_error"),
+    (UnusableOutput, False, True, False, "unusable_output"),
     (VendorAuthError, False, True, True, "auth_error"),
+    (VendorOutOfCredit, False, True, True, "out_of_credit"),
     (ContentFiltered, False, True, False, "content_filtered"),
-    (VendorRejectedRequest, False, False, False, "rejected"),
+    (VendorRejectedRequest, False, True, False, "rejected"),
 ])
 def test_backend_errors_tell_the_router_what_to_do(
     error_class: type[BackendError], retryable: bool, failover: bool, quarantine: bool, outcome: str
@@ -131,3 +135,9 @@ def test_no_backend_available_lists_every_attempt_and_every_skip() -> None:
 
 def test_no_backend_available_with_nothing_tried_is_just_the_reason() -> None:
     assert NoBackendAvailable("No route can serve this request").message == "No route can serve this request"
+
+
+def test_a_backend_error_says_what_the_vendor_billed() -> None:
+    assert not VendorUnavailable("down").billed
+    unusable = UnusableOutput("no known shape", run_seconds=1.5)
+    assert unusable.billed and unusable.run_seconds == 1.5 and unusable.vendor_cost_usd is None
