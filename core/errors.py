@@ -25,7 +25,7 @@ to retry the same route, fail over, or give up::
         │   ├── VendorRateLimited      429 (carries Retry-After when the vendor sent it)
         │   ├── VendorTimeout          the attempt's time ran out
         │   └── VendorProtocolError    a body we cannot read (logged, truncated)
-        │       └── UnusableOutput     the vendor did billed work whose output can't be used
+        ├── UnusableOutput             the vendor did billed work whose output can't be used
         │                              (unknown shape, corrupt image): fail over, never retried
         ├── VendorAuthError            401/403 from the vendor: the account quarantined, fail over
         │   └── VendorOutOfCredit      402: the account quarantined briefly, then re-checked
@@ -233,12 +233,11 @@ class VendorProtocolError(RetryableBackendError):
     outcome = "protocol_error"
 
 
-class UnusableOutput(VendorProtocolError):
+class UnusableOutput(BackendError):
     """The vendor did the work (and billed it) but its output can't be used: an answer of a
     shape no documentation shows, an image that does not decode or declares absurd dimensions.
     Asking the same vendor again would pay it again, so fail over instead."""
 
-    retryable = False
     outcome = "unusable_output"
 
     def __init__(self, message: str, *, billed: bool = True, run_seconds: float | None = None,

@@ -135,7 +135,7 @@ def _read(client: JobClient, answer: HttpAnswer, reader: Callable[[HttpAnswer], 
     """Apply a pure reader; a body it does not know is logged (truncated) before it fails over."""
     try:
         return reader(answer)
-    except VendorProtocolError:
+    except (VendorProtocolError, UnusableOutput):
         log.warning("%s answered a body we do not know: %s", client.vendor, answer.body[:500])
         raise
 

@@ -18,9 +18,9 @@ from backends.vendors.classify import VendorNotFound
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
+    UnusableOutput,
     VendorAuthError,
     VendorOutOfCredit,
-    VendorProtocolError,
     VendorRateLimited,
     VendorUnavailable,
 )
@@ -82,16 +82,16 @@ async def test_reads_urls_when_configured_for_them(
 async def test_an_expired_output_url(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATIONS).respond(200, json={"created": 1, "data": [{"url": IMAGE_URL}]})
     vendor_api.get(IMAGE_URL).respond(404)
-    with pytest.raises(VendorProtocolError, match="404"):
+    with pytest.raises(UnusableOutput, match="404"):
         await generate(make_backend)
 
 
 @pytest.mark.parametrize("body", [{"created": 1}, {"data": [{"uri": IMAGE_URL}]}, {"data": "x"}])
-async def test_a_body_it_does_not_know_is_a_protocol_error(
+async def test_a_body_it_does_not_know_is_unusable_output(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, body: Any
 ) -> None:
     vendor_api.post(GENERATIONS).respond(200, json=body)
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await generate(make_backend)
 
 

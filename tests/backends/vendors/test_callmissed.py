@@ -16,9 +16,9 @@ from backends.vendors.classify import VendorNotFound
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
+    UnusableOutput,
     VendorAuthError,
     VendorOutOfCredit,
-    VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorUnavailable,
@@ -108,17 +108,17 @@ def test_capabilities() -> None:
         {"error": None},
     ],
 )
-async def test_a_body_it_does_not_know_is_a_protocol_error(
+async def test_a_body_it_does_not_know_is_unusable_output(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, body: Any
 ) -> None:
     vendor_api.post(GENERATIONS).respond(200, json=body)
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await generate(make_backend)
 
 
 async def test_a_body_that_is_not_json(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATIONS).respond(200, content=b"\x00\x01")
-    with pytest.raises(VendorProtocolError, match="not JSON"):
+    with pytest.raises(UnusableOutput, match="not JSON"):
         await generate(make_backend)
 
 

@@ -23,7 +23,6 @@ from core.errors import (
     UnusableOutput,
     VendorAuthError,
     VendorOutOfCredit,
-    VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorUnavailable,
@@ -339,7 +338,7 @@ class TestMalformed:
         self, vendor_api: respx.MockRouter, make_backend: MakeBackend, body: dict[str, Any]
     ) -> None:
         vendor_api.post(CREATE).respond(200, json=body)
-        with pytest.raises(VendorProtocolError):
+        with pytest.raises(UnusableOutput):
             await generate(make_backend)
 
     @pytest.mark.parametrize("output", [None, "", [], 42, [IMAGE_URL, 7], "not a url", {"url": IMAGE_URL}])

@@ -18,9 +18,9 @@ from core.deadline import Deadline
 from core.errors import (
     BackendError,
     ContentFiltered,
+    UnusableOutput,
     VendorAuthError,
     VendorOutOfCredit,
-    VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorUnavailable,
@@ -144,11 +144,11 @@ async def test_reads_the_nsfw_flag_where_present(
         {"images": ["this is not an image"]},
     ],
 )
-async def test_any_other_shape_is_a_protocol_error(
+async def test_any_other_shape_is_unusable_output(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, body: Any
 ) -> None:
     vendor_api.post(GENERATE).respond(200, json=body)
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await generate(make_backend)
 
 
@@ -156,21 +156,21 @@ async def test_an_unknown_shape_is_logged(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     vendor_api.post(GENERATE).respond(200, json={"job": "queued-7"})
-    with caplog.at_level(logging.WARNING), pytest.raises(VendorProtocolError):
+    with caplog.at_level(logging.WARNING), pytest.raises(UnusableOutput):
         await generate(make_backend)
     assert "queued-7" in caplog.text
 
 
 async def test_a_body_that_is_not_json(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATE).respond(200, content=b"<html>ok</html>")
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await generate(make_backend)
 
 
 async def test_an_expired_output_url(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATE).respond(200, json={"image_url": IMAGE_URL})
     vendor_api.get(IMAGE_URL).respond(404)
-    with pytest.raises(VendorProtocolError, match="404"):
+    with pytest.raises(UnusableOutput, match="404"):
         await generate(make_backend)
 
 

@@ -23,7 +23,6 @@ from core.errors import (
     UnusableOutput,
     VendorAuthError,
     VendorOutOfCredit,
-    VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorUnavailable,
@@ -326,7 +325,7 @@ class TestMalformed:
         self, vendor_api: respx.MockRouter, make_backend: MakeBackend, body: bytes
     ) -> None:
         vendor_api.post(CREATE).respond(201, content=body)
-        with pytest.raises(VendorProtocolError):
+        with pytest.raises(UnusableOutput):
             await generate(make_backend)
 
     async def test_a_run_without_status(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
