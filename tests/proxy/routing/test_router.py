@@ -416,3 +416,14 @@ async def test_a_billed_job_abandoned_at_the_deadline_is_a_loss_not_a_retry() ->
     assert len(backend.calls) == 1
     assert [vendor for vendor, _ in book.losses] == ["jobs"]
     assert raised.value.attempts[0].outcome == "unusable_output"
+
+
+async def test_a_blank_image_the_vendor_billed_is_a_loss() -> None:
+    book = LossBook()
+    filtering = ScriptedBackend.playing("filtering", images(1, solid_png(256)))
+    router = router_over([route_to(filtering, priority=1), route_to(ScriptedBackend("spare"), priority=2)],
+                         on_loss=book)
+
+    await router.generate(request(width=256, height=256), Deadline(5))
+
+    assert [(vendor, type(error)) for vendor, error in book.losses] == [("filtering", ContentFiltered)]
