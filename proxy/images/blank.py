@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from PIL import Image
-
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from backends.base import BackendResult, GeneratedImage
 from core.errors import ContentFiltered, UnusableOutput
