@@ -76,7 +76,7 @@ class GeneratedImage:
         if self._data is not None:
             return len(self._data)
         text = self._b64 or ""
-        return len(text) * 3 // 4 - (len(text) - len(text.rstrip("=")))
+        return len(text) * 3 // 4 - (len(text[-2:]) - len(text[-2:].rstrip("=")))
 
     def head(self, size: int) -> bytes:
         """The first ``size`` bytes, decoding no more base64 than that takes."""
@@ -89,10 +89,11 @@ class GeneratedImage:
         """The last ``size`` bytes (at most), decoding only the base64 that holds them."""
         if self._data is not None:
             return self._data[-size:]
-        text = (self._b64 or "").rstrip()
+        text = self._b64 or ""
         if len(text) % 4:
             raise VendorProtocolError("the image's base64 is cut short")
-        return _b64_decode(text[-(-size // 3 + 1) * 4:])[-size:]
+        groups = -(-size // 3) + 1  # enough 4-character groups for ``size`` bytes, padding included
+        return _b64_decode(text[-groups * 4:])[-size:]
 
 
 def _b64_head(text: str) -> bytes:

@@ -20,8 +20,9 @@ from core.errors import UnusableOutput, VendorProtocolError
 MAX_SIDE = 4096
 """No vendor is asked for more than 1536 pixels a side; an image past this is not an answer."""
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
-HEADER_BYTES = 256 * 1024
-"""Enough for any header Pillow needs (a JPEG's EXIF and ICC segments come before its size)."""
+HEADER_READS = (4 * 1024, 256 * 1024)
+"""How much of the image Pillow gets to find its size: 4 KB is enough for a PNG, WebP or a plain
+JPEG; a JPEG's EXIF and ICC segments can push its size further, up to the second read."""
 
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JPEG_END = b"\xff\xd9"
@@ -31,23 +32,30 @@ _PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 def check_image(image: GeneratedImage, vendor: str) -> None:
     """Raise ``UnusableOutput`` unless ``image`` has a readable header, sane dimensions and an end."""
     try:
-        head = image.head(HEADER_BYTES)
         tail = image.tail(16)
+        width, height, head = _dimensions(image, vendor)
     except VendorProtocolError as exc:
         raise UnusableOutput(f"{vendor} image: {exc.message}") from exc
-    width, height = _dimensions(head, image.format, vendor)
     if width < 1 or height < 1 or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
         raise UnusableOutput(f"{vendor} image declares {width}x{height} pixels; at most {MAX_SIDE} a side")
     if not _ends_well(image, head, tail):
         raise UnusableOutput(f"{vendor} {image.format.upper()} image is cut short or corrupt")
 
 
-def _dimensions(head: bytes, fmt: str, vendor: str) -> tuple[int, int]:
-    try:
-        with Image.open(io.BytesIO(head), formats=[_PILLOW_FORMATS[fmt]]) as opened:
-            return opened.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnusableOutput(f"{vendor} {fmt.upper()} image has no readable header: {exc}") from exc
+def _dimensions(image: GeneratedImage, vendor: str) -> tuple[int, int, bytes]:
+    """The declared width and height, and the head they were read from."""
+    problem: Exception | None = None
+    for size in HEADER_READS:
+        head = image.head(size)
+        try:
+            with Image.open(io.BytesIO(head), formats=[_PILLOW_FORMATS[image.format]]) as opened:
+                width, height = opened.size
+            return width, height, head
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            problem = exc
+        if len(head) < size:
+            break  # the whole image was read: more would not help
+    raise UnusableOutput(f"{vendor} {image.format.upper()} image has no readable header: {problem}")
 
 
 def _ends_well(image: GeneratedImage, head: bytes, tail: bytes) -> bool:

@@ -88,3 +88,10 @@ async def test_a_vendor_answering_a_broken_image_fails_over_billed(
     with pytest.raises(UnusableOutput) as caught:
         await make_backend(VENDOR_SPECS["callmissed"]).generate(ImageRequest(prompt="a cat"), Deadline(5))
     assert caught.value.billed and caught.value.failover and not caught.value.retryable
+
+
+def test_a_jpeg_whose_size_comes_after_a_large_icc_profile_passes() -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(out, format="JPEG", icc_profile=bytes(60_000))
+    for image in both(out.getvalue()):
+        check_image(image, "v")
