@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
@@ -164,7 +164,6 @@ class BackendResult:
     vendor_cost_usd: Decimal | None = None
     """Cost the vendor itself reported (Runflow's ``cost``), kept for reconciliation."""
     vendor_request_id: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -1,9 +1,11 @@
 """The one error hierarchy of boltgate, mapped to HTTP in exactly one place (``proxy.api.errors``).
 
-Everything the gateway can refuse or fail with is one of these classes. Vendor adapters
-classify a vendor's answer *at the adapter boundary* from status codes and typed fields (never
-from message strings) into a ``BackendError``; the router decides from the class alone whether
-to retry the same route, fail over, or give up::
+Every error class the gateway raises is one of these (a test checks that no other module of
+``core``, ``pricing``, ``backends`` or ``proxy`` defines one; the vendor simulators, which play
+other companies' servers, keep their own). Vendor adapters classify a vendor's answer *at the
+adapter boundary* from status codes and typed fields (never from message strings) into a
+``BackendError``; the router decides from the class alone whether to retry the same route, fail
+over, or give up, and billing reads what the vendor charged from the error's typed fields::
 
     BoltgateError                      any error the gateway reports (status, type, code, param)
     ├── ClientError                    the request itself is wrong; never retried
@@ -19,27 +21,32 @@ to retry the same route, fail over, or give up::
     │   └── NotFound                   404 (an expired image, an unknown key)
     ├── ClientDisconnected             499: the client hung up; the work was cancelled
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt
-    └── BackendError                   one route failed; the router reads these flags:
+    ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
+    │   ├── CatalogError               a price catalog file or override that cannot be read as prices
+    │   └── UnknownVendor              a vendor the price catalog has no price for
+    └── BackendError                   one route failed; the router reads its flags, billing its
+        │                              ``billed``, ``run_seconds`` and ``vendor_cost_usd``
         ├── RetryableBackendError      retry the same route with backoff, then fail over
-        │   ├── VendorUnavailable      connect error, 5xx (and statuses a vendor says to retry)
+        │   ├── VendorUnavailable      connect error, 5xx (and a 4xx the vendor documents as retryable)
+        │   │   ├── QueueFull          the local worker's queue is full: 503 + Retry-After
+        │   │   ├── NotReady           the local model is loading or failed to: 503 + Retry-After
+        │   │   └── PipelineFailed     the local pipeline raised on a batch (OOM, CUDA): 500
         │   ├── VendorRateLimited      429 (carries Retry-After when the vendor sent it)
         │   ├── VendorTimeout          the attempt's time ran out
-        │   └── VendorProtocolError    a body we cannot read (logged, truncated)
-        ├── UnusableOutput             the vendor did billed work whose output can't be used
-        │                              (unknown shape, corrupt image): fail over, never retried
-        ├── VendorAuthError            401/403 from the vendor: the account quarantined, fail over
+        │   └── VendorProtocolError    a body we cannot read before anything was billed (logged)
+        ├── UnusableOutput             billed work whose output can't be used: fail over, never retried
+        ├── VendorAuthError            401/403 from the vendor: its whole account quarantined, fail over
         │   └── VendorOutOfCredit      402: the account quarantined briefly, then re-checked
-        ├── ContentFiltered            blank/NSFW image: fail over or 400, never charged
-        └── VendorRejectedRequest      400/409/422: this vendor can't take the request; fail over
-                                       (the client hears 400 only when every route refused it)
-
-Every ``BackendError`` says whether the vendor billed the failed attempt (``billed``, with
-``run_seconds`` and ``vendor_cost_usd`` when known): the router books such an attempt as the
-gateway's loss, never the client's.
+        ├── VendorNotFound             404 from the vendor: our model path or account is wrong there
+        ├── JobAbandoned               we stopped waiting for a polled job: cancelled if we can, else billed
+        ├── JobFailed                  the vendor ran the job and it failed (maybe billed): fail over
+        ├── ContentFiltered            blank/NSFW image: fail over or 400, never charged to the client
+        └── VendorRejectedRequest      400/409/422 for a request we accepted: fail over; 400 if all refuse
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -186,8 +193,39 @@ class NoBackendAvailable(BoltgateError):
         self.skipped = list(skipped)
 
 
+class ConfigurationError(BoltgateError):
+    """The deployment's configuration names something the gateway cannot serve; raised at startup."""
+
+    status_code = 500
+    error_type = "server_error"
+    code = "configuration_error"
+
+
+class CatalogError(ConfigurationError):
+    """A catalog file or override that cannot be read as prices."""
+
+    code = "catalog_error"
+
+
+class UnknownVendor(ConfigurationError):
+    """A vendor with no entry in the price catalog: a route to it could bill nothing."""
+
+    code = "unknown_vendor"
+
+    def __init__(self, vendor: str, known: Sequence[str]) -> None:
+        super().__init__(f"no price for vendor {vendor!r}; the catalog lists {', '.join(known)}")
+        self.vendor = vendor
+        self.known = list(known)
+
+
 class BackendError(BoltgateError):
-    """One route failed. Adapters raise these; the router consumes them."""
+    """One route failed. Adapters raise these; the router consumes them.
+
+    The flags (class attributes) tell the router what to do; the vendor's facts (instance
+    fields) tell billing what the failed attempt cost the gateway: ``billed`` says the vendor
+    charged for it anyway, ``vendor_cost_usd`` is the amount it reported, else ``run_seconds``
+    prices it from the catalog.
+    """
 
     status_code = 502
     error_type = "server_error"
@@ -207,10 +245,12 @@ class BackendError(BoltgateError):
         self.status = status
         self.retry_after = retry_after
         self.vendor_code = vendor_code
-        self.billed = billed
-        """The vendor charged for this failed attempt (its work ran): a gateway loss."""
-        self.run_seconds = run_seconds
-        self.vendor_cost_usd = vendor_cost_usd
+        self.billed: bool = billed
+        """The vendor charged for this failed attempt: a gateway loss, never the client's."""
+        self.run_seconds: float | None = run_seconds
+        """Run time the vendor reported (and bills by), when it did."""
+        self.vendor_cost_usd: Decimal | None = vendor_cost_usd
+        """What the vendor said the attempt cost, when it said."""
 
 
 class RetryableBackendError(BackendError):
@@ -219,6 +259,39 @@ class RetryableBackendError(BackendError):
 
 class VendorUnavailable(RetryableBackendError):
     outcome = "unavailable"
+
+
+def _retry_after_header(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(math.ceil(seconds))}
+
+
+class QueueFull(VendorUnavailable):
+    """Too many requests wait already at the local worker: come back later or go elsewhere."""
+
+    status_code = 503
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, status=503, retry_after=retry_after)
+        self.headers = _retry_after_header(retry_after)
+
+
+class NotReady(VendorUnavailable):
+    """The local model is still loading (or failed to): try another route."""
+
+    status_code = 503
+    code = "not_ready"
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message, status=503, retry_after=retry_after)
+        self.headers = _retry_after_header(retry_after)
+
+
+class PipelineFailed(VendorUnavailable):
+    """The local pipeline raised on a batch (out of memory, a CUDA error): this worker, not the request."""
+
+    status_code = 500
+    code = "pipeline_failed"
 
 
 class VendorRateLimited(RetryableBackendError):
@@ -258,6 +331,32 @@ class VendorOutOfCredit(VendorAuthError):
     predictions against the balance), so the account is re-checked after a short quarantine."""
 
     outcome = "out_of_credit"
+
+
+class VendorNotFound(BackendError):
+    """404 from the vendor: our model path or account is wrong there; try the next route."""
+
+    outcome = "not_found"
+
+
+class JobAbandoned(BackendError):
+    """We stopped waiting for a polled job (time budget, client gone, a poll we could not use). It
+    was cancelled where the vendor publishes a cancel; otherwise it runs on and is ``billed``. Fail
+    over, never retry the route: a retry would create and pay for another job."""
+
+    outcome = "job_abandoned"
+
+
+class JobFailed(BackendError):
+    """The vendor ran the job and it failed; another vendor may well succeed."""
+
+    outcome = "job_failed"
+
+    def __init__(self, message: str, *, billed: bool, vendor_code: str | None = None,
+                 run_seconds: float | None = None, vendor_cost_usd: Decimal | None = None) -> None:
+        # ``billed`` has no default here: whoever reads a failed job must say whether it cost money.
+        super().__init__(message, vendor_code=vendor_code, billed=billed, run_seconds=run_seconds,
+                         vendor_cost_usd=vendor_cost_usd)
 
 
 class ContentFiltered(BackendError):

@@ -1,13 +1,17 @@
-"""The embedded demo: the five vendor simulators on loopback, routed to like real vendors."""
+"""The embedded demo: the five vendor simulators on loopback, described as routes to real vendors.
+
+The demo only starts the simulators and says how to reach them (route configs and the keys they
+accept); ``proxy.wiring`` builds the routes, exactly as it does for vendors named in the settings.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
+from backends.simulators import SimulatorServer, start_simulators, stop_simulators
 from backends.vendors.registry import VENDOR_SPECS
-from proxy.routing.route import Route
 from proxy.settings import RegionConfig, RouteConfig
-from proxy.wiring import Closer, build_routes
 
 DEMO_POLL_INTERVAL_S = 0.05
 """The simulators run on loopback and finish a job in ~0.1 s: polled faster than a real vendor."""
@@ -20,20 +24,31 @@ def demo_priority(vendor: str) -> int:
     return priority if priority is not None else 100
 
 
-def simulator_routes() -> tuple[list[Route], str, Closer]:
-    """Start every simulator; the routes to them, a description, and how to stop them."""
-    from backends.simulators import start_simulators, stop_simulators
+@dataclass(frozen=True, slots=True)
+class SimulatorDemo:
+    """Running simulators: a route config and the key each one accepts, per vendor."""
 
+    configs: list[RouteConfig]
+    keys: dict[str, str]
+    described: str
+    """Where each simulator listens, for the notice the gateway logs."""
+    servers: tuple[SimulatorServer, ...]
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(stop_simulators, self.servers)
+
+
+def start_simulator_demo() -> SimulatorDemo:
+    """Start every simulator on a free loopback port."""
     servers = start_simulators()
     configs = [
         RouteConfig(vendor=vendor, priority=demo_priority(vendor), poll_interval_s=DEMO_POLL_INTERVAL_S,
                     regions=[RegionConfig(name="sim", base_url=server.base_url)], timeout_s=15)
         for vendor, server in servers.items()
     ]
-    routes = build_routes(configs, keys={vendor: server.api_key for vendor, server in servers.items()})
-    described = ", ".join(f"{vendor} at {server.base_url}" for vendor, server in servers.items())
-
-    async def stop() -> None:
-        await asyncio.to_thread(stop_simulators, servers.values())
-
-    return routes, described, stop
+    return SimulatorDemo(
+        configs=configs,
+        keys={vendor: server.api_key for vendor, server in servers.items()},
+        described=", ".join(f"{vendor} at {server.base_url}" for vendor, server in servers.items()),
+        servers=tuple(servers.values()),
+    )

@@ -25,6 +25,8 @@ from core.deadline import Deadline
 from core.errors import (
     BackendError,
     ContentFiltered,
+    JobAbandoned,
+    JobFailed,
     UnusableOutput,
     VendorProtocolError,
     VendorRateLimited,
@@ -52,20 +54,6 @@ class JobClient(Protocol):
     def options(self) -> Mapping[str, str]: ...
 
     async def send(self, call: HttpCall, budget: Deadline, *, check: bool = True) -> HttpAnswer: ...
-
-
-class JobAbandoned(VendorTimeout):
-    """We stopped waiting for a job (time budget, client gone, a poll we could not use). Fail over,
-    never retry the route: a retry would create and pay for another job."""
-
-    retryable = False
-    outcome = "job_abandoned"
-
-
-class JobFailed(BackendError):
-    """The vendor ran the job and it failed; another vendor may well succeed."""
-
-    outcome = "job_failed"
 
 
 async def poll_job(

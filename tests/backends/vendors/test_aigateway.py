@@ -14,12 +14,12 @@ import respx
 
 from backends.vendors.aigateway import AIGATEWAY
 from backends.vendors.backend import VendorBackend
-from backends.vendors.classify import VendorNotFound
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
     UnusableOutput,
     VendorAuthError,
+    VendorNotFound,
     VendorOutOfCredit,
     VendorRateLimited,
     VendorUnavailable,

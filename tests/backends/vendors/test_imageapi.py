@@ -12,7 +12,6 @@ import pytest
 import respx
 
 from backends.vendors.backend import VendorBackend
-from backends.vendors.classify import VendorNotFound
 from backends.vendors.imageapi import IMAGEAPI
 from core.deadline import Deadline
 from core.errors import (
@@ -20,6 +19,7 @@ from core.errors import (
     ContentFiltered,
     UnusableOutput,
     VendorAuthError,
+    VendorNotFound,
     VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,

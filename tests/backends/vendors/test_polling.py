@@ -17,10 +17,9 @@ from backends.base import Capabilities
 from backends.vendors.backend import VendorBackend
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from backends.vendors.openai_style import openai_error_fields
-from backends.vendors.polling import JobAbandoned, JobFailed
 from backends.vendors.spec import JobProtocol, JobState, Options, VendorFacts, VendorSpec
 from core.deadline import Deadline
-from core.errors import ContentFiltered, UnusableOutput, VendorProtocolError
+from core.errors import ContentFiltered, JobAbandoned, JobFailed, UnusableOutput, VendorProtocolError
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]

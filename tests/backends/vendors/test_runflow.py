@@ -13,15 +13,16 @@ import pytest
 import respx
 
 from backends.vendors.backend import VendorBackend
-from backends.vendors.classify import VendorNotFound
-from backends.vendors.polling import JobAbandoned, JobFailed
 from backends.vendors.runflow import RUNFLOW
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
     ContentFiltered,
+    JobAbandoned,
+    JobFailed,
     UnusableOutput,
     VendorAuthError,
+    VendorNotFound,
     VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,
