@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from backends.base import BackendResult
+from backends.vendors.registry import VENDOR_SPECS
 from core.errors import AuthenticationFailed, BackendError
 from core.request import ImageRequest
 from core.state.base import StateStore
@@ -45,8 +46,6 @@ ANONYMOUS = KeyRecord(key_id="anonymous", name="anonymous", budget_credits=None,
                       created=datetime(2026, 1, 1, tzinfo=UTC))
 """The ledger identity of requests when no client key is required."""
 
-CATALOG_VENDOR = {"worker": "local"}
-"""Backends priced under another catalog entry (GPU workers are our own GPUs)."""
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -57,7 +56,10 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def catalog_vendor(vendor: str) -> str:
-    return CATALOG_VENDOR.get(vendor, vendor)
+    """The price catalog entry of a backend (each vendor's spec names it; GPU workers are
+    priced as our own GPUs, ``local``)."""
+    spec = VENDOR_SPECS.get(vendor)
+    return spec.facts.price_key if spec is not None else vendor
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,9 +88,12 @@ def _usage_export(args: argparse.Namespace) -> int:
 
 
 def _vendors(_: argparse.Namespace) -> int:
-    from backends.capability_table import render_capability_table
+    from backends.capability_table import render_behaviour_table, render_capability_table
 
+    print("What each backend can serve (the router's table):\n")
     print(render_capability_table())
+    print("\nWhat each adapter relies on, confirmed by the vendor's documentation or assumed:\n")
+    print(render_behaviour_table())
     return 0
 
 
@@ -148,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     export.add_argument("--config", help="settings TOML (or BOLTGATE_CONFIG): which state store to read")
     export.set_defaults(run=_usage_export)
-    vendors = commands.add_parser("vendors", help="print what each backend can serve (the router's table)")
+    vendors = commands.add_parser(
+        "vendors", help="print each backend's limits and which vendor behaviours are confirmed or assumed")
     vendors.set_defaults(run=_vendors)
     _add_local_commands(commands)
     return parser

@@ -124,7 +124,7 @@ class Gateway:
                 "data": data,
                 "output_format": request.output_format,
                 "size": request.size,
-                "seed": request.seed,
+                **seed_of(routed, request),
                 "usage": charge.usage(),
             },
             headers={**served_headers(routed, request), **charge.headers()},
@@ -172,8 +172,9 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
         "x-boltgate-backend": routed.route.vendor,
         "x-boltgate-region": routed.route.region,
         "x-boltgate-attempts": str(len(routed.attempts)),
-        "x-boltgate-seed": str(request.seed),
     }
+    if seed_of(routed, request):
+        headers["x-boltgate-seed"] = str(request.seed)
     result = routed.result
     if result.vendor_cost_usd is not None:  # what the vendor says it billed, for reconciliation
         headers["x-boltgate-vendor-reported-cost-usd"] = str(result.vendor_cost_usd)
@@ -182,6 +183,12 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
     if result.vendor_request_id is not None:
         headers["x-boltgate-vendor-request-id"] = result.vendor_request_id
     return headers
+
+
+def seed_of(routed: RoutedResult, request: ImageRequest) -> dict[str, int]:
+    """The seed the image was made with, when the backend that served it takes one (a vendor
+    without a seed field drew its own, which it does not tell)."""
+    return {"seed": request.seed} if routed.route.backend.capabilities.seed else {}
 
 
 def request_fingerprint(request: ImageRequest) -> str:

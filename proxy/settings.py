@@ -21,20 +21,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from backends.vendors.registry import VENDOR_SPECS
 from pricing.config import KeyPolicy, PricingConfig
 
-VendorName = Literal["callmissed", "runflow", "eachlabs", "imageapi", "aigateway", "worker", "local"]
-
-PUBLIC_BASE_URLS: dict[str, str] = {
-    "callmissed": "https://api.callmissed.com",
-    "runflow": "https://api.runflow.io",
-    "eachlabs": "https://api.eachlabs.ai",
-    "imageapi": "https://imageapi.org",
-    "aigateway": "https://api.aigateway.sh",
-}
-"""Where each vendor lives when a route names no region."""
-
-KEYLESS_VENDORS = frozenset({"worker", "local"})
+LOCAL = "local"
+"""The in-process pipeline: a backend with no vendor spec (no HTTP, no key)."""
 
 
 class RegionConfig(BaseModel):
@@ -49,9 +40,10 @@ class RouteConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    vendor: VendorName
+    vendor: str
+    """A vendor of the registry (``backends.vendors.registry``), or ``local``."""
     key_env: str | None = None
-    """Environment variable holding the key; defaults to ``<VENDOR>_API_KEY``."""
+    """Environment variable holding the key; defaults to the vendor's own (``<VENDOR>_API_KEY``)."""
     regions: list[RegionConfig] = Field(default_factory=list)
     priority: int = Field(default=100, ge=0)
     """Lower is tried first."""
@@ -67,14 +59,25 @@ class RouteConfig(BaseModel):
     whatever the vendor reports; run time above it is the gateway's loss. Default: the route's
     ``timeout_s`` for the whole request (the longest an attempt can run)."""
     options: dict[str, str] = Field(default_factory=dict)
-    """Vendor-specific knobs (Runflow's model path, Eachlabs' image field...)."""
+    """Vendor-specific knobs (Runflow's model path, Eachlabs' image field, ``auth_scheme``...)."""
+    poll_interval_s: float | None = Field(default=None, gt=0)
+    """Job vendors: seconds between polls; None keeps the pace the vendor documents."""
     enabled: bool = True
+
+    @field_validator("vendor")
+    @classmethod
+    def _known_vendor(cls, vendor: str) -> str:
+        if vendor != LOCAL and vendor not in VENDOR_SPECS:
+            known = ", ".join(sorted([*VENDOR_SPECS, LOCAL]))
+            raise ValueError(f"unknown vendor {vendor!r}; known: {known}")
+        return vendor
 
     @model_validator(mode="after")
     def _default_region(self) -> RouteConfig:
-        if not self.regions and self.vendor in PUBLIC_BASE_URLS:
-            self.regions = [RegionConfig(name="default", base_url=PUBLIC_BASE_URLS[self.vendor])]
-        if self.vendor == "local" and not self.regions:
+        spec = VENDOR_SPECS.get(self.vendor)
+        if not self.regions and spec is not None and spec.facts.default_base_url:
+            self.regions = [RegionConfig(name="default", base_url=spec.facts.default_base_url)]
+        if self.vendor == LOCAL and not self.regions:
             self.regions = [RegionConfig(name="in-process", base_url="http://in-process")]
         if not self.regions:
             raise ValueError(f"route '{self.vendor}' needs at least one region with a base_url")
@@ -82,14 +85,20 @@ class RouteConfig(BaseModel):
 
     @property
     def key_variable(self) -> str:
-        return self.key_env or f"{self.vendor.upper()}_API_KEY"
+        spec = VENDOR_SPECS.get(self.vendor)
+        return self.key_env or (spec.facts.key_env if spec else f"{self.vendor.upper()}_API_KEY")
 
     def api_key(self) -> str | None:
         return os.environ.get(self.key_variable) or None
 
     @property
+    def needs_key(self) -> bool:
+        spec = VENDOR_SPECS.get(self.vendor)
+        return spec is not None and spec.facts.key_required
+
+    @property
     def is_enabled(self) -> bool:
-        return self.enabled and (self.vendor in KEYLESS_VENDORS or self.api_key() is not None)
+        return self.enabled and (not self.needs_key or self.api_key() is not None)
 
 
 class RetryConfig(BaseModel):
@@ -113,7 +122,10 @@ class BreakerConfig(BaseModel):
     open_s: float = Field(default=30.0, gt=0)
     """How long an open circuit keeps the route out before one trial request."""
     quarantine_s: float = Field(default=300.0, gt=0)
-    """How long a route is out after a vendor refuses our key or credit (401/402/403)."""
+    """How long a vendor account is out after the vendor refuses our key (401/403)."""
+    credit_quarantine_s: float = Field(default=30.0, gt=0)
+    """How long a vendor account is out after a 402: short, since a payment refusal can clear
+    on its own (Eachlabs counts in-flight predictions against the balance)."""
 
 
 class Settings(BaseSettings):
@@ -210,7 +222,7 @@ class Settings(BaseSettings):
 
     def enabled_routes(self) -> list[RouteConfig]:
         routes = [route for route in self.routes if route.is_enabled]
-        if self.local_model_dir is not None and not any(route.vendor == "local" for route in routes):
-            routes.append(RouteConfig(vendor="local", priority=self.local_priority,
+        if self.local_model_dir is not None and not any(route.vendor == LOCAL for route in routes):
+            routes.append(RouteConfig(vendor=LOCAL, priority=self.local_priority,
                                       options={"model_dir": str(self.local_model_dir)}))
         return routes

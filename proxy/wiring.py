@@ -109,7 +109,8 @@ def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None,
         raise ValueError(f"no adapter for vendor {route.vendor!r}")
     return VendorBackend(
         spec, region=region.name, base_url=region.base_url, api_key=api_key,
-        timeout_s=route.timeout_s, options=route.options, http_client=make_http_client(http_client),
+        timeout_s=route.timeout_s, options=route.options, poll_interval_s=route.poll_interval_s,
+        http_client=make_http_client(http_client),
     )
 
 

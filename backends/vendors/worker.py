@@ -15,7 +15,7 @@ from __future__ import annotations
 from backends.base import Capabilities
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from backends.vendors.openai_style import openai_error_fields
-from backends.vendors.spec import Options, VendorSpec
+from backends.vendors.spec import Behaviour, Options, VendorFacts, VendorSpec
 from core.errors import VendorProtocolError
 from core.request import ImageRequest
 
@@ -51,4 +51,6 @@ WORKER = VendorSpec(
     parse_output=parse_output,
     error_fields=openai_error_fields,
     deadline_header="X-Boltgate-Timeout-S",
+    facts=VendorFacts(default_base_url=None, key_env="WORKER_API_KEY", price_key="local", key_required=False),
+    behaviours=(Behaviour("our own service: POST /v1/generate with the ImageRequest", "backends/local/worker_app.py"),),
 )

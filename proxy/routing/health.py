@@ -2,8 +2,9 @@
 
 A route opens after ``failure_threshold`` consecutive failures and stays out for ``open_s``;
 when that runs out it is tried again (half-open) and one more failure re-opens it at once, one
-success closes it. A vendor refusing our key or credit takes the route out for
-``quarantine_s``.
+success closes it. A vendor refusing our key takes every region of that vendor account out
+for ``quarantine_s`` (they share the key); a payment refusal (402) for ``credit_quarantine_s``
+only, since it can clear on its own.
 
 When the state store does not answer, breakers degrade instead of failing the request: every
 route counts as available and failures go uncounted until it is back (logged, and
@@ -47,7 +48,7 @@ class RouteHealth:
         return await _degrading(self._unavailable_reason(route), None)
 
     async def _unavailable_reason(self, route: Route) -> str | None:
-        if await self.store.get(f"health:{route.key}:quarantine") is not None:
+        if await self.store.get(self._quarantine_key(route)) is not None:
             return "quarantined after an auth/credit refusal"
         if await self.store.get(f"health:{route.key}:open") is not None:
             return "circuit open"
@@ -66,6 +67,13 @@ class RouteHealth:
             await self.store.set(f"health:{route.key}:open", b"1", ttl=self.config.open_s)
             labelled(CIRCUIT_OPEN, route.vendor, route.region).set(1)
 
-    async def quarantine(self, route: Route) -> None:
-        await _degrading(self.store.set(f"health:{route.key}:quarantine", b"1", ttl=self.config.quarantine_s), None)
+    async def quarantine(self, route: Route, *, brief: bool = False) -> None:
+        """Take the route's whole account out; ``brief`` for a refusal that may clear (402)."""
+        ttl = self.config.credit_quarantine_s if brief else self.config.quarantine_s
+        await _degrading(self.store.set(self._quarantine_key(route), b"1", ttl=ttl), None)
         labelled(CIRCUIT_OPEN, route.vendor, route.region).set(1)
+
+    @staticmethod
+    def _quarantine_key(route: Route) -> str:
+        """Per vendor account (a route built without one is an account of its own)."""
+        return f"health:account:{route.account or route.key}:quarantine"

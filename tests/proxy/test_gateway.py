@@ -31,6 +31,19 @@ def request(**fields: object) -> ImageRequest:
                                         **fields})
 
 
+async def test_a_backend_without_a_seed_field_claims_no_seed() -> None:
+    """A vendor that has no seed field drew its own: the answer does not pretend it used ours."""
+    from backends.base import Capabilities
+
+    served = gateway([route_to(ScriptedBackend("aigateway", capabilities=Capabilities(seed=False)))])
+
+    unseeded = ImageRequest(prompt="a harbour at night", width=256, height=256)  # the gateway draws one
+    answer = await served.generate(unseeded, base_url=BASE_URL, key=ANONYMOUS)
+
+    assert "seed" not in answer.body
+    assert "x-boltgate-seed" not in answer.headers
+
+
 async def test_url_images_are_stored_and_linked_under_the_callers_base_url() -> None:
     served = gateway([route_to(ScriptedBackend("runflow", "eu"))])
 
