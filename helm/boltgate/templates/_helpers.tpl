@@ -115,3 +115,8 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ required "redis.external.url is required when redis.enabled is false and state.backend is redis" .Values.redis.external.url | quote }}
 {{- end }}
 {{- end }}
+
+{{/* The worker token Secret's name (chart-made or given). */}}
+{{- define "boltgate.workerTokenSecret" -}}
+{{- default (printf "%s-worker-token" (include "boltgate.fullname" .)) .Values.worker.auth.existingSecret }}
+{{- end }}
