@@ -120,3 +120,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "boltgate.workerTokenSecret" -}}
 {{- default (printf "%s-worker-token" (include "boltgate.fullname" .)) .Values.worker.auth.existingSecret }}
 {{- end }}
+
+{{/* A generated secret value, kept across upgrades: the value already in the cluster (read back
+     with lookup), else a new random one. Call with (dict "root" $ "name" NAME "key" KEY "length" N);
+     renders the base64 value. */}}
+{{- define "boltgate.keptRandomSecret" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .name }}
+{{- if and $existing (index $existing.data .key) }}
+{{- index $existing.data .key }}
+{{- else }}
+{{- randAlphaNum .length | b64enc }}
+{{- end }}
+{{- end }}
