@@ -10,13 +10,21 @@ import asyncio
 from dataclasses import dataclass
 
 from backends.simulators import SimulatorConfig, SimulatorServer, start_simulators, stop_simulators
+from backends.vendors.registry import VENDOR_SPECS
 from proxy.settings import RegionConfig, RouteConfig
 
 DEMO_REQUEST_LOG = 200
 """Requests each demo simulator remembers: the demo never reads them (tests keep the default), and
 thousands of remembered requests were most of what ``make run`` kept after a long load."""
-DEMO_PRIORITIES = {"aigateway": 10, "runflow": 20, "eachlabs": 30, "imageapi": 40, "callmissed": 50}
-"""Cheapest first, as an operator would likely order them."""
+DEMO_POLL_INTERVAL_S = 0.05
+"""The simulators run on loopback and finish a job in ~0.1 s: polled faster than a real vendor."""
+
+
+def demo_priority(vendor: str) -> int:
+    """Each vendor's own ``demo_priority`` (cheapest first, as an operator would likely order)."""
+    spec = VENDOR_SPECS.get(vendor)
+    priority = spec.facts.demo_priority if spec is not None else None
+    return priority if priority is not None else 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +45,7 @@ def start_simulator_demo() -> SimulatorDemo:
     """Start every simulator on a free loopback port."""
     servers = start_simulators(config=SimulatorConfig(request_log_size=DEMO_REQUEST_LOG))
     configs = [
-        RouteConfig(vendor=vendor, priority=DEMO_PRIORITIES.get(vendor, 100),
+        RouteConfig(vendor=vendor, priority=demo_priority(vendor), poll_interval_s=DEMO_POLL_INTERVAL_S,
                     regions=[RegionConfig(name="sim", base_url=server.base_url)], timeout_s=15)
         for vendor, server in servers.items()
     ]

@@ -1,30 +1,29 @@
 """Fetching the image URLs a vendor answers with, bounded in every direction.
 
-Each URL and every redirect hop passes ``OutboundPolicy.check`` (scheme, credentials, address);
-redirects are followed by hand up to ``max_redirects``; the body is streamed and abandoned past
-``max_image_bytes`` (counted after decompression, so a gzip bomb stops at the cap); the bytes must
-be a PNG, JPEG or WebP whose header declares at most ``max_image_pixels`` and whose structure
-checks out. No header is sent with the fetch: the vendor's key never leaves for an output host.
-Every refusal is a ``VendorProtocolError``: the route fails over and the client is never charged.
+The route's HTTP client carries the outbound policy (``url_policy``): each URL and every redirect
+hop is checked (scheme, credentials, address), redirects stop after ``max_redirects``, and the
+client's resolver connects only to allowed addresses. Here the fetch adds its own byte cap,
+``max_image_bytes``, counted after decompression while the body streams (a flood or a gzip bomb
+stops at the cap); the bytes must then be a PNG, JPEG or WebP whose header declares at most
+``max_image_pixels`` and whose structure checks out (``core.image_header``). No header is sent:
+the vendor's key never leaves for an output host. Every refusal is a ``BackendError``; after a
+billed answer the backend turns it into ``UnusableOutput``: the route fails over, the client is
+never charged.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from urllib.parse import urljoin
-
-from aiohttp import ClientConnectorError
 
 from backends.base import GeneratedImage
-from backends.vendors.http_client import HttpClient
-from backends.vendors.url_policy import OutboundPolicy
+from backends.vendors.http import HttpClient
+from backends.vendors.http.base import MAX_ANSWER_BYTES
 from core.deadline import Deadline
-from core.errors import ImageRefused, UnsafeVendorUrl, VendorProtocolError, VendorUnavailable
+from core.errors import ImageRefused, VendorProtocolError
 from core.image_header import DEFAULT_MAX_PIXELS, check_structure
 
 MiB = 1024 * 1024
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,52 +32,22 @@ class FetchLimits:
 
     max_image_bytes: int = 20 * MiB
     """One output image; a 1536x1536 PNG is under 7 MB."""
-    max_answer_bytes: int = 64 * MiB
-    """One API answer (JSON with up to four base64 images)."""
+    max_answer_bytes: int = MAX_ANSWER_BYTES
+    """One API answer (JSON with up to ten base64 images)."""
     max_redirects: int = 3
+    """CDNs and signed-URL services redirect once or twice (the HTTP clients' own default is wider)."""
     max_image_pixels: int = DEFAULT_MAX_PIXELS
 
 
-class OutputFetcher:
-    """Fetches one vendor route's output URLs under its policy and limits."""
-
-    def __init__(self, http: HttpClient, policy: OutboundPolicy, limits: FetchLimits) -> None:
-        self._http = http
-        self._policy = policy
-        self._limits = limits
-
-    async def fetch(self, url: str, budget: Deadline) -> GeneratedImage:
-        for _ in range(self._limits.max_redirects + 1):
-            self._policy.check(url)
-            try:
-                answer = await self._http.request("GET", url, {}, None, budget.remaining(),
-                                                  max_bytes=self._limits.max_image_bytes)
-            except VendorUnavailable as exc:
-                if _refused_address(exc):
-                    raise UnsafeVendorUrl(f"output URL {_origin(url)} resolves only to non-public addresses") from exc
-                raise
-            location = answer.headers.get("location")
-            if answer.status in _REDIRECTS and location:
-                url = urljoin(url, location)
-                continue
-            if answer.status != 200:
-                raise VendorProtocolError(f"output URL answered {answer.status}", status=answer.status)
-            return await self._image(answer.body)
-        raise UnsafeVendorUrl(f"output URL redirected more than {self._limits.max_redirects} times")
-
-    async def _image(self, body: bytes) -> GeneratedImage:
-        image = GeneratedImage(data=body)  # refuses what is not PNG, JPEG or WebP
-        try:
-            await asyncio.to_thread(check_structure, body, self._limits.max_image_pixels)
-        except ImageRefused as exc:
-            raise VendorProtocolError(f"output image refused: {exc}") from exc
-        return image
-
-
-def _refused_address(error: VendorUnavailable) -> bool:
-    cause = error.__cause__
-    return isinstance(cause, ClientConnectorError) and isinstance(cause.os_error, PermissionError)
-
-
-def _origin(url: str) -> str:
-    return "/".join(url.split("/", 3)[:3])
+async def fetch_output(http: HttpClient, url: str, budget: Deadline, limits: FetchLimits) -> GeneratedImage:
+    """One output image: fetched under the client's policy and ``limits``, checked before use."""
+    answer = await http.request("GET", url, {}, None, budget.remaining(), follow_redirects=True,
+                                max_bytes=limits.max_image_bytes)
+    if answer.status != 200:
+        raise VendorProtocolError(f"output URL answered {answer.status}", status=answer.status)
+    image = GeneratedImage(data=answer.body)  # refuses what is not PNG, JPEG or WebP
+    try:
+        await asyncio.to_thread(check_structure, answer.body, limits.max_image_pixels)
+    except ImageRefused as exc:
+        raise VendorProtocolError(f"output image refused: {exc}") from exc
+    return image

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
+from PIL import Image, UnidentifiedImageError
+
 from backends.base import BackendResult, GeneratedImage
-from core.errors import ContentFiltered, ImageRefused, VendorProtocolError
+from core.errors import ContentFiltered, ImageRefused, UnusableOutput
 from core.image_header import DEFAULT_MAX_PIXELS, decoded
 from core.request import ImageRequest
 
@@ -29,21 +31,26 @@ FLAT_RANGE = 4
 
 
 def is_flat(image: GeneratedImage) -> bool:
-    """Decoded within the pixel cap; an image that cannot be is the backend's protocol error."""
-    try:
-        with decoded(image.data, DEFAULT_MAX_PIXELS) as opened:
-            extrema = opened.convert("RGB").getextrema()
-    except ImageRefused as exc:
-        raise VendorProtocolError(f"the image cannot be decoded: {exc}") from exc
+    """Decoded within the pixel cap (``ImageRefused`` past it or when it does not decode)."""
+    with decoded(image.data, DEFAULT_MAX_PIXELS) as opened:
+        extrema = opened.convert("RGB").getextrema()
     return all(high - low <= FLAT_RANGE for low, high in extrema)  # type: ignore[misc]
 
 
 async def reject_blank_images(result: BackendResult, request: ImageRequest, vendor: str) -> None:
+    """A blank image is the vendor's safety filter, and the vendor billed it: a gateway loss."""
     pixels = request.width * request.height
     suspects = [image for image in result.images if len(image) < _limit(image.format, pixels)]
     for image in suspects:
-        if await asyncio.to_thread(is_flat, image):
-            raise ContentFiltered(f"{vendor} answered a blank image (a safety filter's answer)")
+        try:
+            flat = await asyncio.to_thread(is_flat, image)
+        except (ImageRefused, UnidentifiedImageError, OSError, ValueError, SyntaxError,
+                Image.DecompressionBombError) as exc:
+            raise UnusableOutput(f"{vendor} answered an image that does not decode: {exc}",
+                                 run_seconds=result.run_seconds, vendor_cost_usd=result.vendor_cost_usd) from exc
+        if flat:
+            raise ContentFiltered(f"{vendor} answered a blank image (a safety filter's answer)", billed=True,
+                                  run_seconds=result.run_seconds, vendor_cost_usd=result.vendor_cost_usd)
 
 
 def _limit(fmt: str, pixels: int) -> float:

@@ -26,9 +26,12 @@ def connection_cap(limits: ServerConfig) -> ServerConfig:
 
 
 def uvicorn_config(app: Any, limits: ServerConfig, *, host: str, port: int, log_level: str = "info",
-                   lifespan: Literal["auto", "on", "off"] = "auto") -> uvicorn.Config:
+                   lifespan: Literal["auto", "on", "off"] = "auto", graceful_shutdown_s: int | None = None,
+                   ) -> uvicorn.Config:
+    """``graceful_shutdown_s``: how long a stop waits for requests in flight before cancelling them."""
     limits = connection_cap(limits)
     return uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http=guarded_protocol(limits), lifespan=lifespan,
         access_log=False, log_level=log_level, timeout_keep_alive=int(limits.keep_alive_s),
+        timeout_graceful_shutdown=graceful_shutdown_s,
     )

@@ -1,5 +1,6 @@
 """The real gateway in front of a hostile vendor: it fails over, charges nothing for the hostile
-route, never reaches the internal service, and never relays the vendor's key."""
+route, never reaches the internal service, and never relays the vendor's key. The fetch cases run
+with each ``http_client`` setting (aiohttp, httpx): the policy is the route's, whichever client."""
 
 from __future__ import annotations
 
@@ -34,12 +35,13 @@ def spent(base_url: str) -> Decimal:
     return Decimal(httpx.get(f"{base_url}/v1/usage", headers=CLIENT).json()["spent_usd"])
 
 
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
 def test_a_redirect_to_an_internal_service_fails_over_and_is_never_fetched_or_charged(
-    world: HostileWorld, simulator: StartSimulator, gateway: StartGateway
+    world: HostileWorld, simulator: StartSimulator, gateway: StartGateway, http_client: str
 ) -> None:
     world.vendor.output_url = f"{world.vendor_server.url}/img/redirect?to={world.internal_server.url}/meta-data"
     server = gateway(hostile_route(world), route_to(simulator("callmissed"), priority=20),
-                     api_keys={"bg-client": {"name": "client"}})
+                     api_keys={"bg-client": {"name": "client"}}, http_client=http_client)
 
     response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, headers=CLIENT, timeout=30)
 
@@ -49,13 +51,14 @@ def test_a_redirect_to_an_internal_service_fails_over_and_is_never_fetched_or_ch
     assert spent(server.base_url) == Decimal(response.headers["x-boltgate-cost-usd"])  # the simulator only
 
 
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
 @pytest.mark.parametrize("path", ["/img/gzip-bomb?mb=64", "/img/flood?mb=64", "/img/bomb.png"])
 def test_with_no_other_route_a_hostile_output_is_a_clear_503_and_costs_nothing(
-    world: HostileWorld, gateway: StartGateway, path: str
+    world: HostileWorld, gateway: StartGateway, path: str, http_client: str
 ) -> None:
     world.vendor.output_url = f"{world.vendor_server.url}{path}"
     server = gateway(hostile_route(world), api_keys={"bg-client": {"name": "client"}},
-                     outbound={"max_image_bytes": 4 * 1024 * 1024})
+                     outbound={"max_image_bytes": 4 * 1024 * 1024}, http_client=http_client)
 
     response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, headers=CLIENT, timeout=30)
 

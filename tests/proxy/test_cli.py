@@ -53,7 +53,7 @@ def test_a_valid_file_prints_the_resolved_routes_by_priority(
 
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == f"{path}: valid; policy=priority, deadline=25.0s, state=memory"
+    assert lines[0] == f"{path}: valid; policy=priority, deadline=25.0s, state=sqlite"
     assert lines[1] == ("- runflow: priority 10, weight 2.0, timeout 12.0s, 2 attempts, "
                         "key $RUNFLOW_API_KEY: enabled")
     assert lines[2] == "    eu: https://eu.runflow.example"
@@ -125,3 +125,12 @@ def test_a_bad_setting_at_start_never_prints_a_client_key(monkeypatch: pytest.Mo
     printed = capsys.readouterr()
     assert "supersecret" not in printed.out + printed.err
     assert "api_keys.<key 1>" in printed.err
+
+
+def test_vendors_prints_the_real_limits_and_what_is_confirmed_or_assumed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["vendors"]) == 0
+    out = capsys.readouterr().out
+    assert "| `eachlabs` | 1-10 | 256-1280 | 1-4 |" in out
+    assert "| `runflow` | no public cancel; the admin cancel neither stops nor refunds a run |" in out
+    assert "docs.runflow.io: Guides > Cancel a run" in out
+    assert "**assumed**" in out

@@ -143,6 +143,7 @@ class HostileVendor:
         raise web.HTTPFound(request.query["to"])
 
     async def _loop(self, request: web.Request) -> web.Response:
+        self.recorder.requests.append((request.path, dict(request.headers)))
         hop = int(request.query.get("hop", "0"))
         raise web.HTTPFound(f"/img/loop?hop={hop + 1}")
 

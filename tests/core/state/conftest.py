@@ -1,16 +1,24 @@
-"""Fixtures for the state stores: one real redis-server for the session, flushed between tests."""
+"""Fixtures for the state stores: one real redis-server for the session, flushed between tests;
+a SQLite file per test."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio
 
 from core.state.base import StateStore
+from core.state.ledger_store import LedgerStore
 from core.state.memory import MemoryStateStore
+from core.state.memory_ledger import MemoryLedgerStore
 from core.state.redis import RedisStateStore
+from core.state.redis_ledger import RedisLedgerStore
+from core.state.sqlite import SqliteStateStore
+from core.state.sqlite_database import SqliteDatabase
+from core.state.sqlite_ledger import SqliteLedgerStore
 from tests.redis_server import RedisServer, RedisServerMissing
 
 
@@ -33,9 +41,30 @@ def redis_url(redis_server_url: str) -> str:
     return redis_server_url
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+IMPLEMENTATIONS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
     """Each implementation of the StateStore protocol in turn."""
+    state: StateStore
+    if request.param == "memory":
+        state = MemoryStateStore(sweep_interval_s=0.05)
+    elif request.param == "sqlite":
+        state = SqliteStateStore(SqliteDatabase.in_directory(tmp_path))
+    else:
+        state = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
+    yield state
+    await state.aclose()
+
+
+FORGETTING = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+"""The stores that hold short-lived state in memory, so must drop expired keys unread (SQLite keeps
+them on disk until its next sweep, which writes trigger)."""
+
+
+@pytest.fixture(params=FORGETTING)
+async def forgetting_store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     state: StateStore
     if request.param == "memory":
         state = MemoryStateStore(sweep_interval_s=0.05)
@@ -58,3 +87,18 @@ def stored_keys(request: pytest.FixtureRequest) -> StoredKeys:
             return int(await client.dbsize())
 
     return count
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+async def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LedgerStore]:
+    """Each implementation of the LedgerStore protocol in turn."""
+    if request.param == "memory":
+        yield MemoryLedgerStore()
+    elif request.param == "sqlite":
+        book = SqliteLedgerStore(SqliteDatabase.in_directory(tmp_path))
+        yield book
+        await book.aclose()
+    else:
+        state = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
+        yield RedisLedgerStore(state.client)
+        await state.aclose()

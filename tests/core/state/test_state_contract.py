@@ -164,7 +164,9 @@ async def test_reading_a_value_as_a_hash_is_a_type_error(store: StateStore) -> N
         await store.hgetall("k")
 
 
-async def test_keys_past_their_ttl_leave_without_being_read(store: StateStore, stored_keys: StoredKeys) -> None:
+async def test_keys_past_their_ttl_leave_without_being_read(forgetting_store: StateStore,
+                                                           stored_keys: StoredKeys) -> None:
+    store = forgetting_store
     baseline = await stored_keys(store)
     for index in range(200):
         await store.set(f"image:{index}", b"\x89PNG" + bytes(10_000), ttl=SHORT_TTL)

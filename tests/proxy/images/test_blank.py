@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backends.base import BackendResult, GeneratedImage
-from core.errors import ContentFiltered, VendorProtocolError
+from core.errors import ContentFiltered, UnusableOutput
 from core.request import ImageRequest
 from proxy.images.blank import SUSPICION_LIMITS, is_flat, reject_blank_images
 from tests.backends.vendors.hostile import png_declaring
@@ -75,8 +75,28 @@ async def test_a_large_image_is_not_decoded_at_all() -> None:
     assert big._data is None
 
 
-async def test_a_bomb_that_compresses_like_a_flat_image_is_a_protocol_error_not_a_decode() -> None:
+async def test_a_bomb_that_compresses_like_a_flat_image_is_unusable_not_a_decode() -> None:
     bomb = GeneratedImage(data=png_declaring(50_000, 50_000))
-    with heap_peak() as peak, pytest.raises(VendorProtocolError, match="declares"):
+    with heap_peak() as peak, pytest.raises(UnusableOutput, match="declares"):
         await reject_blank_images(BackendResult(images=[bomb]), request(256), "runflow")
     assert peak.mb < 10
+
+
+async def test_a_blank_image_was_billed_by_the_vendor_so_it_is_a_loss_to_book() -> None:
+    result = BackendResult(images=[GeneratedImage(data=encode("PNG", side=256, flat=(0, 0, 0)))], run_seconds=1.2)
+
+    with pytest.raises(ContentFiltered) as raised:
+        await reject_blank_images(result, request(256), "eachlabs")
+
+    assert raised.value.billed and raised.value.run_seconds == 1.2
+
+
+async def test_a_small_image_that_does_not_decode_is_unusable_not_a_crash() -> None:
+    broken = encode("PNG", side=256, flat=(0, 0, 0))
+    corrupt = broken[:40] + bytes(len(broken) - 52) + broken[-12:]  # header and IEND kept, data zeroed
+    result = BackendResult(images=[GeneratedImage(data=corrupt)])
+
+    with pytest.raises(UnusableOutput) as raised:
+        await reject_blank_images(result, request(256), "callmissed")
+
+    assert raised.value.billed and not raised.value.retryable

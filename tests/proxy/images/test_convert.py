@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from backends.base import GeneratedImage
-from core.errors import VendorProtocolError
+from core.errors import UnusableOutput
 from proxy.images.convert import to_format
 from tests.backends.vendors.hostile import corrupt_png, png_declaring
 from tests.proxy.images.samples import encode
@@ -55,6 +55,14 @@ async def test_conversion_keeps_the_picture() -> None:
 
 
 @pytest.mark.parametrize("data", [corrupt_png(), png_declaring(50_000, 50_000)], ids=["corrupt", "bomb"])
-async def test_an_image_that_cannot_be_decoded_is_a_protocol_error(data: bytes) -> None:
-    with pytest.raises(VendorProtocolError):
+async def test_an_image_that_cannot_be_decoded_or_is_a_bomb_is_unusable(data: bytes) -> None:
+    with pytest.raises(UnusableOutput):
         await to_format(GeneratedImage(data=data), "jpeg")
+
+
+async def test_an_image_that_does_not_decode_is_unusable_output_never_a_crash() -> None:
+    png = encode("PNG")
+    corrupt = GeneratedImage(data=png[:40] + bytes(len(png) - 52) + png[-12:])
+
+    with pytest.raises(UnusableOutput):
+        await to_format(corrupt, "jpeg")
