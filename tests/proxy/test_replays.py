@@ -8,10 +8,11 @@ import pytest
 
 from core.errors import IdempotencyConflict
 from core.state.memory import MemoryStateStore
+from core.state.memory_ledger import MemoryLedgerStore
 from proxy.billing import ANONYMOUS
 from proxy.gateway import Gateway
 from proxy.settings import Settings
-from proxy.wiring import assemble_gateway
+from proxy.wiring import Stores, assemble_gateway
 from tests.proxy.routing.scripted_backend import NO_BACKOFF, ScriptedBackend, route_to
 from tests.proxy.test_gateway import BASE_URL, request
 
@@ -19,7 +20,7 @@ from tests.proxy.test_gateway import BASE_URL, request
 def gateway(vendor: ScriptedBackend, state: MemoryStateStore, image_ttl_s: float = 3600) -> Gateway:
     settings = Settings(simulators="off", retry=NO_BACKOFF, deadline_s=5, api_keys={}, require_api_key=False,
                         image_ttl_s=image_ttl_s)
-    return assemble_gateway(settings, state, [route_to(vendor)])
+    return assemble_gateway(settings, Stores(state, state, MemoryLedgerStore()), [route_to(vendor)])
 
 
 def replay_records(state: MemoryStateStore) -> list[bytes]:
