@@ -18,7 +18,7 @@ from backends.base import BackendResult, Capabilities, GeneratedImage
 from backends.vendors.classify import classify_status
 from backends.vendors.http_client import AiohttpClient, HttpClient, HttpxClient
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
-from backends.vendors.polling import poll_job
+from backends.vendors.polling import PollTiming, poll_job
 from backends.vendors.spec import VendorSpec
 from core.deadline import Deadline
 from core.errors import ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
@@ -43,14 +43,16 @@ class VendorBackend:
         options: Mapping[str, str] | None = None,
         http_client: HttpClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        poll_timing: PollTiming = PollTiming(),
     ) -> None:
         """``http_client`` defaults to a pooled aiohttp session; ``transport`` (tests) wraps an httpx
-        transport instead."""
+        transport instead. ``poll_timing`` paces a job vendor's polls."""
         self.spec = spec
         self._region = region
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.options: dict[str, str] = {**spec.default_options, **(options or {})}
+        self.poll_timing = poll_timing
         self._headers = {**_JSON_HEADERS, **spec.auth_headers(api_key)}
         self._http: HttpClient = http_client or (HttpxClient(transport) if transport else AiohttpClient())
 
@@ -72,7 +74,7 @@ class VendorBackend:
         answer = await self.send(call, budget)
         output: VendorOutput
         if self.spec.job is not None:
-            output = await poll_job(self, self.spec.job, answer, budget)
+            output = await poll_job(self, self.spec.job, answer, budget, timing=self.poll_timing)
         elif self.spec.parse_output is not None:
             try:
                 output = self.spec.parse_output(answer)

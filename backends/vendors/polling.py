@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
@@ -24,10 +25,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FIRST_INTERVAL_S = 0.1
-MAX_INTERVAL_S = 1.0
-BACKOFF = 1.5
-CANCEL_TIMEOUT_S = 2.0
+
+@dataclass(frozen=True, slots=True)
+class PollTiming:
+    """How often a job is asked about (soon at first, then backing off) and how long a cancel may take.
+
+    The defaults suit vendors whose jobs take a second or more; tests pass millisecond ones.
+    """
+
+    first_interval_s: float = 0.1
+    max_interval_s: float = 1.0
+    backoff: float = 1.5
+    cancel_timeout_s: float = 2.0
+
+    def intervals(self) -> Iterator[float]:
+        """The waits before each poll: ``first_interval_s``, growing by ``backoff`` up to ``max_interval_s``."""
+        interval = self.first_interval_s
+        while True:
+            yield interval
+            interval = min(interval * self.backoff, self.max_interval_s)
 
 
 class JobAbandoned(VendorTimeout):
@@ -51,14 +67,14 @@ class JobFailed(BackendError):
 
 
 async def poll_job(
-    backend: VendorBackend, job: JobProtocol, created: HttpAnswer, budget: Deadline
+    backend: VendorBackend, job: JobProtocol, created: HttpAnswer, budget: Deadline, *, timing: PollTiming
 ) -> VendorOutput:
     job_id = _read(backend, created, job.job_id)
     latest = created
-    interval = FIRST_INTERVAL_S
+    intervals = timing.intervals()
     try:
         while True:
-            await asyncio.sleep(min(interval, budget.remaining()))
+            await asyncio.sleep(min(next(intervals), budget.remaining()))
             if budget.expired():
                 raise JobAbandoned(f"{backend.vendor} job {job_id} unfinished after {budget.seconds:.1f}s")
             latest = await backend.send(job.poll(job_id, backend.options), budget)
@@ -75,13 +91,12 @@ async def poll_job(
                     billed=state.billed, vendor_code=state.failure_code,
                     run_seconds=state.run_seconds, vendor_cost_usd=state.vendor_cost_usd,
                 )
-            interval = min(interval * BACKOFF, MAX_INTERVAL_S)
     except JobFailed:
         raise
     except (BackendError, asyncio.CancelledError) as error:
         # Whatever ends our wait (deadline, client gone, a poll we cannot read) leaves the job
         # running and billing; the router may start another, so stop this one.
-        await asyncio.shield(_cancel(backend, job, job_id, latest))
+        await asyncio.shield(_cancel(backend, job, job_id, latest, timing.cancel_timeout_s))
         if isinstance(error, VendorTimeout) and not isinstance(error, JobAbandoned):
             # A poll times out only when the job's budget runs out while it is in flight.
             raise JobAbandoned(f"{backend.vendor} job {job_id} unfinished after {budget.seconds:.1f}s") from error
@@ -97,12 +112,14 @@ def _read(backend: VendorBackend, answer: HttpAnswer, reader: Callable[[HttpAnsw
         raise
 
 
-async def _cancel(backend: VendorBackend, job: JobProtocol, job_id: str, latest: HttpAnswer) -> None:
+async def _cancel(
+    backend: VendorBackend, job: JobProtocol, job_id: str, latest: HttpAnswer, timeout_s: float
+) -> None:
     try:
         call = job.cancel(job_id, latest, backend.options)
         if call is None:
             return
-        await backend.send(call, Deadline(CANCEL_TIMEOUT_S), check=False)
+        await backend.send(call, Deadline(timeout_s), check=False)
         log.info("cancelled %s job %s", backend.vendor, job_id)
     except BackendError as exc:
         log.warning("could not cancel %s job %s: %s", backend.vendor, job_id, exc)

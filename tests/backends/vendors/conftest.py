@@ -10,11 +10,13 @@ import pytest
 import respx
 from PIL import Image
 
-from backends.vendors import polling
 from backends.vendors.backend import VendorBackend
+from backends.vendors.polling import PollTiming
 from backends.vendors.spec import VendorSpec
 
 BASE_URL = "https://x.test"
+FAST_POLLING = PollTiming(first_interval_s=0.001, max_interval_s=0.005)
+"""Poll every few milliseconds so job lifecycles take no noticeable time."""
 
 MakeBackend = Callable[..., VendorBackend]
 
@@ -52,7 +54,12 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
     made: list[VendorBackend] = []
 
     def make(
-        spec: VendorSpec, *, api_key: str | None = "k", timeout_s: float = 5.0, options: Mapping[str, str] | None = None
+        spec: VendorSpec,
+        *,
+        api_key: str | None = "k",
+        timeout_s: float = 5.0,
+        options: Mapping[str, str] | None = None,
+        poll_timing: PollTiming = FAST_POLLING,
     ) -> VendorBackend:
         backend = VendorBackend(
             spec,
@@ -62,6 +69,7 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
             timeout_s=timeout_s,
             options=options,
             transport=httpx.AsyncHTTPTransport(),
+            poll_timing=poll_timing,
         )
         made.append(backend)
         return backend
@@ -69,10 +77,3 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
     yield make
     for backend in made:
         await backend.aclose()
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Poll every few milliseconds so job lifecycles take no noticeable time."""
-    monkeypatch.setattr(polling, "FIRST_INTERVAL_S", 0.001)
-    monkeypatch.setattr(polling, "MAX_INTERVAL_S", 0.005)

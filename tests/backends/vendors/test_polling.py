@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
 from decimal import Decimal
@@ -13,11 +14,10 @@ import pytest
 import respx
 
 from backends.base import Capabilities
-from backends.vendors import polling
 from backends.vendors.backend import VendorBackend
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from backends.vendors.openai_style import openai_error_fields
-from backends.vendors.polling import JobAbandoned, JobFailed
+from backends.vendors.polling import JobAbandoned, JobFailed, PollTiming
 from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
 from core.deadline import Deadline
 from core.errors import VendorProtocolError, VendorUnavailable
@@ -83,8 +83,9 @@ def api(vendor_api: respx.MockRouter, png: bytes) -> respx.MockRouter:
     return vendor_api
 
 
-async def generate(make_backend: MakeBackend, *, timeout_s: float = 5.0, options: Options | None = None) -> Any:
-    backend = make_backend(JOBS, timeout_s=timeout_s, options=options)
+async def generate(make_backend: MakeBackend, *, timeout_s: float = 5.0, options: Options | None = None,
+                   **backend: Any) -> Any:
+    backend = make_backend(JOBS, timeout_s=timeout_s, options=options, **backend)
     return await backend.generate(ImageRequest(prompt="a cat"), Deadline(5))
 
 
@@ -107,22 +108,25 @@ async def test_keeps_the_vendors_own_request_id(api: respx.MockRouter, make_back
     assert (await generate(make_backend)).vendor_request_id == "req-9"
 
 
-async def test_the_interval_backs_off_up_to_its_ceiling(
-    api: respx.MockRouter, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(polling, "FIRST_INTERVAL_S", 0.001)
-    monkeypatch.setattr(polling, "MAX_INTERVAL_S", 0.003)
-    waits: list[float] = []
-    real_sleep = asyncio.sleep
+def test_the_interval_backs_off_up_to_its_ceiling() -> None:
+    timing = PollTiming(first_interval_s=0.001, max_interval_s=0.003, backoff=1.5)
+    assert list(itertools.islice(timing.intervals(), 6)) == pytest.approx([0.001, 0.0015, 0.00225, 0.003, 0.003, 0.003])
 
-    async def recording_sleep(seconds: float) -> None:
-        waits.append(seconds)
-        await real_sleep(0)
 
-    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
-    api.get("/jobs/j1").mock(side_effect=[job("pending")] * 5 + [job("done")])
-    await generate(make_backend)
-    assert waits[:6] == pytest.approx([0.001, 0.0015, 0.00225, 0.003, 0.003, 0.003])
+async def test_each_wait_is_the_next_interval_of_the_timing(api: respx.MockRouter, make_backend: MakeBackend) -> None:
+    poll = api.get("/jobs/j1").mock(return_value=job("pending"))
+    slow_after_the_first = PollTiming(first_interval_s=0.001, backoff=1000.0, max_interval_s=10.0)
+    with pytest.raises(JobAbandoned):
+        await generate(make_backend, timeout_s=0.1, poll_timing=slow_after_the_first)
+    assert poll.call_count == 1  # the second wait (1 s) outlasts the 0.1 s budget
+
+
+def test_the_default_timing_starts_at_a_tenth_of_a_second_and_backs_off_to_a_second() -> None:
+    timing = PollTiming()
+    assert list(itertools.islice(timing.intervals(), 8)) == pytest.approx(
+        [0.1, 0.15, 0.225, 0.3375, 0.50625, 0.759375, 1.0, 1.0]
+    )
+    assert timing.cancel_timeout_s == 2.0
 
 
 async def test_a_failed_job_carries_what_it_cost_and_is_not_cancelled(
@@ -151,12 +155,11 @@ async def test_the_deadline_abandons_the_job_and_cancels_it_with_the_latest_answ
 
 
 async def test_a_deadline_before_the_first_poll_cancels_with_the_create_answer(
-    api: respx.MockRouter, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+    api: respx.MockRouter, make_backend: MakeBackend
 ) -> None:
-    monkeypatch.setattr(polling, "FIRST_INTERVAL_S", 1.0)
     poll = api.get("/jobs/j1").mock(return_value=job("pending"))
     with pytest.raises(JobAbandoned):
-        await generate(make_backend, timeout_s=0.02)
+        await generate(make_backend, timeout_s=0.02, poll_timing=PollTiming(first_interval_s=1.0))
     assert not poll.called
     assert cancel_ticket(api) == "t0"
 
