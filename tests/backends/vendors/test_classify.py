@@ -1,13 +1,19 @@
-"""The one status ladder, and how long a vendor asks us to wait."""
+"""The one status ladder, climbed by every vendor in the registry, and how long a vendor asks us to wait."""
 
 from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+import respx
 
+from backends.vendors.backend import VendorBackend
 from backends.vendors.classify import VendorNotFound, classify_status, parse_retry_after
+from backends.vendors.registry import VENDOR_SPECS
+from core.deadline import Deadline
 from core.errors import (
     BackendError,
     VendorAuthError,
@@ -16,6 +22,9 @@ from core.errors import (
     VendorTimeout,
     VendorUnavailable,
 )
+from core.request import ImageRequest
+
+MakeBackend = Callable[..., VendorBackend]
 
 
 class TestRetryAfter:
@@ -48,32 +57,63 @@ class TestRetryAfter:
         assert parse_retry_after(headers) is None
 
 
-@pytest.mark.parametrize(
-    ("status", "kind"),
-    [
-        (400, VendorRejectedRequest),
-        (401, VendorAuthError),
-        (402, VendorAuthError),
-        (403, VendorAuthError),
-        (404, VendorNotFound),
-        (408, VendorTimeout),
-        (409, VendorRejectedRequest),
-        (413, VendorRejectedRequest),
-        (422, VendorRejectedRequest),
-        (429, VendorRateLimited),
-        (500, VendorUnavailable),
-        (501, VendorUnavailable),
-        (502, VendorUnavailable),
-        (503, VendorUnavailable),
-        (504, VendorUnavailable),
-    ],
-)
-def test_status_ladder(status: int, kind: type[BackendError]) -> None:
-    error = classify_status(status, {}, vendor_code="some_code", message="nope")
+LADDER: list[tuple[int, type[BackendError]]] = [
+    (400, VendorRejectedRequest),
+    (401, VendorAuthError),
+    (402, VendorAuthError),
+    (403, VendorAuthError),
+    (404, VendorNotFound),
+    (408, VendorTimeout),
+    (409, VendorRejectedRequest),
+    (413, VendorRejectedRequest),
+    (422, VendorRejectedRequest),
+    (429, VendorRateLimited),
+    (500, VendorUnavailable),
+    (501, VendorUnavailable),
+    (502, VendorUnavailable),
+    (503, VendorUnavailable),
+    (504, VendorUnavailable),
+]
+"""Every status, whichever vendor answers it: the one ladder, said once."""
+
+ErrorEnvelope = Callable[[str, str], tuple[dict[str, Any], str | None]]
+
+ERROR_ENVELOPES: dict[str, ErrorEnvelope] = {
+    "callmissed": lambda code, message: ({"error": {"code": code, "message": message, "type": "api_error"}}, code),
+    "aigateway": lambda code, message: ({"error": {"type": code, "message": message}}, code),
+    "runflow": lambda code, message: ({"code": code, "message": message}, code),
+    "eachlabs": lambda code, message: ({"error": message}, None),
+    "imageapi": lambda code, message: ({"error": message, "code": code}, code),
+    "worker": lambda code, message: ({"error": {"code": code, "message": message, "type": "server_error"}}, code),
+}
+"""How each vendor wraps an error (its per-vendor tests read the variants): body, and the code we read."""
+
+REQUEST = ImageRequest(prompt="a cat")
+
+
+def test_every_vendor_in_the_registry_has_its_error_envelope_here() -> None:
+    assert set(ERROR_ENVELOPES) == set(VENDOR_SPECS)
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDOR_SPECS))
+@pytest.mark.parametrize(("status", "kind"), LADDER)
+async def test_every_vendor_answer_climbs_the_one_ladder(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, vendor: str, status: int, kind: type[BackendError]
+) -> None:
+    """The vendor's first call answers ``status``: the error is the ladder's, with the vendor's code,
+    its message and its ``Retry-After``."""
+    backend = make_backend(VENDOR_SPECS[vendor])
+    call = backend.spec.build_request(REQUEST, backend.options)
+    body, code = ERROR_ENVELOPES[vendor]("some_code", "nope")
+    vendor_api.request(call.method, call.path).respond(status, json=body, headers={"Retry-After": "3"})
+    with pytest.raises(BackendError) as caught:
+        await backend.generate(REQUEST, Deadline(5))
+    error = caught.value
     assert type(error) is kind
     assert error.status == status
-    assert error.vendor_code == "some_code"
-    assert f"vendor answered {status} some_code: nope" in error.message
+    assert error.vendor_code == code
+    assert error.retry_after == 3.0
+    assert f"vendor answered {status}" in error.message and "nope" in error.message
 
 
 def test_rate_limit_carries_retry_after() -> None:

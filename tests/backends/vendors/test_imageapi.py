@@ -12,18 +12,9 @@ import pytest
 import respx
 
 from backends.vendors.backend import VendorBackend
-from backends.vendors.classify import VendorNotFound
 from backends.vendors.imageapi import IMAGEAPI
 from core.deadline import Deadline
-from core.errors import (
-    BackendError,
-    ContentFiltered,
-    VendorAuthError,
-    VendorProtocolError,
-    VendorRateLimited,
-    VendorRejectedRequest,
-    VendorUnavailable,
-)
+from core.errors import BackendError, ContentFiltered, VendorProtocolError, VendorUnavailable
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
@@ -169,44 +160,23 @@ async def test_an_expired_output_url(vendor_api: respx.MockRouter, make_backend:
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "code", "message", "kind"),
+    ("body", "code", "message"),
     [
-        (
-            401,
-            {"error": {"code": "invalid_api_key", "message": "bad key", "type": "auth"}},
-            "invalid_api_key",
-            "bad key",
-            VendorAuthError,
-        ),
-        (402, {"error": "Out of credits", "code": "no_credits"}, "no_credits", "Out of credits", VendorAuthError),
-        (403, {"message": "Plan does not include this model"}, None, "Plan does not include", VendorAuthError),
-        (400, {"error": "prompt is required"}, None, "prompt is required", VendorRejectedRequest),
-        (404, {"message": "Not Found"}, None, "Not Found", VendorNotFound),
-        (
-            422,
-            {"error": {"type": "invalid_request_error", "message": "width"}},
-            "invalid_request_error",
-            "width",
-            VendorRejectedRequest,
-        ),
-        (429, {"error": "Too many requests"}, None, "Too many requests", VendorRateLimited),
-        (500, {"message": "Internal Server Error"}, None, "Internal Server Error", VendorUnavailable),
-        (502, {"weird": True}, None, "weird", VendorUnavailable),
+        ({"error": {"code": "invalid_api_key", "message": "bad key", "type": "auth"}}, "invalid_api_key", "bad key"),
+        ({"error": {"type": "invalid_request_error", "message": "width"}}, "invalid_request_error", "width"),
+        ({"error": "Out of credits", "code": "no_credits"}, "no_credits", "Out of credits"),
+        ({"error": "prompt is required"}, None, "prompt is required"),
+        ({"message": "Plan does not include this model"}, None, "Plan does not include"),
+        ({"weird": True}, None, "weird"),
     ],
 )
-async def test_error_answers(
-    vendor_api: respx.MockRouter,
-    make_backend: MakeBackend,
-    status: int,
-    body: dict[str, Any],
-    code: str | None,
-    message: str,
-    kind: type[BackendError],
+async def test_every_error_envelope_it_may_send_is_read(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, body: dict[str, Any], code: str | None, message: str
 ) -> None:
-    vendor_api.post(GENERATE).respond(status, json=body)
-    with pytest.raises(kind) as caught:
+    """Its error shape is unconfirmed: OpenAI's envelope, ``error`` or ``message`` text, or anything."""
+    vendor_api.post(GENERATE).respond(400, json=body)
+    with pytest.raises(BackendError) as caught:
         await generate(make_backend)
-    assert type(caught.value) is kind
     assert caught.value.vendor_code == code
     assert message in caught.value.message
 

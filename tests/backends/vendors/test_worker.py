@@ -13,7 +13,7 @@ import respx
 from backends.vendors.backend import VendorBackend
 from backends.vendors.worker import WORKER
 from core.deadline import Deadline
-from core.errors import BackendError, VendorProtocolError, VendorRejectedRequest, VendorUnavailable
+from core.errors import VendorProtocolError
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
@@ -106,27 +106,3 @@ async def test_a_body_it_does_not_know_is_a_protocol_error(
         await make_backend(WORKER).generate(ImageRequest(prompt="a cat"), Deadline(5))
 
 
-@pytest.mark.parametrize(
-    ("status", "code", "kind", "retry_after"),
-    [
-        (503, "queue_full", VendorUnavailable, 2.0),
-        (500, "internal_error", VendorUnavailable, None),
-        (400, "invalid_request", VendorRejectedRequest, None),
-    ],
-)
-async def test_error_answers(
-    vendor_api: respx.MockRouter,
-    make_backend: MakeBackend,
-    status: int,
-    code: str,
-    kind: type[BackendError],
-    retry_after: float | None,
-) -> None:
-    headers = {"Retry-After": "2"} if retry_after is not None else {}
-    vendor_api.post(GENERATE).respond(
-        status, json={"error": {"code": code, "message": "no", "type": "server_error"}}, headers=headers
-    )
-    with pytest.raises(kind) as caught:
-        await make_backend(WORKER).generate(ImageRequest(prompt="a cat"), Deadline(5))
-    assert caught.value.vendor_code == code
-    assert caught.value.retry_after == retry_after
