@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from proxy.metrics import REGISTRY
+from tests.promql_series import exported_series, metric_names, worker_registry_series
 
 GRAFANA = Path(__file__).resolve().parents[1] / "grafana"
 DASHBOARDS = sorted(GRAFANA.glob("*.json"))
@@ -31,43 +31,14 @@ WORKER_SERIES = {
     "boltgate_worker_gpu_seconds_total",
     "boltgate_worker_gpu_memory_bytes",
     "boltgate_worker_images_per_second",
+    "boltgate_worker_queue_rejections_total",
+    "boltgate_worker_requests_total",
+    "boltgate_worker_ready",
+    "boltgate_worker_request_seconds_bucket", "boltgate_worker_request_seconds_sum",
+    "boltgate_worker_request_seconds_count",
+    "boltgate_worker_queue_wait_seconds_bucket", "boltgate_worker_queue_wait_seconds_sum",
+    "boltgate_worker_queue_wait_seconds_count",
 }
-
-_SUFFIXES_BY_TYPE = {
-    "counter": ("_total", "_created"),
-    "gauge": ("",),
-    "histogram": ("_bucket", "_sum", "_count", "_created"),
-    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
-    "summary": ("", "_sum", "_count", "_created"),
-    "info": ("_info",),
-    "stateset": ("",),
-    "unknown": ("",),
-}
-_PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-                 "unless", "offset", "inf", "nan", "atan2"}
-
-
-def exported_series(registry: CollectorRegistry) -> set[str]:
-    """Series names a registry exposes, whether or not a labelled metric has a child yet."""
-    names: set[str] = set()
-    for family in registry.collect():
-        names.update(family.name + suffix for suffix in _SUFFIXES_BY_TYPE[family.type])
-        names.update(sample.name for sample in family.samples)
-    return names
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (functions, keywords and labels left out)."""
-    expr = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`', '""', expr)
-    expr = re.sub(r"\{[^{}]*\}", "", expr)
-    expr = re.sub(r"\[[^\[\]]*\]", "", expr)
-    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", expr)
-    names = set()
-    for match in re.finditer(r"(?<![\w$.])([A-Za-z_:][\w:]*)\b(?!\s*\()", expr):
-        if match.group(1).lower() not in _PROMQL_WORDS:
-            names.add(match.group(1))
-    return names
-
 
 def label_values_metric(query: str) -> set[str]:
     """The metric a ``label_values(metric, label)`` template variable reads, if any."""
@@ -97,13 +68,6 @@ def load(path: Path) -> dict[str, Any]:
     loaded = json.loads(path.read_text())
     assert isinstance(loaded, dict)
     return loaded
-
-
-def worker_registry_series() -> set[str]:
-    """The series the GPU worker exports (its registry is per instance)."""
-    from backends.local.worker_metrics import WorkerMetrics
-
-    return exported_series(WorkerMetrics().registry)
 
 
 def test_the_extractor_finds_metric_names_and_ignores_promql_syntax() -> None:
@@ -179,3 +143,26 @@ def test_every_dashboard_series_belongs_to_the_gateway_or_the_worker() -> None:
     for path in DASHBOARDS:
         unknown = queried_series(load(path)) - known
         assert not unknown, f"{path.name} queries unknown series {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda path: path.stem)
+def test_every_query_is_scoped_to_the_chosen_environment(path: Path) -> None:
+    dashboard = load(path)
+    variables = {variable["name"] for variable in dashboard["templating"]["list"]}
+    assert {"namespace", "job", "pod"} <= variables
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            for name in metric_names(target["expr"]):
+                selectors = re.findall(rf"\b{name}\{{([^}}]*)\}}", target["expr"])
+                assert selectors, f"{panel['title']!r}: {name} has no label matchers"
+                for selector in selectors:
+                    for label in ("namespace", "job", "pod"):
+                        assert f'{label}=~"${label}"' in selector, f"{panel['title']!r}: {name} ignores ${label}"
+
+
+def test_the_gateway_dashboard_shows_each_region_and_every_percentile() -> None:
+    exprs = [target["expr"] for panel in panels(load(GRAFANA / "boltgate-gateway.json"))
+             for target in panel.get("targets", [])]
+    per_region = [e for e in exprs if "boltgate_backend_attempt_seconds_bucket" in e and "region" in e]
+    assert {q for e in per_region for q in ("0.5", "0.95", "0.99") if f"histogram_quantile({q}," in e} == {
+        "0.5", "0.95", "0.99"}

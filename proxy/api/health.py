@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request, Response, get
+from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from proxy.api.injected import InjectedGateway
 from proxy.metrics import REGISTRY
 
 
@@ -17,22 +16,19 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz")
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]:
-    """Ready when the gateway is built, has a route, and its state store answers."""
-    gateway = getattr(request.app.state, "gateway", None)
+async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
+    """Ready when the gateway has a route and its state store answers (it is built before the
+    server takes its first request)."""
     problems: list[str] = []
-    if gateway is None:
-        problems.append("gateway not started")
-    elif not gateway.router.routes:
+    if not gateway.router.routes:
         problems.append("no route enabled")
     else:
         try:
             await gateway.state.get("readyz")
         except Exception as exc:  # any failure of the store means not ready
             problems.append(f"state store: {type(exc).__name__}")
-    body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems}
-    if gateway is not None:
-        body["routes"] = [route.key for route in gateway.router.routes]
+    body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems,
+                               "routes": [route.key for route in gateway.router.routes]}
     return Response(body, status_code=503 if problems else 200)
 
 

@@ -189,5 +189,5 @@ class Router:
             await self.health.quarantine(route)
         elif error.retryable and not isinstance(error, VendorRateLimited):
             await self.health.record_failure(route)
-        if self.on_loss is not None and getattr(error, "billed", False):
+        if self.on_loss is not None and error.billed:
             await self.on_loss(route, request, error)

@@ -37,3 +37,35 @@ def test_each_worker_has_its_own_registry() -> None:
     first.batch_finished(BatchRecord(requests=1, images=2, seconds=0.1), images_per_second=20.0)
     assert _value(second, "boltgate_worker_images_total") == 0
     assert b"boltgate_worker_images_total 2.0" in first.render()
+
+
+def test_readiness_is_read_at_scrape_time_so_it_is_never_stale() -> None:
+    metrics = WorkerMetrics()
+    state = {"ready": False}
+    metrics.track_readiness(lambda: state["ready"])
+    assert _value(metrics, "boltgate_worker_ready") == 0
+    state["ready"] = True
+    assert _value(metrics, "boltgate_worker_ready") == 1
+
+
+def test_answers_are_counted_by_status() -> None:
+    metrics = WorkerMetrics()
+    metrics.request_answered(200)
+    metrics.request_answered(200)
+    metrics.request_answered(503)
+    assert _value(metrics, "boltgate_worker_requests_total", {"status": "200"}) == 2
+    assert _value(metrics, "boltgate_worker_requests_total", {"status": "503"}) == 1
+
+
+def test_latency_and_queue_wait_are_observed_per_request() -> None:
+    metrics = WorkerMetrics()
+    metrics.request_served(seconds=1.5, pipeline_seconds=0.5)
+    assert _value(metrics, "boltgate_worker_request_seconds_sum") == 1.5
+    assert _value(metrics, "boltgate_worker_queue_wait_seconds_sum") == 1.0
+    assert _value(metrics, "boltgate_worker_queue_wait_seconds_bucket", {"le": "1.0"}) == 1
+
+
+def test_the_worker_exports_its_process_metrics_and_no_created_twins() -> None:
+    text = WorkerMetrics().render().decode()
+    assert "process_resident_memory_bytes" in text
+    assert "_created" not in text

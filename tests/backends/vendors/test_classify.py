@@ -11,12 +11,13 @@ import pytest
 import respx
 
 from backends.vendors.backend import VendorBackend
-from backends.vendors.classify import VendorNotFound, classify_status, parse_retry_after
+from backends.vendors.classify import classify_status, parse_retry_after
 from backends.vendors.registry import VENDOR_SPECS
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
     VendorAuthError,
+    VendorNotFound,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorTimeout,

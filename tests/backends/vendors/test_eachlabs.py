@@ -15,9 +15,8 @@ import respx
 
 from backends.vendors.backend import VendorBackend
 from backends.vendors.eachlabs import EACHLABS
-from backends.vendors.polling import JobAbandoned, JobFailed
 from core.deadline import Deadline
-from core.errors import ContentFiltered, VendorProtocolError
+from core.errors import ContentFiltered, JobAbandoned, JobFailed, VendorProtocolError
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]

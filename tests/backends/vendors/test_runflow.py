@@ -13,11 +13,16 @@ import pytest
 import respx
 
 from backends.vendors.backend import VendorBackend
-from backends.vendors.classify import VendorNotFound
-from backends.vendors.polling import JobAbandoned, JobFailed
 from backends.vendors.runflow import RUNFLOW
 from core.deadline import Deadline
-from core.errors import ContentFiltered, VendorProtocolError, VendorRejectedRequest
+from core.errors import (
+    ContentFiltered,
+    JobAbandoned,
+    JobFailed,
+    VendorNotFound,
+    VendorProtocolError,
+    VendorRejectedRequest,
+)
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
