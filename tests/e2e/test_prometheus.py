@@ -77,8 +77,8 @@ class Prometheus:
             try:
                 if self.query(expr):
                     return
-            except httpx.TransportError:
-                pass
+            except (httpx.TransportError, json.JSONDecodeError):
+                pass  # not listening yet, or listening and answering "Service Unavailable" until ready
             assert time.monotonic() < give_up, f"no data for {expr}"
             time.sleep(0.25)
 
