@@ -1,11 +1,23 @@
-"""What every test shares: an environment with no boltgate setting and no vendor key in it."""
+"""What every test shares: an environment with no boltgate setting and no vendor key in it, and an
+embedded ledger of its own.
+
+The default state backend keeps keys and spend in ``var/data`` (so ``make run`` keeps them across
+restarts); a test that built the app with default settings would otherwise share that file with
+the next run and with every other test.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from core.state.sqlite_database import DATABASE_NAME
+from proxy.settings import Settings
+
+WORKING_TREE_LEDGER = Path(__file__).resolve().parents[1] / Settings.model_fields["data_dir"].default / DATABASE_NAME
 
 
 def is_setting_or_key(name: str) -> bool:
@@ -29,3 +41,17 @@ def clean_environment() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as monkeypatch:
         strip_settings_and_keys(monkeypatch)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _data_dir_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOLTGATE_DATA_DIR", str(tmp_path / "boltgate-data"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_test_writes_the_working_trees_ledger() -> Iterator[None]:
+    """A fixture wider than a test (module, session) builds its app before the per-test data dir
+    is set: it must choose a state backend itself, or it shares ``var/data`` with `make run`."""
+    existed = WORKING_TREE_LEDGER.exists()
+    yield
+    assert existed or not WORKING_TREE_LEDGER.exists(), f"a test wrote {WORKING_TREE_LEDGER}"

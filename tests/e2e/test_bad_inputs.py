@@ -55,7 +55,8 @@ def served() -> Iterator[Served]:
         sim = running.add(SimulatorServer("callmissed", SimulatorConfig(api_key=SIM_KEY)).start())
         route = RouteConfig(vendor="callmissed", key_env=KEY_ENV,
                             regions=[RegionConfig(name="r1", base_url=sim.base_url)])
-        settings = Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024)
+        settings = Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024,
+                            state_backend="memory")  # module-wide: no per-test data dir
         server = running.add(GatewayServer(settings).start())
     yield server, sim
     running.stop_all()

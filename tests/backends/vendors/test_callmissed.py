@@ -13,7 +13,16 @@ import respx
 from backends.vendors.backend import VendorBackend
 from backends.vendors.callmissed import CALLMISSED
 from core.deadline import Deadline
-from core.errors import VendorProtocolError, VendorRejectedRequest
+from core.errors import (
+    BackendError,
+    UnusableOutput,
+    VendorAuthError,
+    VendorNotFound,
+    VendorOutOfCredit,
+    VendorRateLimited,
+    VendorRejectedRequest,
+    VendorUnavailable,
+)
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
@@ -41,7 +50,6 @@ async def test_sends_an_openai_request_forcing_b64_json(
         height=512,
         seed=9,
         steps=6,
-        guidance_scale=1.0,
         negative_prompt="blurry",
         response_format="url",
     )
@@ -57,9 +65,14 @@ async def test_sends_an_openai_request_forcing_b64_json(
         "response_format": "b64_json",
         "seed": 9,
         "steps": 6,
-        "guidance_scale": 1.0,
         "negative_prompt": "blurry",
     }
+
+
+def test_a_request_setting_guidance_is_not_sent_to_callmissed() -> None:
+    """Their parameters list no guidance: a request asking for one goes to a vendor that has it."""
+    assert CALLMISSED.capabilities.refusal(ImageRequest(prompt="a cat", guidance_scale=1.0)) == "no guidance field"
+    assert CALLMISSED.capabilities.refusal(ImageRequest(prompt="a cat", seed=1, steps=50)) is None
 
 
 async def test_reads_png_and_jpeg_images(
@@ -95,22 +108,51 @@ def test_capabilities() -> None:
         {"error": None},
     ],
 )
-async def test_a_body_it_does_not_know_is_a_protocol_error(
+async def test_a_body_it_does_not_know_is_unusable_output(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, body: Any
 ) -> None:
     vendor_api.post(GENERATIONS).respond(200, json=body)
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await generate(make_backend)
 
 
 async def test_a_body_that_is_not_json(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATIONS).respond(200, content=b"\x00\x01")
-    with pytest.raises(VendorProtocolError, match="not JSON"):
+    with pytest.raises(UnusableOutput, match="not JSON"):
         await generate(make_backend)
 
 
 def envelope(code: str | None, message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "type": kind}}
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind"),
+    [
+        (400, "invalid_size", VendorRejectedRequest),
+        (401, "invalid_api_key", VendorAuthError),
+        (402, "insufficient_credits", VendorOutOfCredit),
+        (402, "budget_exceeded", VendorOutOfCredit),
+        (403, "forbidden", VendorAuthError),
+        (404, "model_not_found", VendorNotFound),
+        (409, "idempotency_key_reused", VendorRejectedRequest),
+        (422, "invalid_prompt", VendorRejectedRequest),
+        (429, "rate_limit_exceeded", VendorRateLimited),
+        (500, "internal_error", VendorUnavailable),
+        (501, "not_implemented", VendorUnavailable),
+        (503, "overloaded", VendorUnavailable),
+    ],
+)
+async def test_error_answers(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, status: int, code: str, kind: type[BackendError]
+) -> None:
+    vendor_api.post(GENERATIONS).respond(status, json=envelope(code, f"failed with {code}"))
+    with pytest.raises(kind) as caught:
+        await generate(make_backend)
+    assert type(caught.value) is kind
+    assert caught.value.status == status
+    assert caught.value.vendor_code == code
+    assert f"failed with {code}" in caught.value.message
 
 
 async def test_an_envelope_without_code_falls_back_to_its_type(
@@ -122,3 +164,12 @@ async def test_an_envelope_without_code_falls_back_to_its_type(
     assert caught.value.vendor_code == "invalid_request_error"
 
 
+async def test_rate_limits_carry_retry_after(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
+    vendor_api.post(GENERATIONS).respond(
+        429,
+        json=envelope("rate_limit_exceeded", "slow down"),
+        headers={"Retry-After": "7", "X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"},
+    )
+    with pytest.raises(VendorRateLimited) as caught:
+        await generate(make_backend)
+    assert caught.value.retry_after == 7.0

@@ -1,31 +1,23 @@
-"""The one status ladder, climbed by every vendor in the registry, and how long a vendor asks us to wait."""
+"""The one status ladder, and how long a vendor asks us to wait."""
 
 from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-import respx
 
-from backends.vendors.backend import VendorBackend
 from backends.vendors.classify import classify_status, parse_retry_after
-from backends.vendors.registry import VENDOR_SPECS
-from core.deadline import Deadline
 from core.errors import (
     BackendError,
     VendorAuthError,
     VendorNotFound,
+    VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorTimeout,
     VendorUnavailable,
 )
-from core.request import ImageRequest
-
-MakeBackend = Callable[..., VendorBackend]
 
 
 class TestRetryAfter:
@@ -58,63 +50,32 @@ class TestRetryAfter:
         assert parse_retry_after(headers) is None
 
 
-LADDER: list[tuple[int, type[BackendError]]] = [
-    (400, VendorRejectedRequest),
-    (401, VendorAuthError),
-    (402, VendorAuthError),
-    (403, VendorAuthError),
-    (404, VendorNotFound),
-    (408, VendorTimeout),
-    (409, VendorRejectedRequest),
-    (413, VendorRejectedRequest),
-    (422, VendorRejectedRequest),
-    (429, VendorRateLimited),
-    (500, VendorUnavailable),
-    (501, VendorUnavailable),
-    (502, VendorUnavailable),
-    (503, VendorUnavailable),
-    (504, VendorUnavailable),
-]
-"""Every status, whichever vendor answers it: the one ladder, said once."""
-
-ErrorEnvelope = Callable[[str, str], tuple[dict[str, Any], str | None]]
-
-ERROR_ENVELOPES: dict[str, ErrorEnvelope] = {
-    "callmissed": lambda code, message: ({"error": {"code": code, "message": message, "type": "api_error"}}, code),
-    "aigateway": lambda code, message: ({"error": {"type": code, "message": message}}, code),
-    "runflow": lambda code, message: ({"code": code, "message": message}, code),
-    "eachlabs": lambda code, message: ({"error": message}, None),
-    "imageapi": lambda code, message: ({"error": message, "code": code}, code),
-    "worker": lambda code, message: ({"error": {"code": code, "message": message, "type": "server_error"}}, code),
-}
-"""How each vendor wraps an error (its per-vendor tests read the variants): body, and the code we read."""
-
-REQUEST = ImageRequest(prompt="a cat")
-
-
-def test_every_vendor_in_the_registry_has_its_error_envelope_here() -> None:
-    assert set(ERROR_ENVELOPES) == set(VENDOR_SPECS)
-
-
-@pytest.mark.parametrize("vendor", sorted(VENDOR_SPECS))
-@pytest.mark.parametrize(("status", "kind"), LADDER)
-async def test_every_vendor_answer_climbs_the_one_ladder(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend, vendor: str, status: int, kind: type[BackendError]
-) -> None:
-    """The vendor's first call answers ``status``: the error is the ladder's, with the vendor's code,
-    its message and its ``Retry-After``."""
-    backend = make_backend(VENDOR_SPECS[vendor])
-    call = backend.spec.build_request(REQUEST, backend.options)
-    body, code = ERROR_ENVELOPES[vendor]("some_code", "nope")
-    vendor_api.request(call.method, call.path).respond(status, json=body, headers={"Retry-After": "3"})
-    with pytest.raises(BackendError) as caught:
-        await backend.generate(REQUEST, Deadline(5))
-    error = caught.value
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, VendorRejectedRequest),
+        (401, VendorAuthError),
+        (402, VendorOutOfCredit),
+        (403, VendorAuthError),
+        (404, VendorNotFound),
+        (408, VendorTimeout),
+        (409, VendorRejectedRequest),
+        (413, VendorRejectedRequest),
+        (422, VendorRejectedRequest),
+        (429, VendorRateLimited),
+        (500, VendorUnavailable),
+        (501, VendorUnavailable),
+        (502, VendorUnavailable),
+        (503, VendorUnavailable),
+        (504, VendorUnavailable),
+    ],
+)
+def test_status_ladder(status: int, kind: type[BackendError]) -> None:
+    error = classify_status(status, {}, vendor_code="some_code", message="nope")
     assert type(error) is kind
     assert error.status == status
-    assert error.vendor_code == code
-    assert error.retry_after == 3.0
-    assert f"vendor answered {status}" in error.message and "nope" in error.message
+    assert error.vendor_code == "some_code"
+    assert f"vendor answered {status} some_code: nope" in error.message
 
 
 def test_rate_limit_carries_retry_after() -> None:
@@ -129,9 +90,22 @@ def test_the_router_flags_follow_from_the_class() -> None:
     not_found = classify_status(404, {}, vendor_code=None, message="")
     unavailable = classify_status(503, {}, vendor_code=None, message="")
     assert auth.quarantine and auth.failover and not auth.retryable
-    assert not rejected.failover and not rejected.retryable
+    # A vendor refusing a request we accepted: that vendor can't, another may. No quarantine.
+    assert rejected.failover and not rejected.retryable and not rejected.quarantine
     assert not_found.failover and not not_found.retryable and not_found.outcome == "not_found"
     assert unavailable.retryable
+
+
+def test_a_payment_refusal_quarantines_like_an_auth_refusal() -> None:
+    error = classify_status(402, {}, vendor_code=None, message="")
+    assert isinstance(error, VendorAuthError) and error.quarantine and error.failover
+
+
+@pytest.mark.parametrize("status", [409, 422])
+def test_a_vendor_may_document_a_4xx_as_retryable(status: int) -> None:
+    error = classify_status(status, {}, vendor_code=None, message="", retry_statuses=frozenset({status}))
+    assert isinstance(error, VendorUnavailable) and error.retryable
+    assert type(classify_status(status, {}, vendor_code=None, message="")) is VendorRejectedRequest
 
 
 def test_long_messages_are_truncated() -> None:
