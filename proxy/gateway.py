@@ -17,7 +17,7 @@ import orjson
 
 from backends.base import GeneratedImage
 from core.deadline import Deadline
-from core.errors import IdempotencyConflict, NoBackendAvailable
+from core.errors import IdempotencyConflict
 from core.request import ImageRequest
 from core.state.base import StateStore
 from pricing.keys import KeyRecord
@@ -77,7 +77,7 @@ class Gateway:
         deadline = Deadline(self.deadline_s)
         plan = await self.router.candidates(request)
         if not plan[0]:
-            raise NoBackendAvailable("No route can serve this request", skipped=plan[1])
+            raise await self.router.unavailable(request, "No route can serve this request", plan[1])
         reservation = await self.billing.reserve(key, request, plan[0])
         try:
             routed = await self.router.generate(request, deadline, plan)

@@ -98,6 +98,8 @@ class RetryConfig(BaseModel):
     max_wait_with_fallback_s: float = Field(default=0.5, ge=0)
     """While another route is left to try, a wait (backoff or Retry-After) longer than this
     fails over at once: a busy vendor or a full GPU queue should not hold the request."""
+    unavailable_retry_after_s: float = Field(default=1.0, gt=0)
+    """The Retry-After of a 503 (or an upstream 429) when no vendor and no breaker says better."""
 
 
 class BreakerConfig(BaseModel):
@@ -109,6 +111,10 @@ class BreakerConfig(BaseModel):
     """How long an open circuit keeps the route out before one trial request."""
     quarantine_s: float = Field(default=300.0, gt=0)
     """How long a route is out after a vendor refuses our key or credit (401/402/403)."""
+    half_open_trials: int = Field(default=3, ge=1)
+    """Requests let through (across replicas) to a route a passing probe brought back."""
+    half_open_s: float = Field(default=60.0, gt=0)
+    """How long a half-open route waits for a verdict from its trial requests."""
 
 
 class Settings(BaseSettings):

@@ -20,9 +20,9 @@ from backends.base import BackendResult
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
+    BoltgateError,
     ContentFiltered,
     ContentPolicyViolation,
-    NoBackendAvailable,
     PriceCeilingExceeded,
     RouteAttempt,
     VendorAuthError,
@@ -34,7 +34,8 @@ from core.request import ImageRequest
 from proxy.images.blank import reject_blank_images
 from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, FAILOVERS, labelled
 from proxy.routing.backoff import RetryAfterOrBackoff, StopWhenOutOfTime
-from proxy.routing.health import RouteHealth
+from proxy.routing.exhausted import RouteFailure, exhausted
+from proxy.routing.health import RouteHealth, RouteStatus
 from proxy.routing.policy import order_by_price, order_by_priority
 from proxy.routing.route import Route
 from proxy.settings import RetryConfig
@@ -103,39 +104,63 @@ class Router:
             return order_by_price(able, lambda route: price_of(route, request)), skipped
         return order_by_priority(able), skipped
 
+    async def unavailable(
+        self, request: ImageRequest, reason: str, skipped: list[str],
+        attempts: list[RouteAttempt] | None = None, failures: list[RouteFailure] | None = None,
+    ) -> BoltgateError:
+        """The 429 or 503 for a request no route served, saying when to come back."""
+        back_in = []
+        for route in self.routes:
+            if route.backend.capabilities.refusal(request) is None:
+                status = await self.health.status(route)
+                if status.back_in is not None:
+                    back_in.append(status.back_in)
+        return exhausted(reason, attempts or [], skipped, failures or [], back_in=back_in,
+                         default_wait=self.retry.unavailable_retry_after_s)
+
     async def generate(
         self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None
     ) -> RoutedResult:
         """Serve ``request`` on the first route that can; ``plan`` is ``candidates()``'s answer
         when the caller already asked for it (to reserve credits for those routes)."""
         ordered, skipped = plan if plan is not None else await self.candidates(request)
+        skipped = list(skipped)
         if not ordered:
-            raise NoBackendAvailable("No route can serve this request", skipped=skipped)
+            raise await self.unavailable(request, "No route can serve this request", skipped)
         routed = RoutedResult(result=BackendResult(images=[]), route=ordered[0])
+        failures: list[RouteFailure] = []
         for index, route in enumerate(ordered):
             if deadline.expired():
                 break
+            status = await self.health.admit(route)
+            if status is None:  # opened since the plan, or half-open with its trials taken
+                why = await self.health.unavailable_reason(route) or "half-open, its trial requests are taken"
+                skipped.append(f"{route.key}: {why}")
+                continue
             try:
                 has_fallback = index < len(ordered) - 1
-                routed.result = await self._serve_on(route, request, deadline, routed, has_fallback)
+                routed.result = await self._serve_on(route, status, request, deadline, routed, has_fallback)
                 routed.route = route
-                await self.health.record_success(route)
+                await self.health.record_success(route, status)
                 return routed
             except ContentFiltered as error:
                 if self.content_filter_action == "reject":
                     raise ContentPolicyViolation(
                         "The image was refused by the vendor's safety filter", param="prompt"
                     ) from error
+                failures.append(RouteFailure(error, time.monotonic()))
                 labelled(FAILOVERS, route.vendor, error.outcome).inc()
             except BackendError as error:
                 if not error.failover:
                     raise
+                failures.append(RouteFailure(error, time.monotonic()))
                 labelled(FAILOVERS, route.vendor, error.outcome).inc()
         reason = "The request's deadline passed" if deadline.expired() else "Every route failed"
-        raise NoBackendAvailable(reason, routed.attempts, skipped)
+        raise await self.unavailable(request, reason, skipped, routed.attempts, failures)
 
     async def _serve_on(
-        self, route: Route, request: ImageRequest, deadline: Deadline, routed: RoutedResult, has_fallback: bool
+        self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
+        has_fallback: bool,
     ) -> BackendResult:
         longest_wait = self.retry.max_retry_after_s
         if has_fallback:
@@ -148,11 +173,11 @@ class Router:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(route, request, deadline, routed)
+                return await self._attempt(route, status, request, deadline, routed)
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     async def _attempt(
-        self, route: Route, request: ImageRequest, deadline: Deadline, routed: RoutedResult
+        self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult
     ) -> BackendResult:
         started = time.monotonic()
         try:
@@ -166,7 +191,7 @@ class Router:
                     f"{route.vendor} answered {len(result.images)} image(s) for n={request.n}")
             await reject_blank_images(result, request, route.vendor)
         except BackendError as error:
-            await self._record_failure(route, request, error, started, routed)
+            await self._record_failure(route, status, request, error, started, routed)
             raise
         seconds = time.monotonic() - started
         routed.backend_seconds += seconds
@@ -176,7 +201,8 @@ class Router:
         return result
 
     async def _record_failure(
-        self, route: Route, request: ImageRequest, error: BackendError, started: float, routed: RoutedResult
+        self, route: Route, status: RouteStatus, request: ImageRequest, error: BackendError, started: float,
+        routed: RoutedResult,
     ) -> None:
         seconds = time.monotonic() - started
         routed.backend_seconds += seconds
@@ -186,8 +212,8 @@ class Router:
         labelled(BACKEND_ATTEMPTS, route.vendor, route.region, error.outcome).inc()
         labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
         if isinstance(error, VendorAuthError):
-            await self.health.quarantine(route)
+            await self.health.quarantine(route, f"{error.outcome} {error.status or ''}: {error.message[:120]}")
         elif error.retryable and not isinstance(error, VendorRateLimited):
-            await self.health.record_failure(route)
+            await self.health.record_failure(route, f"{error.outcome}: {error.message[:120]}", status)
         if self.on_loss is not None and getattr(error, "billed", False):
             await self.on_loss(route, request, error)

@@ -154,7 +154,7 @@ async def test_an_auth_error_fails_over_at_once_and_quarantines_the_route() -> N
 
     ordered, skipped = await router.candidates(request())
     assert [route.backend for route in ordered] == [spare]
-    assert skipped == ["refused:r1: quarantined after an auth/credit refusal"]
+    assert skipped == ["refused:r1: quarantined (auth_error 401: bad key)"]
 
     second = await router.generate(request(), Deadline(5))
     assert second.route.backend is spare
@@ -172,7 +172,7 @@ async def test_the_circuit_opens_after_the_failure_threshold_and_a_success_close
         assert (await router.generate(request(), Deadline(5))).route.backend is spare
     ordered, skipped = await router.candidates(request())
     assert [route.backend for route in ordered] == [spare]
-    assert skipped == ["shaky:r1: circuit open"]
+    assert skipped == ["shaky:r1: circuit open (2 consecutive failures, last: unavailable: 503 from the vendor)"]
     assert (await router.generate(request(), Deadline(5))).route.backend is spare
     assert len(shaky.calls) == 2
 
@@ -196,7 +196,8 @@ async def test_after_the_open_time_one_more_failure_reopens_the_circuit_at_once(
     assert (await router.candidates(request()))[1] == []
     await router.generate(request(), Deadline(5))
 
-    assert (await router.candidates(request()))[1] == ["shaky:r1: circuit open"]
+    assert (await router.candidates(request()))[1] == [
+        "shaky:r1: circuit open (3 consecutive failures, last: unavailable: 503 from the vendor)"]
 
 
 async def test_rate_limits_do_not_count_towards_the_circuit() -> None:
