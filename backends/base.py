@@ -126,6 +126,20 @@ class BackendResult:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+LoadState = Literal["loading", "ready", "failed"]
+
+
+@runtime_checkable
+class LoadsModel(Protocol):
+    """A backend that loads a model before it can serve (the in-process pipeline): readiness
+    waits for it, and the wiring starts it at boot."""
+
+    @property
+    def load_state(self) -> LoadState: ...
+
+    async def start(self) -> None: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """One vendor in one region, or one local worker."""

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from backends.base import Capabilities
+from backends.base import Capabilities, LoadState
 from backends.local.batching import BatchObserver, BatchOutcome, BatchPipeline, DynamicBatcher
 from backends.local.checkpoints import SUPPORTED_STEPS
 from backends.local.config import LocalBackendConfig
@@ -78,6 +78,12 @@ class LocalEngine:
     @property
     def ready(self) -> bool:
         return self.batcher is not None
+
+    @property
+    def load_state(self) -> LoadState:
+        if self.batcher is not None:
+            return "ready"
+        return "failed" if self.load_error is not None else "loading"
 
     @property
     def device(self) -> str:

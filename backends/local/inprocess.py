@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from backends.base import BackendResult, Capabilities, GeneratedImage
+from backends.base import BackendResult, Capabilities, GeneratedImage, LoadState
 from backends.local.config import LocalBackendConfig
 from backends.local.engine import LOCAL_CAPABILITIES, LocalEngine, PipelineFactory, load_real_pipeline
 from core.deadline import Deadline
@@ -43,6 +43,10 @@ class LocalPipelineBackend:
     @property
     def capabilities(self) -> Capabilities:
         return LOCAL_CAPABILITIES
+
+    @property
+    def load_state(self) -> LoadState:
+        return self.engine.load_state
 
     async def start(self) -> None:
         """Load and warm up now rather than on the first request."""

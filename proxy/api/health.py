@@ -7,7 +7,12 @@ from typing import Any
 from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from core.errors import retry_after_headers
 from proxy.metrics import REGISTRY
+from proxy.routing.readiness import assess
+
+NOT_READY_RETRY_AFTER_S = 5.0
+"""What a 503 from ``/readyz`` advertises: about one probe interval."""
 
 
 @get("/healthz", sync_to_thread=False)
@@ -18,22 +23,26 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz")
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]:
-    """Ready when the gateway is built, has a route, and its state store answers."""
+    """Ready when the gateway is built, its state store answers, no model is still loading and
+    at least one route can serve (see ``proxy.routing.readiness``)."""
     gateway = getattr(request.app.state, "gateway", None)
     problems: list[str] = []
+    routes: list[dict[str, object]] = []
     if gateway is None:
         problems.append("gateway not started")
-    elif not gateway.router.routes:
-        problems.append("no route enabled")
     else:
         try:
-            await gateway.state.get("readyz")
+            readiness = await assess(gateway.router.routes, gateway.router.health)
         except Exception as exc:  # any failure of the store means not ready
-            problems.append(f"state store: {type(exc).__name__}")
-    body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems}
-    if gateway is not None:
-        body["routes"] = [route.key for route in gateway.router.routes]
-    return Response(body, status_code=503 if problems else 200)
+            problems.append(f"state store: {type(exc).__name__}: {str(exc)[:200]}")
+        else:
+            problems += readiness.problems
+            routes = [entry.as_json() for entry in readiness.routes]
+    body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems,
+                               "routes": routes}
+    if problems:
+        return Response(body, status_code=503, headers=retry_after_headers(NOT_READY_RETRY_AFTER_S))
+    return Response(body)
 
 
 @get("/metrics", sync_to_thread=False)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
 from litestar.testing import AsyncTestClient
 
+from backends.local.config import LocalBackendConfig
+from backends.local.inprocess import LocalPipelineBackend
+from core.errors import VendorUnavailable
 from proxy.api.app import create_app
 from proxy.settings import Settings
-from tests.proxy.api.served_app import Client
+from tests.backends.local.gated_pipeline import GatedPipeline
+from tests.proxy.api.served_app import Client, Vendors, serving
+from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
 
 async def test_healthz_answers_ok(client: Client) -> None:
@@ -20,7 +27,9 @@ async def test_readyz_is_ready_with_routes_and_a_working_store(client: Client) -
     response = await client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "problems": [], "routes": ["runflow:eu", "eachlabs:us"]}
+    assert response.json() == {"status": "ready", "problems": [], "routes": [
+        {"route": "runflow:eu", "state": "closed", "reason": ""},
+        {"route": "eachlabs:us", "state": "closed", "reason": ""}]}
 
 
 async def test_readyz_is_not_ready_without_a_route() -> None:
@@ -29,6 +38,28 @@ async def test_readyz_is_not_ready_without_a_route() -> None:
 
     assert response.status_code == 503
     assert response.json()["problems"] == ["no route enabled"]
+    assert response.headers["retry-after"] == "5"
+
+
+async def test_readyz_is_not_ready_when_every_route_is_open_and_ready_again_when_a_probe_passes(
+    client: Client, vendors: Vendors
+) -> None:
+    for vendor in (vendors.text_only, vendors.editor):
+        vendor.script.extend([VendorUnavailable("down", status=500)] * 6)
+    for _ in range(2):  # two requests of three attempts each open both circuits (threshold 5)
+        assert (await client.post("/v1/images/generations", json={"prompt": "a kite"})).status_code == 503
+
+    out = await client.get("/readyz")
+    gateway = client.app.state.gateway
+    await gateway.router.health.probe_passed(gateway.router.routes[1])
+    back = await client.get("/readyz")
+
+    assert out.status_code == 503
+    assert out.headers["retry-after"] == "5"
+    assert out.json()["problems"][0].startswith("no route can serve: runflow:eu: circuit open (6 consecutive")
+    assert [route["state"] for route in out.json()["routes"]] == ["open", "open"]
+    assert back.status_code == 200
+    assert [route["state"] for route in back.json()["routes"]] == ["open", "half_open"]
 
 
 async def test_metrics_are_prometheus_text(client: Client) -> None:
@@ -41,3 +72,27 @@ async def test_metrics_are_prometheus_text(client: Client) -> None:
     for name in ("boltgate_requests_total", "boltgate_backend_attempts_total", "boltgate_images_total",
                  "boltgate_gateway_overhead_seconds_bucket"):
         assert name in response.text
+
+
+async def test_readyz_is_not_ready_while_the_in_process_pipeline_warms_up() -> None:
+    loaded = threading.Event()
+
+    def slow_factory(_: LocalBackendConfig) -> GatedPipeline:
+        loaded.wait(10)
+        return GatedPipeline()
+
+    local = LocalPipelineBackend(factory=slow_factory)
+    async with serving([route_to(local, priority=0), route_to(ScriptedBackend("runflow"))]) as client:
+        loading = local.engine.start_in_background()
+        warming = await client.get("/readyz")
+        loaded.set()
+        await loading
+        warm = await client.get("/readyz")
+        await local.aclose()
+
+    assert warming.status_code == 503
+    assert warming.json()["problems"] == ["warming up: local:in-process"]
+    assert warming.headers["retry-after"] == "5"
+    assert warm.status_code == 200
+    assert warm.json()["routes"][0] == {"route": "local:in-process", "state": "closed", "reason": "",
+                                        "model": "ready"}
