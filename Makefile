@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev redis-server lint typecheck pytest bench clean
+.PHONY: run test install install-dev system-tools lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,14 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/boltgate serve --host $(HOST) --port $(PORT)
 
-redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "installing redis-server (Debian package) for the tests"; \
-	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null || \
-	  (sudo apt-get update -qq && sudo apt-get install -y -qq redis-server) >/dev/null; }
+# Real parts for the tests, from Debian when missing: redis-server, and promtool (package prometheus).
+DEBIAN_TOOLS := redis-server:redis-server promtool:prometheus
+system-tools:
+	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages for the tests:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; fi
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -39,7 +42,7 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-pytest: install-dev redis-server
+pytest: install-dev system-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from proxy.metrics import REGISTRY
+from tests.promql_series import exported_series, metric_names, worker_registry_series
 
 GRAFANA = Path(__file__).resolve().parents[1] / "grafana"
 DASHBOARDS = sorted(GRAFANA.glob("*.json"))
@@ -31,43 +31,10 @@ WORKER_SERIES = {
     "boltgate_worker_gpu_seconds_total",
     "boltgate_worker_gpu_memory_bytes",
     "boltgate_worker_images_per_second",
+    "boltgate_worker_queue_rejections_total",
+    "boltgate_worker_requests_total",
+    "boltgate_worker_ready",
 }
-
-_SUFFIXES_BY_TYPE = {
-    "counter": ("_total", "_created"),
-    "gauge": ("",),
-    "histogram": ("_bucket", "_sum", "_count", "_created"),
-    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
-    "summary": ("", "_sum", "_count", "_created"),
-    "info": ("_info",),
-    "stateset": ("",),
-    "unknown": ("",),
-}
-_PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-                 "unless", "offset", "inf", "nan", "atan2"}
-
-
-def exported_series(registry: CollectorRegistry) -> set[str]:
-    """Series names a registry exposes, whether or not a labelled metric has a child yet."""
-    names: set[str] = set()
-    for family in registry.collect():
-        names.update(family.name + suffix for suffix in _SUFFIXES_BY_TYPE[family.type])
-        names.update(sample.name for sample in family.samples)
-    return names
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (functions, keywords and labels left out)."""
-    expr = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`', '""', expr)
-    expr = re.sub(r"\{[^{}]*\}", "", expr)
-    expr = re.sub(r"\[[^\[\]]*\]", "", expr)
-    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", expr)
-    names = set()
-    for match in re.finditer(r"(?<![\w$.])([A-Za-z_:][\w:]*)\b(?!\s*\()", expr):
-        if match.group(1).lower() not in _PROMQL_WORDS:
-            names.add(match.group(1))
-    return names
-
 
 def label_values_metric(query: str) -> set[str]:
     """The metric a ``label_values(metric, label)`` template variable reads, if any."""
@@ -97,13 +64,6 @@ def load(path: Path) -> dict[str, Any]:
     loaded = json.loads(path.read_text())
     assert isinstance(loaded, dict)
     return loaded
-
-
-def worker_registry_series() -> set[str]:
-    """The series the GPU worker exports (its registry is per instance)."""
-    from backends.local.worker_metrics import WorkerMetrics
-
-    return exported_series(WorkerMetrics().registry)
 
 
 def test_the_extractor_finds_metric_names_and_ignores_promql_syntax() -> None:

@@ -76,6 +76,9 @@ class BatchObserver(Protocol):
 
     def batch_finished(self, record: BatchRecord, images_per_second: float) -> None: ...
 
+    def queue_rejected(self) -> None:
+        """A request was turned away because the queue was full (the router fails over)."""
+
 
 class QueueFull(VendorUnavailable):
     """Too many requests wait already: come back later or go elsewhere."""
@@ -163,6 +166,8 @@ class DynamicBatcher:
         if self._closed:
             raise VendorUnavailable("the local pipeline is shutting down", status=503)
         if len(self._waiting) >= self.max_queue:
+            if self.observer is not None:
+                self.observer.queue_rejected()
             raise QueueFull(f"local queue full ({self.max_queue} waiting)", retry_after=self.retry_after())
         if self._collector is None:
             self._collector = asyncio.create_task(self._collect_forever(), name="boltgate-batcher")

@@ -52,6 +52,7 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
     metrics = WorkerMetrics()
     engine = LocalEngine(config, factory=factory, observer=metrics)
     metrics.track_gpu_memory(engine.memory_bytes)
+    metrics.track_readiness(lambda: engine.ready)
 
     @post("/v1/generate", status_code=200)
     async def generate(request: Request[Any, Any, Any]) -> Response[dict[str, object]]:
@@ -59,7 +60,12 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
             image_request = ImageRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise _invalid(exc) from exc
-        outcome = await engine.generate(image_request)
+        try:
+            outcome = await engine.generate(image_request)
+        except BoltgateError as exc:
+            metrics.request_answered(exc.status_code)
+            raise
+        metrics.request_answered(200)
         return Response({
             "images": [base64.b64encode(data).decode("ascii") for data in outcome.images],
             "format": image_request.output_format,

@@ -37,6 +37,26 @@ class WorkerMetrics:
             "boltgate_worker_images_per_second", "Images per pipeline-second over recent batches.",
             registry=self.registry)
 
+        self.queue_rejections = Counter(
+            "boltgate_worker_queue_rejections", "Requests turned away because the queue was full.",
+            registry=self.registry)
+        self.requests = Counter(
+            "boltgate_worker_requests", "Generate requests answered, by HTTP status.", ["status"],
+            registry=self.registry)
+        self.ready = Gauge(
+            "boltgate_worker_ready", "1 once the model is loaded and warmed up, else 0 (loading or failed).",
+            registry=self.registry)
+
+    def track_readiness(self, is_ready: Callable[[], bool]) -> None:
+        """Read readiness at every scrape, so the gauge can never be stale."""
+        self.ready.set_function(lambda: 1.0 if is_ready() else 0.0)
+
+    def queue_rejected(self) -> None:
+        self.queue_rejections.inc()
+
+    def request_answered(self, status: int) -> None:
+        self.requests.labels(str(status)).inc()
+
     def track_gpu_memory(self, read: Callable[[], float]) -> None:
         """Read GPU memory at every scrape (the pipeline loads after the metrics exist)."""
         self.gpu_memory.set_function(read)

@@ -12,6 +12,7 @@ from PIL import Image
 from backends.base import sniff_format
 from backends.local.batching import BatchPipeline, DynamicBatcher, QueueFull
 from backends.local.pipeline import LightningPipeline
+from backends.local.worker_metrics import WorkerMetrics
 from core.errors import VendorUnavailable
 from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
@@ -123,6 +124,8 @@ async def test_a_full_queue_refuses_at_once_with_retry_after(
     gated_pipeline: GatedPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
 ) -> None:
     batcher = make_batcher(gated_pipeline, max_batch_size=1, batch_window_ms=0, max_queue=2)
+    metrics = WorkerMetrics()
+    batcher.observer = metrics
     running = asyncio.create_task(batcher.submit(make_request(seed=1)))
     await asyncio.to_thread(gated_pipeline.started.wait, 5)
     waiting = [asyncio.create_task(batcher.submit(make_request(seed=seed))) for seed in (2, 3)]
@@ -134,6 +137,7 @@ async def test_a_full_queue_refuses_at_once_with_retry_after(
     assert raised.value.retry_after is not None and raised.value.retry_after >= 1
     assert raised.value.headers["Retry-After"].isdigit()
     assert (raised.value.status_code, raised.value.code) == (503, "queue_full")
+    assert metrics.registry.get_sample_value("boltgate_worker_queue_rejections_total") == 1
     gated_pipeline.gate.set()
     await asyncio.gather(running, *waiting)
     assert batcher.queue_depth == 0

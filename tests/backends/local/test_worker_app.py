@@ -112,6 +112,11 @@ async def test_a_full_queue_answers_503_with_retry_after(
     assert refused.json()["error"]["code"] == "queue_full"
     gated_pipeline.gate.set()
     assert [(await task).status_code for task in (running, queued)] == [200, 200]
+    metrics = (await gated_client.get("/metrics")).text
+    assert "boltgate_worker_queue_rejections_total 1.0" in metrics
+    assert 'boltgate_worker_requests_total{status="503"} 1.0' in metrics
+    assert 'boltgate_worker_requests_total{status="200"} 2.0' in metrics
+    assert "boltgate_worker_ready 1.0" in metrics
 
 
 async def test_is_not_ready_until_the_model_has_loaded(make_request: MakeRequest) -> None:
@@ -127,6 +132,7 @@ async def test_is_not_ready_until_the_model_has_loaded(make_request: MakeRequest
     with WorkerServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").json() == {"status": "loading"}
+        assert "boltgate_worker_ready 0.0" in client.get("/metrics").text
         early = client.post("/v1/generate", content=make_request().model_dump_json())
         assert early.status_code == 503 and "retry-after" in early.headers
         assert early.json()["error"]["code"] == "not_ready"

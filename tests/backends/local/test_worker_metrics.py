@@ -37,3 +37,21 @@ def test_each_worker_has_its_own_registry() -> None:
     first.batch_finished(BatchRecord(requests=1, images=2, seconds=0.1), images_per_second=20.0)
     assert _value(second, "boltgate_worker_images_total") == 0
     assert b"boltgate_worker_images_total 2.0" in first.render()
+
+
+def test_readiness_is_read_at_scrape_time_so_it_is_never_stale() -> None:
+    metrics = WorkerMetrics()
+    state = {"ready": False}
+    metrics.track_readiness(lambda: state["ready"])
+    assert _value(metrics, "boltgate_worker_ready") == 0
+    state["ready"] = True
+    assert _value(metrics, "boltgate_worker_ready") == 1
+
+
+def test_answers_are_counted_by_status() -> None:
+    metrics = WorkerMetrics()
+    metrics.request_answered(200)
+    metrics.request_answered(200)
+    metrics.request_answered(503)
+    assert _value(metrics, "boltgate_worker_requests_total", {"status": "200"}) == 2
+    assert _value(metrics, "boltgate_worker_requests_total", {"status": "503"}) == 1
