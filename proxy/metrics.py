@@ -44,8 +44,15 @@ FAILOVERS = Counter(
     ["from_backend", "reason"], registry=REGISTRY,
 )
 CIRCUIT_OPEN = Gauge(
-    "boltgate_circuit_open", "1 while a route's circuit breaker is open or the route is quarantined.",
+    "boltgate_circuit_open",
+    "1 while a route's circuit breaker is open or the route is quarantined; read from the shared state "
+    "store at scrape time, so every replica exports the same value.",
     ["backend", "region"], registry=REGISTRY,
+)
+ROUTE_STATE = Gauge(
+    "boltgate_route_state",
+    "1 for a route's current breaker state (closed, open, half_open, quarantined), read at scrape time.",
+    ["backend", "region", "state"], registry=REGISTRY,
 )
 IMAGES = Counter(
     "boltgate_images_total", "Images delivered to clients, by backend.",

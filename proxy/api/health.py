@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request, Response, get
@@ -9,7 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.errors import retry_after_headers
 from proxy.metrics import REGISTRY
-from proxy.routing.readiness import assess
+from proxy.routing.readiness import assess, export_route_states
+
+log = logging.getLogger(__name__)
 
 NOT_READY_RETRY_AFTER_S = 5.0
 """What a 503 from ``/readyz`` advertises: about one probe interval."""
@@ -45,6 +48,14 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]
     return Response(body)
 
 
-@get("/metrics", sync_to_thread=False)
-def metrics() -> Response[bytes]:
+@get("/metrics")
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text; the route-state gauges are read from the shared state first, so every
+    replica exports the same, current values."""
+    gateway = getattr(request.app.state, "gateway", None)
+    if gateway is not None:
+        try:
+            export_route_states(await assess(gateway.router.routes, gateway.router.health))
+        except Exception as exc:  # a failing store must not take the metrics down with it
+            log.warning("route states not refreshed for /metrics: %s: %s", type(exc).__name__, exc)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

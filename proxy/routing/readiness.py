@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from backends.base import LoadsModel
-from proxy.routing.health import RouteHealth, RouteStatus
+from proxy.metrics import CIRCUIT_OPEN, ROUTE_STATE, labelled
+from proxy.routing.health import CircuitState, RouteHealth, RouteStatus
 from proxy.routing.route import Route
 
 
 @dataclass(frozen=True, slots=True)
 class RouteReadiness:
-    route: str
+    route: Route
     status: RouteStatus
     load_state: str | None = None
     """For a backend that loads a model: loading, ready or failed."""
@@ -29,11 +30,11 @@ class RouteReadiness:
 
     def describe(self) -> str:
         if self.load_state in ("loading", "failed"):
-            return f"{self.route}: model {self.load_state}"
-        return f"{self.route}: {self.status.describe()}"
+            return f"{self.route.key}: model {self.load_state}"
+        return f"{self.route.key}: {self.status.describe()}"
 
     def as_json(self) -> dict[str, object]:
-        body: dict[str, object] = {"route": self.route, "state": self.status.state.value,
+        body: dict[str, object] = {"route": self.route.key, "state": self.status.state.value,
                                    "reason": self.status.reason}
         if self.load_state is not None:
             body["model"] = self.load_state
@@ -57,10 +58,19 @@ async def assess(routes: Sequence[Route], health: RouteHealth) -> Readiness:
         return readiness
     for route in routes:
         load_state = route.backend.load_state if isinstance(route.backend, LoadsModel) else None
-        readiness.routes.append(RouteReadiness(route.key, await health.status(route), load_state))
-    warming = [entry.route for entry in readiness.routes if entry.load_state == "loading"]
+        readiness.routes.append(RouteReadiness(route, await health.status(route), load_state))
+    warming = [entry.route.key for entry in readiness.routes if entry.load_state == "loading"]
     if warming:
         readiness.problems.append("warming up: " + ", ".join(warming))
     elif not any(entry.serving for entry in readiness.routes):
         readiness.problems.append("no route can serve: " + "; ".join(entry.describe() for entry in readiness.routes))
     return readiness
+
+
+def export_route_states(readiness: Readiness) -> None:
+    """Set the breaker gauges from the shared state just read (called at scrape time)."""
+    for entry in readiness.routes:
+        vendor, region = entry.route.vendor, entry.route.region
+        labelled(CIRCUIT_OPEN, vendor, region).set(0 if entry.status.serving else 1)
+        for state in CircuitState:
+            labelled(ROUTE_STATE, vendor, region, state.value).set(1 if entry.status.state is state else 0)

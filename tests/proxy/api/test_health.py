@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from litestar.testing import AsyncTestClient
@@ -10,7 +11,8 @@ from backends.local.config import LocalBackendConfig
 from backends.local.inprocess import LocalPipelineBackend
 from core.errors import VendorUnavailable
 from proxy.api.app import create_app
-from proxy.settings import Settings
+from proxy.routing.health import RouteHealth
+from proxy.settings import BreakerConfig, Settings
 from tests.backends.local.gated_pipeline import GatedPipeline
 from tests.proxy.api.served_app import Client, Vendors, serving
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
@@ -96,3 +98,21 @@ async def test_readyz_is_not_ready_while_the_in_process_pipeline_warms_up() -> N
     assert warm.status_code == 200
     assert warm.json()["routes"][0] == {"route": "local:in-process", "state": "closed", "reason": "",
                                         "model": "ready"}
+
+
+async def test_the_circuit_gauge_is_read_from_the_shared_state_at_scrape_time(client: Client) -> None:
+    gateway = client.app.state.gateway
+    route = gateway.router.routes[0]
+    other_replica = RouteHealth(gateway.router.health.store, BreakerConfig(failure_threshold=1, open_s=0.2))
+    open_line = 'boltgate_circuit_open{backend="runflow",region="eu"} 1.0'
+    closed_line = 'boltgate_circuit_open{backend="runflow",region="eu"} 0.0'
+
+    await other_replica.record_failure(route, "timeout")  # opened by another replica, not this one
+    while_open = (await client.get("/metrics")).text
+    await asyncio.sleep(0.25)  # the breaker expires in the store: nothing left open
+    after = (await client.get("/metrics")).text
+
+    assert open_line in while_open
+    assert 'boltgate_route_state{backend="runflow",region="eu",state="open"} 1.0' in while_open
+    assert closed_line in after
+    assert 'boltgate_route_state{backend="runflow",region="eu",state="closed"} 1.0' in after
