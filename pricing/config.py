@@ -34,6 +34,21 @@ class VendorPriceOverride(BaseModel):
     scale_with_steps: bool | None = None
 
 
+class KeyLimits(BaseModel):
+    """How fast one client key may go, shared by every replica; None: no limit on that count."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    images_per_minute: int | None = Field(default=None, ge=1)
+    """Images asked for (``n``) per minute."""
+    concurrent_requests: int | None = Field(default=None, ge=1)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.requests_per_minute is None and self.images_per_minute is None and self.concurrent_requests is None
+
+
 class KeyPolicy(BaseModel):
     """A client key written in config (its value comes from the environment, never a file)."""
 
@@ -41,6 +56,8 @@ class KeyPolicy(BaseModel):
 
     name: str = "static"
     budget_credits: Decimal | None = Field(default=None, ge=0)
+    limits: KeyLimits | None = None
+    """This key's rate limits; None: the gateway's ``rate_limits``."""
 
 
 class PricingConfig(BaseModel):

@@ -25,6 +25,7 @@ from proxy.billing import Billing
 from proxy.images.convert import to_format
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
+from proxy.rate_limits import KeyRateLimiter
 from proxy.routing.router import RoutedResult, Router
 
 REPLAY_TTL_S = 24 * 3600.0
@@ -41,16 +42,31 @@ class ImagesResponse:
 
 class Gateway:
     def __init__(self, router: Router, images: ImageStore, state: StateStore, billing: Billing, *,
-                 deadline_s: float, public_base_url: str | None = None) -> None:
+                 deadline_s: float, public_base_url: str | None = None,
+                 rate_limiter: KeyRateLimiter | None = None) -> None:
         self.router = router
         self.images = images
         self.state = state
         self.billing = billing
         self.deadline_s = deadline_s
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.rate_limiter = rate_limiter
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
                        idempotency_key: str | None = None) -> ImagesResponse:
+        """Serve ``request`` for ``key``, within the key's rate limits (429 beyond them)."""
+        if self.rate_limiter is None:
+            return await self._generate_or_replay(request, base_url, key, idempotency_key)
+        admission = await self.rate_limiter.admit(key, request.n)
+        try:
+            served = await self._generate_or_replay(request, base_url, key, idempotency_key)
+        finally:
+            await admission.release()
+        served.headers.update(admission.headers)
+        return served
+
+    async def _generate_or_replay(self, request: ImageRequest, base_url: str, key: KeyRecord,
+                                  idempotency_key: str | None) -> ImagesResponse:
         if idempotency_key is None:
             return await self._generate(request, base_url, key)
         ledger = self.billing.ledger

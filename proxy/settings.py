@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from pricing.config import KeyPolicy, PricingConfig
+from pricing.config import KeyLimits, KeyPolicy, PricingConfig
 
 VendorName = Literal["callmissed", "runflow", "eachlabs", "imageapi", "aigateway", "worker", "local"]
 
@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     api_keys: dict[str, KeyPolicy] = Field(default_factory=dict)
     """Client keys and their budgets, e.g. ``BOLTGATE_API_KEYS='{"bg-dev": {"budget_credits": 500}}'``
     (from the environment: a key is a secret and does not belong in the file)."""
+    rate_limits: KeyLimits = Field(default_factory=KeyLimits)
+    """Every key's rate limits unless it has its own (``api_keys.<key>.limits``); unlimited by default.
+    Counted in the state store, so replicas sharing Redis share them."""
     admin_token: SecretStr | None = None
     """Bearer token for ``/v1/admin/keys`` (create and revoke client keys)."""
     require_api_key: bool | None = None

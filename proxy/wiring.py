@@ -19,6 +19,7 @@ from core.state.memory import MemoryStateStore
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
+from proxy.rate_limits import KeyRateLimiter
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.routing.router import Router
@@ -27,6 +28,9 @@ from proxy.settings import RegionConfig, RouteConfig, Settings
 log = logging.getLogger("boltgate")
 
 Closer = Callable[[], Awaitable[None]]
+
+LEASE_SLACK_S = 30.0
+"""A concurrency lease outlives the request's deadline by this much (converting, storing images)."""
 
 
 @dataclass(slots=True)
@@ -133,8 +137,9 @@ async def build_gateway(settings: Settings) -> Running:
         policy=settings.routing_policy, price_of=billing.price_of,
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
     )
+    rate_limiter = KeyRateLimiter(state, settings.rate_limits, lease_ttl_s=settings.deadline_s + LEASE_SLACK_S)
     gateway = Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
-                      public_base_url=settings.public_base_url)
+                      public_base_url=settings.public_base_url, rate_limiter=rate_limiter)
     if notice:
         log.warning(notice)
     return Running(gateway, running_closers, notice)

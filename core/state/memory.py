@@ -11,6 +11,7 @@ class MemoryStateStore:
     def __init__(self) -> None:
         self._values: dict[str, bytes | int | dict[str, int]] = {}
         self._expiry: dict[str, float] = {}
+        self._leases: dict[str, dict[str, float]] = {}
 
     def _live(self, key: str) -> bool:
         expires = self._expiry.get(key)
@@ -65,12 +66,28 @@ class MemoryStateStore:
             self._expire_in(key, ttl)
         return value
 
-    async def incr_within(self, key: str, amount: int, limit: int) -> int | None:
+    async def incr_within(self, key: str, amount: int, limit: int, ttl: float | None = None) -> int | None:
+        created = not self._live(key)
         value = self._int(key) + amount
         if value > limit:
             return None
         self._values[key] = value
+        if created and ttl is not None:
+            self._expire_in(key, ttl)
         return value
+
+    async def acquire_lease(self, key: str, holder: str, limit: int, ttl: float) -> int | None:
+        now = time.monotonic()
+        leases = {name: ends for name, ends in self._leases.get(key, {}).items() if ends > now}
+        if holder not in leases and len(leases) >= limit:
+            self._leases[key] = leases
+            return None
+        leases[holder] = now + ttl
+        self._leases[key] = leases
+        return len(leases)
+
+    async def release_lease(self, key: str, holder: str) -> None:
+        self._leases.get(key, {}).pop(holder, None)
 
     async def hincr(self, key: str, field: str, amount: int) -> int:
         if not self._live(key):
@@ -97,3 +114,4 @@ class MemoryStateStore:
     async def aclose(self) -> None:
         self._values.clear()
         self._expiry.clear()
+        self._leases.clear()

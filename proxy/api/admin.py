@@ -13,6 +13,7 @@ from litestar import Request, delete, get, post
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from pricing.config import KeyLimits
 from pricing.keys import KeyRecord
 from proxy.billing import bearer_token
 from proxy.gateway import Gateway
@@ -25,6 +26,7 @@ class NewKey(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     budget_credits: Decimal | None = Field(default=None, ge=0)
+    limits: KeyLimits | None = None
 
 
 def _admin_gateway(request: AnyRequest) -> Gateway:
@@ -48,6 +50,7 @@ def _describe(record: KeyRecord) -> dict[str, object]:
         "created": record.created.isoformat(),
         "revoked": record.revoked,
         "static": record.static,
+        "limits": None if record.limits is None else record.limits.model_dump(),
     }
 
 
@@ -60,7 +63,7 @@ async def create_key(request: AnyRequest) -> dict[str, object]:
         first = error.errors(include_url=False)[0]
         param = str(first["loc"][0]) if first["loc"] else None
         raise InvalidRequest(f"Invalid '{param}': {first['msg']}", param=param) from error
-    key, record = await gateway.billing.keys.create(new.name, new.budget_credits)
+    key, record = await gateway.billing.keys.create(new.name, new.budget_credits, new.limits)
     return {"key": key, **_describe(record)}
 
 
