@@ -54,6 +54,10 @@ ROUTE_STATE = Gauge(
     "1 for a route's current breaker state (closed, open, half_open, quarantined), read at scrape time.",
     ["backend", "region", "state"], registry=REGISTRY,
 )
+PROBES = Counter(
+    "boltgate_probes_total", "Health probes this replica ran, by outcome (ok, failed, key_refused).",
+    ["backend", "region", "outcome"], registry=REGISTRY,
+)
 IMAGES = Counter(
     "boltgate_images_total", "Images delivered to clients, by backend.",
     ["backend"], registry=REGISTRY,

@@ -117,6 +117,15 @@ class BreakerConfig(BaseModel):
     """How long a half-open route waits for a verdict from its trial requests."""
 
 
+class ProbeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    interval_s: float = Field(default=15.0, gt=0)
+    """Each route is probed at most once per interval, across every replica sharing the state."""
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOLTGATE_", env_nested_delimiter="__", extra="forbid")
 
@@ -131,6 +140,7 @@ class Settings(BaseSettings):
     deadline_s: float = Field(default=60.0, gt=0)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    probes: ProbeConfig = Field(default_factory=ProbeConfig)
     content_filter_action: Literal["failover", "reject"] = "failover"
     simulators: Literal["auto", "on", "off"] = "auto"
     """``auto``: serve from the built-in vendor simulators when no route is enabled."""

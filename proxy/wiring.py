@@ -21,6 +21,7 @@ from proxy.gateway import Gateway
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
 from proxy.rate_limits import KeyRateLimiter
 from proxy.routing.health import RouteHealth
+from proxy.routing.prober import HealthProber
 from proxy.routing.route import Route
 from proxy.routing.router import Router
 from proxy.settings import RegionConfig, RouteConfig, Settings
@@ -132,14 +133,19 @@ async def build_gateway(settings: Settings) -> Running:
     )
     billing = Billing(state, settings.pricing, settings.api_keys, require_key=settings.keys_required)
     billing.check_priced(route.vendor for route in routes)
+    health = RouteHealth(state, settings.breaker)
     router = Router(
-        routes, RouteHealth(state, settings.breaker), settings.retry,
+        routes, health, settings.retry,
         policy=settings.routing_policy, price_of=billing.price_of,
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
     )
     rate_limiter = KeyRateLimiter(state, settings.rate_limits, lease_ttl_s=settings.deadline_s + LEASE_SLACK_S)
     gateway = Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
                       public_base_url=settings.public_base_url, rate_limiter=rate_limiter)
+    if settings.probes.enabled:
+        prober = HealthProber(routes, health, settings.probes)
+        prober.start()
+        running_closers.append(prober.stop)
     if notice:
         log.warning(notice)
     return Running(gateway, running_closers, notice)

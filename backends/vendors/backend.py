@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import orjson
 
-from backends.base import BackendResult, Capabilities, GeneratedImage
+from backends.base import BackendResult, Capabilities, GeneratedImage, ProbeOutcome
 from backends.vendors.classify import classify_status
 from backends.vendors.http_client import AiohttpClient, HttpClient, HttpxClient
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
 from backends.vendors.polling import poll_job
+from backends.vendors.probes import PROBES
 from backends.vendors.spec import VendorSpec
 from core.deadline import Deadline
-from core.errors import ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
+from core.errors import BackendError, ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,19 @@ class VendorBackend:
         if answer.status != 200:
             raise VendorProtocolError(f"{self.vendor} output URL answered {answer.status}", status=answer.status)
         return GeneratedImage(data=answer.body)
+
+    async def probe(self, timeout_s: float) -> ProbeOutcome:
+        """One free request that says whether this vendor answers (see ``probes.PROBES``)."""
+        spec = PROBES.get(self.vendor)
+        if spec is None:
+            return ProbeOutcome(True, "no probe defined for this vendor")
+        started = time.monotonic()
+        try:
+            answer = await self._http.request(spec.method, self.base_url + spec.path(self.options),
+                                              self._headers, None, timeout_s)
+        except BackendError as exc:
+            return ProbeOutcome(False, exc.message, time.monotonic() - started)
+        return spec.verdict(answer.status, time.monotonic() - started)
 
     async def aclose(self) -> None:
         await self._http.aclose()

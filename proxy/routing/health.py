@@ -5,7 +5,8 @@ every replica reads the same state.
 - **open**: out for ``open_s`` (a failure streak, or a failed health probe). When that runs out
   it is tried again, and one more failure re-opens it at once (the streak is still counted).
 - **quarantined**: out for ``quarantine_s`` after a vendor refused our key or credit.
-- **half-open**: a passing health probe brought an open or quarantined route back; at most
+- **half-open**: a passing health probe brought an open route back (a quarantined one only
+  when the probe used our key); at most
   ``half_open_trials`` requests are let through (across replicas) until one succeeds (closed)
   or one fails (open again). Unused, it closes after ``half_open_s``.
 
@@ -116,10 +117,11 @@ class RouteHealth:
     async def quarantine(self, route: Route, reason: str = "the vendor refused our key or credit") -> None:
         await self._enter(route, CircuitState.QUARANTINED, reason, self.config.quarantine_s)
 
-    async def probe_passed(self, route: Route) -> None:
-        """A health probe answered: an open or quarantined route comes back half-open."""
+    async def probe_passed(self, route: Route, *, verifies_key: bool = True) -> None:
+        """A health probe answered: an open route comes back half-open, and so does a
+        quarantined one when the probe used our key (else it says nothing about the key)."""
         status = await self.status(route)
-        if status.state in (CircuitState.OPEN, CircuitState.QUARANTINED):
+        if status.state is CircuitState.OPEN or (status.state is CircuitState.QUARANTINED and verifies_key):
             await self.store.set(self._key(route, "trials"), b"0", ttl=self.config.half_open_s)
             await self._enter(route, CircuitState.HALF_OPEN, f"probe passed after {status.describe()}",
                               self.config.half_open_s)

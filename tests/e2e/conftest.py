@@ -56,6 +56,7 @@ def gateway() -> Iterator[StartGateway]:
 
     def start(*routes: RouteConfig, **settings: Any) -> GatewayServer:
         settings.setdefault("simulators", "off")
+        settings.setdefault("probes", {"enabled": False})  # tests that count vendor requests; see test_probes
         settings.setdefault("retry", {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "jitter_s": 0.05})
         server = GatewayServer(Settings(routes=list(routes), **settings)).start()
         started.append(server)

@@ -3,6 +3,7 @@
 Each call to ``generate`` takes the next step of the script: ``"ok"`` answers ``n`` noisy PNGs,
 ``"hang"`` never answers (the router's deadline must cut it), a ``BackendError`` instance is
 raised, a ``BackendResult`` is returned as is. Once the script runs out every call is ``"ok"``.
+Health probes play ``probe_script`` the same way (passing once it runs out).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Literal
 
 from PIL import Image
 
-from backends.base import BackendResult, Capabilities, GeneratedImage
+from backends.base import BackendResult, Capabilities, GeneratedImage, ProbeOutcome
 from core.deadline import Deadline
 from core.errors import BackendError
 from core.request import ImageRequest
@@ -66,6 +67,8 @@ class ScriptedBackend:
     calls: list[ImageRequest] = field(default_factory=list)
     call_times: list[float] = field(default_factory=list)
     closed: bool = False
+    probe_script: deque[ProbeOutcome] = field(default_factory=deque)
+    probes: int = 0
 
     @classmethod
     def playing(cls, vendor: str, *steps: Step, region: str = "r1",
@@ -83,6 +86,10 @@ class ScriptedBackend:
         if isinstance(step, BackendResult):
             return step
         return images(request.n)
+
+    async def probe(self, timeout_s: float) -> ProbeOutcome:
+        self.probes += 1
+        return self.probe_script.popleft() if self.probe_script else ProbeOutcome(True, "scripted pass")
 
     async def aclose(self) -> None:
         self.closed = True
