@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
@@ -92,7 +92,6 @@ class Capabilities:
     max_n: int = 4
     image_to_image: bool = False
     negative_prompt: bool = True
-    seed: bool = True
     output_formats: frozenset[str] = frozenset({"png", "jpeg"})
     fixed_steps: frozenset[int] | None = None
     """When set, the only step counts served (the local Lightning checkpoints: 1, 2, 4, 8)."""
@@ -123,7 +122,6 @@ class BackendResult:
     vendor_cost_usd: Decimal | None = None
     """Cost the vendor itself reported (Runflow's ``cost``), kept for reconciliation."""
     vendor_request_id: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 LoadState = Literal["loading", "ready", "failed"]

@@ -23,9 +23,6 @@ class Deadline:
     def expired(self) -> bool:
         return time.monotonic() >= self.expires_at
 
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
     def cap(self, timeout: float) -> float:
         """The smaller of ``timeout`` and the time left."""
         return min(timeout, self.remaining())

@@ -1,9 +1,11 @@
 """The one error hierarchy of boltgate, mapped to HTTP in exactly one place (``proxy.api.errors``).
 
-Everything the gateway can refuse or fail with is one of these classes. Vendor adapters
-classify a vendor's answer *at the adapter boundary* from status codes and typed fields (never
-from message strings) into a ``BackendError``; the router decides from the class alone whether
-to retry the same route, fail over, or give up::
+Every error class the gateway raises is one of these (a test checks that no other module of
+``core``, ``pricing``, ``backends`` or ``proxy`` defines one; the vendor simulators, which play
+other companies' servers, keep their own). Vendor adapters classify a vendor's answer *at the
+adapter boundary* from status codes and typed fields (never from message strings) into a
+``BackendError``; the router decides from the class alone whether to retry the same route, fail
+over, or give up, and billing reads what the vendor charged from the error's typed fields::
 
     BoltgateError                      any error the gateway reports (status, type, code, param)
     ├── ClientError                    the request itself is wrong; never retried
@@ -22,13 +24,23 @@ to retry the same route, fail over, or give up::
     │   ├── KeyRateLimited             429 rate_limit_exceeded: the client's key is over its limits
     │   └── UpstreamRateLimited        429 upstream_rate_limited: every route tried answered 429
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt, Retry-After
-    └── BackendError                   one route failed; the router reads these flags:
+    ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
+    │   ├── CatalogError               a price catalog file or override that cannot be read as prices
+    │   └── UnknownVendor              a vendor the price catalog has no price for
+    └── BackendError                   one route failed; the router reads its flags, billing its
+        │                              ``billed``, ``run_seconds`` and ``vendor_cost_usd``
         ├── RetryableBackendError      retry the same route with backoff, then fail over
         │   ├── VendorUnavailable      connect error, 5xx
+        │   │   ├── QueueFull          the local worker's queue is full: 503 + Retry-After
+        │   │   ├── NotReady           the local model is loading or failed to: 503 + Retry-After
+        │   │   └── PipelineFailed     the local pipeline raised on a batch (OOM, CUDA): 500
         │   ├── VendorRateLimited      429 (carries Retry-After when the vendor sent it)
         │   ├── VendorTimeout          the attempt's time ran out
         │   └── VendorProtocolError    a body we cannot read (logged, truncated)
         ├── VendorAuthError            401/402/403 from the vendor: route quarantined, fail over
+        ├── VendorNotFound             404 from the vendor: our model path or account is wrong there
+        ├── JobAbandoned               a polled job outlived its time budget and was cancelled
+        ├── JobFailed                  the vendor ran the job and it failed (maybe billed): fail over
         ├── ContentFiltered            blank/NSFW image: fail over or 400, never charged
         └── VendorRejectedRequest      other 4xx: the request is wrong for every route; not retried
 """
@@ -38,6 +50,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 DEFAULT_RETRY_AFTER_S = 1.0
 """The wait a 503 or 429 advertises when nothing better is known."""
@@ -233,8 +246,39 @@ class NoBackendAvailable(BoltgateError):
         self.retry_after = retry_after
 
 
+class ConfigurationError(BoltgateError):
+    """The deployment's configuration names something the gateway cannot serve; raised at startup."""
+
+    status_code = 500
+    error_type = "server_error"
+    code = "configuration_error"
+
+
+class CatalogError(ConfigurationError):
+    """A catalog file or override that cannot be read as prices."""
+
+    code = "catalog_error"
+
+
+class UnknownVendor(ConfigurationError):
+    """A vendor with no entry in the price catalog: a route to it could bill nothing."""
+
+    code = "unknown_vendor"
+
+    def __init__(self, vendor: str, known: Sequence[str]) -> None:
+        super().__init__(f"no price for vendor {vendor!r}; the catalog lists {', '.join(known)}")
+        self.vendor = vendor
+        self.known = list(known)
+
+
 class BackendError(BoltgateError):
-    """One route failed. Adapters raise these; the router consumes them."""
+    """One route failed. Adapters raise these; the router consumes them.
+
+    The flags (class attributes) tell the router what to do; the vendor's facts (instance
+    fields) tell billing what the failed attempt cost the gateway: ``billed`` says the vendor
+    charged for it anyway, ``vendor_cost_usd`` is the amount it reported, else ``run_seconds``
+    prices it from the catalog.
+    """
 
     status_code = 502
     error_type = "server_error"
@@ -248,11 +292,18 @@ class BackendError(BoltgateError):
     outcome: str = "error"
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
-                 param: str | None = None, vendor_code: str | None = None) -> None:
+                 param: str | None = None, vendor_code: str | None = None, billed: bool = False,
+                 run_seconds: float | None = None, vendor_cost_usd: Decimal | None = None) -> None:
         super().__init__(message, param=param)
         self.status = status
         self.retry_after = retry_after
         self.vendor_code = vendor_code
+        self.billed: bool = billed
+        """The vendor charged for this failed attempt: a gateway loss, never the client's."""
+        self.run_seconds: float | None = run_seconds
+        """Run time the vendor reported (and bills by), when it did."""
+        self.vendor_cost_usd: Decimal | None = vendor_cost_usd
+        """What the vendor said the attempt cost, when it said."""
 
 
 class RetryableBackendError(BackendError):
@@ -261,6 +312,39 @@ class RetryableBackendError(BackendError):
 
 class VendorUnavailable(RetryableBackendError):
     outcome = "unavailable"
+
+
+def _retry_after_header(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(math.ceil(seconds))}
+
+
+class QueueFull(VendorUnavailable):
+    """Too many requests wait already at the local worker: come back later or go elsewhere."""
+
+    status_code = 503
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, status=503, retry_after=retry_after)
+        self.headers = _retry_after_header(retry_after)
+
+
+class NotReady(VendorUnavailable):
+    """The local model is still loading (or failed to): try another route."""
+
+    status_code = 503
+    code = "not_ready"
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message, status=503, retry_after=retry_after)
+        self.headers = _retry_after_header(retry_after)
+
+
+class PipelineFailed(VendorUnavailable):
+    """The local pipeline raised on a batch (out of memory, a CUDA error): this worker, not the request."""
+
+    status_code = 500
+    code = "pipeline_failed"
 
 
 class VendorRateLimited(RetryableBackendError):
@@ -278,6 +362,30 @@ class VendorProtocolError(RetryableBackendError):
 class VendorAuthError(BackendError):
     quarantine = True
     outcome = "auth_error"
+
+
+class VendorNotFound(BackendError):
+    """404 from the vendor: our model path or account is wrong there; try the next route."""
+
+    outcome = "not_found"
+
+
+class JobAbandoned(BackendError):
+    """A polled job did not finish within its time budget; it was cancelled. Fail over, don't retry."""
+
+    outcome = "job_abandoned"
+
+
+class JobFailed(BackendError):
+    """The vendor ran the job and it failed; another vendor may well succeed."""
+
+    outcome = "job_failed"
+
+    def __init__(self, message: str, *, billed: bool, vendor_code: str | None = None,
+                 run_seconds: float | None = None, vendor_cost_usd: Decimal | None = None) -> None:
+        # ``billed`` has no default here: whoever reads a failed job must say whether it cost money.
+        super().__init__(message, vendor_code=vendor_code, billed=billed, run_seconds=run_seconds,
+                         vendor_cost_usd=vendor_cost_usd)
 
 
 class ContentFiltered(BackendError):

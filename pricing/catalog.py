@@ -15,23 +15,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.errors import CatalogError, UnknownVendor
 from core.request import ImageRequest
 from pricing.config import PricingConfig, VendorPriceOverride
 from pricing.quote import DisplayAmount, Quote, compute_quote
 from pricing.vendor_price import VendorPrice
 
-__all__ = ["CatalogError", "DisplayAmount", "PriceCatalog", "Quote", "UnknownVendor", "VendorPrice"]
-
-
-class CatalogError(ValueError):
-    """A catalog file or override that cannot be read as prices."""
-
-
-class UnknownVendor(KeyError):
-    """A vendor with no entry in the catalog."""
-
-    def __str__(self) -> str:
-        return f"no price for vendor {self.args[0]!r}; the catalog lists {', '.join(self.args[1])}"
+__all__ = ["DisplayAmount", "PriceCatalog", "Quote", "VendorPrice"]
 
 
 def read_catalog_text(text: str, source: str) -> dict[str, VendorPriceOverride]:
@@ -112,7 +102,7 @@ class PriceCatalog:
         """Price ``request`` on ``vendor``; see ``pricing.quote`` for the formula and rounding.
 
         ``run_seconds=None`` gives an estimate (routing, ceilings, reservations); the vendor's
-        reported run time gives the final bill. Raises ``UnknownVendor`` (a ``KeyError``).
+        reported run time gives the final bill. Raises ``UnknownVendor``.
         """
         return compute_quote(self.price(vendor), self.config, request, run_seconds=run_seconds, images=images)
 

@@ -137,10 +137,6 @@ class ApiKeyRegistry:
         record = await self.get(key_id_of(key))
         return None if record is None or record.revoked else record
 
-    async def revoke(self, key: str) -> bool:
-        """Revoke by the key itself; True when the key existed."""
-        return await self.revoke_id(key_id_of(key))
-
     async def revoke_id(self, key_id: str) -> bool:
         """Revoke by key id (what admins see); True when the key existed."""
         record = await self.get(key_id)

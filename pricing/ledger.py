@@ -142,20 +142,6 @@ class Ledger:
         await self._store.hincr(f"{self._ledger}:losses:vendor_attempts", vendor, 1)
         await self._store.hincr(f"{self._ledger}:losses:day_usd", day, micros)
 
-    async def losses(self) -> dict[str, object]:
-        """Losses in total, by vendor (USD and attempts) and by UTC date."""
-        by_vendor = await self._store.hgetall(f"{self._ledger}:losses:vendor_usd")
-        attempts = await self._store.hgetall(f"{self._ledger}:losses:vendor_attempts")
-        by_day = await self._store.hgetall(f"{self._ledger}:losses:day_usd")
-        return {
-            "total_usd": format_usd(from_micro_usd(sum(by_vendor.values()))),
-            "by_vendor": {
-                v: {"usd": format_usd(from_micro_usd(m)), "attempts": attempts.get(v, 0)}
-                for v, m in sorted(by_vendor.items())
-            },
-            "by_day": {d: format_usd(from_micro_usd(m)) for d, m in sorted(by_day.items())},
-        }
-
     async def usage(self, api_key: str, budget_credits: Decimal | None = None) -> dict[str, object]:
         """Spend by UTC date and by vendor, the total, what is reserved, and what remains.
 

@@ -16,7 +16,6 @@ USD_QUANTUM = Decimal("0.000001")
 CREDIT_QUANTUM = Decimal("0.0001")
 DISPLAY_QUANTUM = Decimal("0.0001")
 """Display amounts keep 4 places: a tenth of a cent in INR is still visible on a cheap image."""
-MICROS_PER_USD = 1_000_000
 
 
 def round_usd(amount: Decimal) -> Decimal:

@@ -118,9 +118,8 @@ class Billing:
 
     async def record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
         """A failed attempt the vendor billed anyway: the gateway's loss, never the client's."""
-        reported: Decimal | None = getattr(error, "vendor_cost_usd", None)
+        reported = error.vendor_cost_usd
         if reported is None:
-            run_seconds = getattr(error, "run_seconds", None)
-            reported = self.quote(route.vendor, request, run_seconds=run_seconds).upstream_usd
+            reported = self.quote(route.vendor, request, run_seconds=error.run_seconds).upstream_usd
         await self.ledger.record_loss(route.vendor, reported)
         labelled(GATEWAY_LOSS_USD, route.vendor).inc(float(reported))

@@ -1,31 +1,46 @@
-"""The embedded demo: the five vendor simulators on loopback, routed to like real vendors."""
+"""The embedded demo: the five vendor simulators on loopback, described as routes to real vendors.
+
+The demo only starts the simulators and says how to reach them (route configs and the keys they
+accept); ``proxy.wiring`` builds the routes, exactly as it does for vendors named in the settings.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-from proxy.routing.route import Route
+from backends.simulators import SimulatorServer, start_simulators, stop_simulators
 from proxy.settings import RegionConfig, RouteConfig
-from proxy.wiring import Closer, build_routes
 
 DEMO_PRIORITIES = {"aigateway": 10, "runflow": 20, "eachlabs": 30, "imageapi": 40, "callmissed": 50}
 """Cheapest first, as an operator would likely order them."""
 
 
-def simulator_routes() -> tuple[list[Route], str, Closer]:
-    """Start every simulator; the routes to them, a description, and how to stop them."""
-    from backends.simulators import start_simulators, stop_simulators
+@dataclass(frozen=True, slots=True)
+class SimulatorDemo:
+    """Running simulators: a route config and the key each one accepts, per vendor."""
 
+    configs: list[RouteConfig]
+    keys: dict[str, str]
+    described: str
+    """Where each simulator listens, for the notice the gateway logs."""
+    servers: tuple[SimulatorServer, ...]
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(stop_simulators, self.servers)
+
+
+def start_simulator_demo() -> SimulatorDemo:
+    """Start every simulator on a free loopback port."""
     servers = start_simulators()
     configs = [
         RouteConfig(vendor=vendor, priority=DEMO_PRIORITIES.get(vendor, 100),
                     regions=[RegionConfig(name="sim", base_url=server.base_url)], timeout_s=15)
         for vendor, server in servers.items()
     ]
-    routes = build_routes(configs, keys={vendor: server.api_key for vendor, server in servers.items()})
-    described = ", ".join(f"{vendor} at {server.base_url}" for vendor, server in servers.items())
-
-    async def stop() -> None:
-        await asyncio.to_thread(stop_simulators, servers.values())
-
-    return routes, described, stop
+    return SimulatorDemo(
+        configs=configs,
+        keys={vendor: server.api_key for vendor, server in servers.items()},
+        described=", ".join(f"{vendor} at {server.base_url}" for vendor, server in servers.items()),
+        servers=tuple(servers.values()),
+    )

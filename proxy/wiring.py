@@ -43,8 +43,13 @@ class Running:
     notice: str = ""
 
     async def aclose(self) -> None:
-        for close in reversed(self.closers):
-            await close()
+        await close_all(self.closers)
+
+
+async def close_all(closers: list[Closer]) -> None:
+    """Close in the reverse order of opening: what was built last depends on what came before."""
+    for close in reversed(closers):
+        await close()
 
 
 def build_state(settings: Settings) -> StateStore:
@@ -69,11 +74,19 @@ def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None)
     )
 
 
-def build_routes(configs: list[RouteConfig], keys: dict[str, str] | None = None) -> list[Route]:
-    """One ``Route`` per vendor region; ``keys`` overrides the keys read from the environment."""
+KeyedRoute = tuple[RouteConfig, str | None]
+"""A vendor account and the key to call it with (None for keyless backends)."""
+
+
+def keyed_from_environment(configs: list[RouteConfig]) -> list[KeyedRoute]:
+    """Each route with the key its ``key_env`` variable holds."""
+    return [(config, config.api_key()) for config in configs]
+
+
+def build_routes(accounts: list[KeyedRoute]) -> list[Route]:
+    """One ``Route`` per vendor region; an account's regions share its key."""
     routes = []
-    for account, config in enumerate(configs):
-        api_key = (keys or {}).get(config.vendor) or config.api_key()
+    for account, (config, api_key) in enumerate(accounts):
         for rank, region in enumerate(config.regions):
             backend = build_backend(config, region, api_key)
             routes.append(Route(backend, config.priority, config.weight, config.max_attempts,
@@ -110,22 +123,19 @@ def _report_failed_load(task: asyncio.Task[None]) -> None:
         log.error("%s failed; its requests will fail over: %s", task.get_name(), task.exception())
 
 
-async def build_gateway(settings: Settings) -> Running:
-    state = build_state(settings)
-    routes = build_routes(settings.enabled_routes())
-    running_closers: list[Closer] = [state.aclose]
-    notice = ""
-    if settings.simulators == "on" or (settings.simulators == "auto" and not routes):
-        from proxy.demo import simulator_routes
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Parts handed in instead of built from the settings; everything else is wired as usual.
 
-        routes, described, stop = simulator_routes()
-        notice = ("No vendor key and no local model configured: serving from the built-in vendor "
-                  f"simulators ({described}). Set a vendor's key variable to route to it for real.")
-        running_closers.append(stop)
-    for route in routes:
-        running_closers.append(route.backend.aclose)
-    warming = _start_loading(routes)
-    running_closers.append(warming.cancel_all)
+    ``routes`` replace the routes the settings describe (tests serve scripted backends through
+    the real billing, router and image store). The gateway closes them when it stops.
+    """
+
+    routes: list[Route] | None = None
+
+
+def assemble_gateway(settings: Settings, state: StateStore, routes: list[Route]) -> Gateway:
+    """The object graph over built parts: image store, billing, router, gateway."""
     images: ImageStore = (
         DirectoryImageStore(settings.image_dir, settings.image_ttl_s)
         if settings.image_store == "directory"
@@ -140,12 +150,50 @@ async def build_gateway(settings: Settings) -> Running:
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
     )
     rate_limiter = KeyRateLimiter(state, settings.rate_limits, lease_ttl_s=settings.deadline_s + LEASE_SLACK_S)
-    gateway = Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
-                      public_base_url=settings.public_base_url, rate_limiter=rate_limiter)
+    return Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
+                   public_base_url=settings.public_base_url, rate_limiter=rate_limiter)
+
+
+def start_probes(settings: Settings, gateway: Gateway, closers: list[Closer]) -> None:
+    """Probe every route in the background while the gateway runs (``settings.probes``)."""
     if settings.probes.enabled:
-        prober = HealthProber(routes, health, settings.probes)
+        prober = HealthProber(gateway.router.routes, gateway.router.health, settings.probes)
         prober.start()
-        running_closers.append(prober.stop)
+        closers.append(prober.stop)
+
+
+async def build_gateway(settings: Settings, overrides: Overrides | None = None) -> Running:
+    """Everything the gateway runs on, built once; the simulators stand in when no route is set."""
+    overrides = overrides or Overrides()
+    state = build_state(settings)
+    closers: list[Closer] = [state.aclose]
+    try:
+        routes = (overrides.routes if overrides.routes is not None
+                  else build_routes(keyed_from_environment(settings.enabled_routes())))
+        closers.extend(route.backend.aclose for route in routes)
+        notice = ""
+        if settings.simulators == "on" or (settings.simulators == "auto" and not routes):
+            routes, notice = _serve_simulators(closers)
+        warming = _start_loading(routes)
+        closers.append(warming.cancel_all)
+        gateway = assemble_gateway(settings, state, routes)
+        start_probes(settings, gateway, closers)
+    except BaseException:  # a half-built gateway leaves no simulator, connection or task behind
+        await close_all(closers)
+        raise
     if notice:
         log.warning(notice)
-    return Running(gateway, running_closers, notice)
+    return Running(gateway, closers, notice)
+
+
+def _serve_simulators(closers: list[Closer]) -> tuple[list[Route], str]:
+    """Routes to the built-in simulators, and the notice that says so."""
+    from proxy.demo import start_simulator_demo
+
+    demo = start_simulator_demo()
+    closers.append(demo.stop)
+    routes = build_routes([(config, demo.keys[config.vendor]) for config in demo.configs])
+    closers.extend(route.backend.aclose for route in routes)
+    notice = ("No vendor key and no local model configured: serving from the built-in vendor "
+              f"simulators ({demo.described}). Set a vendor's key variable to route to it for real.")
+    return routes, notice

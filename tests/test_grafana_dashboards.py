@@ -34,6 +34,10 @@ WORKER_SERIES = {
     "boltgate_worker_queue_rejections_total",
     "boltgate_worker_requests_total",
     "boltgate_worker_ready",
+    "boltgate_worker_request_seconds_bucket", "boltgate_worker_request_seconds_sum",
+    "boltgate_worker_request_seconds_count",
+    "boltgate_worker_queue_wait_seconds_bucket", "boltgate_worker_queue_wait_seconds_sum",
+    "boltgate_worker_queue_wait_seconds_count",
 }
 
 def label_values_metric(query: str) -> set[str]:
@@ -139,3 +143,26 @@ def test_every_dashboard_series_belongs_to_the_gateway_or_the_worker() -> None:
     for path in DASHBOARDS:
         unknown = queried_series(load(path)) - known
         assert not unknown, f"{path.name} queries unknown series {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda path: path.stem)
+def test_every_query_is_scoped_to_the_chosen_environment(path: Path) -> None:
+    dashboard = load(path)
+    variables = {variable["name"] for variable in dashboard["templating"]["list"]}
+    assert {"namespace", "job", "pod"} <= variables
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            for name in metric_names(target["expr"]):
+                selectors = re.findall(rf"\b{name}\{{([^}}]*)\}}", target["expr"])
+                assert selectors, f"{panel['title']!r}: {name} has no label matchers"
+                for selector in selectors:
+                    for label in ("namespace", "job", "pod"):
+                        assert f'{label}=~"${label}"' in selector, f"{panel['title']!r}: {name} ignores ${label}"
+
+
+def test_the_gateway_dashboard_shows_each_region_and_every_percentile() -> None:
+    exprs = [target["expr"] for panel in panels(load(GRAFANA / "boltgate-gateway.json"))
+             for target in panel.get("targets", [])]
+    per_region = [e for e in exprs if "boltgate_backend_attempt_seconds_bucket" in e and "region" in e]
+    assert {q for e in per_region for q in ("0.5", "0.95", "0.99") if f"histogram_quantile({q}," in e} == {
+        "0.5", "0.95", "0.99"}

@@ -1,277 +1,398 @@
-"""The Helm chart, checked without ``helm``: what parses, what templates reference, what pods get.
-
-``helm`` is not available here, so these tests read the chart as text and data: Chart.yaml and
-values.yaml parse, every value a template reads exists, the routes TOML parses, every template's
-actions are balanced, and the probes, GPU request, commands and environment are the ones the
-gateway and worker expect.
+"""The Helm chart as Kubernetes will see it: rendered by Helm's own engine (``helm-python-sdk``,
+no ``helm`` binary), linted strictly, every object validated against Kubernetes' schemas
+(``kubernetes-validate``, strict) for the oldest and the newest version the chart supports, and
+the rendered objects checked for what an operator signs off: probes, resources, restricted
+security contexts, grace periods, secrets by reference, PDBs, persistence.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
-import textwrap
 import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
+import kubernetes_validate
 import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML (via litestar) ships no stubs
 
-from proxy.settings import RouteConfig, Settings
+from backends.local.config import LocalBackendConfig
+from backends.local.worker_cli import build_worker_parser, config_from_args
+from proxy.settings import Settings
 
-HELM = Path(__file__).resolve().parents[1] / "helm"
-CHART = HELM / "boltgate"
-TEMPLATES = CHART / "templates"
-MANIFESTS = sorted(TEMPLATES.glob("*.yaml"))
-
-_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.DOTALL)
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "helm" / "boltgate"
+EXAMPLES = sorted((ROOT / "helm" / "examples").glob("*.yaml"))
+KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+"""Custom resources of the Prometheus Operator: Kubernetes ships no schema for them."""
 _VALUES_PATH = re.compile(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 _VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*:?=\s*\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
-_OPENERS = {"if", "with", "range", "define", "block"}
+
+Manifest = dict[str, Any]
 
 
 @cache
-def values() -> dict[str, Any]:
-    loaded = yaml.safe_load((CHART / "values.yaml").read_text())
+def chart() -> helm.Chart:
+    return helm.Chart.load(CHART)
+
+
+def render(values: dict[str, Any] | None = None) -> dict[str, str]:
+    return chart().render(values=values or {}, name="bg", namespace="images", is_install=True)
+
+
+def objects(values: dict[str, Any] | None = None) -> list[Manifest]:
+    found: list[Manifest] = []
+    for path, text in render(values).items():
+        if path.endswith(".yaml"):
+            found.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return found
+
+
+def example(path: Path) -> dict[str, Any]:
+    loaded = yaml.safe_load(path.read_text())
     assert isinstance(loaded, dict)
     return loaded
 
 
-def lookup(path: str) -> Any:
-    """The value at a dotted path such as ``gateway.probes.readiness.path``; KeyError if absent."""
-    node: Any = values()
-    for part in path.strip(".").split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(path)
-        node = node[part]
-    return node
+def find(manifests: list[Manifest], kind: str, suffix: str) -> Manifest:
+    matches = [m for m in manifests if m["kind"] == kind and m["metadata"]["name"].endswith(suffix)]
+    assert len(matches) == 1, f"expected one {kind} *{suffix}, found {len(matches)}"
+    return matches[0]
 
 
-def template_sources() -> Iterator[tuple[str, str]]:
-    """Every file Helm renders or includes, and the values.yaml strings passed through ``tpl``."""
-    for path in sorted(TEMPLATES.iterdir()):
-        yield path.name, path.read_text()
-    yield "values.yaml:config.routes", lookup("config.routes")
+def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
+    for manifest in manifests:
+        if manifest["kind"] in {"Deployment", "StatefulSet"}:
+            yield manifest["metadata"]["name"], manifest["spec"]["template"]["spec"]
 
 
-def values_paths(text: str) -> set[str]:
-    """Dotted paths under .Values read by ``text``, directly or through ``$var := .Values.x``."""
-    paths = set(_VALUES_PATH.findall(text))
-    for name, base in _VARIABLE.findall(text):
-        paths.add(base)
-        for rest in re.findall(rf"\${name}((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text):
-            paths.add(base + rest)
-    return paths
+def env_of(container: Manifest) -> dict[str, Manifest]:
+    return {item["name"]: item for item in container.get("env", [])}
 
 
-def block_under(text: str, key: str) -> str:
-    """The lines nested under the first ``key:`` line (by indentation), as text."""
-    lines = text.splitlines()
-    for index, line in enumerate(lines):
-        if line.strip() == f"{key}:":
-            indent = len(line) - len(line.lstrip())
-            block = []
-            for nested in lines[index + 1 :]:
-                if nested.strip() and len(nested) - len(nested.lstrip()) <= indent:
-                    break
-                block.append(nested)
-            return "\n".join(block)
-    raise AssertionError(f"no `{key}:` in template")
+def routes_toml(values: dict[str, Any] | None = None) -> str:
+    configmap = find(objects(values), "ConfigMap", "-config")
+    return str(configmap["data"]["routes.toml"])
 
 
-def probe_path(template: str, probe: str) -> str:
-    """The HTTP path a probe checks: a literal, or the value its ``.Values`` reference names."""
-    match = re.search(r"path:\s*(.+)", block_under(template, probe))
-    assert match, f"{probe} has no httpGet path"
-    reference = _VALUES_PATH.search(match.group(1))
-    return str(lookup(reference.group(1))) if reference else match.group(1).strip()
+VALUE_SETS = [pytest.param({}, id="defaults")] + [pytest.param(example(p), id=p.stem) for p in EXAMPLES]
 
 
-def test_chart_yaml_describes_an_application_chart() -> None:
-    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    assert chart["apiVersion"] == "v2"
-    assert chart["name"] == "boltgate"
-    assert chart["type"] == "application"
-    assert re.fullmatch(r"\d+\.\d+\.\d+", chart["version"])
-    assert chart["appVersion"]
+def test_there_is_an_example_for_each_kind_of_installation() -> None:
+    assert {p.stem for p in EXAMPLES} >= {"single-node", "production-ha", "vendors-only", "gpu-pool"}
 
 
-def test_values_yaml_parses_to_a_mapping() -> None:
-    assert {"image", "gateway", "worker", "redis", "state", "vendorKeys", "config", "metrics"} <= set(values())
-
-
-@pytest.mark.parametrize(("source", "text"), list(template_sources()), ids=lambda item: str(item)[:40])
-def test_every_value_a_template_reads_exists_in_values_yaml(source: str, text: str) -> None:
-    missing = []
-    for path in sorted(values_paths(text)):
-        try:
-            lookup(path)
-        except KeyError:
-            missing.append(path)
-    assert not missing, f"{source} reads values that values.yaml lacks: {missing}"
-
-
-def test_the_value_reference_check_sees_variables_too() -> None:
-    text = '{{- $cache := .Values.worker.modelCache }}{{ $cache.pvc.size }}{{ .Values.image.tag }}'
-    assert values_paths(text) == {".worker.modelCache", ".worker.modelCache.pvc.size", ".image.tag"}
-
-
-@pytest.mark.parametrize(("source", "text"), list(template_sources()), ids=lambda item: str(item)[:40])
-def test_template_actions_are_balanced(source: str, text: str) -> None:
-    assert text.count("{{") == text.count("}}"), f"{source}: unbalanced delimiters"
-    depth = 0
-    for action in _ACTION.findall(text):
-        if action.startswith("/*"):
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_every_object_validates_against_kubernetes_schemas(values: dict[str, Any]) -> None:
+    manifests = objects(values)
+    assert manifests
+    for manifest in manifests:
+        if manifest["kind"] in OPERATOR_KINDS:
+            assert manifest["apiVersion"] == "monitoring.coreos.com/v1"
             continue
-        word = action.split()[0] if action.split() else ""
-        if word in _OPENERS:
-            depth += 1
-        elif word == "end":
-            depth -= 1
-            assert depth >= 0, f"{source}: `end` without an opening action"
-    assert depth == 0, f"{source}: {depth} block(s) never closed"
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(manifest, version, strict=True)
 
 
-def test_every_included_template_is_defined() -> None:
-    helpers = (TEMPLATES / "_helpers.tpl").read_text()
-    defined = set(re.findall(r'define\s+"([^"]+)"', helpers))
-    for source, text in template_sources():
-        for name in re.findall(r'include\s+"([^"]+)"', text):
-            assert name in defined, f"{source} includes undefined template {name}"
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_the_chart_lints_clean_in_strict_mode(values: dict[str, Any]) -> None:
+    report = helm.lint(CHART, values, strict=True, namespace="images")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
-@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda path: path.name)
-def test_every_manifest_declares_api_version_and_kind(manifest: Path) -> None:
-    text = manifest.read_text()
-    assert re.search(r"^apiVersion: \S+", text, re.MULTILINE)
-    assert re.search(r"^kind: [A-Z]\w+", text, re.MULTILINE)
+def test_kubernetes_validate_refuses_an_unknown_field() -> None:
+    service = find(objects(), "Service", "-gateway")
+    service["spec"]["prots"] = service["spec"].pop("ports")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(service, KUBERNETES_VERSIONS[0], strict=True)
 
 
-def test_the_chart_has_every_object_the_deployment_needs() -> None:
-    kinds = {path.name: re.search(r"^kind: (\w+)", path.read_text(), re.MULTILINE) for path in MANIFESTS}
-    found = {(name, match.group(1)) for name, match in kinds.items() if match}
-    assert {
-        ("gateway-deployment.yaml", "Deployment"), ("gateway-service.yaml", "Service"),
-        ("gateway-hpa.yaml", "HorizontalPodAutoscaler"), ("gateway-pdb.yaml", "PodDisruptionBudget"),
-        ("worker-deployment.yaml", "Deployment"), ("worker-service.yaml", "Service"),
-        ("redis-deployment.yaml", "Deployment"), ("redis-service.yaml", "Service"),
-        ("configmap.yaml", "ConfigMap"), ("servicemonitor.yaml", "ServiceMonitor"),
-    } <= found
-    assert (TEMPLATES / "NOTES.txt").read_text().strip()
+@pytest.mark.parametrize("typo", [
+    {"gateway": {"replicaCont": 3}},
+    {"worker": {"settings": {"max_batch": 8}}},
+    {"redis": {"persistance": {"enabled": True}}},
+    {"state": {"backend": "postgres"}},
+    {"gateway": {"deadlineSeconds": 0}},
+])
+def test_the_values_schema_refuses_misspelled_or_invalid_values(typo: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError):
+        chart().validate_schema(typo)
+    with pytest.raises(helm.HelmError):
+        render(typo)
 
 
-def test_routes_toml_in_values_parses_into_the_gateways_route_settings() -> None:
-    document = tomllib.loads(lookup("config.routes"))
-    routes = [RouteConfig.model_validate(route) for route in document["routes"]]
-    assert {route.vendor for route in routes} == {"callmissed", "runflow", "eachlabs", "imageapi", "aigateway"}
-    assert not any(key in raw for raw in document["routes"] for key in ("api_key", "key", "token", "secret"))
-    provided = {key["env"] for key in lookup("vendorKeys.keys")}
-    needed = {route.key_variable for route in routes}
-    assert needed <= provided, f"routes read keys no Secret entry provides: {needed - provided}"
+def test_the_worker_settings_schema_is_exactly_the_worker_s_config() -> None:
+    schema = chart().schema
+    assert schema is not None
+    settings = schema["properties"]["worker"]["properties"]["settings"]["properties"]
+    assert set(settings) == set(LocalBackendConfig.model_fields)
 
 
-def worker_route_toml() -> str:
-    """The route the ConfigMap appends for the GPU workers, with its values filled in."""
-    configmap = (TEMPLATES / "configmap.yaml").read_text()
-    match = re.search(r"\{\{- if \.Values\.worker\.enabled \}\}\n(.*?)\{\{- end \}\}", configmap, re.S)
-    assert match, "configmap.yaml adds no worker route"
-    block = match.group(1).replace(
-        '{{ include "boltgate.workerUrl" . }}', f"http://release-boltgate-worker:{lookup('worker.service.port')}"
-    )
-    block = re.sub(r"\{\{ \.Values((?:\.\w+)+) \}\}", lambda value: str(lookup(value.group(1))), block)
-    assert "{{" not in block, f"unfilled template action in the worker route: {block}"
-    return textwrap.dedent(block)
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_every_pod_meets_the_restricted_pod_security_standard(values: dict[str, Any]) -> None:
+    for name, spec in pod_specs(objects(values)):
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert spec["automountServiceAccountToken"] is False, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+            assert context["readOnlyRootFilesystem"] is True, name
+        for volume in spec.get("volumes", []):
+            assert "hostPath" not in volume or name.endswith("-worker"), f"{name} mounts a host path"
 
 
-def test_the_rendered_routes_file_loads_as_gateway_settings_with_the_worker_first(tmp_path: Path) -> None:
-    routes_file = tmp_path / "routes.toml"
-    routes_file.write_text(lookup("config.routes") + worker_route_toml())
-    settings = Settings(config=routes_file)
-    worker = [route for route in settings.routes if route.vendor == "worker"]
-    assert len(worker) == 1 and worker[0].is_enabled, "the worker route needs no key"
-    assert [(region.name, region.base_url) for region in worker[0].regions] == [
-        (lookup("worker.region"), "http://release-boltgate-worker:9000")
-    ]
-    assert worker[0].priority < min(route.priority for route in settings.routes if route.vendor != "worker")
-    assert "tpl .Values.config.routes" in (TEMPLATES / "configmap.yaml").read_text()
-
-
-def test_the_worker_url_helper_names_the_worker_service_and_port() -> None:
-    helpers = (TEMPLATES / "_helpers.tpl").read_text()
-    assert re.search(r'define "boltgate.workerUrl".*?-worker:%d.*?\.Values\.worker\.service\.port', helpers, re.S)
-    service = (TEMPLATES / "worker-service.yaml").read_text()
-    assert 'name: {{ include "boltgate.fullname" . }}-worker' in service
-    assert "port: {{ .Values.worker.service.port }}" in service
-
-
-def test_every_boltgate_variable_the_chart_sets_is_a_gateway_setting() -> None:
-    text = (TEMPLATES / "gateway-deployment.yaml").read_text() + (TEMPLATES / "_helpers.tpl").read_text()
-    variables = set(re.findall(r"- name: BOLTGATE_(\w+)", text))
-    assert {"CONFIG", "PORT", "STATE_BACKEND", "REDIS_URL"} <= variables
-    unknown = {name for name in variables if name.lower() not in Settings.model_fields}
-    assert not unknown, f"the gateway has no settings for BOLTGATE_{sorted(unknown)}"
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_every_container_has_probes_with_timeouts_and_sized_resources(values: dict[str, Any]) -> None:
+    for name, spec in pod_specs(objects(values)):
+        for container in spec["containers"]:
+            assert container["resources"]["requests"], name
+            assert container["resources"]["limits"]["memory"], f"{name} has no memory limit"
+            for probe in ("livenessProbe", "readinessProbe"):
+                assert container[probe]["timeoutSeconds"] >= 1, f"{name} {probe}"
 
 
 @pytest.mark.parametrize("component", ["gateway", "worker"])
 def test_probes_check_healthz_for_liveness_and_readyz_for_readiness(component: str) -> None:
-    template = (TEMPLATES / f"{component}-deployment.yaml").read_text()
-    assert probe_path(template, "livenessProbe") == "/healthz"
-    assert probe_path(template, "readinessProbe") == "/readyz"
-    assert probe_path(template, "startupProbe") == "/healthz"
-    assert "port: http" in block_under(template, "readinessProbe")
+    container = find(objects(), "Deployment", f"-{component}")["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
 
-def test_the_worker_requests_a_gpu_and_lands_on_gpu_nodes() -> None:
-    template = (TEMPLATES / "worker-deployment.yaml").read_text()
-    assert "toYaml .Values.worker.resources" in block_under(template, "resources")
-    resources = lookup("worker.resources")
-    assert resources["requests"]["nvidia.com/gpu"] == 1
-    assert resources["limits"]["nvidia.com/gpu"] == 1, "extended resources need a limit equal to the request"
-    assert "toYaml ." in block_under(template, "nodeSelector")
-    assert "toYaml ." in block_under(template, "tolerations")
-    assert lookup("worker.nodeSelector") and lookup("worker.tolerations")
+def test_the_gateway_readiness_probe_outlasts_a_slow_readyz() -> None:
+    container = find(objects(), "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["timeoutSeconds"] > 5
 
 
-@pytest.mark.parametrize("cache_type", ["pvc", "hostPath", "emptyDir"])
-def test_the_model_cache_can_be_each_volume_kind(cache_type: str) -> None:
-    template = (TEMPLATES / "worker-deployment.yaml").read_text()
-    assert f'eq $cache.type "{cache_type}"' in template
-    assert cache_type in lookup("worker.modelCache")
-    assert "mountPath: {{ $cache.mountPath }}" in template
+@pytest.mark.parametrize("values", [{}, {"gateway": {"deadlineSeconds": 120, "shutdown": {"preStopSeconds": 5}}}])
+def test_a_rollout_never_cuts_a_request_short(values: dict[str, Any]) -> None:
+    deployment = find(objects(values), "Deployment", "-gateway")
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    deadline = float(env_of(container)["BOLTGATE_DEADLINE_S"]["value"])
+    drain = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert drain >= 5
+    assert spec["terminationGracePeriodSeconds"] >= drain + deadline + 5
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
-def test_commands_bind_all_interfaces_on_the_configured_ports() -> None:
-    gateway = (TEMPLATES / "gateway-deployment.yaml").read_text()
-    worker = (TEMPLATES / "worker-deployment.yaml").read_text()
-    assert '["boltgate", "serve", "--host", "0.0.0.0", "--port", "{{ .Values.gateway.port }}"]' in gateway
-    assert '["boltgate", "worker", "--host", "0.0.0.0", "--port", "{{ .Values.worker.port }}"]' in worker
-    assert (lookup("gateway.port"), lookup("worker.port")) == (8000, 9000)
+def test_the_deadline_the_chart_sets_is_the_one_the_gateway_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container = find(objects({"gateway": {"deadlineSeconds": 42}}), "Deployment", "-gateway")[
+        "spec"]["template"]["spec"]["containers"][0]
+    path = tmp_path / "routes.toml"
+    path.write_text(routes_toml())
+    monkeypatch.setenv("BOLTGATE_DEADLINE_S", env_of(container)["BOLTGATE_DEADLINE_S"]["value"])
+    assert Settings(config=path).deadline_s == 42
 
 
-def test_the_gateway_environment_points_at_config_state_and_vendor_keys() -> None:
-    gateway = (TEMPLATES / "gateway-deployment.yaml").read_text()
-    env = block_under(gateway, "env")
-    for name in ("BOLTGATE_CONFIG", "BOLTGATE_PORT", "BOLTGATE_STATE_BACKEND"):
-        assert f"- name: {name}" in env
-    assert 'include "boltgate.redisUrlEnv"' in env
-    assert "- name: BOLTGATE_REDIS_URL" in (TEMPLATES / "_helpers.tpl").read_text()
-    assert 'printf "%s/routes.toml" .Values.config.mountPath' in env
-    assert lookup("config.mountPath") == "/etc/boltgate"
-    assert "secretKeyRef" in env and "name: {{ $keys.existingSecret }}" in env
-    assert lookup("state.backend") == "redis"
+def test_secrets_are_referenced_never_written_into_objects() -> None:
+    values = example(ROOT / "helm" / "examples" / "production-ha.yaml")
+    values["worker"] = {"enabled": True}
+    manifests = objects(values)
+    assert not [m for m in manifests if m["kind"] == "Secret"], "the chart inlined a secret it was given"
+    container = find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(container)
+    for name in ("BOLTGATE_API_KEYS", "BOLTGATE_REDIS_URL", "RUNFLOW_API_KEY", "EACHLABS_API_KEY"):
+        assert "secretKeyRef" in env[name]["valueFrom"], name
+        assert "value" not in env[name], name
 
 
-def test_the_bundled_redis_keeps_nothing_on_disk() -> None:
-    redis = (TEMPLATES / "redis-deployment.yaml").read_text()
-    assert re.search(r'- --save\n\s+- ""', redis)
-    assert re.search(r'- --appendonly\n\s+- "no"', redis)
+def test_the_bundled_redis_password_comes_from_a_secret_and_reaches_the_gateway_by_reference() -> None:
+    manifests = objects()
+    secret = find(manifests, "Secret", "-redis")
+    assert len(secret["data"]["redis-password"]) >= 40  # 32 random characters, base64
+    gateway = find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(gateway)
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+    assert env["BOLTGATE_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@bg-boltgate-redis:6379/0"
+    redis = find(manifests, "StatefulSet", "-redis")["spec"]["template"]["spec"]["containers"][0]
+    assert redis["args"][redis["args"].index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
 
 
-def test_the_dockerfile_builds_the_chart_image_with_optional_extras() -> None:
-    dockerfile = (HELM / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
-    assert re.search(r'^ARG EXTRAS=""$', dockerfile, re.MULTILINE)
-    assert 'pip install ".${EXTRAS:+[${EXTRAS}]}"' in dockerfile
-    assert "USER 10001" in dockerfile and lookup("gateway.podSecurityContext.runAsUser") == 10001
+def test_the_bundled_redis_keeps_its_data_on_a_volume_and_never_evicts_money() -> None:
+    redis = find(objects(), "StatefulSet", "-redis")
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--appendfsync") + 1] == "everysec"
+    assert args[args.index("--maxmemory-policy") + 1] == "volatile-ttl"
+    assert args[args.index("--dir") + 1] == "/data"
+    claim = redis["spec"]["volumeClaimTemplates"][0]
+    assert claim["metadata"]["name"] == "data"
+    mounts = redis["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "data", "mountPath": "/data"} in mounts
+
+
+def test_redis_memory_limits_leave_room_for_an_aof_rewrite() -> None:
+    redis = find(objects({"redis": {"maxmemoryMb": 1000}}), "StatefulSet", "-redis")
+    container = redis["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][container["args"].index("--maxmemory") + 1] == "1000mb"
+    assert container["resources"]["limits"]["memory"] == "1628Mi"
+
+
+@pytest.mark.parametrize("values", [
+    {"state": {"backend": "memory"}, "gateway": {"replicaCount": 1}},
+    {"redis": {"enabled": False, "external": {"url": "redis://managed:6379/0"}}},
+])
+def test_no_redis_is_deployed_when_the_gateway_does_not_use_the_bundled_one(values: dict[str, Any]) -> None:
+    assert not [m for m in objects(values) if m["metadata"]["name"].endswith("-redis")]
+
+
+def test_each_workload_has_a_disruption_budget() -> None:
+    budgets = {m["metadata"]["name"]: m["spec"] for m in objects() if m["kind"] == "PodDisruptionBudget"}
+    assert set(budgets) == {"bg-boltgate-gateway", "bg-boltgate-worker", "bg-boltgate-redis"}
+    assert budgets["bg-boltgate-worker"]["maxUnavailable"] == 1
+
+
+def test_gateway_replicas_spread_over_nodes_and_zones() -> None:
+    spec = find(objects(), "Deployment", "-gateway")["spec"]["template"]["spec"]
+    keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]}
+    assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+
+
+@pytest.mark.parametrize("values", [{}, example(ROOT / "helm" / "examples" / "gpu-pool.yaml")])
+def test_the_worker_arguments_parse_into_the_worker_s_own_config(values: dict[str, Any]) -> None:
+    container = find(objects(values), "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:2] == ["boltgate", "worker"]
+    args = build_worker_parser(argparse.ArgumentParser()).parse_args(container["command"][2:] + container["args"])
+    config = config_from_args(args)
+    settings = values.get("worker", {}).get("settings") or chart().values["worker"]["settings"]
+    assert config.max_batch_size == settings["max_batch_size"]
+    assert config.preload_steps == tuple(int(s) for s in str(settings["preload_steps"]).split(","))
+    assert config.compile_unet is settings["compile_unet"]
+    model_dir = values.get("worker", {}).get("model", {}).get("dir")
+    assert (str(config.model_dir) if config.model_dir else None) == model_dir
+
+
+def test_a_gpu_pool_rolls_one_worker_at_a_time_or_surges_with_a_spare_gpu() -> None:
+    default = find(objects(), "Deployment", "-worker")["spec"]["strategy"]
+    assert default == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    pool = find(objects(example(ROOT / "helm" / "examples" / "gpu-pool.yaml")), "Deployment", "-worker")
+    assert pool["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    env = env_of(pool["spec"]["template"]["spec"]["containers"][0])
+    assert env["HF_HUB_OFFLINE"]["value"] == "1"
+
+
+def test_several_workers_cannot_share_a_read_write_once_volume() -> None:
+    with pytest.raises(helm.HelmError, match="ReadOnlyMany or ReadWriteMany"):
+        render({"worker": {"replicaCount": 2}})
+
+
+def test_an_init_container_can_fill_the_model_cache() -> None:
+    values = {"worker": {"model": {"initContainer": {"enabled": True, "command": ["fetch", "/models/x"]}}}}
+    spec = find(objects(values), "Deployment", "-worker")["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    assert init["command"] == ["fetch", "/models/x"]
+    assert {"name": "models", "mountPath": "/models"} in init["volumeMounts"]
+
+
+def test_the_ingress_routes_to_the_gateway_with_tls() -> None:
+    manifests = objects(example(ROOT / "helm" / "examples" / "production-ha.yaml"))
+    ingress = find(manifests, "Ingress", "-gateway")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "bg-boltgate-gateway", "port": {"name": "http"}}
+    assert ingress["spec"]["tls"][0]["secretName"] == "boltgate-tls"
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "32m"
+
+
+def test_network_policies_let_only_the_gateway_reach_redis_and_the_workers() -> None:
+    manifests = objects({"networkPolicy": {"enabled": True}})
+    for component in ("redis", "worker"):
+        policy = find(manifests, "NetworkPolicy", f"-{component}")
+        sources = [rule["from"][0] for rule in policy["spec"]["ingress"]]
+        assert sources[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
+    gateway = find(manifests, "NetworkPolicy", "-gateway")
+    assert set(gateway["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+
+
+def test_images_are_pinned_to_the_app_version_or_a_digest() -> None:
+    app_version = chart().metadata["appVersion"]
+    containers = {spec["containers"][0]["name"]: spec["containers"][0]["image"] for _, spec in pod_specs(objects())}
+    assert containers["gateway"].endswith(f":{app_version}")
+    assert containers["worker"].endswith(f":{app_version}")
+    assert re.search(r":\d+\.\d+\.\d+", containers["redis"]), "the Redis tag floats"
+    digest = "sha256:" + "a" * 64
+    pinned = objects({"image": {"digest": digest}})
+    gateway = find(pinned, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert gateway["image"] == f"ghcr.io/boltgate/boltgate@{digest}"
+
+
+def test_alert_rules_ship_as_a_prometheus_rule() -> None:
+    rule = find(objects({"metrics": {"prometheusRule": {"enabled": True}}}), "PrometheusRule", "boltgate")
+    alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert "BoltgateHighErrorRatio" in alerts
+
+
+def test_notes_say_nothing_can_serve_without_keys_or_workers() -> None:
+    notes = render({"worker": {"enabled": False}})["boltgate/templates/NOTES.txt"]
+    assert "NOTHING CAN SERVE" in notes
+    assert "GPU workers" not in notes
+
+
+def test_the_rendered_routes_file_loads_as_gateway_settings_with_the_worker_first(tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(routes_toml())
+    tomllib.loads(path.read_text())
+    settings = Settings(config=path)
+    worker = [route for route in settings.routes if route.vendor == "worker"]
+    assert len(worker) == 1
+    assert worker[0].regions[0].base_url == "http://bg-boltgate-worker:9000"
+    assert worker[0].priority < min(r.priority for r in settings.routes if r.vendor != "worker")
+
+
+def test_every_boltgate_variable_the_chart_sets_is_a_gateway_setting() -> None:
+    values = {"gateway": {"images": {"store": "directory"}, "replicaCount": 1, "publicBaseUrl": "https://x",
+                          "auth": {"existingSecret": "keys"}}}
+    container = find(objects(values), "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    variables = {name.removeprefix("BOLTGATE_").lower() for name in env_of(container) if name.startswith("BOLTGATE_")}
+    assert {"config", "deadline_s", "state_backend", "redis_url", "image_store", "image_dir"} <= variables
+    assert not variables - set(Settings.model_fields)
+
+
+def test_every_value_a_template_reads_exists_in_values_yaml() -> None:
+    defaults = chart().values
+    missing = []
+    for template in chart().templates:
+        text = template["data"]
+        paths = set(_VALUES_PATH.findall(text))
+        for name, base in _VARIABLE.findall(text):
+            paths.update(base + rest for rest in re.findall(rf"\${name}((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", text))
+        for path in paths:
+            node: Any = defaults
+            for part in path.strip(".").split("."):
+                if not isinstance(node, dict) or part not in node:
+                    missing.append(f"{template['name']}: .Values{path}")
+                    break
+                node = node[part]
+    assert missing == []
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.gateway", "Dockerfile.worker"])
+def test_the_images_copy_every_package_and_run_as_the_chart_s_user(dockerfile: str) -> None:
+    text = (ROOT / "deploy" / "docker" / dockerfile).read_text()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    for package in packages:
+        assert f"COPY {package} ./{package}" in text, package
+    assert "USER 10001:10001" in text
+    assert chart().values["gateway"]["podSecurityContext"]["runAsUser"] == 10001
+    assert re.search(r"^FROM \S+:\d[\w.\-]*$", text, re.MULTILINE), "base image tag must be pinned"
+
+
+def test_the_gateway_image_has_no_torch_and_the_worker_image_can_compile() -> None:
+    gateway = (ROOT / "deploy" / "docker" / "Dockerfile.gateway").read_text()
+    worker = (ROOT / "deploy" / "docker" / "Dockerfile.worker").read_text()
+    assert "[local]" not in gateway and "torch" not in gateway.split("\n", 3)[-1]
+    assert '".[local]"' in worker
+    assert re.search(r"apt-get install .*\bgcc\b.*python3-dev|python3-dev.*\bgcc\b", worker)
+    assert "FROM nvidia/cuda:" in worker

@@ -28,7 +28,7 @@ from typing import NamedTuple, Protocol
 from PIL import Image
 
 from backends.local.encoding import encode_image
-from core.errors import BoltgateError, VendorUnavailable
+from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorUnavailable
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
@@ -78,24 +78,6 @@ class BatchObserver(Protocol):
 
     def queue_rejected(self) -> None:
         """A request was turned away because the queue was full (the router fails over)."""
-
-
-class QueueFull(VendorUnavailable):
-    """Too many requests wait already: come back later or go elsewhere."""
-
-    status_code = 503
-    code = "queue_full"
-
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message, status=503, retry_after=retry_after)
-        self.headers = {"Retry-After": str(math.ceil(retry_after))}
-
-
-class PipelineFailed(VendorUnavailable):
-    """The pipeline raised on a batch (out of memory, a CUDA error): this worker, not the request."""
-
-    status_code = 500
-    code = "pipeline_failed"
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from backends.base import Capabilities, LoadState
 from backends.local.batching import BatchObserver, BatchOutcome, BatchPipeline, DynamicBatcher
 from backends.local.checkpoints import SUPPORTED_STEPS
 from backends.local.config import LocalBackendConfig
-from core.errors import InvalidRequest, VendorUnavailable
+from core.errors import InvalidRequest, NotReady
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
@@ -47,17 +47,6 @@ def load_real_pipeline(config: LocalBackendConfig) -> ServingPipeline:
     from backends.local.pipeline import load_warm_pipeline
 
     return load_warm_pipeline(config)
-
-
-class NotReady(VendorUnavailable):
-    """The model is still loading (or failed to): try another route."""
-
-    status_code = 503
-    code = "not_ready"
-
-    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
-        super().__init__(message, status=503, retry_after=retry_after)
-        self.headers = {"Retry-After": str(int(retry_after))}
 
 
 class LocalEngine:

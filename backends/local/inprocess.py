@@ -74,7 +74,6 @@ class LocalPipelineBackend:
         return BackendResult(
             images=[GeneratedImage(data=data) for data in outcome.images],
             run_seconds=outcome.gpu_seconds,
-            extra={"batch_size": str(outcome.batch_size), "device": self.engine.device},
         )
 
     async def aclose(self) -> None:

@@ -2,7 +2,7 @@
 
     POST /v1/generate   ImageRequest JSON (init_image as base64) ->
                         {"images": [b64...], "format", "gpu_seconds", "batch_size", "device"}
-    GET  /healthz       the process answers
+    GET  /healthz       the process answers (503 once the model failed to load: restart me)
     GET  /readyz        200 once the model is loaded and warmed up, else 503
     GET  /metrics       Prometheus, the worker's own registry (``worker_metrics``)
 
@@ -14,6 +14,7 @@ so the gateway fails over at once.
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get, post
@@ -60,12 +61,14 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
             image_request = ImageRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise _invalid(exc) from exc
+        started = time.monotonic()
         try:
             outcome = await engine.generate(image_request)
         except BoltgateError as exc:
             metrics.request_answered(exc.status_code)
             raise
         metrics.request_answered(200)
+        metrics.request_served(time.monotonic() - started, outcome.gpu_seconds)
         return Response({
             "images": [base64.b64encode(data).decode("ascii") for data in outcome.images],
             "format": image_request.output_format,
@@ -75,8 +78,11 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
         })
 
     @get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response[dict[str, str]]:
+        """Live unless the model failed to load: a worker that can never serve should be restarted."""
+        if engine.load_error is not None:
+            return Response({"status": "failed", "error": str(engine.load_error)}, status_code=503)
+        return Response({"status": "ok"})
 
     @get("/readyz")
     async def readyz() -> Response[dict[str, object]]:

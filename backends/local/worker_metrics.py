@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from backends.local.batching import BatchRecord
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 60.0)
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 _BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
 
@@ -21,6 +32,7 @@ class WorkerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
         self.queue_depth = Gauge(
             "boltgate_worker_queue_depth", "Requests waiting for the pipeline.", registry=self.registry)
         self.batch_size = Histogram(
@@ -46,6 +58,18 @@ class WorkerMetrics:
         self.ready = Gauge(
             "boltgate_worker_ready", "1 once the model is loaded and warmed up, else 0 (loading or failed).",
             registry=self.registry)
+
+        self.request_seconds = Histogram(
+            "boltgate_worker_request_seconds", "Time from a generate request's arrival to its answer.",
+            buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.queue_wait_seconds = Histogram(
+            "boltgate_worker_queue_wait_seconds",
+            "Time a request waited before its batch ran (its latency minus the batch's pipeline time).",
+            buckets=_LATENCY_BUCKETS, registry=self.registry)
+
+    def request_served(self, seconds: float, pipeline_seconds: float) -> None:
+        self.request_seconds.observe(seconds)
+        self.queue_wait_seconds.observe(max(0.0, seconds - pipeline_seconds))
 
     def track_readiness(self, is_ready: Callable[[], bool]) -> None:
         """Read readiness at every scrape, so the gauge can never be stale."""

@@ -11,9 +11,7 @@ from core.request import ImageRequest
 
 
 def build_request(request: ImageRequest, options: Options) -> HttpCall:
-    return build_generation(
-        request, model=options["model"], response_format=options["response_format"], extras=True
-    )
+    return build_generation(request, model=options["model"], response_format=options["response_format"])
 
 
 AIGATEWAY = VendorSpec(

@@ -10,7 +10,7 @@ from core.request import ImageRequest
 
 
 def build_request(request: ImageRequest, options: Options) -> HttpCall:
-    return build_generation(request, model=options["model"], response_format="b64_json", extras=True)
+    return build_generation(request, model=options["model"], response_format="b64_json")
 
 
 CALLMISSED = VendorSpec(

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from core.errors import (
     BackendError,
     VendorAuthError,
+    VendorNotFound,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorTimeout,
@@ -36,12 +37,6 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
-class VendorNotFound(BackendError):
-    """404 from the vendor: our model path or account is wrong there; try the next route."""
-
-    outcome = "not_found"
 
 
 def classify_status(

@@ -9,22 +9,19 @@ from core.errors import VendorProtocolError
 from core.request import ImageRequest
 
 
-def build_generation(
-    request: ImageRequest, *, model: str, response_format: str, extras: bool
-) -> HttpCall:
+def build_generation(request: ImageRequest, *, model: str, response_format: str) -> HttpCall:
     body: dict[str, Any] = {
         "model": model,
         "prompt": request.prompt,
         "n": request.n,
         "size": request.size,
         "response_format": response_format,
+        "seed": request.seed,
+        "steps": request.steps,
+        "guidance_scale": request.guidance_scale,
     }
-    if extras:
-        body["seed"] = request.seed
-        body["steps"] = request.steps
-        body["guidance_scale"] = request.guidance_scale
-        if request.negative_prompt:
-            body["negative_prompt"] = request.negative_prompt
+    if request.negative_prompt:
+        body["negative_prompt"] = request.negative_prompt
     return HttpCall("POST", "/v1/images/generations", body)
 
 

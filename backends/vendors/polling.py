@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
 from backends.vendors.messages import HttpAnswer, VendorOutput
 from backends.vendors.spec import JobProtocol
 from core.deadline import Deadline
-from core.errors import BackendError, VendorProtocolError, VendorTimeout
+from core.errors import BackendError, JobAbandoned, JobFailed, VendorProtocolError, VendorTimeout
 
 if TYPE_CHECKING:
     from backends.vendors.backend import VendorBackend
@@ -28,26 +27,6 @@ FIRST_INTERVAL_S = 0.1
 MAX_INTERVAL_S = 1.0
 BACKOFF = 1.5
 CANCEL_TIMEOUT_S = 2.0
-
-
-class JobAbandoned(VendorTimeout):
-    """The job did not finish within its time budget; it was cancelled. Fail over, don't retry."""
-
-    retryable = False
-    outcome = "job_abandoned"
-
-
-class JobFailed(BackendError):
-    """The vendor ran the job and it failed; another vendor may well succeed."""
-
-    outcome = "job_failed"
-
-    def __init__(self, message: str, *, billed: bool, vendor_code: str | None = None,
-                 run_seconds: float | None = None, vendor_cost_usd: Decimal | None = None) -> None:
-        super().__init__(message, vendor_code=vendor_code)
-        self.billed = billed
-        self.run_seconds = run_seconds
-        self.vendor_cost_usd = vendor_cost_usd
 
 
 async def poll_job(
@@ -82,7 +61,7 @@ async def poll_job(
         # Whatever ends our wait (deadline, client gone, a poll we cannot read) leaves the job
         # running and billing; the router may start another, so stop this one.
         await asyncio.shield(_cancel(backend, job, job_id, latest))
-        if isinstance(error, VendorTimeout) and not isinstance(error, JobAbandoned):
+        if isinstance(error, VendorTimeout):
             # A poll times out only when the job's budget runs out while it is in flight.
             raise JobAbandoned(f"{backend.vendor} job {job_id} unfinished after {budget.seconds:.1f}s") from error
         raise

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import hmac
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Request, delete, get, post
+from litestar import Request, Router, delete, get, post
+from litestar.di import Provide
+from litestar.params import Dependency
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from pricing.config import KeyLimits
-from pricing.keys import KeyRecord
+from pricing.keys import ApiKeyRegistry, KeyRecord
+from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.billing import bearer_token
-from proxy.gateway import Gateway
 
 AnyRequest = Request[Any, Any, Any]
+AdminKeys = Annotated[ApiKeyRegistry, Dependency(skip_validation=True)]
+"""``keys``: the client key registry, injected only once the admin token checks out."""
 
 
 class NewKey(BaseModel):
@@ -29,17 +33,17 @@ class NewKey(BaseModel):
     limits: KeyLimits | None = None
 
 
-def _admin_gateway(request: AnyRequest) -> Gateway:
-    token = request.app.state.admin_token
-    if token is None:
+def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> ApiKeyRegistry:
+    """The client key registry, for a caller that shows the admin token (the ``keys`` dependency
+    of every admin handler)."""
+    if settings.admin_token is None:
         raise PermissionDenied("The admin API is off: set BOLTGATE_ADMIN_TOKEN to enable it")
     sent = bearer_token(request.headers.get("authorization"))
     if sent is None:
         raise AuthenticationFailed("The admin API needs 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(sent.encode(), token.encode()):
+    if not hmac.compare_digest(sent.encode(), settings.admin_token.get_secret_value().encode()):
         raise PermissionDenied("Wrong admin token")
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+    return billing.keys
 
 
 def _describe(record: KeyRecord) -> dict[str, object]:
@@ -54,28 +58,31 @@ def _describe(record: KeyRecord) -> dict[str, object]:
     }
 
 
-@post("/v1/admin/keys", status_code=201)
-async def create_key(request: AnyRequest) -> dict[str, object]:
-    gateway = _admin_gateway(request)
+@post("/", status_code=201)
+async def create_key(request: AnyRequest, keys: AdminKeys) -> dict[str, object]:
     try:
         new = NewKey.model_validate_json(await request.body())
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         param = str(first["loc"][0]) if first["loc"] else None
         raise InvalidRequest(f"Invalid '{param}': {first['msg']}", param=param) from error
-    key, record = await gateway.billing.keys.create(new.name, new.budget_credits, new.limits)
+    key, record = await keys.create(new.name, new.budget_credits, new.limits)
     return {"key": key, **_describe(record)}
 
 
-@get("/v1/admin/keys")
-async def list_keys(request: AnyRequest) -> dict[str, object]:
-    gateway = _admin_gateway(request)
-    return {"object": "list", "data": [_describe(record) for record in await gateway.billing.keys.list()]}
+@get("/")
+async def list_keys(keys: AdminKeys) -> dict[str, object]:
+    return {"object": "list", "data": [_describe(record) for record in await keys.list()]}
 
 
-@delete("/v1/admin/keys/{key_id:str}", status_code=200)
-async def revoke_key(request: AnyRequest, key_id: str) -> dict[str, object]:
-    gateway = _admin_gateway(request)
-    if not await gateway.billing.keys.revoke_id(key_id):
+@delete("/{key_id:str}", status_code=200)
+async def revoke_key(keys: AdminKeys, key_id: str) -> dict[str, object]:
+    if not await keys.revoke_id(key_id):
         raise NotFound(f"No key with id {key_id}", param="key_id")
     return {"id": key_id, "revoked": True}
+
+
+ADMIN_KEYS = Router(
+    path="/v1/admin/keys", route_handlers=[create_key, list_keys, revoke_key],
+    dependencies={"keys": Provide(admin_key_registry, sync_to_thread=False)},
+)

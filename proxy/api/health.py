@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.errors import retry_after_headers
+from proxy.api.injected import InjectedGateway
 from proxy.metrics import REGISTRY
 from proxy.routing.readiness import assess, export_route_states
 
@@ -25,22 +25,18 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz")
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]:
-    """Ready when the gateway is built, its state store answers, no model is still loading and
-    at least one route can serve (see ``proxy.routing.readiness``)."""
-    gateway = getattr(request.app.state, "gateway", None)
+async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
+    """Ready when the state store answers, no model is still loading and at least one route can
+    serve (see ``proxy.routing.readiness``); the gateway is built before the first request."""
     problems: list[str] = []
     routes: list[dict[str, object]] = []
-    if gateway is None:
-        problems.append("gateway not started")
+    try:
+        readiness = await assess(gateway.router.routes, gateway.router.health)
+    except Exception as exc:  # any failure of the store means not ready
+        problems.append(f"state store: {type(exc).__name__}: {str(exc)[:200]}")
     else:
-        try:
-            readiness = await assess(gateway.router.routes, gateway.router.health)
-        except Exception as exc:  # any failure of the store means not ready
-            problems.append(f"state store: {type(exc).__name__}: {str(exc)[:200]}")
-        else:
-            problems += readiness.problems
-            routes = [entry.as_json() for entry in readiness.routes]
+        problems += readiness.problems
+        routes = [entry.as_json() for entry in readiness.routes]
     body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems,
                                "routes": routes}
     if problems:
@@ -49,13 +45,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, object]]
 
 
 @get("/metrics")
-async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def metrics(gateway: InjectedGateway) -> Response[bytes]:
     """Prometheus text; the route-state gauges are read from the shared state first, so every
     replica exports the same, current values."""
-    gateway = getattr(request.app.state, "gateway", None)
-    if gateway is not None:
-        try:
-            export_route_states(await assess(gateway.router.routes, gateway.router.health))
-        except Exception as exc:  # a failing store must not take the metrics down with it
-            log.warning("route states not refreshed for /metrics: %s: %s", type(exc).__name__, exc)
+    try:
+        export_route_states(await assess(gateway.router.routes, gateway.router.health))
+    except Exception as exc:  # a failing store must not take the metrics down with it
+        log.warning("route states not refreshed for /metrics: %s: %s", type(exc).__name__, exc)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import get
 
-from core.errors import ModelNotFound
 from core.request import CANONICAL_MODEL, MODEL_ALIASES, resolve_model
 
 
@@ -22,7 +21,5 @@ def list_models() -> dict[str, object]:
 @get("/v1/models/{model:path}", sync_to_thread=False)
 def retrieve_model(model: str) -> dict[str, object]:
     name = model.lstrip("/")
-    resolve_model(name)
-    if name.strip().lower() not in MODEL_ALIASES:
-        raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+    resolve_model(name)  # an unknown name is a 404 model_not_found naming the ones served
     return _model(name)

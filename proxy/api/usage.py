@@ -6,12 +6,11 @@ from typing import Any
 
 from litestar import Request, get
 
-from proxy.gateway import Gateway
+from proxy.api.injected import InjectedBilling
 
 
 @get("/v1/usage")
-async def key_usage(request: Request[Any, Any, Any]) -> dict[str, object]:
-    gateway: Gateway = request.app.state.gateway
-    key = await gateway.billing.authenticate(request.headers.get("authorization"))
-    usage = await gateway.billing.ledger.usage(key.key_id, key.budget_credits)
+async def key_usage(request: Request[Any, Any, Any], billing: InjectedBilling) -> dict[str, object]:
+    key = await billing.authenticate(request.headers.get("authorization"))
+    usage = await billing.ledger.usage(key.key_id, key.budget_credits)
     return {"object": "usage", "key_id": key.key_id, "name": key.name, **usage}

@@ -215,5 +215,5 @@ class Router:
             await self.health.quarantine(route, f"{error.outcome} {error.status or ''}: {error.message[:120]}")
         elif error.retryable and not isinstance(error, VendorRateLimited):
             await self.health.record_failure(route, f"{error.outcome}: {error.message[:120]}", status)
-        if self.on_loss is not None and getattr(error, "billed", False):
+        if self.on_loss is not None and error.billed:
             await self.on_loss(route, request, error)

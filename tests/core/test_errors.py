@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
+import inspect
+from decimal import Decimal
+
 import pytest
 
+import core.errors
 from core.errors import (
     AuthenticationFailed,
     BackendError,
     BoltgateError,
+    CatalogError,
     ClientError,
+    ConfigurationError,
     ContentFiltered,
     ContentPolicyViolation,
     IdempotencyConflict,
     InsufficientCredits,
     InvalidRequest,
+    JobAbandoned,
+    JobFailed,
     KeyRateLimited,
     ModelNotFound,
     NoBackendAvailable,
     NotFound,
+    NotReady,
     PayloadTooLarge,
     PermissionDenied,
+    PipelineFailed,
     PriceCeilingExceeded,
+    QueueFull,
     RateLimited,
     RetryableBackendError,
     RouteAttempt,
+    UnknownVendor,
     UpstreamRateLimited,
     VendorAuthError,
+    VendorNotFound,
     VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,
@@ -33,6 +46,64 @@ from core.errors import (
     VendorUnavailable,
     retry_after_headers,
 )
+
+ERROR_CLASSES = [
+    cls for _, cls in inspect.getmembers(core.errors, inspect.isclass)
+    if issubclass(cls, BaseException) and cls.__module__ == core.errors.__name__
+]
+
+
+def drawn_tree() -> dict[str, str | None]:
+    """Each class drawn in the module docstring, mapped to the class drawn as its parent."""
+    doc = core.errors.__doc__ or ""
+    lines = [line for line in doc.split("::", 1)[1].splitlines() if line.strip()]
+    parents: dict[str, str | None] = {}
+    open_at_depth: list[str] = []
+    for line in lines:
+        name_start = next(i for i, char in enumerate(line) if char.isalpha() or char == "`")
+        if line[name_start] == "`":
+            continue  # a continued explanation, not a class
+        depth = (name_start - 4) // 4
+        name = line[name_start:].split()[0]
+        del open_at_depth[depth:]
+        parents[name] = open_at_depth[-1] if open_at_depth else None
+        open_at_depth.append(name)
+    return parents
+
+
+def test_the_tree_reader_reads_the_root_and_nesting() -> None:
+    tree = drawn_tree()
+
+    assert tree["BoltgateError"] is None
+    assert tree["ClientError"] == "BoltgateError"
+    assert tree["VendorUnavailable"] == "RetryableBackendError"
+    assert tree["VendorRejectedRequest"] == "BackendError"
+
+
+def test_the_module_holds_the_classes_the_issue_found_outside_it() -> None:
+    names = {cls.__name__ for cls in ERROR_CLASSES}
+
+    assert {"VendorNotFound", "JobAbandoned", "JobFailed", "QueueFull", "PipelineFailed", "NotReady",
+            "CatalogError", "UnknownVendor"} <= names
+
+
+@pytest.mark.parametrize("error_class", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_every_error_class_is_drawn_under_its_parent_in_the_docstring(error_class: type[BaseException]) -> None:
+    tree = drawn_tree()
+
+    assert error_class.__name__ in tree, f"{error_class.__name__} is missing from the docstring's tree"
+    parent = tree[error_class.__name__]
+    assert parent == (None if error_class is BoltgateError else error_class.__bases__[0].__name__)
+    assert len(error_class.__bases__) == 1
+
+
+def test_the_docstring_draws_no_class_the_module_lacks() -> None:
+    assert set(drawn_tree()) == {cls.__name__ for cls in ERROR_CLASSES}
+
+
+@pytest.mark.parametrize("error_class", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_every_error_class_descends_from_the_one_root(error_class: type[BaseException]) -> None:
+    assert issubclass(error_class, BoltgateError)
 
 
 @pytest.mark.parametrize(("error_class", "status", "error_type", "code"), [
@@ -50,6 +121,11 @@ from core.errors import (
     (KeyRateLimited, 429, "requests", "rate_limit_exceeded"),
     (UpstreamRateLimited, 429, "requests", "upstream_rate_limited"),
     (VendorUnavailable, 502, "server_error", "backend_error"),
+    (PipelineFailed, 500, "server_error", "pipeline_failed"),
+    (VendorNotFound, 502, "server_error", "backend_error"),
+    (JobAbandoned, 502, "server_error", "backend_error"),
+    (ConfigurationError, 500, "server_error", "configuration_error"),
+    (CatalogError, 500, "server_error", "catalog_error"),
     (ContentFiltered, 400, "invalid_request_error", "content_policy_violation"),
     (VendorRejectedRequest, 400, "invalid_request_error", "upstream_rejected_request"),
 ])
@@ -97,7 +173,10 @@ def test_an_error_carries_response_headers() -> None:
     (VendorRateLimited, True, True, False, "rate_limited"),
     (VendorTimeout, True, True, False, "timeout"),
     (VendorProtocolError, True, True, False, "protocol_error"),
+    (PipelineFailed, True, True, False, "unavailable"),
     (VendorAuthError, False, True, True, "auth_error"),
+    (VendorNotFound, False, True, False, "not_found"),
+    (JobAbandoned, False, True, False, "job_abandoned"),
     (ContentFiltered, False, True, False, "content_filtered"),
     (VendorRejectedRequest, False, False, False, "rejected"),
 ])
@@ -109,6 +188,63 @@ def test_backend_errors_tell_the_router_what_to_do(
     assert (error.retryable, error.failover, error.quarantine, error.outcome) == (
         retryable, failover, quarantine, outcome)
     assert issubclass(error_class, RetryableBackendError) == retryable
+
+
+@pytest.mark.parametrize("error_class", [cls for cls in ERROR_CLASSES if issubclass(cls, BackendError)],
+                         ids=lambda cls: cls.__name__)
+def test_a_backend_error_is_drawn_under_retryable_exactly_when_the_router_retries_it(
+    error_class: type[BackendError],
+) -> None:
+    assert issubclass(error_class, RetryableBackendError) == error_class.retryable
+
+
+@pytest.mark.parametrize(("error", "status", "code", "retry_after_header"), [
+    (QueueFull("4 waiting", retry_after=1.2), 503, "queue_full", "2"),
+    (NotReady("loading"), 503, "not_ready", "5"),
+    (NotReady("failed to load", retry_after=60.0), 503, "not_ready", "60"),
+])
+def test_the_local_workers_refusals_say_when_to_come_back(
+    error: BackendError, status: int, code: str, retry_after_header: str
+) -> None:
+    assert (error.status_code, error.code, error.status) == (status, code, 503)
+    assert error.headers == {"Retry-After": retry_after_header}
+    assert isinstance(error, VendorUnavailable) and error.retryable
+
+
+def test_a_failed_job_carries_what_the_vendor_billed() -> None:
+    error = JobFailed("job failed", billed=True, vendor_code="E1", run_seconds=2.5,
+                      vendor_cost_usd=Decimal("0.004"))
+
+    assert (error.billed, error.run_seconds, error.vendor_cost_usd) == (True, 2.5, Decimal("0.004"))
+    assert (error.vendor_code, error.outcome, error.failover, error.retryable) == ("E1", "job_failed", True, False)
+
+
+def test_a_failed_job_must_say_whether_it_was_billed() -> None:
+    with pytest.raises(TypeError):
+        JobFailed("job failed")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("error_class", [cls for cls in ERROR_CLASSES
+                                         if issubclass(cls, BackendError) and cls not in (QueueFull, JobFailed)],
+                         ids=lambda cls: cls.__name__)
+def test_every_backend_error_reports_no_cost_unless_told(error_class: type[BackendError]) -> None:
+    error = error_class("vendor said no")
+
+    assert (error.billed, error.run_seconds, error.vendor_cost_usd) == (False, None, None)
+
+
+def test_any_backend_error_can_carry_a_vendors_bill() -> None:
+    error = VendorUnavailable("502 after the job ran", billed=True, run_seconds=1.5, vendor_cost_usd=Decimal("0.01"))
+
+    assert (error.billed, error.run_seconds, error.vendor_cost_usd) == (True, 1.5, Decimal("0.01"))
+
+
+def test_an_unknown_vendor_names_itself_and_the_vendors_the_catalog_knows() -> None:
+    error = UnknownVendor("acme", ["runflow", "eachlabs"])
+
+    assert error.message == "no price for vendor 'acme'; the catalog lists runflow, eachlabs"
+    assert (error.vendor, error.known, error.code) == ("acme", ["runflow", "eachlabs"], "unknown_vendor")
+    assert isinstance(error, ConfigurationError)
 
 
 def test_a_backend_error_keeps_the_vendors_status_retry_after_and_code() -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import CatalogError, ConfigurationError, UnknownVendor
 from core.request import ImageRequest
-from pricing.catalog import CatalogError, PriceCatalog, UnknownVendor, VendorPrice
+from pricing.catalog import PriceCatalog, VendorPrice
 from pricing.config import PricingConfig, VendorPriceOverride
 
 SEED = {
@@ -58,11 +59,12 @@ def test_eachlabs_is_billed_from_the_reported_run_time(image_request: ImageReque
     assert bill.estimated is False
 
 
-def test_an_unknown_vendor_is_a_key_error_naming_it(image_request: ImageRequest) -> None:
+def test_an_unknown_vendor_is_a_configuration_error_naming_it(image_request: ImageRequest) -> None:
     catalog = PriceCatalog.load()
     with pytest.raises(UnknownVendor, match="'nowhere'") as raised:
         catalog.quote("nowhere", image_request)
-    assert isinstance(raised.value, KeyError)
+    assert isinstance(raised.value, ConfigurationError)
+    assert raised.value.vendor == "nowhere"
     assert "callmissed" in str(raised.value)
     assert "nowhere" not in catalog
     assert "runflow" in catalog

@@ -10,21 +10,21 @@ from backends.base import BackendResult, GeneratedImage, sniff_format
 from core.errors import NoBackendAvailable, VendorUnavailable
 from core.request import ImageRequest
 from core.state.memory import MemoryStateStore
-from pricing.config import PricingConfig
-from proxy.billing import ANONYMOUS, Billing
+from proxy.billing import ANONYMOUS
 from proxy.gateway import Gateway
-from proxy.images.store import StateImageStore
 from proxy.routing.route import Route
-from tests.proxy.routing.scripted_backend import ScriptedBackend, noisy_png, route_to, router_over
+from proxy.settings import Settings
+from proxy.wiring import assemble_gateway
+from tests.proxy.routing.scripted_backend import NO_BACKOFF, ScriptedBackend, noisy_png, route_to
 
 BASE_URL = "http://gateway.test/"
 
 
 def gateway(routes: list[Route], public_base_url: str | None = None) -> Gateway:
-    state = MemoryStateStore()
-    billing = Billing(state, PricingConfig(), {}, require_key=False)
-    return Gateway(router_over(routes), StateImageStore(state, 60), state, billing, deadline_s=5,
-                   public_base_url=public_base_url)
+    """The gateway as the app wires it, over ``routes``; retries do not wait."""
+    settings = Settings(simulators="off", retry=NO_BACKOFF, deadline_s=5, public_base_url=public_base_url,
+                        api_keys={}, require_api_key=False)
+    return assemble_gateway(settings, MemoryStateStore(), routes)
 
 
 def request(**fields: object) -> ImageRequest:
@@ -131,8 +131,8 @@ async def test_an_idempotency_key_replays_the_first_answer_without_a_second_gene
 
 
 def test_a_route_without_a_price_is_refused_at_start() -> None:
+    from core.errors import UnknownVendor
     from core.state.memory import MemoryStateStore
-    from pricing.catalog import UnknownVendor
     from pricing.config import PricingConfig
     from proxy.billing import Billing
 

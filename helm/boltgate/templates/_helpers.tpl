@@ -46,12 +46,36 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* repository:tag, or repository@digest when a digest pins it; the tag defaults to appVersion. */}}
+{{- define "boltgate.image" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+{{- end }}
+
 {{- define "boltgate.gatewayImage" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- include "boltgate.image" (dict "root" . "image" .Values.image) }}
 {{- end }}
 
 {{- define "boltgate.workerImage" -}}
-{{- printf "%s:%s" .Values.worker.image.repository (default .Chart.AppVersion .Values.worker.image.tag) }}
+{{- include "boltgate.image" (dict "root" . "image" .Values.worker.image) }}
+{{- end }}
+
+{{/* The bundled Redis runs only when the gateway keeps its state in Redis. */}}
+{{- define "boltgate.bundledRedis" -}}
+{{- if and .Values.redis.enabled (eq .Values.state.backend "redis") }}true{{ end }}
+{{- end }}
+
+{{- define "boltgate.redisSecretName" -}}
+{{- default (printf "%s-redis" (include "boltgate.fullname" .)) .Values.redis.auth.existingSecret }}
+{{- end }}
+
+{{/* Seconds a gateway pod may take to stop: drain, then the longest request, then a margin. */}}
+{{- define "boltgate.gatewayGraceSeconds" -}}
+{{- $s := .Values.gateway.shutdown }}
+{{- add (int $s.preStopSeconds) (int (ceil .Values.gateway.deadlineSeconds)) (int $s.marginSeconds) }}
 {{- end }}
 
 {{/* The URL the gateway's local route uses to reach the GPU worker pool (one region). */}}
@@ -60,20 +84,34 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "boltgate.redisUrl" -}}
+{{- if .Values.redis.auth.enabled }}
+{{- printf "redis://:$(REDIS_PASSWORD)@%s-redis:%d/0" (include "boltgate.fullname" .) (int .Values.redis.port) }}
+{{- else }}
 {{- printf "redis://%s-redis:%d/0" (include "boltgate.fullname" .) (int .Values.redis.port) }}
 {{- end }}
+{{- end }}
 
-{{/* BOLTGATE_REDIS_URL: the bundled Redis, an external URL, or an external URL kept in a Secret. */}}
+{{/* BOLTGATE_REDIS_URL: the bundled Redis (its password from its Secret, expanded by Kubernetes
+     from REDIS_PASSWORD), an external URL, or an external URL kept in a Secret. */}}
 {{- define "boltgate.redisUrlEnv" -}}
+{{- if include "boltgate.bundledRedis" . }}
+{{- if .Values.redis.auth.enabled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "boltgate.redisSecretName" . }}
+      key: {{ .Values.redis.auth.existingSecretKey }}
+{{- end }}
 - name: BOLTGATE_REDIS_URL
-{{- if .Values.redis.enabled }}
   value: {{ include "boltgate.redisUrl" . | quote }}
 {{- else if .Values.redis.external.existingSecret }}
+- name: BOLTGATE_REDIS_URL
   valueFrom:
     secretKeyRef:
       name: {{ .Values.redis.external.existingSecret }}
       key: {{ .Values.redis.external.existingSecretKey }}
 {{- else }}
+- name: BOLTGATE_REDIS_URL
   value: {{ required "redis.external.url is required when redis.enabled is false and state.backend is redis" .Values.redis.external.url | quote }}
 {{- end }}
 {{- end }}

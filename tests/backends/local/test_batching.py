@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from backends.base import sniff_format
-from backends.local.batching import BatchPipeline, DynamicBatcher, QueueFull
+from backends.local.batching import BatchPipeline, DynamicBatcher
 from backends.local.pipeline import LightningPipeline
 from backends.local.worker_metrics import WorkerMetrics
-from core.errors import VendorUnavailable
+from core.errors import QueueFull, VendorUnavailable
 from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
 from tests.backends.local.image_compare import same_up_to_rounding

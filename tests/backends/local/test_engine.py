@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from backends.local.config import LocalBackendConfig
-from backends.local.engine import LOCAL_CAPABILITIES, LocalEngine, NotReady
-from core.errors import InvalidRequest
+from backends.local.engine import LOCAL_CAPABILITIES, LocalEngine
+from core.errors import InvalidRequest, NotReady
 from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
 

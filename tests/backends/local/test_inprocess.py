@@ -37,7 +37,6 @@ async def test_generates_through_the_real_loader_and_reports_gpu_seconds(
         await backend.aclose()
     assert [image.format for image in result.images] == ["webp", "webp"]
     assert result.run_seconds is not None and result.run_seconds > 0
-    assert result.extra == {"batch_size": "2", "device": "cpu"}
 
 
 async def test_the_deadline_bounds_the_wait(make_request: MakeRequest) -> None:

@@ -144,6 +144,24 @@ async def test_is_not_ready_until_the_model_has_loaded(make_request: MakeRequest
         assert client.get("/readyz").json() == {"status": "ready", "device": "cpu"}
 
 
+def test_a_model_that_failed_to_load_fails_liveness_so_kubernetes_restarts_the_worker() -> None:
+    def broken(_: LocalBackendConfig) -> GatedPipeline:
+        raise RuntimeError("weights missing: /models/base")
+
+    app = create_worker_app(LocalBackendConfig(), factory=broken)
+    with WorkerServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        started = time.monotonic()
+        while client.get("/readyz").json()["status"] == "loading":
+            assert time.monotonic() - started < 10
+            time.sleep(0.01)
+        ready, live = client.get("/readyz"), client.get("/healthz")
+        metrics = client.get("/metrics").text
+    assert (ready.status_code, ready.json()["status"]) == (503, "failed")
+    assert live.status_code == 503
+    assert "weights missing" in live.json()["error"]
+    assert "boltgate_worker_ready 0.0" in metrics
+
+
 async def test_metrics_are_prometheus_text(gated_client: httpx.AsyncClient) -> None:
     answer = await gated_client.get("/metrics")
     assert answer.headers["content-type"].startswith("text/plain")

@@ -55,3 +55,17 @@ def test_answers_are_counted_by_status() -> None:
     metrics.request_answered(503)
     assert _value(metrics, "boltgate_worker_requests_total", {"status": "200"}) == 2
     assert _value(metrics, "boltgate_worker_requests_total", {"status": "503"}) == 1
+
+
+def test_latency_and_queue_wait_are_observed_per_request() -> None:
+    metrics = WorkerMetrics()
+    metrics.request_served(seconds=1.5, pipeline_seconds=0.5)
+    assert _value(metrics, "boltgate_worker_request_seconds_sum") == 1.5
+    assert _value(metrics, "boltgate_worker_queue_wait_seconds_sum") == 1.0
+    assert _value(metrics, "boltgate_worker_queue_wait_seconds_bucket", {"le": "1.0"}) == 1
+
+
+def test_the_worker_exports_its_process_metrics_and_no_created_twins() -> None:
+    text = WorkerMetrics().render().decode()
+    assert "process_resident_memory_bytes" in text
+    assert "_created" not in text

@@ -14,11 +14,11 @@ import respx
 
 from backends.vendors.aigateway import AIGATEWAY
 from backends.vendors.backend import VendorBackend
-from backends.vendors.classify import VendorNotFound
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
     VendorAuthError,
+    VendorNotFound,
     VendorProtocolError,
     VendorRateLimited,
     VendorUnavailable,

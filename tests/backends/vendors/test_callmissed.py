@@ -12,11 +12,11 @@ import respx
 
 from backends.vendors.backend import VendorBackend
 from backends.vendors.callmissed import CALLMISSED
-from backends.vendors.classify import VendorNotFound
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
     VendorAuthError,
+    VendorNotFound,
     VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from backends.vendors.classify import VendorNotFound, classify_status, parse_retry_after
+from backends.vendors.classify import classify_status, parse_retry_after
 from core.errors import (
     BackendError,
     VendorAuthError,
+    VendorNotFound,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorTimeout,

@@ -15,11 +15,12 @@ import respx
 
 from backends.vendors.backend import VendorBackend
 from backends.vendors.eachlabs import EACHLABS
-from backends.vendors.polling import JobAbandoned, JobFailed
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
     ContentFiltered,
+    JobAbandoned,
+    JobFailed,
     VendorAuthError,
     VendorProtocolError,
     VendorRateLimited,

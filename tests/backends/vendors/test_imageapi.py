@@ -12,13 +12,13 @@ import pytest
 import respx
 
 from backends.vendors.backend import VendorBackend
-from backends.vendors.classify import VendorNotFound
 from backends.vendors.imageapi import IMAGEAPI
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
     ContentFiltered,
     VendorAuthError,
+    VendorNotFound,
     VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,

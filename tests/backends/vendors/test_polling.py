@@ -17,10 +17,9 @@ from backends.vendors import polling
 from backends.vendors.backend import VendorBackend
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from backends.vendors.openai_style import openai_error_fields
-from backends.vendors.polling import JobAbandoned, JobFailed
 from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
 from core.deadline import Deadline
-from core.errors import VendorProtocolError, VendorUnavailable
+from core.errors import JobAbandoned, JobFailed, VendorProtocolError, VendorUnavailable
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]

@@ -13,14 +13,15 @@ import pytest
 import respx
 
 from backends.vendors.backend import VendorBackend
-from backends.vendors.classify import VendorNotFound
-from backends.vendors.polling import JobAbandoned, JobFailed
 from backends.vendors.runflow import RUNFLOW
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
     ContentFiltered,
+    JobAbandoned,
+    JobFailed,
     VendorAuthError,
+    VendorNotFound,
     VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,

@@ -1,7 +1,7 @@
-"""An app from ``create_app`` whose gateway routes to scripted backends instead of vendors.
+"""The app from ``create_app``, as it ships, serving scripted backends instead of vendors.
 
-The lifespan builds a gateway from settings with no route and the simulators off; inside the
-client's context that gateway is replaced by one over the scripted backends.
+The scripted routes go in through ``Overrides``: the lifespan builds the real gateway around
+them (billing, router, image store, all from the settings given) and closes them at the end.
 """
 
 from __future__ import annotations
@@ -9,38 +9,31 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from core.state.memory import MemoryStateStore
-from pricing.config import PricingConfig
 from proxy.api.app import create_app
-from proxy.billing import Billing
-from proxy.gateway import Gateway
-from proxy.images.store import StateImageStore
 from proxy.routing.route import Route
 from proxy.settings import Settings
-from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to, router_over
+from proxy.wiring import Overrides
+from tests.proxy.routing.scripted_backend import NO_BACKOFF, ScriptedBackend, route_to
 
 Client: TypeAlias = AsyncTestClient[Litestar]
 
 
-def gateway_over(routes: list[Route], *, deadline_s: float = 5.0, require_key: bool = False) -> Gateway:
-    """A gateway as the wiring builds one (billing prices the routes), over ``routes``."""
-    state = MemoryStateStore()
-    billing = Billing(state, PricingConfig(), {}, require_key=require_key)
-    router = router_over(routes, price_of=billing.price_of)
-    return Gateway(router, StateImageStore(state, 3600), state, billing, deadline_s=deadline_s)
+def app_over(routes: list[Route], **settings: Any) -> Litestar:
+    """The app over ``routes``, with settings for tests: no simulators, retries without waiting,
+    a short deadline, no background health probes, unless ``settings`` say otherwise."""
+    resolved = Settings(**{"simulators": "off", "retry": NO_BACKOFF, "deadline_s": 5.0,
+                           "probes": {"enabled": False}, **settings})
+    return create_app(resolved, Overrides(routes=routes))
 
 
 @asynccontextmanager
-async def serving(routes: list[Route], **settings: object) -> AsyncIterator[Client]:
-    resolved = Settings(simulators="off", **settings)  # type: ignore[arg-type]
-    app = create_app(resolved)
-    async with AsyncTestClient(app=app) as client:
-        app.state.gateway = gateway_over(routes, require_key=resolved.keys_required)
+async def serving(routes: list[Route], **settings: Any) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=app_over(routes, **settings)) as client:
         yield client
 
 

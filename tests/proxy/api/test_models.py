@@ -36,3 +36,4 @@ async def test_an_unknown_model_is_a_404_model_not_found(client: Client) -> None
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "model_not_found"
     assert response.json()["error"]["param"] == "model"
+    assert "sdxl-lightning" in response.json()["error"]["message"]  # names what is served instead

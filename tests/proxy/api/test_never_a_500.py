@@ -16,10 +16,8 @@ from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from proxy.api.app import create_app
 from proxy.api.openai_request import OpenAIImageBody
-from proxy.settings import Settings
-from tests.proxy.api.served_app import gateway_over
+from tests.proxy.api.served_app import app_over
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
 FIELDS = [*OpenAIImageBody.model_fields, "colour", "prompt "]
@@ -39,9 +37,7 @@ BODIES = st.just(VALID) | ONE_FIELD_OFF | ANY_FIELDS | JSON_VALUES
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient[Litestar]]:
-    app = create_app(Settings(simulators="off"))
-    with TestClient(app=app) as test_client:
-        app.state.gateway = gateway_over([route_to(ScriptedBackend("callmissed"))])
+    with TestClient(app=app_over([route_to(ScriptedBackend("callmissed"))])) as test_client:
         yield test_client
 
 
