@@ -167,6 +167,8 @@ class Settings(BaseSettings):
     rate_limits: KeyLimits = Field(default_factory=KeyLimits)
     """Every key's rate limits unless it has its own (``api_keys.<key>.limits``); unlimited by default.
     Counted in the state store, so replicas sharing Redis share them."""
+    backends_view: Literal["keys", "admin"] = "keys"
+    """Who may read ``GET /v1/backends``: any client key (and the admin token), or the admin only."""
     admin_token: SecretStr | None = None
     """Bearer token for ``/v1/admin/keys`` (create and revoke client keys)."""
     require_api_key: bool | None = None

@@ -89,9 +89,11 @@ class MemoryStateStore:
     async def release_lease(self, key: str, holder: str) -> None:
         self._leases.get(key, {}).pop(holder, None)
 
-    async def hincr(self, key: str, field: str, amount: int) -> int:
+    async def hincr(self, key: str, field: str, amount: int, ttl: float | None = None) -> int:
         if not self._live(key):
             self._values[key] = {}
+            if ttl is not None:
+                self._expire_in(key, ttl)
         table = self._values[key]
         if not isinstance(table, dict):
             raise TypeError(f"{key} does not hold a hash")

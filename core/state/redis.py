@@ -40,6 +40,16 @@ end
 return value
 """
 
+# HINCRBY, then PEXPIRE only if this call created the hash.
+_HINCR_WITH_TTL = """
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local value = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if created then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return value
+"""
+
 # Leases are members of a sorted set scored by their end (ms, the server's clock, so replicas'
 # clocks do not matter); ended ones are dropped before counting.
 _ACQUIRE_LEASE = """
@@ -82,6 +92,7 @@ class RedisStateStore:
         self._incr_with_ttl: Any = client.register_script(_INCR_WITH_TTL)
         self._incr_within: Any = client.register_script(_INCR_WITHIN)
         self._acquire_lease: Any = client.register_script(_ACQUIRE_LEASE)
+        self._hincr_with_ttl: Any = client.register_script(_HINCR_WITH_TTL)
 
     @classmethod
     def from_url(cls, url: str, key_prefix: str = "boltgate:") -> RedisStateStore:
@@ -129,9 +140,12 @@ class RedisStateStore:
         with _wrong_type_as_type_error():
             await self._client.zrem(self._key(key), holder)
 
-    async def hincr(self, key: str, field: str, amount: int) -> int:
+    async def hincr(self, key: str, field: str, amount: int, ttl: float | None = None) -> int:
         with _wrong_type_as_type_error():
-            return int(await self._client.hincrby(self._key(key), field, amount))
+            if ttl is None:
+                return int(await self._client.hincrby(self._key(key), field, amount))
+            value = await self._hincr_with_ttl(keys=[self._key(key)], args=[field, amount, _milliseconds(ttl)])
+        return int(value)
 
     async def hgetall(self, key: str) -> dict[str, int]:
         with _wrong_type_as_type_error():

@@ -19,6 +19,7 @@ from pricing.config import KeyLimits
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.billing import bearer_token
+from proxy.settings import Settings
 
 AnyRequest = Request[Any, Any, Any]
 AdminKeys = Annotated[ApiKeyRegistry, Dependency(skip_validation=True)]
@@ -33,16 +34,27 @@ class NewKey(BaseModel):
     limits: KeyLimits | None = None
 
 
+def require_admin(settings: Settings, authorization: str | None) -> None:
+    """Refuse a caller that does not show the admin token (403 when none is configured)."""
+    if settings.admin_token is None:
+        raise PermissionDenied("The admin API is off: set BOLTGATE_ADMIN_TOKEN to enable it")
+    sent = bearer_token(authorization)
+    if sent is None:
+        raise AuthenticationFailed("The admin API needs 'Authorization: Bearer <admin token>'")
+    if not is_admin_token(settings, sent):
+        raise PermissionDenied("Wrong admin token")
+
+
+def is_admin_token(settings: Settings, token: str | None) -> bool:
+    if settings.admin_token is None or token is None:
+        return False
+    return hmac.compare_digest(token.encode(), settings.admin_token.get_secret_value().encode())
+
+
 def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> ApiKeyRegistry:
     """The client key registry, for a caller that shows the admin token (the ``keys`` dependency
     of every admin handler)."""
-    if settings.admin_token is None:
-        raise PermissionDenied("The admin API is off: set BOLTGATE_ADMIN_TOKEN to enable it")
-    sent = bearer_token(request.headers.get("authorization"))
-    if sent is None:
-        raise AuthenticationFailed("The admin API needs 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(sent.encode(), settings.admin_token.get_secret_value().encode()):
-        raise PermissionDenied("Wrong admin token")
+    require_admin(settings, request.headers.get("authorization"))
     return billing.keys
 
 

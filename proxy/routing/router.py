@@ -38,6 +38,7 @@ from proxy.routing.exhausted import RouteFailure, exhausted
 from proxy.routing.health import RouteHealth, RouteStatus
 from proxy.routing.policy import order_by_price, order_by_priority
 from proxy.routing.route import Route
+from proxy.routing.stats import RouteStats
 from proxy.settings import RetryConfig
 
 PriceOf = Callable[[Route, ImageRequest], Decimal]
@@ -68,8 +69,11 @@ class Router:
         price_of: PriceOf | None = None,
         content_filter_action: str = "failover",
         on_loss: LossRecorder | None = None,
+        stats: RouteStats | None = None,
     ) -> None:
         self.routes = list(routes)
+        self.stats = stats or RouteStats(health.store)
+        """Every attempt's latency and outcome, shared through the state store."""
         self.health = health
         self.retry = retry
         self.policy = policy
@@ -198,6 +202,7 @@ class Router:
         routed.attempts.append(RouteAttempt(route.vendor, route.region, "ok", 200, seconds=seconds))
         labelled(BACKEND_ATTEMPTS, route.vendor, route.region, "ok").inc()
         labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
+        await self.stats.record(route, seconds, ok=True)
         return result
 
     async def _record_failure(
@@ -211,6 +216,8 @@ class Router:
         )
         labelled(BACKEND_ATTEMPTS, route.vendor, route.region, error.outcome).inc()
         labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
+        if error.failover and not isinstance(error, ContentFiltered):  # the route's fault, not the request's
+            await self.stats.record(route, seconds, ok=False)
         if isinstance(error, VendorAuthError):
             await self.health.quarantine(route, f"{error.outcome} {error.status or ''}: {error.message[:120]}")
         elif error.retryable and not isinstance(error, VendorRateLimited):

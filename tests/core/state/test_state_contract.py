@@ -172,6 +172,15 @@ async def test_hincr_counts_each_field_and_hgetall_returns_ints(store: StateStor
     assert await store.hgetall("ledger") == {"callmissed": 7, "runflow": -1}
 
 
+async def test_hincr_ttl_applies_only_when_the_hash_is_created(store: StateStore) -> None:
+    assert await store.hincr("window", "ok", 1, ttl=SHORT_TTL) == 1
+    assert await store.hincr("window", "err", 2, ttl=30) == 2
+    ttl = await store.ttl("window")
+    assert ttl is not None and 0 < ttl <= SHORT_TTL
+    await asyncio.sleep(PAST_SHORT_TTL)
+    assert await store.hgetall("window") == {}
+
+
 async def test_hgetall_of_a_missing_key_is_empty(store: StateStore) -> None:
     assert await store.hgetall("nothing") == {}
 
