@@ -49,6 +49,22 @@ class KeyLimits(BaseModel):
         return self.requests_per_minute is None and self.images_per_minute is None and self.concurrent_requests is None
 
 
+RoutingPolicyName = Literal["priority", "cheapest", "fastest", "balanced"]
+"""How the router orders routes (``proxy.routing.policy``); named here because a key's policy
+says which of them its requests may ask for."""
+
+
+class KeyRouting(BaseModel):
+    """What a key's requests may ask of the router."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policies: tuple[RoutingPolicyName, ...] | None = None
+    """The routing policies it may ask for per request; None: any."""
+    pin_routes: bool = True
+    """Whether it may ask for one vendor (``x-boltgate-route``)."""
+
+
 class KeyPolicy(BaseModel):
     """A client key written in config (its value comes from the environment, never a file)."""
 
@@ -58,6 +74,8 @@ class KeyPolicy(BaseModel):
     budget_credits: Decimal | None = Field(default=None, ge=0)
     limits: KeyLimits | None = None
     """This key's rate limits; None: the gateway's ``rate_limits``."""
+    routing: KeyRouting | None = None
+    """What its requests may ask of the router; None: anything."""
 
 
 class PricingConfig(BaseModel):

@@ -26,6 +26,7 @@ from proxy.images.convert import to_format
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
 from proxy.rate_limits import KeyRateLimiter
+from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
 from proxy.routing.router import RoutedResult, Router
 
 REPLAY_TTL_S = 24 * 3600.0
@@ -53,22 +54,24 @@ class Gateway:
         self.rate_limiter = rate_limiter
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
-                       idempotency_key: str | None = None) -> ImagesResponse:
-        """Serve ``request`` for ``key``, within the key's rate limits (429 beyond them)."""
+                       idempotency_key: str | None = None, routing: RoutingChoice = DEFAULT_CHOICE) -> ImagesResponse:
+        """Serve ``request`` for ``key``, within the key's rate limits (429 beyond them) and what
+        it may ask of the router (``routing``: a policy, or one vendor; 403 beyond that)."""
+        routing.check_allowed(key.routing)
         if self.rate_limiter is None:
-            return await self._generate_or_replay(request, base_url, key, idempotency_key)
+            return await self._generate_or_replay(request, base_url, key, idempotency_key, routing)
         admission = await self.rate_limiter.admit(key, request.n)
         try:
-            served = await self._generate_or_replay(request, base_url, key, idempotency_key)
+            served = await self._generate_or_replay(request, base_url, key, idempotency_key, routing)
         finally:
             await admission.release()
         served.headers.update(admission.headers)
         return served
 
     async def _generate_or_replay(self, request: ImageRequest, base_url: str, key: KeyRecord,
-                                  idempotency_key: str | None) -> ImagesResponse:
+                                  idempotency_key: str | None, routing: RoutingChoice) -> ImagesResponse:
         if idempotency_key is None:
-            return await self._generate(request, base_url, key)
+            return await self._generate(request, base_url, key, routing)
         ledger = self.billing.ledger
         fingerprint = request_fingerprint(request)
         replay = await ledger.recall_response(key.key_id, idempotency_key)
@@ -78,7 +81,7 @@ class Gateway:
             raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
                                       param="Idempotency-Key")
         try:
-            served = await self._generate(request, base_url, key)
+            served = await self._generate(request, base_url, key, routing)
         except BaseException:
             await ledger.release_idempotency(key.key_id, idempotency_key)
             raise
@@ -88,12 +91,15 @@ class Gateway:
                                        ttl=REPLAY_TTL_S)
         return served
 
-    async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord) -> ImagesResponse:
+    async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord,
+                        routing: RoutingChoice) -> ImagesResponse:
         started = time.monotonic()
         deadline = Deadline(self.deadline_s)
-        plan = await self.router.candidates(request)
+        plan = await self.router.candidates(request, routing)
         if not plan[0]:
-            raise await self.router.unavailable(request, "No route can serve this request", plan[1])
+            reason = (f"The route {routing.describe_pin()} you asked for cannot serve this request now"
+                      if routing.pinned else "No route can serve this request")
+            raise await self.router.unavailable(request, reason, plan[1])
         reservation = await self.billing.reserve(key, request, plan[0])
         try:
             routed = await self.router.generate(request, deadline, plan)

@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from pricing.config import KeyLimits, KeyPolicy, PricingConfig
+from pricing.config import KeyLimits, KeyPolicy, PricingConfig, RoutingPolicyName
 
 VendorName = Literal["callmissed", "runflow", "eachlabs", "imageapi", "aigateway", "worker", "local"]
 
@@ -117,6 +117,16 @@ class BreakerConfig(BaseModel):
     """How long a half-open route waits for a verdict from its trial requests."""
 
 
+class BalancedConfig(BaseModel):
+    """How ``routing_policy = "balanced"`` weighs a route within its priority tier: each weight
+    multiplies the route's latency (or price) relative to the tier's best."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_weight: float = Field(default=1.0, ge=0)
+    price_weight: float = Field(default=1.0, ge=0)
+
+
 class ProbeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -136,7 +146,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     routes: list[RouteConfig] = Field(default_factory=list)
-    routing_policy: Literal["priority", "cheapest"] = "priority"
+    routing_policy: RoutingPolicyName = "priority"
+    """priority (then weights), cheapest, fastest (decayed latency, shared by the replicas) or
+    balanced (priority tiers, then latency and price weighted by ``balanced``); a request may
+    ask for another (``routing_policy`` in the body or ``x-boltgate-routing-policy``)."""
+    balanced: BalancedConfig = Field(default_factory=BalancedConfig)
     deadline_s: float = Field(default=60.0, gt=0)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)

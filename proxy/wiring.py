@@ -148,6 +148,7 @@ def assemble_gateway(settings: Settings, state: StateStore, routes: list[Route])
         routes, health, settings.retry,
         policy=settings.routing_policy, price_of=billing.price_of,
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
+        balanced=settings.balanced,
     )
     rate_limiter = KeyRateLimiter(state, settings.rate_limits, lease_ttl_s=settings.deadline_s + LEASE_SLACK_S)
     return Gateway(router, images, state, billing, deadline_s=settings.deadline_s,

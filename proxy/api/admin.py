@@ -15,7 +15,7 @@ from litestar.params import Dependency
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
-from pricing.config import KeyLimits
+from pricing.config import KeyLimits, KeyRouting
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.billing import bearer_token
@@ -32,6 +32,7 @@ class NewKey(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     budget_credits: Decimal | None = Field(default=None, ge=0)
     limits: KeyLimits | None = None
+    routing: KeyRouting | None = None
 
 
 def require_admin(settings: Settings, authorization: str | None) -> None:
@@ -67,6 +68,7 @@ def _describe(record: KeyRecord) -> dict[str, object]:
         "revoked": record.revoked,
         "static": record.static,
         "limits": None if record.limits is None else record.limits.model_dump(),
+        "routing": None if record.routing is None else record.routing.model_dump(mode="json"),
     }
 
 
@@ -78,7 +80,7 @@ async def create_key(request: AnyRequest, keys: AdminKeys) -> dict[str, object]:
         first = error.errors(include_url=False)[0]
         param = str(first["loc"][0]) if first["loc"] else None
         raise InvalidRequest(f"Invalid '{param}': {first['msg']}", param=param) from error
-    key, record = await keys.create(new.name, new.budget_credits, new.limits)
+    key, record = await keys.create(new.name, new.budget_credits, new.limits, new.routing)
     return {"key": key, **_describe(record)}
 
 

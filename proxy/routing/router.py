@@ -34,12 +34,13 @@ from core.request import ImageRequest
 from proxy.images.blank import reject_blank_images
 from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, FAILOVERS, labelled
 from proxy.routing.backoff import RetryAfterOrBackoff, StopWhenOutOfTime
+from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
 from proxy.routing.exhausted import RouteFailure, exhausted
 from proxy.routing.health import RouteHealth, RouteStatus
-from proxy.routing.policy import order_by_price, order_by_priority
+from proxy.routing.policy import order_balanced, order_by_latency, order_by_price, order_by_priority
 from proxy.routing.route import Route
-from proxy.routing.stats import RouteStats
-from proxy.settings import RetryConfig
+from proxy.routing.stats import LatencyBoard, RouteStats
+from proxy.settings import BalancedConfig, RetryConfig
 
 PriceOf = Callable[[Route, ImageRequest], Decimal]
 LossRecorder = Callable[[Route, ImageRequest, BackendError], Awaitable[None]]
@@ -70,10 +71,13 @@ class Router:
         content_filter_action: str = "failover",
         on_loss: LossRecorder | None = None,
         stats: RouteStats | None = None,
+        balanced: BalancedConfig | None = None,
     ) -> None:
         self.routes = list(routes)
         self.stats = stats or RouteStats(health.store)
         """Every attempt's latency and outcome, shared through the state store."""
+        self.board = LatencyBoard(self.stats)
+        self.balanced = balanced or BalancedConfig()
         self.health = health
         self.retry = retry
         self.policy = policy
@@ -81,12 +85,15 @@ class Router:
         self.content_filter_action = content_filter_action
         self.on_loss = on_loss
 
-    async def candidates(self, request: ImageRequest) -> tuple[list[Route], list[str]]:
-        """The routes that may serve ``request``, in the order to try them, and why others can't."""
+    async def candidates(
+        self, request: ImageRequest, choice: RoutingChoice = DEFAULT_CHOICE
+    ) -> tuple[list[Route], list[str]]:
+        """The routes that may serve ``request``, in the order to try them, and why others can't;
+        ``choice`` is what the request asked for (a policy, or one vendor)."""
         able: list[Route] = []
         skipped: list[str] = []
         priced_out: list[Decimal] = []
-        for route in self.routes:
+        for route in choice.pinned_routes(self.routes):
             reason = route.backend.capabilities.refusal(request) or await self.health.unavailable_reason(route)
             if reason is None and request.max_price_usd is not None and self.price_of is not None:
                 price = self.price_of(route, request)
@@ -103,10 +110,24 @@ class Router:
                 f"the cheapest available price is {min(priced_out)} USD",
                 param="max_price_usd",
             )
-        if self.policy == "cheapest" and self.price_of is not None:
-            price_of = self.price_of
-            return order_by_price(able, lambda route: price_of(route, request)), skipped
-        return order_by_priority(able), skipped
+        return await self._order(able, request, choice.policy or self.policy), skipped
+
+    async def _order(self, able: list[Route], request: ImageRequest, policy: str) -> list[Route]:
+        price_of = self.price_of
+        if policy in ("fastest", "balanced"):
+            summaries = await self.board.summaries(self.routes)
+
+            def latency_of(route: Route) -> float | None:
+                summary = summaries.get(route.key)
+                return None if summary is None else summary.estimate_s
+
+            if policy == "fastest" or price_of is None:
+                return order_by_latency(able, latency_of)
+            return order_balanced(able, latency_of, lambda route: price_of(route, request),
+                                  latency_weight=self.balanced.latency_weight, price_weight=self.balanced.price_weight)
+        if policy == "cheapest" and price_of is not None:
+            return order_by_price(able, lambda route: price_of(route, request))
+        return order_by_priority(able)
 
     async def unavailable(
         self, request: ImageRequest, reason: str, skipped: list[str],
