@@ -63,6 +63,10 @@ class KeyRouting(BaseModel):
     """The routing policies it may ask for per request; None: any."""
     pin_routes: bool = True
     """Whether it may ask for one vendor (``x-boltgate-route``)."""
+    hedging: bool = True
+    """Whether it may ask for hedging per request (``x-boltgate-hedge: on``)."""
+    hedge_budget_usd_per_day: Decimal | None = Field(default=None, ge=0)
+    """The most its hedges may cost the gateway per UTC day; None: the gateway's setting."""
 
 
 class KeyPolicy(BaseModel):

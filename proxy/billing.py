@@ -23,7 +23,7 @@ from pricing.keys import ApiKeyRegistry, KeyRecord
 from pricing.ledger import Ledger, Reservation
 from pricing.money import format_usd
 from pricing.quote import Quote
-from proxy.metrics import CHARGED_USD, GATEWAY_LOSS_USD, UPSTREAM_COST_USD, labelled
+from proxy.metrics import CHARGED_USD, GATEWAY_LOSS_USD, HEDGE_COST_USD, UPSTREAM_COST_USD, labelled
 from proxy.routing.route import Route
 
 ANONYMOUS = KeyRecord(key_id="anonymous", name="anonymous", budget_credits=None,
@@ -115,6 +115,14 @@ class Billing:
         labelled(CHARGED_USD, vendor).inc(float(quote.client_usd))
         labelled(UPSTREAM_COST_USD, vendor).inc(float(quote.upstream_usd))
         return Charge(quote)
+
+    async def record_hedge_loss(self, route: Route, request: ImageRequest) -> None:
+        """An attempt cancelled because another route answered first: its estimated upstream
+        cost is booked as the gateway's loss (the client pays only the winner)."""
+        estimated = self.quote(route.vendor, request).upstream_usd
+        await self.ledger.record_loss(route.vendor, estimated)
+        labelled(GATEWAY_LOSS_USD, route.vendor).inc(float(estimated))
+        labelled(HEDGE_COST_USD, route.vendor).inc(float(estimated))
 
     async def record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
         """A failed attempt the vendor billed anyway: the gateway's loss, never the client's."""

@@ -22,12 +22,14 @@ from core.request import ImageRequest
 from core.state.base import StateStore
 from pricing.keys import KeyRecord
 from proxy.billing import Billing
+from proxy.hedging import HedgeAllowance
 from proxy.images.convert import to_format
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
 from proxy.rate_limits import KeyRateLimiter
 from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
 from proxy.routing.router import RoutedResult, Router
+from proxy.settings import HedgingConfig
 
 REPLAY_TTL_S = 24 * 3600.0
 """How long an ``Idempotency-Key``'s answer is kept for replays."""
@@ -44,7 +46,7 @@ class ImagesResponse:
 class Gateway:
     def __init__(self, router: Router, images: ImageStore, state: StateStore, billing: Billing, *,
                  deadline_s: float, public_base_url: str | None = None,
-                 rate_limiter: KeyRateLimiter | None = None) -> None:
+                 rate_limiter: KeyRateLimiter | None = None, hedging: HedgingConfig | None = None) -> None:
         self.router = router
         self.images = images
         self.state = state
@@ -52,6 +54,7 @@ class Gateway:
         self.deadline_s = deadline_s
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.rate_limiter = rate_limiter
+        self.hedging = hedging or HedgingConfig()
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
                        idempotency_key: str | None = None, routing: RoutingChoice = DEFAULT_CHOICE) -> ImagesResponse:
@@ -101,8 +104,11 @@ class Gateway:
                       if routing.pinned else "No route can serve this request")
             raise await self.router.unavailable(request, reason, plan[1])
         reservation = await self.billing.reserve(key, request, plan[0])
+        hedge = None
+        if routing.hedge if routing.hedge is not None else self.hedging.enabled:
+            hedge = HedgeAllowance(self.billing, self.state, self.hedging, key, request)
         try:
-            routed = await self.router.generate(request, deadline, plan)
+            routed = await self.router.generate(request, deadline, plan, hedge)
             images = routed.result.images[: request.n]
             if any(image.format != request.output_format for image in images):
                 images = list(await asyncio.gather(*(to_format(image, request.output_format) for image in images)))
@@ -110,6 +116,9 @@ class Gateway:
         except BaseException:
             await self.billing.ledger.release(reservation)
             raise
+        finally:
+            if hedge is not None:
+                await hedge.release()
         vendor = routed.route.vendor
         quote = self.billing.quote(vendor, request, run_seconds=routed.result.run_seconds, images=len(images))
         charge = await self.billing.settle(reservation, vendor, quote)
@@ -144,6 +153,8 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
         "x-boltgate-attempts": str(len(routed.attempts)),
         "x-boltgate-seed": str(request.seed),
     }
+    if routed.hedged_to is not None:  # a second route raced the first: which one it was
+        headers["x-boltgate-hedged-to"] = f"{routed.hedged_to.vendor}/{routed.hedged_to.region}"
     result = routed.result
     if result.vendor_cost_usd is not None:  # what the vendor says it billed, for reconciliation
         headers["x-boltgate-vendor-reported-cost-usd"] = str(result.vendor_cost_usd)

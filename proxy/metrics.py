@@ -85,6 +85,18 @@ PROBES = Counter(
     "boltgate_probes_total", "Health probes this replica ran, by outcome (ok, failed, key_refused).",
     ["backend", "region", "outcome"], registry=REGISTRY,
 )
+HEDGES_STARTED = Counter(
+    "boltgate_hedges_started_total", "Hedges started: a second route raced a slow first one, by hedge backend.",
+    ["backend"], registry=REGISTRY,
+)
+HEDGES_WON = Counter(
+    "boltgate_hedges_won_total", "Hedges whose route answered first, by backend.", ["backend"], registry=REGISTRY,
+)
+HEDGE_COST_USD = Counter(
+    "boltgate_hedge_cost_usd_total",
+    "Estimated USD of attempts cancelled because another route answered first (booked as losses).",
+    ["backend"], registry=REGISTRY,
+)
 IMAGES = Counter(
     "boltgate_images_total", "Images delivered to clients, by backend.",
     ["backend"], registry=REGISTRY,

@@ -10,6 +10,7 @@ single machine.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,6 +128,27 @@ class BalancedConfig(BaseModel):
     price_weight: float = Field(default=1.0, ge=0)
 
 
+class HedgingConfig(BaseModel):
+    """Racing a slow route with the next one; off by default (each hedge may cost a second
+    generation, booked as the gateway's loss, never the client's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Hedge every request; off: only requests that ask (``x-boltgate-hedge: on``, if their key may)."""
+    after_s: float | None = Field(default=None, gt=0)
+    """Start the hedge after this long; None: after the first route's recent p95."""
+    min_after_s: float = Field(default=0.25, gt=0)
+    """The p95 threshold never goes below this (a fast route's p95 is mostly noise)."""
+    fallback_after_s: float = Field(default=5.0, gt=0)
+    """The threshold for a route with no recent record."""
+    max_extra_usd_per_request: Decimal = Field(default=Decimal("0.05"), ge=0)
+    """A hedge whose route would cost the gateway more than this (upstream) does not start."""
+    key_budget_usd_per_day: Decimal | None = Field(default=None, ge=0)
+    """The most hedges may cost per key per UTC day (a key's ``routing.hedge_budget_usd_per_day``
+    wins); None: no cap besides the key's own credit budget."""
+
+
 class ProbeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -151,6 +173,7 @@ class Settings(BaseSettings):
     balanced (priority tiers, then latency and price weighted by ``balanced``); a request may
     ask for another (``routing_policy`` in the body or ``x-boltgate-routing-policy``)."""
     balanced: BalancedConfig = Field(default_factory=BalancedConfig)
+    hedging: HedgingConfig = Field(default_factory=HedgingConfig)
     deadline_s: float = Field(default=60.0, gt=0)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)

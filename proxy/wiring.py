@@ -148,11 +148,11 @@ def assemble_gateway(settings: Settings, state: StateStore, routes: list[Route])
         routes, health, settings.retry,
         policy=settings.routing_policy, price_of=billing.price_of,
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
-        balanced=settings.balanced,
+        balanced=settings.balanced, hedging=settings.hedging, on_hedge_loss=billing.record_hedge_loss,
     )
     rate_limiter = KeyRateLimiter(state, settings.rate_limits, lease_ttl_s=settings.deadline_s + LEASE_SLACK_S)
     return Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
-                   public_base_url=settings.public_base_url, rate_limiter=rate_limiter)
+                   public_base_url=settings.public_base_url, rate_limiter=rate_limiter, hedging=settings.hedging)
 
 
 def start_probes(settings: Settings, gateway: Gateway, closers: list[Closer]) -> None:

@@ -23,7 +23,7 @@ from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
 from proxy.gateway import Gateway
 from proxy.images.store import MEDIA_TYPES
 from proxy.images.validate import validate_init_image
-from proxy.routing.choice import DEFAULT_CHOICE, POLICY_HEADER, ROUTE_HEADER, RoutingChoice
+from proxy.routing.choice import DEFAULT_CHOICE, HEDGE_HEADER, POLICY_HEADER, ROUTE_HEADER, RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -45,7 +45,7 @@ def _routing_choice(request: AnyRequest, fields: dict[str, Any]) -> RoutingChoic
     policy = fields.pop("routing_policy", None)
     if policy is None:
         policy = request.headers.get(POLICY_HEADER)
-    return RoutingChoice.asked(policy, request.headers.get(ROUTE_HEADER))
+    return RoutingChoice.asked(policy, request.headers.get(ROUTE_HEADER), request.headers.get(HEDGE_HEADER))
 
 
 async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,

@@ -1,8 +1,9 @@
-"""What one request asks of the router: a routing policy, or one vendor (and region).
+"""What one request asks of the router: a routing policy, one vendor (and region), hedging.
 
-A client asks with ``routing_policy`` in the body (or ``x-boltgate-routing-policy``) and
-``x-boltgate-route: <vendor>[/<region>]``; its key's ``routing`` says what it may ask for. A
-pinned request is served by that vendor or answered why not: it never fails over elsewhere.
+A client asks with ``routing_policy`` in the body (or ``x-boltgate-routing-policy``),
+``x-boltgate-route: <vendor>[/<region>]`` and ``x-boltgate-hedge: on|off``; its key's
+``routing`` says what it may ask for. A pinned request is served by that vendor or answered why
+not: it never fails over elsewhere.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from proxy.routing.route import Route
 
 POLICY_HEADER = "x-boltgate-routing-policy"
 ROUTE_HEADER = "x-boltgate-route"
+HEDGE_HEADER = "x-boltgate-hedge"
+_SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 POLICIES: tuple[str, ...] = get_args(RoutingPolicyName)
 _PIN = re.compile(r"^(?P<vendor>[a-z][a-z0-9_-]*)(?:/(?P<region>[A-Za-z0-9_.:-]+))?$")
 
@@ -27,18 +30,27 @@ class RoutingChoice:
     """None: the gateway's ``routing_policy``."""
     vendor: str | None = None
     region: str | None = None
+    hedge: bool | None = None
+    """Hedge this request (True) or not (False); None: the gateway's ``hedging.enabled``."""
 
     @classmethod
-    def asked(cls, policy: object, pinned: str | None) -> RoutingChoice:
-        """From the client's words; 400 naming the field when they are not a policy or a route."""
+    def asked(cls, policy: object, pinned: str | None, hedge: str | None = None) -> RoutingChoice:
+        """From the client's words; 400 naming the field when they are not a policy, a route or
+        a switch."""
         if policy is not None and policy not in POLICIES:
             raise InvalidRequest(f"routing_policy must be one of {', '.join(POLICIES)}", param="routing_policy")
+        chosen = policy if isinstance(policy, str) else None
+        hedging = None
+        if hedge is not None:
+            hedging = _SWITCH.get(hedge.strip().lower())
+            if hedging is None:
+                raise InvalidRequest(f"{HEDGE_HEADER} must be 'on' or 'off'", param=HEDGE_HEADER)
         if pinned is None:
-            return cls(policy if isinstance(policy, str) else None)
+            return cls(chosen, hedge=hedging)
         found = _PIN.fullmatch(pinned.strip())
         if found is None:
             raise InvalidRequest(f"{ROUTE_HEADER} must be '<vendor>' or '<vendor>/<region>'", param=ROUTE_HEADER)
-        return cls(policy if isinstance(policy, str) else None, found["vendor"], found["region"])
+        return cls(chosen, found["vendor"], found["region"], hedging)
 
     @property
     def pinned(self) -> bool:
@@ -56,6 +68,8 @@ class RoutingChoice:
                                    param="routing_policy")
         if self.pinned and not allowed.pin_routes:
             raise PermissionDenied(f"This key may not choose its route ({ROUTE_HEADER})", param=ROUTE_HEADER)
+        if self.hedge and not allowed.hedging:
+            raise PermissionDenied(f"This key may not ask for hedging ({HEDGE_HEADER})", param=HEDGE_HEADER)
 
     def pinned_routes(self, routes: list[Route]) -> list[Route]:
         """The routes a pinned request may use; 400 when the gateway has no such route at all."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception
 
@@ -32,7 +33,7 @@ from core.errors import (
 )
 from core.request import ImageRequest
 from proxy.images.blank import reject_blank_images
-from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, FAILOVERS, labelled
+from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, FAILOVERS, HEDGES_STARTED, HEDGES_WON, labelled
 from proxy.routing.backoff import RetryAfterOrBackoff, StopWhenOutOfTime
 from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
 from proxy.routing.exhausted import RouteFailure, exhausted
@@ -40,10 +41,18 @@ from proxy.routing.health import RouteHealth, RouteStatus
 from proxy.routing.policy import order_balanced, order_by_latency, order_by_price, order_by_priority
 from proxy.routing.route import Route
 from proxy.routing.stats import LatencyBoard, RouteStats
-from proxy.settings import BalancedConfig, RetryConfig
+from proxy.settings import BalancedConfig, HedgingConfig, RetryConfig
 
 PriceOf = Callable[[Route, ImageRequest], Decimal]
 LossRecorder = Callable[[Route, ImageRequest, BackendError], Awaitable[None]]
+HedgeLossRecorder = Callable[[Route, ImageRequest], Awaitable[None]]
+"""Books the estimated cost of an attempt cancelled mid-flight (a hedge's loser)."""
+
+
+class HedgeGate(Protocol):
+    """Whether one request may start a hedge now (its budgets: see ``proxy.hedging``)."""
+
+    async def allow(self, primary: Route, hedge: Route) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -53,6 +62,8 @@ class RoutedResult:
     attempts: list[RouteAttempt] = field(default_factory=list)
     backend_seconds: float = 0.0
     """Time spent waiting on backends (the rest of the request is the gateway's own)."""
+    hedged_to: Route | None = None
+    """The route a hedge started on, if one did."""
 
 
 def _is_retryable(error: BaseException) -> bool:
@@ -72,12 +83,16 @@ class Router:
         on_loss: LossRecorder | None = None,
         stats: RouteStats | None = None,
         balanced: BalancedConfig | None = None,
+        hedging: HedgingConfig | None = None,
+        on_hedge_loss: HedgeLossRecorder | None = None,
     ) -> None:
         self.routes = list(routes)
         self.stats = stats or RouteStats(health.store)
         """Every attempt's latency and outcome, shared through the state store."""
         self.board = LatencyBoard(self.stats)
         self.balanced = balanced or BalancedConfig()
+        self.hedging = hedging or HedgingConfig()
+        self.on_hedge_loss = on_hedge_loss
         self.health = health
         self.retry = retry
         self.policy = policy
@@ -144,44 +159,129 @@ class Router:
                          default_wait=self.retry.unavailable_retry_after_s)
 
     async def generate(
-        self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None
+        self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None,
+        hedge: HedgeGate | None = None,
     ) -> RoutedResult:
         """Serve ``request`` on the first route that can; ``plan`` is ``candidates()``'s answer
-        when the caller already asked for it (to reserve credits for those routes)."""
+        when the caller already asked for it (to reserve credits for those routes). With a
+        ``hedge`` gate, a route that has not answered by its threshold gets company: the next
+        route starts too, the first success wins and the other is cancelled."""
         ordered, skipped = plan if plan is not None else await self.candidates(request)
         skipped = list(skipped)
         if not ordered:
             raise await self.unavailable(request, "No route can serve this request", skipped)
         routed = RoutedResult(result=BackendResult(images=[]), route=ordered[0])
         failures: list[RouteFailure] = []
-        for index, route in enumerate(ordered):
-            if deadline.expired():
+        queue = list(ordered)
+        while queue and not deadline.expired():
+            admitted = await self._next_admitted(queue, skipped)
+            if admitted is None:
                 break
-            status = await self.health.admit(route)
-            if status is None:  # opened since the plan, or half-open with its trials taken
-                why = await self.health.unavailable_reason(route) or "half-open, its trial requests are taken"
-                skipped.append(f"{route.key}: {why}")
-                continue
+            runners = {self._start(admitted, request, deadline, routed, bool(queue)): admitted}
+            won = False
             try:
-                has_fallback = index < len(ordered) - 1
-                routed.result = await self._serve_on(route, status, request, deadline, routed, has_fallback)
-                routed.route = route
-                await self.health.record_success(route, status)
-                return routed
-            except ContentFiltered as error:
-                if self.content_filter_action == "reject":
-                    raise ContentPolicyViolation(
-                        "The image was refused by the vendor's safety filter", param="prompt"
-                    ) from error
-                failures.append(RouteFailure(error, time.monotonic()))
-                labelled(FAILOVERS, route.vendor, error.outcome).inc()
-            except BackendError as error:
-                if not error.failover:
-                    raise
-                failures.append(RouteFailure(error, time.monotonic()))
-                labelled(FAILOVERS, route.vendor, error.outcome).inc()
+                if hedge is not None and queue:
+                    await self._hedge_if_slow(runners, queue, hedge, request, deadline, routed, skipped)
+                won = await self._first_success(runners, request, routed, failures)
+                if won:
+                    return routed
+            finally:  # a hedge's loser, or everything when the request itself is cancelled
+                await self._cancel(runners, request, routed, lost_race=won)
         reason = "The request's deadline passed" if deadline.expired() else "Every route failed"
         raise await self.unavailable(request, reason, skipped, routed.attempts, failures)
+
+    async def _next_admitted(self, queue: list[Route], skipped: list[str]) -> tuple[Route, RouteStatus] | None:
+        """The next route of ``queue`` its breaker lets through now (taken off the queue)."""
+        while queue:
+            route = queue.pop(0)
+            status = await self.health.admit(route)
+            if status is not None:
+                return route, status
+            # opened since the plan, or half-open with its trial requests taken
+            why = await self.health.unavailable_reason(route) or "half-open, its trial requests are taken"
+            skipped.append(f"{route.key}: {why}")
+        return None
+
+    def _start(self, admitted: tuple[Route, RouteStatus], request: ImageRequest, deadline: Deadline,
+               routed: RoutedResult, has_fallback: bool) -> asyncio.Task[BackendResult]:
+        route, status = admitted
+        return asyncio.create_task(self._serve_on(route, status, request, deadline, routed, has_fallback),
+                                   name=f"attempt {route.key}")
+
+    async def _hedge_if_slow(
+        self, runners: dict[asyncio.Task[BackendResult], tuple[Route, RouteStatus]], queue: list[Route],
+        hedge: HedgeGate, request: ImageRequest, deadline: Deadline, routed: RoutedResult, skipped: list[str],
+    ) -> None:
+        """Wait for the first route up to its threshold; then, if the gate allows, start the next."""
+        (primary, (route, _)), = runners.items()
+        threshold = await self.hedge_threshold(route)
+        done, _ = await asyncio.wait({primary}, timeout=min(threshold, deadline.remaining()))
+        if done or deadline.expired():
+            return
+        admitted = await self._next_admitted(queue, skipped)
+        if admitted is None:
+            return
+        if not await hedge.allow(route, admitted[0]):
+            queue.insert(0, admitted[0])  # not hedged: it stays the next failover target
+            return
+        labelled(HEDGES_STARTED, admitted[0].vendor).inc()
+        routed.hedged_to = admitted[0]
+        runners[self._start(admitted, request, deadline, routed, bool(queue))] = admitted
+
+    async def hedge_threshold(self, route: Route) -> float:
+        """How long ``route`` may take before a hedge starts: ``hedging.after_s``, else its recent
+        p95 (never below ``min_after_s``), else ``fallback_after_s`` before it has a record."""
+        if self.hedging.after_s is not None:
+            return self.hedging.after_s
+        summary = (await self.board.summaries(self.routes)).get(route.key)
+        if summary is None or summary.p95_s is None:
+            return self.hedging.fallback_after_s
+        return max(self.hedging.min_after_s, summary.p95_s)
+
+    async def _first_success(
+        self, runners: dict[asyncio.Task[BackendResult], tuple[Route, RouteStatus]], request: ImageRequest,
+        routed: RoutedResult, failures: list[RouteFailure],
+    ) -> bool:
+        """Wait for the running attempts; True once one succeeded (it is in ``routed``). A failure
+        that must reach the client is raised; others are noted and the rest keep running."""
+        pending = set(runners)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                route, status = runners.pop(task)
+                error = task.exception()
+                if error is None:
+                    routed.result, routed.route = task.result(), route
+                    await self.health.record_success(route, status)
+                    if routed.hedged_to is route:
+                        labelled(HEDGES_WON, route.vendor).inc()
+                    return True
+                if isinstance(error, ContentFiltered) and self.content_filter_action == "reject":
+                    raise ContentPolicyViolation(
+                        "The image was refused by the vendor's safety filter", param="prompt") from error
+                if not isinstance(error, BackendError) or not error.failover:
+                    raise error
+                failures.append(RouteFailure(error, time.monotonic()))
+                labelled(FAILOVERS, route.vendor, error.outcome).inc()
+        return False
+
+    async def _cancel(
+        self, runners: dict[asyncio.Task[BackendResult], tuple[Route, RouteStatus]], request: ImageRequest,
+        routed: RoutedResult, *, lost_race: bool,
+    ) -> None:
+        """Cancel attempts still running; job vendors' jobs are cancelled at the vendor on the
+        way out (``backends.vendors.polling``). An attempt that lost a hedge race is booked at
+        its estimated cost as the gateway's loss (no vendor promises a cancelled job is free),
+        never the client's."""
+        for task in runners:
+            task.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+        for route, _ in runners.values():
+            if lost_race:
+                routed.attempts.append(RouteAttempt(route.vendor, route.region, "cancelled", detail="lost the race"))
+                if self.on_hedge_loss is not None:
+                    await self.on_hedge_loss(route, request)
+        runners.clear()
 
     async def _serve_on(
         self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
