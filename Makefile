@@ -53,5 +53,6 @@ bench: install-dev
 bench-hedging: install-dev
 	$(BIN)/python bench/hedging.py
 
+# var/data (client keys and spend of `make run`) is kept: remove it by hand to start from nothing.
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var/images

@@ -7,7 +7,8 @@ simulator). The gateway runs in its own process with hedging off; every other ru
 BENCHMARKING.md) and the medians of the rounds are compared. Every request is timed by the
 client. Spend comes from the gateway's own counters: what clients were charged upstream for
 (``boltgate_upstream_cost_usd_total``) plus what hedges cost as losses
-(``boltgate_hedge_cost_usd_total``, the estimated price of each cancelled loser).
+(``boltgate_hedge_cost_usd_total``: each cancelled loser, at its estimated price since neither
+simulated vendor publishes a cancel).
 
 The hedge threshold is fixed (``--after``, 1.5 s): with exactly 5% of requests hanging, the
 route's p95 (the default threshold) sits on the hang itself.
@@ -69,7 +70,8 @@ def start_gateway(workdir: Path, first: int, second: int, gateway: int, after: f
         "[[routes]]\nvendor = \"imageapi\"\nkey_env = \"BENCH_SIM_KEY\"\npriority = 2\nmax_attempts = 1\n"
         f"regions = [{{name = \"sim\", base_url = \"http://{HOST}:{second}\"}}]\n"
     )
-    env = {**os.environ, "BENCH_SIM_KEY": KEY, "BOLTGATE_CONFIG": str(config), "BOLTGATE_LOG_LEVEL": "warning"}
+    env = {**os.environ, "BENCH_SIM_KEY": KEY, "BOLTGATE_CONFIG": str(config), "BOLTGATE_LOG_LEVEL": "warning",
+           "BOLTGATE_DATA_DIR": str(workdir / "data")}  # its ledger stays in the throwaway directory
     return subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--port", str(gateway)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

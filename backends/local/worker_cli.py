@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from backends.local.config import LocalBackendConfig
+from core.errors import ConfigurationError
 
 
 def build_worker_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -64,7 +65,11 @@ def run_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from backends.local.worker_app import serve_worker
 
-    serve_worker(config, args.host, args.port)
+    try:
+        serve_worker(config, args.host, args.port)
+    except ConfigurationError as error:
+        print(f"the worker cannot start: {error.message}", file=sys.stderr)
+        return 2
     return 0
 
 

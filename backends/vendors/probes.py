@@ -6,7 +6,7 @@ otherwise a ``HEAD`` of the base URL, which only says the vendor answers. The ve
 from the status alone:
 
 - 2xx passes; 429 passes too (the vendor answers; rate limiting is not an outage);
-- 401/402/403 on an endpoint that checks our key: the key or credit is refused;
+- 401/402/403 on an endpoint that checks our key: the key or credit (402) is refused;
 - a reachability probe (``HEAD``) passes on any answer below 500;
 - anything else (5xx, another 4xx, no answer in time) fails.
 """
@@ -34,7 +34,7 @@ class ProbeSpec:
         if 200 <= status < 300 or status == 429:
             return ProbeOutcome(True, detail, seconds, verifies_key=self.checks_key and status != 429)
         if self.checks_key and status in (401, 402, 403):
-            return ProbeOutcome(False, detail, seconds, key_refused=True)
+            return ProbeOutcome(False, detail, seconds, key_refused=True, payment_refused=status == 402)
         if self.method == "HEAD" and status < 500:
             return ProbeOutcome(True, detail, seconds)
         return ProbeOutcome(False, detail, seconds)

@@ -1,4 +1,5 @@
-"""``/v1/admin/keys``: create, list and revoke client keys, behind the admin token.
+"""``/v1/admin/keys``: create, list and revoke client keys; ``/v1/admin/charges``: the charge
+log, to check a vendor's invoice against. Both behind the admin token.
 
 A created key is shown once, in the creation answer; the gateway keeps only its hash.
 """
@@ -6,17 +7,20 @@ A created key is shown once, in the creation answer; the gateway keeps only its 
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from litestar import Request, Router, delete, get, post
+from litestar import Request, Response, Router, delete, get, post
 from litestar.di import Provide
 from litestar.params import Dependency
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from pricing.charge_log import to_csv
 from pricing.config import KeyLimits, KeyRouting
 from pricing.keys import ApiKeyRegistry, KeyRecord
+from pricing.ledger import Ledger
 from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.billing import bearer_token
 from proxy.settings import Settings
@@ -24,6 +28,8 @@ from proxy.settings import Settings
 AnyRequest = Request[Any, Any, Any]
 AdminKeys = Annotated[ApiKeyRegistry, Dependency(skip_validation=True)]
 """``keys``: the client key registry, injected only once the admin token checks out."""
+AdminLedger = Annotated[Ledger, Dependency(skip_validation=True)]
+"""``ledger``: the credit ledger, injected only once the admin token checks out."""
 
 
 class NewKey(BaseModel):
@@ -54,9 +60,26 @@ def is_admin_token(settings: Settings, token: str | None) -> bool:
 
 def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> ApiKeyRegistry:
     """The client key registry, for a caller that shows the admin token (the ``keys`` dependency
-    of every admin handler)."""
+    of the key handlers)."""
     require_admin(settings, request.headers.get("authorization"))
     return billing.keys
+
+
+def admin_ledger(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> Ledger:
+    """The ledger, for a caller that shows the admin token (the ``ledger`` dependency)."""
+    require_admin(settings, request.headers.get("authorization"))
+    return billing.ledger
+
+
+def parse_since(raw: str | None) -> datetime:
+    """An ISO 8601 date or time (UTC when it names no zone); default: the start of this month."""
+    if raw is None:
+        return datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    try:
+        since = datetime.fromisoformat(raw)
+    except ValueError as error:
+        raise InvalidRequest("'since' must be an ISO 8601 date or time, e.g. 2026-11-01", param="since") from error
+    return since if since.tzinfo is not None else since.replace(tzinfo=UTC)
 
 
 def _describe(record: KeyRecord) -> dict[str, object]:
@@ -95,6 +118,23 @@ async def revoke_key(keys: AdminKeys, key_id: str) -> dict[str, object]:
         raise NotFound(f"No key with id {key_id}", param="key_id")
     return {"id": key_id, "revoked": True}
 
+
+@get("/")
+async def list_charges(ledger: AdminLedger, since: str | None = None, format: str = "json") -> Response[Any]:
+    """Every charge from ``since`` on: vendor, vendor request id, catalog cost, vendor-reported
+    cost and client price (``format=csv`` for a spreadsheet)."""
+    if format not in ("json", "csv"):
+        raise InvalidRequest("'format' must be json or csv", param="format")
+    records = await ledger.charges(parse_since(since))
+    if format == "csv":
+        return Response(to_csv(records), media_type="text/csv")
+    return Response({"object": "list", "data": [record.to_json() for record in records]})
+
+
+ADMIN_CHARGES = Router(
+    path="/v1/admin/charges", route_handlers=[list_charges],
+    dependencies={"ledger": Provide(admin_ledger, sync_to_thread=False)},
+)
 
 ADMIN_KEYS = Router(
     path="/v1/admin/keys", route_handlers=[create_key, list_keys, revoke_key],

@@ -7,9 +7,9 @@ import logging
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core.errors import retry_after_headers
+from core.errors import StateUnavailable, retry_after_headers
 from proxy.api.injected import InjectedGateway
-from proxy.metrics import REGISTRY
+from proxy.metrics import REGISTRY, STATE_DEGRADED
 from proxy.routing.readiness import assess, export_route_states
 
 log = logging.getLogger(__name__)
@@ -26,17 +26,19 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz")
 async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
-    """Ready when the state store answers, no model is still loading and at least one route can
-    serve (see ``proxy.routing.readiness``); the gateway is built before the first request."""
+    """Ready when the state stores answer, no model is still loading and at least one route can
+    serve (see ``proxy.routing.readiness``); the gateway is built before the first request. A
+    replica whose Redis is away is taken out of the Service until it is back."""
     problems: list[str] = []
-    routes: list[dict[str, object]] = []
     try:
-        readiness = await assess(gateway.router.routes, gateway.router.health)
-    except Exception as exc:  # any failure of the store means not ready
-        problems.append(f"state store: {type(exc).__name__}: {str(exc)[:200]}")
-    else:
-        problems += readiness.problems
-        routes = [entry.as_json() for entry in readiness.routes]
+        await gateway.state.get("readyz")
+        await gateway.billing.ledger.probe()
+    except StateUnavailable as exc:
+        problems.append(f"state store: {exc.message}")
+    STATE_DEGRADED.set(1 if problems else 0)
+    readiness = await assess(gateway.router.routes, gateway.router.health)
+    problems += readiness.problems
+    routes = [entry.as_json() for entry in readiness.routes]
     body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems,
                                "routes": routes}
     if problems:

@@ -28,7 +28,7 @@ from litestar.di import Provide
 from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
-from proxy.api.admin import ADMIN_KEYS
+from proxy.api.admin import ADMIN_CHARGES, ADMIN_KEYS
 from proxy.api.backends import list_backends
 from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.health import healthz, metrics, readyz
@@ -44,7 +44,7 @@ from proxy.wiring import Overrides, Running, build_gateway
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     create_image, edit_image, download_image, list_models, retrieve_model,
-    healthz, readyz, metrics, key_usage, ADMIN_KEYS, list_backends,
+    healthz, readyz, metrics, key_usage, ADMIN_KEYS, ADMIN_CHARGES, list_backends,
 ]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from backends.base import GeneratedImage, ImageFormat
+from core.errors import UnusableOutput
 
 _PILLOW_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
@@ -26,4 +27,9 @@ async def to_format(image: GeneratedImage, fmt: ImageFormat) -> GeneratedImage:
     """The same image in ``fmt``; untouched (no decode) when it already is. Pillow runs off the loop."""
     if image.format == fmt:
         return image
-    return GeneratedImage(data=await asyncio.to_thread(_convert, image.data, fmt))
+    try:
+        converted = await asyncio.to_thread(_convert, image.data, fmt)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # A vendor image that passed the header checks but does not decode: a 502, never a 500.
+        raise UnusableOutput(f"the served image does not decode: {exc}") from exc
+    return GeneratedImage(data=converted)

@@ -7,7 +7,8 @@ across all of them: the probe first takes ``probe:<route>:lock`` with ``set_if_a
 TTL of one interval, and only the replica that got it probes.
 
 Verdicts feed ``RouteHealth``: a pass brings an open route back half-open (and a quarantined
-one, when the probe used our key), a refused key quarantines the route, a failure opens it.
+one, when the probe used our key), a refused key quarantines the route's account (briefly for
+a payment refusal, as in the router), a failure opens it.
 The last verdict is kept for ``GET /v1/backends``.
 
 State::
@@ -92,7 +93,7 @@ class HealthProber:
             await self.health.probe_passed(route, verifies_key=outcome.verifies_key)
             verdict = "ok"
         elif outcome.key_refused:
-            await self.health.quarantine(route, f"probe: {outcome.detail}")
+            await self.health.quarantine(route, f"probe: {outcome.detail}", brief=outcome.payment_refused)
             verdict = "key_refused"
         else:
             await self.health.probe_failed(route, outcome.detail)

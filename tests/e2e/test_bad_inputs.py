@@ -55,7 +55,8 @@ def served() -> Iterator[Served]:
         route = RouteConfig(vendor="callmissed", key_env=KEY_ENV,
                             regions=[RegionConfig(name="r1", base_url=sim.base_url)])
         server = GatewayServer(Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024,
-                                       probes={"enabled": False})).start()  # counts vendor requests
+                                       probes={"enabled": False},  # counts vendor requests
+                                       state_backend="memory")).start()  # module-wide: no per-test data dir
     yield server, sim
     server.stop()
     sim.stop()

@@ -63,3 +63,16 @@ async def test_a_request_may_turn_hedging_off_and_a_key_may_be_kept_from_asking(
     assert (off.status_code, off.headers.get("x-boltgate-hedged-to")) == (200, None)
     assert (refused.status_code, refused.json()["error"]["param"]) == (403, "x-boltgate-hedge")
     assert (garbled.status_code, garbled.json()["error"]["param"]) == (400, "x-boltgate-hedge")
+
+
+async def test_a_key_whose_credit_covers_one_route_but_not_both_racing_is_served_unhedged(vendors: Vendors) -> None:
+    vendors.text_only.script.append(0.3)
+    keys = {"bg-thin": {"name": "thin", "budget_credits": "0.6"}}  # $0.006: either route, not both ($0.008208)
+    thin = {"authorization": "Bearer bg-thin"}
+    async with serving(vendors.routes(), api_keys=keys, hedging={"enabled": True, "after_s": 0.05}) as client:
+        response = await client.post("/v1/images/generations", json={"prompt": "a kite"}, headers=thin)
+        usage = (await client.get("/v1/usage", headers=thin)).json()
+
+    assert response.status_code == 200, response.text
+    assert (response.headers["x-boltgate-backend"], response.headers.get("x-boltgate-hedged-to")) == ("runflow", None)
+    assert (usage["spent_usd"], usage["reserved_usd"]) == ("0.004050", "0.000000")

@@ -69,6 +69,19 @@ async def test_a_refused_key_quarantines_and_only_a_key_checking_pass_lifts_it()
     assert states == [CircuitState.QUARANTINED, CircuitState.QUARANTINED, CircuitState.HALF_OPEN]
 
 
+async def test_a_payment_refusal_on_a_probe_quarantines_only_briefly() -> None:
+    backend = ScriptedBackend("v")
+    backend.probe_script.append(ProbeOutcome(False, "GET answered 402", key_refused=True, payment_refused=True))
+    (prober,) = replicas(1, backend)
+    prober.health.config = BreakerConfig(quarantine_s=300, credit_quarantine_s=7)
+
+    await prober.probe_once(prober.routes[0])
+    status = await prober.health.status(prober.routes[0])
+
+    assert status.state is CircuitState.QUARANTINED
+    assert status.back_in is not None and status.back_in <= 7
+
+
 async def test_the_last_probe_is_kept_for_every_replica_to_read() -> None:
     backend = ScriptedBackend("v")
     backend.probe_script.append(ProbeOutcome(False, "cannot connect", seconds=0.25))

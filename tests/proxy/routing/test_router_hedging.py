@@ -8,7 +8,14 @@ import asyncio
 import pytest
 
 from core.deadline import Deadline
-from core.errors import VendorRejectedRequest, VendorUnavailable
+from core.errors import (
+    BackendError,
+    ContentFiltered,
+    ContentPolicyViolation,
+    JobAbandoned,
+    VendorRejectedRequest,
+    VendorUnavailable,
+)
 from core.request import ImageRequest
 from proxy.routing.route import Route
 from proxy.routing.router import Router
@@ -34,14 +41,16 @@ class Gate:
         return self.allowing
 
 
-def hedged_router(*backends: ScriptedBackend, hedging: HedgingConfig = QUICK) -> tuple[Router, list[str]]:
+def hedged_router(*backends: ScriptedBackend, hedging: HedgingConfig = QUICK,
+                  content_filter_action: str = "failover") -> tuple[Router, list[str]]:
     losses: list[str] = []
 
-    async def book(route: Route, _: ImageRequest) -> None:
-        losses.append(route.vendor)
+    async def book(route: Route, _: ImageRequest, said: BackendError | None) -> None:
+        losses.append(route.vendor if said is None else f"{route.vendor}: {said.outcome}")
 
-    router = router_over([route_to(backend, priority=index, max_attempts=1) for index, backend in enumerate(backends)])
-    router.hedging, router.on_hedge_loss = hedging, book
+    router = router_over([route_to(backend, priority=index, max_attempts=1) for index, backend in enumerate(backends)],
+                         content_filter_action=content_filter_action)
+    router.hedging, router.attempts.on_hedge_loss = hedging, book
     return router, losses
 
 
@@ -114,12 +123,40 @@ async def test_when_both_racers_fail_the_request_fails_over_to_the_next_route() 
     assert losses == []
 
 
-async def test_a_rejected_request_cancels_the_other_racer_and_goes_back_to_the_client() -> None:
-    stuck = ScriptedBackend.playing("stuck", "hang")
+async def test_a_hedge_the_vendor_refuses_leaves_the_first_route_to_answer() -> None:
+    slow = ScriptedBackend.playing("slow", 0.3)
     picky = ScriptedBackend.playing("picky", VendorRejectedRequest("bad prompt", status=400))
-    router, losses = hedged_router(stuck, picky)
+    router, losses = hedged_router(slow, picky)
 
-    with pytest.raises(VendorRejectedRequest):
+    routed = await router.generate(request(), Deadline(10), hedge=Gate())
+
+    assert routed.route.backend is slow
+    assert [(a.backend, a.outcome) for a in routed.attempts] == [("picky", "rejected"), ("slow", "ok")]
+    assert losses == []
+
+
+async def test_when_both_racers_refuse_the_request_the_client_hears_the_refusal() -> None:
+    late_picky = ScriptedBackend("late-picky")
+    picky = ScriptedBackend.playing("picky", VendorRejectedRequest("bad prompt", status=400))
+
+    async def late_refusal(request: ImageRequest, deadline: Deadline) -> object:
+        await asyncio.sleep(0.2)
+        raise VendorRejectedRequest("not this prompt", status=422)
+
+    late_picky.generate = late_refusal  # type: ignore[method-assign, assignment]
+    router, losses = hedged_router(late_picky, picky)
+
+    with pytest.raises(VendorRejectedRequest, match="not this prompt"):
+        await router.generate(request(), Deadline(10), hedge=Gate())
+    assert losses == []
+
+
+async def test_an_answer_that_must_reach_the_client_cancels_the_other_racer() -> None:
+    stuck = ScriptedBackend.playing("stuck", "hang")
+    filtered = ScriptedBackend.playing("filtered", ContentFiltered("blank image"))
+    router, losses = hedged_router(stuck, filtered, content_filter_action="reject")
+
+    with pytest.raises(ContentPolicyViolation):
         await router.generate(request(), Deadline(10), hedge=Gate())
 
     assert stuck.cancelled == 1
@@ -155,3 +192,42 @@ async def test_the_threshold_is_the_routes_p95_floored_or_the_fallback_before_an
     assert before == 4
     assert 2.0 < measured <= 2.5
     assert fixed == 0.7
+
+
+def job_left_behind(name: str, *, billed: bool) -> ScriptedBackend:
+    """A job vendor's backend that, cancelled, says what became of its job (as ``poll_job`` does):
+    cancelled at the vendor for free, or left running and billed."""
+    backend = ScriptedBackend(name)
+
+    async def hang_then_abandon(request: ImageRequest, deadline: Deadline) -> object:
+        backend.calls.append(request)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError as cancelled:
+            backend.cancelled += 1
+            abandoned = JobAbandoned(f"{name} job abandoned", billed=billed, run_seconds=2.0)
+            raise asyncio.CancelledError(*cancelled.args) from abandoned
+        raise AssertionError("unreachable")
+
+    backend.generate = hang_then_abandon  # type: ignore[method-assign, assignment]
+    return backend
+
+
+async def test_a_loser_whose_job_runs_on_is_booked_once_at_the_vendors_word() -> None:
+    running_on, spare = job_left_behind("runs-on", billed=True), ScriptedBackend("spare")
+    router, losses = hedged_router(running_on, spare)
+
+    routed = await router.generate(request(), Deadline(10), hedge=Gate())
+
+    assert routed.route.backend is spare
+    assert losses == ["runs-on: job_abandoned"]  # not a second, estimated booking beside it
+
+
+async def test_a_loser_whose_job_the_vendor_cancelled_for_free_costs_nothing() -> None:
+    cancelled_free, spare = job_left_behind("cancels", billed=False), ScriptedBackend("spare")
+    router, losses = hedged_router(cancelled_free, spare)
+
+    routed = await router.generate(request(), Deadline(10), hedge=Gate())
+
+    assert routed.route.backend is spare and cancelled_free.cancelled == 1
+    assert losses == []
