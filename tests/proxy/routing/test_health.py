@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from core.errors import StateUnavailable
 from core.state.memory import MemoryStateStore
 from proxy.routing.health import CircuitState, RouteHealth
 from proxy.routing.route import Route
@@ -180,3 +181,48 @@ async def test_an_unreadable_state_record_counts_as_closed() -> None:
     await tracker.store.set(f"health:{route.key}:state", b"not json")
 
     assert (await tracker.status(route)).state is CircuitState.CLOSED
+
+
+async def test_a_key_checking_probe_on_one_region_lifts_its_accounts_quarantine() -> None:
+    tracker = RouteHealth(MemoryStateStore(), BreakerConfig())
+    east = Route(ScriptedBackend("v", "east"), account="acct")
+    west = Route(ScriptedBackend("v", "west"), account="acct")
+    await tracker.quarantine(east, "401 bad key")
+
+    await tracker.probe_passed(west, verifies_key=False)  # a HEAD says nothing about our key
+    still = await tracker.status(east)
+    await tracker.probe_passed(west, verifies_key=True)
+
+    assert still.state is CircuitState.QUARANTINED and still.reason == "401 bad key"
+    assert (await tracker.status(west)).state is CircuitState.HALF_OPEN
+    assert (await tracker.status(east)).state is CircuitState.CLOSED
+
+
+class AwayStore(MemoryStateStore):
+    """A state store that has stopped answering (Redis down): every call is ``StateUnavailable``."""
+
+    async def get(self, key: str) -> bytes | None:
+        raise StateUnavailable("Redis did not answer")
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        raise StateUnavailable("Redis did not answer")
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        raise StateUnavailable("Redis did not answer")
+
+    async def delete(self, key: str) -> None:
+        raise StateUnavailable("Redis did not answer")
+
+
+async def test_breakers_degrade_to_closed_while_the_state_store_is_away() -> None:
+    tracker = RouteHealth(AwayStore(), BreakerConfig(failure_threshold=1))
+    route = Route(ScriptedBackend("v", "r"))
+
+    await tracker.record_failure(route, "500")
+    await tracker.quarantine(route, "401")
+    await tracker.probe_failed(route, "cannot connect")
+    await tracker.record_success(route)
+
+    assert (await tracker.status(route)).state is CircuitState.CLOSED
+    assert await tracker.admit(route) is not None
+    assert await tracker.unavailable_reason(route) is None
