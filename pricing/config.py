@@ -41,6 +41,39 @@ micro-USD stays a 64-bit integer (the ledger's counters) at any sane credit valu
 BudgetCredits = Annotated[Decimal, Field(ge=0, le=MAX_BUDGET_CREDITS, decimal_places=6, allow_inf_nan=False)]
 """A key's budget in credits: finite, at most ``MAX_BUDGET_CREDITS``, at most six decimals
 (``1e999999`` or ``1e-999999`` would reach the ledger's arithmetic and fail every request)."""
+class KeyLimits(BaseModel):
+    """How fast one client key may go, shared by every replica; None: no limit on that count."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    images_per_minute: int | None = Field(default=None, ge=1)
+    """Images asked for (``n``) per minute."""
+    concurrent_requests: int | None = Field(default=None, ge=1)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.requests_per_minute is None and self.images_per_minute is None and self.concurrent_requests is None
+
+
+RoutingPolicyName = Literal["priority", "cheapest", "fastest", "balanced"]
+"""How the router orders routes (``proxy.routing.policy``); named here because a key's policy
+says which of them its requests may ask for."""
+
+
+class KeyRouting(BaseModel):
+    """What a key's requests may ask of the router."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policies: tuple[RoutingPolicyName, ...] | None = None
+    """The routing policies it may ask for per request; None: any."""
+    pin_routes: bool = True
+    """Whether it may ask for one vendor (``x-boltgate-route``)."""
+    hedging: bool = True
+    """Whether it may ask for hedging per request (``x-boltgate-hedge: on``)."""
+    hedge_budget_usd_per_day: Decimal | None = Field(default=None, ge=0)
+    """The most its hedges may cost the gateway per UTC day; None: the gateway's setting."""
 
 
 class KeyPolicy(BaseModel):
@@ -50,6 +83,10 @@ class KeyPolicy(BaseModel):
 
     name: str = "static"
     budget_credits: BudgetCredits | None = None
+    limits: KeyLimits | None = None
+    """This key's rate limits; None: the gateway's ``rate_limits``."""
+    routing: KeyRouting | None = None
+    """What its requests may ask of the router; None: anything."""
 
 
 class PricingConfig(BaseModel):

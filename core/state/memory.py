@@ -73,6 +73,7 @@ class MemoryStateStore:
         size = self._evictable.pop(key, None)
         if size is not None:
             self._evictable_bytes -= size
+        self._leases: dict[str, dict[str, float]] = {}
 
     def _live(self, key: str) -> bool:
         expires = self._expiry.get(key)
@@ -157,18 +158,40 @@ class MemoryStateStore:
             self._expire_in(key, ttl)
         return value
 
-    async def incr_within(self, key: str, amount: int, limit: int) -> int | None:
+    async def incr_within(self, key: str, amount: int, limit: int, ttl: float | None = None) -> int | None:
         self.sweep()
+        created = not self._live(key)
         value = self._int(key) + amount
         if value > limit:
             return None
         self._put(key, value)
+        if created and ttl is not None:
+            self._expire_in(key, ttl)
         return value
 
-    async def hincr(self, key: str, field: str, amount: int) -> int:
+    async def acquire_lease(self, key: str, holder: str, limit: int, ttl: float) -> int | None:
+        now = time.monotonic()
+        leases = {name: ends for name, ends in self._leases.get(key, {}).items() if ends > now}
+        if holder not in leases and len(leases) >= limit:
+            self._leases[key] = leases
+            return None
+        leases[holder] = now + ttl
+        self._leases[key] = leases
+        return len(leases)
+
+    async def release_lease(self, key: str, holder: str) -> None:
+        leases = self._leases.get(key)
+        if leases is not None:
+            leases.pop(holder, None)
+            if not leases:
+                del self._leases[key]
+
+    async def hincr(self, key: str, field: str, amount: int, ttl: float | None = None) -> int:
         self.sweep()
         if not self._live(key):
             self._put(key, {})
+            if ttl is not None:
+                self._expire_in(key, ttl)
         table = self._values[key]
         if not isinstance(table, dict):
             raise TypeError(f"{key} does not hold a hash")
@@ -199,3 +222,4 @@ class MemoryStateStore:
         self._heap.clear()
         self._evictable.clear()
         self._evictable_bytes = 0
+        self._leases.clear()

@@ -17,11 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from pricing.charge_log import to_csv
-from pricing.config import BudgetCredits
+from pricing.config import BudgetCredits, KeyLimits, KeyRouting
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from pricing.ledger import Ledger
 from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.billing import bearer_token
+from proxy.settings import Settings
 
 AnyRequest = Request[Any, Any, Any]
 AdminKeys = Annotated[ApiKeyRegistry, Dependency(skip_validation=True)]
@@ -35,28 +36,37 @@ class NewKey(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     budget_credits: BudgetCredits | None = None
+    limits: KeyLimits | None = None
+    routing: KeyRouting | None = None
 
 
-def check_admin_token(request: AnyRequest, settings: InjectedSettings) -> None:
+def require_admin(settings: Settings, authorization: str | None) -> None:
+    """Refuse a caller that does not show the admin token (403 when none is configured)."""
     if settings.admin_token is None:
         raise PermissionDenied("The admin API is off: set BOLTGATE_ADMIN_TOKEN to enable it")
-    sent = bearer_token(request.headers.get("authorization"))
+    sent = bearer_token(authorization)
     if sent is None:
         raise AuthenticationFailed("The admin API needs 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(sent.encode(), settings.admin_token.get_secret_value().encode()):
+    if not is_admin_token(settings, sent):
         raise PermissionDenied("Wrong admin token")
+
+
+def is_admin_token(settings: Settings, token: str | None) -> bool:
+    if settings.admin_token is None or token is None:
+        return False
+    return hmac.compare_digest(token.encode(), settings.admin_token.get_secret_value().encode())
 
 
 def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> ApiKeyRegistry:
     """The client key registry, for a caller that shows the admin token (the ``keys`` dependency
     of the key handlers)."""
-    check_admin_token(request, settings)
+    require_admin(settings, request.headers.get("authorization"))
     return billing.keys
 
 
 def admin_ledger(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> Ledger:
     """The ledger, for a caller that shows the admin token (the ``ledger`` dependency)."""
-    check_admin_token(request, settings)
+    require_admin(settings, request.headers.get("authorization"))
     return billing.ledger
 
 
@@ -79,6 +89,8 @@ def _describe(record: KeyRecord) -> dict[str, object]:
         "created": record.created.isoformat(),
         "revoked": record.revoked,
         "static": record.static,
+        "limits": None if record.limits is None else record.limits.model_dump(),
+        "routing": None if record.routing is None else record.routing.model_dump(mode="json"),
     }
 
 
@@ -90,7 +102,7 @@ async def create_key(request: AnyRequest, keys: AdminKeys) -> dict[str, object]:
         first = error.errors(include_url=False)[0]
         param = str(first["loc"][0]) if first["loc"] else None
         raise InvalidRequest(f"Invalid '{param}': {first['msg']}", param=param) from error
-    key, record = await keys.create(new.name, new.budget_credits)
+    key, record = await keys.create(new.name, new.budget_credits, new.limits, new.routing)
     return {"key": key, **_describe(record)}
 
 

@@ -24,6 +24,7 @@ from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
 from proxy.gateway import Gateway
 from proxy.images.store import MEDIA_TYPES
 from proxy.images.validate import validate_init_image
+from proxy.routing.choice import DEFAULT_CHOICE, HEDGE_HEADER, POLICY_HEADER, ROUTE_HEADER, RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -39,13 +40,22 @@ def _with_price_ceiling(request: AnyRequest, fields: dict[str, Any]) -> dict[str
     return fields
 
 
+def _routing_choice(request: AnyRequest, fields: dict[str, Any]) -> RoutingChoice:
+    """What the client asks of the router: ``routing_policy`` (body, else header) and a pinned
+    route (header); taken out of ``fields``, which describe the image."""
+    policy = fields.pop("routing_policy", None)
+    if policy is None:
+        policy = request.headers.get(POLICY_HEADER)
+    return RoutingChoice.asked(policy, request.headers.get(ROUTE_HEADER), request.headers.get(HEDGE_HEADER))
+
+
 async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
-                 image_request: ImageRequest) -> Response[bytes]:
+                 image_request: ImageRequest, routing: RoutingChoice = DEFAULT_CHOICE) -> Response[bytes]:
     base_url = gateway.links.base_url(request.scope["scheme"], request.headers.get("host"),
                                       request.scope.get("server"))
     served = await unless_disconnected(request, gateway.generate(
         image_request, base_url=base_url, key=key,
-        idempotency_key=request.headers.get("idempotency-key"),
+        idempotency_key=request.headers.get("idempotency-key"), routing=routing,
     ))
     return Response(content=orjson.dumps(served.body), media_type="application/json", headers=served.headers)
 
@@ -59,9 +69,11 @@ async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Respons
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
                              code="invalid_json") from exc
+    routing = DEFAULT_CHOICE
     if isinstance(payload, dict):
         _with_price_ceiling(request, payload)
-    return await _serve(request, gateway, key, to_image_request(payload))
+        routing = _routing_choice(request, payload)
+    return await _serve(request, gateway, key, to_image_request(payload), routing)
 
 
 @post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)
@@ -85,9 +97,10 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: In
         fields[name] = value
     if upload is None:
         raise InvalidRequest("An 'image' file is required", param="image")
+    routing = _routing_choice(request, fields)
     init_image = await validate_init_image(await upload.read(), settings.max_upload_pixels)
     image_request = to_image_request(_with_price_ceiling(request, fields), init_image=init_image)
-    return await _serve(request, gateway, key, image_request)
+    return await _serve(request, gateway, key, image_request, routing)
 
 
 @get("/v1/images/files/{name:str}")

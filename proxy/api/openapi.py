@@ -12,6 +12,7 @@ from typing import Any
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 
 from proxy.api.openai_request import OpenAIImageBody
+from proxy.routing.choice import POLICIES
 
 
 def _schema(node: dict[str, Any]) -> Schema:
@@ -31,6 +32,9 @@ def _body_schema(*, with_image: bool) -> Schema:
     source = OpenAIImageBody.model_json_schema()
     properties: dict[str, Any] = {name: _schema(node) for name, node in source["properties"].items()}
     required = list(source.get("required", []))
+    properties["routing_policy"] = Schema(  # read by the handler, not the image model
+        type=OpenAPIType.STRING, enum=list(POLICIES),
+        description="How the router orders routes for this request, within what the key allows")
     if with_image:
         properties["image"] = Schema(type=OpenAPIType.STRING, format=None, description="PNG, JPEG or WebP")
         properties["strength"] = Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=1)

@@ -29,6 +29,7 @@ from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
 from proxy.api.admin import ADMIN_CHARGES, ADMIN_KEYS
+from proxy.api.backends import list_backends
 from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.health import healthz, metrics, readyz
 from proxy.api.images import create_image, download_image, edit_image
@@ -43,7 +44,7 @@ from proxy.wiring import Overrides, Running, build_gateway
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     create_image, edit_image, download_image, list_models, retrieve_model,
-    healthz, readyz, metrics, key_usage, ADMIN_KEYS, ADMIN_CHARGES,
+    healthz, readyz, metrics, key_usage, ADMIN_KEYS, ADMIN_CHARGES, list_backends,
 ]
 
 
