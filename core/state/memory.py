@@ -36,13 +36,17 @@ class MemoryStateStore:
         self._sweep_interval_s = sweep_interval_s
         self._on_evict = on_evict
         self._sweeper: asyncio.Task[None] | None = None
+        self._leases: dict[str, dict[str, float]] = {}
 
     @property
     def evictable_bytes(self) -> int:
         """Bytes held under the evictable prefixes (what the byte budget counts)."""
         return self._evictable_bytes
 
-    def __len__(self) -> int:
+    @property
+    def key_count(self) -> int:
+        """Keys held now, live or not yet swept. Not ``__len__``: an empty store must stay truthy,
+        since callers write ``store or default``."""
         return len(self._values)
 
     def sweep(self) -> int:
@@ -73,7 +77,6 @@ class MemoryStateStore:
         size = self._evictable.pop(key, None)
         if size is not None:
             self._evictable_bytes -= size
-        self._leases: dict[str, dict[str, float]] = {}
 
     def _live(self, key: str) -> bool:
         expires = self._expiry.get(key)

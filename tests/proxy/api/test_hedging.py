@@ -11,17 +11,21 @@ from tests.proxy.api.served_app import Client, Vendors, serving
 KEYS = {"bg-team": {"name": "team", "budget_credits": "10"},
         "bg-plain": {"name": "plain", "routing": {"hedging": False}}}
 AUTH = {"authorization": "Bearer bg-team"}
+METRICS_TOKEN = "bg-metrics"
+"""/metrics is private once client keys are required."""
 
 
 async def metric(client: Client, name: str, backend: str) -> float:
-    text = (await client.get("/metrics")).text
+    answer = await client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+    assert answer.status_code == 200, answer.text
+    text = answer.text
     found = re.search(rf'^{name}{{backend="{backend}"}} (\S+)$', text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
 async def test_a_hanging_first_route_is_hedged_and_the_client_pays_once_for_the_winner(vendors: Vendors) -> None:
     vendors.text_only.script.append("hang")
-    async with serving(vendors.routes(), api_keys=KEYS, hedging={"enabled": True, "after_s": 0.05}) as client:
+    async with serving(vendors.routes(), api_keys=KEYS, metrics_token=METRICS_TOKEN, hedging={"enabled": True, "after_s": 0.05}) as client:
         cost_before = await metric(client, "boltgate_hedge_cost_usd_total", "runflow")
         won_before = await metric(client, "boltgate_hedges_won_total", "eachlabs")
         response = await client.post("/v1/images/generations", json={"prompt": "a kite"}, headers=AUTH)
@@ -41,7 +45,7 @@ async def test_a_hanging_first_route_is_hedged_and_the_client_pays_once_for_the_
 
 async def test_hedging_is_off_by_default_and_a_request_may_ask_for_it(vendors: Vendors) -> None:
     vendors.text_only.script.extend([0.3, 0.3])
-    async with serving(vendors.routes(), api_keys=KEYS, hedging={"after_s": 0.05}) as client:
+    async with serving(vendors.routes(), api_keys=KEYS, metrics_token=METRICS_TOKEN, hedging={"after_s": 0.05}) as client:
         plain = await client.post("/v1/images/generations", json={"prompt": "a kite"}, headers=AUTH)
         asked = await client.post("/v1/images/generations", json={"prompt": "a kite"},
                                   headers={**AUTH, "x-boltgate-hedge": "on"})
@@ -52,7 +56,7 @@ async def test_hedging_is_off_by_default_and_a_request_may_ask_for_it(vendors: V
 
 async def test_a_request_may_turn_hedging_off_and_a_key_may_be_kept_from_asking(vendors: Vendors) -> None:
     vendors.text_only.script.append(0.3)
-    async with serving(vendors.routes(), api_keys=KEYS, hedging={"enabled": True, "after_s": 0.05}) as client:
+    async with serving(vendors.routes(), api_keys=KEYS, metrics_token=METRICS_TOKEN, hedging={"enabled": True, "after_s": 0.05}) as client:
         off = await client.post("/v1/images/generations", json={"prompt": "a kite"},
                                 headers={**AUTH, "x-boltgate-hedge": "off"})
         refused = await client.post("/v1/images/generations", json={"prompt": "a kite"},
