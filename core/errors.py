@@ -36,6 +36,7 @@ over, or give up, and billing reads what the vendor charged from the error's typ
         │   ├── VendorRateLimited      429 (carries Retry-After when the vendor sent it)
         │   ├── VendorTimeout          the attempt's time ran out
         │   └── VendorProtocolError    a body we cannot read before anything was billed (logged)
+        ├── UnsafeVendorUrl            a vendor's URL we refuse: internal address, credentials, redirects
         ├── UnusableOutput             billed work whose output can't be used: fail over, never retried
         ├── VendorAuthError            401/403 from the vendor: its whole account quarantined, fail over
         │   └── VendorOutOfCredit      402: the account quarantined briefly, then re-checked
@@ -330,6 +331,12 @@ class VendorTimeout(RetryableBackendError):
 
 class VendorProtocolError(RetryableBackendError):
     outcome = "protocol_error"
+
+
+class UnsafeVendorUrl(BackendError):
+    """A vendor named a URL the gateway refuses to fetch: fail over at once, never charged."""
+
+    outcome = "unsafe_url"
 
 
 class UnusableOutput(BackendError):

@@ -66,9 +66,11 @@ class Gateway:
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
-                       idempotency_key: str | None = None) -> ImagesResponse:
+                       idempotency_key: str | None = None, reservation: Reservation | None = None) -> ImagesResponse:
+        """Serve ``request`` for ``key``; ``reservation`` is a hold made earlier (an async job's,
+        placed at submit) that routing raises as needed and that is settled or released here."""
         if idempotency_key is None:
-            return await self._generate(request, base_url, key)
+            return await self._generate(request, base_url, key, reservation)
         ledger = self.billing.ledger
         fingerprint = request_fingerprint(request)
         replay = await ledger.recall_response(key.key_id, idempotency_key)
@@ -78,7 +80,7 @@ class Gateway:
             raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
                                       param="Idempotency-Key")
         try:
-            served = await self._generate(request, base_url, key)
+            served = await self._generate(request, base_url, key, reservation)
         except BaseException:
             await _quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
             raise
@@ -89,13 +91,13 @@ class Gateway:
                                                 ttl=REPLAY_TTL_S), "remember an idempotent response")
         return served
 
-    async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord) -> ImagesResponse:
+    async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord,
+                        reservation: Reservation | None = None) -> ImagesResponse:
         started = time.monotonic()
         deadline = Deadline(self.deadline_s)
         plan = await self.router.candidates(request)
         if not plan[0]:
             raise NoBackendAvailable("No route can serve this request", skipped=plan[1])
-        reservation: Reservation | None = None
 
         async def admit(route: Route) -> None:
             """Hold what ``route`` could charge before it is tried (402 skips it)."""

@@ -22,6 +22,8 @@ from core.state.memory_ledger import MemoryLedgerStore
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
+from proxy.jobs.service import JobService
+from proxy.jobs.wiring import start_jobs
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.routing.router import Router
@@ -37,6 +39,7 @@ class Running:
     """The built gateway plus what must be closed when it stops."""
 
     gateway: Gateway
+    jobs: JobService
     closers: list[Closer] = field(default_factory=list)
     notice: str = ""
 
@@ -212,12 +215,14 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
         warming = _start_loading(routes)
         closers.append(warming.cancel_all)
         gateway = assemble_gateway(settings, stores, routes)
+        jobs = await start_jobs(settings, gateway, stores.durable)
+        closers.append(jobs.aclose)  # closed first: running jobs finish while routes and stores are up
     except BaseException:  # a half-built gateway leaves no simulator, connection or task behind
         await close_all(closers)
         raise
     if notice:
         log.warning(notice)
-    return Running(gateway, closers, notice)
+    return Running(gateway, jobs.service, closers, notice)
 
 
 def _serve_simulators(closers: list[Closer], http_client: HttpClientKind) -> tuple[list[Route], str]:
