@@ -52,12 +52,12 @@ class RedisStreamJobQueue:
     async def _ensure_group(self) -> None:
         if self._group_ready:
             return
-        try:
-            async with answering(self._timeout_s):
+        async with answering(self._timeout_s):
+            try:
                 await self._client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if not str(exc).startswith("BUSYGROUP"):
-                raise
+            except ResponseError as exc:  # caught here: ``answering`` reads any BUSY... as an outage
+                if not str(exc).startswith("BUSYGROUP"):
+                    raise
         self._group_ready = True
 
     async def put(self, job_id: str) -> None:

@@ -7,6 +7,8 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from core.errors import VendorUnavailable
 from proxy.jobs.signature import verify_signature
 from tests.proxy.api.served_app import Client, serving
@@ -85,7 +87,7 @@ async def test_the_webhook_is_posted_once_with_a_valid_signature(receiver: Webho
 
     assert len(receiver.received) == 1
     assert verify_signature(secret, call.body, call.headers["Boltgate-Signature"])
-    event = __import__("orjson").loads(call.body)
+    event = orjson.loads(call.body)
     assert (event["id"], event["type"]) == (job["id"], "image.job.succeeded")
     assert event["data"]["data"] == polled["data"]
     assert polled["webhook"]["delivered"] is True and polled["webhook"]["attempts"] == 1
