@@ -45,7 +45,8 @@ def redis_state() -> Iterator[dict[str, object]]:
 def settings_for(sim: SimulatorServer, state: dict[str, object]) -> dict[str, object]:
     return {**state, "simulators": "off", "deadline_s": 20, "api_keys": {"bg-alice": {"name": "alice"}},
             "jobs": {"reclaim_idle_s": 1.0},
-            "routes": [{"vendor": sim.vendor, "key_env": KEY_ENV, "regions": [{"name": "r1", "base_url": sim.base_url}]}]}
+            "routes": [{"vendor": sim.vendor, "key_env": KEY_ENV,
+                        "regions": [{"name": "r1", "base_url": sim.base_url}]}]}
 
 
 def poll(base_url: str, job_id: str) -> dict[str, Any]:
