@@ -20,7 +20,6 @@ from tests.e2e.conftest import KEY_ENV, StartSimulator
 from tests.e2e.gateway_process import GatewayProcess
 from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.e2e
 ALICE = {"Authorization": "Bearer bg-alice"}
 BODY = {"model": "sdxl-lightning", "prompt": "a red kite", "size": "256x256"}
 PRICE = "0.001080"  # aigateway: $0.0008 + 35%
