@@ -18,6 +18,8 @@ from core.state.base import StateStore
 from proxy.jobs.book import JobBook
 
 OPEN = "jobs:open"
+RETRY_LATER_S = 1.0
+"""In process: how long a job the runner could not finish with waits before it is handed out again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,11 @@ class JobQueue(Protocol):
 
     async def ack(self, delivery: Delivery) -> None:
         """The job is done with: never hand it out again."""
+        ...
+
+    async def retry_later(self, delivery: Delivery) -> None:
+        """The runner could not finish with the job (the state store did not answer): hand it
+        out again later."""
         ...
 
     async def recover(self, book: JobBook) -> int:
@@ -89,6 +96,10 @@ class InProcessJobQueue:
 
     async def ack(self, delivery: Delivery) -> None:
         await self._store.hincr(OPEN, delivery.job_id, -1)
+
+    async def retry_later(self, delivery: Delivery) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(RETRY_LATER_S, self._queue.put_nowait, delivery)
 
     async def aclose(self) -> None:
         return None

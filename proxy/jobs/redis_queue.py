@@ -102,6 +102,10 @@ class RedisStreamJobQueue:
             await self._client.xack(self._stream, GROUP, delivery.entry_id)
             await self._client.xdel(self._stream, delivery.entry_id)
 
+    async def retry_later(self, delivery: Delivery) -> None:
+        """Nothing to do: the entry stays pending and is reclaimed once idle (``reclaim_idle_s``)."""
+        return None
+
     async def recover(self, book: JobBook) -> int:
         """Nothing to do: what a dead runner left is in the pending list, reclaimed by ``next``."""
         return 0

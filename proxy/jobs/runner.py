@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -128,10 +129,12 @@ class JobRunner:
             await self._process(delivery)
             if not self._stopping:
                 await self.service.queue.ack(delivery)
-        except StateUnavailable as error:  # left pending: re-run once it has been idle long enough
+        except StateUnavailable as error:
             log.warning("job %s left for a later run: %s", delivery.job_id, error.message)
+            await self.service.queue.retry_later(delivery)
         except Exception:
             log.exception("job %s failed unexpectedly; left for a later run", delivery.job_id)
+            await self.service.queue.retry_later(replace(delivery, deliveries=delivery.deliveries + 1))
         finally:
             keeping.cancel()
             await asyncio.gather(keeping, return_exceptions=True)
