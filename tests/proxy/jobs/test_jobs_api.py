@@ -64,15 +64,21 @@ async def test_a_job_is_accepted_at_once_then_polled_until_its_images_are_ready(
         assert held == 0
 
 
-async def test_a_job_that_fails_says_why_and_charges_nothing() -> None:
+async def test_a_job_that_fails_says_why_charges_nothing_and_calls_back(receiver: WebhookReceiver) -> None:
     backend = ScriptedBackend.playing("runflow", *[VendorUnavailable("down", status=503)] * 3)
-    async with serving([route_to(backend)], api_keys=KEYS) as client:
-        job = (await client.post("/v1/images/jobs", json=BODY, headers=ALICE)).json()
+    allow = {"webhook": {"allowed_hosts": ["127.0.0.1"]}}
+    async with serving([route_to(backend)], api_keys=KEYS, jobs=allow) as client:
+        job = (await client.post("/v1/images/jobs", json={**BODY, "webhook_url": receiver.url},
+                                 headers=ALICE)).json()
         done = await finished(client, job["id"])
+        [call] = await receiver.wait_for(1)
         assert done["status"] == "failed"
         assert done["error"]["code"] == "no_backend_available"
         assert "data" not in done
         assert await spent(client) == (0, 0)
+    event = orjson.loads(call.body)
+    assert event["type"] == "image.job.failed"
+    assert event["data"]["error"] == done["error"]
 
 
 async def test_the_webhook_is_posted_once_with_a_valid_signature(receiver: WebhookReceiver) -> None:
