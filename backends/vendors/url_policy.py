@@ -8,9 +8,11 @@ rewrite a plain-http answer must not be able to point it at internal addresses. 
 - no credentials in the URL (``user:pw@`` would be sent as Basic auth);
 - the address connected to must be public (not loopback, private, link-local, shared,
   multicast, reserved or a cloud metadata address) unless the host is trusted. A name is checked
-  by the resolver the connection itself uses (``CheckedResolver``), so the address checked is the
-  address connected to and a DNS answer cannot change between check and connect;
-- redirects are followed by hand, each hop checked again (``backends.vendors.output_fetch``).
+  by the resolver the connection itself uses (``CheckedResolver`` for aiohttp,
+  ``backends.vendors.http.checked_network`` for httpx), so the address checked is the address
+  connected to and a DNS answer cannot change between check and connect;
+- redirects are followed by the HTTP client (``backends.vendors.http.redirects``), each hop
+  checked again.
 
 Trusted hosts are the operator's: the origins of the route's own regions (the simulators on
 loopback, a private GPU worker) and the hosts the settings list. An entry is ``host`` (any port)
@@ -114,6 +116,19 @@ class OutboundPolicy:
             raise UnsafeVendorUrl(f"{host} is not a public address")
         return parts
 
+    def allowed_addresses(self, host: str, port: int, addresses: Iterable[str]) -> list[str]:
+        """Of the addresses ``host`` resolved to, those it may connect to (all, for a trusted host).
+
+        None allowed is a ``PermissionError``: an ``OSError``, as both clients' resolvers must
+        raise, and never one a DNS failure raises, so the clients can tell a refusal apart."""
+        found = list(addresses)
+        if self.trusts(host, port):
+            return found
+        public = [address for address in found if is_public_address(ipaddress.ip_address(address))]
+        if not public:
+            raise PermissionError(f"{host} resolves only to non-public addresses")
+        return public
+
 
 class CheckedResolver(AbstractResolver):
     """aiohttp's resolver, keeping only the addresses the policy allows for the host: the
@@ -129,13 +144,8 @@ class CheckedResolver(AbstractResolver):
         if self._resolver is None:
             self._resolver = DefaultResolver()
         found = await self._resolver.resolve(host, port, family)
-        if self._policy.trusts(host, port):
-            return found
-        public = [result for result in found if is_public_address(ipaddress.ip_address(result["host"]))]
-        if not public:
-            # An OSError, as aiohttp's resolver contract wants; PermissionError is never a DNS failure.
-            raise PermissionError(f"{host} resolves only to non-public addresses")
-        return public
+        allowed = set(self._policy.allowed_addresses(host, port, (result["host"] for result in found)))
+        return [result for result in found if result["host"] in allowed]
 
     async def close(self) -> None:
         if self._resolver is not None:

@@ -37,7 +37,9 @@ async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: Inject
     ceiling = request.headers.get(MAX_PRICE_HEADER)
     if isinstance(payload, dict) and ceiling is not None and "max_price_usd" not in payload:
         payload["max_price_usd"] = ceiling
-    job = await jobs.submit(payload, key, str(request.base_url))
+    base_url = gateway.links.base_url(request.scope["scheme"], request.headers.get("host"),
+                                      request.scope.get("server"))
+    job = await jobs.submit(payload, key, base_url)
     return _json(job, 202, {"location": f"/v1/images/jobs/{job['id']}"})
 
 
