@@ -1,4 +1,4 @@
-"""The ``boltgate`` command: serve, check a config, print prices, run a GPU worker."""
+"""The ``boltgate`` command: serve, check a config, print prices, verify a webhook, run a GPU worker."""
 
 from __future__ import annotations
 
@@ -106,6 +106,24 @@ def _vendors(_: argparse.Namespace) -> int:
     return 0
 
 
+def _webhooks_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when the body (a file, or stdin) carries a valid signature, 1 when it does not."""
+    import os
+
+    from proxy.jobs.signature import verify_signature
+
+    secret = os.environ.get(args.secret_env)
+    if not secret:
+        print(f"set {args.secret_env} to the key's webhook secret (GET /v1/webhooks/secret)", file=sys.stderr)
+        return 2
+    body = Path(args.body).read_bytes() if args.body else sys.stdin.buffer.read()
+    if verify_signature(secret, body, args.signature, tolerance_s=args.tolerance):
+        print("valid")
+        return 0
+    print("invalid: the signature does not match this body and secret, or its timestamp is too old")
+    return 1
+
+
 def _worker(args: argparse.Namespace) -> int:
     from backends.local.worker_cli import run_worker
 
@@ -163,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     vendors = commands.add_parser(
         "vendors", help="print each backend's limits and which vendor behaviours are confirmed or assumed")
     vendors.set_defaults(run=_vendors)
+    webhooks = commands.add_parser("webhooks", help="job webhook tools")
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    verify = webhook_commands.add_parser("verify", help="check a webhook's Boltgate-Signature against its body")
+    verify.add_argument("--signature", required=True, help="the Boltgate-Signature header's value (t=...,v1=...)")
+    verify.add_argument("--secret-env", default="BOLTGATE_WEBHOOK_SECRET",
+                        help="environment variable holding the secret (default: BOLTGATE_WEBHOOK_SECRET)")
+    verify.add_argument("--tolerance", type=float, default=300.0, help="oldest timestamp accepted, in seconds")
+    verify.add_argument("body", nargs="?", help="file with the raw body as received (default: stdin)")
+    verify.set_defaults(run=_webhooks_verify)
     _add_local_commands(commands)
     return parser
 

@@ -83,24 +83,28 @@ class Gateway:
         """Where the keys' daily hedge budgets are counted (durable: they are money)."""
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
-                       idempotency_key: str | None = None, routing: RoutingChoice = DEFAULT_CHOICE) -> ImagesResponse:
+                       idempotency_key: str | None = None, routing: RoutingChoice = DEFAULT_CHOICE,
+                       reservation: Reservation | None = None) -> ImagesResponse:
         """Serve ``request`` for ``key``, within the key's rate limits (429 beyond them) and what
-        it may ask of the router (``routing``: a policy, or one vendor; 403 beyond that)."""
+        it may ask of the router (``routing``: a policy, or one vendor; 403 beyond that).
+        ``reservation`` is a hold made earlier (an async job's, placed at submit) that routing
+        raises as needed and that is settled or released here."""
         routing.check_allowed(key.routing)
         if self.rate_limiter is None:
-            return await self._generate_or_replay(request, base_url, key, idempotency_key, routing)
+            return await self._generate_or_replay(request, base_url, key, idempotency_key, routing, reservation)
         admission = await self.rate_limiter.admit(key, request.n)
         try:
-            served = await self._generate_or_replay(request, base_url, key, idempotency_key, routing)
+            served = await self._generate_or_replay(request, base_url, key, idempotency_key, routing, reservation)
         finally:  # a charged answer must reach the client; a lease left behind ends with its TTL
             await _quietly(admission.release(), "release a concurrency lease")
         served.headers.update(admission.headers)
         return served
 
     async def _generate_or_replay(self, request: ImageRequest, base_url: str, key: KeyRecord,
-                                  idempotency_key: str | None, routing: RoutingChoice) -> ImagesResponse:
+                                  idempotency_key: str | None, routing: RoutingChoice,
+                                  reservation: Reservation | None) -> ImagesResponse:
         if idempotency_key is None:
-            return await self._generate(request, base_url, key, routing)
+            return await self._generate(request, base_url, key, routing, reservation)
         ledger = self.billing.ledger
         fingerprint = request_fingerprint(request)
         replay = await ledger.recall_response(key.key_id, idempotency_key)
@@ -111,7 +115,7 @@ class Gateway:
             raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
                                       param="Idempotency-Key")
         try:
-            served = await self._generate(request, base_url, key, routing)
+            served = await self._generate(request, base_url, key, routing, reservation)
         except BaseException:
             await _quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
             raise
@@ -125,7 +129,7 @@ class Gateway:
         await self.billing.ledger.remember_response(key.key_id, idempotency_key, record, ttl=REPLAY_TTL_S)
 
     async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord,
-                        routing: RoutingChoice) -> ImagesResponse:
+                        routing: RoutingChoice, reservation: Reservation | None = None) -> ImagesResponse:
         started = time.monotonic()
         deadline = Deadline(self.deadline_s)
         plan = await self.router.candidates(request, routing)
@@ -133,7 +137,8 @@ class Gateway:
             reason = (f"The route {routing.describe_pin()} you asked for cannot serve this request now"
                       if routing.pinned else "No route can serve this request")
             raise await self.router.unavailable(request, reason, plan[1])
-        hold = RequestHold(self.billing, key, request, deadline, grace_s=self.reservation_grace_s)
+        hold = RequestHold(self.billing, key, request, deadline, grace_s=self.reservation_grace_s,
+                           reservation=reservation)
         hedge = None
         if routing.hedge if routing.hedge is not None else self.hedging.enabled:
             hedge = HedgeAllowance(self.billing, self.budgets, self.hedging, key, request, hold)

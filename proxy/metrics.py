@@ -136,6 +136,26 @@ STATE_DEGRADED = Gauge(
     "1 while the state store (Redis, the ledger file) does not answer: requests that need the ledger get 503.",
     registry=REGISTRY,
 )
+JOBS_FINISHED = Counter(
+    "boltgate_jobs_total", "Async image jobs finished, by status (succeeded, failed, cancelled).",
+    ["status"], registry=REGISTRY,
+)
+JOBS_RUNNING = Gauge(
+    "boltgate_jobs_running", "Async image jobs this process is running right now.", registry=REGISTRY,
+)
+JOBS_RECLAIMED = Counter(
+    "boltgate_jobs_reclaimed_total",
+    "Async jobs taken over from a runner that stopped mid-run, by what happened (retried, failed).",
+    ["outcome"], registry=REGISTRY,
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "boltgate_webhook_attempts_total",
+    "Webhook POSTs, by outcome (delivered, failed: retried later, refused: the outbound policy refused the address).",
+    ["outcome"], registry=REGISTRY,
+)
+WEBHOOK_GIVEN_UP = Counter(
+    "boltgate_webhook_given_up_total", "Webhooks abandoned after their last attempt failed.", registry=REGISTRY,
+)
 
 
 @lru_cache(maxsize=4096)

@@ -21,14 +21,16 @@ from proxy.routing.route import Route
 
 class RequestHold:
     def __init__(self, billing: Billing, key: KeyRecord, request: ImageRequest, deadline: Deadline, *,
-                 grace_s: float) -> None:
+                 grace_s: float, reservation: Reservation | None = None) -> None:
+        """``reservation``: a hold placed earlier for this request (an async job's, at submit),
+        raised from here on instead of a new one."""
         self.billing = billing
         self.key = key
         self.request = request
         self.deadline = deadline
         self.grace_s = grace_s
         """The lease outlives the deadline by this much (a settle retried at the very end)."""
-        self.reservation: Reservation | None = None
+        self.reservation = reservation
 
     def _lease_s(self) -> float:
         return self.deadline.remaining() + self.grace_s

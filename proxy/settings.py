@@ -180,6 +180,50 @@ class ProbeConfig(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0)
 
 
+class WebhookConfig(BaseModel):
+    """How job webhooks are delivered: POSTed with a signature, retried with backoff."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    """POSTs before giving up (the first included); with the defaults the last comes ~31 s after the first."""
+    backoff_initial_s: float = Field(default=1.0, ge=0)
+    """Wait after the first failed POST; doubled after each further one."""
+    backoff_max_s: float = Field(default=60.0, ge=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    """One POST, connect to last byte of the answer."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Hosts (``host`` or ``host:port``) a webhook may reach over plain http or at a loopback or
+    private address. Every other webhook URL must be https on a public address: a client must
+    not make the gateway call into its own network."""
+
+
+class JobsConfig(BaseModel):
+    """Async image jobs (``POST /v1/images/jobs``): run by the gateway's own processes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(default=4, ge=1, le=1000)
+    """Jobs one gateway process runs at once (more wait in the queue)."""
+    queued_hold_s: float = Field(default=3600.0, gt=0)
+    """How long the credits held at submit stay held while the job waits to run; once it runs,
+    the hold is renewed for the request's deadline. A job waiting longer is re-checked against
+    the budget when it starts."""
+    retention_s: float = Field(default=86400.0, gt=0)
+    """How long a job's record (and so ``GET /v1/images/jobs/{id}``) is kept; its images live
+    ``image_ttl_s``."""
+    reclaim_idle_s: float = Field(default=30.0, gt=0)
+    """Redis: a running job whose runner has not reported for this long is taken over by another
+    runner (its process died). Runners report every third of it."""
+    stop_grace_s: float = Field(default=10.0, ge=0)
+    """On shutdown (SIGTERM), how long running jobs may take to finish; those still running are
+    then cancelled and end ``failed`` (``gateway_stopped``), their credits released."""
+    webhook_root_secret: SecretStr | None = None
+    """The root every key's webhook secret is derived from; random and kept in the state store
+    when unset."""
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+
+
 class OutboundConfig(BaseModel):
     """What a vendor may make the gateway read: its answers and the image URLs it returns.
 
@@ -297,6 +341,7 @@ class Settings(BaseSettings):
     outbound: OutboundConfig = Field(default_factory=OutboundConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
 
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     api_keys: dict[str, KeyPolicy] = Field(default_factory=dict)
     """Client keys and their budgets, e.g. ``BOLTGATE_API_KEYS='{"bg-dev": {"budget_credits": 500}}'``

@@ -24,6 +24,8 @@ from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.links import ImageLinks
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
+from proxy.jobs.service import JobService
+from proxy.jobs.wiring import start_jobs
 from proxy.metrics import STATE_EVICTIONS, labelled
 from proxy.rate_limits import KeyRateLimiter
 from proxy.routing.health import RouteHealth
@@ -41,6 +43,7 @@ class Running:
     """The built gateway plus what must be closed when it stops."""
 
     gateway: Gateway
+    jobs: JobService
     closers: list[Closer] = field(default_factory=list)
     notice: str = ""
 
@@ -253,12 +256,14 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
         closers.append(warming.cancel_all)
         gateway = assemble_gateway(settings, stores, routes)
         start_probes(settings, gateway, closers)
+        jobs = await start_jobs(settings, gateway, stores.durable)
+        closers.append(jobs.aclose)  # closed first: running jobs finish while routes and stores are up
     except BaseException:  # a half-built gateway leaves no simulator, connection or task behind
         await close_all(closers)
         raise
     if notice:
         log.warning(notice)
-    return Running(gateway, closers, notice)
+    return Running(gateway, jobs.service, closers, notice)
 
 
 def _serve_simulators(closers: list[Closer], http_client: HttpClientKind,

@@ -1,7 +1,8 @@
 """``/v1/admin/keys``: create, list and revoke client keys; ``/v1/admin/charges``: the charge
 log, to check a vendor's invoice against. Both behind the admin token.
 
-A created key is shown once, in the creation answer; the gateway keeps only its hash.
+A created key is shown once, in the creation answer, with its webhook secret (which its holder
+can read again at ``GET /v1/webhooks/secret``); the gateway keeps only the key's hash.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pricing.charge_log import to_csv
 from pricing.config import BudgetCredits, KeyLimits, KeyRouting
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from pricing.ledger import Ledger
-from proxy.api.injected import InjectedBilling, InjectedSettings
+from proxy.api.injected import InjectedBilling, InjectedJobs, InjectedSettings
 from proxy.billing import bearer_token
 from proxy.settings import Settings
 
@@ -95,7 +96,7 @@ def _describe(record: KeyRecord) -> dict[str, object]:
 
 
 @post("/", status_code=201)
-async def create_key(request: AnyRequest, keys: AdminKeys) -> dict[str, object]:
+async def create_key(request: AnyRequest, keys: AdminKeys, jobs: InjectedJobs) -> dict[str, object]:
     try:
         new = NewKey.model_validate_json(await request.body())
     except ValidationError as error:
@@ -103,7 +104,7 @@ async def create_key(request: AnyRequest, keys: AdminKeys) -> dict[str, object]:
         param = str(first["loc"][0]) if first["loc"] else None
         raise InvalidRequest(f"Invalid '{param}': {first['msg']}", param=param) from error
     key, record = await keys.create(new.name, new.budget_credits, new.limits, new.routing)
-    return {"key": key, **_describe(record)}
+    return {"key": key, **_describe(record), "webhook_secret": await jobs.secrets.secret_for(record.key_id)}
 
 
 @get("/")

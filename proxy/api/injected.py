@@ -13,6 +13,7 @@ from litestar.params import Dependency
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import ImageStore
+from proxy.jobs.service import JobService
 from proxy.settings import Settings
 
 InjectedSettings = Annotated[Settings, Dependency(skip_validation=True)]
@@ -23,3 +24,5 @@ InjectedBilling = Annotated[Billing, Dependency(skip_validation=True)]
 """``billing``: the gateway's keys, ledger and prices."""
 InjectedImageStore = Annotated[ImageStore, Dependency(skip_validation=True)]
 """``image_store``: where served images wait for their download."""
+InjectedJobs = Annotated[JobService, Dependency(skip_validation=True)]
+"""``jobs``: submits, looks up and cancels async jobs."""

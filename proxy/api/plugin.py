@@ -6,6 +6,7 @@ the gateway once, and the dependencies handlers receive by parameter name.
 ``gateway``        the ``Gateway`` (router, billing, images, state)
 ``billing``        the gateway's ``Billing`` (keys, ledger, prices)
 ``image_store``    where served images are kept for download
+``jobs``           the async job service (``proxy.jobs``)
 =================  ====================================================
 
 ``billing`` and ``image_store`` are taken from the injected ``gateway``: Litestar resolves
@@ -34,17 +35,20 @@ from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.health import healthz, metrics, readyz
 from proxy.api.images import create_image, download_image, edit_image
 from proxy.api.injected import InjectedGateway
+from proxy.api.jobs import cancel_job, get_job, submit_job, webhook_secret
 from proxy.api.models import list_models, retrieve_model
 from proxy.api.usage import key_usage
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import ImageStore
+from proxy.jobs.service import JobService
 from proxy.settings import Settings
 from proxy.wiring import Overrides, Running, build_gateway
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     create_image, edit_image, download_image, list_models, retrieve_model,
     healthz, readyz, metrics, key_usage, ADMIN_KEYS, ADMIN_CHARGES, list_backends,
+    submit_job, get_job, cancel_job, webhook_secret,
 ]
 
 
@@ -77,6 +81,7 @@ class GatewayPlugin(InitPlugin):
             "gateway": Provide(self.provide_gateway, sync_to_thread=False),
             "billing": Provide(self.provide_billing, sync_to_thread=False),
             "image_store": Provide(self.provide_image_store, sync_to_thread=False),
+            "jobs": Provide(self.provide_jobs, sync_to_thread=False),
         })
         return app_config
 
@@ -97,6 +102,11 @@ class GatewayPlugin(InitPlugin):
         if self._running is None:  # only reachable by serving the app without its lifespan
             raise RuntimeError("the gateway is built in the app's lifespan, which has not run")
         return self._running.gateway
+
+    def provide_jobs(self) -> JobService:
+        if self._running is None:
+            raise RuntimeError("the gateway is built in the app's lifespan, which has not run")
+        return self._running.jobs
 
     @staticmethod
     def provide_billing(gateway: InjectedGateway) -> Billing:

@@ -25,7 +25,8 @@ async def metric(client: Client, name: str, backend: str) -> float:
 
 async def test_a_hanging_first_route_is_hedged_and_the_client_pays_once_for_the_winner(vendors: Vendors) -> None:
     vendors.text_only.script.append("hang")
-    async with serving(vendors.routes(), api_keys=KEYS, metrics_token=METRICS_TOKEN, hedging={"enabled": True, "after_s": 0.05}) as client:
+    async with serving(vendors.routes(), api_keys=KEYS, metrics_token=METRICS_TOKEN,
+                       hedging={"enabled": True, "after_s": 0.05}) as client:
         cost_before = await metric(client, "boltgate_hedge_cost_usd_total", "runflow")
         won_before = await metric(client, "boltgate_hedges_won_total", "eachlabs")
         response = await client.post("/v1/images/generations", json={"prompt": "a kite"}, headers=AUTH)
@@ -45,7 +46,8 @@ async def test_a_hanging_first_route_is_hedged_and_the_client_pays_once_for_the_
 
 async def test_hedging_is_off_by_default_and_a_request_may_ask_for_it(vendors: Vendors) -> None:
     vendors.text_only.script.extend([0.3, 0.3])
-    async with serving(vendors.routes(), api_keys=KEYS, metrics_token=METRICS_TOKEN, hedging={"after_s": 0.05}) as client:
+    async with serving(vendors.routes(), api_keys=KEYS, metrics_token=METRICS_TOKEN,
+                       hedging={"after_s": 0.05}) as client:
         plain = await client.post("/v1/images/generations", json={"prompt": "a kite"}, headers=AUTH)
         asked = await client.post("/v1/images/generations", json={"prompt": "a kite"},
                                   headers={**AUTH, "x-boltgate-hedge": "on"})
@@ -56,7 +58,8 @@ async def test_hedging_is_off_by_default_and_a_request_may_ask_for_it(vendors: V
 
 async def test_a_request_may_turn_hedging_off_and_a_key_may_be_kept_from_asking(vendors: Vendors) -> None:
     vendors.text_only.script.append(0.3)
-    async with serving(vendors.routes(), api_keys=KEYS, metrics_token=METRICS_TOKEN, hedging={"enabled": True, "after_s": 0.05}) as client:
+    async with serving(vendors.routes(), api_keys=KEYS, metrics_token=METRICS_TOKEN,
+                       hedging={"enabled": True, "after_s": 0.05}) as client:
         off = await client.post("/v1/images/generations", json={"prompt": "a kite"},
                                 headers={**AUTH, "x-boltgate-hedge": "off"})
         refused = await client.post("/v1/images/generations", json={"prompt": "a kite"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -83,6 +84,32 @@ def test_arbitrary_bytes_never_answer_500(client: TestClient[Litestar], raw: byt
 def test_edits_never_answer_500(client: TestClient[Litestar], fields: dict[str, str], image: bytes) -> None:
     response = client.post("/v1/images/edits", data=fields, files={"image": ("in.png", image, "image/png")})
     assert_openai_answer(response.status_code, response.json())
+
+
+JOB_FIELDS = [*FIELDS, "webhook_url"]
+JOB_BODIES = (st.just({"prompt": "a lighthouse", "size": "256x256"})
+              | st.builds(lambda field, value: {"prompt": "a lighthouse", field: value},
+                          st.sampled_from(JOB_FIELDS), JSON_VALUES | st.sampled_from(
+                              ["https://example.com/h", "http://127.0.0.1/h", "https://[::1]/", "https://u@x/", "//x"]))
+              | st.dictionaries(st.sampled_from(JOB_FIELDS), JSON_VALUES, max_size=6) | JSON_VALUES)
+
+
+def test_job_submits_and_lookups_never_answer_500(client: TestClient[Litestar]) -> None:
+    statuses: list[int] = []
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(body=JOB_BODIES, job_id=st.text(max_size=30))
+    def answer_is_openai_shaped(body: Any, job_id: str) -> None:
+        response = client.post("/v1/images/jobs", content=json.dumps(body),
+                               headers={"content-type": "application/json"})
+        assert_openai_answer(response.status_code, response.json())
+        statuses.append(response.status_code)
+        for method in ("GET", "DELETE"):
+            lookup = client.request(method, f"/v1/images/jobs/{quote(job_id, safe='')}")
+            assert_openai_answer(lookup.status_code, lookup.json())
+
+    answer_is_openai_shaped()
+    assert statuses.count(202) >= 5, statuses
 
 
 def multipart(value: bytes, charset: str | None, image: bytes) -> bytes:

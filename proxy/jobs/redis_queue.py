@@ -1,0 +1,114 @@
+"""Jobs on a Redis Stream read through one consumer group: shared by replicas, kept by restarts.
+
+    XADD       submit appends ``{job: <id>}`` to ``<prefix>jobs:stream``
+    XREADGROUP a runner takes the next new entry; it stays in the group's pending list (PEL),
+               owned by that runner, until acknowledged
+    XCLAIM     (``JUSTID``, idle 0) the owning runner keeps its entry fresh while the job runs
+    XAUTOCLAIM a runner takes over entries idle longer than ``reclaim_idle_s``: their runner
+               died mid-run. Redis counts the deliveries; the runner retries a job once and
+               fails it after that (``proxy.jobs.runner``)
+    XACK, XDEL the job is finished (and its webhook delivered or given up): entry gone
+
+Every runner has its own consumer name (host, pid, random), so a restarted gateway is a new
+consumer and reclaims what its previous life left pending once that has been idle long enough.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from core.state.redis_connection import answering
+from proxy.jobs.book import JobBook
+from proxy.jobs.queue import Delivery
+
+GROUP = "runners"
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStreamJobQueue:
+    def __init__(self, client: Redis, key_prefix: str, *, timeout_s: float, reclaim_idle_s: float,
+                 wait_s: float = 1.0, consumer: str | None = None) -> None:
+        self._client = client
+        self._stream = f"{key_prefix}jobs:stream"
+        self._timeout_s = timeout_s
+        self._reclaim_idle_ms = max(1, round(reclaim_idle_s * 1000))
+        self._block_ms = max(1, round(min(wait_s, timeout_s / 2) * 1000))
+        self.consumer = consumer or consumer_name()
+        self._group_ready = False
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        async with answering(self._timeout_s):
+            try:
+                await self._client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:  # caught here: ``answering`` reads any BUSY... as an outage
+                if not str(exc).startswith("BUSYGROUP"):
+                    raise
+        self._group_ready = True
+
+    async def put(self, job_id: str) -> None:
+        await self._ensure_group()
+        async with answering(self._timeout_s):
+            await self._client.xadd(self._stream, {"job": job_id})
+
+    async def next(self) -> Delivery | None:
+        await self._ensure_group()
+        reclaimed = await self._reclaim()
+        if reclaimed is not None:
+            return reclaimed
+        async with answering(self._timeout_s + self._block_ms / 1000):
+            answer: Any = await self._client.xreadgroup(GROUP, self.consumer, {self._stream: ">"}, count=1,
+                                                        block=self._block_ms)
+        for _stream, entries in answer or []:
+            for entry_id, fields in entries:
+                return Delivery(_text(fields[b"job"]), 1, _text(entry_id))
+        return None
+
+    async def _reclaim(self) -> Delivery | None:
+        """An entry whose runner stopped keeping it alive, with how often it was handed out."""
+        async with answering(self._timeout_s):
+            answer = await self._client.xautoclaim(self._stream, GROUP, self.consumer, self._reclaim_idle_ms,
+                                                   start_id="0-0", count=1)
+        claimed = answer[1] if len(answer) > 1 else []
+        if not claimed:
+            return None
+        entry_id, fields = claimed[0]
+        async with answering(self._timeout_s):
+            pending = await self._client.xpending_range(self._stream, GROUP, min=entry_id, max=entry_id, count=1)
+        deliveries = int(pending[0]["times_delivered"]) if pending else 2
+        return Delivery(_text(fields[b"job"]), deliveries, _text(entry_id))
+
+    async def keep_alive(self, delivery: Delivery) -> None:
+        """Reset the entry's idle time (``JUSTID`` leaves its delivery count alone)."""
+        async with answering(self._timeout_s):
+            await self._client.xclaim(self._stream, GROUP, self.consumer, 0, [delivery.entry_id], justid=True)
+
+    async def ack(self, delivery: Delivery) -> None:
+        async with answering(self._timeout_s):
+            await self._client.xack(self._stream, GROUP, delivery.entry_id)
+            await self._client.xdel(self._stream, delivery.entry_id)
+
+    async def retry_later(self, delivery: Delivery) -> None:
+        """Nothing to do: the entry stays pending and is reclaimed once idle (``reclaim_idle_s``)."""
+        return None
+
+    async def recover(self, book: JobBook) -> int:
+        """Nothing to do: what a dead runner left is in the pending list, reclaimed by ``next``."""
+        return 0
+
+    async def aclose(self) -> None:
+        return None  # the connection pool belongs to the state store

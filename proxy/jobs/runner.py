@@ -1,0 +1,262 @@
+"""The job consumer: a background task of each gateway process (started and stopped by the app's
+lifespan) that takes jobs from the queue and runs at most ``concurrency`` at once.
+
+One job, start to finish:
+
+1. its record and end are read; a job that already ended (cancelled while queued, or finished
+   by a run whose process died before acknowledging it) only gets its pending webhook;
+2. a job handed out more than ``MAX_RUNS`` times (lost mid-run, retried, lost again) fails;
+3. otherwise it runs through ``Gateway.generate``, exactly as a synchronous request, with the
+   job's hold as its reservation and ``job:<id>`` as its ``Idempotency-Key``: a retried run
+   whose first run was charged replays that answer for free, and in any case the hold (one id
+   per job) can be settled only once;
+4. while it runs, the queue is told it is alive every ``reclaim_idle_s / 3`` and the job's end
+   is read: a cancel from any replica stops the run (the vendor job is cancelled where the
+   vendor publishes a cancel, see ``backends.vendors.polling``);
+5. the outcome is written as the job's end (unless a cancel won), the webhook is delivered,
+   and only then is the job acknowledged: a process that dies before leaves it to be re-run
+   (or, when it ended already, to have its webhook delivered).
+
+Stopping (SIGTERM): no new job is taken; running jobs get ``stop_grace_s`` to finish, then their
+runs are cancelled (the gateway releases their holds and cancels vendor jobs) and they end
+``failed`` with code ``gateway_stopped``, unacknowledged: the next runner delivers their webhook.
+A run whose hold was released is never re-run (the hold id would be refused, and a run that was
+cancelled just after it was charged must not be charged again). Only a process killed outright
+(SIGKILL, OOM, a lost node) leaves a run to be retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from core.errors import AuthenticationFailed, BoltgateError, StateUnavailable
+from pricing.keys import KeyRecord
+from proxy.api.openai_request import to_image_request
+from proxy.billing import ANONYMOUS
+from proxy.jobs.queue import Delivery
+from proxy.jobs.record import JobEnd, JobRecord, error_object
+from proxy.jobs.service import JobService
+from proxy.jobs.view import job_view, result_of
+from proxy.metrics import JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
+
+log = logging.getLogger(__name__)
+
+MAX_RUNS = 2
+"""A job lost mid-run is run once more; lost again, it fails (never silently dropped)."""
+STOP_CLEANUP_S = 2.0
+"""After the grace, how long cancelled runs get to write their end before the process goes."""
+QUEUE_RETRY_S = 1.0
+"""Pause after the queue failed to answer (Redis down) before asking again."""
+
+
+class JobRunner:
+    def __init__(self, service: JobService, *, concurrency: int, reclaim_idle_s: float, stop_grace_s: float) -> None:
+        self.service = service
+        self._slots = asyncio.Semaphore(concurrency)
+        self._keep_alive_s = reclaim_idle_s / 3
+        self._stop_grace_s = stop_grace_s
+        self._consumer: asyncio.Task[None] | None = None
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._work: dict[str, asyncio.Task[JobEnd]] = {}
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Queue again what the previous process left (in-process queue), then start consuming."""
+        recovered = await self.service.queue.recover(self.service.book)
+        if recovered:
+            log.warning("%d unfinished jobs from before the restart were queued again", recovered)
+        self._consumer = asyncio.create_task(self._consume(), name="job consumer")
+
+    async def stop(self) -> None:
+        """Stop taking jobs; give running ones ``stop_grace_s`` to finish, then cancel them."""
+        self._stopping = True
+        if self._consumer is not None:
+            self._consumer.cancel()
+            await asyncio.gather(self._consumer, return_exceptions=True)
+        running = list(self._running.values())
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=self._stop_grace_s)
+        for work in list(self._work.values()):
+            work.cancel()
+        if late:
+            _, stuck = await asyncio.wait(late, timeout=STOP_CLEANUP_S)
+            for task in stuck:  # a webhook still retrying: delivered by the next runner
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+
+    def cancel_here(self, job_id: str) -> None:
+        """Stop a cancelled job's run at once if it runs in this process."""
+        work = self._work.get(job_id)
+        if work is not None:
+            work.cancel()
+
+    async def _consume(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                delivery = await self.service.queue.next()
+            except StateUnavailable as error:
+                self._slots.release()
+                log.warning("the job queue did not answer: %s", error.message)
+                await asyncio.sleep(QUEUE_RETRY_S)
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            if delivery is None:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._handle(delivery), name=f"job {delivery.job_id}")
+            self._running[delivery.job_id] = task
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        job_id = task.get_name().removeprefix("job ")
+        self._running.pop(job_id, None)
+        self._slots.release()
+
+    async def _handle(self, delivery: Delivery) -> None:
+        keeping = asyncio.create_task(self._keep_alive(delivery))
+        try:
+            await self._process(delivery)
+            if not self._stopping:
+                await self.service.queue.ack(delivery)
+        except StateUnavailable as error:
+            log.warning("job %s left for a later run: %s", delivery.job_id, error.message)
+            await self.service.queue.retry_later(delivery)
+        except Exception:
+            log.exception("job %s failed unexpectedly; left for a later run", delivery.job_id)
+            await self.service.queue.retry_later(replace(delivery, deliveries=delivery.deliveries + 1))
+        finally:
+            keeping.cancel()
+            await asyncio.gather(keeping, return_exceptions=True)
+
+    async def _keep_alive(self, delivery: Delivery) -> None:
+        """Keep the queue entry ours, and stop the run when another replica cancelled the job."""
+        book = self.service.book
+        while True:
+            await asyncio.sleep(self._keep_alive_s)
+            try:
+                await self.service.queue.keep_alive(delivery)
+                end = await book.end(delivery.job_id)
+            except StateUnavailable as error:
+                log.warning("could not keep job %s alive: %s", delivery.job_id, error.message)
+                continue
+            if end is not None and end.status == "cancelled":
+                self.cancel_here(delivery.job_id)
+
+    async def _process(self, delivery: Delivery) -> None:
+        book = self.service.book
+        record = await book.get(delivery.job_id)
+        if record is None:  # expired past its retention: nothing left to do
+            return
+        end = await book.end(record.id)
+        if end is None and delivery.deliveries > MAX_RUNS:
+            labelled(JOBS_RECLAIMED, "failed").inc()
+            await self._release(record)
+            end = await self._finish(record, JobEnd("failed", error=_lost()))
+        elif end is None:
+            if delivery.deliveries > 1:
+                labelled(JOBS_RECLAIMED, "retried").inc()
+            end = await self._run(record, retried=delivery.deliveries > 1)
+        if self._stopping:
+            return
+        if end is not None and end.status != "cancelled" and record.webhook_url is not None:
+            await self._notify(record, end)
+
+    async def _run(self, record: JobRecord, *, retried: bool) -> JobEnd | None:
+        record.phase, record.started, record.runs = "running", time.time(), record.runs + 1
+        await self.service.book.save(record)
+        work = asyncio.create_task(self._serve(record, retried=retried))
+        self._work[record.id] = work
+        JOBS_RUNNING.inc()
+        try:
+            outcome = await asyncio.gather(work, return_exceptions=True)
+        finally:
+            JOBS_RUNNING.dec()
+            self._work.pop(record.id, None)
+        result = outcome[0]
+        if isinstance(result, asyncio.CancelledError) and self._stopping:
+            return await self._finish(record, JobEnd("failed", error=_stopped()))
+        if isinstance(result, asyncio.CancelledError):  # cancelled by its owner: the end says so
+            return await self.service.book.end(record.id)
+        if isinstance(result, BaseException):
+            error = result if isinstance(result, BoltgateError) else BoltgateError("The job failed unexpectedly")
+            if not isinstance(result, BoltgateError):
+                log.error("job %s failed unexpectedly", record.id, exc_info=result)
+            await self._release(record)
+            return await self._finish(record, JobEnd("failed", error=error_object(error)))
+        assert isinstance(result, JobEnd)
+        return await self._finish(record, result)
+
+    async def _serve(self, record: JobRecord, *, retried: bool) -> JobEnd:
+        gateway = self.service.gateway
+        key = await self._key_of(record)
+        idempotency_key = f"job:{record.id}"
+        if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
+            await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
+        served = await gateway.generate(
+            to_image_request(record.body), base_url=record.base_url, key=key,
+            idempotency_key=idempotency_key, reservation=record.held.reservation(record.key_id),
+        )
+        return JobEnd("succeeded", result=result_of(served))
+
+    async def _key_of(self, record: JobRecord) -> KeyRecord:
+        if record.key_id == ANONYMOUS.key_id:
+            return ANONYMOUS
+        key = await self.service.gateway.billing.keys.get(record.key_id)
+        if key is None or key.revoked:
+            raise AuthenticationFailed("The key that submitted this job was revoked before it ran")
+        return key
+
+    async def _release(self, record: JobRecord) -> None:
+        await self.service.gateway.billing.ledger.release(record.held.reservation(record.key_id))
+
+    async def _finish(self, record: JobRecord, end: JobEnd) -> JobEnd | None:
+        """Write ``end`` unless the job already ended (a cancel won); the end that stands."""
+        if await self.service.book.finish(record.id, end):
+            labelled(JOBS_FINISHED, end.status).inc()
+            return end
+        return await self.service.book.end(record.id)
+
+    async def _notify(self, record: JobRecord, end: JobEnd) -> None:
+        """POST the webhook unless an earlier run already delivered it (or gave up)."""
+        book = self.service.book
+        if await book.webhook_outcome(record.id) is not None:
+            return
+        assert record.webhook_url is not None
+        payload = orjson.dumps({
+            "id": record.id,
+            "type": f"image.job.{end.status}",
+            "created_at": int(time.time()),
+            "data": job_view(record, end),
+        })
+        secret = await self.service.secrets.secret_for(record.key_id)
+        outcome = await self.service.webhooks.deliver(record.webhook_url, payload, secret)
+        with contextlib.suppress(StateUnavailable):
+            await book.record_webhook(record.id, outcome.to_dict())
+
+
+def _lost() -> dict[str, Any]:
+    error = BoltgateError(f"The job's run was lost {MAX_RUNS} times (its gateway process died "
+                          "mid-run); it was not run again and the credits held for it were released")
+    error.code = "job_lost"
+    return error_object(error)
+
+
+def _stopped() -> dict[str, Any]:
+    error = BoltgateError("The gateway stopped while the job ran; the run was cancelled and the "
+                          "credits held for it released (submit it again)")
+    error.code = "gateway_stopped"
+    return error_object(error)
+
+
+

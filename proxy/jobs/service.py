@@ -1,0 +1,121 @@
+"""Submit, look up and cancel jobs, each for one client key.
+
+Submit checks everything a synchronous request would before anything runs: the body (the same
+validation as ``/v1/images/generations``), the webhook URL (the outbound policy), a route able
+to serve it, and the credits, held through the same ledger call as a synchronous request
+(``Billing.hold_for`` on the first route the budget covers; none: the same 402). The hold is
+made for ``queued_hold_s``; the run renews it.
+
+A job belongs to the key that submitted it: any other key is told it does not exist (404),
+so job ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from core.errors import InsufficientCredits, InvalidRequest, NoBackendAvailable, NotFound, StateUnavailable
+from core.request import ImageRequest
+from pricing.keys import KeyRecord
+from pricing.ledger import Reservation
+from proxy.api.openai_request import to_image_request
+from proxy.gateway import Gateway
+from proxy.jobs.book import JobBook
+from proxy.jobs.queue import JobQueue
+from proxy.jobs.record import JOB_ID, HeldCredits, JobEnd, JobRecord, error_object, new_job_id
+from proxy.jobs.view import job_view
+from proxy.jobs.webhook import WebhookSender
+from proxy.jobs.webhook_secret import WebhookSecrets
+from proxy.metrics import JOBS_FINISHED, labelled
+
+log = logging.getLogger(__name__)
+
+
+class JobService:
+    def __init__(self, gateway: Gateway, book: JobBook, queue: JobQueue, webhooks: WebhookSender,
+                 secrets: WebhookSecrets, *, queued_hold_s: float,
+                 on_cancel: Callable[[str], None] = lambda job_id: None) -> None:
+        self.gateway = gateway
+        self.book = book
+        self.queue = queue
+        self.webhooks = webhooks
+        self.secrets = secrets
+        self.queued_hold_s = queued_hold_s
+        self.on_cancel = on_cancel
+        """Called with a cancelled job's id: the runner stops it at once if it runs here."""
+
+    async def submit(self, payload: Any, key: KeyRecord, base_url: str) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise InvalidRequest("The request body must be a JSON object", param=None)
+        body = dict(payload)
+        webhook_url = body.pop("webhook_url", None)
+        if webhook_url is not None and not isinstance(webhook_url, str):
+            raise InvalidRequest("webhook_url must be a string (an https URL)", param="webhook_url")
+        request = to_image_request(body)
+        if request.response_format == "b64_json":
+            raise InvalidRequest("A job's images are always answered as URLs; drop response_format "
+                                 "or set it to 'url'", param="response_format")
+        if webhook_url is not None:
+            self.webhooks.check(webhook_url)
+        reservation = await self._hold(request, key)
+        record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url)
+        try:
+            await self.book.save(record)
+            await self.queue.put(record.id)
+        except BaseException:
+            await self._abandon(record, reservation)
+            raise
+        return job_view(record, None)
+
+    async def _abandon(self, record: JobRecord, reservation: Reservation) -> None:
+        """Best effort after a failed submit: the lease frees the hold anyway if the store is down."""
+        unqueued = StateUnavailable("The job could not be queued; nothing was charged")
+        try:
+            await self.book.finish(record.id, JobEnd("failed", error=error_object(unqueued)))
+            await self.gateway.billing.ledger.release(reservation)
+        except StateUnavailable as error:
+            log.warning("could not clean up job %s after a failed submit: %s", record.id, error.message)
+
+    async def _hold(self, request: ImageRequest, key: KeyRecord) -> Reservation:
+        """Hold what the first route the budget covers could charge, as a synchronous request's
+        first attempt would (a route whose price the budget cannot cover is passed over)."""
+        billing = self.gateway.billing
+        routes, skipped = await self.gateway.router.candidates(request)
+        if not routes:
+            raise NoBackendAvailable("No route can serve this request", skipped=skipped)
+        refusal: InsufficientCredits | None = None
+        for route in routes:
+            try:
+                return await billing.hold_for(None, key, route, request, lease_s=self.queued_hold_s)
+            except InsufficientCredits as refused:
+                refusal = refusal or refused
+        assert refusal is not None, "every route was tried"
+        raise refusal
+
+    async def owned(self, job_id: str, key: KeyRecord) -> JobRecord:
+        """The job when ``key`` owns it; 404 for anyone else, exactly as for no such job."""
+        record = await self.book.get(job_id) if JOB_ID.match(job_id) else None
+        if record is None or record.key_id != key.key_id:
+            raise NotFound(f"No job with id {job_id}", param="job_id", code="job_not_found")
+        return record
+
+    async def view(self, job_id: str, key: KeyRecord) -> dict[str, Any]:
+        record = await self.owned(job_id, key)
+        return job_view(record, await self.book.end(job_id), await self.book.webhook_outcome(job_id))
+
+    async def cancel(self, job_id: str, key: KeyRecord) -> dict[str, Any]:
+        """Cancel a queued or running job. Its hold is released at once, so nothing can be
+        charged for it afterwards (a run that still settles finds the hold closed); the run, if
+        one is going, is stopped and its vendor job cancelled where the vendor allows."""
+        record = await self.owned(job_id, key)
+        if not await self.book.finish(job_id, JobEnd("cancelled")):
+            end = await self.book.end(job_id)
+            status = end.status if end is not None else "finished"
+            raise InvalidRequest(f"Job {job_id} already {status}; it cannot be cancelled",
+                                 param="job_id", status_code=409, code="job_finished")
+        labelled(JOBS_FINISHED, "cancelled").inc()
+        await self.gateway.billing.ledger.release(record.held.reservation(record.key_id))
+        self.on_cancel(job_id)
+        return job_view(record, await self.book.end(job_id))

@@ -1,0 +1,53 @@
+"""The in-process queue: an asyncio queue, plus the unacknowledged ids in the durable store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.state.sqlite import SqliteStateStore
+from core.state.sqlite_database import SqliteDatabase
+from proxy.jobs import queue as queue_module
+from proxy.jobs.book import JobBook
+from proxy.jobs.queue import Delivery, InProcessJobQueue
+from proxy.jobs.record import HeldCredits, JobRecord
+
+HELD = HeldCredits("hold", 1000, None, None)
+
+
+def sqlite_store(path: Path) -> SqliteStateStore:
+    return SqliteStateStore(SqliteDatabase.in_directory(path))
+
+
+async def test_jobs_come_out_in_order_and_none_when_empty(tmp_path: Path) -> None:
+    queue = InProcessJobQueue(sqlite_store(tmp_path), wait_s=0.01)
+    await queue.put("job_a")
+    await queue.put("job_b")
+    assert [await queue.next(), await queue.next(), await queue.next()] == [Delivery("job_a"), Delivery("job_b"), None]
+
+
+async def test_a_restart_queues_again_what_was_not_acknowledged_counting_its_runs(tmp_path: Path) -> None:
+    store = sqlite_store(tmp_path)
+    book = JobBook(store, retention_s=60)
+    before = InProcessJobQueue(store)
+    for job_id, runs in (("job_done", 1), ("job_queued", 0), ("job_running", 1)):
+        await book.save(JobRecord(job_id, "key", {"prompt": "x"}, "http://gw/", HELD, runs=runs))
+        await before.put(job_id)
+    done = await before.next()
+    assert done is not None
+    await before.ack(done)
+
+    after = InProcessJobQueue(sqlite_store(tmp_path), wait_s=0.01)
+    recovered = await after.recover(JobBook(sqlite_store(tmp_path), retention_s=60))
+
+    assert recovered == 2
+    assert {await after.next(), await after.next()} == {Delivery("job_queued", 1), Delivery("job_running", 2)}
+
+
+async def test_a_job_the_runner_could_not_finish_with_comes_back(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queue_module, "RETRY_LATER_S", 0.01)
+    queue = InProcessJobQueue(sqlite_store(tmp_path), wait_s=0.5)
+    await queue.retry_later(Delivery("job_a", 2))
+    assert await queue.next() == Delivery("job_a", 2)
