@@ -1,4 +1,4 @@
-"""The ``boltgate`` command: serve, check a config, print prices, run a GPU worker."""
+"""The ``boltgate`` command: serve, check a config, print prices, run a GPU worker, generate in bulk."""
 
 from __future__ import annotations
 
@@ -109,6 +109,12 @@ def _make_tiny(args: argparse.Namespace) -> int:
     return main_make_tiny(args.dir)
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from proxy.bulk.command import run_generate
+
+    return run_generate(args)
+
+
 def _add_local_commands(commands: Any) -> None:
     """The self-hosted backend: ``boltgate worker`` (also ``boltgate local worker``) and
     ``boltgate local make-tiny DIR``. Their modules import torch only when run."""
@@ -154,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     vendors = commands.add_parser(
         "vendors", help="print each backend's limits and which vendor behaviours are confirmed or assumed")
     vendors.set_defaults(run=_vendors)
+    from proxy.bulk.command import build_generate_parser
+
+    generate = commands.add_parser("generate", help="generate images from a running gateway, many prompts at once")
+    build_generate_parser(generate).set_defaults(run=_generate)
     _add_local_commands(commands)
     return parser
 
