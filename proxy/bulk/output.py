@@ -43,9 +43,26 @@ class Manifest:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / MANIFEST_NAME
+        self._tail_checked = False
+
+    def _ends_cut(self) -> bool:
+        """Whether an earlier run was killed mid-line (the next record must start a new line)."""
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                if handle.tell() == 0:
+                    return False
+                handle.seek(-1, os.SEEK_END)
+                return handle.read(1) != b"\n"
+        except FileNotFoundError:
+            return False
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        if not self._tail_checked:
+            self._tail_checked = True
+            if self._ends_cut():
+                line = "\n" + line
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()

@@ -87,15 +87,18 @@ def idempotency_key(body: dict[str, Any], occurrence: int, salt: str) -> str:
     return "bulk-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
 
 
+OPTION_NAMES = (*PromptOptions.model_fields, "output")
+
+
 def _options(raw: dict[str, Any], defaults: dict[str, Any], where: str) -> PromptOptions:
+    unknown = sorted(set(raw) - set(OPTION_NAMES))
+    if unknown:
+        raise PromptFileError(f"{where}: unknown option {unknown[0]!r} (known: {', '.join(OPTION_NAMES)})")
     try:
         return PromptOptions.model_validate({**defaults, **raw})
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         field = ".".join(str(part) for part in first["loc"]) or "line"
-        if first["type"] == "extra_forbidden":
-            known = ", ".join(name for name in PromptOptions.model_fields if name != "name")
-            raise PromptFileError(f"{where}: unknown option {field!r} (known: name, {known})") from None
         raise PromptFileError(f"{where}: {field}: {first['msg']}") from None
 
 

@@ -62,4 +62,5 @@ class RetryPolicy:
         if asked is not None:
             return min(asked, self.max_retry_after_s)
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (retry - 1))
-        return ceiling * (rng or random).uniform(0.5, 1.0)
+        fraction: float = (rng or random).uniform(0.5, 1.0)
+        return ceiling * fraction

@@ -5,7 +5,6 @@ retry after a lost answer, a deleted file never pay twice.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -108,7 +107,7 @@ def test_a_deleted_image_comes_back_as_a_free_replay_of_the_same_request(
     served: tuple[SimulatorServer, GatewayServer], out: Path
 ) -> None:
     sim, server = served
-    code, first = generate(server.base_url, out, "a paper boat", "--size", "256x256", "--name", "boat")
+    code, _ = generate(server.base_url, out, "a paper boat", "--size", "256x256", "--name", "boat")
     assert code == EXIT_OK
     original = (out / "boat.png").read_bytes()
     charged = spent(server)
