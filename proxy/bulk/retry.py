@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+_JITTER = random.Random()
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 STILL_RUNNING_CODE = "idempotency_conflict"
 """The gateway's 409 code while another request with the same key runs (others are final)."""
@@ -62,5 +63,4 @@ class RetryPolicy:
         if asked is not None:
             return min(asked, self.max_retry_after_s)
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (retry - 1))
-        fraction: float = (rng or random).uniform(0.5, 1.0)
-        return ceiling * fraction
+        return ceiling * (rng or _JITTER).uniform(0.5, 1.0)
