@@ -62,5 +62,5 @@ class RetryPolicy:
         asked = retry_after_seconds(retry_after)
         if asked is not None:
             return min(asked, self.max_retry_after_s)
-        ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (retry - 1))
+        ceiling = min(self.max_backoff_s, self.backoff_s * 2.0 ** (retry - 1))
         return ceiling * (rng or _JITTER).uniform(0.5, 1.0)
