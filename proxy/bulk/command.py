@@ -21,13 +21,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from proxy.bulk.prompts import PromptFileError, plan_prompts, read_prompt_file
 from proxy.bulk.retry import RetryPolicy
 from proxy.bulk.run import GatewayConnection, run_bulk
-from proxy.bulk.summary import EXIT_INTERRUPTED, EXIT_USAGE, RunSummary
+from proxy.bulk.summary import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, RunSummary
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 SHOWN_FAILURES = 20
 
 
+EPILOG = f"""\
+A prompts file holds one prompt per line, or JSON objects with per-line options, e.g.
+  {{"prompt": "a red fox", "name": "fox", "n": 2, "size": "768x768", "steps": 4, "seed": 7,
+   "negative_prompt": "blurry", "output_format": "webp"}}
+Blank lines and lines starting with # are skipped. A prompt whose files exist is skipped, so a
+rerun resumes; each prompt keeps one Idempotency-Key, so a retry or rerun is never paid twice.
+
+exit codes: {EXIT_OK} every prompt done, {EXIT_PARTIAL} some failed, {EXIT_ALL_FAILED} every prompt failed,
+{EXIT_USAGE} bad flags or prompts file (nothing sent), {EXIT_INTERRUPTED} interrupted.
+"""
+
+
 def build_generate_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = "Generate images from a running gateway, one prompt or a file of them."
+    parser.epilog = EPILOG
     parser.add_argument("prompt", nargs="?", help="one prompt (or use --prompts FILE)")
     parser.add_argument("--prompts", type=Path, metavar="FILE",
                         help="one prompt per line, or JSON lines with per-line options")
