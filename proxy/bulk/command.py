@@ -68,12 +68,17 @@ def build_generate_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 
 
 def resolve_connection(args: argparse.Namespace, environ: dict[str, str]) -> GatewayConnection:
-    url = args.url or environ.get("BOLTGATE_URL") or environ.get("OPENAI_BASE_URL") or DEFAULT_URL
-    url = url.rstrip("/").removesuffix("/v1")
+    """The gateway and key. ``OPENAI_API_KEY`` is used only with ``OPENAI_BASE_URL``: many shells
+    hold an OpenAI key, and it must not be sent to a gateway named some other way."""
+    url = args.url or environ.get("BOLTGATE_URL")
+    key = args.api_key or environ.get("BOLTGATE_API_KEY")
+    if url is None and environ.get("OPENAI_BASE_URL"):
+        url = environ["OPENAI_BASE_URL"]
+        key = key or environ.get("OPENAI_API_KEY")
+    url = (url or DEFAULT_URL).strip().rstrip("/").removesuffix("/v1")
     if not url.startswith(("http://", "https://")):
         raise PromptFileError(f"the gateway URL must start with http:// or https://, not {url!r}")
-    key = args.api_key or environ.get("BOLTGATE_API_KEY") or environ.get("OPENAI_API_KEY") or None
-    return GatewayConnection(base_url=url, api_key=key, timeout_s=args.timeout)
+    return GatewayConnection(base_url=url, api_key=key or None, timeout_s=args.timeout)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
