@@ -23,8 +23,6 @@ from tests.e2e.conftest import StartGateway, StartSimulator, route_to
 from tests.e2e.gateway_server import GatewayServer
 from tests.e2e.lossy_proxy import LossyProxy
 
-pytestmark = pytest.mark.e2e
-
 KEY = "bg-bulk"
 KEYS = {KEY: {"name": "bulk", "budget_credits": "1000"}}
 
