@@ -29,6 +29,8 @@ from proxy.bulk.retry import RetryPolicy, is_retryable
 GENERATIONS_PATH = "/v1/images/generations"
 COST_HEADER = "x-boltgate-cost-usd"
 REPLAY_HEADER = "x-boltgate-idempotent-replay"
+REPLAY_EXPIRED_CODE = "idempotent_replay_expired"
+"""The gateway kept the answer but no longer the images (a b64 replay outlives them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,8 @@ class BulkClient:
                     return self._served(response, time.monotonic() - started, attempt, may_have_run)
                 message, code = _error_of(response)
                 if not is_retryable(response.status_code, code):
+                    if code == REPLAY_EXPIRED_CODE:
+                        message += " (it was paid for; --salt TEXT asks for new images, charged again)"
                     return Failed(message=f"{response.status_code} {message}", attempts=attempt,
                                   status=response.status_code, fatal=response.status_code == 401)
                 may_have_run = may_have_run or response.status_code in (408, 409) or response.status_code >= 500

@@ -108,6 +108,13 @@ def test_a_final_refusal_is_not_retried_and_a_401_stops_the_run(scripted: tuple[
         assert outcome.fatal is (status == 401) and f"said {status}" in outcome.message
 
 
+def test_an_expired_replay_says_how_to_ask_again(scripted: tuple[ScriptedGateway, str]) -> None:
+    app, url = scripted
+    app.replies = [error(409, "idempotent_replay_expired")]
+    outcome, waits = send(url)
+    assert isinstance(outcome, Failed) and waits == [] and "--salt" in outcome.message
+
+
 def test_retries_run_out_with_the_last_error_said(scripted: tuple[ScriptedGateway, str]) -> None:
     app, url = scripted
     app.replies = [error(503)] * 3
