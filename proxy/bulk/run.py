@@ -79,7 +79,8 @@ def _count(summary: RunSummary, prompt: BulkPrompt, outcome: Outcome) -> None:
         summary.replayed += outcome.replayed
         summary.images += len(outcome.images)
         summary.vendors[outcome.vendor] += 1
-        summary.latencies_s.append(outcome.latency_s)
+        if not outcome.replayed:  # a replay's few milliseconds say nothing of generation time
+            summary.latencies_s.append(outcome.latency_s)
     else:
         summary.failures.append(f"{prompt.where}: {outcome.message}")
 

@@ -1,7 +1,7 @@
 """What a bulk run did: counts, failures, what it cost, who served it, how fast.
 
-Latency percentiles are over the prompts answered in this run (skipped ones were not asked),
-nearest-rank. The exit code says how the run went: ``EXIT_OK`` when every prompt is done
+Latency percentiles are over the prompts generated in this run (not the skipped ones, nor the
+replays), nearest-rank. The exit code says how the run went: ``EXIT_OK`` when every prompt is done
 (now or by an earlier run), ``EXIT_PARTIAL`` when some failed and some are done,
 ``EXIT_ALL_FAILED`` when none is done; ``EXIT_USAGE`` is a command or prompts file refused
 before anything was sent.

@@ -114,6 +114,7 @@ def test_a_deleted_image_comes_back_as_a_free_replay_of_the_same_request(
     code, again = generate(server.base_url, out, "a paper boat", "--size", "256x256", "--name", "boat")
 
     assert code == EXIT_OK and (again["served"], again["replayed"], again["cost_usd"]) == (1, 1, "0")
+    assert again["latency_p50_s"] is None  # nothing was generated
     assert (out / "boat.png").read_bytes() == original
     assert spent(server) == charged and len(creates(sim)) == 1
 
