@@ -18,7 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from proxy.bulk.prompts import PromptFileError, plan_prompts, read_prompt_file
+from core.errors import BulkInputError
+from proxy.bulk.prompts import plan_prompts, read_prompt_file
 from proxy.bulk.retry import RetryPolicy
 from proxy.bulk.run import GatewayConnection, run_bulk
 from proxy.bulk.summary import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, RunSummary
@@ -77,26 +78,26 @@ def resolve_connection(args: argparse.Namespace, environ: dict[str, str]) -> Gat
         key = key or environ.get("OPENAI_API_KEY")
     url = (url or DEFAULT_URL).strip().rstrip("/").removesuffix("/v1")
     if not url.startswith(("http://", "https://")):
-        raise PromptFileError(f"the gateway URL must start with http:// or https://, not {url!r}")
+        raise BulkInputError(f"the gateway URL must start with http:// or https://, not {url!r}")
     return GatewayConnection(base_url=url, api_key=key or None, timeout_s=args.timeout)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
     if args.concurrency < 1:
-        raise PromptFileError("--concurrency must be at least 1")
+        raise BulkInputError("--concurrency must be at least 1")
     if args.retries < 0 or args.backoff < 0 or args.timeout <= 0:
-        raise PromptFileError("--retries and --backoff must not be negative, --timeout must be positive")
+        raise BulkInputError("--retries and --backoff must not be negative, --timeout must be positive")
 
 
 def _planned(args: argparse.Namespace) -> list[Any]:
     if (args.prompt is None) == (args.prompts is None):
-        raise PromptFileError("give one prompt or --prompts FILE (not both)")
+        raise BulkInputError("give one prompt or --prompts FILE (not both)")
     flags = {"n": args.n, "size": args.size, "steps": args.steps, "seed": args.seed,
              "negative_prompt": args.negative_prompt, "output_format": args.output_format, "model": args.model}
     defaults = {name: value for name, value in flags.items() if value is not None}
     if args.prompts is not None:
         if args.name is not None:
-            raise PromptFileError("--name is for a single prompt; give names in the file's JSON lines")
+            raise BulkInputError("--name is for a single prompt; give names in the file's JSON lines")
         return plan_prompts(read_prompt_file(args.prompts), defaults, args.salt)
     line = {"prompt": args.prompt, **({"name": args.name} if args.name else {})}
     return plan_prompts([(0, line)], defaults, args.salt)
@@ -120,8 +121,8 @@ def run_generate(args: argparse.Namespace) -> int:
         _check_numbers(args)
         connection = resolve_connection(args, dict(os.environ))
         prompts = _planned(args)
-    except PromptFileError as error:
-        errors.print(f"boltgate generate: {error}", markup=False, highlight=False)
+    except BulkInputError as error:
+        errors.print(f"boltgate generate: {error.message}", markup=False, highlight=False)
         return EXIT_USAGE
     progress = None if args.no_progress else Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[cost]}"),

@@ -3,7 +3,7 @@
 A line of the file is either a plain prompt or, when it starts with ``{``, a JSON object with
 per-line options (``prompt`` is required; ``name``, ``n``, ``size``, ``steps``, ``seed``,
 ``negative_prompt``, ``output_format``, ``model`` override the command's flags). Blank lines and
-lines starting with ``#`` are skipped. Anything else wrong in a line is a ``PromptFileError``
+lines starting with ``#`` are skipped. Anything else wrong in a line is a ``BulkInputError``
 naming the line, never a traceback: a file of a thousand prompts is refused before the first one
 is paid for.
 """
@@ -18,13 +18,10 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.errors import BulkInputError
 from proxy.bulk.names import check_output_name, default_output_name
 
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
-
-
-class PromptFileError(ValueError):
-    """A prompt (or the file holding it) cannot be run as written."""
 
 
 class PromptOptions(BaseModel):
@@ -93,13 +90,13 @@ OPTION_NAMES = (*PromptOptions.model_fields, "output")
 def _options(raw: dict[str, Any], defaults: dict[str, Any], where: str) -> PromptOptions:
     unknown = sorted(set(raw) - set(OPTION_NAMES))
     if unknown:
-        raise PromptFileError(f"{where}: unknown option {unknown[0]!r} (known: {', '.join(OPTION_NAMES)})")
+        raise BulkInputError(f"{where}: unknown option {unknown[0]!r} (known: {', '.join(OPTION_NAMES)})")
     try:
         return PromptOptions.model_validate({**defaults, **raw})
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         field = ".".join(str(part) for part in first["loc"]) or "line"
-        raise PromptFileError(f"{where}: {field}: {first['msg']}") from None
+        raise BulkInputError(f"{where}: {field}: {first['msg']}") from None
 
 
 def _parse_line(text: str, number: int) -> dict[str, Any] | None:
@@ -111,9 +108,9 @@ def _parse_line(text: str, number: int) -> dict[str, Any] | None:
     try:
         raw = json.loads(stripped)
     except json.JSONDecodeError as error:
-        raise PromptFileError(f"line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
+        raise BulkInputError(f"line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
     if not isinstance(raw, dict):
-        raise PromptFileError(f"line {number}: a JSON line must be an object")
+        raise BulkInputError(f"line {number}: a JSON line must be an object")
     return raw
 
 
@@ -122,15 +119,15 @@ def read_prompt_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PromptFileError(f"{path}: no such file") from None
+        raise BulkInputError(f"{path}: no such file") from None
     except UnicodeDecodeError as error:
-        raise PromptFileError(f"{path}: not UTF-8 text (byte {error.start})") from None
+        raise BulkInputError(f"{path}: not UTF-8 text (byte {error.start})") from None
     except OSError as error:
-        raise PromptFileError(f"{path}: cannot be read ({error.strerror})") from None
+        raise BulkInputError(f"{path}: cannot be read ({error.strerror})") from None
     lines = [(number, raw) for number, line in enumerate(text.splitlines(), 1)
              if (raw := _parse_line(line, number)) is not None]
     if not lines:
-        raise PromptFileError(f"{path}: no prompts in the file")
+        raise BulkInputError(f"{path}: no prompts in the file")
     return lines
 
 
@@ -151,13 +148,13 @@ def plan_prompts(lines: list[tuple[int, dict[str, Any]]], defaults: dict[str, An
             try:
                 name = check_output_name(options.name)
             except ValueError as error:
-                raise PromptFileError(f"{where}: name: {error}") from None
+                raise BulkInputError(f"{where}: name: {error}") from None
         else:
             name = default_output_name(options.prompt, key)
         prompt = BulkPrompt(line=number, options=options, idempotency_key=key, name=name)
         for file_name in prompt.file_names:
             if file_name.lower() in owners:
-                raise PromptFileError(f"{where}: writes {file_name}, as {owners[file_name.lower()]} does")
+                raise BulkInputError(f"{where}: writes {file_name}, as {owners[file_name.lower()]} does")
             owners[file_name.lower()] = where
         planned.append(prompt)
     return planned

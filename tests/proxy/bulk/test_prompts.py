@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.bulk.prompts import PromptFileError, plan_prompts, read_prompt_file
+from core.errors import BulkInputError
+from proxy.bulk.prompts import plan_prompts, read_prompt_file
 
 
 def planned(tmp_path: Path, text: str, **defaults: object) -> list:  # type: ignore[type-arg]
@@ -48,14 +49,14 @@ def test_the_same_request_gets_the_same_key_in_every_run_and_a_repeat_gets_its_o
     ("# nothing\n\n", "no prompts in the file"),
 ])
 def test_a_bad_line_is_refused_with_its_number(tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(PromptFileError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(BulkInputError, match=message.replace("(", r"\(").replace(".", r"\.")):
         planned(tmp_path, text)
 
 
 def test_an_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(PromptFileError, match="no such file"):
+    with pytest.raises(BulkInputError, match="no such file"):
         read_prompt_file(tmp_path / "missing.txt")
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"a fox\n\xff\xfe\n")
-    with pytest.raises(PromptFileError, match="not UTF-8"):
+    with pytest.raises(BulkInputError, match="not UTF-8"):
         read_prompt_file(binary)
