@@ -13,13 +13,12 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.errors import BulkInputError
-from proxy.bulk.prompts import plan_prompts, read_prompt_file
+from proxy.bulk.prompts import BulkPrompt, plan_prompts, read_prompt_file
 from proxy.bulk.retry import RetryPolicy
 from proxy.bulk.run import GatewayConnection, run_bulk
 from proxy.bulk.summary import EXIT_ALL_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, RunSummary
@@ -36,7 +35,8 @@ Blank lines and lines starting with # are skipped. A prompt whose files exist is
 rerun resumes; each prompt keeps one Idempotency-Key, so a retry or rerun is never paid twice.
 
 exit codes: {EXIT_OK} every prompt done, {EXIT_PARTIAL} some failed, {EXIT_ALL_FAILED} every prompt failed,
-{EXIT_USAGE} bad flags or prompts file (nothing sent), {EXIT_INTERRUPTED} interrupted.
+{EXIT_USAGE} bad flags or prompts file (nothing sent) or an unusable output directory,
+{EXIT_INTERRUPTED} interrupted.
 """
 
 
@@ -89,7 +89,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise BulkInputError("--retries and --backoff must not be negative, --timeout must be positive")
 
 
-def _planned(args: argparse.Namespace) -> list[Any]:
+def _planned(args: argparse.Namespace) -> list[BulkPrompt]:
     if (args.prompt is None) == (args.prompts is None):
         raise BulkInputError("give one prompt or --prompts FILE (not both)")
     flags = {"n": args.n, "size": args.size, "steps": args.steps, "seed": args.seed,

@@ -4,7 +4,7 @@ Latency percentiles are over the prompts generated in this run (not the skipped 
 replays), nearest-rank. The exit code says how the run went: ``EXIT_OK`` when every prompt is done
 (now or by an earlier run), ``EXIT_PARTIAL`` when some failed and some are done,
 ``EXIT_ALL_FAILED`` when none is done; ``EXIT_USAGE`` is a command or prompts file refused
-before anything was sent.
+before anything was sent, or an output directory that cannot be used.
 """
 
 from __future__ import annotations
