@@ -30,6 +30,7 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
     │   ├── CatalogError               a price catalog file or override that cannot be read as prices
     │   └── UnknownVendor              a vendor the price catalog has no price for
+    ├── BulkInputError                 a ``boltgate generate`` command or prompts file that can't be run: exit 2
     └── BackendError                   one route failed; the router reads its flags, billing its
         │                              ``billed``, ``run_seconds`` and ``vendor_cost_usd``
         ├── RetryableBackendError      retry the same route with backoff, then fail over
@@ -291,6 +292,15 @@ class ConfigurationError(BoltgateError):
     status_code = 500
     error_type = "server_error"
     code = "configuration_error"
+
+
+class BulkInputError(BoltgateError):
+    """``boltgate generate`` (a client of the gateway) was given flags or a prompts file it cannot
+    run; the message names the line. Refused before any request is sent, so nothing is paid."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "bulk_input_invalid"
 
 
 class CatalogError(ConfigurationError):

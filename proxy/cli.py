@@ -1,4 +1,5 @@
-"""The ``boltgate`` command: serve, check a config, print prices, verify a webhook, run a GPU worker."""
+"""The ``boltgate`` command: serve, check a config, print prices, verify a webhook, run a GPU worker,
+generate in bulk."""
 
 from __future__ import annotations
 
@@ -136,6 +137,12 @@ def _make_tiny(args: argparse.Namespace) -> int:
     return main_make_tiny(args.dir)
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from proxy.bulk.command import run_generate
+
+    return run_generate(args)
+
+
 def _add_local_commands(commands: Any) -> None:
     """The self-hosted backend: ``boltgate worker`` (also ``boltgate local worker``) and
     ``boltgate local make-tiny DIR``. Their modules import torch only when run."""
@@ -190,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--tolerance", type=float, default=300.0, help="oldest timestamp accepted, in seconds")
     verify.add_argument("body", nargs="?", help="file with the raw body as received (default: stdin)")
     verify.set_defaults(run=_webhooks_verify)
+    from proxy.bulk.command import build_generate_parser
+
+    generate = commands.add_parser("generate", help="generate images from a running gateway, many prompts at once")
+    build_generate_parser(generate).set_defaults(run=_generate)
     _add_local_commands(commands)
     return parser
 
