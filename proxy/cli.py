@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,31 +10,34 @@ from typing import Any
 
 from pydantic import ValidationError
 
-SHUTDOWN_MARGIN_S = 5.0
-"""Drain time beyond the deadline: settling, storing images, answering."""
-
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from proxy.api.app import create_app
+    from proxy.serving.run import configure_logging, drain_seconds, serve
+    from proxy.serving.supervisor import Supervisor
+    from proxy.serving.workers import parse_workers, refusal
     from proxy.settings import Settings
 
     overrides: dict[str, object] = {}
     if args.config:
         overrides["config"] = Path(args.config)
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        workers = parse_workers(args.workers if args.workers is not None else settings.workers)
+    except ValueError as error:
+        print(f"boltgate serve: {error}", file=sys.stderr)
+        return 2
+    problem = refusal(settings.state_backend, workers)
+    if problem is not None:
+        print(f"boltgate serve: {problem}", file=sys.stderr)
+        return 2
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # On SIGTERM uvicorn stops accepting, lets requests in flight finish (each is bounded by
-    # the deadline) and then runs the lifespan's shutdown; past this it cancels what is left.
-    uvicorn.run(
-        create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
-        access_log=False, log_level=settings.log_level, timeout_keep_alive=75,
-        timeout_graceful_shutdown=round(settings.deadline_s + SHUTDOWN_MARGIN_S),
-    )
-    return 0
+    overrides["workers"] = workers
+    configure_logging(settings)
+    if workers == 1:
+        serve(settings.model_copy(update={"workers": 1}), host, port)
+        return 0
+    return Supervisor(overrides, host, port, workers, drain_s=drain_seconds(settings) + 5).run()
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -133,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--config", help="routes TOML (or BOLTGATE_CONFIG)")
+    serve.add_argument("--workers", help="worker processes on the port: a number, or 'auto' for the CPUs "
+                       "the container may use (default 1, or BOLTGATE_WORKERS)")
     serve.set_defaults(run=_serve)
 
     config = commands.add_parser("config", help="configuration tools")

@@ -1,5 +1,11 @@
 """Every Prometheus metric the gateway exports, in one place (the dashboards query these names).
 
+Several worker processes (``boltgate serve --workers N``) write their values to files in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode) and ``/metrics`` sums them
+(``proxy.metrics_exposition``). Every gauge therefore says how workers combine: a sum for what
+each worker counts (requests in flight), the most recent value for a state every worker sees
+(a breaker, the state store).
+
 Gateway overhead is measured apart from vendor time: ``boltgate_backend_attempt_seconds`` is the
 time spent waiting on a backend, ``boltgate_gateway_overhead_seconds`` is the request's total
 time minus that.
@@ -72,7 +78,7 @@ FAILOVERS = Counter(
 )
 CIRCUIT_OPEN = Gauge(
     "boltgate_circuit_open", "1 while a route's circuit breaker is open or the route is quarantined.",
-    ["backend", "region"], registry=REGISTRY,
+    ["backend", "region"], registry=REGISTRY, multiprocess_mode="livemax",
 )
 IMAGES = Counter(
     "boltgate_images_total", "Images delivered to clients, by backend.",
@@ -80,6 +86,7 @@ IMAGES = Counter(
 )
 IN_FLIGHT = Gauge(
     "boltgate_requests_in_flight", "Image requests being served right now.", registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 CHARGED_USD = Counter(
     "boltgate_charged_usd_total", "USD charged to clients, by backend.", ["backend"], registry=REGISTRY,
@@ -106,7 +113,7 @@ VENDOR_COST_MISMATCH = Counter(
 STATE_DEGRADED = Gauge(
     "boltgate_state_degraded",
     "1 while the state store (Redis, the ledger file) does not answer: requests that need the ledger get 503.",
-    registry=REGISTRY,
+    registry=REGISTRY, multiprocess_mode="livemostrecent",
 )
 
 

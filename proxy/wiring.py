@@ -177,12 +177,19 @@ class Overrides:
     routes: list[Route] | None = None
 
 
+def images_on_disk(settings: Settings) -> bool:
+    """Images go to ``image_dir`` when asked, and when several workers run on the SQLite store:
+    its short-lived state is each process's memory, and a download may reach another worker."""
+    several_workers = settings.workers == "auto" or settings.workers > 1
+    return settings.image_store == "directory" or (settings.state_backend == "sqlite" and several_workers)
+
+
 def assemble_gateway(settings: Settings, stores: Stores, routes: list[Route]) -> Gateway:
     """The object graph over built parts: image store, billing, router, gateway."""
     state = stores.shared
     images: ImageStore = (
         DirectoryImageStore(settings.image_dir, settings.image_ttl_s)
-        if settings.image_store == "directory"
+        if images_on_disk(settings)
         else StateImageStore(state, settings.image_ttl_s)
     )
     billing = Billing(stores.book, stores.durable, settings.pricing, settings.api_keys,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from litestar import Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.errors import StateUnavailable
 from proxy.api.injected import InjectedGateway
-from proxy.metrics import REGISTRY, STATE_DEGRADED
+from proxy.metrics import STATE_DEGRADED
+from proxy.metrics_exposition import CONTENT_TYPE_LATEST, exposition
 
 
 @get("/healthz", sync_to_thread=False)
@@ -38,4 +38,4 @@ async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
 
 @get("/metrics", sync_to_thread=False)
 def metrics() -> Response[bytes]:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
