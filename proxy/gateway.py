@@ -32,6 +32,7 @@ from core.state.base import StateStore
 from pricing.keys import KeyRecord
 from pricing.ledger import Reservation
 from proxy.billing import Billing, Charge
+from proxy.images.body import text_of_spliced
 from proxy.images.convert import to_format
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
@@ -85,7 +86,7 @@ class Gateway:
         # The request is charged: it must reach the client even if its replay cannot be stored.
         await _quietly(ledger.remember_response(key.key_id, idempotency_key,
                                                 orjson.dumps({"body": served.body, "headers": served.headers,
-                                                              "fingerprint": fingerprint}),
+                                                              "fingerprint": fingerprint}, default=text_of_spliced),
                                                 ttl=REPLAY_TTL_S), "remember an idempotent response")
         return served
 
@@ -152,7 +153,7 @@ class Gateway:
         self, images: list[GeneratedImage], request: ImageRequest, base_url: str
     ) -> list[dict[str, Any]]:
         if request.response_format == "b64_json":
-            return [{"b64_json": image.b64, "revised_prompt": request.prompt} for image in images]
+            return [{"b64_json": image.b64_ascii, "revised_prompt": request.prompt} for image in images]
         names = [await self.images.put(image.data, image.format) for image in images]
         return [{"url": f"{base_url}/v1/images/files/{name}", "revised_prompt": request.prompt}
                 for name in names]

@@ -439,7 +439,7 @@ def test_gateway_workers_can_be_set_and_the_memory_backend_keeps_one() -> None:
     assert gateway_workers({"gateway": {"workers": "auto"}}) == "auto"
     assert gateway_workers({"state": {"backend": "memory"}, "gateway": {"replicaCount": 1, "resources": {
         "limits": {"cpu": "4", "memory": "1Gi"}}}}) == "1"
-    with pytest.raises(helm.HelmError, match="gateway.workers above 1 needs state the processes share"):
+    with pytest.raises(helm.HelmError, match=r"gateway\.workers above 1 needs state the processes share"):
         render({"state": {"backend": "memory"}, "gateway": {"replicaCount": 1, "workers": 2}})
     with pytest.raises(helm.HelmError):
         render({"gateway": {"workers": 0}})

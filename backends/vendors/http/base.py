@@ -33,7 +33,7 @@ from core.errors import VendorProtocolError, VendorTimeout, VendorUnavailable
 
 HttpClientKind = Literal["aiohttp", "httpx"]
 
-MAX_CONNECTIONS = 1000
+MAX_CONNECTIONS = 4096
 """Per route and region: enough for thousands of requests in flight on one pod."""
 MAX_REDIRECTS = 5
 """Hops an output-URL fetch follows (CDNs redirect once or twice); API calls follow none."""
