@@ -129,7 +129,10 @@ def test_metrics_sum_both_workers(two_workers: tuple[GatewayProcess, Path]) -> N
         text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
         assert metric_value(text, 'boltgate_requests_total{endpoint="generations",status="200"}') == sum(
             per_worker.values())
+        assert metric_value(text, 'boltgate_request_seconds_count{endpoint="generations"}') >= sum(
+            per_worker.values())  # histograms sum too (the 402s of another test count as well)
         assert metric_value(text, "boltgate_workers ") == 2
+        assert 'boltgate_build_info{' in text and "process_cpu_seconds_total " in text
         assert metric_value(text, "boltgate_requests_in_flight ") == 0
 
 
