@@ -58,6 +58,19 @@ def until_both_served(base_url: str, metrics_dir: Path, headers: dict[str, str])
     raise AssertionError(f"{ENOUGH_TRIES} new connections all reached the same worker")
 
 
+def settled(metrics_dir: Path) -> dict[int, float]:
+    """Per-worker counts once they stop changing: a request is counted just after its answer leaves."""
+    previous = served_by_worker(metrics_dir)
+    give_up = time.monotonic() + 10
+    while time.monotonic() < give_up:
+        time.sleep(0.3)
+        now = served_by_worker(metrics_dir)
+        if now == previous:
+            return now
+        previous = now
+    raise AssertionError("the workers' counts kept changing")
+
+
 def metric_value(text: str, line_start: str) -> float:
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start)]
     assert len(values) == 1, (line_start, text)
@@ -92,7 +105,7 @@ def test_concurrent_requests_on_one_key_never_overspend_across_two_workers(
                          json={"name": "team", "budget_credits": str(price * 5 / Decimal("0.01"))}).json()
     key = {"Authorization": f"Bearer {created['key']}"}
     warmup = until_both_served(server.base_url, metrics_dir, {"Authorization": "Bearer bg-shared"})
-    before = served_by_worker(metrics_dir)
+    before = settled(metrics_dir)
 
     async def burst() -> list[httpx.Response]:
         async def one() -> httpx.Response:  # a client per request: a new connection each
@@ -105,9 +118,8 @@ def test_concurrent_requests_on_one_key_never_overspend_across_two_workers(
     assert statuses == [200] * 5 + [402] * 35, [r.text for r in responses if r.status_code not in (200, 402)]
     spent = httpx.get(f"{server.base_url}/v1/usage", headers=key, timeout=10).json()["spent_usd"]
     assert Decimal(str(spent)) == price * 5
-    refused = served_by_worker(metrics_dir, status="402")
-    assert sum(refused.values()) == 35  # the only 402s of the module
-    assert sum(served_by_worker(metrics_dir).values()) - sum(before.values()) == 5
+    assert sum(settled(metrics_dir).values()) - sum(before.values()) == 5
+    assert sum(served_by_worker(metrics_dir, status="402").values()) == 35  # the only 402s of the module
     assert warmup >= 1
 
 
@@ -123,7 +135,7 @@ def test_a_key_created_through_one_worker_is_honoured_by_both(two_workers: tuple
 def test_metrics_sum_both_workers(two_workers: tuple[GatewayProcess, Path]) -> None:
     server, metrics_dir = two_workers
     until_both_served(server.base_url, metrics_dir, {"Authorization": "Bearer bg-shared"})
-    per_worker = served_by_worker(metrics_dir)
+    per_worker = settled(metrics_dir)
     assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values())
     for _ in range(6):  # each scrape is a new connection, answered by either worker: the same sum
         text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
@@ -140,7 +152,7 @@ def test_a_dead_worker_is_replaced_and_its_counts_kept(two_workers: tuple[Gatewa
     """Last of the module's tests on the shared gateway: it kills one of its workers."""
     server, metrics_dir = two_workers
     until_both_served(server.base_url, metrics_dir, {"Authorization": "Bearer bg-shared"})
-    sent = sum(served_by_worker(metrics_dir).values())
+    sent = sum(settled(metrics_dir).values())
     victim = min(served_by_worker(metrics_dir))
     subprocess.run(["kill", "-9", str(victim)], check=True)
     give_up = time.monotonic() + 60
