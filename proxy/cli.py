@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from proxy.settings_errors import describe_settings_error
+
 
 def _serve(args: argparse.Namespace) -> int:
     from proxy.serving.run import configure_logging, drain_seconds, serve
@@ -20,7 +22,11 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if args.config:
         overrides["config"] = Path(args.config)
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        print(describe_settings_error(error), file=sys.stderr)
+        return 2
     try:
         workers = parse_workers(args.workers if args.workers is not None else settings.workers)
     except ValueError as error:
@@ -45,7 +51,10 @@ def _config_check(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings(config=Path(args.file))
-    except (ValidationError, FileNotFoundError, ValueError) as error:
+    except ValidationError as error:
+        print(f"{args.file}: invalid\n{describe_settings_error(error)}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as error:
         print(f"{args.file}: invalid\n{error}", file=sys.stderr)
         return 1
     print(f"{args.file}: valid; policy={settings.routing_policy}, deadline={settings.deadline_s}s, "

@@ -448,3 +448,16 @@ def test_gateway_workers_can_be_set_and_the_memory_backend_keeps_one() -> None:
 def test_the_chart_workers_setting_is_one_boltgate_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOLTGATE_WORKERS", gateway_workers({"gateway": {"resources": {"limits": {"cpu": "2"}}}}))
     assert Settings().workers == 2
+
+
+def test_with_client_keys_the_service_monitor_presents_the_metrics_token() -> None:
+    values = {"gateway": {"auth": {"existingSecret": "keys"}},
+              "metrics": {"serviceMonitor": {"enabled": True}}, "worker": {"enabled": True}}
+    manifests = objects(values)
+    container = find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    token = env_of(container)["BOLTGATE_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
+    gateway = find(manifests, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]
+    assert gateway["authorization"]["credentials"] == {"name": token["name"], "key": token["key"]}
+    assert "authorization" not in find(manifests, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    without_keys = objects({"metrics": {"serviceMonitor": {"enabled": True}}})
+    assert "authorization" not in find(without_keys, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]

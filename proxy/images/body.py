@@ -44,9 +44,3 @@ def _item(item: dict[str, Any]) -> list[bytes | memoryview]:
     rest = orjson.dumps({name: value for name, value in item.items() if name != "b64_json"})
     return [b'{"b64_json":"', b64, b'"' + (b"," + rest[1:] if rest != b"{}" else b"}")]
 
-
-def text_of_spliced(value: object) -> str:
-    """orjson's ``default`` for a body that is stored (an idempotent replay): the base64 as text."""
-    if isinstance(value, _ASCII):
-        return bytes(value).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

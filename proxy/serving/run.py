@@ -1,7 +1,8 @@
 """One gateway process serving on a port: what ``boltgate serve`` runs, once per worker.
 
 The supervisor (``proxy.serving.supervisor``) runs exactly this in each worker, on the socket it
-bound, so one worker and N workers serve through the same path.
+bound, so one worker and N workers serve through the same path: uvicorn with the guarded
+protocol and the limits of ``settings.server`` (``proxy.serving.config``), each limit per worker.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ import socket
 
 import uvicorn
 
+from proxy.serving.config import LISTEN_BACKLOG, uvicorn_config
 from proxy.settings import Settings
 
 SHUTDOWN_MARGIN_S = 5.0
 """Drain time beyond the deadline: settling, storing images, answering."""
-LISTEN_BACKLOG = 4096
-"""Connections the kernel queues before they are accepted (capped by ``net.core.somaxconn``):
-a burst of 2,000 new clients is queued, not refused, while the workers accept them."""
 
 
 def configure_logging(settings: Settings) -> None:
@@ -30,11 +29,8 @@ def serve(settings: Settings, host: str, port: int, sockets: list[socket.socket]
     time it cancels what is left."""
     from proxy.api.app import create_app
 
-    config = uvicorn.Config(
-        create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
-        access_log=False, log_level=settings.log_level, timeout_keep_alive=75, backlog=LISTEN_BACKLOG,
-        timeout_graceful_shutdown=drain_seconds(settings),
-    )
+    config = uvicorn_config(create_app(settings), settings.server, host=host, port=port,
+                            log_level=settings.log_level, graceful_shutdown_s=drain_seconds(settings))
     uvicorn.Server(config).run(sockets=sockets)
 
 

@@ -28,6 +28,8 @@ from tests.e2e.conftest import KEY_ENV, SIM_KEY, StartSimulator
 from tests.e2e.gateway_process import REPO, GatewayProcess
 
 BODY = {"model": "sdxl-lightning", "prompt": "a red kite", "size": "256x256", "response_format": "b64_json"}
+ADMIN = {"Authorization": "Bearer adm"}
+"""The admin token: it also opens ``/metrics``, private once client keys are required."""
 ENOUGH_TRIES = 200
 """New connections made until both workers have served one (each lands on one at random)."""
 
@@ -138,7 +140,7 @@ def test_metrics_sum_both_workers(two_workers: tuple[GatewayProcess, Path]) -> N
     per_worker = settled(metrics_dir)
     assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values())
     for _ in range(6):  # each scrape is a new connection, answered by either worker: the same sum
-        text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+        text = httpx.get(f"{server.base_url}/metrics", headers=ADMIN, timeout=10).text
         assert metric_value(text, 'boltgate_requests_total{endpoint="generations",status="200"}') == sum(
             per_worker.values())
         assert metric_value(text, 'boltgate_request_seconds_count{endpoint="generations"}') >= sum(
@@ -157,7 +159,7 @@ def test_a_dead_worker_is_replaced_and_its_counts_kept(two_workers: tuple[Gatewa
     subprocess.run(["kill", "-9", str(victim)], check=True)
     give_up = time.monotonic() + 60
     while True:
-        text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+        text = httpx.get(f"{server.base_url}/metrics", headers=ADMIN, timeout=10).text
         if metric_value(text, "boltgate_workers ") == 2 and not Path(f"/proc/{victim}").exists():
             break
         assert time.monotonic() < give_up, "no worker replaced the killed one"
