@@ -43,7 +43,11 @@ def _serve(args: argparse.Namespace) -> int:
     if workers == 1:
         serve(settings.model_copy(update={"workers": 1}), host, port)
         return 0
-    return Supervisor(overrides, host, port, workers, drain_s=drain_seconds(settings) + 5).run()
+    try:
+        return Supervisor(overrides, host, port, workers, drain_s=drain_seconds(settings) + 5).run()
+    except OSError as error:  # the port taken, or the address not this machine's
+        print(f"boltgate serve: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 def _config_check(args: argparse.Namespace) -> int:

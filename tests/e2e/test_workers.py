@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -205,3 +206,17 @@ def test_the_memory_store_refuses_two_workers_with_a_clear_message(tmp_path: Pat
     assert finished.returncode == 2
     assert "--workers 2 needs state the processes share" in finished.stderr
     assert "'sqlite'" in finished.stderr and "'redis'" in finished.stderr
+
+
+def test_a_port_already_taken_is_said_plainly(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = subprocess.run(
+            [sys.executable, "-m", "proxy", "serve", "--port", str(port), "--workers", "2"], cwd=REPO, timeout=60,
+            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+                                                 "BOLTGATE_DATA_DIR": str(tmp_path / "data")},
+        )
+    assert finished.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in finished.stderr, finished.stderr
