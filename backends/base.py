@@ -18,6 +18,8 @@ from core.errors import VendorProtocolError
 from core.request import ImageRequest
 
 ImageFormat = Literal["png", "jpeg", "webp"]
+B64Text = str | bytes | memoryview
+"""Base64 text, as a ``str`` or as ASCII bytes (a view into a vendor's answer, uncopied)."""
 
 _MAGIC: tuple[tuple[bytes, ImageFormat], ...] = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -41,11 +43,15 @@ class GeneratedImage:
     A vendor that answers in base64 and a client that wants base64 never pay for a decode and
     re-encode: the text passes through untouched. The format is sniffed from the first bytes,
     which for base64 means decoding 24 characters, not the image.
+
+    The base64 may be a ``str`` or ASCII bytes, a ``memoryview`` into the vendor's answer
+    included: then it is never copied at all, and ``b64_ascii`` hands that same view to the
+    client's answer (``proxy.images.body``).
     """
 
     __slots__ = ("_b64", "_data", "format")
 
-    def __init__(self, *, data: bytes | None = None, b64: str | None = None) -> None:
+    def __init__(self, *, data: bytes | None = None, b64: B64Text | None = None) -> None:
         if data is None and b64 is None:
             raise ValueError("an image needs bytes or base64 text")
         self._data = data
@@ -67,16 +73,26 @@ class GeneratedImage:
 
     @property
     def b64(self) -> str:
+        """The base64 as text (a copy when it is held as bytes: the view is kept for ``b64_ascii``)."""
         if self._b64 is None:
             self._b64 = base64.b64encode(self._data or b"").decode("ascii")
+        elif not isinstance(self._b64, str):
+            return bytes(self._b64).decode("ascii")
         return self._b64
+
+    @property
+    def b64_ascii(self) -> str | bytes | memoryview:
+        """The base64 as it arrived (a view into the vendor's answer, not copied), or as text."""
+        return self._b64 if self._b64 is not None and not isinstance(self._b64, str) else self.b64
 
     def __len__(self) -> int:
         """The image's size in bytes (for base64, counted from the text without decoding it)."""
         if self._data is not None:
             return len(self._data)
         text = self._b64 or ""
-        return len(text) * 3 // 4 - (len(text[-2:]) - len(text[-2:].rstrip("=")))
+        end = text[-2:]
+        last = end.encode("ascii", "replace") if isinstance(end, str) else bytes(end)
+        return len(text) * 3 // 4 - (len(last) - len(last.rstrip(b"=")))
 
     def head(self, size: int) -> bytes:
         """The first ``size`` bytes, decoding no more base64 than that takes."""
@@ -96,11 +112,11 @@ class GeneratedImage:
         return _b64_decode(text[-groups * 4:])[-size:]
 
 
-def _b64_head(text: str) -> bytes:
+def _b64_head(text: B64Text) -> bytes:
     return _b64_decode(text[:24])
 
 
-def _b64_decode(text: str) -> bytes:
+def _b64_decode(text: B64Text) -> bytes:
     try:
         return base64.b64decode(text)
     except (binascii.Error, ValueError) as exc:

@@ -72,3 +72,38 @@ async def run_load(host: str, port: int, request: bytes, *, concurrency: int, se
                            for _ in range(concurrency)))
     result.seconds = time.perf_counter() - started
     return result
+
+
+@dataclass
+class BurstResult:
+    """``count`` requests, each on a new connection, all started at once."""
+
+    wall_s: float
+    errors: int
+    latencies: list[float] = field(default_factory=list)
+
+
+async def _one_shot(host: str, port: int, request: bytes, result: BurstResult, begun: float) -> None:
+    try:
+        reader, writer = await asyncio.open_connection(host, port, limit=2**24)
+        try:
+            writer.write(request)
+            status = await _read_response(reader)
+        finally:
+            writer.close()
+    except (OSError, asyncio.IncompleteReadError):
+        result.errors += 1
+        return
+    if status == 200:
+        result.latencies.append(time.perf_counter() - begun)
+    else:
+        result.errors += 1
+
+
+async def run_burst(host: str, port: int, request: bytes, *, count: int) -> BurstResult:
+    """Open ``count`` connections at once, one request each; the wall time until the last answer."""
+    result = BurstResult(wall_s=0.0, errors=0)
+    begun = time.perf_counter()
+    await asyncio.gather(*(_one_shot(host, port, request, result, begun) for _ in range(count)))
+    result.wall_s = time.perf_counter() - begun
+    return result

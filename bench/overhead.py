@@ -5,7 +5,13 @@ medians of the rounds are compared; the client and the simulator are pinned to C
 gateway to CPU 1; every request is timed by the client itself; the gateway's CPU time comes
 from /proc/PID/stat (utime + stime) over each gateway run.
 
-    python bench/overhead.py [--rounds 5] [--seconds 4]
+    python bench/overhead.py [--rounds 5] [--seconds 4] [--cases small,large,burst,workers]
+
+Cases: ``small`` (256x256 PNGs, about 2 KB) and ``large`` (1024x1024, about 1.5 MB) at
+concurrency 1 and 32; ``burst``: 2,000 requests on 2,000 new connections at once against an
+upstream that answers in 2 s, wall time direct and through the gateway; ``workers``: one worker
+against ``--workers 2`` at concurrency 32 (not pinned: the workers need both CPUs, so the client
+and the simulator compete with them).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadclient import RunResult, prepare_post, run_load
+from loadclient import BurstResult, RunResult, prepare_post, run_burst, run_load
 
 HOST = "127.0.0.1"
 KEY = "bench-key"
@@ -58,12 +64,13 @@ def taskset(cpu: str) -> list[str]:
 
 
 def start_processes(
-    workdir: Path, *, realistic: bool
+    workdir: Path, *, realistic: bool, latency_s: float = 0.0, workers: int = 1, gateway_cpus: str = "1"
 ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int, int]:
     sim_port, gw_port = free_port(), free_port()
     simulator = subprocess.Popen(
         [*taskset("0"), sys.executable, "-m", "backends.simulators", "--vendor", "callmissed",
-         "--port-base", str(sim_port), "--api-key", KEY, *(["--realistic-images"] if realistic else [])],
+         "--port-base", str(sim_port), "--api-key", KEY, "--latency", str(latency_s),
+         *(["--realistic-images"] if realistic else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     config = workdir / "routes.toml"
@@ -75,12 +82,47 @@ def start_processes(
     env = {**os.environ, "BENCH_SIM_KEY": KEY, "BOLTGATE_CONFIG": str(config), "BOLTGATE_LOG_LEVEL": "warning",
            "BOLTGATE_DATA_DIR": str(workdir / "data")}
     gateway = subprocess.Popen(
-        [*taskset("1"), sys.executable, "-m", "proxy", "serve", "--port", str(gw_port)],
+        [*taskset(gateway_cpus), sys.executable, "-m", "proxy", "serve", "--port", str(gw_port),
+         "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     wait_for_port(sim_port)
     wait_for_port(gw_port)
+    wait_for_workers(gateway.pid, workers)
     return simulator, gateway, sim_port, gw_port
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a supervisor's workers)."""
+    found = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        found.extend(process_tree(int(child)))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(each) for each in process_tree(pid))
+
+
+def tree_rss_mb(pid: int) -> float:
+    pages = sum(int(Path(f"/proc/{each}/statm").read_text().split()[1]) for each in process_tree(pid))
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def wait_for_workers(pid: int, workers: int, timeout: float = 60.0) -> None:
+    """Until every worker has built its app (its CPU use settles), so no round pays for a start."""
+    if workers == 1:
+        return
+    deadline = time.monotonic() + timeout
+    while len(process_tree(pid)) < workers + 2 and time.monotonic() < deadline:  # + supervisor, resource tracker
+        time.sleep(0.2)
+    previous = -1.0
+    while time.monotonic() < deadline:
+        now = tree_cpu_seconds(pid)
+        if now - previous < 0.05:
+            return
+        previous = now
+        time.sleep(1.0)
 
 
 def bodies(size: str) -> tuple[bytes, bytes]:
@@ -94,20 +136,30 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:7.2f}"
 
 
-CASES = (("small 256x256 png", "256x256", False), ("1024x1024 png", "1024x1024", True))
-if os.environ.get("BENCH_CASES"):
-    CASES = tuple(c for c in CASES if c[1] in os.environ["BENCH_CASES"].split(","))
+CASES = {"small": ("small 256x256 png", "256x256", False), "large": ("1024x1024 png", "1024x1024", True)}
 """The 1024x1024 case renders noisy, SDXL-sized PNGs (about 1.5 MB) so the payload is realistic."""
+BURST_REQUESTS = 2000
+BURST_UPSTREAM_S = 2.0
 
 
-async def bench(rounds: int, seconds: float) -> None:
+async def bench(rounds: int, seconds: float, cases: list[str]) -> None:
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     print(f"pinning: client+simulator on CPU 0, gateway on CPU 1; {rounds} alternating rounds "
           f"(direct, gateway) of {seconds:.0f}s per cell; medians of rounds\n")
+    latency_cases = [CASES[name] for name in cases if name in CASES]
+    if latency_cases:
+        await bench_latency(latency_cases, rounds, seconds)
+    if "burst" in cases:
+        await bench_burst(rounds)
+    if "workers" in cases:
+        await bench_workers(rounds, seconds)
+
+
+async def bench_latency(cases: list[tuple[str, str, bool]], rounds: int, seconds: float) -> None:
     print(f"{'case':<20}{'conc':>5}{'path':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'added p50':>11}{'gw CPU ms/req':>15}")
-    for label, size, realistic in CASES:
+    for label, size, realistic in cases:
         with tempfile.TemporaryDirectory() as workdir:
             simulator, gateway, sim_port, gw_port = start_processes(Path(workdir), realistic=realistic)
             try:
@@ -156,12 +208,85 @@ def report(label: str, concurrency: int, direct: list[RunResult], gateway: list[
         print(f"  ({errors} non-200 answers)")
 
 
+async def bench_burst(rounds: int) -> None:
+    """2,000 clients at once, each on a new connection, upstream 2 s: wall time direct and through."""
+    print(f"\nburst: {BURST_REQUESTS} requests on new connections at once, upstream {BURST_UPSTREAM_S:.0f} s "
+          f"(256x256); {rounds} alternating rounds")
+    print(f"{'path':>9}{'wall s':>9}{'p50 s':>8}{'p99 s':>8}{'errors':>8}{'gw RSS +MB':>12}")
+    direct_body, gateway_body = bodies("256x256")
+    with tempfile.TemporaryDirectory() as workdir:
+        simulator, gateway, sim_port, gw_port = start_processes(Path(workdir), realistic=False,
+                                                                latency_s=BURST_UPSTREAM_S)
+        try:
+            direct_req = prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
+                                      {"Authorization": f"Bearer {KEY}"})
+            gateway_req = prepare_post(HOST, gw_port, "/v1/images/generations", gateway_body)
+            await run_load(HOST, gw_port, gateway_req, concurrency=4, seconds=1.0, max_requests=8)
+            ratios = []
+            for _ in range(rounds):
+                direct = await run_burst(HOST, sim_port, direct_req, count=BURST_REQUESTS)
+                rss_before = tree_rss_mb(gateway.pid)
+                through = await run_burst(HOST, gw_port, gateway_req, count=BURST_REQUESTS)
+                rss_after = tree_rss_mb(gateway.pid)
+                ratios.append(through.wall_s / direct.wall_s)
+                for path, run, extra in (("direct", direct, ""), ("gateway", through,
+                                                                  f"{rss_after - rss_before:>12.0f}")):
+                    print(f"{path:>9}{run.wall_s:>9.2f}{burst_percentile(run, 0.5):>8.2f}"
+                          f"{burst_percentile(run, 0.99):>8.2f}{run.errors:>8}{extra}")
+            print(f"gateway / direct wall time, median of rounds: {statistics.median(ratios):.2f}x")
+        finally:
+            for process in (gateway, simulator):
+                process.terminate()
+                process.wait(timeout=30)
+
+
+def burst_percentile(run: BurstResult, q: float) -> float:
+    ordered = sorted(run.latencies)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def bench_workers(rounds: int, seconds: float) -> None:
+    """One worker against two at concurrency 32, small images, gateway on every CPU."""
+    cpus = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1))))
+    print(f"\n--workers: small 256x256 png at concurrency 32, gateway on CPUs {cpus} (client+simulator on 0); "
+          f"{rounds} alternating rounds")
+    print(f"{'workers':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'gw CPU ms/req':>15}")
+    _, gateway_body = bodies("256x256")
+    with tempfile.TemporaryDirectory() as one_dir, tempfile.TemporaryDirectory() as two_dir:
+        started = {workers: start_processes(Path(workdir), realistic=False, workers=workers, gateway_cpus=cpus)
+                   for workers, workdir in ((1, one_dir), (2, two_dir))}
+        try:
+            requests = {workers: prepare_post(HOST, gw_port, "/v1/images/generations", gateway_body)
+                        for workers, (_, _, _, gw_port) in started.items()}
+            runs: dict[int, list[tuple[RunResult, float]]] = {1: [], 2: []}
+            for workers, (_, _, _, gw_port) in started.items():
+                await run_load(HOST, gw_port, requests[workers], concurrency=32, seconds=1.0)
+            for _ in range(rounds):
+                for workers, (_, gateway, _, gw_port) in started.items():
+                    before = tree_cpu_seconds(gateway.pid)
+                    run = await run_load(HOST, gw_port, requests[workers], concurrency=32, seconds=seconds)
+                    runs[workers].append((run, (tree_cpu_seconds(gateway.pid) - before) / max(1, len(run.latencies))))
+            for workers, results in runs.items():
+                print(f"{workers:>8}{statistics.median(r.rps for r, _ in results):>9.0f}"
+                      f"{fmt_ms(statistics.median(r.percentile(0.5) for r, _ in results)):>9}"
+                      f"{fmt_ms(statistics.median(r.percentile(0.99) for r, _ in results)):>9}"
+                      f"{sum(r.errors for r, _ in results):>8}"
+                      f"{statistics.median(cpu for _, cpu in results) * 1000:>15.3f}")
+        finally:
+            for simulator, gateway, _, _ in started.values():
+                for process in (gateway, simulator):
+                    process.terminate()
+                    process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--cases", default="small,large,burst,workers",
+                        help="comma-separated: small, large, burst, workers")
     args = parser.parse_args()
-    asyncio.run(bench(args.rounds, args.seconds))
+    asyncio.run(bench(args.rounds, args.seconds, args.cases.split(",")))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ generate in bulk."""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,15 +13,11 @@ from pydantic import ValidationError
 
 from proxy.settings_errors import describe_settings_error
 
-SHUTDOWN_MARGIN_S = 5.0
-"""Drain time beyond the deadline: settling, storing images, answering."""
-
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from proxy.api.app import create_app
-    from proxy.serving.config import uvicorn_config
+    from proxy.serving.run import configure_logging, drain_seconds, serve
+    from proxy.serving.supervisor import Supervisor
+    from proxy.serving.workers import parse_workers, refusal
     from proxy.settings import Settings
 
     overrides: dict[str, object] = {}
@@ -33,16 +28,27 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as error:
         print(describe_settings_error(error), file=sys.stderr)
         return 2
+    try:
+        workers = parse_workers(args.workers if args.workers is not None else settings.workers)
+    except ValueError as error:
+        print(f"boltgate serve: {error}", file=sys.stderr)
+        return 2
+    problem = refusal(settings.state_backend, workers)
+    if problem is not None:
+        print(f"boltgate serve: {problem}", file=sys.stderr)
+        return 2
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # On SIGTERM uvicorn stops accepting, lets requests in flight finish (each is bounded by
-    # the deadline) and then runs the lifespan's shutdown; past this it cancels what is left.
-    config = uvicorn_config(create_app(settings), settings.server, host=host, port=port,
-                            log_level=settings.log_level,
-                            graceful_shutdown_s=round(settings.deadline_s + SHUTDOWN_MARGIN_S))
-    uvicorn.Server(config).run()
-    return 0
+    overrides["workers"] = workers
+    configure_logging(settings)
+    if workers == 1:
+        serve(settings.model_copy(update={"workers": 1}), host, port)
+        return 0
+    try:
+        return Supervisor(overrides, host, port, workers, drain_s=drain_seconds(settings) + 5).run()
+    except OSError as error:  # the port taken, or the address not this machine's
+        print(f"boltgate serve: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -167,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--config", help="routes TOML (or BOLTGATE_CONFIG)")
+    serve.add_argument("--workers", help="worker processes on the port: a number, or 'auto' for the CPUs "
+                       "the container may use (default 1, or BOLTGATE_WORKERS)")
     serve.set_defaults(run=_serve)
 
     config = commands.add_parser("config", help="configuration tools")

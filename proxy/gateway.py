@@ -197,7 +197,7 @@ class Gateway:
         self, images: list[GeneratedImage], request: ImageRequest, base_url: str
     ) -> list[dict[str, Any]]:
         if request.response_format == "b64_json":
-            return [{"b64_json": image.b64, "revised_prompt": request.prompt} for image in images]
+            return [{"b64_json": image.b64_ascii, "revised_prompt": request.prompt} for image in images]
         names = [await self.images.put(image.data, image.format) for image in images]
         return [{"url": f"{base_url}/v1/images/files/{name}", "revised_prompt": request.prompt}
                 for name in names]

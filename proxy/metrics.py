@@ -1,5 +1,11 @@
 """Every Prometheus metric the gateway exports, in one place (the dashboards query these names).
 
+Several worker processes (``boltgate serve --workers N``) write their values to files in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode) and ``/metrics`` sums them
+(``proxy.metrics_exposition``). Every gauge therefore says how workers combine: a sum for what
+each worker counts (requests in flight), the most recent value for a state every worker sees
+(a breaker, the state store).
+
 Gateway overhead is measured apart from vendor time: ``boltgate_backend_attempt_seconds`` is the
 time spent waiting on a backend, ``boltgate_gateway_overhead_seconds`` is the request's total
 time minus that.
@@ -73,13 +79,13 @@ FAILOVERS = Counter(
 CIRCUIT_OPEN = Gauge(
     "boltgate_circuit_open",
     "1 while a route's circuit breaker is open or the route is quarantined; read from the shared state "
-    "store at scrape time, so every replica exports the same value.",
-    ["backend", "region"], registry=REGISTRY,
+    "store at scrape time, so every replica (and every worker) exports the same value.",
+    ["backend", "region"], registry=REGISTRY, multiprocess_mode="livemostrecent",
 )
 ROUTE_STATE = Gauge(
     "boltgate_route_state",
     "1 for a route's current breaker state (closed, open, half_open, quarantined), read at scrape time.",
-    ["backend", "region", "state"], registry=REGISTRY,
+    ["backend", "region", "state"], registry=REGISTRY, multiprocess_mode="livemostrecent",
 )
 PROBES = Counter(
     "boltgate_probes_total", "Health probes this replica ran, by outcome (ok, failed, key_refused).",
@@ -103,6 +109,7 @@ IMAGES = Counter(
 )
 IN_FLIGHT = Gauge(
     "boltgate_requests_in_flight", "Image requests being served right now.", registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 CHARGED_USD = Counter(
     "boltgate_charged_usd_total", "USD charged to clients, by backend.", ["backend"], registry=REGISTRY,
@@ -134,14 +141,15 @@ VENDOR_COST_MISMATCH = Counter(
 STATE_DEGRADED = Gauge(
     "boltgate_state_degraded",
     "1 while the state store (Redis, the ledger file) does not answer: requests that need the ledger get 503.",
-    registry=REGISTRY,
+    registry=REGISTRY, multiprocess_mode="livemostrecent",
 )
 JOBS_FINISHED = Counter(
     "boltgate_jobs_total", "Async image jobs finished, by status (succeeded, failed, cancelled).",
     ["status"], registry=REGISTRY,
 )
 JOBS_RUNNING = Gauge(
-    "boltgate_jobs_running", "Async image jobs this process is running right now.", registry=REGISTRY,
+    "boltgate_jobs_running", "Async image jobs running right now (summed over workers).", registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 JOBS_RECLAIMED = Counter(
     "boltgate_jobs_reclaimed_total",

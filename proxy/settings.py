@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -278,6 +278,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
+    """Worker processes ``boltgate serve`` starts on the port, each with its own event loop
+    (``auto``: the CPUs the container may use). More than one needs shared state: ``sqlite`` (the
+    workers share its file; images go to ``image_dir``) or ``redis``; ``memory`` is refused."""
 
     routes: list[RouteConfig] = Field(default_factory=list)
     routing_policy: RoutingPolicyName = "priority"

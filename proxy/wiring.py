@@ -99,8 +99,10 @@ def build_stores(settings: Settings) -> Stores:
         from core.state.sqlite_ledger import SqliteLedgerStore
 
         database = SqliteDatabase.in_directory(settings.data_dir, busy_timeout_s=settings.state_timeout_s)
-        return Stores(forgetting_memory(settings), SqliteStateStore(database),
-                      SqliteLedgerStore(database, charge_log_retention_s=retention_s))
+        durable = SqliteStateStore(database)
+        # Several workers share nothing in memory: their breakers, quarantines and limits go in the file too.
+        shared = durable if several_workers(settings) else forgetting_memory(settings)
+        return Stores(shared, durable, SqliteLedgerStore(database, charge_log_retention_s=retention_s))
     memory = forgetting_memory(settings)
     return Stores(memory, memory, MemoryLedgerStore(charge_log_retention_s=retention_s))
 
@@ -205,12 +207,22 @@ class Overrides:
     routes: list[Route] | None = None
 
 
+def several_workers(settings: Settings) -> bool:
+    return settings.workers == "auto" or settings.workers > 1
+
+
+def images_on_disk(settings: Settings) -> bool:
+    """Images go to ``image_dir`` when asked, and when several workers run on the SQLite store
+    (a download may reach another worker; megabytes of images stay out of the shared file)."""
+    return settings.image_store == "directory" or (settings.state_backend == "sqlite" and several_workers(settings))
+
+
 def assemble_gateway(settings: Settings, stores: Stores, routes: list[Route]) -> Gateway:
     """The object graph over built parts: image store, billing, router, gateway."""
     state = stores.shared
     images: ImageStore = (
         DirectoryImageStore(settings.image_dir, settings.image_ttl_s)
-        if settings.image_store == "directory"
+        if images_on_disk(settings)
         else StateImageStore(state, settings.image_ttl_s)
     )
     billing = Billing(stores.book, stores.durable, settings.pricing, settings.api_keys,

@@ -416,6 +416,40 @@ def test_the_worker_and_the_gateway_share_a_token_from_a_secret() -> None:
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "worker-token"}
 
 
+def gateway_workers(values: dict[str, Any]) -> str:
+    deployment = find(objects(values), "Deployment", "-gateway")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return str(env_of(container)["BOLTGATE_WORKERS"]["value"])
+
+
+@pytest.mark.parametrize(("resources", "workers"), [
+    ({"requests": {"cpu": "250m"}}, "1"),
+    ({"requests": {"cpu": "250m"}, "limits": {"cpu": "2"}}, "2"),
+    ({"requests": {"cpu": "1"}, "limits": {"cpu": "1500m"}}, "2"),
+    ({"requests": {"cpu": "3"}}, "3"),
+    ({"limits": {"cpu": 4}}, "4"),
+])
+def test_the_gateway_runs_one_worker_per_cpu_of_its_limit(resources: dict[str, Any], workers: str) -> None:
+    values = {"gateway": {"resources": {**resources, "limits": {"memory": "1Gi", **resources.get("limits", {})}}}}
+    assert gateway_workers(values) == workers
+
+
+def test_gateway_workers_can_be_set_and_the_memory_backend_keeps_one() -> None:
+    assert gateway_workers({"gateway": {"workers": 3}}) == "3"
+    assert gateway_workers({"gateway": {"workers": "auto"}}) == "auto"
+    assert gateway_workers({"state": {"backend": "memory"}, "gateway": {"replicaCount": 1, "resources": {
+        "limits": {"cpu": "4", "memory": "1Gi"}}}}) == "1"
+    with pytest.raises(helm.HelmError, match=r"gateway\.workers above 1 needs state the processes share"):
+        render({"state": {"backend": "memory"}, "gateway": {"replicaCount": 1, "workers": 2}})
+    with pytest.raises(helm.HelmError):
+        render({"gateway": {"workers": 0}})
+
+
+def test_the_chart_workers_setting_is_one_boltgate_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOLTGATE_WORKERS", gateway_workers({"gateway": {"resources": {"limits": {"cpu": "2"}}}}))
+    assert Settings().workers == 2
+
+
 def test_with_client_keys_the_service_monitor_presents_the_metrics_token() -> None:
     values = {"gateway": {"auth": {"existingSecret": "keys"}},
               "metrics": {"serviceMonitor": {"enabled": True}}, "worker": {"enabled": True}}

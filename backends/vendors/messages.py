@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from backends.base import B64Text
 from core.errors import VendorProtocolError
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class HttpAnswer:
 class VendorOutput:
     """What a vendor answered with: base64 images, image URLs to fetch, and billing facts."""
 
-    b64_images: list[str] = field(default_factory=list)
+    b64_images: list[B64Text] = field(default_factory=list)
+    """As text, or as views into the vendor's answer (``b64_splice``), never copied."""
     image_urls: list[str] = field(default_factory=list)
     run_seconds: float | None = None
     vendor_cost_usd: Decimal | None = None

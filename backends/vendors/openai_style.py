@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from backends.vendors.b64_splice import VendorImages
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from core.errors import VendorProtocolError
 from core.request import ImageRequest
@@ -34,6 +35,9 @@ def build_generation(
 
 
 def parse_generation(answer: HttpAnswer) -> VendorOutput:
+    spliced = VendorImages.decode(answer.body)  # the base64 left where it is, when it can be
+    if spliced is not None:
+        return VendorOutput(b64_images=list(spliced.b64_images), image_urls=spliced.image_urls)
     data = require(answer.json(), "data", list, "images response")
     output = VendorOutput()
     for item in data:

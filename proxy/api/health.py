@@ -7,12 +7,12 @@ import logging
 from typing import Any
 
 from litestar import Request, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.errors import AuthenticationFailed, PermissionDenied, StateUnavailable, retry_after_headers
 from proxy.api.injected import InjectedGateway, InjectedSettings
 from proxy.billing import bearer_token
-from proxy.metrics import REGISTRY, STATE_DEGRADED
+from proxy.metrics import STATE_DEGRADED
+from proxy.metrics_exposition import CONTENT_TYPE_LATEST, exposition
 from proxy.routing.readiness import assess, export_route_states
 from proxy.settings import Settings
 
@@ -63,7 +63,7 @@ async def metrics(request: Request[Any, Any, Any], settings: InjectedSettings,
         export_route_states(await assess(gateway.router.routes, gateway.router.health))
     except Exception as exc:  # a failing store must not take the metrics down with it
         log.warning("route states not refreshed for /metrics: %s: %s", type(exc).__name__, exc)
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def check_metrics_token(authorization: str | None, settings: Settings) -> None:

@@ -22,6 +22,7 @@ from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSett
 from proxy.api.openai_request import to_image_request
 from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
 from proxy.gateway import Gateway
+from proxy.images.body import images_body
 from proxy.images.store import MEDIA_TYPES
 from proxy.images.validate import validate_init_image
 from proxy.routing.choice import DEFAULT_CHOICE, HEDGE_HEADER, POLICY_HEADER, ROUTE_HEADER, RoutingChoice
@@ -57,7 +58,7 @@ async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
         image_request, base_url=base_url, key=key,
         idempotency_key=request.headers.get("idempotency-key"), routing=routing,
     ))
-    return Response(content=orjson.dumps(served.body), media_type="application/json", headers=served.headers)
+    return Response(content=images_body(served.body), media_type="application/json", headers=served.headers)
 
 
 @post("/v1/images/generations", status_code=200, operation_class=GENERATIONS_OPERATION)

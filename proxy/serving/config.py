@@ -13,6 +13,10 @@ from proxy.settings import ServerConfig
 
 log = logging.getLogger("boltgate")
 
+LISTEN_BACKLOG = 4096
+"""Connections the kernel queues before they are accepted (capped by ``net.core.somaxconn``):
+a burst of 2,000 new clients is queued, not refused, while the workers accept them."""
+
 
 def connection_cap(limits: ServerConfig) -> ServerConfig:
     """``limits`` with ``max_connections`` at most three quarters of the file descriptor limit: the
@@ -33,5 +37,5 @@ def uvicorn_config(app: Any, limits: ServerConfig, *, host: str, port: int, log_
     return uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http=guarded_protocol(limits), lifespan=lifespan,
         access_log=False, log_level=log_level, timeout_keep_alive=int(limits.keep_alive_s),
-        timeout_graceful_shutdown=graceful_shutdown_s,
+        timeout_graceful_shutdown=graceful_shutdown_s, backlog=LISTEN_BACKLOG,
     )

@@ -36,8 +36,10 @@ def settings_env(settings: dict[str, object]) -> dict[str, str]:
 
 
 class GatewayProcess:
-    def __init__(self, settings: dict[str, object], log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: dict[str, object], log_path: Path, env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
         self.settings = settings
+        self.args = args or []
         self.log_path = log_path
         self.extra_env = env or {}
         self.port = _free_port()
@@ -49,7 +51,7 @@ class GatewayProcess:
                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "proxy", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [sys.executable, "-m", "proxy", "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
             )
         give_up = time.monotonic() + START_TIMEOUT_S
@@ -73,6 +75,11 @@ class GatewayProcess:
         assert self._process is not None
         self._process.send_signal(signal.SIGKILL)
         self._process.wait()
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
 
     def terminate(self) -> None:
         """SIGTERM: what Kubernetes sends first (after the preStop hook)."""

@@ -3,13 +3,17 @@ never leaves a half-built gateway running."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from backends.vendors.backend import VendorBackend
 from backends.vendors.http import AiohttpClient, HttpxClient
+from core.state.memory import MemoryStateStore
+from core.state.sqlite import SqliteStateStore
 from pricing.catalog import UnknownVendor
 from proxy.settings import RegionConfig, RouteConfig, Settings
-from proxy.wiring import Overrides, build_gateway, build_routes
+from proxy.wiring import Overrides, build_gateway, build_routes, build_stores, images_on_disk
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
 
@@ -67,3 +71,12 @@ async def test_every_vendor_route_region_gets_its_own_client_of_the_chosen_kind(
     finally:
         for route in routes:
             await route.backend.aclose()
+
+
+def test_several_workers_on_sqlite_share_breakers_and_images_through_the_file_and_the_disk(tmp_path: Path) -> None:
+    one = Settings(data_dir=tmp_path / "one")
+    several = Settings(data_dir=tmp_path / "several", workers=2)
+    assert isinstance(build_stores(one).shared, MemoryStateStore) and not images_on_disk(one)
+    stores = build_stores(several)
+    assert isinstance(stores.shared, SqliteStateStore) and stores.shared is stores.durable
+    assert images_on_disk(several)

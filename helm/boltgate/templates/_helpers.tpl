@@ -78,6 +78,28 @@ app.kubernetes.io/component: {{ .component }}
 {{- add (int $s.preStopSeconds) (int (ceil .Values.gateway.deadlineSeconds)) (int $s.marginSeconds) }}
 {{- end }}
 
+{{/* Worker processes per gateway pod: gateway.workers when set; else one per CPU of the CPU
+limit (its request when no limit is set), rounded up, at least 1. Always 1 on the memory
+backend, which several processes cannot share. */}}
+{{- define "boltgate.gatewayWorkers" -}}
+{{- $g := .Values.gateway }}
+{{- $memory := eq .Values.state.backend "memory" }}
+{{- if and $memory $g.workers (ne (toString $g.workers) "1") }}
+{{- fail "gateway.workers above 1 needs state the processes share: state.backend=redis" }}
+{{- end }}
+{{- if $memory }}1
+{{- else if $g.workers }}{{ $g.workers }}
+{{- else }}
+{{- $resources := $g.resources | default dict }}
+{{- $cpu := dig "limits" "cpu" (dig "requests" "cpu" "1" $resources) $resources | toString }}
+{{- if hasSuffix "m" $cpu }}
+{{- max 1 (div (add (trimSuffix "m" $cpu | atoi) 999) 1000) }}
+{{- else }}
+{{- max 1 (int (ceil (float64 $cpu))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The URL the gateway's local route uses to reach the GPU worker pool (one region). */}}
 {{- define "boltgate.workerUrl" -}}
 {{- printf "http://%s-worker:%d" (include "boltgate.fullname" .) (int .Values.worker.service.port) }}

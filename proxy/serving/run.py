@@ -1,0 +1,49 @@
+"""One gateway process serving on a port: what ``boltgate serve`` runs, once per worker.
+
+The supervisor (``proxy.serving.supervisor``) runs exactly this in each worker, on the socket it
+bound, so one worker and N workers serve through the same path: uvicorn with the guarded
+protocol and the limits of ``settings.server`` (``proxy.serving.config``), each limit per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import uvicorn
+
+from proxy.serving.config import LISTEN_BACKLOG, uvicorn_config
+from proxy.settings import Settings
+
+SHUTDOWN_MARGIN_S = 5.0
+"""Drain time beyond the deadline: settling, storing images, answering."""
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(settings: Settings, host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT: on either, uvicorn stops accepting, lets requests in flight
+    finish (each is bounded by the deadline) and runs the lifespan's shutdown; past the drain
+    time it cancels what is left."""
+    from proxy.api.app import create_app
+
+    config = uvicorn_config(create_app(settings), settings.server, host=host, port=port,
+                            log_level=settings.log_level, graceful_shutdown_s=drain_seconds(settings))
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def drain_seconds(settings: Settings) -> int:
+    return round(settings.deadline_s + SHUTDOWN_MARGIN_S)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket the workers share (each accepts from the one queue)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(LISTEN_BACKLOG)
+    sock.set_inheritable(True)
+    return sock

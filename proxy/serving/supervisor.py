@@ -1,0 +1,157 @@
+"""``boltgate serve --workers N``: N worker processes accepting on one socket, kept running.
+
+The supervisor binds the port once and starts N workers (``spawn``: fresh interpreters, nothing
+inherited but the socket and the environment). Each runs ``proxy.serving.run.serve`` on that
+socket with its own event loop; the kernel hands each new connection to one worker that is
+waiting in ``accept``. The workers share state through the configured store (the SQLite file or
+Redis), never through memory.
+
+- A worker that dies is replaced (its live gauges are dropped from ``/metrics``); one that dies
+  within ``QUICK_DEATH_S`` of starting, ``QUICK_DEATHS`` times in a row, stops the supervisor:
+  a worker that cannot start (bad settings, port) would otherwise be restarted forever.
+- SIGTERM or SIGINT: the supervisor closes its copy of the socket and passes SIGTERM on; each
+  worker stops accepting, finishes its requests in flight and exits; a worker still running
+  after the drain time is killed.
+- A worker whose supervisor is gone (SIGKILLed) drains and exits on its own.
+- Metrics: ``PROMETHEUS_MULTIPROC_DIR`` is a fresh directory for the run (or the one the
+  environment names, emptied at start), so ``/metrics`` sums this run's workers only.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger("boltgate")
+
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's multiprocess mode: where each worker writes its values (read by ``proxy.metrics_exposition``)."""
+
+QUICK_DEATH_S = 10.0
+QUICK_DEATHS = 3
+POLL_S = 0.2
+ORPHAN_CHECK_S = 1.0
+
+
+@dataclass
+class Supervisor:
+    overrides: dict[str, Any]
+    """Settings given on the command line (the rest comes from the environment and the file)."""
+    host: str
+    port: int
+    workers: int
+    drain_s: float
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _processes: dict[int, tuple[BaseProcess, float]] = field(default_factory=dict)
+
+    def run(self) -> int:
+        from proxy.serving.run import bind
+
+        metrics_dir, owned = prepare_metrics_dir()
+        os.environ[MULTIPROC_DIR_VARIABLE] = str(metrics_dir)
+        os.environ["BOLTGATE_WORKERS"] = str(self.workers)  # the workers see how many they are
+        context = multiprocessing.get_context("spawn")
+        sock = bind(self.host, self.port)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        log.info("boltgate serving on %s:%d with %d workers", self.host, self.port, self.workers)
+        try:
+            for slot in range(self.workers):
+                self._start(context, slot, sock)
+            status = self._watch(context, sock)
+        finally:
+            sock.close()
+            self._drain()
+            if owned:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+        return status
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping.set()
+
+    def _start(self, context: Any, slot: int, sock: socket.socket) -> None:
+        process = context.Process(target=worker_main, args=(self.overrides, self.host, self.port, sock),
+                                  name=f"boltgate-worker-{slot}")
+        process.start()
+        self._processes[slot] = (process, time.monotonic())
+
+    def _watch(self, context: Any, sock: socket.socket) -> int:
+        quick_deaths = 0
+        while not self._stopping.wait(POLL_S):
+            for slot, (process, started) in list(self._processes.items()):
+                if process.is_alive():
+                    continue
+                mark_dead(process.pid)
+                quick = time.monotonic() - started < QUICK_DEATH_S
+                quick_deaths = quick_deaths + 1 if quick else 0
+                if quick_deaths >= QUICK_DEATHS:
+                    log.error("worker %s exited with %s right after starting, %d times in a row: stopping",
+                              process.pid, process.exitcode, quick_deaths)
+                    return 1
+                log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
+                self._start(context, slot, sock)
+        return 0
+
+    def _drain(self) -> None:
+        """SIGTERM to every worker, then wait for them to finish their requests in flight."""
+        for process, _ in self._processes.values():
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        give_up = time.monotonic() + self.drain_s
+        for process, _ in self._processes.values():
+            process.join(max(0.0, give_up - time.monotonic()))
+            if process.is_alive():
+                log.error("worker %s still running after %.0fs of drain: killed", process.pid, self.drain_s)
+                process.kill()
+                process.join()
+
+
+def prepare_metrics_dir() -> tuple[Path, bool]:
+    """The run's metrics directory, empty; True when the supervisor made it (and removes it)."""
+    named = os.environ.get(MULTIPROC_DIR_VARIABLE)
+    if not named:
+        return Path(tempfile.mkdtemp(prefix="boltgate-metrics-")), True
+    directory = Path(named)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):  # a previous run's counts would be summed with this one's
+        stale.unlink()
+    return directory, False
+
+
+def mark_dead(pid: int | None) -> None:
+    if pid is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, os.environ[MULTIPROC_DIR_VARIABLE])  # type: ignore[no-untyped-call]
+
+
+def worker_main(overrides: dict[str, Any], host: str, port: int, sock: socket.socket) -> None:
+    """One worker: the settings, read again in this process, served on the inherited socket."""
+    from proxy.serving.run import configure_logging, serve
+    from proxy.settings import Settings
+
+    settings = Settings(**overrides)
+    configure_logging(settings)
+    supervisor = os.getppid()
+    threading.Thread(target=_exit_when_orphaned, args=(supervisor,), daemon=True, name="orphan-check").start()
+    serve(settings, host, port, sockets=[sock])
+
+
+def _exit_when_orphaned(supervisor: int) -> None:
+    """A worker whose supervisor died (SIGKILL, OOM) drains and exits rather than serving on alone."""
+    while os.getppid() == supervisor:
+        time.sleep(ORPHAN_CHECK_S)
+    os.kill(os.getpid(), signal.SIGTERM)
