@@ -36,6 +36,7 @@ from proxy.api.injected import InjectedGateway
 from proxy.api.models import list_models, retrieve_model
 from proxy.api.usage import key_usage
 from proxy.billing import Billing
+from proxy.doors import DOOR_ROUTERS
 from proxy.gateway import Gateway
 from proxy.images.store import ImageStore
 from proxy.settings import Settings
@@ -43,7 +44,7 @@ from proxy.wiring import Overrides, Running, build_gateway
 
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     create_image, edit_image, download_image, list_models, retrieve_model,
-    healthz, readyz, metrics, key_usage, ADMIN_KEYS, ADMIN_CHARGES,
+    healthz, readyz, metrics, key_usage, ADMIN_KEYS, ADMIN_CHARGES, *DOOR_ROUTERS,
 ]
 
 
