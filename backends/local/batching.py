@@ -20,15 +20,16 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
-from backends.local.encoding import AnyImage, encode_image
+from backends.local.encoding import AnyImage, RawImage, encode_image, encode_preview
 from backends.local.health import FailureStreak
 from core.deadline import Deadline
 from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorTimeout, VendorUnavailable
+from core.previews import PreviewSink, preview_steps
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,23 @@ class BatchPipeline(Protocol):
     """What the batcher drives: one blocking call per batch, each request's images in order."""
 
     def run(self, requests: Sequence[ImageRequest]) -> Sequence[Sequence[AnyImage]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRequest:
+    """Partial images one request of a batch wants: after which steps, and where they go."""
+
+    after_steps: tuple[int, ...]
+    send: Callable[[RawImage], None]
+    """Takes the request's first image as the step left it; safe to call from the GPU thread."""
+
+
+@runtime_checkable
+class PreviewingPipeline(BatchPipeline, Protocol):
+    """A pipeline that can also show partial images while it runs (the diffusers one)."""
+
+    def run_with_previews(self, requests: Sequence[ImageRequest],
+                          previews: Sequence[PreviewRequest | None]) -> Sequence[Sequence[AnyImage]]: ...
 
 
 class BatchKey(NamedTuple):
@@ -121,6 +139,9 @@ class _Waiting:
     future: asyncio.Future[BatchOutcome]
     enqueued_at: float
     deadline: Deadline | None
+    previews: PreviewSink | None = None
+    previews_sent: asyncio.Task[None] | None = None
+    """The last partial image being encoded and offered: the next one, and the result, wait for it."""
 
 
 class DynamicBatcher:
@@ -156,8 +177,10 @@ class DynamicBatcher:
         batches_ahead = math.ceil(self.queue_depth / self.max_batch_size)
         return max(1.0, batches_ahead * self.stats.mean_batch_seconds())
 
-    async def submit(self, request: ImageRequest, deadline: Deadline | None = None) -> BatchOutcome:
-        """The request's images; dropped unrun (``VendorTimeout``) if ``deadline`` passes before its turn."""
+    async def submit(self, request: ImageRequest, deadline: Deadline | None = None,
+                     previews: PreviewSink | None = None) -> BatchOutcome:
+        """The request's images; dropped unrun (``VendorTimeout``) if ``deadline`` passes before its turn.
+        ``previews`` receives its partial images, when the pipeline can make them."""
         if self._closed:
             raise VendorUnavailable("the local pipeline is shutting down", status=503)
         if len(self._waiting) >= self.max_queue:
@@ -167,7 +190,7 @@ class DynamicBatcher:
         if self._collector is None:
             self._collector = asyncio.create_task(self._collect_forever(), name="boltgate-batcher")
         loop = asyncio.get_running_loop()
-        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time(), deadline)
+        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time(), deadline, previews)
         self._waiting.append(entry)
         self._depth_changed()
         self._arrived.set()
@@ -261,8 +284,9 @@ class DynamicBatcher:
             return
         loop = asyncio.get_running_loop()
         requests = [entry.request for entry in batch]
+        previews = self._preview_requests(batch, loop)
         try:
-            images, seconds = await loop.run_in_executor(self._gpu, _timed_run, self.pipeline, requests)
+            images, seconds = await loop.run_in_executor(self._gpu, _timed_run, self.pipeline, requests, previews)
         except asyncio.CancelledError:  # closing: nobody will deliver this batch any more
             _fail(batch, VendorUnavailable("the local pipeline stopped", status=503))
             raise
@@ -280,6 +304,45 @@ class DynamicBatcher:
             task = asyncio.create_task(self._deliver(entry, own, share, total))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
+
+    def _preview_requests(self, batch: list[_Waiting],
+                          loop: asyncio.AbstractEventLoop) -> list[PreviewRequest | None] | None:
+        """What each request of ``batch`` wants shown as it forms; None when none wants anything
+        (or the pipeline cannot show it: the client then gets the finished image alone)."""
+        if not isinstance(self.pipeline, PreviewingPipeline) or all(entry.previews is None for entry in batch):
+            return None
+        wanted: list[PreviewRequest | None] = []
+        for entry in batch:
+            steps = preview_steps(entry.request.steps, entry.previews.wanted) if entry.previews else ()
+            if not steps or entry.request.is_edit:
+                wanted.append(None)
+                continue
+
+            def send(image: RawImage, entry: _Waiting = entry) -> None:
+                loop.call_soon_threadsafe(self._offer_preview, entry, image)
+
+            wanted.append(PreviewRequest(steps, send))
+        return wanted
+
+    def _offer_preview(self, entry: _Waiting, image: RawImage) -> None:
+        """Encode ``image`` off the loop and offer it, after the partial images before it."""
+        entry.previews_sent = asyncio.create_task(self._encode_preview(entry, image, entry.previews_sent))
+        self._deliveries.add(entry.previews_sent)
+        entry.previews_sent.add_done_callback(self._deliveries.discard)
+
+    async def _encode_preview(self, entry: _Waiting, image: RawImage, before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await before
+        request, sink = entry.request, entry.previews
+        if sink is None or entry.future.done():
+            return
+        try:
+            encoded = await asyncio.get_running_loop().run_in_executor(
+                self._encoders, encode_preview, image, request.width, request.height, request.output_format)
+        except Exception:  # a preview is a courtesy: the request goes on without it
+            log.exception("encoding a partial image failed")
+            return
+        sink.offer(encoded)
 
     def _still_wanted(self, batch: list[_Waiting]) -> list[_Waiting]:
         """``batch`` without the requests nobody waits for any more: their callers left (the worker
@@ -327,6 +390,8 @@ class DynamicBatcher:
             if not entry.future.done():
                 entry.future.set_exception(PipelineFailed(f"encoding failed: {type(exc).__name__}: {exc}"))
             return
+        if entry.previews_sent is not None:  # every partial image is offered before the finished one
+            await entry.previews_sent
         if not entry.future.done():
             entry.future.set_result(BatchOutcome(list(encoded), gpu_seconds, batch_size))
 
@@ -337,8 +402,12 @@ def _fail(batch: list[_Waiting], error: BaseException) -> None:
             entry.future.set_exception(error)
 
 
-def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest]) -> tuple[Sequence[Sequence[AnyImage]], float]:
+def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest],
+               previews: list[PreviewRequest | None] | None) -> tuple[Sequence[Sequence[AnyImage]], float]:
     """Runs on the GPU thread: the pipeline's images and the seconds the call took there."""
     started = time.perf_counter()
-    images = pipeline.run(requests)
+    if previews is not None and isinstance(pipeline, PreviewingPipeline):
+        images = pipeline.run_with_previews(requests, previews)
+    else:
+        images = pipeline.run(requests)
     return images, time.perf_counter() - started

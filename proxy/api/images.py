@@ -17,6 +17,7 @@ from core.errors import InvalidRequest, NotFound
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
+from proxy.api.image_stream import StreamOptions, stream_images, take_stream_options
 from proxy.api.injected import InjectedGateway, InjectedImageStore
 from proxy.api.openai_request import to_image_request
 from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
@@ -48,7 +49,7 @@ async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
 
 
 @post("/v1/images/generations", status_code=200, operation_class=GENERATIONS_OPERATION)
-async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
+async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Response[Any]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     raw = await request.body()
     try:
@@ -56,9 +57,14 @@ async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Respons
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
                              code="invalid_json") from exc
+    options = StreamOptions()
     if isinstance(payload, dict):
         _with_price_ceiling(request, payload)
-    return await _serve(request, gateway, key, to_image_request(payload))
+        options = take_stream_options(payload)
+    image_request = to_image_request(payload)
+    if options.stream:
+        return await stream_images(request, gateway, key, image_request, options)
+    return await _serve(request, gateway, key, image_request)
 
 
 @post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)
