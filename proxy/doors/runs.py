@@ -62,16 +62,11 @@ def new_run_id(prefix: str = "") -> str:
 async def authenticate(request: AnyRequest, spec: DoorSpec, billing: Billing) -> KeyRecord:
     """The gateway key, from whichever header the vendor's clients put their key in."""
     headers = request.headers
-    token = None
-    if "bearer" in spec.auth:
-        authorization = headers.get("authorization")
-        if authorization is not None:
-            return await billing.authenticate(authorization)
-    if "x-api-key" in spec.auth:
-        token = headers.get("x-api-key")
-    if token is None or not token.strip():
-        return await billing.authenticate(None)
-    return await billing.authenticate(f"Bearer {token.strip()}")
+    if "bearer" in spec.auth and (authorization := headers.get("authorization")) is not None:
+        return await billing.authenticate(authorization)
+    if "x-api-key" in spec.auth and (token := (headers.get("x-api-key") or "").strip()):
+        return await billing.authenticate(f"Bearer {token}")
+    return await billing.authenticate(None)
 
 
 async def json_body(request: AnyRequest) -> Any:

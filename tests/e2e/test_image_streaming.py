@@ -10,6 +10,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import base64
 import io
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -149,28 +151,43 @@ class FailsAfterPreviews:
         return {}
 
 
+class WaitsAfterPreviews(FailsAfterPreviews):
+    """The real tiny pipeline, which then holds its images until the test opens the gate."""
+
+    def __init__(self, pipeline: ServingPipeline) -> None:
+        super().__init__(pipeline)
+        self.gate = threading.Event()
+
+    def run_with_previews(self, requests: Sequence[ImageRequest], previews: Sequence[PreviewRequest | None]) -> Any:
+        images = self.pipeline.run_with_previews(requests, previews)  # type: ignore[attr-defined]
+        assert self.gate.wait(60), "the test never opened the gate"
+        return images
+
+
+GatewayOn = Callable[[Callable[[ServingPipeline], FailsAfterPreviews]], tuple[AsgiServer, LocalPipelineBackend]]
+
+
 @pytest.fixture
-def failing_gateway(tiny_model: Path) -> Iterator[Callable[[], AsgiServer]]:
+def gateway_on(tiny_model: Path) -> Iterator[GatewayOn]:
+    """The real gateway whose only route is the in-process pipeline, wrapped as the test says."""
     started: list[AsgiServer] = []
 
-    def start() -> AsgiServer:
+    def start(wrap: Callable[[ServingPipeline], FailsAfterPreviews]) -> tuple[AsgiServer, LocalPipelineBackend]:
         config = LocalBackendConfig.from_options(local_options(tiny_model))
-        backend = LocalPipelineBackend(config, factory=lambda c: FailsAfterPreviews(load_warm_pipeline(c)))
+        backend = LocalPipelineBackend(config, factory=lambda c: wrap(load_warm_pipeline(c)))
         routes = [Route(backend, max_attempts=1, account="0:local")]
-        app = create_app(Settings(simulators="off", api_keys=KEYS), Overrides(routes=routes))  # type: ignore[arg-type]
-        server = AsgiServer(app, name="gateway-failing-stream").start()
+        app = create_app(Settings(simulators="off", state_backend="memory", api_keys=KEYS), Overrides(routes=routes))  # type: ignore[arg-type]
+        server = AsgiServer(app, name="gateway-local-stream").start()
         started.append(server)
-        return server
+        return server, backend
 
     yield start
     for server in started:
         server.stop()
 
 
-def test_a_failure_after_the_first_event_is_an_error_event_and_charges_nothing(
-    failing_gateway: Callable[[], AsgiServer]
-) -> None:
-    server = failing_gateway()
+def test_a_failure_after_the_first_event_is_an_error_event_and_charges_nothing(gateway_on: GatewayOn) -> None:
+    server, _ = gateway_on(FailsAfterPreviews)
     seen: list[Any] = []
 
     with pytest.raises(openai.APIError) as failed:
@@ -181,3 +198,36 @@ def test_a_failure_after_the_first_event_is_an_error_event_and_charges_nothing(
     assert [type(event) for event in seen] == [ImageGenPartialImageEvent] * 3
     assert isinstance(failed.value.body, dict) and failed.value.body["code"] == "no_backend_available"
     assert spent(server.url) == 0
+
+
+def usage(base_url: str) -> dict[str, Any]:
+    return httpx.get(f"{base_url}/v1/usage", headers={"Authorization": f"Bearer {KEY}"}).json()  # type: ignore[no-any-return]
+
+
+def test_a_client_that_leaves_mid_stream_releases_its_hold_and_is_not_charged(gateway_on: GatewayOn) -> None:
+    pipelines: list[WaitsAfterPreviews] = []
+
+    def held(pipeline: ServingPipeline) -> WaitsAfterPreviews:
+        pipelines.append(WaitsAfterPreviews(pipeline))
+        return pipelines[-1]
+
+    server, backend = gateway_on(held)
+    body = {"prompt": "a lighthouse", "size": "256x256", "steps": 4, "stream": True, "partial_images": 2}
+    with httpx.stream("POST", f"{server.url}/v1/images/generations", json=body, timeout=120,
+                      headers={"Authorization": f"Bearer {KEY}"}) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        lines = response.iter_lines()  # kept: dropping the iterator closes the connection
+        assert next(lines) == "event: image_generation.partial_image"
+        assert Decimal(usage(server.url)["reserved_usd"]) > 0  # held while the image is made
+
+    give_up = time.monotonic() + 30
+    while Decimal(usage(server.url)["reserved_usd"]) > 0:  # the gateway saw the client leave
+        assert time.monotonic() < give_up, "the hold of a stream whose client left was never released"
+        time.sleep(0.05)
+    pipelines[0].gate.set()
+    batcher = backend.engine.batcher
+    assert batcher is not None
+    while batcher.stats.batches_total < 1:  # the batch the client left finishes, unread
+        assert time.monotonic() < give_up
+        time.sleep(0.05)
+    assert usage(server.url)["spent_usd"] == "0.000000" and usage(server.url)["images"] == 0
