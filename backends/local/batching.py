@@ -20,16 +20,17 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Protocol
 
-from backends.local.encoding import AnyImage, RawImage, encode_image, encode_preview
+from backends.local.encoding import AnyImage, encode_image
 from backends.local.health import FailureStreak
+from backends.local.partial_images import PartialImages, PreviewingPipeline, PreviewRequest
 from core.deadline import Deadline
 from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorTimeout, VendorUnavailable
-from core.previews import PreviewSink, preview_steps
+from core.previews import PreviewSink
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
@@ -39,23 +40,6 @@ class BatchPipeline(Protocol):
     """What the batcher drives: one blocking call per batch, each request's images in order."""
 
     def run(self, requests: Sequence[ImageRequest]) -> Sequence[Sequence[AnyImage]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PreviewRequest:
-    """Partial images one request of a batch wants: after which steps, and where they go."""
-
-    after_steps: tuple[int, ...]
-    send: Callable[[RawImage], None]
-    """Takes the request's first image as the step left it; safe to call from the GPU thread."""
-
-
-@runtime_checkable
-class PreviewingPipeline(BatchPipeline, Protocol):
-    """A pipeline that can also show partial images while it runs (the diffusers one)."""
-
-    def run_with_previews(self, requests: Sequence[ImageRequest],
-                          previews: Sequence[PreviewRequest | None]) -> Sequence[Sequence[AnyImage]]: ...
 
 
 class BatchKey(NamedTuple):
@@ -139,9 +123,7 @@ class _Waiting:
     future: asyncio.Future[BatchOutcome]
     enqueued_at: float
     deadline: Deadline | None
-    previews: PreviewSink | None = None
-    previews_sent: asyncio.Task[None] | None = None
-    """The last partial image being encoded and offered: the next one, and the result, wait for it."""
+    partials: PartialImages | None = None
 
 
 class DynamicBatcher:
@@ -190,7 +172,8 @@ class DynamicBatcher:
         if self._collector is None:
             self._collector = asyncio.create_task(self._collect_forever(), name="boltgate-batcher")
         loop = asyncio.get_running_loop()
-        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time(), deadline, previews)
+        partials = PartialImages(request, previews) if previews is not None and previews.wanted else None
+        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time(), deadline, partials)
         self._waiting.append(entry)
         self._depth_changed()
         self._arrived.set()
@@ -309,40 +292,10 @@ class DynamicBatcher:
                           loop: asyncio.AbstractEventLoop) -> list[PreviewRequest | None] | None:
         """What each request of ``batch`` wants shown as it forms; None when none wants anything
         (or the pipeline cannot show it: the client then gets the finished image alone)."""
-        if not isinstance(self.pipeline, PreviewingPipeline) or all(entry.previews is None for entry in batch):
+        if not isinstance(self.pipeline, PreviewingPipeline) or all(entry.partials is None for entry in batch):
             return None
-        wanted: list[PreviewRequest | None] = []
-        for entry in batch:
-            steps = preview_steps(entry.request.steps, entry.previews.wanted) if entry.previews else ()
-            if not steps or entry.request.is_edit:
-                wanted.append(None)
-                continue
-
-            def send(image: RawImage, entry: _Waiting = entry) -> None:
-                loop.call_soon_threadsafe(self._offer_preview, entry, image)
-
-            wanted.append(PreviewRequest(steps, send))
-        return wanted
-
-    def _offer_preview(self, entry: _Waiting, image: RawImage) -> None:
-        """Encode ``image`` off the loop and offer it, after the partial images before it."""
-        entry.previews_sent = asyncio.create_task(self._encode_preview(entry, image, entry.previews_sent))
-        self._deliveries.add(entry.previews_sent)
-        entry.previews_sent.add_done_callback(self._deliveries.discard)
-
-    async def _encode_preview(self, entry: _Waiting, image: RawImage, before: asyncio.Task[None] | None) -> None:
-        if before is not None:
-            await before
-        request, sink = entry.request, entry.previews
-        if sink is None or entry.future.done():
-            return
-        try:
-            encoded = await asyncio.get_running_loop().run_in_executor(
-                self._encoders, encode_preview, image, request.width, request.height, request.output_format)
-        except Exception:  # a preview is a courtesy: the request goes on without it
-            log.exception("encoding a partial image failed")
-            return
-        sink.offer(encoded)
+        return [entry.partials.preview_request(loop, self._encoders, self._deliveries) if entry.partials else None
+                for entry in batch]
 
     def _still_wanted(self, batch: list[_Waiting]) -> list[_Waiting]:
         """``batch`` without the requests nobody waits for any more: their callers left (the worker
@@ -390,8 +343,8 @@ class DynamicBatcher:
             if not entry.future.done():
                 entry.future.set_exception(PipelineFailed(f"encoding failed: {type(exc).__name__}: {exc}"))
             return
-        if entry.previews_sent is not None:  # every partial image is offered before the finished one
-            await entry.previews_sent
+        if entry.partials is not None:  # every partial image is offered before the finished one
+            await entry.partials.flushed()
         if not entry.future.done():
             entry.future.set_result(BatchOutcome(list(encoded), gpu_seconds, batch_size))
 

@@ -28,7 +28,6 @@ import diffusers
 import torch
 from PIL import Image
 
-from backends.local.batching import PreviewRequest
 from backends.local.checkpoints import LightningCheckpoint, checkpoint_for
 from backends.local.compiled import EagerFallbacks, ensure_recompile_room, use_compile_cache
 from backends.local.config import LocalBackendConfig
@@ -42,6 +41,7 @@ from backends.local.loader import (
     resolve_device,
     resolve_dtype,
 )
+from backends.local.partial_images import PreviewRequest
 from backends.local.preview import LatentPreviewer
 from backends.local.schedule import img2img_schedule
 from backends.local.seeds import seeds_of

@@ -25,10 +25,10 @@ from openai import OpenAI
 from openai.types import ImageGenCompletedEvent, ImageGenPartialImageEvent
 from PIL import Image
 
-from backends.local.batching import PreviewRequest
 from backends.local.config import LocalBackendConfig
 from backends.local.engine import ServingPipeline
 from backends.local.inprocess import LocalPipelineBackend
+from backends.local.partial_images import PreviewRequest
 from backends.local.pipeline import load_warm_pipeline
 from backends.local.tiny import make_tiny_model
 from core.request import ImageRequest

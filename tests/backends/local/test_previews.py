@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from backends.local.batching import DynamicBatcher, PreviewRequest
+from backends.local.batching import DynamicBatcher
 from backends.local.encoding import RawImage
+from backends.local.partial_images import PreviewRequest
 from backends.local.pipeline import LightningPipeline
 from backends.local.preview import LatentPreviewer
 from core.previews import preview_steps
