@@ -27,8 +27,10 @@ from typing import NamedTuple, Protocol
 
 from backends.local.encoding import AnyImage, encode_image
 from backends.local.health import FailureStreak
+from backends.local.partial_images import PartialImages, PreviewingPipeline, PreviewRequest
 from core.deadline import Deadline
 from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorTimeout, VendorUnavailable
+from core.previews import PreviewSink
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,7 @@ class _Waiting:
     future: asyncio.Future[BatchOutcome]
     enqueued_at: float
     deadline: Deadline | None
+    partials: PartialImages | None = None
 
 
 class DynamicBatcher:
@@ -156,8 +159,10 @@ class DynamicBatcher:
         batches_ahead = math.ceil(self.queue_depth / self.max_batch_size)
         return max(1.0, batches_ahead * self.stats.mean_batch_seconds())
 
-    async def submit(self, request: ImageRequest, deadline: Deadline | None = None) -> BatchOutcome:
-        """The request's images; dropped unrun (``VendorTimeout``) if ``deadline`` passes before its turn."""
+    async def submit(self, request: ImageRequest, deadline: Deadline | None = None,
+                     previews: PreviewSink | None = None) -> BatchOutcome:
+        """The request's images; dropped unrun (``VendorTimeout``) if ``deadline`` passes before its turn.
+        ``previews`` receives its partial images, when the pipeline can make them."""
         if self._closed:
             raise VendorUnavailable("the local pipeline is shutting down", status=503)
         if len(self._waiting) >= self.max_queue:
@@ -167,7 +172,8 @@ class DynamicBatcher:
         if self._collector is None:
             self._collector = asyncio.create_task(self._collect_forever(), name="boltgate-batcher")
         loop = asyncio.get_running_loop()
-        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time(), deadline)
+        partials = PartialImages(request, previews) if previews is not None and previews.wanted else None
+        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time(), deadline, partials)
         self._waiting.append(entry)
         self._depth_changed()
         self._arrived.set()
@@ -261,8 +267,9 @@ class DynamicBatcher:
             return
         loop = asyncio.get_running_loop()
         requests = [entry.request for entry in batch]
+        previews = self._preview_requests(batch, loop)
         try:
-            images, seconds = await loop.run_in_executor(self._gpu, _timed_run, self.pipeline, requests)
+            images, seconds = await loop.run_in_executor(self._gpu, _timed_run, self.pipeline, requests, previews)
         except asyncio.CancelledError:  # closing: nobody will deliver this batch any more
             _fail(batch, VendorUnavailable("the local pipeline stopped", status=503))
             raise
@@ -280,6 +287,15 @@ class DynamicBatcher:
             task = asyncio.create_task(self._deliver(entry, own, share, total))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
+
+    def _preview_requests(self, batch: list[_Waiting],
+                          loop: asyncio.AbstractEventLoop) -> list[PreviewRequest | None] | None:
+        """What each request of ``batch`` wants shown as it forms; None when none wants anything
+        (or the pipeline cannot show it: the client then gets the finished image alone)."""
+        if not isinstance(self.pipeline, PreviewingPipeline) or all(entry.partials is None for entry in batch):
+            return None
+        return [entry.partials.preview_request(loop, self._encoders, self._deliveries) if entry.partials else None
+                for entry in batch]
 
     def _still_wanted(self, batch: list[_Waiting]) -> list[_Waiting]:
         """``batch`` without the requests nobody waits for any more: their callers left (the worker
@@ -327,6 +343,8 @@ class DynamicBatcher:
             if not entry.future.done():
                 entry.future.set_exception(PipelineFailed(f"encoding failed: {type(exc).__name__}: {exc}"))
             return
+        if entry.partials is not None:  # every partial image is offered before the finished one
+            await entry.partials.flushed()
         if not entry.future.done():
             entry.future.set_result(BatchOutcome(list(encoded), gpu_seconds, batch_size))
 
@@ -337,8 +355,12 @@ def _fail(batch: list[_Waiting], error: BaseException) -> None:
             entry.future.set_exception(error)
 
 
-def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest]) -> tuple[Sequence[Sequence[AnyImage]], float]:
+def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest],
+               previews: list[PreviewRequest | None] | None) -> tuple[Sequence[Sequence[AnyImage]], float]:
     """Runs on the GPU thread: the pipeline's images and the seconds the call took there."""
     started = time.perf_counter()
-    images = pipeline.run(requests)
+    if previews is not None and isinstance(pipeline, PreviewingPipeline):
+        images = pipeline.run_with_previews(requests, previews)
+    else:
+        images = pipeline.run(requests)
     return images, time.perf_counter() - started

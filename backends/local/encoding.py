@@ -54,6 +54,11 @@ def encode_image(image: AnyImage, fmt: OutputFormat) -> bytes:
     return buffer.getvalue()
 
 
+def encode_preview(image: RawImage, width: int, height: int, fmt: OutputFormat) -> bytes:
+    """A partial image (at latent resolution) brought to the request's size and format."""
+    return encode_image(image.to_pil().resize((width, height), Image.Resampling.BILINEAR), fmt)
+
+
 def decode_init_image(data: bytes, width: int, height: int) -> Image.Image:
     """The image-to-image source as RGB at the requested size; 400 when it is not an image."""
     try:

@@ -21,6 +21,7 @@ from backends.local.config import LocalBackendConfig
 from backends.local.health import FailureStreak
 from core.deadline import Deadline
 from core.errors import BoltgateError, InvalidRequest, NotReady
+from core.previews import PreviewSink
 from core.request import MIN_SIDE, ImageRequest
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,10 @@ class LocalEngine:
             except BoltgateError as exc:
                 log.warning("the health probe failed (%d failures in a row): %s", self.health.consecutive, exc)
 
-    async def generate(self, request: ImageRequest, deadline: Deadline | None = None) -> BatchOutcome:
+    async def generate(self, request: ImageRequest, deadline: Deadline | None = None,
+                       previews: PreviewSink | None = None) -> BatchOutcome:
         """The request's images, batched with compatible company; 400 when unservable here, dropped
-        unrun when ``deadline`` passes while it waits."""
+        unrun when ``deadline`` passes while it waits; partial images to ``previews``."""
         refusal = self.capabilities.refusal(request)
         if refusal is not None:
             raise InvalidRequest(f"the local backend cannot serve this request: {refusal}",
@@ -159,7 +161,7 @@ class LocalEngine:
             if self.load_error is not None:
                 raise NotReady(f"the local model failed to load: {self.load_error}", retry_after=60.0)
             raise NotReady("the local model is still loading")
-        return await self.batcher.submit(request, deadline)
+        return await self.batcher.submit(request, deadline, previews)
 
     async def aclose(self) -> None:
         for task in (self._loading, self._probing):

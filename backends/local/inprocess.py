@@ -2,7 +2,8 @@
 
 For a gateway that runs on the GPU machine itself. The model loads on the first request (or at
 ``start()``); requests are batched like the worker's, and each result reports the GPU-seconds
-attributed to it, which the pricing turns into a cost.
+attributed to it, which the pricing turns into a cost. A streaming request's partial images
+(``core.previews``) come from here: the pipeline shows its latents after the chosen steps.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from backends.local.config import LocalBackendConfig
 from backends.local.engine import LocalEngine, PipelineFactory, load_real_pipeline
 from core.deadline import Deadline
 from core.errors import BackendError, InvalidRequest, VendorRejectedRequest, VendorTimeout
+from core.previews import current_previews
 from core.request import ImageRequest
 
 
@@ -63,7 +65,7 @@ class LocalPipelineBackend:
         try:
             async with asyncio.timeout(deadline.remaining()):
                 await self.engine.start()
-                outcome = await self.engine.generate(request, deadline)
+                outcome = await self.engine.generate(request, deadline, current_previews())
         except TimeoutError as exc:
             raise VendorTimeout("the local pipeline did not answer before the deadline") from exc
         except InvalidRequest as exc:

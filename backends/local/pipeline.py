@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ from backends.local.loader import (
     resolve_device,
     resolve_dtype,
 )
+from backends.local.partial_images import PreviewRequest
+from backends.local.preview import LatentPreviewer
 from backends.local.schedule import img2img_schedule
 from backends.local.seeds import seeds_of
 from backends.local.speed import compiled_parts, log_skipped_levers, prepare_unet, prepare_vae
@@ -51,6 +53,10 @@ from core.request import ImageRequest
 log = logging.getLogger(__name__)
 
 _diffusers: Any = diffusers  # partly annotated: its pipelines are used untyped
+
+StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
+"""diffusers' ``callback_on_step_end(pipeline, step_index, timestep, tensors) -> tensors``."""
+
 
 def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
@@ -84,6 +90,7 @@ class LightningPipeline:
         self.fallbacks = EagerFallbacks()
         prepare_vae(components.vae, config, device, self.fallbacks)
         self.vae = VaeCodec(components.vae, device)
+        self._previewer: LatentPreviewer | None = None
 
     @classmethod
     def load(cls, config: LocalBackendConfig) -> LightningPipeline:
@@ -144,14 +151,46 @@ class LightningPipeline:
         Out of GPU memory, the allocator's cached blocks are released before the error goes up, so the
         batcher's retry of each half of the batch starts from free memory.
         """
+        return self.run_with_previews(requests, [None] * len(requests))
+
+    def run_with_previews(self, requests: Sequence[ImageRequest],
+                          previews: Sequence[PreviewRequest | None]) -> list[list[RawImage]]:
+        """``run``, sending each request that asks for them partial images of its first image
+        after the steps it names (a cheap latent preview, ``preview.LatentPreviewer``)."""
         try:
-            return self._run(requests)
+            return self._run(requests, self._step_callback(requests, previews))
         except torch.OutOfMemoryError:
             if self.torch_device.type == "cuda":
                 torch.cuda.empty_cache()
             raise
 
-    def _run(self, requests: Sequence[ImageRequest]) -> list[list[RawImage]]:
+    def _step_callback(self, requests: Sequence[ImageRequest],
+                       previews: Sequence[PreviewRequest | None]) -> StepCallback | None:
+        """diffusers' ``callback_on_step_end`` sending the partial images, or None when none is wanted."""
+        wanted: list[tuple[int, PreviewRequest]] = []
+        first_image = 0
+        for request, preview in zip(requests, previews, strict=True):
+            if preview is not None:
+                wanted.append((first_image, preview))
+            first_image += request.n
+        if not wanted:
+            return None
+        if self._previewer is None:
+            self._previewer = LatentPreviewer.fit(self.vae, int(self.components.vae.config.latent_channels))
+        previewer = self._previewer
+
+        def on_step_end(pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            done = index + 1
+            sigmas = getattr(pipe.scheduler, "sigmas", None)
+            sigma = float(sigmas[done]) if sigmas is not None and done < len(sigmas) else 0.0
+            for image, preview in wanted:
+                if done in preview.after_steps:
+                    preview.send(previewer.preview(tensors["latents"][image], sigma))
+            return tensors
+
+        return on_step_end
+
+    def _run(self, requests: Sequence[ImageRequest], on_step: StepCallback | None = None) -> list[list[RawImage]]:
         first = requests[0]
         if any((r.width, r.height, r.steps, r.is_edit) != (first.width, first.height, first.steps, False)
                for r in requests[1:]):
@@ -164,7 +203,7 @@ class LightningPipeline:
                                         first.strength, first.steps)]
         prompts = [r.prompt for r in requests for _ in range(r.n)]
         seeds = [seed for r in requests for seed in seeds_of(r)]
-        images = self.text_to_image(prompts, seeds, first.width, first.height, first.steps)
+        images = self.text_to_image(prompts, seeds, first.width, first.height, first.steps, on_step)
         split: list[list[RawImage]] = []
         for request in requests:
             split.append(images[: request.n])
@@ -172,11 +211,12 @@ class LightningPipeline:
         return split
 
     def text_to_image(self, prompts: Sequence[str], seeds: Sequence[int], width: int, height: int,
-                      steps: int) -> list[RawImage]:
+                      steps: int, on_step: StepCallback | None = None) -> list[RawImage]:
         pipes = self.for_steps(steps)
+        progress: dict[str, Any] = {"callback_on_step_end": on_step} if on_step is not None else {}
         result = pipes.text_to_image(
             prompt=list(prompts), num_inference_steps=steps, guidance_scale=0.0,
-            width=width, height=height, generator=_generators(seeds), output_type="latent",
+            width=width, height=height, generator=_generators(seeds), output_type="latent", **progress,
         )
         return self.vae.decode(result.images)
 

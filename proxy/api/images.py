@@ -18,6 +18,7 @@ from core.errors import InvalidRequest, NotFound
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
+from proxy.api.image_stream import StreamOptions, stream_images, take_stream_options
 from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSettings
 from proxy.api.openai_request import to_image_request
 from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
@@ -52,8 +53,7 @@ def _routing_choice(request: AnyRequest, fields: dict[str, Any]) -> RoutingChoic
 
 async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
                  image_request: ImageRequest, routing: RoutingChoice = DEFAULT_CHOICE) -> Response[bytes]:
-    base_url = gateway.links.base_url(request.scope["scheme"], request.headers.get("host"),
-                                      request.scope.get("server"))
+    base_url = gateway.links.for_request(request)
     served = await unless_disconnected(request, gateway.generate(
         image_request, base_url=base_url, key=key,
         idempotency_key=request.headers.get("idempotency-key"), routing=routing,
@@ -62,7 +62,7 @@ async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
 
 
 @post("/v1/images/generations", status_code=200, operation_class=GENERATIONS_OPERATION)
-async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
+async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Response[Any]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     raw = await request.body()
     try:
@@ -71,10 +71,15 @@ async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Respons
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
                              code="invalid_json") from exc
     routing = DEFAULT_CHOICE
+    options = StreamOptions()
     if isinstance(payload, dict):
         _with_price_ceiling(request, payload)
         routing = _routing_choice(request, payload)
-    return await _serve(request, gateway, key, to_image_request(payload), routing)
+        options = take_stream_options(payload)
+    image_request = to_image_request(payload)
+    if options.stream:
+        return await stream_images(request, gateway, key, image_request, options, routing)
+    return await _serve(request, gateway, key, image_request, routing)
 
 
 @post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)

@@ -39,6 +39,7 @@ from proxy.api.jobs import cancel_job, get_job, submit_job, webhook_secret
 from proxy.api.models import list_models, retrieve_model
 from proxy.api.usage import key_usage
 from proxy.billing import Billing
+from proxy.doors import DOOR_ROUTERS
 from proxy.gateway import Gateway
 from proxy.images.store import ImageStore
 from proxy.jobs.service import JobService
@@ -48,7 +49,7 @@ from proxy.wiring import Overrides, Running, build_gateway
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     create_image, edit_image, download_image, list_models, retrieve_model,
     healthz, readyz, metrics, key_usage, ADMIN_KEYS, ADMIN_CHARGES, list_backends,
-    submit_job, get_job, cancel_job, webhook_secret,
+    submit_job, get_job, cancel_job, webhook_secret, *DOOR_ROUTERS,
 ]
 
 

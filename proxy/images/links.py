@@ -14,6 +14,7 @@ every image URL is therefore, in order:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -36,6 +37,10 @@ class ImageLinks:
             return False
         host, port = parsed
         return any(host == allowed and allowed_port in (None, port) for allowed, allowed_port in self._allowed)
+
+    def for_request(self, request: Any) -> str:
+        """``base_url`` for a Litestar/ASGI request: its scheme, Host header and server address."""
+        return self.base_url(request.scope["scheme"], request.headers.get("host"), request.scope.get("server"))
 
     def base_url(self, scheme: str, host_header: str | None, server: tuple[str, int | None] | None) -> str:
         """The base of image URLs for one request (see the module's docstring for the order)."""

@@ -1,0 +1,209 @@
+"""Vendor doors end to end: a request in a vendor's own documented shape, sent to the gateway's
+door for that vendor, is answered in that vendor's shape while another vendor serves it (the
+door's own vendor is turned off), charged once however often it is polled.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from backends.vendors.contracts import examples
+from tests.e2e.conftest import StartGateway, StartSimulator, route_to
+
+KEYS = {"bg-door": {"name": "door"}, "bg-other": {"name": "other"}}
+BEARER = {"Authorization": "Bearer bg-door"}
+
+
+def documented_request(vendor: str) -> dict[str, Any]:
+    (example,) = [e for e in examples(vendor) if e.role == "request"]
+    return dict(example.body)
+
+
+def small(body: dict[str, Any], width: str = "width", height: str = "height") -> dict[str, Any]:
+    """The documented example at 256x256 (the simulators render every pixel)."""
+    return {**body, width: type(body[width])(256), height: type(body[height])(256)}
+
+
+def spent(server_url: str, headers: dict[str, str]) -> Decimal:
+    usage = httpx.get(f"{server_url}/v1/usage", headers=headers).json()
+    return Decimal(usage["spent_usd"])
+
+
+def image_at(url: str) -> Image.Image:
+    download = httpx.get(url)
+    assert download.status_code == 200, download.text
+    return Image.open(io.BytesIO(download.content))
+
+
+def door_gateway(simulator: StartSimulator, gateway: StartGateway, door_vendor: str, serving_vendor: str) -> Any:
+    """The door's own vendor first in line but refusing connections; another vendor behind it."""
+    off = simulator(door_vendor)
+    off.refuse_connections()
+    on = simulator(serving_vendor)
+    server = gateway(route_to(off, priority=1, max_attempts=1), route_to(on, priority=2), api_keys=KEYS)
+    return server, off, on
+
+
+def test_runflow_door_create_and_poll_served_by_eachlabs(simulator: StartSimulator, gateway: StartGateway) -> None:
+    server, runflow_sim, eachlabs_sim = door_gateway(simulator, gateway, "runflow", "eachlabs")
+    body = documented_request("runflow")
+    body["input"] = small(body["input"])
+    body["client_ref"] = "order-17"
+    base = f"{server.base_url}/vendors/runflow/v1"
+
+    created = httpx.post(f"{base}/models/bytedance/sd-xl-lightning/runs", json=body, headers=BEARER, timeout=30)
+
+    assert created.status_code == 200, created.text
+    dispatched = created.json()
+    assert set(dispatched) == {"id", "status_code", "model", "created_at"}  # runflow-js RunDispatched
+    assert dispatched["model"] == "bytedance/sd-xl-lightning"
+    assert created.headers["x-boltgate-backend"] == "eachlabs"
+    assert runflow_sim.requests == [] and len(eachlabs_sim.requests) >= 1
+    charged = Decimal(created.headers["x-boltgate-cost-usd"])
+    assert charged > 0 and spent(server.base_url, BEARER) == charged
+
+    run: dict[str, Any] = {}
+    for _ in range(3):  # an app polls until a terminal status; every poll is free
+        polled = httpx.get(f"{base}/runs/{dispatched['id']}", headers=BEARER)
+        assert polled.status_code == 200, polled.text
+        run = polled.json()
+        if run["status_code"] == "succeeded":
+            break
+        time.sleep(0.1)
+    assert run["status_code"] == "succeeded" and run["id"] == dispatched["id"]
+    assert run["input"] == body["input"] and run["client_ref"] == "order-17"
+    assert Decimal(run["cost"]) == charged and isinstance(run["duration_ms"], int)
+    (url,) = run["output"]["image_urls"]
+    assert url.startswith(f"{server.base_url}/v1/images/files/")
+    image = image_at(url)
+    assert image.format == "JPEG" and image.size == (256, 256)  # Runflow hands out JPEG
+    httpx.get(f"{base}/runs/{dispatched['id']}", headers=BEARER)
+    assert spent(server.base_url, BEARER) == charged
+
+
+def test_runflow_door_refuses_in_runflows_shape(simulator: StartSimulator, gateway: StartGateway) -> None:
+    server, _, eachlabs_sim = door_gateway(simulator, gateway, "runflow", "eachlabs")
+    runs = f"{server.base_url}/vendors/runflow/v1/models/bytedance/sd-xl-lightning/runs"
+    good = {"input": {"prompt": "a lighthouse", "width": 256, "height": 256}}
+
+    bad_steps = httpx.post(runs, json={"input": {**good["input"], "steps": 100}}, headers=BEARER)
+    typo = httpx.post(runs, json={"input": {**good["input"], "stpes": 4}}, headers=BEARER)
+    callback = httpx.post(runs, json={**good, "callback_url": "https://example.com/hook"}, headers=BEARER)
+    not_json = httpx.post(runs, content=b"{", headers={**BEARER, "content-type": "application/json"})
+    no_key = httpx.post(runs, json=good)
+    other_model = httpx.post(runs.replace("bytedance/sd-xl-lightning", "acme/flux"), json=good, headers=BEARER)
+
+    assert bad_steps.status_code == 422
+    assert bad_steps.json()["code"] == "VALIDATION_ERROR"
+    assert bad_steps.json()["errors"][0]["field"] == "input.steps"
+    assert typo.status_code == 422 and typo.json()["errors"][0]["field"] == "input.stpes"
+    assert callback.status_code == 422 and callback.json()["errors"][0]["field"] == "callback_url"
+    assert not_json.status_code == 422 and set(not_json.json()) == {"code", "message", "errors"}
+    assert no_key.status_code == 401 and no_key.json()["code"] == "UNAUTHORIZED"
+    assert other_model.status_code == 404 and other_model.json()["code"] == "MODEL_NOT_FOUND"
+    missing = httpx.get(f"{server.base_url}/vendors/runflow/v1/runs/run_nope", headers=BEARER)
+    assert missing.status_code == 404 and missing.json()["code"] == "RUN_NOT_FOUND"
+    assert eachlabs_sim.requests == []
+    assert spent(server.base_url, BEARER) == 0
+
+
+def test_eachlabs_door_create_and_poll_served_by_runflow(simulator: StartSimulator, gateway: StartGateway) -> None:
+    server, eachlabs_sim, runflow_sim = door_gateway(simulator, gateway, "eachlabs", "runflow")
+    body = documented_request("eachlabs")
+    body["input"] = small(body["input"])
+    api_key = {"X-API-Key": "bg-door"}  # the header of Eachlabs' older examples; Bearer works too
+    base = f"{server.base_url}/vendors/eachlabs/v1/prediction"
+
+    created = httpx.post(f"{base}/", json=body, headers=api_key, timeout=30)
+
+    assert created.status_code == 200, created.text
+    answer = created.json()
+    assert set(answer) == {"status", "message", "predictionID"} and answer["status"] == "success"
+    assert created.headers["x-boltgate-backend"] == "runflow"
+    assert eachlabs_sim.requests == [] and len(runflow_sim.requests) >= 1
+    charged = Decimal(created.headers["x-boltgate-cost-usd"])
+    assert charged > 0 and spent(server.base_url, BEARER) == charged
+
+    polled = httpx.get(f"{base}/{answer['predictionID']}", headers=BEARER)
+    assert polled.status_code == 200, polled.text
+    prediction = polled.json()
+    assert set(prediction) == {"id", "input", "status", "output", "logs", "metrics", "urls"}
+    assert prediction["status"] == "success" and prediction["input"] == body["input"]
+    assert Decimal(str(prediction["metrics"]["cost"])) == charged
+    image = image_at(prediction["output"])
+    assert image.format == "PNG" and image.size == (256, 256)  # Eachlabs hands out PNG
+    assert prediction["urls"]["get"] == f"{base}/{answer['predictionID']}"
+    cancel = httpx.post(prediction["urls"]["cancel"], headers=BEARER)
+    assert cancel.status_code == 409 and set(cancel.json()) == {"error"}
+
+    others = httpx.get(f"{base}/{answer['predictionID']}", headers={"Authorization": "Bearer bg-other"})
+    assert others.status_code == 404 and others.json() == {"error": f"Prediction {answer['predictionID']} not found"}
+    assert spent(server.base_url, BEARER) == charged
+
+
+def test_eachlabs_door_refuses_in_eachlabs_shape(simulator: StartSimulator, gateway: StartGateway) -> None:
+    server, _, runflow_sim = door_gateway(simulator, gateway, "eachlabs", "runflow")
+    url = f"{server.base_url}/vendors/eachlabs/v1/prediction/"
+    body = small(documented_request("eachlabs")["input"])
+
+    no_model = httpx.post(url, json={"version": "0.0.1", "input": body}, headers=BEARER)
+    bad_width = httpx.post(url, json={"model": "sdxl-lightning-4step", "input": {**body, "width": "wide"}},
+                           headers=BEARER)
+    scheduler = httpx.post(url, json={"model": "sdxl-lightning-4step", "input": {**body, "scheduler": "DDIM"}},
+                           headers=BEARER)
+    webhook = httpx.post(url, json={"model": "sdxl-lightning-4step", "input": body,
+                                    "webhook_url": "https://example.com"}, headers=BEARER)
+    wrong_key = httpx.post(url, json={"model": "sdxl-lightning-4step", "input": body}, headers={"X-API-Key": "nope"})
+
+    assert no_model.status_code == 400 and no_model.json() == {"error": "model field is required"}
+    assert bad_width.status_code == 400 and "input.width" in bad_width.json()["error"]
+    assert scheduler.status_code == 400 and "input.scheduler" in scheduler.json()["error"]
+    assert webhook.status_code == 400 and "webhook_url" in webhook.json()["error"]
+    assert wrong_key.status_code == 401 and set(wrong_key.json()) == {"error"}
+    assert runflow_sim.requests == []
+
+
+def test_imageapi_door_generates_served_by_callmissed(simulator: StartSimulator, gateway: StartGateway) -> None:
+    server, imageapi_sim, callmissed_sim = door_gateway(simulator, gateway, "imageapi", "callmissed")
+    body = small(documented_request("imageapi"))
+    url = f"{server.base_url}/vendors/imageapi/api/v1/generate"
+
+    answer = httpx.post(url, json=body, headers=BEARER, timeout=30)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-boltgate-backend"] == "callmissed"
+    assert imageapi_sim.requests == [] and len(callmissed_sim.requests) == 1
+    (item,) = answer.json()["data"]
+    image = image_at(item["url"])
+    assert image.format == "PNG" and image.size == (256, 256)
+    assert spent(server.base_url, BEARER) == Decimal(answer.headers["x-boltgate-cost-usd"]) > 0
+
+    bad = httpx.post(url, json={**body, "num_inference_steps": 0}, headers=BEARER)
+    unknown = httpx.post(url, json={**body, "style": "photo"}, headers=BEARER)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request"
+    assert "num_inference_steps" in bad.json()["error"]["message"]
+    assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "unknown_parameter"
+    assert len(callmissed_sim.requests) == 1
+
+
+def test_a_door_replays_an_idempotency_key_without_a_second_charge(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    server, _, callmissed_sim = door_gateway(simulator, gateway, "imageapi", "callmissed")
+    url = f"{server.base_url}/vendors/imageapi/api/v1/generate"
+    body = {"prompt": "a kite", "width": 256, "height": 256}
+    headers = {**BEARER, "Idempotency-Key": "kite-1"}
+
+    first = httpx.post(url, json=body, headers=headers, timeout=30)
+    second = httpx.post(url, json=body, headers=headers, timeout=30)
+
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json() and second.headers["x-boltgate-idempotent-replay"] == "true"
+    assert len(callmissed_sim.requests) == 1
+    assert spent(server.base_url, BEARER) == Decimal(first.headers["x-boltgate-cost-usd"])
