@@ -113,8 +113,10 @@ class _EventChannel:
     def completed(self, served: ImagesResponse) -> None:
         self._closed = True
         body = served.body
-        image = body["data"][0]
-        event = {**self._common("image_generation.completed"), "b64_json": image["b64_json"], "usage": NO_TOKENS,
+        b64 = body["data"][0]["b64_json"]
+        if isinstance(b64, (bytes, memoryview)):  # a vendor's base64 passed through as a view (proxy.images.body)
+            b64 = bytes(b64).decode("ascii")
+        event = {**self._common("image_generation.completed"), "b64_json": b64, "usage": NO_TOKENS,
                  "billing": body.get("billing", body.get("usage"))}
         if "seed" in body:
             event["seed"] = body["seed"]
