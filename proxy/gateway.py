@@ -173,6 +173,10 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
         "x-boltgate-region": routed.route.region,
         "x-boltgate-attempts": str(len(routed.attempts)),
     }
+    failed = [f"{attempt.backend}/{attempt.region} {attempt.outcome}" + ("" if attempt.status is None else f" {attempt.status}")
+              for attempt in routed.attempts if attempt.outcome != "ok"]
+    if failed:  # what failed before the route that served, e.g. "runflow/us unavailable 503, runflow/eu timeout"
+        headers["x-boltgate-failed-attempts"] = ", ".join(failed)
     if seed_of(routed, request):
         headers["x-boltgate-seed"] = str(request.seed)
     result = routed.result

@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     """Base of the image URLs handed to clients; defaults to the URL the client called."""
     max_body_bytes: int = Field(default=26 * 1024 * 1024, gt=0)
+    playground: bool = True
+    """Serve the playground page at ``/`` (it calls the public API with the visitor's own key,
+    so it grants nothing the API does not)."""
 
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     api_keys: dict[str, KeyPolicy] = Field(default_factory=dict)
