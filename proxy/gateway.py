@@ -26,7 +26,13 @@ import orjson
 
 from backends.base import GeneratedImage
 from core.deadline import Deadline
-from core.errors import IdempotencyConflict, NoBackendAvailable, ReservationExpired, StateUnavailable
+from core.errors import (
+    IdempotencyConflict,
+    NoBackendAvailable,
+    ReservationExpired,
+    RouteAttempt,
+    StateUnavailable,
+)
 from core.request import ImageRequest
 from core.state.base import StateStore
 from pricing.keys import KeyRecord
@@ -173,8 +179,7 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
         "x-boltgate-region": routed.route.region,
         "x-boltgate-attempts": str(len(routed.attempts)),
     }
-    failed = [f"{attempt.backend}/{attempt.region} {attempt.outcome}" + ("" if attempt.status is None else f" {attempt.status}")
-              for attempt in routed.attempts if attempt.outcome != "ok"]
+    failed = [failed_attempt(attempt) for attempt in routed.attempts if attempt.outcome != "ok"]
     if failed:  # what failed before the route that served, e.g. "runflow/us unavailable 503, runflow/eu timeout"
         headers["x-boltgate-failed-attempts"] = ", ".join(failed)
     if seed_of(routed, request):
@@ -187,6 +192,11 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
     if result.vendor_request_id is not None:
         headers["x-boltgate-vendor-request-id"] = result.vendor_request_id
     return headers
+
+
+def failed_attempt(attempt: RouteAttempt) -> str:
+    status = "" if attempt.status is None else f" {attempt.status}"
+    return f"{attempt.backend}/{attempt.region} {attempt.outcome}{status}"
 
 
 def seed_of(routed: RoutedResult, request: ImageRequest) -> dict[str, int]:

@@ -208,7 +208,7 @@ def test_phone_width_has_no_horizontal_scroll(browser: Browser, two_vendors: Gat
 def test_a_gateway_with_keys_asks_for_one_and_keeps_it_in_the_tab_only(
     page: Page, simulators: tuple[SimulatorServer, SimulatorServer]
 ) -> None:
-    first, second = simulators
+    _, second = simulators
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv(KEY_ENV, SIM_KEY)
         server = start_gateway(routes=[route_to(second)], simulators="off",
