@@ -45,6 +45,7 @@ function closeKeyDialog(saved) {
   keyWaiters = [];
   for (const resolve of waiters) resolve(saved);
   $("key-button").textContent = storedKey() ? "API key (set)" : "API key…";
+  if (document.activeElement === document.body || document.activeElement === null) $("prompt").focus();
 }
 
 function wireKeyDialog() {
