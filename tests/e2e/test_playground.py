@@ -105,7 +105,8 @@ def test_the_embedded_default_generates_an_image_with_its_vendor_and_price(page:
         assert fact(page, "attempts") == "1"
         assert fact(page, "failover").startswith("none")
         assert re.match(r"^\d+\.\d\d s", fact(page, "latency"))
-        expect(page.get_by_role("status")).to_contain_text(f"1 image from {headers['x-boltgate-backend']}/sim")
+        expect(page.get_by_role("status")).to_contain_text(  # what a screen reader hears
+            f"1 image from {headers['x-boltgate-backend']}/sim, {fact(page, 'price')}, ")
 
         gallery = page.locator('[data-testid="gallery-item"]')
         expect(gallery).to_have_count(1)
@@ -128,6 +129,7 @@ def test_the_first_vendor_failing_shows_the_failover(
     first, _ = simulators
     first.inject(Fault(kind="status", status=503, times=1))
     page.goto(two_vendors.base_url + "/")
+    expect(page.locator("#status-strip [data-route]")).to_have_count(2)
 
     generate(page, "a storm over the harbour")
 
@@ -142,6 +144,11 @@ def test_the_page_is_usable_with_the_keyboard_alone(page: Page, two_vendors: Gat
     """Tab reaches every control in reading order with a visible focus ring; Enter on Generate
     generates; the result's download link is reachable next."""
     page.goto(two_vendors.base_url + "/")
+    unlabelled = page.evaluate("""[...document.querySelectorAll('input, select, textarea, button')]
+        .filter(control => control.labels ? control.labels.length === 0 && !control.textContent.trim()
+                                           : !control.textContent.trim())
+        .map(control => control.id)""")
+    assert unlabelled == []
     visited: list[str] = []
     for _ in range(30):
         page.keyboard.press("Tab")
@@ -238,14 +245,18 @@ def test_a_gateway_with_keys_asks_for_one_and_keeps_it_in_the_tab_only(
 
 def test_results_are_kept_in_the_gallery_across_reloads_until_cleared(page: Page, two_vendors: GatewayServer) -> None:
     page.goto(two_vendors.base_url + "/")
+    page.get_by_label("Images").select_option("2")
     generate(page, "first picture")
-    expect(page.locator('[data-testid="result"] img')).to_have_count(1)
+    expect(page.locator('[data-testid="result"] img')).to_have_count(2)
+    price = fact(page, "price", 1)
+    assert re.fullmatch(r"\$\d+\.\d{6} \(of \$\d+\.\d{6} for 2 images\)", price), price
+    page.get_by_label("Images").select_option("1")
     generate(page, "second picture")
-    expect(page.locator('[data-testid="result"] .prompt')).to_have_text("second picture")
+    expect(page.locator('[data-testid="result"] .prompt')).to_have_text(["second picture"])
 
     page.reload()
     items = page.locator('[data-testid="gallery-item"]')
-    expect(items).to_have_count(2)
+    expect(items).to_have_count(3)
     expect(items.first.locator(".thumb-prompt")).to_have_text("second picture")  # newest first
     with page.expect_download() as downloading:
         items.first.get_by_role("link", name="Download").click()

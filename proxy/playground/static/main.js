@@ -2,7 +2,7 @@
 
 import { NeedsKey, generate, rememberKey, storedKey } from "./api.js";
 import { Gallery } from "./gallery.js";
-import { el, galleryItem, resultCard } from "./render.js";
+import { el, formatSeconds, formatUsd, galleryItem, resultCard } from "./render.js";
 import { fillRouting, refreshStatus, routingOf } from "./status.js";
 
 const $ = (id) => document.getElementById(id);
@@ -167,7 +167,8 @@ async function onGenerate(event) {
     showResults(entries);
     const where = `${result.served.vendor}${result.served.region ? `/${result.served.region}` : ""}`;
     progress(`${count} image${count === 1 ? "" : "s"} from ${where}` +
-      (result.served.attempts > 1 ? ` after ${result.served.attempts} attempts` : "") + ".");
+      (result.served.attempts > 1 ? ` after ${result.served.attempts} attempts` : "") +
+      `, ${formatUsd(result.cost)}, ${formatSeconds(result.latencySeconds)}.`);
     await gallery.add(entries).catch(() => undefined);  // a full or refused store loses the gallery copy only
     await showGallery();
   } catch (error) {
