@@ -25,16 +25,18 @@ export function formatSeconds(seconds) {
   return seconds < 10 ? `${seconds.toFixed(2)} s` : `${seconds.toFixed(1)} s`;
 }
 
-// "served on the first try", "2 attempts: failed over from a/b (vendor_unavailable)", ...
+// "none: served on the first try", "failed over from a/b unavailable 503", "retried after ...";
+// a hedged request also says which route raced this one.
 export function describeFailover(served) {
+  let told = "none: served on the first try";
   if (served.failed.length > 0) {
     const here = `${served.vendor}/${served.region} `;
     const others = served.failed.filter((part) => !part.startsWith(here));
-    const what = others.length > 0 ? "failed over from" : "retried after";
-    return `${what} ${served.failed.join(", ")}`;
+    told = `${others.length > 0 ? "failed over from" : "retried after"} ${served.failed.join(", ")}`;
+  } else if (served.attempts > 1 && !served.hedgedTo) {
+    told = `${served.attempts - 1} failed attempt(s) before this one`;  // a gateway that names none
   }
-  if (served.attempts > 1) return `${served.attempts - 1} failed attempt(s) before this one`;
-  return "none: served on the first try";
+  return served.hedgedTo ? `${told}; hedged: raced with ${served.hedgedTo}` : told;
 }
 
 function fact(name, label, value) {
