@@ -45,7 +45,8 @@ function closeKeyDialog(saved) {
   keyWaiters = [];
   for (const resolve of waiters) resolve(saved);
   $("key-button").textContent = storedKey() ? "API key (set)" : "API key…";
-  if (document.activeElement === document.body || document.activeElement === null) $("prompt").focus();
+  const focused = document.activeElement;
+  if (focused === null || focused === document.body || dialog.contains(focused)) $("prompt").focus();
 }
 
 function wireKeyDialog() {
