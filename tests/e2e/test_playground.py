@@ -128,7 +128,7 @@ def test_the_first_vendor_failing_shows_the_failover(
     page: Page, two_vendors: GatewayServer, simulators: tuple[SimulatorServer, SimulatorServer]
 ) -> None:
     first, _ = simulators
-    first.inject(Fault(kind="status", status=503, times=1))
+    first.inject(Fault(kind="status", status=503, times=1, method="POST"))  # not a health probe
     page.goto(two_vendors.base_url + "/")
     expect(page.locator("#status-strip [data-route]")).to_have_count(2)
 
