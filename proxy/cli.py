@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from proxy.settings_errors import describe_settings_error
+
 SHUTDOWN_MARGIN_S = 5.0
 """Drain time beyond the deadline: settling, storing images, answering."""
 
@@ -19,22 +21,26 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from proxy.api.app import create_app
+    from proxy.serving.config import uvicorn_config
     from proxy.settings import Settings
 
     overrides: dict[str, object] = {}
     if args.config:
         overrides["config"] = Path(args.config)
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        print(describe_settings_error(error), file=sys.stderr)
+        return 2
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # On SIGTERM uvicorn stops accepting, lets requests in flight finish (each is bounded by
     # the deadline) and then runs the lifespan's shutdown; past this it cancels what is left.
-    uvicorn.run(
-        create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
-        access_log=False, log_level=settings.log_level, timeout_keep_alive=75,
-        timeout_graceful_shutdown=round(settings.deadline_s + SHUTDOWN_MARGIN_S),
-    )
+    config = uvicorn_config(create_app(settings), settings.server, host=host, port=port,
+                            log_level=settings.log_level,
+                            graceful_shutdown_s=round(settings.deadline_s + SHUTDOWN_MARGIN_S))
+    uvicorn.Server(config).run()
     return 0
 
 
@@ -43,7 +49,10 @@ def _config_check(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings(config=Path(args.file))
-    except (ValidationError, FileNotFoundError, ValueError) as error:
+    except ValidationError as error:
+        print(f"{args.file}: invalid\n{describe_settings_error(error)}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as error:
         print(f"{args.file}: invalid\n{error}", file=sys.stderr)
         return 1
     print(f"{args.file}: valid; policy={settings.routing_policy}, deadline={settings.deadline_s}s, "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, delete, get, post
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from pricing.charge_log import to_csv
+from pricing.config import BudgetCredits
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from pricing.ledger import Ledger
 from proxy.api.injected import InjectedBilling, InjectedSettings
@@ -34,7 +34,7 @@ class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    budget_credits: Decimal | None = Field(default=None, ge=0)
+    budget_credits: BudgetCredits | None = None
 
 
 def check_admin_token(request: AnyRequest, settings: InjectedSettings) -> None:

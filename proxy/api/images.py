@@ -1,8 +1,9 @@
 """``POST /v1/images/generations``, ``POST /v1/images/edits`` and the image downloads.
 
 Handlers read the raw body and decode it with orjson: the request model does the validation,
-once, and names the offending field. The two image endpoints take only the ``gateway`` (its
-billing included): each injected dependency costs microseconds on the hottest path.
+once, and names the offending field. Generations take only the ``gateway`` (its billing
+included): each injected dependency costs microseconds on the hottest path. Edits also take the
+``settings`` (the upload's pixel cap); parsing their multipart body costs far more.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from core.errors import InvalidRequest, NotFound
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
-from proxy.api.injected import InjectedGateway, InjectedImageStore
+from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSettings
 from proxy.api.openai_request import to_image_request
 from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
 from proxy.gateway import Gateway
@@ -40,8 +41,10 @@ def _with_price_ceiling(request: AnyRequest, fields: dict[str, Any]) -> dict[str
 
 async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
                  image_request: ImageRequest) -> Response[bytes]:
+    base_url = gateway.links.base_url(request.scope["scheme"], request.headers.get("host"),
+                                      request.scope.get("server"))
     served = await unless_disconnected(request, gateway.generate(
-        image_request, base_url=str(request.base_url), key=key,
+        image_request, base_url=base_url, key=key,
         idempotency_key=request.headers.get("idempotency-key"),
     ))
     return Response(content=orjson.dumps(served.body), media_type="application/json", headers=served.headers)
@@ -62,12 +65,16 @@ async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Respons
 
 
 @post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)
-async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
+async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
                              param="image")
-    form = await request.form()
+    try:
+        form = await request.form()
+    except (UnicodeDecodeError, LookupError) as exc:  # Litestar decodes each text field with its charset
+        raise InvalidRequest("A form field is not text in its declared charset (UTF-8 by default)",
+                             code="invalid_form_encoding") from exc
     fields: dict[str, Any] = {}
     upload: UploadFile | None = None
     for name, value in form.multi_items():
@@ -78,7 +85,7 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[
         fields[name] = value
     if upload is None:
         raise InvalidRequest("An 'image' file is required", param="image")
-    init_image = await validate_init_image(await upload.read())
+    init_image = await validate_init_image(await upload.read(), settings.max_upload_pixels)
     image_request = to_image_request(_with_price_ceiling(request, fields), init_image=init_image)
     return await _serve(request, gateway, key, image_request)
 

@@ -176,3 +176,19 @@ async def test_an_edit_that_no_route_can_serve_is_503_naming_the_skip() -> None:
     assert response.status_code == 503
     assert "runflow:eu: no image-to-image" in response.json()["error"]["message"]
     assert text_only.calls == []
+
+
+async def test_image_urls_never_follow_an_arbitrary_host_header() -> None:
+    async with serving([route_to(ScriptedBackend("runflow"))]) as client:
+        response = await client.post("/v1/images/generations", json={"prompt": "a cat", "size": "256x256"},
+                                     headers={"Host": "evil.example"})
+    url = response.json()["data"][0]["url"]
+    assert "evil.example" not in url
+    assert url.startswith("http://testserver.local/v1/images/files/")  # where the connection went
+
+
+async def test_image_urls_follow_an_allowed_host() -> None:
+    async with serving([route_to(ScriptedBackend("runflow"))], allowed_hosts=["img.example:8443"]) as client:
+        response = await client.post("/v1/images/generations", json={"prompt": "a cat", "size": "256x256"},
+                                     headers={"Host": "img.example:8443"})
+    assert response.json()["data"][0]["url"].startswith("http://img.example:8443/v1/images/files/")
