@@ -27,8 +27,9 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/boltgate serve --host $(HOST) --port $(PORT)
 
-# Real parts for the tests, from Debian when missing: redis-server, and promtool (package prometheus).
-DEBIAN_TOOLS := redis-server:redis-server promtool:prometheus
+# Real parts for the tests, from Debian when missing: redis-server, promtool (package prometheus),
+# and the chromium the playground's browser tests drive (Playwright never downloads its own).
+DEBIAN_TOOLS := redis-server:redis-server promtool:prometheus chromium:chromium
 system-tools:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

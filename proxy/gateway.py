@@ -24,7 +24,7 @@ from typing import Any
 
 from backends.base import GeneratedImage
 from core.deadline import Deadline
-from core.errors import IdempotencyConflict, ReservationExpired, StateUnavailable
+from core.errors import IdempotencyConflict, ReservationExpired, RouteAttempt, StateUnavailable
 from core.request import ImageRequest
 from core.state.base import StateStore
 from pricing.keys import KeyRecord
@@ -218,6 +218,9 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
         "x-boltgate-region": routed.route.region,
         "x-boltgate-attempts": str(len(routed.attempts)),
     }
+    failed = [failed_attempt(attempt) for attempt in routed.attempts if attempt.outcome not in SERVED_OR_RACED]
+    if failed:  # what failed before the route that served, e.g. "runflow/us unavailable 503, runflow/eu timeout"
+        headers["x-boltgate-failed-attempts"] = ", ".join(failed)
     if routed.hedged_to is not None:  # a second route raced the first: which one it was
         headers["x-boltgate-hedged-to"] = f"{routed.hedged_to.vendor}/{routed.hedged_to.region}"
     if seed_of(routed, request):
@@ -230,6 +233,15 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
     if result.vendor_request_id is not None:
         headers["x-boltgate-vendor-request-id"] = result.vendor_request_id
     return headers
+
+
+SERVED_OR_RACED = frozenset({"ok", "cancelled"})
+"""Outcomes that are not failures: the attempt that served, and a hedge's loser (cancelled)."""
+
+
+def failed_attempt(attempt: RouteAttempt) -> str:
+    status = "" if attempt.status is None else f" {attempt.status}"
+    return f"{attempt.backend}/{attempt.region} {attempt.outcome}{status}"
 
 
 def seed_of(routed: RoutedResult, request: ImageRequest) -> dict[str, int]:

@@ -344,6 +344,9 @@ class Settings(BaseSettings):
     """Declared width x height above which an uploaded image is refused (400) before decoding."""
     outbound: OutboundConfig = Field(default_factory=OutboundConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    playground: bool = True
+    """Serve the playground page at ``/`` (it calls the public API with the visitor's own key,
+    so it grants nothing the API does not)."""
 
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)

@@ -43,6 +43,7 @@ from proxy.doors import DOOR_ROUTERS
 from proxy.gateway import Gateway
 from proxy.images.store import ImageStore
 from proxy.jobs.service import JobService
+from proxy.playground.page import PLAYGROUND_HANDLERS
 from proxy.settings import Settings
 from proxy.wiring import Overrides, Running, build_gateway
 
@@ -75,6 +76,8 @@ class GatewayPlugin(InitPlugin):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(ROUTE_HANDLERS)
+        if self.settings.playground:
+            app_config.route_handlers.extend(PLAYGROUND_HANDLERS)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
         app_config.lifespan.append(self.lifespan)
         app_config.dependencies.update({

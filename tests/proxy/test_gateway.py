@@ -118,6 +118,25 @@ async def test_the_headers_name_backend_region_attempts_and_seed() -> None:
     assert answer.headers["x-boltgate-seed"] == "31"
 
 
+async def test_the_attempts_that_failed_before_the_serving_route_are_named() -> None:
+    """The playground shows a failover from this header: route, outcome and status of each."""
+    down = ScriptedBackend.playing("runflow", VendorUnavailable("down", status=503), region="eu")
+    healthy = ScriptedBackend("eachlabs", region="us")
+
+    answer = await gateway([route_to(down, priority=10, max_attempts=1), route_to(healthy, priority=20)]).generate(
+        request(), base_url=BASE_URL, key=ANONYMOUS)
+
+    assert answer.headers["x-boltgate-backend"] == "eachlabs"
+    assert answer.headers["x-boltgate-failed-attempts"] == "runflow/eu unavailable 503"
+
+
+async def test_a_request_served_at_the_first_try_names_no_failed_attempt() -> None:
+    answer = await gateway([route_to(ScriptedBackend("runflow"))]).generate(request(), base_url=BASE_URL,
+                                                                            key=ANONYMOUS)
+
+    assert "x-boltgate-failed-attempts" not in answer.headers
+
+
 async def test_a_request_no_route_can_serve_fails_before_any_backend_is_called() -> None:
     text_only = ScriptedBackend("runflow")
 
