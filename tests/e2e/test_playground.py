@@ -275,3 +275,31 @@ def test_results_are_kept_in_the_gallery_across_reloads_until_cleared(page: Page
     expect(items).to_have_count(0)
     page.reload()
     expect(page.locator(".thumbs .empty")).to_be_visible()
+
+
+def test_the_strip_shows_each_routes_health_and_a_pinned_vendor_serves(
+    page: Page, two_vendors: GatewayServer
+) -> None:
+    """Route health from ``GET /v1/backends``; a pin goes as ``x-boltgate-route``, a policy as
+    ``x-boltgate-routing-policy``, and the pinned vendor serves although another comes first."""
+    page.goto(two_vendors.base_url + "/")
+    for route in ("callmissed/r1", "aigateway/r1"):
+        chip = page.locator(f'#status-strip [data-route="{route}"]')
+        expect(chip.locator(".route-state")).to_have_text("healthy")
+        expect(chip.locator(".route-details")).to_contain_text("/image")  # its price
+
+    page.get_by_label("Routing").select_option(label="Only aigateway")
+    with page.expect_request("**/v1/images/generations") as sent:
+        generate(page, "pinned to the second vendor")
+    assert sent.value.headers["x-boltgate-route"] == "aigateway"
+    assert "x-boltgate-routing-policy" not in sent.value.headers
+    expect(page.locator('[data-testid="result"] .prompt')).to_have_text(["pinned to the second vendor"])
+    assert fact(page, "vendor") == "aigateway"
+
+    page.get_by_label("Routing").select_option(label="Policy: cheapest")
+    with page.expect_request("**/v1/images/generations") as sent:
+        generate(page, "the cheapest route")
+    assert sent.value.headers["x-boltgate-routing-policy"] == "cheapest"
+    assert "x-boltgate-route" not in sent.value.headers
+    expect(page.locator('[data-testid="result"] .prompt')).to_have_text(["the cheapest route"])
+    assert fact(page, "vendor") == "aigateway"  # $0.00108 an image against callmissed's $0.054

@@ -172,3 +172,23 @@ def test_a_route_without_a_price_is_refused_at_start() -> None:
     billing.check_priced(["callmissed", "worker", "local"])  # workers are priced as our own GPUs
     with pytest.raises(UnknownVendor):
         billing.check_priced(["acme"])
+
+
+def test_a_hedge_that_lost_the_race_is_not_a_failed_attempt() -> None:
+    """The loser of a hedge is cancelled, not failed: only real failures are named."""
+    from backends.base import BackendResult
+    from core.errors import RouteAttempt
+    from proxy.gateway import served_headers
+    from proxy.routing.attempts import RoutedResult
+
+    fast = route_to(ScriptedBackend("eachlabs", region="us"))
+    routed = RoutedResult(result=BackendResult(images=[]), route=fast, hedged_to=fast, attempts=[
+        RouteAttempt("runflow", "eu", "timeout", None),
+        RouteAttempt("runflow", "eu", "cancelled", detail="lost the race"),
+        RouteAttempt("eachlabs", "us", "ok", 200),
+    ])
+
+    headers = served_headers(routed, request())
+
+    assert headers["x-boltgate-failed-attempts"] == "runflow/eu timeout"
+    assert headers["x-boltgate-hedged-to"] == "eachlabs/us"
