@@ -100,7 +100,7 @@ class Gateway:
                 "output_format": request.output_format,
                 "size": request.size,
                 "seed": request.seed,
-                "usage": charge.usage(),
+                "billing": charge.billing(),
             },
             headers={**served_headers(routed, request), **charge.headers()},
         )
