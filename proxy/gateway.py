@@ -82,8 +82,10 @@ class Gateway:
         try:
             routed = await self.router.generate(request, deadline, plan)
             images = routed.result.images[: request.n]
-            if any(image.format != request.output_format for image in images):
-                images = list(await asyncio.gather(*(to_format(image, request.output_format) for image in images)))
+            if request.output_compression is not None or any(image.format != request.output_format
+                                                             for image in images):
+                images = list(await asyncio.gather(*(to_format(image, request.output_format, request.output_compression)
+                                                     for image in images)))
             data = await self._render(images, request, self.public_base_url or base_url.rstrip("/"))
         except BaseException:
             await self.billing.ledger.release(reservation)

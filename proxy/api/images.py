@@ -1,7 +1,7 @@
 """``POST /v1/images/generations``, ``POST /v1/images/edits`` and the image downloads.
 
-Handlers read the raw body and decode it with orjson: the request model does the validation,
-once, and names the offending field. The two image endpoints take only the ``gateway`` (its
+Handlers hand the raw body to the request model, which parses and validates it in one pass and
+names the offending field. The two image endpoints take only the ``gateway`` (its
 billing included): each injected dependency costs microseconds on the hottest path.
 """
 
@@ -18,24 +18,14 @@ from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
 from proxy.api.injected import InjectedGateway, InjectedImageStore
-from proxy.api.openai_request import to_image_request
+from proxy.api.openai_fields import REFUSED_EDIT_FILES
+from proxy.api.openai_request import PRICE_CEILING_HEADER, from_form, from_json_body
 from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
 from proxy.gateway import Gateway
 from proxy.images.store import MEDIA_TYPES
 from proxy.images.validate import validate_init_image
 
 AnyRequest = Request[Any, Any, Any]
-
-
-MAX_PRICE_HEADER = "x-boltgate-max-price-usd"
-
-
-def _with_price_ceiling(request: AnyRequest, fields: dict[str, Any]) -> dict[str, Any]:
-    """A ceiling may come as a header instead of a body field (the body wins)."""
-    ceiling = request.headers.get(MAX_PRICE_HEADER)
-    if ceiling is not None and "max_price_usd" not in fields:
-        fields["max_price_usd"] = ceiling
-    return fields
 
 
 async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
@@ -50,15 +40,8 @@ async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
 @post("/v1/images/generations", status_code=200, operation_class=GENERATIONS_OPERATION)
 async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
-    raw = await request.body()
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
-                             code="invalid_json") from exc
-    if isinstance(payload, dict):
-        _with_price_ceiling(request, payload)
-    return await _serve(request, gateway, key, to_image_request(payload))
+    image_request = from_json_body(await request.body(), ceiling=request.headers.get(PRICE_CEILING_HEADER))
+    return await _serve(request, gateway, key, image_request)
 
 
 @post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)
@@ -68,18 +51,28 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[
         raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
                              param="image")
     form = await request.form()
-    fields: dict[str, Any] = {}
-    upload: UploadFile | None = None
+    fields: dict[str, str] = {}
+    uploads: list[UploadFile] = []
     for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            if name in ("image", "image[]") and upload is None:
-                upload = value
-            continue
-        fields[name] = value
-    if upload is None:
+        if name in REFUSED_EDIT_FILES:
+            raise InvalidRequest(f"'{name}' is not supported here: {REFUSED_EDIT_FILES[name]}", param=name,
+                                 code="unsupported_parameter")
+        if name in ("image", "image[]"):
+            if not isinstance(value, UploadFile):
+                raise InvalidRequest(f"'{name}' must be a file (PNG, JPEG or WebP)", param="image")
+            uploads.append(value)
+        elif isinstance(value, UploadFile):
+            raise InvalidRequest(f"Unrecognized file supplied: {name}", param=name, code="unknown_parameter")
+        elif name in fields:
+            raise InvalidRequest(f"'{name}' is given more than once", param=name)
+        else:
+            fields[name] = value
+    if not uploads:
         raise InvalidRequest("An 'image' file is required", param="image")
-    init_image = await validate_init_image(await upload.read())
-    image_request = to_image_request(_with_price_ceiling(request, fields), init_image=init_image)
+    if len(uploads) > 1:
+        raise InvalidRequest("Only one source image is supported", param="image", code="unsupported_value")
+    init_image = await validate_init_image(await uploads[0].read())
+    image_request = from_form(fields, init_image, ceiling=request.headers.get(PRICE_CEILING_HEADER))
     return await _serve(request, gateway, key, image_request)
 
 
@@ -87,6 +80,15 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[
 async def download_image(name: str, image_store: InjectedImageStore) -> Response[bytes]:
     data = await image_store.get(name)
     if data is None:
-        raise NotFound("This image does not exist or has expired (images live 60 minutes)", param="name")
+        raise NotFound(f"This image does not exist or has expired (images live {lifetime(image_store.ttl_s)})",
+                       param="name")
     media_type = MEDIA_TYPES[name.rsplit(".", 1)[-1]]
-    return Response(content=data, media_type=media_type, headers={"cache-control": "private, max-age=3600"})
+    return Response(content=data, media_type=media_type,
+                    headers={"cache-control": f"private, max-age={int(image_store.ttl_s)}"})
+
+
+def lifetime(seconds: float) -> str:
+    """``image_ttl_s`` in words: "60 minutes", "90 seconds"."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} minutes"
+    return f"{seconds:g} seconds"

@@ -1,104 +1,212 @@
-"""OpenAI's Images API request, as the SDK sends it, turned into the one ``ImageRequest``.
+"""OpenAI's Images API request, as its SDKs send it, turned into the one ``ImageRequest``.
 
-Extras that the SDK passes through ``extra_body`` (``negative_prompt``, ``seed``, ``steps``,
-``guidance_scale``, ``max_price_usd``) are first-class fields here. Unknown fields are refused
-with the field named, as OpenAI does, so a typo is not silently ignored.
+The two body models here are the documented ones: the OpenAPI document is generated from them
+(``proxy.api.openapi``), so every constraint it states is one they enforce. A JSON body is
+validated strictly (``"n": "2"`` is a string, as the schema says, not a number); the form
+fields of ``/v1/images/edits`` arrive as text and are parsed. What happens to each of OpenAI's
+fields (honoured, mapped, refused) is decided in ``proxy.api.openai_fields``. Extras that the SDK
+passes through ``extra_body`` (``negative_prompt``, ``seed``, ``steps``, ``guidance_scale``,
+``max_price_usd``) are first-class fields. Unknown fields are refused with the field named, as
+OpenAI does, so that a typo is not silently ignored.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import InvalidRequest
-from core.request import ImageRequest, resolve_model
+from core.request import (
+    MAX_GUIDANCE,
+    MAX_N,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_USER_CHARS,
+    ImageRequest,
+    resolve_model,
+)
+from proxy.api.openai_fields import (
+    FIDELITY_STRENGTH,
+    PROMPT_PATTERN,
+    QUALITY_STEPS,
+    REFUSED_FIELDS,
+    SIZE_PATTERN,
+    refusal,
+)
 
-_SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
+_SIZE = re.compile(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
+"""WIDTHxHEIGHT in ASCII digits without leading zeros, whole (``fullmatch``): what the documented
+``SIZE_PATTERN`` allows, so that the schema and the validator agree."""
 _CLIENT_NAME = {"width": "size", "height": "size", "init_image": "image"}
+EDIT_ONLY_FIELDS = frozenset({"strength", "input_fidelity"})
+PRICE_CEILING_HEADER = "x-boltgate-max-price-usd"
+
+
+def _refused(reason: str) -> Any:
+    """A field accepted only as null (or absent), documented with why."""
+    return Field(default=None, description=f"Not supported: {reason}. Any value but null is refused (400).")
 
 
 class OpenAIImageBody(BaseModel):
-    """The fields of ``POST /v1/images/generations`` (and the form of ``/v1/images/edits``)."""
+    """The body of ``POST /v1/images/generations``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", title="ImageGenerationRequest")
 
-    prompt: str
-    model: str | None = None
-    n: int = 1
-    size: str | None = None
-    response_format: Literal["url", "b64_json"] | None = None
-    output_format: Literal["png", "jpeg", "webp"] | None = None
-    user: str | None = None
-    quality: str | None = None
-    style: str | None = None
-    background: str | None = None
-    moderation: str | None = None
-    output_compression: int | None = Field(default=None, ge=0, le=100)
-    negative_prompt: str | None = None
-    seed: int | None = None
-    steps: int | None = None
-    num_inference_steps: int | None = None
-    guidance_scale: float | None = None
-    strength: float | None = None
-    max_price_usd: Decimal | None = None
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, json_schema_extra={"pattern": PROMPT_PATTERN},
+                        description="What to draw; not blank.")
+    model: str | None = Field(default=None, description="sdxl-lightning or one of its aliases (GET /v1/models).")
+    n: int | None = Field(default=None, ge=1, le=MAX_N, description="How many images (default 1).")
+    size: str | None = Field(default=None, json_schema_extra={"pattern": SIZE_PATTERN},
+                             description="WIDTHxHEIGHT, sides 256-1536 in multiples of 8, or auto (1024x1024).")
+    response_format: Literal["url", "b64_json"] | None = Field(
+        default=None, description="url (default; served by the gateway for image_ttl_s) or b64_json.")
+    output_format: Literal["png", "jpeg", "webp"] | None = Field(default=None, description="Default png.")
+    output_compression: int | None = Field(
+        default=None, ge=0, le=100, description="Encoder quality of jpeg and webp images; refused with png.")
+    quality: Literal["low", "medium", "high", "xhigh", "max", "standard", "hd", "auto"] | None = Field(
+        default=None, description="Mapped to steps: low 2, medium/standard 4, high/hd/xhigh/max 8, auto the "
+                                  "default; steps wins when given.")
+    background: Literal["opaque", "auto"] | None = Field(
+        default=None, description="The images are opaque; transparent is refused.")
+    moderation: Literal["auto"] | None = Field(default=None, description="The vendors' own filters; low is refused.")
+    stream: Literal[False] | None = Field(default=None, description="Streaming is not offered; true is refused.")
+    user: str | None = Field(default=None, max_length=MAX_USER_CHARS,
+                             description="Your end user's id, written to the access log; never sent to vendors.")
+    safety_identifier: str | None = Field(default=None, max_length=MAX_USER_CHARS,
+                                          description="As user, and wins over it when not empty.")
+    style: None = _refused(REFUSED_FIELDS["style"])
+    complexity: None = _refused(REFUSED_FIELDS["complexity"])
+    partial_images: None = _refused(REFUSED_FIELDS["partial_images"])
+    frame_count: None = _refused(REFUSED_FIELDS["frame_count"])
+    frame_duration_ms: None = _refused(REFUSED_FIELDS["frame_duration_ms"])
+    svg: None = _refused(REFUSED_FIELDS["svg"])
+    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS, description="What not to draw.")
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED,
+                             description="Drawn and returned (body and x-boltgate-seed) when absent.")
+    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="Denoising steps (default 4).")
+    num_inference_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS,
+                                            description="Alias of steps; steps wins when both are given.")
+    guidance_scale: float | None = Field(default=None, ge=0, le=MAX_GUIDANCE, allow_inf_nan=False,
+                                         description="Classifier-free guidance (default 0, as Lightning wants).")
+    max_price_usd: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False,
+        description=f"Skip routes priced above this (USD); also the {PRICE_CEILING_HEADER} header.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if value.isspace():
+            raise ValueError("prompt must not be blank")
+        return value
+
+
+class OpenAIEditForm(OpenAIImageBody):
+    """The text fields of ``POST /v1/images/edits`` (the ``image`` file comes beside them)."""
+
+    model_config = ConfigDict(extra="forbid", title="ImageEditRequest")
+
+    strength: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False,
+                                   description="How far from the source image (default 0.6).")
+    input_fidelity: Literal["high", "low"] | None = Field(
+        default=None, description="Mapped to strength: high 0.35, low 0.6; strength wins when given.")
 
 
 def parse_size(size: str | None) -> tuple[int, int]:
     if size is None or size == "auto":
         return 1024, 1024
-    match = _SIZE.match(size)
+    match = _SIZE.fullmatch(size)
     if match is None:
         raise InvalidRequest(f"size must be 'WIDTHxHEIGHT' (e.g. 1024x1024) or 'auto', not {size!r}",
                              param="size")
     return int(match.group(1)), int(match.group(2))
 
 
-def _first_error(error: ValidationError, renamed: dict[str, str] | None = None) -> InvalidRequest:
-    first = error.errors(include_url=False)[0]
-    loc = [str(part) for part in first["loc"]]
-    names = {**_CLIENT_NAME, **(renamed or {})}
-    field = names.get(loc[0], loc[0]) if loc else None
-    message = first["msg"]
-    if field == "size" and loc:
-        message = f"{loc[0]} {message[0].lower()}{message[1:]} (from size)"
-    return InvalidRequest(f"Invalid '{field}': {message}", param=field)
+def price_ceiling(header: str | None) -> Decimal | None:
+    """The ``x-boltgate-max-price-usd`` header as a price, or None when absent."""
+    if header is None:
+        return None
+    try:
+        price = Decimal(header.strip())
+    except InvalidOperation:
+        price = Decimal("NaN")
+    if not price.is_finite() or price < 0:
+        raise InvalidRequest(f"{PRICE_CEILING_HEADER} must be a price in USD, at least 0, not {header[:40]!r}",
+                             param=PRICE_CEILING_HEADER)
+    return price
 
 
-def to_image_request(raw: Any, *, init_image: bytes | None = None) -> ImageRequest:
-    """Validate a decoded body and build the ``ImageRequest``; errors name the field."""
+def from_json_body(raw: bytes, *, ceiling: str | None = None) -> ImageRequest:
+    """A ``/v1/images/generations`` body, validated strictly, with the price ceiling header."""
+    try:
+        body = OpenAIImageBody.model_validate_json(raw, strict=True)
+    except ValidationError as error:
+        raise _client_error(error) from error
+    return _build(body, None, price_ceiling(ceiling))
+
+
+def from_form(fields: dict[str, str], init_image: bytes, *, ceiling: str | None = None) -> ImageRequest:
+    """The text fields of a ``/v1/images/edits`` form, parsed from text, and its source image."""
+    return to_image_request(_form_values(fields), init_image=init_image, ceiling=price_ceiling(ceiling))
+
+
+def to_image_request(raw: Any, *, init_image: bytes | None = None, ceiling: Decimal | None = None) -> ImageRequest:
+    """Validate a decoded body (text values parsed) and build the ``ImageRequest``."""
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object", param=None)
+    model = OpenAIEditForm if init_image is not None else OpenAIImageBody
     try:
-        body = OpenAIImageBody.model_validate(raw)
+        body = model.model_validate(raw)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        if first["type"] == "extra_forbidden":
-            name = str(first["loc"][0])
-            raise InvalidRequest(f"Unrecognized request argument supplied: {name}", param=name,
-                                 code="unknown_parameter") from error
-        raise _first_error(error) from error
+        raise _client_error(error) from error
+    return _build(body, init_image, ceiling)
+
+
+def _form_values(fields: dict[str, str]) -> dict[str, Any]:
+    """Form text as the JSON values it stands for where a field takes a boolean."""
+    values: dict[str, Any] = dict(fields)
+    if isinstance(stream := values.get("stream"), str) and stream.lower() in ("true", "false"):
+        values["stream"] = stream.lower() == "true"
+    return values
+
+
+def _build(body: OpenAIImageBody, init_image: bytes | None, ceiling: Decimal | None) -> ImageRequest:
     width, height = parse_size(body.size)
+    output_format = body.output_format or "png"
+    if body.output_compression is not None and output_format == "png":
+        raise InvalidRequest("output_compression applies to jpeg and webp; png is lossless",
+                             param="output_compression", code="unsupported_value")
+    steps = body.steps if body.steps is not None else body.num_inference_steps
+    if steps is None and body.quality is not None:
+        steps = QUALITY_STEPS[body.quality]
+    strength = None
+    if isinstance(body, OpenAIEditForm):
+        strength = body.strength
+        if strength is None and body.input_fidelity is not None:
+            strength = FIDELITY_STRENGTH[body.input_fidelity]
+    max_price = Decimal(repr(body.max_price_usd)) if body.max_price_usd is not None else ceiling
     fields: dict[str, Any] = {
         "model": resolve_model(body.model),
         "prompt": body.prompt,
-        "n": body.n,
         "width": width,
         "height": height,
         "negative_prompt": body.negative_prompt,
-        "user": body.user,
+        "user": body.safety_identifier or body.user,
         "init_image": init_image,
+        "output_compression": body.output_compression,
     }
     optional = {
+        "n": body.n,
         "seed": body.seed,
-        "steps": body.steps if body.steps is not None else body.num_inference_steps,
+        "steps": steps,
         "guidance_scale": body.guidance_scale,
-        "strength": body.strength,
+        "strength": strength,
         "response_format": body.response_format,
         "output_format": body.output_format,
-        "max_price_usd": body.max_price_usd,
+        "max_price_usd": max_price,
     }
     fields.update({name: value for name, value in optional.items() if value is not None})
     renamed = {"steps": "num_inference_steps"} if body.steps is None and body.num_inference_steps else None
@@ -106,3 +214,37 @@ def to_image_request(raw: Any, *, init_image: bytes | None = None) -> ImageReque
         return ImageRequest.model_validate(fields)
     except ValidationError as error:
         raise _first_error(error, renamed) from error
+
+
+def _client_error(error: ValidationError) -> InvalidRequest:
+    """The first problem of a body, in OpenAI's words where OpenAI has some."""
+    first = error.errors(include_url=False)[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        return InvalidRequest(f"We could not parse the JSON body of your request: {first['msg']}",
+                              code="invalid_json")
+    if not first["loc"]:
+        return InvalidRequest("The request body must be a JSON object", param=None)
+    name = str(first["loc"][0])
+    if kind == "extra_forbidden":
+        if name in EDIT_ONLY_FIELDS:
+            return InvalidRequest(f"'{name}' applies to /v1/images/edits only", param=name,
+                                  code="unknown_parameter")
+        return InvalidRequest(f"Unrecognized request argument supplied: {name}", param=name,
+                              code="unknown_parameter")
+    reason = refusal(name, first.get("input"))
+    if reason is not None:
+        code = "unsupported_parameter" if name in REFUSED_FIELDS else "unsupported_value"
+        return InvalidRequest(f"'{name}' is not supported here: {reason}", param=name, code=code)
+    return _first_error(error)
+
+
+def _first_error(error: ValidationError, renamed: dict[str, str] | None = None) -> InvalidRequest:
+    first = error.errors(include_url=False)[0]
+    loc = [str(part) for part in first["loc"]]
+    names = {**_CLIENT_NAME, **(renamed or {})}
+    field = names.get(loc[0], loc[0]) if loc else None
+    message = first["msg"].removeprefix("Value error, ")
+    if field == "size" and loc:
+        message = f"{loc[0]} {message[0].lower()}{message[1:]} (from size)"
+    return InvalidRequest(f"Invalid '{field}': {message}", param=field)

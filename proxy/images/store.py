@@ -30,6 +30,9 @@ def valid_name(name: str) -> bool:
 
 
 class ImageStore(Protocol):
+    ttl_s: float
+    """How long an image stays downloadable."""
+
     async def put(self, data: bytes, fmt: ImageFormat) -> str:
         """Keep ``data`` for the TTL and return its name (``<id>.<ext>``)."""
         ...

@@ -135,11 +135,53 @@ async def test_an_edit_reaches_an_image_to_image_route_with_the_image(client: Cl
 
 
 async def test_an_edit_without_an_image_is_a_400_naming_the_image(client: Client) -> None:
-    response = await client.post("/v1/images/edits", files={"mask": ("m.png", encode("PNG"), "image/png")},
+    response = await client.post("/v1/images/edits", files={"prompt": (None, "make it autumn")})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "image"
+
+
+async def test_an_edit_with_a_mask_is_refused_naming_the_mask(client: Client, vendors: Vendors) -> None:
+    response = await client.post("/v1/images/edits", files={"image": ("s.png", encode("PNG"), "image/png"),
+                                                            "mask": ("m.png", encode("PNG"), "image/png")},
+                                 data={"prompt": "make it autumn"})
+
+    assert response.status_code == 400
+    assert (response.json()["error"]["param"], response.json()["error"]["code"]) == ("mask", "unsupported_parameter")
+    assert "inpainting" in response.json()["error"]["message"]
+    assert vendors.editor.calls == []
+
+
+async def test_an_edit_with_two_images_is_refused_not_cut_to_one(client: Client, vendors: Vendors) -> None:
+    response = await client.post("/v1/images/edits", files=[("image[]", ("a.png", encode("PNG"), "image/png")),
+                                                            ("image[]", ("b.png", encode("PNG", seed=2), "image/png"))],
                                  data={"prompt": "make it autumn"})
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "image"
+    assert vendors.editor.calls == []
+
+
+async def test_an_edit_whose_image_is_text_is_a_400_naming_the_image(client: Client) -> None:
+    response = await client.post("/v1/images/edits", files={"image": (None, "not a file"),
+                                                            "prompt": (None, "make it autumn")})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "image"
+
+
+async def test_output_compression_sets_the_encoder_quality(client: Client) -> None:
+    sizes = {}
+    for compression in (5, 95):
+        response = await client.post("/v1/images/generations", json={
+            "prompt": "a kite", "response_format": "b64_json", "output_format": "jpeg",
+            "output_compression": compression})
+        assert response.status_code == 200, response.text
+        data = base64.b64decode(response.json()["data"][0]["b64_json"])
+        assert sniff_format(data[:16]) == "jpeg"
+        sizes[compression] = len(data)
+
+    assert sizes[5] < sizes[95] / 2
 
 
 async def test_an_edit_with_a_file_that_is_not_an_image_is_a_400_naming_the_image(client: Client) -> None:
