@@ -18,6 +18,7 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     │   ├── InsufficientCredits        402 insufficient_credits
     │   ├── PriceCeilingExceeded       402 price_ceiling_exceeded
     │   ├── IdempotencyConflict        409
+    │   ├── UnsupportedRequest         400 unsupported_request: no route can serve it, however healthy
     │   └── NotFound                   404 (an expired image, an unknown key)
     ├── ClientDisconnected             499: the client hung up; the work was cancelled
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt
@@ -140,6 +141,17 @@ class PriceCeilingExceeded(ClientError):
 class IdempotencyConflict(ClientError):
     status_code = 409
     code = "idempotency_conflict"
+
+
+class UnsupportedRequest(ClientError):
+    """Every route was skipped for what it cannot do (steps, size, n, image-to-image), none for
+    its health: retrying cannot help, the request must change. The message lists each reason."""
+
+    code = "unsupported_request"
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        super().__init__("No route of this gateway can serve a request like this: " + "; ".join(reasons))
+        self.reasons = list(reasons)
 
 
 class NotFound(ClientError):

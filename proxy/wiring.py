@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from backends.base import Backend
+from backends.base import Backend, Capabilities
 from backends.vendors.backend import VendorBackend
 from backends.vendors.registry import VENDOR_SPECS
 from core.state.base import StateStore
@@ -157,7 +157,7 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
                   else build_routes(keyed_from_environment(settings.enabled_routes())))
         closers.extend(route.backend.aclose for route in routes)
         notice = ""
-        if settings.simulators == "on" or (settings.simulators == "auto" and not routes):
+        if serves_simulators(settings, has_routes=bool(routes)):
             routes, notice = _serve_simulators(closers)
         warming = _start_loading(routes)
         closers.append(warming.cancel_all)
@@ -168,6 +168,27 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
     if notice:
         log.warning(notice)
     return Running(gateway, closers, notice)
+
+
+def serves_simulators(settings: Settings, *, has_routes: bool) -> bool:
+    """Whether the built-in simulators stand in for the routes."""
+    return settings.simulators == "on" or (settings.simulators == "auto" and not has_routes)
+
+
+def served_capabilities(settings: Settings, overrides: Overrides | None = None) -> list[Capabilities]:
+    """What each route the gateway will build can serve, known before any is built (the OpenAPI
+    document states it)."""
+    from backends.capability_table import capabilities_by_backend
+    from backends.simulators.vendors import VENDORS
+
+    table = capabilities_by_backend()
+    if overrides is not None and overrides.routes is not None:
+        served = [route.backend.capabilities for route in overrides.routes]
+    else:
+        served = [table[config.vendor] for config in settings.enabled_routes() for _ in config.regions]
+    if serves_simulators(settings, has_routes=bool(served)):
+        served = [table[vendor] for vendor in VENDORS]
+    return served
 
 
 def _serve_simulators(closers: list[Closer]) -> tuple[list[Route], str]:

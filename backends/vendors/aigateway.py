@@ -16,7 +16,9 @@ def build_request(request: ImageRequest, options: Options) -> HttpCall:
 
 AIGATEWAY = VendorSpec(
     name="aigateway",
-    capabilities=Capabilities(max_steps=50, max_n=4, min_side=256, max_side=1536),
+    # Steps 1-20 (assumed): the upstream is likely Cloudflare Workers AI, whose limit that is, and the
+    # simulator enforces it; with 50 here a request for 21-50 steps was sent and refused with a 400.
+    capabilities=Capabilities(max_steps=20, max_n=4, min_side=256, max_side=1536),
     build_request=build_request,
     parse_output=parse_generation,
     error_fields=openai_error_fields,

@@ -9,17 +9,21 @@ import hmac
 from decimal import Decimal
 from typing import Annotated, Any
 
-from litestar import Request, Router, delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import Provide
-from litestar.params import Dependency
+from litestar.openapi.spec import RequestBody
+from litestar.params import Dependency, Parameter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from proxy.api.injected import InjectedBilling, InjectedSettings
+from proxy.api.openapi import Answer, documented, json_content
+from proxy.api.schemas import AdminKeyCreated, AdminKeyList, KeyRevoked
 from proxy.billing import bearer_token
 
 AnyRequest = Request[Any, Any, Any]
+KeyId = Annotated[str, Parameter(pattern=r"^[0-9a-f]{64}$", description="The key's id (its SHA-256, in hex)")]
 AdminKeys = Annotated[ApiKeyRegistry, Dependency(skip_validation=True)]
 """``keys``: the client key registry, injected only once the admin token checks out."""
 
@@ -55,31 +59,48 @@ def _describe(record: KeyRecord) -> dict[str, object]:
     }
 
 
-@post("/", status_code=201)
+ADMIN_ERRORS = (400, 401, 403, 413, 500)
+KEYS_DEPENDENCY = {"keys": Provide(admin_key_registry, sync_to_thread=False)}
+NEW_KEY_BODY = RequestBody(content=json_content(NewKey), required=True)
+
+
+@post("/v1/admin/keys", status_code=201, dependencies=KEYS_DEPENDENCY,
+      operation_class=documented(Answer(AdminKeyCreated, "The new key, shown once"), status=201,
+                                 errors=ADMIN_ERRORS, body=NEW_KEY_BODY))
 async def create_key(request: AnyRequest, keys: AdminKeys) -> dict[str, object]:
     try:
-        new = NewKey.model_validate_json(await request.body())
+        new = NewKey.model_validate_json(await request.body(), strict=True)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        param = str(first["loc"][0]) if first["loc"] else None
-        raise InvalidRequest(f"Invalid '{param}': {first['msg']}", param=param) from error
+        raise _invalid_new_key(error) from error
     key, record = await keys.create(new.name, new.budget_credits)
     return {"key": key, **_describe(record)}
 
 
-@get("/")
+def _invalid_new_key(error: ValidationError) -> InvalidRequest:
+    first = error.errors(include_url=False)[0]
+    if not first["loc"]:
+        return InvalidRequest('The body must be a JSON object such as {"name": "team-a", "budget_credits": 500}',
+                              code="invalid_json" if first["type"] == "json_invalid" else None)
+    param = str(first["loc"][0])
+    if first["type"] == "extra_forbidden":
+        return InvalidRequest(f"Unrecognized request argument supplied: {param}", param=param,
+                              code="unknown_parameter")
+    return InvalidRequest(f"Invalid '{param}': {first['msg']}", param=param)
+
+
+@get("/v1/admin/keys", dependencies=KEYS_DEPENDENCY,
+     operation_class=documented(Answer(AdminKeyList, "Every key (without the keys themselves)"),
+                                errors=ADMIN_ERRORS))
 async def list_keys(keys: AdminKeys) -> dict[str, object]:
     return {"object": "list", "data": [_describe(record) for record in await keys.list()]}
 
 
-@delete("/{key_id:str}", status_code=200)
-async def revoke_key(keys: AdminKeys, key_id: str) -> dict[str, object]:
+@delete("/v1/admin/keys/{key_id:str}", status_code=200, dependencies=KEYS_DEPENDENCY,
+        operation_class=documented(Answer(KeyRevoked, "Revoked"), errors=(*ADMIN_ERRORS, 404)))
+async def revoke_key(keys: AdminKeys, key_id: KeyId) -> dict[str, object]:
     if not await keys.revoke_id(key_id):
         raise NotFound(f"No key with id {key_id}", param="key_id")
     return {"id": key_id, "revoked": True}
 
 
-ADMIN_KEYS = Router(
-    path="/v1/admin/keys", route_handlers=[create_key, list_keys, revoke_key],
-    dependencies={"keys": Provide(admin_key_registry, sync_to_thread=False)},
-)
+ADMIN_KEY_HANDLERS = [create_key, list_keys, revoke_key]

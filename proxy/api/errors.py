@@ -40,7 +40,7 @@ def on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         translated = PayloadTooLarge("The request body is larger than this gateway accepts")
     elif isinstance(exc, ValidationException):
-        translated = InvalidRequest(f"Invalid request: {exc.detail}")
+        translated = _invalid_parameter(exc)
     elif exc.status_code == 404:
         translated = NotFound(f"No such endpoint: {exc.detail}")
     else:
@@ -50,6 +50,16 @@ def on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response
         translated.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
     translated.headers.update(exc.headers or {})
     return error_response(translated)
+
+
+def _invalid_parameter(exc: ValidationException) -> InvalidRequest:
+    """Litestar's own validation (path parameters), naming the parameter as our errors do."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    first = problems[0] if problems and isinstance(problems[0], dict) else {}
+    name = first.get("key")
+    if not isinstance(name, str):
+        return InvalidRequest(f"Invalid request: {exc.detail}")
+    return InvalidRequest(f"Invalid '{name}': {first.get('message', 'not accepted')}", param=name)
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

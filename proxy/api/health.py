@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proxy.api.injected import InjectedGateway
+from proxy.api.openapi import Answer, documented
+from proxy.api.schemas import Health, Readiness
 from proxy.metrics import REGISTRY
 
 
-@get("/healthz", sync_to_thread=False)
+@get("/healthz", sync_to_thread=False, operation_class=documented(Answer(Health, "Alive")))
 def healthz() -> dict[str, str]:
     """The process is alive and its event loop answers."""
     return {"status": "ok"}
 
 
-@get("/readyz")
+@get("/readyz", operation_class=documented(Answer(Readiness, "Ready to serve"), errors=(500,),
+                                           others={503: Answer(Readiness, "Not ready: the problems say why")}))
 async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
     """Ready when the gateway has a route and its state store answers (it is built before the
     server takes its first request)."""
@@ -32,6 +36,8 @@ async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
     return Response(body, status_code=503 if problems else 200)
 
 
-@get("/metrics", sync_to_thread=False)
+@get("/metrics", sync_to_thread=False, operation_class=documented(Answer(
+    {"text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
+    "Prometheus' text exposition format")))
 def metrics() -> Response[bytes]:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

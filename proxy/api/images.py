@@ -7,25 +7,29 @@ billing included): each injected dependency costs microseconds on the hottest pa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import Parameter
 
 from core.errors import InvalidRequest, NotFound
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
+from proxy.api.image_operations import DOWNLOAD_OPERATION, edits_operation, generations_operation
 from proxy.api.injected import InjectedGateway, InjectedImageStore
 from proxy.api.openai_fields import REFUSED_EDIT_FILES
 from proxy.api.openai_request import PRICE_CEILING_HEADER, from_form, from_json_body
-from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
+from proxy.api.served_limits import ServedLimits
 from proxy.gateway import Gateway
-from proxy.images.store import MEDIA_TYPES
+from proxy.images.store import IMAGE_NAME_PATTERN, MEDIA_TYPES
 from proxy.images.validate import validate_init_image
 
 AnyRequest = Request[Any, Any, Any]
+ImageName = Annotated[str, Parameter(pattern=f"^{IMAGE_NAME_PATTERN}$", description="As the image's url gives it")]
 
 
 async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
@@ -37,14 +41,12 @@ async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
     return Response(content=orjson.dumps(served.body), media_type="application/json", headers=served.headers)
 
 
-@post("/v1/images/generations", status_code=200, operation_class=GENERATIONS_OPERATION)
 async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     image_request = from_json_body(await request.body(), ceiling=request.headers.get(PRICE_CEILING_HEADER))
     return await _serve(request, gateway, key, image_request)
 
 
-@post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)
 async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -76,8 +78,8 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[
     return await _serve(request, gateway, key, image_request)
 
 
-@get("/v1/images/files/{name:str}")
-async def download_image(name: str, image_store: InjectedImageStore) -> Response[bytes]:
+@get("/v1/images/files/{name:str}", operation_class=DOWNLOAD_OPERATION)
+async def download_image(name: ImageName, image_store: InjectedImageStore) -> Response[bytes]:
     data = await image_store.get(name)
     if data is None:
         raise NotFound(f"This image does not exist or has expired (images live {lifetime(image_store.ttl_s)})",
@@ -85,6 +87,19 @@ async def download_image(name: str, image_store: InjectedImageStore) -> Response
     media_type = MEDIA_TYPES[name.rsplit(".", 1)[-1]]
     return Response(content=data, media_type=media_type,
                     headers={"cache-control": f"private, max-age={int(image_store.ttl_s)}"})
+
+
+def image_handlers(generations: ServedLimits | None, edits: ServedLimits | None) -> list[HTTPRouteHandler]:
+    """The image endpoints, documented with what this deployment's routes serve: ``generations``
+    for all of them, ``edits`` for those that do image-to-image (None: no route does, and the
+    edits endpoint, which then refuses every request, is left out of the document)."""
+    return [
+        post("/v1/images/generations", status_code=200,
+             operation_class=generations_operation(generations))(create_image),
+        post("/v1/images/edits", status_code=200, include_in_schema=edits is not None,
+             operation_class=edits_operation(edits))(edit_image),
+        download_image,
+    ]
 
 
 def lifetime(seconds: float) -> str:

@@ -6,7 +6,8 @@ Nothing a client sends is dropped in silence. Every field of ``POST /v1/images/g
 
 - **honoured** as OpenAI defines it: ``prompt``, ``model`` (an alias of the one model), ``n``,
   ``size``, ``response_format``, ``output_format`` (png, jpeg, webp), ``output_compression``
-  (the jpeg/webp encoder quality), ``background`` (``opaque``/``auto``: the images are opaque),
+  (the jpeg/webp encoder quality; a png is lossless, always at full quality), ``background``
+  (``opaque``/``auto``: the images are opaque),
   ``moderation`` (``auto``: the vendors' filters), ``stream`` (``false``), ``user`` and
   ``safety_identifier`` (written to the access log for abuse tracing, never sent to vendors);
   ``image`` (one source image);
@@ -78,5 +79,8 @@ SIDES = range(MIN_SIDE, MAX_SIDE + 1, SIDE_STEP)
 SIZE_PATTERN = f"^(auto|({_alternation(SIDES)})x({_alternation(SIDES)}))$"
 """The sizes served, as a JSON Schema pattern for the OpenAPI document (the validator in
 ``openai_request.parse_size`` says what is wrong in words; a test checks the two agree)."""
-PROMPT_PATTERN = r"\S"
-"""Not blank: at least one character that is not white space (as ``str.isspace`` sees it)."""
+WHITE_SPACE = r"\t\n\x0b\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""The characters ``str.isspace`` calls white space, spelled out: ``\\s`` means another set in
+each regex engine (ECMAScript's lacks U+001C-U+001F and adds U+FEFF)."""
+PROMPT_PATTERN = f"[^{WHITE_SPACE}]"
+"""Not blank: at least one character that is not white space."""

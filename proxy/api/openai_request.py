@@ -13,10 +13,10 @@ OpenAI does, so that a typo is not silently ignored.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import InvalidRequest
 from core.request import (
@@ -41,9 +41,32 @@ from proxy.api.openai_fields import (
 _SIZE = re.compile(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
 """WIDTHxHEIGHT in ASCII digits without leading zeros, whole (``fullmatch``): what the documented
 ``SIZE_PATTERN`` allows, so that the schema and the validator agree."""
+_NOT_BLANK = re.compile(PROMPT_PATTERN)
 _CLIENT_NAME = {"width": "size", "height": "size", "init_image": "image"}
 EDIT_ONLY_FIELDS = frozenset({"strength", "input_fidelity"})
 PRICE_CEILING_HEADER = "x-boltgate-max-price-usd"
+PRICE_PATTERN = r"^[0-9]{1,9}(\.[0-9]{1,12})?$"
+"""A price ceiling in a header: plain decimal USD (no sign, exponent or underscores)."""
+_PRICE = re.compile(PRICE_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's ``integer`` takes ``33.0`` (a number with no fraction); strict pydantic does
+    not. Whole floats become ints here; everything else is left to the field's own check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WHOLE = BeforeValidator(_whole_number)
+"""Marks an integer field of a body: a JSON integer, or a number without a fraction."""
+
+
+def _booleans_only(value: Any) -> Any:
+    """``Literal[False]`` alone takes ``0`` (``0 == False``); JSON Schema's boolean does not."""
+    if value is not None and not isinstance(value, bool):
+        raise ValueError("Input should be a boolean")
+    return value
 
 
 def _refused(reason: str) -> Any:
@@ -59,21 +82,24 @@ class OpenAIImageBody(BaseModel):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, json_schema_extra={"pattern": PROMPT_PATTERN},
                         description="What to draw; not blank.")
     model: str | None = Field(default=None, description="sdxl-lightning or one of its aliases (GET /v1/models).")
-    n: int | None = Field(default=None, ge=1, le=MAX_N, description="How many images (default 1).")
+    n: Annotated[int, Field(ge=1, le=MAX_N), WHOLE] | None = Field(default=None,
+                                                                   description="How many images (default 1).")
     size: str | None = Field(default=None, json_schema_extra={"pattern": SIZE_PATTERN},
                              description="WIDTHxHEIGHT, sides 256-1536 in multiples of 8, or auto (1024x1024).")
     response_format: Literal["url", "b64_json"] | None = Field(
         default=None, description="url (default; served by the gateway for image_ttl_s) or b64_json.")
     output_format: Literal["png", "jpeg", "webp"] | None = Field(default=None, description="Default png.")
-    output_compression: int | None = Field(
-        default=None, ge=0, le=100, description="Encoder quality of jpeg and webp images; refused with png.")
+    output_compression: Annotated[int, Field(ge=0, le=100), WHOLE] | None = Field(
+        default=None,
+        description="Encoder quality of jpeg and webp images (100 best); png is lossless and always whole.")
     quality: Literal["low", "medium", "high", "xhigh", "max", "standard", "hd", "auto"] | None = Field(
         default=None, description="Mapped to steps: low 2, medium/standard 4, high/hd/xhigh/max 8, auto the "
                                   "default; steps wins when given.")
     background: Literal["opaque", "auto"] | None = Field(
         default=None, description="The images are opaque; transparent is refused.")
     moderation: Literal["auto"] | None = Field(default=None, description="The vendors' own filters; low is refused.")
-    stream: Literal[False] | None = Field(default=None, description="Streaming is not offered; true is refused.")
+    stream: Annotated[Literal[False] | None, BeforeValidator(_booleans_only)] = Field(
+        default=None, description="Streaming is not offered; true is refused.")
     user: str | None = Field(default=None, max_length=MAX_USER_CHARS,
                              description="Your end user's id, written to the access log; never sent to vendors.")
     safety_identifier: str | None = Field(default=None, max_length=MAX_USER_CHARS,
@@ -85,10 +111,11 @@ class OpenAIImageBody(BaseModel):
     frame_duration_ms: None = _refused(REFUSED_FIELDS["frame_duration_ms"])
     svg: None = _refused(REFUSED_FIELDS["svg"])
     negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS, description="What not to draw.")
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED,
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED), WHOLE] | None = Field(default=None,
                              description="Drawn and returned (body and x-boltgate-seed) when absent.")
-    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="Denoising steps (default 4).")
-    num_inference_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS,
+    steps: Annotated[int, Field(ge=1, le=MAX_STEPS), WHOLE] | None = Field(default=None,
+                                                                          description="Denoising steps (default 4).")
+    num_inference_steps: Annotated[int, Field(ge=1, le=MAX_STEPS), WHOLE] | None = Field(default=None,
                                             description="Alias of steps; steps wins when both are given.")
     guidance_scale: float | None = Field(default=None, ge=0, le=MAX_GUIDANCE, allow_inf_nan=False,
                                          description="Classifier-free guidance (default 0, as Lightning wants).")
@@ -99,7 +126,7 @@ class OpenAIImageBody(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
-        if value.isspace():
+        if _NOT_BLANK.search(value) is None:
             raise ValueError("prompt must not be blank")
         return value
 
@@ -129,14 +156,10 @@ def price_ceiling(header: str | None) -> Decimal | None:
     """The ``x-boltgate-max-price-usd`` header as a price, or None when absent."""
     if header is None:
         return None
-    try:
-        price = Decimal(header.strip())
-    except InvalidOperation:
-        price = Decimal("NaN")
-    if not price.is_finite() or price < 0:
-        raise InvalidRequest(f"{PRICE_CEILING_HEADER} must be a price in USD, at least 0, not {header[:40]!r}",
+    if _PRICE.fullmatch(header) is None:
+        raise InvalidRequest(f"{PRICE_CEILING_HEADER} must be a price in USD such as 0.05, not {header[:40]!r}",
                              param=PRICE_CEILING_HEADER)
-    return price
+    return Decimal(header)
 
 
 def from_json_body(raw: bytes, *, ceiling: str | None = None) -> ImageRequest:
@@ -175,10 +198,7 @@ def _form_values(fields: dict[str, str]) -> dict[str, Any]:
 
 def _build(body: OpenAIImageBody, init_image: bytes | None, ceiling: Decimal | None) -> ImageRequest:
     width, height = parse_size(body.size)
-    output_format = body.output_format or "png"
-    if body.output_compression is not None and output_format == "png":
-        raise InvalidRequest("output_compression applies to jpeg and webp; png is lossless",
-                             param="output_compression", code="unsupported_value")
+    lossy = body.output_format in ("jpeg", "webp")
     steps = body.steps if body.steps is not None else body.num_inference_steps
     if steps is None and body.quality is not None:
         steps = QUALITY_STEPS[body.quality]
@@ -196,7 +216,7 @@ def _build(body: OpenAIImageBody, init_image: bytes | None, ceiling: Decimal | N
         "negative_prompt": body.negative_prompt,
         "user": body.safety_identifier or body.user,
         "init_image": init_image,
-        "output_compression": body.output_compression,
+        "output_compression": body.output_compression if lossy else None,  # png: lossless, nothing to set
     }
     optional = {
         "n": body.n,

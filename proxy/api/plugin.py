@@ -25,26 +25,39 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
-from proxy.api.admin import ADMIN_KEYS
+from proxy.api.admin import ADMIN_KEY_HANDLERS
 from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.health import healthz, metrics, readyz
-from proxy.api.images import create_image, download_image, edit_image
+from proxy.api.images import image_handlers
 from proxy.api.injected import InjectedGateway
 from proxy.api.models import list_models, retrieve_model
+from proxy.api.options import options_handlers
+from proxy.api.served_limits import ServedLimits
 from proxy.api.usage import key_usage
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import ImageStore
 from proxy.settings import Settings
-from proxy.wiring import Overrides, Running, build_gateway
+from proxy.wiring import Overrides, Running, build_gateway, served_capabilities
 
-ROUTE_HANDLERS: list[ControllerRouterHandler] = [
-    create_image, edit_image, download_image, list_models, retrieve_model,
-    healthz, readyz, metrics, key_usage, ADMIN_KEYS,
+OTHER_ENDPOINTS: list[HTTPRouteHandler] = [
+    list_models, retrieve_model, healthz, readyz, metrics, key_usage, *ADMIN_KEY_HANDLERS,
 ]
+
+
+def route_handlers(settings: Settings, overrides: Overrides | None) -> list[ControllerRouterHandler]:
+    """Every endpoint, the image ones documented with what this deployment's routes serve; our
+    OPTIONS handlers first (Litestar adds its own to a path that has none when it meets it)."""
+    served = served_capabilities(settings, overrides)
+    endpoints = [
+        *image_handlers(ServedLimits.of(served), ServedLimits.of(caps for caps in served if caps.image_to_image)),
+        *OTHER_ENDPOINTS,
+    ]
+    return [*options_handlers(endpoints), *endpoints]
 
 
 def tune_garbage_collector() -> None:
@@ -68,7 +81,7 @@ class GatewayPlugin(InitPlugin):
         self._running: Running | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend(ROUTE_HANDLERS)
+        app_config.route_handlers.extend(route_handlers(self.settings, self.overrides))
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
         app_config.lifespan.append(self.lifespan)
         app_config.dependencies.update({

@@ -25,6 +25,7 @@ from core.errors import (
     NoBackendAvailable,
     PriceCeilingExceeded,
     RouteAttempt,
+    UnsupportedRequest,
     VendorAuthError,
     VendorProtocolError,
     VendorRateLimited,
@@ -81,8 +82,11 @@ class Router:
         able: list[Route] = []
         skipped: list[str] = []
         priced_out: list[Decimal] = []
+        incapable = 0
         for route in self.routes:
-            reason = route.backend.capabilities.refusal(request) or await self.health.unavailable_reason(route)
+            reason = route.backend.capabilities.refusal(request)
+            incapable += reason is not None
+            reason = reason or await self.health.unavailable_reason(route)
             if reason is None and request.max_price_usd is not None and self.price_of is not None:
                 price = self.price_of(route, request)
                 if price > request.max_price_usd:
@@ -92,6 +96,8 @@ class Router:
                 able.append(route)
             else:
                 skipped.append(f"{route.key}: {reason}")
+        if self.routes and incapable == len(self.routes):
+            raise UnsupportedRequest(skipped)
         if not able and priced_out:
             raise PriceCeilingExceeded(
                 f"every route costs more than max_price_usd={request.max_price_usd}; "

@@ -33,11 +33,16 @@ async def test_the_admin_token_is_checked() -> None:
         missing = await client.get("/v1/admin/keys")
         wrong = await client.get("/v1/admin/keys", headers={"Authorization": "Bearer guess"})
         bad_body = await client.post("/v1/admin/keys", json={"name": ""}, headers=ADMIN)
-        unknown = await client.delete("/v1/admin/keys/nope", headers=ADMIN)
+        unknown = await client.delete(f"/v1/admin/keys/{'0' * 64}", headers=ADMIN)
+        malformed = await client.delete("/v1/admin/keys/nope", headers=ADMIN)
+        empty = await client.post("/v1/admin/keys", headers=ADMIN)
     assert missing.status_code == 401
     assert wrong.status_code == 403
     assert (bad_body.status_code, bad_body.json()["error"]["param"]) == (400, "name")
     assert unknown.status_code == 404
+    assert (malformed.status_code, malformed.json()["error"]["param"]) == (400, "key_id")
+    assert empty.status_code == 400
+    assert empty.json()["error"]["message"].startswith("The body must be a JSON object such as {")
 
 
 async def test_without_an_admin_token_the_admin_api_is_off() -> None:

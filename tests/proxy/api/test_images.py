@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from backends.base import sniff_format
+from backends.base import Capabilities, sniff_format
 from core.errors import VendorRejectedRequest, VendorUnavailable
 from tests.proxy.api.served_app import Client, Vendors, serving
 from tests.proxy.images.samples import encode
@@ -111,6 +111,16 @@ async def test_the_price_ceiling_header_applies_when_the_body_has_none(client: C
     assert response.json()["error"]["code"] == "price_ceiling_exceeded"
 
 
+async def test_a_request_refused_by_some_routes_and_unhealthy_on_the_rest_is_a_503() -> None:
+    small = ScriptedBackend("runflow", "eu", capabilities=Capabilities(max_steps=8))
+    down = ScriptedBackend.playing("eachlabs", VendorUnavailable("down", status=503), region="us")
+    async with serving([route_to(small, priority=1), route_to(down, max_attempts=1, priority=2)]) as client:
+        response = await client.post("/v1/images/generations", json={"prompt": "a kite", "steps": 20})
+
+    assert response.status_code == 503
+    assert "runflow:eu: steps 20 > 8" in response.json()["error"]["message"]
+
+
 # --- edits ---------------------------------------------------------------------------------------
 
 
@@ -200,12 +210,13 @@ async def test_an_edit_sent_as_json_is_a_400_naming_the_image(client: Client) ->
     assert response.json()["error"]["param"] == "image"
 
 
-async def test_an_edit_that_no_route_can_serve_is_503_naming_the_skip() -> None:
+async def test_an_edit_that_no_route_could_ever_serve_is_a_400_naming_the_reason() -> None:
     text_only = ScriptedBackend("runflow", "eu")
     async with serving([route_to(text_only)]) as client:
         response = await client.post("/v1/images/edits", files={"image": ("s.png", encode("PNG"), "image/png")},
                                      data={"prompt": "make it autumn"})
 
-    assert response.status_code == 503
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unsupported_request"
     assert "runflow:eu: no image-to-image" in response.json()["error"]["message"]
     assert text_only.calls == []

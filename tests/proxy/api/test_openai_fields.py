@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from openai.types.image_edit_params import ImageEditParamsNonStreaming
 from openai.types.image_generate_params import ImageGenerateParamsNonStreaming
@@ -112,15 +113,13 @@ def test_input_fidelity_and_strength_belong_to_edits_only() -> None:
         assert "/v1/images/edits" in error.message
 
 
-def test_output_compression_is_the_jpeg_and_webp_quality_and_refused_with_png() -> None:
+def test_output_compression_is_the_jpeg_and_webp_quality_and_png_stays_lossless() -> None:
     assert to_image_request({"prompt": PROMPT, "output_format": "jpeg", "output_compression": 40}
                             ).output_compression == 40
     assert to_image_request({"prompt": PROMPT, "output_format": "webp", "output_compression": 0}
                             ).output_compression == 0
-
     for png in ({"output_format": "png"}, {}):
-        error = refused({"output_compression": 80, **png})
-        assert (error.param, error.code) == ("output_compression", "unsupported_value")
+        assert to_image_request({"prompt": PROMPT, "output_compression": 80, **png}).output_compression is None
 
 
 def test_safety_identifier_is_the_user_and_wins_over_user() -> None:
@@ -143,6 +142,8 @@ def test_a_form_says_stream_in_text() -> None:
     (b'{"prompt": "x", "n": "2"}', "n"),
     (b'{"prompt": "x", "seed": true}', "seed"),
     (b'{"prompt": "x", "steps": 4.5}', "steps"),
+    (b'{"prompt": "x", "n": true}', "n"),
+    (b'{"prompt": "x", "stream": 0}', "stream"),
     (b'{"prompt": "x", "max_price_usd": "0.5"}', "max_price_usd"),
     (b'{"prompt": "x", "guidance_scale": "1"}', "guidance_scale"),
     (b'{"prompt": 7}', "prompt"),
@@ -167,6 +168,12 @@ def test_a_json_body_takes_numbers_where_numbers_are_due() -> None:
     request = from_json_body(b'{"prompt": "x", "n": 2, "guidance_scale": 1, "max_price_usd": 0.1, "seed": 3}')
 
     assert (request.n, request.guidance_scale, str(request.max_price_usd), request.seed) == (2, 1.0, "0.1", 3)
+
+
+def test_a_whole_number_written_with_a_fraction_is_an_integer_as_json_schema_says() -> None:
+    request = from_json_body(b'{"prompt": "x", "n": 2.0, "steps": 33.0, "seed": 7.0}')
+
+    assert (request.n, request.steps, request.seed) == (2, 33, 7)
 
 
 def test_the_price_ceiling_header_is_read_as_a_price() -> None:
@@ -203,13 +210,21 @@ def test_the_documented_size_pattern_is_exactly_the_sizes_served() -> None:
 
 
 def test_the_documented_prompt_pattern_is_exactly_the_prompts_served() -> None:
-    prompts = ["a", " a ", " ", "\t\n", "\x1c", "\u3000", "\x00", "\u200b"]
-    body_schema = OpenAIImageBody.model_json_schema()["properties"]["prompt"]
+    pattern = OpenAIImageBody.model_json_schema()["properties"]["prompt"]["pattern"]
+    blank_here = [code for code in range(0x110000) if re.search(pattern, chr(code)) is None]
 
-    for prompt in prompts:
+    assert blank_here == [code for code in range(0x110000) if chr(code).isspace()]
+    for prompt in ("a", " a ", " ", "\t\n", "\x1c", "\u3000", "\x00", "\u200b", "\ufeff"):
         try:
-            to_image_request({"prompt": prompt})
-            served = True
+            served = to_image_request({"prompt": prompt}).prompt == prompt
         except InvalidRequest:
             served = False
-        assert bool(re.search(body_schema["pattern"], prompt)) == served, repr(prompt)
+        assert bool(re.search(pattern, prompt)) == served, repr(prompt)
+
+
+@pytest.mark.parametrize("character", ["\x1c", "\x1f", "\x85", "\ufeff", "\u3000", " ", "a"])
+def test_the_prompt_pattern_means_the_same_to_a_json_schema_validator(character: str) -> None:
+    pattern = OpenAIImageBody.model_json_schema()["properties"]["prompt"]["pattern"]
+    validator = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+
+    assert validator.is_valid(character) == (not character.isspace())

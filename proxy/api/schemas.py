@@ -1,0 +1,121 @@
+"""The documented shapes of boltgate's answers, as pydantic models.
+
+Handlers on the hot path build their bodies as plain dicts (for speed); these models are what the
+OpenAPI document says they are. Nothing keeps the two together but the tests: the schemathesis
+run (``tests/e2e/test_schemathesis.py``) validates every answer it provokes against them, and the
+image answers are also validated against the ``openai`` SDK's and LiteLLM's own models.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+USD = Field(pattern=r"^[0-9]+\.[0-9]{6}$", description="USD, six decimals")
+CREDITS = Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="credits, as a decimal string")
+
+
+class Documented(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(Documented):
+    message: str
+    type: str = Field(description="invalid_request_error, authentication_error, server_error, ...")
+    param: str | None = Field(description="The field or header at fault, when one is")
+    code: str | None
+
+
+class ErrorBody(Documented):
+    """OpenAI's error envelope, used by every error answer."""
+
+    model_config = ConfigDict(title="Error")
+
+    error: ErrorDetail
+
+
+class ImageData(Documented):
+    url: str | None = Field(default=None, description="With response_format=url: where to download it")
+    b64_json: str | None = Field(default=None, description="With response_format=b64_json: the image itself")
+    revised_prompt: str
+
+
+class Billing(Documented):
+    """What the request cost (the same figures as the x-boltgate-* cost headers)."""
+
+    images: int = Field(ge=0)
+    cost_usd: str = USD
+    upstream_cost_usd: str = USD
+    credits: str = CREDITS
+    cost_display: str | None = Field(default=None, description="The price in the display currency, if set")
+
+
+class ImagesResponseBody(Documented):
+    """OpenAI's ``ImagesResponse``, plus the seed used and the ``billing`` object. There is no
+    ``usage``: OpenAI's clients read it as token counts, which these models are not billed by."""
+
+    model_config = ConfigDict(title="ImagesResponse")
+
+    created: int
+    data: list[ImageData]
+    output_format: Literal["png", "jpeg", "webp"]
+    size: str
+    seed: int = Field(ge=0)
+    billing: Billing
+
+
+class ModelCard(Documented):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    root: str
+
+
+class ModelList(Documented):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class Health(Documented):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Open to more fields: readiness reports what the operator needs and grows with it."""
+
+    status: Literal["ready", "not ready"]
+    problems: list[str]
+    routes: list[str]
+
+
+class KeyUsage(BaseModel):
+    """Open to more fields: the ledger's report (spend by day and vendor, budget left)."""
+
+    object: Literal["usage"]
+    key_id: str
+    name: str
+
+
+class AdminKey(Documented):
+    id: str
+    name: str
+    budget_credits: str | None
+    created: str
+    revoked: bool
+    static: bool
+
+
+class AdminKeyCreated(AdminKey):
+    key: str = Field(description="The key itself: shown once, only here")
+
+
+class AdminKeyList(Documented):
+    object: Literal["list"]
+    data: list[AdminKey]
+
+
+class KeyRevoked(Documented):
+    id: str
+    revoked: Literal[True]
