@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from core.logs import configure_logging
     from proxy.api.app import create_app
     from proxy.settings import Settings
 
@@ -24,10 +24,10 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(**overrides)  # type: ignore[arg-type]
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
-        access_log=False, log_level=settings.log_level, timeout_keep_alive=75,
+        access_log=False, log_config=None, timeout_keep_alive=75,  # boltgate writes its own access lines
     )
     return 0
 

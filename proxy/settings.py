@@ -118,7 +118,11 @@ class Settings(BaseSettings):
     """TOML file describing the routes (and any other setting)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["human", "json"] = "human"
+    """``human``: one readable line per record; ``json``: one JSON object per line (for a collector)."""
+    log_prompts: bool = False
+    """Write each request's prompt in its access line (off: prompts may be personal data)."""
 
     routes: list[RouteConfig] = Field(default_factory=list)
     routing_policy: Literal["priority", "cheapest"] = "priority"

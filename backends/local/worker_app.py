@@ -115,4 +115,5 @@ def serve_worker(config: LocalBackendConfig, host: str, port: int) -> None:
     """Run the worker with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_worker_app(config), host=host, port=port, access_log=False, timeout_keep_alive=75)
+    uvicorn.run(create_worker_app(config), host=host, port=port, access_log=False, timeout_keep_alive=75,
+                log_config=None)  # the process's logging is core.logs' (configured by the CLI)

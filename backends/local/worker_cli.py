@@ -7,13 +7,13 @@ preload_steps=1,4 --set compile_unet=true``); the common ones have their own fla
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
 from backends.local.config import LocalBackendConfig
+from core.logs import configure_logging
 
 
 def build_worker_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -61,7 +61,7 @@ def run_worker(args: argparse.Namespace) -> int:
     except ValidationError as error:
         print(f"invalid worker configuration:\n{error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     from backends.local.worker_app import serve_worker
 
     serve_worker(config, args.host, args.port)

@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from core.errors import BoltgateError, InvalidRequest, NotFound, PayloadTooLarge
+from proxy.api.access_log import record_of
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,20 @@ def error_response(error: BoltgateError) -> Response[bytes]:
     )
 
 
-def on_boltgate_error(_: Request[Any, Any, Any], error: BoltgateError) -> Response[bytes]:
+def on_boltgate_error(request: Request[Any, Any, Any], error: BoltgateError) -> Response[bytes]:
     if error.status_code >= 500:
         log.warning("%s: %s", error.code, error.message)
-    return error_response(error)
+    return _noted(request, error_response(error), error)
 
 
-def on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def _noted(request: Request[Any, Any, Any], response: Response[bytes], error: BoltgateError) -> Response[bytes]:
+    """Name the error's code in the request's access line."""
+    if (record := record_of(request.scope)) is not None:
+        record.error = error.code or error.error_type
+    return response
+
+
+def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     translated: BoltgateError
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         translated = PayloadTooLarge("The request body is larger than this gateway accepts")
@@ -49,7 +57,7 @@ def on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response
         translated.status_code = exc.status_code
         translated.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
     translated.headers.update(exc.headers or {})
-    return error_response(translated)
+    return _noted(request, error_response(translated), translated)
 
 
 def _invalid_parameter(exc: ValidationException) -> InvalidRequest:
@@ -64,7 +72,8 @@ def _invalid_parameter(exc: ValidationException) -> InvalidRequest:
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(BoltgateError("The gateway failed unexpectedly; the error was logged"))
+    error = BoltgateError("The gateway failed unexpectedly; the error was logged")
+    return _noted(request, error_response(error), error)
 
 
 EXCEPTION_HANDLERS = {

@@ -18,6 +18,7 @@ from litestar.params import Parameter
 from core.errors import InvalidRequest, NotFound
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
+from proxy.api.access_log import record_of
 from proxy.api.disconnect import unless_disconnected
 from proxy.api.image_operations import DOWNLOAD_OPERATION, edits_operation, generations_operation
 from proxy.api.injected import InjectedGateway, InjectedImageStore
@@ -34,6 +35,8 @@ ImageName = Annotated[str, Parameter(pattern=f"^{IMAGE_NAME_PATTERN}$", descript
 
 async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
                  image_request: ImageRequest) -> Response[bytes]:
+    if (record := record_of(request.scope)) is not None:
+        record.user, record.prompt = image_request.user, image_request.prompt
     served = await unless_disconnected(request, gateway.generate(
         image_request, base_url=str(request.base_url), key=key,
         idempotency_key=request.headers.get("idempotency-key"),
