@@ -23,6 +23,7 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     ├── ClientDisconnected             499: the client hung up; the work was cancelled
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt
     ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
+    │   ├── InvalidSettings            a settings file or BOLTGATE_* variable that cannot be read
     │   ├── CatalogError               a price catalog file or override that cannot be read as prices
     │   └── UnknownVendor              a vendor the price catalog has no price for
     └── BackendError                   one route failed; the router reads its flags, billing its
@@ -209,6 +210,13 @@ class ConfigurationError(BoltgateError):
     status_code = 500
     error_type = "server_error"
     code = "configuration_error"
+
+
+class InvalidSettings(ConfigurationError):
+    """The settings cannot be read: a file that is not TOML, a value of the wrong kind, a typo.
+    The message lists every problem in words, with where it came from."""
+
+    code = "invalid_settings"
 
 
 class CatalogError(ConfigurationError):

@@ -1,14 +1,35 @@
-"""The ``boltgate`` command: serve, check a config, print prices, run a GPU worker."""
+"""The ``boltgate`` command: serve, check a config, print prices and capabilities, run a GPU worker.
+
+Every command that reads the settings reads them through ``read_settings``, so a file that is not
+TOML, a ``BOLTGATE_*`` value of the wrong kind or a typo in a route is one readable message and
+exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from core.errors import ConfigurationError
+
+DESCRIPTION = """\
+boltgate: one OpenAI-compatible endpoint for SDXL-Lightning image generation, routed across
+hosted vendors and your own GPUs.
+
+With no vendor key set, `boltgate serve` routes to built-in vendor simulators, so every
+feature can be tried on a fresh machine."""
+
+EPILOG = """\
+settings: environment variables BOLTGATE_* (nested with __) over a TOML file named by
+--config or BOLTGATE_CONFIG; a route is enabled when its key variable is set.
+
+examples:
+  boltgate serve                               serve on http://127.0.0.1:8000
+  boltgate serve --config routes.toml --log-level debug
+  boltgate config check routes.toml            validate a file, print the routes it enables
+  boltgate prices                              the catalog and what a client pays per image"""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -16,12 +37,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from core.logs import configure_logging
     from proxy.api.app import create_app
-    from proxy.settings import Settings
+    from proxy.settings_reader import check_prices, read_settings
 
-    overrides: dict[str, object] = {}
-    if args.config:
-        overrides["config"] = Path(args.config)
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    flags = {"log_level": args.log_level, "public_base_url": args.public_base_url}
+    settings = read_settings(args.config, **{name: value for name, value in flags.items() if value is not None})
+    check_prices(settings)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     configure_logging(settings.log_level, settings.log_format)
@@ -33,12 +53,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from proxy.settings import Settings
+    from proxy.settings_reader import read_settings
 
     try:
-        settings = Settings(config=Path(args.file))
-    except (ValidationError, FileNotFoundError, ValueError) as error:
-        print(f"{args.file}: invalid\n{error}", file=sys.stderr)
+        settings = read_settings(args.file)
+    except ConfigurationError as error:
+        print(f"{args.file}: invalid\n{error.message}", file=sys.stderr)
         return 1
     print(f"{args.file}: valid; policy={settings.routing_policy}, deadline={settings.deadline_s}s, "
           f"state={settings.state_backend}")
@@ -58,9 +78,9 @@ def _config_check(args: argparse.Namespace) -> int:
 def _prices(args: argparse.Namespace) -> int:
     from pricing.catalog import PriceCatalog
     from pricing.report import render_price_table
-    from proxy.settings import Settings
+    from proxy.settings_reader import read_settings
 
-    settings = Settings(config=Path(args.config)) if args.config else Settings()
+    settings = read_settings(args.config)
     print(render_price_table(PriceCatalog.load(settings.pricing), settings.pricing))
     return 0
 
@@ -101,23 +121,29 @@ def _add_local_commands(commands: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="boltgate", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="boltgate", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="serve the gateway")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--config", help="routes TOML (or BOLTGATE_CONFIG)")
+    serve = commands.add_parser("serve", help="serve the gateway", description="Serve the gateway.")
+    serve.add_argument("--host", help="address to listen on (default: the host setting, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: the port setting, 8000)")
+    serve.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
+                       help="log level (default: the log_level setting, info)")
+    serve.add_argument("--public-base-url", metavar="URL",
+                       help="base of the image URLs handed to clients, e.g. https://images.example.com "
+                            "(default: the URL the client called)")
     serve.set_defaults(run=_serve)
 
-    config = commands.add_parser("config", help="configuration tools")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
-    check = config_commands.add_parser("check", help="validate a routes file and print the routes")
+    config = commands.add_parser("config", help="configuration tools", description="Configuration tools.")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
+    check = config_commands.add_parser("check", help="validate a settings file and print the routes it enables")
     check.add_argument("file")
     check.set_defaults(run=_config_check)
 
     prices = commands.add_parser("prices", help="print the price catalog and the client price per image")
-    prices.add_argument("--config", help="routes/pricing TOML (or BOLTGATE_CONFIG)")
+    prices.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
     prices.set_defaults(run=_prices)
     vendors = commands.add_parser("vendors", help="print what each backend can serve (the router's table)")
     vendors.set_defaults(run=_vendors)
@@ -127,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except ConfigurationError as error:
+        print(f"boltgate: {error.message}", file=sys.stderr)
+        return 2
     return result
 
 

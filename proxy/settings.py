@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from backends.route_options import unknown_options
 from pricing.config import KeyPolicy, PricingConfig
 
 VendorName = Literal["callmissed", "runflow", "eachlabs", "imageapi", "aigateway", "worker", "local"]
@@ -64,6 +65,13 @@ class RouteConfig(BaseModel):
     options: dict[str, str] = Field(default_factory=dict)
     """Vendor-specific knobs (Runflow's model path, Eachlabs' image field...)."""
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _known_options(self) -> RouteConfig:
+        problem = unknown_options(self.vendor, self.options)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _default_region(self) -> RouteConfig:
@@ -184,6 +192,8 @@ class Settings(BaseSettings):
         path = init_kwargs.get("config") or os.environ.get("BOLTGATE_CONFIG")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path:
+            if Path(path).is_dir():
+                raise IsADirectoryError(f"config file {path} is a directory, not a TOML file")
             if not Path(path).is_file():
                 raise FileNotFoundError(f"config file {path} does not exist")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
