@@ -1,8 +1,8 @@
 """imageapi.org: ``POST /api/v1/generate``, one image per call, answer shape set by config.
 
-vendors.md leaves the answer shape, errors and safety flag unconfirmed, so the shape is a
-setting (``SimulatorConfig.response_shape``) covering each form an adapter must accept. Errors
-are ``{"error": {"code", "message"}}``; an ``nsfw`` fault answers black images with
+imageapi.org's public documentation leaves the answer shape, errors and safety flag
+unconfirmed, so the shape is a setting (``SimulatorConfig.response_shape``) covering each form an
+adapter must accept. Errors are ``{"error": {"code", "message"}}``; an ``nsfw`` fault answers black images with
 ``"nsfw_content_detected": [true]``. ``seed`` is accepted as an optional extra.
 """
 
