@@ -119,9 +119,10 @@ class OpenAIImageBody(BaseModel):
                                             description="Alias of steps; steps wins when both are given.")
     guidance_scale: float | None = Field(default=None, ge=0, le=MAX_GUIDANCE, allow_inf_nan=False,
                                          description="Classifier-free guidance (default 0, as Lightning wants).")
-    max_price_usd: float | None = Field(
-        default=None, ge=0, allow_inf_nan=False,
-        description=f"Skip routes priced above this (USD); also the {PRICE_CEILING_HEADER} header.")
+    max_price_usd: (Annotated[float, Field(ge=0, allow_inf_nan=False)]
+                    | Annotated[str, Field(pattern=PRICE_PATTERN)] | None) = Field(
+        default=None, description=f"Skip routes priced above this (USD, a number or a decimal string); also the "
+                                  f"{PRICE_CEILING_HEADER} header.")
 
     @field_validator("prompt")
     @classmethod
@@ -207,7 +208,8 @@ def _build(body: OpenAIImageBody, init_image: bytes | None, ceiling: Decimal | N
         strength = body.strength
         if strength is None and body.input_fidelity is not None:
             strength = FIDELITY_STRENGTH[body.input_fidelity]
-    max_price = Decimal(repr(body.max_price_usd)) if body.max_price_usd is not None else ceiling
+    max_price = ceiling if body.max_price_usd is None else Decimal(
+        body.max_price_usd if isinstance(body.max_price_usd, str) else repr(body.max_price_usd))
     fields: dict[str, Any] = {
         "model": resolve_model(body.model),
         "prompt": body.prompt,

@@ -144,7 +144,8 @@ def test_a_form_says_stream_in_text() -> None:
     (b'{"prompt": "x", "steps": 4.5}', "steps"),
     (b'{"prompt": "x", "n": true}', "n"),
     (b'{"prompt": "x", "stream": 0}', "stream"),
-    (b'{"prompt": "x", "max_price_usd": "0.5"}', "max_price_usd"),
+    (b'{"prompt": "x", "max_price_usd": "cheap"}', "max_price_usd"),
+    (b'{"prompt": "x", "max_price_usd": "1e3"}', "max_price_usd"),
     (b'{"prompt": "x", "guidance_scale": "1"}', "guidance_scale"),
     (b'{"prompt": 7}', "prompt"),
 ])
@@ -168,6 +169,11 @@ def test_a_json_body_takes_numbers_where_numbers_are_due() -> None:
     request = from_json_body(b'{"prompt": "x", "n": 2, "guidance_scale": 1, "max_price_usd": 0.1, "seed": 3}')
 
     assert (request.n, request.guidance_scale, str(request.max_price_usd), request.seed) == (2, 1.0, "0.1", 3)
+
+
+def test_a_price_ceiling_is_a_number_or_a_decimal_string() -> None:
+    assert str(from_json_body(b'{"prompt": "x", "max_price_usd": "0.0001"}').max_price_usd) == "0.0001"
+    assert str(from_json_body(b'{"prompt": "x", "max_price_usd": 0.0001}').max_price_usd) == "0.0001"
 
 
 def test_a_whole_number_written_with_a_fraction_is_an_integer_as_json_schema_says() -> None:
