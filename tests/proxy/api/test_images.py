@@ -220,3 +220,13 @@ async def test_an_edit_that_no_route_could_ever_serve_is_a_400_naming_the_reason
     assert response.json()["error"]["code"] == "unsupported_request"
     assert "runflow:eu: no image-to-image" in response.json()["error"]["message"]
     assert text_only.calls == []
+
+
+async def test_the_image_lifetime_said_is_the_one_configured(vendors: Vendors) -> None:
+    async with serving(vendors.routes(), image_ttl_s=90) as client:
+        missing = await client.get("/v1/images/files/AAAAAAAAAAAAAAAAAAAAAAAA.png")
+        made = await client.post("/v1/images/generations", json={"prompt": "a kite"})
+        download = await client.get(made.json()["data"][0]["url"])
+
+    assert "images live 90 seconds" in missing.json()["error"]["message"]
+    assert download.headers["cache-control"] == "private, max-age=90"
