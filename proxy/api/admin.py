@@ -28,11 +28,24 @@ AdminKeys = Annotated[ApiKeyRegistry, Dependency(skip_validation=True)]
 """``keys``: the client key registry, injected only once the admin token checks out."""
 
 
+MAX_BUDGET = 10**12
+BUDGET_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"
+"""A budget in a string: plain decimal credits, at most 10^12 and six decimals."""
+
+
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    budget_credits: Decimal | None = Field(default=None, ge=0)
+    budget_credits: (Annotated[float, Field(ge=0, le=MAX_BUDGET, allow_inf_nan=False)]
+                     | Annotated[str, Field(pattern=BUDGET_PATTERN)] | None) = Field(
+        default=None, description="Credits the key may spend (a number or a decimal string); none: no limit")
+
+    @property
+    def budget(self) -> Decimal | None:
+        """The budget as money: a string exactly as written, a number by its shortest spelling."""
+        value = self.budget_credits
+        return None if value is None else Decimal(value if isinstance(value, str) else repr(value))
 
 
 def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> ApiKeyRegistry:
@@ -72,7 +85,7 @@ async def create_key(request: AnyRequest, keys: AdminKeys) -> dict[str, object]:
         new = NewKey.model_validate_json(await request.body(), strict=True)
     except ValidationError as error:
         raise _invalid_new_key(error) from error
-    key, record = await keys.create(new.name, new.budget_credits)
+    key, record = await keys.create(new.name, new.budget)
     return {"key": key, **_describe(record)}
 
 

@@ -128,7 +128,7 @@ def test_a_curl_example_answers_what_is_shown(command: str, shown: list[str],
 def test_a_python_example_prints_what_is_shown(block: str, make_run_gateway: GatewayServer,
                                                tmp_path: Path) -> None:
     lines = block.rstrip().splitlines()
-    shown = []
+    shown: list[str] = []
     while lines and lines[-1].startswith("#"):
         shown.insert(0, lines.pop().removeprefix("#").strip())
     script = tmp_path / "example.py"

@@ -3,7 +3,8 @@ it (the built-in vendor simulators, no keys): every answer has a documented stat
 headers and body; every valid request is served and every invalid one refused with a 4xx;
 undocumented methods get 405 with ``Allow``, and ``OPTIONS`` lists exactly the documented ones.
 
-A small example budget keeps the run to a few seconds; a fixed seed makes it repeatable.
+A second run covers the admin API, on with a token that every request carries. A small example
+budget keeps each run to a few seconds; a fixed seed makes them repeatable.
 """
 
 from __future__ import annotations
@@ -11,39 +12,54 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from proxy.settings import Settings
+from tests.asgi_server import AsgiServer
 from tests.e2e.gateway_server import GatewayServer
 
 HERE = Path(__file__).parent / "fuzzing"
 ROOT = Path(__file__).parents[2]
 
 
+ADMIN_TOKEN = "schemathesis-admin-token"
+
+
 @pytest.fixture
-def make_run_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayServer]:
-    """The gateway with ``make run``'s settings: nothing configured, so the simulators serve."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("BOLTGATE_") or name.endswith("_API_KEY"):
             monkeypatch.delenv(name)
-    server = GatewayServer(Settings()).start()
-    yield server
-    server.stop()
 
 
-def test_schemathesis_finds_no_failure(make_run_gateway: GatewayServer) -> None:
+def schemathesis(gateway: AsgiServer, *arguments: str) -> subprocess.CompletedProcess[str]:
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(HERE / "schemathesis.toml"),
-        "--no-color", "run", f"{make_run_gateway.base_url}/schema/openapi.json",
+        "--no-color", "run", f"{gateway.url}/schema/openapi.json",
         "--checks", "all", "--max-examples", "10", "--seed", "1", "--workers", "1", "--generation-database", "none",
+        *arguments,
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.fuzzing.hooks",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, check=False)
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_schemathesis_finds_no_failure_in_the_make_run_gateway() -> None:
+    with GatewayServer(Settings()) as gateway:  # nothing configured: the simulators serve
+        run = schemathesis(gateway)
 
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     assert "12 selected" in run.stdout
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_schemathesis_finds_no_failure_in_the_admin_api() -> None:
+    with GatewayServer(Settings(admin_token=ADMIN_TOKEN)) as gateway:
+        run = schemathesis(gateway, "--include-path-regex", "^/v1/admin/", "-H", f"Authorization: Bearer {ADMIN_TOKEN}")
+
+    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
+    assert "3 selected" in run.stdout

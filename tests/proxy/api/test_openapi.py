@@ -29,7 +29,7 @@ async def schema(client: Client) -> dict[str, Any]:
 
 def variant(node: dict[str, Any]) -> dict[str, Any]:
     """The non-null variant of an optional field's schema."""
-    variants = [item for item in node.get("anyOf", [node]) if item.get("type") != "null"]
+    variants: list[dict[str, Any]] = [item for item in node.get("anyOf", [node]) if item.get("type") != "null"]
     assert len(variants) == 1
     return variants[0]
 
