@@ -34,7 +34,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def schemathesis(gateway: AsgiServer, *arguments: str) -> subprocess.CompletedProcess[str]:
+def schemathesis(gateway: AsgiServer, workdir: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run in ``workdir``: schemathesis keeps its crash cache in the working directory."""
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(HERE / "schemathesis.toml"),
         "--no-color", "run", f"{gateway.url}/schema/openapi.json",
@@ -44,22 +45,23 @@ def schemathesis(gateway: AsgiServer, *arguments: str) -> subprocess.CompletedPr
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.fuzzing.hooks",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=workdir, check=False)
 
 
 @pytest.mark.usefixtures("clean_environment")
-def test_schemathesis_finds_no_failure_in_the_make_run_gateway() -> None:
+def test_schemathesis_finds_no_failure_in_the_make_run_gateway(tmp_path: Path) -> None:
     with GatewayServer(Settings()) as gateway:  # nothing configured: the simulators serve
-        run = schemathesis(gateway)
+        run = schemathesis(gateway, tmp_path)
 
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     assert "12 selected" in run.stdout
 
 
 @pytest.mark.usefixtures("clean_environment")
-def test_schemathesis_finds_no_failure_in_the_admin_api() -> None:
+def test_schemathesis_finds_no_failure_in_the_admin_api(tmp_path: Path) -> None:
     with GatewayServer(Settings(admin_token=ADMIN_TOKEN)) as gateway:
-        run = schemathesis(gateway, "--include-path-regex", "^/v1/admin/", "-H", f"Authorization: Bearer {ADMIN_TOKEN}")
+        run = schemathesis(gateway, tmp_path, "--include-path-regex", "^/v1/admin/",
+                           "-H", f"Authorization: Bearer {ADMIN_TOKEN}")
 
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     assert "3 selected" in run.stdout
