@@ -50,5 +50,6 @@ test: lint typecheck pytest
 bench: install-dev
 	$(BIN)/python bench/overhead.py
 
+# var/data (client keys and spend of `make run`) is kept: remove it by hand to start from nothing.
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var/images

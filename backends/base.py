@@ -72,19 +72,49 @@ class GeneratedImage:
         return self._b64
 
     def __len__(self) -> int:
-        return len(self._data) if self._data is not None else len(self._b64 or "") * 3 // 4
+        """The image's size in bytes (for base64, counted from the text without decoding it)."""
+        if self._data is not None:
+            return len(self._data)
+        text = self._b64 or ""
+        return len(text) * 3 // 4 - (len(text[-2:]) - len(text[-2:].rstrip("=")))
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes, decoding no more base64 than that takes."""
+        if self._data is not None:
+            return self._data[:size]
+        text = self._b64 or ""
+        return _b64_decode(text[: -(-size // 3) * 4])[:size]
+
+    def tail(self, size: int) -> bytes:
+        """The last ``size`` bytes (at most), decoding only the base64 that holds them."""
+        if self._data is not None:
+            return self._data[-size:]
+        text = self._b64 or ""
+        if len(text) % 4:
+            raise VendorProtocolError("the image's base64 is cut short")
+        groups = -(-size // 3) + 1  # enough 4-character groups for ``size`` bytes, padding included
+        return _b64_decode(text[-groups * 4:])[-size:]
 
 
 def _b64_head(text: str) -> bytes:
+    return _b64_decode(text[:24])
+
+
+def _b64_decode(text: str) -> bytes:
     try:
-        return base64.b64decode(text[:24])
+        return base64.b64decode(text)
     except (binascii.Error, ValueError) as exc:
         raise VendorProtocolError("the image's base64 does not decode") from exc
 
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What a backend can serve. Data, not code: the router filters on it and the docs print it."""
+    """What a backend can serve. Data, not code: the router filters on it and the docs print it.
+
+    ``seed``, ``negative_prompt``, ``guidance`` and ``steps`` say whether the backend has a field
+    for them at all: a request that asks for one explicitly is never sent to a backend that
+    would silently ignore it.
+    """
 
     max_steps: int = 50
     min_side: int = 256
@@ -92,13 +122,20 @@ class Capabilities:
     max_n: int = 4
     image_to_image: bool = False
     negative_prompt: bool = True
+    """False: a request with a negative prompt goes elsewhere (it would be ignored here)."""
+    seed: bool = True
+    guidance: bool = True
+    steps: bool = True
     output_formats: frozenset[str] = frozenset({"png", "jpeg"})
     fixed_steps: frozenset[int] | None = None
     """When set, the only step counts served (the local Lightning checkpoints: 1, 2, 4, 8)."""
 
     def refusal(self, request: ImageRequest) -> str | None:
         """Why this backend cannot serve ``request``, or None when it can."""
-        if request.steps > self.max_steps:
+        asked = request.model_fields_set
+        if "steps" in asked and not self.steps:
+            return "no steps field (the vendor picks its own)"
+        if self.steps and request.steps > self.max_steps:
             return f"steps {request.steps} > {self.max_steps}"
         if self.fixed_steps is not None and request.steps not in self.fixed_steps:
             return f"steps {request.steps} not in {sorted(self.fixed_steps)}"
@@ -109,6 +146,12 @@ class Capabilities:
             return f"n {request.n} > {self.max_n}"
         if request.is_edit and not self.image_to_image:
             return "no image-to-image"
+        if "seed" in asked and not self.seed:
+            return "no seed field"
+        if request.negative_prompt and not self.negative_prompt:
+            return "no negative_prompt field"
+        if "guidance_scale" in asked and not self.guidance:
+            return "no guidance field"
         return None
 
 

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         model_dir, described = _model_dir(Path(scratch))
         overrides = dict(item.partition("=")[::2] for item in args.set)
         config = LocalBackendConfig.model_validate({
-            "model_dir": model_dir, "preload_steps": STEPS, "warmup_side": side,
+            "model_dir": model_dir, "preload_steps": STEPS, "warmup_sizes": f"{side}x{side}",
             "max_batch_size": max(BATCHES), **overrides,
         })
         loading = time.perf_counter()

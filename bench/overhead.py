@@ -71,7 +71,9 @@ def start_processes(
         f'[[routes]]\nvendor = "callmissed"\nkey_env = "BENCH_SIM_KEY"\nmax_attempts = 1\n'
         f'regions = [{{name = "sim", base_url = "http://{HOST}:{sim_port}"}}]\n'
     )
-    env = {**os.environ, "BENCH_SIM_KEY": KEY, "BOLTGATE_CONFIG": str(config), "BOLTGATE_LOG_LEVEL": "warning"}
+    # The default state backend (the SQLite ledger), in the run's own directory.
+    env = {**os.environ, "BENCH_SIM_KEY": KEY, "BOLTGATE_CONFIG": str(config), "BOLTGATE_LOG_LEVEL": "warning",
+           "BOLTGATE_DATA_DIR": str(workdir / "data")}
     gateway = subprocess.Popen(
         [*taskset("1"), sys.executable, "-m", "proxy", "serve", "--port", str(gw_port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -22,6 +22,8 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     │   └── NotFound                   404 (an expired image, an unknown key)
     ├── ClientDisconnected             499: the client hung up; the work was cancelled
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt
+    ├── StateUnavailable               503 + Retry-After: Redis or the ledger file did not answer
+    │   └── ReservationExpired         503: the hold's lease ran out and the budget has no room
     ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
     │   ├── InvalidSettings            a settings file or BOLTGATE_* variable that cannot be read
     │   ├── CatalogError               a price catalog file or override that cannot be read as prices
@@ -29,19 +31,21 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     └── BackendError                   one route failed; the router reads its flags, billing its
         │                              ``billed``, ``run_seconds`` and ``vendor_cost_usd``
         ├── RetryableBackendError      retry the same route with backoff, then fail over
-        │   ├── VendorUnavailable      connect error, 5xx
+        │   ├── VendorUnavailable      connect error, 5xx (and a 4xx the vendor documents as retryable)
         │   │   ├── QueueFull          the local worker's queue is full: 503 + Retry-After
         │   │   ├── NotReady           the local model is loading or failed to: 503 + Retry-After
         │   │   └── PipelineFailed     the local pipeline raised on a batch (OOM, CUDA): 500
         │   ├── VendorRateLimited      429 (carries Retry-After when the vendor sent it)
         │   ├── VendorTimeout          the attempt's time ran out
-        │   └── VendorProtocolError    a body we cannot read (logged, truncated)
-        ├── VendorAuthError            401/402/403 from the vendor: route quarantined, fail over
+        │   └── VendorProtocolError    a body we cannot read before anything was billed (logged)
+        ├── UnusableOutput             billed work whose output can't be used: fail over, never retried
+        ├── VendorAuthError            401/403 from the vendor: its whole account quarantined, fail over
+        │   └── VendorOutOfCredit      402: the account quarantined briefly, then re-checked
         ├── VendorNotFound             404 from the vendor: our model path or account is wrong there
-        ├── JobAbandoned               a polled job outlived its time budget and was cancelled
+        ├── JobAbandoned               we stopped waiting for a polled job: cancelled if we can, else billed
         ├── JobFailed                  the vendor ran the job and it failed (maybe billed): fail over
-        ├── ContentFiltered            blank/NSFW image: fail over or 400, never charged
-        └── VendorRejectedRequest      other 4xx: the request is wrong for every route; not retried
+        ├── ContentFiltered            blank/NSFW image: fail over or 400, never charged to the client
+        └── VendorRejectedRequest      400/409/422 for a request we accepted: fail over; 400 if all refuse
 """
 
 from __future__ import annotations
@@ -204,6 +208,30 @@ class NoBackendAvailable(BoltgateError):
         self.skipped = list(skipped)
 
 
+class StateUnavailable(BoltgateError):
+    """The state store did not answer within its timeout (Redis down, frozen or restarting).
+
+    Raised by the store implementations at their boundary, so every request that needs the
+    ledger gets a clear 503 with ``Retry-After`` instead of a 500; the ledger's operations are
+    atomic and fenced, so a request answered with this error is never charged.
+    """
+
+    status_code = 503
+    error_type = "server_error"
+    code = "state_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 2) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+        self.retry_after_s = retry_after_s
+
+
+class ReservationExpired(StateUnavailable):
+    """The request's credit hold ran out before it could be charged, and the budget has no room
+    for the charge any more: the images are not delivered and nothing is charged."""
+
+    code = "reservation_expired"
+
+
 class ConfigurationError(BoltgateError):
     """The deployment's configuration names something the gateway cannot serve; raised at startup."""
 
@@ -324,9 +352,31 @@ class VendorProtocolError(RetryableBackendError):
     outcome = "protocol_error"
 
 
+class UnusableOutput(BackendError):
+    """The vendor did the work (and billed it) but its output can't be used: an answer of a
+    shape no documentation shows, an image that does not decode or declares absurd dimensions.
+    Asking the same vendor again would pay it again, so fail over instead."""
+
+    outcome = "unusable_output"
+
+    def __init__(self, message: str, *, billed: bool = True, run_seconds: float | None = None,
+                 vendor_cost_usd: Decimal | None = None, status: int | None = None) -> None:
+        super().__init__(message, status=status, billed=billed, run_seconds=run_seconds,
+                         vendor_cost_usd=vendor_cost_usd)
+
+
 class VendorAuthError(BackendError):
+    """The vendor refused our key (401/403): every region of that account is out for a while."""
+
     quarantine = True
     outcome = "auth_error"
+
+
+class VendorOutOfCredit(VendorAuthError):
+    """402: the account can't pay now. It may clear on its own (Eachlabs counts in-flight
+    predictions against the balance), so the account is re-checked after a short quarantine."""
+
+    outcome = "out_of_credit"
 
 
 class VendorNotFound(BackendError):
@@ -336,7 +386,9 @@ class VendorNotFound(BackendError):
 
 
 class JobAbandoned(BackendError):
-    """A polled job did not finish within its time budget; it was cancelled. Fail over, don't retry."""
+    """We stopped waiting for a polled job (time budget, client gone, a poll we could not use). It
+    was cancelled where the vendor publishes a cancel; otherwise it runs on and is ``billed``. Fail
+    over, never retry the route: a retry would create and pay for another job."""
 
     outcome = "job_abandoned"
 
@@ -361,9 +413,10 @@ class ContentFiltered(BackendError):
 
 
 class VendorRejectedRequest(BackendError):
-    """The vendor refused the request as invalid: every vendor would, so answer the client."""
+    """The vendor refused a request our own validation accepted (400/409/422): this vendor can't
+    take it, another may. Fail over without quarantining the route; the router answers the
+    client with this (a 400) only when every route it tried refused the request."""
 
-    failover = False
     outcome = "rejected"
     status_code = 400
     error_type = "invalid_request_error"

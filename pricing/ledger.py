@@ -1,18 +1,23 @@
 """The credit ledger: reserve before a request, settle or release after, and report usage.
 
-State (integer micro-USD, so every change is one atomic integer add in the store)::
+Money lives in a ``LedgerStore`` (integer micro-USD; see ``core.state.ledger_store``), per
+client key id (``KeyRecord.key_id``, never the raw key)::
 
-    ledger:key:<key>:committed          reserved + spent, the number checked against the budget
-    ledger:key:<key>:day_usd / day_images          charges per UTC date
-    ledger:key:<key>:vendor_usd / vendor_images    charges per vendor
-    ledger:losses:vendor_usd / vendor_attempts / day_usd   billed failures, never charged on
-    ledger:reservation:<id>             a closed reservation (settling twice is a no-op)
+    spent                                  what the key was charged, for good
+    holds                                  one per request in flight, each with a lease
+    table key:<key>:day_usd / day_images          charges per UTC date
+    table key:<key>:vendor_usd / vendor_images    charges per vendor
+    table losses:vendor_usd / vendor_attempts / day_usd   billed failures, never charged on
+    table losses:vendor_overruns           charges capped at their reservation (run time past the cap)
+    charge log                             one entry per charge (``pricing.charge_log``)
 
-``<key>`` is the client key's id (``KeyRecord.key_id``), never the raw key. The budget check
-and the reservation are one ``incr_within``, so any number of concurrent requests on one key
-cannot overspend it. A final bill above its reservation (a vendor ran longer than estimated)
-is still charged, since the image was delivered; the next reservation then sees less room.
-A reservation never settled nor released (the process died mid-request) stays counted.
+Every step is one atomic, idempotent store operation: placing or raising a hold checks the
+budget and holds in one step (so any number of concurrent requests on one key cannot overspend
+it); settling closes the hold and writes the charge with its tallies in one step (an
+interruption cannot half-charge, a retry cannot charge twice). A charge is never more than
+what was held: the caller prices the request within its reservation (``proxy.billing``), and
+the ledger caps it there too. A hold carries a lease (the request's deadline plus a grace): if
+the process dies or loses its store mid-request, the hold stops counting when the lease ends.
 """
 
 from __future__ import annotations
@@ -23,27 +28,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from core.errors import InsufficientCredits
+from core.errors import InsufficientCredits, ReservationExpired
 from core.state.base import StateStore
+from core.state.ledger_store import LedgerStore, Settled, Tally
+from pricing.charge_log import ChargeRecord
 from pricing.idempotency import IdempotencyStore
 from pricing.money import credits_to_usd, format_usd, from_micro_usd, to_credits, to_micro_usd
 from pricing.quote import Quote
-
-CLOSED_TTL_S = 7 * 24 * 3600.0
-"""How long a settled or released reservation is remembered, so closing it twice is a no-op."""
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reservation:
-    """Credits held for one request until it is settled or released."""
+    """Credits held for one request until it is settled or released (raised on failover)."""
 
     api_key: str
-    micro_usd: int
     reservation_id: str
+    limit: int | None
+    """The key's budget in micro-USD; None without a budget."""
+    budget_credits: Decimal | None = None
+    micro_usd: int = 0
+    """What is held now."""
 
     @property
     def amount_usd(self) -> Decimal:
@@ -55,20 +63,20 @@ class Ledger:
 
     def __init__(
         self,
+        book: LedgerStore,
         store: StateStore,
         credit_usd: Decimal = Decimal("0.01"),
         *,
         clock: Callable[[], datetime] = utc_now,
-        prefix: str = "ledger",
     ) -> None:
-        self._store = store
+        self._book = book
         self._credit_usd = credit_usd
         self._clock = clock
-        self._ledger = prefix
         self.idempotency = IdempotencyStore(store)
 
-    def _key(self, api_key: str, *parts: str) -> str:
-        return ":".join((self._ledger, "key", api_key, *parts))
+    @staticmethod
+    def _table(api_key: str, name: str) -> str:
+        return f"key:{api_key}:{name}"
 
     async def claim_idempotency(self, api_key: str, idempotency_key: str, ttl: float) -> bool:
         """True when this request may run; False while another with the same key runs (409)."""
@@ -85,62 +93,90 @@ class Ledger:
         """The stored response to replay, uncharged; None when there is none."""
         return await self.idempotency.recall_response(api_key, idempotency_key)
 
-    async def reserve(self, api_key: str, amount_usd: Decimal, budget_credits: Decimal | None) -> Reservation:
-        """Hold ``amount_usd`` against the key's budget, or raise ``InsufficientCredits`` (402).
+    def _limit(self, budget_credits: Decimal | None) -> int | None:
+        return None if budget_credits is None else to_micro_usd(credits_to_usd(budget_credits, self._credit_usd))
 
-        Without a budget the reservation always succeeds and is still tracked.
-        """
+    async def reserve(self, api_key: str, amount_usd: Decimal, budget_credits: Decimal | None, *,
+                      lease_s: float) -> Reservation:
+        """Hold ``amount_usd`` against the key's budget for ``lease_s``, or raise
+        ``InsufficientCredits`` (402). Without a budget the hold always succeeds and is tracked."""
+        reservation = Reservation(api_key, secrets.token_hex(12), self._limit(budget_credits), budget_credits)
+        await self.hold(reservation, amount_usd, lease_s=lease_s)
+        return reservation
+
+    async def hold(self, reservation: Reservation, amount_usd: Decimal, *, lease_s: float) -> None:
+        """Raise the reservation to ``amount_usd`` (a pricier route is next) and renew its lease;
+        ``InsufficientCredits`` when the budget cannot cover it (the reservation is unchanged)."""
         if amount_usd < 0:
             raise ValueError("amount_usd must be >= 0")
-        micros = to_micro_usd(amount_usd)
-        committed = self._key(api_key, "committed")
-        if budget_credits is None:
-            await self._store.incr(committed, micros)
-        else:
-            limit = to_micro_usd(credits_to_usd(budget_credits, self._credit_usd))
-            if await self._store.incr_within(committed, micros, limit) is None:
-                raise await self._refusal(api_key, micros, budget_credits, limit)
-        return Reservation(api_key, micros, secrets.token_hex(12))
+        micros = max(reservation.micro_usd, to_micro_usd(amount_usd))
+        if not await self._book.hold(reservation.api_key, reservation.reservation_id, micros,
+                                     limit=reservation.limit, lease_s=lease_s):
+            raise await self._refusal(reservation, micros)
+        reservation.micro_usd = micros
 
-    async def _refusal(self, api_key: str, micros: int, budget: Decimal, limit: int) -> InsufficientCredits:
-        used = int(await self._store.get(self._key(api_key, "committed")) or b"0")
-        remaining = to_credits(from_micro_usd(max(0, limit - used)), self._credit_usd)
+    async def _refusal(self, reservation: Reservation, micros: int) -> InsufficientCredits:
+        balance = await self._book.balance(reservation.api_key)
+        limit = reservation.limit or 0
+        own = reservation.micro_usd  # what this request holds already counts as its own
+        remaining = to_credits(from_micro_usd(max(0, limit - balance.spent - balance.held + own)), self._credit_usd)
         needed = to_credits(from_micro_usd(micros), self._credit_usd)
         return InsufficientCredits(
             f"Insufficient credits: this request needs {needed:f} credits and {remaining:f} of this "
-            f"key's budget of {budget:f} credits remain."
+            f"key's budget of {reservation.budget_credits:f} credits remain."
         )
 
-    async def _close(self, reservation: Reservation) -> bool:
-        """True the first time ``reservation`` is closed; settling or releasing twice does nothing."""
-        marker = f"{self._ledger}:reservation:{reservation.reservation_id}"
-        return await self._store.set_if_absent(marker, b"closed", CLOSED_TTL_S)
+    async def settle(self, reservation: Reservation, quote: Quote, *, overrun_usd: Decimal = Decimal(0),
+                     record: ChargeRecord | None = None) -> None:
+        """Charge ``quote.client_usd`` (never more than is held) in place of the reservation, and
+        record it by day and vendor, in one atomic step. Settling again changes nothing.
+        ``overrun_usd``, vendor cost the client is not billed for, is recorded as a gateway loss
+        and ``record`` appended to the charge log, in the same step.
 
-    async def settle(self, reservation: Reservation, quote: Quote) -> None:
-        """Charge ``quote.client_usd`` in place of the reservation and record it by day and vendor."""
-        if not await self._close(reservation):
-            return
-        charge = to_micro_usd(quote.client_usd)
+        Raises ``ReservationExpired`` when the reservation's lease ran out and the budget no longer
+        has room for the charge (nothing is written).
+        """
+        charge = min(to_micro_usd(quote.client_usd), reservation.micro_usd)
         key, day = reservation.api_key, self._clock().astimezone(UTC).date().isoformat()
-        await self._store.hincr(self._key(key, "day_usd"), day, charge)
-        await self._store.hincr(self._key(key, "day_images"), day, quote.images)
-        await self._store.hincr(self._key(key, "vendor_usd"), quote.vendor, charge)
-        await self._store.hincr(self._key(key, "vendor_images"), quote.vendor, quote.images)
-        if charge != reservation.micro_usd:
-            await self._store.incr(self._key(key, "committed"), charge - reservation.micro_usd)
+        tallies = [
+            Tally(self._table(key, "day_usd"), day, charge),
+            Tally(self._table(key, "day_images"), day, quote.images),
+            Tally(self._table(key, "vendor_usd"), quote.vendor, charge),
+            Tally(self._table(key, "vendor_images"), quote.vendor, quote.images),
+        ]
+        if overrun_usd > 0:
+            overrun = to_micro_usd(overrun_usd)
+            tallies += [Tally("losses:vendor_usd", quote.vendor, overrun), Tally("losses:day_usd", day, overrun),
+                        Tally("losses:vendor_overruns", quote.vendor, 1)]
+        outcome = await self._book.settle(key, reservation.reservation_id, charge, limit=reservation.limit,
+                                          tallies=tallies, entry=b"" if record is None else record.to_entry())
+        if outcome is Settled.REFUSED:
+            raise ReservationExpired("This request's reservation expired before it could be charged; "
+                                     "nothing was charged")
 
     async def release(self, reservation: Reservation) -> None:
         """Give the whole reservation back (no image was delivered)."""
-        if await self._close(reservation):
-            await self._store.incr(self._key(reservation.api_key, "committed"), -reservation.micro_usd)
+        await self._book.release(reservation.api_key, reservation.reservation_id)
 
-    async def record_loss(self, vendor: str, amount_usd: Decimal) -> None:
-        """A vendor billed an attempt that delivered nothing: the gateway's cost, not the client's."""
+    async def charges(self, since: datetime, limit: int = 10_000) -> list[ChargeRecord]:
+        """The charge log from ``since`` on, oldest first."""
+        logged = await self._book.charges(since.timestamp(), limit)
+        return [ChargeRecord.from_entry(charge.entry, charge.at) for charge in logged]
+
+    async def probe(self) -> None:
+        """Read the store once: ``StateUnavailable`` when it does not answer (readiness)."""
+        await self._book.balance("readyz")
+
+    async def record_loss(self, vendor: str, amount_usd: Decimal, event_id: str | None = None) -> None:
+        """A vendor billed work the client does not pay for (an attempt that delivered nothing,
+        run time above the reservation): the gateway's cost. Counted once per ``event_id``."""
         micros = to_micro_usd(amount_usd)
         day = self._clock().astimezone(UTC).date().isoformat()
-        await self._store.hincr(f"{self._ledger}:losses:vendor_usd", vendor, micros)
-        await self._store.hincr(f"{self._ledger}:losses:vendor_attempts", vendor, 1)
-        await self._store.hincr(f"{self._ledger}:losses:day_usd", day, micros)
+        await self._book.count(event_id or secrets.token_hex(12), [
+            Tally("losses:vendor_usd", vendor, micros),
+            Tally("losses:vendor_attempts", vendor, 1),
+            Tally("losses:day_usd", day, micros),
+        ])
 
     async def usage(self, api_key: str, budget_credits: Decimal | None = None) -> dict[str, object]:
         """Spend by UTC date and by vendor, the total, what is reserved, and what remains.
@@ -148,21 +184,21 @@ class Ledger:
         USD and credits are strings (exact), image counts integers; ``remaining_credits`` is None
         without a budget and never below zero.
         """
-        day_usd = await self._store.hgetall(self._key(api_key, "day_usd"))
-        day_images = await self._store.hgetall(self._key(api_key, "day_images"))
-        vendor_usd = await self._store.hgetall(self._key(api_key, "vendor_usd"))
-        vendor_images = await self._store.hgetall(self._key(api_key, "vendor_images"))
-        committed = int(await self._store.get(self._key(api_key, "committed")) or b"0")
-        spent = sum(day_usd.values())
+        day_usd = await self._book.table(self._table(api_key, "day_usd"))
+        day_images = await self._book.table(self._table(api_key, "day_images"))
+        vendor_usd = await self._book.table(self._table(api_key, "vendor_usd"))
+        vendor_images = await self._book.table(self._table(api_key, "vendor_images"))
+        balance = await self._book.balance(api_key)
         remaining = None
-        if budget_credits is not None:
-            budget = to_micro_usd(credits_to_usd(budget_credits, self._credit_usd))
-            remaining = f"{to_credits(from_micro_usd(max(0, budget - committed)), self._credit_usd):f}"
+        limit = self._limit(budget_credits)
+        if limit is not None:
+            left = max(0, limit - balance.spent - balance.held)
+            remaining = f"{to_credits(from_micro_usd(left), self._credit_usd):f}"
         return {
-            "spent_usd": format_usd(from_micro_usd(spent)),
-            "spent_credits": self._credits(spent),
+            "spent_usd": format_usd(from_micro_usd(balance.spent)),
+            "spent_credits": self._credits(balance.spent),
             "images": sum(day_images.values()),
-            "reserved_usd": format_usd(from_micro_usd(max(0, committed - spent))),
+            "reserved_usd": format_usd(from_micro_usd(balance.held)),
             "budget_credits": None if budget_credits is None else f"{budget_credits:f}",
             "remaining_credits": remaining,
             "by_day": self._rows(day_usd, day_images),

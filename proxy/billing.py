@@ -1,10 +1,15 @@
 """Who pays what for a request: client keys, credit reservations, charges, losses, replays.
 
 The flow around one request: authenticate the key; replay a remembered ``Idempotency-Key``
-answer for free; reserve the most this request could cost on any route that may serve it
-(refused with 402 before any vendor is called when the budget can't cover it); then settle the
-real price of the route that served it, or release everything when no image was delivered. A
-vendor's bill for a failed attempt is the gateway's loss, never the client's.
+answer for free; before each route is tried, hold the most the client could be charged on it
+(the first route's price, raised on failover to a pricier one; a route the budget cannot cover
+is skipped, and when none can, 402 before any vendor is called); then settle the price of the
+route that served it, or release everything when no image was delivered.
+
+Time-billed vendors (Eachlabs, the GPU worker, the in-process pipeline) are held at the price of
+their billable cap (``Route.max_billable_s``), and a client is never charged for more run time
+than that: the rest is the gateway's loss. A vendor's bill for a failed attempt is the
+gateway's loss too, never the client's.
 """
 
 from __future__ import annotations
@@ -14,24 +19,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from backends.base import BackendResult
+from backends.vendors.registry import VENDOR_SPECS
 from core.errors import AuthenticationFailed, BackendError
 from core.request import ImageRequest
 from core.state.base import StateStore
+from core.state.ledger_store import LedgerStore
 from pricing.catalog import PriceCatalog
+from pricing.charge_log import ChargeRecord
 from pricing.config import KeyPolicy, PricingConfig
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from pricing.ledger import Ledger, Reservation
 from pricing.money import format_usd
 from pricing.quote import Quote
-from proxy.metrics import CHARGED_USD, GATEWAY_LOSS_USD, UPSTREAM_COST_USD, labelled
+from proxy.metrics import (
+    BILLING_OVERRUN_USD,
+    CHARGED_USD,
+    GATEWAY_LOSS_USD,
+    UPSTREAM_COST_USD,
+    VENDOR_COST_MISMATCH,
+    labelled,
+)
 from proxy.routing.route import Route
 
 ANONYMOUS = KeyRecord(key_id="anonymous", name="anonymous", budget_credits=None,
                       created=datetime(2026, 1, 1, tzinfo=UTC))
 """The ledger identity of requests when no client key is required."""
 
-CATALOG_VENDOR = {"worker": "local"}
-"""Backends priced under another catalog entry (GPU workers are our own GPUs)."""
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -42,17 +56,26 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def catalog_vendor(vendor: str) -> str:
-    return CATALOG_VENDOR.get(vendor, vendor)
+    """The price catalog entry of a backend (each vendor's spec names it; GPU workers are
+    priced as our own GPUs, ``local``)."""
+    spec = VENDOR_SPECS.get(vendor)
+    return spec.facts.price_key if spec is not None else vendor
 
 
 @dataclass(frozen=True, slots=True)
 class Charge:
     quote: Quote
+    overrun_usd: Decimal = Decimal(0)
+    """Vendor cost not passed on to the client (run time above the billable cap)."""
+
+    @property
+    def upstream_usd(self) -> Decimal:
+        return self.quote.upstream_usd + self.overrun_usd
 
     def headers(self) -> dict[str, str]:
         return {
             "x-boltgate-cost-usd": format_usd(self.quote.client_usd),
-            "x-boltgate-upstream-cost-usd": format_usd(self.quote.upstream_usd),
+            "x-boltgate-upstream-cost-usd": format_usd(self.upstream_usd),
             "x-boltgate-credits": str(self.quote.credits),
         }
 
@@ -62,7 +85,7 @@ class Charge:
         billing: dict[str, object] = {
             "images": self.quote.images,
             "cost_usd": format_usd(self.quote.client_usd),
-            "upstream_cost_usd": format_usd(self.quote.upstream_usd),
+            "upstream_cost_usd": format_usd(self.upstream_usd),
             "credits": str(self.quote.credits),
         }
         if self.quote.display is not None:
@@ -70,12 +93,22 @@ class Charge:
         return billing
 
 
+@dataclass(frozen=True, slots=True)
+class FinalBill:
+    """What the client is charged for a delivered request, and what the vendor billed beyond it."""
+
+    quote: Quote
+    overrun_usd: Decimal = Decimal(0)
+    """Vendor cost above the run time the client can be billed for (the gateway's loss)."""
+
+
 class Billing:
-    def __init__(self, store: StateStore, config: PricingConfig, static_keys: dict[str, KeyPolicy],
-                 *, require_key: bool) -> None:
+    def __init__(self, book: LedgerStore, store: StateStore, config: PricingConfig,
+                 static_keys: dict[str, KeyPolicy], *, require_key: bool) -> None:
+        """``book`` keeps the money, ``store`` the keys and idempotency records (both durable)."""
         self.config = config
         self.catalog = PriceCatalog.load(config)
-        self.ledger = Ledger(store, config.credit_usd)
+        self.ledger = Ledger(book, store, config.credit_usd)
         self.keys = ApiKeyRegistry(store, static_keys)
         self.require_key = require_key
 
@@ -107,16 +140,58 @@ class Billing:
         seconds = None if run_seconds is None else Decimal(str(run_seconds))
         return self.catalog.quote(catalog_vendor(vendor), request, run_seconds=seconds, images=images)
 
-    async def reserve(self, key: KeyRecord, request: ImageRequest, routes: list[Route]) -> Reservation:
-        """Hold the most this request could cost on any of ``routes`` (failover may pick any)."""
-        most = max((self.price_of(route, request) for route in routes), default=Decimal(0))
-        return await self.ledger.reserve(key.key_id, most, key.budget_credits)
+    def _charges_by_time(self, route: Route) -> bool:
+        return self.catalog.price(catalog_vendor(route.vendor)).charges_by_time
 
-    async def settle(self, reservation: Reservation, vendor: str, quote: Quote) -> Charge:
-        await self.ledger.settle(reservation, quote)
-        labelled(CHARGED_USD, vendor).inc(float(quote.client_usd))
-        labelled(UPSTREAM_COST_USD, vendor).inc(float(quote.upstream_usd))
-        return Charge(quote)
+    def most_billable(self, route: Route, request: ImageRequest) -> Decimal:
+        """The most the client can be charged if ``route`` serves ``request``: the price for
+        per-image vendors, the price of the billable cap for time-billed ones."""
+        if not self._charges_by_time(route):
+            return self.price_of(route, request)
+        return self.quote(route.vendor, request, run_seconds=route.max_billable_s(request.n)).client_usd
+
+    async def hold_for(self, reservation: Reservation | None, key: KeyRecord, route: Route,
+                       request: ImageRequest, *, lease_s: float) -> Reservation:
+        """Make ``reservation`` (a new one when None) cover ``route``; ``InsufficientCredits`` when
+        the budget can't, leaving any existing hold as it was."""
+        most = self.most_billable(route, request)
+        if reservation is None:
+            return await self.ledger.reserve(key.key_id, most, key.budget_credits, lease_s=lease_s)
+        await self.ledger.hold(reservation, most, lease_s=lease_s)
+        return reservation
+
+    def final_bill(self, route: Route, request: ImageRequest, *, run_seconds: float | None,
+                   images: int) -> FinalBill:
+        """The charge for ``images`` delivered by ``route``: run time past the cap is not billed."""
+        quote = self.quote(route.vendor, request, run_seconds=run_seconds, images=images)
+        if quote.seconds is None:
+            return FinalBill(quote)
+        cap = Decimal(str(route.max_billable_s(request.n)))
+        if quote.seconds <= cap:
+            return FinalBill(quote)
+        capped = self.catalog.quote(catalog_vendor(route.vendor), request, run_seconds=cap, images=images)
+        return FinalBill(capped, quote.upstream_usd - capped.upstream_usd)
+
+    async def settle(self, reservation: Reservation, route: Route, bill: FinalBill, result: BackendResult) -> Charge:
+        """Charge the bill, with its charge-log entry, once; count what it cost and what the
+        vendor says it cost."""
+        charge = Charge(bill.quote, bill.overrun_usd)
+        record = ChargeRecord(
+            key_id=reservation.api_key, request_id=reservation.reservation_id, vendor=route.vendor,
+            region=route.region, vendor_request_id=result.vendor_request_id, images=bill.quote.images,
+            run_seconds=None if result.run_seconds is None else Decimal(str(result.run_seconds)),
+            catalog_cost_usd=charge.upstream_usd, vendor_reported_cost_usd=result.vendor_cost_usd,
+            client_usd=bill.quote.client_usd,
+        )
+        await self.ledger.settle(reservation, bill.quote, overrun_usd=bill.overrun_usd, record=record)
+        vendor = route.vendor
+        labelled(CHARGED_USD, vendor).inc(float(bill.quote.client_usd))
+        labelled(UPSTREAM_COST_USD, vendor).inc(float(charge.upstream_usd))
+        if bill.overrun_usd:
+            labelled(BILLING_OVERRUN_USD, vendor).inc(float(bill.overrun_usd))
+        if record.vendor_cost_differs:
+            labelled(VENDOR_COST_MISMATCH, vendor).inc()
+        return charge
 
     async def record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
         """A failed attempt the vendor billed anyway: the gateway's loss, never the client's."""

@@ -29,7 +29,12 @@ examples:
   boltgate serve                               serve on http://127.0.0.1:8000
   boltgate serve --config routes.toml --log-level debug
   boltgate config check routes.toml            validate a file, print the routes it enables
-  boltgate prices                              the catalog and what a client pays per image"""
+  boltgate prices                              the catalog and what a client pays per image
+  boltgate usage export --since 2026-11-01     every charge since then, as CSV
+  boltgate vendors                             what each backend serves, what its docs confirm"""
+
+SHUTDOWN_MARGIN_S = 5.0
+"""Drain time beyond the deadline: settling, storing images, answering."""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -45,9 +50,12 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     configure_logging(settings.log_level, settings.log_format)
+    # On SIGTERM uvicorn stops accepting, lets requests in flight finish (each is bounded by
+    # the deadline) and then runs the lifespan's shutdown; past this it cancels what is left.
     uvicorn.run(
         create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
         access_log=False, log_config=None, timeout_keep_alive=75,  # boltgate writes its own access lines
+        timeout_graceful_shutdown=round(settings.deadline_s + SHUTDOWN_MARGIN_S),
     )
     return 0
 
@@ -85,10 +93,29 @@ def _prices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _vendors(_: argparse.Namespace) -> int:
-    from backends.capability_table import render_capability_table
+def _usage_export(args: argparse.Namespace) -> int:
+    import asyncio
 
+    from core.errors import BoltgateError
+    from proxy.settings_reader import read_settings
+    from proxy.usage_export import export_charges
+
+    settings = read_settings(args.config)
+    try:
+        print(asyncio.run(export_charges(settings, args.since, args.format)), end="")
+    except (BoltgateError, ValueError) as error:
+        print(f"usage export: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _vendors(_: argparse.Namespace) -> int:
+    from backends.capability_table import render_behaviour_table, render_capability_table
+
+    print("What each backend can serve (the router's table):\n")
     print(render_capability_table())
+    print("\nWhat each adapter relies on, confirmed by the vendor's documentation or assumed:\n")
+    print(render_behaviour_table())
     return 0
 
 
@@ -145,7 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     prices = commands.add_parser("prices", help="print the price catalog and the client price per image")
     prices.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
     prices.set_defaults(run=_prices)
-    vendors = commands.add_parser("vendors", help="print what each backend can serve (the router's table)")
+    usage = commands.add_parser("usage", help="the charge log, to reconcile vendor invoices")
+    usage_commands = usage.add_subparsers(dest="usage_command", required=True, metavar="COMMAND")
+    export = usage_commands.add_parser("export", help="print every charge since a date (CSV or JSON lines)")
+    export.add_argument("--since", metavar="WHEN",
+                        help="RFC 3339 date or date-time, e.g. 2026-11-01 (default: the start of this month, UTC)")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    export.add_argument("--config", metavar="FILE",
+                        help="settings TOML (default: BOLTGATE_CONFIG): which state store to read")
+    export.set_defaults(run=_usage_export)
+    vendors = commands.add_parser(
+        "vendors", help="print each backend's limits and which vendor behaviours are confirmed or assumed")
     vendors.set_defaults(run=_vendors)
     _add_local_commands(commands)
     return parser

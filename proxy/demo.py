@@ -10,10 +10,18 @@ import asyncio
 from dataclasses import dataclass
 
 from backends.simulators import SimulatorServer, start_simulators, stop_simulators
+from backends.vendors.registry import VENDOR_SPECS
 from proxy.settings import RegionConfig, RouteConfig
 
-DEMO_PRIORITIES = {"aigateway": 10, "runflow": 20, "eachlabs": 30, "imageapi": 40, "callmissed": 50}
-"""Cheapest first, as an operator would likely order them."""
+DEMO_POLL_INTERVAL_S = 0.05
+"""The simulators run on loopback and finish a job in ~0.1 s: polled faster than a real vendor."""
+
+
+def demo_priority(vendor: str) -> int:
+    """Each vendor's own ``demo_priority`` (cheapest first, as an operator would likely order)."""
+    spec = VENDOR_SPECS.get(vendor)
+    priority = spec.facts.demo_priority if spec is not None else None
+    return priority if priority is not None else 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +42,7 @@ def start_simulator_demo() -> SimulatorDemo:
     """Start every simulator on a free loopback port."""
     servers = start_simulators()
     configs = [
-        RouteConfig(vendor=vendor, priority=DEMO_PRIORITIES.get(vendor, 100),
+        RouteConfig(vendor=vendor, priority=demo_priority(vendor), poll_interval_s=DEMO_POLL_INTERVAL_S,
                     regions=[RegionConfig(name="sim", base_url=server.base_url)], timeout_s=15)
         for vendor, server in servers.items()
     ]

@@ -3,13 +3,22 @@ the images, and say how it was served.
 
 Front doors (generations, edits) build an ``ImageRequest`` and hand it here; they never talk to
 backends themselves.
+
+Money and failures: credits are held before each route is tried (with a lease of the deadline
+plus ``reservation_grace_s``), released when no image is delivered, and settled once the images
+are ready to hand over. A settle the state store did not confirm is retried (it is idempotent
+and fenced) until the deadline; if it never is, the client gets 503 ``state_unavailable`` and no
+image, and the hold runs out on its own. Nothing that can fail comes after a confirmed settle,
+so a charged request is always answered with its images.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,18 +26,24 @@ import orjson
 
 from backends.base import GeneratedImage
 from core.deadline import Deadline
-from core.errors import IdempotencyConflict, NoBackendAvailable
+from core.errors import IdempotencyConflict, NoBackendAvailable, ReservationExpired, StateUnavailable
 from core.request import ImageRequest
 from core.state.base import StateStore
 from pricing.keys import KeyRecord
-from proxy.billing import Billing
+from pricing.ledger import Reservation
+from proxy.billing import Billing, Charge
 from proxy.images.convert import to_format
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
+from proxy.routing.route import Route
 from proxy.routing.router import RoutedResult, Router
+
+log = logging.getLogger(__name__)
 
 REPLAY_TTL_S = 24 * 3600.0
 """How long an ``Idempotency-Key``'s answer is kept for replays."""
+SETTLE_RETRY_S = 0.2
+"""Pause between two tries of a settle the state store did not confirm."""
 
 
 @dataclass(slots=True)
@@ -41,12 +56,13 @@ class ImagesResponse:
 
 class Gateway:
     def __init__(self, router: Router, images: ImageStore, state: StateStore, billing: Billing, *,
-                 deadline_s: float, public_base_url: str | None = None) -> None:
+                 deadline_s: float, public_base_url: str | None = None, reservation_grace_s: float = 30.0) -> None:
         self.router = router
         self.images = images
         self.state = state
         self.billing = billing
         self.deadline_s = deadline_s
+        self.reservation_grace_s = reservation_grace_s
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
@@ -64,12 +80,13 @@ class Gateway:
         try:
             served = await self._generate(request, base_url, key)
         except BaseException:
-            await ledger.release_idempotency(key.key_id, idempotency_key)
+            await _quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
             raise
-        await ledger.remember_response(key.key_id, idempotency_key,
-                                       orjson.dumps({"body": served.body, "headers": served.headers,
-                                                     "fingerprint": fingerprint}),
-                                       ttl=REPLAY_TTL_S)
+        # The request is charged: it must reach the client even if its replay cannot be stored.
+        await _quietly(ledger.remember_response(key.key_id, idempotency_key,
+                                                orjson.dumps({"body": served.body, "headers": served.headers,
+                                                              "fingerprint": fingerprint}),
+                                                ttl=REPLAY_TTL_S), "remember an idempotent response")
         return served
 
     async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord) -> ImagesResponse:
@@ -78,21 +95,29 @@ class Gateway:
         plan = await self.router.candidates(request)
         if not plan[0]:
             raise NoBackendAvailable("No route can serve this request", skipped=plan[1])
-        reservation = await self.billing.reserve(key, request, plan[0])
+        reservation: Reservation | None = None
+
+        async def admit(route: Route) -> None:
+            """Hold what ``route`` could charge before it is tried (402 skips it)."""
+            nonlocal reservation
+            reservation = await self.billing.hold_for(reservation, key, route, request,
+                                                      lease_s=deadline.remaining() + self.reservation_grace_s)
+
         try:
-            routed = await self.router.generate(request, deadline, plan)
+            routed = await self.router.generate(request, deadline, plan, admit=admit)
             images = routed.result.images[: request.n]
             if request.output_compression is not None or any(image.format != request.output_format
                                                              for image in images):
                 images = list(await asyncio.gather(*(to_format(image, request.output_format, request.output_compression)
                                                      for image in images)))
             data = await self._render(images, request, self.public_base_url or base_url.rstrip("/"))
+            assert reservation is not None, "a route was tried, so it was admitted"
+            charge = await self._settle(reservation, routed, request, len(images), deadline)
         except BaseException:
-            await self.billing.ledger.release(reservation)
+            if reservation is not None:
+                await _quietly(self.billing.ledger.release(reservation), "release a reservation")
             raise
         vendor = routed.route.vendor
-        quote = self.billing.quote(vendor, request, run_seconds=routed.result.run_seconds, images=len(images))
-        charge = await self.billing.settle(reservation, vendor, quote)
         labelled(IMAGES, vendor).inc(len(images))
         GATEWAY_OVERHEAD_SECONDS.observe(max(0.0, time.monotonic() - started - routed.backend_seconds))
         return ImagesResponse(
@@ -101,11 +126,29 @@ class Gateway:
                 "data": data,
                 "output_format": request.output_format,
                 "size": request.size,
-                "seed": request.seed,
+                **seed_of(routed, request),
                 "billing": charge.billing(),
             },
             headers={**served_headers(routed, request), **charge.headers()},
         )
+
+    async def _settle(self, reservation: Reservation, routed: RoutedResult, request: ImageRequest,
+                      images: int, deadline: Deadline) -> Charge:
+        """Settle, retrying while the state store does not confirm and the deadline allows.
+
+        Each try is idempotent (a try that ran although its answer was lost makes the next one
+        answer "already settled") and fenced (a try the store runs after its client gave up does
+        nothing), so the outcome is known: charged, or not charged and 503.
+        """
+        bill = self.billing.final_bill(routed.route, request, run_seconds=routed.result.run_seconds, images=images)
+        while True:
+            try:
+                return await self.billing.settle(reservation, routed.route, bill, routed.result)
+            except StateUnavailable as error:
+                if isinstance(error, ReservationExpired) or deadline.remaining() <= SETTLE_RETRY_S:
+                    raise
+                log.warning("the state store did not confirm a charge; retrying until the deadline")
+                await asyncio.sleep(SETTLE_RETRY_S)
 
     async def _render(
         self, images: list[GeneratedImage], request: ImageRequest, base_url: str
@@ -117,13 +160,23 @@ class Gateway:
                 for name in names]
 
 
+async def _quietly(work: Awaitable[None], what: str) -> None:
+    """Best effort: a state store that is down must not turn an answer into another error
+    (a reservation left behind runs out with its lease; a claim, with its TTL)."""
+    try:
+        await work
+    except StateUnavailable as error:
+        log.warning("could not %s: %s", what, error.message)
+
+
 def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str]:
     headers = {
         "x-boltgate-backend": routed.route.vendor,
         "x-boltgate-region": routed.route.region,
         "x-boltgate-attempts": str(len(routed.attempts)),
-        "x-boltgate-seed": str(request.seed),
     }
+    if seed_of(routed, request):
+        headers["x-boltgate-seed"] = str(request.seed)
     result = routed.result
     if result.vendor_cost_usd is not None:  # what the vendor says it billed, for reconciliation
         headers["x-boltgate-vendor-reported-cost-usd"] = str(result.vendor_cost_usd)
@@ -132,6 +185,12 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
     if result.vendor_request_id is not None:
         headers["x-boltgate-vendor-request-id"] = result.vendor_request_id
     return headers
+
+
+def seed_of(routed: RoutedResult, request: ImageRequest) -> dict[str, int]:
+    """The seed the image was made with, when the backend that served it takes one (a vendor
+    without a seed field drew its own, which it does not tell)."""
+    return {"seed": request.seed} if routed.route.backend.capabilities.seed else {}
 
 
 def request_fingerprint(request: ImageRequest) -> str:

@@ -93,6 +93,22 @@ GATEWAY_LOSS_USD = Counter(
     ["backend"], registry=REGISTRY,
 )
 
+BILLING_OVERRUN_USD = Counter(
+    "boltgate_billing_overrun_usd_total",
+    "USD a time-billed vendor charged for run time above what the client can be billed (a gateway loss).",
+    ["backend"], registry=REGISTRY,
+)
+VENDOR_COST_MISMATCH = Counter(
+    "boltgate_vendor_cost_mismatch_total",
+    "Charges whose vendor-reported cost differs from the catalog's by more than 1% (check the catalog).",
+    ["backend"], registry=REGISTRY,
+)
+STATE_DEGRADED = Gauge(
+    "boltgate_state_degraded",
+    "1 while the state store (Redis, the ledger file) does not answer: requests that need the ledger get 503.",
+    registry=REGISTRY,
+)
+
 
 @lru_cache(maxsize=4096)
 def labelled(metric: MetricWrapperBase, *values: str) -> Any:

@@ -22,20 +22,11 @@ from pydantic_settings import (
 )
 
 from backends.route_options import unknown_options
+from backends.vendors.registry import VENDOR_SPECS
 from pricing.config import KeyPolicy, PricingConfig
 
-VendorName = Literal["callmissed", "runflow", "eachlabs", "imageapi", "aigateway", "worker", "local"]
-
-PUBLIC_BASE_URLS: dict[str, str] = {
-    "callmissed": "https://api.callmissed.com",
-    "runflow": "https://api.runflow.io",
-    "eachlabs": "https://api.eachlabs.ai",
-    "imageapi": "https://imageapi.org",
-    "aigateway": "https://api.aigateway.sh",
-}
-"""Where each vendor lives when a route names no region."""
-
-KEYLESS_VENDORS = frozenset({"worker", "local"})
+LOCAL = "local"
+"""The in-process pipeline: a backend with no vendor spec (no HTTP, no key)."""
 
 
 class RegionConfig(BaseModel):
@@ -50,9 +41,10 @@ class RouteConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    vendor: VendorName
+    vendor: str
+    """A vendor of the registry (``backends.vendors.registry``), or ``local``."""
     key_env: str | None = None
-    """Environment variable holding the key; defaults to ``<VENDOR>_API_KEY``."""
+    """Environment variable holding the key; defaults to the vendor's own (``<VENDOR>_API_KEY``)."""
     regions: list[RegionConfig] = Field(default_factory=list)
     priority: int = Field(default=100, ge=0)
     """Lower is tried first."""
@@ -62,9 +54,24 @@ class RouteConfig(BaseModel):
     """Longest one attempt may take (the request's deadline may cut it shorter)."""
     max_attempts: int = Field(default=3, ge=1, le=10)
     """Attempts on one region before failing over to the next route."""
+    max_billable_s_per_image: float | None = Field(default=None, gt=0)
+    """For vendors billed by run time (Eachlabs, GPU workers): the most run time per image the
+    client can be billed. Reservations hold this worst case, so a budget is never overspent
+    whatever the vendor reports; run time above it is the gateway's loss. Default: the route's
+    ``timeout_s`` for the whole request (the longest an attempt can run)."""
     options: dict[str, str] = Field(default_factory=dict)
-    """Vendor-specific knobs (Runflow's model path, Eachlabs' image field...)."""
+    """Vendor-specific knobs (Runflow's model path, Eachlabs' image field, ``auth_scheme``...)."""
+    poll_interval_s: float | None = Field(default=None, gt=0)
+    """Job vendors: seconds between polls; None keeps the pace the vendor documents."""
     enabled: bool = True
+
+    @field_validator("vendor")
+    @classmethod
+    def _known_vendor(cls, vendor: str) -> str:
+        if vendor != LOCAL and vendor not in VENDOR_SPECS:
+            known = ", ".join(sorted([*VENDOR_SPECS, LOCAL]))
+            raise ValueError(f"unknown vendor {vendor!r}; known: {known}")
+        return vendor
 
     @model_validator(mode="after")
     def _known_options(self) -> RouteConfig:
@@ -75,9 +82,10 @@ class RouteConfig(BaseModel):
 
     @model_validator(mode="after")
     def _default_region(self) -> RouteConfig:
-        if not self.regions and self.vendor in PUBLIC_BASE_URLS:
-            self.regions = [RegionConfig(name="default", base_url=PUBLIC_BASE_URLS[self.vendor])]
-        if self.vendor == "local" and not self.regions:
+        spec = VENDOR_SPECS.get(self.vendor)
+        if not self.regions and spec is not None and spec.facts.default_base_url:
+            self.regions = [RegionConfig(name="default", base_url=spec.facts.default_base_url)]
+        if self.vendor == LOCAL and not self.regions:
             self.regions = [RegionConfig(name="in-process", base_url="http://in-process")]
         if not self.regions:
             raise ValueError(f"route '{self.vendor}' needs at least one region with a base_url")
@@ -85,14 +93,20 @@ class RouteConfig(BaseModel):
 
     @property
     def key_variable(self) -> str:
-        return self.key_env or f"{self.vendor.upper()}_API_KEY"
+        spec = VENDOR_SPECS.get(self.vendor)
+        return self.key_env or (spec.facts.key_env if spec else f"{self.vendor.upper()}_API_KEY")
 
     def api_key(self) -> str | None:
         return os.environ.get(self.key_variable) or None
 
     @property
+    def needs_key(self) -> bool:
+        spec = VENDOR_SPECS.get(self.vendor)
+        return spec is not None and spec.facts.key_required
+
+    @property
     def is_enabled(self) -> bool:
-        return self.enabled and (self.vendor in KEYLESS_VENDORS or self.api_key() is not None)
+        return self.enabled and (not self.needs_key or self.api_key() is not None)
 
 
 class RetryConfig(BaseModel):
@@ -116,7 +130,10 @@ class BreakerConfig(BaseModel):
     open_s: float = Field(default=30.0, gt=0)
     """How long an open circuit keeps the route out before one trial request."""
     quarantine_s: float = Field(default=300.0, gt=0)
-    """How long a route is out after a vendor refuses our key or credit (401/402/403)."""
+    """How long a vendor account is out after the vendor refuses our key (401/403)."""
+    credit_quarantine_s: float = Field(default=30.0, gt=0)
+    """How long a vendor account is out after a 402: short, since a payment refusal can clear
+    on its own (Eachlabs counts in-flight predictions against the balance)."""
 
 
 class Settings(BaseSettings):
@@ -140,14 +157,32 @@ class Settings(BaseSettings):
     content_filter_action: Literal["failover", "reject"] = "failover"
     simulators: Literal["auto", "on", "off"] = "auto"
     """``auto``: serve from the built-in vendor simulators when no route is enabled."""
+    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    """The HTTP client every vendor route calls through: aiohttp (the faster) or httpx. Both keep
+    one contract (timeouts, redirects, errors), so the choice changes speed, not behaviour."""
 
     local_model_dir: Path | None = None
     """An SDXL-Lightning directory (``base/`` + ``lightning/``): when set and no route names the
     local backend, the gateway runs the pipeline in process as the first route."""
     local_priority: int = 0
 
-    state_backend: Literal["memory", "redis"] = "memory"
+    state_backend: Literal["sqlite", "memory", "redis"] = "sqlite"
+    """``sqlite``: one process; keys, revocations, spend and idempotency records in a SQLite file
+    under ``data_dir`` (kept across restarts), breakers and images in memory. ``memory``:
+    everything in memory, gone on restart (tests, throwaway runs). ``redis``: everything in Redis,
+    shared by replicas (run it with AOF persistence, as the Helm chart does)."""
+    data_dir: Path = Path("var/data")
+    """Where the ``sqlite`` state backend keeps its file (``boltgate.sqlite3``)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    state_timeout_s: float = Field(default=2.0, gt=0)
+    """The longest one state operation may take: past it (Redis down or frozen), the request is
+    answered 503 ``state_unavailable`` with ``Retry-After``, and nothing is charged."""
+    charge_log_retention_days: float = Field(default=35.0, gt=0)
+    """How long the charge log (``boltgate usage export``, ``GET /v1/admin/charges``) keeps each
+    charge: a monthly invoice plus a few days. In Redis it costs about 400 bytes per charge."""
+    reservation_grace_s: float = Field(default=30.0, gt=0)
+    """A reservation's lease is the request's deadline plus this: when a process dies or loses
+    its state store mid-request, the credits it held come back once the lease ends."""
     image_store: Literal["state", "directory"] = "state"
     """``state``: images live in the state backend (memory or Redis); ``directory``: on disk."""
     image_dir: Path = Path("var/images")
@@ -201,7 +236,7 @@ class Settings(BaseSettings):
 
     def enabled_routes(self) -> list[RouteConfig]:
         routes = [route for route in self.routes if route.is_enabled]
-        if self.local_model_dir is not None and not any(route.vendor == "local" for route in routes):
-            routes.append(RouteConfig(vendor="local", priority=self.local_priority,
+        if self.local_model_dir is not None and not any(route.vendor == LOCAL for route in routes):
+            routes.append(RouteConfig(vendor=LOCAL, priority=self.local_priority,
                                       options={"model_dir": str(self.local_model_dir)}))
         return routes

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 
 from backends.base import Backend, Capabilities
 from backends.vendors.backend import VendorBackend
+from backends.vendors.http import HttpClientKind, make_http_client
 from backends.vendors.registry import VENDOR_SPECS
 from core.state.base import StateStore
+from core.state.ledger_store import LedgerStore
 from core.state.memory import MemoryStateStore
+from core.state.memory_ledger import MemoryLedgerStore
 from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
@@ -47,15 +50,56 @@ async def close_all(closers: list[Closer]) -> None:
         await close()
 
 
-def build_state(settings: Settings) -> StateStore:
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Where state lives: short-lived shared state, durable records, and the money."""
+
+    shared: StateStore
+    """Breakers, quarantine, images: replicas share it, and losing it on a restart is harmless."""
+    durable: StateStore
+    """Client keys, revocations, idempotency records: must survive a restart."""
+    book: LedgerStore
+    """Reservations, charges, spend and losses: must survive a restart."""
+
+    @classmethod
+    def in_memory(cls) -> Stores:
+        """Everything in memory, gone when the process stops (tests, throwaway runs)."""
+        memory = MemoryStateStore()
+        return cls(memory, memory, MemoryLedgerStore())
+
+    async def aclose(self) -> None:
+        await self.book.aclose()
+        await self.durable.aclose()
+        if self.shared is not self.durable:
+            await self.shared.aclose()
+
+
+def build_stores(settings: Settings) -> Stores:
+    """Redis for replicas; a SQLite file (plus memory for what is short-lived) for one process;
+    memory only for tests and throwaway runs."""
+    retention_s = settings.charge_log_retention_days * 86400
     if settings.state_backend == "redis":
         from core.state.redis import RedisStateStore
+        from core.state.redis_ledger import RedisLedgerStore
 
-        return RedisStateStore.from_url(settings.redis_url)
-    return MemoryStateStore()
+        timeout_s = settings.state_timeout_s
+        redis = RedisStateStore.from_url(settings.redis_url, timeout_s=timeout_s)
+        return Stores(redis, redis, RedisLedgerStore(redis.client, redis.key_prefix, timeout_s=timeout_s,
+                                                     charge_log_retention_s=retention_s))
+    if settings.state_backend == "sqlite":
+        from core.state.sqlite import SqliteStateStore
+        from core.state.sqlite_database import SqliteDatabase
+        from core.state.sqlite_ledger import SqliteLedgerStore
+
+        database = SqliteDatabase.in_directory(settings.data_dir, busy_timeout_s=settings.state_timeout_s)
+        return Stores(MemoryStateStore(), SqliteStateStore(database),
+                      SqliteLedgerStore(database, charge_log_retention_s=retention_s))
+    memory = MemoryStateStore()
+    return Stores(memory, memory, MemoryLedgerStore(charge_log_retention_s=retention_s))
 
 
-def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None) -> Backend:
+def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None,
+                  http_client: HttpClientKind) -> Backend:
     if route.vendor == "local":
         from backends.local.inprocess import LocalPipelineBackend
 
@@ -65,7 +109,8 @@ def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None)
         raise ValueError(f"no adapter for vendor {route.vendor!r}")
     return VendorBackend(
         spec, region=region.name, base_url=region.base_url, api_key=api_key,
-        timeout_s=route.timeout_s, options=route.options,
+        timeout_s=route.timeout_s, options=route.options, poll_interval_s=route.poll_interval_s,
+        http_client=make_http_client(http_client),
     )
 
 
@@ -78,14 +123,17 @@ def keyed_from_environment(configs: list[RouteConfig]) -> list[KeyedRoute]:
     return [(config, config.api_key()) for config in configs]
 
 
-def build_routes(accounts: list[KeyedRoute]) -> list[Route]:
-    """One ``Route`` per vendor region; an account's regions share its key."""
+def build_routes(accounts: list[KeyedRoute], http_client: HttpClientKind) -> list[Route]:
+    """One ``Route`` per vendor region; an account's regions share its key, each region calls
+    through its own pool of the ``http_client`` kind."""
     routes = []
     for account, (config, api_key) in enumerate(accounts):
         for rank, region in enumerate(config.regions):
-            backend = build_backend(config, region, api_key)
+            backend = build_backend(config, region, api_key, http_client)
             routes.append(Route(backend, config.priority, config.weight, config.max_attempts,
-                                account=f"{account}:{config.vendor}", region_rank=rank))
+                                account=f"{account}:{config.vendor}", region_rank=rank,
+                                timeout_s=config.timeout_s,
+                                max_billable_s_per_image=config.max_billable_s_per_image))
     return routes
 
 
@@ -129,14 +177,16 @@ class Overrides:
     routes: list[Route] | None = None
 
 
-def assemble_gateway(settings: Settings, state: StateStore, routes: list[Route]) -> Gateway:
+def assemble_gateway(settings: Settings, stores: Stores, routes: list[Route]) -> Gateway:
     """The object graph over built parts: image store, billing, router, gateway."""
+    state = stores.shared
     images: ImageStore = (
         DirectoryImageStore(settings.image_dir, settings.image_ttl_s)
         if settings.image_store == "directory"
         else StateImageStore(state, settings.image_ttl_s)
     )
-    billing = Billing(state, settings.pricing, settings.api_keys, require_key=settings.keys_required)
+    billing = Billing(stores.book, stores.durable, settings.pricing, settings.api_keys,
+                      require_key=settings.keys_required)
     billing.check_priced(route.vendor for route in routes)
     router = Router(
         routes, RouteHealth(state, settings.breaker), settings.retry,
@@ -144,24 +194,24 @@ def assemble_gateway(settings: Settings, state: StateStore, routes: list[Route])
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
     )
     return Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
-                   public_base_url=settings.public_base_url)
+                   public_base_url=settings.public_base_url, reservation_grace_s=settings.reservation_grace_s)
 
 
 async def build_gateway(settings: Settings, overrides: Overrides | None = None) -> Running:
     """Everything the gateway runs on, built once; the simulators stand in when no route is set."""
     overrides = overrides or Overrides()
-    state = build_state(settings)
-    closers: list[Closer] = [state.aclose]
+    stores = build_stores(settings)
+    closers: list[Closer] = [stores.aclose]
     try:
         routes = (overrides.routes if overrides.routes is not None
-                  else build_routes(keyed_from_environment(settings.enabled_routes())))
+                  else build_routes(keyed_from_environment(settings.enabled_routes()), settings.http_client))
         closers.extend(route.backend.aclose for route in routes)
         notice = ""
         if serves_simulators(settings, has_routes=bool(routes)):
-            routes, notice = _serve_simulators(closers)
+            routes, notice = _serve_simulators(closers, settings.http_client)
         warming = _start_loading(routes)
         closers.append(warming.cancel_all)
-        gateway = assemble_gateway(settings, state, routes)
+        gateway = assemble_gateway(settings, stores, routes)
     except BaseException:  # a half-built gateway leaves no simulator, connection or task behind
         await close_all(closers)
         raise
@@ -191,13 +241,13 @@ def served_capabilities(settings: Settings, overrides: Overrides | None = None) 
     return served
 
 
-def _serve_simulators(closers: list[Closer]) -> tuple[list[Route], str]:
+def _serve_simulators(closers: list[Closer], http_client: HttpClientKind) -> tuple[list[Route], str]:
     """Routes to the built-in simulators, and the notice that says so."""
     from proxy.demo import start_simulator_demo
 
     demo = start_simulator_demo()
     closers.append(demo.stop)
-    routes = build_routes([(config, demo.keys[config.vendor]) for config in demo.configs])
+    routes = build_routes([(config, demo.keys[config.vendor]) for config in demo.configs], http_client)
     closers.extend(route.backend.aclose for route in routes)
     notice = ("No vendor key and no local model configured: serving from the built-in vendor "
               f"simulators ({demo.described}). Set a vendor's key variable to route to it for real.")

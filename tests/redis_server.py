@@ -4,14 +4,24 @@
         store = RedisStateStore.from_url(url)
         ...                              # server.stop() removes the process and its temp dir
 
-No persistence (``--save "" --appendonly no``), its working directory in a temp dir, a free port
-on 127.0.0.1. A missing binary raises ``RedisServerMissing`` naming the fix, so that a fixture
-fails loudly instead of skipping.
+No persistence by default (``--save "" --appendonly no``); ``RedisServer(appendonly=True)`` writes
+an AOF (``appendfsync everysec``, as the Helm chart configures) in its temp working directory.
+A free port on 127.0.0.1. Faults for outage tests, all on the real process:
+
+    server.kill()       # SIGKILL, as a crash or an OOM kill would
+    server.restart()    # the same port and directory: with AOF on, the data comes back
+    server.freeze()     # SIGSTOP: the port accepts connections, nothing answers
+    server.thaw()       # SIGCONT
+
+A missing binary raises ``RedisServerMissing`` naming the fix, so that a fixture fails loudly
+instead of skipping.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -55,25 +65,35 @@ def _answers_ping(port: int) -> bool:
 class RedisServer:
     """One ``redis-server`` process; ``start()`` returns its ``redis://`` URL once it answers PING."""
 
-    def __init__(self, startup_timeout: float = 10.0) -> None:
+    def __init__(self, startup_timeout: float = 10.0, *, appendonly: bool = False) -> None:
         self._startup_timeout = startup_timeout
+        self._appendonly = appendonly
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
+        self._port = 0
         self.url = ""
+
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
+        assert self._workdir is not None
+        persistence = ["--appendonly", "no"]
+        if self._appendonly:
+            persistence = ["--appendonly", "yes", "--appendfsync", "everysec"]
+        return subprocess.Popen(
+            [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence,
+             "--dir", str(self._workdir), "--logfile", str(self._workdir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
 
     def start(self) -> str:
         if self._process is not None:
             return self.url
-        binary = find_redis_server()
+        find_redis_server()
         self._workdir = Path(tempfile.mkdtemp(prefix="boltgate-redis-"))
         for _ in range(3):  # the free port may be taken between probing and binding
             port = _free_port()
-            self._process = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(self._workdir), "--logfile", str(self._workdir / "redis.log")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
+            self._process = self._spawn(port)
             if self._wait_until_ready(port):
+                self._port = port
                 self.url = f"redis://127.0.0.1:{port}/0"
                 return self.url
             self._kill()
@@ -104,7 +124,41 @@ class RedisServer:
             self._process.wait()
         self._process = None
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the server is not running"
+        return self._process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final write; what the AOF already holds is all that is left."""
+        assert self._process is not None, "the server is not running"
+        self._process.send_signal(signal.SIGKILL)
+        self._process.wait()
+        self._process = None
+
+    def restart(self) -> None:
+        """Start again on the same port and directory (after ``kill``), once it answers PING."""
+        assert self._process is None and self._workdir is not None, "kill() the server first"
+        give_up = time.monotonic() + self._startup_timeout
+        while True:  # the port may linger a moment after the kill
+            self._process = self._spawn(self._port)
+            if self._wait_until_ready(self._port):
+                return
+            self._kill()
+            if time.monotonic() > give_up:
+                raise RuntimeError(f"redis-server did not restart on port {self._port}")
+            time.sleep(0.1)
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections are still accepted by the kernel, but nothing is answered."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
     def stop(self) -> None:
+        if self._process is not None:
+            self.thaw()  # a stopped process would not act on SIGTERM
         self._kill()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)

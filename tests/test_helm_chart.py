@@ -198,7 +198,7 @@ def test_the_deadline_the_chart_sets_is_the_one_the_gateway_reads(
 
 def test_secrets_are_referenced_never_written_into_objects() -> None:
     values = example(ROOT / "helm" / "examples" / "production-ha.yaml")
-    values["worker"] = {"enabled": True}
+    values["worker"] = {"enabled": True, "auth": {"existingSecret": "boltgate-worker-token"}}
     manifests = objects(values)
     assert not [m for m in manifests if m["kind"] == "Secret"], "the chart inlined a secret it was given"
     container = find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
@@ -396,3 +396,21 @@ def test_the_gateway_image_has_no_torch_and_the_worker_image_can_compile() -> No
     assert '".[local]"' in worker
     assert re.search(r"apt-get install .*\bgcc\b.*python3-dev|python3-dev.*\bgcc\b", worker)
     assert "FROM nvidia/cuda:" in worker
+    # uid 10001 has no home: every cache torch.compile and the hub write must point somewhere writable
+    for variable in ("HOME", "TRITON_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "HF_HOME"):
+        assert re.search(rf"\b{variable}=/tmp\b", worker), variable
+
+
+def test_the_worker_and_the_gateway_share_a_token_from_a_secret() -> None:
+    manifests = objects()
+    secret = find(manifests, "Secret", "-worker-token")
+    assert len(secret["data"]["worker-token"]) >= 50
+    worker = env_of(find(manifests, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0])
+    gateway = env_of(find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0])
+    token_variable = LocalBackendConfig().auth_token_env
+    assert token_variable is not None
+    from backends.vendors.registry import VENDOR_SPECS
+
+    key_variable = VENDOR_SPECS["worker"].facts.key_env
+    for env, name in ((worker, token_variable), (gateway, key_variable)):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "worker-token"}

@@ -25,10 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from PIL import Image
-
-from backends.local.encoding import encode_image
-from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorUnavailable
+from backends.local.encoding import AnyImage, encode_image
+from backends.local.health import FailureStreak
+from core.deadline import Deadline
+from core.errors import BoltgateError, PipelineFailed, QueueFull, VendorTimeout, VendorUnavailable
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class BatchPipeline(Protocol):
     """What the batcher drives: one blocking call per batch, each request's images in order."""
 
-    def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]: ...
+    def run(self, requests: Sequence[ImageRequest]) -> Sequence[Sequence[AnyImage]]: ...
 
 
 class BatchKey(NamedTuple):
@@ -79,6 +79,12 @@ class BatchObserver(Protocol):
     def queue_rejected(self) -> None:
         """A request was turned away because the queue was full (the router fails over)."""
 
+    def pipeline_failed(self) -> None:
+        """A request failed alone in the pipeline (after its batch was split): the worker's fault."""
+
+    def request_dropped(self, reason: str) -> None:
+        """A request left its batch unrun: ``cancelled`` (its caller left) or ``expired`` (its deadline)."""
+
 
 @dataclass(slots=True)
 class BatchStats:
@@ -114,22 +120,28 @@ class _Waiting:
     key: BatchKey
     future: asyncio.Future[BatchOutcome]
     enqueued_at: float
+    deadline: Deadline | None
 
 
 class DynamicBatcher:
     """Queue of requests in front of one pipeline; ``submit`` returns the request's images."""
 
     def __init__(self, pipeline: BatchPipeline, *, max_batch_size: int = 4, batch_window_ms: float = 10.0,
-                 max_queue: int = 64, observer: BatchObserver | None = None, encoder_threads: int = 4) -> None:
+                 max_queue: int = 64, observer: BatchObserver | None = None, encoder_threads: int = 4,
+                 gpu_thread: ThreadPoolExecutor | None = None, health: FailureStreak | None = None) -> None:
+        """``gpu_thread``: the one-thread executor that loaded and warmed the pipeline (CUDA graphs and
+        memory pools belong to a thread); by default the batcher starts its own (and stops it)."""
         self.pipeline = pipeline
         self.max_batch_size = max_batch_size
         self.window_s = batch_window_ms / 1000.0
         self.max_queue = max_queue
         self.observer = observer
         self.stats = BatchStats()
+        self.health = health or FailureStreak()
         self._waiting: deque[_Waiting] = deque()
         self._arrived = asyncio.Event()
-        self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltgate-gpu")
+        self._owns_gpu_thread = gpu_thread is None
+        self._gpu = gpu_thread or ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltgate-gpu")
         self._encoders = ThreadPoolExecutor(max_workers=encoder_threads, thread_name_prefix="boltgate-encode")
         self._collector: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -144,7 +156,8 @@ class DynamicBatcher:
         batches_ahead = math.ceil(self.queue_depth / self.max_batch_size)
         return max(1.0, batches_ahead * self.stats.mean_batch_seconds())
 
-    async def submit(self, request: ImageRequest) -> BatchOutcome:
+    async def submit(self, request: ImageRequest, deadline: Deadline | None = None) -> BatchOutcome:
+        """The request's images; dropped unrun (``VendorTimeout``) if ``deadline`` passes before its turn."""
         if self._closed:
             raise VendorUnavailable("the local pipeline is shutting down", status=503)
         if len(self._waiting) >= self.max_queue:
@@ -154,7 +167,7 @@ class DynamicBatcher:
         if self._collector is None:
             self._collector = asyncio.create_task(self._collect_forever(), name="boltgate-batcher")
         loop = asyncio.get_running_loop()
-        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time())
+        entry = _Waiting(request, BatchKey.of(request), loop.create_future(), loop.time(), deadline)
         self._waiting.append(entry)
         self._depth_changed()
         self._arrived.set()
@@ -176,7 +189,8 @@ class DynamicBatcher:
             entry = self._waiting.popleft()
             if not entry.future.done():
                 entry.future.set_exception(VendorUnavailable("the local pipeline stopped", status=503))
-        self._gpu.shutdown(wait=False, cancel_futures=True)
+        if self._owns_gpu_thread:
+            self._gpu.shutdown(wait=False, cancel_futures=True)
         self._encoders.shutdown(wait=False, cancel_futures=True)
 
     def _depth_changed(self) -> None:
@@ -235,6 +249,16 @@ class DynamicBatcher:
         return batch
 
     async def _run(self, batch: list[_Waiting]) -> None:
+        """Run ``batch``; when the call fails, run each half on its own, so only the guilty request fails.
+
+        A batch of four with one request that exhausts GPU memory costs at most three extra calls
+        (4 -> 2 + 2 -> 1 + 1) and fails that request alone. A lone request that fails is a
+        pipeline failure (``PipelineFailed``, counted by ``health``) unless its error is its own
+        (a ``BoltgateError``: an unreadable init image, a step count not loaded).
+        """
+        batch = self._still_wanted(batch)
+        if not batch:
+            return
         loop = asyncio.get_running_loop()
         requests = [entry.request for entry in batch]
         try:
@@ -242,9 +266,10 @@ class DynamicBatcher:
         except asyncio.CancelledError:  # closing: nobody will deliver this batch any more
             _fail(batch, VendorUnavailable("the local pipeline stopped", status=503))
             raise
-        except BoltgateError as exc:  # the request's own fault (an unreadable init image)
-            _fail(batch, exc)
+        except Exception as exc:
+            await self._after_failure(batch, exc)
             return
+        self.health.succeeded()
         total = sum(entry.request.n for entry in batch)
         record = BatchRecord(requests=len(batch), images=total, seconds=seconds)
         self.stats.add(record)
@@ -256,7 +281,41 @@ class DynamicBatcher:
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
 
-    async def _deliver(self, entry: _Waiting, images: list[Image.Image], gpu_seconds: float,
+    def _still_wanted(self, batch: list[_Waiting]) -> list[_Waiting]:
+        """``batch`` without the requests nobody waits for any more: their callers left (the worker
+        cancels a request whose client disconnected) or their deadline passed. They never reach the GPU."""
+        wanted = []
+        for entry in batch:
+            if entry.future.done():
+                reason = "cancelled"
+            elif entry.deadline is not None and entry.deadline.expired():
+                reason = "expired"
+                entry.future.set_exception(VendorTimeout("the request's deadline passed before its batch ran"))
+            else:
+                wanted.append(entry)
+                continue
+            if self.observer is not None:
+                self.observer.request_dropped(reason)
+        return wanted
+
+    async def _after_failure(self, batch: list[_Waiting], error: Exception) -> None:
+        if len(batch) > 1:
+            log.warning("a batch of %d requests failed (%s: %s); retrying it in halves",
+                        len(batch), type(error).__name__, error)
+            middle = len(batch) // 2
+            for half in (batch[:middle], batch[middle:]):
+                await self._run(half)
+            return
+        if isinstance(error, BoltgateError):  # the request's own fault
+            _fail(batch, error)
+            return
+        log.error("the local pipeline failed a request: %s: %s", type(error).__name__, error, exc_info=error)
+        self.health.failed()
+        if self.observer is not None:
+            self.observer.pipeline_failed()
+        _fail(batch, PipelineFailed(f"local pipeline failed: {type(error).__name__}: {error}"))
+
+    async def _deliver(self, entry: _Waiting, images: Sequence[AnyImage], gpu_seconds: float,
                        batch_size: int) -> None:
         loop = asyncio.get_running_loop()
         fmt = entry.request.output_format
@@ -278,7 +337,7 @@ def _fail(batch: list[_Waiting], error: BaseException) -> None:
             entry.future.set_exception(error)
 
 
-def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest]) -> tuple[list[list[Image.Image]], float]:
+def _timed_run(pipeline: BatchPipeline, requests: list[ImageRequest]) -> tuple[Sequence[Sequence[AnyImage]], float]:
     """Runs on the GPU thread: the pipeline's images and the seconds the call took there."""
     started = time.perf_counter()
     images = pipeline.run(requests)

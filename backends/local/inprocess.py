@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from backends.base import BackendResult, Capabilities, GeneratedImage
 from backends.local.config import LocalBackendConfig
-from backends.local.engine import LOCAL_CAPABILITIES, LocalEngine, PipelineFactory, load_real_pipeline
+from backends.local.engine import LocalEngine, PipelineFactory, load_real_pipeline
 from core.deadline import Deadline
 from core.errors import BackendError, InvalidRequest, VendorRejectedRequest, VendorTimeout
 from core.request import ImageRequest
@@ -42,7 +42,7 @@ class LocalPipelineBackend:
 
     @property
     def capabilities(self) -> Capabilities:
-        return LOCAL_CAPABILITIES
+        return self.engine.capabilities
 
     async def start(self) -> None:
         """Load and warm up now rather than on the first request."""
@@ -52,7 +52,7 @@ class LocalPipelineBackend:
         try:
             async with asyncio.timeout(deadline.remaining()):
                 await self.engine.start()
-                outcome = await self.engine.generate(request)
+                outcome = await self.engine.generate(request, deadline)
         except TimeoutError as exc:
             raise VendorTimeout("the local pipeline did not answer before the deadline") from exc
         except InvalidRequest as exc:

@@ -110,15 +110,10 @@ def load_base_components(source: WeightSource, device: torch.device, dtype: torc
     log.info("loading SDXL base components from %s", base)
     text_encoder = CLIPTextModel.from_pretrained(base, **source.pretrained_kwargs("text_encoder"))
     text_encoder_2 = CLIPTextModelWithProjection.from_pretrained(base, **source.pretrained_kwargs("text_encoder_2"))
-    if source.config.fp16_fix_vae:
-        vae_id = source.fp16_fix_vae()
-        log.info("using the fp16-fix VAE %s", vae_id)
-        vae = _diffusers.AutoencoderKL.from_pretrained(vae_id, torch_dtype=dtype, local_files_only=source.local)
-    else:
-        vae = _diffusers.AutoencoderKL.from_pretrained(base, torch_dtype=dtype, **source.pretrained_kwargs("vae"))
+    vae = load_vae(source, device, dtype)
     tokenizer_kwargs: dict[str, Any] = {"local_files_only": True} if source.local else {}
     return BaseComponents(
-        vae=_placed(vae, device, dtype),
+        vae=vae,
         text_encoder=_placed(text_encoder, device, dtype),
         text_encoder_2=_placed(text_encoder_2, device, dtype),
         tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", **tokenizer_kwargs),
@@ -128,6 +123,32 @@ def load_base_components(source: WeightSource, device: torch.device, dtype: torc
             _diffusers.EulerDiscreteScheduler.load_config(base, **_config_kwargs(source, "scheduler"))
         ),
     )
+
+
+def load_vae(source: WeightSource, device: torch.device, dtype: torch.dtype) -> Any:
+    """The VAE in the dtype it keeps for good (``vae.VaeCodec`` never switches it per call).
+
+    The fp16-fix VAE decodes in half precision without overflowing; it is used when asked for, and
+    by default (``auto``) whenever the model runs in float16. Otherwise the base VAE runs in
+    float32 next to a float16 UNet (its fp16 weights overflow), or in the model's dtype.
+    """
+    wanted = source.config.fp16_fix_vae
+    if wanted is True or (wanted == "auto" and dtype == torch.float16):
+        vae_id = source.fp16_fix_vae()
+        try:
+            vae = _diffusers.AutoencoderKL.from_pretrained(vae_id, torch_dtype=dtype, local_files_only=source.local)
+        except (OSError, ValueError) as exc:
+            if wanted is True:
+                raise
+            log.warning("the fp16-fix VAE %s could not be loaded (%s); the base VAE decodes in float32", vae_id, exc)
+        else:
+            log.info("decoding with the fp16-fix VAE %s in %s", vae_id, dtype)
+            return _placed(vae, device, dtype)
+    vae_dtype = torch.float32 if dtype == torch.float16 else dtype
+    vae = _diffusers.AutoencoderKL.from_pretrained(source.base, torch_dtype=vae_dtype,
+                                                   **source.pretrained_kwargs("vae"))
+    log.info("decoding with the base VAE in %s", vae_dtype)
+    return _placed(vae, device, vae_dtype)
 
 
 def _placed(module: Any, device: torch.device, dtype: torch.dtype) -> Any:

@@ -1,8 +1,13 @@
 """SDXL-Lightning on this machine: text-to-image and image-to-image, one UNet per step count.
 
-The base components (text encoders, tokenizers, VAE) load once; the Lightning UNet for a step
-count loads on first use (or at start, ``preload_steps``) and stays cached, each with its own
-trailing-Euler scheduler. Every image gets its own CPU ``torch.Generator`` seeded ``seed + i``, so
+The base components (text encoders, tokenizers, VAE) load once; the Lightning UNet of every
+step count in ``preload_steps`` loads at start, each with its own trailing-Euler scheduler, and
+no weights ever load while a request waits (another step count is refused, so the router fails
+over). The diffusers pipelines stop at latents: ``vae.VaeCodec`` decodes them at a fixed dtype
+into RGB bytes, and PNG/JPEG/WebP encoding happens on the batcher's threads.
+
+Every image gets its own CPU ``torch.Generator`` seeded as ``seeds`` derives it (image 0 with the
+request's seed, the others with a hash of seed and index, so no two requests share an image), so
 the initial noise of an image depends only on its seed, never on the batch it ran in or the
 device (the denoised pixels may still differ by float rounding between batch sizes).
 
@@ -13,8 +18,6 @@ Lightning is distilled without classifier-free guidance: the pipeline always run
 from __future__ import annotations
 
 import logging
-import math
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +29,9 @@ import torch
 from PIL import Image
 
 from backends.local.checkpoints import LightningCheckpoint, checkpoint_for
+from backends.local.compiled import EagerFallbacks, ensure_recompile_room, use_compile_cache
 from backends.local.config import LocalBackendConfig
-from backends.local.encoding import decode_init_image
+from backends.local.encoding import RawImage, decode_init_image
 from backends.local.loader import (
     BaseComponents,
     WeightSource,
@@ -37,39 +41,16 @@ from backends.local.loader import (
     resolve_device,
     resolve_dtype,
 )
-from backends.local.speed import log_skipped_levers, prepare_unet, prepare_vae
+from backends.local.schedule import img2img_schedule
+from backends.local.seeds import seeds_of
+from backends.local.speed import compiled_parts, log_skipped_levers, prepare_unet, prepare_vae
+from backends.local.vae import VaeCodec
 from core.errors import InvalidRequest
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
 
 _diffusers: Any = diffusers  # partly annotated: its pipelines are used untyped
-
-MIN_STRENGTH = 0.01
-"""Image-to-image strength below this is raised to it (0 would leave no denoising step at all)."""
-
-
-def img2img_schedule(steps: int, strength: float) -> tuple[int, float]:
-    """``(num_inference_steps, strength)`` that leave at least one denoising step.
-
-    diffusers runs ``int(num_inference_steps * strength)`` steps of an image-to-image call and
-    fails when that is 0, which a 1-, 2- or 4-step schedule hits at ordinary strengths (1 x 0.6).
-    The step count is then raised until one step runs: with trailing timesteps that one step
-    starts at a noise level matching ``strength``, on the checkpoint of the requested steps.
-    """
-    strength = min(1.0, max(MIN_STRENGTH, strength))
-    total = steps
-    if int(total * strength) < 1:
-        total = max(steps, math.ceil(1.0 / strength))
-        while int(total * strength) < 1:
-            total += 1
-    return total, strength
-
-
-def seeds_of(request: ImageRequest) -> list[int]:
-    """The i-th image of a request is seeded ``seed + i``."""
-    return [request.seed + index for index in range(request.n)]
-
 
 def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
@@ -100,7 +81,9 @@ class LightningPipeline:
         self.torch_device = device
         self.dtype = dtype
         self._by_steps: dict[int, StepPipelines] = {}
-        self._lock = threading.Lock()
+        self.fallbacks = EagerFallbacks()
+        prepare_vae(components.vae, config, device, self.fallbacks)
+        self.vae = VaeCodec(components.vae, device)
 
     @classmethod
     def load(cls, config: LocalBackendConfig) -> LightningPipeline:
@@ -109,12 +92,13 @@ class LightningPipeline:
         dtype = resolve_dtype(config, device)
         log.info("local pipeline on %s in %s", device, dtype)
         log_skipped_levers(config, device)
+        if config.compile_cache_dir is not None and (config.compile_unet or config.compile_vae):
+            use_compile_cache(config.compile_cache_dir)
         source = WeightSource(config, dtype)
         components = load_base_components(source, device, dtype)
-        prepare_vae(components.vae, config, device)
         pipeline = cls(config, source, components, device, dtype)
         for steps in config.preload_steps:
-            pipeline.for_steps(steps)
+            pipeline._by_steps[steps] = pipeline._build(steps)
         return pipeline
 
     @property
@@ -126,12 +110,12 @@ class LightningPipeline:
         return tuple(sorted(self._by_steps))
 
     def for_steps(self, steps: int) -> StepPipelines:
-        """The pipelines for ``steps``, loading that Lightning UNet on first use."""
-        with self._lock:
-            cached = self._by_steps.get(steps)
-            if cached is None:
-                cached = self._by_steps[steps] = self._build(steps)
-            return cached
+        """The pipelines for ``steps``; refused (404, so the router fails over) when not loaded at start."""
+        loaded = self._by_steps.get(steps)
+        if loaded is None:
+            raise InvalidRequest(f"steps {steps} not loaded on this worker (loaded: {list(self.loaded_steps)})",
+                                 param="steps", status_code=404, code="steps_not_loaded")
+        return loaded
 
     def _build(self, steps: int) -> StepPipelines:
         try:
@@ -141,7 +125,7 @@ class LightningPipeline:
         path = self.source.checkpoint_path(checkpoint)
         started = time.perf_counter()
         unet = load_lightning_unet(path, self.components.unet_config, self.torch_device, self.dtype)
-        unet = prepare_unet(unet, self.config, self.torch_device)
+        unet = prepare_unet(unet, self.config, self.torch_device, self.fallbacks)
         parts = self.components
         text_to_image = _diffusers.StableDiffusionXLPipeline(
             vae=parts.vae, text_encoder=parts.text_encoder, text_encoder_2=parts.text_encoder_2,
@@ -154,8 +138,20 @@ class LightningPipeline:
         log.info("loaded %s in %.1f s", checkpoint.filename, time.perf_counter() - started)
         return StepPipelines(checkpoint, path, text_to_image, image_to_image)
 
-    def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]:
-        """Serve one batch (same size and steps; an edit alone): each request's images, in order."""
+    def run(self, requests: Sequence[ImageRequest]) -> list[list[RawImage]]:
+        """Serve one batch (same size and steps; an edit alone): each request's images, in order.
+
+        Out of GPU memory, the allocator's cached blocks are released before the error goes up, so the
+        batcher's retry of each half of the batch starts from free memory.
+        """
+        try:
+            return self._run(requests)
+        except torch.OutOfMemoryError:
+            if self.torch_device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise
+
+    def _run(self, requests: Sequence[ImageRequest]) -> list[list[RawImage]]:
         first = requests[0]
         if any((r.width, r.height, r.steps, r.is_edit) != (first.width, first.height, first.steps, False)
                for r in requests[1:]):
@@ -169,47 +165,65 @@ class LightningPipeline:
         prompts = [r.prompt for r in requests for _ in range(r.n)]
         seeds = [seed for r in requests for seed in seeds_of(r)]
         images = self.text_to_image(prompts, seeds, first.width, first.height, first.steps)
-        split: list[list[Image.Image]] = []
+        split: list[list[RawImage]] = []
         for request in requests:
             split.append(images[: request.n])
             images = images[request.n:]
         return split
 
     def text_to_image(self, prompts: Sequence[str], seeds: Sequence[int], width: int, height: int,
-                      steps: int) -> list[Image.Image]:
+                      steps: int) -> list[RawImage]:
         pipes = self.for_steps(steps)
         result = pipes.text_to_image(
             prompt=list(prompts), num_inference_steps=steps, guidance_scale=0.0,
-            width=width, height=height, generator=_generators(seeds), output_type="pil",
+            width=width, height=height, generator=_generators(seeds), output_type="latent",
         )
-        return list(result.images)
+        return self.vae.decode(result.images)
 
     def image_to_image(self, prompts: Sequence[str], seeds: Sequence[int], init: Image.Image,
-                       strength: float, steps: int) -> list[Image.Image]:
+                       strength: float, steps: int) -> list[RawImage]:
         pipes = self.for_steps(steps)
-        total, strength = img2img_schedule(steps, strength)
+        schedule = img2img_schedule(steps, strength)
+        if schedule.rounded:
+            log.info("image-to-image strength %.3f served as %.3f: %d of the %d distilled steps",
+                     strength, schedule.strength, schedule.denoising_steps, steps)
         result = pipes.image_to_image(
-            prompt=list(prompts), image=[init] * len(prompts), strength=strength,
-            num_inference_steps=total, guidance_scale=0.0, generator=_generators(seeds),
-            output_type="pil",
+            prompt=list(prompts), image=self.vae.encode(init, self.dtype), strength=schedule.strength,
+            num_inference_steps=steps, guidance_scale=0.0, generator=_generators(seeds),
+            output_type="latent",
         )
-        return list(result.images)
+        return self.vae.decode(result.images)
 
     def warm_up(self) -> None:
-        """Run each loaded step count once before serving; when compiled, at every batch size.
+        """Run each loaded step count at each ``warmup_sizes`` before serving; compiled: at every batch size.
 
-        A compiled module recompiles for each new input shape, so with ``torch.compile`` every batch
-        size up to ``max_batch_size`` is warmed at ``warmup_side``; other sizes compile on first use.
+        This is the only time anything compiles (``compiled.ShapeCompiled``): afterwards the warmed
+        shapes run compiled and any other shape eagerly. Call it on the thread that will serve
+        (CUDA graphs recorded by a compiled module belong to the thread that recorded them).
         """
-        side = self.config.warmup_side
-        compiled = self.torch_device.type == "cuda" and (self.config.compile_unet or self.config.compile_vae)
-        batch_sizes = range(1, self.config.max_batch_size + 1) if compiled else range(1, 2)
-        for steps in self.loaded_steps:
-            for size in batch_sizes:
-                started = time.perf_counter()
-                self.text_to_image(["warm-up"] * size, list(range(size)), side, side, steps)
-                log.info("warm-up %d steps, batch %d, %dx%d: %.2f s", steps, size, side, side,
-                         time.perf_counter() - started)
+        parts = compiled_parts(self.components.vae, *(pipes.text_to_image.unet for pipes in self._by_steps.values()))
+        batch_sizes = range(1, self.config.max_batch_size + 1) if parts else range(1, 2)
+        if parts:
+            ensure_recompile_room(len(self.config.warmup_sizes) * len(batch_sizes))
+        for part in parts:
+            part.set_warming(True)
+        runs = 2 if parts else 1  # compiled with CUDA graphs: the first call compiles, the second records
+        try:
+            for steps in self.loaded_steps:
+                for width, height in self.config.warmup_sizes:
+                    for size in batch_sizes:
+                        started = time.perf_counter()
+                        for _ in range(runs):
+                            self.text_to_image(["warm-up"] * size, list(range(size)), width, height, steps)
+                        log.info("warm-up %d steps, batch %d, %dx%d: %.2f s", steps, size, width, height,
+                                 time.perf_counter() - started)
+        finally:
+            for part in parts:
+                part.set_warming(False)
+
+    def eager_fallbacks(self) -> dict[tuple[str, str], int]:
+        """Calls of a compiled module that ran eagerly, by (module, reason)."""
+        return dict(self.fallbacks.snapshot())
 
     def memory_bytes(self) -> int:
         """GPU memory held by tensors (0 on the CPU)."""

@@ -1,9 +1,11 @@
 """The GPU speed levers, each one a setting: attention kernel, memory layout, fused QKV, compilation.
 
 Order matters: the attention processor is chosen first, fusing QKV then swaps in the fused
-processor, and compilation comes last so it traces the final modules. channels_last, fused QKV
-and ``torch.compile`` only pay off on CUDA; on the CPU they are skipped with one log line (a
-compiled UNet on the CPU would spend minutes compiling to gain little).
+processor, and compilation comes last so it traces the final modules. channels_last and fused
+QKV only pay off on CUDA and are skipped on the CPU with one log line. ``torch.compile`` is
+applied wherever it is asked for (on the CPU it is slow to compile and gains little; the tests
+use the ``eager`` backend there), always through ``compiled.ShapeCompiled``, so it compiles only
+at warm-up and never fails a request.
 """
 
 from __future__ import annotations
@@ -13,20 +15,23 @@ from typing import Any
 
 import torch
 
+from backends.local.compiled import EagerFallbacks, ShapeCompiled, compiler
 from backends.local.config import LocalBackendConfig
 
 log = logging.getLogger(__name__)
 
 
 def _cuda_only_levers(config: LocalBackendConfig) -> list[str]:
-    names = ("channels_last", "fuse_qkv", "compile_unet", "compile_vae")
-    return [name for name in names if getattr(config, name)]
+    return [name for name in ("channels_last", "fuse_qkv") if getattr(config, name)]
 
 
 def log_skipped_levers(config: LocalBackendConfig, device: torch.device) -> None:
     skipped = _cuda_only_levers(config)
     if device.type != "cuda" and skipped:
         log.info("speed levers %s need CUDA; skipped on %s", ", ".join(skipped), device.type)
+    if device.type != "cuda" and (config.compile_unet or config.compile_vae):
+        log.info("torch.compile (backend %s) on %s: compiling is slow there and gains little",
+                 config.compile_backend, device.type)
 
 
 def _set_attention(module: Any, sdpa: bool) -> None:
@@ -36,30 +41,40 @@ def _set_attention(module: Any, sdpa: bool) -> None:
     module.set_attn_processor(processors.AttnProcessor2_0() if sdpa else processors.AttnProcessor())
 
 
-def prepare_unet(unet: Any, config: LocalBackendConfig, device: torch.device) -> Any:
-    """The UNet with the configured levers applied (possibly a compiled wrapper around it)."""
+def prepare_unet(unet: Any, config: LocalBackendConfig, device: torch.device,
+                 fallbacks: EagerFallbacks | None = None) -> Any:
+    """The UNet with the configured levers applied (a ``ShapeCompiled`` around it when compiled)."""
     _set_attention(unet, config.sdpa)
-    if device.type != "cuda":
-        return unet
-    if config.channels_last:
+    if device.type == "cuda" and config.channels_last:
         unet.to(memory_format=torch.channels_last)
-    if config.fuse_qkv:
+    if device.type == "cuda" and config.fuse_qkv:
         unet.fuse_qkv_projections()
     if config.compile_unet:
-        log.info("compiling the UNet (mode %s); the warm-up pays for it", config.compile_mode)
-        return torch.compile(unet, mode=config.compile_mode, fullgraph=True)
+        log.info("the UNet compiles at warm-up (mode %s, backend %s)", config.compile_mode, config.compile_backend)
+        return ShapeCompiled(unet, name="unet", compile_module=compiler(config.compile_mode, config.compile_backend),
+                             fallbacks=fallbacks or EagerFallbacks())
     return unet
 
 
-def prepare_vae(vae: Any, config: LocalBackendConfig, device: torch.device) -> None:
+def prepare_vae(vae: Any, config: LocalBackendConfig, device: torch.device,
+                fallbacks: EagerFallbacks | None = None) -> None:
     """Apply the levers to the shared VAE in place (its decoder is the one compiled)."""
     _set_attention(vae, config.sdpa)
-    if device.type != "cuda":
-        return
-    if config.channels_last:
+    if device.type == "cuda" and config.channels_last:
         vae.to(memory_format=torch.channels_last)
-    if config.fuse_qkv:
+    if device.type == "cuda" and config.fuse_qkv:
         vae.fuse_qkv_projections()
     if config.compile_vae:
-        log.info("compiling the VAE decoder (mode %s)", config.compile_mode)
-        vae.decode = torch.compile(vae.decode, mode=config.compile_mode, fullgraph=True)
+        log.info("the VAE decoder compiles at warm-up (mode %s, backend %s)", config.compile_mode,
+                 config.compile_backend)
+        vae.decoder = ShapeCompiled(vae.decoder, name="vae_decoder",
+                                    compile_module=compiler(config.compile_mode, config.compile_backend),
+                                    fallbacks=fallbacks or EagerFallbacks())
+
+
+def compiled_parts(*modules: Any) -> list[ShapeCompiled]:
+    """The ``ShapeCompiled`` wrappers among ``modules`` and their direct children."""
+    found: list[ShapeCompiled] = []
+    for module in modules:
+        found += [part for part in (module, *module.children()) if isinstance(part, ShapeCompiled)]
+    return found

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from backends.local.config import LocalBackendConfig
+from core.errors import ConfigurationError
 from core.logs import configure_logging
 
 
@@ -64,7 +65,11 @@ def run_worker(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     from backends.local.worker_app import serve_worker
 
-    serve_worker(config, args.host, args.port)
+    try:
+        serve_worker(config, args.host, args.port)
+    except ConfigurationError as error:
+        print(f"the worker cannot start: {error.message}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -6,7 +6,7 @@ and GPU-seconds; ``boltgate_worker_batch_size`` shows whether dynamic batching a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +18,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from backends.local.batching import BatchRecord
 
@@ -52,6 +54,12 @@ class WorkerMetrics:
         self.queue_rejections = Counter(
             "boltgate_worker_queue_rejections", "Requests turned away because the queue was full.",
             registry=self.registry)
+        self.pipeline_failures = Counter(
+            "boltgate_worker_pipeline_failures", "Requests the pipeline failed alone (after splitting their batch).",
+            registry=self.registry)
+        self.dropped = Counter(
+            "boltgate_worker_dropped", "Requests dropped before their batch ran, by reason: cancelled "
+            "(the client left) or expired (the deadline passed).", ["reason"], registry=self.registry)
         self.requests = Counter(
             "boltgate_worker_requests", "Generate requests answered, by HTTP status.", ["status"],
             registry=self.registry)
@@ -67,6 +75,10 @@ class WorkerMetrics:
             "Time a request waited before its batch ran (its latency minus the batch's pipeline time).",
             buckets=_LATENCY_BUCKETS, registry=self.registry)
 
+    def track_eager_fallbacks(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Export the pipeline's eager-fallback counts (kept by the pipeline, read at every scrape)."""
+        self.registry.register(_EagerFallbackCollector(read))
+
     def request_served(self, seconds: float, pipeline_seconds: float) -> None:
         self.request_seconds.observe(seconds)
         self.queue_wait_seconds.observe(max(0.0, seconds - pipeline_seconds))
@@ -77,6 +89,12 @@ class WorkerMetrics:
 
     def queue_rejected(self) -> None:
         self.queue_rejections.inc()
+
+    def pipeline_failed(self) -> None:
+        self.pipeline_failures.inc()
+
+    def request_dropped(self, reason: str) -> None:
+        self.dropped.labels(reason).inc()
 
     def request_answered(self, status: int) -> None:
         self.requests.labels(str(status)).inc()
@@ -96,3 +114,27 @@ class WorkerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _EagerFallbackCollector(Collector):
+    """``boltgate_worker_eager_fallbacks_total{module, reason}`` from the pipeline's own counts."""
+
+    def __init__(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._read = read
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = self._family()
+        for (module, reason), count in sorted(self._read().items()):
+            family.add_metric([module, reason], count)
+        yield family
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            "boltgate_worker_eager_fallbacks",
+            "Calls of a compiled module (a UNet step, a VAE decode) that ran eagerly, by reason: "
+            "shape_not_warmed, recompile_refused, compile_failed.",
+            labels=["module", "reason"])

@@ -1,4 +1,5 @@
-"""The ``/_sim/`` admin API: push and clear faults, read and clear the request log.
+"""The ``/_sim/`` admin API: push and clear faults, read and clear the request log, read what
+the simulated jobs have billed.
 
 It exists for clients outside the Python process (benchmarks drive a simulator started by the
 CLI); in-process tests use ``SimulatorServer``'s methods, which act on the same state.
@@ -32,6 +33,8 @@ def answer_admin(request: SimRequest, state: SimulatorState, vendor: SimulatedVe
         return json_response({"cleared": True})
     if key == ("GET", "/_sim/cancels"):
         return json_response({"cancels": state.cancels.snapshot()})
+    if key == ("GET", "/_sim/billing"):
+        return json_response({"billed_usd": str(vendor.billed_usd(state))})
     if key == ("GET", "/_sim/health"):
         return json_response({"vendor": vendor.name, "status": "ok"})
     return json_response({"error": f"no admin route {request.method} {request.path}"}, 404)

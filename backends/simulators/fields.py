@@ -29,6 +29,13 @@ class FieldReader:
         self._prefix = prefix
         self._strings = strings
 
+    def only(self, documented: Collection[str]) -> None:
+        """Refuse a field the vendor does not document. Stricter than the vendor may be: it
+        catches an adapter sending what the vendor's documentation never mentions."""
+        for name in self._body:
+            if name not in documented:
+                raise InvalidField(self._prefix + name, "is not a documented field")
+
     def _raw(self, name: str) -> Any:
         value = self._body.get(name)
         if value is not None and self._strings and not isinstance(value, str):

@@ -132,3 +132,9 @@ class JobStore:
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
+
+    def all(self) -> list[Job]:
+        return self._jobs.values()
+
+    def clear(self) -> None:
+        self._jobs.clear()

@@ -68,9 +68,11 @@ def publish(call: Call, generation: Generation) -> list[str]:
     return [call.request.base_url + files.add(spec, ttl, missing=missing) for spec in render_specs(call, generation)]
 
 
-def start_job(call: Call, job_id: str, generation: Generation, **extra: Any) -> Job:
-    """Store a job for the request's ``input``, its outputs published, its fate set by the fault."""
-    fate: Fate = "stuck" if call.faulted("stuck_queued") else "fail" if call.faulted("fail_midway") else "succeed"
+def start_job(call: Call, job_id: str, generation: Generation, *, fate: Fate | None = None, **extra: Any) -> Job:
+    """Store a job for the request's ``input``, its outputs published, its fate set by the fault
+    (or by the vendor, ``fate``)."""
+    if fate is None:
+        fate = "stuck" if call.faulted("stuck_queued") else "fail" if call.faulted("fail_midway") else "succeed"
     job = Job(
         id=job_id,
         input=call.request.json()["input"],

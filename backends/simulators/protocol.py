@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from backends.simulators.asgi import SimRequest, SimResponse, json_response
 from backends.simulators.config import SimulatorConfig
 from backends.simulators.faults import JOB_KINDS, REQUEST_KINDS, Fault
+from backends.simulators.jobs import Job
 from backends.simulators.render import ImageFormat
 from backends.simulators.state import SimulatorState
 
@@ -81,26 +83,40 @@ def route(method: str, path: str, handler: Handler, *, creates_output: bool = Fa
 OUTPUT_FAULTS_OF_SYNC = frozenset({"blank_image", "nsfw"})
 
 
+JobCost = Callable[[SimulatorConfig, Job], Decimal | None]
+"""What a job costs the caller once it is over (None while it runs, or when it never ran)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SimulatedVendor:
     name: str
     image_format: ImageFormat
-    auth: AuthScheme
+    auth: tuple[AuthScheme, ...]
+    """Every scheme the vendor documents (Eachlabs shows both Bearer and X-API-Key)."""
     routes: tuple[Route, ...]
     error_body: Callable[[SimError], Any]
     error_headers: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
     """Headers a status fault adds by default (e.g. 429's Retry-After), fault headers win."""
     fault_kinds: frozenset[str] = REQUEST_KINDS | OUTPUT_FAULTS_OF_SYNC
+    job_cost: JobCost | None = None
+    """Job vendors: how a job is billed, whether or not anyone reads its answer."""
 
     def error_response(self, error: SimError) -> SimResponse:
         headers = {**self.error_headers.get(error.status, {}), **error.headers}
         return json_response(self.error_body(error), error.status, headers)
 
     def authorized(self, headers: Mapping[str, str], api_key: str) -> bool:
-        if self.auth == "x-api-key":
-            return headers.get("x-api-key") == api_key
+        if "x-api-key" in self.auth and headers.get("x-api-key") == api_key:
+            return True
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and token == api_key
+        return "bearer" in self.auth and scheme.lower() == "bearer" and token == api_key
+
+    def billed_usd(self, state: SimulatorState) -> Decimal:
+        """What every job this simulator ran has cost so far (answered or abandoned alike)."""
+        if self.job_cost is None:
+            return Decimal(0)
+        costs = (self.job_cost(state.config, job) for job in state.jobs.all())
+        return sum((cost for cost in costs if cost is not None), Decimal(0))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for candidate in self.routes:

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
@@ -60,9 +61,17 @@ class SimulatorServer:
     def cancels(self) -> list[str]:
         return self.state.cancels.snapshot()
 
+    def billed_usd(self) -> Decimal:
+        """What the jobs run here have cost so far, read or abandoned (job vendors only)."""
+        return self.spec.billed_usd(self.state)
+
     def clear_requests(self) -> None:
         self.state.requests.clear()
         self.state.cancels.clear()
+
+    def clear_jobs(self) -> None:
+        """Forget every job (and so what they billed): a fresh account, for the next test."""
+        self.state.jobs.clear()
 
     def inject(self, *faults: Fault) -> None:
         for fault in faults:

@@ -1,7 +1,12 @@
 """The shared mechanics for every vendor: send, classify, fetch output URLs, poll jobs.
 
-Bytes travel through an ``HttpClient`` (``backends.vendors.http_client``), one pooled connection set
+Bytes travel through an ``HttpClient`` (``backends.vendors.http``), one pooled connection set
 per route and region; this module turns answers into images or typed errors.
+
+Two rules about money live here. Once a vendor has answered a generation with success (or
+created a job), its work is billed: any failure after that point is ``billed`` and is never
+retried on the same route (that would pay again), only failed over. And the route's key goes
+to the route's own base URL and nowhere else, whatever URL an answer names.
 """
 
 from __future__ import annotations
@@ -10,18 +15,26 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from backends.base import BackendResult, Capabilities, GeneratedImage
 from backends.vendors.classify import classify_status
-from backends.vendors.http_client import AiohttpClient, HttpClient, HttpxClient
+from backends.vendors.http import AiohttpClient, HttpClient
+from backends.vendors.image_check import check_image
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
 from backends.vendors.polling import poll_job
 from backends.vendors.spec import VendorSpec
 from core.deadline import Deadline
-from core.errors import ContentFiltered, VendorProtocolError, VendorTimeout, VendorUnavailable
+from core.errors import (
+    BackendError,
+    ContentFiltered,
+    UnusableOutput,
+    VendorProtocolError,
+    VendorTimeout,
+    VendorUnavailable,
+)
 from core.request import ImageRequest
 
 log = logging.getLogger(__name__)
@@ -41,18 +54,27 @@ class VendorBackend:
         api_key: str | None,
         timeout_s: float = 30.0,
         options: Mapping[str, str] | None = None,
+        poll_interval_s: float | None = None,
         http_client: HttpClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """``http_client`` defaults to a pooled aiohttp session; ``transport`` (tests) wraps an httpx
-        transport instead."""
+        """``http_client`` (owned, closed by ``aclose``) defaults to a pooled aiohttp session.
+        ``poll_interval_s`` overrides the vendor's documented poll pace (a loopback simulator can be
+        polled faster than a real vendor should be)."""
         self.spec = spec
         self._region = region
         self.base_url = base_url.rstrip("/")
+        self._origin = _origin(self.base_url)
         self.timeout_s = timeout_s
         self.options: dict[str, str] = {**spec.default_options, **(options or {})}
-        self._headers = {**_JSON_HEADERS, **spec.auth_headers(api_key)}
-        self._http: HttpClient = http_client or (HttpxClient(transport) if transport else AiohttpClient())
+        self.poll_interval_s = poll_interval_s if poll_interval_s is not None else (
+            spec.job.poll_interval_s if spec.job is not None else 0.0)
+        self._headers = {**_JSON_HEADERS, **spec.auth_headers(api_key, self.options)}
+        self._http: HttpClient = http_client or AiohttpClient()
+
+    @property
+    def http_client(self) -> HttpClient:
+        """The pooled client this route region calls through (its own; closed by ``aclose``)."""
+        return self._http
 
     @property
     def vendor(self) -> str:
@@ -69,25 +91,17 @@ class VendorBackend:
     async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
         budget = Deadline(deadline.cap(self.timeout_s))
         call = self.spec.build_request(request, self.options)
-        answer = await self.send(call, budget)
-        output: VendorOutput
+        answer = await self.send(call, budget)  # failures up to here cost nothing: retryable
         if self.spec.job is not None:
-            output = await poll_job(self, self.spec.job, answer, budget)
+            output = await poll_job(self, self.spec.job, answer, budget, self.poll_interval_s)
         elif self.spec.parse_output is not None:
-            try:
-                output = self.spec.parse_output(answer)
-            except VendorProtocolError:
-                log.warning("%s answered a body we do not know: %s", self.vendor, answer.body[:500])
-                raise
+            output = self._parse(answer)
         else:
             raise TypeError(f"{self.spec.name} has neither parse_output nor job")
-        if output.flagged_nsfw:
-            raise ContentFiltered(f"{self.vendor} flagged the image as NSFW")
-        images = [GeneratedImage(b64=text) for text in output.b64_images]
-        if output.image_urls:
-            images += await asyncio.gather(*(self._fetch_image(url, budget) for url in output.image_urls))
-        if not images:
-            raise VendorProtocolError(f"{self.vendor} answered without an image")
+        try:
+            images = await self._images(output, budget)
+        except BackendError as error:
+            raise _billed(error, output) from error
         return BackendResult(
             images=images,
             run_seconds=output.run_seconds,
@@ -95,33 +109,83 @@ class VendorBackend:
             vendor_request_id=output.vendor_request_id,
         )
 
+    def _parse(self, answer: HttpAnswer) -> VendorOutput:
+        """A success answer we can't read was still a success for the vendor: billed."""
+        assert self.spec.parse_output is not None
+        try:
+            return self.spec.parse_output(answer)
+        except VendorProtocolError as exc:
+            log.warning("%s answered a body we do not know: %s", self.vendor, answer.body[:500])
+            raise UnusableOutput(f"{self.vendor}: {exc.message}", status=answer.status) from exc
+
+    async def _images(self, output: VendorOutput, budget: Deadline) -> list[GeneratedImage]:
+        if output.flagged_nsfw:
+            raise ContentFiltered(f"{self.vendor} flagged the image as NSFW")
+        try:
+            images = [GeneratedImage(b64=text) for text in output.b64_images]
+        except VendorProtocolError as exc:
+            raise UnusableOutput(f"{self.vendor} image: {exc.message}") from exc
+        if output.image_urls:
+            images += await asyncio.gather(*(self._fetch_image(url, budget) for url in output.image_urls))
+        if not images:
+            raise UnusableOutput(f"{self.vendor} answered without an image")
+        for image in images:
+            check_image(image, self.vendor)
+        return images
+
     async def send(self, call: HttpCall, budget: Deadline, *, check: bool = True) -> HttpAnswer:
-        """Send one call within ``budget``; a vendor error status raises its classified error."""
+        """Send one call within ``budget``; a vendor error status raises its classified error.
+
+        The key travels only to the route's own origin: a call to any other URL is refused."""
         url = call.path if call.path.startswith(("http://", "https://")) else self.base_url + call.path
+        if _origin(url) != self._origin:
+            raise VendorProtocolError(f"{self.vendor}: refusing to send the route's key to {_origin(url)}")
         content = orjson.dumps(call.json) if call.json is not None else None
-        answer = await self._http.request(call.method, url, self._headers, content, budget.remaining())
+        headers = self._headers
+        if self.spec.deadline_header is not None:
+            headers = {**headers, self.spec.deadline_header: f"{budget.remaining():.3f}"}
+        answer = await self._http.request(call.method, url, headers, content, budget.remaining())
         if check and answer.status >= 400:
             raise self.classify(answer)
         return answer
 
-    def classify(self, answer: HttpAnswer) -> Exception:
+    def classify(self, answer: HttpAnswer) -> BackendError:
         body: Any
         try:
             body = orjson.loads(answer.body) if answer.body else None
             code, message = self.spec.error_fields(body)
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, VendorProtocolError):
             code, message = None, answer.body[:300].decode("utf-8", "replace")
-        return classify_status(answer.status, answer.headers, vendor_code=code, message=message)
+        return classify_status(answer.status, answer.headers, vendor_code=code, message=message,
+                               retry_statuses=self.spec.retry_statuses)
 
     async def _fetch_image(self, url: str, budget: Deadline) -> GeneratedImage:
-        """Fetch a vendor's (short-lived) output URL once; the gateway re-serves the bytes."""
+        """Fetch a vendor's (short-lived) output URL once, without the key; the gateway re-serves
+        the bytes."""
         try:
             answer = await self._http.request("GET", url, {}, None, budget.remaining(), follow_redirects=True)
         except (VendorUnavailable, VendorTimeout) as exc:
             raise type(exc)(f"{self.vendor} output URL: {exc.message}") from exc
         if answer.status != 200:
-            raise VendorProtocolError(f"{self.vendor} output URL answered {answer.status}", status=answer.status)
-        return GeneratedImage(data=answer.body)
+            raise UnusableOutput(f"{self.vendor} output URL answered {answer.status}", status=answer.status)
+        try:
+            return GeneratedImage(data=answer.body)
+        except VendorProtocolError as exc:
+            raise UnusableOutput(f"{self.vendor} output URL: {exc.message}") from exc
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _billed(error: BackendError, output: VendorOutput) -> BackendError:
+    """A failure after the vendor delivered: it was paid for, so never retried on this route."""
+    if isinstance(error, ContentFiltered):
+        return ContentFiltered(error.message, billed=True, run_seconds=output.run_seconds,
+                               vendor_cost_usd=output.vendor_cost_usd)
+    return UnusableOutput(error.message, status=error.status, run_seconds=output.run_seconds,
+                          vendor_cost_usd=output.vendor_cost_usd)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()

@@ -14,6 +14,7 @@ from core.errors import (
     BackendError,
     VendorAuthError,
     VendorNotFound,
+    VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorTimeout,
@@ -40,12 +41,22 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def classify_status(
-    status: int, headers: Mapping[str, str], *, vendor_code: str | None, message: str
+    status: int,
+    headers: Mapping[str, str],
+    *,
+    vendor_code: str | None,
+    message: str,
+    retry_statuses: frozenset[int] = frozenset(),
 ) -> BackendError:
+    """``retry_statuses``: 4xx statuses the vendor itself documents as worth retrying."""
     retry_after = parse_retry_after(headers)
     text = f"vendor answered {status}" + (f" {vendor_code}" if vendor_code else "") + f": {message[:300]}"
     kind: type[BackendError]
-    if status in (401, 402, 403):
+    if status in retry_statuses:
+        kind = VendorUnavailable
+    elif status == 402:
+        kind = VendorOutOfCredit
+    elif status in (401, 403):
         kind = VendorAuthError
     elif status == 408:
         kind = VendorTimeout

@@ -1,25 +1,34 @@
 """Eachlabs: predictions (create, then poll ``/v1/prediction/{id}``), billed per second of run time.
 
-Their API takes every input value as a string, so this adapter sends strings only. The
-image-to-image field names are unconfirmed, hence the ``image_field`` and ``strength_field``
-options.
+Their model page sends every input value as a string, so this adapter sends strings only. A
+failed prediction polls as ``status: "error"`` with the reason in ``output.error_code`` /
+``output.error_message``; ``metrics.cost`` says what it billed. The image-to-image field names
+are unconfirmed, hence the ``image_field`` and ``strength_field`` options. What the docs confirm
+and what is assumed is listed once, in ``BEHAVIOURS``.
 """
 
 from __future__ import annotations
 
 import base64
+from decimal import Decimal
 from typing import Any
 
 from backends.base import Capabilities, sniff_format
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, nsfw_flagged, reported_usd, require
-from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
-from core.errors import VendorProtocolError
+from backends.vendors.spec import Behaviour, JobProtocol, JobState, Options, VendorFacts, VendorSpec
+from core.errors import UnusableOutput, VendorProtocolError
 from core.request import ImageRequest
 
-PENDING = frozenset({"starting", "processing"})
-FAILED = frozenset({"failed", "cancelled", "canceled"})
+PENDING = frozenset({"created", "starting", "processing"})
+FAILED = frozenset({"error", "cancelled", "canceled", "failed"})
+CONTENT_CODES = frozenset({"CONTENT_MODERATION", "CONTENT_FILTER"})
+"""Error codes of a safety refusal (assumed: their error classification ``content_moderation``
+and each::sense's ``CONTENT_FILTER``; no prediction example shows one)."""
 MIN_STRENGTH, MAX_STRENGTH = 0.3, 0.8
 """The strength range their page documents for image-to-image."""
+
+DOCS = "docs.eachlabs.ai (repository eachlabs/mintlify-docs)"
+MODEL_PAGE = "eachlabs.ai/ai-models/sdxl-lightning-4step/api"
 
 
 def build_request(request: ImageRequest, options: Options) -> HttpCall:
@@ -60,15 +69,8 @@ def poll(prediction_id: str, options: Options) -> HttpCall:
     return HttpCall("GET", f"/v1/prediction/{prediction_id}")
 
 
-def cancel(prediction_id: str, latest: HttpAnswer, options: Options) -> HttpCall:
-    """The absolute ``urls.cancel`` from the latest answer when it has one, else the usual path."""
-    try:
-        urls = latest.json().get("urls")
-    except (VendorProtocolError, AttributeError):
-        urls = None
-    url = urls.get("cancel") if isinstance(urls, dict) else None
-    if isinstance(url, str) and url.startswith(("https://", "http://")):
-        return HttpCall("POST", url)
+def cancel(prediction_id: str, options: Options) -> HttpCall:
+    """Always on the route's own host: the ``urls.cancel`` an answer names is never followed."""
     return HttpCall("POST", f"/v1/prediction/{prediction_id}/cancel")
 
 
@@ -79,21 +81,22 @@ def read_state(answer: HttpAnswer) -> JobState:
     metrics = metrics if isinstance(metrics, dict) else {}
     seconds = _seconds(metrics.get("predict_time"))
     cost = reported_usd(metrics.get("cost"), "eachlabs metrics.cost")
-    error = prediction.get("error")
-    if status in FAILED or error:
-        return JobState(
-            "failed",
-            failure_code=status,
-            failure_message=str(error or "")[:300],
-            billed=bool(seconds),
-            run_seconds=seconds,
-            vendor_cost_usd=cost,
-        )
     if status in PENDING:
         return JobState("pending")
+    if status in FAILED:
+        code, message = _failure(prediction.get("output"), status)
+        return JobState(
+            "failed",
+            failure_code=code,
+            failure_message=message,
+            billed=_billed(cost, seconds),
+            run_seconds=seconds,
+            vendor_cost_usd=cost,
+            content_filtered=code.upper() in CONTENT_CODES,
+        )
     if status == "success":
         output = VendorOutput(
-            image_urls=_output_urls(prediction.get("output")),
+            image_urls=_output_urls(prediction.get("output"), seconds, cost),
             run_seconds=seconds,
             vendor_cost_usd=cost,
             flagged_nsfw=nsfw_flagged(prediction),
@@ -103,20 +106,44 @@ def read_state(answer: HttpAnswer) -> JobState:
 
 
 def error_fields(body: Any) -> tuple[str | None, str]:
-    """Their errors are ``{"error": "text"}``; there is no code."""
-    error = body.get("error") if isinstance(body, dict) else None
-    return None, str(error if error is not None else body)[:300]
+    """Their errors are ``{"error": "text"}`` (402 and 429 add ``details``); there is no code."""
+    if not isinstance(body, dict):
+        return None, str(body)[:300]
+    error = body.get("error")
+    details = body.get("details")
+    message = str(error if error is not None else body)
+    if isinstance(details, str) and details:
+        message = f"{message}: {details}"
+    return None, message[:300]
 
 
-def _output_urls(output: Any) -> list[str]:
-    """``output`` is one URL or a list of URLs; both are documented."""
+def _failure(output: Any, status: str) -> tuple[str, str]:
+    """(error_code, error_message) from the error envelope in ``output``, else the status."""
+    if not isinstance(output, dict):
+        return status, ""
+    code = output.get("error_code")
+    message = output.get("error_message") or output.get("error") or ""
+    return (code if isinstance(code, str) and code else status), str(message)[:300]
+
+
+def _billed(cost: Decimal | None, seconds: float | None) -> bool:
+    """``metrics.cost`` is what the prediction billed; without it, a run that took time (assumed)."""
+    if cost is not None:
+        return cost > 0
+    return bool(seconds)
+
+
+def _output_urls(output: Any, seconds: float | None, cost: Decimal | None) -> list[str]:
+    """``output`` is one URL or a list of URLs; both are documented. Anything else, on a
+    prediction that succeeded (and was billed), is output we cannot use."""
     urls = [output] if isinstance(output, str) else output
     if (
         not isinstance(urls, list)
         or not urls
         or not all(isinstance(url, str) and url.startswith(("https://", "http://")) for url in urls)
     ):
-        raise VendorProtocolError(f"eachlabs output is neither a URL nor a list of URLs: {str(output)[:200]}")
+        raise UnusableOutput(f"eachlabs output is neither a URL nor a list of URLs: {str(output)[:200]}",
+                             run_seconds=seconds, vendor_cost_usd=cost)
     return urls
 
 
@@ -128,6 +155,37 @@ def _number(value: float) -> str:
     """``0.0`` as ``"0"``, ``7.5`` as ``"7.5"``: the way their examples write numbers."""
     return format(value, "g")
 
+
+BEHAVIOURS = (
+    Behaviour("auth: Authorization: Bearer <key> (X-API-Key kept as the auth_scheme option)",
+              f"{DOCS}: Authentication > API Key Authentication; Changelog, July 27 2026"),
+    Behaviour("create: POST /v1/prediction/ {model, version, input} answers "
+              "{status: success, message, predictionID}",
+              f"{DOCS}: Create Prediction > Request Body, Response"),
+    Behaviour("input values as strings: prompt, negative_prompt, width, height, num_outputs, "
+              "num_inference_steps, guidance_scale, scheduler, seed, disable_safety_checker",
+              f"{MODEL_PAGE}: 1. Create a Prediction"),
+    Behaviour("limits: sides 256-1280, num_outputs 1-4, num_inference_steps 1-10",
+              "replicate.com/bytedance/sdxl-lightning-4step: Input schema (the upstream model)"),
+    Behaviour("statuses created, starting, processing, success, error, cancelled",
+              f"{DOCS}: Get Prediction > Prediction Status Values"),
+    Behaviour("a failure polls as status error with output.error_code / error_message",
+              f"{DOCS}: Error Reference > Prediction-Envelope Errors; Video API > Error catalog"),
+    Behaviour("metrics.cost is what a prediction billed; metrics.predict_time its run time",
+              f"{DOCS}: Get Prediction > Response Fields; Video API > Error catalog"),
+    Behaviour("output is a URL or a list of URLs", f"{DOCS}: Get Prediction > Response Fields"),
+    Behaviour("cancel: POST /v1/prediction/{id}/cancel; a cancelled prediction is not billed",
+              f"{DOCS}: Video API > Cancelling a prediction"),
+    Behaviour("errors {error}; 402 and 429 add {status, details}; 429 is a concurrency cap",
+              f"{DOCS}: Error Reference > HTTP Status Codes, Common Errors"),
+    Behaviour("poll every 1 s", f"{MODEL_PAGE}: 2. Get Prediction Result"),
+    Behaviour("a legacy status 'failed' means failed (older examples)"),
+    Behaviour("a failed prediction without metrics.cost was billed if it ran (predict_time > 0)"),
+    Behaviour("a safety refusal carries error_code CONTENT_MODERATION or CONTENT_FILTER"),
+    Behaviour("image-to-image takes 'image' (data URI) and 'strength' 0.3-0.8 (options image_field, "
+              "strength_field)"),
+    Behaviour("the cancel rule (not billed) holds for this model as for the Video API"),
+)
 
 EACHLABS = VendorSpec(
     name="eachlabs",
@@ -141,13 +199,16 @@ EACHLABS = VendorSpec(
     ),
     build_request=build_request,
     error_fields=error_fields,
-    job=JobProtocol(job_id=job_id, poll=poll, read_state=read_state, cancel=cancel),
-    auth_header="X-API-Key",
-    auth_prefix="",
+    facts=VendorFacts(default_base_url="https://api.eachlabs.ai", key_env="EACHLABS_API_KEY",
+                      price_key="eachlabs", demo_priority=30),
+    job=JobProtocol(job_id=job_id, poll=poll, read_state=read_state, cancel=cancel, poll_interval_s=1.0,
+                    cancel_stops_billing=True),
+    auth_scheme="bearer",
     default_options={
         "model": "sdxl-lightning-4step",
         "version": "0.0.1",
         "image_field": "image",
         "strength_field": "strength",
     },
+    behaviours=BEHAVIOURS,
 )

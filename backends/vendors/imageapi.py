@@ -1,6 +1,8 @@
 """imageapi.org: one synchronous call; its response shape is unconfirmed, so it is read tolerantly.
 
-Three shapes are accepted: OpenAI's ``{"data": [{"url"|"b64_json"}]}``, ``{"images": [...]}``
+Its model page documents ``prompt``, ``model``, ``width``, ``height``, ``num_inference_steps``
+(max 50) and ``negative_prompt``, and nothing else: no seed, no guidance, one image per call.
+Three answer shapes are accepted: OpenAI's ``{"data": [{"url"|"b64_json"}]}``, ``{"images": [...]}``
 (each a URL, base64 text, or an object with ``url``/``b64_json``) and ``{"image_url": "..."}``.
 Anything else is a protocol error, which the transport logs and the router fails over. Its price is
 plan-based and lives in the price catalogue, not here.
@@ -13,7 +15,7 @@ from typing import Any
 from backends.base import Capabilities
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, nsfw_flagged
 from backends.vendors.openai_style import openai_error_fields
-from backends.vendors.spec import Options, VendorSpec
+from backends.vendors.spec import Behaviour, Options, VendorFacts, VendorSpec
 from core.errors import VendorProtocolError
 from core.request import ImageRequest
 
@@ -25,8 +27,6 @@ def build_request(request: ImageRequest, options: Options) -> HttpCall:
         "width": request.width,
         "height": request.height,
         "num_inference_steps": request.steps,
-        "guidance_scale": request.guidance_scale,
-        "seed": request.seed,
     }
     if request.negative_prompt:
         body["negative_prompt"] = request.negative_prompt
@@ -80,11 +80,28 @@ def error_fields(body: Any) -> tuple[str | None, str]:
     return code, str(body)[:300]
 
 
+MODEL_PAGE = "imageapi.org/models/sdxl-lightning"
+
+BEHAVIOURS = (
+    Behaviour("POST /api/v1/generate {prompt, model, width, height, num_inference_steps}, "
+              "Authorization: Bearer", f"{MODEL_PAGE}: cURL, Python"),
+    Behaviour("negative_prompt is accepted", f"{MODEL_PAGE}: Frequently asked questions"),
+    Behaviour("steps: 4 fast, 8 quality, at most 50", f"{MODEL_PAGE}: Quality steps, Fast preset, Max steps"),
+    Behaviour("120 s client timeout in their example", f"{MODEL_PAGE}: Python"),
+    Behaviour("no seed, guidance or n field", f"{MODEL_PAGE}: (none shown)"),
+    Behaviour("the answer is {data: [{url | b64_json}]}, {images: [...]} or {image_url}"),
+    Behaviour("errors are OpenAI's envelope, {error: text} or {message: text}"),
+    Behaviour("sides 256-1536 (not published)"),
+)
+
 IMAGEAPI = VendorSpec(
     name="imageapi",
-    capabilities=Capabilities(max_steps=50, min_side=256, max_side=1536, max_n=1),
+    capabilities=Capabilities(max_steps=50, min_side=256, max_side=1536, max_n=1, seed=False, guidance=False),
     build_request=build_request,
     parse_output=parse_output,
     error_fields=error_fields,
+    facts=VendorFacts(default_base_url="https://imageapi.org", key_env="IMAGEAPI_API_KEY",
+                      price_key="imageapi", demo_priority=40),
     default_options={"model": "sdxl-lightning"},
+    behaviours=BEHAVIOURS,
 )

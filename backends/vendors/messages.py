@@ -28,6 +28,7 @@ class HttpCall:
 class HttpAnswer:
     status: int
     headers: Mapping[str, str]
+    """Lowercase names; a repeated field's values joined by ", " (both HTTP clients alike)."""
     body: bytes
 
     def json(self) -> Any:

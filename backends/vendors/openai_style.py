@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from core.errors import VendorProtocolError
 from core.request import ImageRequest
 
+EXTRAS = ("negative_prompt", "seed", "steps")
+"""OpenAI-style extras some vendors document beside OpenAI's own fields."""
 
-def build_generation(request: ImageRequest, *, model: str, response_format: str) -> HttpCall:
+
+def build_generation(
+    request: ImageRequest, *, model: str, response_format: str, extras: Collection[str] = ()
+) -> HttpCall:
+    """OpenAI's fields, plus exactly the ``extras`` the vendor documents."""
     body: dict[str, Any] = {
         "model": model,
         "prompt": request.prompt,
         "n": request.n,
         "size": request.size,
         "response_format": response_format,
-        "seed": request.seed,
-        "steps": request.steps,
-        "guidance_scale": request.guidance_scale,
     }
-    if request.negative_prompt:
+    if "seed" in extras:
+        body["seed"] = request.seed
+    if "steps" in extras:
+        body["steps"] = request.steps
+    if "negative_prompt" in extras and request.negative_prompt:
         body["negative_prompt"] = request.negative_prompt
     return HttpCall("POST", "/v1/images/generations", body)
 
@@ -39,8 +47,12 @@ def parse_generation(answer: HttpAnswer) -> VendorOutput:
 
 
 def openai_error_fields(body: Any) -> tuple[str | None, str]:
+    """OpenAI's envelope; a string ``code`` names the error, else the ``type`` does (aigateway's
+    ``code`` is the HTTP status as a number)."""
     error = body["error"] if isinstance(body, dict) else None
     if isinstance(error, dict):
-        code = error.get("code") or error.get("type")
+        code = error.get("code")
+        if not isinstance(code, str) or not code:
+            code = error.get("type")
         return (str(code) if code else None), str(error.get("message", ""))
     return None, str(body)[:300]

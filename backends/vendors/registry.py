@@ -1,15 +1,29 @@
-"""Every vendor boltgate speaks, by name (the ``vendor`` of a route in the settings)."""
+"""Every vendor boltgate speaks, by name (the ``vendor`` of a route in the settings).
+
+A vendor is found, not listed: each module of ``backends.vendors`` that defines a ``VendorSpec``
+named after the module (``eachlabs.py`` -> ``name="eachlabs"``) is one. Adding a vendor is adding
+its module (plus its simulator, its price and its contract examples); nothing here changes.
+"""
 
 from __future__ import annotations
 
-from backends.vendors.aigateway import AIGATEWAY
-from backends.vendors.callmissed import CALLMISSED
-from backends.vendors.eachlabs import EACHLABS
-from backends.vendors.imageapi import IMAGEAPI
-from backends.vendors.runflow import RUNFLOW
-from backends.vendors.spec import VendorSpec
-from backends.vendors.worker import WORKER
+import importlib
+import pkgutil
 
-VENDOR_SPECS: dict[str, VendorSpec] = {
-    spec.name: spec for spec in (CALLMISSED, RUNFLOW, EACHLABS, IMAGEAPI, AIGATEWAY, WORKER)
-}
+import backends.vendors
+from backends.vendors.spec import VendorSpec
+
+
+def _discover() -> dict[str, VendorSpec]:
+    found: dict[str, VendorSpec] = {}
+    for module_info in sorted(pkgutil.iter_modules(backends.vendors.__path__), key=lambda info: info.name):
+        if module_info.ispkg or module_info.name == "registry":
+            continue
+        module = importlib.import_module(f"{backends.vendors.__name__}.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(value, VendorSpec) and value.name == module_info.name:
+                found[value.name] = value
+    return found
+
+
+VENDOR_SPECS: dict[str, VendorSpec] = _discover()

@@ -3,7 +3,11 @@
 The body is ``request.model_dump(mode="json")`` (``init_image`` becomes base64, as
 ``ImageRequest`` serialises bytes), the answer carries base64 images and the GPU-seconds spent.
 Errors use OpenAI's envelope; a full queue answers 503 with Retry-After, which the shared status
-ladder already retries. No auth unless a key is configured (then ``Authorization: Bearer``).
+ladder already retries. The route's key (``WORKER_API_KEY`` unless ``key_env`` says otherwise) is
+the worker's shared token, sent as ``Authorization: Bearer``; a worker listening beyond loopback
+requires it. Each call says how long the caller still waits (``X-Boltgate-Timeout-S``), so the
+worker drops a request whose time ran out while it was queued. A worker configured with fewer
+step counts answers 404 ``steps_not_loaded`` for the others, which fails over.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from backends.base import Capabilities
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from backends.vendors.openai_style import openai_error_fields
-from backends.vendors.spec import Options, VendorSpec
+from backends.vendors.spec import Behaviour, Options, VendorFacts, VendorSpec
 from core.errors import VendorProtocolError
 from core.request import ImageRequest
 
@@ -40,9 +44,13 @@ WORKER = VendorSpec(
         max_steps=8,
         fixed_steps=LIGHTNING_STEPS,
         image_to_image=True,
+        negative_prompt=False,  # Lightning runs without guidance: a negative prompt would be ignored
         output_formats=frozenset({"png", "jpeg", "webp"}),
     ),
     build_request=build_request,
     parse_output=parse_output,
     error_fields=openai_error_fields,
+    deadline_header="X-Boltgate-Timeout-S",
+    facts=VendorFacts(default_base_url=None, key_env="WORKER_API_KEY", price_key="local", key_required=False),
+    behaviours=(Behaviour("our own service: POST /v1/generate with the ImageRequest", "backends/local/worker_app.py"),),
 )

@@ -2,18 +2,19 @@
 
 Each method is one Redis command or one Lua script, hence atomic across every replica that talks
 to the same server. TTLs are seconds as floats, sent as milliseconds (``PX``/``PEXPIRE``) so that
-sub-second TTLs keep their meaning. A key holding the wrong type raises ``TypeError``, as in the
-memory store.
+sub-second TTLs keep their meaning. Every call is bounded by a short timeout and a Redis that
+does not answer raises ``StateUnavailable`` (see ``core.state.redis_connection``); a key holding
+the wrong type raises ``TypeError``, as in the memory store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+
+from core.state.redis_connection import DEFAULT_TIMEOUT_S, answering, connect
 
 # INCRBY, then PEXPIRE only if this call created the key: an existing key keeps its TTL.
 _INCR_WITH_TTL = """
@@ -40,72 +41,80 @@ def _milliseconds(ttl: float) -> int:
     return max(1, round(ttl * 1000))
 
 
-@contextmanager
-def _wrong_type_as_type_error() -> Iterator[None]:
-    try:
-        yield
-    except ResponseError as exc:
-        if str(exc).startswith("WRONGTYPE"):
-            raise TypeError(str(exc)) from exc
-        raise
-
-
 class RedisStateStore:
     """The ``StateStore`` protocol over ``redis.asyncio``; every key is namespaced by a prefix."""
 
-    def __init__(self, client: Redis, key_prefix: str = "boltgate:") -> None:
+    def __init__(self, client: Redis, key_prefix: str = "boltgate:", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._client = client
         self._prefix = key_prefix
+        self._timeout_s = timeout_s
         self._incr_with_ttl: Any = client.register_script(_INCR_WITH_TTL)
         self._incr_within: Any = client.register_script(_INCR_WITHIN)
 
     @classmethod
-    def from_url(cls, url: str, key_prefix: str = "boltgate:") -> RedisStateStore:
+    def from_url(cls, url: str, key_prefix: str = "boltgate:", *, timeout_s: float = DEFAULT_TIMEOUT_S
+                 ) -> RedisStateStore:
         """Connect lazily: the first command opens the connection, so a bad URL fails there."""
-        return cls(Redis.from_url(url), key_prefix=key_prefix)
+        return cls(connect(url, timeout_s), key_prefix=key_prefix, timeout_s=timeout_s)
+
+    @property
+    def client(self) -> Redis:
+        """The connection pool, for the ledger store that shares it."""
+        return self._client
+
+    @property
+    def key_prefix(self) -> str:
+        return self._prefix
+
+    def _answering(self) -> AbstractAsyncContextManager[None]:
+        return answering(self._timeout_s)
 
     def _key(self, key: str) -> str:
         return self._prefix + key
 
     async def get(self, key: str) -> bytes | None:
-        with _wrong_type_as_type_error():
+        async with self._answering():
             value = await self._client.get(self._key(key))
         return value if value is None or isinstance(value, bytes) else str(value).encode()
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = None if ttl is None else _milliseconds(ttl)
-        await self._client.set(self._key(key), value, px=px)
+        async with self._answering():
+            await self._client.set(self._key(key), value, px=px)
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         px = None if ttl is None else _milliseconds(ttl)
-        return bool(await self._client.set(self._key(key), value, px=px, nx=True))
+        async with self._answering():
+            return bool(await self._client.set(self._key(key), value, px=px, nx=True))
 
     async def delete(self, key: str) -> None:
-        await self._client.delete(self._key(key))
+        async with self._answering():
+            await self._client.delete(self._key(key))
 
     async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
-        with _wrong_type_as_type_error():
+        async with self._answering():
             if ttl is None:
                 return int(await self._client.incrby(self._key(key), amount))
             value = await self._incr_with_ttl(keys=[self._key(key)], args=[amount, _milliseconds(ttl)])
         return int(value)
 
     async def incr_within(self, key: str, amount: int, limit: int) -> int | None:
-        with _wrong_type_as_type_error():
+        async with self._answering():
             value = await self._incr_within(keys=[self._key(key)], args=[amount, limit])
         return None if value is None else int(value)
 
     async def hincr(self, key: str, field: str, amount: int) -> int:
-        with _wrong_type_as_type_error():
+        async with self._answering():
             return int(await self._client.hincrby(self._key(key), field, amount))
 
     async def hgetall(self, key: str) -> dict[str, int]:
-        with _wrong_type_as_type_error():
+        async with self._answering():
             table = await self._client.hgetall(self._key(key))
         return {(field.decode() if isinstance(field, bytes) else field): int(value) for field, value in table.items()}
 
     async def ttl(self, key: str) -> float | None:
-        milliseconds = int(await self._client.pttl(self._key(key)))
+        async with self._answering():
+            milliseconds = int(await self._client.pttl(self._key(key)))
         if milliseconds < 0:  # -2: no such key, -1: no TTL
             return None
         return milliseconds / 1000

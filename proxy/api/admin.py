@@ -1,4 +1,5 @@
-"""``/v1/admin/keys``: create, list and revoke client keys, behind the admin token.
+"""``/v1/admin/keys``: create, list and revoke client keys, behind the admin token (which
+``/v1/admin/charges``, in ``proxy.api.charges``, checks the same way).
 
 A created key is shown once, in the creation answer; the gateway keeps only its hash.
 """
@@ -48,9 +49,7 @@ class NewKey(BaseModel):
         return None if value is None else Decimal(value if isinstance(value, str) else repr(value))
 
 
-def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> ApiKeyRegistry:
-    """The client key registry, for a caller that shows the admin token (the ``keys`` dependency
-    of every admin handler)."""
+def check_admin_token(request: AnyRequest, settings: InjectedSettings) -> None:
     if settings.admin_token is None:
         raise PermissionDenied("The admin API is off: set BOLTGATE_ADMIN_TOKEN to enable it")
     sent = bearer_token(request.headers.get("authorization"))
@@ -58,6 +57,12 @@ def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing:
         raise AuthenticationFailed("The admin API needs 'Authorization: Bearer <admin token>'")
     if not hmac.compare_digest(sent.encode(), settings.admin_token.get_secret_value().encode()):
         raise PermissionDenied("Wrong admin token")
+
+
+def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> ApiKeyRegistry:
+    """The client key registry, for a caller that shows the admin token (the ``keys`` dependency
+    of the key handlers)."""
+    check_admin_token(request, settings)
     return billing.keys
 
 
@@ -72,7 +77,7 @@ def _describe(record: KeyRecord) -> dict[str, object]:
     }
 
 
-ADMIN_ERRORS = (400, 401, 403, 413, 500)
+ADMIN_ERRORS = (400, 401, 403, 413, 500, 503)
 KEYS_DEPENDENCY = {"keys": Provide(admin_key_registry, sync_to_thread=False)}
 NEW_KEY_BODY = RequestBody(content=json_content(NewKey), required=True)
 

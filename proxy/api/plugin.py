@@ -30,6 +30,7 @@ from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
 from proxy.api.admin import ADMIN_KEY_HANDLERS
+from proxy.api.charges import list_charges
 from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.health import healthz, metrics, readyz
 from proxy.api.images import image_handlers
@@ -45,7 +46,7 @@ from proxy.settings import Settings
 from proxy.wiring import Overrides, Running, build_gateway, served_capabilities
 
 OTHER_ENDPOINTS: list[HTTPRouteHandler] = [
-    list_models, retrieve_model, healthz, readyz, metrics, key_usage, *ADMIN_KEY_HANDLERS,
+    list_models, retrieve_model, healthz, readyz, metrics, key_usage, *ADMIN_KEY_HANDLERS, list_charges,
 ]
 
 

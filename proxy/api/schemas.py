@@ -8,9 +8,10 @@ image answers are also validated against the ``openai`` SDK's and LiteLLM's own 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 USD = Field(pattern=r"^[0-9]+\.[0-9]{6}$", description="USD, six decimals")
 CREDITS = Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="credits, as a decimal string")
@@ -61,7 +62,8 @@ class ImagesResponseBody(Documented):
     data: list[ImageData]
     output_format: Literal["png", "jpeg", "webp"]
     size: str
-    seed: int = Field(ge=0)
+    seed: Annotated[int, Field(ge=0)] | SkipJsonSchema[None] = Field(
+        default=None, description="The seed used; absent when the backend that served takes none")
     billing: Billing
 
 
@@ -119,3 +121,24 @@ class AdminKeyList(Documented):
 class KeyRevoked(Documented):
     id: str
     revoked: Literal[True]
+
+
+class Charge(Documented):
+    """One entry of the charge log (``pricing.charge_log.ChargeRecord``)."""
+
+    key_id: str
+    request_id: str
+    vendor: str
+    region: str
+    vendor_request_id: str | None = Field(description="The vendor's own id, to find the line on its invoice")
+    images: int = Field(ge=0)
+    run_seconds: str | None = Field(description="The run time the vendor reported (time-billed vendors)")
+    catalog_cost_usd: str = Field(description="The vendor's cost by the price catalog, in USD")
+    vendor_reported_cost_usd: str | None = Field(description="The cost the vendor reported, when it does")
+    client_usd: str = Field(description="What the client was charged, in USD")
+    at: str = Field(description="When the charge was written (ISO 8601, UTC)")
+
+
+class ChargeList(Documented):
+    object: Literal["list"]
+    data: list[Charge]

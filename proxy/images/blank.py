@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import io
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from backends.base import BackendResult, GeneratedImage
-from core.errors import ContentFiltered
+from core.errors import ContentFiltered, UnusableOutput
 from core.request import ImageRequest
 
 SUSPICION_LIMITS: dict[str, tuple[int, float]] = {
@@ -37,11 +37,18 @@ def is_flat(image: GeneratedImage) -> bool:
 
 
 async def reject_blank_images(result: BackendResult, request: ImageRequest, vendor: str) -> None:
+    """A blank image is the vendor's safety filter, and the vendor billed it: a gateway loss."""
     pixels = request.width * request.height
     suspects = [image for image in result.images if len(image) < _limit(image.format, pixels)]
     for image in suspects:
-        if await asyncio.to_thread(is_flat, image):
-            raise ContentFiltered(f"{vendor} answered a blank image (a safety filter's answer)")
+        try:
+            flat = await asyncio.to_thread(is_flat, image)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise UnusableOutput(f"{vendor} answered an image that does not decode: {exc}",
+                                 run_seconds=result.run_seconds, vendor_cost_usd=result.vendor_cost_usd) from exc
+        if flat:
+            raise ContentFiltered(f"{vendor} answered a blank image (a safety filter's answer)", billed=True,
+                                  run_seconds=result.run_seconds, vendor_cost_usd=result.vendor_cost_usd)
 
 
 def _limit(fmt: str, pixels: int) -> float:

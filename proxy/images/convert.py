@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from backends.base import GeneratedImage, ImageFormat
+from core.errors import UnusableOutput
 
 _PILLOW_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
@@ -32,4 +33,9 @@ async def to_format(image: GeneratedImage, fmt: ImageFormat, quality: int | None
     it already is in ``fmt`` and no quality is asked for. Pillow runs off the loop."""
     if image.format == fmt and quality is None:
         return image
-    return GeneratedImage(data=await asyncio.to_thread(_convert, image.data, fmt, quality))
+    try:
+        converted = await asyncio.to_thread(_convert, image.data, fmt, quality)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # A vendor image that passed the header checks but does not decode: a 502, never a 500.
+        raise UnusableOutput(f"the served image does not decode: {exc}") from exc
+    return GeneratedImage(data=converted)

@@ -17,6 +17,16 @@ class Route:
     """The vendor account (route config) this region belongs to; weights apply per account."""
     region_rank: int = 0
     """Position of the region in its account's list: the first listed is the primary."""
+    timeout_s: float = 30.0
+    """The longest one attempt may run (the route's ``timeout_s``)."""
+    max_billable_s_per_image: float | None = None
+    """For vendors billed by run time: the most run time per image a client can be billed."""
+
+    def max_billable_s(self, images: int) -> float:
+        """The most run time a request for ``images`` images can be billed on this route."""
+        if self.max_billable_s_per_image is None:
+            return self.timeout_s
+        return self.max_billable_s_per_image * images
 
     @property
     def vendor(self) -> str:

@@ -2,8 +2,15 @@
 
 Retries on one route happen only for retryable failures (connect error, timeout, 408, 429, 5xx,
 a body we cannot read), with jittered exponential backoff that gives way to the vendor's
-``Retry-After``. Any failure with ``failover`` set moves on to the next route; one without it
-(the vendor rejected the request as invalid) goes back to the client at once.
+``Retry-After``; never once the vendor has billed the attempt. Any failure with ``failover`` set
+moves on to the next route. A vendor refusing a request our validation accepted (400/409/422)
+means that vendor can't, not that the client is wrong: the client hears that 400 only when
+every route tried refused it. An attempt the vendor billed anyway is booked as the gateway's
+loss, also when the client hangs up while a billed job is left running.
+
+Before a route is tried, the caller's ``admit`` hook may refuse it (the key's budget cannot
+cover that route's price): the route is skipped with its reason in the attempts list, and when
+every route was refused that way, the refusal goes back to the client (402).
 """
 
 from __future__ import annotations
@@ -22,13 +29,16 @@ from core.errors import (
     BackendError,
     ContentFiltered,
     ContentPolicyViolation,
+    InsufficientCredits,
     NoBackendAvailable,
     PriceCeilingExceeded,
     RouteAttempt,
     UnsupportedRequest,
     VendorAuthError,
+    VendorOutOfCredit,
     VendorProtocolError,
     VendorRateLimited,
+    VendorRejectedRequest,
     VendorTimeout,
 )
 from core.request import ImageRequest
@@ -42,6 +52,8 @@ from proxy.settings import RetryConfig
 
 PriceOf = Callable[[Route, ImageRequest], Decimal]
 LossRecorder = Callable[[Route, ImageRequest, BackendError], Awaitable[None]]
+Admit = Callable[[Route], Awaitable[None]]
+"""Called before a route is tried; raises ``InsufficientCredits`` to skip it."""
 
 
 @dataclass(slots=True)
@@ -110,17 +122,32 @@ class Router:
         return order_by_priority(able), skipped
 
     async def generate(
-        self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None
+        self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None,
+        *, admit: Admit | None = None,
     ) -> RoutedResult:
         """Serve ``request`` on the first route that can; ``plan`` is ``candidates()``'s answer
-        when the caller already asked for it (to reserve credits for those routes)."""
+        when the caller already asked for it; ``admit`` is awaited before each route is tried."""
         ordered, skipped = plan if plan is not None else await self.candidates(request)
         if not ordered:
             raise NoBackendAvailable("No route can serve this request", skipped=skipped)
         routed = RoutedResult(result=BackendResult(images=[]), route=ordered[0])
+        refusal: InsufficientCredits | None = None
+        rejections: list[VendorRejectedRequest] = []
+        refused_accounts: set[str] = set()
         for index, route in enumerate(ordered):
             if deadline.expired():
                 break
+            if (route.account or route.key) in refused_accounts:
+                skipped.append(f"{route.key}: its account's key was refused on this request")
+                continue
+            if admit is not None:
+                try:
+                    await admit(route)
+                except InsufficientCredits as refused:
+                    refusal = refused
+                    routed.attempts.append(RouteAttempt(route.vendor, route.region, "insufficient_credits",
+                                                        refused.status_code, refused.message[:160]))
+                    continue
             try:
                 has_fallback = index < len(ordered) - 1
                 routed.result = await self._serve_on(route, request, deadline, routed, has_fallback)
@@ -136,7 +163,15 @@ class Router:
             except BackendError as error:
                 if not error.failover:
                     raise
+                if isinstance(error, VendorRejectedRequest):
+                    rejections.append(error)
+                if isinstance(error, VendorAuthError):
+                    refused_accounts.add(route.account or route.key)
                 labelled(FAILOVERS, route.vendor, error.outcome).inc()
+        if refusal is not None and all(a.outcome == "insufficient_credits" for a in routed.attempts):
+            raise refusal
+        if rejections and len(rejections) == len(routed.attempts):
+            raise rejections[-1]  # every route tried refused the request itself
         reason = "The request's deadline passed" if deadline.expired() else "Every route failed"
         raise NoBackendAvailable(reason, routed.attempts, skipped)
 
@@ -166,7 +201,15 @@ class Router:
                 async with asyncio.timeout(deadline.remaining()):
                     result = await route.backend.generate(request, deadline)
             except TimeoutError as exc:
+                left_behind = backend_error_behind(exc)  # e.g. a billed job it had to abandon
+                if left_behind is not None:
+                    raise left_behind from exc
                 raise VendorTimeout(f"{route.vendor} ran past the request's deadline") from exc
+            except asyncio.CancelledError as cancelled:
+                left_behind = backend_error_behind(cancelled)
+                if left_behind is not None and left_behind.billed:
+                    await asyncio.shield(self._record_loss(route, request, left_behind))
+                raise
             if len(result.images) < request.n:
                 raise VendorProtocolError(
                     f"{route.vendor} answered {len(result.images)} image(s) for n={request.n}")
@@ -192,8 +235,25 @@ class Router:
         labelled(BACKEND_ATTEMPTS, route.vendor, route.region, error.outcome).inc()
         labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
         if isinstance(error, VendorAuthError):
-            await self.health.quarantine(route)
+            await self.health.quarantine(route, brief=isinstance(error, VendorOutOfCredit))
         elif error.retryable and not isinstance(error, VendorRateLimited):
             await self.health.record_failure(route)
-        if self.on_loss is not None and error.billed:
+        if error.billed:
+            await self._record_loss(route, request, error)
+
+    async def _record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
+        if self.on_loss is not None:
             await self.on_loss(route, request, error)
+
+
+def backend_error_behind(exc: BaseException) -> BackendError | None:
+    """The ``BackendError`` a cancellation or timeout carries in its chain of causes, if any (a
+    job vendor's backend raises its cancellation from the job it had to abandon)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, BackendError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -59,11 +59,18 @@ def test_bytes_encode_to_base64_on_demand() -> None:
     assert base64.b64decode(image.b64) == PNG
 
 
-def test_the_length_of_a_base64_image_is_estimated_without_decoding() -> None:
-    image = GeneratedImage(b64=base64.b64encode(PNG).decode())
+def test_the_length_of_a_base64_image_is_counted_without_decoding() -> None:
+    for data in (PNG, PNG + b"x", PNG + b"xy"):  # every padding
+        image = GeneratedImage(b64=base64.b64encode(data).decode())
+        assert len(image) == len(data)
+        assert image._data is None
 
-    assert abs(len(image) - len(PNG)) <= 2
-    assert image._data is None
+
+def test_the_head_and_tail_of_a_base64_image_decode_only_what_they_need() -> None:
+    for data in (PNG, PNG + b"x", PNG + b"xy"):
+        image = GeneratedImage(b64=base64.b64encode(data).decode())
+        assert image.head(10) == data[:10] and image.tail(16) == data[-16:]
+        assert image._data is None
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -92,6 +99,12 @@ def test_default_capabilities_serve_a_default_request() -> None:
     assert Capabilities().refusal(request()) is None
 
 
+def test_a_field_the_client_did_not_set_is_never_a_reason_to_skip() -> None:
+    """The gateway draws a seed and defaults steps and guidance; only what the client asked for counts."""
+    unable = Capabilities(seed=False, negative_prompt=False, guidance=False, steps=False)
+    assert unable.refusal(ImageRequest(prompt="a fox")) is None
+
+
 @pytest.mark.parametrize(("capabilities", "fields", "refusal"), [
     (Capabilities(max_steps=8), {"steps": 9}, "steps 9 > 8"),
     (Capabilities(max_steps=8), {"steps": 8}, None),
@@ -104,6 +117,13 @@ def test_default_capabilities_serve_a_default_request() -> None:
     (Capabilities(max_n=1), {"n": 1}, None),
     (Capabilities(image_to_image=False), {"init_image": PNG}, "no image-to-image"),
     (Capabilities(image_to_image=True), {"init_image": PNG}, None),
+    (Capabilities(seed=False), {"seed": 3}, "no seed field"),
+    (Capabilities(negative_prompt=False), {"negative_prompt": "blurry"}, "no negative_prompt field"),
+    (Capabilities(guidance=False), {"guidance_scale": 0.0}, "no guidance field"),
+    (Capabilities(steps=False), {"steps": 4}, "no steps field (the vendor picks its own)"),
+    (Capabilities(steps=False, max_steps=4), {}, None),
+    (Capabilities(negative_prompt=False), {"negative_prompt": ""}, None),
+    (Capabilities(negative_prompt=True), {"negative_prompt": "blurry"}, None),
 ])
 def test_capabilities_say_why_a_request_cannot_be_served(
     capabilities: Capabilities, fields: dict[str, object], refusal: str | None

@@ -34,8 +34,10 @@ from core.errors import (
     RetryableBackendError,
     RouteAttempt,
     UnknownVendor,
+    UnusableOutput,
     VendorAuthError,
     VendorNotFound,
+    VendorOutOfCredit,
     VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,
@@ -168,11 +170,13 @@ def test_an_error_carries_response_headers() -> None:
     (VendorTimeout, True, True, False, "timeout"),
     (VendorProtocolError, True, True, False, "protocol_error"),
     (PipelineFailed, True, True, False, "unavailable"),
+    (UnusableOutput, False, True, False, "unusable_output"),
     (VendorAuthError, False, True, True, "auth_error"),
+    (VendorOutOfCredit, False, True, True, "out_of_credit"),
     (VendorNotFound, False, True, False, "not_found"),
     (JobAbandoned, False, True, False, "job_abandoned"),
     (ContentFiltered, False, True, False, "content_filtered"),
-    (VendorRejectedRequest, False, False, False, "rejected"),
+    (VendorRejectedRequest, False, True, False, "rejected"),
 ])
 def test_backend_errors_tell_the_router_what_to_do(
     error_class: type[BackendError], retryable: bool, failover: bool, quarantine: bool, outcome: str
@@ -218,8 +222,8 @@ def test_a_failed_job_must_say_whether_it_was_billed() -> None:
         JobFailed("job failed")  # type: ignore[call-arg]
 
 
-@pytest.mark.parametrize("error_class", [cls for cls in ERROR_CLASSES
-                                         if issubclass(cls, BackendError) and cls not in (QueueFull, JobFailed)],
+@pytest.mark.parametrize("error_class", [cls for cls in ERROR_CLASSES if issubclass(cls, BackendError)
+                                         and cls not in (QueueFull, JobFailed, UnusableOutput)],
                          ids=lambda cls: cls.__name__)
 def test_every_backend_error_reports_no_cost_unless_told(error_class: type[BackendError]) -> None:
     error = error_class("vendor said no")
@@ -267,3 +271,9 @@ def test_no_backend_available_lists_every_attempt_and_every_skip() -> None:
 
 def test_no_backend_available_with_nothing_tried_is_just_the_reason() -> None:
     assert NoBackendAvailable("No route can serve this request").message == "No route can serve this request"
+
+
+def test_a_backend_error_says_what_the_vendor_billed() -> None:
+    assert not VendorUnavailable("down").billed
+    unusable = UnusableOutput("no known shape", run_seconds=1.5)
+    assert unusable.billed and unusable.run_seconds == 1.5 and unusable.vendor_cost_usd is None

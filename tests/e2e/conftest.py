@@ -13,6 +13,8 @@ from tests.e2e.gateway_server import GatewayServer
 
 SIM_KEY = "sim-e2e-key"
 KEY_ENV = "BOLTGATE_E2E_SIM_KEY"
+SIM_POLL_S = 0.02
+"""Job vendors' simulators on loopback are polled faster than the real vendors' documented pace."""
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +43,7 @@ def simulator() -> Iterator[StartSimulator]:
 def route_to(*servers: SimulatorServer, vendor: str | None = None, priority: int = 100,
              **fields: Any) -> RouteConfig:
     """One route whose regions are the given simulators (region names r1, r2, ...)."""
+    fields.setdefault("poll_interval_s", SIM_POLL_S)
     regions = [RegionConfig(name=f"r{index}", base_url=server.base_url) for index, server in enumerate(servers, 1)]
     return RouteConfig(vendor=vendor or servers[0].vendor, key_env=KEY_ENV, regions=regions,  # type: ignore[arg-type]
                        priority=priority, **fields)

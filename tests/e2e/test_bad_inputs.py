@@ -54,7 +54,8 @@ def served() -> Iterator[Served]:
         sim = SimulatorServer("callmissed", SimulatorConfig(api_key=SIM_KEY)).start()
         route = RouteConfig(vendor="callmissed", key_env=KEY_ENV,
                             regions=[RegionConfig(name="r1", base_url=sim.base_url)])
-        server = GatewayServer(Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024)).start()
+        server = GatewayServer(Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024,
+                                        state_backend="memory")).start()  # module-wide: no per-test data dir
     yield server, sim
     server.stop()
     sim.stop()

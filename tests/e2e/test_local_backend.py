@@ -37,7 +37,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def worker_config(model: Path, **fields: object) -> LocalBackendConfig:
-    return LocalBackendConfig.model_validate({"model_dir": model, "preload_steps": (1,), "warmup_side": 256,
+    return LocalBackendConfig.model_validate({"model_dir": model, "preload_steps": (1,), "warmup_sizes": "256x256",
                                               **fields})
 
 

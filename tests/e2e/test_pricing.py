@@ -8,6 +8,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from backends.simulators import VENDORS
+from backends.vendors.registry import VENDOR_SPECS
 from core.request import ImageRequest
 from pricing.catalog import PriceCatalog
 from pricing.config import PricingConfig
@@ -22,7 +24,10 @@ def expected_client_price(vendor: str, **fields: object) -> Decimal:
     return CATALOG.quote(vendor, request).client_usd
 
 
-@pytest.mark.parametrize("vendor", ["callmissed", "aigateway", "runflow", "imageapi"])
+PER_IMAGE = [vendor for vendor in VENDORS if CATALOG.price(VENDOR_SPECS[vendor].facts.price_key).unit == "image"]
+
+
+@pytest.mark.parametrize("vendor", PER_IMAGE)
 def test_cost_headers_and_billing_match_the_catalog(vendor: str, simulator: StartSimulator,
                                                   gateway: StartGateway) -> None:
     server = gateway(route_to(simulator(vendor)))

@@ -71,14 +71,18 @@ class Prometheus:
         assert answer["status"] == "success", f"{expr}: {answer}"
         return list(answer["data"]["result"])
 
+    def ready(self) -> bool:
+        """Prometheus answers its API with 503 until its storage has started."""
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=10).status_code == 200
+        except httpx.TransportError:
+            return False
+
     def wait_until(self, expr: str, timeout: float = 30) -> None:
         give_up = time.monotonic() + timeout
         while True:
-            try:
-                if self.query(expr):
-                    return
-            except httpx.TransportError:
-                pass
+            if self.ready() and self.query(expr):
+                return
             assert time.monotonic() < give_up, f"no data for {expr}"
             time.sleep(0.25)
 

@@ -1,29 +1,55 @@
-"""All five vendors behind the one front door, job vendors abandoned and cancelled, edits routed
-only where image-to-image is possible."""
+"""All five vendors behind the one front door, as their documentation describes them: job vendors
+polled through transient errors, abandoned jobs cancelled where the vendor publishes a cancel and
+booked as a loss where it does not, edits routed only where image-to-image is possible."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
+import re
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
 from PIL import Image
 
 from backends.simulators import VENDORS, Fault
+from backends.vendors.registry import VENDOR_SPECS
 from tests.e2e.conftest import StartGateway, StartSimulator, route_to
 
-BODY = {"model": "sd-xl-lightning", "prompt": "a glass teapot", "size": "512x512", "response_format": "b64_json",
-        "seed": 11}
+BODY = {"model": "sd-xl-lightning", "prompt": "a glass teapot", "size": "512x512", "response_format": "b64_json"}
 
 
+def booked_loss(base_url: str, vendor: str) -> Decimal:
+    """What the process has booked as lost to ``vendor`` so far (its metric, process-wide)."""
+    metrics = httpx.get(f"{base_url}/metrics").text
+    found = re.search(rf'^boltgate_gateway_loss_usd_total{{backend="{vendor}"}} (\S+)$', metrics, re.MULTILINE)
+    return Decimal(found.group(1)).quantize(Decimal("0.000001")) if found else Decimal(0)
+
+
+class Losses:
+    """The losses booked from now on (the metric is shared by every gateway in this process)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.start = {vendor: booked_loss(base_url, vendor) for vendor in VENDORS}
+
+    def __call__(self, vendor: str) -> Decimal:
+        return booked_loss(self.base_url, vendor) - self.start[vendor]
+
+
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
 @pytest.mark.parametrize("vendor", VENDORS)
-def test_each_vendor_serves_a_request_alone(vendor: str, simulator: StartSimulator, gateway: StartGateway) -> None:
+def test_each_vendor_serves_a_request_alone(vendor: str, http_client: str, simulator: StartSimulator,
+                                            gateway: StartGateway) -> None:
+    """On either HTTP client (the ``http_client`` setting)."""
     sim = simulator(vendor)
-    server = gateway(route_to(sim))
+    server = gateway(route_to(sim), http_client=http_client)
+    body = {**BODY, "seed": 11} if VENDOR_SPECS[vendor].capabilities.seed else BODY
 
-    response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
+    response = httpx.post(f"{server.base_url}/v1/images/generations", json=body, timeout=30)
 
     assert response.status_code == 200, response.text
     assert response.headers["x-boltgate-backend"] == vendor
@@ -33,9 +59,11 @@ def test_each_vendor_serves_a_request_alone(vendor: str, simulator: StartSimulat
     assert sim.requests, "the request reached the vendor's simulator"
 
 
-def test_url_answers_are_fetched_once_and_re_served(simulator: StartSimulator, gateway: StartGateway) -> None:
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+def test_url_answers_are_fetched_once_and_re_served(http_client: str, simulator: StartSimulator,
+                                                    gateway: StartGateway) -> None:
     sim = simulator("aigateway")
-    server = gateway(route_to(sim, options={"response_format": "url"}))
+    server = gateway(route_to(sim, options={"response_format": "url"}), http_client=http_client)
 
     response = httpx.post(f"{server.base_url}/v1/images/generations", json={**BODY, "response_format": "url"})
 
@@ -48,7 +76,7 @@ def test_url_answers_are_fetched_once_and_re_served(simulator: StartSimulator, g
     assert httpx.get(url).status_code == 200
 
 
-def test_stuck_runflow_job_is_abandoned_cancelled_and_served_by_eachlabs(
+def test_stuck_runflow_run_is_abandoned_booked_as_a_loss_and_served_by_eachlabs(
     simulator: StartSimulator, gateway: StartGateway
 ) -> None:
     runflow, eachlabs, imageapi = simulator("runflow"), simulator("eachlabs"), simulator("imageapi")
@@ -59,6 +87,7 @@ def test_stuck_runflow_job_is_abandoned_cancelled_and_served_by_eachlabs(
         route_to(imageapi, priority=3),
         deadline_s=10,
     )
+    losses = Losses(server.base_url)
 
     started = time.monotonic()
     response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
@@ -66,11 +95,116 @@ def test_stuck_runflow_job_is_abandoned_cancelled_and_served_by_eachlabs(
 
     assert response.status_code == 200, response.text
     assert response.headers["x-boltgate-backend"] == "eachlabs"
-    assert 1.0 <= elapsed < 5.0  # the job's time budget, then Eachlabs
+    assert 1.0 <= elapsed < 5.0  # the run's time budget, then Eachlabs
     created = [r for r in runflow.requests if r.method == "POST" and r.path.endswith("/runs")]
     assert len(created) == 1  # abandoned, not retried
-    assert len(runflow.cancels) == 1
+    assert [r for r in runflow.requests if "cancel" in r.path] == []  # Runflow publishes no cancel
+    assert losses("runflow") == Decimal("0.003")  # it may still run: booked as lost
     assert imageapi.requests == []
+
+
+def test_a_transient_poll_error_keeps_polling_the_same_billed_job(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    runflow = simulator("runflow", running_s=0.2)
+    runflow.inject(Fault(kind="status", status=503, times=2, method="GET", path=r"^/v1/runs/"))
+    server = gateway(route_to(runflow))
+    losses = Losses(server.base_url)
+
+    response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["x-boltgate-attempts"] == "1"
+    assert len([r for r in runflow.requests if r.method == "POST"]) == 1  # one run, never a second
+    assert runflow.billed_usd() == Decimal("0.003")
+    assert losses("runflow") == 0
+
+
+def test_an_eachlabs_prediction_that_errors_fails_over_once_and_is_a_loss(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    eachlabs, callmissed = simulator("eachlabs"), simulator("callmissed")
+    eachlabs.inject(Fault(kind="fail_midway", times=1))
+    server = gateway(route_to(eachlabs, priority=1, max_attempts=3), route_to(callmissed, priority=2))
+    losses = Losses(server.base_url)
+
+    response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["x-boltgate-backend"] == "callmissed"
+    assert len([r for r in eachlabs.requests if r.method == "POST"]) == 1  # never a second billed prediction
+    assert losses("eachlabs") == eachlabs.billed_usd() > 0
+
+
+def test_an_eachlabs_safety_refusal_is_a_content_policy_violation_when_rejecting(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    eachlabs, callmissed = simulator("eachlabs"), simulator("callmissed")
+    eachlabs.inject(Fault(kind="nsfw", times=1))
+    server = gateway(route_to(eachlabs, priority=1), route_to(callmissed, priority=2),
+                     content_filter_action="reject")
+
+    response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "content_policy_violation"
+    assert callmissed.requests == []
+    assert httpx.get(f"{server.base_url}/v1/usage").json()["spent_usd"] == "0.000000"
+
+
+def test_a_vendor_refusing_a_request_we_accept_fails_over_and_only_all_refusing_is_a_400(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    refusing, healthy = simulator("callmissed"), simulator("eachlabs")
+    refusing.inject(Fault(kind="status", status=422, times=1))
+    server = gateway(route_to(refusing, priority=1), route_to(healthy, priority=2))
+
+    served = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
+    assert served.status_code == 200, served.text
+    assert served.headers["x-boltgate-backend"] == "eachlabs"
+    assert len(refusing.requests) == 1
+
+    refusing.inject(Fault(kind="status", status=400, times=1))
+    healthy.inject(Fault(kind="status", status=400, times=1))
+    refused = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "upstream_rejected_request"
+
+
+def test_a_request_beyond_a_vendors_real_limits_skips_it_up_front(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    runflow, callmissed = simulator("runflow"), simulator("callmissed")
+    server = gateway(route_to(runflow, priority=1), route_to(callmissed, priority=2))
+
+    response = httpx.post(f"{server.base_url}/v1/images/generations", json={**BODY, "steps": 30}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["x-boltgate-backend"] == "callmissed"
+    assert runflow.requests == []  # steps 30 > Runflow's 12: never asked
+
+
+@pytest.mark.parametrize("image", ["truncated", "bomb"])
+def test_a_vendor_image_that_does_not_decode_fails_over_and_is_never_charged(
+    image: str, simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    from tests.backends.vendors.test_image_check import encode, png_declaring
+
+    data = encode("PNG", (512, 512))[:300] if image == "truncated" else png_declaring(60_000, 60_000)
+    broken, healthy = simulator("callmissed"), simulator("eachlabs")
+    entry = {"b64_json": base64.b64encode(data).decode(), "revised_prompt": None}
+    answer = json.dumps({"created": 1, "data": [entry]})
+    broken.inject(Fault(kind="malformed", body=answer, times=None))
+    server = gateway(route_to(broken, priority=1, max_attempts=3), route_to(healthy, priority=2))
+    losses = Losses(server.base_url)
+
+    response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["x-boltgate-backend"] == "eachlabs"
+    assert len(broken.requests) == 1  # billed by the vendor: not asked again
+    assert set(httpx.get(f"{server.base_url}/v1/usage").json()["by_vendor"]) == {"eachlabs"}
+    assert losses("callmissed") > 0
 
 
 def test_a_failed_billed_job_fails_over_and_is_a_gateway_loss(
@@ -163,19 +297,43 @@ def test_a_filtered_image_can_be_refused_instead(simulator: StartSimulator, gate
     assert httpx.get(f"{server.base_url}/v1/usage").json()["spent_usd"] == "0.000000"
 
 
-def test_a_client_that_hangs_up_gets_its_vendor_job_cancelled_and_pays_nothing(
+def test_a_client_that_hangs_up_on_a_runflow_run_pays_nothing_and_the_run_is_a_loss(
     simulator: StartSimulator, gateway: StartGateway
 ) -> None:
-    runflow = simulator("runflow", running_s=5.0)
+    runflow = simulator("runflow", running_s=1.0)
     server = gateway(route_to(runflow, timeout_s=20))
+    losses = Losses(server.base_url)
 
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=0.5)
 
     give_up = time.monotonic() + 5
-    while not runflow.cancels and time.monotonic() < give_up:
+    while losses("runflow") == 0 and time.monotonic() < give_up:
         time.sleep(0.05)
-    assert len(runflow.cancels) == 1
+    assert losses("runflow") == Decimal("0.003")
+    assert runflow.cancels == []  # no public cancel to call
     usage = httpx.get(f"{server.base_url}/v1/usage").json()
     assert usage["spent_usd"] == "0.000000"
     assert usage["reserved_usd"] == "0.000000"
+    while runflow.billed_usd() == 0 and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert runflow.billed_usd() == losses("runflow")  # Runflow bills it all the same
+
+
+def test_a_client_that_hangs_up_on_an_eachlabs_prediction_gets_it_cancelled_unbilled(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    eachlabs = simulator("eachlabs", running_s=5.0)
+    server = gateway(route_to(eachlabs, timeout_s=20))
+    losses = Losses(server.base_url)
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=0.5)
+
+    give_up = time.monotonic() + 5
+    while not eachlabs.cancels and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert len(eachlabs.cancels) == 1
+    assert eachlabs.billed_usd() == 0
+    assert losses("eachlabs") == 0
+    assert httpx.get(f"{server.base_url}/v1/usage").json()["spent_usd"] == "0.000000"

@@ -8,14 +8,16 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import InsufficientCredits
+from core.errors import InsufficientCredits, ReservationExpired
 from core.request import ImageRequest
 from core.state.base import StateStore
+from core.state.memory_ledger import MemoryLedgerStore
 from pricing.catalog import PriceCatalog
 from pricing.ledger import Ledger
 from pricing.quote import Quote
 
 KEY = "key-id-1"
+LEASE = 60.0
 
 
 class Clock:
@@ -45,12 +47,17 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def ledger(store: StateStore, clock: Clock) -> Ledger:
-    return Ledger(store, Decimal("0.01"), clock=clock)
+def book() -> MemoryLedgerStore:
+    return MemoryLedgerStore()
+
+
+@pytest.fixture
+def ledger(book: MemoryLedgerStore, store: StateStore, clock: Clock) -> Ledger:
+    return Ledger(book, store, Decimal("0.01"), clock=clock)
 
 
 async def test_settle_charges_the_actual_price_and_releases_the_rest(ledger: Ledger) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"))
+    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"), lease_s=LEASE)
     assert reservation.amount_usd == Decimal("0.054000")
     await ledger.settle(reservation, quote("runflow", "0.00405"))
     usage = await ledger.usage(KEY, Decimal("10"))
@@ -61,13 +68,13 @@ async def test_settle_charges_the_actual_price_and_releases_the_rest(ledger: Led
 
 
 async def test_a_reservation_beyond_the_budget_is_refused_naming_what_remains(ledger: Ledger) -> None:
-    await ledger.reserve(KEY, Decimal("0.08"), Decimal("10"))
+    await ledger.reserve(KEY, Decimal("0.08"), Decimal("10"), lease_s=LEASE)
     with pytest.raises(InsufficientCredits) as refused:
-        await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"))
+        await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"), lease_s=LEASE)
     assert refused.value.status_code == 402
     assert "5.4000 credits" in refused.value.message
     assert "2.0000" in refused.value.message
-    await ledger.reserve(KEY, Decimal("0.02"), Decimal("10"))  # exactly the rest still fits
+    await ledger.reserve(KEY, Decimal("0.02"), Decimal("10"), lease_s=LEASE)  # exactly the rest still fits
     usage = await ledger.usage(KEY, Decimal("10"))
     assert usage["remaining_credits"] == "0.0000"
     assert usage["reserved_usd"] == "0.100000"
@@ -76,7 +83,7 @@ async def test_a_reservation_beyond_the_budget_is_refused_naming_what_remains(le
 async def test_fifty_concurrent_reservations_never_exceed_the_budget(ledger: Ledger) -> None:
     budget = Decimal("100")  # $1.00: room for 18 reservations of $0.054
     results = await asyncio.gather(
-        *(ledger.reserve(KEY, Decimal("0.054"), budget) for _ in range(50)), return_exceptions=True
+        *(ledger.reserve(KEY, Decimal("0.054"), budget, lease_s=LEASE) for _ in range(50)), return_exceptions=True
     )
     granted = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, BaseException)]
@@ -90,7 +97,7 @@ async def test_fifty_concurrent_reservations_never_exceed_the_budget(ledger: Led
 
 async def test_without_a_budget_every_reservation_succeeds_and_is_tracked(ledger: Ledger) -> None:
     for _ in range(3):
-        await ledger.reserve(KEY, Decimal("10"), None)
+        await ledger.reserve(KEY, Decimal("10"), None, lease_s=LEASE)
     usage = await ledger.usage(KEY)
     assert usage["reserved_usd"] == "30.000000"
     assert usage["budget_credits"] is None
@@ -98,17 +105,17 @@ async def test_without_a_budget_every_reservation_succeeds_and_is_tracked(ledger
 
 
 async def test_release_gives_everything_back(ledger: Ledger) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"))
+    reservation = await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)
     await ledger.release(reservation)
     usage = await ledger.usage(KEY, Decimal("10"))
     assert usage["reserved_usd"] == "0.000000"
     assert usage["spent_usd"] == "0.000000"
     assert usage["remaining_credits"] == "10.0000"
-    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"))  # the whole budget is free again
+    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)  # the whole budget is free again
 
 
 async def test_closing_a_reservation_twice_changes_nothing(ledger: Ledger) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.054"), None)
+    reservation = await ledger.reserve(KEY, Decimal("0.054"), None, lease_s=LEASE)
     await ledger.settle(reservation, quote("callmissed", "0.054"))
     await ledger.settle(reservation, quote("callmissed", "0.054"))
     await ledger.release(reservation)
@@ -118,19 +125,57 @@ async def test_closing_a_reservation_twice_changes_nothing(ledger: Ledger) -> No
     assert usage["images"] == 1
 
 
-async def test_a_bill_above_its_estimate_is_charged_in_full(ledger: Ledger) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"))
-    await ledger.settle(reservation, quote("eachlabs", "0.012474"))  # ran 6 s instead of 2
+async def test_a_bill_above_its_reservation_is_charged_only_what_was_held(
+    ledger: Ledger, book: MemoryLedgerStore
+) -> None:
+    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"), lease_s=LEASE)
+    await ledger.settle(reservation, quote("eachlabs", "0.012474"),  # ran 6 s instead of 2
+                        overrun_usd=Decimal("0.00616"))
     usage = await ledger.usage(KEY, Decimal("1"))
-    assert usage["spent_usd"] == "0.012474"
-    assert usage["remaining_credits"] == "0.0000"
+    assert usage["spent_usd"] == "0.004158"
+    assert usage["by_vendor"] == {"eachlabs": {"usd": "0.004158", "credits": "0.4158", "images": 1}}
+    assert usage["remaining_credits"] == "0.5842"
+    assert await book.table("losses:vendor_usd") == {"eachlabs": 6160}
+    assert await book.table("losses:vendor_overruns") == {"eachlabs": 1}
+    assert await book.table("losses:vendor_attempts") == {}
+
+
+async def test_a_reservation_is_raised_for_a_pricier_route_within_the_budget(ledger: Ledger) -> None:
+    reservation = await ledger.reserve(KEY, Decimal("0.001"), Decimal("10"), lease_s=LEASE)
+    await ledger.hold(reservation, Decimal("0.054"), lease_s=LEASE)
+    assert reservation.amount_usd == Decimal("0.054")
+    assert (await ledger.usage(KEY, Decimal("10")))["reserved_usd"] == "0.054000"
+    with pytest.raises(InsufficientCredits) as refused:
+        await ledger.hold(reservation, Decimal("0.2"), lease_s=LEASE)
+    assert "20.0000 credits" in refused.value.message
+    assert "10.0000 of this key's budget" in refused.value.message  # its own hold counts as its own
+    assert reservation.amount_usd == Decimal("0.054")
+    assert (await ledger.usage(KEY, Decimal("10")))["reserved_usd"] == "0.054000"
+
+
+async def test_a_reservation_whose_lease_ran_out_gives_its_credits_back(ledger: Ledger) -> None:
+    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=0.1)  # its process was killed
     with pytest.raises(InsufficientCredits):
-        await ledger.reserve(KEY, Decimal("0.001"), Decimal("1"))
+        await ledger.reserve(KEY, Decimal("0.01"), Decimal("10"), lease_s=LEASE)
+    await asyncio.sleep(0.15)
+    assert (await ledger.usage(KEY, Decimal("10")))["remaining_credits"] == "10.0000"
+    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)
+
+
+async def test_a_charge_after_the_lease_ran_out_is_refused_when_the_budget_is_gone(ledger: Ledger) -> None:
+    late = await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=0.1)
+    await asyncio.sleep(0.15)
+    await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)
+    with pytest.raises(ReservationExpired):
+        await ledger.settle(late, quote("runflow", "0.1"))
+    usage = await ledger.usage(KEY, Decimal("10"))
+    assert usage["spent_usd"] == "0.000000"
+    assert usage["images"] == 0
 
 
 async def test_a_negative_reservation_is_refused(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="amount_usd"):
-        await ledger.reserve(KEY, Decimal("-0.01"), None)
+        await ledger.reserve(KEY, Decimal("-0.01"), None, lease_s=LEASE)
 
 
 async def test_usage_by_utc_day_and_by_vendor(ledger: Ledger, clock: Clock) -> None:
@@ -138,11 +183,11 @@ async def test_usage_by_utc_day_and_by_vendor(ledger: Ledger, clock: Clock) -> N
     two = ImageRequest(prompt="two foxes", n=2)
     for vendor in ("callmissed", "runflow"):
         priced = catalog.quote(vendor, two)
-        await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None), priced)
+        await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None, lease_s=LEASE), priced)
     # 02:00 on the 5th in India is still the 4th in UTC.
     clock.now = datetime(2026, 11, 5, 2, 0, tzinfo=timezone(timedelta(hours=5, minutes=30)))
     priced = catalog.quote("callmissed", two, images=1)
-    await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None), priced)
+    await ledger.settle(await ledger.reserve(KEY, priced.client_usd, None, lease_s=LEASE), priced)
 
     usage = await ledger.usage(KEY, Decimal("100"))
     assert usage["by_day"] == {
@@ -160,25 +205,26 @@ async def test_usage_by_utc_day_and_by_vendor(ledger: Ledger, clock: Clock) -> N
 
 
 async def test_usage_of_each_key_is_its_own(ledger: Ledger) -> None:
-    await ledger.settle(await ledger.reserve("a", Decimal("0.05"), None), quote("runflow", "0.05"))
+    await ledger.settle(await ledger.reserve("a", Decimal("0.05"), None, lease_s=LEASE), quote("runflow", "0.05"))
     assert (await ledger.usage("b"))["spent_usd"] == "0.000000"
     assert (await ledger.usage("b"))["by_vendor"] == {}
 
 
 async def test_losses_are_recorded_for_the_gateway_never_charged_to_a_client(
-    ledger: Ledger, store: StateStore, clock: Clock
+    ledger: Ledger, book: MemoryLedgerStore, clock: Clock
 ) -> None:
-    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"))
+    reservation = await ledger.reserve(KEY, Decimal("0.004158"), Decimal("1"), lease_s=LEASE)
     await ledger.record_loss("eachlabs", Decimal("0.00308"))
     clock.now += timedelta(days=1)
     await ledger.record_loss("eachlabs", Decimal("0.0015400"))
-    await ledger.record_loss("runflow", Decimal("0.003"))
+    await ledger.record_loss("runflow", Decimal("0.003"), event_id="attempt-7")
+    await ledger.record_loss("runflow", Decimal("0.003"), event_id="attempt-7")  # a retry: counted once
     await ledger.release(reservation)
 
-    # Operators read these hashes (integer micro-USD) from the store; the gateway loss metric counts the same.
-    assert await store.hgetall("ledger:losses:vendor_usd") == {"eachlabs": 4620, "runflow": 3000}
-    assert await store.hgetall("ledger:losses:vendor_attempts") == {"eachlabs": 2, "runflow": 1}
-    assert await store.hgetall("ledger:losses:day_usd") == {"2026-11-03": 3080, "2026-11-04": 4540}
+    # Operators read these tables (integer micro-USD) from the store; the gateway loss metric counts the same.
+    assert await book.table("losses:vendor_usd") == {"eachlabs": 4620, "runflow": 3000}
+    assert await book.table("losses:vendor_attempts") == {"eachlabs": 2, "runflow": 1}
+    assert await book.table("losses:day_usd") == {"2026-11-03": 3080, "2026-11-04": 4540}
     usage = await ledger.usage(KEY, Decimal("1"))
     assert usage["spent_usd"] == "0.000000"
     assert usage["remaining_credits"] == "1.0000"
@@ -188,7 +234,7 @@ async def test_a_replayed_response_is_recalled_without_a_new_charge(ledger: Ledg
     assert await ledger.recall_response(KEY, "idem-1") is None
     assert await ledger.claim_idempotency(KEY, "idem-1", ttl=60) is True
     assert await ledger.claim_idempotency(KEY, "idem-1", ttl=60) is False  # the twin waits: 409
-    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"))
+    reservation = await ledger.reserve(KEY, Decimal("0.054"), Decimal("10"), lease_s=LEASE)
     await ledger.settle(reservation, quote("callmissed", "0.054"))
     await ledger.remember_response(KEY, "idem-1", b'{"data": []}', ttl=3600)
 

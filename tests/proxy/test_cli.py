@@ -53,7 +53,7 @@ def test_a_valid_file_prints_the_resolved_routes_by_priority(
 
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == f"{path}: valid; policy=priority, deadline=25.0s, state=memory"
+    assert lines[0] == f"{path}: valid; policy=priority, deadline=25.0s, state=sqlite"
     assert lines[1] == ("- runflow: priority 10, weight 2.0, timeout 12.0s, 2 attempts, "
                         "key $RUNFLOW_API_KEY: enabled")
     assert lines[2] == "    eu: https://eu.runflow.example"
@@ -111,6 +111,15 @@ def test_config_needs_a_subcommand() -> None:
     with pytest.raises(SystemExit) as raised:
         build_parser().parse_args(["config"])
     assert raised.value.code == 2
+
+
+def test_vendors_prints_the_real_limits_and_what_is_confirmed_or_assumed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["vendors"]) == 0
+    out = capsys.readouterr().out
+    assert "| `eachlabs` | 1-10 | 256-1280 | 1-4 |" in out
+    assert "| `runflow` | no public cancel; the admin cancel neither stops nor refunds a run |" in out
+    assert "docs.runflow.io: Guides > Cancel a run" in out
+    assert "**assumed**" in out
 
 
 # --- friendly errors wherever the settings are read ----------------------------------------------

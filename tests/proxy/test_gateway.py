@@ -9,12 +9,11 @@ import pytest
 from backends.base import BackendResult, GeneratedImage, sniff_format
 from core.errors import UnsupportedRequest, VendorUnavailable
 from core.request import ImageRequest
-from core.state.memory import MemoryStateStore
 from proxy.billing import ANONYMOUS
 from proxy.gateway import Gateway
 from proxy.routing.route import Route
 from proxy.settings import Settings
-from proxy.wiring import assemble_gateway
+from proxy.wiring import Stores, assemble_gateway
 from tests.proxy.routing.scripted_backend import NO_BACKOFF, ScriptedBackend, noisy_png, route_to
 
 BASE_URL = "http://gateway.test/"
@@ -24,12 +23,25 @@ def gateway(routes: list[Route], public_base_url: str | None = None) -> Gateway:
     """The gateway as the app wires it, over ``routes``; retries do not wait."""
     settings = Settings(simulators="off", retry=NO_BACKOFF, deadline_s=5, public_base_url=public_base_url,
                         api_keys={}, require_api_key=False)
-    return assemble_gateway(settings, MemoryStateStore(), routes)
+    return assemble_gateway(settings, Stores.in_memory(), routes)
 
 
 def request(**fields: object) -> ImageRequest:
     return ImageRequest.model_validate({"prompt": "a harbour at night", "seed": 31, "width": 256, "height": 256,
                                         **fields})
+
+
+async def test_a_backend_without_a_seed_field_claims_no_seed() -> None:
+    """A vendor that has no seed field drew its own: the answer does not pretend it used ours."""
+    from backends.base import Capabilities
+
+    served = gateway([route_to(ScriptedBackend("aigateway", capabilities=Capabilities(seed=False)))])
+
+    unseeded = ImageRequest(prompt="a harbour at night", width=256, height=256)  # the gateway draws one
+    answer = await served.generate(unseeded, base_url=BASE_URL, key=ANONYMOUS)
+
+    assert "seed" not in answer.body
+    assert "x-boltgate-seed" not in answer.headers
 
 
 async def test_url_images_are_stored_and_linked_under_the_callers_base_url() -> None:
@@ -133,10 +145,11 @@ async def test_an_idempotency_key_replays_the_first_answer_without_a_second_gene
 def test_a_route_without_a_price_is_refused_at_start() -> None:
     from core.errors import UnknownVendor
     from core.state.memory import MemoryStateStore
+    from core.state.memory_ledger import MemoryLedgerStore
     from pricing.config import PricingConfig
     from proxy.billing import Billing
 
-    billing = Billing(MemoryStateStore(), PricingConfig(), {}, require_key=False)
+    billing = Billing(MemoryLedgerStore(), MemoryStateStore(), PricingConfig(), {}, require_key=False)
     billing.check_priced(["callmissed", "worker", "local"])  # workers are priced as our own GPUs
     with pytest.raises(UnknownVendor):
         billing.check_priced(["acme"])

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from proxy.settings import PUBLIC_BASE_URLS, RegionConfig, RouteConfig, Settings
+from backends.vendors.registry import VENDOR_SPECS
+from proxy.settings import RegionConfig, RouteConfig, Settings
+
+PUBLIC_VENDORS = [name for name, spec in VENDOR_SPECS.items() if spec.facts.default_base_url]
 
 ROUTES_TOML = """
 routing_policy = "cheapest"
@@ -60,7 +63,8 @@ def test_every_setting_has_a_default_for_one_machine() -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.routes == []
     assert settings.routing_policy == "priority"
-    assert settings.state_backend == "memory"
+    assert settings.state_backend == "sqlite"  # keys and spend survive a restart of `make run`
+    assert settings.state_timeout_s == 2.0
     assert settings.simulators == "auto"
     assert settings.content_filter_action == "failover"
     assert settings.deadline_s == 60.0
@@ -144,17 +148,25 @@ def test_a_route_disabled_in_the_file_stays_disabled_with_a_key(monkeypatch: pyt
     assert RouteConfig(vendor="aigateway").is_enabled
 
 
-@pytest.mark.parametrize("vendor", ["callmissed", "runflow", "eachlabs", "imageapi", "aigateway"])
+@pytest.mark.parametrize("vendor", PUBLIC_VENDORS)
 def test_the_default_key_variable_is_vendor_api_key(vendor: str) -> None:
     assert RouteConfig(vendor=vendor).key_variable == f"{vendor.upper()}_API_KEY"
 
 
-@pytest.mark.parametrize("vendor", ["callmissed", "runflow", "eachlabs", "imageapi", "aigateway"])
+@pytest.mark.parametrize("vendor", PUBLIC_VENDORS)
 def test_the_default_region_is_the_vendors_public_url(vendor: str) -> None:
     route = RouteConfig(vendor=vendor)
 
-    assert [(r.name, r.base_url) for r in route.regions] == [("default", PUBLIC_BASE_URLS[vendor])]
+    assert [(r.name, r.base_url) for r in route.regions] == [
+        ("default", VENDOR_SPECS[vendor].facts.default_base_url)]
     assert route.regions[0].base_url.startswith("https://")
+
+
+def test_a_job_vendors_poll_pace_can_be_set_per_route() -> None:
+    assert RouteConfig(vendor="runflow").poll_interval_s is None  # the vendor's documented pace
+    assert RouteConfig(vendor="runflow", poll_interval_s=0.5).poll_interval_s == 0.5
+    with pytest.raises(ValidationError):
+        RouteConfig(vendor="runflow", poll_interval_s=0)
 
 
 def test_the_local_pipeline_needs_no_region_and_no_key() -> None:

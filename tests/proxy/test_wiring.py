@@ -1,10 +1,12 @@
-"""The wiring builds routes from vendor accounts and never leaves a half-built gateway running."""
+"""The wiring builds routes from vendor accounts, with the HTTP client the settings name, and
+never leaves a half-built gateway running."""
 
 from __future__ import annotations
 
 import pytest
 
 from backends.vendors.backend import VendorBackend
+from backends.vendors.http import AiohttpClient, HttpxClient
 from pricing.catalog import UnknownVendor
 from proxy.settings import RegionConfig, RouteConfig, Settings
 from proxy.wiring import Overrides, build_gateway, build_routes
@@ -16,7 +18,7 @@ def test_an_accounts_regions_become_routes_ranked_in_order_under_one_account() -
     accounts = [(RouteConfig(vendor="runflow", regions=regions, priority=7), "rf-key"),
                 (RouteConfig(vendor="eachlabs"), "el-key")]
 
-    routes = build_routes(accounts)
+    routes = build_routes(accounts, "aiohttp")
 
     assert [(r.key, r.account, r.region_rank, r.priority) for r in routes] == [
         ("runflow:eu", "0:runflow", 0, 7), ("runflow:us", "0:runflow", 1, 7),
@@ -32,3 +34,36 @@ async def test_a_gateway_that_fails_to_build_closes_what_it_was_given() -> None:
         await build_gateway(Settings(simulators="off"), Overrides(routes=[route_to(unpriced)]))
 
     assert unpriced.closed
+
+
+def test_aiohttp_is_the_default_http_client() -> None:
+    assert Settings().http_client == "aiohttp"
+
+
+def test_the_http_client_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOLTGATE_HTTP_CLIENT", "httpx")
+    assert Settings().http_client == "httpx"
+
+
+def test_an_unknown_http_client_is_refused() -> None:
+    with pytest.raises(ValueError, match="http_client"):
+        Settings(http_client="requests")
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("aiohttp", AiohttpClient), ("httpx", HttpxClient)])
+async def test_every_vendor_route_region_gets_its_own_client_of_the_chosen_kind(kind: str, expected: type) -> None:
+    accounts = [
+        (RouteConfig(vendor="runflow", regions=[RegionConfig(name="us", base_url="https://us.runflow.test"),
+                                                RegionConfig(name="eu", base_url="https://eu.runflow.test")]), "k"),
+        (RouteConfig(vendor="worker", regions=[RegionConfig(name="gpu", base_url="http://worker.test:9000")]), None),
+    ]
+    routes = build_routes(accounts, Settings(http_client=kind).http_client)
+    try:
+        backends = [route.backend for route in routes]
+        assert all(isinstance(backend, VendorBackend) for backend in backends)
+        clients = [backend.http_client for backend in backends if isinstance(backend, VendorBackend)]
+        assert [type(client) for client in clients] == [expected] * 3
+        assert len({id(client) for client in clients}) == 3
+    finally:
+        for route in routes:
+            await route.backend.aclose()

@@ -1,15 +1,28 @@
-"""One module per vendor, each describing its wire format as a ``SimulatedVendor``."""
+"""One module per vendor, each describing its wire format as a ``SimulatedVendor`` (``SPEC``).
+
+A simulator is found, not listed: each module here with a ``SPEC`` is one, under its name.
+"""
 
 from __future__ import annotations
 
-from backends.simulators.protocol import SimulatedVendor
-from backends.simulators.vendors import aigateway, callmissed, eachlabs, imageapi, runflow
+import importlib
+import pkgutil
 
-SPECS: dict[str, SimulatedVendor] = {
-    module.SPEC.name: module.SPEC for module in (callmissed, runflow, eachlabs, imageapi, aigateway)
-}
+from backends.simulators.protocol import SimulatedVendor
+
+
+def _discover() -> dict[str, SimulatedVendor]:
+    found: dict[str, SimulatedVendor] = {}
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        spec = getattr(importlib.import_module(f"{__name__}.{module_info.name}"), "SPEC", None)
+        if isinstance(spec, SimulatedVendor):
+            found[spec.name] = spec
+    return found
+
+
+SPECS: dict[str, SimulatedVendor] = _discover()
 VENDORS: tuple[str, ...] = tuple(SPECS)
-"""("callmissed", "runflow", "eachlabs", "imageapi", "aigateway")"""
+"""Every simulated vendor, by name, in alphabetical order."""
 
 
 def vendor_spec(vendor: str) -> SimulatedVendor:

@@ -1,16 +1,20 @@
 """aigateway.sh: OpenAI-compatible, ``url`` (default) or ``b64_json``.
 
 URL answers point at images this simulator serves itself under ``/_sim/files/``, expiring after
-``url_ttl_s``. Besides the documented fields it takes OpenAI-style extras ``seed``,
-``negative_prompt`` and ``steps`` (1-20, Workers AI's limit), as the upstream model does.
+``url_ttl_s``. It takes only the fields their model page documents (``model``, ``prompt``,
+``n``, ``size``, ``response_format``); any other answers 400 (assumed: stricter than they may
+be). Errors are their OpenAPI ``Error``: ``{"error": {"message", "type", "code", "param"}}``
+with the HTTP status as ``code``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from backends.simulators.asgi import SimResponse
 from backends.simulators.faults import REQUEST_KINDS
-from backends.simulators.protocol import OUTPUT_FAULTS_OF_SYNC, Call, SimulatedVendor, route
-from backends.simulators.vendors.openai_like import ErrorTable, ImagesEndpoint, error_envelope
+from backends.simulators.protocol import OUTPUT_FAULTS_OF_SYNC, Call, SimError, SimulatedVendor, route
+from backends.simulators.vendors.openai_like import ErrorTable, ImagesEndpoint
 
 ERRORS: ErrorTable = {
     400: ("invalid_request_error", "invalid_request_error", "Invalid request"),
@@ -26,8 +30,14 @@ ENDPOINT = ImagesEndpoint(
     model="bytedance/stable-diffusion-xl-lightning",
     response_formats=("url", "b64_json"),
     default_response_format="url",
-    max_steps=20,
+    revised_prompt=False,
 )
+
+
+def error_body(error: SimError) -> dict[str, Any]:
+    _, kind, message = ERRORS.get(error.status, ("", "server_error" if error.status >= 500 else
+                                                 "invalid_request_error", f"HTTP {error.status}"))
+    return {"error": {"message": error.message or message, "type": kind, "code": error.status, "param": None}}
 
 
 async def generate(call: Call) -> SimResponse:
@@ -38,9 +48,9 @@ async def generate(call: Call) -> SimResponse:
 SPEC = SimulatedVendor(
     name="aigateway",
     image_format="png",
-    auth="bearer",
+    auth=("bearer",),
     routes=(route("POST", "/v1/images/generations", generate, creates_output=True),),
-    error_body=lambda error: error_envelope(ERRORS, error),
+    error_body=error_body,
     error_headers={429: {"Retry-After": "1"}},
     fault_kinds=REQUEST_KINDS | OUTPUT_FAULTS_OF_SYNC | {"output_404"},
 )

@@ -1,8 +1,9 @@
 """CallMissed: OpenAI-compatible, ``b64_json`` only, honours ``Idempotency-Key``.
 
 ``POST /v1/images/generations`` with model ``sdxl-lightning``, extras ``negative_prompt``,
-``seed``, ``steps`` (1-50), ``n`` 1-4. A key already answered once gives 409; only answered
-requests spend their key, so a retry after a 5xx may reuse it.
+``seed``, ``steps`` (1-50), ``n`` 1-4, as their Image Generation page lists; any other field
+answers 400 (assumed: stricter than they may be). A key already answered once gives 409; only
+answered requests spend their key, so a retry after a 5xx may reuse it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ ERRORS: ErrorTable = {
 }
 
 ENDPOINT = ImagesEndpoint(
-    model="sdxl-lightning", response_formats=("b64_json",), default_response_format="b64_json", max_steps=50
+    model="sdxl-lightning", response_formats=("b64_json",), default_response_format="b64_json",
+    extras=frozenset({"negative_prompt", "seed", "steps"}), max_steps=50,
 )
 
 
@@ -44,7 +46,7 @@ async def generate(call: Call) -> SimResponse:
 SPEC = SimulatedVendor(
     name="callmissed",
     image_format="png",
-    auth="bearer",
+    auth=("bearer",),
     routes=(route("POST", "/v1/images/generations", generate, creates_output=True),),
     error_body=lambda error: error_envelope(ERRORS, error),
     error_headers={429: {"Retry-After": "1", "X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"}},

@@ -1,12 +1,17 @@
 """Eachlabs: predictions, created then polled, every input value sent as a string.
 
 ``POST /v1/prediction/`` -> ``{"status": "success", "message", "predictionID"}`` ("success"
-means accepted). ``GET /v1/prediction/{id}`` -> ``{id, input, status, output, logs, error,
-metrics: {predict_time, cost}, urls: {cancel, get}}`` with status starting -> processing ->
-success | failed | cancelled; ``output`` is one URL, or a list when ``num_outputs`` > 1 (PNG).
-Cancel is ``POST /v1/prediction/{id}/cancel`` (the ``urls.cancel`` given). Image-to-image takes
-``image`` (a data URI or URL) and ``strength`` (0.3-0.8). An ``nsfw`` fault answers black
-images with ``"nsfw_content_detected": [true, ...]``.
+means accepted). ``GET /v1/prediction/{id}`` -> ``{id, input, status, output, logs, metrics:
+{predict_time, cost}, urls: {cancel, get}}`` with status created -> starting -> processing ->
+success | error | cancelled, as their Get Prediction page documents. ``output`` is one URL, or
+a list when ``num_outputs`` > 1 (PNG); on ``error`` it is their error envelope (``error_code``,
+``error_message``...). ``POST /v1/prediction/{id}/cancel`` stops a live prediction, which is
+then not billed. Both ``Authorization: Bearer`` and the older ``X-API-Key`` are accepted.
+
+Assumed (not shown by their docs): a failed prediction bills its run time; a safety refusal (the
+``nsfw`` fault) is an ``error`` with code ``CONTENT_MODERATION``; a cancel of a finished
+prediction answers 409; image-to-image takes ``image`` and ``strength`` (0.3-0.8); a field the
+docs do not list answers 400.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ import httpx
 import orjson
 
 from backends.simulators.asgi import SimResponse, json_response
+from backends.simulators.config import SimulatorConfig
 from backends.simulators.faults import FAULT_KINDS
 from backends.simulators.fields import FieldReader, InvalidField
-from backends.simulators.jobs import Job, JobPhase
+from backends.simulators.jobs import Fate, Job, JobPhase
 from backends.simulators.outputs import Generation, start_job
 from backends.simulators.protocol import Call, SimError, SimulatedVendor, route
 from backends.simulators.render import decodable
@@ -33,29 +39,58 @@ MODEL, VERSION = "sdxl-lightning-4step", "0.0.1"
 ERRORS = {
     400: "Invalid input for model",
     401: "Invalid or missing API key",
-    402: "Insufficient balance",
+    402: "payment required",
     404: "Prediction not found",
     409: "Prediction already finished",
-    429: "Rate limit exceeded",
+    429: "too many requests",
     500: "Failed to create prediction",
-    503: "Service unavailable",
 }
+DETAILS = {
+    402: "the estimated cost of your in-flight executions exceeds your current balance ($1.00). "
+         "please wait for an active execution to finish or top up your balance",
+    429: "Account rate limited: accounts with a balance of $10.00 or less are limited to 10 concurrent "
+         "executions. Keep your balance above $10.00 for higher concurrency, or wait for an active "
+         "execution to finish.",
+}
+"""Their Error Reference: 402 and 429 carry ``{status, error, details}``, the rest ``{error}``."""
+INPUTS = frozenset({"prompt", "negative_prompt", "width", "height", "num_outputs", "num_inference_steps",
+                    "guidance_scale", "scheduler", "seed", "disable_safety_checker", "image", "strength"})
 SCHEDULERS = frozenset(
     {"DDIM", "DPMSolverMultistep", "HeunDiscrete", "KarrasDPM", "K_EULER_ANCESTRAL", "K_EULER", "PNDM"}
 )
 STATUSES = {
-    JobPhase.QUEUED: "starting",
+    JobPhase.QUEUED: "created",
     JobPhase.DISPATCHING: "starting",
     JobPhase.RUNNING: "processing",
     JobPhase.SUCCEEDED: "success",
-    JobPhase.FAILED: "failed",
+    JobPhase.FAILED: "error",
     JobPhase.CANCELED: "cancelled",
 }
 FAILURE_ERROR = "CUDA error: an illegal memory access was encountered"
 
 
 def error_body(error: SimError) -> dict[str, Any]:
-    return {"error": error.message or ERRORS.get(error.status, f"HTTP {error.status}")}
+    message = error.message or ERRORS.get(error.status, f"HTTP {error.status}")
+    if error.status in DETAILS:
+        return {"status": error.status, "error": message, "details": DETAILS[error.status]}
+    return {"error": message}
+
+
+def failure_envelope(job: Job) -> dict[str, Any]:
+    """Their error envelope (Video API > Error catalog) for a prediction that errored."""
+    moderated = job.nsfw
+    return {
+        "classification": {"category": "UNKNOWN" if moderated else "PROVIDER"},
+        "error": "Execution failed",
+        "error_code": "CONTENT_MODERATION" if moderated else "PROVIDER_FAILED",
+        "error_message": "The output was flagged by the safety checker" if moderated else FAILURE_ERROR,
+        "error_step": "poll",
+        "execution_id": job.id,
+        "model_slug": MODEL,
+        "retryable": False,
+        "status": "ERROR",
+        "success": False,
+    }
 
 
 async def _read(call: Call) -> Generation:
@@ -64,7 +99,9 @@ async def _read(call: Call) -> Generation:
         fields = FieldReader(body)
         if fields.text("model") != MODEL or fields.text("version") != VERSION:
             raise SimError(400)
+        fields.only(("model", "version", "input", "webhook_url", "webhook_secret"))
         data = FieldReader(body.get("input"), prefix="input.", strings=True)
+        data.only(INPUTS)
         data.text("negative_prompt")
         data.number("guidance_scale", default=0.0, low=0.0, high=20.0)
         data.choice("scheduler", SCHEDULERS, default="K_EULER")
@@ -112,7 +149,9 @@ async def _source_image(source: str) -> bytes:
 
 async def create(call: Call) -> SimResponse:
     generation = await _read(call)
-    job = start_job(call, str(uuid.uuid4()), generation, seed=generation.seed)
+    # A safety refusal is a prediction that errors (their NSFW Content page), not a flagged image.
+    fate: Fate | None = "fail" if call.faulted("nsfw") else None
+    job = start_job(call, str(uuid.uuid4()), generation, fate=fate, seed=generation.seed)
     return json_response({"status": "success", "message": "Prediction created successfully", "predictionID": job.id})
 
 
@@ -125,7 +164,7 @@ async def cancel(call: Call) -> SimResponse:
     call.state.cancels.append(job.id)
     if not job.cancel():
         raise SimError(409)
-    return json_response({"status": "success", "message": "Prediction cancelled"})
+    return json_response({"status": "success", "message": "Prediction canceled successfully"})
 
 
 def _job(call: Call) -> Job:
@@ -138,31 +177,38 @@ def _job(call: Call) -> Job:
 def _prediction_body(call: Call, job: Job) -> dict[str, Any]:
     phase = job.phase()
     predict_time = round(job.run_seconds(), 3) if job.started() else None
+    cost = job_cost(call.config, job)
     url = f"{call.request.base_url}/v1/prediction/{job.id}"
     body: dict[str, Any] = {
         "id": job.id,
         "input": job.input,
         "status": STATUSES[phase],
         "output": None,
-        "logs": _logs(job, phase),
-        "error": FAILURE_ERROR if phase is JobPhase.FAILED else None,
-        "metrics": {"predict_time": predict_time, "cost": _cost(call, predict_time) if phase.terminal else None},
+        "logs": _logs(job, phase) or None,
+        "metrics": {"predict_time": predict_time, "cost": _number(cost) if cost is not None else None},
         "urls": {"cancel": f"{url}/cancel", "get": url},
-        "created_at": job.timestamp(0.0),
     }
     if phase is JobPhase.SUCCEEDED:
         body["output"] = job.outputs[0] if len(job.outputs) == 1 else list(job.outputs)
-        if job.nsfw:
-            body["nsfw_content_detected"] = [True] * len(job.outputs)
+    elif phase is JobPhase.FAILED:
+        body["output"] = failure_envelope(job)
     return body
 
 
-def _cost(call: Call, predict_time: float | None) -> orjson.Fragment | None:
-    """A JSON number written from the Decimal's digits: money never passes through a float."""
-    if predict_time is None:
+def job_cost(config: SimulatorConfig, job: Job) -> Decimal | None:
+    """Per second of run time once the prediction is over; a cancelled one costs nothing."""
+    phase = job.phase()
+    if phase is JobPhase.CANCELED:
+        return Decimal(0)
+    if not phase.terminal:
         return None
-    cost = call.config.eachlabs_usd_per_second * Decimal(str(predict_time))
-    return orjson.Fragment(str(cost.quantize(Decimal("0.0000001"))).encode())
+    seconds = Decimal(str(round(job.run_seconds(), 3)))
+    return (config.eachlabs_usd_per_second * seconds).quantize(Decimal("0.0000001"))
+
+
+def _number(cost: Decimal) -> orjson.Fragment:
+    """A JSON number written from the Decimal's digits: money never passes through a float."""
+    return orjson.Fragment(str(cost).encode())
 
 
 def _logs(job: Job, phase: JobPhase) -> str:
@@ -179,7 +225,7 @@ def _logs(job: Job, phase: JobPhase) -> str:
 SPEC = SimulatedVendor(
     name="eachlabs",
     image_format="png",
-    auth="x-api-key",
+    auth=("bearer", "x-api-key"),
     routes=(
         route("POST", "/v1/prediction/", create, creates_output=True),
         route("GET", r"/v1/prediction/(?P<prediction_id>[^/]+)", get),
@@ -187,4 +233,5 @@ SPEC = SimulatedVendor(
     ),
     error_body=error_body,
     fault_kinds=FAULT_KINDS,
+    job_cost=job_cost,
 )

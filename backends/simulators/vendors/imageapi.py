@@ -1,9 +1,10 @@
 """imageapi.org: ``POST /api/v1/generate``, one image per call, answer shape set by config.
 
-imageapi.org's public documentation leaves the answer shape, errors and safety flag
-unconfirmed, so the shape is a setting (``SimulatorConfig.response_shape``) covering each form an
-adapter must accept. Errors are ``{"error": {"code", "message"}}``; an ``nsfw`` fault answers black images with
-``"nsfw_content_detected": [true]``. ``seed`` is accepted as an optional extra.
+Its model page documents the request (``prompt``, ``model``, ``width``, ``height``,
+``num_inference_steps`` up to 50, ``negative_prompt``) and nothing of the answer, so the answer
+shape is a setting (``SimulatorConfig.response_shape``) covering each form an adapter must
+accept. Assumed: errors are ``{"error": {"code", "message"}}``; a field the page does not list
+answers 400; an ``nsfw`` fault answers a black image.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def error_body(error: SimError) -> dict[str, Any]:
 def _read(call: Call) -> Generation:
     try:
         fields = FieldReader(call.request.json())
+        fields.only(("prompt", "model", "width", "height", "num_inference_steps", "negative_prompt"))
         model = fields.text("model") or MODEL
         if model != MODEL:
             raise SimError(400, f"Unknown model '{model}'", code="invalid_model")
@@ -67,15 +69,13 @@ async def generate(call: Call) -> SimResponse:
             body = {"image_url": urls[0]}
         else:
             body = {"data": [{"url": url} for url in urls]}
-    if call.faulted("nsfw"):
-        body["nsfw_content_detected"] = [True] * generation.n
     return json_response(body)
 
 
 SPEC = SimulatedVendor(
     name="imageapi",
     image_format="png",
-    auth="bearer",
+    auth=("bearer",),
     routes=(route("POST", "/api/v1/generate", generate, creates_output=True),),
     error_body=error_body,
     fault_kinds=REQUEST_KINDS | OUTPUT_FAULTS_OF_SYNC | {"output_404"},

@@ -18,6 +18,7 @@ from backends.simulators.protocol import Call, SimError
 
 ErrorTable = Mapping[int, tuple[str, str, str]]
 """HTTP status -> (code, type, default message)."""
+OPENAI_FIELDS = frozenset({"model", "prompt", "n", "size", "response_format"})
 
 
 def error_envelope(table: ErrorTable, error: SimError) -> dict[str, Any]:
@@ -37,14 +38,20 @@ class ImagesEndpoint:
     model: str
     response_formats: Collection[str]
     default_response_format: str
-    max_steps: int
+    extras: frozenset[str] = frozenset()
+    """The fields the vendor documents beside OpenAI's (``negative_prompt``, ``seed``, ``steps``);
+    any other field answers 400."""
+    max_steps: int = 50
     min_side: int = 256
     max_side: int = 2048
+    revised_prompt: bool = True
+    """Whether each image entry carries ``revised_prompt: null`` (as CallMissed documents)."""
 
     def read(self, call: Call) -> tuple[Generation, str]:
         """The generation asked for and the response format, or a 400/404 ``SimError``."""
         try:
             fields = FieldReader(call.request.json())
+            fields.only(OPENAI_FIELDS | self.extras)
             model = fields.text("model", required=True)
             if model != self.model:
                 raise SimError(404, f"The model '{model}' does not exist", code="model_not_found")
@@ -58,7 +65,7 @@ class ImagesEndpoint:
                 seed=fields.seed(),
                 width=width,
                 height=height,
-                steps=fields.integer("steps", default=4, low=1, high=self.max_steps),
+                steps=fields.integer("steps", default=4, low=1, high=self.max_steps) if "steps" in self.extras else 4,
                 n=fields.integer("n", default=1, low=1, high=4),
             )
         except InvalidField as exc:
@@ -69,9 +76,11 @@ class ImagesEndpoint:
 
     async def answer(self, call: Call, generation: Generation, response_format: str) -> SimResponse:
         """``{"created", "data": [{"b64_json"|"url", "revised_prompt": null}]}``."""
+        data: list[dict[str, Any]]
         if response_format == "url":
-            data = [{"url": url, "revised_prompt": None} for url in publish(call, generation)]
+            data = [{"url": url} for url in publish(call, generation)]
         else:
-            images = await inline_images(call, generation)
-            data = [{"b64_json": image.b64, "revised_prompt": None} for image in images]
+            data = [{"b64_json": image.b64} for image in await inline_images(call, generation)]
+        if self.revised_prompt:
+            data = [{**entry, "revised_prompt": None} for entry in data]
         return json_response({"created": int(time.time()), "data": data})

@@ -1,11 +1,15 @@
-"""Runflow: asynchronous runs. Create answers at once (201, ``queued``); clients poll.
+"""Runflow: asynchronous runs. Create answers at once (``queued``); clients poll.
 
-``POST /v1/models/{owner}/{slug}/runs`` (model path from ``SimulatorConfig.runflow_model``),
-``GET /v1/runs/{id}``, ``POST /v1/runs/{id}/cancel`` (path unconfirmed upstream). A run goes
-queued -> [dispatching ->] running -> succeeded | failed | canceled, with ``output``
-``{"image_urls": [...]}`` (JPEG), ``cost`` a decimal string, and failure fields. A failed run
-still costs; a run canceled before it started costs "0". Errors are ``{"code", "message",
-"errors"}``; 429 carries no Retry-After.
+``POST /v1/models/{owner}/{slug}/runs`` (model path from ``SimulatorConfig.runflow_model``)
+answers ``{id, status_code, model, created_at}``; ``GET /v1/runs/{id}`` answers the run: a run
+goes queued -> [dispatching ->] running -> succeeded | failed, with ``output``
+``{"image_urls": [...]}`` (JPEG), ``cost`` a decimal string and ``failure_code``,
+``failure_stage``, ``failure_message``. There is no public cancel, as Runflow documents: a run
+nobody polls any more runs to its end and is billed all the same (``job_cost``). Errors are
+``{"code", "message", "errors"}``; 429 carries Retry-After in seconds.
+
+Assumed (not shown by their docs): 201 for a created run; a failed run costs its price; a
+field the model page does not list answers 422.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from backends.simulators.asgi import SimResponse, json_response
+from backends.simulators.config import SimulatorConfig
 from backends.simulators.faults import FAULT_KINDS
 from backends.simulators.fields import FieldReader, InvalidField
 from backends.simulators.jobs import Job, JobPhase
@@ -36,8 +41,9 @@ ERRORS: dict[int, tuple[str, str]] = {
 FAILURE = {
     "failure_code": "INFERENCE_FAILED",
     "failure_message": "The model crashed while generating (CUDA error: an illegal memory access)",
-    "failure_stage_code": "INFERENCE",
+    "failure_stage": "inference",
 }
+INPUTS = frozenset({"prompt", "negative_prompt", "seed", "width", "height", "guidance", "steps"})
 
 
 def error_body(error: SimError) -> dict[str, Any]:
@@ -52,7 +58,9 @@ def _read(call: Call) -> tuple[Generation, dict[str, Any]]:
         raise SimError(400) from None
     try:
         fields = FieldReader(body)
+        fields.only(("input", "metadata", "callback_url", "client_ref"))
         data = FieldReader(body.get("input"), prefix="input.")
+        data.only(INPUTS)
         data.text("negative_prompt")
         data.number("guidance", default=0.0, low=0.0, high=20.0)
         generation = Generation(
@@ -76,19 +84,13 @@ async def create_run(call: Call) -> SimResponse:
         raise SimError(404, f"Model {model} not found", code="MODEL_NOT_FOUND")
     generation, extra = _read(call)
     job = start_job(call, f"run_{secrets.token_hex(12)}", generation, **extra, model=model)
-    return json_response(_run_body(call, job), 201)
+    dispatched = {"id": job.id, "status_code": job.phase().value, "model": model,
+                  "created_at": job.timestamp(0.0)}
+    return json_response(dispatched, 201)
 
 
 async def get_run(call: Call) -> SimResponse:
     return json_response(_run_body(call, _job(call)))
-
-
-async def cancel_run(call: Call) -> SimResponse:
-    job = _job(call)
-    call.state.cancels.append(job.id)
-    if not job.cancel():
-        raise SimError(409, f"Run {job.id} is already {job.phase().value}")
-    return json_response(_run_body(call, job))
 
 
 def _job(call: Call) -> Job:
@@ -100,7 +102,7 @@ def _job(call: Call) -> Job:
 
 def _run_body(call: Call, job: Job) -> dict[str, Any]:
     phase = job.phase()
-    base = f"{call.request.base_url}/v1/runs/{job.id}"
+    cost = job_cost(call.config, job)
     body: dict[str, Any] = {
         "id": job.id,
         "model": job.extra["model"],
@@ -108,39 +110,41 @@ def _run_body(call: Call, job: Job) -> dict[str, Any]:
         "input": job.input,
         "output": None,
         "duration_ms": round(job.run_seconds() * 1000) if phase.terminal else None,
-        "cost": str(_cost(call, job)) if phase.terminal else None,
+        "cost": str(cost) if cost is not None else None,
         "failure_code": None,
         "failure_message": None,
-        "failure_stage_code": None,
         "metadata": job.extra["metadata"],
         "client_ref": job.extra["client_ref"],
+        "callback_url": job.extra["callback_url"],
         "created_at": job.timestamp(0.0),
         "started_at": job.timestamp(job.started_after()),
-        "finished_at": job.timestamp(job.finished_after()),
-        "links": {"self": base, "cancel": f"{base}/cancel"},
+        "completed_at": job.timestamp(job.finished_after()),
+        "links": {},
     }
     if phase is JobPhase.SUCCEEDED:
         body["output"] = {"image_urls": list(job.outputs)}
-        if job.nsfw:
-            body["output"]["nsfw_content_detected"] = [True] * len(job.outputs)
     elif phase is JobPhase.FAILED:
         body.update(FAILURE)
     return body
 
 
-def _cost(call: Call, job: Job) -> Decimal:
-    return call.config.runflow_price_usd * len(job.outputs) if job.started() else Decimal("0")
+def job_cost(config: SimulatorConfig, job: Job) -> Decimal | None:
+    """The fixed price per image once the run is over, read or not: nothing stops a run."""
+    if not job.phase().terminal:
+        return None
+    return config.runflow_price_usd * len(job.outputs) if job.started() else Decimal("0")
 
 
 SPEC = SimulatedVendor(
     name="runflow",
     image_format="jpeg",
-    auth="bearer",
+    auth=("bearer",),
     routes=(
         route("POST", r"/v1/models/(?P<owner>[^/]+)/(?P<slug>[^/]+)/runs", create_run, creates_output=True),
         route("GET", r"/v1/runs/(?P<run_id>[^/]+)", get_run),
-        route("POST", r"/v1/runs/(?P<run_id>[^/]+)/cancel", cancel_run),
     ),
     error_body=error_body,
+    error_headers={429: {"Retry-After": "1"}},
     fault_kinds=FAULT_KINDS,
+    job_cost=job_cost,
 )

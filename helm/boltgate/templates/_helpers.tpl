@@ -115,3 +115,20 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ required "redis.external.url is required when redis.enabled is false and state.backend is redis" .Values.redis.external.url | quote }}
 {{- end }}
 {{- end }}
+
+{{/* The worker token Secret's name (chart-made or given). */}}
+{{- define "boltgate.workerTokenSecret" -}}
+{{- default (printf "%s-worker-token" (include "boltgate.fullname" .)) .Values.worker.auth.existingSecret }}
+{{- end }}
+
+{{/* A generated secret value, kept across upgrades: the value already in the cluster (read back
+     with lookup), else a new random one. Call with (dict "root" $ "name" NAME "key" KEY "length" N);
+     renders the base64 value. */}}
+{{- define "boltgate.keptRandomSecret" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .name }}
+{{- if and $existing (index $existing.data .key) }}
+{{- index $existing.data .key }}
+{{- else }}
+{{- randAlphaNum .length | b64enc }}
+{{- end }}
+{{- end }}

@@ -44,7 +44,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_config(tiny_model_dir: Path) -> LocalBackendConfig:
-    return LocalBackendConfig(model_dir=tiny_model_dir, preload_steps=(4,), warmup_side=SIDE)
+    return LocalBackendConfig(model_dir=tiny_model_dir, preload_steps=(1, 2, 4, 8), warmup_sizes=((SIDE, SIDE),))
 
 
 @pytest.fixture(scope="session")

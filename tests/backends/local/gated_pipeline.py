@@ -30,3 +30,6 @@ class GatedPipeline:
 
     def memory_bytes(self) -> int:
         return 0
+
+    def eager_fallbacks(self) -> dict[tuple[str, str], int]:
+        return {("unet", "shape_not_warmed"): len(self.batches)}

@@ -7,13 +7,16 @@ import io
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
+import torch
 from PIL import Image
 
 from backends.base import sniff_format
-from backends.local.batching import BatchPipeline, DynamicBatcher
+from backends.local.batching import BatchOutcome, BatchPipeline, DynamicBatcher
+from backends.local.encoding import RawImage
 from backends.local.pipeline import LightningPipeline
 from backends.local.worker_metrics import WorkerMetrics
-from core.errors import QueueFull, VendorUnavailable
+from core.deadline import Deadline
+from core.errors import InvalidRequest, QueueFull, VendorTimeout, VendorUnavailable
 from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
 from tests.backends.local.image_compare import same_up_to_rounding
@@ -189,3 +192,65 @@ async def test_closing_fails_the_running_and_waiting_requests(
             await asyncio.wait_for(task, 5)
     with pytest.raises(VendorUnavailable, match="shutting down"):
         await batcher.submit(make_request())
+
+
+class _OutOfMemoryOn:
+    """The tiny pipeline, except that any call holding the request with ``guilty`` prompt runs out of memory."""
+
+    def __init__(self, pipeline: LightningPipeline, guilty: str) -> None:
+        self.pipeline = pipeline
+        self.guilty = guilty
+        self.calls: list[list[int]] = []
+
+    def run(self, requests: Sequence[ImageRequest]) -> list[list[RawImage]]:
+        self.calls.append([request.seed for request in requests])
+        if any(request.prompt == self.guilty for request in requests):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB")
+        return self.pipeline.run(requests)
+
+
+async def test_an_out_of_memory_batch_of_four_fails_only_the_guilty_request(
+    tiny_pipeline: LightningPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    pipeline = _OutOfMemoryOn(tiny_pipeline, guilty="a very large request")
+    batcher = make_batcher(pipeline)
+    metrics = WorkerMetrics()
+    batcher.observer = metrics
+    requests = [make_request(seed=1), make_request(seed=2), make_request(seed=3, prompt="a very large request"),
+                make_request(seed=4)]
+    outcomes = await asyncio.gather(*(batcher.submit(request) for request in requests), return_exceptions=True)
+    assert [type(outcome).__name__ for outcome in outcomes] == ["BatchOutcome", "BatchOutcome", "PipelineFailed",
+                                                                "BatchOutcome"]
+    assert "out of memory" in str(outcomes[2])
+    assert pipeline.calls == [[1, 2, 3, 4], [1, 2], [3, 4], [3], [4]]
+    assert [outcome.batch_size for outcome in outcomes if isinstance(outcome, BatchOutcome)] == [2, 2, 1]
+    assert batcher.health.consecutive == 0  # the last call succeeded
+    assert metrics.registry.get_sample_value("boltgate_worker_pipeline_failures_total") == 1
+
+
+async def test_a_request_s_own_error_fails_it_without_counting_against_the_worker(
+    tiny_pipeline: LightningPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(tiny_pipeline)
+    with pytest.raises(InvalidRequest):
+        await batcher.submit(make_request(init_image=b"not an image"))
+    assert batcher.health.consecutive == 0
+
+
+async def test_a_request_whose_deadline_passed_while_queued_never_runs(
+    gated_pipeline: GatedPipeline, make_batcher: MakeBatcher, make_request: MakeRequest
+) -> None:
+    batcher = make_batcher(gated_pipeline, max_batch_size=1, batch_window_ms=0)
+    metrics = WorkerMetrics()
+    batcher.observer = metrics
+    running = asyncio.create_task(batcher.submit(make_request(seed=1)))
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    late = asyncio.create_task(batcher.submit(make_request(seed=2), Deadline(0.05)))
+    in_time = asyncio.create_task(batcher.submit(make_request(seed=3), Deadline(30)))
+    await asyncio.sleep(0.1)
+    gated_pipeline.gate.set()
+    with pytest.raises(VendorTimeout, match="deadline passed before its batch ran"):
+        await late
+    await asyncio.gather(running, in_time)
+    assert [[r.seed for r in batch] for batch in gated_pipeline.batches] == [[1], [3]]
+    assert metrics.registry.get_sample_value("boltgate_worker_dropped_total", {"reason": "expired"}) == 1

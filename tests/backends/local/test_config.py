@@ -19,7 +19,8 @@ def test_defaults_serve_one_machine() -> None:
     assert config.lightning_repo == "ByteDance/SDXL-Lightning"
     assert (config.device, config.dtype, config.sdpa, config.warmup) == ("auto", "auto", True, True)
     assert (config.max_batch_size, config.batch_window_ms, config.max_queue) == (4, 10.0, 64)
-    assert config.preload_steps == (4,)
+    assert config.preload_steps == (1, 2, 4, 8)  # every advertised step count, loaded at start
+    assert config.fp16_fix_vae == "auto"
 
 
 def test_route_options_arrive_as_strings() -> None:
@@ -48,3 +49,19 @@ def test_importing_the_package_and_config_leaves_torch_unloaded() -> None:
     code = f"import sys, {modules}, backends.local.worker_app; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_warm_up_sizes_arrive_as_width_x_height() -> None:
+    config = LocalBackendConfig.from_options({"warmup_sizes": "1024x1024, 1152x896,1024x1024"})
+    assert config.warmup_sizes == ((1024, 1024), (1152, 896))
+    assert LocalBackendConfig().warmup_sizes == ((1024, 1024),)
+    for bad in ("1024", "100x100", "1024x1030", ""):
+        with pytest.raises(ValidationError, match="warmup_sizes"):
+            LocalBackendConfig.from_options({"warmup_sizes": bad})
+
+
+def test_liveness_gives_up_no_earlier_than_readiness() -> None:
+    config = LocalBackendConfig()
+    assert (config.unready_after_failures, config.restart_after_failures) == (3, 10)
+    with pytest.raises(ValidationError, match="restart_after_failures"):
+        LocalBackendConfig(unready_after_failures=5, restart_after_failures=2)

@@ -15,6 +15,7 @@ from backends.local.loader import (
     lightning_scheduler,
     load_base_components,
     load_lightning_unet,
+    load_vae,
     resolve_device,
     resolve_dtype,
 )
@@ -70,3 +71,24 @@ def test_schedulers_are_trailing_euler_with_x0_for_one_step(tiny_model_dir: Path
     assert (one.config.prediction_type, four.config.prediction_type) == ("sample", "epsilon")
     four.set_timesteps(4)
     assert four.timesteps.tolist() == [999, 749, 499, 249]
+
+
+def test_the_fp16_fix_vae_serves_float16_by_default_and_never_float32(tiny_model_dir: Path) -> None:
+    cpu = torch.device("cpu")
+    half = load_vae(WeightSource(LocalBackendConfig(model_dir=tiny_model_dir), torch.float16), cpu, torch.float16)
+    assert (half.dtype, half.config.force_upcast) == (torch.float16, False)
+    full = load_vae(WeightSource(LocalBackendConfig(model_dir=tiny_model_dir), torch.float32), cpu, torch.float32)
+    assert (full.dtype, full.config.force_upcast) == (torch.float32, True)
+
+
+def test_without_the_fp16_fix_vae_the_base_vae_stays_in_float32(
+    tiny_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "base").symlink_to(tiny_model_dir / "base")
+    source = WeightSource(LocalBackendConfig(model_dir=tmp_path), torch.float16)
+    vae = load_vae(source, torch.device("cpu"), torch.float16)
+    assert (vae.dtype, vae.config.force_upcast) == (torch.float32, True)
+    assert "could not be loaded" in caplog.text
+    with pytest.raises(OSError):
+        load_vae(WeightSource(LocalBackendConfig(model_dir=tmp_path, fp16_fix_vae=True), torch.float16),
+                 torch.device("cpu"), torch.float16)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from backends.local.checkpoints import checkpoint_for
+from backends.local.compiled import ShapeCompiled
 from backends.local.config import LocalBackendConfig
 from backends.local.loader import WeightSource, load_base_components, load_lightning_unet
 from backends.local.speed import log_skipped_levers, prepare_unet
@@ -25,17 +26,24 @@ def _unet(model_dir: Path) -> Any:
 
 @pytest.mark.parametrize(("sdpa", "processor"), [(True, "AttnProcessor2_0"), (False, "AttnProcessor")])
 def test_the_attention_kernel_follows_the_setting(tiny_model_dir: Path, sdpa: bool, processor: str) -> None:
-    config = LocalBackendConfig(sdpa=sdpa, compile_unet=True, fuse_qkv=True)
+    config = LocalBackendConfig(sdpa=sdpa, fuse_qkv=True)
     unet = prepare_unet(_unet(tiny_model_dir), config, CPU)
     assert {type(p).__name__ for p in unet.attn_processors.values()} == {processor}  # QKV not fused on CPU
-    assert type(unet).__name__ == "UNet2DConditionModel"  # not a torch.compile wrapper on CPU
+    assert type(unet).__name__ == "UNet2DConditionModel"
+
+
+def test_a_compiled_unet_is_wrapped_so_unwarmed_shapes_run_eagerly(tiny_model_dir: Path) -> None:
+    unet = prepare_unet(_unet(tiny_model_dir), LocalBackendConfig(compile_unet=True, compile_backend="eager"), CPU)
+    assert isinstance(unet, ShapeCompiled)
+    assert unet.config.addition_embed_type == "text_time"  # diffusers reads the UNet's config through it
 
 
 def test_cuda_only_levers_are_named_in_the_log_on_cpu(caplog: pytest.LogCaptureFixture) -> None:
     config = LocalBackendConfig(channels_last=True, compile_unet=True, compile_vae=False, fuse_qkv=True)
     with caplog.at_level(logging.INFO, logger="backends.local.speed"):
         log_skipped_levers(config, CPU)
-    assert "channels_last, fuse_qkv, compile_unet need CUDA; skipped on cpu" in caplog.text
+    assert "channels_last, fuse_qkv need CUDA; skipped on cpu" in caplog.text
+    assert "torch.compile (backend inductor) on cpu" in caplog.text
 
 
 def test_nothing_is_logged_when_no_cuda_lever_is_on(caplog: pytest.LogCaptureFixture) -> None:

@@ -6,10 +6,11 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 import pytest
+from PIL import Image
 
 from backends.base import sniff_format
 from backends.local.config import LocalBackendConfig
@@ -68,10 +69,12 @@ async def test_answers_the_image_to_image_request_with_base64_init_image(
     gated_client: httpx.AsyncClient, gated_pipeline: GatedPipeline, make_request: MakeRequest
 ) -> None:
     gated_pipeline.gate.set()
-    request = make_request(init_image=b"\x89PNG\r\n\x1a\n-not-checked-by-the-stand-in", n=2)
+    request = make_request(init_image=b"\x89PNG\r\n\x1a\n-not-checked-by-the-stand-in", n=2, steps=4,
+                           strength=0.6)
     answer = await gated_client.post("/v1/generate", content=request.model_dump_json())
     assert answer.status_code == 200
     assert len(answer.json()["images"]) == 2
+    assert answer.json()["strength"] == 0.5  # 0.6 with 4 steps is served as 2 of the 4 distilled steps
     assert gated_pipeline.batches[0][0].init_image == request.init_image
 
 
@@ -167,7 +170,7 @@ async def test_metrics_are_prometheus_text(gated_client: httpx.AsyncClient) -> N
     assert answer.headers["content-type"].startswith("text/plain")
     for name in ("boltgate_worker_queue_depth", "boltgate_worker_batch_size", "boltgate_worker_images_total",
                  "boltgate_worker_gpu_seconds_total", "boltgate_worker_gpu_memory_bytes",
-                 "boltgate_worker_images_per_second"):
+                 "boltgate_worker_images_per_second", "boltgate_worker_eager_fallbacks_total"):
         assert f"# TYPE {name.removesuffix('_total')}" in answer.text, name
 
 
@@ -178,3 +181,77 @@ async def test_unknown_paths_answer_in_the_same_envelope(gated_client: httpx.Asy
     wrong_method = await gated_client.get("/v1/generate")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_worker_that_keeps_failing_leaves_rotation_then_asks_for_a_restart(make_request: MakeRequest) -> None:
+    class Wedged(GatedPipeline):
+        def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    config = LocalBackendConfig(unready_after_failures=1, restart_after_failures=2, probe_interval_s=60)
+    with WorkerServer(create_worker_app(config, factory=lambda _: Wedged())) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            await _wait_ready(client)
+            first = await client.post("/v1/generate", content=make_request().model_dump_json())
+            ready, live = await client.get("/readyz"), await client.get("/healthz")
+            second = await client.post("/v1/generate", content=make_request().model_dump_json())
+            live_after = await client.get("/healthz")
+            metrics = (await client.get("/metrics")).text
+    assert (first.status_code, first.json()["error"]["code"]) == (500, "pipeline_failed")
+    assert (ready.status_code, ready.json()["status"], live.status_code) == (503, "failing", 200)
+    assert second.status_code == 500
+    assert (live_after.status_code, live_after.json()) == (503, {"status": "failing", "consecutive_failures": 2})
+    assert "boltgate_worker_ready 0.0" in metrics
+    assert "boltgate_worker_pipeline_failures_total 2.0" in metrics
+
+
+async def test_the_worker_refuses_a_request_without_its_token(
+    gated_pipeline: GatedPipeline, make_request: MakeRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOLTGATE_WORKER_TOKEN", "s3cret")
+    gated_pipeline.gate.set()
+    app = create_worker_app(LocalBackendConfig(), factory=lambda _: gated_pipeline)
+    body = make_request().model_dump_json()
+    with WorkerServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            await _wait_ready(client)  # probes and scrapes need no token
+            missing = await client.post("/v1/generate", content=body)
+            wrong = await client.post("/v1/generate", content=body, headers={"authorization": "Bearer guess"})
+            right = await client.post("/v1/generate", content=body, headers={"authorization": "Bearer s3cret"})
+            assert (await client.get("/metrics")).status_code == 200
+    assert (missing.status_code, missing.json()["error"]["code"]) == (401, "invalid_api_key")
+    assert wrong.status_code == 401
+    assert right.status_code == 200
+    assert len(gated_pipeline.batches) == 1
+
+
+async def test_a_client_that_leaves_has_no_image_generated(
+    gated_client: httpx.AsyncClient, gated_pipeline: GatedPipeline, make_request: MakeRequest
+) -> None:
+    running = asyncio.create_task(gated_client.post("/v1/generate", content=make_request(seed=1).model_dump_json()))
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up after 0.2 s and closes its connection
+        await gated_client.post("/v1/generate", content=make_request(seed=2).model_dump_json(), timeout=0.2)
+    started = time.monotonic()
+    while "boltgate_worker_queue_depth 0.0" not in (await gated_client.get("/metrics")).text:
+        assert time.monotonic() - started < 5, "the abandoned request stayed queued"
+        await asyncio.sleep(0.01)
+    gated_pipeline.gate.set()
+    assert (await running).status_code == 200
+    assert [[r.seed for r in batch] for batch in gated_pipeline.batches] == [[1]]
+
+
+async def test_a_request_whose_deadline_passes_in_the_queue_is_dropped(
+    gated_client: httpx.AsyncClient, gated_pipeline: GatedPipeline, make_request: MakeRequest
+) -> None:
+    running = asyncio.create_task(gated_client.post("/v1/generate", content=make_request(seed=1).model_dump_json()))
+    await asyncio.to_thread(gated_pipeline.started.wait, 5)
+    late = asyncio.create_task(gated_client.post("/v1/generate", content=make_request(seed=2).model_dump_json(),
+                                                 headers={"X-Boltgate-Timeout-S": "0.1"}))
+    await asyncio.sleep(0.3)
+    gated_pipeline.gate.set()
+    answer = await late
+    assert (await running).status_code == 200
+    assert answer.status_code >= 500 and "deadline" in answer.json()["error"]["message"]
+    assert [[r.seed for r in batch] for batch in gated_pipeline.batches] == [[1]]
+    assert 'boltgate_worker_dropped_total{reason="expired"} 1.0' in (await gated_client.get("/metrics")).text

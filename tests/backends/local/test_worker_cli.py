@@ -25,3 +25,11 @@ def test_flags_and_settings_become_the_config() -> None:
 def test_an_invalid_setting_exits_2_without_serving(capsys: pytest.CaptureFixture[str]) -> None:
     assert main_worker(["--set", "preload_steps=3"]) == 2
     assert "no Lightning checkpoint" in capsys.readouterr().err
+
+
+def test_refuses_to_listen_beyond_loopback_without_a_token(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BOLTGATE_WORKER_TOKEN", raising=False)
+    assert main_worker(["--host", "0.0.0.0", "--no-warmup"]) == 2
+    assert "BOLTGATE_WORKER_TOKEN" in capsys.readouterr().err

@@ -69,3 +69,14 @@ def test_the_worker_exports_its_process_metrics_and_no_created_twins() -> None:
     text = WorkerMetrics().render().decode()
     assert "process_resident_memory_bytes" in text
     assert "_created" not in text
+
+
+def test_eager_fallbacks_are_read_from_the_pipeline_at_scrape_time() -> None:
+    metrics = WorkerMetrics()
+    counts = {("unet", "shape_not_warmed"): 3}
+    metrics.track_eager_fallbacks(lambda: counts)
+    labels = {"module": "unet", "reason": "shape_not_warmed"}
+    assert _value(metrics, "boltgate_worker_eager_fallbacks_total", labels) == 3
+    counts[("unet", "shape_not_warmed")] = 5
+    assert _value(metrics, "boltgate_worker_eager_fallbacks_total", labels) == 5
+    assert "# TYPE boltgate_worker_eager_fallbacks_total counter" in metrics.render().decode()

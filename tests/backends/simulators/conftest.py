@@ -38,6 +38,7 @@ def sim(module_simulator: SimulatorServer) -> Iterator[SimulatorServer]:
     pristine = dataclasses.replace(module_simulator.config)
     module_simulator.clear_faults()
     module_simulator.clear_requests()
+    module_simulator.clear_jobs()
     yield module_simulator
     module_simulator.clear_faults()
     for field in dataclasses.fields(pristine):

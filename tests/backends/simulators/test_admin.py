@@ -50,11 +50,15 @@ def test_the_request_log_can_be_read_and_cleared(sim, client, bearer) -> None:
     assert client.get(sim.base_url + "/_sim/requests").json() == {"requests": []}
 
 
-def test_cancels_are_listed(sim, client, bearer) -> None:
+def test_cancels_are_listed_and_none_exist_where_the_vendor_has_no_cancel(sim, client, bearer) -> None:
     run = client.post(sim.base_url + CREATE, headers=bearer, json=BODY).json()
-    client.post(run["links"]["cancel"], headers=bearer)
+    assert client.post(f"{sim.base_url}/v1/runs/{run['id']}/cancel", headers=bearer).status_code == 404
 
-    assert client.get(sim.base_url + "/_sim/cancels").json() == {"cancels": [run["id"]]}
+    assert client.get(sim.base_url + "/_sim/cancels").json() == {"cancels": []}
+
+
+def test_billing_says_what_the_jobs_cost(sim, client, bearer) -> None:
+    assert client.get(sim.base_url + "/_sim/billing").json() == {"billed_usd": "0"}
 
 
 def test_health_names_the_vendor(sim, client) -> None:

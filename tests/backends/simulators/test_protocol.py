@@ -19,11 +19,13 @@ def test_bearer_auth_wants_the_key_with_any_case_of_scheme() -> None:
     assert not spec.authorized({"x-api-key": "k"}, "k")
 
 
-def test_eachlabs_auth_reads_x_api_key_only() -> None:
+def test_eachlabs_auth_takes_bearer_and_the_older_x_api_key() -> None:
     spec = SPECS["eachlabs"]
 
     assert spec.authorized({"x-api-key": "k"}, "k")
-    assert not spec.authorized({"authorization": "Bearer k"}, "k")
+    assert spec.authorized({"authorization": "Bearer k"}, "k")
+    assert not spec.authorized({"authorization": "Bearer other"}, "k")
+    assert not spec.authorized({"x-api-key": "other"}, "k")
 
 
 def test_routes_match_method_and_whole_path_and_capture_ids() -> None:

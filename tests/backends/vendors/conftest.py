@@ -1,20 +1,25 @@
-"""Fixtures for the vendor adapters: a mocked vendor API (respx), backends on it, real tiny images."""
+"""Fixtures for the vendor adapters: a mocked vendor API (respx), backends on it, real tiny images.
+
+The backends run on ``HttpxClient``, which respx intercepts; the contract suite in ``http/`` holds
+it and the default ``AiohttpClient`` to the same behaviour on real sockets.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
-import httpx
 import pytest
 import respx
 from PIL import Image
 
-from backends.vendors import polling
 from backends.vendors.backend import VendorBackend
+from backends.vendors.http import HttpxClient
 from backends.vendors.spec import VendorSpec
 
 BASE_URL = "https://x.test"
+FAST_POLL_S = 0.001
+"""Job lifecycles take no noticeable time in adapter tests."""
 
 MakeBackend = Callable[..., VendorBackend]
 
@@ -52,8 +57,11 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
     made: list[VendorBackend] = []
 
     def make(
-        spec: VendorSpec, *, api_key: str | None = "k", timeout_s: float = 5.0, options: Mapping[str, str] | None = None
+        spec: VendorSpec, *, api_key: str | None = "k", timeout_s: float = 5.0,
+        options: Mapping[str, str] | None = None, poll_interval_s: float | None = FAST_POLL_S,
     ) -> VendorBackend:
+        """Polls every millisecond unless ``poll_interval_s`` says otherwise (None: the vendor's
+        documented pace)."""
         backend = VendorBackend(
             spec,
             region="r1",
@@ -61,7 +69,8 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
             api_key=api_key,
             timeout_s=timeout_s,
             options=options,
-            transport=httpx.AsyncHTTPTransport(),
+            poll_interval_s=poll_interval_s,
+            http_client=HttpxClient(),
         )
         made.append(backend)
         return backend
@@ -69,10 +78,3 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
     yield make
     for backend in made:
         await backend.aclose()
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Poll every few milliseconds so job lifecycles take no noticeable time."""
-    monkeypatch.setattr(polling, "FIRST_INTERVAL_S", 0.001)
-    monkeypatch.setattr(polling, "MAX_INTERVAL_S", 0.005)

@@ -17,9 +17,10 @@ from backends.vendors.backend import VendorBackend
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
+    UnusableOutput,
     VendorAuthError,
     VendorNotFound,
-    VendorProtocolError,
+    VendorOutOfCredit,
     VendorRateLimited,
     VendorUnavailable,
 )
@@ -42,15 +43,30 @@ async def test_sends_the_model_name_and_asks_for_base64_by_default(
     route = vendor_api.post(GENERATIONS).respond(
         200, json={"created": 1, "data": [{"b64_json": base64.b64encode(png).decode()}]}
     )
-    result = await generate(make_backend, seed=5)
+    result = await generate(make_backend, n=2, width=768, height=512)
     request = route.calls.last.request
     assert str(request.url) == f"{base_url}{GENERATIONS}"
     assert request.headers["authorization"] == "Bearer k"
-    body = orjson.loads(request.content)
-    assert body["model"] == "bytedance/stable-diffusion-xl-lightning"
-    assert body["response_format"] == "b64_json"
-    assert (body["prompt"], body["n"], body["size"], body["seed"]) == ("a cat", 1, "1024x1024", 5)
+    # Exactly the fields their model page documents: no seed, steps, negative prompt or guidance.
+    assert orjson.loads(request.content) == {
+        "model": "bytedance/stable-diffusion-xl-lightning",
+        "prompt": "a cat",
+        "n": 2,
+        "size": "768x512",
+        "response_format": "b64_json",
+    }
     assert [image.data for image in result.images] == [png]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [({"seed": 5}, "seed"), ({"steps": 4}, "steps"), ({"negative_prompt": "x"}, "negative_prompt"),
+     ({"guidance_scale": 0.0}, "guidance")],
+)
+def test_a_request_asking_for_what_it_has_no_field_for_is_skipped(fields: dict[str, object], reason: str) -> None:
+    refusal = AIGATEWAY.capabilities.refusal(ImageRequest(prompt="a cat", **fields))  # type: ignore[arg-type]
+    assert refusal is not None and reason in refusal
+    assert AIGATEWAY.capabilities.refusal(ImageRequest(prompt="a cat", n=4)) is None
 
 
 async def test_reads_urls_when_configured_for_them(
@@ -66,16 +82,16 @@ async def test_reads_urls_when_configured_for_them(
 async def test_an_expired_output_url(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATIONS).respond(200, json={"created": 1, "data": [{"url": IMAGE_URL}]})
     vendor_api.get(IMAGE_URL).respond(404)
-    with pytest.raises(VendorProtocolError, match="404"):
+    with pytest.raises(UnusableOutput, match="404"):
         await generate(make_backend)
 
 
 @pytest.mark.parametrize("body", [{"created": 1}, {"data": [{"uri": IMAGE_URL}]}, {"data": "x"}])
-async def test_a_body_it_does_not_know_is_a_protocol_error(
+async def test_a_body_it_does_not_know_is_unusable_output(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, body: Any
 ) -> None:
     vendor_api.post(GENERATIONS).respond(200, json=body)
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await generate(make_backend)
 
 
@@ -83,7 +99,7 @@ async def test_a_body_it_does_not_know_is_a_protocol_error(
     ("status", "error_type", "kind"),
     [
         (401, "authentication_error", VendorAuthError),
-        (402, "insufficient_credits", VendorAuthError),
+        (402, "insufficient_credits", VendorOutOfCredit),
         (404, "not_found", VendorNotFound),
         (429, "rate_limit_error", VendorRateLimited),
         (500, "server_error", VendorUnavailable),

@@ -15,9 +15,10 @@ from backends.vendors.callmissed import CALLMISSED
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
+    UnusableOutput,
     VendorAuthError,
     VendorNotFound,
-    VendorProtocolError,
+    VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorUnavailable,
@@ -49,7 +50,6 @@ async def test_sends_an_openai_request_forcing_b64_json(
         height=512,
         seed=9,
         steps=6,
-        guidance_scale=1.0,
         negative_prompt="blurry",
         response_format="url",
     )
@@ -65,9 +65,14 @@ async def test_sends_an_openai_request_forcing_b64_json(
         "response_format": "b64_json",
         "seed": 9,
         "steps": 6,
-        "guidance_scale": 1.0,
         "negative_prompt": "blurry",
     }
+
+
+def test_a_request_setting_guidance_is_not_sent_to_callmissed() -> None:
+    """Their parameters list no guidance: a request asking for one goes to a vendor that has it."""
+    assert CALLMISSED.capabilities.refusal(ImageRequest(prompt="a cat", guidance_scale=1.0)) == "no guidance field"
+    assert CALLMISSED.capabilities.refusal(ImageRequest(prompt="a cat", seed=1, steps=50)) is None
 
 
 async def test_reads_png_and_jpeg_images(
@@ -103,17 +108,17 @@ def test_capabilities() -> None:
         {"error": None},
     ],
 )
-async def test_a_body_it_does_not_know_is_a_protocol_error(
+async def test_a_body_it_does_not_know_is_unusable_output(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, body: Any
 ) -> None:
     vendor_api.post(GENERATIONS).respond(200, json=body)
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await generate(make_backend)
 
 
 async def test_a_body_that_is_not_json(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATIONS).respond(200, content=b"\x00\x01")
-    with pytest.raises(VendorProtocolError, match="not JSON"):
+    with pytest.raises(UnusableOutput, match="not JSON"):
         await generate(make_backend)
 
 
@@ -126,8 +131,8 @@ def envelope(code: str | None, message: str, kind: str = "invalid_request_error"
     [
         (400, "invalid_size", VendorRejectedRequest),
         (401, "invalid_api_key", VendorAuthError),
-        (402, "insufficient_credits", VendorAuthError),
-        (402, "budget_exceeded", VendorAuthError),
+        (402, "insufficient_credits", VendorOutOfCredit),
+        (402, "budget_exceeded", VendorOutOfCredit),
         (403, "forbidden", VendorAuthError),
         (404, "model_not_found", VendorNotFound),
         (409, "idempotency_key_reused", VendorRejectedRequest),

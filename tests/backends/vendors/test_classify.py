@@ -12,6 +12,7 @@ from core.errors import (
     BackendError,
     VendorAuthError,
     VendorNotFound,
+    VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorTimeout,
@@ -54,7 +55,7 @@ class TestRetryAfter:
     [
         (400, VendorRejectedRequest),
         (401, VendorAuthError),
-        (402, VendorAuthError),
+        (402, VendorOutOfCredit),
         (403, VendorAuthError),
         (404, VendorNotFound),
         (408, VendorTimeout),
@@ -89,9 +90,22 @@ def test_the_router_flags_follow_from_the_class() -> None:
     not_found = classify_status(404, {}, vendor_code=None, message="")
     unavailable = classify_status(503, {}, vendor_code=None, message="")
     assert auth.quarantine and auth.failover and not auth.retryable
-    assert not rejected.failover and not rejected.retryable
+    # A vendor refusing a request we accepted: that vendor can't, another may. No quarantine.
+    assert rejected.failover and not rejected.retryable and not rejected.quarantine
     assert not_found.failover and not not_found.retryable and not_found.outcome == "not_found"
     assert unavailable.retryable
+
+
+def test_a_payment_refusal_quarantines_like_an_auth_refusal() -> None:
+    error = classify_status(402, {}, vendor_code=None, message="")
+    assert isinstance(error, VendorAuthError) and error.quarantine and error.failover
+
+
+@pytest.mark.parametrize("status", [409, 422])
+def test_a_vendor_may_document_a_4xx_as_retryable(status: int) -> None:
+    error = classify_status(status, {}, vendor_code=None, message="", retry_statuses=frozenset({status}))
+    assert isinstance(error, VendorUnavailable) and error.retryable
+    assert type(classify_status(status, {}, vendor_code=None, message="")) is VendorRejectedRequest
 
 
 def test_long_messages_are_truncated() -> None:

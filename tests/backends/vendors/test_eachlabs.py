@@ -21,8 +21,9 @@ from core.errors import (
     ContentFiltered,
     JobAbandoned,
     JobFailed,
+    UnusableOutput,
     VendorAuthError,
-    VendorProtocolError,
+    VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorUnavailable,
@@ -34,7 +35,8 @@ MakeBackend = Callable[..., VendorBackend]
 CREATE = "/v1/prediction/"
 PREDICTION = "/v1/prediction/p-1"
 CANCEL = "/v1/prediction/p-1/cancel"
-ABSOLUTE_CANCEL = "https://api.eachlabs.test/v1/prediction/p-1/cancel"
+FOREIGN_CANCEL = "https://api.eachlabs.test/v1/prediction/p-1/cancel"
+"""A cancel URL an answer names on another host than the route's: never called with our key."""
 IMAGE_URL = "https://storage.eachlabs.test/p-1/out-0.png"
 IMAGE_URL_2 = "https://storage.eachlabs.test/p-1/out-1.png"
 
@@ -47,13 +49,21 @@ def success(output: Any = IMAGE_URL, **fields: Any) -> httpx.Response:
     return prediction("success", output=output, metrics={"predict_time": 2.1, "cost": 0.0032}, **fields)
 
 
+def errored(code: str, message: str, cost: float | None = 0.0031, predict_time: float = 2.0) -> httpx.Response:
+    """Their documented failure: ``status: "error"``, the reason in ``output``'s envelope."""
+    envelope = {"error": "Execution failed", "error_code": code, "error_message": message, "retryable": False,
+                "success": False, "status": "ERROR"}
+    return prediction("error", output=envelope, metrics={"predict_time": predict_time, "cost": cost})
+
+
 @pytest.fixture
 def api(vendor_api: respx.MockRouter, png: bytes) -> respx.MockRouter:
     vendor_api.post(CREATE, name="create").respond(
         200, json={"status": "success", "message": "Prediction created", "predictionID": "p-1"}
     )
-    vendor_api.post(CANCEL, name="cancel").respond(200, json={"status": "cancelled"})
-    vendor_api.post(ABSOLUTE_CANCEL, name="absolute_cancel").respond(200, json={"status": "cancelled"})
+    vendor_api.post(CANCEL, name="cancel").respond(
+        200, json={"status": "success", "message": "Prediction canceled successfully"})
+    vendor_api.post(FOREIGN_CANCEL, name="foreign_cancel").respond(200, json={"status": "success"})
     vendor_api.get(IMAGE_URL, name="image").respond(200, content=png)
     vendor_api.get(IMAGE_URL_2).respond(200, content=png)
     return vendor_api
@@ -77,8 +87,8 @@ class TestRequest:
         await generate(make_backend, seed=7, width=768, height=512, n=2, steps=4, negative_prompt="blurry")
         request = api["create"].calls.last.request
         assert str(request.url) == f"{base_url}{CREATE}"
-        assert request.headers["x-api-key"] == "k"
-        assert "authorization" not in request.headers
+        assert request.headers["authorization"] == "Bearer k"  # their docs, since July 2026
+        assert "x-api-key" not in request.headers
         assert orjson.loads(request.content) == {
             "model": "sdxl-lightning-4step",
             "version": "0.0.1",
@@ -105,6 +115,15 @@ class TestRequest:
         assert all(isinstance(value, str) for value in fields.values())
         assert fields["guidance_scale"] == "1.5"
         assert fields["negative_prompt"] == ""
+
+    async def test_the_older_x_api_key_header_is_an_option(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
+        poll = api.get(PREDICTION).mock(return_value=success())
+        await generate(make_backend, options={"auth_scheme": "x-api-key"})
+        for request in (api["create"].calls.last.request, poll.calls.last.request):
+            assert request.headers["x-api-key"] == "k"
+            assert "authorization" not in request.headers
 
     async def test_model_and_version_are_options(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(PREDICTION).mock(return_value=success())
@@ -161,7 +180,11 @@ class TestRequest:
         assert capabilities.refusal(ImageRequest(prompt="a cat", steps=11)) is not None
         assert capabilities.refusal(ImageRequest(prompt="a cat", width=1288)) is not None
         assert capabilities.refusal(ImageRequest(prompt="a cat", init_image=b"x")) is None
+        assert capabilities.refusal(ImageRequest(prompt="a cat", n=4, seed=3, guidance_scale=1.0)) is None
         assert capabilities.output_formats == {"png"}
+
+    def test_polls_at_the_pace_of_their_model_page(self) -> None:
+        assert EACHLABS.job is not None and EACHLABS.job.poll_interval_s == 1.0
 
 
 class TestLifecycle:
@@ -177,7 +200,17 @@ class TestLifecycle:
         assert result.run_seconds == pytest.approx(2.1)
         assert result.vendor_cost_usd == Decimal("0.0032")
         assert result.vendor_request_id == "p-1"
-        assert not api["cancel"].called and not api["absolute_cancel"].called
+        assert not api["cancel"].called and not api["foreign_cancel"].called
+
+    async def test_a_created_prediction_is_queued_not_a_surprise(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
+        """``created`` is their queued status: keep polling, never cancel and start again."""
+        poll = api.get(PREDICTION).mock(side_effect=[prediction("created"), prediction("created"), success()])
+        result = await generate(make_backend)
+        assert poll.call_count == 3 and len(result.images) == 1
+        assert api["create"].call_count == 1
+        assert not api["cancel"].called
 
     async def test_a_list_of_urls_gives_every_image(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(PREDICTION).mock(return_value=success([IMAGE_URL, IMAGE_URL_2]))
@@ -190,74 +223,89 @@ class TestLifecycle:
         result = await generate(make_backend)
         assert result.run_seconds is None and result.vendor_cost_usd is None
 
-    async def test_a_failed_prediction_that_ran_is_billed(
+    async def test_an_errored_prediction_fails_over_with_its_code_and_what_it_billed(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
-        api.get(PREDICTION).mock(
-            return_value=prediction("failed", error="CUDA out of memory", metrics={"predict_time": 1.5})
-        )
+        api.get(PREDICTION).mock(return_value=errored("PROVIDER_FAILED", "CUDA out of memory"))
         with pytest.raises(JobFailed) as caught:
             await generate(make_backend)
         error = caught.value
-        assert error.billed
-        assert error.run_seconds == pytest.approx(1.5)
+        assert error.vendor_code == "PROVIDER_FAILED"
         assert "CUDA out of memory" in error.message
+        assert error.billed and error.vendor_cost_usd == Decimal("0.0031")
+        assert error.run_seconds == pytest.approx(2.0)
+        assert error.failover and not error.retryable
+        assert api["create"].call_count == 1 and not api["cancel"].called
+
+    async def test_an_error_the_vendor_settled_at_zero_is_not_billed(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
+        api.get(PREDICTION).mock(return_value=errored("INPUT_VALIDATION_ERROR", "bad input", cost=0))
+        with pytest.raises(JobFailed) as caught:
+            await generate(make_backend)
+        assert not caught.value.billed
+
+    @pytest.mark.parametrize("code", ["CONTENT_MODERATION", "CONTENT_FILTER", "content_moderation"])
+    async def test_a_safety_refusal_is_content_filtered(
+        self, api: respx.MockRouter, make_backend: MakeBackend, code: str
+    ) -> None:
+        api.get(PREDICTION).mock(return_value=errored(code, "flagged"))
+        with pytest.raises(ContentFiltered) as caught:
+            await generate(make_backend)
+        assert caught.value.code == "content_policy_violation"
+        assert caught.value.billed
+
+    async def test_a_legacy_failed_status_that_ran_is_billed(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
+        api.get(PREDICTION).mock(return_value=prediction("failed", metrics={"predict_time": 1.5}))
+        with pytest.raises(JobFailed) as caught:
+            await generate(make_backend)
+        assert caught.value.billed and caught.value.run_seconds == pytest.approx(1.5)
 
     @pytest.mark.parametrize("metrics", [None, {}, {"predict_time": 0}])
-    async def test_a_failed_prediction_that_never_ran_is_not_billed(
+    async def test_a_failure_that_never_ran_is_not_billed(
         self, api: respx.MockRouter, make_backend: MakeBackend, metrics: Any
     ) -> None:
-        api.get(PREDICTION).mock(return_value=prediction("failed", metrics=metrics))
+        api.get(PREDICTION).mock(return_value=prediction("error", metrics=metrics))
         with pytest.raises(JobFailed) as caught:
             await generate(make_backend)
         assert not caught.value.billed
 
     async def test_a_cancelled_prediction_is_a_failure(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
-        api.get(PREDICTION).mock(return_value=prediction("cancelled"))
-        with pytest.raises(JobFailed):
+        api.get(PREDICTION).mock(return_value=prediction("cancelled", metrics={"predict_time": 0.4, "cost": 0}))
+        with pytest.raises(JobFailed) as caught:
             await generate(make_backend)
+        assert not caught.value.billed
 
-    async def test_an_error_field_means_failed_whatever_the_status(
-        self, api: respx.MockRouter, make_backend: MakeBackend
-    ) -> None:
-        api.get(PREDICTION).mock(return_value=success(error="NSFW content detected"))
-        with pytest.raises(JobFailed, match="NSFW content detected"):
-            await generate(make_backend)
-
-    async def test_an_unknown_status_is_a_protocol_error_and_the_prediction_is_cancelled(
+    async def test_an_unknown_status_abandons_the_prediction_without_a_retry(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
         api.get(PREDICTION).mock(return_value=prediction("queued_somewhere"))
-        with pytest.raises(VendorProtocolError, match="queued_somewhere"):
+        with pytest.raises(JobAbandoned, match="queued_somewhere") as caught:
             await generate(make_backend)
+        assert not caught.value.retryable
         assert api["cancel"].called
 
-    async def test_the_deadline_cancels_through_the_cancel_url_it_was_given(
+    async def test_the_deadline_cancels_on_the_routes_own_host_whatever_cancel_url_it_was_given(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
         api.get(PREDICTION).mock(
             return_value=prediction(
-                "processing", urls={"cancel": ABSOLUTE_CANCEL, "get": "https://api.eachlabs.test/x"}
+                "processing", urls={"cancel": FOREIGN_CANCEL, "get": "https://api.eachlabs.test/x"}
             )
         )
-        with pytest.raises(JobAbandoned):
-            await generate(make_backend, timeout_s=0.05)
-        assert api["absolute_cancel"].call_count == 1
-        assert api["absolute_cancel"].calls.last.request.headers["x-api-key"] == "k"
-        assert not api["cancel"].called
-
-    async def test_without_a_cancel_url_the_deadline_cancels_by_id(
-        self, api: respx.MockRouter, make_backend: MakeBackend
-    ) -> None:
-        api.get(PREDICTION).mock(return_value=prediction("processing"))
-        with pytest.raises(JobAbandoned):
+        with pytest.raises(JobAbandoned) as caught:
             await generate(make_backend, timeout_s=0.05)
         assert api["cancel"].call_count == 1
+        assert api["cancel"].calls.last.request.headers["authorization"] == "Bearer k"
+        assert not api["foreign_cancel"].called  # the key never goes to another host
+        assert not caught.value.billed  # a cancelled prediction is not billed
 
     async def test_a_cancelled_task_cancels_the_prediction(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
-        poll = api.get(PREDICTION).mock(return_value=prediction("processing", urls={"cancel": ABSOLUTE_CANCEL}))
+        poll = api.get(PREDICTION).mock(return_value=prediction("processing", urls={"cancel": FOREIGN_CANCEL}))
         backend = make_backend(EACHLABS)
         task = asyncio.create_task(backend.generate(ImageRequest(prompt="a cat"), Deadline(5)))
         async with asyncio.timeout(2):
@@ -266,7 +314,8 @@ class TestLifecycle:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert api["absolute_cancel"].call_count == 1
+        assert api["cancel"].call_count == 1
+        assert not api["foreign_cancel"].called
 
     async def test_a_prediction_flagged_nsfw_is_content_filtered(
         self, api: respx.MockRouter, make_backend: MakeBackend
@@ -290,50 +339,59 @@ class TestMalformed:
         self, vendor_api: respx.MockRouter, make_backend: MakeBackend, body: dict[str, Any]
     ) -> None:
         vendor_api.post(CREATE).respond(200, json=body)
-        with pytest.raises(VendorProtocolError):
+        with pytest.raises(UnusableOutput):
             await generate(make_backend)
 
     @pytest.mark.parametrize("output", [None, "", [], 42, [IMAGE_URL, 7], "not a url", {"url": IMAGE_URL}])
-    async def test_an_output_that_is_not_urls(
+    async def test_an_output_that_is_not_urls_is_billed_and_not_retried(
         self, api: respx.MockRouter, make_backend: MakeBackend, output: Any
     ) -> None:
         api.get(PREDICTION).mock(return_value=success(output))
-        with pytest.raises(VendorProtocolError):
+        with pytest.raises(UnusableOutput) as caught:
             await generate(make_backend)
+        assert caught.value.billed and caught.value.vendor_cost_usd == Decimal("0.0032")
 
     async def test_an_expired_output_url(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(PREDICTION).mock(return_value=success())
         api["image"].respond(404)
-        with pytest.raises(VendorProtocolError, match="404"):
+        with pytest.raises(UnusableOutput, match="404") as caught:
             await generate(make_backend)
+        assert caught.value.billed and not caught.value.retryable
 
-    async def test_a_poll_that_is_not_json(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
+    async def test_a_poll_that_is_not_json_abandons_the_prediction(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
         api.get(PREDICTION).respond(200, content=b"<html>gateway</html>")
-        with pytest.raises(VendorProtocolError):
+        with pytest.raises(JobAbandoned):
             await generate(make_backend)
         assert api["cancel"].called
 
 
 @pytest.mark.parametrize(
-    ("status", "message", "kind"),
+    ("status", "body", "kind"),
     [
-        (400, "Invalid input for model", VendorRejectedRequest),
-        (401, "Invalid or missing API key", VendorAuthError),
-        (429, "Too many requests", VendorRateLimited),
-        (500, "Failed to create prediction", VendorUnavailable),
+        (400, {"error": "Invalid input for model"}, VendorRejectedRequest),
+        (401, {"error": "Invalid or missing API key"}, VendorAuthError),
+        (402, {"status": 402, "error": "payment required", "details": "wait for an active execution"},
+         VendorOutOfCredit),
+        (429, {"status": 429, "error": "too many requests", "details": "10 concurrent executions"}, VendorRateLimited),
+        (500, {"error": "Failed to create prediction"}, VendorUnavailable),
     ],
 )
 async def test_error_answers(
     vendor_api: respx.MockRouter,
     make_backend: MakeBackend,
     status: int,
-    message: str,
+    body: dict[str, Any],
     kind: type[BackendError],
 ) -> None:
-    vendor_api.post(CREATE).respond(status, json={"error": message})
+    vendor_api.post(CREATE).respond(status, json=body)
+    message = body["error"]
     with pytest.raises(kind) as caught:
         await generate(make_backend)
     assert type(caught.value) is kind
     assert caught.value.status == status
     assert caught.value.vendor_code is None
     assert message in caught.value.message
+    if "details" in body:
+        assert body["details"] in caught.value.message

@@ -17,9 +17,10 @@ from core.deadline import Deadline
 from core.errors import (
     BackendError,
     ContentFiltered,
+    UnusableOutput,
     VendorAuthError,
     VendorNotFound,
-    VendorProtocolError,
+    VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorUnavailable,
@@ -46,7 +47,7 @@ async def test_sends_the_documented_body(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, b64_png: str, base_url: str
 ) -> None:
     route = vendor_api.post(GENERATE).respond(200, json={"data": [{"b64_json": b64_png}]})
-    await generate(make_backend, seed=3, width=512, height=768, steps=8, negative_prompt="blurry")
+    await generate(make_backend, width=512, height=768, steps=8, negative_prompt="blurry")
     request = route.calls.last.request
     assert str(request.url) == f"{base_url}{GENERATE}"
     assert request.headers["authorization"] == "Bearer k"
@@ -56,10 +57,15 @@ async def test_sends_the_documented_body(
         "width": 512,
         "height": 768,
         "num_inference_steps": 8,
-        "guidance_scale": 0.0,
-        "seed": 3,
         "negative_prompt": "blurry",
     }
+
+
+def test_has_no_seed_or_guidance_field() -> None:
+    capabilities = IMAGEAPI.capabilities
+    assert capabilities.refusal(ImageRequest(prompt="a cat", seed=3)) == "no seed field"
+    assert capabilities.refusal(ImageRequest(prompt="a cat", guidance_scale=2.0)) == "no guidance field"
+    assert capabilities.refusal(ImageRequest(prompt="a cat", steps=50, negative_prompt="x")) is None
 
 
 async def test_leaves_out_an_absent_negative_prompt(
@@ -138,11 +144,11 @@ async def test_reads_the_nsfw_flag_where_present(
         {"images": ["this is not an image"]},
     ],
 )
-async def test_any_other_shape_is_a_protocol_error(
+async def test_any_other_shape_is_unusable_output(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, body: Any
 ) -> None:
     vendor_api.post(GENERATE).respond(200, json=body)
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await generate(make_backend)
 
 
@@ -150,21 +156,21 @@ async def test_an_unknown_shape_is_logged(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     vendor_api.post(GENERATE).respond(200, json={"job": "queued-7"})
-    with caplog.at_level(logging.WARNING), pytest.raises(VendorProtocolError):
+    with caplog.at_level(logging.WARNING), pytest.raises(UnusableOutput):
         await generate(make_backend)
     assert "queued-7" in caplog.text
 
 
 async def test_a_body_that_is_not_json(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATE).respond(200, content=b"<html>ok</html>")
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await generate(make_backend)
 
 
 async def test_an_expired_output_url(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATE).respond(200, json={"image_url": IMAGE_URL})
     vendor_api.get(IMAGE_URL).respond(404)
-    with pytest.raises(VendorProtocolError, match="404"):
+    with pytest.raises(UnusableOutput, match="404"):
         await generate(make_backend)
 
 
@@ -178,7 +184,7 @@ async def test_an_expired_output_url(vendor_api: respx.MockRouter, make_backend:
             "bad key",
             VendorAuthError,
         ),
-        (402, {"error": "Out of credits", "code": "no_credits"}, "no_credits", "Out of credits", VendorAuthError),
+        (402, {"error": "Out of credits", "code": "no_credits"}, "no_credits", "Out of credits", VendorOutOfCredit),
         (403, {"message": "Plan does not include this model"}, None, "Plan does not include", VendorAuthError),
         (400, {"error": "prompt is required"}, None, "prompt is required", VendorRejectedRequest),
         (404, {"message": "Not Found"}, None, "Not Found", VendorNotFound),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from decimal import Decimal
@@ -13,18 +14,18 @@ import pytest
 import respx
 
 from backends.base import Capabilities
-from backends.vendors import polling
 from backends.vendors.backend import VendorBackend
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput, require
 from backends.vendors.openai_style import openai_error_fields
-from backends.vendors.spec import JobProtocol, JobState, Options, VendorSpec
+from backends.vendors.spec import JobProtocol, JobState, Options, VendorFacts, VendorSpec
 from core.deadline import Deadline
-from core.errors import JobAbandoned, JobFailed, VendorProtocolError, VendorUnavailable
+from core.errors import ContentFiltered, JobAbandoned, JobFailed, UnusableOutput, VendorProtocolError
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
 
 IMAGE_URL = "https://files.jobs.test/1.png"
+DOCUMENTED_PACE_S = 0.25
 
 
 def read_state(answer: HttpAnswer) -> JobState:
@@ -35,39 +36,37 @@ def read_state(answer: HttpAnswer) -> JobState:
         return JobState("succeeded", output=output)
     if state == "done-empty":
         return JobState("succeeded")
-    if state == "failed":
-        return JobState(
-            "failed",
-            failure_code="E1",
-            failure_message="broke",
-            billed=True,
-            run_seconds=1.5,
-            vendor_cost_usd=Decimal("0.002"),
-        )
+    if state in ("failed", "refused"):
+        return JobState("failed", failure_code="E1", failure_message="broke", billed=True, run_seconds=1.5,
+                        vendor_cost_usd=Decimal("0.002"), content_filtered=state == "refused")
     if state == "pending":
         return JobState("pending")
+    if state == "done-garbled":
+        raise UnusableOutput("the job succeeded with output of no known shape")
     raise VendorProtocolError(f"unknown state {state}")
 
 
-def cancel(job_id: str, latest: HttpAnswer, options: Options) -> HttpCall | None:
-    if options.get("cancel") == "none":
-        return None
-    ticket = latest.json().get("ticket", "none")
-    return HttpCall("POST", f"/jobs/{job_id}/cancel?ticket={ticket}")
+def cancel(job_id: str, options: Options) -> HttpCall:
+    return HttpCall("POST", f"/jobs/{job_id}/cancel")
 
 
+PROTOCOL = JobProtocol(
+    job_id=lambda answer: str(require(answer.json(), "id", str, "job")),
+    poll=lambda job_id, options: HttpCall("GET", f"/jobs/{job_id}"),
+    read_state=read_state,
+    cancel=cancel,
+    poll_interval_s=DOCUMENTED_PACE_S,
+    cancel_stops_billing=True,
+)
 JOBS = VendorSpec(
     name="jobs",
     capabilities=Capabilities(),
     build_request=lambda request, options: HttpCall("POST", "/jobs", {"prompt": request.prompt}),
     error_fields=openai_error_fields,
-    job=JobProtocol(
-        job_id=lambda answer: str(require(answer.json(), "id", str, "job")),
-        poll=lambda job_id, options: HttpCall("GET", f"/jobs/{job_id}"),
-        read_state=read_state,
-        cancel=cancel,
-    ),
+    facts=VendorFacts(default_base_url=None, key_env="JOBS_API_KEY", price_key="jobs"),
+    job=PROTOCOL,
 )
+UNCANCELLABLE = dataclasses.replace(JOBS, job=dataclasses.replace(PROTOCOL, cancel=None))
 
 
 def job(state: str, **fields: Any) -> httpx.Response:
@@ -76,20 +75,29 @@ def job(state: str, **fields: Any) -> httpx.Response:
 
 @pytest.fixture
 def api(vendor_api: respx.MockRouter, png: bytes) -> respx.MockRouter:
-    vendor_api.post("/jobs", name="create").respond(200, json={"id": "j1", "ticket": "t0"})
+    vendor_api.post("/jobs", name="create").respond(200, json={"id": "j1"})
     vendor_api.post("/jobs/j1/cancel", name="cancel").respond(200)
     vendor_api.get(IMAGE_URL).respond(200, content=png)
     return vendor_api
 
 
-async def generate(make_backend: MakeBackend, *, timeout_s: float = 5.0, options: Options | None = None) -> Any:
-    backend = make_backend(JOBS, timeout_s=timeout_s, options=options)
+async def generate(make_backend: MakeBackend, spec: VendorSpec = JOBS, **settings: Any) -> Any:
+    backend = make_backend(spec, **settings)
     return await backend.generate(ImageRequest(prompt="a cat"), Deadline(5))
 
 
-def cancel_ticket(api: respx.MockRouter) -> str | None:
-    ticket: str | None = api["cancel"].calls.last.request.url.params.get("ticket")
-    return ticket
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The loop's sleeps, recorded and skipped (the clock is not what is under test)."""
+    recorded: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    return recorded
 
 
 async def test_polls_until_done_and_names_the_job(api: respx.MockRouter, make_backend: MakeBackend) -> None:
@@ -106,22 +114,63 @@ async def test_keeps_the_vendors_own_request_id(api: respx.MockRouter, make_back
     assert (await generate(make_backend)).vendor_request_id == "req-9"
 
 
-async def test_the_interval_backs_off_up_to_its_ceiling(
-    api: respx.MockRouter, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+async def test_polls_at_the_vendors_documented_pace(
+    api: respx.MockRouter, make_backend: MakeBackend, waits: list[float]
 ) -> None:
-    monkeypatch.setattr(polling, "FIRST_INTERVAL_S", 0.001)
-    monkeypatch.setattr(polling, "MAX_INTERVAL_S", 0.003)
-    waits: list[float] = []
-    real_sleep = asyncio.sleep
+    api.get("/jobs/j1").mock(side_effect=[job("pending")] * 3 + [job("done")])
+    await generate(make_backend, poll_interval_s=None)
+    assert waits[:3] == [DOCUMENTED_PACE_S] * 3
 
-    async def recording_sleep(seconds: float) -> None:
-        waits.append(seconds)
-        await real_sleep(0)
 
-    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
-    api.get("/jobs/j1").mock(side_effect=[job("pending")] * 5 + [job("done")])
-    await generate(make_backend)
-    assert waits[:6] == pytest.approx([0.001, 0.0015, 0.00225, 0.003, 0.003, 0.003])
+async def test_a_route_may_set_its_own_pace(api: respx.MockRouter, make_backend: MakeBackend,
+                                            waits: list[float]) -> None:
+    api.get("/jobs/j1").mock(side_effect=[job("pending")] * 3 + [job("done")])
+    await generate(make_backend, poll_interval_s=0.04)
+    assert waits[:3] == [0.04] * 3
+
+
+@pytest.mark.parametrize(
+    "transient",
+    [httpx.Response(503), httpx.Response(502), httpx.Response(429), httpx.ConnectError("refused")],
+    ids=["503", "502", "429", "connect"],
+)
+async def test_a_transient_poll_failure_keeps_polling_the_same_job(
+    api: respx.MockRouter, make_backend: MakeBackend, transient: httpx.Response | Exception
+) -> None:
+    """One bad poll never abandons a running, billed job for a new one."""
+    poll = api.get("/jobs/j1").mock(side_effect=[job("pending"), transient, transient, job("done")])
+    result = await generate(make_backend)
+    assert len(result.images) == 1
+    assert poll.call_count == 4
+    assert api["create"].call_count == 1
+    assert not api["cancel"].called
+
+
+async def test_transient_poll_failures_back_off_then_the_pace_resumes(
+    api: respx.MockRouter, make_backend: MakeBackend, waits: list[float]
+) -> None:
+    failures = [httpx.Response(503)] * 5
+    api.get("/jobs/j1").mock(side_effect=[*failures, job("pending"), job("done")])
+    await generate(make_backend, poll_interval_s=0.01)
+    assert waits == pytest.approx([0.02, 0.04, 0.08, 0.08, 0.08, 0.01])
+
+
+async def test_a_rate_limited_poll_waits_as_long_as_the_vendor_asks(
+    api: respx.MockRouter, make_backend: MakeBackend, waits: list[float]
+) -> None:
+    api.get("/jobs/j1").mock(side_effect=[httpx.Response(429, headers={"Retry-After": "0.5"}), job("done")])
+    await generate(make_backend, poll_interval_s=0.01)
+    assert waits == [0.5]
+
+
+async def test_polls_failing_until_the_deadline_abandon_the_job(
+    api: respx.MockRouter, make_backend: MakeBackend
+) -> None:
+    api.get("/jobs/j1").mock(return_value=httpx.Response(503))
+    with pytest.raises(JobAbandoned):
+        await generate(make_backend, timeout_s=0.05)
+    assert api["create"].call_count == 1
+    assert api["cancel"].call_count == 1
 
 
 async def test_a_failed_job_carries_what_it_cost_and_is_not_cancelled(
@@ -138,48 +187,28 @@ async def test_a_failed_job_carries_what_it_cost_and_is_not_cancelled(
     assert not api["cancel"].called
 
 
-async def test_the_deadline_abandons_the_job_and_cancels_it_with_the_latest_answer(
+async def test_a_job_the_vendors_safety_checker_refused_is_content_filtered_and_billed(
     api: respx.MockRouter, make_backend: MakeBackend
 ) -> None:
-    api.get("/jobs/j1").mock(return_value=job("pending", ticket="t-latest"))
+    api.get("/jobs/j1").mock(return_value=job("refused"))
+    with pytest.raises(ContentFiltered) as caught:
+        await generate(make_backend)
+    assert caught.value.billed and caught.value.vendor_cost_usd == Decimal("0.002")
+
+
+async def test_the_deadline_cancels_the_job_and_a_cancelled_job_is_not_billed(
+    api: respx.MockRouter, make_backend: MakeBackend
+) -> None:
+    api.get("/jobs/j1").mock(return_value=job("pending"))
     with pytest.raises(JobAbandoned) as caught:
         await generate(make_backend, timeout_s=0.03)
     assert not caught.value.retryable and caught.value.failover
+    assert not caught.value.billed
     assert api["cancel"].call_count == 1
-    assert cancel_ticket(api) == "t-latest"
 
 
-async def test_a_deadline_before_the_first_poll_cancels_with_the_create_answer(
-    api: respx.MockRouter, make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(polling, "FIRST_INTERVAL_S", 1.0)
-    poll = api.get("/jobs/j1").mock(return_value=job("pending"))
-    with pytest.raises(JobAbandoned):
-        await generate(make_backend, timeout_s=0.02)
-    assert not poll.called
-    assert cancel_ticket(api) == "t0"
-
-
-async def test_a_poll_still_in_flight_when_the_budget_runs_out_abandons_the_job(
-    api: respx.MockRouter, make_backend: MakeBackend
-) -> None:
-    """Not a retryable timeout: retrying would start the same stuck job again."""
-    api.get("/jobs/j1").mock(side_effect=[job("pending", ticket="t1"), httpx.ReadTimeout("slow poll")])
-    with pytest.raises(JobAbandoned) as caught:
-        await generate(make_backend)
-    assert not caught.value.retryable and caught.value.failover
-    assert cancel_ticket(api) == "t1"
-
-
-async def test_a_vendor_without_cancel_is_simply_abandoned(api: respx.MockRouter, make_backend: MakeBackend) -> None:
-    api.get("/jobs/j1").mock(return_value=job("pending"))
-    with pytest.raises(JobAbandoned):
-        await generate(make_backend, timeout_s=0.02, options={"cancel": "none"})
-    assert not api["cancel"].called
-
-
-@pytest.mark.parametrize("failure", [httpx.Response(500), httpx.ConnectError("refused")])
-async def test_a_cancel_that_fails_is_logged_and_the_job_still_abandoned(
+@pytest.mark.parametrize("failure", [httpx.Response(500), httpx.Response(404), httpx.ConnectError("refused")])
+async def test_a_cancel_that_fails_leaves_a_billed_job_and_says_so(
     api: respx.MockRouter,
     make_backend: MakeBackend,
     caplog: pytest.LogCaptureFixture,
@@ -187,48 +216,96 @@ async def test_a_cancel_that_fails_is_logged_and_the_job_still_abandoned(
 ) -> None:
     api.get("/jobs/j1").mock(return_value=job("pending"))
     api["cancel"].mock(side_effect=[failure])
-    with caplog.at_level(logging.INFO), pytest.raises(JobAbandoned):
+    with caplog.at_level(logging.INFO), pytest.raises(JobAbandoned) as caught:
         await generate(make_backend, timeout_s=0.02)
-    assert api["cancel"].called
+    assert caught.value.billed
+    assert "cancelled jobs job" not in caplog.text  # never logged as cancelled when it was not
     assert "j1" in caplog.text
 
 
-async def test_a_failing_poll_cancels_the_job(api: respx.MockRouter, make_backend: MakeBackend) -> None:
-    api.get("/jobs/j1").mock(side_effect=[job("pending", ticket="t1"), httpx.Response(503)])
-    with pytest.raises(VendorUnavailable):
-        await generate(make_backend)
-    assert cancel_ticket(api) == "t1"
+async def test_a_vendor_without_cancel_leaves_a_billed_job_and_calls_nothing(
+    api: respx.MockRouter, make_backend: MakeBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.get("/jobs/j1").mock(return_value=job("pending"))
+    with caplog.at_level(logging.WARNING), pytest.raises(JobAbandoned) as caught:
+        await generate(make_backend, UNCANCELLABLE, timeout_s=0.02)
+    assert caught.value.billed
+    assert not api["cancel"].called
+    assert "publishes no cancel" in caplog.text
 
 
-async def test_an_unreadable_poll_is_logged_and_the_job_cancelled(
+async def test_a_poll_still_in_flight_when_the_budget_runs_out_abandons_the_job(
+    api: respx.MockRouter, make_backend: MakeBackend
+) -> None:
+    """Not a retryable timeout: retrying would start the same stuck job again."""
+
+    async def slow_poll(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.1)  # the whole budget goes by while this poll is in flight
+        raise httpx.ReadTimeout("slow poll", request=request)
+
+    api.get("/jobs/j1").mock(side_effect=slow_poll)
+    with pytest.raises(JobAbandoned) as caught:
+        await generate(make_backend, timeout_s=0.05)
+    assert not caught.value.retryable and caught.value.failover
+    assert api["cancel"].call_count == 1
+
+
+async def test_an_unreadable_poll_abandons_the_job_without_a_retry(
     api: respx.MockRouter, make_backend: MakeBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     api.get("/jobs/j1").mock(return_value=job("exploded"))
-    with caplog.at_level(logging.WARNING), pytest.raises(VendorProtocolError):
+    with caplog.at_level(logging.WARNING), pytest.raises(JobAbandoned) as caught:
         await generate(make_backend)
+    assert not caught.value.retryable
     assert "exploded" in caplog.text
     assert api["cancel"].called
 
 
-async def test_a_success_without_output_is_a_protocol_error(api: respx.MockRouter, make_backend: MakeBackend) -> None:
-    api.get("/jobs/j1").mock(return_value=job("done-empty"))
-    with pytest.raises(VendorProtocolError, match="without output"):
-        await generate(make_backend)
-
-
-async def test_a_create_answer_without_a_job_id_polls_nothing(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend, caplog: pytest.LogCaptureFixture
+async def test_a_success_whose_output_cannot_be_used_is_billed_and_not_retried(
+    api: respx.MockRouter, make_backend: MakeBackend
 ) -> None:
-    vendor_api.post("/jobs").respond(200, json={"job": "j1"})
-    poll = vendor_api.get("/jobs/j1")
-    cancel_route = vendor_api.post("/jobs/j1/cancel")
-    with caplog.at_level(logging.WARNING), pytest.raises(VendorProtocolError):
+    api.get("/jobs/j1").mock(return_value=job("done-garbled"))
+    with pytest.raises(UnusableOutput) as caught:
         await generate(make_backend)
+    assert caught.value.billed and not caught.value.retryable
+    assert not api["cancel"].called
+
+
+async def test_a_success_without_output_is_unusable(api: respx.MockRouter, make_backend: MakeBackend) -> None:
+    api.get("/jobs/j1").mock(return_value=job("done-empty"))
+    with pytest.raises(UnusableOutput, match="without output"):
+        await generate(make_backend)
+
+
+@pytest.mark.parametrize("body", [{"job": "j1"}, {"id": "../admin"}, {"id": "j1/cancel"}])
+async def test_a_created_job_we_cannot_track_is_billed_polls_nothing_and_is_not_retried(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, body: dict[str, str]
+) -> None:
+    vendor_api.post("/jobs").respond(200, json=body)
+    poll = vendor_api.get(url__regex=r"/jobs/.*")
+    cancel_route = vendor_api.post(url__regex=r"/jobs/.+")
+    with pytest.raises(UnusableOutput) as caught:
+        await generate(make_backend)
+    assert caught.value.billed and not caught.value.retryable
     assert not poll.called and not cancel_route.called
-    assert '"job"' in caplog.text
 
 
-async def test_a_cancelled_task_cancels_the_job_before_it_ends(
+async def test_a_cancelled_task_cancels_the_job_and_says_what_it_left_behind(
+    api: respx.MockRouter, make_backend: MakeBackend
+) -> None:
+    poll = api.get("/jobs/j1").mock(return_value=job("pending"))
+    task = asyncio.create_task(generate(make_backend, UNCANCELLABLE))
+    async with asyncio.timeout(2):
+        while not poll.called:
+            await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError) as caught:
+        await task
+    left_behind = caught.value.__cause__
+    assert isinstance(left_behind, JobAbandoned) and left_behind.billed
+
+
+async def test_a_cancelled_task_cancels_a_cancellable_job_once(
     api: respx.MockRouter, make_backend: MakeBackend
 ) -> None:
     poll = api.get("/jobs/j1").mock(return_value=job("pending"))

@@ -1,4 +1,4 @@
-"""Runflow: create a run, poll it, fetch its JPEG URLs; cancel what nobody waits for any more."""
+"""Runflow: create a run, poll it, fetch its JPEG URLs. No public cancel: an abandoned run is paid for."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from core.errors import (
     ContentFiltered,
     JobAbandoned,
     JobFailed,
+    UnusableOutput,
     VendorAuthError,
     VendorNotFound,
-    VendorProtocolError,
+    VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,
     VendorUnavailable,
@@ -33,7 +34,6 @@ MakeBackend = Callable[..., VendorBackend]
 
 CREATE = "/v1/models/bytedance/sd-xl-lightning/runs"
 RUN = "/v1/runs/run-1"
-CANCEL = "/v1/runs/run-1/cancel"
 IMAGE_URL = "https://files.runflow.test/out/1.jpg?sig=abc"
 
 
@@ -52,7 +52,8 @@ def succeeded(*urls: str, **fields: Any) -> httpx.Response:
 @pytest.fixture
 def api(vendor_api: respx.MockRouter, jpeg: bytes) -> respx.MockRouter:
     vendor_api.post(CREATE, name="create").mock(return_value=created())
-    vendor_api.post(CANCEL, name="cancel").respond(200, json={"id": "run-1", "status_code": "canceled"})
+    # Runflow publishes no cancel: an adapter that calls one calls an endpoint that does not exist.
+    vendor_api.route(url__regex=r"cancel", name="cancel").respond(404, json={"code": "NOT_FOUND"})
     vendor_api.get(IMAGE_URL, name="image").respond(200, content=jpeg)
     return vendor_api
 
@@ -106,6 +107,16 @@ class TestRequest:
         assert capabilities.refusal(ImageRequest(prompt="a cat", steps=13)) is not None
         assert capabilities.refusal(ImageRequest(prompt="a cat", init_image=b"x")) == "no image-to-image"
         assert capabilities.output_formats == {"jpeg"}
+
+    def test_polls_every_2_s_as_their_sdk_does_and_publishes_no_cancel(self) -> None:
+        assert RUNFLOW.job is not None
+        assert RUNFLOW.job.poll_interval_s == 2.0
+        assert RUNFLOW.job.cancel is None
+
+    async def test_can_ask_for_signed_output_urls(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
+        poll = api.get(RUN).mock(return_value=succeeded())
+        await generate(make_backend, options={"add_signature": "true"})
+        assert poll.calls.last.request.url.params["add_signature"] == "true"
 
 
 class TestLifecycle:
@@ -169,7 +180,31 @@ class TestLifecycle:
         assert error.run_seconds == pytest.approx(0.9)
         assert error.failover and not error.retryable
 
-    @pytest.mark.parametrize("cost", [None, "0", "0.000"])
+    async def test_a_failed_run_without_a_cost_is_counted_as_billed(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
+        api.get(RUN).mock(return_value=run("failed", failure_code="INVALID_INPUT"))
+        with pytest.raises(JobFailed) as caught:
+            await generate(make_backend)
+        assert caught.value.billed
+
+    async def test_the_sdks_error_object_names_a_failure(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
+        api.get(RUN).mock(return_value=run("failed", error={"code": "OOM", "message": "out of memory"}, cost="0"))
+        with pytest.raises(JobFailed, match="out of memory") as caught:
+            await generate(make_backend)
+        assert caught.value.vendor_code == "OOM"
+
+    async def test_their_errors_page_spelling_status_is_read(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
+        api.get(RUN).respond(200, json={"id": "run-1", "status": "failed", "failure_code": "INPUT_VALIDATION_FAILED",
+                                        "failure_stage": "preprocess", "failure_message": "too big"})
+        with pytest.raises(JobFailed, match="too big"):
+            await generate(make_backend)
+
+    @pytest.mark.parametrize("cost", ["0", "0.000"])
     async def test_a_failed_run_that_cost_nothing_is_not_billed(
         self, api: respx.MockRouter, make_backend: MakeBackend, cost: str | None
     ) -> None:
@@ -178,7 +213,7 @@ class TestLifecycle:
             await generate(make_backend)
         assert not caught.value.billed
 
-    @pytest.mark.parametrize("status", ["canceled", "cancelled"])
+    @pytest.mark.parametrize("status", ["canceled", "cancelled", "errored"])
     async def test_a_run_cancelled_elsewhere_is_a_failure(
         self, api: respx.MockRouter, make_backend: MakeBackend, status: str
     ) -> None:
@@ -187,26 +222,28 @@ class TestLifecycle:
             await generate(make_backend)
         assert caught.value.vendor_code == status
 
-    async def test_an_unknown_status_is_a_protocol_error_and_the_run_is_cancelled(
+    async def test_an_unknown_status_abandons_the_run_which_is_then_paid_for(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
         api.get(RUN).mock(return_value=run("hibernating"))
-        with pytest.raises(VendorProtocolError, match="hibernating"):
+        with pytest.raises(JobAbandoned, match="hibernating") as caught:
             await generate(make_backend)
-        assert api["cancel"].called
+        assert caught.value.billed and not caught.value.retryable
+        assert not api["cancel"].called
 
-    async def test_the_deadline_abandons_and_cancels_the_run(
+    async def test_the_deadline_abandons_the_run_without_calling_an_unpublished_cancel(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
         poll = api.get(RUN).mock(return_value=run("queued"))
-        with pytest.raises(JobAbandoned):
+        with pytest.raises(JobAbandoned) as caught:
             await generate(make_backend, timeout_s=0.05)
         assert poll.called
-        assert api["cancel"].call_count == 1
-        cancel = api["cancel"].calls.last.request
-        assert cancel.method == "POST" and cancel.headers["authorization"] == "Bearer k"
+        assert not api["cancel"].called
+        assert caught.value.billed  # the run goes on and Runflow bills it: a gateway loss
 
-    async def test_a_cancelled_task_cancels_the_run(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
+    async def test_a_cancelled_task_leaves_a_billed_run_behind(
+        self, api: respx.MockRouter, make_backend: MakeBackend
+    ) -> None:
         poll = api.get(RUN).mock(return_value=run("running"))
         backend = make_backend(RUNFLOW)
         task = asyncio.create_task(backend.generate(ImageRequest(prompt="a cat"), Deadline(5)))
@@ -214,15 +251,27 @@ class TestLifecycle:
             while not poll.called:
                 await asyncio.sleep(0.001)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(asyncio.CancelledError) as caught:
             await task
-        assert api["cancel"].call_count == 1
+        assert not api["cancel"].called
+        left_behind = caught.value.__cause__
+        assert isinstance(left_behind, JobAbandoned) and left_behind.billed
 
-    async def test_a_vanished_run_is_not_found(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
+    @pytest.mark.parametrize("status", [500, 503, 429])
+    async def test_a_transient_poll_error_keeps_polling_the_same_run(
+        self, api: respx.MockRouter, make_backend: MakeBackend, status: int
+    ) -> None:
+        api.get(RUN).mock(side_effect=[run("running"), httpx.Response(status, json={"code": "X", "message": "y"}),
+                                       succeeded()])
+        result = await generate(make_backend)
+        assert len(result.images) == 1
+        assert api["create"].call_count == 1
+
+    async def test_a_vanished_run_is_abandoned(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(RUN).respond(404, json={"code": "RUN_NOT_FOUND", "message": "no such run"})
-        with pytest.raises(VendorNotFound) as caught:
+        with pytest.raises(JobAbandoned, match="RUN_NOT_FOUND") as caught:
             await generate(make_backend)
-        assert caught.value.vendor_code == "RUN_NOT_FOUND"
+        assert isinstance(caught.value.__cause__, VendorNotFound)
 
     async def test_a_run_flagged_nsfw_is_content_filtered(
         self, api: respx.MockRouter, make_backend: MakeBackend
@@ -230,8 +279,45 @@ class TestLifecycle:
         api.get(RUN).mock(
             return_value=run("succeeded", output={"image_urls": [IMAGE_URL], "nsfw_content_detected": [True]})
         )
-        with pytest.raises(ContentFiltered):
+        with pytest.raises(ContentFiltered) as caught:
             await generate(make_backend)
+        assert caught.value.billed
+
+
+class TestOutputShapes:
+    """Every output shape Runflow's official SDK reads (its ``tools/outputs.ts``)."""
+
+    @pytest.mark.parametrize(
+        "output",
+        [
+            {"image_urls": [IMAGE_URL]},
+            {"outputs": [{"url": IMAGE_URL}]},
+            {"image": {"url": IMAGE_URL}},
+            {"url": IMAGE_URL},
+            {"output_url": IMAGE_URL},
+        ],
+        ids=["image_urls", "outputs", "image", "url", "output_url"],
+    )
+    async def test_each_documented_shape_is_read(
+        self, api: respx.MockRouter, make_backend: MakeBackend, output: dict[str, Any]
+    ) -> None:
+        api.get(RUN).mock(return_value=run("succeeded", output=output, cost="0.003"))
+        result = await generate(make_backend)
+        assert len(result.images) == 1
+
+    @pytest.mark.parametrize(
+        "output",
+        [None, {}, {"image_urls": []}, {"image_urls": "https://a/b.jpg"}, {"image_urls": [1]},
+         {"images": [IMAGE_URL]}, {"outputs": [{"href": IMAGE_URL}]}],
+    )
+    async def test_an_unknown_shape_is_billed_and_fails_over_without_a_new_run(
+        self, api: respx.MockRouter, make_backend: MakeBackend, output: Any
+    ) -> None:
+        api.get(RUN).mock(return_value=run("succeeded", output=output, cost="0.003"))
+        with pytest.raises(UnusableOutput) as caught:
+            await generate(make_backend)
+        assert caught.value.billed and not caught.value.retryable
+        assert caught.value.vendor_cost_usd == Decimal("0.003")
 
 
 class TestMalformed:
@@ -240,29 +326,20 @@ class TestMalformed:
         self, vendor_api: respx.MockRouter, make_backend: MakeBackend, body: bytes
     ) -> None:
         vendor_api.post(CREATE).respond(201, content=body)
-        with pytest.raises(VendorProtocolError):
-            await generate(make_backend)
-
-    @pytest.mark.parametrize(
-        "output", [None, {}, {"image_urls": []}, {"image_urls": "https://a/b.jpg"}, {"image_urls": [1]}]
-    )
-    async def test_a_success_without_image_urls(
-        self, api: respx.MockRouter, make_backend: MakeBackend, output: Any
-    ) -> None:
-        api.get(RUN).mock(return_value=run("succeeded", output=output))
-        with pytest.raises(VendorProtocolError):
+        with pytest.raises(UnusableOutput):
             await generate(make_backend)
 
     async def test_a_run_without_status(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(RUN).respond(200, json={"id": "run-1"})
-        with pytest.raises(VendorProtocolError):
+        with pytest.raises(JobAbandoned):
             await generate(make_backend)
 
     async def test_an_expired_output_url(self, api: respx.MockRouter, make_backend: MakeBackend) -> None:
         api.get(RUN).mock(return_value=succeeded())
         api["image"].respond(404, content=b"expired")
-        with pytest.raises(VendorProtocolError, match="404"):
+        with pytest.raises(UnusableOutput, match="404") as caught:
             await generate(make_backend)
+        assert caught.value.billed
 
     async def test_an_unreadable_cost_is_left_out_not_invented(
         self, api: respx.MockRouter, make_backend: MakeBackend
@@ -277,10 +354,10 @@ class TestMalformed:
     ("status", "body", "kind"),
     [
         (401, {"code": "UNAUTHORIZED", "message": "bad token"}, VendorAuthError),
-        (402, {"code": "INSUFFICIENT_CREDIT", "message": "top up"}, VendorAuthError),
+        (402, {"code": "INSUFFICIENT_CREDIT", "message": "top up"}, VendorOutOfCredit),
         (403, {"code": "PERMISSION_DENIED", "message": "not yours"}, VendorAuthError),
         (404, {"code": "MODEL_NOT_FOUND", "message": "no model"}, VendorNotFound),
-        (409, {"code": "CONFLICT", "message": "duplicate client_ref"}, VendorRejectedRequest),
+        (409, {"code": "CONFLICT", "message": "refetch and retry"}, VendorUnavailable),
         (
             422,
             {
@@ -320,9 +397,19 @@ async def test_validation_details_reach_the_message(vendor_api: respx.MockRouter
         await generate(make_backend)
 
 
-async def test_rate_limits_carry_no_retry_after(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
-    """Runflow sends no Retry-After: the router's own backoff applies."""
-    vendor_api.post(CREATE).respond(429, json={"code": "RATE_LIMITED", "message": "slow down"})
+async def test_a_409_is_retried_as_runflow_advises(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
+    """Their Errors page: 409 "usually a duplicate create or a race. Refetch and retry"."""
+    vendor_api.post(CREATE).respond(409, json={"code": "CONFLICT", "message": "race"})
+    with pytest.raises(VendorUnavailable) as caught:
+        await generate(make_backend)
+    assert caught.value.retryable
+
+
+@pytest.mark.parametrize(("headers", "wait"), [({"Retry-After": "3"}, 3.0), ({}, None)])
+async def test_rate_limits_carry_their_retry_after_when_sent(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, headers: dict[str, str], wait: float | None
+) -> None:
+    vendor_api.post(CREATE).respond(429, json={"code": "RATE_LIMITED", "message": "slow down"}, headers=headers)
     with pytest.raises(VendorRateLimited) as caught:
         await generate(make_backend)
-    assert caught.value.retry_after is None
+    assert caught.value.retry_after == wait

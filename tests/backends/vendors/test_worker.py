@@ -13,7 +13,7 @@ import respx
 from backends.vendors.backend import VendorBackend
 from backends.vendors.worker import WORKER
 from core.deadline import Deadline
-from core.errors import BackendError, VendorProtocolError, VendorRejectedRequest, VendorUnavailable
+from core.errors import BackendError, UnusableOutput, VendorRejectedRequest, VendorUnavailable
 from core.request import ImageRequest
 
 MakeBackend = Callable[..., VendorBackend]
@@ -98,11 +98,11 @@ def test_serves_only_the_lightning_step_counts() -> None:
         {"images": ["x"], "gpu_seconds": "fast"},
     ],
 )
-async def test_a_body_it_does_not_know_is_a_protocol_error(
+async def test_a_body_it_does_not_know_is_unusable_output(
     vendor_api: respx.MockRouter, make_backend: MakeBackend, body: Any
 ) -> None:
     vendor_api.post(GENERATE).respond(200, json=body)
-    with pytest.raises(VendorProtocolError):
+    with pytest.raises(UnusableOutput):
         await make_backend(WORKER).generate(ImageRequest(prompt="a cat"), Deadline(5))
 
 
@@ -130,3 +130,11 @@ async def test_error_answers(
         await make_backend(WORKER).generate(ImageRequest(prompt="a cat"), Deadline(5))
     assert caught.value.vendor_code == code
     assert caught.value.retry_after == retry_after
+
+
+async def test_tells_the_worker_how_long_the_caller_still_waits(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, png: bytes
+) -> None:
+    route = vendor_api.post(GENERATE).respond(200, json=answer(png))
+    await make_backend(WORKER, api_key=None).generate(ImageRequest(prompt="a cat"), Deadline(3))
+    assert 2.5 < float(route.calls.last.request.headers["x-boltgate-timeout-s"]) <= 3

@@ -1,15 +1,23 @@
-"""Fixtures for the state stores: one real redis-server for the session, flushed between tests."""
+"""Fixtures for the state stores: one real redis-server for the session, flushed between tests;
+a SQLite file per test."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from core.state.base import StateStore
+from core.state.ledger_store import LedgerStore
 from core.state.memory import MemoryStateStore
+from core.state.memory_ledger import MemoryLedgerStore
 from core.state.redis import RedisStateStore
+from core.state.redis_ledger import RedisLedgerStore
+from core.state.sqlite import SqliteStateStore
+from core.state.sqlite_database import SqliteDatabase
+from core.state.sqlite_ledger import SqliteLedgerStore
 from tests.redis_server import RedisServer, RedisServerMissing
 
 
@@ -32,13 +40,33 @@ def redis_url(redis_server_url: str) -> str:
     return redis_server_url
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+IMPLEMENTATIONS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
     """Each implementation of the StateStore protocol in turn."""
     state: StateStore
     if request.param == "memory":
         state = MemoryStateStore()
+    elif request.param == "sqlite":
+        state = SqliteStateStore(SqliteDatabase.in_directory(tmp_path))
     else:
         state = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
     yield state
     await state.aclose()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+async def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LedgerStore]:
+    """Each implementation of the LedgerStore protocol in turn."""
+    if request.param == "memory":
+        yield MemoryLedgerStore()
+    elif request.param == "sqlite":
+        book = SqliteLedgerStore(SqliteDatabase.in_directory(tmp_path))
+        yield book
+        await book.aclose()
+    else:
+        state = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
+        yield RedisLedgerStore(state.client)
+        await state.aclose()

@@ -82,14 +82,23 @@ async def test_an_unknown_image_is_a_404_in_the_openai_envelope(client: Client) 
     assert response.json()["error"]["param"] == "name"
 
 
-async def test_a_rejected_request_is_the_clients_400(client: Client, vendors: Vendors) -> None:
+async def test_a_request_one_vendor_refuses_is_served_by_the_next(client: Client, vendors: Vendors) -> None:
+    vendors.text_only.script.append(VendorRejectedRequest("steps must be <= 20", status=422))
+
+    response = await client.post("/v1/images/generations", json={"prompt": "a kite"})
+
+    assert response.status_code == 200
+    assert len(vendors.editor.calls) == 1
+
+
+async def test_a_request_every_vendor_refuses_is_the_clients_400(client: Client, vendors: Vendors) -> None:
     vendors.text_only.script.append(VendorRejectedRequest("prompt refused", status=422))
+    vendors.editor.script.append(VendorRejectedRequest("prompt refused", status=400))
 
     response = await client.post("/v1/images/generations", json={"prompt": "a kite"})
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "upstream_rejected_request"
-    assert vendors.editor.calls == []
 
 
 async def test_when_every_route_fails_the_answer_is_503_listing_the_attempts() -> None:

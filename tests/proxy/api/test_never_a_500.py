@@ -37,7 +37,8 @@ BODIES = st.just(VALID) | ONE_FIELD_OFF | ANY_FIELDS | JSON_VALUES
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient[Litestar]]:
-    with TestClient(app=app_over([route_to(ScriptedBackend("callmissed"))])) as test_client:
+    # Module-scoped, so before any per-test data directory: the ledger stays in memory.
+    with TestClient(app=app_over([route_to(ScriptedBackend("callmissed"))], state_backend="memory")) as test_client:
         yield test_client
 
 

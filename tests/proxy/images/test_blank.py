@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backends.base import BackendResult, GeneratedImage
-from core.errors import ContentFiltered
+from core.errors import ContentFiltered, UnusableOutput
 from core.request import ImageRequest
 from proxy.images.blank import SUSPICION_LIMITS, is_flat, reject_blank_images
 from tests.proxy.images.samples import encode
@@ -71,3 +71,23 @@ async def test_a_large_image_is_not_decoded_at_all() -> None:
     await reject_blank_images(BackendResult(images=[big]), request(256), "aigateway")
 
     assert big._data is None
+
+
+async def test_a_blank_image_was_billed_by_the_vendor_so_it_is_a_loss_to_book() -> None:
+    result = BackendResult(images=[GeneratedImage(data=encode("PNG", side=256, flat=(0, 0, 0)))], run_seconds=1.2)
+
+    with pytest.raises(ContentFiltered) as raised:
+        await reject_blank_images(result, request(256), "eachlabs")
+
+    assert raised.value.billed and raised.value.run_seconds == 1.2
+
+
+async def test_a_small_image_that_does_not_decode_is_unusable_not_a_crash() -> None:
+    broken = encode("PNG", side=256, flat=(0, 0, 0))
+    corrupt = broken[:40] + bytes(len(broken) - 52) + broken[-12:]  # header and IEND kept, data zeroed
+    result = BackendResult(images=[GeneratedImage(data=corrupt)])
+
+    with pytest.raises(UnusableOutput) as raised:
+        await reject_blank_images(result, request(256), "callmissed")
+
+    assert raised.value.billed and not raised.value.retryable

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from backends.base import GeneratedImage
+from core.errors import UnusableOutput
 from proxy.images.convert import to_format
 from tests.proxy.images.samples import encode
 
@@ -50,3 +51,11 @@ async def test_conversion_keeps_the_picture() -> None:
     with Image.open(io.BytesIO(converted.data)) as decoded:
         r, g, b = decoded.convert("RGB").getpixel((8, 8))  # type: ignore[misc]
     assert abs(r - 200) <= 6 and abs(g - 30) <= 6 and abs(b - 30) <= 6
+
+
+async def test_an_image_that_does_not_decode_is_unusable_output_never_a_crash() -> None:
+    png = encode("PNG")
+    corrupt = GeneratedImage(data=png[:40] + bytes(len(png) - 52) + png[-12:])
+
+    with pytest.raises(UnusableOutput):
+        await to_format(corrupt, "jpeg")

@@ -25,7 +25,7 @@ from core.request import ImageRequest
 from core.state.memory import MemoryStateStore
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
-from proxy.routing.router import PriceOf, Router
+from proxy.routing.router import LossRecorder, PriceOf, Router
 from proxy.settings import BreakerConfig, RetryConfig
 
 Step = Literal["ok", "hang"] | BackendError | BackendResult
@@ -103,8 +103,9 @@ def router_over(
     policy: str = "priority",
     price_of: PriceOf | None = None,
     content_filter_action: str = "failover",
+    on_loss: LossRecorder | None = None,
 ) -> Router:
     """A router over ``routes`` with its own in-memory health state."""
     health = RouteHealth(MemoryStateStore(), breaker or BreakerConfig())
     return Router(list(routes), health, retry, policy=policy, price_of=price_of,
-                  content_filter_action=content_filter_action)
+                  content_filter_action=content_filter_action, on_loss=on_loss)

@@ -62,6 +62,28 @@ async def test_quarantine_takes_the_route_out_for_quarantine_s() -> None:
     assert await tracker.unavailable_reason(route) is None
 
 
+async def test_a_payment_refusal_quarantines_for_credit_quarantine_s_only() -> None:
+    tracker, route = health(quarantine_s=300, credit_quarantine_s=0.05)
+
+    await tracker.quarantine(route, brief=True)
+    assert await tracker.unavailable_reason(route) is not None
+    await asyncio.sleep(0.06)
+
+    assert await tracker.unavailable_reason(route) is None
+
+
+async def test_quarantine_covers_every_region_of_the_account() -> None:
+    tracker = RouteHealth(MemoryStateStore(), BreakerConfig())
+    east = Route(ScriptedBackend("v", "east"), account="acct")
+    west = Route(ScriptedBackend("v", "west"), account="acct")
+    other_account = Route(ScriptedBackend("v", "east"), account="other")
+
+    await tracker.quarantine(east)
+
+    assert await tracker.unavailable_reason(west) is not None
+    assert await tracker.unavailable_reason(other_account) is None
+
+
 async def test_routes_are_tracked_apart() -> None:
     tracker, route = health(failure_threshold=1)
     other = Route(ScriptedBackend("v", "other-region"))

@@ -9,11 +9,15 @@ import pytest
 from backends.base import Backend, BackendResult, Capabilities
 from core.deadline import Deadline
 from core.errors import (
+    BackendError,
     ContentFiltered,
     ContentPolicyViolation,
+    InsufficientCredits,
     NoBackendAvailable,
     UnsupportedRequest,
+    UnusableOutput,
     VendorAuthError,
+    VendorOutOfCredit,
     VendorProtocolError,
     VendorRateLimited,
     VendorRejectedRequest,
@@ -21,6 +25,7 @@ from core.errors import (
     VendorUnavailable,
 )
 from core.request import ImageRequest
+from proxy.routing.route import Route
 from proxy.settings import BreakerConfig
 from tests.proxy.routing.scripted_backend import ScriptedBackend, images, route_to, router_over, solid_png
 
@@ -132,16 +137,39 @@ async def test_a_retry_that_succeeds_stays_on_the_route() -> None:
     assert spare.calls == []
 
 
-async def test_a_rejected_request_goes_straight_back_without_retry_or_failover() -> None:
-    rejecting = ScriptedBackend.playing("rejecting", VendorRejectedRequest("prompt too long", status=400))
+async def test_a_vendor_refusing_a_request_we_accepted_fails_over_without_retry_or_quarantine() -> None:
+    """``steps: 30`` passes our validation; one vendor's 400 means that vendor can't, not that the
+    client is wrong."""
+    rejecting = ScriptedBackend.playing("rejecting", VendorRejectedRequest("steps must be <= 20", status=400))
     spare = ScriptedBackend("spare")
     router = router_over([route_to(rejecting, priority=1), route_to(spare, priority=2)])
 
-    with pytest.raises(VendorRejectedRequest):
+    routed = await router.generate(request(), Deadline(5))
+
+    assert routed.route.backend is spare
+    assert len(rejecting.calls) == 1
+    assert (await router.candidates(request()))[1] == []  # not quarantined
+
+
+async def test_the_client_hears_the_refusal_only_when_every_route_refused() -> None:
+    first = ScriptedBackend.playing("first", VendorRejectedRequest("no", status=400))
+    second = ScriptedBackend.playing("second", VendorRejectedRequest("invalid input", status=422))
+    router = router_over([route_to(first, priority=1), route_to(second, priority=2)])
+
+    with pytest.raises(VendorRejectedRequest) as raised:
         await router.generate(request(), Deadline(5))
 
-    assert len(rejecting.calls) == 1
-    assert spare.calls == []
+    assert raised.value.status_code == 400 and raised.value.code == "upstream_rejected_request"
+    assert len(first.calls) == 1 and len(second.calls) == 1
+
+
+async def test_a_refusal_among_other_failures_is_no_backend_available() -> None:
+    refusing = ScriptedBackend.playing("refusing", VendorRejectedRequest("no", status=400))
+    down = ScriptedBackend.playing("down", unavailable())
+    router = router_over([route_to(refusing, priority=1), route_to(down, priority=2, max_attempts=1)])
+
+    with pytest.raises(NoBackendAvailable):
+        await router.generate(request(), Deadline(5))
 
 
 async def test_an_auth_error_fails_over_at_once_and_quarantines_the_route() -> None:
@@ -160,6 +188,33 @@ async def test_an_auth_error_fails_over_at_once_and_quarantines_the_route() -> N
     second = await router.generate(request(), Deadline(5))
     assert second.route.backend is spare
     assert len(refused.calls) == 1
+
+
+async def test_a_refused_key_quarantines_every_region_of_that_account() -> None:
+    east = ScriptedBackend.playing("acct", VendorAuthError("bad key", status=401), region="east")
+    west = ScriptedBackend("acct", region="west")
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(east, priority=1, account="a1"),
+                          route_to(west, priority=1, account="a1", region_rank=1),
+                          route_to(spare, priority=2)])
+
+    assert (await router.generate(request(), Deadline(5))).route.backend is spare
+    assert west.calls == []
+    ordered, skipped = await router.candidates(request())
+    assert [route.backend for route in ordered] == [spare]
+    assert len(skipped) == 2
+
+
+async def test_a_payment_refusal_quarantines_briefly_then_the_account_is_tried_again() -> None:
+    broke = ScriptedBackend.playing("broke", VendorOutOfCredit("in-flight predictions exceed the balance", status=402))
+    spare = ScriptedBackend("spare")
+    router = router_over([route_to(broke, priority=1), route_to(spare, priority=2)],
+                         breaker=BreakerConfig(quarantine_s=300, credit_quarantine_s=0.05))
+
+    assert (await router.generate(request(), Deadline(5))).route.backend is spare
+    assert (await router.candidates(request()))[1] == ["broke:r1: quarantined after an auth/credit refusal"]
+    await asyncio.sleep(0.06)
+    assert (await router.generate(request(), Deadline(5))).route.backend is broke
 
 
 async def test_the_circuit_opens_after_the_failure_threshold_and_a_success_closes_it() -> None:
@@ -290,3 +345,130 @@ async def test_a_result_with_no_images_for_n_one_is_a_protocol_error() -> None:
     with pytest.raises(NoBackendAvailable) as raised:
         await router.generate(request(), Deadline(5))
     assert raised.value.attempts[0].outcome == "protocol_error"
+
+
+# --- admission (the key's budget, checked per route) -------------------------------------------
+
+
+async def test_a_route_the_admit_hook_refuses_is_skipped_with_its_reason() -> None:
+    pricey, cheap = ScriptedBackend("pricey"), ScriptedBackend("cheap")
+    router = router_over([route_to(pricey, priority=10), route_to(cheap, priority=20)])
+
+    async def admit(route: Route) -> None:
+        if route.backend is pricey:
+            raise InsufficientCredits("this route needs 5.4 credits and 0.5 remain")
+
+    routed = await router.generate(request(), Deadline(5), admit=admit)
+
+    assert routed.route.backend is cheap
+    assert pricey.calls == []
+    assert [(a.backend, a.outcome, a.status) for a in routed.attempts] == [
+        ("pricey", "insufficient_credits", 402), ("cheap", "ok", 200)]
+
+
+async def test_when_every_route_is_refused_the_refusal_goes_back_to_the_client() -> None:
+    first, second = ScriptedBackend("first"), ScriptedBackend("second")
+    router = router_over([route_to(first, priority=10), route_to(second, priority=20)])
+
+    async def admit(route: Route) -> None:
+        raise InsufficientCredits(f"{route.vendor} is too expensive")
+
+    with pytest.raises(InsufficientCredits, match="second is too expensive"):
+        await router.generate(request(), Deadline(5), admit=admit)
+    assert first.calls == second.calls == []
+
+
+async def test_admission_is_asked_before_each_route_in_the_order_tried() -> None:
+    first = ScriptedBackend.playing("first", unavailable())
+    second = ScriptedBackend("second")
+    router = router_over([route_to(first, priority=10, max_attempts=1), route_to(second, priority=20)])
+    admitted: list[str] = []
+
+    async def admit(route: Route) -> None:
+        admitted.append(route.vendor)
+
+    await router.generate(request(), Deadline(5), admit=admit)
+
+    assert admitted == ["first", "second"]
+# --- money -------------------------------------------------------------------------------------
+
+
+class LossBook:
+    def __init__(self) -> None:
+        self.losses: list[tuple[str, BackendError]] = []
+
+    async def __call__(self, route: Route, request: ImageRequest, error: BackendError) -> None:
+        self.losses.append((route.vendor, error))
+
+
+async def test_a_failure_the_vendor_billed_is_a_loss_and_is_never_retried_on_that_route() -> None:
+    garbled = ScriptedBackend.playing("garbled", UnusableOutput("output of no known shape"))
+    spare = ScriptedBackend("spare")
+    book = LossBook()
+    router = router_over([route_to(garbled, priority=1, max_attempts=3), route_to(spare, priority=2)], on_loss=book)
+
+    routed = await router.generate(request(), Deadline(5))
+
+    assert routed.route.backend is spare
+    assert len(garbled.calls) == 1  # one billed job per route attempt, never a second
+    assert [(vendor, type(error)) for vendor, error in book.losses] == [("garbled", UnusableOutput)]
+
+
+async def test_an_unbilled_failure_is_no_loss() -> None:
+    book = LossBook()
+    router = router_over([route_to(ScriptedBackend.playing("a", unavailable()), priority=1, max_attempts=1),
+                          route_to(ScriptedBackend("b"), priority=2)], on_loss=book)
+    await router.generate(request(), Deadline(5))
+    assert book.losses == []
+
+
+class LeavesABilledJob(ScriptedBackend):
+    """A job vendor whose job, once the request is cancelled, runs on and is billed."""
+
+    async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
+        self.calls.append(request)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError as cancelled:
+            left = UnusableOutput("job left running", billed=True)
+            raise asyncio.CancelledError(*cancelled.args) from left
+        raise AssertionError("unreachable")
+
+
+async def test_a_client_hanging_up_on_a_billed_job_is_still_a_loss() -> None:
+    book = LossBook()
+    backend = LeavesABilledJob("jobs")
+    router = router_over([route_to(backend)], on_loss=book)
+    task = asyncio.create_task(router.generate(request(), Deadline(5)))
+    while not backend.calls:
+        await asyncio.sleep(0.001)
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert [vendor for vendor, _ in book.losses] == ["jobs"]
+
+
+async def test_a_billed_job_abandoned_at_the_deadline_is_a_loss_not_a_retry() -> None:
+    book = LossBook()
+    backend = LeavesABilledJob("jobs")
+    router = router_over([route_to(backend, max_attempts=3)], on_loss=book)
+
+    with pytest.raises(NoBackendAvailable) as raised:
+        await router.generate(request(), Deadline(0.05))
+
+    assert len(backend.calls) == 1
+    assert [vendor for vendor, _ in book.losses] == ["jobs"]
+    assert raised.value.attempts[0].outcome == "unusable_output"
+
+
+async def test_a_blank_image_the_vendor_billed_is_a_loss() -> None:
+    book = LossBook()
+    filtering = ScriptedBackend.playing("filtering", images(1, solid_png(256)))
+    router = router_over([route_to(filtering, priority=1), route_to(ScriptedBackend("spare"), priority=2)],
+                         on_loss=book)
+
+    await router.generate(request(width=256, height=256), Deadline(5))
+
+    assert [(vendor, type(error)) for vendor, error in book.losses] == [("filtering", ContentFiltered)]

@@ -1,4 +1,5 @@
-"""Eachlabs' simulator: string-valued inputs, predictions polled to an output URL, img2img."""
+"""Eachlabs' simulator: string-valued inputs, predictions polled to an output URL, img2img, failures
+as their documented ``status: "error"`` envelope, cancel that stops billing."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ VENDOR = "eachlabs"
 
 @pytest.fixture
 def key(sim: SimulatorServer) -> dict[str, str]:
-    return {"X-API-Key": sim.api_key}
+    return {"Authorization": f"Bearer {sim.api_key}"}
 
 
 def create(client: httpx.Client, sim: SimulatorServer, key: dict[str, str], **inputs: Any) -> httpx.Response:
@@ -42,7 +43,7 @@ def create(client: httpx.Client, sim: SimulatorServer, key: dict[str, str], **in
 
 
 def finished(prediction: dict[str, Any]) -> bool:
-    return prediction["status"] in ("success", "failed", "cancelled")
+    return prediction["status"] in ("success", "error", "cancelled")
 
 
 def predict(client, sim, key, wait_for, **inputs: Any) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def test_a_prediction_goes_starting_processing_success_with_a_png_url(
 ) -> None:
     prediction = predict(client, sim, key, wait_for)
 
-    assert prediction["_seen"] == ["starting", "processing", "success"]
+    assert prediction["_seen"] == ["created", "processing", "success"]
     assert prediction["metrics"]["predict_time"] == pytest.approx(sim.config.running_s)
     assert prediction["metrics"]["cost"] == pytest.approx(0.00154 * sim.config.running_s)
     assert prediction["urls"]["get"] == f"{sim.base_url}/v1/prediction/{prediction['id']}"
@@ -95,6 +96,10 @@ def test_seeds_decide_the_bytes(sim, client, key, wait_for) -> None:
     assert first != other
 
 
+def test_the_older_x_api_key_header_is_accepted_too(sim, client) -> None:
+    assert create(client, sim, {"X-API-Key": sim.api_key}).status_code == 200
+
+
 def test_a_missing_key_gets_401(sim, client) -> None:
     response = create(client, sim, {})
 
@@ -111,6 +116,7 @@ def test_a_missing_key_gets_401(sim, client) -> None:
         {"num_outputs": "5"},
         {"strength": "0.9"},
         {"prompt": ""},
+        {"aspect_ratio": "16:9"},
     ],
 )
 def test_invalid_input_gets_400(sim, client, key, inputs) -> None:
@@ -164,23 +170,28 @@ def test_a_source_that_is_not_a_whole_image_gets_400(sim, client, key, payload) 
     assert response.status_code == 400
 
 
-def test_stuck_queued_stays_starting(sim, client, key) -> None:
+def test_stuck_queued_stays_created(sim, client, key) -> None:
+    """Their docs: a prediction held back by a concurrency cap is a prolonged ``created``."""
     sim.inject(Fault("stuck_queued"))
     prediction_id = create(client, sim, key).json()["predictionID"]
     time.sleep(0.15)
 
-    assert client.get(f"{sim.base_url}/v1/prediction/{prediction_id}", headers=key).json()["status"] == "starting"
+    assert client.get(f"{sim.base_url}/v1/prediction/{prediction_id}", headers=key).json()["status"] == "created"
 
 
-def test_fail_midway_fails_after_running_and_reports_predict_time(slow_jobs, sim, client, key, wait_for) -> None:
+def test_fail_midway_errors_with_their_envelope_and_bills_its_run_time(
+    slow_jobs, sim, client, key, wait_for
+) -> None:
     sim.inject(Fault("fail_midway"))
 
     prediction = predict(client, sim, key, wait_for)
 
-    assert prediction["_seen"] == ["starting", "processing", "failed"]
-    assert prediction["error"]
-    assert prediction["output"] is None
+    assert prediction["_seen"] == ["created", "processing", "error"]
+    assert "error" not in prediction  # no top-level error: the reason is in output
+    assert prediction["output"]["error_code"] == "PROVIDER_FAILED"
+    assert prediction["output"]["error_message"]
     assert prediction["metrics"]["predict_time"] == pytest.approx(sim.config.running_s)
+    assert prediction["metrics"]["cost"] > 0
 
 
 def test_output_404_succeeds_with_an_output_that_answers_404(sim, client, key, wait_for) -> None:
@@ -189,15 +200,24 @@ def test_output_404_succeeds_with_an_output_that_answers_404(sim, client, key, w
     assert client.get(predict(client, sim, key, wait_for)["output"]).status_code == 404
 
 
-def test_cancel_through_urls_cancel_is_recorded(sim, client, key) -> None:
+def test_cancel_through_urls_cancel_is_recorded_and_bills_nothing(sim, client, key) -> None:
     prediction_id = create(client, sim, key).json()["predictionID"]
     prediction = client.get(f"{sim.base_url}/v1/prediction/{prediction_id}", headers=key).json()
 
     response = client.post(prediction["urls"]["cancel"], headers=key)
 
-    assert response.status_code == 200
-    assert client.get(prediction["urls"]["get"], headers=key).json()["status"] == "cancelled"
+    assert response.json() == {"status": "success", "message": "Prediction canceled successfully"}
+    cancelled = client.get(prediction["urls"]["get"], headers=key).json()
+    assert cancelled["status"] == "cancelled" and cancelled["metrics"]["cost"] == 0
     assert sim.cancels == [prediction_id]
+    assert sim.billed_usd() == 0
+
+
+def test_a_prediction_that_ran_is_billed_by_its_run_time(sim, client, key, wait_for) -> None:
+    prediction = predict(client, sim, key, wait_for)
+
+    assert float(sim.billed_usd()) == pytest.approx(prediction["metrics"]["cost"])
+    assert sim.billed_usd() > 0
 
 
 def test_an_unknown_prediction_gets_404(sim, client, key) -> None:
@@ -206,7 +226,20 @@ def test_an_unknown_prediction_gets_404(sim, client, key) -> None:
     assert (response.status_code, response.json()) == (404, {"error": "Prediction not found"})
 
 
-def test_an_nsfw_fault_flags_the_prediction(sim, client, key, wait_for) -> None:
+def test_an_nsfw_fault_is_a_safety_refusal_in_their_error_envelope(sim, client, key, wait_for) -> None:
     sim.inject(Fault("nsfw"))
 
-    assert predict(client, sim, key, wait_for)["nsfw_content_detected"] == [True]
+    prediction = predict(client, sim, key, wait_for)
+
+    assert prediction["status"] == "error"
+    assert prediction["output"]["error_code"] == "CONTENT_MODERATION"
+
+
+@pytest.mark.parametrize(("status", "details"), [(402, True), (429, True), (400, False)])
+def test_status_faults_answer_their_error_reference(sim, client, key, status, details) -> None:
+    sim.inject(Fault("status", status=status))
+
+    body = create(client, sim, key).json()
+
+    assert ("details" in body) == details
+    assert body["error"]

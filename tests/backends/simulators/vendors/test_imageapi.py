@@ -22,7 +22,6 @@ def post(client: httpx.Client, sim: SimulatorServer, bearer: dict[str, str], **o
         "height": 384,
         "num_inference_steps": 4,
         "negative_prompt": "blurry",
-        "seed": 11,
         **overrides,
     }
     return client.post(sim.base_url + PATH, headers=bearer, json=body)
@@ -54,12 +53,8 @@ def test_the_default_shape_is_data_with_urls(sim, client, bearer) -> None:
     assert set(post(client, sim, bearer).json()["data"][0]) == {"url"}
 
 
-def test_seeds_decide_the_bytes(sim, client, bearer) -> None:
-    def fetch(seed: int) -> bytes:
-        return image_of(client, post(client, sim, bearer, seed=seed).json())
-
-    assert fetch(11) == fetch(11)
-    assert fetch(11) != fetch(12)
+def test_with_no_seed_field_each_answer_draws_its_own(sim, client, bearer) -> None:
+    assert image_of(client, post(client, sim, bearer).json()) != image_of(client, post(client, sim, bearer).json())
 
 
 def test_a_wrong_key_gets_401(sim, client) -> None:
@@ -70,7 +65,9 @@ def test_a_wrong_key_gets_401(sim, client) -> None:
 
 
 @pytest.mark.parametrize(
-    "overrides", [{"num_inference_steps": 51}, {"prompt": ""}, {"width": "wide"}, {"model": "flux"}]
+    "overrides",
+    [{"num_inference_steps": 51}, {"prompt": ""}, {"width": "wide"}, {"model": "flux"}, {"seed": 11},
+     {"guidance_scale": 0}],
 )
 def test_invalid_requests_get_400(sim, client, bearer, overrides) -> None:
     response = post(client, sim, bearer, **overrides)
@@ -79,10 +76,10 @@ def test_invalid_requests_get_400(sim, client, bearer, overrides) -> None:
     assert set(response.json()["error"]) == {"code", "message"}
 
 
-def test_an_nsfw_fault_flags_the_answer_and_blacks_out_the_image(sim, client, bearer, open_image) -> None:
+def test_an_nsfw_fault_blacks_out_the_image_without_an_undocumented_flag(sim, client, bearer, open_image) -> None:
     sim.inject(Fault("nsfw"))
 
     payload = post(client, sim, bearer).json()
 
-    assert payload["nsfw_content_detected"] == [True]
+    assert set(payload) == {"data"}
     assert open_image(image_of(client, payload)).convert("RGB").getextrema() == ((0, 0),) * 3

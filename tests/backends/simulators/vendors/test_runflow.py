@@ -1,4 +1,4 @@
-"""Runflow's simulator: runs created at once, polled through their lifecycle, cancelable."""
+"""Runflow's simulator: runs created at once, polled through their lifecycle, never cancelable, always billed."""
 
 from __future__ import annotations
 
@@ -37,21 +37,26 @@ def finished(run: dict[str, Any]) -> bool:
     return run["status_code"] in ("succeeded", "failed", "canceled")
 
 
+def run_url(sim: SimulatorServer, run: dict[str, Any]) -> str:
+    return f"{sim.base_url}/v1/runs/{run['id']}"
+
+
 def run_to_end(client, sim, bearer, wait_for, **inputs: Any) -> dict[str, Any]:
     run = create(client, sim, bearer, **inputs).raise_for_status().json()
-    return wait_for(run["links"]["self"], finished, headers=bearer, key="status_code")
+    return wait_for(run_url(sim, run), finished, headers=bearer, key="status_code")
 
 
-def test_create_answers_at_once_with_a_queued_run(sim, client, bearer) -> None:
+def test_create_answers_at_once_with_what_their_sdk_calls_a_dispatched_run(sim, client, bearer) -> None:
     response = create(client, sim, bearer)
 
     assert response.status_code == 201
     run = response.json()
+    assert set(run) == {"id", "status_code", "model", "created_at"}
     assert run["status_code"] == "queued"
     assert run["id"].startswith("run_")
-    assert run["output"] is None and run["cost"] is None
-    assert run["client_ref"] == "ref-1"
-    assert run["links"]["self"] == f"{sim.base_url}/v1/runs/{run['id']}"
+    polled = client.get(run_url(sim, run), headers=bearer).json()
+    assert polled["output"] is None and polled["cost"] is None
+    assert polled["client_ref"] == "ref-1"
 
 
 def test_a_run_goes_queued_running_succeeded_with_a_fetchable_jpeg(
@@ -62,7 +67,7 @@ def test_a_run_goes_queued_running_succeeded_with_a_fetchable_jpeg(
     assert run["_seen"] == ["queued", "running", "succeeded"]
     assert run["cost"] == "0.003"
     assert run["duration_ms"] == round(sim.config.running_s * 1000)
-    assert run["started_at"] < run["finished_at"]
+    assert run["started_at"] < run["completed_at"]
     image = open_image(client.get(run["output"]["image_urls"][0]).content)
     assert (image.format, image.size) == ("JPEG", (384, 256))
 
@@ -75,7 +80,7 @@ def test_dispatching_shows_between_queued_and_running_when_configured(slow_jobs,
 
 def test_seeds_decide_the_bytes(sim, client, bearer, wait_for) -> None:
     runs = [create(client, sim, bearer, seed=seed).json() for seed in (5, 5, 6)]  # run side by side
-    done = [wait_for(run["links"]["self"], finished, headers=bearer, key="status_code") for run in runs]
+    done = [wait_for(run_url(sim, run), finished, headers=bearer, key="status_code") for run in runs]
     first, again, other = (client.get(run["output"]["image_urls"][0]).content for run in done)
 
     assert first == again
@@ -121,13 +126,13 @@ def test_an_unknown_run_gets_run_not_found(sim, client, bearer) -> None:
     ("status", "code"),
     [(402, "INSUFFICIENT_CREDIT"), (403, "PERMISSION_DENIED"), (429, "RATE_LIMITED"), (503, "MODEL_UNAVAILABLE")],
 )
-def test_status_faults_answer_runflows_codes_and_429_has_no_retry_after(sim, client, bearer, status, code) -> None:
+def test_status_faults_answer_runflows_codes(sim, client, bearer, status, code) -> None:
     sim.inject(Fault("status", status=status))
 
     response = create(client, sim, bearer)
 
     assert (response.status_code, response.json()["code"]) == (status, code)
-    assert "Retry-After" not in response.headers
+    assert ("Retry-After" in response.headers) == (status == 429)  # their Rate limits page
 
 
 def test_stuck_queued_never_leaves_the_queue(sim, client, bearer) -> None:
@@ -135,7 +140,8 @@ def test_stuck_queued_never_leaves_the_queue(sim, client, bearer) -> None:
     run = create(client, sim, bearer).json()
     time.sleep(0.15)
 
-    assert client.get(run["links"]["self"], headers=bearer).json()["status_code"] == "queued"
+    assert client.get(run_url(sim, run), headers=bearer).json()["status_code"] == "queued"
+    assert sim.billed_usd() == 0  # a run that never ran costs nothing
 
 
 def test_fail_midway_runs_then_fails_with_failure_fields_and_a_cost(slow_jobs, sim, client, bearer, wait_for) -> None:
@@ -144,7 +150,7 @@ def test_fail_midway_runs_then_fails_with_failure_fields_and_a_cost(slow_jobs, s
     run = run_to_end(client, sim, bearer, wait_for)
 
     assert run["_seen"] == ["queued", "running", "failed"]
-    assert run["failure_code"] and run["failure_message"] and run["failure_stage_code"]
+    assert run["failure_code"] and run["failure_message"] and run["failure_stage"]
     assert Decimal(run["cost"]) > 0
     assert run["output"] is None
 
@@ -158,32 +164,39 @@ def test_output_404_succeeds_with_urls_that_answer_404(sim, client, bearer, wait
     assert client.get(run["output"]["image_urls"][0]).status_code == 404
 
 
-def test_a_cancel_stops_the_run_and_is_recorded(sim, client, bearer) -> None:
+def test_there_is_no_public_cancel(sim, client, bearer) -> None:
     run = create(client, sim, bearer).json()
 
-    response = client.post(run["links"]["cancel"], headers=bearer)
+    response = client.post(f"{run_url(sim, run)}/cancel", headers=bearer)
 
-    assert response.status_code == 200
-    assert response.json()["status_code"] == "canceled"
-    assert response.json()["cost"] == "0"
-    assert client.get(run["links"]["self"], headers=bearer).json()["status_code"] == "canceled"
-    assert sim.cancels == [run["id"]]
+    assert response.status_code == 404
+    assert sim.cancels == []
 
 
-def test_cancelling_a_finished_run_gets_409_but_is_still_recorded(sim, client, bearer, wait_for) -> None:
-    run = run_to_end(client, sim, bearer, wait_for)
+def test_a_run_nobody_polls_any_more_is_billed_all_the_same(sim, client, bearer) -> None:
+    """What the gateway must book as a loss when it abandons a Runflow run."""
+    create(client, sim, bearer).raise_for_status()
+    assert sim.billed_usd() == 0  # still running
+    time.sleep(0.15)
 
-    response = client.post(run["links"]["cancel"], headers=bearer)
-
-    assert response.status_code == 409
-    assert sim.cancels == [run["id"]]
+    assert sim.billed_usd() == Decimal("0.003")
+    assert client.get(f"{sim.base_url}/_sim/billing").json() == {"billed_usd": "0.003"}
 
 
-def test_an_nsfw_fault_flags_the_output_and_blacks_it_out(sim, client, bearer, wait_for, open_image) -> None:
+def test_an_undocumented_input_field_is_refused(sim, client, bearer) -> None:
+    response = create(client, sim, bearer, guidance_scale=1.0)
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "input.guidance_scale"
+
+
+def test_an_nsfw_fault_blacks_out_the_image_without_an_undocumented_flag(
+    sim, client, bearer, wait_for, open_image
+) -> None:
     sim.inject(Fault("nsfw"))
 
     run = run_to_end(client, sim, bearer, wait_for)
 
-    assert run["output"]["nsfw_content_detected"] == [True]
+    assert set(run["output"]) == {"image_urls"}
     image = open_image(client.get(run["output"]["image_urls"][0]).content)
     assert max(high for _, high in image.convert("RGB").getextrema()) < 8  # JPEG noise around black

@@ -1,0 +1,113 @@
+"""The money interface: holds with a lease, charges written once, counters added once.
+
+``pricing.ledger`` keeps budgets with these operations; memory, SQLite and Redis implement
+them and pass one contract suite (``tests/core/state/test_ledger_store_contract.py``). Each
+operation is one atomic step in its store (one Python call without an ``await`` inside, one
+SQLite transaction, one Lua script), so an interruption can never leave half of it written,
+and each is idempotent by its id, so a retry after a timeout can never apply it twice.
+
+An account's money, in integer micro-USD::
+
+    spent        what was charged, for good
+    holds        hold id -> amount, each with an expiry (its lease)
+
+    spent + the live holds <= the account's limit, whenever a hold is placed or raised
+
+A hold whose lease ran out (its process was killed, its store connection was lost) is no
+longer counted: the money it held comes back on its own. ``settle`` and ``release`` close a
+hold once; closing it again answers ``ALREADY_CLOSED`` and changes nothing.
+
+Each charge may carry an entry for the charge log (what an operator reconciles a vendor's
+invoice against), appended in the same atomic step and kept ``CHARGE_LOG_RETENTION_S``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+CLOSED_TTL_S = 7 * 24 * 3600.0
+"""How long a closed hold id (or a counted event id) is remembered, so closing it twice is a no-op."""
+CHARGE_LOG_RETENTION_S = 35 * 24 * 3600.0
+"""How long charge-log entries are kept by default: a monthly invoice plus a few days."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedCharge:
+    """One entry of the charge log and when the store wrote it (Unix seconds, the store's clock)."""
+
+    at: float
+    entry: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """One counter to add to in the same atomic step as a charge: ``table[field] += amount``."""
+
+    table: str
+    field: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    spent: int
+    """Charged, in micro-USD."""
+    held: int
+    """Held by live (unexpired) holds, in micro-USD."""
+
+
+class Settled(enum.Enum):
+    CHARGED = "charged"
+    """This call closed the hold and wrote the charge and its tallies."""
+    ALREADY_CLOSED = "already_closed"
+    """The hold was settled or released before: nothing changed."""
+    REFUSED = "refused"
+    """The hold's lease had run out and the limit has no room left for the charge: nothing changed."""
+
+
+class LedgerStore(Protocol):
+    async def hold(self, account: str, hold_id: str, amount: int, *, limit: int | None, lease_s: float) -> bool:
+        """Hold ``amount`` for ``hold_id`` until ``lease_s`` from now; False if it does not fit.
+
+        A new hold, or an existing one raised to ``amount`` (never lowered), fits when
+        ``spent + live holds`` stays within ``limit`` (None: no limit). Expired holds are dropped
+        first. Calling again with the same amount only renews the lease. A closed hold id is
+        refused (False).
+        """
+        ...
+
+    async def settle(
+        self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = (),
+        entry: bytes = b"",
+    ) -> Settled:
+        """Close the hold, add ``charge`` to ``spent``, add every tally and append ``entry`` (when
+        not empty) to the charge log, all in one step.
+
+        When the hold's lease already ran out the charge is written only if it fits ``limit``.
+        """
+        ...
+
+    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
+        """Charge-log entries written at or after ``since`` (Unix seconds), oldest first."""
+        ...
+
+    async def release(self, account: str, hold_id: str) -> bool:
+        """Close the hold and give its amount back; False when it was already closed."""
+        ...
+
+    async def balance(self, account: str) -> Balance:
+        """What the account spent and what its live holds keep."""
+        ...
+
+    async def count(self, event_id: str, tallies: Sequence[Tally]) -> bool:
+        """Add every tally once per ``event_id`` (a retry of the same event adds nothing)."""
+        ...
+
+    async def table(self, name: str) -> dict[str, int]:
+        """Every field of a tally table; empty when nothing was added to it."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,274 @@
+"""A raw asyncio HTTP/1.1 server on loopback where every path misbehaves in one scripted way.
+
+Written on bare streams rather than a framework so that it can do what real servers only do by
+accident: never answer, trickle a body, reset mid-body, promise more bytes than it sends, speak
+no HTTP at all. Each connection serves requests until a script ends it (keep-alive, as vendors do).
+
+Paths (``n`` is a number):
+
+- ``/json``: 200 with a small JSON body.
+- ``/status/n``: status ``n`` with a ``Retry-After``, a repeated ``X-Repeated`` and a JSON body.
+- ``/silent``: reads the request and never answers.
+- ``/trickle``: promises 200 bytes and sends one every ``TRICKLE_INTERVAL_S`` (10 s in all).
+- ``/reset-mid-body``: sends the head and 10 of 1000 promised bytes, then a TCP reset.
+- ``/reset-before-answer``: a TCP reset right after reading the request.
+- ``/truncated``: the head and 10 of 1000 promised bytes, then a clean close.
+- ``/truncated-chunked``: one chunk of a chunked body, then a clean close.
+- ``/garbage``: a line that is not HTTP, then a close.
+- ``/cookie``: 200 with a ``Set-Cookie``.
+- ``/gzip``, ``/bad-gzip``: a gzip-encoded JSON body; a body that claims gzip and is not.
+- ``/redirect/n``: ``302`` to ``/redirect/n-1``; ``/redirect/0`` answers 200 ``arrived``.
+- ``/redirect-to?url``: ``302`` to the (percent-encoded) URL in the query.
+- ``/large/n``, ``/large-chunked/n``: ``n`` bytes of a known pattern, sized or chunked.
+- anything else: 200 ``ok``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import orjson
+
+TRICKLE_INTERVAL_S = 0.05
+TRICKLE_BYTES = 200
+RESET_GRACE_S = 0.05
+"""How long a reset waits after the head so the client has read it: the reset is then mid-body."""
+JSON_BODY = orjson.dumps({"created": 1, "data": [{"b64_json": "aGk="}]})
+
+
+def pattern(size: int) -> bytes:
+    """``size`` bytes that a shifted or dropped chunk would visibly change."""
+    block = bytes(range(256)) * 4096
+    return (block * (size // len(block) + 1))[:size]
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    method: str
+    target: str
+    headers: dict[str, str]
+    """Lowercase names; a field sent twice reads "first, second"."""
+    body: bytes
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+                     extra: list[tuple[str, str]] | None = None) -> None:
+        lines = [f"HTTP/1.1 {status} Scripted", f"content-length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in {**(headers or {})}.items()]
+        lines += [f"{name}: {value}" for name, value in extra or []]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await self.writer.drain()
+
+    async def head(self, lines: list[str]) -> None:
+        self.writer.write(("\r\n".join(["HTTP/1.1 200 Scripted", *lines]) + "\r\n\r\n").encode("latin-1"))
+        await self.writer.drain()
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def reset(self) -> None:
+        """Close with a TCP RST (linger 0) instead of a FIN."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
+
+
+Script = Callable[[Connection, ReceivedRequest], Awaitable[bool]]
+"""Answers one request; returns whether the connection stays open for the next one."""
+
+
+class ScriptedServer:
+    def __init__(self) -> None:
+        self.received: list[ReceivedRequest] = []
+        self.connections = 0
+        self.closed_by_client = asyncio.Event()
+        """Set when a client closes a connection while a script waits on it."""
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def start(self) -> ScriptedServer:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        connection = Connection(reader, writer)
+        try:
+            while (request := await _read_request(reader)) is not None:
+                self.received.append(request)
+                if not await self._script(request.target)(connection, request):
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the server stops (a cancelled handler task logs an error)
+        finally:
+            self._tasks.discard(task)
+            if not writer.transport.is_closing():
+                writer.close()
+
+    def _script(self, target: str) -> Script:
+        path = target.split("?", 1)[0]
+        parts = path.strip("/").split("/")
+        scripts: dict[str, Script] = {
+            "json": _json, "status": _status, "silent": self._silent, "trickle": _trickle,
+            "reset-mid-body": _reset_mid_body, "reset-before-answer": _reset_before_answer,
+            "truncated": _truncated, "truncated-chunked": _truncated_chunked, "garbage": _garbage,
+            "cookie": _cookie, "gzip": _gzip, "bad-gzip": _bad_gzip, "redirect": _redirect, "redirect-to": _redirect_to,
+            "large": _large, "large-chunked": _large_chunked,
+        }
+        return scripts.get(parts[0], _ok)
+
+    async def _silent(self, connection: Connection, request: ReceivedRequest) -> bool:
+        await connection.reader.read()  # returns at EOF: the client gave up
+        self.closed_by_client.set()
+        return False
+
+
+async def _read_request(reader: asyncio.StreamReader) -> ReceivedRequest | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = request_line.split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in filter(None, header_lines):
+        name, value = (part.strip() for part in line.split(":", 1))
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return ReceivedRequest(method, target, headers, body)
+
+
+def _number(request: ReceivedRequest) -> int:
+    return int(request.target.split("?", 1)[0].rstrip("/").rsplit("/", 1)[1])
+
+
+async def _ok(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.answer(200, b"ok")
+    return True
+
+
+async def _json(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.answer(200, JSON_BODY, {"content-type": "application/json", "x-request-id": "req-1"})
+    return True
+
+
+async def _status(connection: Connection, request: ReceivedRequest) -> bool:
+    status = _number(request)
+    body = b"" if status in (204, 304) else orjson.dumps({"error": {"code": f"E{status}"}})
+    await connection.answer(status, body, {"Content-Type": "application/json", "Retry-After": "7"},
+                            extra=[("X-Repeated", "one"), ("x-repeated", "two")])
+    return True
+
+
+async def _trickle(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.head([f"content-length: {TRICKLE_BYTES}"])
+    for _ in range(TRICKLE_BYTES):
+        await asyncio.sleep(TRICKLE_INTERVAL_S)
+        await connection.send(b"x")
+    return True
+
+
+async def _reset_mid_body(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.head(["content-length: 1000"])
+    await connection.send(b"0123456789")
+    await asyncio.sleep(RESET_GRACE_S)
+    connection.reset()
+    return False
+
+
+async def _reset_before_answer(connection: Connection, request: ReceivedRequest) -> bool:
+    connection.reset()
+    return False
+
+
+async def _truncated(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.head(["content-length: 1000"])
+    await connection.send(b"0123456789")
+    return False
+
+
+async def _truncated_chunked(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.head(["transfer-encoding: chunked"])
+    await connection.send(b"a\r\n0123456789\r\n")
+    return False
+
+
+async def _garbage(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.send(b"SPEAKING NO HTTP AT ALL\r\n\r\n")
+    return False
+
+
+async def _cookie(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.answer(200, b"ok", {"set-cookie": "session=abc; Path=/"})
+    return True
+
+
+async def _gzip(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.answer(200, gzip.compress(JSON_BODY), {"content-encoding": "gzip"})
+    return True
+
+
+async def _bad_gzip(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.answer(200, b"this is not gzip at all, not even close", {"content-encoding": "gzip"})
+    return False
+
+
+async def _redirect(connection: Connection, request: ReceivedRequest) -> bool:
+    left = _number(request)
+    if left == 0:
+        await connection.answer(200, b"arrived")
+    else:
+        await connection.answer(302, b"", {"location": f"/redirect/{left - 1}"})
+    return True
+
+
+async def _redirect_to(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.answer(302, b"", {"location": unquote(request.target.split("?", 1)[1])})
+    return True
+
+
+async def _large(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.answer(200, pattern(_number(request)))
+    return True
+
+
+async def _large_chunked(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.head(["transfer-encoding: chunked"])
+    body = pattern(_number(request))
+    step = 256 * 1024
+    for start in range(0, len(body), step):
+        chunk = body[start:start + step]
+        await connection.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+    await connection.send(b"0\r\n\r\n")
+    return True
+

@@ -1,0 +1,32 @@
+"""Fixtures for every test: no test writes the embedded ledger under the working tree.
+
+The default state backend keeps keys and spend in ``var/data`` (so ``make run`` keeps them across
+restarts); a test that built the app with default settings would otherwise share that file with
+the next run and with every other test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.state.sqlite_database import DATABASE_NAME
+from proxy.settings import Settings
+
+WORKING_TREE_LEDGER = Path(__file__).resolve().parents[1] / Settings.model_fields["data_dir"].default / DATABASE_NAME
+
+
+@pytest.fixture(autouse=True)
+def _data_dir_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOLTGATE_DATA_DIR", str(tmp_path / "boltgate-data"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_test_writes_the_working_trees_ledger() -> Iterator[None]:
+    """A fixture wider than a test (module, session) builds its app before the per-test data dir
+    is set: it must choose a state backend itself, or it shares ``var/data`` with `make run`."""
+    existed = WORKING_TREE_LEDGER.exists()
+    yield
+    assert existed or not WORKING_TREE_LEDGER.exists(), f"a test wrote {WORKING_TREE_LEDGER}"

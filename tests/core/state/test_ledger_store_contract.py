@@ -1,0 +1,190 @@
+"""The LedgerStore contract: memory, SQLite and Redis hold, settle and release money the same way.
+
+Every test runs once per implementation (the ``ledger_store`` fixture in conftest.py is
+parametrised). Leases are short (0.15 s) and the waits only just longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from core.state.ledger_store import Balance, LedgerStore, Settled, Tally
+
+SHORT_LEASE = 0.15
+PAST_SHORT_LEASE = 0.25
+LEASE = 60.0
+
+
+async def test_holds_fit_up_to_the_limit_inclusive(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 30, limit=100, lease_s=LEASE)
+    assert await ledger_store.hold("acct", "h2", 70, limit=100, lease_s=LEASE)
+    assert not await ledger_store.hold("acct", "h3", 1, limit=100, lease_s=LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=100)
+
+
+async def test_holding_again_with_the_same_id_counts_once(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 60, limit=100, lease_s=LEASE)
+    assert await ledger_store.hold("acct", "h1", 60, limit=100, lease_s=LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=60)
+
+
+async def test_raising_a_hold_needs_room_only_for_the_difference(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 60, limit=100, lease_s=LEASE)
+    assert await ledger_store.hold("acct", "h1", 100, limit=100, lease_s=LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=100)
+
+
+async def test_a_refused_raise_keeps_the_hold_as_it_was(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 40, limit=100, lease_s=LEASE)
+    assert await ledger_store.hold("acct", "h2", 50, limit=100, lease_s=LEASE)
+    assert not await ledger_store.hold("acct", "h1", 60, limit=100, lease_s=LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=90)
+
+
+async def test_a_hold_is_never_lowered(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 80, limit=100, lease_s=LEASE)
+    assert await ledger_store.hold("acct", "h1", 10, limit=100, lease_s=LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=80)
+
+
+async def test_without_a_limit_every_hold_fits_and_is_counted(ledger_store: LedgerStore) -> None:
+    for index in range(3):
+        assert await ledger_store.hold("acct", f"h{index}", 10**9, limit=None, lease_s=LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=3 * 10**9)
+
+
+async def test_an_expired_hold_stops_counting_and_its_room_comes_back(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "killed", 100, limit=100, lease_s=SHORT_LEASE)
+    assert not await ledger_store.hold("acct", "next", 1, limit=100, lease_s=LEASE)
+    await asyncio.sleep(PAST_SHORT_LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
+    assert await ledger_store.hold("acct", "next", 100, limit=100, lease_s=LEASE)
+
+
+async def test_holding_again_renews_the_lease(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 10, limit=None, lease_s=SHORT_LEASE)
+    assert await ledger_store.hold("acct", "h1", 10, limit=None, lease_s=LEASE)
+    await asyncio.sleep(PAST_SHORT_LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=10)
+
+
+async def test_settle_closes_the_hold_and_writes_the_charge_with_its_tallies(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 50, limit=100, lease_s=LEASE)
+    tallies = [Tally("acct:day_usd", "2026-11-03", 40), Tally("acct:vendor_images", "runflow", 2)]
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies) is Settled.CHARGED
+    assert await ledger_store.balance("acct") == Balance(spent=40, held=0)
+    assert await ledger_store.table("acct:day_usd") == {"2026-11-03": 40}
+    assert await ledger_store.table("acct:vendor_images") == {"runflow": 2}
+
+
+async def test_settling_twice_or_releasing_after_changes_nothing(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 50, limit=100, lease_s=LEASE)
+    tallies = [Tally("acct:day_usd", "d", 40)]
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies) is Settled.CHARGED
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies) is Settled.ALREADY_CLOSED
+    assert await ledger_store.release("acct", "h1") is False
+    assert await ledger_store.balance("acct") == Balance(spent=40, held=0)
+    assert await ledger_store.table("acct:day_usd") == {"d": 40}
+
+
+async def test_release_gives_the_hold_back_once_and_blocks_a_later_settle(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 100, limit=100, lease_s=LEASE)
+    assert await ledger_store.release("acct", "h1") is True
+    assert await ledger_store.release("acct", "h1") is False
+    assert await ledger_store.settle("acct", "h1", 100, limit=100) is Settled.ALREADY_CLOSED
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
+    assert await ledger_store.hold("acct", "h2", 100, limit=100, lease_s=LEASE)
+
+
+async def test_a_closed_hold_cannot_be_held_again(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 10, limit=100, lease_s=LEASE)
+    assert await ledger_store.release("acct", "h1")
+    assert not await ledger_store.hold("acct", "h1", 10, limit=100, lease_s=LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
+
+
+async def test_settling_an_expired_hold_charges_only_when_the_limit_has_room(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "late", 60, limit=100, lease_s=SHORT_LEASE)
+    assert await ledger_store.hold("acct", "early", 30, limit=100, lease_s=SHORT_LEASE)
+    await asyncio.sleep(PAST_SHORT_LEASE)
+    assert await ledger_store.hold("acct", "other", 50, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "late", 60, limit=100) is Settled.REFUSED
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=50)
+    assert await ledger_store.settle("acct", "early", 30, limit=100) is Settled.CHARGED
+    assert await ledger_store.balance("acct") == Balance(spent=30, held=50)
+
+
+async def test_concurrent_holds_never_pass_the_limit(ledger_store: LedgerStore) -> None:
+    results = await asyncio.gather(
+        *(ledger_store.hold("acct", f"h{index}", 3, limit=60, lease_s=LEASE) for index in range(50))
+    )
+    assert results.count(True) == 20
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=60)
+
+
+async def test_spent_money_counts_against_the_limit(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 70, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "h1", 70, limit=100) is Settled.CHARGED
+    assert not await ledger_store.hold("acct", "h2", 31, limit=100, lease_s=LEASE)
+    assert await ledger_store.hold("acct", "h2", 30, limit=100, lease_s=LEASE)
+
+
+async def test_accounts_are_independent(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("a", "h1", 100, limit=100, lease_s=LEASE)
+    assert await ledger_store.hold("b", "h2", 100, limit=100, lease_s=LEASE)
+    assert await ledger_store.balance("b") == Balance(spent=0, held=100)
+    assert await ledger_store.balance("nobody") == Balance(spent=0, held=0)
+
+
+async def test_an_event_is_counted_once(ledger_store: LedgerStore) -> None:
+    tallies = [Tally("losses:vendor_usd", "eachlabs", 3080), Tally("losses:vendor_attempts", "eachlabs", 1)]
+    assert await ledger_store.count("loss-1", tallies) is True
+    assert await ledger_store.count("loss-1", tallies) is False
+    assert await ledger_store.count("loss-2", tallies) is True
+    assert await ledger_store.table("losses:vendor_usd") == {"eachlabs": 6160}
+    assert await ledger_store.table("losses:vendor_attempts") == {"eachlabs": 2}
+
+
+async def test_an_unknown_table_is_empty(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.table("nothing") == {}
+
+
+async def test_large_amounts_stay_exact(ledger_store: LedgerStore) -> None:
+    big = 10**15 + 7  # a billion dollars in micro-USD, past the 14 digits Lua would print exactly
+    assert await ledger_store.hold("acct", "h1", big, limit=None, lease_s=LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=big)
+    assert await ledger_store.settle("acct", "h1", big, limit=None) is Settled.CHARGED
+    assert await ledger_store.balance("acct") == Balance(spent=big, held=0)
+
+
+async def test_a_charge_appends_its_entry_to_the_charge_log_once(ledger_store: LedgerStore) -> None:
+    before = time.time() - 1
+    assert await ledger_store.hold("acct", "h1", 50, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, entry=b'{"n": 1}') is Settled.CHARGED
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, entry=b'{"n": 1}') is Settled.ALREADY_CLOSED
+    assert await ledger_store.hold("acct", "h2", 10, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "h2", 10, limit=100) is Settled.CHARGED  # no entry: none logged
+    logged = await ledger_store.charges(since=before)
+    assert [charge.entry for charge in logged] == [b'{"n": 1}']
+    assert before <= logged[0].at <= time.time() + 1
+
+
+async def test_a_refused_charge_logs_nothing(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "late", 60, limit=100, lease_s=SHORT_LEASE)
+    await asyncio.sleep(PAST_SHORT_LEASE)
+    assert await ledger_store.hold("acct", "other", 50, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "late", 60, limit=100, entry=b"x") is Settled.REFUSED
+    assert await ledger_store.charges(since=0) == []
+
+
+async def test_the_charge_log_is_read_from_a_time_on_oldest_first(ledger_store: LedgerStore) -> None:
+    for index in range(3):
+        assert await ledger_store.hold("acct", f"h{index}", 1, limit=None, lease_s=LEASE)
+        assert await ledger_store.settle("acct", f"h{index}", 1, limit=None, entry=f"{index}".encode())
+        await asyncio.sleep(0.02)
+    everything = await ledger_store.charges(since=0)
+    assert [charge.entry for charge in everything] == [b"0", b"1", b"2"]
+    later = await ledger_store.charges(since=everything[1].at)
+    assert [charge.entry for charge in later] == [b"1", b"2"]
+    assert [charge.entry for charge in await ledger_store.charges(since=0, limit=2)] == [b"0", b"1"]
