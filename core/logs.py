@@ -1,9 +1,10 @@
 """One log format for every boltgate process: human lines by default, JSON lines by setting.
 
 Everything goes through the root logger's one handler: boltgate's own loggers, uvicorn's (its
-"Uvicorn running on ..." and "Application startup complete" lines, its errors), the vendor
-simulators' and any library's. A record's structured fields travel in ``extra={"fields": {...}}``:
-the human format appends them as ``key=value``, the JSON format as keys of the line's object::
+"Uvicorn running on ..." and "Application startup complete" lines, the drain on SIGTERM, its
+errors), the vendor simulators', the GPU worker's and any library's, Python warnings included.
+A record's structured fields travel in ``extra={"fields": {...}}``: the human format appends
+them as ``key=value``, the JSON format as keys of the line's object::
 
     2026-12-01 10:00:00.123 INFO boltgate.access: POST /v1/images/generations 200 request_id=9f2c... backend=runflow
     {"time": "2026-12-01T10:00:00.123Z", "level": "INFO", "logger": "boltgate.access", "message": "...", ...}
@@ -90,6 +91,7 @@ def configure_logging(level: str = "info", log_format: LogFormat = "human", *, s
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # a library's warnings (torch, diffusers in the worker) too, not bare stderr
     for name in UVICORN_LOGGERS:  # uvicorn's own handlers and levels would make a second format
         logger = logging.getLogger(name)
         logger.handlers.clear()

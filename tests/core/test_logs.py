@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import warnings
 from collections.abc import Iterator
 
 import orjson
@@ -20,6 +21,7 @@ def restore_logging() -> Iterator[None]:
     uvicorn = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
                       logging.getLogger(name).propagate) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}
     yield
+    logging.captureWarnings(False)
     root.handlers[:] = handlers
     root.setLevel(level)
     for name, (old_handlers, old_level, propagate) in uvicorn.items():
@@ -97,3 +99,14 @@ def test_configuring_twice_leaves_one_handler_at_the_new_level() -> None:
     root = logging.getLogger()
     assert len([handler for handler in root.handlers if isinstance(handler, BoltgateHandler)]) == 1
     assert root.level == logging.WARNING
+
+
+def test_python_warnings_are_lines_in_the_one_format() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+
+    warnings.warn_explicit("the VAE overflows in float16", UserWarning, "diffusers.py", 1)
+
+    record = orjson.loads(lines(stream)[-1])
+    assert record["logger"] == "py.warnings" and record["level"] == "WARNING"
+    assert "the VAE overflows in float16" in record["message"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 ROOT = Path(__file__).parents[2]
 
@@ -29,15 +30,19 @@ def free_port() -> int:
         return port
 
 
+HUMAN_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Z]+ [\w.]+: ")
+
+
 @contextmanager
-def serving(*args: str, **env: str) -> Iterator[tuple[str, list[str]]]:
-    """``boltgate serve ARGS`` on a free port with a clean environment, once it answers; yields its
-    URL and the lines it wrote so far (the list grows until the block ends, then holds all)."""
+def serving(*args: str, command: str = "serve", **env: str) -> Iterator[tuple[str, list[str]]]:
+    """``boltgate COMMAND ARGS`` on a free port with a clean environment, once it answers; yields
+    its URL and the lines it wrote so far (the list grows until the block ends, then holds all,
+    through the drain that SIGTERM starts, as Kubernetes stops a pod)."""
     clean = {name: value for name, value in os.environ.items()
              if not name.startswith("BOLTGATE_") and not name.endswith("_API_KEY")}
     url = f"http://127.0.0.1:{free_port()}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "proxy.cli", "serve", "--port", url.rsplit(":", 1)[1], *args], cwd=ROOT,
+        [sys.executable, "-m", "proxy.cli", command, "--port", url.rsplit(":", 1)[1], *args], cwd=ROOT,
         env={**clean, "PYTHONPATH": str(ROOT), **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []
@@ -50,7 +55,7 @@ def serving(*args: str, **env: str) -> Iterator[tuple[str, list[str]]]:
             time.sleep(0.05)
         yield url, lines
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)
         finally:
@@ -76,8 +81,8 @@ def test_the_startup_lines_show_in_simulator_mode_and_every_line_is_one_format()
     assert "Uvicorn running on" in text
     access = [line for line in lines if "boltgate.access" in line]
     assert len(access) == 1 and "POST /v1/images/generations status=200" in access[0]
-    human = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Z]+ [\w.]+: ")
-    assert [line for line in lines if line and not human.match(line)] == []
+    assert "Shutting down" in text and "Application shutdown complete" in text  # the drain on SIGTERM
+    assert [line for line in lines if line and not HUMAN_LINE.match(line)] == []
 
 
 def test_json_logs_are_one_object_per_line() -> None:
@@ -95,3 +100,18 @@ def test_log_level_and_public_base_url_flags_are_honoured() -> None:
 
     assert response.json()["data"][0]["url"].startswith("https://images.example.com/v1/images/files/")
     assert lines and not any(" INFO " in line for line in lines)  # the simulator notice is a warning
+
+
+@pytest.mark.local  # torch and diffusers
+def test_the_gpu_worker_logs_in_the_same_format(tmp_path: Path) -> None:
+    from backends.local.tiny import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "tiny")
+    with serving("--model-dir", str(model), "--device", "cpu", "--preload-steps", "1", "--no-warmup",
+                 command="worker") as (url, lines):
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+    text = "\n".join(lines)
+    assert "Uvicorn running on" in text and "Application shutdown complete" in text
+    assert "no worker token" in text  # the worker's own warning, on loopback without a token
+    assert [line for line in lines if line and not HUMAN_LINE.match(line)] == []

@@ -154,3 +154,30 @@ def test_fixed_step_counts_are_documented_as_an_enum_and_size_auto_needs_1024() 
     assert not documented["properties"]["size"]["pattern"].startswith("^(auto|")
     assert set(variant(documented["properties"]["quality"])["enum"]) == set(
         ["low", "medium", "high", "xhigh", "max", "standard", "hd", "auto"])
+
+
+async def test_fields_no_route_takes_are_documented_as_null_and_refused() -> None:
+    # Like aigateway: no seed, steps, negative_prompt or guidance field (the vendor picks its own).
+    bare = Capabilities(seed=False, steps=False, negative_prompt=False, guidance=False)
+    async with serving([route_to(ScriptedBackend("aigateway", capabilities=bare))]) as client:
+        properties = (await schema(client))["paths"]["/v1/images/generations"]["post"]["requestBody"][
+            "content"]["application/json"]["schema"]["properties"]
+        refused = await client.post("/v1/images/generations", json={"prompt": "a fox", "seed": 7})
+        served = await client.post("/v1/images/generations", json={"prompt": "a fox", "quality": "auto",
+                                                                     "negative_prompt": ""})
+
+    for name in ("seed", "steps", "num_inference_steps", "guidance_scale"):
+        assert properties[name]["type"] == "null", name
+    assert variant(properties["quality"])["enum"] == ["auto"]
+    assert variant(properties["negative_prompt"])["maxLength"] == 0
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "unsupported_request"
+    assert served.status_code == 200, served.text
+
+
+def test_a_step_count_is_documented_only_from_routes_that_take_one() -> None:
+    limits = ServedLimits.of([Capabilities(steps=False, seed=False), Capabilities(max_steps=12, seed=False)])
+    assert limits is not None
+
+    assert limits.steps == frozenset(range(1, 13))
+    assert limits.fields == frozenset({"negative_prompt", "guidance_scale"})
+    assert limits.default_steps
