@@ -1,4 +1,5 @@
-"""Fixtures for every test: no test writes the embedded ledger under the working tree.
+"""What every test shares: an environment with no boltgate setting and no vendor key in it, and an
+embedded ledger of its own.
 
 The default state backend keeps keys and spend in ``var/data`` (so ``make run`` keeps them across
 restarts); a test that built the app with default settings would otherwise share that file with
@@ -7,6 +8,7 @@ the next run and with every other test.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,29 @@ from core.state.sqlite_database import DATABASE_NAME
 from proxy.settings import Settings
 
 WORKING_TREE_LEDGER = Path(__file__).resolve().parents[1] / Settings.model_fields["data_dir"].default / DATABASE_NAME
+
+
+def is_setting_or_key(name: str) -> bool:
+    """A gateway setting (``BOLTGATE_*``) or a key variable (``<VENDOR>_API_KEY`` and the like)."""
+    return name.startswith("BOLTGATE_") or name.endswith("_API_KEY")
+
+
+def strip_settings_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if is_setting_or_key(name):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def clean_environment() -> Iterator[None]:
+    """No setting or key leaks in from the machine running the tests.
+
+    Session-wide so that module- and session-scoped servers start clean too; a test that needs a
+    variable sets it with ``monkeypatch.setenv``, which puts things back after that test.
+    """
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        strip_settings_and_keys(monkeypatch)
+        yield
 
 
 @pytest.fixture(autouse=True)

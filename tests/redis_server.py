@@ -36,8 +36,9 @@ class RedisServerMissing(RuntimeError):
     """No ``redis-server`` binary on this machine."""
 
 
-def find_redis_server() -> str:
-    found = shutil.which("redis-server") or (_DEBIAN_BINARY if Path(_DEBIAN_BINARY).exists() else None)
+def find_redis_server(search_path: str | None = None, debian_binary: str = _DEBIAN_BINARY) -> str:
+    """On ``search_path`` (default ``$PATH``), else where Debian's package puts it."""
+    found = shutil.which("redis-server", path=search_path) or (debian_binary if Path(debian_binary).exists() else None)
     if found is None:
         raise RedisServerMissing(
             "redis-server is not installed; the tests need a real one: "

@@ -10,7 +10,7 @@ import pytest
 
 from backends.simulators import SimulatorConfig, SimulatorServer
 from proxy.settings import RegionConfig, RouteConfig, Settings
-from tests.e2e.conftest import KEY_ENV, SIM_KEY
+from tests.e2e.conftest import KEY_ENV, SIM_KEY, RunningServers
 from tests.e2e.gateway_server import GatewayServer
 
 Served = tuple[GatewayServer, SimulatorServer]
@@ -49,16 +49,17 @@ CASES: list[tuple[str, bytes, int, str | None, str | None]] = [
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     """One gateway for the whole table (the key variable is read when the gateway starts)."""
+    running = RunningServers()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(KEY_ENV, SIM_KEY)
-        sim = SimulatorServer("callmissed", SimulatorConfig(api_key=SIM_KEY)).start()
+        sim = running.add(SimulatorServer("callmissed", SimulatorConfig(api_key=SIM_KEY)).start())
         route = RouteConfig(vendor="callmissed", key_env=KEY_ENV,
                             regions=[RegionConfig(name="r1", base_url=sim.base_url)])
-        server = GatewayServer(Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024,
-                                        state_backend="memory")).start()  # module-wide: no per-test data dir
+        settings = Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024,
+                            state_backend="memory")  # module-wide: no per-test data dir
+        server = running.add(GatewayServer(settings).start())
     yield server, sim
-    server.stop()
-    sim.stop()
+    running.stop_all()
 
 
 @pytest.mark.parametrize(("case", "body", "status", "param", "code"), CASES, ids=[c[0] for c in CASES])

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,7 @@ from backends.local.tiny import make_tiny_model
 from backends.local.worker_app import create_worker_app
 from proxy.settings import RegionConfig, RouteConfig
 from tests.asgi_server import AsgiServer
-from tests.e2e.conftest import StartGateway, StartSimulator, route_to
+from tests.e2e.conftest import RunningServers, StartGateway, StartSimulator, route_to
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 pytestmark = pytest.mark.local
@@ -45,22 +45,19 @@ StartWorker = Callable[..., AsgiServer]
 
 
 @pytest.fixture
-def worker(tiny_model: Path) -> Iterator[StartWorker]:
+def worker(tiny_model: Path, running_servers: RunningServers) -> StartWorker:
     """Start a GPU worker service on the tiny model; returns once it reports ready."""
-    started: list[AsgiServer] = []
 
     def start(**fields: object) -> AsgiServer:
-        server = AsgiServer(create_worker_app(worker_config(tiny_model, **fields)), name="worker").start()
-        started.append(server)
+        app = create_worker_app(worker_config(tiny_model, **fields))
+        server = running_servers.add(AsgiServer(app, name="worker").start())
         give_up = time.monotonic() + 60
         while httpx.get(f"{server.url}/readyz").status_code != 200:
             assert time.monotonic() < give_up, "the worker never became ready"
             time.sleep(0.05)
         return server
 
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 def worker_route(server: AsgiServer, **fields: object) -> RouteConfig:

@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import yaml  # type: ignore[import-untyped]
 
 from proxy.settings import RegionConfig, RouteConfig
 from tests.asgi_server import AsgiServer
-from tests.e2e.conftest import StartGateway, StartSimulator, route_to
+from tests.e2e.conftest import RunningServers, StartGateway, StartSimulator, route_to
 from tests.e2e.test_local_backend import StartWorker, fire, tiny_model, worker, worker_route  # noqa: F401
 from tests.promql_series import metric_names
 
@@ -91,18 +91,17 @@ class Prometheus:
         self.process.wait(10)
 
 
+StartPrometheus = Callable[[Path, dict[str, str]], Prometheus]
+
+
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[type[Prometheus]]:
-    started: list[Prometheus] = []
+def prometheus(running_servers: RunningServers) -> StartPrometheus:
+    """Start Prometheus (stopped after the test, with the servers it scrapes)."""
 
-    class Started(Prometheus):
-        def __init__(self, workdir: Path, targets: dict[str, str]) -> None:
-            super().__init__(workdir, targets)
-            started.append(self)
+    def start(workdir: Path, targets: dict[str, str]) -> Prometheus:
+        return running_servers.add(Prometheus(workdir, targets))
 
-    yield Started
-    for server in started:
-        server.stop()
+    return start
 
 
 def _concrete(expr: str) -> str:
@@ -130,7 +129,7 @@ def _dead_route() -> RouteConfig:
 
 def test_every_dashboard_panel_and_alert_reads_data_a_real_prometheus_scraped(
     worker: StartWorker, gateway: StartGateway, simulator: StartSimulator,  # noqa: F811
-    prometheus: type[Prometheus], tmp_path: Path,
+    prometheus: StartPrometheus, tmp_path: Path,
 ) -> None:
     gpu: AsgiServer = worker(batch_window_ms=0, max_batch_size=1, max_queue=1)
     vendor = simulator("callmissed")

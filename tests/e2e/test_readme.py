@@ -13,7 +13,6 @@ so that they cannot drift from what the gateway does.
 from __future__ import annotations
 
 import io
-import os
 import re
 import subprocess
 import sys
@@ -89,16 +88,11 @@ def shown_json(lines: list[str]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def make_run_gateway() -> Iterator[GatewayServer]:
-    """The gateway with ``make run``'s settings: nothing configured, so the simulators serve."""
-    saved = {name: os.environ.pop(name) for name in list(os.environ)
-             if name.startswith("BOLTGATE_") or name.endswith("_API_KEY")}
-    server = GatewayServer(Settings()).start()
-    try:
+def make_run_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    """The gateway with ``make run``'s settings (the suite's environment has none): nothing
+    configured, so the simulators serve; only its ledger lives in a directory of its own."""
+    with GatewayServer(Settings(data_dir=tmp_path_factory.mktemp("make-run-data"))) as server:
         yield server
-    finally:
-        server.stop()
-        os.environ.update(saved)
 
 
 def test_the_readme_has_examples_to_run() -> None:
@@ -146,9 +140,6 @@ def test_a_python_example_prints_what_is_shown(block: str, make_run_gateway: Gat
 
 def test_the_toml_example_is_valid_and_leaves_make_run_on_the_simulators(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("BOLTGATE_") or name.endswith("_API_KEY"):
-            monkeypatch.delenv(name)
     (example,) = blocks("toml")
     path = tmp_path / "routes.toml"
     path.write_text(example)
@@ -162,10 +153,7 @@ def test_the_toml_example_is_valid_and_leaves_make_run_on_the_simulators(
     assert [route.vendor for route in read_settings(path).enabled_routes()] == ["callmissed"]
 
 
-def test_boltgate_prices_prints_the_table_shown(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("BOLTGATE_"):
-            monkeypatch.delenv(name)
+def test_boltgate_prices_prints_the_table_shown() -> None:
     (block,) = [block for block in blocks("sh") if block.startswith("$ boltgate prices")]
     printed = io.StringIO()
 

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from proxy.settings import Settings
 from tests.asgi_server import AsgiServer
@@ -26,13 +25,6 @@ ROOT = Path(__file__).parents[2]
 
 
 ADMIN_TOKEN = "schemathesis-admin-token"
-
-
-@pytest.fixture
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("BOLTGATE_") or name.endswith("_API_KEY"):
-            monkeypatch.delenv(name)
 
 
 def documented_operations(gateway: AsgiServer) -> list[str]:
@@ -55,7 +47,6 @@ def schemathesis(gateway: AsgiServer, workdir: Path, *arguments: str) -> subproc
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=workdir, check=False)
 
 
-@pytest.mark.usefixtures("clean_environment")
 def test_schemathesis_finds_no_failure_in_the_make_run_gateway(tmp_path: Path) -> None:
     with GatewayServer(Settings()) as gateway:  # nothing configured: the simulators serve
         run = schemathesis(gateway, tmp_path)
@@ -66,7 +57,6 @@ def test_schemathesis_finds_no_failure_in_the_make_run_gateway(tmp_path: Path) -
     assert f"{len(operations)} selected" in run.stdout  # every documented operation was exercised
 
 
-@pytest.mark.usefixtures("clean_environment")
 def test_schemathesis_finds_no_failure_in_the_admin_api(tmp_path: Path) -> None:
     with GatewayServer(Settings(admin_token=ADMIN_TOKEN)) as gateway:
         run = schemathesis(gateway, tmp_path, "--include-path-regex", "^/v1/admin/",

@@ -35,15 +35,14 @@ HUMAN_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Z]+ [\w.]+: 
 
 @contextmanager
 def serving(*args: str, command: str = "serve", **env: str) -> Iterator[tuple[str, list[str]]]:
-    """``boltgate COMMAND ARGS`` on a free port with a clean environment, once it answers; yields
+    """``boltgate COMMAND ARGS`` on a free port with the suite's clean environment (no setting but
+    the test's own data directory), once it answers; yields
     its URL and the lines it wrote so far (the list grows until the block ends, then holds all,
     through the drain that SIGTERM starts, as Kubernetes stops a pod)."""
-    clean = {name: value for name, value in os.environ.items()
-             if not name.startswith("BOLTGATE_") and not name.endswith("_API_KEY")}
     url = f"http://127.0.0.1:{free_port()}"
     process = subprocess.Popen(
         [sys.executable, "-m", "proxy.cli", command, "--port", url.rsplit(":", 1)[1], *args], cwd=ROOT,
-        env={**clean, "PYTHONPATH": str(ROOT), **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in process.stdout or ()))

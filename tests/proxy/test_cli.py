@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -28,13 +27,6 @@ regions = [{ name = "eu", base_url = "https://eu.runflow.example" }]
 vendor = "imageapi"
 enabled = false
 """
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("BOLTGATE_") or name.endswith("_API_KEY"):
-            monkeypatch.delenv(name)
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ max_retry_after_s = 10
 vendor = "runflow"
 priority = 10
 weight = 3
-key_env = "RUNFLOW_TEAM_KEY"
+key_env = "RUNFLOW_TEAM_API_KEY"
 options = { model_path = "bytedance/sdxl-lightning" }
 regions = [
   { name = "eu", base_url = "https://eu.runflow.example" },
@@ -40,14 +39,6 @@ priority = 20
 vendor = "worker"
 regions = [{ name = "gpu-1", base_url = "http://10.0.0.5:9000" }]
 """
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No setting or key leaks in from the machine running the tests."""
-    for name in list(os.environ):
-        if name.startswith("BOLTGATE_") or name.endswith("_API_KEY") or name == "RUNFLOW_TEAM_KEY":
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -127,7 +118,7 @@ def test_a_route_is_enabled_only_when_its_key_variable_is_set(
 
     monkeypatch.setenv("RUNFLOW_API_KEY", "not the variable runflow's route names")
     assert not settings.routes[0].is_enabled
-    monkeypatch.setenv("RUNFLOW_TEAM_KEY", "rf-secret")
+    monkeypatch.setenv("RUNFLOW_TEAM_API_KEY", "rf-secret")
     assert settings.routes[0].is_enabled
     assert settings.routes[0].api_key() == "rf-secret"
 

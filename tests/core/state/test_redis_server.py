@@ -39,8 +39,13 @@ def test_context_manager_yields_the_url_and_stops_on_exit() -> None:
         client.ping()
 
 
-def test_a_missing_binary_is_reported_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tests.redis_server.shutil.which", lambda _name: None)
-    monkeypatch.setattr("tests.redis_server._DEBIAN_BINARY", "/nonexistent/redis-server")
+def test_a_missing_binary_is_reported_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(RedisServerMissing, match="apt-get install -y redis-server"):
-        find_redis_server()
+        find_redis_server(search_path=str(tmp_path), debian_binary=str(tmp_path / "redis-server"))
+
+
+def test_the_binary_on_the_search_path_wins(tmp_path: Path) -> None:
+    binary = tmp_path / "redis-server"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    assert find_redis_server(search_path=str(tmp_path), debian_binary="/nonexistent") == str(binary)
