@@ -139,6 +139,7 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
         on_shutdown=[engine.aclose],
         exception_handlers={BoltgateError: _error_response, HTTPException: _http_error_response},
         request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,  # Litestar's own would add a second format; the process's is core.logs'
     )
     app.state.engine = engine
     app.state.metrics = metrics
