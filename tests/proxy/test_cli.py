@@ -167,7 +167,8 @@ def test_a_typo_in_a_routes_options_is_refused_naming_what_the_vendor_takes(
 
     err = capsys.readouterr().err
     assert "- routes[0]" in err
-    assert "unknown option 'modle' for eachlabs: it takes image_field, model, strength_field, version" in err
+    assert ("unknown option 'modle' for eachlabs: it takes auth_scheme, image_field, model, strength_field, "
+            "version") in err
 
 
 def test_the_help_is_plain_text() -> None:

@@ -235,6 +235,13 @@ def test_an_option_the_vendor_does_not_take_is_refused(vendor: str, options: dic
 
 @pytest.mark.parametrize(("vendor", "options"), [
     ("runflow", {"model_path": "x"}), ("eachlabs", {"image_field": "image_url"}), ("local", {"fuse_qkv": "true"}),
+    ("runflow", {"add_signature": "true"}), ("eachlabs", {"auth_scheme": "x-api-key"}),
+    ("aigateway", {"auth_scheme": "bearer"}),
 ])
 def test_the_options_a_vendor_takes_are_accepted(vendor: str, options: dict[str, str]) -> None:
     assert RouteConfig(vendor=vendor, options=options).options == options  # type: ignore[arg-type]
+
+
+def test_an_auth_scheme_the_adapters_cannot_send_is_refused_with_the_settings() -> None:
+    with pytest.raises(ValidationError, match="auth_scheme for eachlabs must be bearer or x-api-key, not 'basic'"):
+        RouteConfig(vendor="eachlabs", options={"auth_scheme": "basic"})  # type: ignore[arg-type]
