@@ -31,6 +31,8 @@ def build_worker_parser(parser: argparse.ArgumentParser | None = None) -> argpar
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="any LocalBackendConfig field")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-format", choices=["human", "json"], default="human",
+                        help="the gateway's one log format: readable lines or JSON lines")
     return parser
 
 
@@ -62,7 +64,7 @@ def run_worker(args: argparse.Namespace) -> int:
     except ValidationError as error:
         print(f"invalid worker configuration:\n{error}", file=sys.stderr)
         return 2
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     from backends.local.worker_app import serve_worker
 
     try:
