@@ -6,28 +6,10 @@ import io
 import logging
 import threading
 import warnings
-from collections.abc import Iterator
 
 import orjson
-import pytest
 
 from core.logs import FIELDS, BoltgateHandler, configure_logging
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    uvicorn = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
-                      logging.getLogger(name).propagate) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}
-    yield
-    logging.captureWarnings(False)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, (old_handlers, old_level, propagate) in uvicorn.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:], logger.propagate = old_handlers, propagate
-        logger.setLevel(old_level)
 
 
 def lines(stream: io.StringIO) -> list[str]:
