@@ -4,6 +4,10 @@
 parser's error, a ``FileNotFoundError``, pydantic-settings' error for a ``BOLTGATE_*`` value it
 cannot parse as JSON); ``read_settings`` turns each into one ``InvalidSettings`` whose message
 names the file or variable, the setting and what is wrong with it, with no traceback.
+
+The message goes to a terminal, CI output and logs, so it carries no secret: a client key is a
+dictionary key of ``api_keys`` (its path would be the key itself), shown as ``<key 1>``; and the
+wrong value is quoted only for settings that cannot hold a secret.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from core.errors import InvalidSettings
 from proxy.settings import Settings
 
 ENV_PREFIX = "BOLTGATE_"
+SECRET_MAPS = frozenset({"api_keys"})
+"""Settings whose dictionary keys are secrets."""
+SECRET_WORDS = ("token", "secret", "password", "key", "redis_url")
+"""A setting whose name holds one of these may hold a secret: its value is never quoted."""
 
 
 def read_settings(config: str | Path | None = None, **values: Any) -> Settings:
@@ -44,20 +52,28 @@ def read_settings(config: str | Path | None = None, **values: Any) -> Settings:
 def describe(error: ValidationError, source: str) -> str:
     """Every problem of ``error``, one line each: where it was set, which setting, what is wrong."""
     lines = [f"invalid settings ({error.error_count()} problem{'s' if error.error_count() > 1 else ''}):"]
+    secret_keys: dict[str, int] = {}
     for problem in error.errors(include_url=False):
-        location = _location(problem["loc"])
+        location = _location(problem["loc"], secret_keys)
         message = str(problem["msg"]).removeprefix("Value error, ")
         given = problem.get("input")
-        got = f" (got {_short(given)})" if problem["type"] != "missing" and not isinstance(given, dict) else ""
+        quotable = problem["type"] != "missing" and not isinstance(given, dict) and not _may_be_secret(problem["loc"])
+        got = f" (got {_short(given)})" if quotable else ""
         lines.append(f"- {location} [{_origin(problem['loc'], source)}]: {message}{got}")
     return "\n".join(lines)
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
+def _location(loc: tuple[int | str, ...], secret_keys: dict[str, int]) -> str:
     text = ""
-    for part in loc:
+    for index, part in enumerate(loc):
+        if index and loc[index - 1] in SECRET_MAPS:
+            part = f"<key {secret_keys.setdefault(str(part), len(secret_keys) + 1)}>"
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(the settings)"
+
+
+def _may_be_secret(loc: tuple[int | str, ...]) -> bool:
+    return any(isinstance(part, str) and any(word in part.lower() for word in SECRET_WORDS) for part in loc)
 
 
 def _origin(loc: tuple[int | str, ...], source: str) -> str:

@@ -180,3 +180,15 @@ def test_the_help_is_plain_text() -> None:
     assert "boltgate serve --config routes.toml" in text
     serve = parser._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
     assert "--log-level" in serve and "--public-base-url" in serve
+
+
+def test_a_settings_error_shows_no_client_key_and_no_secret_value(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOLTGATE_API_KEYS", '{"bg-secret-key-123": {"name": "t", "budget_credits": "bg-other"}}')
+
+    assert main(["prices"]) == 2
+
+    err = capsys.readouterr().err
+    assert "api_keys.<key 1>.budget_credits [BOLTGATE_API_KEYS]: Input should be a valid decimal" in err
+    assert "bg-secret-key-123" not in err and "bg-other" not in err
