@@ -10,6 +10,7 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     BoltgateError                      any error the gateway reports (status, type, code, param)
     ├── ClientError                    the request itself is wrong; never retried
     │   ├── InvalidRequest             400/422, names the offending field in ``param``
+    │   │   └── ImageRefused           image unreadable or over the pixel cap (vendor's: protocol error)
     │   ├── ModelNotFound              404 model_not_found
     │   ├── PayloadTooLarge            413
     │   ├── ContentPolicyViolation     400 content_policy_violation
@@ -38,6 +39,8 @@ over, or give up, and billing reads what the vendor charged from the error's typ
         │   ├── VendorRateLimited      429 (carries Retry-After when the vendor sent it)
         │   ├── VendorTimeout          the attempt's time ran out
         │   └── VendorProtocolError    a body we cannot read before anything was billed (logged)
+        │       └── VendorBodyTooLarge a body past its byte cap, cut off while streaming
+        ├── UnsafeVendorUrl            a vendor's URL we refuse: internal address, credentials, off-origin
         ├── UnusableOutput             billed work whose output can't be used: fail over, never retried
         ├── VendorAuthError            401/403 from the vendor: its whole account quarantined, fail over
         │   └── VendorOutOfCredit      402: the account quarantined briefly, then re-checked
@@ -103,6 +106,14 @@ class InvalidRequest(ClientError):
                  code: str | None = None) -> None:
         super().__init__(message, param=param, code=code)
         self.status_code = status_code
+
+
+class ImageRefused(InvalidRequest):
+    """An image cannot be read, or its header declares more pixels than allowed: checked before
+    anything decodes it. ``code`` is ``image_too_large`` or ``invalid_image``."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, param="image", code=code)
 
 
 class ModelNotFound(ClientError):
@@ -352,6 +363,18 @@ class VendorProtocolError(RetryableBackendError):
     outcome = "protocol_error"
 
 
+class VendorBodyTooLarge(VendorProtocolError):
+    """A vendor's body passed the byte cap (a runaway or hostile answer): read no further."""
+
+    outcome = "body_too_large"
+
+
+class UnsafeVendorUrl(BackendError):
+    """A vendor named a URL the gateway refuses to fetch: fail over at once, never charged."""
+
+    outcome = "unsafe_url"
+
+
 class UnusableOutput(BackendError):
     """The vendor did the work (and billed it) but its output can't be used: an answer of a
     shape no documentation shows, an image that does not decode or declares absurd dimensions.
@@ -421,3 +444,4 @@ class VendorRejectedRequest(BackendError):
     status_code = 400
     error_type = "invalid_request_error"
     code = "upstream_rejected_request"
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -34,13 +34,22 @@ class VendorPriceOverride(BaseModel):
     scale_with_steps: bool | None = None
 
 
+MAX_BUDGET_CREDITS = Decimal(10) ** 12
+"""The largest budget a key may have: far beyond any real one, small enough that its amount in
+micro-USD stays a 64-bit integer (the ledger's counters) at any sane credit value."""
+
+BudgetCredits = Annotated[Decimal, Field(ge=0, le=MAX_BUDGET_CREDITS, decimal_places=6, allow_inf_nan=False)]
+"""A key's budget in credits: finite, at most ``MAX_BUDGET_CREDITS``, at most six decimals
+(``1e999999`` or ``1e-999999`` would reach the ledger's arithmetic and fail every request)."""
+
+
 class KeyPolicy(BaseModel):
     """A client key written in config (its value comes from the environment, never a file)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = "static"
-    budget_credits: Decimal | None = Field(default=None, ge=0)
+    budget_credits: BudgetCredits | None = None
 
 
 class PricingConfig(BaseModel):

@@ -42,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from core.logs import configure_logging
     from proxy.api.app import create_app
+    from proxy.serving.config import uvicorn_config
     from proxy.settings_reader import check_prices, read_settings
 
     flags = {"log_level": args.log_level, "public_base_url": args.public_base_url}
@@ -52,11 +53,10 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     # On SIGTERM uvicorn stops accepting, lets requests in flight finish (each is bounded by
     # the deadline) and then runs the lifespan's shutdown; past this it cancels what is left.
-    uvicorn.run(
-        create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
-        access_log=False, log_config=None, timeout_keep_alive=75,  # boltgate writes its own access lines
-        timeout_graceful_shutdown=round(settings.deadline_s + SHUTDOWN_MARGIN_S),
-    )
+    config = uvicorn_config(create_app(settings), settings.server, host=host, port=port,
+                            log_level=settings.log_level,
+                            graceful_shutdown_s=round(settings.deadline_s + SHUTDOWN_MARGIN_S))
+    uvicorn.Server(config).run()
     return 0
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from backends.simulators import SimulatorServer, start_simulators, stop_simulators
+from backends.simulators import SimulatorConfig, SimulatorServer, start_simulators, stop_simulators
 from backends.vendors.registry import VENDOR_SPECS
 from proxy.settings import RegionConfig, RouteConfig
 
+DEMO_REQUEST_LOG = 200
+"""Requests each demo simulator remembers: the demo never reads them (tests keep the default), and
+thousands of remembered requests were most of what ``make run`` kept after a long load."""
 DEMO_POLL_INTERVAL_S = 0.05
 """The simulators run on loopback and finish a job in ~0.1 s: polled faster than a real vendor."""
 
@@ -40,7 +43,7 @@ class SimulatorDemo:
 
 def start_simulator_demo() -> SimulatorDemo:
     """Start every simulator on a free loopback port."""
-    servers = start_simulators()
+    servers = start_simulators(config=SimulatorConfig(request_log_size=DEMO_REQUEST_LOG))
     configs = [
         RouteConfig(vendor=vendor, priority=demo_priority(vendor), poll_interval_s=DEMO_POLL_INTERVAL_S,
                     regions=[RegionConfig(name="sim", base_url=server.base_url)], timeout_s=15)

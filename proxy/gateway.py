@@ -22,8 +22,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from backends.base import GeneratedImage
 from core.deadline import Deadline
 from core.errors import IdempotencyConflict, NoBackendAvailable, ReservationExpired, StateUnavailable
@@ -33,15 +31,17 @@ from pricing.keys import KeyRecord
 from pricing.ledger import Reservation
 from proxy.billing import Billing, Charge
 from proxy.images.convert import to_format
+from proxy.images.links import ImageLinks
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
+from proxy.replays import REPLAY_TTL_S, replay_record, replayed
 from proxy.routing.route import Route
 from proxy.routing.router import RoutedResult, Router
 
 log = logging.getLogger(__name__)
 
-REPLAY_TTL_S = 24 * 3600.0
-"""How long an ``Idempotency-Key``'s answer is kept for replays."""
+UPSTREAM_COST_HEADERS = ("x-boltgate-upstream-cost-usd", "x-boltgate-vendor-reported-cost-usd")
+"""What the vendor cost: the gateway's margin, kept from clients unless the settings say otherwise."""
 SETTLE_RETRY_S = 0.2
 """Pause between two tries of a settle the state store did not confirm."""
 
@@ -52,18 +52,25 @@ class ImagesResponse:
 
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    images: list[GeneratedImage] = field(default_factory=list)
+    """The images themselves (not serialised): what an idempotent replay stores by reference."""
 
 
 class Gateway:
     def __init__(self, router: Router, images: ImageStore, state: StateStore, billing: Billing, *,
-                 deadline_s: float, public_base_url: str | None = None, reservation_grace_s: float = 30.0) -> None:
+                 deadline_s: float, public_base_url: str | None = None, links: ImageLinks | None = None,
+                 expose_upstream_cost: bool = True, reservation_grace_s: float = 30.0) -> None:
+        """``links`` says which base URL a request's images get (``public_base_url`` wins);
+        without ``expose_upstream_cost`` what the vendor cost is kept from the client."""
         self.router = router
         self.images = images
         self.state = state
         self.billing = billing
         self.deadline_s = deadline_s
+        self.links = links or ImageLinks(public_base_url, ())
+        self.public_base_url = self.links.public_base_url
+        self.expose_upstream_cost = expose_upstream_cost
         self.reservation_grace_s = reservation_grace_s
-        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
                        idempotency_key: str | None = None) -> ImagesResponse:
@@ -73,7 +80,8 @@ class Gateway:
         fingerprint = request_fingerprint(request)
         replay = await ledger.recall_response(key.key_id, idempotency_key)
         if replay is not None:
-            return _replayed(replay, fingerprint)
+            body, headers = await replayed(replay, fingerprint, self.images)
+            return ImagesResponse(body=body, headers=headers)
         if not await ledger.claim_idempotency(key.key_id, idempotency_key, ttl=self.deadline_s + 60):
             raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
                                       param="Idempotency-Key")
@@ -83,11 +91,13 @@ class Gateway:
             await _quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
             raise
         # The request is charged: it must reach the client even if its replay cannot be stored.
-        await _quietly(ledger.remember_response(key.key_id, idempotency_key,
-                                                orjson.dumps({"body": served.body, "headers": served.headers,
-                                                              "fingerprint": fingerprint}),
-                                                ttl=REPLAY_TTL_S), "remember an idempotent response")
+        await _quietly(self._remember(served, key, idempotency_key, fingerprint), "remember an idempotent response")
         return served
+
+    async def _remember(self, served: ImagesResponse, key: KeyRecord, idempotency_key: str, fingerprint: str) -> None:
+        """The replay record: base64 images by reference to the image store, not copied."""
+        record = await replay_record(served.body, served.headers, fingerprint, served.images, self.images)
+        await self.billing.ledger.remember_response(key.key_id, idempotency_key, record, ttl=REPLAY_TTL_S)
 
     async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord) -> ImagesResponse:
         started = time.monotonic()
@@ -120,6 +130,11 @@ class Gateway:
         vendor = routed.route.vendor
         labelled(IMAGES, vendor).inc(len(images))
         GATEWAY_OVERHEAD_SECONDS.observe(max(0.0, time.monotonic() - started - routed.backend_seconds))
+        billing, headers = charge.billing(), {**served_headers(routed, request), **charge.headers()}
+        if not self.expose_upstream_cost:
+            billing.pop("upstream_cost_usd", None)
+            for name in UPSTREAM_COST_HEADERS:
+                headers.pop(name, None)
         return ImagesResponse(
             body={
                 "created": int(time.time()),
@@ -127,9 +142,10 @@ class Gateway:
                 "output_format": request.output_format,
                 "size": request.size,
                 **seed_of(routed, request),
-                "billing": charge.billing(),
+                "billing": billing,
             },
-            headers={**served_headers(routed, request), **charge.headers()},
+            headers=headers,
+            images=images,
         )
 
     async def _settle(self, reservation: Reservation, routed: RoutedResult, request: ImageRequest,
@@ -198,13 +214,3 @@ def request_fingerprint(request: ImageRequest) -> str:
     asked = request.model_dump_json(include=request.model_fields_set)
     return hashlib.sha256(asked.encode()).hexdigest()
 
-
-def _replayed(raw: bytes, fingerprint: str) -> ImagesResponse:
-    """A remembered answer, served again at no cost, to the same request only."""
-    stored = orjson.loads(raw)
-    if stored.get("fingerprint") != fingerprint:
-        raise IdempotencyConflict("This Idempotency-Key was already used with a different request",
-                                  param="Idempotency-Key", code="idempotency_key_reused")
-    headers = {**stored["headers"], "x-boltgate-idempotent-replay": "true",
-               "x-boltgate-cost-usd": "0.000000", "x-boltgate-credits": "0"}
-    return ImagesResponse(body=stored["body"], headers=headers)

@@ -93,6 +93,11 @@ GATEWAY_LOSS_USD = Counter(
     ["backend"], registry=REGISTRY,
 )
 
+STATE_EVICTIONS = Counter(
+    "boltgate_state_evictions_total",
+    "Values the in-memory state dropped to stay within its byte budget (least recently used first), by kind.",
+    ["kind"], registry=REGISTRY,
+)
 BILLING_OVERRUN_USD = Counter(
     "boltgate_billing_overrun_usd_total",
     "USD a time-billed vendor charged for run time above what the client can be billed (a gateway loss).",

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from backends.route_options import unknown_options
 from backends.vendors.registry import VENDOR_SPECS
+from core.image_header import DEFAULT_MAX_PIXELS
 from pricing.config import KeyPolicy, PricingConfig
 
 LOCAL = "local"
@@ -64,6 +65,10 @@ class RouteConfig(BaseModel):
     poll_interval_s: float | None = Field(default=None, gt=0)
     """Job vendors: seconds between polls; None keeps the pace the vendor documents."""
     enabled: bool = True
+    trusted_hosts: list[str] = Field(default_factory=list)
+    """Hosts (``host`` or ``host:port``) this route's output URLs may be fetched from over plain
+    http or at private addresses. The route's own base URLs always are; every other output URL
+    must be https on a public address (see ``OutboundConfig``)."""
 
     @field_validator("vendor")
     @classmethod
@@ -136,6 +141,52 @@ class BreakerConfig(BaseModel):
     on its own (Eachlabs counts in-flight predictions against the balance)."""
 
 
+class OutboundConfig(BaseModel):
+    """What a vendor may make the gateway read: its answers and the image URLs it returns.
+
+    Output URLs are fetched over https from public addresses only (never loopback, private,
+    link-local or metadata addresses), with no credentials in the URL, following at most
+    ``max_redirects`` redirects, each checked again. Hosts listed here, in a route's
+    ``trusted_hosts``, or a route's own base URL are exempt from the https and address rules.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    """One fetched output image, counted after decompression (a 1536x1536 PNG is under 7 MB)."""
+    max_answer_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """One vendor API answer (JSON carrying up to four base64 images)."""
+    max_redirects: int = Field(default=3, ge=0, le=10)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
+    """Declared width x height above which a vendor's image is refused before any decode."""
+    allowed_fetch_hosts: list[str] = Field(default_factory=list)
+    """Hosts every route may fetch from over http or at private addresses (an internal CDN)."""
+
+
+class ServerConfig(BaseModel):
+    """Limits on what one client connection may hold (``boltgate serve``, uvicorn + httptools).
+
+    A request's headers must arrive within ``header_timeout_s`` and fit in ``max_header_bytes``
+    (else 408 or 431 and the connection is closed); its body must arrive within ``body_timeout_s``;
+    beyond ``max_connections`` open connections a new one is answered 503 and closed at once, so
+    slow or half-sent requests cannot exhaust file descriptors and ``/healthz`` keeps answering.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Request line plus headers; 64 KiB is far above what any client sends (nginx uses 8-32 KiB)."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """From connection (or a keep-alive request's first byte) to the end of the headers."""
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    """From the end of the headers to the end of the body (26 MB at 4 Mbit/s takes about 55 s)."""
+    max_connections: int = Field(default=2048, ge=1)
+    """Open client connections; capped at start to three quarters of the file descriptor limit."""
+    keep_alive_s: float = Field(default=75.0, gt=0)
+    """Idle time before a keep-alive connection is closed: longer than a load balancer's (60 s),
+    so the balancer, not the gateway, closes idle connections."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOLTGATE_", env_nested_delimiter="__", extra="forbid")
 
@@ -187,9 +238,23 @@ class Settings(BaseSettings):
     """``state``: images live in the state backend (memory or Redis); ``directory``: on disk."""
     image_dir: Path = Path("var/images")
     image_ttl_s: float = Field(default=3600.0, gt=0)
+    memory_image_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    """With the in-memory state: bytes of served images kept at most; past it the least recently
+    used are dropped (``boltgate_state_evictions_total``). Expired images leave on their own.
+    With Redis, images leave by their TTL; size the server for ``image_ttl_s`` of traffic rather
+    than letting it evict (an eviction policy could also drop ledgers and idempotency records)."""
     public_base_url: str | None = None
-    """Base of the image URLs handed to clients; defaults to the URL the client called."""
+    """Base of the image URLs handed to clients (set it behind a load balancer). Unset: the
+    request's ``Host`` when it is in ``allowed_hosts``, else the address the client connected to;
+    never an arbitrary ``Host`` header (see ``proxy.images.links``)."""
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
+    """``Host`` values (``host`` or ``host:port``) image URLs may be built from when
+    ``public_base_url`` is unset."""
     max_body_bytes: int = Field(default=26 * 1024 * 1024, gt=0)
+    max_upload_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
+    """Declared width x height above which an uploaded image is refused (400) before decoding."""
+    outbound: OutboundConfig = Field(default_factory=OutboundConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     api_keys: dict[str, KeyPolicy] = Field(default_factory=dict)
@@ -199,6 +264,14 @@ class Settings(BaseSettings):
     """Bearer token for ``/v1/admin/keys`` (create and revoke client keys)."""
     require_api_key: bool | None = None
     """None: required as soon as any key is configured or an admin token is set."""
+    metrics_token: SecretStr | None = None
+    """Bearer token for ``/metrics`` (the admin token works too)."""
+    metrics_public: bool | None = None
+    """None: ``/metrics`` (revenue, margins, vendors) is public only while no client key is
+    required; once keys are, it needs ``metrics_token`` or the admin token."""
+    expose_upstream_cost: bool | None = None
+    """Send what the vendor cost (``x-boltgate-upstream-cost-usd``, the vendor-reported cost and
+    the body's ``billing.upstream_cost_usd``) to clients. None: only while no client key is required."""
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -213,6 +286,14 @@ class Settings(BaseSettings):
         if self.require_api_key is not None:
             return self.require_api_key
         return bool(self.api_keys) or self.admin_token is not None
+
+    @property
+    def metrics_open(self) -> bool:
+        return self.metrics_public if self.metrics_public is not None else not self.keys_required
+
+    @property
+    def upstream_cost_shown(self) -> bool:
+        return self.expose_upstream_cost if self.expose_upstream_cost is not None else not self.keys_required
 
     @classmethod
     def settings_customise_sources(

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from backends.base import Backend, Capabilities
-from backends.vendors.backend import VendorBackend
+from backends.vendors.backend import VendorBackend, route_policy
 from backends.vendors.http import HttpClientKind, make_http_client
+from backends.vendors.output_fetch import FetchLimits
 from backends.vendors.registry import VENDOR_SPECS
 from core.state.base import StateStore
 from core.state.ledger_store import LedgerStore
@@ -21,11 +22,13 @@ from core.state.memory import MemoryStateStore
 from core.state.memory_ledger import MemoryLedgerStore
 from proxy.billing import Billing
 from proxy.gateway import Gateway
+from proxy.images.links import ImageLinks
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
+from proxy.metrics import STATE_EVICTIONS, labelled
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.routing.router import Router
-from proxy.settings import RegionConfig, RouteConfig, Settings
+from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
 
 log = logging.getLogger("boltgate")
 
@@ -92,14 +95,30 @@ def build_stores(settings: Settings) -> Stores:
         from core.state.sqlite_ledger import SqliteLedgerStore
 
         database = SqliteDatabase.in_directory(settings.data_dir, busy_timeout_s=settings.state_timeout_s)
-        return Stores(MemoryStateStore(), SqliteStateStore(database),
+        return Stores(forgetting_memory(settings), SqliteStateStore(database),
                       SqliteLedgerStore(database, charge_log_retention_s=retention_s))
-    memory = MemoryStateStore()
+    memory = forgetting_memory(settings)
     return Stores(memory, memory, MemoryLedgerStore(charge_log_retention_s=retention_s))
 
 
+def forgetting_memory(settings: Settings) -> MemoryStateStore:
+    """The in-process store, its images held within ``memory_image_bytes`` (LRU, counted)."""
+    return MemoryStateStore(max_evictable_bytes=settings.memory_image_bytes, on_evict=count_eviction)
+
+
+def count_eviction(key: str) -> None:
+    labelled(STATE_EVICTIONS, key.split(":", 1)[0]).inc()
+
+
+def fetch_limits(outbound: OutboundConfig) -> FetchLimits:
+    return FetchLimits(max_image_bytes=outbound.max_image_bytes, max_answer_bytes=outbound.max_answer_bytes,
+                       max_redirects=outbound.max_redirects, max_image_pixels=outbound.max_image_pixels)
+
+
 def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None,
-                  http_client: HttpClientKind) -> Backend:
+                  http_client: HttpClientKind, outbound: OutboundConfig | None = None) -> Backend:
+    """One route region. A vendor's HTTP client (of the ``http_client`` kind) carries the route's
+    outbound policy: the region's own origin and the trusted hosts may be http and private."""
     if route.vendor == "local":
         from backends.local.inprocess import LocalPipelineBackend
 
@@ -107,10 +126,14 @@ def build_backend(route: RouteConfig, region: RegionConfig, api_key: str | None,
     spec = VENDOR_SPECS.get(route.vendor)
     if spec is None:
         raise ValueError(f"no adapter for vendor {route.vendor!r}")
+    outbound = outbound or OutboundConfig()
+    limits = fetch_limits(outbound)
+    policy = route_policy(region.base_url, [*route.trusted_hosts, *outbound.allowed_fetch_hosts])
     return VendorBackend(
         spec, region=region.name, base_url=region.base_url, api_key=api_key,
-        timeout_s=route.timeout_s, options=route.options, poll_interval_s=route.poll_interval_s,
-        http_client=make_http_client(http_client),
+        timeout_s=route.timeout_s, options=route.options, poll_interval_s=route.poll_interval_s, limits=limits,
+        http_client=make_http_client(http_client, policy=policy, max_answer_bytes=limits.max_answer_bytes,
+                                     max_redirects=limits.max_redirects),
     )
 
 
@@ -123,13 +146,14 @@ def keyed_from_environment(configs: list[RouteConfig]) -> list[KeyedRoute]:
     return [(config, config.api_key()) for config in configs]
 
 
-def build_routes(accounts: list[KeyedRoute], http_client: HttpClientKind) -> list[Route]:
-    """One ``Route`` per vendor region; an account's regions share its key, each region calls
-    through its own pool of the ``http_client`` kind."""
+def build_routes(accounts: list[KeyedRoute], http_client: HttpClientKind,
+                 outbound: OutboundConfig | None = None) -> list[Route]:
+    """One ``Route`` per vendor region; an account's regions share its key and the outbound limits,
+    each region calls through its own pool of the ``http_client`` kind."""
     routes = []
     for account, (config, api_key) in enumerate(accounts):
         for rank, region in enumerate(config.regions):
-            backend = build_backend(config, region, api_key, http_client)
+            backend = build_backend(config, region, api_key, http_client, outbound)
             routes.append(Route(backend, config.priority, config.weight, config.max_attempts,
                                 account=f"{account}:{config.vendor}", region_rank=rank,
                                 timeout_s=config.timeout_s,
@@ -194,7 +218,8 @@ def assemble_gateway(settings: Settings, stores: Stores, routes: list[Route]) ->
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
     )
     return Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
-                   public_base_url=settings.public_base_url, reservation_grace_s=settings.reservation_grace_s)
+                   links=ImageLinks(settings.public_base_url, settings.allowed_hosts),
+                   expose_upstream_cost=settings.upstream_cost_shown, reservation_grace_s=settings.reservation_grace_s)
 
 
 async def build_gateway(settings: Settings, overrides: Overrides | None = None) -> Running:
@@ -204,11 +229,12 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
     closers: list[Closer] = [stores.aclose]
     try:
         routes = (overrides.routes if overrides.routes is not None
-                  else build_routes(keyed_from_environment(settings.enabled_routes()), settings.http_client))
+                  else build_routes(keyed_from_environment(settings.enabled_routes()), settings.http_client,
+                                    settings.outbound))
         closers.extend(route.backend.aclose for route in routes)
         notice = ""
         if serves_simulators(settings, has_routes=bool(routes)):
-            routes, notice = _serve_simulators(closers, settings.http_client)
+            routes, notice = _serve_simulators(closers, settings.http_client, settings.outbound)
         warming = _start_loading(routes)
         closers.append(warming.cancel_all)
         gateway = assemble_gateway(settings, stores, routes)
@@ -241,13 +267,14 @@ def served_capabilities(settings: Settings, overrides: Overrides | None = None) 
     return served
 
 
-def _serve_simulators(closers: list[Closer], http_client: HttpClientKind) -> tuple[list[Route], str]:
+def _serve_simulators(closers: list[Closer], http_client: HttpClientKind,
+                      outbound: OutboundConfig) -> tuple[list[Route], str]:
     """Routes to the built-in simulators, and the notice that says so."""
     from proxy.demo import start_simulator_demo
 
     demo = start_simulator_demo()
     closers.append(demo.stop)
-    routes = build_routes([(config, demo.keys[config.vendor]) for config in demo.configs], http_client)
+    routes = build_routes([(config, demo.keys[config.vendor]) for config in demo.configs], http_client, outbound)
     closers.extend(route.backend.aclose for route in routes)
     notice = ("No vendor key and no local model configured: serving from the built-in vendor "
               f"simulators ({demo.described}). Set a vendor's key variable to route to it for real.")

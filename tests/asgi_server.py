@@ -13,8 +13,9 @@ from litestar.types import ASGIApp
 class AsgiServer:
     """``with AsgiServer(app) as server: server.url`` serves ``app`` until the block ends."""
 
-    def __init__(self, app: ASGIApp, *, name: str = "asgi-under-test") -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    def __init__(self, app: ASGIApp, *, name: str = "asgi-under-test", config: uvicorn.Config | None = None) -> None:
+        """``config`` replaces the plain one (the gateway passes its production configuration)."""
+        config = config or uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name=name, daemon=True)
         self.url = ""

@@ -414,3 +414,16 @@ def test_the_worker_and_the_gateway_share_a_token_from_a_secret() -> None:
     key_variable = VENDOR_SPECS["worker"].facts.key_env
     for env, name in ((worker, token_variable), (gateway, key_variable)):
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "worker-token"}
+
+
+def test_with_client_keys_the_service_monitor_presents_the_metrics_token() -> None:
+    values = {"gateway": {"auth": {"existingSecret": "keys"}},
+              "metrics": {"serviceMonitor": {"enabled": True}}, "worker": {"enabled": True}}
+    manifests = objects(values)
+    container = find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    token = env_of(container)["BOLTGATE_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
+    gateway = find(manifests, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]
+    assert gateway["authorization"]["credentials"] == {"name": token["name"], "key": token["key"]}
+    assert "authorization" not in find(manifests, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    without_keys = objects({"metrics": {"serviceMonitor": {"enabled": True}}})
+    assert "authorization" not in find(without_keys, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]

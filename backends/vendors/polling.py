@@ -45,7 +45,7 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 
 
 class JobClient(Protocol):
-    """What polling needs from a backend: its name, its options and a way to send a call."""
+    """What polling needs from a backend: its name, its options, a way to send a call and to log a body."""
 
     @property
     def vendor(self) -> str: ...
@@ -54,6 +54,10 @@ class JobClient(Protocol):
     def options(self) -> Mapping[str, str]: ...
 
     async def send(self, call: HttpCall, budget: Deadline, *, check: bool = True) -> HttpAnswer: ...
+
+    def excerpt(self, body: bytes) -> str:
+        """A body fit for a log line: cut short, the route's key and anything key-shaped scrubbed."""
+        ...
 
 
 async def poll_job(
@@ -124,7 +128,7 @@ def _read(client: JobClient, answer: HttpAnswer, reader: Callable[[HttpAnswer], 
     try:
         return reader(answer)
     except (VendorProtocolError, UnusableOutput):
-        log.warning("%s answered a body we do not know: %s", client.vendor, answer.body[:500])
+        log.warning("%s answered a body we do not know: %s", client.vendor, client.excerpt(answer.body))
         raise
 
 

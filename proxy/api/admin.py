@@ -17,6 +17,7 @@ from litestar.params import Dependency, Parameter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from pricing.config import MAX_BUDGET_CREDITS
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.api.openapi import Answer, documented, json_content
@@ -29,9 +30,9 @@ AdminKeys = Annotated[ApiKeyRegistry, Dependency(skip_validation=True)]
 """``keys``: the client key registry, injected only once the admin token checks out."""
 
 
-MAX_BUDGET = 10**12
-BUDGET_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"
-"""A budget in a string: plain decimal credits, at most 10^12 and six decimals."""
+MAX_BUDGET = int(MAX_BUDGET_CREDITS)
+BUDGET_PATTERN = r"^([0-9]{1,12}(\.[0-9]{1,6})?|1000000000000(\.0{1,6})?)$"
+"""A budget in a string: plain decimal credits (no exponent), at most 10^12 and six decimals."""
 
 
 class NewKey(BaseModel):

@@ -32,9 +32,10 @@ SERVED_HEADERS = {
     "x-boltgate-seed": header("The seed used; absent when the backend that served takes none",
                               pattern=r"^[0-9]+$"),
     "x-boltgate-cost-usd": header("What the client was charged", required=True),
-    "x-boltgate-upstream-cost-usd": header("What the vendor charges for it", required=True),
+    "x-boltgate-upstream-cost-usd": header("What the vendor charges for it; only where expose_upstream_cost is on"),
     "x-boltgate-credits": header("The charge in credits", required=True),
-    "x-boltgate-vendor-reported-cost-usd": header("The cost the vendor reported, when it did"),
+    "x-boltgate-vendor-reported-cost-usd": header("The cost the vendor reported, when it did (and "
+                                                  "expose_upstream_cost is on)"),
     "x-boltgate-run-seconds": header("The run time the vendor reported, when it did"),
     "x-boltgate-vendor-request-id": header("The vendor's id for the request, when it gave one"),
     "x-boltgate-idempotent-replay": header("true when this is a replay of an Idempotency-Key's answer"),

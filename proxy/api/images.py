@@ -1,8 +1,9 @@
 """``POST /v1/images/generations``, ``POST /v1/images/edits`` and the image downloads.
 
 Handlers hand the raw body to the request model, which parses and validates it in one pass and
-names the offending field. The two image endpoints take only the ``gateway`` (its
-billing included): each injected dependency costs microseconds on the hottest path.
+names the offending field. Generations take only the ``gateway`` (its billing included): each
+injected dependency costs microseconds on the hottest path. Edits also take the ``settings``
+(the upload's pixel cap); parsing their multipart body costs far more.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pricing.keys import KeyRecord
 from proxy.api.access_log import record_of
 from proxy.api.disconnect import unless_disconnected
 from proxy.api.image_operations import DOWNLOAD_OPERATION, edits_operation, generations_operation
-from proxy.api.injected import InjectedGateway, InjectedImageStore
+from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSettings
 from proxy.api.openai_fields import REFUSED_EDIT_FILES
 from proxy.api.openai_request import PRICE_CEILING_HEADER, from_form, from_json_body
 from proxy.api.served_limits import ServedLimits
@@ -37,8 +38,10 @@ async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
                  image_request: ImageRequest) -> Response[bytes]:
     if (record := record_of(request.scope)) is not None:
         record.user, record.prompt = image_request.user, image_request.prompt
+    base_url = gateway.links.base_url(request.scope["scheme"], request.headers.get("host"),
+                                      request.scope.get("server"))
     served = await unless_disconnected(request, gateway.generate(
-        image_request, base_url=str(request.base_url), key=key,
+        image_request, base_url=base_url, key=key,
         idempotency_key=request.headers.get("idempotency-key"),
     ))
     return Response(content=orjson.dumps(served.body), media_type="application/json", headers=served.headers)
@@ -50,12 +53,16 @@ async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Respons
     return await _serve(request, gateway, key, image_request)
 
 
-async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
+async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
                              param="image")
-    form = await request.form()
+    try:
+        form = await request.form()
+    except (UnicodeDecodeError, LookupError) as exc:  # Litestar decodes each text field with its charset
+        raise InvalidRequest("A form field is not text in its declared charset (UTF-8 by default)",
+                             code="invalid_form_encoding") from exc
     fields: dict[str, str] = {}
     uploads: list[UploadFile] = []
     for name, value in form.multi_items():
@@ -76,7 +83,7 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway) -> Response[
         raise InvalidRequest("An 'image' file is required", param="image")
     if len(uploads) > 1:
         raise InvalidRequest("Only one source image is supported", param="image", code="unsupported_value")
-    init_image = await validate_init_image(await uploads[0].read())
+    init_image = await validate_init_image(await uploads[0].read(), settings.max_upload_pixels)
     image_request = from_form(fields, init_image, ceiling=request.headers.get(PRICE_CEILING_HEADER))
     return await _serve(request, gateway, key, image_request)
 

@@ -47,7 +47,8 @@ class Billing(Documented):
 
     images: int = Field(ge=0)
     cost_usd: str = USD
-    upstream_cost_usd: str = USD
+    upstream_cost_usd: Annotated[str, USD] | SkipJsonSchema[None] = Field(
+        default=None, description="What the vendor cost; only where expose_upstream_cost is on")
     credits: str = CREDITS
     cost_display: str | None = Field(default=None, description="The price in the display currency, if set")
 

@@ -8,12 +8,12 @@ loop, to confirm.
 from __future__ import annotations
 
 import asyncio
-import io
 
 from PIL import Image, UnidentifiedImageError
 
 from backends.base import BackendResult, GeneratedImage
-from core.errors import ContentFiltered, UnusableOutput
+from core.errors import ContentFiltered, ImageRefused, UnusableOutput
+from core.image_header import DEFAULT_MAX_PIXELS, decoded
 from core.request import ImageRequest
 
 SUSPICION_LIMITS: dict[str, tuple[int, float]] = {
@@ -31,8 +31,9 @@ FLAT_RANGE = 4
 
 
 def is_flat(image: GeneratedImage) -> bool:
-    with Image.open(io.BytesIO(image.data)) as decoded:
-        extrema = decoded.convert("RGB").getextrema()
+    """Decoded within the pixel cap (``ImageRefused`` past it or when it does not decode)."""
+    with decoded(image.data, DEFAULT_MAX_PIXELS) as opened:
+        extrema = opened.convert("RGB").getextrema()
     return all(high - low <= FLAT_RANGE for low, high in extrema)  # type: ignore[misc]
 
 
@@ -43,7 +44,8 @@ async def reject_blank_images(result: BackendResult, request: ImageRequest, vend
     for image in suspects:
         try:
             flat = await asyncio.to_thread(is_flat, image)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        except (ImageRefused, UnidentifiedImageError, OSError, ValueError, SyntaxError,
+                Image.DecompressionBombError) as exc:
             raise UnusableOutput(f"{vendor} answered an image that does not decode: {exc}",
                                  run_seconds=result.run_seconds, vendor_cost_usd=result.vendor_cost_usd) from exc
         if flat:

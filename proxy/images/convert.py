@@ -1,5 +1,10 @@
 """Honour the requested ``output_format`` and ``output_compression``: re-encode with Pillow only
-when the format differs or the client asked for an encoder quality."""
+when the format differs or the client asked for an encoder quality.
+
+The image is decoded only once its declared size is within the pixel cap (backends check it
+first; this is the last line of defence), and one that cannot be decoded is the backend's
+unusable output (the route billed it; a 502), never a 500.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ import io
 from PIL import Image, UnidentifiedImageError
 
 from backends.base import GeneratedImage, ImageFormat
-from core.errors import UnusableOutput
+from core.errors import ImageRefused, UnusableOutput
+from core.image_header import DEFAULT_MAX_PIXELS, decoded
 
 _PILLOW_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
@@ -19,12 +25,15 @@ DEFAULT_QUALITY = 90
 
 
 def _convert(data: bytes, fmt: ImageFormat, quality: int | None) -> bytes:
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        converted = image.convert("RGB") if fmt == "jpeg" and image.mode not in ("RGB", "L") else image
-        out = io.BytesIO()
-        options = {"quality": DEFAULT_QUALITY if quality is None else quality} if fmt in ("jpeg", "webp") else {}
-        converted.save(out, format=_PILLOW_NAMES[fmt], **options)
+    with decoded(data, DEFAULT_MAX_PIXELS) as image:  # ImageRefused past the cap or undecodable
+        return _encode(image, fmt, quality)
+
+
+def _encode(image: Image.Image, fmt: ImageFormat, quality: int | None = None) -> bytes:
+    converted = image.convert("RGB") if fmt == "jpeg" and image.mode not in ("RGB", "L") else image
+    out = io.BytesIO()
+    options = {"quality": DEFAULT_QUALITY if quality is None else quality} if fmt in ("jpeg", "webp") else {}
+    converted.save(out, format=_PILLOW_NAMES[fmt], **options)
     return out.getvalue()
 
 
@@ -35,7 +44,8 @@ async def to_format(image: GeneratedImage, fmt: ImageFormat, quality: int | None
         return image
     try:
         converted = await asyncio.to_thread(_convert, image.data, fmt, quality)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (ImageRefused, UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as exc:
         # A vendor image that passed the header checks but does not decode: a 502, never a 500.
         raise UnusableOutput(f"the served image does not decode: {exc}") from exc
     return GeneratedImage(data=converted)

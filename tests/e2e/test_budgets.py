@@ -34,7 +34,8 @@ def test_a_time_billed_vendor_never_overspends_a_budget_under_200_concurrent_req
 ) -> None:
     sim = simulator("eachlabs", running_s=1.5)  # reports predict_time 1.5 s, above the caps below
     server = gateway(route_to(sim, max_billable_s_per_image=0.6),
-                     api_keys={"bg-team": {"name": "team", "budget_credits": "1"}})
+                     api_keys={"bg-team": {"name": "team", "budget_credits": "1"}},
+                     expose_upstream_cost=True, metrics_token="m-token")  # both private with client keys
     rng = random.Random(11)
 
     async def burst() -> list[httpx.Response]:
@@ -60,7 +61,7 @@ def test_a_time_billed_vendor_never_overspends_a_budget_under_200_concurrent_req
             overran += 1
             assert Decimal(response.headers["x-boltgate-upstream-cost-usd"]) > billed.upstream_usd
     assert overran == len(served)  # every job ran 1.5 s, past its cap of 0.6 or 1.2 s
-    metrics = httpx.get(f"{server.base_url}/metrics").text
+    metrics = httpx.get(f"{server.base_url}/metrics", headers={"Authorization": "Bearer m-token"}).text
     assert 'boltgate_billing_overrun_usd_total{backend="eachlabs"}' in metrics
 
 

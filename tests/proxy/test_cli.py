@@ -105,6 +105,20 @@ def test_config_needs_a_subcommand() -> None:
     assert raised.value.code == 2
 
 
+@pytest.mark.parametrize("keys", [
+    '{"bg-supersecret-123": {"budget_credits": "lots"}}',
+    '{"bg-supersecret-123": {"budget_credits": "1e999999"}}',
+    '{"bg-supersecret-123": "not a policy"}',
+])
+def test_a_bad_setting_at_start_never_prints_a_client_key(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str], keys: str) -> None:
+    monkeypatch.setenv("BOLTGATE_API_KEYS", keys)
+    assert main(["serve", "--port", "0"]) == 2
+    printed = capsys.readouterr()
+    assert "supersecret" not in printed.out + printed.err
+    assert "api_keys.<key 1>" in printed.err
+
+
 def test_vendors_prints_the_real_limits_and_what_is_confirmed_or_assumed(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["vendors"]) == 0
     out = capsys.readouterr().out

@@ -14,12 +14,17 @@ setting and held to one contract suite (``tests/backends/vendors/http/test_contr
 from __future__ import annotations
 
 from backends.vendors.http.aiohttp_client import AiohttpClient
-from backends.vendors.http.base import HttpClient, HttpClientKind
+from backends.vendors.http.base import MAX_ANSWER_BYTES, MAX_REDIRECTS, HttpClient, HttpClientKind
 from backends.vendors.http.httpx_client import HttpxClient
+from backends.vendors.url_policy import OutboundPolicy
 
 __all__ = ["AiohttpClient", "HttpClient", "HttpClientKind", "HttpxClient", "make_http_client"]
 
 
-def make_http_client(kind: HttpClientKind) -> HttpClient:
-    """A new pooled client of ``kind``; each route region owns one and closes it."""
-    return AiohttpClient() if kind == "aiohttp" else HttpxClient()
+def make_http_client(kind: HttpClientKind, *, policy: OutboundPolicy | None = None,
+                     max_answer_bytes: int = MAX_ANSWER_BYTES, max_redirects: int = MAX_REDIRECTS) -> HttpClient:
+    """A new pooled client of ``kind``; each route region owns one and closes it. The wiring
+    always passes the route's ``policy``; without one nothing but the URL's form is checked."""
+    if kind == "aiohttp":
+        return AiohttpClient(max_answer_bytes=max_answer_bytes, max_redirects=max_redirects, policy=policy)
+    return HttpxClient(max_answer_bytes=max_answer_bytes, max_redirects=max_redirects, policy=policy)

@@ -7,7 +7,14 @@
 - Any status is an answer (the status ladder in ``classify.py`` reads it), with the headers as a
   dict of lowercase names (repeated fields joined by ", ") and the body decoded (gzip, deflate).
 - Redirects are answered as they are, unless ``follow_redirects`` (output URLs): then at most
-  ``MAX_REDIRECTS`` hops, to http(s) URLs only, followed in one place (``redirects.py``).
+  ``max_redirects`` hops (``MAX_REDIRECTS`` by default), to http(s) URLs only, followed in one
+  place (``redirects.py``).
+- A body is read up to the client's ``max_answer_bytes``, or a call's smaller ``max_bytes``,
+  counted after decompression while it streams: a flood or a gzip bomb stops at the cap.
+- A client built with an ``OutboundPolicy`` (``backends.vendors.url_policy``) calls only what the
+  policy allows: every URL and every redirect hop is checked (scheme, credentials, literal
+  address), and a name is resolved by the client's own resolver, which keeps only allowed
+  addresses, so the address checked is the address connected to (no DNS rebinding).
 - Failures become the gateway's typed errors here, and nowhere else; messages name the host,
   never the path or query (signed output URLs carry credentials)::
 
@@ -15,7 +22,9 @@
       refused, unresolvable, unreachable              VendorUnavailable
       reset, truncated, not HTTP, broken encoding     VendorUnavailable
       not a well-formed http(s) URL (redirects
-        included), too many hops, a body past the cap VendorProtocolError
+        included), too many hops                      VendorProtocolError
+      a body past the cap                             VendorBodyTooLarge (a VendorProtocolError)
+      a URL or address the policy refuses             UnsafeVendorUrl
 
 No cookie is kept between calls. A cancelled call raises ``CancelledError`` and closes its
 connection, like any other task.
@@ -24,12 +33,14 @@ connection, like any other task.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Iterable, Mapping
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 from backends.vendors.messages import HttpAnswer
-from core.errors import VendorProtocolError, VendorTimeout, VendorUnavailable
+from backends.vendors.url_policy import OutboundPolicy
+from core.errors import UnsafeVendorUrl, VendorBodyTooLarge, VendorProtocolError, VendorTimeout, VendorUnavailable
 
 HttpClientKind = Literal["aiohttp", "httpx"]
 
@@ -45,8 +56,9 @@ DEFAULT_HEADERS = {"user-agent": "boltgate", "accept": "*/*", "accept-encoding":
 
 class HttpClient(Protocol):
     async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                      timeout: float, *, follow_redirects: bool = False) -> HttpAnswer:
-        """One HTTP exchange, bounded by ``timeout`` seconds in all."""
+                      timeout: float, *, follow_redirects: bool = False,
+                      max_bytes: int | None = None) -> HttpAnswer:
+        """One HTTP exchange, bounded by ``timeout`` seconds in all and ``max_bytes`` of body."""
         ...
 
     async def aclose(self) -> None: ...
@@ -62,6 +74,18 @@ def check_call(url: str, timeout: float) -> None:
         raise VendorProtocolError(f"not a well-formed http(s) URL: {url.split(':', 1)[0][:20]!r}...")
     if timeout <= 0:
         raise VendorTimeout(f"no time left to call {host_of(url)}")
+
+
+def checker(policy: OutboundPolicy | None) -> Callable[[str, float], None]:
+    """``check_call``, then the outbound policy's check of the URL's form, when there is a policy."""
+    if policy is None:
+        return check_call
+
+    def check(url: str, timeout: float) -> None:
+        check_call(url, timeout)
+        policy.check(url)
+
+    return check
 
 
 @functools.lru_cache(maxsize=4096)
@@ -90,9 +114,70 @@ async def read_capped(chunks: AsyncIterator[bytes], url: str, limit: int) -> byt
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
-            raise VendorProtocolError(f"{host_of(url)} answered more than {limit} bytes")
+            raise VendorBodyTooLarge(f"{host_of(url)} answered more than {limit} bytes")
         parts.append(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def body_limit(client_cap: int, call_cap: int | None) -> int:
+    """The cap for one call: the client's, or the call's own when it is smaller."""
+    return client_cap if call_cap is None else min(client_cap, call_cap)
+
+
+def refused_address(url: str) -> UnsafeVendorUrl:
+    return UnsafeVendorUrl(f"{host_of(url)} resolves only to addresses the outbound policy refuses")
+
+
+def refuse_declared(length: str | int | None, url: str, limit: int) -> None:
+    """A body whose announced length is past the cap is refused before a byte of it is read (a
+    compressed one too: decompressing never makes it smaller)."""
+    size = int(length) if isinstance(length, int) or (length is not None and length.isdigit()) else None
+    if size is not None and size > limit:
+        raise VendorBodyTooLarge(f"{host_of(url)} announced {size} bytes, more than the {limit} we read")
+
+
+async def read_decoded(chunks: AsyncIterator[bytes], encoding: str, url: str, limit: int) -> bytes:
+    """The body as sent (``chunks`` undecoded), decompressed here for ``gzip`` and ``deflate``.
+
+    Each step of decompression is bounded by the room left under ``limit``: a gzip bomb (1000:1)
+    never makes more than the cap in memory, where a decoder that inflates a whole network chunk
+    at once makes a thousand times that chunk first. A broken encoding is ``VendorUnavailable``."""
+    coding = encoding.strip().lower()
+    if coding in ("", "identity"):
+        return await read_capped(chunks, url, limit)
+    if coding not in ("gzip", "x-gzip", "deflate"):
+        raise broke_off(url, ValueError(f"content-encoding {coding[:20]!r}, which we never asked for"))
+    decompressor: zlib._Decompress | None = None
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in chunks:
+            if decompressor is None:
+                decompressor = zlib.decompressobj(_window_bits(coding, chunk))
+            data = chunk
+            while data:
+                out = decompressor.decompress(data, limit - size + 1)
+                size += len(out)
+                if size > limit:
+                    raise VendorBodyTooLarge(f"{host_of(url)} answered more than {limit} bytes (decompressed)")
+                parts.append(out)
+                data = decompressor.unconsumed_tail
+        if decompressor is not None:
+            tail = decompressor.flush()
+            size += len(tail)
+            if size > limit:
+                raise VendorBodyTooLarge(f"{host_of(url)} answered more than {limit} bytes (decompressed)")
+            parts.append(tail)
+    except zlib.error as exc:
+        raise broke_off(url, exc) from exc
+    return b"".join(parts)
+
+
+def _window_bits(coding: str, first: bytes) -> int:
+    """gzip framing, or for ``deflate`` zlib framing (RFC 9110) or, as some servers send, raw deflate."""
+    if coding != "deflate":
+        return 16 + zlib.MAX_WBITS
+    return zlib.MAX_WBITS if first[:1] and first[0] & 0x0F == 8 else -zlib.MAX_WBITS
 
 
 def timed_out(url: str, timeout: float, exc: BaseException) -> VendorTimeout:

@@ -4,8 +4,10 @@ It drives an httpx transport directly (the seam respx and ``MockTransport`` repl
 ``httpx.AsyncClient``, whose extras differ from aiohttp's: it applies its timeout to each phase
 (connect, each read...), so a body trickled a byte at a time never times out; it parses a
 redirect's ``Location`` even when not following it, so a malformed one fails a call that should
-simply answer 302; it keeps cookies. Here the one total budget is an ``asyncio.timeout`` around
-the exchange, redirects are ``redirects.py``'s, and no cookie is kept.
+simply answer 302; it keeps cookies; it inflates each network chunk whole (a 64 KB chunk of a
+gzip bomb becomes 64 MB before any cap can look). Here the one total budget is an
+``asyncio.timeout`` around the exchange, redirects are ``redirects.py``'s, no cookie is kept and
+the body is decompressed by ``read_decoded``, bounded by the cap at every step.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ from backends.vendors.http.base import (
     DEFAULT_HEADERS,
     MAX_ANSWER_BYTES,
     MAX_CONNECTIONS,
+    MAX_REDIRECTS,
+    body_limit,
     broke_off,
-    check_call,
+    checker,
     fold_headers,
-    read_capped,
+    read_decoded,
+    refuse_declared,
+    refused_address,
     refused_url,
     timed_out,
     unreachable,
 )
+from backends.vendors.http.checked_network import checked_transport
 from backends.vendors.http.redirects import exchange_following
 from backends.vendors.messages import HttpAnswer
+from backends.vendors.url_policy import OutboundPolicy
 
 KEPT_IDLE_CONNECTIONS = 20
 
@@ -42,20 +50,35 @@ class HttpxClient:
     """
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None, *, max_connections: int = MAX_CONNECTIONS,
-                 max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+                 max_answer_bytes: int = MAX_ANSWER_BYTES, max_redirects: int = MAX_REDIRECTS,
+                 policy: OutboundPolicy | None = None) -> None:
+        """With a ``policy`` (and no ``transport`` of the caller's), connections go through
+        ``checked_network``: only allowed addresses are connected to."""
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=KEPT_IDLE_CONNECTIONS)
-        self._transport = transport or httpx.AsyncHTTPTransport(limits=limits)
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport(limits=limits) if policy is None else checked_transport(limits, policy)
+        self._transport = transport
         self._max_answer_bytes = max_answer_bytes
+        self._max_redirects = max_redirects
+        self._check = checker(policy)
 
     async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                      timeout: float, *, follow_redirects: bool = False) -> HttpAnswer:
+                      timeout: float, *, follow_redirects: bool = False,
+                      max_bytes: int | None = None) -> HttpAnswer:
+        limit = body_limit(self._max_answer_bytes, max_bytes)
+
+        async def exchange(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                           timeout: float) -> HttpAnswer:
+            return await self._exchange(method, url, headers, body, timeout, limit)
+
         if follow_redirects:
-            return await exchange_following(self._exchange, method, url, headers, body, timeout)
-        check_call(url, timeout)
-        return await self._exchange(method, url, headers, body, timeout)
+            return await exchange_following(exchange, self._check, method, url, headers, body, timeout,
+                                            self._max_redirects)
+        self._check(url, timeout)
+        return await exchange(method, url, headers, body, timeout)
 
     async def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                        timeout: float) -> HttpAnswer:
+                        timeout: float, limit: int) -> HttpAnswer:
         try:
             async with asyncio.timeout(timeout):
                 sent_headers = httpx.Headers(DEFAULT_HEADERS)
@@ -63,13 +86,17 @@ class HttpxClient:
                 request = httpx.Request(method, url, content=body, headers=sent_headers)
                 response = await self._transport.handle_async_request(request)
                 try:
-                    content = await read_capped(response.aiter_bytes(), url, self._max_answer_bytes)
+                    refuse_declared(response.headers.get("content-length"), url, limit)
+                    content = await read_decoded(response.aiter_raw(), response.headers.get("content-encoding", ""),
+                                                 url, limit)
                 finally:
                     await response.aclose()
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise timed_out(url, timeout, exc) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise refused_url(url, exc) from exc
+        except PermissionError as exc:  # checked_network's refusal
+            raise refused_address(url) from exc
         except httpx.ConnectError as exc:
             raise unreachable(url, exc) from exc
         except (httpx.TransportError, httpx.DecodingError) as exc:

@@ -1,7 +1,8 @@
 """Redirects, followed in one place for both clients: same hop limit, same checks, one budget.
 
 Only output-URL fetches follow redirects (a CDN or a signed-URL service may send one or two);
-every hop must be an http(s) URL, counts against ``MAX_REDIRECTS`` and spends the same budget.
+every hop must pass the client's check (an http(s) URL the outbound policy allows), counts
+against the client's ``max_redirects`` and spends the same budget.
 """
 
 from __future__ import annotations
@@ -10,24 +11,26 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-from backends.vendors.http.base import MAX_REDIRECTS, check_call, host_of
+from backends.vendors.http.base import host_of
 from backends.vendors.messages import HttpAnswer
 from core.errors import VendorProtocolError
 
 Exchange = Callable[[str, str, Mapping[str, str], bytes | None, float], Awaitable[HttpAnswer]]
 """One hop: method, URL, headers, body, seconds left."""
+Check = Callable[[str, float], None]
+"""Refuses a URL (and a spent budget) before any I/O: the client's own ``check``."""
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 KEEPS_METHOD = frozenset({307, 308})
 
 
-async def exchange_following(exchange: Exchange, method: str, url: str, headers: Mapping[str, str],
-                             body: bytes | None, timeout: float) -> HttpAnswer:
+async def exchange_following(exchange: Exchange, check: Check, method: str, url: str, headers: Mapping[str, str],
+                             body: bytes | None, timeout: float, max_redirects: int) -> HttpAnswer:
     """``exchange`` hop after hop until an answer that is not a redirect, within one budget."""
     deadline = time.monotonic() + timeout
-    check_call(url, timeout)
+    check(url, timeout)
     answer = await exchange(method, url, headers, body, timeout)
-    for _ in range(MAX_REDIRECTS):
+    for _ in range(max_redirects):
         location = answer.headers.get("location")
         if answer.status not in REDIRECT_STATUSES or not location:
             return answer
@@ -38,10 +41,10 @@ async def exchange_following(exchange: Exchange, method: str, url: str, headers:
         if urlsplit(url).netloc != urlsplit(previous).netloc:
             headers = {}  # credentials are for the host they were meant for
         timeout = deadline - time.monotonic()
-        check_call(url, timeout)
+        check(url, timeout)
         answer = await exchange(method, url, headers, body, timeout)
     if answer.status in REDIRECT_STATUSES and answer.headers.get("location"):
-        raise VendorProtocolError(f"{host_of(url)} redirected more than {MAX_REDIRECTS} times")
+        raise VendorProtocolError(f"{host_of(url)} redirected more than {max_redirects} times")
     return answer
 
 

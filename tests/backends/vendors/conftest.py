@@ -13,7 +13,7 @@ import pytest
 import respx
 from PIL import Image
 
-from backends.vendors.backend import VendorBackend
+from backends.vendors.backend import VendorBackend, route_policy
 from backends.vendors.http import HttpxClient
 from backends.vendors.spec import VendorSpec
 
@@ -70,7 +70,7 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
             timeout_s=timeout_s,
             options=options,
             poll_interval_s=poll_interval_s,
-            http_client=HttpxClient(),
+            http_client=HttpxClient(policy=route_policy(BASE_URL)),
         )
         made.append(backend)
         return backend

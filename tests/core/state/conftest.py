@@ -3,11 +3,12 @@ a SQLite file per test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 
 from core.state.base import StateStore
 from core.state.ledger_store import LedgerStore
@@ -48,13 +49,44 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """Each implementation of the StateStore protocol in turn."""
     state: StateStore
     if request.param == "memory":
-        state = MemoryStateStore()
+        state = MemoryStateStore(sweep_interval_s=0.05)
     elif request.param == "sqlite":
         state = SqliteStateStore(SqliteDatabase.in_directory(tmp_path))
     else:
         state = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
     yield state
     await state.aclose()
+
+
+FORGETTING = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+"""The stores that hold short-lived state in memory, so must drop expired keys unread (SQLite keeps
+them on disk until its next sweep, which writes trigger)."""
+
+
+@pytest.fixture(params=FORGETTING)
+async def forgetting_store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+    state: StateStore
+    if request.param == "memory":
+        state = MemoryStateStore(sweep_interval_s=0.05)
+    else:
+        state = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
+    yield state
+    await state.aclose()
+
+
+StoredKeys = Callable[[StateStore], Awaitable[int]]
+
+
+@pytest.fixture
+def stored_keys(request: pytest.FixtureRequest) -> StoredKeys:
+    """How many keys a store holds right now, counted without reading any of them."""
+    async def count(state: StateStore) -> int:
+        if isinstance(state, MemoryStateStore):
+            return len(state)
+        async with redis.asyncio.Redis.from_url(request.getfixturevalue("redis_url")) as client:
+            return int(await client.dbsize())
+
+    return count
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)

@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from core.state.base import StateStore
+from tests.core.state.conftest import StoredKeys
 
 SHORT_TTL = 0.15
 PAST_SHORT_TTL = 0.2
@@ -161,3 +162,22 @@ async def test_reading_a_value_as_a_hash_is_a_type_error(store: StateStore) -> N
     await store.set("k", b"v")
     with pytest.raises(TypeError):
         await store.hgetall("k")
+
+
+async def test_keys_past_their_ttl_leave_without_being_read(forgetting_store: StateStore,
+                                                           stored_keys: StoredKeys) -> None:
+    store = forgetting_store
+    baseline = await stored_keys(store)
+    ttl = 1.0  # long enough for 200 writes on a loaded machine: every key is counted before it goes
+    for index in range(200):
+        await store.set(f"image:{index}", b"\x89PNG" + bytes(10_000), ttl=ttl)
+    await store.incr("counter", 1, ttl=ttl)
+    await store.set("kept", b"v")
+    assert await stored_keys(store) == baseline + 202
+
+    # Nothing is read or written meanwhile; Redis expires keys in the background, ten times a second.
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if await stored_keys(store) == baseline + 1:
+            break
+    assert await stored_keys(store) == baseline + 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.proxy.api.served_app import serving
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
@@ -50,3 +52,22 @@ async def test_without_an_admin_token_the_admin_api_is_off() -> None:
         response = await client.get("/v1/admin/keys", headers=ADMIN)
     assert response.status_code == 403
     assert "BOLTGATE_ADMIN_TOKEN" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("budget", ["1e999999", "Infinity", "NaN", "-1", "1e13", 1e308, "0.0000001e-999999"])
+async def test_a_budget_that_is_not_a_sane_amount_is_refused(budget: object) -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": "team", "budget_credits": budget}, headers=ADMIN)
+        listed = (await client.get("/v1/admin/keys", headers=ADMIN)).json()["data"]
+    assert created.status_code == 400, created.text
+    assert created.json()["error"]["param"] == "budget_credits"
+    assert listed == []
+
+
+async def test_the_largest_budget_allowed_still_serves() -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": "rich", "budget_credits": "1000000000000"}, headers=ADMIN)
+        key = created.json()["key"]
+        served = await client.post("/v1/images/generations", json=BODY, headers={"Authorization": f"Bearer {key}"})
+        usage = await client.get("/v1/usage", headers={"Authorization": f"Bearer {key}"})
+    assert (created.status_code, served.status_code, usage.status_code) == (201, 200, 200)

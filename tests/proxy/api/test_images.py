@@ -239,3 +239,19 @@ async def test_the_image_lifetime_said_is_the_one_configured(vendors: Vendors) -
 
     assert "images live 90 seconds" in missing.json()["error"]["message"]
     assert download.headers["cache-control"] == "private, max-age=90"
+
+
+async def test_image_urls_never_follow_an_arbitrary_host_header() -> None:
+    async with serving([route_to(ScriptedBackend("runflow"))]) as client:
+        response = await client.post("/v1/images/generations", json={"prompt": "a cat", "size": "256x256"},
+                                     headers={"Host": "evil.example"})
+    url = response.json()["data"][0]["url"]
+    assert "evil.example" not in url
+    assert url.startswith("http://testserver.local/v1/images/files/")  # where the connection went
+
+
+async def test_image_urls_follow_an_allowed_host() -> None:
+    async with serving([route_to(ScriptedBackend("runflow"))], allowed_hosts=["img.example:8443"]) as client:
+        response = await client.post("/v1/images/generations", json={"prompt": "a cat", "size": "256x256"},
+                                     headers={"Host": "img.example:8443"})
+    assert response.json()["data"][0]["url"].startswith("http://img.example:8443/v1/images/files/")

@@ -83,3 +83,27 @@ def test_arbitrary_bytes_never_answer_500(client: TestClient[Litestar], raw: byt
 def test_edits_never_answer_500(client: TestClient[Litestar], fields: dict[str, str], image: bytes) -> None:
     response = client.post("/v1/images/edits", data=fields, files={"image": ("in.png", image, "image/png")})
     assert_openai_answer(response.status_code, response.json())
+
+
+def multipart(value: bytes, charset: str | None, image: bytes) -> bytes:
+    content_type = b"" if charset is None else b"Content-Type: text/plain; charset=" + charset.encode() + b"\r\n"
+    return (b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n' + content_type + b"\r\n" + value + b"\r\n"
+            b'--b\r\nContent-Disposition: form-data; name="image"; filename="in.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + image + b"\r\n--b--\r\n")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.binary(max_size=20) | st.sampled_from([b"\xff\xfe", b"caf\xe9", b"\xc3\x28"]),
+       charset=st.none() | st.sampled_from(["utf-8", "latin-1", "utf-16", "x-unknown", "rot13", "zlib_codec", ""]))
+def test_edits_with_any_bytes_in_any_charset_never_answer_500(client: TestClient[Litestar], value: bytes,
+                                                             charset: str | None) -> None:
+    response = client.post("/v1/images/edits", content=multipart(value, charset, b"\x89PNG\r\n\x1a\n"),
+                           headers={"content-type": "multipart/form-data; boundary=b"})
+    assert_openai_answer(response.status_code, response.json())
+
+
+def test_a_form_field_that_is_not_utf8_is_named_as_such(client: TestClient[Litestar]) -> None:
+    response = client.post("/v1/images/edits", content=multipart(b"\xff\xfe", None, b"\x89PNG\r\n\x1a\n"),
+                           headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_form_encoding"

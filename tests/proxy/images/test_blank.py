@@ -8,6 +8,8 @@ from backends.base import BackendResult, GeneratedImage
 from core.errors import ContentFiltered, UnusableOutput
 from core.request import ImageRequest
 from proxy.images.blank import SUSPICION_LIMITS, is_flat, reject_blank_images
+from tests.backends.vendors.hostile import png_declaring
+from tests.memory_peak import heap_peak
 from tests.proxy.images.samples import encode
 
 
@@ -71,6 +73,13 @@ async def test_a_large_image_is_not_decoded_at_all() -> None:
     await reject_blank_images(BackendResult(images=[big]), request(256), "aigateway")
 
     assert big._data is None
+
+
+async def test_a_bomb_that_compresses_like_a_flat_image_is_unusable_not_a_decode() -> None:
+    bomb = GeneratedImage(data=png_declaring(50_000, 50_000))
+    with heap_peak() as peak, pytest.raises(UnusableOutput, match="declares"):
+        await reject_blank_images(BackendResult(images=[bomb]), request(256), "runflow")
+    assert peak.mb < 10
 
 
 async def test_a_blank_image_was_billed_by_the_vendor_so_it_is_a_loss_to_book() -> None:

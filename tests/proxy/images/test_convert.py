@@ -10,6 +10,7 @@ from PIL import Image
 from backends.base import GeneratedImage
 from core.errors import UnusableOutput
 from proxy.images.convert import to_format
+from tests.backends.vendors.hostile import corrupt_png, png_declaring
 from tests.proxy.images.samples import encode
 
 
@@ -51,6 +52,12 @@ async def test_conversion_keeps_the_picture() -> None:
     with Image.open(io.BytesIO(converted.data)) as decoded:
         r, g, b = decoded.convert("RGB").getpixel((8, 8))  # type: ignore[misc]
     assert abs(r - 200) <= 6 and abs(g - 30) <= 6 and abs(b - 30) <= 6
+
+
+@pytest.mark.parametrize("data", [corrupt_png(), png_declaring(50_000, 50_000)], ids=["corrupt", "bomb"])
+async def test_an_image_that_cannot_be_decoded_or_is_a_bomb_is_unusable(data: bytes) -> None:
+    with pytest.raises(UnusableOutput):
+        await to_format(GeneratedImage(data=data), "jpeg")
 
 
 async def test_an_image_that_does_not_decode_is_unusable_output_never_a_crash() -> None:

@@ -6,6 +6,8 @@ import pytest
 
 from core.errors import InvalidRequest
 from proxy.images.validate import MAX_INIT_IMAGE_BYTES, validate_init_image
+from tests.backends.vendors.hostile import png_declaring
+from tests.memory_peak import heap_peak
 from tests.proxy.images.samples import encode
 
 
@@ -39,3 +41,20 @@ async def test_exactly_20_mb_is_not_refused_for_its_size() -> None:
     padded = png + b"\x00" * (MAX_INIT_IMAGE_BYTES - len(png))
 
     assert await validate_init_image(padded) == padded
+
+
+async def test_an_image_bomb_is_refused_from_its_header_before_any_decode() -> None:
+    bomb = png_declaring(13_000, 13_000)  # 169 megapixels in a few kilobytes
+
+    with heap_peak() as peak, pytest.raises(InvalidRequest) as raised:
+        await validate_init_image(bomb)
+
+    assert (raised.value.status_code, raised.value.code) == (400, "image_too_large")
+    assert "13000x13000" in raised.value.message
+    assert peak.mb < 10
+
+
+async def test_the_pixel_cap_is_a_setting() -> None:
+    with pytest.raises(InvalidRequest, match="too large"):
+        await validate_init_image(encode("PNG", side=64), max_pixels=64 * 63)
+    assert await validate_init_image(encode("PNG", side=64), max_pixels=64 * 64)

@@ -20,6 +20,9 @@ Paths (``n`` is a number):
 - ``/redirect/n``: ``302`` to ``/redirect/n-1``; ``/redirect/0`` answers 200 ``arrived``.
 - ``/redirect-to?url``: ``302`` to the (percent-encoded) URL in the query.
 - ``/large/n``, ``/large-chunked/n``: ``n`` bytes of a known pattern, sized or chunked.
+- ``/gzip-bomb/n``: ``n`` MiB of zeros gzip-compressed (about 1000:1), chunked with no length.
+- ``/deflate``: the JSON body as zlib-framed deflate.
+- ``/announce/n``: announces ``n`` bytes, sends ten and never the rest (a reader waits forever).
 - anything else: 200 ``ok``.
 """
 
@@ -29,6 +32,7 @@ import asyncio
 import gzip
 import socket
 import struct
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -99,10 +103,14 @@ class ScriptedServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
-    def base_url(self) -> str:
+    def port(self) -> int:
         assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> ScriptedServer:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -142,7 +150,8 @@ class ScriptedServer:
             "reset-mid-body": _reset_mid_body, "reset-before-answer": _reset_before_answer,
             "truncated": _truncated, "truncated-chunked": _truncated_chunked, "garbage": _garbage,
             "cookie": _cookie, "gzip": _gzip, "bad-gzip": _bad_gzip, "redirect": _redirect, "redirect-to": _redirect_to,
-            "large": _large, "large-chunked": _large_chunked,
+            "large": _large, "large-chunked": _large_chunked, "gzip-bomb": _gzip_bomb, "deflate": _deflate,
+            "announce": _announce,
         }
         return scripts.get(parts[0], _ok)
 
@@ -272,3 +281,28 @@ async def _large_chunked(connection: Connection, request: ReceivedRequest) -> bo
     await connection.send(b"0\r\n\r\n")
     return True
 
+
+
+async def _gzip_bomb(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.head(["transfer-encoding: chunked", "content-encoding: gzip"])
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1024 * 1024)
+    for _ in range(_number(request)):
+        chunk = compressor.compress(zeros)
+        if chunk:
+            await connection.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+    tail = compressor.flush()
+    await connection.send(f"{len(tail):x}\r\n".encode() + tail + b"\r\n0\r\n\r\n")
+    return True
+
+
+async def _deflate(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.answer(200, zlib.compress(JSON_BODY), {"content-encoding": "deflate"})
+    return True
+
+
+async def _announce(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.head([f"content-length: {_number(request)}"])
+    await connection.send(bytes(10))
+    await connection.reader.read()  # returns at EOF: the client hung up
+    return False

@@ -1,0 +1,1 @@
+"""How ``boltgate serve`` listens: uvicorn (uvloop + httptools) with a guarded HTTP protocol."""
