@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev system-tools lint typecheck pytest bench clean
+.PHONY: run test install install-dev system-tools lint typecheck pytest bench bench-hedging clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ test: lint typecheck pytest
 
 bench: install-dev
 	$(BIN)/python bench/overhead.py
+
+bench-hedging: install-dev
+	$(BIN)/python bench/hedging.py
 
 # var/data (client keys and spend of `make run`) is kept: remove it by hand to start from nothing.
 clean:

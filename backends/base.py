@@ -167,6 +167,43 @@ class BackendResult:
     vendor_request_id: str | None = None
 
 
+LoadState = Literal["loading", "ready", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    """What a health probe (a free request: a vendor's models, status or account endpoint, or
+    a HEAD of its base URL) found."""
+
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+    verifies_key: bool = False
+    """The probe used our key on an endpoint that checks it: a pass means the key works."""
+    key_refused: bool = False
+    """The vendor refused our key or credit (401/402/403) on an endpoint that checks it."""
+    payment_refused: bool = False
+    """The refusal was for payment (402): it may clear on its own, so the quarantine is brief."""
+
+
+@runtime_checkable
+class ProbedBackend(Protocol):
+    """A backend that can be health-probed without paying for a generation."""
+
+    async def probe(self, timeout_s: float) -> ProbeOutcome: ...
+
+
+@runtime_checkable
+class LoadsModel(Protocol):
+    """A backend that loads a model before it can serve (the in-process pipeline): readiness
+    waits for it, and the wiring starts it at boot."""
+
+    @property
+    def load_state(self) -> LoadState: ...
+
+    async def start(self) -> None: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """One vendor in one region, or one local worker."""

@@ -18,11 +18,14 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     │   ├── PermissionDenied           403 (admin endpoints)
     │   ├── InsufficientCredits        402 insufficient_credits
     │   ├── PriceCeilingExceeded       402 price_ceiling_exceeded
-    │   ├── IdempotencyConflict        409
+    │   ├── IdempotencyConflict        409, with ``x-should-retry: false`` (a retry cannot help)
     │   ├── UnsupportedRequest         400 unsupported_request: no route can serve it, however healthy
     │   └── NotFound                   404 (an expired image, an unknown key)
     ├── ClientDisconnected             499: the client hung up; the work was cancelled
-    ├── NoBackendAvailable             503 no_backend_available, lists every attempt
+    ├── RateLimited                    429, always with Retry-After (and retry-after-ms)
+    │   ├── KeyRateLimited             429 rate_limit_exceeded: the client's key is over its limits
+    │   └── UpstreamRateLimited        429 upstream_rate_limited: every route tried answered 429
+    ├── NoBackendAvailable             503 no_backend_available, lists every attempt, Retry-After
     ├── StateUnavailable               503 + Retry-After: Redis or the ledger file did not answer
     │   └── ReservationExpired         503: the hold's lease ran out and the budget has no room
     ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
@@ -57,6 +60,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+
+DEFAULT_RETRY_AFTER_S = 1.0
+"""The wait a 503 or 429 advertises when nothing better is known."""
+
+
+def retry_after_headers(seconds: float) -> dict[str, str]:
+    """``Retry-After`` in whole seconds (rounded up, at least 1, as HTTP requires an integer) and
+    ``retry-after-ms`` for clients that read it first (the OpenAI SDKs do)."""
+    seconds = max(0.0, seconds)
+    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(max(1, round(seconds * 1000)))}
 
 
 class BoltgateError(Exception):
@@ -155,8 +168,14 @@ class PriceCeilingExceeded(ClientError):
 
 
 class IdempotencyConflict(ClientError):
+    """The same ``Idempotency-Key`` is running, or was used for another request. The OpenAI SDK
+    retries 409 unless told otherwise, so the answer says ``x-should-retry: false``."""
+
     status_code = 409
     code = "idempotency_conflict"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, param=param, code=code, headers={"x-should-retry": "false"})
 
 
 class UnsupportedRequest(ClientError):
@@ -200,23 +219,59 @@ class RouteAttempt:
         return f"{self.backend}/{self.region}: {self.outcome}{status}{detail}"
 
 
+def _describe_routes(reason: str, attempts: Sequence[RouteAttempt], skipped: Sequence[str]) -> str:
+    parts = [reason]
+    if attempts:
+        parts.append("attempts: " + "; ".join(a.describe() for a in attempts))
+    if skipped:
+        parts.append("skipped: " + "; ".join(skipped))
+    return ". ".join(parts)
+
+
+class RateLimited(BoltgateError):
+    """Too many requests: come back after ``retry_after`` seconds (always sent as a header)."""
+
+    status_code = 429
+    error_type = "requests"
+    """OpenAI's own type for request-rate limits."""
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float = DEFAULT_RETRY_AFTER_S,
+                 headers: dict[str, str] | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={**retry_after_headers(retry_after), **(headers or {})})
+        self.retry_after = retry_after
+
+
+class KeyRateLimited(RateLimited):
+    """The client's key ran past its requests/min, images/min or concurrency limit."""
+
+
+class UpstreamRateLimited(RateLimited):
+    """Every route tried answered 429; Retry-After is the soonest any vendor said it would take."""
+
+    code = "upstream_rate_limited"
+
+    def __init__(self, reason: str, attempts: Sequence[RouteAttempt] = (), skipped: Sequence[str] = (),
+                 *, retry_after: float = DEFAULT_RETRY_AFTER_S) -> None:
+        super().__init__(_describe_routes(reason, attempts, skipped), retry_after=retry_after)
+        self.attempts = list(attempts)
+        self.skipped = list(skipped)
+
+
 class NoBackendAvailable(BoltgateError):
-    """No route could serve the request; the message lists every attempt and every skip."""
+    """No route could serve the request; the message lists every attempt and every skip, and
+    Retry-After says when a route is expected back."""
 
     status_code = 503
     error_type = "server_error"
     code = "no_backend_available"
 
     def __init__(self, reason: str, attempts: Sequence[RouteAttempt] = (),
-                 skipped: Sequence[str] = ()) -> None:
-        parts = [reason]
-        if attempts:
-            parts.append("attempts: " + "; ".join(a.describe() for a in attempts))
-        if skipped:
-            parts.append("skipped: " + "; ".join(skipped))
-        super().__init__(". ".join(parts))
+                 skipped: Sequence[str] = (), *, retry_after: float = DEFAULT_RETRY_AFTER_S) -> None:
+        super().__init__(_describe_routes(reason, attempts, skipped), headers=retry_after_headers(retry_after))
         self.attempts = list(attempts)
         self.skipped = list(skipped)
+        self.retry_after = retry_after
 
 
 class StateUnavailable(BoltgateError):
@@ -232,7 +287,7 @@ class StateUnavailable(BoltgateError):
     code = "state_unavailable"
 
     def __init__(self, message: str, *, retry_after_s: int = 2) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+        super().__init__(message, headers=retry_after_headers(retry_after_s))
         self.retry_after_s = retry_after_s
 
 
@@ -318,10 +373,6 @@ class VendorUnavailable(RetryableBackendError):
     outcome = "unavailable"
 
 
-def _retry_after_header(seconds: float) -> dict[str, str]:
-    return {"Retry-After": str(math.ceil(seconds))}
-
-
 class QueueFull(VendorUnavailable):
     """Too many requests wait already at the local worker: come back later or go elsewhere."""
 
@@ -330,7 +381,7 @@ class QueueFull(VendorUnavailable):
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message, status=503, retry_after=retry_after)
-        self.headers = _retry_after_header(retry_after)
+        self.headers = retry_after_headers(retry_after)
 
 
 class NotReady(VendorUnavailable):
@@ -341,7 +392,7 @@ class NotReady(VendorUnavailable):
 
     def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
         super().__init__(message, status=503, retry_after=retry_after)
-        self.headers = _retry_after_header(retry_after)
+        self.headers = retry_after_headers(retry_after)
 
 
 class PipelineFailed(VendorUnavailable):

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from core.state.base import StateStore
-from pricing.config import KeyPolicy
+from pricing.config import KeyLimits, KeyPolicy, KeyRouting
 
 KEY_PREFIX = "bg-"
 
@@ -53,6 +53,10 @@ class KeyRecord:
     revoked: bool = False
     static: bool = False
     """Declared in config rather than created at run time."""
+    limits: KeyLimits | None = None
+    """The key's own rate limits; None: the gateway's default."""
+    routing: KeyRouting | None = None
+    """What its requests may ask of the router; None: anything."""
 
     def to_json(self) -> bytes:
         budget = None if self.budget_credits is None else str(self.budget_credits)
@@ -63,6 +67,8 @@ class KeyRecord:
                 "created": self.created.isoformat(),
                 "revoked": self.revoked,
                 "static": self.static,
+                "limits": None if self.limits is None else self.limits.model_dump(),
+                "routing": None if self.routing is None else self.routing.model_dump(mode="json"),
             }
         ).encode()
 
@@ -77,6 +83,8 @@ class KeyRecord:
             created=datetime.fromisoformat(data["created"]),
             revoked=data["revoked"],
             static=data.get("static", False),
+            limits=None if data.get("limits") is None else KeyLimits.model_validate(data["limits"]),
+            routing=None if data.get("routing") is None else KeyRouting.model_validate(data["routing"]),
         )
 
 
@@ -100,7 +108,8 @@ class ApiKeyRegistry:
         self._static: dict[str, KeyRecord] = {}
         for key, policy in static_keys.items():
             key_id = key_id_of(key)
-            self._static[key_id] = KeyRecord(key_id, policy.name, policy.budget_credits, started, static=True)
+            self._static[key_id] = KeyRecord(key_id, policy.name, policy.budget_credits, started, static=True,
+                                             limits=policy.limits, routing=policy.routing)
 
     def _record_key(self, key_id: str) -> str:
         return f"{self._prefix}:{key_id}"
@@ -113,12 +122,13 @@ class ApiKeyRegistry:
         await self._store.set(self._record_key(record.key_id), record.to_json())
         await self._store.hincr(f"{self._prefix}:index", record.key_id, 1)
 
-    async def create(self, name: str, budget_credits: Decimal | None = None) -> tuple[str, KeyRecord]:
+    async def create(self, name: str, budget_credits: Decimal | None = None,
+                     limits: KeyLimits | None = None, routing: KeyRouting | None = None) -> tuple[str, KeyRecord]:
         """A new key and its record. The key is shown once, here; only its hash is kept."""
         if budget_credits is not None and budget_credits < 0:
             raise ValueError("budget_credits must be >= 0")
         key = new_key()
-        record = KeyRecord(key_id_of(key), name, budget_credits, self._clock())
+        record = KeyRecord(key_id_of(key), name, budget_credits, self._clock(), limits=limits, routing=routing)
         await self._save(record)
         return key, record
 

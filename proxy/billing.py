@@ -36,6 +36,7 @@ from proxy.metrics import (
     BILLING_OVERRUN_USD,
     CHARGED_USD,
     GATEWAY_LOSS_USD,
+    HEDGE_COST_USD,
     UPSTREAM_COST_USD,
     VENDOR_COST_MISMATCH,
     labelled,
@@ -193,10 +194,26 @@ class Billing:
             labelled(VENDOR_COST_MISMATCH, vendor).inc()
         return charge
 
+    async def record_hedge_loss(self, route: Route, request: ImageRequest, error: BackendError | None) -> None:
+        """An attempt cancelled because another route answered first: the gateway's loss (the
+        client pays only the winner), at what its vendor reported when the cancellation carried
+        that (``error``: a job left running and billed), else at its estimated upstream cost."""
+        if error is None:
+            cost = self.quote(route.vendor, request).upstream_usd
+        else:
+            cost = self._billed_cost(route, request, error)
+        await self.ledger.record_loss(route.vendor, cost)
+        labelled(GATEWAY_LOSS_USD, route.vendor).inc(float(cost))
+        labelled(HEDGE_COST_USD, route.vendor).inc(float(cost))
+
     async def record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
         """A failed attempt the vendor billed anyway: the gateway's loss, never the client's."""
-        reported = error.vendor_cost_usd
-        if reported is None:
-            reported = self.quote(route.vendor, request, run_seconds=error.run_seconds).upstream_usd
+        reported = self._billed_cost(route, request, error)
         await self.ledger.record_loss(route.vendor, reported)
         labelled(GATEWAY_LOSS_USD, route.vendor).inc(float(reported))
+
+    def _billed_cost(self, route: Route, request: ImageRequest, error: BackendError) -> Decimal:
+        """What the vendor said a failed attempt cost, else the catalog's price of its run time."""
+        if error.vendor_cost_usd is not None:
+            return error.vendor_cost_usd
+        return self.quote(route.vendor, request, run_seconds=error.run_seconds).upstream_usd

@@ -24,19 +24,23 @@ from typing import Any
 
 from backends.base import GeneratedImage
 from core.deadline import Deadline
-from core.errors import IdempotencyConflict, NoBackendAvailable, ReservationExpired, StateUnavailable
+from core.errors import IdempotencyConflict, ReservationExpired, StateUnavailable
 from core.request import ImageRequest
 from core.state.base import StateStore
 from pricing.keys import KeyRecord
 from pricing.ledger import Reservation
 from proxy.billing import Billing, Charge
+from proxy.hedging import HedgeAllowance
 from proxy.images.convert import to_format
 from proxy.images.links import ImageLinks
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
+from proxy.rate_limits import KeyRateLimiter
 from proxy.replays import REPLAY_TTL_S, replay_record, replayed
-from proxy.routing.route import Route
+from proxy.request_hold import RequestHold
+from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
 from proxy.routing.router import RoutedResult, Router
+from proxy.settings import HedgingConfig
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,9 @@ class ImagesResponse:
 class Gateway:
     def __init__(self, router: Router, images: ImageStore, state: StateStore, billing: Billing, *,
                  deadline_s: float, public_base_url: str | None = None, links: ImageLinks | None = None,
-                 expose_upstream_cost: bool = True, reservation_grace_s: float = 30.0) -> None:
+                 expose_upstream_cost: bool = True, reservation_grace_s: float = 30.0,
+                 rate_limiter: KeyRateLimiter | None = None, hedging: HedgingConfig | None = None,
+                 budgets: StateStore | None = None) -> None:
         """``links`` says which base URL a request's images get (``public_base_url`` wins);
         without ``expose_upstream_cost`` what the vendor cost is kept from the client."""
         self.router = router
@@ -71,11 +77,30 @@ class Gateway:
         self.public_base_url = self.links.public_base_url
         self.expose_upstream_cost = expose_upstream_cost
         self.reservation_grace_s = reservation_grace_s
+        self.rate_limiter = rate_limiter
+        self.hedging = hedging or HedgingConfig()
+        self.budgets = budgets or state
+        """Where the keys' daily hedge budgets are counted (durable: they are money)."""
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
-                       idempotency_key: str | None = None) -> ImagesResponse:
+                       idempotency_key: str | None = None, routing: RoutingChoice = DEFAULT_CHOICE) -> ImagesResponse:
+        """Serve ``request`` for ``key``, within the key's rate limits (429 beyond them) and what
+        it may ask of the router (``routing``: a policy, or one vendor; 403 beyond that)."""
+        routing.check_allowed(key.routing)
+        if self.rate_limiter is None:
+            return await self._generate_or_replay(request, base_url, key, idempotency_key, routing)
+        admission = await self.rate_limiter.admit(key, request.n)
+        try:
+            served = await self._generate_or_replay(request, base_url, key, idempotency_key, routing)
+        finally:  # a charged answer must reach the client; a lease left behind ends with its TTL
+            await _quietly(admission.release(), "release a concurrency lease")
+        served.headers.update(admission.headers)
+        return served
+
+    async def _generate_or_replay(self, request: ImageRequest, base_url: str, key: KeyRecord,
+                                  idempotency_key: str | None, routing: RoutingChoice) -> ImagesResponse:
         if idempotency_key is None:
-            return await self._generate(request, base_url, key)
+            return await self._generate(request, base_url, key, routing)
         ledger = self.billing.ledger
         fingerprint = request_fingerprint(request)
         replay = await ledger.recall_response(key.key_id, idempotency_key)
@@ -86,7 +111,7 @@ class Gateway:
             raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
                                       param="Idempotency-Key")
         try:
-            served = await self._generate(request, base_url, key)
+            served = await self._generate(request, base_url, key, routing)
         except BaseException:
             await _quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
             raise
@@ -99,33 +124,32 @@ class Gateway:
         record = await replay_record(served.body, served.headers, fingerprint, served.images, self.images)
         await self.billing.ledger.remember_response(key.key_id, idempotency_key, record, ttl=REPLAY_TTL_S)
 
-    async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord) -> ImagesResponse:
+    async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord,
+                        routing: RoutingChoice) -> ImagesResponse:
         started = time.monotonic()
         deadline = Deadline(self.deadline_s)
-        plan = await self.router.candidates(request)
+        plan = await self.router.candidates(request, routing)
         if not plan[0]:
-            raise NoBackendAvailable("No route can serve this request", skipped=plan[1])
-        reservation: Reservation | None = None
-
-        async def admit(route: Route) -> None:
-            """Hold what ``route`` could charge before it is tried (402 skips it)."""
-            nonlocal reservation
-            reservation = await self.billing.hold_for(reservation, key, route, request,
-                                                      lease_s=deadline.remaining() + self.reservation_grace_s)
-
+            reason = (f"The route {routing.describe_pin()} you asked for cannot serve this request now"
+                      if routing.pinned else "No route can serve this request")
+            raise await self.router.unavailable(request, reason, plan[1])
+        hold = RequestHold(self.billing, key, request, deadline, grace_s=self.reservation_grace_s)
+        hedge = None
+        if routing.hedge if routing.hedge is not None else self.hedging.enabled:
+            hedge = HedgeAllowance(self.billing, self.budgets, self.hedging, key, request, hold)
         try:
-            routed = await self.router.generate(request, deadline, plan, admit=admit)
+            routed = await self.router.generate(request, deadline, plan, admit=hold.admit, hedge=hedge)
             images = routed.result.images[: request.n]
             if request.output_compression is not None or any(image.format != request.output_format
                                                              for image in images):
                 images = list(await asyncio.gather(*(to_format(image, request.output_format, request.output_compression)
                                                      for image in images)))
             data = await self._render(images, request, self.public_base_url or base_url.rstrip("/"))
-            assert reservation is not None, "a route was tried, so it was admitted"
-            charge = await self._settle(reservation, routed, request, len(images), deadline)
+            assert hold.reservation is not None, "a route was tried, so it was admitted"
+            charge = await self._settle(hold.reservation, routed, request, len(images), deadline)
         except BaseException:
-            if reservation is not None:
-                await _quietly(self.billing.ledger.release(reservation), "release a reservation")
+            if hold.reservation is not None:
+                await _quietly(self.billing.ledger.release(hold.reservation), "release a reservation")
             raise
         vendor = routed.route.vendor
         labelled(IMAGES, vendor).inc(len(images))
@@ -191,6 +215,8 @@ def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str
         "x-boltgate-region": routed.route.region,
         "x-boltgate-attempts": str(len(routed.attempts)),
     }
+    if routed.hedged_to is not None:  # a second route raced the first: which one it was
+        headers["x-boltgate-hedged-to"] = f"{routed.hedged_to.vendor}/{routed.hedged_to.region}"
     if seed_of(routed, request):
         headers["x-boltgate-seed"] = str(request.seed)
     result = routed.result

@@ -71,8 +71,31 @@ FAILOVERS = Counter(
     ["from_backend", "reason"], registry=REGISTRY,
 )
 CIRCUIT_OPEN = Gauge(
-    "boltgate_circuit_open", "1 while a route's circuit breaker is open or the route is quarantined.",
+    "boltgate_circuit_open",
+    "1 while a route's circuit breaker is open or the route is quarantined; read from the shared state "
+    "store at scrape time, so every replica exports the same value.",
     ["backend", "region"], registry=REGISTRY,
+)
+ROUTE_STATE = Gauge(
+    "boltgate_route_state",
+    "1 for a route's current breaker state (closed, open, half_open, quarantined), read at scrape time.",
+    ["backend", "region", "state"], registry=REGISTRY,
+)
+PROBES = Counter(
+    "boltgate_probes_total", "Health probes this replica ran, by outcome (ok, failed, key_refused).",
+    ["backend", "region", "outcome"], registry=REGISTRY,
+)
+HEDGES_STARTED = Counter(
+    "boltgate_hedges_started_total", "Hedges started: a second route raced a slow first one, by hedge backend.",
+    ["backend"], registry=REGISTRY,
+)
+HEDGES_WON = Counter(
+    "boltgate_hedges_won_total", "Hedges whose route answered first, by backend.", ["backend"], registry=REGISTRY,
+)
+HEDGE_COST_USD = Counter(
+    "boltgate_hedge_cost_usd_total",
+    "Estimated USD of attempts cancelled because another route answered first (booked as losses).",
+    ["backend"], registry=REGISTRY,
 )
 IMAGES = Counter(
     "boltgate_images_total", "Images delivered to clients, by backend.",

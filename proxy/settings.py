@@ -10,6 +10,7 @@ single machine.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from pydantic_settings import (
 from backends.route_options import unknown_options
 from backends.vendors.registry import VENDOR_SPECS
 from core.image_header import DEFAULT_MAX_PIXELS
-from pricing.config import KeyPolicy, PricingConfig
+from pricing.config import KeyLimits, KeyPolicy, PricingConfig, RoutingPolicyName
 
 LOCAL = "local"
 """The in-process pipeline: a backend with no vendor spec (no HTTP, no key)."""
@@ -125,6 +126,8 @@ class RetryConfig(BaseModel):
     max_wait_with_fallback_s: float = Field(default=0.5, ge=0)
     """While another route is left to try, a wait (backoff or Retry-After) longer than this
     fails over at once: a busy vendor or a full GPU queue should not hold the request."""
+    unavailable_retry_after_s: float = Field(default=1.0, gt=0)
+    """The Retry-After of a 503 (or an upstream 429) when no vendor and no breaker says better."""
 
 
 class BreakerConfig(BaseModel):
@@ -139,6 +142,50 @@ class BreakerConfig(BaseModel):
     credit_quarantine_s: float = Field(default=30.0, gt=0)
     """How long a vendor account is out after a 402: short, since a payment refusal can clear
     on its own (Eachlabs counts in-flight predictions against the balance)."""
+    half_open_trials: int = Field(default=3, ge=1)
+    """Requests let through (across replicas) to a route a passing probe brought back."""
+    half_open_s: float = Field(default=60.0, gt=0)
+    """How long a half-open route waits for a verdict from its trial requests."""
+
+
+class BalancedConfig(BaseModel):
+    """How ``routing_policy = "balanced"`` weighs a route within its priority tier: each weight
+    multiplies the route's latency (or price) relative to the tier's best."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_weight: float = Field(default=1.0, ge=0)
+    price_weight: float = Field(default=1.0, ge=0)
+
+
+class HedgingConfig(BaseModel):
+    """Racing a slow route with the next one; off by default (each hedge may cost a second
+    generation, booked as the gateway's loss, never the client's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Hedge every request; off: only requests that ask (``x-boltgate-hedge: on``, if their key may)."""
+    after_s: float | None = Field(default=None, gt=0)
+    """Start the hedge after this long; None: after the first route's recent p95."""
+    min_after_s: float = Field(default=0.25, gt=0)
+    """The p95 threshold never goes below this (a fast route's p95 is mostly noise)."""
+    fallback_after_s: float = Field(default=5.0, gt=0)
+    """The threshold for a route with no recent record."""
+    max_extra_usd_per_request: Decimal = Field(default=Decimal("0.05"), ge=0)
+    """A hedge whose route would cost the gateway more than this (upstream) does not start."""
+    key_budget_usd_per_day: Decimal | None = Field(default=None, ge=0)
+    """The most hedges may cost per key per UTC day (a key's ``routing.hedge_budget_usd_per_day``
+    wins); None: no cap besides the key's own credit budget."""
+
+
+class ProbeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    interval_s: float = Field(default=15.0, gt=0)
+    """Each route is probed at most once per interval, across every replica sharing the state."""
+    timeout_s: float = Field(default=5.0, gt=0)
 
 
 class OutboundConfig(BaseModel):
@@ -201,10 +248,16 @@ class Settings(BaseSettings):
     """Write each request's prompt in its access line (off: prompts may be personal data)."""
 
     routes: list[RouteConfig] = Field(default_factory=list)
-    routing_policy: Literal["priority", "cheapest"] = "priority"
+    routing_policy: RoutingPolicyName = "priority"
+    """priority (then weights), cheapest, fastest (decayed latency, shared by the replicas) or
+    balanced (priority tiers, then latency and price weighted by ``balanced``); a request may
+    ask for another (``routing_policy`` in the body or ``x-boltgate-routing-policy``)."""
+    balanced: BalancedConfig = Field(default_factory=BalancedConfig)
+    hedging: HedgingConfig = Field(default_factory=HedgingConfig)
     deadline_s: float = Field(default=60.0, gt=0)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    probes: ProbeConfig = Field(default_factory=ProbeConfig)
     content_filter_action: Literal["failover", "reject"] = "failover"
     simulators: Literal["auto", "on", "off"] = "auto"
     """``auto``: serve from the built-in vendor simulators when no route is enabled."""
@@ -260,6 +313,11 @@ class Settings(BaseSettings):
     api_keys: dict[str, KeyPolicy] = Field(default_factory=dict)
     """Client keys and their budgets, e.g. ``BOLTGATE_API_KEYS='{"bg-dev": {"budget_credits": 500}}'``
     (from the environment: a key is a secret and does not belong in the file)."""
+    rate_limits: KeyLimits = Field(default_factory=KeyLimits)
+    """Every key's rate limits unless it has its own (``api_keys.<key>.limits``); unlimited by default.
+    Counted in the state store, so replicas sharing Redis share them."""
+    backends_view: Literal["keys", "admin"] = "keys"
+    """Who may read ``GET /v1/backends``: any client key (and the admin token), or the admin only."""
     admin_token: SecretStr | None = None
     """Bearer token for ``/v1/admin/keys`` (create and revoke client keys)."""
     require_api_key: bool | None = None

@@ -25,7 +25,9 @@ from proxy.gateway import Gateway
 from proxy.images.links import ImageLinks
 from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
 from proxy.metrics import STATE_EVICTIONS, labelled
+from proxy.rate_limits import KeyRateLimiter
 from proxy.routing.health import RouteHealth
+from proxy.routing.prober import HealthProber
 from proxy.routing.route import Route
 from proxy.routing.router import Router
 from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
@@ -33,7 +35,6 @@ from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
 log = logging.getLogger("boltgate")
 
 Closer = Callable[[], Awaitable[None]]
-
 
 @dataclass(slots=True)
 class Running:
@@ -212,14 +213,27 @@ def assemble_gateway(settings: Settings, stores: Stores, routes: list[Route]) ->
     billing = Billing(stores.book, stores.durable, settings.pricing, settings.api_keys,
                       require_key=settings.keys_required)
     billing.check_priced(route.vendor for route in routes)
+    health = RouteHealth(state, settings.breaker)
     router = Router(
-        routes, RouteHealth(state, settings.breaker), settings.retry,
+        routes, health, settings.retry,
         policy=settings.routing_policy, price_of=billing.price_of,
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
+        balanced=settings.balanced, hedging=settings.hedging, on_hedge_loss=billing.record_hedge_loss,
     )
+    rate_limiter = KeyRateLimiter(state, settings.rate_limits,
+                                  lease_ttl_s=settings.deadline_s + settings.reservation_grace_s)
     return Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
                    links=ImageLinks(settings.public_base_url, settings.allowed_hosts),
-                   expose_upstream_cost=settings.upstream_cost_shown, reservation_grace_s=settings.reservation_grace_s)
+                   expose_upstream_cost=settings.upstream_cost_shown, reservation_grace_s=settings.reservation_grace_s,
+                   rate_limiter=rate_limiter, hedging=settings.hedging, budgets=stores.durable)
+
+
+def start_probes(settings: Settings, gateway: Gateway, closers: list[Closer]) -> None:
+    """Probe every route in the background while the gateway runs (``settings.probes``)."""
+    if settings.probes.enabled:
+        prober = HealthProber(gateway.router.routes, gateway.router.health, settings.probes)
+        prober.start()
+        closers.append(prober.stop)
 
 
 async def build_gateway(settings: Settings, overrides: Overrides | None = None) -> Running:
@@ -238,6 +252,7 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
         warming = _start_loading(routes)
         closers.append(warming.cancel_all)
         gateway = assemble_gateway(settings, stores, routes)
+        start_probes(settings, gateway, closers)
     except BaseException:  # a half-built gateway leaves no simulator, connection or task behind
         await close_all(closers)
         raise
@@ -251,20 +266,41 @@ def serves_simulators(settings: Settings, *, has_routes: bool) -> bool:
     return settings.simulators == "on" or (settings.simulators == "auto" and not has_routes)
 
 
-def served_capabilities(settings: Settings, overrides: Overrides | None = None) -> list[Capabilities]:
-    """What each route the gateway will build can serve, known before any is built (the OpenAPI
-    document states it)."""
+@dataclass(frozen=True, slots=True)
+class ServedRoute:
+    """A route the gateway will build, known before it is: its name and what it can serve."""
+
+    vendor: str
+    region: str
+    capabilities: Capabilities
+
+    @property
+    def pins(self) -> tuple[str, str]:
+        """What ``x-boltgate-route`` may say to ask for it."""
+        return self.vendor, f"{self.vendor}/{self.region}"
+
+
+def served_routes(settings: Settings, overrides: Overrides | None = None) -> list[ServedRoute]:
+    """Each route the gateway will build, known before any is built (the OpenAPI document states
+    what they serve and their names)."""
     from backends.capability_table import capabilities_by_backend
     from backends.simulators.vendors import VENDORS
+    from proxy.demo import DEMO_REGION
 
     table = capabilities_by_backend()
     if overrides is not None and overrides.routes is not None:
-        served = [route.backend.capabilities for route in overrides.routes]
+        served = [ServedRoute(route.vendor, route.region, route.backend.capabilities) for route in overrides.routes]
     else:
-        served = [table[config.vendor] for config in settings.enabled_routes() for _ in config.regions]
+        served = [ServedRoute(config.vendor, region.name, table[config.vendor])
+                  for config in settings.enabled_routes() for region in config.regions]
     if serves_simulators(settings, has_routes=bool(served)):
-        served = [table[vendor] for vendor in VENDORS]
+        served = [ServedRoute(vendor, DEMO_REGION, table[vendor]) for vendor in VENDORS]
     return served
+
+
+def served_capabilities(settings: Settings, overrides: Overrides | None = None) -> list[Capabilities]:
+    """What each route the gateway will build can serve."""
+    return [route.capabilities for route in served_routes(settings, overrides)]
 
 
 def _serve_simulators(closers: list[Closer], http_client: HttpClientKind,

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
-from backends.base import Capabilities
+from backends.base import Capabilities, LoadState
 from backends.local.batching import BatchObserver, BatchOutcome, BatchPipeline, DynamicBatcher
 from backends.local.checkpoints import SUPPORTED_STEPS
 from backends.local.config import LocalBackendConfig
@@ -87,6 +87,12 @@ class LocalEngine:
     def alive(self) -> bool:
         """False once the model failed to load or the pipeline failed too often in a row: restart me."""
         return self.load_error is None and self.health.alive
+
+    @property
+    def load_state(self) -> LoadState:
+        if self.batcher is not None:
+            return "ready"
+        return "failed" if self.load_error is not None else "loading"
 
     @property
     def device(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from backends.base import BackendResult, Capabilities, GeneratedImage
+from backends.base import BackendResult, Capabilities, GeneratedImage, LoadState, ProbeOutcome
 from backends.local.config import LocalBackendConfig
 from backends.local.engine import LocalEngine, PipelineFactory, load_real_pipeline
 from core.deadline import Deadline
@@ -43,6 +43,17 @@ class LocalPipelineBackend:
     @property
     def capabilities(self) -> Capabilities:
         return self.engine.capabilities
+
+    @property
+    def load_state(self) -> LoadState:
+        return self.engine.load_state
+
+    async def probe(self, timeout_s: float) -> ProbeOutcome:
+        """In process there is nothing to reach: the probe reports the model's load state."""
+        state = self.engine.load_state
+        if state == "failed":
+            return ProbeOutcome(False, f"the model failed to load: {self.engine.load_error}")
+        return ProbeOutcome(True, f"model {state}")
 
     async def start(self) -> None:
         """Load and warm up now rather than on the first request."""

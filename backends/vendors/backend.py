@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from backends.base import BackendResult, Capabilities, GeneratedImage
+from backends.base import BackendResult, Capabilities, GeneratedImage, ProbeOutcome
 from backends.vendors.classify import classify_status
 from backends.vendors.http import AiohttpClient, HttpClient
 from backends.vendors.image_check import check_image
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
 from backends.vendors.output_fetch import FetchLimits, fetch_output
 from backends.vendors.polling import poll_job
+from backends.vendors.probes import PROBES
 from backends.vendors.redact import Redactor
 from backends.vendors.spec import VendorSpec
 from backends.vendors.url_policy import OutboundPolicy
@@ -197,6 +199,19 @@ class VendorBackend:
             exc.message = f"{self.vendor} output URL: {exc.message}"
             exc.args = (exc.message,)
             raise
+
+    async def probe(self, timeout_s: float) -> ProbeOutcome:
+        """One free request that says whether this vendor answers (see ``probes.PROBES``)."""
+        spec = PROBES.get(self.vendor)
+        if spec is None:
+            return ProbeOutcome(True, "no probe defined for this vendor")
+        started = time.monotonic()
+        try:
+            answer = await self._http.request(spec.method, self.base_url + spec.path(self.options),
+                                              self._headers, None, timeout_s)
+        except BackendError as exc:
+            return ProbeOutcome(False, exc.message, time.monotonic() - started)
+        return spec.verdict(answer.status, time.monotonic() - started)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -24,15 +24,27 @@ class StateStore(Protocol):
         """Add ``amount`` and return the new value; ``ttl`` is applied when the key is created."""
         ...
 
-    async def incr_within(self, key: str, amount: int, limit: int) -> int | None:
+    async def incr_within(self, key: str, amount: int, limit: int, ttl: float | None = None) -> int | None:
         """Add ``amount`` only if the result stays <= ``limit``; the new value, or None if refused.
 
         The budget check and the reservation in one atomic step, so concurrent requests on one
-        key can never overspend it.
+        key can never overspend it. ``ttl`` is applied when this call creates the key (a rate
+        window that ends on its own).
         """
         ...
 
-    async def hincr(self, key: str, field: str, amount: int) -> int: ...
+    async def acquire_lease(self, key: str, holder: str, limit: int, ttl: float) -> int | None:
+        """Hold one of at most ``limit`` leases on ``key`` for ``holder``: the number held now,
+        or None when all are taken. A lease ends at ``release_lease`` or after ``ttl`` seconds,
+        so leases of a replica that died free themselves."""
+        ...
+
+    async def release_lease(self, key: str, holder: str) -> None: ...
+
+    async def hincr(self, key: str, field: str, amount: int, ttl: float | None = None) -> int:
+        """Add ``amount`` to ``field`` of the hash ``key``; ``ttl`` is applied when the hash is
+        created (counts over a time window that expire by themselves)."""
+        ...
 
     async def hgetall(self, key: str) -> dict[str, int]: ...
 

@@ -36,13 +36,17 @@ class MemoryStateStore:
         self._sweep_interval_s = sweep_interval_s
         self._on_evict = on_evict
         self._sweeper: asyncio.Task[None] | None = None
+        self._leases: dict[str, dict[str, float]] = {}
 
     @property
     def evictable_bytes(self) -> int:
         """Bytes held under the evictable prefixes (what the byte budget counts)."""
         return self._evictable_bytes
 
-    def __len__(self) -> int:
+    @property
+    def key_count(self) -> int:
+        """Keys held now, live or not yet swept. Not ``__len__``: an empty store must stay truthy,
+        since callers write ``store or default``."""
         return len(self._values)
 
     def sweep(self) -> int:
@@ -157,18 +161,40 @@ class MemoryStateStore:
             self._expire_in(key, ttl)
         return value
 
-    async def incr_within(self, key: str, amount: int, limit: int) -> int | None:
+    async def incr_within(self, key: str, amount: int, limit: int, ttl: float | None = None) -> int | None:
         self.sweep()
+        created = not self._live(key)
         value = self._int(key) + amount
         if value > limit:
             return None
         self._put(key, value)
+        if created and ttl is not None:
+            self._expire_in(key, ttl)
         return value
 
-    async def hincr(self, key: str, field: str, amount: int) -> int:
+    async def acquire_lease(self, key: str, holder: str, limit: int, ttl: float) -> int | None:
+        now = time.monotonic()
+        leases = {name: ends for name, ends in self._leases.get(key, {}).items() if ends > now}
+        if holder not in leases and len(leases) >= limit:
+            self._leases[key] = leases
+            return None
+        leases[holder] = now + ttl
+        self._leases[key] = leases
+        return len(leases)
+
+    async def release_lease(self, key: str, holder: str) -> None:
+        leases = self._leases.get(key)
+        if leases is not None:
+            leases.pop(holder, None)
+            if not leases:
+                del self._leases[key]
+
+    async def hincr(self, key: str, field: str, amount: int, ttl: float | None = None) -> int:
         self.sweep()
         if not self._live(key):
             self._put(key, {})
+            if ttl is not None:
+                self._expire_in(key, ttl)
         table = self._values[key]
         if not isinstance(table, dict):
             raise TypeError(f"{key} does not hold a hash")
@@ -199,3 +225,4 @@ class MemoryStateStore:
         self._heap.clear()
         self._evictable.clear()
         self._evictable_bytes = 0
+        self._leases.clear()

@@ -26,13 +26,46 @@ end
 return value
 """
 
-# The budget check and the reservation in one step; a nil reply means refused.
+# The budget check and the reservation in one step; a nil reply means refused. ARGV[3] > 0 is a
+# TTL (ms) for a key this call creates.
 _INCR_WITHIN = """
+local existed = redis.call('EXISTS', KEYS[1]) == 1
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
   return false
 end
-return redis.call('INCRBY', KEYS[1], ARGV[1])
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if not existed and tonumber(ARGV[3]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return value
+"""
+
+# HINCRBY, then PEXPIRE only if this call created the hash.
+_HINCR_WITH_TTL = """
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local value = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if created then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return value
+"""
+
+# Leases are members of a sorted set scored by their end (ms, the server's clock, so replicas'
+# clocks do not matter); ended ones are dropped before counting.
+_ACQUIRE_LEASE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local held = redis.call('ZCARD', KEYS[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false and held >= tonumber(ARGV[2]) then
+  return false
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return redis.call('ZCARD', KEYS[1])
 """
 
 
@@ -50,6 +83,8 @@ class RedisStateStore:
         self._timeout_s = timeout_s
         self._incr_with_ttl: Any = client.register_script(_INCR_WITH_TTL)
         self._incr_within: Any = client.register_script(_INCR_WITHIN)
+        self._acquire_lease: Any = client.register_script(_ACQUIRE_LEASE)
+        self._hincr_with_ttl: Any = client.register_script(_HINCR_WITH_TTL)
 
     @classmethod
     def from_url(cls, url: str, key_prefix: str = "boltgate:", *, timeout_s: float = DEFAULT_TIMEOUT_S
@@ -98,14 +133,27 @@ class RedisStateStore:
             value = await self._incr_with_ttl(keys=[self._key(key)], args=[amount, _milliseconds(ttl)])
         return int(value)
 
-    async def incr_within(self, key: str, amount: int, limit: int) -> int | None:
+    async def incr_within(self, key: str, amount: int, limit: int, ttl: float | None = None) -> int | None:
+        px = 0 if ttl is None else _milliseconds(ttl)
         async with self._answering():
-            value = await self._incr_within(keys=[self._key(key)], args=[amount, limit])
+            value = await self._incr_within(keys=[self._key(key)], args=[amount, limit, px])
         return None if value is None else int(value)
 
-    async def hincr(self, key: str, field: str, amount: int) -> int:
+    async def acquire_lease(self, key: str, holder: str, limit: int, ttl: float) -> int | None:
         async with self._answering():
-            return int(await self._client.hincrby(self._key(key), field, amount))
+            held = await self._acquire_lease(keys=[self._key(key)], args=[holder, limit, _milliseconds(ttl)])
+        return None if held is None else int(held)
+
+    async def release_lease(self, key: str, holder: str) -> None:
+        async with self._answering():
+            await self._client.zrem(self._key(key), holder)
+
+    async def hincr(self, key: str, field: str, amount: int, ttl: float | None = None) -> int:
+        async with self._answering():
+            if ttl is None:
+                return int(await self._client.hincrby(self._key(key), field, amount))
+            value = await self._hincr_with_ttl(keys=[self._key(key)], args=[field, amount, _milliseconds(ttl)])
+        return int(value)
 
     async def hgetall(self, key: str) -> dict[str, int]:
         async with self._answering():

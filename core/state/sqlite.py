@@ -2,9 +2,10 @@
 idempotency records) when it runs without Redis.
 
 A key is one row of ``entries`` (``kind`` ``value`` or ``hash``, an optional wall-clock expiry);
-a hash's fields are rows of ``hash_fields``. An expired row counts as absent at once and is
-deleted by the next write to it or by the purge that runs every ``PURGE_EVERY`` writes. Expiry
-is wall-clock time, since it must keep its meaning across a restart.
+a hash's fields are rows of ``hash_fields``; a lease is a row of ``leases`` with its end. An
+expired row counts as absent at once and is deleted by the next write to it or by the purge that
+runs every ``PURGE_EVERY`` writes. Expiry is wall-clock time, since it must keep its meaning
+across a restart.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class SqliteStateStore:
             now = time.time()
             db.execute("DELETE FROM hash_fields WHERE key IN (SELECT key FROM entries WHERE expires <= ?)", (now,))
             db.execute("DELETE FROM entries WHERE expires <= ?", (now,))
+            db.execute("DELETE FROM leases WHERE ends <= ?", (now,))
 
     def _put(self, db: sqlite3.Connection, key: str, value: bytes, expires: float | None) -> None:
         self._remove(db, key)
@@ -91,21 +93,42 @@ class SqliteStateStore:
             self._put(db, key, str(value).encode(), created_expiry if row is None else row[2])
         return value
 
-    async def incr_within(self, key: str, amount: int, limit: int) -> int | None:
+    async def incr_within(self, key: str, amount: int, limit: int, ttl: float | None = None) -> int | None:
         with self.database.transaction() as db:
             row = self._row(db, key)
             value = self._number(row, key) + amount
             if value > limit:
                 return None
-            self._put(db, key, str(value).encode(), None if row is None else row[2])
+            created_expiry = None if ttl is None else time.time() + ttl
+            self._put(db, key, str(value).encode(), created_expiry if row is None else row[2])
         return value
 
-    async def hincr(self, key: str, field: str, amount: int) -> int:
+    async def acquire_lease(self, key: str, holder: str, limit: int, ttl: float) -> int | None:
+        now = time.time()
+        with self.database.transaction() as db:
+            db.execute("DELETE FROM leases WHERE key = ? AND ends <= ?", (key, now))
+            held = db.execute("SELECT COUNT(*), SUM(holder = ?) FROM leases WHERE key = ?", (holder, key)).fetchone()
+            if not held[1] and held[0] >= limit:
+                return None
+            db.execute(
+                "INSERT INTO leases (key, holder, ends) VALUES (?, ?, ?) "
+                "ON CONFLICT (key, holder) DO UPDATE SET ends = excluded.ends",
+                (key, holder, now + ttl),
+            )
+            count = db.execute("SELECT COUNT(*) FROM leases WHERE key = ?", (key,)).fetchone()
+        return int(count[0])
+
+    async def release_lease(self, key: str, holder: str) -> None:
+        with self.database.transaction() as db:
+            db.execute("DELETE FROM leases WHERE key = ? AND holder = ?", (key, holder))
+
+    async def hincr(self, key: str, field: str, amount: int, ttl: float | None = None) -> int:
         with self.database.transaction() as db:
             row = self._row(db, key)
             if row is None:
                 self._remove(db, key)
-                db.execute("INSERT INTO entries (key, kind) VALUES (?, 'hash')", (key,))
+                expires = None if ttl is None else time.time() + ttl
+                db.execute("INSERT INTO entries (key, kind, expires) VALUES (?, 'hash', ?)", (key, expires))
             elif row[0] != "hash":
                 raise TypeError(f"{key} does not hold a hash")
             db.execute(

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, va
 CREATE INDEX IF NOT EXISTS entries_expiry ON entries (expires) WHERE expires IS NOT NULL;
 CREATE TABLE IF NOT EXISTS hash_fields (key TEXT NOT NULL, field TEXT NOT NULL, amount INTEGER NOT NULL,
                                         PRIMARY KEY (key, field));
+CREATE TABLE IF NOT EXISTS leases (key TEXT NOT NULL, holder TEXT NOT NULL, ends REAL NOT NULL,
+                                   PRIMARY KEY (key, holder));
 CREATE TABLE IF NOT EXISTS spent (account TEXT PRIMARY KEY, amount INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS holds (hold_id TEXT PRIMARY KEY, account TEXT NOT NULL, amount INTEGER NOT NULL,
                                   expires REAL NOT NULL);

@@ -17,12 +17,13 @@ from litestar.params import Dependency, Parameter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
-from pricing.config import MAX_BUDGET_CREDITS
+from pricing.config import MAX_BUDGET_CREDITS, KeyLimits, KeyRouting
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.api.openapi import Answer, documented, json_content
 from proxy.api.schemas import AdminKeyCreated, AdminKeyList, KeyRevoked
 from proxy.billing import bearer_token
+from proxy.settings import Settings
 
 AnyRequest = Request[Any, Any, Any]
 KeyId = Annotated[str, Parameter(pattern=r"^[0-9a-f]{64}$", description="The key's id (its SHA-256, in hex)")]
@@ -42,6 +43,9 @@ class NewKey(BaseModel):
     budget_credits: (Annotated[float, Field(ge=0, le=MAX_BUDGET, allow_inf_nan=False)]
                      | Annotated[str, Field(pattern=BUDGET_PATTERN)] | None) = Field(
         default=None, description="Credits the key may spend (a number or a decimal string); none: no limit")
+    limits: KeyLimits | None = Field(default=None, description="The key's rate limits; none: the gateway's")
+    routing: KeyRouting | None = Field(default=None, description="What its requests may ask of the router; "
+                                                                 "none: anything")
 
     @property
     def budget(self) -> Decimal | None:
@@ -50,20 +54,32 @@ class NewKey(BaseModel):
         return None if value is None else Decimal(value if isinstance(value, str) else repr(value))
 
 
-def check_admin_token(request: AnyRequest, settings: InjectedSettings) -> None:
+NESTED_FIELDS = frozenset({"limits", "routing"})
+"""Fields that hold an object, whose errors name the field inside it (the others' locations carry
+pydantic's union branches, which mean nothing to a client)."""
+
+
+def require_admin(settings: Settings, authorization: str | None) -> None:
+    """Refuse a caller that does not show the admin token (403 when none is configured)."""
     if settings.admin_token is None:
         raise PermissionDenied("The admin API is off: set BOLTGATE_ADMIN_TOKEN to enable it")
-    sent = bearer_token(request.headers.get("authorization"))
+    sent = bearer_token(authorization)
     if sent is None:
         raise AuthenticationFailed("The admin API needs 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(sent.encode(), settings.admin_token.get_secret_value().encode()):
+    if not is_admin_token(settings, sent):
         raise PermissionDenied("Wrong admin token")
+
+
+def is_admin_token(settings: Settings, token: str | None) -> bool:
+    if settings.admin_token is None or token is None:
+        return False
+    return hmac.compare_digest(token.encode(), settings.admin_token.get_secret_value().encode())
 
 
 def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> ApiKeyRegistry:
     """The client key registry, for a caller that shows the admin token (the ``keys`` dependency
     of the key handlers)."""
-    check_admin_token(request, settings)
+    require_admin(settings, request.headers.get("authorization"))
     return billing.keys
 
 
@@ -75,6 +91,8 @@ def _describe(record: KeyRecord) -> dict[str, object]:
         "created": record.created.isoformat(),
         "revoked": record.revoked,
         "static": record.static,
+        "limits": None if record.limits is None else record.limits.model_dump(),
+        "routing": None if record.routing is None else record.routing.model_dump(mode="json"),
     }
 
 
@@ -91,7 +109,7 @@ async def create_key(request: AnyRequest, keys: AdminKeys) -> dict[str, object]:
         new = NewKey.model_validate_json(await request.body(), strict=True)
     except ValidationError as error:
         raise _invalid_new_key(error) from error
-    key, record = await keys.create(new.name, new.budget)
+    key, record = await keys.create(new.name, new.budget, new.limits, new.routing)
     return {"key": key, **_describe(record)}
 
 
@@ -101,10 +119,12 @@ def _invalid_new_key(error: ValidationError) -> InvalidRequest:
         return InvalidRequest('The body must be a JSON object such as {"name": "team-a", "budget_credits": 500}',
                               code="invalid_json" if first["type"] == "json_invalid" else None)
     param = str(first["loc"][0])
+    if param in NESTED_FIELDS:  # name the field inside: routing.policies.0
+        param = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
         return InvalidRequest(f"Unrecognized request argument supplied: {param}", param=param,
                               code="unknown_parameter")
-    return InvalidRequest(f"Invalid '{param}': {first['msg']}", param=param)
+    return InvalidRequest(f"Invalid '{param}': {first['msg'].removeprefix('Value error, ')}", param=param)
 
 
 @get("/v1/admin/keys", dependencies=KEYS_DEPENDENCY,

@@ -20,7 +20,7 @@ from litestar.params import Dependency, Parameter
 from core.errors import InvalidRequest
 from pricing.charge_log import to_csv
 from pricing.ledger import Ledger
-from proxy.api.admin import ADMIN_ERRORS, check_admin_token
+from proxy.api.admin import ADMIN_ERRORS, require_admin
 from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.api.openapi import Answer, documented, json_content
 from proxy.api.schemas import ChargeList
@@ -43,7 +43,7 @@ ChargesFormat = Annotated[Literal["json", "csv"], Parameter(description="json (d
 
 def admin_ledger(request: Request[Any, Any, Any], settings: InjectedSettings, billing: InjectedBilling) -> Ledger:
     """The ledger, for a caller that shows the admin token (the ``ledger`` dependency)."""
-    check_admin_token(request, settings)
+    require_admin(settings, request.headers.get("authorization"))
     return billing.ledger
 
 

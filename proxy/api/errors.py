@@ -15,18 +15,30 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
-from core.errors import BoltgateError, InvalidRequest, NotFound, PayloadTooLarge
+from core.errors import (
+    DEFAULT_RETRY_AFTER_S,
+    BoltgateError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    retry_after_headers,
+)
 from proxy.api.access_log import record_of
 
 log = logging.getLogger(__name__)
 
 
 def error_response(error: BoltgateError) -> Response[bytes]:
+    """The envelope; a 503 or 429 always says when to come back (a client's SDK otherwise
+    retries on its own schedule)."""
+    headers = error.headers
+    if error.status_code in (429, 503) and not any(name.lower() == "retry-after" for name in headers):
+        headers = {**headers, **retry_after_headers(DEFAULT_RETRY_AFTER_S)}
     return Response(
         content=orjson.dumps(error.body()),
         status_code=error.status_code,
         media_type="application/json",
-        headers=error.headers,
+        headers=headers,
     )
 
 

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 from litestar import Request, Response, get
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core.errors import AuthenticationFailed, PermissionDenied, StateUnavailable
+from core.errors import AuthenticationFailed, PermissionDenied, StateUnavailable, retry_after_headers
 from proxy.api.injected import InjectedGateway, InjectedSettings
-from proxy.api.openapi import Answer, documented
+from proxy.api.openapi import RETRY_AFTER, Answer, documented
 from proxy.api.schemas import Health, Readiness
 from proxy.billing import bearer_token
 from proxy.metrics import REGISTRY, STATE_DEGRADED
+from proxy.routing.readiness import assess, export_route_states
 from proxy.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NOT_READY_RETRY_AFTER_S = 5.0
+"""What a 503 from ``/readyz`` advertises: about one probe interval."""
 
 
 @get("/healthz", sync_to_thread=False, operation_class=documented(Answer(Health, "Alive")))
@@ -25,34 +32,44 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz", operation_class=documented(Answer(Readiness, "Ready to serve"), errors=(500,),
-                                           others={503: Answer(Readiness, "Not ready: the problems say why")}))
+                                           others={503: Answer(Readiness, "Not ready: the problems say why",
+                                                                    RETRY_AFTER)}))
 async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
-    """Ready when the gateway has a route and its state stores answer (it is built before the
-    server takes its first request). A replica whose Redis is away is taken out of the Service
-    until it is back."""
+    """Ready when the state stores answer, no model is still loading and at least one route can
+    serve (see ``proxy.routing.readiness``); the gateway is built before the first request. A
+    replica whose Redis is away is taken out of the Service until it is back."""
     problems: list[str] = []
-    if not gateway.router.routes:
-        problems.append("no route enabled")
-    else:
-        try:
-            await gateway.state.get("readyz")
-            await gateway.billing.ledger.probe()
-        except StateUnavailable as exc:
-            problems.append(f"state store: {exc.message}")
-        STATE_DEGRADED.set(1 if problems else 0)
+    try:
+        await gateway.state.get("readyz")
+        await gateway.billing.ledger.probe()
+    except StateUnavailable as exc:
+        problems.append(f"state store: {exc.message}")
+    STATE_DEGRADED.set(1 if problems else 0)
+    readiness = await assess(gateway.router.routes, gateway.router.health)
+    problems += readiness.problems
+    routes = [entry.as_json() for entry in readiness.routes]
     body: dict[str, object] = {"status": "not ready" if problems else "ready", "problems": problems,
-                               "routes": [route.key for route in gateway.router.routes]}
-    return Response(body, status_code=503 if problems else 200)
+                               "routes": routes}
+    if problems:
+        return Response(body, status_code=503, headers=retry_after_headers(NOT_READY_RETRY_AFTER_S))
+    return Response(body)
 
 
-@get("/metrics", sync_to_thread=False, operation_class=documented(Answer(
+@get("/metrics", operation_class=documented(Answer(
     {"text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
     "Prometheus' text exposition format"), errors=(401, 403, 500)))
-def metrics(request: Request[Any, Any, Any], settings: InjectedSettings) -> Response[bytes]:
+async def metrics(request: Request[Any, Any, Any], settings: InjectedSettings,
+                  gateway: InjectedGateway) -> Response[bytes]:
     """Prometheus metrics: revenue, margins and vendors, so private once client keys are required
-    (``metrics_token`` or the admin token as a bearer token; see ``Settings.metrics_public``)."""
+    (``metrics_token`` or the admin token as a bearer token; see ``Settings.metrics_public``). The
+    route-state gauges are read from the shared state first, so every replica exports the same,
+    current values."""
     if not settings.metrics_open:
         check_metrics_token(request.headers.get("authorization"), settings)
+    try:
+        export_route_states(await assess(gateway.router.routes, gateway.router.health))
+    except Exception as exc:  # a failing store must not take the metrics down with it
+        log.warning("route states not refreshed for /metrics: %s: %s", type(exc).__name__, exc)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -4,6 +4,7 @@ status, and the headers the endpoints read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from litestar.openapi.spec import (
@@ -18,12 +19,13 @@ from litestar.openapi.spec import (
 )
 
 from proxy.api.openai_request import PRICE_CEILING_HEADER, PRICE_PATTERN, OpenAIEditForm, OpenAIImageBody
-from proxy.api.openapi import Answer, documented, header, to_openapi
+from proxy.api.openapi import RATE_LIMIT_HEADERS, Answer, documented, header, to_openapi
 from proxy.api.schemas import ImagesResponseBody
 from proxy.api.served_limits import ServedLimits
 from proxy.images.store import MEDIA_TYPES
+from proxy.routing.choice import HEDGE_HEADER, HEDGE_SWITCHES, POLICIES, POLICY_HEADER, ROUTE_HEADER, ROUTE_PATTERN
 
-IMAGE_ERRORS = (400, 401, 402, 404, 409, 413, 429, 500, 503)
+IMAGE_ERRORS = (400, 401, 402, 403, 404, 409, 413, 429, 500, 503)
 
 SERVED_HEADERS = {
     "x-boltgate-backend": header("The vendor (or GPU worker) that made the images", required=True),
@@ -39,6 +41,9 @@ SERVED_HEADERS = {
     "x-boltgate-run-seconds": header("The run time the vendor reported, when it did"),
     "x-boltgate-vendor-request-id": header("The vendor's id for the request, when it gave one"),
     "x-boltgate-idempotent-replay": header("true when this is a replay of an Idempotency-Key's answer"),
+    "x-boltgate-hedged-to": header("VENDOR/REGION of the route that raced the first one, when the request was "
+                                   "hedged"),
+    **RATE_LIMIT_HEADERS,
 }
 
 PARAMETERS = (
@@ -47,6 +52,14 @@ PARAMETERS = (
     Parameter(name=PRICE_CEILING_HEADER, param_in="header", required=False,
               schema=Schema(type=OpenAPIType.STRING, pattern=PRICE_PATTERN),
               description="Skip routes priced above this many USD (the body's max_price_usd wins)"),
+    Parameter(name=POLICY_HEADER, param_in="header", required=False,
+              schema=Schema(type=OpenAPIType.STRING, enum=list(POLICIES)),
+              description="How the router orders routes for this request (the body's routing_policy wins); "
+                          "403 where the key may not ask for it"),
+    Parameter(name=HEDGE_HEADER, param_in="header", required=False,
+              schema=Schema(type=OpenAPIType.STRING, enum=list(HEDGE_SWITCHES)),
+              description="on: race a slow route with the next (within the gateway's hedge budgets); off: "
+                          "never; absent: the gateway's hedging setting. 403 where the key may not ask"),
 )
 
 IMAGES_ANSWER = Answer(ImagesResponseBody, "The images, how they were served and what they cost", SERVED_HEADERS)
@@ -83,12 +96,24 @@ def form_body(limits: ServedLimits | None) -> RequestBody:
                        required=True)
 
 
-def generations_operation(limits: ServedLimits | None) -> type[Operation]:
-    return documented(IMAGES_ANSWER, errors=IMAGE_ERRORS, parameters=PARAMETERS, body=json_body(limits))
+def route_parameter(pins: Sequence[str]) -> Parameter:
+    """``x-boltgate-route``, naming the routes that serve the endpoint (any well-formed name
+    where the routes are not known, and a pin of an unknown route is a 400)."""
+    schema = (Schema(type=OpenAPIType.STRING, enum=sorted(set(pins))) if pins
+              else Schema(type=OpenAPIType.STRING, pattern=ROUTE_PATTERN))
+    return Parameter(name=ROUTE_HEADER, param_in="header", required=False, schema=schema,
+                     description="VENDOR or VENDOR/REGION: serve on that route or answer why not, never elsewhere "
+                                 "(400 when it cannot serve the request; 403 where the key may not pin)")
 
 
-def edits_operation(limits: ServedLimits | None) -> type[Operation]:
-    return documented(IMAGES_ANSWER, errors=IMAGE_ERRORS, parameters=PARAMETERS, body=form_body(limits))
+def generations_operation(limits: ServedLimits | None, pins: Sequence[str] = ()) -> type[Operation]:
+    return documented(IMAGES_ANSWER, errors=IMAGE_ERRORS, parameters=(*PARAMETERS, route_parameter(pins)),
+                      body=json_body(limits))
+
+
+def edits_operation(limits: ServedLimits | None, pins: Sequence[str] = ()) -> type[Operation]:
+    return documented(IMAGES_ANSWER, errors=IMAGE_ERRORS, parameters=(*PARAMETERS, route_parameter(pins)),
+                      body=form_body(limits))
 
 
 DOWNLOAD_OPERATION = documented(

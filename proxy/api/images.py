@@ -8,6 +8,7 @@ injected dependency costs microseconds on the hottest path. Edits also take the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -17,40 +18,48 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
 
 from core.errors import InvalidRequest, NotFound
-from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.access_log import record_of
 from proxy.api.disconnect import unless_disconnected
 from proxy.api.image_operations import DOWNLOAD_OPERATION, edits_operation, generations_operation
 from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSettings
 from proxy.api.openai_fields import REFUSED_EDIT_FILES
-from proxy.api.openai_request import PRICE_CEILING_HEADER, from_form, from_json_body
+from proxy.api.openai_request import PRICE_CEILING_HEADER, ClientImageRequest, read_form, read_json_body
 from proxy.api.served_limits import ServedLimits
 from proxy.gateway import Gateway
 from proxy.images.store import IMAGE_NAME_PATTERN, MEDIA_TYPES
 from proxy.images.validate import validate_init_image
+from proxy.routing.choice import HEDGE_HEADER, POLICY_HEADER, ROUTE_HEADER, RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
 ImageName = Annotated[str, Parameter(pattern=f"^{IMAGE_NAME_PATTERN}$", description="As the image's url gives it")]
 
 
-async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
-                 image_request: ImageRequest) -> Response[bytes]:
+def routing_choice(request: AnyRequest, asked: ClientImageRequest) -> RoutingChoice:
+    """What the client asks of the router: ``routing_policy`` (the body's, else the header's), a
+    pinned route and hedging (headers)."""
+    policy = asked.routing_policy if asked.routing_policy is not None else request.headers.get(POLICY_HEADER)
+    return RoutingChoice.asked(policy, request.headers.get(ROUTE_HEADER), request.headers.get(HEDGE_HEADER))
+
+
+async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord, asked: ClientImageRequest) -> Response[bytes]:
+    routing = routing_choice(request, asked)
+    image_request = asked.image
     if (record := record_of(request.scope)) is not None:
         record.user, record.prompt = image_request.user, image_request.prompt
     base_url = gateway.links.base_url(request.scope["scheme"], request.headers.get("host"),
                                       request.scope.get("server"))
     served = await unless_disconnected(request, gateway.generate(
         image_request, base_url=base_url, key=key,
-        idempotency_key=request.headers.get("idempotency-key"),
+        idempotency_key=request.headers.get("idempotency-key"), routing=routing,
     ))
     return Response(content=orjson.dumps(served.body), media_type="application/json", headers=served.headers)
 
 
 async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
-    image_request = from_json_body(await request.body(), ceiling=request.headers.get(PRICE_CEILING_HEADER))
-    return await _serve(request, gateway, key, image_request)
+    asked = read_json_body(await request.body(), ceiling=request.headers.get(PRICE_CEILING_HEADER))
+    return await _serve(request, gateway, key, asked)
 
 
 async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[bytes]:
@@ -84,8 +93,8 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: In
     if len(uploads) > 1:
         raise InvalidRequest("Only one source image is supported", param="image", code="unsupported_value")
     init_image = await validate_init_image(await uploads[0].read(), settings.max_upload_pixels)
-    image_request = from_form(fields, init_image, ceiling=request.headers.get(PRICE_CEILING_HEADER))
-    return await _serve(request, gateway, key, image_request)
+    asked = read_form(fields, init_image, ceiling=request.headers.get(PRICE_CEILING_HEADER))
+    return await _serve(request, gateway, key, asked)
 
 
 @get("/v1/images/files/{name:str}", operation_class=DOWNLOAD_OPERATION)
@@ -99,15 +108,17 @@ async def download_image(name: ImageName, image_store: InjectedImageStore) -> Re
                     headers={"cache-control": f"private, max-age={int(image_store.ttl_s)}"})
 
 
-def image_handlers(generations: ServedLimits | None, edits: ServedLimits | None) -> list[HTTPRouteHandler]:
+def image_handlers(generations: ServedLimits | None, edits: ServedLimits | None, *,
+                   pins: Sequence[str] = (), edit_pins: Sequence[str] = ()) -> list[HTTPRouteHandler]:
     """The image endpoints, documented with what this deployment's routes serve: ``generations``
     for all of them, ``edits`` for those that do image-to-image (None: no route does, and the
-    edits endpoint, which then refuses every request, is left out of the document)."""
+    edits endpoint, which then refuses every request, is left out of the document); ``pins`` and
+    ``edit_pins``, what ``x-boltgate-route`` may name for each."""
     return [
         post("/v1/images/generations", status_code=200,
-             operation_class=generations_operation(generations))(create_image),
+             operation_class=generations_operation(generations, pins))(create_image),
         post("/v1/images/edits", status_code=200, include_in_schema=edits is not None,
-             operation_class=edits_operation(edits))(edit_image),
+             operation_class=edits_operation(edits, edit_pins))(edit_image),
         download_image,
     ]
 

@@ -6,15 +6,16 @@ validated strictly (``"n": "2"`` is a string, as the schema says, not a number);
 fields of ``/v1/images/edits`` arrive as text and are parsed. What happens to each of OpenAI's
 fields (honoured, mapped, refused) is decided in ``proxy.api.openai_fields``. Extras that the SDK
 passes through ``extra_body`` (``negative_prompt``, ``seed``, ``steps``, ``guidance_scale``,
-``max_price_usd``) are first-class fields. Unknown fields are refused with the field named, as
-OpenAI does, so that a typo is not silently ignored.
+``max_price_usd``) are first-class fields, and so is ``routing_policy``, which goes to the router
+rather than into the ``ImageRequest`` (``read_json_body``, ``read_form``). Unknown fields are
+refused with the field named, as OpenAI does, so that a typo is not silently ignored.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -29,6 +30,7 @@ from core.request import (
     ImageRequest,
     resolve_model,
 )
+from pricing.config import RoutingPolicyName
 from proxy.api.openai_fields import (
     FIDELITY_STRENGTH,
     PROMPT_PATTERN,
@@ -37,6 +39,7 @@ from proxy.api.openai_fields import (
     SIZE_PATTERN,
     refusal,
 )
+from proxy.routing.choice import POLICY_HEADER
 
 _SIZE = re.compile(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
 """WIDTHxHEIGHT in ASCII digits without leading zeros, whole (``fullmatch``): what the documented
@@ -123,6 +126,10 @@ class OpenAIImageBody(BaseModel):
                     | Annotated[str, Field(pattern=PRICE_PATTERN)] | None) = Field(
         default=None, description=f"Skip routes priced above this (USD, a number or a decimal string); also the "
                                   f"{PRICE_CEILING_HEADER} header.")
+    routing_policy: RoutingPolicyName | None = Field(
+        default=None, description=f"How the router orders routes for this request, within what the key allows "
+                                  f"(default: the gateway's routing_policy); also the {POLICY_HEADER} header, "
+                                  f"which this field wins over.")
 
     @field_validator("prompt")
     @classmethod
@@ -163,30 +170,51 @@ def price_ceiling(header: str | None) -> Decimal | None:
     return Decimal(header)
 
 
-def from_json_body(raw: bytes, *, ceiling: str | None = None) -> ImageRequest:
+class ClientImageRequest(NamedTuple):
+    """A validated body: the image it asks for, and what it asks of the router."""
+
+    image: ImageRequest
+    routing_policy: RoutingPolicyName | None
+
+
+def read_json_body(raw: bytes, *, ceiling: str | None = None) -> ClientImageRequest:
     """A ``/v1/images/generations`` body, validated strictly, with the price ceiling header."""
     try:
         body = OpenAIImageBody.model_validate_json(raw, strict=True)
     except ValidationError as error:
         raise _client_error(error) from error
-    return _build(body, None, price_ceiling(ceiling))
+    return ClientImageRequest(_build(body, None, price_ceiling(ceiling)), body.routing_policy)
+
+
+def read_form(fields: dict[str, str], init_image: bytes, *, ceiling: str | None = None) -> ClientImageRequest:
+    """The text fields of a ``/v1/images/edits`` form, parsed from text, and its source image."""
+    body = _validate(_form_values(fields), OpenAIEditForm)
+    return ClientImageRequest(_build(body, init_image, price_ceiling(ceiling)), body.routing_policy)
+
+
+def from_json_body(raw: bytes, *, ceiling: str | None = None) -> ImageRequest:
+    """``read_json_body``'s image request."""
+    return read_json_body(raw, ceiling=ceiling).image
 
 
 def from_form(fields: dict[str, str], init_image: bytes, *, ceiling: str | None = None) -> ImageRequest:
-    """The text fields of a ``/v1/images/edits`` form, parsed from text, and its source image."""
-    return to_image_request(_form_values(fields), init_image=init_image, ceiling=price_ceiling(ceiling))
+    """``read_form``'s image request."""
+    return read_form(fields, init_image, ceiling=ceiling).image
 
 
 def to_image_request(raw: Any, *, init_image: bytes | None = None, ceiling: Decimal | None = None) -> ImageRequest:
     """Validate a decoded body (text values parsed) and build the ``ImageRequest``."""
+    body = _validate(raw, OpenAIEditForm if init_image is not None else OpenAIImageBody)
+    return _build(body, init_image, ceiling)
+
+
+def _validate(raw: Any, model: type[OpenAIImageBody]) -> OpenAIImageBody:
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object", param=None)
-    model = OpenAIEditForm if init_image is not None else OpenAIImageBody
     try:
-        body = model.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         raise _client_error(error) from error
-    return _build(body, init_image, ceiling)
 
 
 def _form_values(fields: dict[str, str]) -> dict[str, Any]:

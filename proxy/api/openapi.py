@@ -34,11 +34,12 @@ ERROR_DESCRIPTIONS = {
     400: "Invalid request: the field at fault is named in error.param",
     401: "Missing or wrong API key",
     402: "The key's budget or the request's price ceiling cannot cover it",
-    403: "Not allowed (the admin API is off, or the admin token is wrong)",
+    403: "Not allowed (the admin API is off, the admin token is wrong, or the key may not ask for this "
+         "routing_policy, route or hedging)",
     404: "Not found (an unknown model, an expired image, an unknown key)",
     409: "The Idempotency-Key is in use, or was used for another request",
     413: "The request body is larger than this gateway accepts",
-    429: "Too many requests: come back after Retry-After",
+    429: "Too many requests (the key's rate limits, or every vendor tried): come back after Retry-After",
     500: "The gateway failed unexpectedly (logged)",
     503: "No route could serve the request now: every attempt is listed; Retry-After says when to retry",
 }
@@ -114,10 +115,40 @@ class Answer:
                                headers={**REQUEST_ID, **self.headers})
 
 
+RETRY_AFTER = {
+    "retry-after": header("Whole seconds to wait before retrying", pattern=r"^[0-9]+$", required=True),
+    "retry-after-ms": header("The same wait in milliseconds (OpenAI's SDKs read it first)", pattern=r"^[0-9]+$",
+                             required=True),
+}
+"""What every 429 and 503 carries (``proxy.api.errors.error_response`` sees to it)."""
+
+_COUNT = r"^[0-9]+$"
+RATE_LIMIT_HEADERS = {
+    "x-ratelimit-limit-requests": header("The key's requests per minute", pattern=_COUNT),
+    "x-ratelimit-remaining-requests": header("Requests it has left this minute", pattern=_COUNT),
+    "x-ratelimit-reset-requests": header("Seconds until its request count starts again", pattern=_COUNT),
+    "x-ratelimit-limit-images": header("The key's images per minute", pattern=_COUNT),
+    "x-ratelimit-remaining-images": header("Images it has left this minute", pattern=_COUNT),
+    "x-ratelimit-reset-images": header("Seconds until its image count starts again", pattern=_COUNT),
+    "x-ratelimit-limit-concurrent": header("The key's concurrent requests", pattern=_COUNT),
+    "x-ratelimit-remaining-concurrent": header("More requests it may have in flight now", pattern=_COUNT),
+    "x-ratelimit-limit": header("The tightest of the key's limits", pattern=_COUNT),
+    "x-ratelimit-remaining": header("What is left of it", pattern=_COUNT),
+    "x-ratelimit-reset": header("Seconds until it starts again", pattern=_COUNT),
+}
+"""Sent only where the key has rate limits (``proxy.rate_limits``): on every answer it gets, and
+on the 429 that refuses it."""
+
+
 def error_answer(status: int) -> Answer:
     headers: dict[str, OpenAPIHeader] = {}
     if status in (429, 503):
-        headers["retry-after"] = header("Seconds to wait before retrying", pattern=r"^[0-9]+$")
+        headers.update(RETRY_AFTER)
+    if status == 429:
+        headers.update(RATE_LIMIT_HEADERS)
+    if status == 409:
+        headers["x-should-retry"] = header("false when retrying the same request cannot help",
+                                           pattern="^(true|false)$")
     return Answer(ErrorBody, ERROR_DESCRIPTIONS[status], headers)
 
 

@@ -30,6 +30,7 @@ from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
 from proxy.api.admin import ADMIN_KEY_HANDLERS
+from proxy.api.backends import list_backends
 from proxy.api.charges import list_charges
 from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.health import healthz, metrics, readyz
@@ -43,19 +44,24 @@ from proxy.billing import Billing
 from proxy.gateway import Gateway
 from proxy.images.store import ImageStore
 from proxy.settings import Settings
-from proxy.wiring import Overrides, Running, build_gateway, served_capabilities
+from proxy.wiring import Overrides, Running, build_gateway, served_routes
 
 OTHER_ENDPOINTS: list[HTTPRouteHandler] = [
     list_models, retrieve_model, healthz, readyz, metrics, key_usage, *ADMIN_KEY_HANDLERS, list_charges,
+    list_backends,
 ]
 
 
 def route_handlers(settings: Settings, overrides: Overrides | None) -> list[ControllerRouterHandler]:
     """Every endpoint, the image ones documented with what this deployment's routes serve; our
     OPTIONS handlers first (Litestar adds its own to a path that has none when it meets it)."""
-    served = served_capabilities(settings, overrides)
+    served = served_routes(settings, overrides)
+    image_to_image = [route for route in served if route.capabilities.image_to_image]
     endpoints = [
-        *image_handlers(ServedLimits.of(served), ServedLimits.of(caps for caps in served if caps.image_to_image)),
+        *image_handlers(ServedLimits.of(route.capabilities for route in served),
+                        ServedLimits.of(route.capabilities for route in image_to_image),
+                        pins=[pin for route in served for pin in route.pins],
+                        edit_pins=[pin for route in image_to_image for pin in route.pins]),
         *OTHER_ENDPOINTS,
     ]
     return [*options_handlers(endpoints), *endpoints]

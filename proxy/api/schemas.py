@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from pricing.config import RoutingPolicyName
+
 USD = Field(pattern=r"^[0-9]+\.[0-9]{6}$", description="USD, six decimals")
 CREDITS = Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="credits, as a decimal string")
 
@@ -85,12 +87,27 @@ class Health(Documented):
     status: Literal["ok"]
 
 
+RouteState = Literal["closed", "open", "half_open", "quarantined"]
+"""A route's breaker state (``proxy.routing.health.CircuitState``)."""
+ModelLoad = Literal["loading", "ready", "failed"]
+"""Where a model loaded in process stands (``backends.base.LoadState``)."""
+
+
+class RouteReadiness(BaseModel):
+    """Open to more fields, as readiness is."""
+
+    route: str = Field(description="VENDOR:REGION")
+    state: RouteState
+    reason: str
+    model: ModelLoad | SkipJsonSchema[None] = Field(default=None, description="Only for a model loaded in process")
+
+
 class Readiness(BaseModel):
     """Open to more fields: readiness reports what the operator needs and grows with it."""
 
     status: Literal["ready", "not ready"]
     problems: list[str]
-    routes: list[str]
+    routes: list[RouteReadiness]
 
 
 class KeyUsage(BaseModel):
@@ -101,6 +118,24 @@ class KeyUsage(BaseModel):
     name: str
 
 
+class KeyLimitsShown(Documented):
+    """``pricing.config.KeyLimits``: null where that count has no limit."""
+
+    requests_per_minute: int | None
+    images_per_minute: int | None
+    concurrent_requests: int | None
+
+
+class KeyRoutingShown(Documented):
+    """``pricing.config.KeyRouting``."""
+
+    policies: list[RoutingPolicyName] | None = Field(
+        description="The routing policies its requests may ask for; null: any")
+    pin_routes: bool
+    hedging: bool
+    hedge_budget_usd_per_day: str | None = Field(description="USD, as a decimal string; null: the gateway's")
+
+
 class AdminKey(Documented):
     id: str
     name: str
@@ -108,6 +143,8 @@ class AdminKey(Documented):
     created: str
     revoked: bool
     static: bool
+    limits: KeyLimitsShown | None = Field(description="Its own rate limits; null: the gateway's rate_limits")
+    routing: KeyRoutingShown | None = Field(description="What its requests may ask of the router; null: anything")
 
 
 class AdminKeyCreated(AdminKey):
@@ -143,3 +180,40 @@ class Charge(Documented):
 class ChargeList(Documented):
     object: Literal["list"]
     data: list[Charge]
+
+
+class ProbeShown(Documented):
+    ok: bool
+    detail: str
+    at: float = Field(description="When it ran (epoch seconds)")
+    seconds: float = Field(ge=0, description="How long it took")
+
+
+class Backend(Documented):
+    """One route as the router sees it now (``proxy.api.backends``)."""
+
+    route: str = Field(description="VENDOR:REGION")
+    vendor: str
+    region: str
+    priority: int
+    state: RouteState
+    reason: str = Field(description="Why it is not closed; empty when it is")
+    since: float | None = Field(description="When the state began (epoch seconds); null: never out")
+    back_in_s: float | None = Field(description="Seconds until it is tried again; null: no wait")
+    window_s: float = Field(description="The span the attempts, error rate and latencies cover")
+    attempts: int = Field(ge=0)
+    error_rate: float | None = Field(ge=0, le=1, description="null: no attempt in the window")
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    latency_estimate_s: float | None = Field(description="The decayed estimate the fastest policy orders by")
+    price_usd_1024x1024_4_steps: str = USD
+    upstream_usd_1024x1024_4_steps: Annotated[str, USD] | SkipJsonSchema[None] = Field(
+        default=None, description="What the vendor charges for it; for the admin token, or where "
+                                  "expose_upstream_cost is on")
+    last_probe: ProbeShown | None
+    model: ModelLoad | SkipJsonSchema[None] = Field(default=None, description="Only for a model loaded in process")
+
+
+class BackendList(Documented):
+    object: Literal["list"]
+    data: list[Backend]

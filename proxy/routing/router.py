@@ -1,16 +1,21 @@
-"""The router: order the routes, skip those that cannot serve, retry, fail over, by one deadline.
+"""The router: order the routes, skip those that cannot serve, retry, fail over, hedge, by one
+deadline.
 
-Retries on one route happen only for retryable failures (connect error, timeout, 408, 429, 5xx,
-a body we cannot read), with jittered exponential backoff that gives way to the vendor's
-``Retry-After``; never once the vendor has billed the attempt. Any failure with ``failover`` set
-moves on to the next route. A vendor refusing a request our validation accepted (400/409/422)
-means that vendor can't, not that the client is wrong: the client hears that 400 only when
-every route tried refused it. An attempt the vendor billed anyway is booked as the gateway's
-loss, also when the client hangs up while a billed job is left running.
+Any failure with ``failover`` set moves on to the next route (retries within a route: see
+``proxy.routing.attempts``). A vendor refusing a request our validation accepted
+(400/409/422) means that vendor can't, not that the client is wrong: the client hears that 400
+only when every route tried refused it. A vendor refusing our key takes the rest of that
+account's routes out of this request too.
 
-Before a route is tried, the caller's ``admit`` hook may refuse it (the key's budget cannot
-cover that route's price): the route is skipped with its reason in the attempts list, and when
-every route was refused that way, the refusal goes back to the client (402).
+Before a route is tried, its breaker must let it through (a half-open route admits a few trial
+requests across replicas) and the caller's ``admit`` hook may refuse it (the key's budget
+cannot cover that route's price): the route is skipped with its reason, and when every route
+was refused for credit, that refusal goes back to the client (402).
+
+Hedging: with a ``HedgeGate``, a route that has not answered by its threshold (its recent p95)
+gets company: the next route starts too, if the gate's budgets allow; the first success wins
+and the loser is cancelled (its vendor job cancelled on the way out where the vendor publishes
+a cancel) and booked as the gateway's loss, never the client's.
 """
 
 from __future__ import annotations
@@ -19,54 +24,64 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
-
-from tenacity import AsyncRetrying, retry_if_exception
+from typing import Protocol
 
 from backends.base import BackendResult
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
+    BoltgateError,
     ContentFiltered,
     ContentPolicyViolation,
     InsufficientCredits,
-    NoBackendAvailable,
     PriceCeilingExceeded,
     RouteAttempt,
     UnsupportedRequest,
     VendorAuthError,
-    VendorOutOfCredit,
-    VendorProtocolError,
-    VendorRateLimited,
     VendorRejectedRequest,
-    VendorTimeout,
 )
 from core.request import ImageRequest
-from proxy.images.blank import reject_blank_images
-from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, FAILOVERS, labelled
-from proxy.routing.backoff import RetryAfterOrBackoff, StopWhenOutOfTime
-from proxy.routing.health import RouteHealth
-from proxy.routing.policy import order_by_price, order_by_priority
+from proxy.metrics import FAILOVERS, HEDGES_STARTED, HEDGES_WON, labelled
+from proxy.routing.attempts import (
+    HedgeLossRecorder,
+    LossRecorder,
+    PriceOf,
+    RouteAttempts,
+    RoutedResult,
+    backend_error_behind,
+)
+from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
+from proxy.routing.exhausted import RouteFailure, exhausted
+from proxy.routing.health import RouteHealth, RouteStatus
+from proxy.routing.policy import order_balanced, order_by_latency, order_by_price, order_by_priority
 from proxy.routing.route import Route
-from proxy.settings import RetryConfig
+from proxy.routing.stats import LatencyBoard, RouteStats
+from proxy.settings import BalancedConfig, HedgingConfig, RetryConfig
 
-PriceOf = Callable[[Route, ImageRequest], Decimal]
-LossRecorder = Callable[[Route, ImageRequest, BackendError], Awaitable[None]]
+__all__ = ["Admit", "HedgeGate", "HedgeLossRecorder", "LossRecorder", "PriceOf", "RoutedResult", "Router",
+           "backend_error_behind"]
+
 Admit = Callable[[Route], Awaitable[None]]
 """Called before a route is tried; raises ``InsufficientCredits`` to skip it."""
+Runners = dict[asyncio.Task[BackendResult], tuple[Route, RouteStatus]]
+"""The attempts racing now, each with its route and the status its breaker admitted it with."""
+
+
+class HedgeGate(Protocol):
+    """Whether one request may start a hedge now (its budgets: see ``proxy.hedging``)."""
+
+    async def allow(self, primary: Route, hedge: Route) -> bool: ...
 
 
 @dataclass(slots=True)
-class RoutedResult:
-    result: BackendResult
-    route: Route
-    attempts: list[RouteAttempt] = field(default_factory=list)
-    backend_seconds: float = 0.0
-    """Time spent waiting on backends (the rest of the request is the gateway's own)."""
+class _Trip:
+    """What one request met on its way through the routes."""
 
-
-def _is_retryable(error: BaseException) -> bool:
-    return isinstance(error, BackendError) and error.retryable
+    skipped: list[str]
+    failures: list[RouteFailure] = field(default_factory=list)
+    rejections: list[VendorRejectedRequest] = field(default_factory=list)
+    refused_accounts: set[str] = field(default_factory=set)
+    refusal: InsufficientCredits | None = None
 
 
 class Router:
@@ -80,6 +95,10 @@ class Router:
         price_of: PriceOf | None = None,
         content_filter_action: str = "failover",
         on_loss: LossRecorder | None = None,
+        stats: RouteStats | None = None,
+        balanced: BalancedConfig | None = None,
+        hedging: HedgingConfig | None = None,
+        on_hedge_loss: HedgeLossRecorder | None = None,
     ) -> None:
         self.routes = list(routes)
         self.health = health
@@ -87,15 +106,24 @@ class Router:
         self.policy = policy
         self.price_of = price_of
         self.content_filter_action = content_filter_action
-        self.on_loss = on_loss
+        self.stats = stats or RouteStats(health.store)
+        """Every attempt's latency and outcome, shared through the state store."""
+        self.board = LatencyBoard(self.stats)
+        self.balanced = balanced or BalancedConfig()
+        self.hedging = hedging or HedgingConfig()
+        self.attempts = RouteAttempts(health, self.stats, retry, on_loss=on_loss, on_hedge_loss=on_hedge_loss)
 
-    async def candidates(self, request: ImageRequest) -> tuple[list[Route], list[str]]:
-        """The routes that may serve ``request``, in the order to try them, and why others can't."""
+    async def candidates(
+        self, request: ImageRequest, choice: RoutingChoice = DEFAULT_CHOICE
+    ) -> tuple[list[Route], list[str]]:
+        """The routes that may serve ``request``, in the order to try them, and why others can't;
+        ``choice`` is what the request asked for (a policy, or one vendor)."""
         able: list[Route] = []
         skipped: list[str] = []
-        priced_out: list[Decimal] = []
+        priced_out = []
         incapable = 0
-        for route in self.routes:
+        eligible = choice.pinned_routes(self.routes)
+        for route in eligible:
             reason = route.backend.capabilities.refusal(request)
             incapable += reason is not None
             reason = reason or await self.health.unavailable_reason(route)
@@ -108,7 +136,7 @@ class Router:
                 able.append(route)
             else:
                 skipped.append(f"{route.key}: {reason}")
-        if self.routes and incapable == len(self.routes):
+        if eligible and incapable == len(eligible):
             raise UnsupportedRequest(skipped)
         if not able and priced_out:
             raise PriceCeilingExceeded(
@@ -116,144 +144,184 @@ class Router:
                 f"the cheapest available price is {min(priced_out)} USD",
                 param="max_price_usd",
             )
-        if self.policy == "cheapest" and self.price_of is not None:
-            price_of = self.price_of
-            return order_by_price(able, lambda route: price_of(route, request)), skipped
-        return order_by_priority(able), skipped
+        return await self._order(able, request, choice.policy or self.policy), skipped
+
+    async def _order(self, able: list[Route], request: ImageRequest, policy: str) -> list[Route]:
+        price_of = self.price_of
+        if policy in ("fastest", "balanced"):
+            summaries = await self.board.summaries(self.routes)
+
+            def latency_of(route: Route) -> float | None:
+                summary = summaries.get(route.key)
+                return None if summary is None else summary.estimate_s
+
+            if policy == "fastest" or price_of is None:
+                return order_by_latency(able, latency_of)
+            return order_balanced(able, latency_of, lambda route: price_of(route, request),
+                                  latency_weight=self.balanced.latency_weight, price_weight=self.balanced.price_weight)
+        if policy == "cheapest" and price_of is not None:
+            return order_by_price(able, lambda route: price_of(route, request))
+        return order_by_priority(able)
+
+    async def unavailable(
+        self, request: ImageRequest, reason: str, skipped: list[str],
+        attempts: list[RouteAttempt] | None = None, failures: list[RouteFailure] | None = None,
+    ) -> BoltgateError:
+        """The 429 or 503 for a request no route served, saying when to come back."""
+        back_in = []
+        for route in self.routes:
+            if route.backend.capabilities.refusal(request) is None:
+                status = await self.health.status(route)
+                if status.back_in is not None:
+                    back_in.append(status.back_in)
+        return exhausted(reason, attempts or [], skipped, failures or [], back_in=back_in,
+                         default_wait=self.retry.unavailable_retry_after_s)
 
     async def generate(
         self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None,
-        *, admit: Admit | None = None,
+        *, admit: Admit | None = None, hedge: HedgeGate | None = None,
     ) -> RoutedResult:
         """Serve ``request`` on the first route that can; ``plan`` is ``candidates()``'s answer
-        when the caller already asked for it; ``admit`` is awaited before each route is tried."""
+        when the caller already asked for it; ``admit`` is awaited before each route is tried;
+        with a ``hedge`` gate, a slow route may be raced by the next."""
         ordered, skipped = plan if plan is not None else await self.candidates(request)
+        trip = _Trip(list(skipped))
         if not ordered:
-            raise NoBackendAvailable("No route can serve this request", skipped=skipped)
+            raise await self.unavailable(request, "No route can serve this request", trip.skipped)
         routed = RoutedResult(result=BackendResult(images=[]), route=ordered[0])
-        refusal: InsufficientCredits | None = None
-        rejections: list[VendorRejectedRequest] = []
-        refused_accounts: set[str] = set()
-        for index, route in enumerate(ordered):
-            if deadline.expired():
+        queue = list(ordered)
+        while queue and not deadline.expired():
+            admitted = await self._next_admitted(queue, trip, routed, admit)
+            if admitted is None:
                 break
-            if (route.account or route.key) in refused_accounts:
-                skipped.append(f"{route.key}: its account's key was refused on this request")
+            runners: Runners = {self._start(admitted, request, deadline, routed, bool(queue)): admitted}
+            won = False
+            try:
+                if hedge is not None and queue:
+                    await self._hedge_if_slow(runners, queue, hedge, request, deadline, routed, trip)
+                won = await self._first_success(runners, routed, trip)
+                if won:
+                    return routed
+            finally:  # a hedge's loser, or everything when the request itself is cancelled
+                await self._cancel(runners, request, routed, lost_race=won)
+        if trip.refusal is not None and all(a.outcome == "insufficient_credits" for a in routed.attempts):
+            raise trip.refusal
+        if trip.rejections and len(trip.rejections) == len(routed.attempts):
+            raise trip.rejections[-1]  # every route tried refused the request itself
+        reason = "The request's deadline passed" if deadline.expired() else "Every route failed"
+        raise await self.unavailable(request, reason, trip.skipped, routed.attempts, trip.failures)
+
+    async def _next_admitted(self, queue: list[Route], trip: _Trip, routed: RoutedResult,
+                             admit: Admit | None) -> tuple[Route, RouteStatus] | None:
+        """The next route of ``queue`` that may be tried now (taken off the queue): its account's
+        key not refused on this request, its breaker letting it through, ``admit`` agreeing."""
+        while queue:
+            route = queue.pop(0)
+            if (route.account or route.key) in trip.refused_accounts:
+                trip.skipped.append(f"{route.key}: its account's key was refused on this request")
+                continue
+            status = await self.health.admit(route)
+            if status is None:  # opened since the plan, or half-open with its trial requests taken
+                why = await self.health.unavailable_reason(route) or "half-open, its trial requests are taken"
+                trip.skipped.append(f"{route.key}: {why}")
                 continue
             if admit is not None:
                 try:
                     await admit(route)
                 except InsufficientCredits as refused:
-                    refusal = refused
+                    trip.refusal = refused
                     routed.attempts.append(RouteAttempt(route.vendor, route.region, "insufficient_credits",
                                                         refused.status_code, refused.message[:160]))
                     continue
-            try:
-                has_fallback = index < len(ordered) - 1
-                routed.result = await self._serve_on(route, request, deadline, routed, has_fallback)
-                routed.route = route
-                await self.health.record_success(route)
-                return routed
-            except ContentFiltered as error:
-                if self.content_filter_action == "reject":
-                    raise ContentPolicyViolation(
-                        "The image was refused by the vendor's safety filter", param="prompt"
-                    ) from error
-                labelled(FAILOVERS, route.vendor, error.outcome).inc()
-            except BackendError as error:
-                if not error.failover:
-                    raise
-                if isinstance(error, VendorRejectedRequest):
-                    rejections.append(error)
-                if isinstance(error, VendorAuthError):
-                    refused_accounts.add(route.account or route.key)
-                labelled(FAILOVERS, route.vendor, error.outcome).inc()
-        if refusal is not None and all(a.outcome == "insufficient_credits" for a in routed.attempts):
-            raise refusal
-        if rejections and len(rejections) == len(routed.attempts):
-            raise rejections[-1]  # every route tried refused the request itself
-        reason = "The request's deadline passed" if deadline.expired() else "Every route failed"
-        raise NoBackendAvailable(reason, routed.attempts, skipped)
+            return route, status
+        return None
 
-    async def _serve_on(
-        self, route: Route, request: ImageRequest, deadline: Deadline, routed: RoutedResult, has_fallback: bool
-    ) -> BackendResult:
-        longest_wait = self.retry.max_retry_after_s
-        if has_fallback:
-            longest_wait = min(longest_wait, self.retry.max_wait_with_fallback_s)
-        retrying = AsyncRetrying(
-            stop=StopWhenOutOfTime(route.max_attempts, deadline, longest_wait),
-            wait=RetryAfterOrBackoff(self.retry),
-            retry=retry_if_exception(_is_retryable),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._attempt(route, request, deadline, routed)
-        raise AssertionError("unreachable: tenacity either returns or re-raises")
+    def _start(self, admitted: tuple[Route, RouteStatus], request: ImageRequest, deadline: Deadline,
+               routed: RoutedResult, has_fallback: bool) -> asyncio.Task[BackendResult]:
+        route, status = admitted
+        return asyncio.create_task(self.attempts.serve_on(route, status, request, deadline, routed, has_fallback),
+                                   name=f"attempt {route.key}")
 
-    async def _attempt(
-        self, route: Route, request: ImageRequest, deadline: Deadline, routed: RoutedResult
-    ) -> BackendResult:
-        started = time.monotonic()
-        try:
-            try:
-                async with asyncio.timeout(deadline.remaining()):
-                    result = await route.backend.generate(request, deadline)
-            except TimeoutError as exc:
-                left_behind = backend_error_behind(exc)  # e.g. a billed job it had to abandon
-                if left_behind is not None:
-                    raise left_behind from exc
-                raise VendorTimeout(f"{route.vendor} ran past the request's deadline") from exc
-            except asyncio.CancelledError as cancelled:
-                left_behind = backend_error_behind(cancelled)
-                if left_behind is not None and left_behind.billed:
-                    await asyncio.shield(self._record_loss(route, request, left_behind))
-                raise
-            if len(result.images) < request.n:
-                raise VendorProtocolError(
-                    f"{route.vendor} answered {len(result.images)} image(s) for n={request.n}")
-            await reject_blank_images(result, request, route.vendor)
-        except BackendError as error:
-            await self._record_failure(route, request, error, started, routed)
-            raise
-        seconds = time.monotonic() - started
-        routed.backend_seconds += seconds
-        routed.attempts.append(RouteAttempt(route.vendor, route.region, "ok", 200, seconds=seconds))
-        labelled(BACKEND_ATTEMPTS, route.vendor, route.region, "ok").inc()
-        labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
-        return result
-
-    async def _record_failure(
-        self, route: Route, request: ImageRequest, error: BackendError, started: float, routed: RoutedResult
+    async def _hedge_if_slow(
+        self, runners: Runners, queue: list[Route], hedge: HedgeGate, request: ImageRequest, deadline: Deadline,
+        routed: RoutedResult, trip: _Trip,
     ) -> None:
-        seconds = time.monotonic() - started
-        routed.backend_seconds += seconds
-        routed.attempts.append(
-            RouteAttempt(route.vendor, route.region, error.outcome, error.status, error.message[:160], seconds)
-        )
-        labelled(BACKEND_ATTEMPTS, route.vendor, route.region, error.outcome).inc()
-        labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
-        if isinstance(error, VendorAuthError):
-            await self.health.quarantine(route, brief=isinstance(error, VendorOutOfCredit))
-        elif error.retryable and not isinstance(error, VendorRateLimited):
-            await self.health.record_failure(route)
-        if error.billed:
-            await self._record_loss(route, request, error)
+        """Wait for the first route up to its threshold; then, if the gate allows, start the next
+        (the gate holds the credit for both racing routes; see ``proxy.hedging``)."""
+        (primary, (route, _)), = runners.items()
+        threshold = await self.hedge_threshold(route)
+        done, _ = await asyncio.wait({primary}, timeout=min(threshold, deadline.remaining()))
+        if done or deadline.expired():
+            return
+        admitted = await self._next_admitted(queue, trip, routed, None)
+        if admitted is None:
+            return
+        if not await hedge.allow(route, admitted[0]):
+            queue.insert(0, admitted[0])  # not hedged: it stays the next failover target
+            return
+        labelled(HEDGES_STARTED, admitted[0].vendor).inc()
+        routed.hedged_to = admitted[0]
+        runners[self._start(admitted, request, deadline, routed, bool(queue))] = admitted
 
-    async def _record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
-        if self.on_loss is not None:
-            await self.on_loss(route, request, error)
+    async def hedge_threshold(self, route: Route) -> float:
+        """How long ``route`` may take before a hedge starts: ``hedging.after_s``, else its recent
+        p95 (never below ``min_after_s``), else ``fallback_after_s`` before it has a record."""
+        if self.hedging.after_s is not None:
+            return self.hedging.after_s
+        summary = (await self.board.summaries(self.routes)).get(route.key)
+        if summary is None or summary.p95_s is None:
+            return self.hedging.fallback_after_s
+        return max(self.hedging.min_after_s, summary.p95_s)
 
+    async def _first_success(self, runners: Runners, routed: RoutedResult, trip: _Trip) -> bool:
+        """Wait for the running attempts; True once one succeeded (it is in ``routed``). A failure
+        that must reach the client is raised; others are noted and the rest keep running."""
+        pending = set(runners)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                route, status = runners.pop(task)
+                error = task.exception()
+                if error is None:
+                    routed.result, routed.route = task.result(), route
+                    await self.health.record_success(route, status)
+                    if routed.hedged_to is route:
+                        labelled(HEDGES_WON, route.vendor).inc()
+                    return True
+                if isinstance(error, ContentFiltered) and self.content_filter_action == "reject":
+                    raise ContentPolicyViolation(
+                        "The image was refused by the vendor's safety filter", param="prompt") from error
+                if not isinstance(error, BackendError) or not error.failover:
+                    raise error
+                if isinstance(error, VendorRejectedRequest):
+                    trip.rejections.append(error)
+                if isinstance(error, VendorAuthError):
+                    trip.refused_accounts.add(route.account or route.key)
+                trip.failures.append(RouteFailure(error, time.monotonic()))
+                labelled(FAILOVERS, route.vendor, error.outcome).inc()
+        return False
 
-def backend_error_behind(exc: BaseException) -> BackendError | None:
-    """The ``BackendError`` a cancellation or timeout carries in its chain of causes, if any (a
-    job vendor's backend raises its cancellation from the job it had to abandon)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, BackendError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    async def _cancel(self, runners: Runners, request: ImageRequest, routed: RoutedResult, *, lost_race: bool) -> None:
+        """Cancel attempts still running; job vendors' jobs are cancelled at the vendor on the
+        way out (``backends.vendors.polling``). An attempt that lost a hedge race is booked as
+        the gateway's loss, never the client's: by what its vendor said when the cancellation
+        carried that (a job cancelled for free, or left running and billed), else, when it was
+        under way or had finished, at its estimated cost (no vendor promises an aborted call is
+        free). A loser cancelled while it waited between retries cost nothing more."""
+        if not runners:
+            return
+        under_way = set(routed.in_flight)
+        finished = {task for task in runners if task.done() and not task.cancelled() and task.exception() is None}
+        if lost_race:
+            routed.losers.update(route.key for route, _ in runners.values())
+        for task in runners:
+            task.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+        for task, (route, _) in runners.items():
+            if not lost_race:
+                continue
+            routed.attempts.append(RouteAttempt(route.vendor, route.region, "cancelled", detail="lost the race"))
+            unbooked = route.key not in routed.booked and (route.key in under_way or task in finished)
+            if unbooked and self.attempts.on_hedge_loss is not None:
+                await self.attempts.on_hedge_loss(route, request, None)
+        runners.clear()

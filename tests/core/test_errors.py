@@ -22,6 +22,7 @@ from core.errors import (
     InvalidRequest,
     JobAbandoned,
     JobFailed,
+    KeyRateLimited,
     ModelNotFound,
     NoBackendAvailable,
     NotFound,
@@ -31,10 +32,12 @@ from core.errors import (
     PipelineFailed,
     PriceCeilingExceeded,
     QueueFull,
+    RateLimited,
     RetryableBackendError,
     RouteAttempt,
     UnknownVendor,
     UnusableOutput,
+    UpstreamRateLimited,
     VendorAuthError,
     VendorNotFound,
     VendorOutOfCredit,
@@ -43,6 +46,7 @@ from core.errors import (
     VendorRejectedRequest,
     VendorTimeout,
     VendorUnavailable,
+    retry_after_headers,
 )
 
 ERROR_CLASSES = [
@@ -116,6 +120,8 @@ def test_every_error_class_descends_from_the_one_root(error_class: type[BaseExce
     (IdempotencyConflict, 409, "invalid_request_error", "idempotency_conflict"),
     (NotFound, 404, "invalid_request_error", "not_found"),
     (NoBackendAvailable, 503, "server_error", "no_backend_available"),
+    (KeyRateLimited, 429, "requests", "rate_limit_exceeded"),
+    (UpstreamRateLimited, 429, "requests", "upstream_rate_limited"),
     (VendorUnavailable, 502, "server_error", "backend_error"),
     (PipelineFailed, 500, "server_error", "pipeline_failed"),
     (VendorNotFound, 502, "server_error", "backend_error"),
@@ -205,7 +211,7 @@ def test_the_local_workers_refusals_say_when_to_come_back(
     error: BackendError, status: int, code: str, retry_after_header: str
 ) -> None:
     assert (error.status_code, error.code, error.status) == (status, code, 503)
-    assert error.headers == {"Retry-After": retry_after_header}
+    assert error.headers["retry-after"] == retry_after_header
     assert isinstance(error, VendorUnavailable) and error.retryable
 
 
@@ -271,6 +277,39 @@ def test_no_backend_available_lists_every_attempt_and_every_skip() -> None:
 
 def test_no_backend_available_with_nothing_tried_is_just_the_reason() -> None:
     assert NoBackendAvailable("No route can serve this request").message == "No route can serve this request"
+
+
+@pytest.mark.parametrize(("seconds", "header", "millis"), [
+    (2.0, "2", "2000"), (2.2, "3", "2200"), (0.0, "1", "1"), (0.0004, "1", "1"), (-5.0, "1", "1"),
+])
+def test_retry_after_is_whole_seconds_rounded_up_and_exact_milliseconds(
+    seconds: float, header: str, millis: str
+) -> None:
+    assert retry_after_headers(seconds) == {"retry-after": header, "retry-after-ms": millis}
+
+
+def test_every_rate_limit_and_every_no_backend_answer_says_when_to_come_back() -> None:
+    for error in (KeyRateLimited("slow down"), UpstreamRateLimited("every vendor 429"),
+                  NoBackendAvailable("nothing")):
+        assert error.headers["retry-after"] == "1"
+    assert NoBackendAvailable("nothing", retry_after=7.5).headers == {"retry-after": "8", "retry-after-ms": "7500"}
+    assert RateLimited("x", retry_after=3, headers={"x-ratelimit-limit": "10"}).headers == {
+        "retry-after": "3", "retry-after-ms": "3000", "x-ratelimit-limit": "10"}
+
+
+def test_an_upstream_rate_limit_lists_attempts_like_no_backend_available() -> None:
+    attempts = [RouteAttempt("a", "r1", "rate_limited", 429)]
+
+    error = UpstreamRateLimited("Every route tried is rate-limiting", attempts, retry_after=4)
+
+    assert error.message == "Every route tried is rate-limiting. attempts: a/r1: rate_limited 429"
+    assert (error.attempts, error.retry_after) == (attempts, 4)
+
+
+def test_an_idempotency_conflict_tells_the_sdk_not_to_retry() -> None:
+    assert IdempotencyConflict("in progress").headers == {"x-should-retry": "false"}
+    reused = IdempotencyConflict("reused", param="Idempotency-Key", code="idempotency_key_reused")
+    assert (reused.code, reused.headers["x-should-retry"]) == ("idempotency_key_reused", "false")
 
 
 def test_a_backend_error_says_what_the_vendor_billed() -> None:

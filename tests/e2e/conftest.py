@@ -104,6 +104,7 @@ def gateway(running_servers: RunningServers) -> StartGateway:
 
     def start(*routes: RouteConfig, **settings: Any) -> GatewayServer:
         settings.setdefault("simulators", "off")
+        settings.setdefault("probes", {"enabled": False})  # tests that count vendor requests; see test_probes
         settings.setdefault("retry", {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "jitter_s": 0.05})
         return running_servers.add(GatewayServer(Settings(routes=list(routes), **settings)).start())
 

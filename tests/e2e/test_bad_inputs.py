@@ -56,6 +56,7 @@ def served() -> Iterator[Served]:
         route = RouteConfig(vendor="callmissed", key_env=KEY_ENV,
                             regions=[RegionConfig(name="r1", base_url=sim.base_url)])
         settings = Settings(routes=[route], simulators="off", max_body_bytes=64 * 1024,
+                            probes={"enabled": False},  # counts vendor requests
                             state_backend="memory")  # module-wide: no per-test data dir
         server = running.add(GatewayServer(settings).start())
     yield server, sim

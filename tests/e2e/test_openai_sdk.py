@@ -6,9 +6,11 @@ import base64
 import io
 
 import httpx
+import pytest
 from openai import OpenAI
 from PIL import Image
 
+from backends.simulators import Fault
 from tests.e2e.conftest import StartGateway, StartSimulator, route_to
 
 
@@ -53,3 +55,24 @@ def test_sdk_sees_openai_errors(simulator: StartSimulator, gateway: StartGateway
         assert error.code == "model_not_found"
     else:
         raise AssertionError("an unknown model must be refused")
+
+
+def test_sdk_raises_rate_limit_error_when_every_vendor_rate_limits(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    import openai
+
+    callmissed, aigateway = simulator("callmissed"), simulator("aigateway")
+    callmissed.inject(Fault(kind="status", status=429, headers={"Retry-After": "9"}, times=None))
+    aigateway.inject(Fault(kind="status", status=429, headers={"Retry-After": "4"}, times=None))
+    server = gateway(route_to(callmissed, priority=1), route_to(aigateway, priority=2),
+                     retry={"backoff_initial_s": 0.01, "backoff_max_s": 0.01, "jitter_s": 0, "max_retry_after_s": 1})
+    client = OpenAI(base_url=f"{server.base_url}/v1", api_key="anything", max_retries=0)
+
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.images.generate(model="sdxl-lightning", prompt="a red fox", size="256x256")
+
+    assert raised.value.status_code == 429
+    assert raised.value.code == "upstream_rate_limited"
+    assert raised.value.response.headers["retry-after"] == "4"
+    assert len(callmissed.requests) == 1 and len(aigateway.requests) == 1  # a 4 s wait is not worth holding

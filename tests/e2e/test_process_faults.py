@@ -60,7 +60,8 @@ def test_a_killed_replicas_reservation_is_released_by_its_lease(
     deadline_s, grace_s = 3.0, 1.0
     keys = {"bg-team": {"name": "team", "budget_credits": "10"}}
     shared: dict[str, object] = {"state_backend": "redis", "redis_url": redis_url, "deadline_s": deadline_s,
-                                 "reservation_grace_s": grace_s, "api_keys": keys, "simulators": "off"}
+                                 "reservation_grace_s": grace_s, "api_keys": keys, "simulators": "off",
+                                 "probes": {"enabled": False}}  # a probe would count as the vendor request
     survivor = gateway(route_to(sim), **shared)
     doomed = GatewayProcess({**shared, "routes": [route_settings(sim)]}, tmp_path / "doomed.log").start()
     with ThreadPoolExecutor(1) as pool:
@@ -83,7 +84,8 @@ def test_a_killed_replicas_reservation_is_released_by_its_lease(
 def test_sigterm_finishes_the_request_in_flight_then_exits(simulator: StartSimulator, tmp_path: Path) -> None:
     sim = simulator("aigateway", latency_s=1.5)
     settings: dict[str, object] = {"routes": [route_settings(sim)], "simulators": "off",
-                                   "data_dir": str(tmp_path / "data")}
+                                   "data_dir": str(tmp_path / "data"),
+                                   "probes": {"enabled": False}}  # a probe would count as the vendor request
     server = GatewayProcess(settings, tmp_path / "gateway.log").start()
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(httpx.post, f"{server.base_url}/v1/images/generations", json=BODY, timeout=60)

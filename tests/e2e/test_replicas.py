@@ -74,3 +74,45 @@ def test_an_image_stored_by_one_replica_downloads_from_the_other(
     download = httpx.get(f"{replica_b.base_url}/v1/images/files/{name}")
     assert download.status_code == 200
     assert download.content.startswith(b"\x89PNG")
+
+
+def test_a_keys_rate_limit_holds_across_two_replicas(
+    redis_url: str, simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    sim = simulator("aigateway")
+    keys = {"bg-limited": {"name": "limited", "limits": {"requests_per_minute": 5}}}
+    replicas = [gateway(route_to(sim), state_backend="redis", redis_url=redis_url, api_keys=keys) for _ in range(2)]
+    auth = {"Authorization": "Bearer bg-limited"}
+
+    answers = [httpx.post(f"{replicas[i % 2].base_url}/v1/images/generations", json=BODY, headers=auth, timeout=30)
+               for i in range(6)]
+
+    assert [answer.status_code for answer in answers] == [200] * 5 + [429]
+    assert [answer.headers["x-ratelimit-remaining-requests"] for answer in answers[:5]] == ["4", "3", "2", "1", "0"]
+    refused = answers[5]
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert (refused.headers["x-ratelimit-limit"], refused.headers["x-ratelimit-remaining"]) == ("5", "0")
+    assert 1 <= int(refused.headers["x-ratelimit-reset"]) <= 60
+    assert refused.headers["retry-after"] == refused.headers["x-ratelimit-reset"]
+    assert len(sim.requests) == 5  # the refused request never reached a vendor
+
+
+def test_a_keys_concurrency_limit_holds_across_two_replicas(
+    redis_url: str, simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    sim = simulator("aigateway", latency_s=1.0)  # the first two hold their slots while the rest arrive
+    keys = {"bg-narrow": {"name": "narrow", "limits": {"concurrent_requests": 2}}}
+    replicas = [gateway(route_to(sim), state_backend="redis", redis_url=redis_url, api_keys=keys) for _ in range(2)]
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30, headers={"Authorization": "Bearer bg-narrow"}) as client:
+            return await asyncio.gather(*(client.post(f"{replicas[i % 2].base_url}/v1/images/generations", json=BODY)
+                                          for i in range(6)))
+
+    answers = asyncio.run(burst())
+    after = httpx.post(f"{replicas[0].base_url}/v1/images/generations", json=BODY,
+                       headers={"Authorization": "Bearer bg-narrow"}, timeout=30)
+
+    assert sorted(answer.status_code for answer in answers) == [200, 200, 429, 429, 429, 429]
+    assert all(answer.headers["x-ratelimit-limit-concurrent"] == "2" for answer in answers)
+    assert after.status_code == 200  # the slots were given back

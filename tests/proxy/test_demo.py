@@ -36,7 +36,7 @@ async def test_no_key_and_no_model_serves_from_every_simulator_and_says_so() -> 
     finally:
         logging.getLogger("boltgate").removeHandler(warnings)
 
-    assert sorted(route.split(":")[0] for route in ready.json()["routes"]) == sorted(VENDORS)
+    assert sorted(entry["route"].split(":")[0] for entry in ready.json()["routes"]) == sorted(VENDORS)
     # The simulator accepted the key the demo handed to the wiring.
     assert served.status_code == 200, served.text
     assert served.headers["x-boltgate-backend"] in VENDORS

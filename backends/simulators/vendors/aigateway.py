@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.simulators.asgi import SimResponse
+from backends.simulators.asgi import SimResponse, json_response
 from backends.simulators.faults import REQUEST_KINDS
 from backends.simulators.protocol import OUTPUT_FAULTS_OF_SYNC, Call, SimError, SimulatedVendor, route
 from backends.simulators.vendors.openai_like import ErrorTable, ImagesEndpoint
@@ -45,11 +45,18 @@ async def generate(call: Call) -> SimResponse:
     return await ENDPOINT.answer(call, generation, response_format)
 
 
+async def balance(call: Call) -> SimResponse:
+    """``GET /v1/balance`` ("Wallet balance", aigateway-sh/openapi): its body is not documented
+    beyond 200 OK, so this one is **assumed**; clients read only the status."""
+    return json_response({"balance_usd": "25.00"})
+
+
 SPEC = SimulatedVendor(
     name="aigateway",
     image_format="png",
     auth=("bearer",),
-    routes=(route("POST", "/v1/images/generations", generate, creates_output=True),),
+    routes=(route("POST", "/v1/images/generations", generate, creates_output=True),
+            route("GET", "/v1/balance", balance)),
     error_body=error_body,
     error_headers={429: {"Retry-After": "1"}},
     fault_kinds=REQUEST_KINDS | OUTPUT_FAULTS_OF_SYNC | {"output_404"},

@@ -167,6 +167,11 @@ async def cancel(call: Call) -> SimResponse:
     return json_response({"status": "success", "message": "Prediction canceled successfully"})
 
 
+async def list_models(call: Call) -> SimResponse:
+    """``GET /v1/models``: the public catalog (no key, per their api/overview page), this model only."""
+    return json_response([{"title": "SDXL Lightning 4step", "slug": "sdxl-lightning-4step", "version": "0.0.1"}])
+
+
 def _job(call: Call) -> Job:
     job = call.state.jobs.get(call.params["prediction_id"])
     if job is None:
@@ -229,6 +234,7 @@ SPEC = SimulatedVendor(
     routes=(
         route("POST", "/v1/prediction/", create, creates_output=True),
         route("GET", r"/v1/prediction/(?P<prediction_id>[^/]+)", get),
+        route("GET", "/v1/models", list_models, auth=False),
         route("POST", r"/v1/prediction/(?P<prediction_id>[^/]+)/cancel", cancel),
     ),
     error_body=error_body,

@@ -100,6 +100,14 @@ def _job(call: Call) -> Job:
     return job
 
 
+async def get_model(call: Call) -> SimResponse:
+    """``GET /v1/models/{owner}/{id}`` (docs.runflow.io, get-model-by-owner-and-slug): the model's
+    record; the fields a health probe might read, with the values of an available model."""
+    owner, slug = call.params["owner"], call.params["slug"]
+    return json_response({"slug": slug, "name": f"{owner}/{slug}", "status_code": "active",
+                          "availability_status": "available", "is_public": True})
+
+
 def _run_body(call: Call, job: Job) -> dict[str, Any]:
     phase = job.phase()
     cost = job_cost(call.config, job)
@@ -142,6 +150,7 @@ SPEC = SimulatedVendor(
     routes=(
         route("POST", r"/v1/models/(?P<owner>[^/]+)/(?P<slug>[^/]+)/runs", create_run, creates_output=True),
         route("GET", r"/v1/runs/(?P<run_id>[^/]+)", get_run),
+        route("GET", r"/v1/models/(?P<owner>[^/]+)/(?P<slug>[^/]+)", get_model),
     ),
     error_body=error_body,
     error_headers={429: {"Retry-After": "1"}},

@@ -138,7 +138,7 @@ async def test_a_full_queue_refuses_at_once_with_retry_after(
         await batcher.submit(make_request(seed=4))
     assert isinstance(raised.value, VendorUnavailable)
     assert raised.value.retry_after is not None and raised.value.retry_after >= 1
-    assert raised.value.headers["Retry-After"].isdigit()
+    assert raised.value.headers["retry-after"].isdigit()
     assert (raised.value.status_code, raised.value.code) == (503, "queue_full")
     assert metrics.registry.get_sample_value("boltgate_worker_queue_rejections_total") == 1
     gated_pipeline.gate.set()

@@ -43,13 +43,15 @@ async def test_is_not_ready_while_loading_and_serves_once_loaded(make_request: M
         return pipeline
 
     engine = LocalEngine(LocalBackendConfig(), factory=slow_factory)
+    assert engine.load_state == "loading"
     loading = engine.start_in_background()
     with pytest.raises(NotReady) as raised:
         await engine.generate(make_request())
-    assert (raised.value.status_code, raised.value.headers["Retry-After"]) == (503, "5")
+    assert (raised.value.status_code, raised.value.headers["retry-after"]) == (503, "5")
     loaded.set()
     await loading
     assert engine.ready and engine.device == "cpu"
+    assert engine.load_state == "ready"
     outcome = await engine.generate(make_request(n=2))
     assert len(outcome.images) == 2
     await engine.aclose()
@@ -62,6 +64,7 @@ async def test_a_failed_load_is_reported_not_raised_into_the_loop(make_request: 
     engine = LocalEngine(LocalBackendConfig(), factory=broken)
     await asyncio.wait_for(engine.start_in_background(), 5)
     assert not engine.ready and isinstance(engine.load_error, FileNotFoundError)
+    assert engine.load_state == "failed"
     with pytest.raises(NotReady, match="failed to load"):
         await engine.start()
     with pytest.raises(NotReady, match="no base/"):

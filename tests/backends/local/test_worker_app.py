@@ -183,6 +183,29 @@ async def test_unknown_paths_answer_in_the_same_envelope(gated_client: httpx.Asy
     assert wrong_method.json()["error"]["type"] == "invalid_request_error"
 
 
+async def test_the_gateways_probe_of_a_worker_fails_while_it_loads_and_passes_once_ready() -> None:
+    from backends.vendors.backend import VendorBackend
+    from backends.vendors.registry import VENDOR_SPECS
+
+    loaded = threading.Event()
+
+    def slow_factory(_: LocalBackendConfig) -> GatedPipeline:
+        loaded.wait(10)
+        return GatedPipeline()
+
+    with WorkerServer(create_worker_app(LocalBackendConfig(), factory=slow_factory)) as server:
+        backend = VendorBackend(VENDOR_SPECS["worker"], region="gpu-a", base_url=server.url, api_key=None)
+        loading = await backend.probe(5)
+        loaded.set()
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            await _wait_ready(client)
+        ready = await backend.probe(5)
+        await backend.aclose()
+
+    assert (loading.ok, loading.detail) == (False, "GET answered 503")
+    assert ready.ok
+
+
 async def test_a_worker_that_keeps_failing_leaves_rotation_then_asks_for_a_restart(make_request: MakeRequest) -> None:
     class Wedged(GatedPipeline):
         def run(self, requests: Sequence[ImageRequest]) -> list[list[Image.Image]]:

@@ -82,7 +82,7 @@ def stored_keys(request: pytest.FixtureRequest) -> StoredKeys:
     """How many keys a store holds right now, counted without reading any of them."""
     async def count(state: StateStore) -> int:
         if isinstance(state, MemoryStateStore):
-            return len(state)
+            return state.key_count
         async with redis.asyncio.Redis.from_url(request.getfixturevalue("redis_url")) as client:
             return int(await client.dbsize())
 

@@ -52,3 +52,8 @@ async def test_re_setting_ttls_does_not_grow_the_expiry_heap_without_bound() -> 
         await store.set("claim", b"1", ttl=3600)
     assert len(store._heap) <= 2 * len(store._expiry) + 1025
     await store.aclose()
+
+
+def test_an_empty_store_is_truthy() -> None:
+    """``budgets or state`` and ``store or MemoryStateStore()`` must keep an empty store they were given."""
+    assert MemoryStateStore()

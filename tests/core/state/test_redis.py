@@ -44,6 +44,20 @@ async def test_incr_within_is_atomic_across_replicas(redis_url: str) -> None:
             await replica.aclose()
 
 
+async def test_leases_are_shared_and_atomic_across_replicas(redis_url: str) -> None:
+    replicas = [RedisStateStore.from_url(redis_url) for _ in range(2)]
+    try:
+        calls = [replicas[i % 2].acquire_lease("concurrent:key", f"req-{i}", 5, 30.0) for i in range(30)]
+        results = await asyncio.gather(*calls)
+        assert sorted(value for value in results if value is not None) == [1, 2, 3, 4, 5]
+        holder = next(f"req-{i}" for i, value in enumerate(results) if value is not None)
+        await replicas[1].release_lease("concurrent:key", holder)
+        assert await replicas[0].acquire_lease("concurrent:key", "late", 5, 30.0) == 5
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+
+
 async def test_state_outlives_the_replica_that_wrote_it(redis_url: str) -> None:
     writer = RedisStateStore.from_url(redis_url)
     await writer.set("idem:key", b"response")

@@ -51,7 +51,7 @@ async def test_a_killed_server_is_state_unavailable_for_every_operation(server: 
                 with pytest.raises(StateUnavailable) as error:
                     await call
                 assert error.value.status_code == 503
-                assert error.value.headers["Retry-After"]
+                assert error.value.headers["retry-after"]
     finally:
         await state.aclose()
 

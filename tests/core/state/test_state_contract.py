@@ -123,11 +123,63 @@ async def test_incr_within_never_exceeds_the_limit_under_concurrency(store: Stat
     assert await store.get("budget") == b"20"
 
 
+async def test_incr_within_ttl_applies_only_when_the_key_is_created(store: StateStore) -> None:
+    assert await store.incr_within("window", 1, limit=5, ttl=SHORT_TTL) == 1
+    assert await store.incr_within("window", 1, limit=5, ttl=30) == 2
+    ttl = await store.ttl("window")
+    assert ttl is not None and 0 < ttl <= SHORT_TTL
+    await asyncio.sleep(PAST_SHORT_TTL)
+    assert await store.get("window") is None
+    assert await store.incr_within("window", 5, limit=5, ttl=SHORT_TTL) == 5
+
+
+async def test_incr_within_refused_with_a_ttl_creates_nothing(store: StateStore) -> None:
+    assert await store.incr_within("window", 6, limit=5, ttl=30) is None
+    assert await store.ttl("window") is None
+    assert await store.get("window") is None
+
+
+async def test_leases_are_granted_up_to_the_limit_and_released(store: StateStore) -> None:
+    assert await store.acquire_lease("slots", "a", limit=2, ttl=30) == 1
+    assert await store.acquire_lease("slots", "b", limit=2, ttl=30) == 2
+    assert await store.acquire_lease("slots", "c", limit=2, ttl=30) is None
+    await store.release_lease("slots", "a")
+    assert await store.acquire_lease("slots", "c", limit=2, ttl=30) == 2
+    await store.release_lease("slots", "nobody")  # releasing an unknown lease is a no-op
+
+
+async def test_a_holder_renewing_its_lease_takes_no_second_slot(store: StateStore) -> None:
+    assert await store.acquire_lease("slots", "a", limit=1, ttl=30) == 1
+    assert await store.acquire_lease("slots", "a", limit=1, ttl=30) == 1
+
+
+async def test_a_lease_never_released_ends_after_its_ttl(store: StateStore) -> None:
+    assert await store.acquire_lease("slots", "crashed", limit=1, ttl=SHORT_TTL) == 1
+    assert await store.acquire_lease("slots", "next", limit=1, ttl=30) is None
+    await asyncio.sleep(PAST_SHORT_TTL)
+    assert await store.acquire_lease("slots", "next", limit=1, ttl=30) == 1
+
+
+async def test_leases_never_exceed_the_limit_under_concurrency(store: StateStore) -> None:
+    results = await asyncio.gather(*(store.acquire_lease("slots", f"h{i}", limit=7, ttl=30) for i in range(40)))
+    assert sorted(value for value in results if value is not None) == list(range(1, 8))
+    assert results.count(None) == 33
+
+
 async def test_hincr_counts_each_field_and_hgetall_returns_ints(store: StateStore) -> None:
     assert await store.hincr("ledger", "callmissed", 4) == 4
     assert await store.hincr("ledger", "callmissed", 3) == 7
     assert await store.hincr("ledger", "runflow", -1) == -1
     assert await store.hgetall("ledger") == {"callmissed": 7, "runflow": -1}
+
+
+async def test_hincr_ttl_applies_only_when_the_hash_is_created(store: StateStore) -> None:
+    assert await store.hincr("window", "ok", 1, ttl=SHORT_TTL) == 1
+    assert await store.hincr("window", "err", 2, ttl=30) == 2
+    ttl = await store.ttl("window")
+    assert ttl is not None and 0 < ttl <= SHORT_TTL
+    await asyncio.sleep(PAST_SHORT_TTL)
+    assert await store.hgetall("window") == {}
 
 
 async def test_hgetall_of_a_missing_key_is_empty(store: StateStore) -> None:

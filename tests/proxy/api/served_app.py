@@ -25,8 +25,9 @@ Client: TypeAlias = AsyncTestClient[Litestar]
 
 def app_over(routes: list[Route], **settings: Any) -> Litestar:
     """The app over ``routes``, with settings for tests: no simulators, retries without waiting,
-    a short deadline, unless ``settings`` say otherwise."""
-    resolved = Settings(**{"simulators": "off", "retry": NO_BACKOFF, "deadline_s": 5.0, **settings})
+    a short deadline, no background health probes, unless ``settings`` say otherwise."""
+    resolved = Settings(**{"simulators": "off", "retry": NO_BACKOFF, "deadline_s": 5.0,
+                           "probes": {"enabled": False}, **settings})
     return create_app(resolved, Overrides(routes=routes))
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from core.errors import VendorRateLimited, VendorUnavailable
 from tests.proxy.api.served_app import Client, Vendors, serving
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
@@ -86,3 +87,41 @@ async def test_an_unexpected_failure_is_a_500_in_the_same_envelope(client: Clien
     error = envelope(response)
     assert (error["type"], error["code"]) == ("server_error", "internal_error")
     assert "bug in an adapter" not in error["message"]
+
+
+async def test_no_backend_available_is_a_503_with_retry_after(client: Client, vendors: Vendors) -> None:
+    for vendor in (vendors.text_only, vendors.editor):
+        vendor.script.extend([VendorUnavailable("down", status=500)] * 3)
+
+    response = await client.post("/v1/images/generations", json={"prompt": "a kite"})
+
+    assert response.status_code == 503
+    assert envelope(response)["code"] == "no_backend_available"
+    assert int(response.headers["retry-after"]) >= 1
+    assert int(response.headers["retry-after-ms"]) >= 1
+
+
+async def test_every_vendor_rate_limiting_is_a_429_with_the_smallest_retry_after(
+    client: Client, vendors: Vendors
+) -> None:
+    vendors.text_only.script.extend([VendorRateLimited("slow", status=429, retry_after=40)] * 3)
+    vendors.editor.script.extend([VendorRateLimited("slow", status=429, retry_after=35)] * 3)
+
+    response = await client.post("/v1/images/generations", json={"prompt": "a kite"})
+
+    assert response.status_code == 429
+    error = envelope(response)
+    assert (error["type"], error["code"]) == ("requests", "upstream_rate_limited")
+    assert response.headers["retry-after"] == "35"
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_a_409_the_sdk_will_not_retry(
+    client: Client,
+) -> None:
+    first = await client.post("/v1/images/generations", json={"prompt": "a kite"}, headers={"idempotency-key": "k1"})
+    reused = await client.post("/v1/images/generations", json={"prompt": "a boat"}, headers={"idempotency-key": "k1"})
+
+    assert first.status_code == 200
+    assert reused.status_code == 409
+    assert envelope(reused)["code"] == "idempotency_key_reused"
+    assert reused.headers["x-should-retry"] == "false"

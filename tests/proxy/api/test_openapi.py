@@ -89,7 +89,7 @@ async def test_every_answer_and_error_is_documented_with_its_schema(client: Clie
     post = (await schema(client))["paths"]["/v1/images/generations"]["post"]
     answers = post["responses"]
 
-    assert set(answers) == {"200", "400", "401", "402", "404", "409", "413", "429", "500", "503"}
+    assert set(answers) == {"200", "400", "401", "402", "403", "404", "409", "413", "429", "500", "503"}
     ok = answers["200"]["content"]["application/json"]["schema"]
     assert ok["type"] == "object" and {"created", "data", "billing"} <= set(ok["required"])
     assert "seed" in ok["properties"] and "seed" not in ok["required"]  # absent when the vendor drew its own
@@ -102,6 +102,29 @@ async def test_every_answer_and_error_is_documented_with_its_schema(client: Clie
             assert error["required"] == ["error"], status
     assert "retry-after" in answers["503"]["headers"]
     assert {parameter["name"] for parameter in post["parameters"]} >= {"Idempotency-Key", "x-boltgate-max-price-usd"}
+
+
+async def test_what_a_request_may_ask_of_the_router_is_documented(client: Client) -> None:
+    document = await schema(client)
+    post = document["paths"]["/v1/images/generations"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    parameters = {parameter["name"]: parameter["schema"] for parameter in post["parameters"]}
+    answers = post["responses"]
+
+    assert set(body["properties"]["routing_policy"]["anyOf"][0]["enum"]) == {"priority", "cheapest", "fastest",
+                                                                              "balanced"}
+    assert parameters["x-boltgate-routing-policy"]["enum"] == ["priority", "cheapest", "fastest", "balanced"]
+    assert parameters["x-boltgate-route"]["enum"] == ["eachlabs", "eachlabs/us", "runflow", "runflow/eu"]
+    edits = document["paths"]["/v1/images/edits"]["post"]["parameters"]
+    assert [p["schema"]["enum"] for p in edits if p["name"] == "x-boltgate-route"] == [["eachlabs", "eachlabs/us"]]
+    assert "on" in parameters["x-boltgate-hedge"]["enum"]
+    assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after",
+            "retry-after-ms"} <= set(answers["429"]["headers"])
+    assert {"x-ratelimit-remaining-requests", "x-boltgate-hedged-to"} <= set(answers["200"]["headers"])
+    backends = document["paths"]["/v1/backends"]["get"]["responses"]
+    assert {"200", "401", "403"} <= set(backends)
+    assert "state" in backends["200"]["content"]["application/json"]["schema"]["properties"]["data"]["items"][
+        "properties"]
 
 
 async def test_metrics_are_documented_as_text(client: Client) -> None:

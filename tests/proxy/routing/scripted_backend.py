@@ -1,8 +1,10 @@
 """A test double for the ``backends.base.Backend`` protocol: plays a script, records every call.
 
 Each call to ``generate`` takes the next step of the script: ``"ok"`` answers ``n`` noisy PNGs,
-``"hang"`` never answers (the router's deadline must cut it), a ``BackendError`` instance is
+``"hang"`` never answers (the router's deadline must cut it), a number answers ``"ok"`` after
+that many seconds, a ``BackendError`` instance is
 raised, a ``BackendResult`` is returned as is. Once the script runs out every call is ``"ok"``.
+Health probes play ``probe_script`` the same way (passing once it runs out).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Literal
 
 from PIL import Image
 
-from backends.base import BackendResult, Capabilities, GeneratedImage
+from backends.base import BackendResult, Capabilities, GeneratedImage, ProbeOutcome
 from core.deadline import Deadline
 from core.errors import BackendError
 from core.request import ImageRequest
@@ -28,7 +30,7 @@ from proxy.routing.route import Route
 from proxy.routing.router import LossRecorder, PriceOf, Router
 from proxy.settings import BreakerConfig, RetryConfig
 
-Step = Literal["ok", "hang"] | BackendError | BackendResult
+Step = Literal["ok", "hang"] | float | BackendError | BackendResult
 
 NO_BACKOFF = RetryConfig(backoff_initial_s=0, backoff_max_s=0, jitter_s=0)
 """Retries without waiting, so that tests of the retry logic take no time."""
@@ -65,7 +67,11 @@ class ScriptedBackend:
     capabilities: Capabilities = field(default_factory=Capabilities)
     calls: list[ImageRequest] = field(default_factory=list)
     call_times: list[float] = field(default_factory=list)
+    cancelled: int = 0
+    """Calls cancelled while in flight (a hedge's loser, a client gone)."""
     closed: bool = False
+    probe_script: deque[ProbeOutcome] = field(default_factory=deque)
+    probes: int = 0
 
     @classmethod
     def playing(cls, vendor: str, *steps: Step, region: str = "r1",
@@ -76,13 +82,23 @@ class ScriptedBackend:
         self.calls.append(request)
         self.call_times.append(asyncio.get_running_loop().time())
         step: Step = self.script.popleft() if self.script else "ok"
-        if step == "hang":
-            await asyncio.Event().wait()
+        try:
+            if step == "hang":
+                await asyncio.Event().wait()
+            if isinstance(step, float | int):
+                await asyncio.sleep(step)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
         if isinstance(step, BackendError):
             raise step
         if isinstance(step, BackendResult):
             return step
         return images(request.n)
+
+    async def probe(self, timeout_s: float) -> ProbeOutcome:
+        self.probes += 1
+        return self.probe_script.popleft() if self.probe_script else ProbeOutcome(True, "scripted pass")
 
     async def aclose(self) -> None:
         self.closed = True

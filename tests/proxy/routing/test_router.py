@@ -183,7 +183,7 @@ async def test_an_auth_error_fails_over_at_once_and_quarantines_the_route() -> N
 
     ordered, skipped = await router.candidates(request())
     assert [route.backend for route in ordered] == [spare]
-    assert skipped == ["refused:r1: quarantined after an auth/credit refusal"]
+    assert skipped == ["refused:r1: quarantined (auth_error 401: bad key)"]
 
     second = await router.generate(request(), Deadline(5))
     assert second.route.backend is spare
@@ -212,7 +212,8 @@ async def test_a_payment_refusal_quarantines_briefly_then_the_account_is_tried_a
                          breaker=BreakerConfig(quarantine_s=300, credit_quarantine_s=0.05))
 
     assert (await router.generate(request(), Deadline(5))).route.backend is spare
-    assert (await router.candidates(request()))[1] == ["broke:r1: quarantined after an auth/credit refusal"]
+    assert (await router.candidates(request()))[1] == [
+        "broke:r1: quarantined (out_of_credit 402: in-flight predictions exceed the balance)"]
     await asyncio.sleep(0.06)
     assert (await router.generate(request(), Deadline(5))).route.backend is broke
 
@@ -228,7 +229,7 @@ async def test_the_circuit_opens_after_the_failure_threshold_and_a_success_close
         assert (await router.generate(request(), Deadline(5))).route.backend is spare
     ordered, skipped = await router.candidates(request())
     assert [route.backend for route in ordered] == [spare]
-    assert skipped == ["shaky:r1: circuit open"]
+    assert skipped == ["shaky:r1: circuit open (2 consecutive failures, last: unavailable: 503 from the vendor)"]
     assert (await router.generate(request(), Deadline(5))).route.backend is spare
     assert len(shaky.calls) == 2
 
@@ -252,7 +253,8 @@ async def test_after_the_open_time_one_more_failure_reopens_the_circuit_at_once(
     assert (await router.candidates(request()))[1] == []
     await router.generate(request(), Deadline(5))
 
-    assert (await router.candidates(request()))[1] == ["shaky:r1: circuit open"]
+    assert (await router.candidates(request()))[1] == [
+        "shaky:r1: circuit open (3 consecutive failures, last: unavailable: 503 from the vendor)"]
 
 
 async def test_rate_limits_do_not_count_towards_the_circuit() -> None:
@@ -347,6 +349,67 @@ async def test_a_result_with_no_images_for_n_one_is_a_protocol_error() -> None:
     assert raised.value.attempts[0].outcome == "protocol_error"
 
 
+# --- latency-aware policies ------------------------------------------------------------------
+
+
+async def test_fastest_follows_latencies_recorded_by_another_replica() -> None:
+    from core.state.memory import MemoryStateStore
+    from proxy.routing.health import RouteHealth
+    from proxy.routing.router import Router
+    from tests.proxy.routing.scripted_backend import NO_BACKOFF
+
+    store = MemoryStateStore()
+    slow, quick = ScriptedBackend("slow"), ScriptedBackend("quick")
+    routes = [route_to(slow, priority=1), route_to(quick, priority=2)]
+    replica_a = Router(routes, RouteHealth(store, BreakerConfig()), NO_BACKOFF, policy="fastest")
+    replica_b = Router(routes, RouteHealth(store, BreakerConfig()), NO_BACKOFF, policy="priority")
+
+    before = (await replica_a.candidates(request()))[0]
+    for _ in range(5):  # replica B served these; its attempts land in the shared stats
+        await replica_b.stats.record(routes[0], 2.5, ok=True)
+        await replica_b.stats.record(routes[1], 0.3, ok=True)
+    replica_a.board.refresh_s = 0
+    after = (await replica_a.candidates(request()))[0]
+
+    assert [route.backend for route in before] == [slow, quick]  # nothing measured: priority order
+    assert [route.backend for route in after] == [quick, slow]
+
+
+async def test_a_request_may_ask_for_another_policy() -> None:
+    from proxy.routing.choice import RoutingChoice
+
+    slow, quick = ScriptedBackend("slow"), ScriptedBackend("quick")
+    router = router_over([route_to(slow, priority=1), route_to(quick, priority=2)])
+    for _ in range(3):
+        await router.stats.record(router.routes[0], 3.0, ok=True)
+        await router.stats.record(router.routes[1], 0.2, ok=True)
+
+    default = (await router.candidates(request()))[0]
+    fastest = (await router.candidates(request(), RoutingChoice("fastest")))[0]
+
+    assert default[0].backend is slow and fastest[0].backend is quick
+
+
+async def test_every_attempt_lands_in_the_route_stats() -> None:
+    flaky = ScriptedBackend.playing("flaky", unavailable())
+    router = router_over([route_to(flaky, max_attempts=2)])
+
+    await router.generate(request(), Deadline(5))
+    summary = await router.stats.summary(router.routes[0])
+
+    assert (summary.successes, summary.errors) == (1, 1)
+
+
+async def test_a_request_the_vendor_rejects_is_not_held_against_the_route() -> None:
+    picky = ScriptedBackend.playing("picky", VendorRejectedRequest("bad prompt", status=400))
+    router = router_over([route_to(picky)])
+
+    with pytest.raises(VendorRejectedRequest):
+        await router.generate(request(), Deadline(5))
+
+    assert (await router.stats.summary(router.routes[0])).attempts == 0
+
+
 # --- admission (the key's budget, checked per route) -------------------------------------------
 
 
@@ -390,6 +453,8 @@ async def test_admission_is_asked_before_each_route_in_the_order_tried() -> None
     await router.generate(request(), Deadline(5), admit=admit)
 
     assert admitted == ["first", "second"]
+
+
 # --- money -------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,181 @@
+"""One route, tried: retries within the deadline, and what each attempt's end is recorded as.
+
+Retries on one route happen only for retryable failures (connect error, timeout, 408, 429, 5xx,
+a body we cannot read), with jittered exponential backoff that gives way to the vendor's
+``Retry-After``; never once the vendor has billed the attempt. Every attempt feeds the route's
+breaker and its shared latency record; one the vendor billed anyway is booked as the gateway's
+loss, also when it is cancelled (the client hung up, or another route won a hedge race) while a
+billed job is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tenacity import AsyncRetrying, retry_if_exception
+
+from backends.base import BackendResult
+from core.deadline import Deadline
+from core.errors import (
+    BackendError,
+    ContentFiltered,
+    RouteAttempt,
+    VendorAuthError,
+    VendorOutOfCredit,
+    VendorProtocolError,
+    VendorRateLimited,
+    VendorRejectedRequest,
+    VendorTimeout,
+)
+from core.request import ImageRequest
+from proxy.images.blank import reject_blank_images
+from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, labelled
+from proxy.routing.backoff import RetryAfterOrBackoff, StopWhenOutOfTime
+from proxy.routing.health import RouteHealth, RouteStatus
+from proxy.routing.route import Route
+from proxy.routing.stats import RouteStats
+from proxy.settings import RetryConfig
+
+PriceOf = Callable[[Route, ImageRequest], Decimal]
+LossRecorder = Callable[[Route, ImageRequest, BackendError], Awaitable[None]]
+HedgeLossRecorder = Callable[[Route, ImageRequest, BackendError | None], Awaitable[None]]
+"""Books an attempt cancelled because another route answered first: with the vendor's own word
+on what it bills when the cancellation carried one (a job left running), else at its estimate."""
+
+
+@dataclass(slots=True)
+class RoutedResult:
+    result: BackendResult
+    route: Route
+    attempts: list[RouteAttempt] = field(default_factory=list)
+    backend_seconds: float = 0.0
+    """Time spent waiting on backends (the rest of the request is the gateway's own)."""
+    hedged_to: Route | None = None
+    """The route a hedge started on, if one did."""
+    in_flight: set[str] = field(default_factory=set)
+    """Routes (keys) whose backend call is under way now."""
+    losers: set[str] = field(default_factory=set)
+    """Routes (keys) being cancelled because another route answered first."""
+    booked: set[str] = field(default_factory=set)
+    """Cancelled attempts whose vendor said what they cost (booked when they ended)."""
+
+
+def _is_retryable(error: BaseException) -> bool:
+    return isinstance(error, BackendError) and error.retryable
+
+
+class RouteAttempts:
+    """Tries one route for the router and records every attempt."""
+
+    def __init__(self, health: RouteHealth, stats: RouteStats, retry: RetryConfig, *,
+                 on_loss: LossRecorder | None = None, on_hedge_loss: HedgeLossRecorder | None = None) -> None:
+        self.health = health
+        self.stats = stats
+        self.retry = retry
+        self.on_loss = on_loss
+        self.on_hedge_loss = on_hedge_loss
+
+    async def serve_on(
+        self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
+        has_fallback: bool,
+    ) -> BackendResult:
+        longest_wait = self.retry.max_retry_after_s
+        if has_fallback:
+            longest_wait = min(longest_wait, self.retry.max_wait_with_fallback_s)
+        retrying = AsyncRetrying(
+            stop=StopWhenOutOfTime(route.max_attempts, deadline, longest_wait),
+            wait=RetryAfterOrBackoff(self.retry),
+            retry=retry_if_exception(_is_retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(route, status, request, deadline, routed)
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def _attempt(
+        self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult
+    ) -> BackendResult:
+        started = time.monotonic()
+        try:
+            routed.in_flight.add(route.key)
+            try:
+                async with asyncio.timeout(deadline.remaining()):
+                    result = await route.backend.generate(request, deadline)
+            except TimeoutError as exc:
+                left_behind = backend_error_behind(exc)  # e.g. a billed job it had to abandon
+                if left_behind is not None:
+                    raise left_behind from exc
+                raise VendorTimeout(f"{route.vendor} ran past the request's deadline") from exc
+            except asyncio.CancelledError as cancelled:
+                await asyncio.shield(self._book_cancelled(route, request, routed, cancelled))
+                raise
+            finally:
+                routed.in_flight.discard(route.key)
+            if len(result.images) < request.n:
+                raise VendorProtocolError(
+                    f"{route.vendor} answered {len(result.images)} image(s) for n={request.n}")
+            await reject_blank_images(result, request, route.vendor)
+        except BackendError as error:
+            await self._record_failure(route, status, request, error, started, routed)
+            raise
+        seconds = time.monotonic() - started
+        routed.backend_seconds += seconds
+        routed.attempts.append(RouteAttempt(route.vendor, route.region, "ok", 200, seconds=seconds))
+        labelled(BACKEND_ATTEMPTS, route.vendor, route.region, "ok").inc()
+        labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
+        await self.stats.record(route, seconds, ok=True)
+        return result
+
+    async def _book_cancelled(self, route: Route, request: ImageRequest, routed: RoutedResult,
+                              cancelled: asyncio.CancelledError) -> None:
+        """A cancelled attempt that carries its vendor's verdict (a job cancelled, or left running
+        and billed) is booked by it; one that carries none is left to the race (``Router``)."""
+        left_behind = backend_error_behind(cancelled)
+        if left_behind is None:
+            return
+        routed.booked.add(route.key)
+        if not left_behind.billed:
+            return
+        if route.key in routed.losers and self.on_hedge_loss is not None:
+            await self.on_hedge_loss(route, request, left_behind)
+        elif self.on_loss is not None:
+            await self.on_loss(route, request, left_behind)
+
+    async def _record_failure(
+        self, route: Route, status: RouteStatus, request: ImageRequest, error: BackendError, started: float,
+        routed: RoutedResult,
+    ) -> None:
+        seconds = time.monotonic() - started
+        routed.backend_seconds += seconds
+        routed.attempts.append(
+            RouteAttempt(route.vendor, route.region, error.outcome, error.status, error.message[:160], seconds)
+        )
+        labelled(BACKEND_ATTEMPTS, route.vendor, route.region, error.outcome).inc()
+        labelled(BACKEND_ATTEMPT_SECONDS, route.vendor, route.region).observe(seconds)
+        if error.failover and not isinstance(error, ContentFiltered | VendorRejectedRequest):  # the route's fault
+            await self.stats.record(route, seconds, ok=False)
+        if isinstance(error, VendorAuthError):
+            await self.health.quarantine(route, f"{error.outcome} {error.status or ''}: {error.message[:120]}",
+                                         brief=isinstance(error, VendorOutOfCredit))
+        elif error.retryable and not isinstance(error, VendorRateLimited):
+            await self.health.record_failure(route, f"{error.outcome}: {error.message[:120]}", status)
+        if error.billed and self.on_loss is not None:
+            await self.on_loss(route, request, error)
+
+
+def backend_error_behind(exc: BaseException) -> BackendError | None:
+    """The ``BackendError`` a cancellation or timeout carries in its chain of causes, if any (a
+    job vendor's backend raises its cancellation from the job it had to abandon)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, BackendError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
