@@ -1,6 +1,6 @@
 """How much the gateway adds: a zero-latency simulator driven directly and through boltgate.
 
-Per BENCHMARKING.md: direct and gateway runs alternate (A B A B ...) in one script and the
+Direct and gateway runs alternate (A B A B ...) in one script and the
 medians of the rounds are compared; the client and the simulator are pinned to CPU 0, the
 gateway to CPU 1; every request is timed by the client itself; the gateway's CPU time comes
 from /proc/PID/stat (utime + stime) over each gateway run.

@@ -19,6 +19,7 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     │   ├── InsufficientCredits        402 insufficient_credits
     │   ├── PriceCeilingExceeded       402 price_ceiling_exceeded
     │   ├── IdempotencyConflict        409, with ``x-should-retry: false`` (a retry cannot help)
+    │   ├── UnsupportedRequest         400 unsupported_request: no route can serve it, however healthy
     │   └── NotFound                   404 (an expired image, an unknown key)
     ├── ClientDisconnected             499: the client hung up; the work was cancelled
     ├── RateLimited                    429, always with Retry-After (and retry-after-ms)
@@ -28,6 +29,7 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     ├── StateUnavailable               503 + Retry-After: Redis or the ledger file did not answer
     │   └── ReservationExpired         503: the hold's lease ran out and the budget has no room
     ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
+    │   ├── InvalidSettings            a settings file or BOLTGATE_* variable that cannot be read
     │   ├── CatalogError               a price catalog file or override that cannot be read as prices
     │   └── UnknownVendor              a vendor the price catalog has no price for
     ├── BulkInputError                 a ``boltgate generate`` command or prompts file that can't be run: exit 2
@@ -177,6 +179,17 @@ class IdempotencyConflict(ClientError):
         super().__init__(message, param=param, code=code, headers={"x-should-retry": "false"})
 
 
+class UnsupportedRequest(ClientError):
+    """Every route was skipped for what it cannot do (steps, size, n, image-to-image), none for
+    its health: retrying cannot help, the request must change. The message lists each reason."""
+
+    code = "unsupported_request"
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        super().__init__("No route of this gateway can serve a request like this: " + "; ".join(reasons))
+        self.reasons = list(reasons)
+
+
 class NotFound(ClientError):
     status_code = 404
     code = "not_found"
@@ -294,6 +307,11 @@ class ConfigurationError(BoltgateError):
     code = "configuration_error"
 
 
+class InvalidSettings(ConfigurationError):
+    """The settings cannot be read: a file that is not TOML, a value of the wrong kind, a typo.
+    The message lists every problem in words, with where it came from."""
+
+    code = "invalid_settings"
 class BulkInputError(BoltgateError):
     """``boltgate generate`` (a client of the gateway) was given flags or a prompts file it cannot
     run; the message names the line. Refused before any request is sent, so nothing is paid."""

@@ -26,10 +26,17 @@ MODEL_ALIASES: frozenset[str] = frozenset(
 
 MAX_SEED = 2**32 - 1
 MIN_SIDE, MAX_SIDE = 256, 1536
+SIDE_STEP = 8
+"""Sides are multiples of this (SDXL's latent is 1/8 of the image)."""
+MAX_PROMPT_CHARS = 4000
+MAX_N = 4
+MAX_STEPS = 50
+MAX_GUIDANCE = 20.0
+MAX_USER_CHARS = 256
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 ResponseFormat = Literal["url", "b64_json"]
-Side = Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)]
+Side = Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_STEP)]
 
 
 def resolve_model(name: str | None) -> str:
@@ -50,17 +57,20 @@ class ImageRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     model: str = CANONICAL_MODEL
-    prompt: str = Field(min_length=1, max_length=4000)
-    negative_prompt: str | None = Field(default=None, max_length=4000)
-    n: int = Field(default=1, ge=1, le=4)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    n: int = Field(default=1, ge=1, le=MAX_N)
     width: Side = 1024
     height: Side = 1024
-    steps: int = Field(default=4, ge=1, le=50)
-    guidance_scale: float = Field(default=0.0, ge=0.0, le=20.0)
+    steps: int = Field(default=4, ge=1, le=MAX_STEPS)
+    guidance_scale: float = Field(default=0.0, ge=0.0, le=MAX_GUIDANCE)
     seed: int = Field(default_factory=draw_seed, ge=0, le=MAX_SEED)
     output_format: OutputFormat = "png"
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    """The jpeg/webp encoder quality the client asked for (None: the image as the vendor made it)."""
     response_format: ResponseFormat = "url"
-    user: str | None = Field(default=None, max_length=256)
+    user: str | None = Field(default=None, max_length=MAX_USER_CHARS)
+    """Who the client says asked (OpenAI's ``user``/``safety_identifier``): logged, never sent on."""
     init_image: bytes | None = Field(default=None, repr=False)
     """For image-to-image: the validated source image (PNG, JPEG or WebP bytes)."""
     strength: float = Field(default=0.6, ge=0.0, le=1.0)

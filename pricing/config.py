@@ -8,11 +8,12 @@ JSON or Python floats are converted through their shortest text form (``0.002`` 
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 PriceUnit = Literal["image", "second", "gpu_second"]
 """How a vendor charges: per image, per second of run time, or per GPU-second (local)."""
@@ -41,15 +42,61 @@ micro-USD stays a 64-bit integer (the ledger's counters) at any sane credit valu
 BudgetCredits = Annotated[Decimal, Field(ge=0, le=MAX_BUDGET_CREDITS, decimal_places=6, allow_inf_nan=False)]
 """A key's budget in credits: finite, at most ``MAX_BUDGET_CREDITS``, at most six decimals
 (``1e999999`` or ``1e-999999`` would reach the ledger's arithmetic and fail every request)."""
+
+MAX_RATE = 1_000_000_000
+"""The largest rate limit a key may have: far beyond any real one, and a count every state store
+and JSON encoder holds."""
+
+
+def _whole_number(value: object) -> object:
+    """JSON Schema's ``integer`` takes ``5.0``; strict pydantic does not: a whole float is an int."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Rate = Annotated[int, Field(ge=1, le=MAX_RATE), BeforeValidator(_whole_number)]
+"""A count per minute, or at once: at least 1, at most ``MAX_RATE``."""
+
+MAX_USD_PER_DAY = Decimal("999999999.999999")
+USD_TEXT_PATTERN = r"^[0-9]{1,9}(\.[0-9]{1,6})?$"
+"""A USD amount written as text: plain decimal (no sign, exponent or spaces), six decimals at most."""
+MICRO_USD = Decimal("0.000001")
+
+
+def _usd_amount(value: object) -> object:
+    """A number or the plain decimal text the API documents, as a ``Decimal``; a float through its
+    shortest text, rounded to micro-USD (so it is stored, and read back, as such text). Text in
+    any other form is refused (``Decimal`` alone takes ``"1e400"``)."""
+    if isinstance(value, str):
+        if re.fullmatch(USD_TEXT_PATTERN, value) is None:
+            raise ValueError("must be a number of USD or a plain decimal string such as \"2.5\"")
+        return Decimal(value)
+    if isinstance(value, float):
+        amount = Decimal(repr(value))
+        if amount.is_finite() and abs(amount) <= MAX_USD_PER_DAY:
+            amount = amount.quantize(MICRO_USD)
+        return amount.copy_abs() if amount == 0 else amount  # -0.0 is 0, and written "0.000000"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    return value
+
+
+UsdPerDay = Annotated[
+    Decimal, BeforeValidator(_usd_amount), Field(ge=0, le=MAX_USD_PER_DAY, allow_inf_nan=False),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": float(MAX_USD_PER_DAY)},
+                              {"type": "string", "pattern": USD_TEXT_PATTERN}]}),
+]
+"""USD per day: a number, or a decimal string, at most ``MAX_USD_PER_DAY``."""
+
+
 class KeyLimits(BaseModel):
     """How fast one client key may go, shared by every replica; None: no limit on that count."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    images_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_minute: Rate | None = None
+    images_per_minute: Rate | None = None
     """Images asked for (``n``) per minute."""
-    concurrent_requests: int | None = Field(default=None, ge=1)
+    concurrent_requests: Rate | None = None
 
     @property
     def unlimited(self) -> bool:
@@ -72,7 +119,7 @@ class KeyRouting(BaseModel):
     """Whether it may ask for one vendor (``x-boltgate-route``)."""
     hedging: bool = True
     """Whether it may ask for hedging per request (``x-boltgate-hedge: on``)."""
-    hedge_budget_usd_per_day: Decimal | None = Field(default=None, ge=0)
+    hedge_budget_usd_per_day: UsdPerDay | None = None
     """The most its hedges may cost the gateway per UTC day; None: the gateway's setting."""
 
 

@@ -80,16 +80,18 @@ class Charge:
             "x-boltgate-credits": str(self.quote.credits),
         }
 
-    def usage(self) -> dict[str, object]:
-        usage: dict[str, object] = {
+    def billing(self) -> dict[str, object]:
+        """The response body's ``billing`` object: what this request cost. Not ``usage``: OpenAI's
+        clients read that as token counts (and LiteLLM refuses a ``usage`` without them)."""
+        billing: dict[str, object] = {
             "images": self.quote.images,
             "cost_usd": format_usd(self.quote.client_usd),
             "upstream_cost_usd": format_usd(self.upstream_usd),
             "credits": str(self.quote.credits),
         }
         if self.quote.display is not None:
-            usage["cost_display"] = str(self.quote.display)
-        return usage
+            billing["cost_display"] = str(self.quote.display)
+        return billing
 
 
 @dataclass(frozen=True, slots=True)

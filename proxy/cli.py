@@ -1,5 +1,10 @@
-"""The ``boltgate`` command: serve, check a config, print prices, verify a webhook, run a GPU worker,
-generate in bulk."""
+"""The ``boltgate`` command: serve, check a config, print prices and capabilities, verify a webhook,
+run a GPU worker, generate in bulk.
+
+Every command that reads the settings reads them through ``read_settings``, so a file that is not
+TOML, a ``BOLTGATE_*`` value of the wrong kind or a typo in a route is one readable message and
+exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +14,39 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from core.errors import ConfigurationError
 
-from proxy.settings_errors import describe_settings_error
+DESCRIPTION = """\
+boltgate: one OpenAI-compatible endpoint for SDXL-Lightning image generation, routed across
+hosted vendors and your own GPUs.
+
+With no vendor key set, `boltgate serve` routes to built-in vendor simulators, so every
+feature can be tried on a fresh machine."""
+
+EPILOG = """\
+settings: environment variables BOLTGATE_* (nested with __) over a TOML file named by
+--config or BOLTGATE_CONFIG; a route is enabled when its key variable is set.
+
+examples:
+  boltgate serve                               serve on http://127.0.0.1:8000
+  boltgate serve --config routes.toml --log-level debug
+  boltgate config check routes.toml            validate a file, print the routes it enables
+  boltgate prices                              the catalog and what a client pays per image
+  boltgate usage export --since 2026-11-01     every charge since then, as CSV
+  boltgate vendors                             what each backend serves, what its docs confirm"""
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from proxy.serving.run import configure_logging, drain_seconds, serve
+    from core.logs import configure_logging
+    from proxy.serving.run import drain_seconds, serve
     from proxy.serving.supervisor import Supervisor
     from proxy.serving.workers import parse_workers, refusal
-    from proxy.settings import Settings
+    from proxy.settings_reader import check_prices, read_settings
 
-    overrides: dict[str, object] = {}
-    if args.config:
-        overrides["config"] = Path(args.config)
-    try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as error:
-        print(describe_settings_error(error), file=sys.stderr)
-        return 2
+    flags = {"log_level": args.log_level, "public_base_url": args.public_base_url}
+    values: dict[str, object] = {name: value for name, value in flags.items() if value is not None}
+    settings = read_settings(args.config, **values)
+    check_prices(settings)
     try:
         workers = parse_workers(args.workers if args.workers is not None else settings.workers)
     except ValueError as error:
@@ -39,11 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    overrides["workers"] = workers
-    configure_logging(settings)
+    configure_logging(settings.log_level, settings.log_format)
     if workers == 1:
         serve(settings.model_copy(update={"workers": 1}), host, port)
         return 0
+    overrides = {**values, "workers": workers}
+    if args.config:
+        overrides["config"] = Path(args.config)
     try:
         return Supervisor(overrides, host, port, workers, drain_s=drain_seconds(settings) + 5).run()
     except OSError as error:  # the port taken, or the address not this machine's
@@ -52,15 +73,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from proxy.settings import Settings
+    from proxy.settings_reader import read_settings
 
     try:
-        settings = Settings(config=Path(args.file))
-    except ValidationError as error:
-        print(f"{args.file}: invalid\n{describe_settings_error(error)}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as error:
-        print(f"{args.file}: invalid\n{error}", file=sys.stderr)
+        settings = read_settings(args.file)
+    except ConfigurationError as error:
+        print(f"{args.file}: invalid\n{error.message}", file=sys.stderr)
         return 1
     print(f"{args.file}: valid; policy={settings.routing_policy}, deadline={settings.deadline_s}s, "
           f"state={settings.state_backend}")
@@ -80,9 +98,9 @@ def _config_check(args: argparse.Namespace) -> int:
 def _prices(args: argparse.Namespace) -> int:
     from pricing.catalog import PriceCatalog
     from pricing.report import render_price_table
-    from proxy.settings import Settings
+    from proxy.settings_reader import read_settings
 
-    settings = Settings(config=Path(args.config)) if args.config else Settings()
+    settings = read_settings(args.config)
     print(render_price_table(PriceCatalog.load(settings.pricing), settings.pricing))
     return 0
 
@@ -91,10 +109,10 @@ def _usage_export(args: argparse.Namespace) -> int:
     import asyncio
 
     from core.errors import BoltgateError
-    from proxy.settings import Settings
+    from proxy.settings_reader import read_settings
     from proxy.usage_export import export_charges
 
-    settings = Settings(config=Path(args.config)) if args.config else Settings()
+    settings = read_settings(args.config)
     try:
         print(asyncio.run(export_charges(settings, args.since, args.format)), end="")
     except (BoltgateError, ValueError) as error:
@@ -166,32 +184,40 @@ def _add_local_commands(commands: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="boltgate", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="boltgate", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="serve the gateway")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--config", help="routes TOML (or BOLTGATE_CONFIG)")
+    serve = commands.add_parser("serve", help="serve the gateway", description="Serve the gateway.")
+    serve.add_argument("--host", help="address to listen on (default: the host setting, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: the port setting, 8000)")
+    serve.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
+                       help="log level (default: the log_level setting, info)")
+    serve.add_argument("--public-base-url", metavar="URL",
+                       help="base of the image URLs handed to clients, e.g. https://images.example.com "
+                            "(default: the URL the client called)")
     serve.add_argument("--workers", help="worker processes on the port: a number, or 'auto' for the CPUs "
                        "the container may use (default 1, or BOLTGATE_WORKERS)")
     serve.set_defaults(run=_serve)
 
-    config = commands.add_parser("config", help="configuration tools")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
-    check = config_commands.add_parser("check", help="validate a routes file and print the routes")
+    config = commands.add_parser("config", help="configuration tools", description="Configuration tools.")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
+    check = config_commands.add_parser("check", help="validate a settings file and print the routes it enables")
     check.add_argument("file")
     check.set_defaults(run=_config_check)
 
     prices = commands.add_parser("prices", help="print the price catalog and the client price per image")
-    prices.add_argument("--config", help="routes/pricing TOML (or BOLTGATE_CONFIG)")
+    prices.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
     prices.set_defaults(run=_prices)
     usage = commands.add_parser("usage", help="the charge log, to reconcile vendor invoices")
-    usage_commands = usage.add_subparsers(dest="usage_command", required=True)
+    usage_commands = usage.add_subparsers(dest="usage_command", required=True, metavar="COMMAND")
     export = usage_commands.add_parser("export", help="print every charge since a date (CSV or JSON lines)")
-    export.add_argument("--since", help="ISO 8601 date or time (default: the start of this month, UTC)")
+    export.add_argument("--since", metavar="WHEN",
+                        help="RFC 3339 date or date-time, e.g. 2026-11-01 (default: the start of this month, UTC)")
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
-    export.add_argument("--config", help="settings TOML (or BOLTGATE_CONFIG): which state store to read")
+    export.add_argument("--config", metavar="FILE",
+                        help="settings TOML (default: BOLTGATE_CONFIG): which state store to read")
     export.set_defaults(run=_usage_export)
     vendors = commands.add_parser(
         "vendors", help="print each backend's limits and which vendor behaviours are confirmed or assumed")
@@ -215,7 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except ConfigurationError as error:
+        print(f"boltgate: {error.message}", file=sys.stderr)
+        return 2
     return result
 
 

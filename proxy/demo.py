@@ -41,12 +41,16 @@ class SimulatorDemo:
         await asyncio.to_thread(stop_simulators, self.servers)
 
 
+DEMO_REGION = "sim"
+"""The one region of every demo route."""
+
+
 def start_simulator_demo() -> SimulatorDemo:
     """Start every simulator on a free loopback port."""
     servers = start_simulators(config=SimulatorConfig(request_log_size=DEMO_REQUEST_LOG))
     configs = [
         RouteConfig(vendor=vendor, priority=demo_priority(vendor), poll_interval_s=DEMO_POLL_INTERVAL_S,
-                    regions=[RegionConfig(name="sim", base_url=server.base_url)], timeout_s=15)
+                    regions=[RegionConfig(name=DEMO_REGION, base_url=server.base_url)], timeout_s=15)
         for vendor, server in servers.items()
     ]
     return SimulatorDemo(

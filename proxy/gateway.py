@@ -145,8 +145,10 @@ class Gateway:
         try:
             routed = await self.router.generate(request, deadline, plan, admit=hold.admit, hedge=hedge)
             images = routed.result.images[: request.n]
-            if any(image.format != request.output_format for image in images):
-                images = list(await asyncio.gather(*(to_format(image, request.output_format) for image in images)))
+            if request.output_compression is not None or any(image.format != request.output_format
+                                                             for image in images):
+                images = list(await asyncio.gather(*(to_format(image, request.output_format, request.output_compression)
+                                                     for image in images)))
             data = await self._render(images, request, self.public_base_url or base_url.rstrip("/"))
             assert hold.reservation is not None, "a route was tried, so it was admitted"
             charge = await self._settle(hold.reservation, routed, request, len(images), deadline)
@@ -157,9 +159,9 @@ class Gateway:
         vendor = routed.route.vendor
         labelled(IMAGES, vendor).inc(len(images))
         GATEWAY_OVERHEAD_SECONDS.observe(max(0.0, time.monotonic() - started - routed.backend_seconds))
-        usage, headers = charge.usage(), {**served_headers(routed, request), **charge.headers()}
+        billing, headers = charge.billing(), {**served_headers(routed, request), **charge.headers()}
         if not self.expose_upstream_cost:
-            usage.pop("upstream_cost_usd", None)
+            billing.pop("upstream_cost_usd", None)
             for name in UPSTREAM_COST_HEADERS:
                 headers.pop(name, None)
         return ImagesResponse(
@@ -169,7 +171,7 @@ class Gateway:
                 "output_format": request.output_format,
                 "size": request.size,
                 **seed_of(routed, request),
-                "usage": usage,
+                "billing": billing,
             },
             headers=headers,
             images=images,

@@ -22,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from backends.route_options import unknown_options
 from backends.vendors.registry import VENDOR_SPECS
 from core.image_header import DEFAULT_MAX_PIXELS
 from pricing.config import KeyLimits, KeyPolicy, PricingConfig, RoutingPolicyName
@@ -77,6 +78,13 @@ class RouteConfig(BaseModel):
             known = ", ".join(sorted([*VENDOR_SPECS, LOCAL]))
             raise ValueError(f"unknown vendor {vendor!r}; known: {known}")
         return vendor
+
+    @model_validator(mode="after")
+    def _known_options(self) -> RouteConfig:
+        problem = unknown_options(self.vendor, self.options)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _default_region(self) -> RouteConfig:
@@ -277,7 +285,11 @@ class Settings(BaseSettings):
     """TOML file describing the routes (and any other setting)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["human", "json"] = "human"
+    """``human``: one readable line per record; ``json``: one JSON object per line (for a collector)."""
+    log_prompts: bool = False
+    """Write each request's prompt in its access line (off: prompts may be personal data)."""
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
     """Worker processes ``boltgate serve`` starts on the port, each with its own event loop
     (``auto``: the CPUs the container may use). More than one needs shared state: ``sqlite`` (the
@@ -369,7 +381,7 @@ class Settings(BaseSettings):
     required; once keys are, it needs ``metrics_token`` or the admin token."""
     expose_upstream_cost: bool | None = None
     """Send what the vendor cost (``x-boltgate-upstream-cost-usd``, the vendor-reported cost and
-    ``usage.upstream_cost_usd``) to clients. None: only while no client key is required."""
+    the body's ``billing.upstream_cost_usd``) to clients. None: only while no client key is required."""
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -406,6 +418,8 @@ class Settings(BaseSettings):
         path = init_kwargs.get("config") or os.environ.get("BOLTGATE_CONFIG")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path:
+            if Path(path).is_dir():
+                raise IsADirectoryError(f"config file {path} is a directory, not a TOML file")
             if not Path(path).is_file():
                 raise FileNotFoundError(f"config file {path} does not exist")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))

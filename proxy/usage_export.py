@@ -12,7 +12,7 @@ import orjson
 
 from pricing.charge_log import to_csv
 from pricing.ledger import Ledger
-from proxy.api.admin import parse_since
+from proxy.api.charges import parse_since
 from proxy.settings import Settings
 from proxy.wiring import build_stores
 

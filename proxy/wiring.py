@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from backends.base import Backend
+from backends.base import Backend, Capabilities
 from backends.vendors.backend import VendorBackend, route_policy
 from backends.vendors.http import HttpClientKind, make_http_client
 from backends.vendors.output_fetch import FetchLimits
@@ -262,7 +262,7 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
                                     settings.outbound))
         closers.extend(route.backend.aclose for route in routes)
         notice = ""
-        if settings.simulators == "on" or (settings.simulators == "auto" and not routes):
+        if serves_simulators(settings, has_routes=bool(routes)):
             routes, notice = _serve_simulators(closers, settings.http_client, settings.outbound)
         warming = _start_loading(routes)
         closers.append(warming.cancel_all)
@@ -276,6 +276,48 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
     if notice:
         log.warning(notice)
     return Running(gateway, jobs.service, closers, notice)
+
+
+def serves_simulators(settings: Settings, *, has_routes: bool) -> bool:
+    """Whether the built-in simulators stand in for the routes."""
+    return settings.simulators == "on" or (settings.simulators == "auto" and not has_routes)
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRoute:
+    """A route the gateway will build, known before it is: its name and what it can serve."""
+
+    vendor: str
+    region: str
+    capabilities: Capabilities
+
+    @property
+    def pins(self) -> tuple[str, str]:
+        """What ``x-boltgate-route`` may say to ask for it."""
+        return self.vendor, f"{self.vendor}/{self.region}"
+
+
+def served_routes(settings: Settings, overrides: Overrides | None = None) -> list[ServedRoute]:
+    """Each route the gateway will build, known before any is built (the OpenAPI document states
+    what they serve and their names)."""
+    from backends.capability_table import capabilities_by_backend
+    from backends.simulators.vendors import VENDORS
+    from proxy.demo import DEMO_REGION
+
+    table = capabilities_by_backend()
+    if overrides is not None and overrides.routes is not None:
+        served = [ServedRoute(route.vendor, route.region, route.backend.capabilities) for route in overrides.routes]
+    else:
+        served = [ServedRoute(config.vendor, region.name, table[config.vendor])
+                  for config in settings.enabled_routes() for region in config.regions]
+    if serves_simulators(settings, has_routes=bool(served)):
+        served = [ServedRoute(vendor, DEMO_REGION, table[vendor]) for vendor in VENDORS]
+    return served
+
+
+def served_capabilities(settings: Settings, overrides: Overrides | None = None) -> list[Capabilities]:
+    """What each route the gateway will build can serve."""
+    return [route.capabilities for route in served_routes(settings, overrides)]
 
 
 def _serve_simulators(closers: list[Closer], http_client: HttpClientKind,

@@ -1,5 +1,6 @@
-"""What every test shares: an environment with no boltgate setting and no vendor key in it, and an
-embedded ledger of its own.
+"""What every test shares: an environment with no boltgate setting and no vendor key in it, an
+embedded ledger of its own, and the logging it found (a test that runs a command configures the
+process's logging, whose handler would outlive the test's captured stream).
 
 The default state backend keeps keys and spend in ``var/data`` (so ``make run`` keeps them across
 restarts); a test that built the app with default settings would otherwise share that file with
@@ -8,12 +9,14 @@ the next run and with every other test.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.logs import UVICORN_LOGGERS
 from core.state.sqlite_database import DATABASE_NAME
 from proxy.settings import Settings
 
@@ -55,3 +58,15 @@ def _no_test_writes_the_working_trees_ledger() -> Iterator[None]:
     existed = WORKING_TREE_LEDGER.exists()
     yield
     assert existed or not WORKING_TREE_LEDGER.exists(), f"a test wrote {WORKING_TREE_LEDGER}"
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in UVICORN_LOGGERS)]
+    saved = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
+    yield
+    logging.captureWarnings(False)
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -139,6 +139,7 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
         on_shutdown=[engine.aclose],
         exception_handlers={BoltgateError: _error_response, HTTPException: _http_error_response},
         request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,  # Litestar's own would add a second format; the process's is core.logs'
     )
     app.state.engine = engine
     app.state.metrics = metrics
@@ -154,7 +155,8 @@ def serve_worker(config: LocalBackendConfig, host: str, port: int) -> None:
             f"the worker listens on {host} without a token: set ${config.auth_token_env} (and the same "
             "value as the gateway route's key, WORKER_API_KEY by default), or listen on 127.0.0.1")
 
-    uvicorn.run(create_worker_app(config), host=host, port=port, access_log=False, timeout_keep_alive=75)
+    uvicorn.run(create_worker_app(config), host=host, port=port, access_log=False, timeout_keep_alive=75,
+                log_config=None)  # the process's logging is core.logs' (configured by the CLI)
 
 
 def _is_loopback(host: str) -> bool:

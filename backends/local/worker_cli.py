@@ -7,7 +7,6 @@ preload_steps=1,4 --set compile_unet=true``); the common ones have their own fla
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from backends.local.config import LocalBackendConfig
 from core.errors import ConfigurationError
+from core.logs import configure_logging
 
 
 def build_worker_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -31,6 +31,8 @@ def build_worker_parser(parser: argparse.ArgumentParser | None = None) -> argpar
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="any LocalBackendConfig field")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-format", choices=["human", "json"], default="human",
+                        help="the gateway's one log format: readable lines or JSON lines")
     return parser
 
 
@@ -62,7 +64,7 @@ def run_worker(args: argparse.Namespace) -> int:
     except ValidationError as error:
         print(f"invalid worker configuration:\n{error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, args.log_format)
     from backends.local.worker_app import serve_worker
 
     try:

@@ -1,4 +1,5 @@
-"""Loopback simulators of the five vendors, speaking each one's wire format (see vendors.md).
+"""Loopback simulators of the five vendors, speaking each one's wire format (as the adapters in
+``backends.vendors`` describe it).
 
 They serve the ``make run`` demo when no vendor key is set, drive the benchmarks, and let tests
 inject faults (``Fault``) into a real HTTP exchange. Start one with

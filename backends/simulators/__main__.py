@@ -15,6 +15,7 @@ import threading
 from backends.simulators.config import RESPONSE_SHAPES, SimulatorConfig
 from backends.simulators.server import start_simulators, stop_simulators
 from backends.simulators.vendors import VENDORS
+from core.logs import configure_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_logging("warning")  # the one format; the URLs below say that they listen
     vendors: list[str] = args.vendor or list(VENDORS)
     config = SimulatorConfig(
         api_key=args.api_key,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 RESPONSE_SHAPES: tuple[str, ...] = ("data", "data_b64", "images", "image_url")
-"""imageapi.org's answer forms (vendors.md: unconfirmed, so every accepted form is servable):
+"""imageapi.org's answer forms (unconfirmed in its documentation, so every accepted form is servable):
 ``{"data": [{"url"}]}``, ``{"data": [{"b64_json"}]}``, ``{"images": [url]}``, ``{"image_url": url}``."""
 
 

@@ -90,7 +90,9 @@ class SimulatorServer:
             loop="uvloop",
             http="httptools",
             lifespan="off",
-            log_level="warning",
+            # No logging set-up of its own: uvicorn's (levels, handlers) is process-wide, and the
+            # gateway's startup lines were silenced when a simulator started inside its lifespan.
+            log_config=None,
             access_log=False,
             timeout_graceful_shutdown=1,
             timeout_keep_alive=30,

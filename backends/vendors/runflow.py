@@ -162,6 +162,7 @@ RUNFLOW = VendorSpec(
                       price_key="runflow", demo_priority=20),
     job=JobProtocol(job_id=job_id, poll=poll, read_state=read_state, cancel=None, poll_interval_s=2.0),
     default_options={"model_path": "bytedance/sd-xl-lightning"},
+    extra_options=frozenset({"add_signature"}),
     retry_statuses=frozenset({409}),
     behaviours=BEHAVIOURS,
 )

@@ -102,10 +102,18 @@ class VendorSpec:
     auth_scheme: AuthScheme = "bearer"
     """How the key is sent unless a route's ``auth_scheme`` option says otherwise."""
     default_options: Mapping[str, str] = field(default_factory=dict)
+    extra_options: frozenset[str] = frozenset()
+    """Options the adapter reads that have no default (Runflow's ``add_signature``); with
+    ``default_options`` and ``auth_scheme`` they are every name a route's ``options`` may use."""
     retry_statuses: frozenset[int] = frozenset()
     """4xx statuses the vendor documents as retryable (Runflow's 409: "refetch and retry")."""
     behaviours: tuple[Behaviour, ...] = ()
     """What the adapter relies on, confirmed by the vendor's documentation or assumed."""
+
+    @property
+    def option_names(self) -> frozenset[str]:
+        """Every name a route's ``options`` may use (any other is a typo, refused with the settings)."""
+        return frozenset({*self.default_options, *self.extra_options, "auth_scheme"})
 
     def auth_headers(self, api_key: str | None, options: Options) -> dict[str, str]:
         if not api_key:

@@ -1,5 +1,5 @@
-"""``/v1/admin/keys``: create, list and revoke client keys; ``/v1/admin/charges``: the charge
-log, to check a vendor's invoice against. Both behind the admin token.
+"""``/v1/admin/keys``: create, list and revoke client keys, behind the admin token (which
+``/v1/admin/charges``, in ``proxy.api.charges``, checks the same way).
 
 A created key is shown once, in the creation answer, with its webhook secret (which its holder
 can read again at ``GET /v1/webhooks/secret``); the gateway keeps only the key's hash.
@@ -8,37 +8,56 @@ can read again at ``GET /v1/webhooks/secret``); the gateway keeps only the key's
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
-from litestar import Request, Response, Router, delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import Provide
-from litestar.params import Dependency
+from litestar.openapi.spec import RequestBody
+from litestar.params import Dependency, Parameter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
-from pricing.charge_log import to_csv
-from pricing.config import BudgetCredits, KeyLimits, KeyRouting
+from pricing.config import MAX_BUDGET_CREDITS, KeyLimits, KeyRouting
 from pricing.keys import ApiKeyRegistry, KeyRecord
-from pricing.ledger import Ledger
 from proxy.api.injected import InjectedBilling, InjectedJobs, InjectedSettings
+from proxy.api.openapi import Answer, documented, json_content
+from proxy.api.schemas import AdminKeyCreated, AdminKeyList, KeyRevoked
 from proxy.billing import bearer_token
 from proxy.settings import Settings
 
 AnyRequest = Request[Any, Any, Any]
+KeyId = Annotated[str, Parameter(pattern=r"^[0-9a-f]{64}$", description="The key's id (its SHA-256, in hex)")]
 AdminKeys = Annotated[ApiKeyRegistry, Dependency(skip_validation=True)]
 """``keys``: the client key registry, injected only once the admin token checks out."""
-AdminLedger = Annotated[Ledger, Dependency(skip_validation=True)]
-"""``ledger``: the credit ledger, injected only once the admin token checks out."""
+
+
+MAX_BUDGET = int(MAX_BUDGET_CREDITS)
+BUDGET_PATTERN = r"^([0-9]{1,12}(\.[0-9]{1,6})?|1000000000000(\.0{1,6})?)$"
+"""A budget in a string: plain decimal credits (no exponent), at most 10^12 and six decimals."""
 
 
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    budget_credits: BudgetCredits | None = None
-    limits: KeyLimits | None = None
-    routing: KeyRouting | None = None
+    budget_credits: (Annotated[float, Field(ge=0, le=MAX_BUDGET, allow_inf_nan=False)]
+                     | Annotated[str, Field(pattern=BUDGET_PATTERN)] | None) = Field(
+        default=None, description="Credits the key may spend (a number or a decimal string); none: no limit")
+    limits: KeyLimits | None = Field(default=None, description="The key's rate limits; none: the gateway's")
+    routing: KeyRouting | None = Field(default=None, description="What its requests may ask of the router; "
+                                                                 "none: anything")
+
+    @property
+    def budget(self) -> Decimal | None:
+        """The budget as money: a string exactly as written, a number by its shortest spelling."""
+        value = self.budget_credits
+        return None if value is None else Decimal(value if isinstance(value, str) else repr(value))
+
+
+NESTED_FIELDS = frozenset({"limits", "routing"})
+"""Fields that hold an object, whose errors name the field inside it (the others' locations carry
+pydantic's union branches, which mean nothing to a client)."""
 
 
 def require_admin(settings: Settings, authorization: str | None) -> None:
@@ -65,23 +84,6 @@ def admin_key_registry(request: AnyRequest, settings: InjectedSettings, billing:
     return billing.keys
 
 
-def admin_ledger(request: AnyRequest, settings: InjectedSettings, billing: InjectedBilling) -> Ledger:
-    """The ledger, for a caller that shows the admin token (the ``ledger`` dependency)."""
-    require_admin(settings, request.headers.get("authorization"))
-    return billing.ledger
-
-
-def parse_since(raw: str | None) -> datetime:
-    """An ISO 8601 date or time (UTC when it names no zone); default: the start of this month."""
-    if raw is None:
-        return datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    try:
-        since = datetime.fromisoformat(raw)
-    except ValueError as error:
-        raise InvalidRequest("'since' must be an ISO 8601 date or time, e.g. 2026-11-01", param="since") from error
-    return since if since.tzinfo is not None else since.replace(tzinfo=UTC)
-
-
 def _describe(record: KeyRecord) -> dict[str, object]:
     return {
         "id": record.key_id,
@@ -95,48 +97,50 @@ def _describe(record: KeyRecord) -> dict[str, object]:
     }
 
 
-@post("/", status_code=201)
+ADMIN_ERRORS = (400, 401, 403, 413, 500, 503)
+KEYS_DEPENDENCY = {"keys": Provide(admin_key_registry, sync_to_thread=False)}
+NEW_KEY_BODY = RequestBody(content=json_content(NewKey), required=True)
+
+
+@post("/v1/admin/keys", status_code=201, dependencies=KEYS_DEPENDENCY,
+      operation_class=documented(Answer(AdminKeyCreated, "The new key and its webhook secret, shown once"),
+                                 status=201, errors=ADMIN_ERRORS, body=NEW_KEY_BODY))
 async def create_key(request: AnyRequest, keys: AdminKeys, jobs: InjectedJobs) -> dict[str, object]:
     try:
-        new = NewKey.model_validate_json(await request.body())
+        new = NewKey.model_validate_json(await request.body(), strict=True)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        param = str(first["loc"][0]) if first["loc"] else None
-        raise InvalidRequest(f"Invalid '{param}': {first['msg']}", param=param) from error
-    key, record = await keys.create(new.name, new.budget_credits, new.limits, new.routing)
+        raise _invalid_new_key(error) from error
+    key, record = await keys.create(new.name, new.budget, new.limits, new.routing)
     return {"key": key, **_describe(record), "webhook_secret": await jobs.secrets.secret_for(record.key_id)}
 
 
-@get("/")
+def _invalid_new_key(error: ValidationError) -> InvalidRequest:
+    first = error.errors(include_url=False)[0]
+    if not first["loc"]:
+        return InvalidRequest('The body must be a JSON object such as {"name": "team-a", "budget_credits": 500}',
+                              code="invalid_json" if first["type"] == "json_invalid" else None)
+    param = str(first["loc"][0])
+    if param in NESTED_FIELDS:  # name the field inside: routing.policies.0
+        param = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return InvalidRequest(f"Unrecognized request argument supplied: {param}", param=param,
+                              code="unknown_parameter")
+    return InvalidRequest(f"Invalid '{param}': {first['msg'].removeprefix('Value error, ')}", param=param)
+
+
+@get("/v1/admin/keys", dependencies=KEYS_DEPENDENCY,
+     operation_class=documented(Answer(AdminKeyList, "Every key (without the keys themselves)"),
+                                errors=ADMIN_ERRORS))
 async def list_keys(keys: AdminKeys) -> dict[str, object]:
     return {"object": "list", "data": [_describe(record) for record in await keys.list()]}
 
 
-@delete("/{key_id:str}", status_code=200)
-async def revoke_key(keys: AdminKeys, key_id: str) -> dict[str, object]:
+@delete("/v1/admin/keys/{key_id:str}", status_code=200, dependencies=KEYS_DEPENDENCY,
+        operation_class=documented(Answer(KeyRevoked, "Revoked"), errors=(*ADMIN_ERRORS, 404)))
+async def revoke_key(keys: AdminKeys, key_id: KeyId) -> dict[str, object]:
     if not await keys.revoke_id(key_id):
         raise NotFound(f"No key with id {key_id}", param="key_id")
     return {"id": key_id, "revoked": True}
 
 
-@get("/")
-async def list_charges(ledger: AdminLedger, since: str | None = None, format: str = "json") -> Response[Any]:
-    """Every charge from ``since`` on: vendor, vendor request id, catalog cost, vendor-reported
-    cost and client price (``format=csv`` for a spreadsheet)."""
-    if format not in ("json", "csv"):
-        raise InvalidRequest("'format' must be json or csv", param="format")
-    records = await ledger.charges(parse_since(since))
-    if format == "csv":
-        return Response(to_csv(records), media_type="text/csv")
-    return Response({"object": "list", "data": [record.to_json() for record in records]})
-
-
-ADMIN_CHARGES = Router(
-    path="/v1/admin/charges", route_handlers=[list_charges],
-    dependencies={"ledger": Provide(admin_ledger, sync_to_thread=False)},
-)
-
-ADMIN_KEYS = Router(
-    path="/v1/admin/keys", route_handlers=[create_key, list_keys, revoke_key],
-    dependencies={"keys": Provide(admin_key_registry, sync_to_thread=False)},
-)
+ADMIN_KEY_HANDLERS = [create_key, list_keys, revoke_key]

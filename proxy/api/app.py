@@ -20,8 +20,9 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
         openapi_config=OpenAPIConfig(title="boltgate", version="0.1.0", path="/schema"),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
+        logging_config=None,  # the process's logging is core.logs' one format (set by the CLI)
     )
     # Outermost, not in ``middleware=``: Litestar runs route middleware only for matched routes,
     # and the router's own 404/405 answers would leave without an ``x-request-id``.
-    app.asgi_handler = request_id_middleware(app.asgi_handler)
+    app.asgi_handler = request_id_middleware(app.asgi_handler, log_prompts=settings.log_prompts)
     return app

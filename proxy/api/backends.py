@@ -2,8 +2,9 @@
 
 For each route: its breaker state and why, when it is tried again, latency p50/p95 and error
 rate over the last minutes (``proxy.routing.stats``), what a 1024x1024 4-step image costs a
-client there, and its last health probe. Readable with any client key (or without one when keys
-are not required) or the admin token; ``backends_view = "admin"`` restricts it to the admin.
+client there (and the vendor, for the admin or where ``expose_upstream_cost`` is on, as on the
+image answers), and its last health probe. Readable with any client key (or without one when
+keys are not required) or the admin token; ``backends_view = "admin"`` restricts it to the admin.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from core.request import ImageRequest
 from pricing.money import format_usd
 from proxy.api.admin import is_admin_token, require_admin
 from proxy.api.injected import InjectedGateway, InjectedSettings
+from proxy.api.openapi import Answer, documented
+from proxy.api.schemas import BackendList
 from proxy.billing import bearer_token
 from proxy.gateway import Gateway
 from proxy.routing.prober import last_probe
@@ -33,7 +36,8 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-async def describe(gateway: Gateway, route: Route, summary: RouteSummary) -> dict[str, object]:
+async def describe(gateway: Gateway, route: Route, summary: RouteSummary, *,
+                   show_upstream: bool) -> dict[str, object]:
     status = await gateway.router.health.status(route)
     probe = await last_probe(gateway.state, route)
     quote = gateway.billing.quote(route.vendor, REFERENCE_IMAGE)
@@ -53,24 +57,28 @@ async def describe(gateway: Gateway, route: Route, summary: RouteSummary) -> dic
         "latency_p95_s": _seconds(summary.p95_s),
         "latency_estimate_s": _seconds(summary.estimate_s),
         "price_usd_1024x1024_4_steps": format_usd(quote.client_usd),
-        "upstream_usd_1024x1024_4_steps": format_usd(quote.upstream_usd),
         "last_probe": None if probe is None else probe.as_json(),
     }
+    if show_upstream:
+        body["upstream_usd_1024x1024_4_steps"] = format_usd(quote.upstream_usd)
     if isinstance(route.backend, LoadsModel):
         body["model"] = route.backend.load_state
     return body
 
 
-@get("/v1/backends")
+@get("/v1/backends", operation_class=documented(Answer(BackendList, "Every route, in the router's order of "
+                                                                    "priority"), errors=(401, 403, 500, 503)))
 async def list_backends(request: Request[Any, Any, Any], gateway: InjectedGateway,
                         settings: InjectedSettings) -> dict[str, object]:
     authorization = request.headers.get("authorization")
+    admin = is_admin_token(settings, bearer_token(authorization))
     if settings.backends_view == "admin":
         require_admin(settings, authorization)
-    elif not is_admin_token(settings, bearer_token(authorization)):
+    elif not admin:
         await gateway.billing.authenticate(authorization)
+    show_upstream = admin or gateway.expose_upstream_cost
     routes = gateway.router.routes
     summaries = await asyncio.gather(*(gateway.router.stats.summary(route) for route in routes))
-    data = await asyncio.gather(*(describe(gateway, route, summary)
+    data = await asyncio.gather(*(describe(gateway, route, summary, show_upstream=show_upstream)
                                   for route, summary in zip(routes, summaries, strict=True)))
     return {"object": "list", "data": list(data)}

@@ -23,6 +23,7 @@ from core.errors import (
     PayloadTooLarge,
     retry_after_headers,
 )
+from proxy.api.access_log import record_of
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +42,25 @@ def error_response(error: BoltgateError) -> Response[bytes]:
     )
 
 
-def on_boltgate_error(_: Request[Any, Any, Any], error: BoltgateError) -> Response[bytes]:
+def on_boltgate_error(request: Request[Any, Any, Any], error: BoltgateError) -> Response[bytes]:
     if error.status_code >= 500:
         log.warning("%s: %s", error.code, error.message)
-    return error_response(error)
+    return _noted(request, error_response(error), error)
 
 
-def on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def _noted(request: Request[Any, Any, Any], response: Response[bytes], error: BoltgateError) -> Response[bytes]:
+    """Name the error's code in the request's access line."""
+    if (record := record_of(request.scope)) is not None:
+        record.error = error.code or error.error_type
+    return response
+
+
+def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     translated: BoltgateError
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         translated = PayloadTooLarge("The request body is larger than this gateway accepts")
     elif isinstance(exc, ValidationException):
-        translated = InvalidRequest(f"Invalid request: {exc.detail}")
+        translated = _invalid_parameter(exc)
     elif exc.status_code == 404:
         translated = NotFound(f"No such endpoint: {exc.detail}")
     else:
@@ -61,12 +69,23 @@ def on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response
         translated.status_code = exc.status_code
         translated.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
     translated.headers.update(exc.headers or {})
-    return error_response(translated)
+    return _noted(request, error_response(translated), translated)
+
+
+def _invalid_parameter(exc: ValidationException) -> InvalidRequest:
+    """Litestar's own validation (path parameters), naming the parameter as our errors do."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    first = problems[0] if problems and isinstance(problems[0], dict) else {}
+    name = first.get("key")
+    if not isinstance(name, str):
+        return InvalidRequest(f"Invalid request: {exc.detail}")
+    return InvalidRequest(f"Invalid '{name}': {first.get('message', 'not accepted')}", param=name)
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(BoltgateError("The gateway failed unexpectedly; the error was logged"))
+    error = BoltgateError("The gateway failed unexpectedly; the error was logged")
+    return _noted(request, error_response(error), error)
 
 
 EXCEPTION_HANDLERS = {

@@ -7,9 +7,13 @@ import logging
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Schema
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.errors import AuthenticationFailed, PermissionDenied, StateUnavailable, retry_after_headers
 from proxy.api.injected import InjectedGateway, InjectedSettings
+from proxy.api.openapi import RETRY_AFTER, Answer, documented
+from proxy.api.schemas import Health, Readiness
 from proxy.billing import bearer_token
 from proxy.metrics import STATE_DEGRADED
 from proxy.metrics_exposition import CONTENT_TYPE_LATEST, exposition
@@ -22,13 +26,15 @@ NOT_READY_RETRY_AFTER_S = 5.0
 """What a 503 from ``/readyz`` advertises: about one probe interval."""
 
 
-@get("/healthz", sync_to_thread=False)
+@get("/healthz", sync_to_thread=False, operation_class=documented(Answer(Health, "Alive")))
 def healthz() -> dict[str, str]:
     """The process is alive and its event loop answers."""
     return {"status": "ok"}
 
 
-@get("/readyz")
+@get("/readyz", operation_class=documented(Answer(Readiness, "Ready to serve"), errors=(500,),
+                                           others={503: Answer(Readiness, "Not ready: the problems say why",
+                                                                    RETRY_AFTER)}))
 async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
     """Ready when the state stores answer, no model is still loading and at least one route can
     serve (see ``proxy.routing.readiness``); the gateway is built before the first request. A
@@ -50,7 +56,9 @@ async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
     return Response(body)
 
 
-@get("/metrics")
+@get("/metrics", operation_class=documented(Answer(
+    {"text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
+    "Prometheus' text exposition format"), errors=(401, 403, 500)))
 async def metrics(request: Request[Any, Any, Any], settings: InjectedSettings,
                   gateway: InjectedGateway) -> Response[bytes]:
     """Prometheus metrics: revenue, margins and vendors, so private once client keys are required

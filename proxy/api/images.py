@@ -1,58 +1,57 @@
 """``POST /v1/images/generations``, ``POST /v1/images/edits`` and the image downloads.
 
-Handlers read the raw body and decode it with orjson: the request model does the validation,
-once, and names the offending field. Generations take only the ``gateway`` (its billing
-included): each injected dependency costs microseconds on the hottest path. Edits also take the
-``settings`` (the upload's pixel cap); parsing their multipart body costs far more.
+Handlers hand the raw body to the request model, which parses and validates it in one pass and
+names the offending field. Generations take only the ``gateway`` (its billing included): each
+injected dependency costs microseconds on the hottest path. Edits also take the ``settings``
+(the upload's pixel cap); parsing their multipart body costs far more.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import orjson
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import Parameter
 
 from core.errors import InvalidRequest, NotFound
-from core.request import ImageRequest
 from pricing.keys import KeyRecord
+from proxy.api.access_log import record_of
 from proxy.api.disconnect import unless_disconnected
-from proxy.api.image_stream import StreamOptions, stream_images, take_stream_options
+from proxy.api.image_operations import DOWNLOAD_OPERATION, edits_operation, generations_operation
+from proxy.api.image_stream import StreamOptions, stream_images
 from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSettings
-from proxy.api.openai_request import to_image_request
-from proxy.api.openapi import EDITS_OPERATION, GENERATIONS_OPERATION
+from proxy.api.openai_fields import REFUSED_EDIT_FILES
+from proxy.api.openai_request import PRICE_CEILING_HEADER, ClientImageRequest, read_form, read_json_body
+from proxy.api.served_limits import ServedLimits
 from proxy.gateway import Gateway
 from proxy.images.body import images_body
-from proxy.images.store import MEDIA_TYPES
+from proxy.images.store import IMAGE_NAME_PATTERN, MEDIA_TYPES
 from proxy.images.validate import validate_init_image
-from proxy.routing.choice import DEFAULT_CHOICE, HEDGE_HEADER, POLICY_HEADER, ROUTE_HEADER, RoutingChoice
+from proxy.routing.choice import HEDGE_HEADER, POLICY_HEADER, ROUTE_HEADER, RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
+ImageName = Annotated[str, Parameter(pattern=f"^{IMAGE_NAME_PATTERN}$", description="As the image's url gives it")]
 
 
-MAX_PRICE_HEADER = "x-boltgate-max-price-usd"
-
-
-def _with_price_ceiling(request: AnyRequest, fields: dict[str, Any]) -> dict[str, Any]:
-    """A ceiling may come as a header instead of a body field (the body wins)."""
-    ceiling = request.headers.get(MAX_PRICE_HEADER)
-    if ceiling is not None and "max_price_usd" not in fields:
-        fields["max_price_usd"] = ceiling
-    return fields
-
-
-def _routing_choice(request: AnyRequest, fields: dict[str, Any]) -> RoutingChoice:
-    """What the client asks of the router: ``routing_policy`` (body, else header) and a pinned
-    route (header); taken out of ``fields``, which describe the image."""
-    policy = fields.pop("routing_policy", None)
-    if policy is None:
-        policy = request.headers.get(POLICY_HEADER)
+def routing_choice(request: AnyRequest, asked: ClientImageRequest) -> RoutingChoice:
+    """What the client asks of the router: ``routing_policy`` (the body's, else the header's), a
+    pinned route and hedging (headers)."""
+    policy = asked.routing_policy if asked.routing_policy is not None else request.headers.get(POLICY_HEADER)
     return RoutingChoice.asked(policy, request.headers.get(ROUTE_HEADER), request.headers.get(HEDGE_HEADER))
 
 
-async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
-                 image_request: ImageRequest, routing: RoutingChoice = DEFAULT_CHOICE) -> Response[bytes]:
+async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord, asked: ClientImageRequest) -> Response[Any]:
+    routing = routing_choice(request, asked)
+    image_request = asked.image
+    if (record := record_of(request.scope)) is not None:
+        record.user, record.prompt = image_request.user, image_request.prompt
+    if asked.stream:
+        return await stream_images(request, gateway, key, image_request,
+                                   StreamOptions(True, asked.partial_images), routing)
     base_url = gateway.links.for_request(request)
     served = await unless_disconnected(request, gateway.generate(
         image_request, base_url=base_url, key=key,
@@ -61,29 +60,13 @@ async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord,
     return Response(content=images_body(served.body), media_type="application/json", headers=served.headers)
 
 
-@post("/v1/images/generations", status_code=200, operation_class=GENERATIONS_OPERATION)
 async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Response[Any]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
-    raw = await request.body()
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
-                             code="invalid_json") from exc
-    routing = DEFAULT_CHOICE
-    options = StreamOptions()
-    if isinstance(payload, dict):
-        _with_price_ceiling(request, payload)
-        routing = _routing_choice(request, payload)
-        options = take_stream_options(payload)
-    image_request = to_image_request(payload)
-    if options.stream:
-        return await stream_images(request, gateway, key, image_request, options, routing)
-    return await _serve(request, gateway, key, image_request, routing)
+    asked = read_json_body(await request.body(), ceiling=request.headers.get(PRICE_CEILING_HEADER))
+    return await _serve(request, gateway, key, asked)
 
 
-@post("/v1/images/edits", status_code=200, operation_class=EDITS_OPERATION)
-async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[bytes]:
+async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[Any]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
@@ -93,26 +76,59 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: In
     except (UnicodeDecodeError, LookupError) as exc:  # Litestar decodes each text field with its charset
         raise InvalidRequest("A form field is not text in its declared charset (UTF-8 by default)",
                              code="invalid_form_encoding") from exc
-    fields: dict[str, Any] = {}
-    upload: UploadFile | None = None
+    fields: dict[str, str] = {}
+    uploads: list[UploadFile] = []
     for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            if name in ("image", "image[]") and upload is None:
-                upload = value
-            continue
-        fields[name] = value
-    if upload is None:
+        if name in REFUSED_EDIT_FILES:
+            raise InvalidRequest(f"'{name}' is not supported here: {REFUSED_EDIT_FILES[name]}", param=name,
+                                 code="unsupported_parameter")
+        if name in ("image", "image[]"):
+            if not isinstance(value, UploadFile):
+                raise InvalidRequest(f"'{name}' must be a file (PNG, JPEG or WebP)", param="image")
+            uploads.append(value)
+        elif isinstance(value, UploadFile):
+            raise InvalidRequest(f"Unrecognized file supplied: {name}", param=name, code="unknown_parameter")
+        elif name in fields:
+            raise InvalidRequest(f"'{name}' is given more than once", param=name)
+        else:
+            fields[name] = value
+    if not uploads:
         raise InvalidRequest("An 'image' file is required", param="image")
-    routing = _routing_choice(request, fields)
-    init_image = await validate_init_image(await upload.read(), settings.max_upload_pixels)
-    image_request = to_image_request(_with_price_ceiling(request, fields), init_image=init_image)
-    return await _serve(request, gateway, key, image_request, routing)
+    if len(uploads) > 1:
+        raise InvalidRequest("Only one source image is supported", param="image", code="unsupported_value")
+    init_image = await validate_init_image(await uploads[0].read(), settings.max_upload_pixels)
+    asked = read_form(fields, init_image, ceiling=request.headers.get(PRICE_CEILING_HEADER))
+    return await _serve(request, gateway, key, asked)
 
 
-@get("/v1/images/files/{name:str}")
-async def download_image(name: str, image_store: InjectedImageStore) -> Response[bytes]:
+@get("/v1/images/files/{name:str}", operation_class=DOWNLOAD_OPERATION)
+async def download_image(name: ImageName, image_store: InjectedImageStore) -> Response[bytes]:
     data = await image_store.get(name)
     if data is None:
-        raise NotFound("This image does not exist or has expired (images live 60 minutes)", param="name")
+        raise NotFound(f"This image does not exist or has expired (images live {lifetime(image_store.ttl_s)})",
+                       param="name")
     media_type = MEDIA_TYPES[name.rsplit(".", 1)[-1]]
-    return Response(content=data, media_type=media_type, headers={"cache-control": "private, max-age=3600"})
+    return Response(content=data, media_type=media_type,
+                    headers={"cache-control": f"private, max-age={int(image_store.ttl_s)}"})
+
+
+def image_handlers(generations: ServedLimits | None, edits: ServedLimits | None, *,
+                   pins: Sequence[str] = (), edit_pins: Sequence[str] = ()) -> list[HTTPRouteHandler]:
+    """The image endpoints, documented with what this deployment's routes serve: ``generations``
+    for all of them, ``edits`` for those that do image-to-image (None: no route does, and the
+    edits endpoint, which then refuses every request, is left out of the document); ``pins`` and
+    ``edit_pins``, what ``x-boltgate-route`` may name for each."""
+    return [
+        post("/v1/images/generations", status_code=200,
+             operation_class=generations_operation(generations, pins))(create_image),
+        post("/v1/images/edits", status_code=200, include_in_schema=edits is not None,
+             operation_class=edits_operation(edits, edit_pins))(edit_image),
+        download_image,
+    ]
+
+
+def lifetime(seconds: float) -> str:
+    """``image_ttl_s`` in words: "60 minutes", "90 seconds"."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} minutes"
+    return f"{seconds:g} seconds"

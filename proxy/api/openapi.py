@@ -1,58 +1,170 @@
-"""OpenAPI for the image endpoints, whose handlers read raw bodies (for speed).
+"""The OpenAPI document, generated from the models that validate requests and shape answers.
 
-The documented request body is generated from the same pydantic model that validates it, so the
-schema at ``/schema`` cannot drift from what the gateway accepts.
+Request bodies come from the constrained pydantic models that the handlers validate with
+(``proxy.api.openai_request``), so every bound the document states is one the gateway enforces;
+answers come from ``proxy.api.schemas``. Each handler names its documentation with
+``operation_class=documented(...)``: the success answer, every error status it can give (all in
+OpenAI's error envelope), and the headers it reads and sends.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    RequestBody,
+    Schema,
+)
+from pydantic import BaseModel
 
-from proxy.api.openai_request import OpenAIImageBody
-from proxy.routing.choice import POLICIES
+from proxy.api.schemas import ErrorBody
 
-
-def _schema(node: dict[str, Any]) -> Schema:
-    variants = [v for v in node.get("anyOf", [node]) if v.get("type") != "null"]
-    chosen = variants[0] if variants else {}
-    kind = chosen.get("type", "string")
-    return Schema(
-        type=OpenAPIType(kind),
-        enum=chosen.get("enum"),
-        minimum=chosen.get("minimum"),
-        maximum=chosen.get("maximum"),
-        description=node.get("description"),
-    )
-
-
-def _body_schema(*, with_image: bool) -> Schema:
-    source = OpenAIImageBody.model_json_schema()
-    properties: dict[str, Any] = {name: _schema(node) for name, node in source["properties"].items()}
-    required = list(source.get("required", []))
-    properties["routing_policy"] = Schema(  # read by the handler, not the image model
-        type=OpenAPIType.STRING, enum=list(POLICIES),
-        description="How the router orders routes for this request, within what the key allows")
-    if with_image:
-        properties["image"] = Schema(type=OpenAPIType.STRING, format=None, description="PNG, JPEG or WebP")
-        properties["strength"] = Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=1)
-        required.append("image")
-    return Schema(type=OpenAPIType.OBJECT, properties=properties, required=required)
+ERROR_DESCRIPTIONS = {
+    400: "Invalid request: the field at fault is named in error.param",
+    401: "Missing or wrong API key",
+    402: "The key's budget or the request's price ceiling cannot cover it",
+    403: "Not allowed (the admin API is off, the admin token is wrong, or the key may not ask for this "
+         "routing_policy, route or hedging)",
+    404: "Not found (an unknown model, an expired image, an unknown key)",
+    409: "The Idempotency-Key is in use, or was used for another request",
+    413: "The request body is larger than this gateway accepts",
+    429: "Too many requests (the key's rate limits, or every vendor tried): come back after Retry-After",
+    500: "The gateway failed unexpectedly (logged)",
+    503: "No route could serve the request now: every attempt is listed; Retry-After says when to retry",
+}
 
 
-def _operation_with_body(media_type: str, *, with_image: bool) -> type[Operation]:
-    """An ``Operation`` class (what Litestar's ``operation_class`` takes) documenting the body."""
+def _schema_fields() -> dict[str, dataclasses.Field[Any]]:
+    """Litestar's ``Schema`` fields by their JSON Schema keyword (``minLength`` -> ``min_length``)."""
+    return {field.metadata.get("alias", field.name): field for field in dataclasses.fields(Schema)}
+
+
+_KEYWORDS = _schema_fields()
+_NESTED_ONE = {"not", "if", "then", "else", "items", "contains", "propertyNames", "contentSchema"}
+_NESTED_LIST = {"allOf", "anyOf", "oneOf", "prefixItems"}
+_NESTED_MAP = {"properties", "patternProperties", "dependentSchemas"}
+
+
+def to_openapi(node: Mapping[str, Any], definitions: Mapping[str, Any] | None = None) -> Schema:
+    """A JSON Schema (as pydantic writes it, with ``$defs``) as Litestar's ``Schema``, refs inlined."""
+    definitions = {**(definitions or {}), **node.get("$defs", {})}
+    if "$ref" in node:
+        return to_openapi(definitions[node["$ref"].rsplit("/", 1)[-1]], definitions)
+    values: dict[str, Any] = {}
+    for keyword, value in node.items():
+        if keyword == "$defs":
+            continue
+        field = _KEYWORDS.get(keyword)
+        if field is None:  # a model whose constraint pydantic could not write as JSON Schema
+            raise ValueError(f"{keyword!r} is not a JSON Schema keyword (in {node})")
+        if keyword in _NESTED_ONE:
+            value = to_openapi(value, definitions)
+        elif keyword in _NESTED_LIST:
+            value = [to_openapi(item, definitions) for item in value]
+        elif keyword in _NESTED_MAP:
+            value = {name: to_openapi(item, definitions) for name, item in value.items()}
+        elif keyword == "additionalProperties" and isinstance(value, dict):
+            value = to_openapi(value, definitions)
+        elif keyword == "type":
+            value = [OpenAPIType(kind) for kind in value] if isinstance(value, list) else OpenAPIType(value)
+        elif keyword == "format":
+            value = OpenAPIFormat(value)
+        values[field.name] = value
+    return Schema(**values)
+
+
+@cache
+def model_schema(model: type[BaseModel]) -> Schema:
+    return to_openapi(model.model_json_schema())
+
+
+def json_content(model: type[BaseModel]) -> dict[str, OpenAPIMediaType]:
+    return {"application/json": OpenAPIMediaType(schema=model_schema(model))}
+
+
+def header(description: str, *, pattern: str | None = None, required: bool = False) -> OpenAPIHeader:
+    return OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING, pattern=pattern), description=description,
+                         required=required)
+
+
+REQUEST_ID = {"x-request-id": header("The client's x-request-id, echoed, or a new one", required=True)}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One documented answer: its content (a model, or media types with their schemas) and headers."""
+
+    content: type[BaseModel] | dict[str, OpenAPIMediaType] | None
+    description: str
+    headers: Mapping[str, OpenAPIHeader] = dataclasses.field(default_factory=dict)
+
+    def response(self) -> OpenAPIResponse:
+        content = json_content(self.content) if isinstance(self.content, type) else self.content
+        return OpenAPIResponse(description=self.description, content=content,
+                               headers={**REQUEST_ID, **self.headers})
+
+
+RETRY_AFTER = {
+    "retry-after": header("Whole seconds to wait before retrying", pattern=r"^[0-9]+$", required=True),
+    "retry-after-ms": header("The same wait in milliseconds (OpenAI's SDKs read it first)", pattern=r"^[0-9]+$",
+                             required=True),
+}
+"""What every 429 and 503 carries (``proxy.api.errors.error_response`` sees to it)."""
+
+_COUNT = r"^[0-9]+$"
+RATE_LIMIT_HEADERS = {
+    "x-ratelimit-limit-requests": header("The key's requests per minute", pattern=_COUNT),
+    "x-ratelimit-remaining-requests": header("Requests it has left this minute", pattern=_COUNT),
+    "x-ratelimit-reset-requests": header("Seconds until its request count starts again", pattern=_COUNT),
+    "x-ratelimit-limit-images": header("The key's images per minute", pattern=_COUNT),
+    "x-ratelimit-remaining-images": header("Images it has left this minute", pattern=_COUNT),
+    "x-ratelimit-reset-images": header("Seconds until its image count starts again", pattern=_COUNT),
+    "x-ratelimit-limit-concurrent": header("The key's concurrent requests", pattern=_COUNT),
+    "x-ratelimit-remaining-concurrent": header("More requests it may have in flight now", pattern=_COUNT),
+    "x-ratelimit-limit": header("The tightest of the key's limits", pattern=_COUNT),
+    "x-ratelimit-remaining": header("What is left of it", pattern=_COUNT),
+    "x-ratelimit-reset": header("Seconds until it starts again", pattern=_COUNT),
+}
+"""Sent only where the key has rate limits (``proxy.rate_limits``): on every answer it gets, and
+on the 429 that refuses it."""
+
+
+def error_answer(status: int) -> Answer:
+    headers: dict[str, OpenAPIHeader] = {}
+    if status in (429, 503):
+        headers.update(RETRY_AFTER)
+    if status == 429:
+        headers.update(RATE_LIMIT_HEADERS)
+    if status == 409:
+        headers["x-should-retry"] = header("false when retrying the same request cannot help",
+                                           pattern="^(true|false)$")
+    return Answer(ErrorBody, ERROR_DESCRIPTIONS[status], headers)
+
+
+def documented(ok: Answer, *, status: int = 200, errors: Sequence[int] = (500,),
+               body: RequestBody | None = None, parameters: Sequence[Parameter] = (),
+               others: Mapping[int, Answer] | None = None) -> type[Operation]:
+    """An ``Operation`` class (what Litestar's ``operation_class`` takes) that documents the body,
+    the success answer, every error status and the extra header parameters of one handler."""
 
     @dataclass
-    class _WithBody(Operation):
+    class _Documented(Operation):
         def __post_init__(self) -> None:
-            schema = _body_schema(with_image=with_image)
-            self.request_body = RequestBody(content={media_type: OpenAPIMediaType(schema=schema)}, required=True)
+            if body is not None:
+                self.request_body = body
+            self.parameters = [*(self.parameters or []), *parameters]
+            answers = {status: ok, **{code: error_answer(code) for code in errors}, **(others or {})}
+            self.responses = {str(code): answer.response() for code, answer in sorted(answers.items())}
 
-    return _WithBody
-
-
-GENERATIONS_OPERATION = _operation_with_body("application/json", with_image=False)
-EDITS_OPERATION = _operation_with_body("multipart/form-data", with_image=True)
+    return _Documented

@@ -26,17 +26,21 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
-from proxy.api.admin import ADMIN_CHARGES, ADMIN_KEYS
+from proxy.api.admin import ADMIN_KEY_HANDLERS
 from proxy.api.backends import list_backends
+from proxy.api.charges import list_charges
 from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.health import healthz, metrics, readyz
-from proxy.api.images import create_image, download_image, edit_image
+from proxy.api.images import image_handlers
 from proxy.api.injected import InjectedGateway
 from proxy.api.jobs import cancel_job, get_job, submit_job, webhook_secret
 from proxy.api.models import list_models, retrieve_model
+from proxy.api.options import options_handlers
+from proxy.api.served_limits import ServedLimits
 from proxy.api.usage import key_usage
 from proxy.billing import Billing
 from proxy.doors import DOOR_ROUTERS
@@ -45,13 +49,34 @@ from proxy.images.store import ImageStore
 from proxy.jobs.service import JobService
 from proxy.playground.page import PLAYGROUND_HANDLERS
 from proxy.settings import Settings
-from proxy.wiring import Overrides, Running, build_gateway
+from proxy.wiring import Overrides, Running, build_gateway, served_routes
 
+<<<<<<< HEAD
 ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     create_image, edit_image, download_image, list_models, retrieve_model,
     healthz, readyz, metrics, key_usage, ADMIN_KEYS, ADMIN_CHARGES, list_backends,
     submit_job, get_job, cancel_job, webhook_secret, *DOOR_ROUTERS,
+=======
+OTHER_ENDPOINTS: list[HTTPRouteHandler] = [
+    list_models, retrieve_model, healthz, readyz, metrics, key_usage, *ADMIN_KEY_HANDLERS, list_charges,
+    list_backends,
+>>>>>>> openai
 ]
+
+
+def route_handlers(settings: Settings, overrides: Overrides | None) -> list[ControllerRouterHandler]:
+    """Every endpoint, the image ones documented with what this deployment's routes serve; our
+    OPTIONS handlers first (Litestar adds its own to a path that has none when it meets it)."""
+    served = served_routes(settings, overrides)
+    image_to_image = [route for route in served if route.capabilities.image_to_image]
+    endpoints = [
+        *image_handlers(ServedLimits.of(route.capabilities for route in served),
+                        ServedLimits.of(route.capabilities for route in image_to_image),
+                        pins=[pin for route in served for pin in route.pins],
+                        edit_pins=[pin for route in image_to_image for pin in route.pins]),
+        *OTHER_ENDPOINTS,
+    ]
+    return [*options_handlers(endpoints), *endpoints]
 
 
 def tune_garbage_collector() -> None:
@@ -75,9 +100,13 @@ class GatewayPlugin(InitPlugin):
         self._running: Running | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
+<<<<<<< HEAD
         app_config.route_handlers.extend(ROUTE_HANDLERS)
         if self.settings.playground:
             app_config.route_handlers.extend(PLAYGROUND_HANDLERS)
+=======
+        app_config.route_handlers.extend(route_handlers(self.settings, self.overrides))
+>>>>>>> openai
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
         app_config.lifespan.append(self.lifespan)
         app_config.dependencies.update({

@@ -1,4 +1,5 @@
-"""An ASGI middleware: every response carries ``x-request-id``; image endpoints are counted.
+"""An ASGI middleware: every response carries ``x-request-id``, every request gets its access
+line (``proxy.api.access_log``); image endpoints are counted.
 
 Plain ASGI rather than a framework middleware, because it sits on the hot path of every request.
 """
@@ -11,40 +12,46 @@ import uuid
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from proxy.api.access_log import SCOPE_KEY, AccessRecord, write
 from proxy.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS, labelled
 
 _COUNTED = {"/v1/images/generations": "generations", "/v1/images/edits": "edits"}
 
 
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
+def request_id_middleware(app: ASGIApp, *, log_prompts: bool = False) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         request_id = _client_request_id(scope) or uuid.uuid4().hex
         endpoint = _COUNTED.get(scope["path"])
-        started = time.monotonic()
-        status = 500
+        record = AccessRecord(scope["method"], scope["path"], request_id)
+        scope[SCOPE_KEY] = record  # type: ignore[literal-required]
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                record.status = message["status"]
                 headers = list(message.get("headers", []))
+                if endpoint is not None:
+                    record.read_headers(headers)
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 
         if endpoint is None:
-            await app(scope, receive, send_with_id)
+            try:
+                await app(scope, receive, send_with_id)
+            finally:
+                write(record, log_prompts=log_prompts)
             return
         IN_FLIGHT.inc()
         try:
             await app(scope, receive, send_with_id)
         finally:
             IN_FLIGHT.dec()
-            labelled(REQUESTS, endpoint, str(status)).inc()
-            labelled(REQUEST_SECONDS, endpoint).observe(time.monotonic() - started)
+            labelled(REQUESTS, endpoint, str(record.status)).inc()
+            labelled(REQUEST_SECONDS, endpoint).observe(time.monotonic() - record.started)
+            write(record, log_prompts=log_prompts)
 
     return middleware
 

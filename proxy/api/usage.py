@@ -7,9 +7,11 @@ from typing import Any
 from litestar import Request, get
 
 from proxy.api.injected import InjectedBilling
+from proxy.api.openapi import Answer, documented
+from proxy.api.schemas import KeyUsage
 
 
-@get("/v1/usage")
+@get("/v1/usage", operation_class=documented(Answer(KeyUsage, "The key's spend"), errors=(401, 500)))
 async def key_usage(request: Request[Any, Any, Any], billing: InjectedBilling) -> dict[str, object]:
     key = await billing.authenticate(request.headers.get("authorization"))
     usage = await billing.ledger.usage(key.key_id, key.budget_credits)

@@ -1,4 +1,5 @@
-"""Honour the requested ``output_format``: convert with Pillow only when the format differs.
+"""Honour the requested ``output_format`` and ``output_compression``: re-encode with Pillow only
+when the format differs or the client asked for an encoder quality.
 
 The image is decoded only once its declared size is within the pixel cap (backends check it
 first; this is the last line of defence), and one that cannot be decoded is the backend's
@@ -19,25 +20,30 @@ from core.image_header import DEFAULT_MAX_PIXELS, decoded
 _PILLOW_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
-def _convert(data: bytes, fmt: ImageFormat) -> bytes:
+DEFAULT_QUALITY = 90
+"""The jpeg/webp encoder quality of a converted image when the client asked for none."""
+
+
+def _convert(data: bytes, fmt: ImageFormat, quality: int | None) -> bytes:
     with decoded(data, DEFAULT_MAX_PIXELS) as image:  # ImageRefused past the cap or undecodable
-        return _encode(image, fmt)
+        return _encode(image, fmt, quality)
 
 
-def _encode(image: Image.Image, fmt: ImageFormat) -> bytes:
+def _encode(image: Image.Image, fmt: ImageFormat, quality: int | None = None) -> bytes:
     converted = image.convert("RGB") if fmt == "jpeg" and image.mode not in ("RGB", "L") else image
     out = io.BytesIO()
-    options = {"quality": 90} if fmt in ("jpeg", "webp") else {}
+    options = {"quality": DEFAULT_QUALITY if quality is None else quality} if fmt in ("jpeg", "webp") else {}
     converted.save(out, format=_PILLOW_NAMES[fmt], **options)
     return out.getvalue()
 
 
-async def to_format(image: GeneratedImage, fmt: ImageFormat) -> GeneratedImage:
-    """The same image in ``fmt``; untouched (no decode) when it already is. Pillow runs off the loop."""
-    if image.format == fmt:
+async def to_format(image: GeneratedImage, fmt: ImageFormat, quality: int | None = None) -> GeneratedImage:
+    """The same image in ``fmt`` (jpeg and webp at ``quality``, 0-100); untouched (no decode) when
+    it already is in ``fmt`` and no quality is asked for. Pillow runs off the loop."""
+    if image.format == fmt and quality is None:
         return image
     try:
-        converted = await asyncio.to_thread(_convert, image.data, fmt)
+        converted = await asyncio.to_thread(_convert, image.data, fmt, quality)
     except (ImageRefused, UnidentifiedImageError, OSError, ValueError, SyntaxError,
             Image.DecompressionBombError) as exc:
         # A vendor image that passed the header checks but does not decode: a 502, never a 500.

@@ -18,7 +18,8 @@ from backends.base import ImageFormat, sniff_format
 from core.state.base import StateStore
 
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_NAME = re.compile(r"[A-Za-z0-9_-]{16,64}\.(png|jpeg|webp)")
+IMAGE_NAME_PATTERN = r"[A-Za-z0-9_-]{16,64}\.(png|jpeg|webp)"
+_NAME = re.compile(IMAGE_NAME_PATTERN)
 
 
 def new_image_name(fmt: ImageFormat) -> str:
@@ -30,6 +31,9 @@ def valid_name(name: str) -> bool:
 
 
 class ImageStore(Protocol):
+    ttl_s: float
+    """How long an image stays downloadable."""
+
     async def put(self, data: bytes, fmt: ImageFormat) -> str:
         """Keep ``data`` for the TTL and return its name (``<id>.<ext>``)."""
         ...

@@ -21,7 +21,12 @@ ROUTE_HEADER = "x-boltgate-route"
 HEDGE_HEADER = "x-boltgate-hedge"
 _SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 POLICIES: tuple[str, ...] = get_args(RoutingPolicyName)
-_PIN = re.compile(r"^(?P<vendor>[a-z][a-z0-9_-]*)(?:/(?P<region>[A-Za-z0-9_.:-]+))?$")
+_VENDOR = r"[a-z][a-z0-9_-]*"
+_REGION = r"[A-Za-z0-9_.:-]+"
+ROUTE_PATTERN = f"^{_VENDOR}(/{_REGION})?$"
+"""What ``x-boltgate-route`` takes (as the OpenAPI document states it)."""
+_PIN = re.compile(f"^(?P<vendor>{_VENDOR})(?:/(?P<region>{_REGION}))?$")
+HEDGE_SWITCHES: tuple[str, ...] = tuple(_SWITCH)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from core.errors import (
     InsufficientCredits,
     PriceCeilingExceeded,
     RouteAttempt,
+    UnsupportedRequest,
     VendorAuthError,
     VendorRejectedRequest,
 )
@@ -120,8 +121,12 @@ class Router:
         able: list[Route] = []
         skipped: list[str] = []
         priced_out = []
-        for route in choice.pinned_routes(self.routes):
-            reason = route.backend.capabilities.refusal(request) or await self.health.unavailable_reason(route)
+        incapable = 0
+        eligible = choice.pinned_routes(self.routes)
+        for route in eligible:
+            reason = route.backend.capabilities.refusal(request)
+            incapable += reason is not None
+            reason = reason or await self.health.unavailable_reason(route)
             if reason is None and request.max_price_usd is not None and self.price_of is not None:
                 price = self.price_of(route, request)
                 if price > request.max_price_usd:
@@ -131,6 +136,8 @@ class Router:
                 able.append(route)
             else:
                 skipped.append(f"{route.key}: {reason}")
+        if eligible and incapable == len(eligible):
+            raise UnsupportedRequest(skipped)
         if not able and priced_out:
             raise PriceCeilingExceeded(
                 f"every route costs more than max_price_usd={request.max_price_usd}; "

@@ -36,6 +36,7 @@ def uvicorn_config(app: Any, limits: ServerConfig, *, host: str, port: int, log_
     limits = connection_cap(limits)
     return uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http=guarded_protocol(limits), lifespan=lifespan,
-        access_log=False, log_level=log_level, timeout_keep_alive=int(limits.keep_alive_s),
+        # The one log format is core.logs' (configured by the CLI); boltgate writes its own access lines.
+        access_log=False, log_config=None, log_level=log_level, timeout_keep_alive=int(limits.keep_alive_s),
         timeout_graceful_shutdown=graceful_shutdown_s, backlog=LISTEN_BACKLOG,
     )

@@ -7,7 +7,6 @@ protocol and the limits of ``settings.server`` (``proxy.serving.config``), each 
 
 from __future__ import annotations
 
-import logging
 import socket
 
 import uvicorn
@@ -17,10 +16,6 @@ from proxy.settings import Settings
 
 SHUTDOWN_MARGIN_S = 5.0
 """Drain time beyond the deadline: settling, storing images, answering."""
-
-
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def serve(settings: Settings, host: str, port: int, sockets: list[socket.socket] | None = None) -> None:

@@ -140,11 +140,12 @@ def mark_dead(pid: int | None) -> None:
 
 def worker_main(overrides: dict[str, Any], host: str, port: int, sock: socket.socket) -> None:
     """One worker: the settings, read again in this process, served on the inherited socket."""
-    from proxy.serving.run import configure_logging, serve
+    from core.logs import configure_logging
+    from proxy.serving.run import serve
     from proxy.settings import Settings
 
     settings = Settings(**overrides)
-    configure_logging(settings)
+    configure_logging(settings.log_level, settings.log_format)
     supervisor = os.getppid()
     threading.Thread(target=_exit_when_orphaned, args=(supervisor,), daemon=True, name="orphan-check").start()
     serve(settings, host, port, sockets=[sock])

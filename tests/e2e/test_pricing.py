@@ -28,7 +28,7 @@ PER_IMAGE = [vendor for vendor in VENDORS if CATALOG.price(VENDOR_SPECS[vendor].
 
 
 @pytest.mark.parametrize("vendor", PER_IMAGE)
-def test_cost_headers_and_usage_match_the_catalog(vendor: str, simulator: StartSimulator,
+def test_cost_headers_and_billing_match_the_catalog(vendor: str, simulator: StartSimulator,
                                                   gateway: StartGateway) -> None:
     server = gateway(route_to(simulator(vendor)))
     response = httpx.post(f"{server.base_url}/v1/images/generations", json=BODY, timeout=30)
@@ -36,10 +36,10 @@ def test_cost_headers_and_usage_match_the_catalog(vendor: str, simulator: StartS
     quote = CATALOG.quote(vendor, ImageRequest(prompt="x", width=256, height=256))
     assert response.headers["x-boltgate-cost-usd"] == f"{quote.client_usd:.6f}"
     assert response.headers["x-boltgate-upstream-cost-usd"] == f"{quote.upstream_usd:.6f}"
-    usage = response.json()["usage"]
-    assert usage["images"] == 1
-    assert usage["cost_usd"] == f"{quote.client_usd:.6f}"
-    assert Decimal(usage["credits"]) == quote.credits
+    billing = response.json()["billing"]
+    assert billing["images"] == 1
+    assert billing["cost_usd"] == f"{quote.client_usd:.6f}"
+    assert Decimal(billing["credits"]) == quote.credits
 
 
 def test_eachlabs_is_billed_from_the_reported_run_time(simulator: StartSimulator, gateway: StartGateway) -> None:

@@ -254,7 +254,8 @@ def test_an_edit_with_no_capable_route_says_why(simulator: StartSimulator, gatew
         f"{server.base_url}/v1/images/edits",
         files={"image": ("in.png", _png(), "image/png")}, data={"prompt": "make it blue"},
     )
-    assert response.status_code == 503
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unsupported_request"
     assert "no image-to-image" in response.json()["error"]["message"]
 
 

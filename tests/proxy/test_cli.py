@@ -126,3 +126,83 @@ def test_vendors_prints_the_real_limits_and_what_is_confirmed_or_assumed(capsys:
     assert "| `runflow` | no public cancel; the admin cancel neither stops nor refunds a run |" in out
     assert "docs.runflow.io: Guides > Cancel a run" in out
     assert "**assumed**" in out
+
+
+# --- friendly errors wherever the settings are read ----------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["serve", "--config"], ["prices", "--config"]])
+def test_a_file_that_is_not_toml_is_one_message_not_a_traceback(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "this is = = not toml")
+
+    assert main([*command, path]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"boltgate: {path} is not valid TOML: ")
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_directory_is_called_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--config", str(tmp_path)]) == 2
+    assert main(["config", "check", str(tmp_path)]) == 1
+
+    err = capsys.readouterr().err
+    assert err.count("is a directory") == 2
+    assert "does not exist" not in err
+
+
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("BOLTGATE_PORT", "eighty", "port [BOLTGATE_PORT]"),
+    ("BOLTGATE_RETRY__JITTER_S", "-1", "retry.jitter_s [BOLTGATE_RETRY__JITTER_S]"),
+    ("BOLTGATE_LOG_LEVEL", "loud", "log_level [BOLTGATE_LOG_LEVEL]"),
+    ("BOLTGATE_API_KEYS", "{not json", "api_keys"),
+])
+def test_a_bad_environment_value_is_one_message_naming_the_variable(
+    variable: str, value: str, named: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    assert main(["prices"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("boltgate: ")
+    assert named in err
+    assert "Traceback" not in err
+
+
+def test_a_typo_in_a_routes_options_is_refused_naming_what_the_vendor_takes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, '[[routes]]\nvendor = "eachlabs"\noptions = { modle = "x", version = "1" }\n')
+
+    assert main(["config", "check", path]) == 1
+
+    err = capsys.readouterr().err
+    assert "- routes[0]" in err
+    assert ("unknown option 'modle' for eachlabs: it takes auth_scheme, image_field, model, strength_field, "
+            "version") in err
+
+
+def test_the_help_is_plain_text() -> None:
+    parser = build_parser()
+
+    text = parser.format_help()
+
+    assert "``" not in text
+    assert "boltgate serve --config routes.toml" in text
+    serve = parser._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
+    assert "--log-level" in serve and "--public-base-url" in serve
+
+
+def test_a_settings_error_shows_no_client_key_and_no_secret_value(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOLTGATE_API_KEYS", '{"bg-secret-key-123": {"name": "t", "budget_credits": "bg-other"}}')
+
+    assert main(["prices"]) == 2
+
+    err = capsys.readouterr().err
+    assert "api_keys.<key 1>.budget_credits [BOLTGATE_API_KEYS]: Input should be a valid decimal" in err
+    assert "bg-secret-key-123" not in err and "bg-other" not in err

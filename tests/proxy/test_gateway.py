@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from backends.base import BackendResult, GeneratedImage, sniff_format
-from core.errors import NoBackendAvailable, VendorUnavailable
+from core.errors import UnsupportedRequest, VendorUnavailable
 from core.request import ImageRequest
 from proxy.billing import ANONYMOUS
 from proxy.gateway import Gateway
@@ -140,7 +140,7 @@ async def test_a_request_served_at_the_first_try_names_no_failed_attempt() -> No
 async def test_a_request_no_route_can_serve_fails_before_any_backend_is_called() -> None:
     text_only = ScriptedBackend("runflow")
 
-    with pytest.raises(NoBackendAvailable) as raised:
+    with pytest.raises(UnsupportedRequest) as raised:
         await gateway([route_to(text_only)]).generate(request(init_image=noisy_png()), base_url=BASE_URL,
                                                       key=ANONYMOUS)
 

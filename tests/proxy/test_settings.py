@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from backends.vendors.registry import VENDOR_SPECS
-from proxy.settings import RouteConfig, Settings
+from proxy.settings import RegionConfig, RouteConfig, Settings
 
 PUBLIC_VENDORS = [name for name, spec in VENDOR_SPECS.items() if spec.facts.default_base_url]
 
@@ -25,7 +25,7 @@ vendor = "runflow"
 priority = 10
 weight = 3
 key_env = "RUNFLOW_TEAM_API_KEY"
-options = { model = "bytedance/sdxl-lightning" }
+options = { model_path = "bytedance/sdxl-lightning" }
 regions = [
   { name = "eu", base_url = "https://eu.runflow.example" },
   { name = "us", base_url = "https://us.runflow.example" },
@@ -73,7 +73,7 @@ def test_the_toml_file_is_read_when_passed(routes_file: Path) -> None:
     assert (runflow.vendor, runflow.priority, runflow.weight) == ("runflow", 10, 3)
     assert [(r.name, r.base_url) for r in runflow.regions] == [
         ("eu", "https://eu.runflow.example"), ("us", "https://us.runflow.example")]
-    assert runflow.options == {"model": "bytedance/sdxl-lightning"}
+    assert runflow.options == {"model_path": "bytedance/sdxl-lightning"}
     assert eachlabs.priority == 20
     assert worker.regions[0].base_url == "http://10.0.0.5:9000"
 
@@ -221,3 +221,27 @@ def test_client_keys_come_as_a_list_or_with_budgets(monkeypatch: pytest.MonkeyPa
     assert budgeted.api_keys["bg-c"].name == "team"
     assert str(budgeted.api_keys["bg-c"].budget_credits) == "500"
     assert listed.keys_required and budgeted.keys_required
+
+
+@pytest.mark.parametrize(("vendor", "options"), [
+    ("runflow", {"modle_path": "x"}), ("callmissed", {"response_format": "url"}), ("local", {"fuse_qvk": "true"}),
+    ("worker", {"model": "x"}),
+])
+def test_an_option_the_vendor_does_not_take_is_refused(vendor: str, options: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match=f"unknown option '{next(iter(options))}' for {vendor}"):
+        RouteConfig(vendor=vendor, options=options,  # type: ignore[arg-type]
+                    regions=[RegionConfig(name="r", base_url="http://127.0.0.1:1")])
+
+
+@pytest.mark.parametrize(("vendor", "options"), [
+    ("runflow", {"model_path": "x"}), ("eachlabs", {"image_field": "image_url"}), ("local", {"fuse_qkv": "true"}),
+    ("runflow", {"add_signature": "true"}), ("eachlabs", {"auth_scheme": "x-api-key"}),
+    ("aigateway", {"auth_scheme": "bearer"}),
+])
+def test_the_options_a_vendor_takes_are_accepted(vendor: str, options: dict[str, str]) -> None:
+    assert RouteConfig(vendor=vendor, options=options).options == options  # type: ignore[arg-type]
+
+
+def test_an_auth_scheme_the_adapters_cannot_send_is_refused_with_the_settings() -> None:
+    with pytest.raises(ValidationError, match="auth_scheme for eachlabs must be bearer or x-api-key, not 'basic'"):
+        RouteConfig(vendor="eachlabs", options={"auth_scheme": "basic"})  # type: ignore[arg-type]

@@ -33,3 +33,10 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(
     monkeypatch.delenv("BOLTGATE_WORKER_TOKEN", raising=False)
     assert main_worker(["--host", "0.0.0.0", "--no-warmup"]) == 2
     assert "BOLTGATE_WORKER_TOKEN" in capsys.readouterr().err
+
+
+def test_the_log_format_flag_is_the_gateways_choice() -> None:
+    assert build_worker_parser().parse_args([]).log_format == "human"
+    assert build_worker_parser().parse_args(["--log-format", "json"]).log_format == "json"
+    with pytest.raises(SystemExit):
+        build_worker_parser().parse_args(["--log-format", "xml"])

@@ -35,11 +35,16 @@ async def test_the_admin_token_is_checked() -> None:
         missing = await client.get("/v1/admin/keys")
         wrong = await client.get("/v1/admin/keys", headers={"Authorization": "Bearer guess"})
         bad_body = await client.post("/v1/admin/keys", json={"name": ""}, headers=ADMIN)
-        unknown = await client.delete("/v1/admin/keys/nope", headers=ADMIN)
+        unknown = await client.delete(f"/v1/admin/keys/{'0' * 64}", headers=ADMIN)
+        malformed = await client.delete("/v1/admin/keys/nope", headers=ADMIN)
+        empty = await client.post("/v1/admin/keys", headers=ADMIN)
     assert missing.status_code == 401
     assert wrong.status_code == 403
     assert (bad_body.status_code, bad_body.json()["error"]["param"]) == (400, "name")
     assert unknown.status_code == 404
+    assert (malformed.status_code, malformed.json()["error"]["param"]) == (400, "key_id")
+    assert empty.status_code == 400
+    assert empty.json()["error"]["message"].startswith("The body must be a JSON object such as {")
 
 
 async def test_without_an_admin_token_the_admin_api_is_off() -> None:
@@ -61,8 +66,46 @@ async def test_a_budget_that_is_not_a_sane_amount_is_refused(budget: object) -> 
 
 async def test_the_largest_budget_allowed_still_serves() -> None:
     async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
-        created = await client.post("/v1/admin/keys", json={"name": "rich", "budget_credits": "1e12"}, headers=ADMIN)
+        created = await client.post("/v1/admin/keys", json={"name": "rich", "budget_credits": "1000000000000"},
+                                    headers=ADMIN)
         key = created.json()["key"]
         served = await client.post("/v1/images/generations", json=BODY, headers={"Authorization": f"Bearer {key}"})
         usage = await client.get("/v1/usage", headers={"Authorization": f"Bearer {key}"})
     assert (created.status_code, served.status_code, usage.status_code) == (201, 200, 200)
+
+
+async def test_a_key_is_created_with_its_rate_limits_and_routing_and_lists_them() -> None:
+    new = {"name": "team", "limits": {"requests_per_minute": 5},
+           "routing": {"policies": ["cheapest"], "pin_routes": False, "hedge_budget_usd_per_day": "2.5"}}
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json=new, headers=ADMIN)
+        listed = (await client.get("/v1/admin/keys", headers=ADMIN)).json()["data"]
+    assert created.status_code == 201, created.text
+    shown = {"requests_per_minute": 5, "images_per_minute": None, "concurrent_requests": None}
+    routing = {"policies": ["cheapest"], "pin_routes": False, "hedging": True, "hedge_budget_usd_per_day": "2.5"}
+    assert (created.json()["limits"], created.json()["routing"]) == (shown, routing)
+    assert [(entry["limits"], entry["routing"]) for entry in listed] == [(shown, routing)]
+
+
+@pytest.mark.parametrize(("nested", "param"), [
+    ({"routing": {"hedge_budget_usd_per_day": "1e400"}}, "routing.hedge_budget_usd_per_day"),
+    ({"routing": {"policies": ["random"]}}, "routing.policies.0"),
+    ({"limits": {"requests_per_minute": 10**30}}, "limits.requests_per_minute"),
+    ({"limits": {"requests_per_minute": "5"}}, "limits.requests_per_minute"),
+])
+async def test_a_limit_or_routing_field_that_is_not_sane_is_refused_by_its_name(nested: dict[str, object],
+                                                                                 param: str) -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": "team", **nested}, headers=ADMIN)
+        listed = (await client.get("/v1/admin/keys", headers=ADMIN)).json()["data"]
+    assert (created.status_code, created.json()["error"]["param"]) == (400, param)
+    assert listed == []
+
+
+async def test_a_whole_number_written_as_a_float_is_a_rate_limit() -> None:
+    """JSON Schema's integer takes 5.0, so the API does too."""
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": "team", "limits": {"concurrent_requests": 5.0}},
+                                    headers=ADMIN)
+    assert created.status_code == 201, created.text
+    assert created.json()["limits"]["concurrent_requests"] == 5

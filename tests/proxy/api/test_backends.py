@@ -82,3 +82,17 @@ async def test_backends_view_admin_keeps_client_keys_out(vendors: Vendors) -> No
 
     assert keyed.status_code == 403
     assert admin.status_code == 200
+
+
+async def test_the_upstream_price_is_for_the_admin_unless_upstream_costs_are_exposed(vendors: Vendors) -> None:
+    settings: dict[str, Any] = {"api_keys": {"bg-client": {"name": "client"}}, "admin_token": "root-token"}
+    async with serving(vendors.routes(), **settings) as client:
+        keyed = by_route(await client.get("/v1/backends", headers={"authorization": "Bearer bg-client"}))
+        admin = by_route(await client.get("/v1/backends", headers={"authorization": "Bearer root-token"}))
+    async with serving(vendors.routes(), expose_upstream_cost=True, **settings) as client:
+        exposed = by_route(await client.get("/v1/backends", headers={"authorization": "Bearer bg-client"}))
+
+    assert "upstream_usd_1024x1024_4_steps" not in keyed["runflow:eu"]
+    assert keyed["runflow:eu"]["price_usd_1024x1024_4_steps"] == "0.004050"
+    assert admin["runflow:eu"]["upstream_usd_1024x1024_4_steps"] == "0.003000"
+    assert exposed["runflow:eu"]["upstream_usd_1024x1024_4_steps"] == "0.003000"

@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from backends.base import sniff_format
+from backends.base import Capabilities, sniff_format
 from core.errors import VendorRejectedRequest, VendorUnavailable
 from tests.proxy.api.served_app import Client, Vendors, serving
 from tests.proxy.images.samples import encode
@@ -120,6 +120,16 @@ async def test_the_price_ceiling_header_applies_when_the_body_has_none(client: C
     assert response.json()["error"]["code"] == "price_ceiling_exceeded"
 
 
+async def test_a_request_refused_by_some_routes_and_unhealthy_on_the_rest_is_a_503() -> None:
+    small = ScriptedBackend("runflow", "eu", capabilities=Capabilities(max_steps=8))
+    down = ScriptedBackend.playing("eachlabs", VendorUnavailable("down", status=503), region="us")
+    async with serving([route_to(small, priority=1), route_to(down, max_attempts=1, priority=2)]) as client:
+        response = await client.post("/v1/images/generations", json={"prompt": "a kite", "steps": 20})
+
+    assert response.status_code == 503
+    assert "runflow:eu: steps 20 > 8" in response.json()["error"]["message"]
+
+
 # --- edits ---------------------------------------------------------------------------------------
 
 
@@ -144,11 +154,53 @@ async def test_an_edit_reaches_an_image_to_image_route_with_the_image(client: Cl
 
 
 async def test_an_edit_without_an_image_is_a_400_naming_the_image(client: Client) -> None:
-    response = await client.post("/v1/images/edits", files={"mask": ("m.png", encode("PNG"), "image/png")},
+    response = await client.post("/v1/images/edits", files={"prompt": (None, "make it autumn")})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "image"
+
+
+async def test_an_edit_with_a_mask_is_refused_naming_the_mask(client: Client, vendors: Vendors) -> None:
+    response = await client.post("/v1/images/edits", files={"image": ("s.png", encode("PNG"), "image/png"),
+                                                            "mask": ("m.png", encode("PNG"), "image/png")},
+                                 data={"prompt": "make it autumn"})
+
+    assert response.status_code == 400
+    assert (response.json()["error"]["param"], response.json()["error"]["code"]) == ("mask", "unsupported_parameter")
+    assert "inpainting" in response.json()["error"]["message"]
+    assert vendors.editor.calls == []
+
+
+async def test_an_edit_with_two_images_is_refused_not_cut_to_one(client: Client, vendors: Vendors) -> None:
+    response = await client.post("/v1/images/edits", files=[("image[]", ("a.png", encode("PNG"), "image/png")),
+                                                            ("image[]", ("b.png", encode("PNG", seed=2), "image/png"))],
                                  data={"prompt": "make it autumn"})
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "image"
+    assert vendors.editor.calls == []
+
+
+async def test_an_edit_whose_image_is_text_is_a_400_naming_the_image(client: Client) -> None:
+    response = await client.post("/v1/images/edits", files={"image": (None, "not a file"),
+                                                            "prompt": (None, "make it autumn")})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "image"
+
+
+async def test_output_compression_sets_the_encoder_quality(client: Client) -> None:
+    sizes = {}
+    for compression in (5, 95):
+        response = await client.post("/v1/images/generations", json={
+            "prompt": "a kite", "response_format": "b64_json", "output_format": "jpeg",
+            "output_compression": compression})
+        assert response.status_code == 200, response.text
+        data = base64.b64decode(response.json()["data"][0]["b64_json"])
+        assert sniff_format(data[:16]) == "jpeg"
+        sizes[compression] = len(data)
+
+    assert sizes[5] < sizes[95] / 2
 
 
 async def test_an_edit_with_a_file_that_is_not_an_image_is_a_400_naming_the_image(client: Client) -> None:
@@ -167,15 +219,26 @@ async def test_an_edit_sent_as_json_is_a_400_naming_the_image(client: Client) ->
     assert response.json()["error"]["param"] == "image"
 
 
-async def test_an_edit_that_no_route_can_serve_is_503_naming_the_skip() -> None:
+async def test_an_edit_that_no_route_could_ever_serve_is_a_400_naming_the_reason() -> None:
     text_only = ScriptedBackend("runflow", "eu")
     async with serving([route_to(text_only)]) as client:
         response = await client.post("/v1/images/edits", files={"image": ("s.png", encode("PNG"), "image/png")},
                                      data={"prompt": "make it autumn"})
 
-    assert response.status_code == 503
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unsupported_request"
     assert "runflow:eu: no image-to-image" in response.json()["error"]["message"]
     assert text_only.calls == []
+
+
+async def test_the_image_lifetime_said_is_the_one_configured(vendors: Vendors) -> None:
+    async with serving(vendors.routes(), image_ttl_s=90) as client:
+        missing = await client.get("/v1/images/files/AAAAAAAAAAAAAAAAAAAAAAAA.png")
+        made = await client.post("/v1/images/generations", json={"prompt": "a kite"})
+        download = await client.get(made.json()["data"][0]["url"])
+
+    assert "images live 90 seconds" in missing.json()["error"]["message"]
+    assert download.headers["cache-control"] == "private, max-age=90"
 
 
 async def test_image_urls_never_follow_an_arbitrary_host_header() -> None:

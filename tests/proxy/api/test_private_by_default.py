@@ -51,17 +51,17 @@ async def served(**settings: Any) -> tuple[dict[str, str], dict[str, Any]]:
     async with serving([route_to(ScriptedBackend("runflow"))], **settings) as client:
         response = await client.post("/v1/images/generations", json=BODY, headers=CLIENT)
     assert response.status_code == 200, response.text
-    return dict(response.headers), response.json()["usage"]
+    return dict(response.headers), response.json()["billing"]
 
 
 async def test_with_client_keys_the_upstream_cost_is_not_sent() -> None:
-    headers, usage = await served(api_keys=KEYS)
-    assert "x-boltgate-upstream-cost-usd" not in headers and "upstream_cost_usd" not in usage
+    headers, billing = await served(api_keys=KEYS)
+    assert "x-boltgate-upstream-cost-usd" not in headers and "upstream_cost_usd" not in billing
     assert "x-boltgate-vendor-reported-cost-usd" not in headers
-    assert "x-boltgate-cost-usd" in headers and "cost_usd" in usage
+    assert "x-boltgate-cost-usd" in headers and "cost_usd" in billing
 
 
 async def test_the_upstream_cost_is_sent_when_enabled_or_without_keys() -> None:
     for settings in ({"api_keys": KEYS, "expose_upstream_cost": True}, {"require_api_key": False}):
-        headers, usage = await served(**settings)
-        assert "x-boltgate-upstream-cost-usd" in headers and "upstream_cost_usd" in usage
+        headers, billing = await served(**settings)
+        assert "x-boltgate-upstream-cost-usd" in headers and "upstream_cost_usd" in billing

@@ -14,6 +14,7 @@ from core.errors import (
     ContentPolicyViolation,
     InsufficientCredits,
     NoBackendAvailable,
+    UnsupportedRequest,
     UnusableOutput,
     VendorAuthError,
     VendorOutOfCredit,
@@ -101,12 +102,12 @@ async def test_a_route_that_cannot_serve_the_request_is_skipped_with_its_reason(
     assert unable.calls == []
 
     alone = router_over([route_to(ScriptedBackend.playing("unable", capabilities=capabilities))])
-    with pytest.raises(NoBackendAvailable) as raised:
+    with pytest.raises(UnsupportedRequest) as raised:
         await alone.generate(request(**fields), Deadline(5))
-    assert raised.value.skipped == [f"unable:r1: {reason}"]
+    assert raised.value.reasons == [f"unable:r1: {reason}"]
+    assert raised.value.status_code == 400
     assert reason in raised.value.message
-    assert raised.value.status_code == 503
-    assert raised.value.code == "no_backend_available"
+    assert raised.value.code == "unsupported_request"
 
 
 # --- retries and failover ----------------------------------------------------------------------

@@ -1,0 +1,36 @@
+"""Schemathesis hooks for the gateway (loaded by the run through ``SCHEMATHESIS_HOOKS``).
+
+A JSON Schema can say that ``image`` is a binary file but not that it must decode as a PNG, JPEG
+or WebP picture, so schemathesis's "valid" edits carry random bytes the gateway rightly refuses
+(400 ``invalid_image_format``). In the cases it generates as valid, this swaps in a real image;
+invalid cases keep whatever it drew.
+
+Likewise a schema cannot say that ``x-boltgate-route`` narrows the body to what that one route
+serves (the document states the union of the routes' limits), so a "valid" case that pins a route
+with steps or a seed that route does not take is rightly a 400 ``unsupported_request``. Valid
+cases are sent unpinned; invalid ones keep the header; pinning itself is tested in
+``tests/proxy/api/test_routing_choice.py``.
+"""
+
+from __future__ import annotations
+
+import schemathesis
+from schemathesis import Case
+from schemathesis.hooks import HookContext
+
+from proxy.routing.choice import ROUTE_HEADER
+from tests.proxy.images.samples import encode
+
+SOURCE_IMAGE = encode("PNG", side=64)
+
+
+@schemathesis.hook
+def map_case(context: HookContext, case: Case) -> Case:
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    if isinstance(case.body, dict) and "image" in case.body:
+        case.body["image"] = SOURCE_IMAGE
+    if case.headers is not None:
+        case.headers.pop(ROUTE_HEADER, None)
+    return case
