@@ -44,6 +44,7 @@ def redis_state() -> Iterator[dict[str, object]]:
 def settings_for(sim: SimulatorServer, state: dict[str, object]) -> dict[str, object]:
     return {**state, "simulators": "off", "deadline_s": 20, "api_keys": {"bg-alice": {"name": "alice"}},
             "jobs": {"reclaim_idle_s": 1.0},
+            "probes": {"enabled": False},  # a probe would count as one of the vendor requests asserted
             "routes": [{"vendor": sim.vendor, "key_env": KEY_ENV,
                         "regions": [{"name": "r1", "base_url": sim.base_url}]}]}
 
