@@ -8,7 +8,6 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Schema
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core.errors import AuthenticationFailed, PermissionDenied, StateUnavailable, retry_after_headers
 from proxy.api.injected import InjectedGateway, InjectedSettings

@@ -15,8 +15,8 @@ import orjson
 from litestar import Request, Response, delete, get, post
 
 from core.errors import InvalidRequest
-from proxy.api.images import MAX_PRICE_HEADER
 from proxy.api.injected import InjectedGateway, InjectedJobs
+from proxy.api.openai_request import PRICE_CEILING_HEADER
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -26,7 +26,7 @@ def _json(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] 
                     headers=headers)
 
 
-@post("/v1/images/jobs", status_code=202)
+@post("/v1/images/jobs", status_code=202, include_in_schema=False)  # not yet in the OpenAPI document
 async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     try:
@@ -34,29 +34,28 @@ async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: Inject
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
                              code="invalid_json") from exc
-    ceiling = request.headers.get(MAX_PRICE_HEADER)
+    ceiling = request.headers.get(PRICE_CEILING_HEADER)
     if isinstance(payload, dict) and ceiling is not None and "max_price_usd" not in payload:
         payload["max_price_usd"] = ceiling
-    base_url = gateway.links.base_url(request.scope["scheme"], request.headers.get("host"),
-                                      request.scope.get("server"))
+    base_url = gateway.links.for_request(request)
     job = await jobs.submit(payload, key, base_url)
     return _json(job, 202, {"location": f"/v1/images/jobs/{job['id']}"})
 
 
-@get("/v1/images/jobs/{job_id:str}")
+@get("/v1/images/jobs/{job_id:str}", include_in_schema=False)
 async def get_job(request: AnyRequest, job_id: str, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     return _json(await jobs.view(job_id, key))
 
 
-@delete("/v1/images/jobs/{job_id:str}", status_code=200)
+@delete("/v1/images/jobs/{job_id:str}", status_code=200, include_in_schema=False)
 async def cancel_job(request: AnyRequest, job_id: str, gateway: InjectedGateway,
                      jobs: InjectedJobs) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     return _json(await jobs.cancel(job_id, key))
 
 
-@get("/v1/webhooks/secret")
+@get("/v1/webhooks/secret", include_in_schema=False)
 async def webhook_secret(request: AnyRequest, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
     """The secret that signs this key's job webhooks (whoever holds the key may read it)."""
     key = await gateway.billing.authenticate(request.headers.get("authorization"))

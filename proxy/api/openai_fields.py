@@ -52,7 +52,8 @@ REFUSED_EDIT_FILES: dict[str, str] = {
 REFUSED_VALUES: dict[str, dict[object, str]] = {
     "background": {"transparent": "SDXL-Lightning draws opaque images; use 'opaque' or 'auto'"},
     "moderation": {"low": "moderation is the vendors' own and cannot be loosened; use 'auto'"},
-    "stream": {True: "streaming is offered on /v1/images/generations only: this answer comes when the images are ready"},
+    "stream": {True: "streaming is offered on /v1/images/generations only: "
+                     "this answer comes when the images are ready"},
     "output_format": {"gif": "GIF output is not offered (png, jpeg or webp)",
                       "svg": "SVG output is not offered (png, jpeg or webp)"},
 }

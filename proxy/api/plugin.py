@@ -51,16 +51,9 @@ from proxy.playground.page import PLAYGROUND_HANDLERS
 from proxy.settings import Settings
 from proxy.wiring import Overrides, Running, build_gateway, served_routes
 
-<<<<<<< HEAD
-ROUTE_HANDLERS: list[ControllerRouterHandler] = [
-    create_image, edit_image, download_image, list_models, retrieve_model,
-    healthz, readyz, metrics, key_usage, ADMIN_KEYS, ADMIN_CHARGES, list_backends,
-    submit_job, get_job, cancel_job, webhook_secret, *DOOR_ROUTERS,
-=======
 OTHER_ENDPOINTS: list[HTTPRouteHandler] = [
     list_models, retrieve_model, healthz, readyz, metrics, key_usage, *ADMIN_KEY_HANDLERS, list_charges,
-    list_backends,
->>>>>>> openai
+    list_backends, submit_job, get_job, cancel_job, webhook_secret,
 ]
 
 
@@ -76,7 +69,10 @@ def route_handlers(settings: Settings, overrides: Overrides | None) -> list[Cont
                         edit_pins=[pin for route in image_to_image for pin in route.pins]),
         *OTHER_ENDPOINTS,
     ]
-    return [*options_handlers(endpoints), *endpoints]
+    extras: list[ControllerRouterHandler] = [*DOOR_ROUTERS]  # each door documents its vendor's API, not ours
+    if settings.playground:
+        extras.extend(PLAYGROUND_HANDLERS)
+    return [*options_handlers(endpoints), *endpoints, *extras]
 
 
 def tune_garbage_collector() -> None:
@@ -100,13 +96,7 @@ class GatewayPlugin(InitPlugin):
         self._running: Running | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-<<<<<<< HEAD
-        app_config.route_handlers.extend(ROUTE_HANDLERS)
-        if self.settings.playground:
-            app_config.route_handlers.extend(PLAYGROUND_HANDLERS)
-=======
         app_config.route_handlers.extend(route_handlers(self.settings, self.overrides))
->>>>>>> openai
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
         app_config.lifespan.append(self.lifespan)
         app_config.dependencies.update({

@@ -112,5 +112,6 @@ async def cancel_prediction(request: AnyRequest, prediction_id: str, gateway: In
     raise InvalidRequest("Prediction already finished", status_code=409, code="already_finished")
 
 
-ROUTER = Router(path="/vendors/eachlabs", route_handlers=[create_prediction, get_prediction, cancel_prediction],
+ROUTER = Router(path="/vendors/eachlabs", include_in_schema=False,
+                route_handlers=[create_prediction, get_prediction, cancel_prediction],
                 exception_handlers={BoltgateError: error_handler(EACHLABS)})

@@ -55,5 +55,5 @@ async def generate(request: AnyRequest, gateway: InjectedGateway, settings: Inje
                     media_type="application/json", headers=headers)
 
 
-ROUTER = Router(path="/vendors/imageapi", route_handlers=[generate],
+ROUTER = Router(path="/vendors/imageapi", include_in_schema=False, route_handlers=[generate],
                 exception_handlers={BoltgateError: error_handler(IMAGEAPI)})

@@ -117,5 +117,5 @@ async def get_run(request: AnyRequest, run_id: str, gateway: InjectedGateway,
     return Response(content=orjson.dumps(_run_body(run)), media_type="application/json")
 
 
-ROUTER = Router(path="/vendors/runflow", route_handlers=[create_run, get_run],
-                exception_handlers={BoltgateError: error_handler(RUNFLOW)}, include_in_schema=True)
+ROUTER = Router(path="/vendors/runflow", include_in_schema=False, route_handlers=[create_run, get_run],
+                exception_handlers={BoltgateError: error_handler(RUNFLOW)})

@@ -10,6 +10,10 @@ serves (the document states the union of the routes' limits), so a "valid" case 
 with steps or a seed that route does not take is rightly a 400 ``unsupported_request``. Valid
 cases are sent unpinned; invalid ones keep the header; pinning itself is tested in
 ``tests/proxy/api/test_routing_choice.py``.
+
+And a schema cannot say that ``stream: true`` needs ``n`` 1 and base64, nor that the answer is then
+``text/event-stream``: valid cases are sent without ``stream``/``partial_images``; streaming is
+tested through the ``openai`` SDK in ``tests/e2e/test_image_streaming.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ def map_case(context: HookContext, case: Case) -> Case:
         return case
     if isinstance(case.body, dict) and "image" in case.body:
         case.body["image"] = SOURCE_IMAGE
+    if isinstance(case.body, dict):
+        case.body.pop("stream", None)
+        case.body.pop("partial_images", None)
     if case.headers is not None:
         case.headers.pop(ROUTE_HEADER, None)
     return case
