@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from backends.base import BackendResult
-from backends.vendors.registry import VENDOR_SPECS
+from backends.vendors.registry import price_key
 from core.errors import AuthenticationFailed, BackendError
 from core.request import ImageRequest
 from core.state.base import StateStore
@@ -54,13 +54,6 @@ def bearer_token(authorization: str | None) -> str | None:
     if authorization and authorization[:7].lower() == "bearer ":
         return authorization[7:].strip() or None
     return None
-
-
-def catalog_vendor(vendor: str) -> str:
-    """The price catalog entry of a backend (each vendor's spec names it; GPU workers are
-    priced as our own GPUs, ``local``)."""
-    spec = VENDOR_SPECS.get(vendor)
-    return spec.facts.price_key if spec is not None else vendor
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +109,7 @@ class Billing:
     def check_priced(self, vendors: Iterable[str]) -> None:
         """Refuse to start with a route the catalog has no price for (it could bill nothing)."""
         for vendor in vendors:
-            self.catalog.price(catalog_vendor(vendor))
+            self.catalog.price(price_key(vendor))
 
     async def authenticate(self, authorization: str | None) -> KeyRecord:
         """The caller's key record; anonymous when keys are not required and none was sent."""
@@ -139,10 +132,10 @@ class Billing:
     def quote(self, vendor: str, request: ImageRequest, *, run_seconds: float | None = None,
               images: int | None = None) -> Quote:
         seconds = None if run_seconds is None else Decimal(str(run_seconds))
-        return self.catalog.quote(catalog_vendor(vendor), request, run_seconds=seconds, images=images)
+        return self.catalog.quote(price_key(vendor), request, run_seconds=seconds, images=images)
 
     def _charges_by_time(self, route: Route) -> bool:
-        return self.catalog.price(catalog_vendor(route.vendor)).charges_by_time
+        return self.catalog.price(price_key(route.vendor)).charges_by_time
 
     def most_billable(self, route: Route, request: ImageRequest) -> Decimal:
         """The most the client can be charged if ``route`` serves ``request``: the price for
@@ -170,7 +163,7 @@ class Billing:
         cap = Decimal(str(route.max_billable_s(request.n)))
         if quote.seconds <= cap:
             return FinalBill(quote)
-        capped = self.catalog.quote(catalog_vendor(route.vendor), request, run_seconds=cap, images=images)
+        capped = self.catalog.quote(price_key(route.vendor), request, run_seconds=cap, images=images)
         return FinalBill(capped, quote.upstream_usd - capped.upstream_usd)
 
     async def settle(self, reservation: Reservation, route: Route, bill: FinalBill, result: BackendResult) -> Charge:

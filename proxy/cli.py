@@ -9,7 +9,6 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,14 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
     flags = {"log_level": args.log_level, "public_base_url": args.public_base_url}
     values: dict[str, object] = {name: value for name, value in flags.items() if value is not None}
     settings = read_settings(args.config, **values)
-    # The price check imports the gateway's metrics; with PROMETHEUS_MULTIPROC_DIR set they would
-    # open files in a directory the supervisor has not prepared yet (its workers are spawned fresh).
-    multiprocess_dir = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    try:
-        check_prices(settings)
-    finally:
-        if multiprocess_dir is not None:
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir
+    check_prices(settings)
     try:
         workers = parse_workers(args.workers if args.workers is not None else settings.workers)
     except ValueError as error:

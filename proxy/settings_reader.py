@@ -100,9 +100,9 @@ def check_prices(settings: Settings) -> None:
     """Refuse, before serving, a catalog that cannot be read or a route it has no price for
     (``CatalogError``, ``UnknownVendor``): the same check the gateway makes at start-up, but
     told as a message instead of a failed start-up's traceback."""
+    from backends.vendors.registry import price_key
     from pricing.catalog import PriceCatalog
-    from proxy.billing import catalog_vendor
 
     catalog = PriceCatalog.load(settings.pricing)
     for route in settings.enabled_routes():
-        catalog.price(catalog_vendor(route.vendor))
+        catalog.price(price_key(route.vendor))

@@ -27,3 +27,10 @@ def _discover() -> dict[str, VendorSpec]:
 
 
 VENDOR_SPECS: dict[str, VendorSpec] = _discover()
+
+
+def price_key(vendor: str) -> str:
+    """The price catalog entry of a backend (each vendor's spec names it; GPU workers are
+    priced as our own GPUs, ``local``)."""
+    spec = VENDOR_SPECS.get(vendor)
+    return spec.facts.price_key if spec is not None else vendor
