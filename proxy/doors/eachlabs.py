@@ -100,7 +100,7 @@ async def get_prediction(request: AnyRequest, prediction_id: str, gateway: Injec
                          settings: InjectedSettings) -> Response[bytes]:
     key = await authenticate(request, EACHLABS, gateway.billing)
     run = await DoorRuns(gateway, settings.image_ttl_s).find("eachlabs", prediction_id, key, "Prediction")
-    body = _prediction(run, (settings.public_base_url or str(request.base_url)).rstrip("/"))
+    body = _prediction(run, gateway.links.for_request(request))
     return Response(content=orjson.dumps(body), media_type="application/json")
 
 
