@@ -260,9 +260,10 @@ def test_results_are_kept_in_the_gallery_across_reloads_until_cleared(page: Page
     page.get_by_label("Images").select_option("1")
     generate(page, "second picture")
     expect(page.locator('[data-testid="result"] .prompt')).to_have_text(["second picture"])
+    items = page.locator('[data-testid="gallery-item"]')
+    expect(items).to_have_count(3)  # the results are shown first, then stored: wait for the store
 
     page.reload()
-    items = page.locator('[data-testid="gallery-item"]')
     expect(items).to_have_count(3)
     expect(items.first.locator(".thumb-prompt")).to_have_text("second picture")  # newest first
     with page.expect_download() as downloading:
