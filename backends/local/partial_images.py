@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from backends.local.encoding import AnyImage, RawImage, encode_preview
+from backends.local.schedule import img2img_schedule
 from core.previews import PreviewSink, preview_steps
 from core.request import ImageRequest
 
@@ -53,9 +54,9 @@ class PartialImages:
 
     def preview_request(self, loop: asyncio.AbstractEventLoop, encoders: Executor,
                         tasks: set[asyncio.Task[None]]) -> PreviewRequest | None:
-        """What to ask the pipeline for; None when nothing can be shown (one step, an edit).
+        """What to ask the pipeline for; None when nothing can be shown (a single denoising step).
         ``tasks`` keeps the encoding tasks alive until they are done."""
-        steps = preview_steps(self.request.steps, self.sink.wanted) if not self.request.is_edit else ()
+        steps = preview_steps(denoising_steps(self.request), self.sink.wanted)
         if not steps:
             return None
 
@@ -85,3 +86,11 @@ class PartialImages:
             log.exception("encoding a partial image failed")
             return
         self.sink.offer(encoded)
+
+
+def denoising_steps(request: ImageRequest) -> int:
+    """The steps the pipeline runs for ``request``: all of them, or for an edit those its
+    ``strength`` leaves (``schedule.img2img_schedule``); the pipeline counts the steps it runs."""
+    if request.init_image is None:
+        return request.steps
+    return img2img_schedule(request.steps, request.strength).denoising_steps

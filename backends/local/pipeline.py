@@ -182,7 +182,9 @@ class LightningPipeline:
         def on_step_end(pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             done = index + 1
             sigmas = getattr(pipe.scheduler, "sigmas", None)
-            sigma = float(sigmas[done]) if sigmas is not None and done < len(sigmas) else 0.0
+            at = getattr(pipe.scheduler, "step_index", None)  # an edit starts part-way down the schedule
+            at = done if at is None else int(at)
+            sigma = float(sigmas[at]) if sigmas is not None and at < len(sigmas) else 0.0
             for image, preview in wanted:
                 if done in preview.after_steps:
                     preview.send(previewer.preview(tensors["latents"][image], sigma))
@@ -200,7 +202,7 @@ class LightningPipeline:
                 raise ValueError("an image-to-image request runs alone")
             init = decode_init_image(first.init_image, first.width, first.height)
             return [self.image_to_image([first.prompt] * first.n, seeds_of(first), init,
-                                        first.strength, first.steps)]
+                                        first.strength, first.steps, on_step)]
         prompts = [r.prompt for r in requests for _ in range(r.n)]
         seeds = [seed for r in requests for seed in seeds_of(r)]
         images = self.text_to_image(prompts, seeds, first.width, first.height, first.steps, on_step)
@@ -221,8 +223,9 @@ class LightningPipeline:
         return self.vae.decode(result.images)
 
     def image_to_image(self, prompts: Sequence[str], seeds: Sequence[int], init: Image.Image,
-                       strength: float, steps: int) -> list[RawImage]:
+                       strength: float, steps: int, on_step: StepCallback | None = None) -> list[RawImage]:
         pipes = self.for_steps(steps)
+        progress: dict[str, Any] = {"callback_on_step_end": on_step} if on_step is not None else {}
         schedule = img2img_schedule(steps, strength)
         if schedule.rounded:
             log.info("image-to-image strength %.3f served as %.3f: %d of the %d distilled steps",
@@ -230,7 +233,7 @@ class LightningPipeline:
         result = pipes.image_to_image(
             prompt=list(prompts), image=self.vae.encode(init, self.dtype), strength=schedule.strength,
             num_inference_steps=steps, guidance_scale=0.0, generator=_generators(seeds),
-            output_type="latent",
+            output_type="latent", **progress,
         )
         return self.vae.decode(result.images)
 

@@ -1,12 +1,15 @@
-"""``stream: true`` on ``/v1/images/generations``: server-sent events in OpenAI's shape.
+"""``stream: true`` on ``/v1/images/generations`` and ``/v1/images/edits``: server-sent events
+in OpenAI's shape.
 
-``partial_images`` (0-3) ``image_generation.partial_image`` events, each a partial image in
-``b64_json`` with its ``partial_image_index``, then one ``image_generation.completed`` event
-with the image; the OpenAI SDK's ``client.images.generate(..., stream=True)`` iterates them
-unchanged (``openai.types.ImageGenStreamEvent``). Partial images come from a backend that can
-show its progress (the in-process pipeline, through ``core.previews``); a vendor sends the
-completed event alone. ``usage`` is OpenAI's token shape, all zeros (no backend here bills by
-token); what the request cost is in ``billing``, as in a JSON answer.
+``partial_images`` (0-3) ``image_generation.partial_image`` events (``image_edit.partial_image``
+for an edit), each a partial image in ``b64_json`` with its ``partial_image_index``, then one
+``image_generation.completed`` (``image_edit.completed``) event with the image; the OpenAI SDK's
+``client.images.generate(..., stream=True)`` and ``client.images.edit(..., stream=True)``
+iterate them unchanged (``openai.types.ImageGenStreamEvent``, ``ImageEditStreamEvent``). Partial
+images come from a backend that can show its progress (the in-process pipeline, through
+``core.previews``, an edit's as well as a generation's); a vendor sends the completed event
+alone. ``usage`` is OpenAI's token shape, all zeros (no backend here bills by token); what the
+request cost is in ``billing``, as in a JSON answer.
 
 The response starts with its first event: an error before that (bad key, no budget, no route)
 is a plain HTTP error in OpenAI's envelope, as without streaming; an error after it is an
@@ -31,7 +34,7 @@ from litestar import Response
 from litestar.response import Stream
 
 from core.errors import BoltgateError, InvalidRequest
-from core.previews import MAX_PARTIAL_IMAGES, previews_to
+from core.previews import previews_to
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
@@ -46,24 +49,17 @@ NO_TOKENS = {"input_tokens": 0, "input_tokens_details": {"image_tokens": 0, "tex
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
+GENERATION_EVENTS = "image_generation"
+EDIT_EVENTS = "image_edit"
+"""The prefixes of OpenAI's event types: ``image_generation.*`` for generations
+(``openai.types.ImageGenStreamEvent``), ``image_edit.*`` for edits (``ImageEditStreamEvent``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StreamOptions:
-    stream: bool = False
     partial_images: int = 0
-
-
-def take_stream_options(fields: dict[str, Any]) -> StreamOptions:
-    """Remove ``stream`` and ``partial_images`` from a decoded body and check them."""
-    stream, partial_images = fields.pop("stream", None), fields.pop("partial_images", None)
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("Invalid 'stream': must be true or false", param="stream")
-    if partial_images is not None and (isinstance(partial_images, bool) or not isinstance(partial_images, int)
-                                       or not 0 <= partial_images <= MAX_PARTIAL_IMAGES):
-        raise InvalidRequest(f"Invalid 'partial_images': must be an integer from 0 to {MAX_PARTIAL_IMAGES}",
-                             param="partial_images")
-    if partial_images and not stream:
-        raise InvalidRequest("'partial_images' needs 'stream': true", param="partial_images")
-    return StreamOptions(bool(stream), partial_images or 0)
+    events: str = GENERATION_EVENTS
+    """The event types' prefix: ``GENERATION_EVENTS`` or ``EDIT_EVENTS``."""
 
 
 def streamable(request: ImageRequest) -> ImageRequest:
@@ -91,9 +87,10 @@ class _Event:
 class _EventChannel:
     """The events of one stream, in order; the ``PreviewSink`` the backend offers partial images to."""
 
-    def __init__(self, request: ImageRequest, wanted: int) -> None:
+    def __init__(self, request: ImageRequest, wanted: int, events: str) -> None:
         self.request = request
         self._wanted = wanted
+        self._prefix = events
         self._sent = 0
         self._closed = False
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
@@ -105,7 +102,7 @@ class _EventChannel:
     def offer(self, image: bytes) -> None:
         if self._closed or self._sent >= self._wanted:
             return
-        self._events.put_nowait(_Event({**self._common("image_generation.partial_image"),
+        self._events.put_nowait(_Event({**self._common("partial_image"),
                                         "b64_json": base64.b64encode(image).decode("ascii"),
                                         "partial_image_index": self._sent}))
         self._sent += 1
@@ -116,7 +113,7 @@ class _EventChannel:
         b64 = body["data"][0]["b64_json"]
         if isinstance(b64, (bytes, memoryview)):  # a vendor's base64 passed through as a view (proxy.images.body)
             b64 = bytes(b64).decode("ascii")
-        event = {**self._common("image_generation.completed"), "b64_json": b64, "usage": NO_TOKENS,
+        event = {**self._common("completed"), "b64_json": b64, "usage": NO_TOKENS,
                  "billing": body.get("billing", body.get("usage"))}
         if "seed" in body:
             event["seed"] = body["seed"]
@@ -130,7 +127,8 @@ class _EventChannel:
         return await self._events.get()
 
     def _common(self, kind: str) -> dict[str, Any]:
-        return {"type": kind, "created_at": int(time.time()), "background": "opaque", "quality": "auto",
+        return {"type": f"{self._prefix}.{kind}", "created_at": int(time.time()), "background": "opaque",
+                "quality": "auto",
                 "output_format": self.request.output_format, "size": self.request.size}
 
 
@@ -138,7 +136,7 @@ async def stream_images(request: Any, gateway: Gateway, key: KeyRecord, image_re
                         options: StreamOptions, routing: RoutingChoice = DEFAULT_CHOICE) -> Response[Any]:
     """Serve ``image_request`` as a stream of events (see the module's docstring)."""
     image_request = streamable(image_request)
-    channel = _EventChannel(image_request, options.partial_images)
+    channel = _EventChannel(image_request, options.partial_images, options.events)
 
     async def generate() -> None:
         with previews_to(channel if options.partial_images else None):

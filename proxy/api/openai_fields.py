@@ -8,13 +8,14 @@ Nothing a client sends is dropped in silence. Every field of ``POST /v1/images/g
   ``size``, ``response_format``, ``output_format`` (png, jpeg, webp), ``output_compression``
   (the jpeg/webp encoder quality; a png is lossless, always at full quality), ``background``
   (``opaque``/``auto``: the images are opaque),
-  ``moderation`` (``auto``: the vendors' filters), ``stream`` (``false``), ``user`` and
+  ``moderation`` (``auto``: the vendors' filters), ``stream`` and ``partial_images`` (on
+  generations and edits, ``proxy.api.image_stream``; an async job refuses them), ``user`` and
   ``safety_identifier`` (written to the access log for abuse tracing, never sent to vendors);
   ``image`` (one source image);
 - **mapped** onto the diffusion model's own knobs (``MAPPINGS``): ``quality`` to ``steps``,
   ``input_fidelity`` to ``strength``; an explicit ``steps``/``strength`` wins;
 - **refused** with a 400 that names the field (``REFUSED_FIELDS``, ``REFUSED_VALUES``): what
-  SDXL-Lightning or this gateway cannot do (masks, transparency, streaming, GIF, SVG...).
+  SDXL-Lightning or this gateway cannot do (masks, transparency, GIF, SVG...).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ MAPPINGS = {"quality": "steps", "input_fidelity": "strength"}
 REFUSED_FIELDS: dict[str, str] = {
     "style": "'vivid' and 'natural' are DALL-E 3 presets; describe the style in the prompt",
     "complexity": "SDXL-Lightning has no planning stage to spend computation on; use 'steps' or 'quality'",
-    "partial_images": "partial images come only with streaming, which only /v1/images/generations offers",
+    "partial_images": "partial images come only with streaming, which /v1/images/generations and "
+                      "/v1/images/edits offer",
     "frame_count": "GIF output is not offered (png, jpeg or webp)",
     "frame_duration_ms": "GIF output is not offered (png, jpeg or webp)",
     "svg": "SVG output is not offered (png, jpeg or webp)",
@@ -52,7 +54,7 @@ REFUSED_EDIT_FILES: dict[str, str] = {
 REFUSED_VALUES: dict[str, dict[object, str]] = {
     "background": {"transparent": "SDXL-Lightning draws opaque images; use 'opaque' or 'auto'"},
     "moderation": {"low": "moderation is the vendors' own and cannot be loosened; use 'auto'"},
-    "stream": {True: "streaming is offered on /v1/images/generations only: "
+    "stream": {True: "streaming is offered on /v1/images/generations and /v1/images/edits only: "
                      "this answer comes when the images are ready"},
     "output_format": {"gif": "GIF output is not offered (png, jpeg or webp)",
                       "svg": "SVG output is not offered (png, jpeg or webp)"},

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -140,24 +140,38 @@ class OpenAIImageBody(BaseModel):
         return value
 
 
+StreamSwitch = Annotated[bool | None, BeforeValidator(_booleans_only)]
+PartialImageCount = Annotated[int, Field(ge=0, le=MAX_PARTIAL_IMAGES), WHOLE] | None
+
+
+def _stream_field(events: str) -> Any:
+    return Field(default=None, description=f"true: server-sent events, {events}.partial_image then "
+                                           f"{events}.completed (one image, as b64_json).")
+
+
+PARTIAL_IMAGES_FIELD = Field(default=None,
+                             description="Partial images sent before the completed one while streaming (0-3).")
+
+
 class OpenAIGenerationBody(OpenAIImageBody):
     """The body of ``POST /v1/images/generations`` itself: the image body plus streaming, which
-    only this endpoint answers (as server-sent events, ``proxy.api.image_stream``); an async job
-    or an edit refuses it."""
+    this endpoint and the edits answer (as server-sent events, ``proxy.api.image_stream``); an
+    async job refuses it."""
 
     model_config = ConfigDict(extra="forbid", title="ImageGenerationRequest")
 
-    stream: Annotated[bool | None, BeforeValidator(_booleans_only)] = Field(  # type: ignore[assignment]
-        default=None, description="true: server-sent events, image_generation.partial_image then "
-                                  "image_generation.completed (one image, as b64_json).")
-    partial_images: Annotated[int, Field(ge=0, le=MAX_PARTIAL_IMAGES), WHOLE] | None = Field(  # type: ignore[assignment]
-        default=None, description="Partial images sent before the completed one while streaming (0-3).")
+    stream: StreamSwitch = _stream_field("image_generation")  # type: ignore[assignment]
+    partial_images: PartialImageCount = PARTIAL_IMAGES_FIELD  # type: ignore[assignment]
 
 
 class OpenAIEditForm(OpenAIImageBody):
-    """The text fields of ``POST /v1/images/edits`` (the ``image`` file comes beside them)."""
+    """The text fields of ``POST /v1/images/edits`` (the ``image`` file comes beside them),
+    streaming included, as OpenAI's edits stream (``image_edit.*`` events)."""
 
     model_config = ConfigDict(extra="forbid", title="ImageEditRequest")
+
+    stream: StreamSwitch = _stream_field("image_edit")  # type: ignore[assignment]
+    partial_images: PartialImageCount = PARTIAL_IMAGES_FIELD  # type: ignore[assignment]
 
     strength: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False,
                                    description="How far from the source image (default 0.6).")
@@ -187,7 +201,7 @@ def price_ceiling(header: str | None) -> Decimal | None:
 
 class ClientImageRequest(NamedTuple):
     """A validated body: the image it asks for, what it asks of the router, and whether it is
-    answered as a stream (generations only)."""
+    answered as a stream (generations and edits)."""
 
     image: ImageRequest
     routing_policy: RoutingPolicyName | None
@@ -201,16 +215,21 @@ def read_json_body(raw: bytes, *, ceiling: str | None = None) -> ClientImageRequ
         body = OpenAIGenerationBody.model_validate_json(raw, strict=True)
     except ValidationError as error:
         raise _client_error(error) from error
-    if body.partial_images and not body.stream:
-        raise InvalidRequest("'partial_images' needs 'stream': true", param="partial_images")
-    return ClientImageRequest(_build(body, None, price_ceiling(ceiling)), body.routing_policy,
-                              bool(body.stream), body.partial_images or 0)
+    return _client_request(body, None, price_ceiling(ceiling))
 
 
 def read_form(fields: dict[str, str], init_image: bytes, *, ceiling: str | None = None) -> ClientImageRequest:
     """The text fields of a ``/v1/images/edits`` form, parsed from text, and its source image."""
-    body = _validate(_form_values(fields), OpenAIEditForm)
-    return ClientImageRequest(_build(body, init_image, price_ceiling(ceiling)), body.routing_policy)
+    return _client_request(_validate(_form_values(fields), OpenAIEditForm), init_image, price_ceiling(ceiling))
+
+
+def _client_request(body: OpenAIGenerationBody | OpenAIEditForm, init_image: bytes | None,
+                    ceiling: Decimal | None) -> ClientImageRequest:
+    """A streaming-capable body (generations, edits) as what it asks for."""
+    if body.partial_images and not body.stream:
+        raise InvalidRequest("'partial_images' needs 'stream': true", param="partial_images")
+    return ClientImageRequest(_build(body, init_image, ceiling), body.routing_policy,
+                              bool(body.stream), body.partial_images or 0)
 
 
 def from_json_body(raw: bytes, *, ceiling: str | None = None) -> ImageRequest:
@@ -229,7 +248,10 @@ def to_image_request(raw: Any, *, init_image: bytes | None = None, ceiling: Deci
     return _build(body, init_image, ceiling)
 
 
-def _validate(raw: Any, model: type[OpenAIImageBody]) -> OpenAIImageBody:
+Body = TypeVar("Body", bound=OpenAIImageBody)
+
+
+def _validate(raw: Any, model: type[Body]) -> Body:
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object", param=None)
     try:

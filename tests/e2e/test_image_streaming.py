@@ -1,6 +1,7 @@
-"""Streaming through the official openai SDK against the real gateway on loopback: partial images
-from the local pipeline (the tiny model), the completed image alone from a vendor, charged once
-on completion, and a failure after the first event an ``error`` event that charges nothing."""
+"""Streaming through the official openai SDK against the real gateway on loopback, generations
+and edits alike: partial images from the local pipeline (the tiny model), the completed image
+alone from a vendor, charged once on completion, a failure after the first event an ``error``
+event that charges nothing, and a client that leaves charged nothing."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ import openai
 import pytest
 import torch
 from openai import OpenAI
-from openai.types import ImageGenCompletedEvent, ImageGenPartialImageEvent
+from openai.types import (
+    ImageEditCompletedEvent,
+    ImageEditPartialImageEvent,
+    ImageGenCompletedEvent,
+    ImageGenPartialImageEvent,
+)
 from PIL import Image
 
 from backends.local.config import LocalBackendConfig
@@ -76,6 +82,22 @@ def stream(client: OpenAI, partial_images: int, **extra: Any) -> list[Any]:
     return list(events)
 
 
+def source_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (256, 256), (30, 90, 200)).save(out, format="PNG")
+    return out.getvalue()
+
+
+EDIT_STRENGTH = 0.75
+"""Three of the four distilled steps run: room for two partial images before the last."""
+
+
+def stream_edit(client: OpenAI, partial_images: int) -> Any:
+    return client.images.edit(image=("in.png", source_png(), "image/png"), prompt="make it a night sky",
+                              size="256x256", stream=True, partial_images=partial_images,
+                              extra_body={"steps": 4, "strength": EDIT_STRENGTH})
+
+
 def test_the_local_pipeline_streams_partial_images_then_the_image(tiny_model: Path, gateway: StartGateway) -> None:
     server = gateway(RouteConfig(vendor="local", options=local_options(tiny_model)), api_keys=KEYS)
 
@@ -94,6 +116,38 @@ def test_the_local_pipeline_streams_partial_images_then_the_image(tiny_model: Pa
     billing = completed.model_extra["billing"] if completed.model_extra else {}
     cost = Decimal(billing["cost_usd"])
     assert cost > 0 and spent(server.base_url) == cost
+
+
+def test_an_edit_streams_partial_images_then_the_image_as_image_edit_events(tiny_model: Path,
+                                                                           gateway: StartGateway) -> None:
+    server = gateway(RouteConfig(vendor="local", options=local_options(tiny_model)), api_keys=KEYS)
+
+    events = list(stream_edit(sdk(server.base_url), partial_images=2))
+
+    assert [type(event) for event in events] == [ImageEditPartialImageEvent, ImageEditPartialImageEvent,
+                                                 ImageEditCompletedEvent]
+    assert [event.type for event in events] == ["image_edit.partial_image"] * 2 + ["image_edit.completed"]
+    assert [event.partial_image_index for event in events[:2]] == [0, 1]
+    assert len({event.b64_json for event in events}) == 3
+    for event in events:
+        assert png(event.b64_json).size == (256, 256)
+    completed = events[2]
+    billing = completed.model_extra["billing"] if completed.model_extra else {}
+    assert spent(server.base_url) == Decimal(billing["cost_usd"]) > 0
+
+
+def test_a_vendor_streams_an_edit_as_the_completed_event_alone(simulator: StartSimulator,
+                                                               gateway: StartGateway) -> None:
+    vendor = simulator("eachlabs")
+    server = gateway(route_to(vendor), api_keys=KEYS)
+
+    events = list(stream_edit(sdk(server.base_url), partial_images=3))
+
+    assert [type(event) for event in events] == [ImageEditCompletedEvent]
+    assert png(events[0].b64_json).size == (256, 256)
+    assert spent(server.base_url) == Decimal(events[0].model_extra["billing"]["cost_usd"]) > 0
+    created = next(r for r in vendor.requests if r.method == "POST")
+    assert created.json["input"]["image"].startswith("data:image/png;base64,")
 
 
 def test_a_vendor_streams_the_completed_image_alone(simulator: StartSimulator, gateway: StartGateway) -> None:
@@ -200,11 +254,37 @@ def test_a_failure_after_the_first_event_is_an_error_event_and_charges_nothing(g
     assert spent(server.url) == 0
 
 
+def test_an_edit_that_fails_after_its_first_event_is_an_error_event_and_charges_nothing(
+        gateway_on: GatewayOn) -> None:
+    server, _ = gateway_on(FailsAfterPreviews)
+    seen: list[Any] = []
+
+    with pytest.raises(openai.APIError) as failed:
+        for event in stream_edit(sdk(server.url), partial_images=2):
+            seen.append(event)
+
+    assert [type(event) for event in seen] == [ImageEditPartialImageEvent] * 2
+    assert isinstance(failed.value.body, dict) and failed.value.body["code"] == "no_backend_available"
+    assert spent(server.url) == 0
+
+
 def usage(base_url: str) -> dict[str, Any]:
     return httpx.get(f"{base_url}/v1/usage", headers={"Authorization": f"Bearer {KEY}"}).json()  # type: ignore[no-any-return]
 
 
-def test_a_client_that_leaves_mid_stream_releases_its_hold_and_is_not_charged(gateway_on: GatewayOn) -> None:
+STREAMED_REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "generation": ("/v1/images/generations", {"json": {"prompt": "a lighthouse", "size": "256x256", "steps": 4,
+                                                       "stream": True, "partial_images": 2}}),
+    "edit": ("/v1/images/edits", {"files": {"image": ("in.png", source_png(), "image/png")},
+                                  "data": {"prompt": "a lighthouse", "size": "256x256", "steps": "4",
+                                           "strength": str(EDIT_STRENGTH), "stream": "true", "partial_images": "2"}}),
+}
+
+
+@pytest.mark.parametrize(("kind", "first_event"), [("generation", "image_generation.partial_image"),
+                                                   ("edit", "image_edit.partial_image")])
+def test_a_client_that_leaves_mid_stream_releases_its_hold_and_is_not_charged(kind: str, first_event: str,
+                                                                              gateway_on: GatewayOn) -> None:
     pipelines: list[WaitsAfterPreviews] = []
 
     def held(pipeline: ServingPipeline) -> WaitsAfterPreviews:
@@ -212,12 +292,12 @@ def test_a_client_that_leaves_mid_stream_releases_its_hold_and_is_not_charged(ga
         return pipelines[-1]
 
     server, backend = gateway_on(held)
-    body = {"prompt": "a lighthouse", "size": "256x256", "steps": 4, "stream": True, "partial_images": 2}
-    with httpx.stream("POST", f"{server.url}/v1/images/generations", json=body, timeout=120,
-                      headers={"Authorization": f"Bearer {KEY}"}) as response:
+    path, body = STREAMED_REQUESTS[kind]
+    with httpx.stream("POST", f"{server.url}{path}", timeout=120, headers={"Authorization": f"Bearer {KEY}"},
+                      **body) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         lines = response.iter_lines()  # kept: dropping the iterator closes the connection
-        assert next(lines) == "event: image_generation.partial_image"
+        assert next(lines) == f"event: {first_event}"
         assert Decimal(usage(server.url)["reserved_usd"]) > 0  # held while the image is made
 
     give_up = time.monotonic() + 30
@@ -231,3 +311,24 @@ def test_a_client_that_leaves_mid_stream_releases_its_hold_and_is_not_charged(ga
         assert time.monotonic() < give_up
         time.sleep(0.05)
     assert usage(server.url)["spent_usd"] == "0.000000" and usage(server.url)["images"] == 0
+
+
+def test_an_edit_refuses_what_a_stream_cannot_carry_before_any_event(simulator: StartSimulator,
+                                                                     gateway: StartGateway) -> None:
+    vendor = simulator("eachlabs")
+    server = gateway(route_to(vendor), api_keys=KEYS)
+    auth = {"Authorization": f"Bearer {KEY}"}
+
+    def edit(**fields: str) -> httpx.Response:
+        return httpx.post(f"{server.base_url}/v1/images/edits", headers=auth,
+                          files={"image": ("in.png", source_png(), "image/png")},
+                          data={"prompt": "a kite", "size": "256x256", **fields})
+
+    for fields, param in (({"stream": "true", "partial_images": "4"}, "partial_images"),
+                          ({"stream": "true", "n": "2"}, "n"),
+                          ({"stream": "true", "response_format": "url"}, "response_format"),
+                          ({"partial_images": "2"}, "partial_images"),
+                          ({"stream": "yes"}, "stream")):
+        refused = edit(**fields)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == param, (fields, refused.text)
+    assert vendor.requests == []

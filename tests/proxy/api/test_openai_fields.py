@@ -28,6 +28,7 @@ from proxy.api.openai_request import (
     from_json_body,
     parse_size,
     price_ceiling,
+    read_form,
     to_image_request,
 )
 
@@ -128,11 +129,20 @@ def test_safety_identifier_is_the_user_and_wins_over_user() -> None:
     assert to_image_request({"prompt": PROMPT, "user": "u-1", "safety_identifier": ""}).user == "u-1"
 
 
-def test_a_form_says_stream_in_text() -> None:
-    assert from_form({"prompt": PROMPT, "stream": "false"}, b"\x89PNG").prompt == PROMPT
-    with pytest.raises(InvalidRequest) as raised:
-        from_form({"prompt": PROMPT, "stream": "true"}, b"\x89PNG")
-    assert (raised.value.param, raised.value.code) == ("stream", "unsupported_value")
+def test_a_form_says_stream_in_text_and_an_edit_streams() -> None:
+    assert read_form({"prompt": PROMPT, "stream": "false"}, b"\x89PNG").stream is False
+    streamed = read_form({"prompt": PROMPT, "stream": "true", "partial_images": "2"}, b"\x89PNG")
+    assert (streamed.stream, streamed.partial_images) == (True, 2)
+    for fields, param in (({"stream": "yes"}, "stream"), ({"partial_images": "1"}, "partial_images"),
+                          ({"stream": "true", "partial_images": "4"}, "partial_images")):
+        with pytest.raises(InvalidRequest) as raised:
+            read_form({"prompt": PROMPT, **fields}, b"\x89PNG")
+        assert raised.value.param == param
+
+
+def test_an_async_job_body_refuses_streaming() -> None:
+    for field, value in (("stream", True), ("partial_images", 1)):
+        assert refused({field: value}).param == field
 
 
 # --- a JSON body means what its JSON types say ---------------------------------------------------
