@@ -1,5 +1,5 @@
-"""The ``/_sim/`` admin API: push and clear faults, read and clear the request log, read what
-the simulated jobs have billed.
+"""The ``/_sim/`` admin API: push and clear faults, let held requests go, read and clear the
+request log, read what the simulated jobs have billed.
 
 It exists for clients outside the Python process (benchmarks drive a simulator started by the
 CLI); in-process tests use ``SimulatorServer``'s methods, which act on the same state.
@@ -12,7 +12,7 @@ from typing import Any
 from backends.simulators.asgi import SimRequest, SimResponse, json_response
 from backends.simulators.faults import Fault
 from backends.simulators.protocol import SimulatedVendor
-from backends.simulators.state import SimulatorState
+from backends.simulators.state import SimulatorState, release_held
 
 ADMIN_PREFIX = "/_sim/"
 
@@ -26,6 +26,9 @@ def answer_admin(request: SimRequest, state: SimulatorState, vendor: SimulatedVe
     if key == ("DELETE", "/_sim/faults"):
         state.faults.clear()
         return json_response({"cleared": True})
+    if key == ("POST", "/_sim/release"):
+        release_held(state)
+        return json_response({"released": True})
     if key == ("GET", "/_sim/requests"):
         return json_response({"requests": [entry.to_json() for entry in state.requests.snapshot()]})
     if key == ("DELETE", "/_sim/requests"):

@@ -55,6 +55,8 @@ class SimulatorApp:
         matched = self.vendor.match(request.method, request.path)
         creates_output = matched is not None and matched[0].creates_output
         fault = state.faults.take(request.method, request.path, creates_output=creates_output)
+        if fault is not None and fault.kind == "hold":
+            await state.release.wait()
         delay = state.config.latency_s + ((fault.seconds or 0.0) if fault is not None else 0.0)
         if delay > 0:
             await asyncio.sleep(delay)

@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-REQUEST_KINDS = frozenset({"latency", "status", "hang", "reset", "malformed"})
+REQUEST_KINDS = frozenset({"latency", "status", "hang", "hold", "reset", "malformed"})
+"""``hold`` keeps the request waiting until the simulator lets held requests go
+(``SimulatorServer.release_held``, ``POST /_sim/release``), then answers it as usual: a vendor
+that is slow for exactly as long as a test needs."""
 OUTPUT_KINDS = frozenset({"blank_image", "nsfw", "output_404"})
 JOB_KINDS = frozenset({"stuck_queued", "fail_midway"})
 FAULT_KINDS = REQUEST_KINDS | OUTPUT_KINDS | JOB_KINDS

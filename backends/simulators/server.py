@@ -23,7 +23,7 @@ from backends.simulators.app import SimulatorApp
 from backends.simulators.config import SimulatorConfig
 from backends.simulators.faults import Fault
 from backends.simulators.recording import RecordedRequest
-from backends.simulators.state import SimulatorState
+from backends.simulators.state import SimulatorState, release_held
 from backends.simulators.vendors import VENDORS, vendor_spec
 
 _START_TIMEOUT_S = 10.0
@@ -80,6 +80,12 @@ class SimulatorServer:
 
     def clear_faults(self) -> None:
         self.state.faults.clear()
+
+    def release_held(self) -> None:
+        """Let the requests held by ``hold`` faults go on; later ones are held again."""
+        if self._loop is None:
+            raise RuntimeError(f"the {self.vendor} simulator is not running")
+        self._loop.call_soon_threadsafe(release_held, self.state)
 
     def start(self) -> SimulatorServer:
         if self._thread is not None:
@@ -139,6 +145,7 @@ class SimulatorServer:
             return
         if self._loop is not None and self.state.closing is not None:
             self._loop.call_soon_threadsafe(self.state.closing.set)
+            self._loop.call_soon_threadsafe(self.state.release.set)
         self._server.should_exit = True
 
     def _join(self) -> None:

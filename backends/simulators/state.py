@@ -29,7 +29,15 @@ class SimulatorState:
     """CallMissed: keys of answered requests; a replay gets 409."""
     closing: asyncio.Event | None = None
     """Set when the server stops, so hanging requests let go; created on the server's loop."""
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to let the requests held by ``hold`` faults go on (and when the server stops)."""
 
     def __post_init__(self) -> None:
         self.requests = BoundedLog(self.config.request_log_size, REQUEST_LOG_BYTES)
         self.cancels = BoundedLog(self.config.request_log_size)
+
+
+def release_held(state: SimulatorState) -> None:
+    """Let the requests waiting on ``hold`` faults go on; a new event holds the ones to come."""
+    state.release.set()
+    state.release = asyncio.Event()

@@ -9,8 +9,12 @@
 ``{"error": message}``, as their Create Prediction and Authentication pages show. Shapes:
 ``backends/vendors/contracts/eachlabs/``.
 
-The prediction is finished when the create answers (see ``proxy.doors.runs``), so a cancel finds
-it finished: 409, as a cancel of a finished prediction. Taken with the only values the gateway
+The create answers at once, as Eachlabs' does: the prediction is an async job of the gateway
+(``proxy.doors.runs``), its credits held at create and charged once when it succeeds. A poll maps
+the job's state onto Eachlabs' ``status`` (``STATUSES``); a failed prediction is ``error`` with
+``output.error_code``/``output.error_message``, as their docs report one. ``urls.cancel`` cancels
+a prediction still queued or running (the job's cancel: nothing charged; a finished one is a 409).
+Taken with the only values the gateway
 serves: ``scheduler`` (``K_EULER``: Lightning runs on Euler) and ``disable_safety_checker`` (both
 values; the gateway's own ``content_filter_action`` decides what a flagged image does). Refused:
 ``webhook_url``/``webhook_secret`` (no call back from this door), ``image``/``strength`` (use
@@ -19,7 +23,6 @@ values; the gateway's own ``content_filter_action`` decides what a flagged image
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
@@ -27,7 +30,7 @@ from litestar import Response, Router, get, post
 
 from core.errors import BoltgateError, InvalidRequest
 from core.request import resolve_model
-from proxy.api.injected import InjectedGateway, InjectedSettings
+from proxy.api.injected import InjectedGateway, InjectedJobs
 from proxy.doors.runs import AnyRequest, DoorRun, DoorRuns, authenticate, error_handler, json_body
 from proxy.doors.spec import DoorSpec, InputMapping
 
@@ -54,22 +57,38 @@ EACHLABS = DoorSpec(name="eachlabs", auth=("bearer", "x-api-key"), error_body=er
                     source="docs.eachlabs.ai Create Prediction, Get Prediction, Authentication")
 
 
+STATUSES = {"queued": "created", "running": "processing", "succeeded": "success", "failed": "error",
+            "cancelled": "cancelled"}
+"""A job's state -> Eachlabs' ``status`` (their Get Prediction page; contracts ``statuses.json``)."""
+CANCELLED = {"status": "success", "message": "Prediction canceled successfully"}
+"""Their answer to a cancel (contracts ``cancel-success.json``)."""
+
+
+def _output(run: DoorRun) -> Any:
+    if run.status == "succeeded":
+        return run.image_urls[0] if len(run.image_urls) == 1 else list(run.image_urls)
+    if run.error is not None:
+        return {"error_code": run.error.get("code"), "error_message": run.error.get("message")}
+    return None
+
+
 def _prediction(run: DoorRun, base_url: str) -> dict[str, Any]:
     url = f"{base_url}/vendors/eachlabs/v1/prediction/{run.id}"
+    seconds = run.seconds
     return {
         "id": run.id,
         "input": run.input,
-        "status": "success",
-        "output": run.image_urls[0] if len(run.image_urls) == 1 else run.image_urls,
+        "status": STATUSES[run.status],
+        "output": _output(run),
         "logs": None,
-        "metrics": {"predict_time": round(run.seconds, 3), "cost": orjson.Fragment(run.cost_usd.encode())},
+        "metrics": {"predict_time": None if seconds is None else round(seconds, 3),
+                    "cost": orjson.Fragment(run.cost_usd.encode())},
         "urls": {"cancel": f"{url}/cancel", "get": url},
     }
 
 
 @post("/v1/prediction/", status_code=200)
-async def create_prediction(request: AnyRequest, gateway: InjectedGateway,
-                            settings: InjectedSettings) -> Response[bytes]:
+async def create_prediction(request: AnyRequest, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
     key = await authenticate(request, EACHLABS, gateway.billing)
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -89,27 +108,26 @@ async def create_prediction(request: AnyRequest, gateway: InjectedGateway,
     if body.get("version", VERSION) != VERSION:
         raise InvalidRequest(f"version must be '{VERSION}'", param="version")
     image_request = INPUT.to_request(body["input"])
-    run, headers = await DoorRuns(gateway, settings.image_ttl_s).serve(
-        request, key, image_request, door="eachlabs", run_id=str(uuid.uuid4()), input=body["input"])
+    run = await DoorRuns("eachlabs", jobs).submit(request, key, image_request, input=body["input"])
     answer = {"status": "success", "message": "Prediction created successfully", "predictionID": run.id}
-    return Response(content=orjson.dumps(answer), media_type="application/json", headers=headers)
+    return Response(content=orjson.dumps(answer), media_type="application/json")
 
 
 @get("/v1/prediction/{prediction_id:str}")
 async def get_prediction(request: AnyRequest, prediction_id: str, gateway: InjectedGateway,
-                         settings: InjectedSettings) -> Response[bytes]:
+                         jobs: InjectedJobs) -> Response[bytes]:
     key = await authenticate(request, EACHLABS, gateway.billing)
-    run = await DoorRuns(gateway, settings.image_ttl_s).find("eachlabs", prediction_id, key, "Prediction")
+    run = await DoorRuns("eachlabs", jobs).find(prediction_id, key, "Prediction")
     body = _prediction(run, gateway.links.for_request(request))
     return Response(content=orjson.dumps(body), media_type="application/json")
 
 
 @post("/v1/prediction/{prediction_id:str}/cancel", status_code=200)
 async def cancel_prediction(request: AnyRequest, prediction_id: str, gateway: InjectedGateway,
-                            settings: InjectedSettings) -> Response[bytes]:
+                            jobs: InjectedJobs) -> Response[bytes]:
     key = await authenticate(request, EACHLABS, gateway.billing)
-    await DoorRuns(gateway, settings.image_ttl_s).find("eachlabs", prediction_id, key, "Prediction")
-    raise InvalidRequest("Prediction already finished", status_code=409, code="already_finished")
+    await DoorRuns("eachlabs", jobs).cancel(prediction_id, key, "Prediction")
+    return Response(content=orjson.dumps(CANCELLED), media_type="application/json")
 
 
 ROUTER = Router(path="/vendors/eachlabs", include_in_schema=False,

@@ -3,9 +3,10 @@
 ``POST /vendors/imageapi/api/v1/generate`` with ``Authorization: Bearer <gateway key>`` and
 ``{prompt, model?, width, height, num_inference_steps, negative_prompt?}`` (their model page's
 cURL example, ``backends/vendors/contracts/imageapi/request-curl.json``) answers when the image
-is ready. Their page shows nothing of the answer or the errors, so both are assumed, as the
-simulator and the adapter assume them: ``{"data": [{"url": ...}]}`` (a PNG from the gateway's
-image store) and ``{"error": {"code", "message"}}``.
+is ready, as imageapi's own call does (their examples wait up to 120 s for the answer), through
+``Gateway.generate`` like ``/v1/images/generations``. Their page shows nothing of the answer or
+the errors, so both are assumed, as the simulator and the adapter assume them: ``{"data":
+[{"url": ...}]}`` (a PNG from the gateway's image store) and ``{"error": {"code", "message"}}``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from litestar import Response, Router, post
 
 from core.errors import BoltgateError, InvalidRequest
 from core.request import resolve_model
-from proxy.api.injected import InjectedGateway, InjectedSettings
-from proxy.doors.runs import AnyRequest, DoorRuns, authenticate, error_handler, json_body, new_run_id
+from proxy.api.injected import InjectedGateway
+from proxy.doors.runs import AnyRequest, authenticate, error_handler, json_body, serve_now
 from proxy.doors.spec import DoorSpec, InputMapping
 
 INPUT = InputMapping(
@@ -38,7 +39,7 @@ IMAGEAPI = DoorSpec(name="imageapi", auth=("bearer",), error_body=error_body, in
 
 
 @post("/api/v1/generate", status_code=200)
-async def generate(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[bytes]:
+async def generate(request: AnyRequest, gateway: InjectedGateway) -> Response[bytes]:
     key = await authenticate(request, IMAGEAPI, gateway.billing)
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -49,10 +50,9 @@ async def generate(request: AnyRequest, gateway: InjectedGateway, settings: Inje
         raise InvalidRequest("model must be a string", param="model")
     resolve_model(model)
     image_request = INPUT.to_request(values)
-    run, headers = await DoorRuns(gateway, settings.image_ttl_s).serve(
-        request, key, image_request, door="imageapi", run_id=new_run_id(), input=body)
-    return Response(content=orjson.dumps({"data": [{"url": url} for url in run.image_urls]}),
-                    media_type="application/json", headers=headers)
+    served = await serve_now(request, gateway, key, image_request)
+    return Response(content=orjson.dumps({"data": [{"url": item["url"]} for item in served.body["data"]]}),
+                    media_type="application/json", headers=served.headers)
 
 
 ROUTER = Router(path="/vendors/imageapi", include_in_schema=False, route_handlers=[generate],

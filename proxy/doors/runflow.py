@@ -9,10 +9,14 @@ created_at}``); ``GET /vendors/runflow/v1/runs/{id}`` answers the run (``status_
 the field. Shapes: ``backends/vendors/contracts/runflow/`` (runflow-js ``types.ts``, the docs'
 Get run and Errors pages).
 
-The run is finished when the create answers (see ``proxy.doors.runs``), so its first poll reads
-``succeeded``; its JPEG images (Runflow's output format) are the gateway's image URLs. Refused:
-``callback_url`` (the gateway calls nobody back from this door). Assumed: the model path is any
-name of SDXL-Lightning (``bytedance/sd-xl-lightning``), ``cost`` is the gateway's price.
+The create answers at once, as Runflow's does (``status_code: "queued"``): the run is an async
+job of the gateway (``proxy.doors.runs``), its credits held at create and charged once when it
+succeeds. A poll maps the job's state onto Runflow's ``status_code`` (``STATUS_CODES``); its JPEG
+images (Runflow's output format) are the gateway's image URLs, and a failed run carries
+``failure_code``/``failure_message``. Runflow publishes no cancel (only an admin action), so this
+door has none either. Refused: ``callback_url`` (the gateway calls nobody back from this door).
+Assumed: the model path is any name of SDXL-Lightning (``bytedance/sd-xl-lightning``), ``cost``
+is the gateway's price.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from litestar import Response, Router, get, post
 
 from core.errors import BoltgateError, ClientError, InvalidRequest, ModelNotFound
 from core.request import resolve_model
-from proxy.api.injected import InjectedGateway, InjectedSettings
-from proxy.doors.runs import AnyRequest, DoorRun, DoorRuns, authenticate, error_handler, iso_time, json_body, new_run_id
+from proxy.api.injected import InjectedGateway, InjectedJobs
+from proxy.doors.runs import AnyRequest, DoorRun, DoorRuns, authenticate, error_handler, iso_time, json_body
 from proxy.doors.spec import DoorSpec, InputMapping
 
 CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 402: "INSUFFICIENT_CREDIT", 403: "PERMISSION_DENIED",
@@ -57,26 +61,34 @@ RUNFLOW = DoorSpec(name="runflow", auth=("bearer",), error_body=error_body, inva
                    source="runflow-js packages/sdk/src/types.ts; docs.runflow.io Get run, Errors")
 
 
+STATUS_CODES = {"queued": "queued", "running": "running", "succeeded": "succeeded", "failed": "failed",
+                "cancelled": "canceled"}
+"""A job's state -> Runflow's ``status_code`` (runflow-js ``RunStatus``, contracts ``statuses.json``)."""
+
+
 def _dispatched(run: DoorRun, model: str) -> dict[str, Any]:
-    return {"id": run.id, "status_code": "succeeded", "model": model, "created_at": iso_time(run.created_at)}
+    return {"id": run.id, "status_code": STATUS_CODES[run.status], "model": model,
+            "created_at": iso_time(run.created_at)}
 
 
 def _run_body(run: DoorRun) -> dict[str, Any]:
+    seconds = run.seconds
+    error = run.error or {}
     return {
         "id": run.id,
         "model": run.extra.get("model"),
-        "status_code": "succeeded",
+        "status_code": STATUS_CODES[run.status],
         "input": run.input,
-        "output": {"image_urls": run.image_urls},
-        "duration_ms": round(run.seconds * 1000),
+        "output": {"image_urls": list(run.image_urls)} if run.status == "succeeded" else None,
+        "duration_ms": None if seconds is None else round(seconds * 1000),
         "cost": run.cost_usd,
-        "failure_code": None,
-        "failure_message": None,
+        "failure_code": error.get("code") if run.error else None,
+        "failure_message": error.get("message") if run.error else None,
         "metadata": run.extra.get("metadata"),
         "client_ref": run.extra.get("client_ref"),
         "callback_url": None,
         "created_at": iso_time(run.created_at),
-        "started_at": iso_time(run.created_at),
+        "started_at": iso_time(run.started_at),
         "completed_at": iso_time(run.completed_at),
         "links": {},
     }
@@ -84,7 +96,7 @@ def _run_body(run: DoorRun) -> dict[str, Any]:
 
 @post("/v1/models/{owner:str}/{slug:str}/runs", status_code=200)
 async def create_run(request: AnyRequest, owner: str, slug: str, gateway: InjectedGateway,
-                     settings: InjectedSettings) -> Response[bytes]:
+                     jobs: InjectedJobs) -> Response[bytes]:
     key = await authenticate(request, RUNFLOW, gateway.billing)
     model = f"{owner}/{slug}"
     resolve_model(model)
@@ -104,16 +116,14 @@ async def create_run(request: AnyRequest, owner: str, slug: str, gateway: Inject
         raise InvalidRequest("'client_ref' must be a string of at most 256 characters", param="client_ref")
     image_request = INPUT.to_request(body["input"])
     extra = {"model": model, "metadata": body.get("metadata"), "client_ref": client_ref}
-    run, headers = await DoorRuns(gateway, settings.image_ttl_s).serve(
-        request, key, image_request, door="runflow", run_id=new_run_id("run_"), input=body["input"], extra=extra)
-    return Response(content=orjson.dumps(_dispatched(run, model)), media_type="application/json", headers=headers)
+    run = await DoorRuns("runflow", jobs).submit(request, key, image_request, input=body["input"], extra=extra)
+    return Response(content=orjson.dumps(_dispatched(run, model)), media_type="application/json")
 
 
 @get("/v1/runs/{run_id:str}")
-async def get_run(request: AnyRequest, run_id: str, gateway: InjectedGateway,
-                  settings: InjectedSettings) -> Response[bytes]:
+async def get_run(request: AnyRequest, run_id: str, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
     key = await authenticate(request, RUNFLOW, gateway.billing)
-    run = await DoorRuns(gateway, settings.image_ttl_s).find("runflow", run_id, key, "Run")
+    run = await DoorRuns("runflow", jobs).find(run_id, key, "Run")
     return Response(content=orjson.dumps(_run_body(run)), media_type="application/json")
 
 

@@ -1,21 +1,27 @@
-"""The mechanics every door shares: the key in the vendor's header, one request served through
-the gateway, the finished run kept for polls, errors in the vendor's shape.
+"""The mechanics every door shares: the key in the vendor's header, a run queued as an async job,
+the job read back for polls, errors in the vendor's shape.
 
-A door's create serves the request before it answers, through ``Gateway.generate``: the same
-budget hold, routing, failover, ``Idempotency-Key`` replay and single charge as
-``/v1/images/generations``, and a client that hangs up cancels it uncharged. The answer has the
-vendor's shape (a run or prediction id and a status), and the finished run is kept in the shared
-state store for the image lifetime, so the app's polling loop finds it done on its first poll.
-A poll reads that record and nothing else: it never charges, and only the key that created the
-run can read it (any other key gets the vendor's 404).
+A door whose vendor answers a create at once (Runflow's runs, Eachlabs' predictions) submits the
+request to the gateway's async job engine (``proxy.jobs``) and answers with the job's id in the
+vendor's shape before the image is made: the same validation, route check and credit hold as
+``POST /v1/images/jobs`` (a key over budget gets its 402 at create), the job queue's restart
+survival, and one charge when the job's run settles. A poll reads the job and maps its state onto
+the vendor's status values; it never charges, and only the key that created the run can read it
+(any other key gets the vendor's 404, exactly as for no such run). A cancel, where the vendor
+publishes one, is the job's cancel: the hold released, the run stopped, nothing charged.
+
+A door whose vendor answers with the image (imageapi's generate) serves it through
+``Gateway.generate`` before it answers, as ``/v1/images/generations`` does (``serve_now``).
+
+The job keeps the door's own fields (``JobRecord.door``: the door, the input as the client sent
+it, what the vendor echoes back), so a run is one record however many processes poll it.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import orjson
 from litestar import Request, Response
@@ -26,37 +32,66 @@ from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
 from proxy.billing import Billing
 from proxy.doors.spec import DoorSpec
-from proxy.gateway import Gateway
+from proxy.gateway import Gateway, ImagesResponse
+from proxy.jobs.record import JobEnd, JobRecord
+from proxy.jobs.service import JobService
 
 AnyRequest = Request[Any, Any, Any]
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
 class DoorRun:
-    """A request served through a door, as its polls report it."""
+    """A request that came in by a door, as its polls report it (read from its job)."""
 
     id: str
     door: str
-    key_id: str
+    status: RunStatus
     input: dict[str, Any]
     """What the client sent as its input, echoed back as the vendor does."""
-    image_urls: list[str]
-    created_at: float
-    completed_at: float
-    cost_usd: str
-    """What the client was charged (the gateway's price, not the serving vendor's)."""
-    backend: str
-    """The vendor that served it (maybe not the one whose door it came in by)."""
     extra: dict[str, Any]
-    """Fields the vendor echoes back (Runflow's ``metadata`` and ``client_ref``)."""
+    """Fields the vendor echoes back (Runflow's ``model``, ``metadata`` and ``client_ref``)."""
+    created_at: float
+    started_at: float | None = None
+    completed_at: float | None = None
+    image_urls: tuple[str, ...] = ()
+    cost_usd: str = "0"
+    """What the client was charged (the gateway's price, not the serving vendor's); 0 until then."""
+    backend: str | None = None
+    """The vendor that served it (maybe not the one whose door it came in by)."""
+    error: dict[str, Any] | None = None
+    """Why it failed: OpenAI's error object (``message``, ``type``, ``param``, ``code``)."""
 
     @property
-    def seconds(self) -> float:
-        return self.completed_at - self.created_at
+    def seconds(self) -> float | None:
+        """How long it ran, once it ended."""
+        if self.completed_at is None:
+            return None
+        return self.completed_at - (self.started_at or self.created_at)
+
+    @classmethod
+    def of(cls, record: JobRecord, end: JobEnd | None) -> DoorRun:
+        door = record.door or {}
+        result = (end.result if end is not None else None) or {}
+        return cls(id=record.id, door=door.get("name", ""), status=record.phase if end is None else end.status,
+                   input=door.get("input", {}), extra=door.get("extra", {}), created_at=record.created,
+                   started_at=record.started, completed_at=None if end is None else end.finished,
+                   image_urls=tuple(item["url"] for item in result.get("data", ()) if "url" in item),
+                   cost_usd=str(result.get("billing", {}).get("cost_usd", "0")),
+                   backend=result.get("served", {}).get("vendor"), error=None if end is None else end.error)
 
 
-def new_run_id(prefix: str = "") -> str:
-    return f"{prefix}{secrets.token_hex(12)}"
+def generation_body(request: ImageRequest) -> dict[str, Any]:
+    """``request`` as the ``/v1/images/generations`` body a job keeps (its seed pinned, so a
+    retried run draws the same image); the job validates it again when it is submitted and run."""
+    body: dict[str, Any] = {
+        "model": request.model, "prompt": request.prompt, "n": request.n, "size": request.size,
+        "steps": request.steps, "guidance_scale": request.guidance_scale, "seed": request.seed,
+        "output_format": request.output_format, "response_format": "url",
+    }
+    if request.negative_prompt is not None:
+        body["negative_prompt"] = request.negative_prompt
+    return body
 
 
 async def authenticate(request: AnyRequest, spec: DoorSpec, billing: Billing) -> KeyRecord:
@@ -77,48 +112,61 @@ async def json_body(request: AnyRequest) -> Any:
 
 
 class DoorRuns:
-    """Serves door requests and keeps their finished runs for polls (``door:<door>:<id>``)."""
+    """One door's runs, each an async job created with the door's fields."""
 
-    def __init__(self, gateway: Gateway, ttl_s: float) -> None:
-        self.gateway = gateway
-        self.ttl_s = ttl_s
+    def __init__(self, door: str, jobs: JobService) -> None:
+        self.door = door
+        self.jobs = jobs
 
-    async def serve(self, request: AnyRequest, key: KeyRecord, image_request: ImageRequest, *, door: str,
-                    run_id: str, input: dict[str, Any], extra: dict[str, Any] | None = None,
-                    ) -> tuple[DoorRun, dict[str, str]]:
-        """Generate (billed once, as any request), keep the run, and return it with the headers
-        that say how it was served and what it cost."""
-        created = time.time()
-        served = await unless_disconnected(request, self.gateway.generate(
-            image_request, base_url=self.gateway.links.for_request(request), key=key,
-            idempotency_key=request.headers.get("idempotency-key"),
-        ))
-        headers = served.headers
-        run = DoorRun(
-            id=run_id, door=door, key_id=key.key_id, input=input,
-            image_urls=[item["url"] for item in served.body["data"]],
-            created_at=created, completed_at=time.time(),
-            cost_usd=headers.get("x-boltgate-cost-usd", "0"), backend=headers.get("x-boltgate-backend", ""),
-            extra=extra or {},
-        )
-        await self.gateway.state.set(self._key(door, run_id), orjson.dumps(asdict(run)), ttl=self.ttl_s)
-        return run, headers
+    async def submit(self, request: AnyRequest, key: KeyRecord, image_request: ImageRequest, *,
+                     input: dict[str, Any], extra: dict[str, Any] | None = None) -> DoorRun:
+        """Queue the run (its credits held, as any job's) and return it, queued."""
+        origin = {"name": self.door, "input": input, "extra": extra or {}}
+        record = await self.jobs.enqueue(generation_body(image_request), key,
+                                         self.jobs.gateway.links.for_request(request), door=origin)
+        return DoorRun.of(record, None)
 
-    async def find(self, door: str, run_id: str, key: KeyRecord, what: str) -> DoorRun:
-        """The run ``key`` created; ``NotFound`` for an unknown, expired or someone else's run."""
-        raw = await self.gateway.state.get(self._key(door, run_id)) if len(run_id) <= 128 else None
-        run = DoorRun(**orjson.loads(raw)) if raw is not None else None
-        if run is None or run.key_id != key.key_id:
+    async def find(self, run_id: str, key: KeyRecord, what: str) -> DoorRun:
+        """The run ``key`` created by this door; ``NotFound`` for an unknown, expired, someone
+        else's or another door's run."""
+        record = await self._record(run_id, key, what)
+        return DoorRun.of(record, await self.jobs.book.end(record.id))
+
+    async def cancel(self, run_id: str, key: KeyRecord, what: str) -> DoorRun:
+        """Cancel a queued or running run (nothing charged); a finished one is a 409."""
+        record = await self._record(run_id, key, what)
+        try:
+            await self.jobs.cancel(record.id, key)
+        except InvalidRequest as refused:
+            if refused.status_code != 409:
+                raise
+            raise InvalidRequest(f"{what} already finished", status_code=409, code="already_finished") from refused
+        return DoorRun.of(record, await self.jobs.book.end(record.id))
+
+    async def _record(self, run_id: str, key: KeyRecord, what: str) -> JobRecord:
+        try:
+            record = await self.jobs.owned(run_id, key)
+        except NotFound:
+            record = None
+        if record is None or record.door is None or record.door.get("name") != self.door:
             raise NotFound(f"{what} {run_id[:128]} not found", param="id")
-        return run
-
-    @staticmethod
-    def _key(door: str, run_id: str) -> str:
-        return f"door:{door}:{run_id}"
+        return record
 
 
-def iso_time(epoch: float) -> str:
-    """RFC 3339 in UTC, as the vendors write their timestamps."""
+async def serve_now(request: AnyRequest, gateway: Gateway, key: KeyRecord, image_request: ImageRequest
+                    ) -> ImagesResponse:
+    """Generate before answering (a vendor whose API answers with the image): billed once, as any
+    request; a client that hangs up cancels it uncharged; ``Idempotency-Key`` replays."""
+    return await unless_disconnected(request, gateway.generate(
+        image_request, base_url=gateway.links.for_request(request), key=key,
+        idempotency_key=request.headers.get("idempotency-key"),
+    ))
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """RFC 3339 in UTC, as the vendors write their timestamps; None stays None."""
+    if epoch is None:
+        return None
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 

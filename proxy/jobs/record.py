@@ -59,6 +59,9 @@ class JobRecord:
     started: float | None = None
     runs: int = 0
     """Runs started; a second one means the first was lost mid-run (the process died)."""
+    door: dict[str, Any] | None = None
+    """Set when the job came in by a vendor door (``proxy.doors``): the door's ``name``, the
+    ``input`` as the client sent it and the ``extra`` fields the vendor echoes back."""
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -47,12 +47,20 @@ class JobService:
         """Called with a cancelled job's id: the runner stops it at once if it runs here."""
 
     async def submit(self, payload: Any, key: KeyRecord, base_url: str) -> dict[str, Any]:
+        """``POST /v1/images/jobs``: the body of a generation plus ``webhook_url``; the job as the
+        client sees it."""
         if not isinstance(payload, dict):
             raise InvalidRequest("The request body must be a JSON object", param=None)
         body = dict(payload)
         webhook_url = body.pop("webhook_url", None)
         if webhook_url is not None and not isinstance(webhook_url, str):
             raise InvalidRequest("webhook_url must be a string (an https URL)", param="webhook_url")
+        return job_view(await self.enqueue(body, key, base_url, webhook_url=webhook_url), None)
+
+    async def enqueue(self, body: dict[str, Any], key: KeyRecord, base_url: str, *, webhook_url: str | None = None,
+                      door: dict[str, Any] | None = None) -> JobRecord:
+        """Check a generation body, hold its credits and queue it; the job's record. ``door``:
+        the vendor door it came in by (``JobRecord.door``)."""
         request = to_image_request(body)
         if request.response_format == "b64_json":
             raise InvalidRequest("A job's images are always answered as URLs; drop response_format "
@@ -60,14 +68,15 @@ class JobService:
         if webhook_url is not None:
             self.webhooks.check(webhook_url)
         reservation = await self._hold(request, key)
-        record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url)
+        record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url,
+                           door=door)
         try:
             await self.book.save(record)
             await self.queue.put(record.id)
         except BaseException:
             await self._abandon(record, reservation)
             raise
-        return job_view(record, None)
+        return record
 
     async def _abandon(self, record: JobRecord, reservation: Reservation) -> None:
         """Best effort after a failed submit: the lease frees the hold anyway if the store is down."""

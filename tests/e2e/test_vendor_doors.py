@@ -1,18 +1,22 @@
 """Vendor doors end to end: a request in a vendor's own documented shape, sent to the gateway's
 door for that vendor, is answered in that vendor's shape while another vendor serves it (the
-door's own vendor is turned off), charged once however often it is polled.
+door's own vendor is turned off), charged once however often it is polled. Runflow's and
+Eachlabs' creates answer at once, as the vendors' do, while the serving vendor still holds the
+request (a ``hold`` fault); polls then follow the run to its end.
 """
 
 from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from PIL import Image
 
+from backends.simulators import Fault
 from backends.vendors.contracts import examples
 from tests.e2e.conftest import StartGateway, StartSimulator, route_to
 
@@ -50,8 +54,45 @@ def door_gateway(simulator: StartSimulator, gateway: StartGateway, door_vendor: 
     return server, off, on
 
 
-def test_runflow_door_create_and_poll_served_by_eachlabs(simulator: StartSimulator, gateway: StartGateway) -> None:
+def usage(server_url: str, headers: dict[str, str]) -> dict[str, Any]:
+    return httpx.get(f"{server_url}/v1/usage", headers=headers).json()  # type: ignore[no-any-return]
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    give_up = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < give_up, f"never: {what}"
+        time.sleep(0.02)
+
+
+def poll_until(url: str, status_field: str, final: set[str], headers: dict[str, str]) -> dict[str, Any]:
+    """Poll as the vendor's own client does, until a final status."""
+    body: dict[str, Any] = {}
+
+    def finished() -> bool:
+        nonlocal body
+        polled = httpx.get(url, headers=headers)
+        assert polled.status_code == 200, polled.text
+        body = polled.json()
+        return body[status_field] in final
+
+    wait_for(finished, f"{url} reached one of {final}")
+    return body
+
+
+def creates_on(sim: Any) -> list[Any]:
+    return [request for request in sim.requests if request.method == "POST"]
+
+
+RUNFLOW_CREATE = "^/v1/models/"
+EACHLABS_CREATE = "^/v1/prediction/?$"
+
+
+def test_runflow_door_answers_at_once_then_polls_to_done_served_by_eachlabs(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
     server, runflow_sim, eachlabs_sim = door_gateway(simulator, gateway, "runflow", "eachlabs")
+    eachlabs_sim.inject(Fault("hold", method="POST", path=EACHLABS_CREATE))  # the serving vendor is slow
     body = documented_request("runflow")
     body["input"] = small(body["input"])
     body["client_ref"] = "order-17"
@@ -62,29 +103,33 @@ def test_runflow_door_create_and_poll_served_by_eachlabs(simulator: StartSimulat
     assert created.status_code == 200, created.text
     dispatched = created.json()
     assert set(dispatched) == {"id", "status_code", "model", "created_at"}  # runflow-js RunDispatched
-    assert dispatched["model"] == "bytedance/sd-xl-lightning"
-    assert created.headers["x-boltgate-backend"] == "eachlabs"
-    assert runflow_sim.requests == [] and len(eachlabs_sim.requests) >= 1
-    charged = Decimal(created.headers["x-boltgate-cost-usd"])
-    assert charged > 0 and spent(server.base_url, BEARER) == charged
+    assert dispatched["status_code"] == "queued" and dispatched["model"] == "bytedance/sd-xl-lightning"
+    assert "x-boltgate-cost-usd" not in created.headers  # nothing is charged before the image exists
+    run_url = f"{base}/runs/{dispatched['id']}"
+    wait_for(lambda: len(creates_on(eachlabs_sim)) == 1, "the serving vendor got the request")
+    running = httpx.get(run_url, headers=BEARER).json()
+    assert running["status_code"] == "running" and running["output"] is None  # the vendor still holds it
+    held = usage(server.base_url, BEARER)
+    assert Decimal(held["spent_usd"]) == 0 and Decimal(held["reserved_usd"]) > 0  # held at create, not charged
+    others = httpx.get(run_url, headers={"Authorization": "Bearer bg-other"})
+    assert others.status_code == 404 and others.json()["code"] == "RUN_NOT_FOUND"
 
-    run: dict[str, Any] = {}
-    for _ in range(3):  # an app polls until a terminal status; every poll is free
-        polled = httpx.get(f"{base}/runs/{dispatched['id']}", headers=BEARER)
-        assert polled.status_code == 200, polled.text
-        run = polled.json()
-        if run["status_code"] == "succeeded":
-            break
-        time.sleep(0.1)
-    assert run["status_code"] == "succeeded" and run["id"] == dispatched["id"]
+    eachlabs_sim.release_held()
+    run = poll_until(run_url, "status_code", {"succeeded", "failed", "canceled"}, BEARER)
+
+    assert run["status_code"] == "succeeded" and run["id"] == dispatched["id"], run
+    assert runflow_sim.requests == []
     assert run["input"] == body["input"] and run["client_ref"] == "order-17"
-    assert Decimal(run["cost"]) == charged and isinstance(run["duration_ms"], int)
+    assert isinstance(run["duration_ms"], int) and run["completed_at"] is not None
+    charged = Decimal(run["cost"])
+    assert charged > 0 and spent(server.base_url, BEARER) == charged
     (url,) = run["output"]["image_urls"]
     assert url.startswith(f"{server.base_url}/v1/images/files/")
     image = image_at(url)
     assert image.format == "JPEG" and image.size == (256, 256)  # Runflow hands out JPEG
-    httpx.get(f"{base}/runs/{dispatched['id']}", headers=BEARER)
-    assert spent(server.base_url, BEARER) == charged
+    assert httpx.get(run_url, headers=BEARER).json() == run  # polls are free and stable
+    assert spent(server.base_url, BEARER) == charged and Decimal(usage(server.base_url, BEARER)["reserved_usd"]) == 0
+    assert len(creates_on(eachlabs_sim)) == 1  # served once
 
 
 def test_runflow_door_refuses_in_runflows_shape(simulator: StartSimulator, gateway: StartGateway) -> None:
@@ -113,8 +158,11 @@ def test_runflow_door_refuses_in_runflows_shape(simulator: StartSimulator, gatew
     assert spent(server.base_url, BEARER) == 0
 
 
-def test_eachlabs_door_create_and_poll_served_by_runflow(simulator: StartSimulator, gateway: StartGateway) -> None:
+def test_eachlabs_door_answers_at_once_then_polls_to_done_served_by_runflow(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
     server, eachlabs_sim, runflow_sim = door_gateway(simulator, gateway, "eachlabs", "runflow")
+    runflow_sim.inject(Fault("hold", method="POST", path=RUNFLOW_CREATE))
     body = documented_request("eachlabs")
     body["input"] = small(body["input"])
     api_key = {"X-API-Key": "bg-door"}  # the header of Eachlabs' older examples; Bearer works too
@@ -124,27 +172,54 @@ def test_eachlabs_door_create_and_poll_served_by_runflow(simulator: StartSimulat
 
     assert created.status_code == 200, created.text
     answer = created.json()
-    assert set(answer) == {"status", "message", "predictionID"} and answer["status"] == "success"
-    assert created.headers["x-boltgate-backend"] == "runflow"
-    assert eachlabs_sim.requests == [] and len(runflow_sim.requests) >= 1
-    charged = Decimal(created.headers["x-boltgate-cost-usd"])
-    assert charged > 0 and spent(server.base_url, BEARER) == charged
+    assert answer == {"status": "success", "message": "Prediction created successfully",
+                      "predictionID": answer["predictionID"]}  # their Create Prediction answer
+    prediction_url = f"{base}/{answer['predictionID']}"
+    wait_for(lambda: len(creates_on(runflow_sim)) == 1, "the serving vendor got the request")
+    pending = httpx.get(prediction_url, headers=BEARER).json()
+    assert pending["status"] == "processing" and pending["output"] is None
+    assert spent(server.base_url, BEARER) == 0
+    others = httpx.get(prediction_url, headers={"Authorization": "Bearer bg-other"})
+    assert others.status_code == 404 and others.json() == {"error": f"Prediction {answer['predictionID']} not found"}
 
-    polled = httpx.get(f"{base}/{answer['predictionID']}", headers=BEARER)
-    assert polled.status_code == 200, polled.text
-    prediction = polled.json()
+    runflow_sim.release_held()
+    prediction = poll_until(prediction_url, "status", {"success", "error", "cancelled"}, BEARER)
+
     assert set(prediction) == {"id", "input", "status", "output", "logs", "metrics", "urls"}
-    assert prediction["status"] == "success" and prediction["input"] == body["input"]
-    assert Decimal(str(prediction["metrics"]["cost"])) == charged
+    assert prediction["status"] == "success" and prediction["input"] == body["input"], prediction
+    assert eachlabs_sim.requests == []
+    charged = Decimal(str(prediction["metrics"]["cost"]))
+    assert charged > 0 and spent(server.base_url, BEARER) == charged
+    assert isinstance(prediction["metrics"]["predict_time"], float)
     image = image_at(prediction["output"])
     assert image.format == "PNG" and image.size == (256, 256)  # Eachlabs hands out PNG
-    assert prediction["urls"]["get"] == f"{base}/{answer['predictionID']}"
+    assert prediction["urls"]["get"] == prediction_url
     cancel = httpx.post(prediction["urls"]["cancel"], headers=BEARER)
-    assert cancel.status_code == 409 and set(cancel.json()) == {"error"}
-
-    others = httpx.get(f"{base}/{answer['predictionID']}", headers={"Authorization": "Bearer bg-other"})
-    assert others.status_code == 404 and others.json() == {"error": f"Prediction {answer['predictionID']} not found"}
+    assert cancel.status_code == 409 and cancel.json() == {"error": "Prediction already finished"}
     assert spent(server.base_url, BEARER) == charged
+
+
+def test_eachlabs_door_cancels_a_running_prediction_without_a_charge(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    server, _, runflow_sim = door_gateway(simulator, gateway, "eachlabs", "runflow")
+    runflow_sim.inject(Fault("hold", method="POST", path=RUNFLOW_CREATE))
+    body = {"model": "sdxl-lightning-4step", "input": {"prompt": "a kite", "width": "256", "height": "256"}}
+    base = f"{server.base_url}/vendors/eachlabs/v1/prediction"
+    prediction_id = httpx.post(f"{base}/", json=body, headers=BEARER, timeout=30).json()["predictionID"]
+    wait_for(lambda: len(creates_on(runflow_sim)) == 1, "the serving vendor got the request")
+
+    others = httpx.post(f"{base}/{prediction_id}/cancel", headers={"Authorization": "Bearer bg-other"})
+    cancel = httpx.post(f"{base}/{prediction_id}/cancel", headers=BEARER)
+
+    assert others.status_code == 404
+    assert cancel.status_code == 200 and cancel.json() == {"status": "success",
+                                                           "message": "Prediction canceled successfully"}
+    runflow_sim.release_held()  # the vendor answers after all: too late, nothing is charged
+    cancelled = httpx.get(f"{base}/{prediction_id}", headers=BEARER).json()
+    assert cancelled["status"] == "cancelled" and cancelled["output"] is None
+    wait_for(lambda: Decimal(usage(server.base_url, BEARER)["reserved_usd"]) == 0, "the hold was released")
+    assert spent(server.base_url, BEARER) == 0
 
 
 def test_eachlabs_door_refuses_in_eachlabs_shape(simulator: StartSimulator, gateway: StartGateway) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import orjson
@@ -80,6 +81,19 @@ def test_hang_outlasts_a_short_client_timeout_then_service_resumes(sim, client, 
 
     with pytest.raises(httpx.ReadTimeout):
         post(client, sim, bearer, timeout=0.1)
+    assert post(client, sim, bearer).status_code == 200
+
+
+def test_hold_keeps_a_request_waiting_until_released_then_answers_it(sim, client, bearer) -> None:
+    sim.inject(Fault("hold"))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(post, client, sim, bearer, timeout=30)
+        while not sim.requests:  # it arrived...
+            time.sleep(0.01)
+        assert not held.done()  # ...and waits (a wrong release would answer within the loop above)
+        sim.release_held()
+        assert held.result(timeout=30).status_code == 200
     assert post(client, sim, bearer).status_code == 200
 
 
