@@ -132,6 +132,40 @@ def test_runflow_door_answers_at_once_then_polls_to_done_served_by_eachlabs(
     assert len(creates_on(eachlabs_sim)) == 1  # served once
 
 
+def test_a_failed_run_polls_as_runflows_failure_and_charges_nothing(simulator: StartSimulator,
+                                                                    gateway: StartGateway) -> None:
+    server, _, eachlabs_sim = door_gateway(simulator, gateway, "runflow", "eachlabs")
+    eachlabs_sim.inject(Fault("status", status=400, method="POST", path=EACHLABS_CREATE, times=None))
+    base = f"{server.base_url}/vendors/runflow/v1"
+    created = httpx.post(f"{base}/models/bytedance/sd-xl-lightning/runs", headers=BEARER,
+                         json={"input": {"prompt": "a kite", "width": 256, "height": 256}})
+
+    run = poll_until(f"{base}/runs/{created.json()['id']}", "status_code", {"succeeded", "failed", "canceled"},
+                     BEARER)
+
+    assert run["status_code"] == "failed" and run["output"] is None, run
+    assert run["failure_code"] == "no_backend_available" and run["failure_message"]
+    assert Decimal(run["cost"]) == 0 and spent(server.base_url, BEARER) == 0
+    wait_for(lambda: Decimal(usage(server.base_url, BEARER)["reserved_usd"]) == 0, "the hold was released")
+
+
+def test_a_failed_prediction_polls_as_eachlabs_error_and_charges_nothing(simulator: StartSimulator,
+                                                                         gateway: StartGateway) -> None:
+    server, _, runflow_sim = door_gateway(simulator, gateway, "eachlabs", "runflow")
+    runflow_sim.inject(Fault("status", status=400, method="POST", path=RUNFLOW_CREATE, times=None))
+    base = f"{server.base_url}/vendors/eachlabs/v1/prediction"
+    created = httpx.post(f"{base}/", headers=BEARER, json={"model": "sdxl-lightning-4step",
+                                                          "input": {"prompt": "a kite", "width": "256",
+                                                                    "height": "256"}})
+
+    prediction = poll_until(f"{base}/{created.json()['predictionID']}", "status", {"success", "error", "cancelled"},
+                            BEARER)
+
+    assert prediction["status"] == "error", prediction  # as their docs report a failed prediction
+    assert prediction["output"]["error_code"] == "no_backend_available" and prediction["output"]["error_message"]
+    assert prediction["metrics"]["cost"] == 0 and spent(server.base_url, BEARER) == 0
+
+
 def test_runflow_door_refuses_in_runflows_shape(simulator: StartSimulator, gateway: StartGateway) -> None:
     server, _, eachlabs_sim = door_gateway(simulator, gateway, "runflow", "eachlabs")
     runs = f"{server.base_url}/vendors/runflow/v1/models/bytedance/sd-xl-lightning/runs"
