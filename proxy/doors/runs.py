@@ -81,16 +81,17 @@ class DoorRun:
                    backend=result.get("served", {}).get("vendor"), error=None if end is None else end.error)
 
 
+_CARRIED = ("model", "negative_prompt", "n", "steps", "guidance_scale", "seed", "output_format")
+"""``ImageRequest`` fields a generation body names alike, carried when the client gave them."""
+
+
 def generation_body(request: ImageRequest) -> dict[str, Any]:
-    """``request`` as the ``/v1/images/generations`` body a job keeps (its seed pinned, so a
-    retried run draws the same image); the job validates it again when it is submitted and run."""
-    body: dict[str, Any] = {
-        "model": request.model, "prompt": request.prompt, "n": request.n, "size": request.size,
-        "steps": request.steps, "guidance_scale": request.guidance_scale, "seed": request.seed,
-        "output_format": request.output_format, "response_format": "url",
-    }
-    if request.negative_prompt is not None:
-        body["negative_prompt"] = request.negative_prompt
+    """``request`` as the ``/v1/images/generations`` body a job keeps, naming only what the
+    client gave (a field given narrows the routes to vendors that take it, as in any request);
+    the job validates it again when it is submitted and run."""
+    asked = request.model_fields_set
+    body: dict[str, Any] = {name: getattr(request, name) for name in _CARRIED if name in asked}
+    body.update(prompt=request.prompt, size=request.size, response_format="url")
     return body
 
 

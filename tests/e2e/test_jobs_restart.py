@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backends.simulators import SimulatorServer
+from backends.simulators import Fault, SimulatorServer
 from tests.e2e.conftest import KEY_ENV, StartSimulator
 from tests.e2e.gateway_process import GatewayProcess
 from tests.redis_server import RedisServer
@@ -117,3 +117,31 @@ def test_a_job_lost_twice_fails_with_its_credits_released(
     assert failed["error"]["code"] == "job_lost"
     assert (spent["spent_usd"], spent["reserved_usd"]) == ("0.000000", "0.000000")
     assert len(sim.requests) == 2
+
+
+@pytest.mark.redis
+def test_a_vendor_door_run_in_flight_when_the_gateway_dies_polls_to_done_after_the_restart(
+    redis_state: dict[str, object], simulator: StartSimulator, tmp_path: Path
+) -> None:
+    """A door's run is a job like any other: Runflow's create answered, the gateway killed while
+    the vendor works, the run finished by the next process and charged once."""
+    sim = simulator("aigateway")
+    sim.inject(Fault("hold", method="POST"))  # the first run's vendor call never answers
+    settings = settings_for(sim, redis_state)
+    first = GatewayProcess(settings, tmp_path / "first.log").start()
+    created = httpx.post(f"{first.base_url}/vendors/runflow/v1/models/bytedance/sd-xl-lightning/runs",
+                         json={"input": {"prompt": "a red kite", "width": 256, "height": 256}}, headers=ALICE,
+                         timeout=10)
+    assert created.status_code == 200 and created.json()["status_code"] == "queued", created.text
+    kill_while_the_vendor_works(first, sim, 1)
+
+    with GatewayProcess(settings, tmp_path / "second.log") as second:
+        run_url = f"{second.base_url}/vendors/runflow/v1/runs/{created.json()['id']}"
+        wait_until(lambda: httpx.get(run_url, headers=ALICE, timeout=10).json()["status_code"] == "succeeded",
+                   "the run to succeed")
+        run = httpx.get(run_url, headers=ALICE, timeout=10).json()
+        spent = usage(second.base_url)
+
+    assert run["cost"] == PRICE and len(run["output"]["image_urls"]) == 1
+    assert (spent["spent_usd"], spent["reserved_usd"], spent["images"]) == (PRICE, "0.000000", 1)
+    assert len(sim.requests) == 2  # the lost run and the retry
