@@ -47,8 +47,6 @@ NO_TOKENS = {"input_tokens": 0, "input_tokens_details": {"image_tokens": 0, "tex
              "output_tokens": 0, "total_tokens": 0}
 """OpenAI's ``usage`` of a completed event: SDXL-Lightning bills no tokens anywhere."""
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
 GENERATION_EVENTS = "image_generation"
 EDIT_EVENTS = "image_edit"
 """The prefixes of OpenAI's event types: ``image_generation.*`` for generations
@@ -58,8 +56,6 @@ EDIT_EVENTS = "image_edit"
 @dataclass(frozen=True, slots=True)
 class StreamOptions:
     partial_images: int = 0
-    events: str = GENERATION_EVENTS
-    """The event types' prefix: ``GENERATION_EVENTS`` or ``EDIT_EVENTS``."""
 
 
 def streamable(request: ImageRequest) -> ImageRequest:
@@ -91,6 +87,7 @@ class _EventChannel:
         self.request = request
         self._wanted = wanted
         self._prefix = events
+        """``GENERATION_EVENTS`` or ``EDIT_EVENTS``."""
         self._sent = 0
         self._closed = False
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
@@ -128,15 +125,15 @@ class _EventChannel:
 
     def _common(self, kind: str) -> dict[str, Any]:
         return {"type": f"{self._prefix}.{kind}", "created_at": int(time.time()), "background": "opaque",
-                "quality": "auto",
-                "output_format": self.request.output_format, "size": self.request.size}
+                "quality": "auto", "output_format": self.request.output_format, "size": self.request.size}
 
 
 async def stream_images(request: Any, gateway: Gateway, key: KeyRecord, image_request: ImageRequest,
                         options: StreamOptions, routing: RoutingChoice = DEFAULT_CHOICE) -> Response[Any]:
     """Serve ``image_request`` as a stream of events (see the module's docstring)."""
     image_request = streamable(image_request)
-    channel = _EventChannel(image_request, options.partial_images, options.events)
+    prefix = EDIT_EVENTS if image_request.is_edit else GENERATION_EVENTS
+    channel = _EventChannel(image_request, options.partial_images, prefix)
 
     async def generate() -> None:
         with previews_to(channel if options.partial_images else None):

@@ -21,7 +21,7 @@ from pricing.keys import KeyRecord
 from proxy.api.access_log import record_of
 from proxy.api.disconnect import unless_disconnected
 from proxy.api.image_operations import DOWNLOAD_OPERATION, edits_operation, generations_operation
-from proxy.api.image_stream import EDIT_EVENTS, GENERATION_EVENTS, StreamOptions, stream_images
+from proxy.api.image_stream import StreamOptions, stream_images
 from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSettings
 from proxy.api.openai_fields import REFUSED_EDIT_FILES
 from proxy.api.openai_request import PRICE_CEILING_HEADER, ClientImageRequest, read_form, read_json_body
@@ -49,9 +49,8 @@ async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord, asked: C
     if (record := record_of(request.scope)) is not None:
         record.user, record.prompt = image_request.user, image_request.prompt
     if asked.stream:
-        events = EDIT_EVENTS if image_request.is_edit else GENERATION_EVENTS
-        return await stream_images(request, gateway, key, image_request,
-                                   StreamOptions(asked.partial_images, events), routing)
+        return await stream_images(request, gateway, key, image_request, StreamOptions(asked.partial_images),
+                                   routing)
     base_url = gateway.links.for_request(request)
     served = await unless_disconnected(request, gateway.generate(
         image_request, base_url=base_url, key=key,

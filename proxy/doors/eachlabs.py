@@ -119,7 +119,7 @@ async def get_prediction(request: AnyRequest, prediction_id: str, gateway: Injec
     key = await authenticate(request, EACHLABS, gateway.billing)
     run = await DoorRuns("eachlabs", jobs).find(prediction_id, key, "Prediction")
     body = _prediction(run, gateway.links.for_request(request))
-    return Response(content=orjson.dumps(body), media_type="application/json")
+    return Response(content=orjson.dumps(body), media_type="application/json", headers=run.headers)
 
 
 @post("/v1/prediction/{prediction_id:str}/cancel", status_code=200)

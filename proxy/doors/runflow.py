@@ -124,7 +124,7 @@ async def create_run(request: AnyRequest, owner: str, slug: str, gateway: Inject
 async def get_run(request: AnyRequest, run_id: str, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
     key = await authenticate(request, RUNFLOW, gateway.billing)
     run = await DoorRuns("runflow", jobs).find(run_id, key, "Run")
-    return Response(content=orjson.dumps(_run_body(run)), media_type="application/json")
+    return Response(content=orjson.dumps(_run_body(run)), media_type="application/json", headers=run.headers)
 
 
 ROUTER = Router(path="/vendors/runflow", include_in_schema=False, route_handlers=[create_run, get_run],

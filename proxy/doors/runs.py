@@ -69,6 +69,11 @@ class DoorRun:
             return None
         return self.completed_at - (self.started_at or self.created_at)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """``x-boltgate-backend`` once the run was served: who served it."""
+        return {"x-boltgate-backend": self.backend} if self.backend else {}
+
     @classmethod
     def of(cls, record: JobRecord, end: JobEnd | None) -> DoorRun:
         door = record.door or {}

@@ -127,7 +127,8 @@ def test_runflow_door_answers_at_once_then_polls_to_done_served_by_eachlabs(
     assert url.startswith(f"{server.base_url}/v1/images/files/")
     image = image_at(url)
     assert image.format == "JPEG" and image.size == (256, 256)  # Runflow hands out JPEG
-    assert httpx.get(run_url, headers=BEARER).json() == run  # polls are free and stable
+    again = httpx.get(run_url, headers=BEARER)
+    assert again.json() == run and again.headers["x-boltgate-backend"] == "eachlabs"  # free, stable
     assert spent(server.base_url, BEARER) == charged and Decimal(usage(server.base_url, BEARER)["reserved_usd"]) == 0
     assert len(creates_on(eachlabs_sim)) == 1  # served once
 
@@ -228,6 +229,7 @@ def test_eachlabs_door_answers_at_once_then_polls_to_done_served_by_runflow(
     image = image_at(prediction["output"])
     assert image.format == "PNG" and image.size == (256, 256)  # Eachlabs hands out PNG
     assert prediction["urls"]["get"] == prediction_url
+    assert httpx.get(prediction_url, headers=BEARER).headers["x-boltgate-backend"] == "runflow"
     cancel = httpx.post(prediction["urls"]["cancel"], headers=BEARER)
     assert cancel.status_code == 409 and cancel.json() == {"error": "Prediction already finished"}
     assert spent(server.base_url, BEARER) == charged
