@@ -38,8 +38,8 @@ async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: Inject
     if isinstance(payload, dict) and ceiling is not None and "max_price_usd" not in payload:
         payload["max_price_usd"] = ceiling
     base_url = gateway.links.for_request(request)
-    job = await jobs.submit(payload, key, base_url)
-    return _json(job, 202, {"location": f"/v1/images/jobs/{job['id']}"})
+    accepted = await jobs.submit(payload, key, base_url)
+    return _json(accepted.job, 202, {**accepted.headers, "location": f"/v1/images/jobs/{accepted.job['id']}"})
 
 
 @get("/v1/images/jobs/{job_id:str}", include_in_schema=False)

@@ -7,7 +7,8 @@ One job, start to finish:
    by a run whose process died before acknowledging it) only gets its pending webhook;
 2. a job handed out more than ``MAX_RUNS`` times (lost mid-run, retried, lost again) fails;
 3. otherwise it runs through ``Gateway.generate``, exactly as a synchronous request, with the
-   job's hold as its reservation and ``job:<id>`` as its ``Idempotency-Key``: a retried run
+   job's hold as its reservation and ``job:<id>`` as its ``Idempotency-Key``, and without
+   counting it against the key's rate limits again (submit did, once): a retried run
    whose first run was charged replays that answer for free, and in any case the hold (one id
    per job) can be settled only once;
 4. while it runs, the queue is told it is alive every ``reclaim_idle_s / 3`` and the job's end
@@ -206,6 +207,7 @@ class JobRunner:
         served = await gateway.generate(
             to_image_request(record.body), base_url=record.base_url, key=key,
             idempotency_key=idempotency_key, reservation=record.held.reservation(record.key_id),
+            admitted=True,  # counted against the key's rate limits when it was submitted
         )
         return JobEnd("succeeded", result=result_of(served))
 

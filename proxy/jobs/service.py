@@ -1,8 +1,10 @@
 """Submit, look up and cancel jobs, each for one client key.
 
 Submit checks everything a synchronous request would before anything runs: the body (the same
-validation as ``/v1/images/generations``), the webhook URL (the outbound policy), a route able
-to serve it, and the credits, held through the same ledger call as a synchronous request
+validation as ``/v1/images/generations``), the webhook URL (the outbound policy), the key's rate
+limits (counted here, once: 429 with Retry-After and ``x-ratelimit-*`` at submit, and the run is
+not counted again; a concurrency limit covers the submit call itself, since runs are bounded by
+``jobs.concurrency``), a route able to serve it, and the credits, held through the same ledger call as a synchronous request
 (``Billing.hold_for`` on the first route the budget covers; none: the same 402). The hold is
 made for ``queued_hold_s``; the run renews it.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import InsufficientCredits, InvalidRequest, NoBackendAvailable, NotFound, StateUnavailable
@@ -33,6 +36,14 @@ from proxy.metrics import JOBS_FINISHED, labelled
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A submitted job as its owner sees it, and the rate-limit headers of the submit."""
+
+    job: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class JobService:
     def __init__(self, gateway: Gateway, book: JobBook, queue: JobQueue, webhooks: WebhookSender,
                  secrets: WebhookSecrets, *, queued_hold_s: float,
@@ -46,7 +57,7 @@ class JobService:
         self.on_cancel = on_cancel
         """Called with a cancelled job's id: the runner stops it at once if it runs here."""
 
-    async def submit(self, payload: Any, key: KeyRecord, base_url: str) -> dict[str, Any]:
+    async def submit(self, payload: Any, key: KeyRecord, base_url: str) -> Accepted:
         if not isinstance(payload, dict):
             raise InvalidRequest("The request body must be a JSON object", param=None)
         body = dict(payload)
@@ -59,15 +70,22 @@ class JobService:
                                  "or set it to 'url'", param="response_format")
         if webhook_url is not None:
             self.webhooks.check(webhook_url)
-        reservation = await self._hold(request, key)
-        record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url)
+        admission = await self.gateway.admit(key, request.n)
         try:
-            await self.book.save(record)
-            await self.queue.put(record.id)
-        except BaseException:
-            await self._abandon(record, reservation)
-            raise
-        return job_view(record, None)
+            reservation = await self._hold(request, key)
+            record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url)
+            try:
+                await self.book.save(record)
+                await self.queue.put(record.id)
+            except BaseException:
+                await self._abandon(record, reservation)
+                raise
+        finally:
+            try:
+                await admission.release()
+            except StateUnavailable as error:  # the lease ends with its TTL
+                log.warning("could not release a concurrency lease after a submit: %s", error.message)
+        return Accepted(job_view(record, None), admission.headers)
 
     async def _abandon(self, record: JobRecord, reservation: Reservation) -> None:
         """Best effort after a failed submit: the lease frees the hold anyway if the store is down."""
