@@ -43,7 +43,7 @@ from proxy.api.openai_request import to_image_request
 from proxy.billing import ANONYMOUS
 from proxy.jobs.queue import Delivery
 from proxy.jobs.record import JobEnd, JobRecord, error_object
-from proxy.jobs.service import JobService
+from proxy.jobs.service import JobService, job_routing
 from proxy.jobs.view import job_view, result_of
 from proxy.metrics import JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
 
@@ -205,7 +205,7 @@ class JobRunner:
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
         served = await gateway.generate(
-            to_image_request(record.body), base_url=record.base_url, key=key,
+            to_image_request(record.body), base_url=record.base_url, key=key, routing=job_routing(record.body),
             idempotency_key=idempotency_key, reservation=record.held.reservation(record.key_id),
             admitted=True,  # counted against the key's rate limits when it was submitted
         )

@@ -4,7 +4,8 @@ Submit checks everything a synchronous request would before anything runs: the b
 validation as ``/v1/images/generations``), the webhook URL (the outbound policy), the key's rate
 limits (counted here, once: 429 with Retry-After and ``x-ratelimit-*`` at submit, and the run is
 not counted again; a concurrency limit covers the submit call itself, since runs are bounded by
-``jobs.concurrency``), a route able to serve it, and the credits, held through the same ledger call as a synchronous request
+``jobs.concurrency``), the routing policy it asks for (403 beyond what the key may), a route
+able to serve it, and the credits, held through the same ledger call as a synchronous request
 (``Billing.hold_for`` on the first route the budget covers; none: the same 402). The hold is
 made for ``queued_hold_s``; the run renews it.
 
@@ -32,8 +33,14 @@ from proxy.jobs.view import job_view
 from proxy.jobs.webhook import WebhookSender
 from proxy.jobs.webhook_secret import WebhookSecrets
 from proxy.metrics import JOBS_FINISHED, labelled
+from proxy.routing.choice import RoutingChoice
 
 log = logging.getLogger(__name__)
+
+
+def job_routing(body: dict[str, Any]) -> RoutingChoice:
+    """The routing policy a job asked for (its body's ``routing_policy``), at submit and at run."""
+    return RoutingChoice.asked(body.get("routing_policy"), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +75,13 @@ class JobService:
         if request.response_format == "b64_json":
             raise InvalidRequest("A job's images are always answered as URLs; drop response_format "
                                  "or set it to 'url'", param="response_format")
+        routing = job_routing(body)
+        routing.check_allowed(key.routing)
         if webhook_url is not None:
             self.webhooks.check(webhook_url)
         admission = await self.gateway.admit(key, request.n)
         try:
-            reservation = await self._hold(request, key)
+            reservation = await self._hold(request, key, routing)
             record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url)
             try:
                 await self.book.save(record)
@@ -96,11 +105,11 @@ class JobService:
         except StateUnavailable as error:
             log.warning("could not clean up job %s after a failed submit: %s", record.id, error.message)
 
-    async def _hold(self, request: ImageRequest, key: KeyRecord) -> Reservation:
+    async def _hold(self, request: ImageRequest, key: KeyRecord, routing: RoutingChoice) -> Reservation:
         """Hold what the first route the budget covers could charge, as a synchronous request's
         first attempt would (a route whose price the budget cannot cover is passed over)."""
         billing = self.gateway.billing
-        routes, skipped = await self.gateway.router.candidates(request)
+        routes, skipped = await self.gateway.router.candidates(request, routing)
         if not routes:
             raise NoBackendAvailable("No route can serve this request", skipped=skipped)
         refusal: InsufficientCredits | None = None

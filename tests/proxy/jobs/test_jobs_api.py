@@ -264,3 +264,22 @@ async def test_the_admin_api_hands_a_new_key_its_webhook_secret_once() -> None:
     assert created["webhook_secret"].startswith("whsec_")
     assert read.json()["secret"] == created["webhook_secret"] != other["webhook_secret"]
     assert all("webhook_secret" not in entry for entry in listed)
+
+
+async def test_a_job_is_routed_by_the_policy_it_asks_for_within_what_its_key_may() -> None:
+    dear_runflow = {"vendor_prices": {"runflow": {"price_usd": "0.05"}}}
+    routes = [route_to(ScriptedBackend("runflow", "eu"), priority=10),
+              route_to(ScriptedBackend("eachlabs", "us"), priority=20)]
+    keys = {**KEYS, "bg-narrow": {"name": "narrow", "routing": {"policies": ["priority"], "pin_routes": False}}}
+    async with serving(routes, api_keys=keys, pricing=dear_runflow) as client:
+        in_body = await client.post("/v1/images/jobs", json={**BODY, "routing_policy": "cheapest"}, headers=ALICE)
+        in_header = await client.post("/v1/images/jobs", json=BODY,
+                                      headers={**ALICE, "x-boltgate-routing-policy": "cheapest"})
+        default = await client.post("/v1/images/jobs", json=BODY, headers=ALICE)
+        refused = await client.post("/v1/images/jobs", json={**BODY, "routing_policy": "cheapest"},
+                                    headers={"Authorization": "Bearer bg-narrow"})
+        served = [(await finished(client, answer.json()["id"]))["served"]["vendor"]
+                  for answer in (in_body, in_header, default)]
+
+    assert served == ["eachlabs", "eachlabs", "runflow"]
+    assert (refused.status_code, refused.json()["error"]["param"]) == (403, "routing_policy")
