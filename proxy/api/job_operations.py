@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import Link, OpenAPIMediaType, Operation, RequestBody
 from pydantic import ConfigDict, Field
 
 from proxy.api.image_operations import PARAMETERS
@@ -35,10 +35,18 @@ class OpenAIJobBody(OpenAIImageBody):
 
 JOB_PATH_PARAMETER_DESCRIPTION = "As POST /v1/images/jobs answered it (its Location header names it)"
 
+JOB_OPERATION = "#/paths/~1v1~1images~1jobs~1{job_id}/"
+"""A JSON pointer to the job's path item: ``/`` is written ``~1``."""
+
 ACCEPTED = Answer(ImageJob, "Accepted: the credits are held and the job is queued", {
     "location": header("The job's URL, to poll with GET", pattern=r"^/v1/images/jobs/job_[A-Za-z0-9_-]{22}$",
                        required=True),
     **RATE_LIMIT_HEADERS,
+}, links={
+    "GetJob": Link(operation_ref=JOB_OPERATION + "get", parameters={"job_id": "$response.body#/id"},
+                   description="Poll the job"),
+    "CancelJob": Link(operation_ref=JOB_OPERATION + "delete", parameters={"job_id": "$response.body#/id"},
+                      description="Cancel the job"),
 })
 
 

@@ -26,9 +26,9 @@ from proxy.api.job_operations import (
     SECRET_OPERATION,
     submit_operation,
 )
-from proxy.api.openai_request import PRICE_CEILING_HEADER
+from proxy.api.openai_request import PRICE_CEILING_HEADER, price_ceiling
 from proxy.api.served_limits import ServedLimits
-from proxy.routing.choice import POLICY_HEADER
+from proxy.routing.choice import POLICY_HEADER, RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
 JobId = Annotated[str, Parameter(description=JOB_PATH_PARAMETER_DESCRIPTION)]
@@ -46,10 +46,12 @@ async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: Inject
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
                              code="invalid_json") from exc
-    if isinstance(payload, dict):  # the body's fields win over the headers that stand for them
-        for field, value in (("max_price_usd", request.headers.get(PRICE_CEILING_HEADER)),
-                             ("routing_policy", request.headers.get(POLICY_HEADER))):
-            if value is not None and field not in payload:
+    ceiling, policy = request.headers.get(PRICE_CEILING_HEADER), request.headers.get(POLICY_HEADER)
+    price_ceiling(ceiling)  # a header is checked even where the body's field wins over it
+    RoutingChoice.asked(policy, None)
+    if isinstance(payload, dict):  # a body's field, when not null, wins over its header
+        for field, value in (("max_price_usd", ceiling), ("routing_policy", policy)):
+            if value is not None and payload.get(field) is None:
                 payload[field] = value
     base_url = gateway.links.for_request(request)
     accepted = await jobs.submit(payload, key, base_url)

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from litestar.openapi.spec import (
+    Link,
     OpenAPIFormat,
     OpenAPIHeader,
     OpenAPIMediaType,
@@ -108,11 +109,13 @@ class Answer:
     content: type[BaseModel] | dict[str, OpenAPIMediaType] | None
     description: str
     headers: Mapping[str, OpenAPIHeader] = dataclasses.field(default_factory=dict)
+    links: Mapping[str, Link] = dataclasses.field(default_factory=dict)
+    """Operations that take a value of this answer (a created resource's id) as a parameter."""
 
     def response(self) -> OpenAPIResponse:
         content = json_content(self.content) if isinstance(self.content, type) else self.content
         return OpenAPIResponse(description=self.description, content=content,
-                               headers={**REQUEST_ID, **self.headers})
+                               headers={**REQUEST_ID, **self.headers}, links=dict(self.links) or None)
 
 
 RETRY_AFTER = {

@@ -71,7 +71,7 @@ class JobService:
         webhook_url = body.pop("webhook_url", None)
         if webhook_url is not None and not isinstance(webhook_url, str):
             raise InvalidRequest("webhook_url must be a string (an https URL)", param="webhook_url")
-        request = to_image_request(body)
+        request = to_image_request(body, strict=True)
         if request.response_format == "b64_json":
             raise InvalidRequest("A job's images are always answered as URLs; drop response_format "
                                  "or set it to 'url'", param="response_format")
