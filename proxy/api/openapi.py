@@ -26,6 +26,7 @@ from litestar.openapi.spec import (
     Parameter,
     RequestBody,
     Schema,
+    SecurityRequirement,
 )
 from pydantic import BaseModel
 
@@ -157,13 +158,17 @@ def error_answer(status: int) -> Answer:
 
 def documented(ok: Answer, *, status: int = 200, errors: Sequence[int] = (500,),
                body: RequestBody | None = None, parameters: Sequence[Parameter] = (),
-               others: Mapping[int, Answer] | None = None) -> type[Operation]:
+               others: Mapping[int, Answer] | None = None,
+               security: Sequence[SecurityRequirement] | None = None) -> type[Operation]:
     """An ``Operation`` class (what Litestar's ``operation_class`` takes) that documents the body,
-    the success answer, every error status and the extra header parameters of one handler."""
+    the success answer, every error status and the extra header parameters of one handler, and
+    who may call it (``proxy.api.security``; None: the document's default, a client key)."""
 
     @dataclass
     class _Documented(Operation):
         def __post_init__(self) -> None:
+            if security is not None:
+                self.security = list(security)
             if body is not None:
                 self.request_body = body
             self.parameters = [*(self.parameters or []), *parameters]

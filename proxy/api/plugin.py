@@ -31,10 +31,10 @@ from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
 from proxy.api.admin import ADMIN_KEY_HANDLERS
-from proxy.api.backends import list_backends
+from proxy.api.backends import backends_handler
 from proxy.api.charges import list_charges
 from proxy.api.errors import EXCEPTION_HANDLERS
-from proxy.api.health import healthz, metrics, readyz
+from proxy.api.health import healthz, metrics_handler, readyz
 from proxy.api.images import image_handlers
 from proxy.api.injected import InjectedGateway
 from proxy.api.jobs import job_handlers
@@ -52,8 +52,7 @@ from proxy.settings import Settings
 from proxy.wiring import Overrides, Running, build_gateway, served_routes
 
 OTHER_ENDPOINTS: list[HTTPRouteHandler] = [
-    list_models, retrieve_model, healthz, readyz, metrics, key_usage, *ADMIN_KEY_HANDLERS, list_charges,
-    list_backends,
+    list_models, retrieve_model, healthz, readyz, key_usage, *ADMIN_KEY_HANDLERS, list_charges,
 ]
 
 
@@ -69,6 +68,8 @@ def route_handlers(settings: Settings, overrides: Overrides | None) -> list[Cont
                         pins=[pin for route in served for pin in route.pins],
                         edit_pins=[pin for route in image_to_image for pin in route.pins]),
         *job_handlers(generations),
+        metrics_handler(settings),
+        backends_handler(settings),
         *OTHER_ENDPOINTS,
     ]
     extras: list[ControllerRouterHandler] = [*DOOR_ROUTERS]  # each door documents its vendor's API, not ours
