@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from pricing.config import RoutingPolicyName
+from proxy.jobs.record import JOB_ID
 
 USD = Field(pattern=r"^[0-9]+\.[0-9]{6}$", description="USD, six decimals")
 CREDITS = Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="credits, as a decimal string")
@@ -222,8 +223,6 @@ class BackendList(Documented):
 
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JOB_ID_PATTERN = r"^job_[A-Za-z0-9_-]{22}$"
-"""``job_`` and 128 random bits, base64url (``proxy.jobs.record.new_job_id``)."""
 
 
 class JobServed(Documented):
@@ -249,7 +248,7 @@ class ImageJob(Documented):
 
     model_config = ConfigDict(title="ImageJob")
 
-    id: str = Field(pattern=JOB_ID_PATTERN, description="job_ and 128 random bits: unguessable")
+    id: str = Field(pattern=JOB_ID.pattern, description="job_ and 128 random bits: unguessable")
     object: Literal["image.job"]
     status: JobStatus
     created_at: int = Field(description="Unix seconds")
