@@ -35,7 +35,7 @@ from proxy.images.convert import to_format
 from proxy.images.links import ImageLinks
 from proxy.images.store import ImageStore
 from proxy.metrics import GATEWAY_OVERHEAD_SECONDS, IMAGES, labelled
-from proxy.rate_limits import KeyRateLimiter
+from proxy.rate_limits import Admission, KeyRateLimiter
 from proxy.replays import REPLAY_TTL_S, replay_record, replayed
 from proxy.request_hold import RequestHold
 from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
@@ -82,15 +82,23 @@ class Gateway:
         self.budgets = budgets or state
         """Where the keys' daily hedge budgets are counted (durable: they are money)."""
 
+    async def admit(self, key: KeyRecord, images: int) -> Admission:
+        """Count a request for ``images`` against ``key``'s rate limits, or raise
+        ``KeyRateLimited`` (429); release the admission when the request ends."""
+        if self.rate_limiter is None:
+            return Admission()
+        return await self.rate_limiter.admit(key, images)
+
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
                        idempotency_key: str | None = None, routing: RoutingChoice = DEFAULT_CHOICE,
-                       reservation: Reservation | None = None) -> ImagesResponse:
+                       reservation: Reservation | None = None, admitted: bool = False) -> ImagesResponse:
         """Serve ``request`` for ``key``, within the key's rate limits (429 beyond them) and what
         it may ask of the router (``routing``: a policy, or one vendor; 403 beyond that).
         ``reservation`` is a hold made earlier (an async job's, placed at submit) that routing
-        raises as needed and that is settled or released here."""
+        raises as needed and that is settled or released here; ``admitted``: the request was
+        counted against the rate limits already (an async job, at submit), so it is not again."""
         routing.check_allowed(key.routing)
-        if self.rate_limiter is None:
+        if self.rate_limiter is None or admitted:
             return await self._generate_or_replay(request, base_url, key, idempotency_key, routing, reservation)
         admission = await self.rate_limiter.admit(key, request.n)
         try:

@@ -223,6 +223,9 @@ class JobsConfig(BaseModel):
     reclaim_idle_s: float = Field(default=30.0, gt=0)
     """Redis: a running job whose runner has not reported for this long is taken over by another
     runner (its process died). Runners report every third of it."""
+    consumer_expiry_s: float = Field(default=600.0, gt=0)
+    """Redis: a runner (consumer) idle this long that owns no pending job is removed from the
+    consumer group (its process is gone). Must be well above the runners' read wait (1 s)."""
     stop_grace_s: float = Field(default=10.0, ge=0)
     """On shutdown (SIGTERM), how long running jobs may take to finish; those still running are
     then cancelled and end ``failed`` (``gateway_stopped``), their credits released."""

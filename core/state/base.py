@@ -46,6 +46,10 @@ class StateStore(Protocol):
         created (counts over a time window that expire by themselves)."""
         ...
 
+    async def hdel(self, key: str, field: str) -> None:
+        """Remove ``field`` from the hash ``key``; the hash goes with its last field."""
+        ...
+
     async def hgetall(self, key: str) -> dict[str, int]: ...
 
     async def ttl(self, key: str) -> float | None:

@@ -201,6 +201,16 @@ class MemoryStateStore:
         table[field] = table.get(field, 0) + amount
         return table[field]
 
+    async def hdel(self, key: str, field: str) -> None:
+        if not self._live(key):
+            return
+        table = self._values[key]
+        if not isinstance(table, dict):
+            raise TypeError(f"{key} does not hold a hash")
+        table.pop(field, None)
+        if not table:
+            self._remove(key)
+
     async def hgetall(self, key: str) -> dict[str, int]:
         if not self._live(key):
             return {}

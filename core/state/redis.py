@@ -155,6 +155,10 @@ class RedisStateStore:
             value = await self._hincr_with_ttl(keys=[self._key(key)], args=[field, amount, _milliseconds(ttl)])
         return int(value)
 
+    async def hdel(self, key: str, field: str) -> None:
+        async with self._answering():
+            await self._client.hdel(self._key(key), field)
+
     async def hgetall(self, key: str) -> dict[str, int]:
         async with self._answering():
             table = await self._client.hgetall(self._key(key))

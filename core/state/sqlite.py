@@ -140,6 +140,17 @@ class SqliteStateStore:
             found = db.execute("SELECT amount FROM hash_fields WHERE key = ? AND field = ?", (key, field)).fetchone()
         return int(found[0])
 
+    async def hdel(self, key: str, field: str) -> None:
+        with self.database.transaction() as db:
+            row = self._row(db, key)
+            if row is None:
+                return
+            if row[0] != "hash":
+                raise TypeError(f"{key} does not hold a hash")
+            db.execute("DELETE FROM hash_fields WHERE key = ? AND field = ?", (key, field))
+            if db.execute("SELECT 1 FROM hash_fields WHERE key = ? LIMIT 1", (key,)).fetchone() is None:
+                self._remove(db, key)
+
     async def hgetall(self, key: str) -> dict[str, int]:
         with self.database.reading() as db:
             row = self._row(db, key)

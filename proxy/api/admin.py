@@ -23,6 +23,7 @@ from pricing.keys import ApiKeyRegistry, KeyRecord
 from proxy.api.injected import InjectedBilling, InjectedJobs, InjectedSettings
 from proxy.api.openapi import Answer, documented, json_content
 from proxy.api.schemas import AdminKeyCreated, AdminKeyList, KeyRevoked
+from proxy.api.security import ADMIN
 from proxy.billing import bearer_token
 from proxy.settings import Settings
 
@@ -61,12 +62,13 @@ pydantic's union branches, which mean nothing to a client)."""
 
 
 def require_admin(settings: Settings, authorization: str | None) -> None:
-    """Refuse a caller that does not show the admin token (403 when none is configured)."""
-    if settings.admin_token is None:
-        raise PermissionDenied("The admin API is off: set BOLTGATE_ADMIN_TOKEN to enable it")
+    """Refuse a caller that does not show the admin token: 401 without any (as the document's
+    ``adminToken`` scheme says), 403 with a wrong one or when none is configured."""
     sent = bearer_token(authorization)
     if sent is None:
         raise AuthenticationFailed("The admin API needs 'Authorization: Bearer <admin token>'")
+    if settings.admin_token is None:
+        raise PermissionDenied("The admin API is off: set BOLTGATE_ADMIN_TOKEN to enable it")
     if not is_admin_token(settings, sent):
         raise PermissionDenied("Wrong admin token")
 
@@ -104,7 +106,7 @@ NEW_KEY_BODY = RequestBody(content=json_content(NewKey), required=True)
 
 @post("/v1/admin/keys", status_code=201, dependencies=KEYS_DEPENDENCY,
       operation_class=documented(Answer(AdminKeyCreated, "The new key and its webhook secret, shown once"),
-                                 status=201, errors=ADMIN_ERRORS, body=NEW_KEY_BODY))
+                                 status=201, errors=ADMIN_ERRORS, body=NEW_KEY_BODY, security=ADMIN))
 async def create_key(request: AnyRequest, keys: AdminKeys, jobs: InjectedJobs) -> dict[str, object]:
     try:
         new = NewKey.model_validate_json(await request.body(), strict=True)
@@ -129,14 +131,15 @@ def _invalid_new_key(error: ValidationError) -> InvalidRequest:
 
 
 @get("/v1/admin/keys", dependencies=KEYS_DEPENDENCY,
-     operation_class=documented(Answer(AdminKeyList, "Every key (without the keys themselves)"),
+     operation_class=documented(Answer(AdminKeyList, "Every key (without the keys themselves)"), security=ADMIN,
                                 errors=ADMIN_ERRORS))
 async def list_keys(keys: AdminKeys) -> dict[str, object]:
     return {"object": "list", "data": [_describe(record) for record in await keys.list()]}
 
 
 @delete("/v1/admin/keys/{key_id:str}", status_code=200, dependencies=KEYS_DEPENDENCY,
-        operation_class=documented(Answer(KeyRevoked, "Revoked"), errors=(*ADMIN_ERRORS, 404)))
+        operation_class=documented(Answer(KeyRevoked, "Revoked"), errors=(*ADMIN_ERRORS, 404),
+                                   security=ADMIN))
 async def revoke_key(keys: AdminKeys, key_id: KeyId) -> dict[str, object]:
     if not await keys.revoke_id(key_id):
         raise NotFound(f"No key with id {key_id}", param="key_id")

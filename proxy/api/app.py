@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 from proxy.api.plugin import GatewayPlugin
+from proxy.api.security import client_key, components
 from proxy.api.telemetry import request_id_middleware
 from proxy.settings import Settings
 from proxy.wiring import Overrides
@@ -17,7 +18,8 @@ def create_app(settings: Settings | None = None, overrides: Overrides | None = N
     settings = settings or Settings()
     app = Litestar(
         plugins=[GatewayPlugin(settings, overrides)],
-        openapi_config=OpenAPIConfig(title="boltgate", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(title="boltgate", version="0.1.0", path="/schema", components=components(),
+                                     security=client_key(settings)),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
         logging_config=None,  # the process's logging is core.logs' one format (set by the CLI)

@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from litestar import Request, get
+from litestar.handlers import HTTPRouteHandler
 
 from backends.base import LoadsModel
 from core.request import ImageRequest
@@ -21,11 +22,13 @@ from proxy.api.admin import is_admin_token, require_admin
 from proxy.api.injected import InjectedGateway, InjectedSettings
 from proxy.api.openapi import Answer, documented
 from proxy.api.schemas import BackendList
+from proxy.api.security import backends_access
 from proxy.billing import bearer_token
 from proxy.gateway import Gateway
 from proxy.routing.prober import last_probe
 from proxy.routing.route import Route
 from proxy.routing.stats import RouteSummary
+from proxy.settings import Settings
 
 REFERENCE_IMAGE = ImageRequest.model_validate({"prompt": "the reference image", "width": 1024, "height": 1024,
                                                "steps": 4, "seed": 0})
@@ -66,8 +69,6 @@ async def describe(gateway: Gateway, route: Route, summary: RouteSummary, *,
     return body
 
 
-@get("/v1/backends", operation_class=documented(Answer(BackendList, "Every route, in the router's order of "
-                                                                    "priority"), errors=(401, 403, 500, 503)))
 async def list_backends(request: Request[Any, Any, Any], gateway: InjectedGateway,
                         settings: InjectedSettings) -> dict[str, object]:
     authorization = request.headers.get("authorization")
@@ -82,3 +83,10 @@ async def list_backends(request: Request[Any, Any, Any], gateway: InjectedGatewa
     data = await asyncio.gather(*(describe(gateway, route, summary, show_upstream=show_upstream)
                                   for route, summary in zip(routes, summaries, strict=True)))
     return {"object": "list", "data": list(data)}
+
+
+def backends_handler(settings: Settings) -> HTTPRouteHandler:
+    """``GET /v1/backends``, documented with who may read it under ``settings``."""
+    return get("/v1/backends", operation_class=documented(
+        Answer(BackendList, "Every route, in the router's order of priority"), errors=(401, 403, 500, 503),
+        security=backends_access(settings)))(list_backends)

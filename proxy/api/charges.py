@@ -24,6 +24,7 @@ from proxy.api.admin import ADMIN_ERRORS, require_admin
 from proxy.api.injected import InjectedBilling, InjectedSettings
 from proxy.api.openapi import Answer, documented, json_content
 from proxy.api.schemas import ChargeList
+from proxy.api.security import ADMIN
 
 AdminLedger = Annotated[Ledger, Dependency(skip_validation=True)]
 """``ledger``: the credit ledger, injected only once the admin token checks out."""
@@ -66,7 +67,8 @@ CHARGES_CONTENT = {**json_content(ChargeList),
 
 
 @get("/v1/admin/charges", dependencies={"ledger": Provide(admin_ledger, sync_to_thread=False)},
-     operation_class=documented(Answer(CHARGES_CONTENT, "The charges, oldest first"), errors=ADMIN_ERRORS))
+     operation_class=documented(Answer(CHARGES_CONTENT, "The charges, oldest first"), errors=ADMIN_ERRORS,
+                                security=ADMIN))
 async def list_charges(ledger: AdminLedger, since: Since = None, format: ChargesFormat = "json") -> Response[Any]:
     """Every charge from ``since`` on: vendor, vendor request id, catalog cost, vendor-reported
     cost and client price (``format=csv`` for a spreadsheet)."""

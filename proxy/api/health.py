@@ -7,12 +7,14 @@ import logging
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Schema
 
 from core.errors import AuthenticationFailed, PermissionDenied, StateUnavailable, retry_after_headers
 from proxy.api.injected import InjectedGateway, InjectedSettings
 from proxy.api.openapi import RETRY_AFTER, Answer, documented
 from proxy.api.schemas import Health, Readiness
+from proxy.api.security import PUBLIC, metrics_access
 from proxy.billing import bearer_token
 from proxy.metrics import STATE_DEGRADED
 from proxy.metrics_exposition import CONTENT_TYPE_LATEST, exposition
@@ -25,7 +27,7 @@ NOT_READY_RETRY_AFTER_S = 5.0
 """What a 503 from ``/readyz`` advertises: about one probe interval."""
 
 
-@get("/healthz", sync_to_thread=False, operation_class=documented(Answer(Health, "Alive")))
+@get("/healthz", sync_to_thread=False, operation_class=documented(Answer(Health, "Alive"), security=PUBLIC))
 def healthz() -> dict[str, str]:
     """The process is alive and its event loop answers."""
     return {"status": "ok"}
@@ -33,7 +35,7 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz", operation_class=documented(Answer(Readiness, "Ready to serve"), errors=(500,),
                                            others={503: Answer(Readiness, "Not ready: the problems say why",
-                                                                    RETRY_AFTER)}))
+                                                                    RETRY_AFTER)}, security=PUBLIC))
 async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
     """Ready when the state stores answer, no model is still loading and at least one route can
     serve (see ``proxy.routing.readiness``); the gateway is built before the first request. A
@@ -55,9 +57,10 @@ async def readyz(gateway: InjectedGateway) -> Response[dict[str, object]]:
     return Response(body)
 
 
-@get("/metrics", operation_class=documented(Answer(
-    {"text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
-    "Prometheus' text exposition format"), errors=(401, 403, 500)))
+METRICS_ANSWER = Answer({"text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
+                        "Prometheus' text exposition format")
+
+
 async def metrics(request: Request[Any, Any, Any], settings: InjectedSettings,
                   gateway: InjectedGateway) -> Response[bytes]:
     """Prometheus metrics: revenue, margins and vendors, so private once client keys are required
@@ -71,6 +74,12 @@ async def metrics(request: Request[Any, Any, Any], settings: InjectedSettings,
     except Exception as exc:  # a failing store must not take the metrics down with it
         log.warning("route states not refreshed for /metrics: %s: %s", type(exc).__name__, exc)
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_handler(settings: Settings) -> HTTPRouteHandler:
+    """``GET /metrics``, documented as public or behind its token as ``settings`` make it."""
+    return get("/metrics", operation_class=documented(METRICS_ANSWER, errors=(401, 403, 500),
+                                                      security=metrics_access(settings)))(metrics)
 
 
 def check_metrics_token(authorization: str | None, settings: Settings) -> None:

@@ -21,6 +21,7 @@ from litestar.openapi.spec import (
 from proxy.api.openai_request import PRICE_CEILING_HEADER, PRICE_PATTERN, OpenAIEditForm, OpenAIGenerationBody
 from proxy.api.openapi import RATE_LIMIT_HEADERS, Answer, documented, header, to_openapi
 from proxy.api.schemas import ImagesResponseBody
+from proxy.api.security import PUBLIC
 from proxy.api.served_limits import ServedLimits
 from proxy.images.store import MEDIA_TYPES
 from proxy.routing.choice import HEDGE_HEADER, HEDGE_SWITCHES, POLICIES, POLICY_HEADER, ROUTE_HEADER, ROUTE_PATTERN
@@ -120,5 +121,5 @@ DOWNLOAD_OPERATION = documented(
     Answer({media_type: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY))
             for media_type in sorted(set(MEDIA_TYPES.values()))},
            "The image, as long as image_ttl_s allows"),
-    errors=(400, 404, 500),
+    errors=(400, 404, 500), security=PUBLIC,  # its name is the secret (shared as a link)
 )

@@ -2,23 +2,36 @@
 ``GET /v1/webhooks/secret``, the calling key's webhook signing secret.
 
 ``POST`` takes the body of ``/v1/images/generations`` plus an optional ``webhook_url`` and
-answers 202 with the job (``Location`` names it) once its credits are held; ``GET`` answers the
-job, with its images, cost and route once it succeeded; ``DELETE`` cancels it. Jobs belong to
-the key that submitted them: another key gets 404.
+answers 202 with the job (``Location`` names it) once it is counted against the key's rate
+limits and its credits are held; ``GET`` answers the job, with its images, cost and route once
+it succeeded; ``DELETE`` cancels it. Jobs belong to the key that submitted them: another key
+gets 404. The answers are documented by ``proxy.api.job_operations``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from litestar import Request, Response, delete, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import Parameter
 
 from core.errors import InvalidRequest
 from proxy.api.injected import InjectedGateway, InjectedJobs
-from proxy.api.openai_request import PRICE_CEILING_HEADER
+from proxy.api.job_operations import (
+    CANCEL_OPERATION,
+    GET_OPERATION,
+    JOB_PATH_PARAMETER_DESCRIPTION,
+    SECRET_OPERATION,
+    submit_operation,
+)
+from proxy.api.openai_request import PRICE_CEILING_HEADER, price_ceiling
+from proxy.api.served_limits import ServedLimits
+from proxy.routing.choice import POLICY_HEADER, RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
+JobId = Annotated[str, Parameter(description=JOB_PATH_PARAMETER_DESCRIPTION)]
 
 
 def _json(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -26,7 +39,6 @@ def _json(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] 
                     headers=headers)
 
 
-@post("/v1/images/jobs", status_code=202, include_in_schema=False)  # not yet in the OpenAPI document
 async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     try:
@@ -34,30 +46,42 @@ async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: Inject
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
                              code="invalid_json") from exc
-    ceiling = request.headers.get(PRICE_CEILING_HEADER)
-    if isinstance(payload, dict) and ceiling is not None and "max_price_usd" not in payload:
-        payload["max_price_usd"] = ceiling
+    ceiling, policy = request.headers.get(PRICE_CEILING_HEADER), request.headers.get(POLICY_HEADER)
+    price_ceiling(ceiling)  # a header is checked even where the body's field wins over it
+    RoutingChoice.asked(policy, None)
+    if isinstance(payload, dict):  # a body's field, when not null, wins over its header
+        for field, value in (("max_price_usd", ceiling), ("routing_policy", policy)):
+            if value is not None and payload.get(field) is None:
+                payload[field] = value
     base_url = gateway.links.for_request(request)
-    job = await jobs.submit(payload, key, base_url)
-    return _json(job, 202, {"location": f"/v1/images/jobs/{job['id']}"})
+    accepted = await jobs.submit(payload, key, base_url)
+    return _json(accepted.job, 202, {**accepted.headers, "location": f"/v1/images/jobs/{accepted.job['id']}"})
 
 
-@get("/v1/images/jobs/{job_id:str}", include_in_schema=False)
-async def get_job(request: AnyRequest, job_id: str, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
+@get("/v1/images/jobs/{job_id:str}", operation_class=GET_OPERATION)
+async def get_job(request: AnyRequest, job_id: JobId, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     return _json(await jobs.view(job_id, key))
 
 
-@delete("/v1/images/jobs/{job_id:str}", status_code=200, include_in_schema=False)
-async def cancel_job(request: AnyRequest, job_id: str, gateway: InjectedGateway,
+@delete("/v1/images/jobs/{job_id:str}", status_code=200, operation_class=CANCEL_OPERATION)
+async def cancel_job(request: AnyRequest, job_id: JobId, gateway: InjectedGateway,
                      jobs: InjectedJobs) -> Response[bytes]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     return _json(await jobs.cancel(job_id, key))
 
 
-@get("/v1/webhooks/secret", include_in_schema=False)
+@get("/v1/webhooks/secret", operation_class=SECRET_OPERATION)
 async def webhook_secret(request: AnyRequest, gateway: InjectedGateway, jobs: InjectedJobs) -> Response[bytes]:
     """The secret that signs this key's job webhooks (whoever holds the key may read it)."""
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
     return _json({"object": "webhook_secret", "secret": await jobs.secrets.secret_for(key.key_id),
                   "signature_header": "Boltgate-Signature"})
+
+
+def job_handlers(generations: ServedLimits | None) -> list[HTTPRouteHandler]:
+    """The job endpoints, the submit body documented with what this deployment's routes serve."""
+    return [
+        post("/v1/images/jobs", status_code=202, operation_class=submit_operation(generations))(submit_job),
+        get_job, cancel_job, webhook_secret,
+    ]

@@ -242,20 +242,23 @@ def from_form(fields: dict[str, str], init_image: bytes, *, ceiling: str | None 
     return read_form(fields, init_image, ceiling=ceiling).image
 
 
-def to_image_request(raw: Any, *, init_image: bytes | None = None, ceiling: Decimal | None = None) -> ImageRequest:
-    """Validate a decoded body (text values parsed) and build the ``ImageRequest``."""
-    body = _validate(raw, OpenAIEditForm if init_image is not None else OpenAIImageBody)
+def to_image_request(raw: Any, *, init_image: bytes | None = None, ceiling: Decimal | None = None,
+                     strict: bool = False) -> ImageRequest:
+    """Validate a decoded body (text values parsed) and build the ``ImageRequest``; ``strict``
+    for a decoded JSON body, which takes each value only in its own JSON type, as
+    ``read_json_body`` does (no ``false`` for a price, no ``"2"`` for ``n``)."""
+    body = _validate(raw, OpenAIEditForm if init_image is not None else OpenAIImageBody, strict=strict)
     return _build(body, init_image, ceiling)
 
 
 Body = TypeVar("Body", bound=OpenAIImageBody)
 
 
-def _validate(raw: Any, model: type[Body]) -> Body:
+def _validate(raw: Any, model: type[Body], *, strict: bool = False) -> Body:
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object", param=None)
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, strict=strict)
     except ValidationError as error:
         raise _client_error(error) from error
 

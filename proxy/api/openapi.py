@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from litestar.openapi.spec import (
+    Link,
     OpenAPIFormat,
     OpenAPIHeader,
     OpenAPIMediaType,
@@ -25,6 +26,7 @@ from litestar.openapi.spec import (
     Parameter,
     RequestBody,
     Schema,
+    SecurityRequirement,
 )
 from pydantic import BaseModel
 
@@ -108,11 +110,13 @@ class Answer:
     content: type[BaseModel] | dict[str, OpenAPIMediaType] | None
     description: str
     headers: Mapping[str, OpenAPIHeader] = dataclasses.field(default_factory=dict)
+    links: Mapping[str, Link] = dataclasses.field(default_factory=dict)
+    """Operations that take a value of this answer (a created resource's id) as a parameter."""
 
     def response(self) -> OpenAPIResponse:
         content = json_content(self.content) if isinstance(self.content, type) else self.content
         return OpenAPIResponse(description=self.description, content=content,
-                               headers={**REQUEST_ID, **self.headers})
+                               headers={**REQUEST_ID, **self.headers}, links=dict(self.links) or None)
 
 
 RETRY_AFTER = {
@@ -154,13 +158,17 @@ def error_answer(status: int) -> Answer:
 
 def documented(ok: Answer, *, status: int = 200, errors: Sequence[int] = (500,),
                body: RequestBody | None = None, parameters: Sequence[Parameter] = (),
-               others: Mapping[int, Answer] | None = None) -> type[Operation]:
+               others: Mapping[int, Answer] | None = None,
+               security: Sequence[SecurityRequirement] | None = None) -> type[Operation]:
     """An ``Operation`` class (what Litestar's ``operation_class`` takes) that documents the body,
-    the success answer, every error status and the extra header parameters of one handler."""
+    the success answer, every error status and the extra header parameters of one handler, and
+    who may call it (``proxy.api.security``; None: the document's default, a client key)."""
 
     @dataclass
     class _Documented(Operation):
         def __post_init__(self) -> None:
+            if security is not None:
+                self.security = list(security)
             if body is not None:
                 self.request_body = body
             self.parameters = [*(self.parameters or []), *parameters]

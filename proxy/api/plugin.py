@@ -31,13 +31,13 @@ from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
 from proxy.api.admin import ADMIN_KEY_HANDLERS
-from proxy.api.backends import list_backends
+from proxy.api.backends import backends_handler
 from proxy.api.charges import list_charges
 from proxy.api.errors import EXCEPTION_HANDLERS
-from proxy.api.health import healthz, metrics, readyz
+from proxy.api.health import healthz, metrics_handler, readyz
 from proxy.api.images import image_handlers
 from proxy.api.injected import InjectedGateway
-from proxy.api.jobs import cancel_job, get_job, submit_job, webhook_secret
+from proxy.api.jobs import job_handlers
 from proxy.api.models import list_models, retrieve_model
 from proxy.api.options import options_handlers
 from proxy.api.served_limits import ServedLimits
@@ -52,8 +52,7 @@ from proxy.settings import Settings
 from proxy.wiring import Overrides, Running, build_gateway, served_routes
 
 OTHER_ENDPOINTS: list[HTTPRouteHandler] = [
-    list_models, retrieve_model, healthz, readyz, metrics, key_usage, *ADMIN_KEY_HANDLERS, list_charges,
-    list_backends, submit_job, get_job, cancel_job, webhook_secret,
+    list_models, retrieve_model, healthz, readyz, key_usage, *ADMIN_KEY_HANDLERS, list_charges,
 ]
 
 
@@ -62,11 +61,15 @@ def route_handlers(settings: Settings, overrides: Overrides | None) -> list[Cont
     OPTIONS handlers first (Litestar adds its own to a path that has none when it meets it)."""
     served = served_routes(settings, overrides)
     image_to_image = [route for route in served if route.capabilities.image_to_image]
+    generations = ServedLimits.of(route.capabilities for route in served)
     endpoints = [
-        *image_handlers(ServedLimits.of(route.capabilities for route in served),
+        *image_handlers(generations,
                         ServedLimits.of(route.capabilities for route in image_to_image),
                         pins=[pin for route in served for pin in route.pins],
                         edit_pins=[pin for route in image_to_image for pin in route.pins]),
+        *job_handlers(generations),
+        metrics_handler(settings),
+        backends_handler(settings),
         *OTHER_ENDPOINTS,
     ]
     extras: list[ControllerRouterHandler] = [*DOOR_ROUTERS]  # each door documents its vendor's API, not ours

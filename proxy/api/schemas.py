@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from pricing.config import RoutingPolicyName
+from proxy.jobs.record import JOB_ID
 
 USD = Field(pattern=r"^[0-9]+\.[0-9]{6}$", description="USD, six decimals")
 CREDITS = Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="credits, as a decimal string")
@@ -219,3 +220,64 @@ class Backend(Documented):
 class BackendList(Documented):
     object: Literal["list"]
     data: list[Backend]
+
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobServed(Documented):
+    """How a job's images were served (the synchronous answer's ``x-boltgate-*`` headers)."""
+
+    vendor: str | None = Field(description="The vendor (or GPU worker) that made the images")
+    region: str | None
+    attempts: int = Field(ge=0, description="Attempts made across routes")
+
+
+class WebhookDelivery(Documented):
+    """What became of the job's webhook (``proxy.jobs.webhook.WebhookOutcome``)."""
+
+    delivered: bool
+    attempts: int = Field(ge=0, description="POSTs made")
+    status: int | None = Field(description="The last HTTP status the receiver answered, if any")
+    error: str | None = Field(description="Why the last attempt failed, if it did")
+
+
+class ImageJob(Documented):
+    """An async image job (``POST /v1/images/jobs``). The images, their cost and how they were
+    served come once it succeeded; ``error`` once it failed."""
+
+    model_config = ConfigDict(title="ImageJob")
+
+    id: str = Field(pattern=JOB_ID.pattern, description="job_ and 128 random bits: unguessable")
+    object: Literal["image.job"]
+    status: JobStatus
+    created_at: int = Field(description="Unix seconds")
+    started_at: int | None = Field(description="When its (last) run started; null: not yet")
+    finished_at: int | None = Field(description="When it succeeded, failed or was cancelled")
+    runs: int = Field(ge=0, description="Runs started; 2: the first was lost mid-run and retried")
+    webhook_url: str | None
+    data: list[ImageData] | SkipJsonSchema[None] = Field(default=None, description="The images (as URLs)")
+    output_format: Literal["png", "jpeg", "webp"] | SkipJsonSchema[None] = None
+    size: str | SkipJsonSchema[None] = None
+    seed: Annotated[int, Field(ge=0)] | SkipJsonSchema[None] = Field(
+        default=None, description="The seed used; absent when the backend that served takes none")
+    billing: Billing | SkipJsonSchema[None] = Field(default=None, description="What it cost (once succeeded)")
+    served: JobServed | SkipJsonSchema[None] = None
+    error: ErrorDetail | SkipJsonSchema[None] = Field(default=None, description="Why it failed (once failed)")
+    webhook: WebhookDelivery | SkipJsonSchema[None] = Field(
+        default=None, description="Once its webhook was delivered or given up")
+
+
+class CancelledImageJob(ImageJob):
+    """The job, cancelled: its credits are released and nothing is charged for it."""
+
+    model_config = ConfigDict(title="CancelledImageJob")
+
+    status: Literal["cancelled"]
+
+
+class WebhookSecret(Documented):
+    object: Literal["webhook_secret"]
+    secret: str = Field(pattern=r"^whsec_[A-Za-z0-9_-]{43}$",
+                        description="HMAC-SHA256 key of the Boltgate-Signature on this key's job webhooks")
+    signature_header: Literal["Boltgate-Signature"]

@@ -128,7 +128,7 @@ class DoorRuns:
                      input: dict[str, Any], extra: dict[str, Any] | None = None) -> DoorRun:
         """Queue the run (its credits held, as any job's) and return it, queued."""
         origin = {"name": self.door, "input": input, "extra": extra or {}}
-        record = await self.jobs.enqueue(generation_body(image_request), key,
+        record, _ = await self.jobs.enqueue(generation_body(image_request), key,
                                          self.jobs.gateway.links.for_request(request), door=origin)
         return DoorRun.of(record, None)
 

@@ -61,7 +61,8 @@ class JobQueue(Protocol):
 
 class InProcessJobQueue:
     """An ``asyncio.Queue`` of job ids, plus the ids not yet acknowledged in the durable store
-    (``jobs:open``, a hash: +1 at put, -1 at ack). The asyncio queue is gone when the process
+    (``jobs:open``, a hash: the field is set at put and removed at ack, so the hash holds only
+    jobs still open and does not grow with every job ever run). The asyncio queue is gone when the process
     stops; with SQLite state the open ids are not, and ``recover`` queues them again at start
     (with memory state both are gone, as is everything else)."""
 
@@ -79,10 +80,15 @@ class InProcessJobQueue:
         when the process stopped counts as a lost run)."""
         recovered = 0
         for job_id, count in (await self._store.hgetall(OPEN)).items():
-            record = await book.get(job_id) if count > 0 else None
-            if record is not None:
-                self._queue.put_nowait(Delivery(job_id, record.runs + 1))
-                recovered += 1
+            if count <= 0:  # acknowledged, left by a version that counted down instead of removing
+                await self._store.hdel(OPEN, job_id)
+                continue
+            record = await book.get(job_id)
+            if record is None:  # expired past its retention: nothing left to run
+                await self._store.hdel(OPEN, job_id)
+                continue
+            self._queue.put_nowait(Delivery(job_id, record.runs + 1))
+            recovered += 1
         return recovered
 
     async def next(self) -> Delivery | None:
@@ -95,7 +101,7 @@ class InProcessJobQueue:
         return None
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._store.hincr(OPEN, delivery.job_id, -1)
+        await self._store.hdel(OPEN, delivery.job_id)
 
     async def retry_later(self, delivery: Delivery) -> None:
         loop = asyncio.get_running_loop()

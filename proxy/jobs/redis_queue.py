@@ -8,9 +8,16 @@
                died mid-run. Redis counts the deliveries; the runner retries a job once and
                fails it after that (``proxy.jobs.runner``)
     XACK, XDEL the job is finished (and its webhook delivered or given up): entry gone
+    XINFO CONSUMERS, XGROUP DELCONSUMER
+               a runner forgets consumers idle past ``consumer_expiry_s`` that own no
+               pending entry: runners of processes gone for good
 
 Every runner has its own consumer name (host, pid, random), so a restarted gateway is a new
 consumer and reclaims what its previous life left pending once that has been idle long enough.
+That leaves the old name in the group; the sweep removes it once its entries were reclaimed. The
+check and the removal are one script: a consumer that takes an entry between the two would lose
+it from the pending list (DELCONSUMER drops a consumer's pending entries). A live runner reads
+every ``wait_s``, so it is never that idle; were it removed, its next read would add it again.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,6 +36,22 @@ from proxy.jobs.book import JobBook
 from proxy.jobs.queue import Delivery
 
 GROUP = "runners"
+
+_FORGET_IDLE_CONSUMERS = """
+local forgotten = {}
+for _, fields in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local consumer = {}
+  for index = 1, #fields, 2 do consumer[fields[index]] = fields[index + 1] end
+  if consumer['name'] ~= ARGV[2] and tonumber(consumer['pending']) == 0
+      and tonumber(consumer['idle']) > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], consumer['name'])
+    table.insert(forgotten, consumer['name'])
+  end
+end
+return forgotten
+"""
+SWEEP_EVERY_S = 60.0
+"""At most how often one runner looks for consumers to forget."""
 
 
 def consumer_name() -> str:
@@ -40,7 +64,7 @@ def _text(value: Any) -> str:
 
 class RedisStreamJobQueue:
     def __init__(self, client: Redis, key_prefix: str, *, timeout_s: float, reclaim_idle_s: float,
-                 wait_s: float = 1.0, consumer: str | None = None) -> None:
+                 wait_s: float = 1.0, consumer: str | None = None, consumer_expiry_s: float = 600.0) -> None:
         self._client = client
         self._stream = f"{key_prefix}jobs:stream"
         self._timeout_s = timeout_s
@@ -48,6 +72,10 @@ class RedisStreamJobQueue:
         self._block_ms = max(1, round(min(wait_s, timeout_s / 2) * 1000))
         self.consumer = consumer or consumer_name()
         self._group_ready = False
+        self._expiry_ms = max(1, round(consumer_expiry_s * 1000))
+        self._sweep_every_s = min(SWEEP_EVERY_S, consumer_expiry_s / 2)
+        self._next_sweep = 0.0
+        self._forget_idle: Any = client.register_script(_FORGET_IDLE_CONSUMERS)
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -67,6 +95,8 @@ class RedisStreamJobQueue:
 
     async def next(self) -> Delivery | None:
         await self._ensure_group()
+        if time.monotonic() >= self._next_sweep:
+            await self.forget_idle_consumers()
         reclaimed = await self._reclaim()
         if reclaimed is not None:
             return reclaimed
@@ -77,6 +107,13 @@ class RedisStreamJobQueue:
             for entry_id, fields in entries:
                 return Delivery(_text(fields[b"job"]), 1, _text(entry_id))
         return None
+
+    async def forget_idle_consumers(self) -> list[str]:
+        """Remove other consumers idle past ``consumer_expiry_s`` with nothing pending; their names."""
+        self._next_sweep = time.monotonic() + self._sweep_every_s
+        async with answering(self._timeout_s):
+            forgotten = await self._forget_idle(keys=[self._stream], args=[GROUP, self.consumer, self._expiry_ms])
+        return [_text(name) for name in forgotten]
 
     async def _reclaim(self) -> Delivery | None:
         """An entry whose runner stopped keeping it alive, with how often it was handed out."""

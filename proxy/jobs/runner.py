@@ -7,7 +7,8 @@ One job, start to finish:
    by a run whose process died before acknowledging it) only gets its pending webhook;
 2. a job handed out more than ``MAX_RUNS`` times (lost mid-run, retried, lost again) fails;
 3. otherwise it runs through ``Gateway.generate``, exactly as a synchronous request, with the
-   job's hold as its reservation and ``job:<id>`` as its ``Idempotency-Key``: a retried run
+   job's hold as its reservation and ``job:<id>`` as its ``Idempotency-Key``, and without
+   counting it against the key's rate limits again (submit did, once): a retried run
    whose first run was charged replays that answer for free, and in any case the hold (one id
    per job) can be settled only once;
 4. while it runs, the queue is told it is alive every ``reclaim_idle_s / 3`` and the job's end
@@ -42,7 +43,7 @@ from proxy.api.openai_request import to_image_request
 from proxy.billing import ANONYMOUS
 from proxy.jobs.queue import Delivery
 from proxy.jobs.record import JobEnd, JobRecord, error_object
-from proxy.jobs.service import JobService
+from proxy.jobs.service import JobService, job_routing
 from proxy.jobs.view import job_view, result_of
 from proxy.metrics import JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
 
@@ -204,8 +205,9 @@ class JobRunner:
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
         served = await gateway.generate(
-            to_image_request(record.body), base_url=record.base_url, key=key,
+            to_image_request(record.body), base_url=record.base_url, key=key, routing=job_routing(record.body),
             idempotency_key=idempotency_key, reservation=record.held.reservation(record.key_id),
+            admitted=True,  # counted against the key's rate limits when it was submitted
         )
         return JobEnd("succeeded", result=result_of(served))
 

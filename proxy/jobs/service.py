@@ -1,8 +1,11 @@
 """Submit, look up and cancel jobs, each for one client key.
 
 Submit checks everything a synchronous request would before anything runs: the body (the same
-validation as ``/v1/images/generations``), the webhook URL (the outbound policy), a route able
-to serve it, and the credits, held through the same ledger call as a synchronous request
+validation as ``/v1/images/generations``), the webhook URL (the outbound policy), the key's rate
+limits (counted here, once: 429 with Retry-After and ``x-ratelimit-*`` at submit, and the run is
+not counted again; a concurrency limit covers the submit call itself, since runs are bounded by
+``jobs.concurrency``), the routing policy it asks for (403 beyond what the key may), a route
+able to serve it, and the credits, held through the same ledger call as a synchronous request
 (``Billing.hold_for`` on the first route the budget covers; none: the same 402). The hold is
 made for ``queued_hold_s``; the run renews it.
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import InsufficientCredits, InvalidRequest, NoBackendAvailable, NotFound, StateUnavailable
@@ -29,8 +33,22 @@ from proxy.jobs.view import job_view
 from proxy.jobs.webhook import WebhookSender
 from proxy.jobs.webhook_secret import WebhookSecrets
 from proxy.metrics import JOBS_FINISHED, labelled
+from proxy.routing.choice import RoutingChoice
 
 log = logging.getLogger(__name__)
+
+
+def job_routing(body: dict[str, Any]) -> RoutingChoice:
+    """The routing policy a job asked for (its body's ``routing_policy``), at submit and at run."""
+    return RoutingChoice.asked(body.get("routing_policy"), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A submitted job as its owner sees it, and the rate-limit headers of the submit."""
+
+    job: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class JobService:
@@ -46,37 +64,48 @@ class JobService:
         self.on_cancel = on_cancel
         """Called with a cancelled job's id: the runner stops it at once if it runs here."""
 
-    async def submit(self, payload: Any, key: KeyRecord, base_url: str) -> dict[str, Any]:
+    async def submit(self, payload: Any, key: KeyRecord, base_url: str) -> Accepted:
         """``POST /v1/images/jobs``: the body of a generation plus ``webhook_url``; the job as the
-        client sees it."""
+        client sees it, with the submit's rate-limit headers."""
         if not isinstance(payload, dict):
             raise InvalidRequest("The request body must be a JSON object", param=None)
         body = dict(payload)
         webhook_url = body.pop("webhook_url", None)
         if webhook_url is not None and not isinstance(webhook_url, str):
             raise InvalidRequest("webhook_url must be a string (an https URL)", param="webhook_url")
-        return job_view(await self.enqueue(body, key, base_url, webhook_url=webhook_url), None)
+        record, headers = await self.enqueue(body, key, base_url, webhook_url=webhook_url)
+        return Accepted(job_view(record, None), headers)
 
     async def enqueue(self, body: dict[str, Any], key: KeyRecord, base_url: str, *, webhook_url: str | None = None,
-                      door: dict[str, Any] | None = None) -> JobRecord:
-        """Check a generation body, hold its credits and queue it; the job's record. ``door``:
-        the vendor door it came in by (``JobRecord.door``)."""
-        request = to_image_request(body)
+                      door: dict[str, Any] | None = None) -> tuple[JobRecord, dict[str, str]]:
+        """Check a generation body, admit it under the key's rate limits, hold its credits and
+        queue it; the job's record and the admission's rate-limit headers. ``door``: the vendor
+        door it came in by (``JobRecord.door``)."""
+        request = to_image_request(body, strict=True)
         if request.response_format == "b64_json":
             raise InvalidRequest("A job's images are always answered as URLs; drop response_format "
                                  "or set it to 'url'", param="response_format")
+        routing = job_routing(body)
+        routing.check_allowed(key.routing)
         if webhook_url is not None:
             self.webhooks.check(webhook_url)
-        reservation = await self._hold(request, key)
-        record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url,
-                           door=door)
+        admission = await self.gateway.admit(key, request.n)
         try:
-            await self.book.save(record)
-            await self.queue.put(record.id)
-        except BaseException:
-            await self._abandon(record, reservation)
-            raise
-        return record
+            reservation = await self._hold(request, key, routing)
+            record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url,
+                               door=door)
+            try:
+                await self.book.save(record)
+                await self.queue.put(record.id)
+            except BaseException:
+                await self._abandon(record, reservation)
+                raise
+        finally:
+            try:
+                await admission.release()
+            except StateUnavailable as error:  # the lease ends with its TTL
+                log.warning("could not release a concurrency lease after a submit: %s", error.message)
+        return record, admission.headers
 
     async def _abandon(self, record: JobRecord, reservation: Reservation) -> None:
         """Best effort after a failed submit: the lease frees the hold anyway if the store is down."""
@@ -87,11 +116,11 @@ class JobService:
         except StateUnavailable as error:
             log.warning("could not clean up job %s after a failed submit: %s", record.id, error.message)
 
-    async def _hold(self, request: ImageRequest, key: KeyRecord) -> Reservation:
+    async def _hold(self, request: ImageRequest, key: KeyRecord, routing: RoutingChoice) -> Reservation:
         """Hold what the first route the budget covers could charge, as a synchronous request's
         first attempt would (a route whose price the budget cannot cover is passed over)."""
         billing = self.gateway.billing
-        routes, skipped = await self.gateway.router.candidates(request)
+        routes, skipped = await self.gateway.router.candidates(request, routing)
         if not routes:
             raise NoBackendAvailable("No route can serve this request", skipped=skipped)
         refusal: InsufficientCredits | None = None

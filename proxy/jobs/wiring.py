@@ -34,7 +34,8 @@ def build_job_queue(settings: Settings, durable: StateStore) -> JobQueue:
 
         assert isinstance(durable, RedisStateStore), "the redis state backend keeps durable state in Redis"
         return RedisStreamJobQueue(durable.client, durable.key_prefix, timeout_s=settings.state_timeout_s,
-                                   reclaim_idle_s=settings.jobs.reclaim_idle_s)
+                                   reclaim_idle_s=settings.jobs.reclaim_idle_s,
+                                   consumer_expiry_s=settings.jobs.consumer_expiry_s)
     return InProcessJobQueue(durable)
 
 

@@ -182,6 +182,26 @@ async def test_hincr_ttl_applies_only_when_the_hash_is_created(store: StateStore
     assert await store.hgetall("window") == {}
 
 
+async def test_hdel_removes_one_field_and_the_hash_with_its_last(store: StateStore) -> None:
+    await store.hincr("open", "job_a", 1)
+    await store.hincr("open", "job_b", 1)
+    await store.hdel("open", "job_a")
+    assert await store.hgetall("open") == {"job_b": 1}
+    await store.hdel("open", "job_b")
+    await store.hdel("open", "job_b")  # gone already: nothing to do
+    await store.hdel("never", "field")
+    assert await store.hgetall("open") == {}
+    assert await store.hincr("open", "job_c", 1, ttl=30) == 1  # a new hash: its TTL applies again
+    ttl = await store.ttl("open")
+    assert ttl is not None and ttl <= 30
+
+
+async def test_deleting_a_field_of_a_value_is_a_type_error(store: StateStore) -> None:
+    await store.set("k", b"v")
+    with pytest.raises(TypeError):
+        await store.hdel("k", "field")
+
+
 async def test_hgetall_of_a_missing_key_is_empty(store: StateStore) -> None:
     assert await store.hgetall("nothing") == {}
 

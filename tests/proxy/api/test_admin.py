@@ -50,8 +50,10 @@ async def test_the_admin_token_is_checked() -> None:
 async def test_without_an_admin_token_the_admin_api_is_off() -> None:
     async with serving([route_to(ScriptedBackend("callmissed"))]) as client:
         response = await client.get("/v1/admin/keys", headers=ADMIN)
+        anonymous = await client.get("/v1/admin/keys")
     assert response.status_code == 403
     assert "BOLTGATE_ADMIN_TOKEN" in response.json()["error"]["message"]
+    assert anonymous.status_code == 401  # no credentials at all: the adminToken scheme is missing
 
 
 @pytest.mark.parametrize("budget", ["1e999999", "Infinity", "NaN", "-1", "1e13", 1e308, "0.0000001e-999999"])

@@ -264,3 +264,49 @@ async def test_the_admin_api_hands_a_new_key_its_webhook_secret_once() -> None:
     assert created["webhook_secret"].startswith("whsec_")
     assert read.json()["secret"] == created["webhook_secret"] != other["webhook_secret"]
     assert all("webhook_secret" not in entry for entry in listed)
+
+
+async def test_a_job_is_routed_by_the_policy_it_asks_for_within_what_its_key_may() -> None:
+    dear_runflow = {"vendor_prices": {"runflow": {"price_usd": "0.05"}}}
+    routes = [route_to(ScriptedBackend("runflow", "eu"), priority=10),
+              route_to(ScriptedBackend("eachlabs", "us"), priority=20)]
+    keys = {**KEYS, "bg-narrow": {"name": "narrow", "routing": {"policies": ["priority"], "pin_routes": False}}}
+    async with serving(routes, api_keys=keys, pricing=dear_runflow) as client:
+        in_body = await client.post("/v1/images/jobs", json={**BODY, "routing_policy": "cheapest"}, headers=ALICE)
+        in_header = await client.post("/v1/images/jobs", json=BODY,
+                                      headers={**ALICE, "x-boltgate-routing-policy": "cheapest"})
+        default = await client.post("/v1/images/jobs", json=BODY, headers=ALICE)
+        refused = await client.post("/v1/images/jobs", json={**BODY, "routing_policy": "cheapest"},
+                                    headers={"Authorization": "Bearer bg-narrow"})
+        served = [(await finished(client, answer.json()["id"]))["served"]["vendor"]
+                  for answer in (in_body, in_header, default)]
+
+    assert served == ["eachlabs", "eachlabs", "runflow"]
+    assert (refused.status_code, refused.json()["error"]["param"]) == (403, "routing_policy")
+
+
+async def test_a_bad_header_is_a_400_even_where_the_body_s_field_wins_over_it() -> None:
+    async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS) as client:
+        price = await client.post("/v1/images/jobs", json={**BODY, "max_price_usd": "1"},
+                                  headers={**ALICE, "x-boltgate-max-price-usd": "cheap"})
+        policy = await client.post("/v1/images/jobs", json={**BODY, "routing_policy": None},
+                                   headers={**ALICE, "x-boltgate-routing-policy": "random"})
+        ceiling = await client.post("/v1/images/jobs", json={**BODY, "max_price_usd": None},
+                                    headers={**ALICE, "x-boltgate-max-price-usd": "0"})
+
+    assert (price.status_code, price.json()["error"]["param"]) == (400, "x-boltgate-max-price-usd")
+    assert (policy.status_code, policy.json()["error"]["param"]) == (400, "routing_policy")
+    assert (ceiling.status_code, ceiling.json()["error"]["code"]) == (402, "price_ceiling_exceeded")
+
+
+async def test_a_job_body_takes_each_value_only_in_its_json_type_as_generations_do() -> None:
+    async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS) as client:
+        answers = {field: await client.post("/v1/images/jobs", json={**BODY, field: value}, headers=ALICE)
+                   for field, value in (("max_price_usd", False), ("n", "2"), ("seed", True))}
+        synchronous = await client.post("/v1/images/generations", json={**BODY, "max_price_usd": False},
+                                        headers=ALICE)
+
+    assert {field: answer.status_code for field, answer in answers.items()} == {
+        "max_price_usd": 400, "n": 400, "seed": 400}
+    assert synchronous.status_code == 400
+    assert [answer.json()["error"]["param"] for answer in answers.values()] == ["max_price_usd", "n", "seed"]

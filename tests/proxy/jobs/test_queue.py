@@ -10,7 +10,7 @@ from core.state.sqlite import SqliteStateStore
 from core.state.sqlite_database import SqliteDatabase
 from proxy.jobs import queue as queue_module
 from proxy.jobs.book import JobBook
-from proxy.jobs.queue import Delivery, InProcessJobQueue
+from proxy.jobs.queue import OPEN, Delivery, InProcessJobQueue
 from proxy.jobs.record import HeldCredits, JobRecord
 
 HELD = HeldCredits("hold", 1000, None, None)
@@ -51,3 +51,30 @@ async def test_a_job_the_runner_could_not_finish_with_comes_back(tmp_path: Path,
     queue = InProcessJobQueue(sqlite_store(tmp_path), wait_s=0.5)
     await queue.retry_later(Delivery("job_a", 2))
     assert await queue.next() == Delivery("job_a", 2)
+
+
+async def test_an_acknowledged_job_leaves_nothing_in_the_open_jobs(tmp_path: Path) -> None:
+    store = sqlite_store(tmp_path)
+    queue = InProcessJobQueue(store, wait_s=0.01)
+    for job_id in ("job_a", "job_b"):
+        await queue.put(job_id)
+    first = await queue.next()
+    assert first is not None
+    await queue.ack(first)
+    assert await store.hgetall(OPEN) == {"job_b": 1}
+    second = await queue.next()
+    assert second is not None
+    await queue.ack(second)
+    assert await store.hgetall(OPEN) == {}
+
+
+async def test_a_restart_clears_finished_and_expired_jobs_from_the_open_jobs(tmp_path: Path) -> None:
+    store = sqlite_store(tmp_path)
+    book = JobBook(store, retention_s=60)
+    await book.save(JobRecord("job_open", "key", {"prompt": "x"}, "http://gw/", HELD))
+    for job_id, count in (("job_open", 1), ("job_counted_down", 0), ("job_expired", 1)):
+        await store.hincr(OPEN, job_id, count)  # job_counted_down: as an older version left it
+
+    queue = InProcessJobQueue(store, wait_s=0.01)
+    assert await queue.recover(book) == 1
+    assert await store.hgetall(OPEN) == {"job_open": 1}

@@ -83,3 +83,67 @@ async def test_a_second_runner_joins_the_existing_group(store: RedisStateStore) 
     late = runner(store)
     delivery = await late.next()
     assert delivery is not None and delivery.job_id == "job_a"
+
+
+
+async def consumers(store: RedisStateStore) -> dict[str, int]:
+    """The group's consumers and how many entries each has pending."""
+    listed = await store.client.xinfo_consumers(f"{store.key_prefix}jobs:stream", "runners")
+    return {(entry["name"].decode() if isinstance(entry["name"], bytes) else entry["name"]): int(entry["pending"])
+            for entry in listed}
+
+
+async def idle_past(store: RedisStateStore, consumer: str, seconds: float) -> None:
+    """Wait until Redis reports ``consumer`` idle longer than ``seconds``."""
+    async with asyncio.timeout(5):
+        while True:
+            listed = await store.client.xinfo_consumers(f"{store.key_prefix}jobs:stream", "runners")
+            idle = {entry["name"].decode(): int(entry["idle"]) for entry in listed}
+            if idle[consumer] > seconds * 1000:
+                return
+            await asyncio.sleep(0.02)
+
+
+def sweeping(store: RedisStateStore, *, reclaim_idle_s: float = 30.0) -> RedisStreamJobQueue:
+    """A runner that forgets consumers idle 0.1 s (as a live one never is between its reads)."""
+    return RedisStreamJobQueue(store.client, store.key_prefix, timeout_s=2.0, reclaim_idle_s=reclaim_idle_s,
+                               wait_s=0.05, consumer_expiry_s=0.1)
+
+
+async def test_a_runner_gone_with_nothing_pending_is_forgotten_by_the_others(store: RedisStateStore) -> None:
+    gone = runner(store)
+    await gone.put("job_a")
+    delivery = await gone.next()
+    assert delivery is not None
+    await gone.ack(delivery)
+    assert await consumers(store) == {gone.consumer: 0}
+
+    live = sweeping(store)
+    async with asyncio.timeout(5):  # its reads sweep once gone has been idle 0.1 s
+        while gone.consumer in await consumers(store):
+            await live.next()
+    await live.put("job_b")
+    taken = await live.next()
+
+    assert taken is not None and taken.job_id == "job_b"
+    assert await consumers(store) == {live.consumer: 1}
+
+
+async def test_a_gone_runner_that_still_owns_a_job_is_kept_until_the_job_is_taken_over(
+        store: RedisStateStore) -> None:
+    gone = runner(store)
+    heir = sweeping(store, reclaim_idle_s=0.5)
+    await gone.put("job_a")
+    assert await gone.next() is not None
+    await idle_past(store, gone.consumer, 0.1)
+    assert await heir.forget_idle_consumers() == []  # idle, but job_a is still pending on it
+    assert (await consumers(store))[gone.consumer] == 1
+
+    async with asyncio.timeout(5):
+        taken = None
+        while taken is None:
+            taken = await heir.next()
+
+    assert taken.job_id == "job_a" and taken.deliveries == 2
+    assert await heir.forget_idle_consumers() == [gone.consumer]
+    assert await consumers(store) == {heir.consumer: 1}
