@@ -5,6 +5,11 @@ adapter starting several runs that could half-succeed and half-bill. Runflow pub
 (its only cancel is an admin action that neither stops nor refunds a run), so a run this
 gateway stops waiting for runs on and is paid for: it is booked as the gateway's loss. The model
 path is an option (``model_path``) because the documented path is unconfirmed.
+
+"Mutations are not idempotent by default", their docs say, and no idempotency key is documented:
+a create whose answer was lost (a timeout, a reset, a 5xx) may be a queued, billed run, so it is
+not sent again to the account (their advice to retry 5xx and network errors is not followed for
+creates); the router fails over. Their 429 and 409 are refusals, retried as they advise.
 """
 
 from __future__ import annotations
@@ -147,6 +152,13 @@ BEHAVIOURS = (
     Behaviour("errors {code, message, errors[]}; 409 'refetch and retry'; retry 5xx and 429, not "
               "other 4xx", f"{DOCS}: Errors > Envelope, Status codes, Retry strategy"),
     Behaviour("429 carries Retry-After in seconds", f"{DOCS}: Rate limits > Headers"),
+    Behaviour("mutations are not idempotent by default; no idempotency key is documented",
+              f"{DOCS}: Requests > Idempotency"),
+    Behaviour("the official SDK sends a create once and never retries it (it retries only polls on 5xx)",
+              f"{SDK}/client.ts ModelsResource.run, RunsResource.poll"),
+    Behaviour("a create takes client_ref and runs carry it; GET /v1/runs filters with q (unused here: that "
+              "q can match client_ref is not shown)", f"{DOCS}: API reference > Create run, Search runs; "
+              "Requests > Filtering"),
     Behaviour("statuses dispatching and partial_succeeded; cancelled and errored spellings"),
     Behaviour("the model path is bytedance/sd-xl-lightning (option model_path)"),
     Behaviour("a failed run without a cost was billed"),

@@ -107,6 +107,16 @@ class VendorSpec:
     ``default_options`` and ``auth_scheme`` they are every name a route's ``options`` may use."""
     retry_statuses: frozenset[int] = frozenset()
     """4xx statuses the vendor documents as retryable (Runflow's 409: "refetch and retry")."""
+    idempotency_header: str | None = None
+    """The header under which the vendor documents an idempotency key for creates (CallMissed's
+    ``Idempotency-Key``): every create carries the request's key (``core.create_key``), so a
+    create whose answer was lost is sent again under it and the vendor runs and bills it once.
+    None: the vendor documents no such key, and a create whose answer was lost is never sent
+    again to that account (``create_safety``)."""
+    create_not_started: frozenset[int] = frozenset()
+    """5xx statuses the vendor documents as refusing a create before any work began (Eachlabs:
+    an HTTP error means the prediction was not accepted): retried like any refusal. Any other
+    5xx answer to a create may have started billed work."""
     behaviours: tuple[Behaviour, ...] = ()
     """What the adapter relies on, confirmed by the vendor's documentation or assumed."""
 
