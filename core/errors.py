@@ -45,8 +45,7 @@ over, or give up, and billing reads what the vendor charged from the error's typ
         │   ├── VendorTimeout          the attempt's time ran out
         │   └── VendorProtocolError    a body we cannot read before anything was billed (logged)
         │       └── VendorBodyTooLarge a body past its byte cap, cut off while streaming
-        ├── AmbiguousCreate            a create that may have started (and billed) work: fail over, never
-        │                              retried on its vendor account (booked as a possible loss)
+        ├── AmbiguousCreate            a create whose answer was lost (maybe billed): fail over, never resent
         ├── UnsafeVendorUrl            a vendor's URL we refuse: internal address, credentials, off-origin
         ├── UnusableOutput             billed work whose output can't be used: fail over, never retried
         ├── VendorAuthError            401/403 from the vendor: its whole account quarantined, fail over
@@ -449,8 +448,8 @@ class AmbiguousCreate(BackendError):
 
     outcome = "ambiguous_create"
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message, status=status, billed=True)
+    def __init__(self, message: str, *, status: int | None = None, vendor_code: str | None = None) -> None:
+        super().__init__(message, status=status, vendor_code=vendor_code, billed=True)
 
 
 class UnsafeVendorUrl(BackendError):

@@ -51,4 +51,5 @@ def create_failure(spec: VendorSpec, error: BackendError) -> BackendError:
     elif started_nothing(spec, error):
         return error
     what = f"{spec.name}: the create's answer was lost ({error.outcome}: {error.message[:200]}); it may be running"
-    return AmbiguousCreate(f"{what} and billed, so it is not sent again to this account", status=error.status)
+    return AmbiguousCreate(f"{what} and billed, so it is not sent again to this account", status=error.status,
+                           vendor_code=error.vendor_code)

@@ -16,6 +16,7 @@ from backends.vendors.backend import VendorBackend
 from backends.vendors.runflow import RUNFLOW
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     BackendError,
     ContentFiltered,
     JobAbandoned,
@@ -368,8 +369,8 @@ class TestMalformed:
             VendorRejectedRequest,
         ),
         (429, {"code": "RATE_LIMITED", "message": "slow down"}, VendorRateLimited),
-        (500, {"code": "INTERNAL", "message": "oops"}, VendorUnavailable),
-        (503, {"code": "MODEL_UNAVAILABLE", "message": "warming up"}, VendorUnavailable),
+        (500, {"code": "INTERNAL", "message": "oops"}, AmbiguousCreate),  # a create's 5xx: maybe queued
+        (503, {"code": "MODEL_UNAVAILABLE", "message": "warming up"}, AmbiguousCreate),
     ],
 )
 async def test_error_answers(
