@@ -12,8 +12,9 @@ that honour one.
 
 Before a route is tried, its breaker must let it through (a half-open route admits a few trial
 requests across replicas) and the caller's ``admit`` hook may refuse it (the key's budget
-cannot cover that route's price): the route is skipped with its reason, and when every route
-was refused for credit, that refusal goes back to the client (402).
+cannot cover that route's price): the route is skipped with its reason (and a half-open trial it
+took is given back), and when every route was refused for credit, that refusal goes back to the
+client (402).
 
 Hedging: with a ``HedgeGate``, a route that has not answered by its threshold (its recent p95)
 gets company: the next route starts too, if the gate's budgets allow; the first success wins
@@ -244,6 +245,7 @@ class Router:
                 try:
                     await admit(route)
                 except InsufficientCredits as refused:
+                    await self.health.release_trial(route, status)  # a half-open trial not sent
                     trip.refusal = refused
                     routed.attempts.append(RouteAttempt(route.vendor, route.region, "insufficient_credits",
                                                         refused.status_code, refused.message[:160]))
@@ -272,6 +274,7 @@ class Router:
         if admitted is None:
             return
         if not await hedge.allow(route, admitted[0]):
+            await self.health.release_trial(*admitted)  # admitted again if it is failed over to
             queue.insert(0, admitted[0])  # not hedged: it stays the next failover target
             return
         labelled(HEDGES_STARTED, admitted[0].vendor).inc()
