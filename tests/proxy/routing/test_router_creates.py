@@ -4,6 +4,8 @@ half-open breaker's trial that no request used is given back."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 
 from backends.base import BackendResult
@@ -73,10 +75,11 @@ async def test_a_lost_create_answer_counts_against_the_breaker_like_the_timeout_
     assert (await router.health.status(router.routes[0])).state is CircuitState.OPEN
 
 
+@dataclass(eq=False)
 class RecordsCreateKeys(ScriptedBackend):
     """Notes the idempotency key each call would send (what ``VendorBackend`` reads)."""
 
-    keys: list[str | None]
+    keys: list[str | None] = field(default_factory=list)
 
     async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
         self.keys.append(current_create_key())
@@ -86,7 +89,6 @@ class RecordsCreateKeys(ScriptedBackend):
 async def test_every_retry_and_failover_of_one_request_carries_one_key_and_requests_differ() -> None:
     flaky = RecordsCreateKeys.playing("flaky", VendorTimeout("timed out"), VendorTimeout("timed out"))
     spare = RecordsCreateKeys("spare")
-    flaky.keys, spare.keys = [], []
     router = router_over([route_to(flaky, priority=1, max_attempts=2), route_to(spare, priority=2)])
 
     await router.generate(request(), Deadline(5))  # two timeouts on flaky, then spare
