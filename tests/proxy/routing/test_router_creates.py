@@ -4,6 +4,7 @@ half-open breaker's trial that no request used is given back."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import pytest
@@ -87,7 +88,7 @@ class RecordsCreateKeys(ScriptedBackend):
 
 
 async def test_every_retry_and_failover_of_one_request_carries_one_key_and_requests_differ() -> None:
-    flaky = RecordsCreateKeys.playing("flaky", VendorTimeout("timed out"), VendorTimeout("timed out"))
+    flaky = RecordsCreateKeys("flaky", script=deque([VendorTimeout("timed out"), VendorTimeout("timed out")]))
     spare = RecordsCreateKeys("spare")
     router = router_over([route_to(flaky, priority=1, max_attempts=2), route_to(spare, priority=2)])
 
