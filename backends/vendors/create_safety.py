@@ -50,6 +50,6 @@ def create_failure(spec: VendorSpec, error: BackendError) -> BackendError:
             return error  # sent again under the same key: the vendor runs it once
     elif started_nothing(spec, error):
         return error
-    what = f"{spec.name}: the create's answer was lost ({error.outcome}: {error.message[:200]}); it may be running"
-    return AmbiguousCreate(f"{what} and billed, so it is not sent again to this account", status=error.status,
+    return AmbiguousCreate(f"{spec.name}: a create that may have started billed work ({error.outcome}: "
+                           f"{error.message[:200]}); not sent again to this account", status=error.status,
                            vendor_code=error.vendor_code)
