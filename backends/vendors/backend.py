@@ -35,14 +35,15 @@ from backends.vendors.http import AiohttpClient, HttpClient
 from backends.vendors.image_check import check_image
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
 from backends.vendors.output_fetch import FetchLimits, fetch_output
-from backends.vendors.polling import poll_job
+from backends.vendors.polling import follow_job, poll_job
 from backends.vendors.probes import PROBES
 from backends.vendors.redact import Redactor
-from backends.vendors.spec import VendorSpec
+from backends.vendors.spec import JobProtocol, VendorSpec
 from backends.vendors.url_policy import OutboundPolicy
 from core.create_key import current_create_key, new_create_key
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     BackendError,
     ContentFiltered,
     UnsafeVendorUrl,
@@ -125,12 +126,15 @@ class VendorBackend:
 
     async def _generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
         budget = Deadline(deadline.cap(self.timeout_s))
+        key = current_create_key() or new_create_key()
         call = self.spec.build_request(request, self.options)
-        answer = await self._create(call, budget)
-        if self.spec.job is not None:
-            output = await poll_job(self, self.spec.job, answer, budget, self.poll_interval_s)
+        job = self.spec.job
+        if job is not None and job.client_ref_field is not None and isinstance(call.json, dict):
+            call = HttpCall(call.method, call.path, {**call.json, job.client_ref_field: key})
+        if job is not None:
+            output = await self._run_job(job, call, key, budget)
         elif self.spec.parse_output is not None:
-            output = self._parse(answer)
+            output = self._parse(await self._create(call, key, budget))
         else:
             raise TypeError(f"{self.spec.name} has neither parse_output nor job")
         try:
@@ -144,7 +148,33 @@ class VendorBackend:
             vendor_request_id=output.vendor_request_id,
         )
 
-    async def _create(self, call: HttpCall, budget: Deadline) -> HttpAnswer:
+    async def _run_job(self, job: JobProtocol, call: HttpCall, key: str, budget: Deadline) -> VendorOutput:
+        """Create the job and follow it. A job vendor that lets us find a job by our own id gets
+        half the time for its create (documented to answer at once), so that after a lost answer
+        there is time left to look the job up and follow it: paid once, used once."""
+        if job.find is None:
+            return await poll_job(self, job, await self._create(call, key, budget), budget, self.poll_interval_s)
+        try:
+            created = await self._create(call, key, Deadline(budget.cap(budget.remaining() / 2)))
+        except AmbiguousCreate as lost:
+            job_id = await self._find_job(job, key, budget)
+            if job_id is None:
+                raise
+            log.info("%s: found job %s after its create's answer was lost (%s)", self.vendor, job_id, lost.message)
+            return await follow_job(self, job, job_id, budget, self.poll_interval_s)
+        return await poll_job(self, job, created, budget, self.poll_interval_s)
+
+    async def _find_job(self, job: JobProtocol, key: str, budget: Deadline) -> str | None:
+        """The id of the job created under ``key``, or None when the lookup shows none or fails
+        (the create then stays ambiguous: the router fails over)."""
+        assert job.find is not None and job.found is not None
+        try:
+            return job.found(await self.send(job.find(key, self.options), budget), key)
+        except BackendError as exc:  # VendorProtocolError included: a search answer we cannot read
+            log.warning("%s: could not look up the job of a lost create: %s", self.vendor, exc.message)
+            return None
+
+    async def _create(self, call: HttpCall, key: str, budget: Deadline) -> HttpAnswer:
         """Send the call that starts billed work. A failure that proves nothing started is raised
         as it is (retryable where its class says so); one that leaves it unknown is an
         ``AmbiguousCreate``, unless the vendor's idempotency key makes sending it again safe."""
@@ -152,7 +182,7 @@ class VendorBackend:
             raise VendorTimeout(f"no time left to call {self.vendor}")
         headers: dict[str, str] = {}
         if self.spec.idempotency_header is not None:
-            headers[self.spec.idempotency_header] = current_create_key() or new_create_key()
+            headers[self.spec.idempotency_header] = key
         try:
             return await self.send(call, budget, headers=headers)
         except BackendError as error:

@@ -55,6 +55,14 @@ class JobProtocol:
     """The pace the vendor documents (or its official SDK uses) between polls."""
     cancel_stops_billing: bool = False
     """A job cancelled before it finishes is not billed (the vendor says so)."""
+    client_ref_field: str | None = None
+    """The create's field for an id of our choosing that the vendor keeps on the job (Runflow's
+    ``client_ref``): each create carries the request's key (``core.create_key``) in it."""
+    find: Callable[[str, Options], HttpCall] | None = None
+    """The call that looks a job up by that id, after a create whose answer was lost: the job
+    found is polled (and paid once) instead of failing over. None: no documented way to find one."""
+    found: Callable[[HttpAnswer, str], str | None] | None = None
+    """The id of the job ``find`` answered whose client id is exactly ours, else None."""
 
 
 @dataclass(frozen=True, slots=True)

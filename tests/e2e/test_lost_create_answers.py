@@ -55,6 +55,8 @@ def test_a_lost_answer_fails_over_and_the_client_pays_only_the_winner(
 ) -> None:
     lost, winner = simulator(vendor), simulator("callmissed")
     lost.inject(Fault(kind="accept_reset", method="POST"))
+    if vendor == "runflow":  # its run could be found by client_ref: here the search fails too
+        lost.inject(Fault(kind="status", status=500, method="GET", path="^/v1/runs$"))
     server = gateway(route_to(lost, priority=1, max_attempts=3), route_to(winner, priority=2),
                      api_keys=KEYS, metrics_token=METRICS_TOKEN)
     lost_before = loss(server.base_url, vendor)
@@ -68,6 +70,25 @@ def test_a_lost_answer_fails_over_and_the_client_pays_only_the_winner(
     charged = Decimal(response.headers["x-boltgate-cost-usd"])
     assert charged == price("callmissed") and spent(server.base_url) == charged
     assert loss(server.base_url, vendor) > lost_before  # the lost create is the gateway's loss
+
+
+def test_a_runflow_run_whose_create_answer_was_lost_is_found_by_its_client_ref_and_paid_once(
+    simulator: StartSimulator, gateway: StartGateway
+) -> None:
+    runflow, spare = simulator("runflow"), simulator("callmissed")
+    runflow.inject(Fault(kind="accept_reset", method="POST"))
+    server = gateway(route_to(runflow, priority=1), route_to(spare, priority=2), api_keys=KEYS)
+
+    response = generate(server.base_url)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["x-boltgate-backend"] == "runflow"
+    created = [request for request in runflow.requests if request.method == "POST"]
+    searched = [request for request in runflow.requests if request.path == "/v1/runs"]
+    assert len(created) == 1 and runflow.billed_creates == 1 and len(searched) == 1
+    assert response.headers["x-boltgate-vendor-request-id"] == runflow.state.jobs.all()[0].id
+    assert spare.requests == []
+    assert spent(server.base_url) == Decimal(response.headers["x-boltgate-cost-usd"]) == price("runflow")
 
 
 def test_a_hanging_create_with_nowhere_else_to_go_fails_and_costs_the_client_nothing(
