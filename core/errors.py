@@ -36,7 +36,8 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     └── BackendError                   one route failed; the router reads its flags, billing its
         │                              ``billed``, ``run_seconds`` and ``vendor_cost_usd``
         ├── RetryableBackendError      retry the same route with backoff, then fail over
-        │   ├── VendorUnavailable      connect error, 5xx (and a 4xx the vendor documents as retryable)
+        │   ├── VendorUnavailable      5xx (and a 4xx the vendor documents as retryable), a broken exchange
+        │   │   ├── VendorUnreachable  refused, unresolvable, unreachable, no pooled connection: nothing sent
         │   │   ├── QueueFull          the local worker's queue is full: 503 + Retry-After
         │   │   ├── NotReady           the local model is loading or failed to: 503 + Retry-After
         │   │   └── PipelineFailed     the local pipeline raised on a batch (OOM, CUDA): 500
@@ -44,6 +45,7 @@ over, or give up, and billing reads what the vendor charged from the error's typ
         │   ├── VendorTimeout          the attempt's time ran out
         │   └── VendorProtocolError    a body we cannot read before anything was billed (logged)
         │       └── VendorBodyTooLarge a body past its byte cap, cut off while streaming
+        ├── AmbiguousCreate            a create whose answer was lost (maybe billed): fail over, never resent
         ├── UnsafeVendorUrl            a vendor's URL we refuse: internal address, credentials, off-origin
         ├── UnusableOutput             billed work whose output can't be used: fail over, never retried
         ├── VendorAuthError            401/403 from the vendor: its whole account quarantined, fail over
@@ -381,6 +383,12 @@ class VendorUnavailable(RetryableBackendError):
     outcome = "unavailable"
 
 
+class VendorUnreachable(VendorUnavailable):
+    """The request never reached the vendor (connection refused, a name that does not resolve,
+    no route to the host, a connect that timed out): nothing was sent, so nothing can have
+    started or been billed, and any call, a create included, is safe to send again."""
+
+
 class QueueFull(VendorUnavailable):
     """Too many requests wait already at the local worker: come back later or go elsewhere."""
 
@@ -426,6 +434,22 @@ class VendorBodyTooLarge(VendorProtocolError):
     """A vendor's body passed the byte cap (a runaway or hostile answer): read no further."""
 
     outcome = "body_too_large"
+
+
+class AmbiguousCreate(BackendError):
+    """A request that creates billable work (a generation, a job) was sent and then its answer was
+    lost: a timeout after the request went out, a connection reset after the body was written,
+    a 5xx the vendor's documentation does not say means "not started". The vendor may be running
+    it and will bill it, and sending it again would start and bill a second one (unless the
+    vendor honours an idempotency key, whose adapter then never raises this). So it is never
+    retried on the same vendor account: the router fails over to another account, and books the
+    attempt as the gateway's possible loss (``billed``, at its estimated cost; the client pays
+    only for the image it gets)."""
+
+    outcome = "ambiguous_create"
+
+    def __init__(self, message: str, *, status: int | None = None, vendor_code: str | None = None) -> None:
+        super().__init__(message, status=status, vendor_code=vendor_code, billed=True)
 
 
 class UnsafeVendorUrl(BackendError):

@@ -2,6 +2,8 @@
 
 Every vendor request is recorded, waits the configured latency, takes the next matching
 fault, and only then reaches the vendor's handler, so faults behave the same for all vendors.
+A create the handler accepts is counted (``SimulatorState.billed_creates``): the vendor's own
+bill, whether or not its answer reaches the client.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from backends.simulators.asgi import (
     send_response,
     wait_for_disconnect,
 )
-from backends.simulators.faults import Fault
+from backends.simulators.faults import LOST_ANSWER_KINDS, Fault
 from backends.simulators.files import FILES_PREFIX
 from backends.simulators.outputs import serve_file
 from backends.simulators.protocol import Call, SimError, SimulatedVendor
@@ -69,10 +71,16 @@ class SimulatorApp:
         route, params = matched
         if route.auth and not self.vendor.authorized(request.headers, state.config.api_key):
             return self.vendor.error_response(SimError(401))
+        call = Call(request, params, state, self.vendor, fault)
         try:
-            return await route.handler(Call(request, params, state, self.vendor, fault))
+            response = await route.handler(call)
         except SimError as error:
             return self.vendor.error_response(error)
+        if route.creates_output and response.status < 400 and not call.replayed:
+            state.billed_creates += 1
+        if fault is not None and fault.kind in LOST_ANSWER_KINDS:
+            return await self._misbehave(fault, receive)
+        return response
 
     async def _misbehave(self, fault: Fault, receive: Receive) -> SimResponse | None:
         if fault.kind == "status":
@@ -84,7 +92,7 @@ class SimulatorApp:
         if fault.kind == "malformed":
             body = fault.body.encode() if fault.body is not None else MALFORMED_BODY
             return SimResponse(200, body, headers=fault.headers)
-        if fault.kind == "hang":
+        if fault.kind in ("hang", "accept_hang"):
             if self.state.closing is None:
                 self.state.closing = asyncio.Event()
             if await wait_for_disconnect(receive, self.state.closing):

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -31,6 +32,8 @@ class SimRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    query: dict[str, str] = field(default_factory=dict)
+    """The query string's parameters (the last value of a repeated one)."""
     _json: Any = field(default=_NOT_PARSED, repr=False)
 
     def json(self) -> Any:
@@ -73,7 +76,8 @@ async def read_request(scope: Scope, receive: Receive) -> SimRequest:
         if not message.get("more_body", False):
             break
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-    return SimRequest(scope["method"], scope["path"], headers, b"".join(chunks))
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    return SimRequest(scope["method"], scope["path"], headers, b"".join(chunks), query)
 
 
 async def send_response(send: Send, response: SimResponse) -> None:

@@ -1,7 +1,10 @@
 """Fault injection: a FIFO of misbehaviours the next matching requests will suffer.
 
 Request faults (``REQUEST_KINDS``) hit whatever vendor request comes next: a create, a poll or
-an image download. Output faults (``OUTPUT_KINDS``) shape generated images or jobs, so only a
+an image download. ``hang`` and ``reset`` strike before the vendor reads the request;
+``accept_hang`` and ``accept_reset`` after it did the work (a create is accepted and billed),
+in place of its answer: the answer lost on the way back, which leaves a client unsure.
+Output faults (``OUTPUT_KINDS``) shape generated images or jobs, so only a
 request that creates images takes them; a poll never consumes one. Each fault applies to
 ``times`` requests (None: forever) and may be narrowed to a method and a path pattern.
 """
@@ -14,10 +17,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-REQUEST_KINDS = frozenset({"latency", "status", "hang", "hold", "reset", "malformed"})
+REQUEST_KINDS = frozenset({"latency", "status", "hang", "hold", "reset", "malformed", "accept_hang", "accept_reset"})
 """``hold`` keeps the request waiting until the simulator lets held requests go
 (``SimulatorServer.release_held``, ``POST /_sim/release``), then answers it as usual: a vendor
 that is slow for exactly as long as a test needs."""
+LOST_ANSWER_KINDS = frozenset({"accept_hang", "accept_reset"})
+"""The vendor serves the request (and bills a create), then hangs or resets instead of answering."""
 OUTPUT_KINDS = frozenset({"blank_image", "nsfw", "output_404"})
 JOB_KINDS = frozenset({"stuck_queued", "fail_midway"})
 FAULT_KINDS = REQUEST_KINDS | OUTPUT_KINDS | JOB_KINDS

@@ -53,6 +53,8 @@ class Call:
     vendor: SimulatedVendor
     fault: Fault | None = None
     """An output or job fault this request took (``blank_image``, ``stuck_queued``...)."""
+    replayed: bool = False
+    """Set by a handler that answered a stored response (an idempotent replay): nothing billed."""
 
     @property
     def config(self) -> SimulatorConfig:

@@ -61,6 +61,11 @@ class SimulatorServer:
     def cancels(self) -> list[str]:
         return self.state.cancels.snapshot()
 
+    @property
+    def billed_creates(self) -> int:
+        """Creates this vendor accepted and bills, whether or not its answer got back (its bill)."""
+        return self.state.billed_creates
+
     def billed_usd(self) -> Decimal:
         """What the jobs run here have cost so far, read or abandoned (job vendors only)."""
         return self.spec.billed_usd(self.state)
@@ -70,8 +75,10 @@ class SimulatorServer:
         self.state.cancels.clear()
 
     def clear_jobs(self) -> None:
-        """Forget every job (and so what they billed): a fresh account, for the next test."""
+        """Forget every job and create (and so what they billed): a fresh account, for the next test."""
         self.state.jobs.clear()
+        self.state.idempotent_answers.clear()
+        self.state.billed_creates = 0
 
     def inject(self, *faults: Fault) -> None:
         for fault in faults:

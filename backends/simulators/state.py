@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from backends.simulators.asgi import SimResponse
 from backends.simulators.bounded import BoundedLog, BoundedStore
 from backends.simulators.config import SimulatorConfig
 from backends.simulators.faults import FaultQueue
@@ -25,8 +26,11 @@ class SimulatorState:
     files: FileStore = field(default_factory=FileStore)
     jobs: JobStore = field(default_factory=JobStore)
     renders: RenderCache = RENDERS
-    used_idempotency_keys: BoundedStore[str, bool] = field(default_factory=lambda: BoundedStore(100_000))
-    """CallMissed: keys of answered requests; a replay gets 409."""
+    idempotent_answers: BoundedStore[str, tuple[bytes, SimResponse]] = field(
+        default_factory=lambda: BoundedStore(10_000, 256 * 1024 * 1024))
+    """CallMissed: per ``Idempotency-Key``, the body it came with and the answer it got."""
+    billed_creates: int = 0
+    """Creates the vendor accepted and bills, answered or not (an idempotent replay is not one)."""
     closing: asyncio.Event | None = None
     """Set when the server stops, so hanging requests let go; created on the server's loop."""
     release: asyncio.Event = field(default_factory=asyncio.Event)

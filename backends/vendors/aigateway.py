@@ -4,6 +4,10 @@ Its documentation shows only OpenAI's fields (``model``, ``prompt``, ``n``, ``si
 ``response_format``): no seed, steps, negative prompt or guidance are sent, and a request that
 asks for one of them explicitly is not routed here (the upstream picks its own, most likely
 Cloudflare Workers AI's defaults of 20 steps and guidance 7.5).
+
+Neither its model page, its OpenAPI document nor its SDK shows an idempotency key: a generation
+whose answer was lost (a timeout, a reset, a 5xx) may have run and been billed, so it is not sent
+again to the account; the router fails over.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ BEHAVIOURS = (
     Behaviour("401 authentication_error, 402 insufficient_credits, 404 not_found, 429 rate_limit_error",
               f"{MODEL_PAGE}: Errors"),
     Behaviour("no seed, steps, negative_prompt or guidance field", f"{MODEL_PAGE}: API schema (none shown)"),
-    Behaviour("429 carries Retry-After; 500 server_error and 503 service_unavailable are retryable"),
+    Behaviour("no idempotency key: none in the images operation, nor in the SDK's client",
+              f"{OPENAPI}: paths./v1/images/generations; aigateway-sh/sdk-python aigateway/client.py"),
+    Behaviour("429 carries Retry-After; 500 server_error and 503 service_unavailable are retryable (a 5xx "
+              "answering a generation is still treated as possibly run)"),
     Behaviour("sides 256-1536 (Workers AI takes 256-2048; not published here)"),
     Behaviour("media.aigateway.sh URLs need no key"),
 )

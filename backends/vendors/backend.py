@@ -3,10 +3,13 @@
 Bytes travel through an ``HttpClient`` (``backends.vendors.http``), one pooled connection set
 per route and region; this module turns answers into images or typed errors.
 
-Two rules about money live here. Once a vendor has answered a generation with success (or
+Three rules about money live here. Once a vendor has answered a generation with success (or
 created a job), its work is billed: any failure after that point is ``billed`` and is never
-retried on the same route (that would pay again), only failed over. And the route's key goes
-to the route's own base URL and nowhere else, whatever URL an answer names.
+retried on the same route (that would pay again), only failed over. A create whose answer was
+lost (a timeout, a reset, a 5xx not documented as "not started") may have started that billed
+work too: it is an ``AmbiguousCreate``, never sent again to the account, unless the vendor
+honours an idempotency key, which every create then carries (``create_safety``). And the
+route's key goes to the route's own base URL and nowhere else, whatever URL an answer names.
 
 Vendors are not trusted: answers are read up to a byte cap, output URLs are fetched under the
 outbound policy the route's HTTP client carries (``url_policy``, ``output_fetch``), every image's
@@ -27,22 +30,26 @@ import orjson
 
 from backends.base import BackendResult, Capabilities, GeneratedImage, ProbeOutcome
 from backends.vendors.classify import classify_status
+from backends.vendors.create_safety import create_failure
 from backends.vendors.http import AiohttpClient, HttpClient
 from backends.vendors.image_check import check_image
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
 from backends.vendors.output_fetch import FetchLimits, fetch_output
-from backends.vendors.polling import poll_job
+from backends.vendors.polling import follow_job, poll_job
 from backends.vendors.probes import PROBES
 from backends.vendors.redact import Redactor
-from backends.vendors.spec import VendorSpec
+from backends.vendors.spec import JobProtocol, VendorSpec
 from backends.vendors.url_policy import OutboundPolicy
+from core.create_key import current_create_key, new_create_key
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     BackendError,
     ContentFiltered,
     UnsafeVendorUrl,
     UnusableOutput,
     VendorProtocolError,
+    VendorTimeout,
 )
 from core.request import ImageRequest
 
@@ -119,12 +126,15 @@ class VendorBackend:
 
     async def _generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
         budget = Deadline(deadline.cap(self.timeout_s))
+        key = current_create_key() or new_create_key()
         call = self.spec.build_request(request, self.options)
-        answer = await self.send(call, budget)  # failures up to here cost nothing: retryable
-        if self.spec.job is not None:
-            output = await poll_job(self, self.spec.job, answer, budget, self.poll_interval_s)
+        job = self.spec.job
+        if job is not None and job.client_ref_field is not None and isinstance(call.json, dict):
+            call = HttpCall(call.method, call.path, {**call.json, job.client_ref_field: key})
+        if job is not None:
+            output = await self._run_job(job, call, key, budget)
         elif self.spec.parse_output is not None:
-            output = self._parse(answer)
+            output = self._parse(await self._create(call, key, budget))
         else:
             raise TypeError(f"{self.spec.name} has neither parse_output nor job")
         try:
@@ -137,6 +147,50 @@ class VendorBackend:
             vendor_cost_usd=output.vendor_cost_usd,
             vendor_request_id=output.vendor_request_id,
         )
+
+    async def _run_job(self, job: JobProtocol, call: HttpCall, key: str, budget: Deadline) -> VendorOutput:
+        """Create the job and follow it. A job vendor that lets us find a job by our own id gets
+        half the time for its create (documented to answer at once), so that after a lost answer
+        there is time left to look the job up and follow it: paid once, used once."""
+        if job.find is None:
+            return await poll_job(self, job, await self._create(call, key, budget), budget, self.poll_interval_s)
+        try:
+            created = await self._create(call, key, Deadline(budget.cap(budget.remaining() / 2)))
+        except AmbiguousCreate as lost:
+            job_id = await self._find_job(job, key, budget)
+            if job_id is None:
+                raise
+            log.info("%s: found job %s after its create's answer was lost (%s)", self.vendor, job_id, lost.message)
+            return await follow_job(self, job, job_id, budget, self.poll_interval_s)
+        return await poll_job(self, job, created, budget, self.poll_interval_s)
+
+    async def _find_job(self, job: JobProtocol, key: str, budget: Deadline) -> str | None:
+        """The id of the job created under ``key``, or None when the lookup shows none or fails
+        (the create then stays ambiguous: the router fails over)."""
+        assert job.find is not None and job.found is not None
+        try:
+            return job.found(await self.send(job.find(key, self.options), budget), key)
+        except BackendError as exc:  # VendorProtocolError included: a search answer we cannot read
+            log.warning("%s: could not look up the job of a lost create: %s", self.vendor, exc.message)
+            return None
+
+    async def _create(self, call: HttpCall, key: str, budget: Deadline) -> HttpAnswer:
+        """Send the call that starts billed work. A failure that proves nothing started is raised
+        as it is (retryable where its class says so); one that leaves it unknown is an
+        ``AmbiguousCreate``, unless the vendor's idempotency key makes sending it again safe."""
+        if budget.expired():
+            raise VendorTimeout(f"no time left to call {self.vendor}")
+        headers: dict[str, str] = {}
+        if self.spec.idempotency_header is not None:
+            headers[self.spec.idempotency_header] = key
+        try:
+            return await self.send(call, budget, headers=headers)
+        except BackendError as error:
+            failure = create_failure(self.spec, error)
+            if failure is not error:
+                log.warning("%s", failure.message)
+                raise failure from error
+            raise
 
     def _parse(self, answer: HttpAnswer) -> VendorOutput:
         """A success answer we can't read was still a success for the vendor: billed."""
@@ -162,8 +216,10 @@ class VendorBackend:
             check_image(image, self.vendor)
         return images
 
-    async def send(self, call: HttpCall, budget: Deadline, *, check: bool = True) -> HttpAnswer:
-        """Send one call within ``budget``; a vendor error status raises its classified error.
+    async def send(self, call: HttpCall, budget: Deadline, *, check: bool = True,
+                   headers: Mapping[str, str] | None = None) -> HttpAnswer:
+        """Send one call within ``budget`` (with ``headers`` added to the route's own); a vendor
+        error status raises its classified error.
 
         The key travels only to the route's own origin: a call to any other URL is refused."""
         url = call.path if call.path.startswith(("http://", "https://")) else self.base_url + call.path
@@ -171,10 +227,10 @@ class VendorBackend:
             raise UnsafeVendorUrl(f"{self.vendor}: refusing to send the route's key to {_origin(url)} "
                                   "(off its own origin)")
         content = orjson.dumps(call.json) if call.json is not None else None
-        headers = self._headers
+        sent_headers = {**self._headers, **headers} if headers else self._headers
         if self.spec.deadline_header is not None:
-            headers = {**headers, self.spec.deadline_header: f"{budget.remaining():.3f}"}
-        answer = await self._http.request(call.method, url, headers, content, budget.remaining(),
+            sent_headers = {**sent_headers, self.spec.deadline_header: f"{budget.remaining():.3f}"}
+        answer = await self._http.request(call.method, url, sent_headers, content, budget.remaining(),
                                           max_bytes=self.limits.max_answer_bytes)
         if check and answer.status >= 400:
             raise self.classify(answer)

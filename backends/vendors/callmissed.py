@@ -1,7 +1,9 @@
 """CallMissed: OpenAI-compatible, answers only in base64; $0.04 per image.
 
 It documents ``negative_prompt``, ``seed`` and ``steps`` (1-50) beside OpenAI's fields, and no
-guidance: a request that sets ``guidance_scale`` is not sent here.
+guidance: a request that sets ``guidance_scale`` is not sent here. It honours an
+``Idempotency-Key`` on every POST: each create carries the request's key, so a create whose
+answer was lost (a timeout, a reset, a 5xx) is sent again under it and runs, and bills, once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ BEHAVIOURS = (
     Behaviour("429 carries Retry-After (seconds), X-RateLimit-Limit, X-RateLimit-Remaining",
               f"{DOCS}: Rate Limits & Quotas > Response Headers"),
     Behaviour("no guidance field", f"{DOCS}: Image Generation > Parameters (none listed)"),
+    Behaviour("Idempotency-Key on any POST: a replay with the same key and body answers the original "
+              "response and the action runs once; the same key with another body answers 409; keys are "
+              "per tenant and kept for a limited window", f"{DOCS}: Idempotency > Using the Header, Behavior"),
+    Behaviour("500 is 'safe to retry once'; 503 'upstream provider temporarily unavailable'",
+              f"{DOCS}: Error Codes > HTTP Status Codes"),
+    Behaviour("the key also covers /v1/images/generations (the page's example is another POST) and a "
+              "replay while the first is still running waits or answers 409 (either way not run twice)"),
     Behaviour("the model id is sdxl-lightning (its model page was not readable; option model)"),
     Behaviour("sides 256-1536 (only examples such as 768x768 and 1024x1536 are published)"),
 )
@@ -43,5 +52,6 @@ CALLMISSED = VendorSpec(
     facts=VendorFacts(default_base_url="https://api.callmissed.com", key_env="CALLMISSED_API_KEY",
                       price_key="callmissed", demo_priority=50),
     default_options={"model": "sdxl-lightning"},
+    idempotency_header="Idempotency-Key",
     behaviours=BEHAVIOURS,
 )

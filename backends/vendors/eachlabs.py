@@ -5,6 +5,12 @@ failed prediction polls as ``status: "error"`` with the reason in ``output.error
 ``output.error_message``; ``metrics.cost`` says what it billed. The image-to-image field names
 are unconfirmed, hence the ``image_field`` and ``strength_field`` options. What the docs confirm
 and what is assumed is listed once, in ``BEHAVIOURS``.
+
+Their docs show no idempotency key and no way to list or find a prediction without its id: a
+create whose answer was lost (a timeout, a reset) may be a running, billed prediction we can never
+poll, so it is not sent again to the account; the router fails over. Their documented 500
+("Failed to create prediction") is an HTTP error, which they say prevents a request from being
+accepted, so it is retried.
 """
 
 from __future__ import annotations
@@ -179,6 +185,13 @@ BEHAVIOURS = (
     Behaviour("errors {error}; 402 and 429 add {status, details}; 429 is a concurrency cap",
               f"{DOCS}: Error Reference > HTTP Status Codes, Common Errors"),
     Behaviour("poll every 1 s", f"{MODEL_PAGE}: 2. Get Prediction Result"),
+    Behaviour("create takes model, version, input, fallback_selector, webhook_url, webhook_secret: no "
+              "idempotency key or client-chosen id", f"{DOCS}: Create Prediction > Request Body"),
+    Behaviour("no endpoint lists or finds predictions (only GET /v1/prediction/{id})",
+              f"{DOCS}: API reference > Predictions (create, get, fallback selector only)"),
+    Behaviour("errors that prevent a request from being accepted use the HTTP error format; the create's "
+              "500 is 'Failed to create prediction'; their retry example resends on 429 and 500",
+              f"{DOCS}: Error Reference > Prediction Errors, Retry Strategy; Create Prediction > Error Responses"),
     Behaviour("a legacy status 'failed' means failed (older examples)"),
     Behaviour("a failed prediction without metrics.cost was billed if it ran (predict_time > 0)"),
     Behaviour("a safety refusal carries error_code CONTENT_MODERATION or CONTENT_FILTER"),
@@ -204,6 +217,7 @@ EACHLABS = VendorSpec(
     job=JobProtocol(job_id=job_id, poll=poll, read_state=read_state, cancel=cancel, poll_interval_s=1.0,
                     cancel_stops_billing=True),
     auth_scheme="bearer",
+    create_not_started=frozenset({500}),
     default_options={
         "model": "sdxl-lightning-4step",
         "version": "0.0.1",

@@ -5,7 +5,8 @@ Its model page documents ``prompt``, ``model``, ``width``, ``height``, ``num_inf
 Three answer shapes are accepted: OpenAI's ``{"data": [{"url"|"b64_json"}]}``, ``{"images": [...]}``
 (each a URL, base64 text, or an object with ``url``/``b64_json``) and ``{"image_url": "..."}``.
 Anything else is a protocol error, which the transport logs and the router fails over. Its price is
-plan-based and lives in the price catalogue, not here.
+plan-based and lives in the price catalogue, not here. No idempotency key is documented, so a
+generation whose answer was lost (a timeout, a reset, a 5xx) is not sent again to the account.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ BEHAVIOURS = (
     Behaviour("the answer is {data: [{url | b64_json}]}, {images: [...]} or {image_url}"),
     Behaviour("errors are OpenAI's envelope, {error: text} or {message: text}"),
     Behaviour("sides 256-1536 (not published)"),
+    Behaviour("no idempotency key (only the quick start is public); a 5xx may have run and been billed"),
 )
 
 IMAGEAPI = VendorSpec(

@@ -64,7 +64,15 @@ async def poll_job(
     client: JobClient, job: JobProtocol, created: HttpAnswer, budget: Deadline, interval_s: float
 ) -> VendorOutput:
     """Wait for the job ``created`` describes; its output, or an error that says what it cost."""
-    job_id = _job_id(client, job, created)
+    return await follow_job(client, job, _job_id(client, job, created), budget, interval_s)
+
+
+async def follow_job(
+    client: JobClient, job: JobProtocol, job_id: str, budget: Deadline, interval_s: float
+) -> VendorOutput:
+    """Wait for the job ``job_id`` (created, or found after its create's answer was lost)."""
+    if not _JOB_ID.match(job_id):
+        raise UnusableOutput(f"{client.vendor} answered a job id we will not put in a URL: {job_id[:60]!r}")
     try:
         return await _wait(client, job, job_id, budget, interval_s)
     except (JobFailed, UnusableOutput, ContentFiltered):

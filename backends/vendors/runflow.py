@@ -5,6 +5,13 @@ adapter starting several runs that could half-succeed and half-bill. Runflow pub
 (its only cancel is an admin action that neither stops nor refunds a run), so a run this
 gateway stops waiting for runs on and is paid for: it is booked as the gateway's loss. The model
 path is an option (``model_path``) because the documented path is unconfirmed.
+
+"Mutations are not idempotent by default", their docs say, and no idempotency key is documented:
+a create whose answer was lost (a timeout, a reset, a 5xx) may be a queued, billed run, so it is
+not sent again (their advice to retry 5xx and network errors is not followed for creates).
+Instead each create carries the request's key as ``client_ref``, and after a lost answer the run
+is searched for (``GET /v1/runs?q=client_ref:...``): found, it is polled like any run; not found
+(or the search fails), the router fails over. Their 429 and 409 are refusals, retried as advised.
 """
 
 from __future__ import annotations
@@ -42,6 +49,22 @@ def build_request(request: ImageRequest, options: Options) -> HttpCall:
 
 def job_id(answer: HttpAnswer) -> str:
     return str(require(answer.json(), "id", str, "runflow run"))
+
+
+def find(client_ref: str, options: Options) -> HttpCall:
+    """Search runs for ours (``q`` filters a list; that it matches ``client_ref`` is assumed, and
+    ``found`` checks every answer's ``client_ref`` itself)."""
+    return HttpCall("GET", f"/v1/runs?q=client_ref:{client_ref}&limit=5")
+
+
+def found(answer: HttpAnswer, client_ref: str) -> str | None:
+    """The id of a run in the search answer whose ``client_ref`` is ours, else None."""
+    body = answer.json()
+    items = body.get("items") if isinstance(body, dict) else None
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and item.get("client_ref") == client_ref and isinstance(item.get("id"), str):
+            return str(item["id"])
+    return None
 
 
 def poll(run_id: str, options: Options) -> HttpCall:
@@ -147,6 +170,15 @@ BEHAVIOURS = (
     Behaviour("errors {code, message, errors[]}; 409 'refetch and retry'; retry 5xx and 429, not "
               "other 4xx", f"{DOCS}: Errors > Envelope, Status codes, Retry strategy"),
     Behaviour("429 carries Retry-After in seconds", f"{DOCS}: Rate limits > Headers"),
+    Behaviour("mutations are not idempotent by default; no idempotency key is documented",
+              f"{DOCS}: Requests > Idempotency"),
+    Behaviour("the official SDK sends a create once and never retries it (it retries only polls on 5xx)",
+              f"{SDK}/client.ts ModelsResource.run, RunsResource.poll"),
+    Behaviour("a create takes client_ref and runs carry it; GET /v1/runs searches runs, {items: [...]}, "
+              "filtered by q (field:value)", f"{DOCS}: API reference > Create and dispatch a singleton model "
+              "run, Search runs; Requests > Filtering"),
+    Behaviour("q can filter on client_ref (every answer's client_ref is checked, so a search that ignores "
+              "the filter finds nothing)"),
     Behaviour("statuses dispatching and partial_succeeded; cancelled and errored spellings"),
     Behaviour("the model path is bytedance/sd-xl-lightning (option model_path)"),
     Behaviour("a failed run without a cost was billed"),
@@ -160,7 +192,8 @@ RUNFLOW = VendorSpec(
     error_fields=error_fields,
     facts=VendorFacts(default_base_url="https://api.runflow.io", key_env="RUNFLOW_API_KEY",
                       price_key="runflow", demo_priority=20),
-    job=JobProtocol(job_id=job_id, poll=poll, read_state=read_state, cancel=None, poll_interval_s=2.0),
+    job=JobProtocol(job_id=job_id, poll=poll, read_state=read_state, cancel=None, poll_interval_s=2.0,
+                    client_ref_field="client_ref", find=find, found=found),
     default_options={"model_path": "bytedance/sd-xl-lightning"},
     extra_options=frozenset({"add_signature"}),
     retry_statuses=frozenset({409}),

@@ -55,6 +55,14 @@ class JobProtocol:
     """The pace the vendor documents (or its official SDK uses) between polls."""
     cancel_stops_billing: bool = False
     """A job cancelled before it finishes is not billed (the vendor says so)."""
+    client_ref_field: str | None = None
+    """The create's field for an id of our choosing that the vendor keeps on the job (Runflow's
+    ``client_ref``): each create carries the request's key (``core.create_key``) in it."""
+    find: Callable[[str, Options], HttpCall] | None = None
+    """The call that looks a job up by that id, after a create whose answer was lost: the job
+    found is polled (and paid once) instead of failing over. None: no documented way to find one."""
+    found: Callable[[HttpAnswer, str], str | None] | None = None
+    """The id of the job ``find`` answered whose client id is exactly ours, else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,16 @@ class VendorSpec:
     ``default_options`` and ``auth_scheme`` they are every name a route's ``options`` may use."""
     retry_statuses: frozenset[int] = frozenset()
     """4xx statuses the vendor documents as retryable (Runflow's 409: "refetch and retry")."""
+    idempotency_header: str | None = None
+    """The header under which the vendor documents an idempotency key for creates (CallMissed's
+    ``Idempotency-Key``): every create carries the request's key (``core.create_key``), so a
+    create whose answer was lost is sent again under it and the vendor runs and bills it once.
+    None: the vendor documents no such key, and a create whose answer was lost is never sent
+    again to that account (``create_safety``)."""
+    create_not_started: frozenset[int] = frozenset()
+    """5xx statuses the vendor documents as refusing a create before any work began (Eachlabs:
+    an HTTP error means the prediction was not accepted): retried like any refusal. Any other
+    5xx answer to a create may have started billed work."""
     behaviours: tuple[Behaviour, ...] = ()
     """What the adapter relies on, confirmed by the vendor's documentation or assumed."""
 

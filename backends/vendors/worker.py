@@ -7,7 +7,9 @@ ladder already retries. The route's key (``WORKER_API_KEY`` unless ``key_env`` s
 the worker's shared token, sent as ``Authorization: Bearer``; a worker listening beyond loopback
 requires it. Each call says how long the caller still waits (``X-Boltgate-Timeout-S``), so the
 worker drops a request whose time ran out while it was queued. A worker configured with fewer
-step counts answers 404 ``steps_not_loaded`` for the others, which fails over.
+step counts answers 404 ``steps_not_loaded`` for the others, which fails over. Its 503 (queue full,
+model loading) and 500 (the pipeline raised on the batch) end a request with nothing left running,
+so they are retried; a timeout or a reset may leave it generating (GPU time spent), and is not.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ WORKER = VendorSpec(
     parse_output=parse_output,
     error_fields=openai_error_fields,
     deadline_header="X-Boltgate-Timeout-S",
+    create_not_started=frozenset({500, 503}),
     facts=VendorFacts(default_base_url=None, key_env="WORKER_API_KEY", price_key="local", key_required=False),
-    behaviours=(Behaviour("our own service: POST /v1/generate with the ImageRequest", "backends/local/worker_app.py"),),
+    behaviours=(
+        Behaviour("our own service: POST /v1/generate with the ImageRequest", "backends/local/worker_app.py"),
+        Behaviour("503 queue full or loading, 500 pipeline failed: the request is over, nothing runs on",
+                  "backends/local/worker_app.py, backends/local/batching.py"),
+    ),
 )

@@ -2,7 +2,9 @@
 
 Retries on one route happen only for retryable failures (connect error, timeout, 408, 429, 5xx,
 a body we cannot read), with jittered exponential backoff that gives way to the vendor's
-``Retry-After``; never once the vendor has billed the attempt. Every attempt feeds the route's
+``Retry-After``; never once the vendor has billed the attempt, nor after a create whose answer
+was lost (``AmbiguousCreate``: the vendor may be running it; it counts against the breaker like
+the timeout or reset it was, and is booked as a possible loss). Every attempt feeds the route's
 breaker and its shared latency record; one the vendor billed anyway is booked as the gateway's
 loss, also when it is cancelled (the client hung up, or another route won a hedge race) while a
 billed job is left running.
@@ -21,6 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception
 from backends.base import BackendResult
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     BackendError,
     ContentFiltered,
     RouteAttempt,
@@ -162,7 +165,7 @@ class RouteAttempts:
         if isinstance(error, VendorAuthError):
             await self.health.quarantine(route, f"{error.outcome} {error.status or ''}: {error.message[:120]}",
                                          brief=isinstance(error, VendorOutOfCredit))
-        elif error.retryable and not isinstance(error, VendorRateLimited):
+        elif (error.retryable and not isinstance(error, VendorRateLimited)) or isinstance(error, AmbiguousCreate):
             await self.health.record_failure(route, f"{error.outcome}: {error.message[:120]}", status)
         if error.billed and self.on_loss is not None:
             await self.on_loss(route, request, error)

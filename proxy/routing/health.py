@@ -10,7 +10,9 @@ every replica reads the same state.
 - **half-open**: a passing health probe brought an open route back (a quarantined one only
   when the probe used our key, which then lifts its account's quarantine); at most
   ``half_open_trials`` requests are let through (across replicas) until one succeeds (closed)
-  or one fails (open again). Unused, it closes after ``half_open_s``.
+  or one fails (open again). A trial taken by a request that then does not send it (the
+  client's credit cannot cover the route, a hedge not started) is given back
+  (``release_trial``). Unused, it closes after ``half_open_s``.
 
 State::
 
@@ -147,6 +149,17 @@ class RouteHealth:
             trials = await self.store.incr_within(self._key(route, "trials"), 1, self.config.half_open_trials)
             return status if trials is not None else None
         return status if status.serving else None
+
+    async def release_trial(self, route: Route, status: RouteStatus) -> None:
+        """Give back the trial ``admit`` let through (``status`` is what it answered) when no
+        request was sent on it; a closed route took none."""
+        if status.state is CircuitState.HALF_OPEN:
+            await _degrading(self._release_trial(route), None)
+
+    async def _release_trial(self, route: Route) -> None:
+        key = self._key(route, "trials")
+        if await self.store.incr(key, -1, ttl=self.config.half_open_s) < 0:
+            await self.store.delete(key)  # half-open ended meanwhile (its count reset): nothing to give back
 
     async def _enter(self, route: Route, state: CircuitState, reason: str, ttl: float) -> None:
         record = {"state": state.value, "reason": reason[:300], "since": time.time()}

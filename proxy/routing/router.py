@@ -5,12 +5,16 @@ Any failure with ``failover`` set moves on to the next route (retries within a r
 ``proxy.routing.attempts``). A vendor refusing a request our validation accepted
 (400/409/422) means that vendor can't, not that the client is wrong: the client hears that 400
 only when every route tried refused it. A vendor refusing our key takes the rest of that
-account's routes out of this request too.
+account's routes out of this request too, and so does a create whose answer was lost
+(``AmbiguousCreate``): that account may be running, and billing, this request already.
+Every route of one request sends the same idempotency key (``core.create_key``) to the vendors
+that honour one.
 
 Before a route is tried, its breaker must let it through (a half-open route admits a few trial
 requests across replicas) and the caller's ``admit`` hook may refuse it (the key's budget
-cannot cover that route's price): the route is skipped with its reason, and when every route
-was refused for credit, that refusal goes back to the client (402).
+cannot cover that route's price): the route is skipped with its reason (and a half-open trial it
+took is given back), and when every route was refused for credit, that refusal goes back to the
+client (402).
 
 Hedging: with a ``HedgeGate``, a route that has not answered by its threshold (its recent p95)
 gets company: the next route starts too, if the gate's budgets allow; the first success wins
@@ -27,8 +31,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from backends.base import BackendResult
+from core.create_key import create_key_for_request
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     BackendError,
     BoltgateError,
     ContentFiltered,
@@ -80,7 +86,9 @@ class _Trip:
     skipped: list[str]
     failures: list[RouteFailure] = field(default_factory=list)
     rejections: list[VendorRejectedRequest] = field(default_factory=list)
-    refused_accounts: set[str] = field(default_factory=set)
+    closed_accounts: dict[str, str] = field(default_factory=dict)
+    """Accounts this request is not sent to again, each with the reason (our key refused there,
+    or a create whose answer was lost there)."""
     refusal: InsufficientCredits | None = None
 
 
@@ -184,6 +192,13 @@ class Router:
         """Serve ``request`` on the first route that can; ``plan`` is ``candidates()``'s answer
         when the caller already asked for it; ``admit`` is awaited before each route is tried;
         with a ``hedge`` gate, a slow route may be raced by the next."""
+        with create_key_for_request():
+            return await self._generate(request, deadline, plan, admit=admit, hedge=hedge)
+
+    async def _generate(
+        self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None,
+        *, admit: Admit | None, hedge: HedgeGate | None,
+    ) -> RoutedResult:
         ordered, skipped = plan if plan is not None else await self.candidates(request)
         trip = _Trip(list(skipped))
         if not ordered:
@@ -217,8 +232,9 @@ class Router:
         key not refused on this request, its breaker letting it through, ``admit`` agreeing."""
         while queue:
             route = queue.pop(0)
-            if (route.account or route.key) in trip.refused_accounts:
-                trip.skipped.append(f"{route.key}: its account's key was refused on this request")
+            closed = trip.closed_accounts.get(route.account or route.key)
+            if closed is not None:
+                trip.skipped.append(f"{route.key}: {closed}")
                 continue
             status = await self.health.admit(route)
             if status is None:  # opened since the plan, or half-open with its trial requests taken
@@ -229,6 +245,7 @@ class Router:
                 try:
                     await admit(route)
                 except InsufficientCredits as refused:
+                    await self.health.release_trial(route, status)  # a half-open trial not sent
                     trip.refusal = refused
                     routed.attempts.append(RouteAttempt(route.vendor, route.region, "insufficient_credits",
                                                         refused.status_code, refused.message[:160]))
@@ -257,6 +274,7 @@ class Router:
         if admitted is None:
             return
         if not await hedge.allow(route, admitted[0]):
+            await self.health.release_trial(*admitted)  # admitted again if it is failed over to
             queue.insert(0, admitted[0])  # not hedged: it stays the next failover target
             return
         labelled(HEDGES_STARTED, admitted[0].vendor).inc()
@@ -296,7 +314,11 @@ class Router:
                 if isinstance(error, VendorRejectedRequest):
                     trip.rejections.append(error)
                 if isinstance(error, VendorAuthError):
-                    trip.refused_accounts.add(route.account or route.key)
+                    trip.closed_accounts.setdefault(route.account or route.key,
+                                                    "its account's key was refused on this request")
+                elif isinstance(error, AmbiguousCreate):
+                    trip.closed_accounts.setdefault(route.account or route.key,
+                                                    "its account may already be running this request's create")
                 trip.failures.append(RouteFailure(error, time.monotonic()))
                 labelled(FAILOVERS, route.vendor, error.outcome).inc()
         return False

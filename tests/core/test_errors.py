@@ -9,6 +9,7 @@ import pytest
 
 import core.errors
 from core.errors import (
+    AmbiguousCreate,
     AuthenticationFailed,
     BackendError,
     BoltgateError,
@@ -229,7 +230,7 @@ def test_a_failed_job_must_say_whether_it_was_billed() -> None:
 
 
 @pytest.mark.parametrize("error_class", [cls for cls in ERROR_CLASSES if issubclass(cls, BackendError)
-                                         and cls not in (QueueFull, JobFailed, UnusableOutput)],
+                                         and cls not in (QueueFull, JobFailed, UnusableOutput, AmbiguousCreate)],
                          ids=lambda cls: cls.__name__)
 def test_every_backend_error_reports_no_cost_unless_told(error_class: type[BackendError]) -> None:
     error = error_class("vendor said no")

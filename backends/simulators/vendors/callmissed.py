@@ -2,8 +2,10 @@
 
 ``POST /v1/images/generations`` with model ``sdxl-lightning``, extras ``negative_prompt``,
 ``seed``, ``steps`` (1-50), ``n`` 1-4, as their Image Generation page lists; any other field
-answers 400 (assumed: stricter than they may be). A key already answered once gives 409; only
-answered requests spend their key, so a retry after a 5xx may reuse it.
+answers 400 (assumed: stricter than they may be). As their Idempotency page says, a request
+sent again with the same ``Idempotency-Key`` and the same body gets the first answer again (and
+runs, and bills, once); with another body, 409. Only answered requests spend their key, so a
+retry after a 5xx runs anew (assumed; so does a replay while the first is still running).
 """
 
 from __future__ import annotations
@@ -34,12 +36,17 @@ ENDPOINT = ImagesEndpoint(
 
 async def generate(call: Call) -> SimResponse:
     key = call.request.headers.get("idempotency-key")
-    if key is not None and call.state.used_idempotency_keys.get(key):
-        raise SimError(409)
+    stored = call.state.idempotent_answers.get(key) if key is not None else None
+    if stored is not None:
+        body, response = stored
+        if body != call.request.body:
+            raise SimError(409)
+        call.replayed = True
+        return response
     generation, response_format = ENDPOINT.read(call)
     response = await ENDPOINT.answer(call, generation, response_format)
     if key is not None:
-        call.state.used_idempotency_keys.put(key, True)
+        call.state.idempotent_answers.put(key, (call.request.body, response), len(response.body))
     return response
 
 

@@ -6,7 +6,10 @@ goes queued -> [dispatching ->] running -> succeeded | failed, with ``output``
 ``{"image_urls": [...]}`` (JPEG), ``cost`` a decimal string and ``failure_code``,
 ``failure_stage``, ``failure_message``. There is no public cancel, as Runflow documents: a run
 nobody polls any more runs to its end and is billed all the same (``job_cost``). Errors are
-``{"code", "message", "errors"}``; 429 carries Retry-After in seconds.
+``{"code", "message", "errors"}``; 429 carries Retry-After in seconds. ``GET /v1/runs`` searches
+runs (``{"items": [...], "next_pq", "prev_pq"}``, newest first, ``limit``), filtered by ``q``
+(their Requests page: ``field:value`` terms joined by ``AND``; only ``:`` and ``=`` on
+``client_ref``, ``status_code`` and ``id`` are understood here).
 
 Assumed (not shown by their docs): 201 for a created run; a failed run costs its price; a
 field the model page does not list answers 422.
@@ -89,6 +92,26 @@ async def create_run(call: Call) -> SimResponse:
     return json_response(dispatched, 201)
 
 
+SEARCHABLE = frozenset({"client_ref", "status_code", "id"})
+
+
+async def search_runs(call: Call) -> SimResponse:
+    terms = [term.strip() for term in call.request.query.get("q", "").split(" AND ") if term.strip()]
+    wanted: list[tuple[str, str]] = []
+    for term in terms:
+        name, sep, value = term.replace("=", ":", 1).partition(":")
+        if not sep or name not in SEARCHABLE:
+            raise SimError(422, errors=[{"field": "q", "message": f"cannot filter on {term[:40]!r}"}])
+        wanted.append((name, value))
+    try:
+        limit = min(max(int(call.request.query.get("limit", "50")), 1), 500)
+    except ValueError:
+        raise SimError(422, errors=[{"field": "limit", "message": "not an integer"}]) from None
+    bodies = [_run_body(call, job) for job in reversed(call.state.jobs.all())]
+    items = [body for body in bodies if all(str(body.get(name)) == value for name, value in wanted)]
+    return json_response({"items": items[:limit], "next_pq": None, "prev_pq": None})
+
+
 async def get_run(call: Call) -> SimResponse:
     return json_response(_run_body(call, _job(call)))
 
@@ -149,6 +172,7 @@ SPEC = SimulatedVendor(
     auth=("bearer",),
     routes=(
         route("POST", r"/v1/models/(?P<owner>[^/]+)/(?P<slug>[^/]+)/runs", create_run, creates_output=True),
+        route("GET", r"/v1/runs", search_runs),
         route("GET", r"/v1/runs/(?P<run_id>[^/]+)", get_run),
         route("GET", r"/v1/models/(?P<owner>[^/]+)/(?P<slug>[^/]+)", get_model),
     ),

@@ -9,8 +9,10 @@ Roles: ``request`` (what the vendor takes; ``optional`` lists documented fields 
 leaves out), ``create`` (a job vendor's create answer; ``expect`` is the job id), ``poll`` (a
 job's state; ``expect`` its phase, or ``shape`` for a reference example with placeholder
 values), ``statuses`` (the documented status table), ``output`` (a job output shape; ``expect``
-its URLs), ``answer`` (a synchronous answer), ``cancel`` and ``error`` (``expect`` is the
-``core.errors`` class the status ladder must give).
+its URLs), ``answer`` (a synchronous answer), ``cancel``, ``error`` (``expect`` is the
+``core.errors`` class the status ladder must give) and ``retries`` (what the docs say about
+retrying a create: ``body`` lists their statements, ``expect`` the spec's ``idempotency_header``
+and ``create_not_started``).
 """
 
 from __future__ import annotations

@@ -80,6 +80,8 @@ class AiohttpClient:
             ) as response:
                 content = await self._read(response, url, limit)
                 return HttpAnswer(response.status, fold_headers(response.headers.items()), content)
+        except aiohttp.ConnectionTimeoutError as exc:  # its connect phase ran out: nothing was sent
+            raise unreachable(url, exc) from exc
         except TimeoutError as exc:
             raise timed_out(url, timeout, exc) from exc
         except _REFUSED_URLS as exc:

@@ -19,7 +19,8 @@
   never the path or query (signed output URLs carry credentials)::
 
       no time left, or the budget ran out             VendorTimeout
-      refused, unresolvable, unreachable              VendorUnavailable
+      refused, unresolvable, unreachable, a connect
+        or a pooled connection that timed out          VendorUnreachable (a VendorUnavailable: nothing sent)
       reset, truncated, not HTTP, broken encoding     VendorUnavailable
       not a well-formed http(s) URL (redirects
         included), too many hops                      VendorProtocolError
@@ -40,7 +41,14 @@ from urllib.parse import urlsplit
 
 from backends.vendors.messages import HttpAnswer
 from backends.vendors.url_policy import OutboundPolicy
-from core.errors import UnsafeVendorUrl, VendorBodyTooLarge, VendorProtocolError, VendorTimeout, VendorUnavailable
+from core.errors import (
+    UnsafeVendorUrl,
+    VendorBodyTooLarge,
+    VendorProtocolError,
+    VendorTimeout,
+    VendorUnavailable,
+    VendorUnreachable,
+)
 
 HttpClientKind = Literal["aiohttp", "httpx"]
 
@@ -185,8 +193,9 @@ def timed_out(url: str, timeout: float, exc: BaseException) -> VendorTimeout:
     return VendorTimeout(f"no complete answer within {timeout:.2f}s from {host_of(url)} ({type(exc).__name__})")
 
 
-def unreachable(url: str, exc: BaseException) -> VendorUnavailable:
-    return VendorUnavailable(f"{host_of(url)} unreachable ({type(exc).__name__})")
+def unreachable(url: str, exc: BaseException) -> VendorUnreachable:
+    """Only for failures before a byte of the request was sent: a create failing so is safe to resend."""
+    return VendorUnreachable(f"{host_of(url)} unreachable ({type(exc).__name__})")
 
 
 def broke_off(url: str, exc: BaseException) -> VendorUnavailable:

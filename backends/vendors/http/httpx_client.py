@@ -91,6 +91,8 @@ class HttpxClient:
                                                  url, limit)
                 finally:
                     await response.aclose()
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:  # before a byte was sent
+            raise unreachable(url, exc) from exc
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise timed_out(url, timeout, exc) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:

@@ -105,6 +105,32 @@ def test_reset_drops_the_connection_without_an_answer(sim, client, bearer) -> No
     assert post(client, sim, bearer).status_code == 200
 
 
+def test_hang_and_reset_strike_before_the_vendor_bills_anything(sim, client, bearer) -> None:
+    sim.inject(Fault("hang"), Fault("reset"))
+
+    with pytest.raises(httpx.ReadTimeout):
+        post(client, sim, bearer, timeout=0.1)
+    with pytest.raises(httpx.TransportError):
+        post(client, sim, bearer)
+
+    assert sim.billed_creates == 0
+
+
+@pytest.mark.parametrize(("kind", "raised"),
+                         [("accept_hang", httpx.ReadTimeout), ("accept_reset", httpx.TransportError)])
+def test_a_lost_answer_comes_after_the_vendor_accepted_and_billed_the_create(
+    sim, client, bearer, kind: str, raised: type[Exception]
+) -> None:
+    sim.inject(Fault(kind))
+
+    with pytest.raises(raised):
+        post(client, sim, bearer, timeout=0.5)
+
+    assert sim.billed_creates == 1
+    assert post(client, sim, bearer).status_code == 200
+    assert sim.billed_creates == 2
+
+
 def test_malformed_answers_200_with_a_body_that_is_not_json(sim, client, bearer) -> None:
     sim.inject(Fault("malformed"))
 

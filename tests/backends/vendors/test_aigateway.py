@@ -16,13 +16,13 @@ from backends.vendors.aigateway import AIGATEWAY
 from backends.vendors.backend import VendorBackend
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     BackendError,
     UnusableOutput,
     VendorAuthError,
     VendorNotFound,
     VendorOutOfCredit,
     VendorRateLimited,
-    VendorUnavailable,
 )
 from core.request import ImageRequest
 
@@ -102,8 +102,8 @@ async def test_a_body_it_does_not_know_is_unusable_output(
         (402, "insufficient_credits", VendorOutOfCredit),
         (404, "not_found", VendorNotFound),
         (429, "rate_limit_error", VendorRateLimited),
-        (500, "server_error", VendorUnavailable),
-        (503, "service_unavailable", VendorUnavailable),
+        (500, "server_error", AmbiguousCreate),  # no documented idempotency: it may have run
+        (503, "service_unavailable", AmbiguousCreate),
     ],
 )
 async def test_error_answers(
@@ -139,12 +139,13 @@ async def test_rate_limits_carry_retry_after_as_a_date(vendor_api: respx.MockRou
     assert caught.value.retry_after is not None and 18 <= caught.value.retry_after <= 20
 
 
-async def test_a_503_with_retry_after_is_retryable_after_that_wait(
+async def test_a_503_answering_a_generation_is_never_retried_there(
     vendor_api: respx.MockRouter, make_backend: MakeBackend
 ) -> None:
     vendor_api.post(GENERATIONS).respond(
         503, json={"error": {"type": "service_unavailable", "message": "busy"}}, headers={"retry-after-ms": "1500"}
     )
-    with pytest.raises(VendorUnavailable) as caught:
+    with pytest.raises(AmbiguousCreate) as caught:
         await generate(make_backend)
-    assert caught.value.retryable and caught.value.retry_after == 1.5
+    assert not caught.value.retryable and caught.value.failover and caught.value.billed
+    assert caught.value.status == 503

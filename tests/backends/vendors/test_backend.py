@@ -16,11 +16,13 @@ from backends.vendors.registry import VENDOR_SPECS
 from backends.vendors.spec import VendorFacts, VendorSpec
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     ContentFiltered,
     UnsafeVendorUrl,
     UnusableOutput,
     VendorTimeout,
     VendorUnavailable,
+    VendorUnreachable,
 )
 from core.request import ImageRequest
 
@@ -52,13 +54,33 @@ async def test_a_refused_connection_is_unavailable(
 
 
 @pytest.mark.parametrize("vendor", ALL_VENDORS)
-@pytest.mark.parametrize("timeout", [httpx.ConnectTimeout, httpx.ReadTimeout])
-async def test_a_timeout_is_a_vendor_timeout(
-    vendor_api: respx.MockRouter, make_backend: MakeBackend, vendor: str, timeout: type[Exception]
+async def test_a_connect_that_timed_out_sent_nothing_and_is_retryable(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, vendor: str
 ) -> None:
-    vendor_api.route().mock(side_effect=timeout("too slow"))
-    with pytest.raises(VendorTimeout):
+    vendor_api.route().mock(side_effect=httpx.ConnectTimeout("too slow"))
+    with pytest.raises(VendorUnreachable) as caught:
         await make_backend(VENDOR_SPECS[vendor]).generate(ImageRequest(prompt="a cat"), Deadline(5))
+    assert caught.value.retryable
+
+
+@pytest.mark.parametrize("vendor", [vendor for vendor in ALL_VENDORS if not VENDOR_SPECS[vendor].idempotency_header])
+async def test_a_create_timing_out_after_it_was_sent_is_ambiguous_and_never_retried_there(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend, vendor: str
+) -> None:
+    vendor_api.route().mock(side_effect=httpx.ReadTimeout("too slow"))
+    with pytest.raises(AmbiguousCreate) as caught:
+        await make_backend(VENDOR_SPECS[vendor]).generate(ImageRequest(prompt="a cat"), Deadline(5))
+    assert not caught.value.retryable and caught.value.failover and caught.value.billed
+    assert isinstance(caught.value.__cause__, VendorTimeout)
+
+
+async def test_a_create_timing_out_at_a_vendor_honouring_idempotency_keys_is_retryable(
+    vendor_api: respx.MockRouter, make_backend: MakeBackend
+) -> None:
+    vendor_api.route().mock(side_effect=httpx.ReadTimeout("too slow"))
+    with pytest.raises(VendorTimeout) as caught:
+        await make_backend(VENDOR_SPECS["callmissed"]).generate(ImageRequest(prompt="a cat"), Deadline(5))
+    assert caught.value.retryable
 
 
 @pytest.mark.parametrize("vendor", ALL_VENDORS)

@@ -14,6 +14,7 @@ from backends.vendors.backend import VendorBackend
 from backends.vendors.callmissed import CALLMISSED
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     BackendError,
     UnusableOutput,
     VendorAuthError,
@@ -135,7 +136,7 @@ def envelope(code: str | None, message: str, kind: str = "invalid_request_error"
         (402, "budget_exceeded", VendorOutOfCredit),
         (403, "forbidden", VendorAuthError),
         (404, "model_not_found", VendorNotFound),
-        (409, "idempotency_key_reused", VendorRejectedRequest),
+        (409, "idempotency_key_reused", AmbiguousCreate),  # its key replayed: the first may be running
         (422, "invalid_prompt", VendorRejectedRequest),
         (429, "rate_limit_exceeded", VendorRateLimited),
         (500, "internal_error", VendorUnavailable),

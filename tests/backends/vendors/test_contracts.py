@@ -41,6 +41,7 @@ def test_every_vendor_keeps_its_documented_examples(vendor: str) -> None:
     found = contracts.examples(vendor)
     assert any(example.role == "request" for example in found), vendor
     assert all(example.source for example in found)
+    assert [example.role for example in found].count("retries") == 1, vendor
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=example_id)
@@ -72,6 +73,10 @@ def test_the_adapter_reads_each_example_as_documented(example: ContractExample) 
     elif example.role == "cancel":
         assert spec.job is not None and spec.job.cancel is not None
         assert answer(example).status < 300
+    elif example.role == "retries":
+        assert spec.idempotency_header == example.expect["idempotency_header"]
+        assert sorted(spec.create_not_started) == example.expect["create_not_started"]
+        assert example.body and all(isinstance(line, str) for line in example.body)
     elif example.role == "error":
         error = backend(spec).classify(answer(example))
         assert type(error).__name__ == example.expect

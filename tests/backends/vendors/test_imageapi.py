@@ -15,6 +15,7 @@ from backends.vendors.backend import VendorBackend
 from backends.vendors.imageapi import IMAGEAPI
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     BackendError,
     ContentFiltered,
     UnusableOutput,
@@ -23,7 +24,6 @@ from core.errors import (
     VendorOutOfCredit,
     VendorRateLimited,
     VendorRejectedRequest,
-    VendorUnavailable,
 )
 from core.request import ImageRequest
 
@@ -196,8 +196,8 @@ async def test_an_expired_output_url(vendor_api: respx.MockRouter, make_backend:
             VendorRejectedRequest,
         ),
         (429, {"error": "Too many requests"}, None, "Too many requests", VendorRateLimited),
-        (500, {"message": "Internal Server Error"}, None, "Internal Server Error", VendorUnavailable),
-        (502, {"weird": True}, None, "weird", VendorUnavailable),
+        (500, {"message": "Internal Server Error"}, None, "Internal Server Error", AmbiguousCreate),
+        (502, {"weird": True}, None, "weird", AmbiguousCreate),
     ],
 )
 async def test_error_answers(
@@ -219,5 +219,6 @@ async def test_error_answers(
 
 async def test_an_html_error_page_keeps_its_status(vendor_api: respx.MockRouter, make_backend: MakeBackend) -> None:
     vendor_api.post(GENERATE).respond(503, content=b"<html>Service Unavailable</html>")
-    with pytest.raises(VendorUnavailable, match="Service Unavailable"):
+    with pytest.raises(AmbiguousCreate, match="Service Unavailable") as caught:
         await generate(make_backend)
+    assert caught.value.status == 503

@@ -16,6 +16,7 @@ from backends.vendors.backend import VendorBackend
 from backends.vendors.runflow import RUNFLOW
 from core.deadline import Deadline
 from core.errors import (
+    AmbiguousCreate,
     BackendError,
     ContentFiltered,
     JobAbandoned,
@@ -74,7 +75,9 @@ class TestRequest:
         request = api["create"].calls.last.request
         assert str(request.url) == f"{base_url}{CREATE}"
         assert request.headers["authorization"] == "Bearer k"
-        assert orjson.loads(request.content) == {
+        sent = orjson.loads(request.content)
+        assert len(sent.pop("client_ref")) == 32  # the request's key: its run can be found again
+        assert sent == {
             "input": {
                 "prompt": "a cat",
                 "negative_prompt": "blurry",
@@ -368,8 +371,8 @@ class TestMalformed:
             VendorRejectedRequest,
         ),
         (429, {"code": "RATE_LIMITED", "message": "slow down"}, VendorRateLimited),
-        (500, {"code": "INTERNAL", "message": "oops"}, VendorUnavailable),
-        (503, {"code": "MODEL_UNAVAILABLE", "message": "warming up"}, VendorUnavailable),
+        (500, {"code": "INTERNAL", "message": "oops"}, AmbiguousCreate),  # a create's 5xx: maybe queued
+        (503, {"code": "MODEL_UNAVAILABLE", "message": "warming up"}, AmbiguousCreate),
     ],
 )
 async def test_error_answers(
@@ -380,6 +383,7 @@ async def test_error_answers(
     kind: type[BackendError],
 ) -> None:
     vendor_api.post(CREATE).respond(status, json=body)
+    vendor_api.get("/v1/runs").respond(200, json={"items": []})  # a 5xx's run is searched for: none
     with pytest.raises(kind) as caught:
         await generate(make_backend)
     error = caught.value
@@ -413,3 +417,48 @@ async def test_rate_limits_carry_their_retry_after_when_sent(
     with pytest.raises(VendorRateLimited) as caught:
         await generate(make_backend)
     assert caught.value.retry_after == wait
+
+
+class TestLostCreate:
+    """A create whose answer is lost may be a queued, billed run: it is searched for by its
+    ``client_ref``, never created again."""
+
+    @staticmethod
+    def search(ref_of: Callable[[], str], *, matching: bool = True) -> Callable[[httpx.Request], httpx.Response]:
+        def answer(request: httpx.Request) -> httpx.Response:
+            ref = ref_of() if matching else "someone-elses-run"
+            return httpx.Response(200, json={"items": [{"id": "run-1", "client_ref": ref, "status_code": "queued"}],
+                                             "next_pq": None, "prev_pq": None})
+        return answer
+
+    async def test_the_run_is_found_by_its_client_ref_and_followed(
+        self, vendor_api: respx.MockRouter, make_backend: MakeBackend, jpeg: bytes
+    ) -> None:
+        create = vendor_api.post(CREATE).mock(side_effect=httpx.ReadError("connection reset"))
+
+        def ref() -> str:
+            return str(orjson.loads(create.calls.last.request.content)["client_ref"])
+
+        search = vendor_api.get("/v1/runs").mock(side_effect=self.search(ref))
+        vendor_api.get(RUN).mock(return_value=succeeded())
+        vendor_api.get(IMAGE_URL).respond(200, content=jpeg)
+
+        result = await generate(make_backend)
+
+        assert result.vendor_request_id == "run-1" and len(result.images) == 1
+        assert create.call_count == 1
+        assert search.calls.last.request.url.params["q"] == f"client_ref:{ref()}"
+
+    @pytest.mark.parametrize("found", ["someone else's run", "no search"])
+    async def test_without_our_run_in_the_answer_the_create_stays_ambiguous(
+        self, vendor_api: respx.MockRouter, make_backend: MakeBackend, found: str
+    ) -> None:
+        create = vendor_api.post(CREATE).mock(side_effect=httpx.ReadError("connection reset"))
+        if found == "no search":
+            vendor_api.get("/v1/runs").respond(500, json={"code": "INTERNAL", "message": "oops"})
+        else:  # a search that ignored its filter answers other runs: none of them is ours
+            vendor_api.get("/v1/runs").mock(side_effect=self.search(lambda: "", matching=False))
+
+        with pytest.raises(AmbiguousCreate):
+            await generate(make_backend)
+        assert create.call_count == 1

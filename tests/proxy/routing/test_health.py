@@ -226,3 +226,22 @@ async def test_breakers_degrade_to_closed_while_the_state_store_is_away() -> Non
     assert (await tracker.status(route)).state is CircuitState.CLOSED
     assert await tracker.admit(route) is not None
     assert await tracker.unavailable_reason(route) is None
+
+
+async def test_a_trial_given_back_lets_the_next_request_through_and_a_closed_route_gives_none() -> None:
+    tracker, route = health(failure_threshold=1, half_open_trials=1)
+    await tracker.record_failure(route)
+    await tracker.probe_passed(route)
+
+    taken = await tracker.admit(route)
+    assert taken is not None and await tracker.admit(route) is None
+    await tracker.release_trial(route, taken)
+    again = await tracker.admit(route)
+    assert again is not None and await tracker.admit(route) is None
+
+    await tracker.record_success(route, again)  # closed now: a closed route's status holds no trial
+    closed = await tracker.admit(route)
+    assert closed is not None and closed.state is CircuitState.CLOSED
+    before = await tracker.store.get("health:v:r:trials")
+    await tracker.release_trial(route, closed)
+    assert await tracker.store.get("health:v:r:trials") == before  # nothing given back for a closed route

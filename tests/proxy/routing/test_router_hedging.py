@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from backends.base import BackendResult
 from core.deadline import Deadline
 from core.errors import (
     BackendError,
@@ -19,7 +20,7 @@ from core.errors import (
 from core.request import ImageRequest
 from proxy.routing.route import Route
 from proxy.routing.router import Router
-from proxy.settings import HedgingConfig
+from proxy.settings import BreakerConfig, HedgingConfig
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to, router_over
 
 QUICK = HedgingConfig(enabled=True, after_s=0.05)
@@ -231,3 +232,28 @@ async def test_a_loser_whose_job_the_vendor_cancelled_for_free_costs_nothing() -
 
     assert routed.route.backend is spare and cancelled_free.cancelled == 1
     assert losses == []
+
+
+
+class FailsSlowly(ScriptedBackend):
+    """Answers nothing for 0.2 s (long enough to be hedged), then a 503."""
+
+    async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
+        self.calls.append(request)
+        await asyncio.sleep(0.2)
+        raise VendorUnavailable("503 after a while", status=503)
+
+
+async def test_a_half_open_trial_taken_for_a_hedge_the_gate_refused_is_given_back_for_the_failover() -> None:
+    slow, recovering = FailsSlowly("slow"), ScriptedBackend("recovering")
+    router = router_over([route_to(slow, priority=1, max_attempts=1), route_to(recovering, priority=2)],
+                         breaker=BreakerConfig(failure_threshold=1, half_open_trials=1))
+    router.hedging = QUICK
+    await router.health.record_failure(router.routes[1], "timeout")
+    await router.health.probe_passed(router.routes[1])  # half-open: one trial request
+    gate = Gate(allow=False)
+
+    routed = await router.generate(request(), Deadline(10), hedge=gate)
+
+    assert gate.asked == [("slow", "recovering")]  # the hedge was refused: its trial given back...
+    assert routed.route.backend is recovering  # ...and taken by the failover

@@ -87,14 +87,24 @@ def test_invalid_requests_get_a_4xx_openai_envelope(sim, client, bearer, overrid
     assert response.json()["error"]["code"] == code
 
 
-def test_a_replayed_idempotency_key_gives_409(sim, client, bearer) -> None:
+def test_a_replayed_idempotency_key_answers_the_first_answer_and_bills_once(sim, client, bearer) -> None:
     headers = {**bearer, "Idempotency-Key": "req-1"}
     first = client.post(sim.base_url + PATH, headers=headers, json=body())
     replay = client.post(sim.base_url + PATH, headers=headers, json=body())
     fresh = client.post(sim.base_url + PATH, headers={**bearer, "Idempotency-Key": "req-2"}, json=body())
 
-    assert (first.status_code, replay.status_code, fresh.status_code) == (200, 409, 200)
-    assert replay.json()["error"]["code"] == "idempotency_key_reused"
+    assert (first.status_code, replay.status_code, fresh.status_code) == (200, 200, 200)
+    assert replay.content == first.content
+    assert sim.billed_creates == 2  # req-1 once, req-2 once
+
+
+def test_a_key_replayed_with_another_body_gives_409(sim, client, bearer) -> None:
+    headers = {**bearer, "Idempotency-Key": "req-1"}
+    first = client.post(sim.base_url + PATH, headers=headers, json=body())
+    other = client.post(sim.base_url + PATH, headers=headers, json={**body(), "prompt": "something else"})
+
+    assert (first.status_code, other.status_code) == (200, 409)
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
 
 
 def test_a_key_whose_request_failed_may_be_retried(sim, client, bearer) -> None:

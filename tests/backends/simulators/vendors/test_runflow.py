@@ -200,3 +200,16 @@ def test_an_nsfw_fault_blacks_out_the_image_without_an_undocumented_flag(
     assert set(run["output"]) == {"image_urls"}
     image = open_image(client.get(run["output"]["image_urls"][0]).content)
     assert max(high for _, high in image.convert("RGB").getextrema()) < 8  # JPEG noise around black
+
+
+def test_runs_are_searched_by_a_filter_on_client_ref(sim, client, bearer) -> None:
+    mine = create(client, sim, bearer).json()  # client_ref ref-1
+    client.post(sim.base_url + CREATE, headers=bearer, json={"input": {"prompt": "x"}, "client_ref": "ref-2"})
+
+    found = client.get(f"{sim.base_url}/v1/runs", headers=bearer, params={"q": "client_ref:ref-1"}).json()
+    everything = client.get(f"{sim.base_url}/v1/runs", headers=bearer, params={"limit": "10"}).json()
+    refused = client.get(f"{sim.base_url}/v1/runs", headers=bearer, params={"q": "prompt:x"})
+
+    assert [(run["id"], run["client_ref"]) for run in found["items"]] == [(mine["id"], "ref-1")]
+    assert [run["client_ref"] for run in everything["items"]] == ["ref-2", "ref-1"]  # newest first
+    assert refused.status_code == 422
