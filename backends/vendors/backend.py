@@ -17,6 +17,7 @@ key before it reaches a client or a log line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -232,6 +233,8 @@ def route_policy(base_url: str, trusted_hosts: Sequence[str] = ()) -> OutboundPo
     return OutboundPolicy.trusting([base_url, *trusted_hosts])
 
 
+@functools.lru_cache(maxsize=4096)
 def _origin(url: str) -> str:
+    """Cached: every call of a route sends to the same few URLs."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
