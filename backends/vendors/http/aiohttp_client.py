@@ -114,12 +114,14 @@ async def _read_sized(content: aiohttp.StreamReader) -> bytes:
     ``ClientResponse.read()`` joins the pieces buffered at each wake-up and then joins those: two
     copies of a 2 MB image, each a fresh allocation the size of the image. Here each piece is
     taken as it was received and they are joined at the end; a body that came in one piece (a
-    small image) is not copied at all."""
+    small image) is not copied at all.
+
+    The end is ``at_eof()``, not what ``readchunk`` returns: a body-less answer (HEAD, 204) reads
+    from aiohttp's one shared empty stream, which answers "end of an HTTP chunk" forever once
+    any answer has read it."""
     pieces: list[bytes] = []
-    while True:
-        piece, end_of_http_chunk = await content.readchunk()
+    while not content.at_eof():
+        piece, _ = await content.readchunk()
         if piece:
             pieces.append(piece)
-        elif not end_of_http_chunk:
-            break  # (b"", False) is the end of the body
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
