@@ -233,8 +233,9 @@ def route_policy(base_url: str, trusted_hosts: Sequence[str] = ()) -> OutboundPo
     return OutboundPolicy.trusting([base_url, *trusted_hosts])
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def _origin(url: str) -> str:
-    """Cached: every call of a route sends to the same few URLs."""
+    """Cached: a route's calls go to a few URLs (a job vendor's poll URLs, one per job, pass
+    through; 256 keeps the cache small)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()

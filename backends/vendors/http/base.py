@@ -82,8 +82,9 @@ def checker(policy: OutboundPolicy | None) -> Callable[[str, float], None]:
     if policy is None:
         return check_call
     # Cached like ``_well_formed``: the policy is frozen, so a URL it allowed once it always
-    # allows (a refusal raises, and is not cached).
-    allowed = functools.lru_cache(maxsize=4096)(policy.check)
+    # allows (a refusal raises, and is not cached). Small: the hot URLs are a route's few
+    # endpoints; one-off output URLs (signed, long) pass through.
+    allowed = functools.lru_cache(maxsize=256)(policy.check)
 
     def check(url: str, timeout: float) -> None:
         check_call(url, timeout)
