@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -41,9 +41,11 @@ class ChargeRecord:
     """When the charge was written (filled in when read back)."""
 
     def to_entry(self) -> bytes:
-        data = asdict(self)
-        del data["at"]
-        return orjson.dumps({name: str(value) if isinstance(value, Decimal) else value for name, value in data.items()})
+        """The stored form: every field but ``at``, decimals as strings. Built field by field, not
+        with ``dataclasses.asdict``, whose deep copy of each value cost more than the rest of the
+        charge's bookkeeping in Python (it runs on every served request)."""
+        return orjson.dumps({name: str(value) if isinstance(value, Decimal) else value
+                             for name, value in ((name, getattr(self, name)) for name in COLUMNS)})
 
     @classmethod
     def from_entry(cls, entry: bytes, at: float) -> ChargeRecord:

@@ -20,6 +20,7 @@ key before it reaches a client or a log line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -288,6 +289,9 @@ def route_policy(base_url: str, trusted_hosts: Sequence[str] = ()) -> OutboundPo
     return OutboundPolicy.trusting([base_url, *trusted_hosts])
 
 
+@functools.lru_cache(maxsize=256)
 def _origin(url: str) -> str:
+    """Cached: a route's calls go to a few URLs (a job vendor's poll URLs, one per job, pass
+    through; 256 keeps the cache small)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()

@@ -86,6 +86,16 @@ class RouteAttempts:
         self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
         has_fallback: bool,
     ) -> BackendResult:
+        # The first attempt runs without tenacity, whose setup and bookkeeping cost more than
+        # the rest of a served request's routing; tenacity takes over only after a retryable
+        # failure, handed that failure as its own first attempt, so the retries, waits and stop
+        # are exactly as if it had run the first attempt itself.
+        try:
+            return await self._attempt(route, status, request, deadline, routed)
+        except BaseException as error:
+            if not _is_retryable(error):
+                raise
+            first_failure: BaseException | None = error
         longest_wait = self.retry.max_retry_after_s
         if has_fallback:
             longest_wait = min(longest_wait, self.retry.max_wait_with_fallback_s)
@@ -97,6 +107,9 @@ class RouteAttempts:
         )
         async for attempt in retrying:
             with attempt:
+                if first_failure is not None:
+                    failure, first_failure = first_failure, None
+                    raise failure
                 return await self._attempt(route, status, request, deadline, routed)
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 

@@ -89,10 +89,14 @@ def checker(policy: OutboundPolicy | None) -> Callable[[str, float], None]:
     """``check_call``, then the outbound policy's check of the URL's form, when there is a policy."""
     if policy is None:
         return check_call
+    # Cached like ``_well_formed``: the policy is frozen, so a URL it allowed once it always
+    # allows (a refusal raises, and is not cached). Small: the hot URLs are a route's few
+    # endpoints; one-off output URLs (signed, long) pass through.
+    allowed = functools.lru_cache(maxsize=256)(policy.check)
 
     def check(url: str, timeout: float) -> None:
         check_call(url, timeout)
-        policy.check(url)
+        allowed(url)
 
     return check
 

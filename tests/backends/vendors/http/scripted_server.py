@@ -23,6 +23,7 @@ Paths (``n`` is a number):
 - ``/gzip-bomb/n``: ``n`` MiB of zeros gzip-compressed (about 1000:1), chunked with no length.
 - ``/deflate``: the JSON body as zlib-framed deflate.
 - ``/announce/n``: announces ``n`` bytes, sends ten and never the rest (a reader waits forever).
+- ``/head``: the answer to a HEAD: ``content-length: 1000`` (the size a GET would get), no body.
 - anything else: 200 ``ok``.
 """
 
@@ -151,7 +152,7 @@ class ScriptedServer:
             "truncated": _truncated, "truncated-chunked": _truncated_chunked, "garbage": _garbage,
             "cookie": _cookie, "gzip": _gzip, "bad-gzip": _bad_gzip, "redirect": _redirect, "redirect-to": _redirect_to,
             "large": _large, "large-chunked": _large_chunked, "gzip-bomb": _gzip_bomb, "deflate": _deflate,
-            "announce": _announce,
+            "announce": _announce, "head": _head,
         }
         return scripts.get(parts[0], _ok)
 
@@ -183,6 +184,11 @@ def _number(request: ReceivedRequest) -> int:
 
 async def _ok(connection: Connection, request: ReceivedRequest) -> bool:
     await connection.answer(200, b"ok")
+    return True
+
+
+async def _head(connection: Connection, request: ReceivedRequest) -> bool:
+    await connection.head(["content-length: 1000"])
     return True
 
 

@@ -1,0 +1,109 @@
+"""Gateway CPU per request of this checkout against another (e.g. main), in alternating rounds.
+
+On a shared 2-core machine two runs minutes apart differ by 20-40%, so a change is measured
+against its baseline in one script: both gateways run at once (each from its own checkout,
+each on the SQLite state store in its own directory), pinned to CPU 1, in front of one
+zero-latency simulator; the client and the simulator are on CPU 0. Each round loads one gateway
+then the other (the order alternates), and the gateway's CPU time (``/proc/PID/stat``) over the
+round is divided by the requests it answered.
+
+    git archive main | tar -x -C /tmp/main
+    python bench/overhead_ab.py --baseline /tmp/main [--size 256x256] [--concurrency 1] [--rounds 10]
+
+Prints each round, then the medians and the median of the per-round ratios (this / baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadclient import prepare_post, run_load
+from overhead import HOST, KEY, bodies, cpu_seconds, free_port, taskset, wait_for_port
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+def start_gateway(checkout: Path, sim_port: int, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = workdir / "routes.toml"
+    config.write_text(
+        f'[[routes]]\nvendor = "callmissed"\nkey_env = "BENCH_SIM_KEY"\nmax_attempts = 1\n'
+        f'regions = [{{name = "sim", base_url = "http://{HOST}:{sim_port}"}}]\n'
+    )
+    env = {**os.environ, "BENCH_SIM_KEY": KEY, "BOLTGATE_CONFIG": str(config), "BOLTGATE_LOG_LEVEL": "warning",
+           "BOLTGATE_DATA_DIR": str(workdir / "data"), "PYTHONPATH": str(checkout)}
+    gateway = subprocess.Popen([*taskset("1"), sys.executable, "-m", "proxy", "serve", "--port", str(port)],
+                               cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return gateway, port
+
+
+async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seconds: float) -> None:
+    checkouts = {"baseline": baseline.resolve(), "this": HERE}
+    sim_port = free_port()
+    simulator = subprocess.Popen(
+        [*taskset("0"), sys.executable, "-m", "backends.simulators", "--vendor", "callmissed",
+         "--port-base", str(sim_port), "--api-key", KEY, "--latency", "0",
+         *(["--realistic-images"] if size != "256x256" else [])],
+        cwd=HERE, env={**os.environ, "PYTHONPATH": str(HERE)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    with tempfile.TemporaryDirectory() as base_dir, tempfile.TemporaryDirectory() as this_dir:
+        gateways = {name: start_gateway(path, sim_port, Path(workdir))
+                    for (name, path), workdir in zip(checkouts.items(), (base_dir, this_dir), strict=True)}
+        try:
+            wait_for_port(sim_port)
+            for _, port in gateways.values():
+                wait_for_port(port)
+            if (os.cpu_count() or 1) > 1:
+                os.sched_setaffinity(0, {0})
+            _, body = bodies(size)
+            requests = {name: prepare_post(HOST, port, "/v1/images/generations", body)
+                        for name, (_, port) in gateways.items()}
+            for name, (_, port) in gateways.items():
+                await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=1.5)  # warm up
+            cpu: dict[str, list[float]] = {name: [] for name in gateways}
+            print(f"{size} at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
+                  f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per request")
+            for index in range(rounds):
+                order = list(gateways) if index % 2 == 0 else list(gateways)[::-1]
+                for name in order:
+                    gateway, port = gateways[name]
+                    before = cpu_seconds(gateway.pid)
+                    run = await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=seconds)
+                    if run.errors:
+                        raise RuntimeError(f"{name}: {run.errors} non-200 answers")
+                    cpu[name].append((cpu_seconds(gateway.pid) - before) / max(1, len(run.latencies)) * 1000)
+                print(f"round {index + 1:>2}: " + "   ".join(f"{name} {cpu[name][-1]:.3f}" for name in gateways))
+            print(f"load average {os.getloadavg()[0]:.2f}")
+            for name, path in checkouts.items():
+                print(f"{name:>8} ({path}): median {statistics.median(cpu[name]):.3f} ms/request")
+            ratios = [this / base for base, this in zip(cpu["baseline"], cpu["this"], strict=True)]
+            print(f"this / baseline, median of the rounds' ratios: {statistics.median(ratios):.3f}")
+        finally:
+            for gateway, _ in gateways.values():
+                gateway.terminate()
+                gateway.wait(timeout=30)
+            simulator.terminate()
+            simulator.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", type=Path, required=True, help="another checkout of boltgate (e.g. main)")
+    parser.add_argument("--size", default="256x256", help="256x256 (about 2 KB) or 1024x1024 (about 1.5 MB)")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    asyncio.run(compare(args.baseline, args.size, args.concurrency, args.rounds, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
