@@ -458,6 +458,34 @@ def test_with_client_keys_the_service_monitor_presents_the_metrics_token() -> No
     token = env_of(container)["BOLTGATE_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
     gateway = find(manifests, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]
     assert gateway["authorization"]["credentials"] == {"name": token["name"], "key": token["key"]}
-    assert "authorization" not in find(manifests, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
     without_keys = objects({"metrics": {"serviceMonitor": {"enabled": True}}})
     assert "authorization" not in find(without_keys, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]
+
+
+def test_the_workers_metrics_need_their_own_token_which_their_service_monitor_presents() -> None:
+    manifests = objects({"metrics": {"serviceMonitor": {"enabled": True}}})
+    secret = find(manifests, "Secret", "-worker-token")
+    assert len(secret["data"]["metrics-token"]) >= 50
+    assert secret["data"]["metrics-token"] != secret["data"]["worker-token"]
+    worker = env_of(find(manifests, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0])
+    variable = LocalBackendConfig().metrics_token_env
+    assert variable is not None
+    reference = {"name": secret["metadata"]["name"], "key": "metrics-token"}
+    assert worker[variable]["valueFrom"]["secretKeyRef"] == reference
+    endpoint = find(manifests, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": reference}
+
+    given = objects({"metrics": {"serviceMonitor": {"enabled": True}},
+                     "worker": {"auth": {"existingSecret": "pool-tokens", "metricsTokenKey": "scrape"}}})
+    assert not [m for m in given if m["kind"] == "Secret" and "worker" in m["metadata"]["name"]]
+    endpoint = find(given, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    assert endpoint["authorization"]["credentials"] == {"name": "pool-tokens", "key": "scrape"}
+
+    open_metrics = objects({"metrics": {"serviceMonitor": {"enabled": True}},
+                            "worker": {"auth": {"metricsTokenKey": ""}}})
+    container = find(open_metrics, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert variable not in env_of(container)
+    assert "authorization" not in find(open_metrics, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    assert set(find(open_metrics, "Secret", "-worker-token")["data"]) == {"worker-token"}
+    with pytest.raises(helm.HelmError, match="metricsTokenKey must name another key"):
+        render({"worker": {"auth": {"metricsTokenKey": "worker-token"}}})
