@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import httpx
 
@@ -42,14 +43,12 @@ ACCEPTED_ENCODINGS = "gzip, deflate"
 _SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
 
 
-class AnswerTooLarge(Exception):
-    """The answer passed its cap (or announced it would); nothing more of it was read."""
+@dataclass(frozen=True, slots=True)
+class ReadAnswer:
+    """A body read within its cap, or (``body`` None) the reason it was left unread."""
 
-    def __init__(self, message: str, headers: httpx.Headers) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers
-        """The answer's headers: what it cost is still said there."""
+    body: bytes | None
+    refusal: str = ""
 
 
 def answer_limit(options: PromptOptions) -> int:
@@ -73,16 +72,17 @@ def describe(limit: int) -> str:
     return f"{limit / MiB:.1f} MB" if limit >= MiB // 10 else f"{limit} bytes"
 
 
-async def read_answer(response: httpx.Response, limit: int) -> bytes:
-    """The body of a streamed ``response``, decompressed, at most ``limit`` bytes of it.
+async def read_answer(response: httpx.Response, limit: int) -> ReadAnswer:
+    """The body of a streamed ``response``, decompressed, if it is at most ``limit`` bytes (and
+    ``Content-Length`` announces no more); else nothing more of it is read.
 
-    Raises ``AnswerTooLarge`` past the cap (or when ``Content-Length`` announces more) and
-    ``httpx.DecodingError`` for a body whose encoding is broken or one we never asked for."""
+    A body whose encoding is broken, or one we never asked for, is ``httpx.DecodingError``."""
     url = str(response.request.url)
     try:
         refuse_declared(response.headers.get("content-length"), url, limit)
-        return await read_decoded(response.aiter_raw(), response.headers.get("content-encoding", ""), url, limit)
+        return ReadAnswer(await read_decoded(response.aiter_raw(), response.headers.get("content-encoding", ""),
+                                             url, limit))
     except VendorBodyTooLarge as error:
-        raise AnswerTooLarge(error.message, response.headers) from None
+        return ReadAnswer(None, error.message)
     except VendorUnavailable as error:
         raise httpx.DecodingError(error.message, request=response.request) from None

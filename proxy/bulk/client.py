@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import orjson
 
-from proxy.bulk.answer import ACCEPTED_ENCODINGS, ERROR_BODY_BYTES, AnswerTooLarge, answer_limit, describe, read_answer
+from proxy.bulk.answer import ACCEPTED_ENCODINGS, ERROR_BODY_BYTES, ReadAnswer, answer_limit, describe, read_answer
 from proxy.bulk.prompts import BulkPrompt
 from proxy.bulk.retry import RetryPolicy, is_retryable
 
@@ -128,16 +128,12 @@ class BulkClient:
         self._max_answer_bytes = max_answer_bytes
 
     async def _exchange(self, body: dict[str, Any], headers: dict[str, str],
-                        limit: int) -> tuple[httpx.Response, bytes | None]:
+                        limit: int) -> tuple[httpx.Response, ReadAnswer]:
         """One try: the answer and its body, read within ``limit`` (an error's within
-        ``ERROR_BODY_BYTES``, None when it is longer). ``AnswerTooLarge`` for a success past it."""
+        ``ERROR_BODY_BYTES``: its message is all we need)."""
         async with self._http.stream("POST", GENERATIONS_PATH, json=body, headers=headers) as response:
-            if response.status_code == 200:
-                return response, await read_answer(response, limit)
-            try:
-                return response, await read_answer(response, ERROR_BODY_BYTES)
-            except AnswerTooLarge:
-                return response, None
+            cap = limit if response.status_code == 200 else ERROR_BODY_BYTES
+            return response, await read_answer(response, cap)
 
     async def generate(self, prompt: BulkPrompt) -> Outcome:
         headers = {"Idempotency-Key": prompt.idempotency_key, "Accept-Encoding": ACCEPTED_ENCODINGS}
@@ -150,21 +146,21 @@ class BulkClient:
             retry_after = None
             started = time.monotonic()
             try:
-                response, content = await self._exchange(body, headers, limit)
+                response, answer = await self._exchange(body, headers, limit)
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
                 last_error = f"cannot connect to the gateway ({type(error).__name__}: {error})"
-            except AnswerTooLarge as error:
-                return Failed(message=f"the gateway's answer is larger than {describe(limit)}, the most "
-                              f"{prompt.options.n} image(s) of {prompt.options.size} can take; not read "
-                              f"(--max-answer-mb raises the cap): {error}", attempts=attempt, status=200,
-                              cost_usd=_decimal(error.headers.get(COST_HEADER)) or Decimal(0))
             except (httpx.TransportError, httpx.DecodingError) as error:
                 may_have_run = True  # sent, perhaps served and charged: the retry's replay tells
                 last_error = f"{type(error).__name__} talking to the gateway{': ' + str(error) if str(error) else ''}"
             else:
-                if response.status_code == 200 and content is not None:
-                    return self._served(response, content, time.monotonic() - started, attempt, may_have_run)
-                message, code = _error_of(response, content)
+                if response.status_code == 200 and answer.body is None:
+                    return Failed(message=f"the gateway's answer is larger than {describe(limit)}, the most "
+                                  f"{prompt.options.n} image(s) of {prompt.options.size} can take; not read "
+                                  f"(--max-answer-mb raises the cap): {answer.refusal}", attempts=attempt,
+                                  status=200, cost_usd=_decimal(response.headers.get(COST_HEADER)) or Decimal(0))
+                if response.status_code == 200 and answer.body is not None:
+                    return self._served(response, answer.body, time.monotonic() - started, attempt, may_have_run)
+                message, code = _error_of(response, answer.body)
                 if not is_retryable(response.status_code, code):
                     if code == REPLAY_EXPIRED_CODE:
                         message += " (it was paid for; --salt TEXT asks for new images, charged again)"
