@@ -154,10 +154,8 @@ class BulkClient:
                 last_error = f"{type(error).__name__} talking to the gateway{': ' + str(error) if str(error) else ''}"
             else:
                 if response.status_code == 200 and answer.body is None:
-                    return Failed(message=f"the gateway's answer is larger than {describe(limit)}, the most "
-                                  f"{prompt.options.n} image(s) of {prompt.options.size} can take; not read "
-                                  f"(--max-answer-mb raises the cap): {answer.refusal}", attempts=attempt,
-                                  status=200, cost_usd=_decimal(response.headers.get(COST_HEADER)) or Decimal(0))
+                    return Failed(message=self._too_large(prompt, limit, answer), attempts=attempt, status=200,
+                                  cost_usd=_decimal(response.headers.get(COST_HEADER)) or Decimal(0))
                 if response.status_code == 200 and answer.body is not None:
                     return self._served(response, answer.body, time.monotonic() - started, attempt, may_have_run)
                 message, code = _error_of(response, answer.body)
@@ -172,6 +170,14 @@ class BulkClient:
             if attempt <= self._policy.retries:
                 await self._sleep(self._policy.delay(attempt, retry_after))
         return Failed(message=f"gave up after {attempt} tries: {last_error}", attempts=attempt)
+
+    def _too_large(self, prompt: BulkPrompt, limit: int, answer: ReadAnswer) -> str:
+        if self._max_answer_bytes is not None:
+            why = "the --max-answer-mb cap"
+        else:
+            why = (f"the most {prompt.options.n} image(s) of {prompt.options.size} can take "
+                   "(--max-answer-mb raises the cap)")
+        return f"the gateway's answer is larger than {describe(limit)}, {why}; not read: {answer.refusal}"
 
     def _served(self, response: httpx.Response, content: bytes, latency_s: float, attempt: int,
                 may_have_run: bool) -> Outcome:
