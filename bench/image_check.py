@@ -21,6 +21,7 @@ from PIL import Image
 
 from backends.base import GeneratedImage
 from backends.vendors.image_check import check_image
+from core.image_header import DEFAULT_MAX_PIXELS as CAP
 
 
 def grained(fmt: str, side: int = 1024) -> bytes:
@@ -52,8 +53,8 @@ def main() -> None:
     for fmt in ("PNG", "JPEG"):
         data = grained(fmt)
         text = base64.b64encode(data).decode()
-        as_bytes = median_us(lambda data=data: check_image(GeneratedImage(data=data), "bench"), args.repeats)
-        as_b64 = median_us(lambda text=text: check_image(GeneratedImage(b64=text), "bench"), args.repeats)
+        as_bytes = median_us(lambda data=data: check_image(GeneratedImage(data=data), "bench", CAP), args.repeats)
+        as_b64 = median_us(lambda text=text: check_image(GeneratedImage(b64=text), "bench", CAP), args.repeats)
         decode = median_us(lambda data=data: full_decode(data), max(5, args.repeats // 20))
         print(f"{fmt + ' 1024x1024':<22}{len(data) / 1e6:>8.2f}MB{as_bytes:>12.0f}us{as_b64:>10.0f}us"
               f"{decode:>12.0f}us")

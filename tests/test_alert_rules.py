@@ -72,6 +72,15 @@ def test_every_alert_reads_exported_series_and_has_a_runbook(rule: dict[str, Any
     assert rule["labels"]["severity"] in {"page", "warn", "info"}
 
 
+def test_the_vendor_down_runbook_says_a_refused_key_quarantines_the_vendor_account() -> None:
+    """Quarantine is per vendor account (every region sharing its key), not per route
+    (``proxy/routing/health.py``): an operator reading "the route" looks in the wrong place."""
+    (rule,) = [rule for rule in rules() if rule["alert"] == "BoltgateVendorDown"]
+    runbook = rule["annotations"]["runbook"]
+    assert "quarantines the vendor account" in runbook
+    assert "quarantines the route" not in runbook
+
+
 def test_the_alerts_cover_what_operators_are_paged_for() -> None:
     names = {rule["alert"] for rule in rules()}
     assert {"BoltgateHighErrorRatio", "BoltgateVendorDown", "BoltgateWorkerNotReady",

@@ -458,6 +458,95 @@ def test_with_client_keys_the_service_monitor_presents_the_metrics_token() -> No
     token = env_of(container)["BOLTGATE_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
     gateway = find(manifests, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]
     assert gateway["authorization"]["credentials"] == {"name": token["name"], "key": token["key"]}
-    assert "authorization" not in find(manifests, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
     without_keys = objects({"metrics": {"serviceMonitor": {"enabled": True}}})
     assert "authorization" not in find(without_keys, "ServiceMonitor", "-gateway")["spec"]["endpoints"][0]
+
+
+def test_the_workers_metrics_need_their_own_token_which_their_service_monitor_presents() -> None:
+    manifests = objects({"metrics": {"serviceMonitor": {"enabled": True}}})
+    secret = find(manifests, "Secret", "-worker-token")
+    assert len(secret["data"]["metrics-token"]) >= 50
+    assert secret["data"]["metrics-token"] != secret["data"]["worker-token"]
+    worker = env_of(find(manifests, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0])
+    variable = LocalBackendConfig().metrics_token_env
+    assert variable is not None
+    reference = {"name": secret["metadata"]["name"], "key": "metrics-token"}
+    assert worker[variable]["valueFrom"]["secretKeyRef"] == reference
+    endpoint = find(manifests, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": reference}
+
+    given = objects({"metrics": {"serviceMonitor": {"enabled": True}},
+                     "worker": {"auth": {"existingSecret": "pool-tokens", "metricsTokenKey": "scrape"}}})
+    assert not [m for m in given if m["kind"] == "Secret" and "worker" in m["metadata"]["name"]]
+    endpoint = find(given, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    assert endpoint["authorization"]["credentials"] == {"name": "pool-tokens", "key": "scrape"}
+
+    open_metrics = objects({"metrics": {"serviceMonitor": {"enabled": True}},
+                            "worker": {"auth": {"metricsTokenKey": ""}}})
+    container = find(open_metrics, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert variable not in env_of(container)
+    assert "authorization" not in find(open_metrics, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    assert set(find(open_metrics, "Secret", "-worker-token")["data"]) == {"worker-token"}
+    with pytest.raises(helm.HelmError, match="metricsTokenKey must name another key"):
+        render({"worker": {"auth": {"metricsTokenKey": "worker-token"}}})
+
+
+SQLITE = {"state": {"backend": "sqlite"}, "gateway": {"replicaCount": 1}}
+
+
+def test_the_sqlite_state_lives_on_a_kept_read_write_once_claim_the_gateway_reads_as_its_data_dir() -> None:
+    manifests = objects(SQLITE)
+    claim = find(manifests, "PersistentVolumeClaim", "-state")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    deployment = find(manifests, "Deployment", "-gateway")
+    spec = deployment["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "state")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    container = spec["containers"][0]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "state")
+    env = env_of(container)
+    assert env["BOLTGATE_STATE_BACKEND"]["value"] == "sqlite"
+    assert env["BOLTGATE_DATA_DIR"]["value"] == mount["mountPath"]
+    assert env["BOLTGATE_IMAGE_DIR"]["value"].startswith(mount["mountPath"] + "/")  # writable: the root is not
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two pods on the one file
+    assert not [m for m in manifests if m["metadata"]["name"].endswith("-redis")]
+    assert "REDIS" not in " ".join(env)
+
+
+def test_the_gateway_reads_the_sqlite_variables_the_chart_sets_as_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    container = find(objects({**SQLITE, "gateway": {"replicaCount": 1, "workers": 2}}), "Deployment", "-gateway")[
+        "spec"]["template"]["spec"]["containers"][0]
+    for name, item in env_of(container).items():
+        if name.startswith("BOLTGATE_") and "value" in item and name != "BOLTGATE_CONFIG":
+            monkeypatch.setenv(name, item["value"])
+    settings = Settings()
+    assert (settings.state_backend, settings.workers) == ("sqlite", 2)
+    assert str(settings.data_dir) == "/var/lib/boltgate/state"
+    assert str(settings.image_dir) == "/var/lib/boltgate/state/images"
+
+
+@pytest.mark.parametrize("values", [
+    {"state": {"backend": "sqlite"}},  # the default two replicas
+    {"state": {"backend": "sqlite"}, "gateway": {"replicaCount": 3}},
+    {"state": {"backend": "sqlite"}, "gateway": {"replicaCount": 1, "autoscaling": {"enabled": True}}},
+])
+def test_sqlite_with_more_than_one_gateway_pod_fails_the_render(values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError, match=r"state\.backend=sqlite keeps the state in one SQLite file"):
+        render(values)
+
+
+def test_sqlite_allows_several_worker_processes_in_its_one_pod() -> None:
+    assert gateway_workers({**SQLITE, "gateway": {"replicaCount": 1, "workers": 4}}) == "4"
+    assert gateway_workers({**SQLITE, "gateway": {"replicaCount": 1, "resources": {
+        "limits": {"cpu": "2", "memory": "1Gi"}}}}) == "2"
+
+
+def test_an_existing_claim_holds_the_sqlite_state_and_the_chart_makes_none() -> None:
+    values = {"state": {"backend": "sqlite", "sqlite": {"persistence": {"existingClaim": "boltgate-ledger"}}},
+              "gateway": {"replicaCount": 1}}
+    manifests = objects(values)
+    assert [m["metadata"]["name"] for m in manifests if m["kind"] == "PersistentVolumeClaim"] == ["bg-boltgate-models"]
+    spec = find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]
+    assert {"name": "state", "persistentVolumeClaim": {"claimName": "boltgate-ledger"}} in spec["volumes"]

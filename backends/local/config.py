@@ -74,6 +74,10 @@ class LocalBackendConfig(BaseModel):
     """Environment variable holding the worker's shared token: when it is set, ``/v1/generate`` requires
     ``Authorization: Bearer <token>`` (the gateway sends its route key, ``WORKER_API_KEY`` by default).
     Without a token the worker only listens on a loopback address."""
+    metrics_token_env: str | None = "BOLTGATE_WORKER_METRICS_TOKEN"
+    """Environment variable holding a bearer token for ``/metrics``: when it is set, ``/metrics``
+    requires ``Authorization: Bearer <token>`` (401 otherwise), so a scraper needs no generate
+    token and whoever reaches the port cannot read the pool's load. Unset: ``/metrics`` is open."""
     unready_after_failures: int = Field(default=3, ge=1)
     """Consecutive failed requests (the pipeline raised on them alone) that make ``/readyz`` answer 503."""
     restart_after_failures: int = Field(default=10, ge=1)

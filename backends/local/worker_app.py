@@ -8,7 +8,9 @@
                         failed ``restart_after_failures`` requests in a row: restart me)
     GET  /readyz        200 once the model is loaded and warmed up, else 503 (also after
                         ``unready_after_failures`` failures in a row, until one request succeeds)
-    GET  /metrics       Prometheus, the worker's own registry (``worker_metrics``)
+    GET  /metrics       Prometheus, the worker's own registry (``worker_metrics``); with a
+                        metrics token (``metrics_token_env``) only for ``Authorization: Bearer``
+                        that token (401 otherwise)
 
 Errors use OpenAI's envelope ``{"error": {"message", "type", "param", "code"}}``: 400 for input
 the worker cannot serve, 503 with Retry-After when the queue is full or the model still loads,
@@ -73,6 +75,7 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
     metrics.track_readiness(lambda: engine.ready)
 
     token = worker_token(config.auth_token_env)
+    metrics_token = worker_token(config.metrics_token_env)
     if token is None:
         log.warning("no worker token in $%s: /v1/generate accepts calls from anyone who reaches this port",
                     config.auth_token_env)
@@ -127,7 +130,8 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
         return Response({"status": "loading"}, status_code=503)
 
     @get("/metrics", media_type=MediaType.TEXT)
-    async def prometheus() -> Response[bytes]:
+    async def prometheus(request: Request[Any, Any, Any]) -> Response[bytes]:
+        check_token(metrics_token, request.headers.get("authorization"), "/metrics needs the metrics token")
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     async def start_loading() -> None:

@@ -3,6 +3,7 @@ and whether its client is still connected.
 
     Authorization: Bearer <token>   required when the worker has a token (``auth_token_env``);
                                     compared in constant time; 401 in OpenAI's envelope otherwise
+                                    (``/metrics`` likewise, with its own ``metrics_token_env``)
     X-Boltgate-Timeout-S: 12.5      seconds the caller still waits (the gateway sends what is left
                                     of the request's deadline): a request still queued when it
                                     passes is dropped before it reaches the GPU
@@ -32,13 +33,15 @@ def worker_token(variable: str | None, environ: Mapping[str, str] = os.environ) 
     return (environ.get(variable) or None) if variable else None
 
 
-def check_token(expected: str | None, authorization: str | None) -> None:
-    """Refuse (401) a call without ``Authorization: Bearer <expected>``; no check without a token."""
+def check_token(expected: str | None, authorization: str | None,
+                what: str = "this worker needs its token") -> None:
+    """Refuse (401) a call without ``Authorization: Bearer <expected>``; no check without a token.
+    ``what`` starts the refusal's message (which token is missing)."""
     if expected is None:
         return
     scheme, _, presented = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
-        raise AuthenticationFailed("this worker needs its token: Authorization: Bearer <token>")
+        raise AuthenticationFailed(f"{what}: Authorization: Bearer <token>")
 
 
 def deadline_from(value: str | None) -> Deadline | None:

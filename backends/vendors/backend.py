@@ -214,7 +214,7 @@ class VendorBackend:
         if not images:
             raise UnusableOutput(f"{self.vendor} answered without an image")
         for image in images:
-            check_image(image, self.vendor)
+            check_image(image, self.vendor, self.limits.max_image_pixels)
         return images
 
     async def send(self, call: HttpCall, budget: Deadline, *, check: bool = True,

@@ -5,7 +5,8 @@ absurd dimensions (a decompression bomb), must fail over like any unreadable ans
 the client and never be charged. Decoding every image would cost the gateway real CPU (and undo
 the base64 pass-through), so the check reads only what it needs: the header, through Pillow,
 for the format and dimensions, and the last bytes for the format's end marker, which a
-truncated file lacks.
+truncated file lacks. The pixel cap is the caller's (the settings' ``outbound.max_image_pixels``,
+carried in the route's ``FetchLimits``), the same cap a fetched output URL is held to.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from PIL import Image, UnidentifiedImageError
 from backends.base import GeneratedImage
 from core.errors import UnusableOutput, VendorProtocolError
 
-MAX_SIDE = 4096
-"""No vendor is asked for more than 1536 pixels a side; an image past this is not an answer."""
-MAX_PIXELS = MAX_SIDE * MAX_SIDE
 HEADER_READS = (4 * 1024, 256 * 1024)
 """How much of the image Pillow gets to find its size: 4 KB is enough for a PNG, WebP or a plain
 JPEG; a JPEG's EXIF and ICC segments can push its size further, up to the second read."""
@@ -29,15 +27,16 @@ _JPEG_END = b"\xff\xd9"
 _PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
-def check_image(image: GeneratedImage, vendor: str) -> None:
-    """Raise ``UnusableOutput`` unless ``image`` has a readable header, sane dimensions and an end."""
+def check_image(image: GeneratedImage, vendor: str, max_pixels: int) -> None:
+    """Raise ``UnusableOutput`` unless ``image`` has a readable header, declares at least one and
+    at most ``max_pixels`` pixels (width x height), and has an end."""
     try:
         tail = image.tail(16)
         width, height, head = _dimensions(image, vendor)
     except VendorProtocolError as exc:
         raise UnusableOutput(f"{vendor} image: {exc.message}") from exc
-    if width < 1 or height < 1 or width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise UnusableOutput(f"{vendor} image declares {width}x{height} pixels; at most {MAX_SIDE} a side")
+    if width < 1 or height < 1 or width * height > max_pixels:
+        raise UnusableOutput(f"{vendor} image declares {width}x{height} pixels; at most {max_pixels} pixels")
     if not _ends_well(image, head, tail):
         raise UnusableOutput(f"{vendor} {image.format.upper()} image is cut short or corrupt")
 

@@ -27,9 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from aiohttp import DefaultResolver
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from backends.vendors.name_resolver import NameResolver, SystemResolver
 from core.errors import UnsafeVendorUrl
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -131,22 +131,27 @@ class OutboundPolicy:
 
 
 class CheckedResolver(AbstractResolver):
-    """aiohttp's resolver, keeping only the addresses the policy allows for the host: the
-    connection goes to an address that was checked (no DNS rebinding between check and use)."""
+    """aiohttp's resolver: the name looked up once through ``names``, only the addresses the
+    policy allows kept, and those handed to the connector, which connects to them and looks
+    nothing up again: the address checked is the address connected to (no DNS rebinding)."""
 
-    def __init__(self, policy: OutboundPolicy, resolver: AbstractResolver | None = None) -> None:
-        """``resolver`` defaults to aiohttp's, made on first use (it must belong to the running loop)."""
+    def __init__(self, policy: OutboundPolicy, names: NameResolver | None = None) -> None:
         self._policy = policy
-        self._resolver = resolver
+        self._names = names or SystemResolver()
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        if self._resolver is None:
-            self._resolver = DefaultResolver()
-        found = await self._resolver.resolve(host, port, family)
-        allowed = set(self._policy.allowed_addresses(host, port, (result["host"] for result in found)))
-        return [result for result in found if result["host"] in allowed]
+        found = await self._names.addresses(host, port)
+        allowed = self._policy.allowed_addresses(host, port, found)  # PermissionError: none allowed
+        results = [_numeric(host, address, port) for address in allowed]
+        return [result for result in results if family in (socket.AF_UNSPEC, result["family"])]
 
     async def close(self) -> None:
-        if self._resolver is not None:
-            await self._resolver.close()
+        pass
+
+
+def _numeric(host: str, address: str, port: int) -> ResolveResult:
+    """An address as aiohttp's connector takes it: numeric, so nothing resolves it again."""
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    return ResolveResult(hostname=host, host=address, port=port, family=family, proto=0,
+                         flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)

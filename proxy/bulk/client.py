@@ -8,6 +8,11 @@ What a prompt cost is read from the ``x-boltgate-cost-usd`` header (falling back
 now; but when an earlier try of this run may have reached the gateway (it timed out, the
 connection broke, or the gateway said the key was still running), the replay is the answer to a
 request this run was charged for, and the original charge, kept in the replayed body, is counted.
+
+Every answer is read within a cap (``answer.py``): a success up to what its images could take
+(or ``--max-answer-mb``), an error up to its message. An answer past its cap fails the prompt
+with a message, counted at the cost the gateway's header names, and is not asked for again (it
+would be the same answer).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
+import orjson
 
+from proxy.bulk.answer import ACCEPTED_ENCODINGS, ERROR_BODY_BYTES, ReadAnswer, answer_limit, describe, read_answer
 from proxy.bulk.prompts import BulkPrompt
 from proxy.bulk.retry import RetryPolicy, is_retryable
 
@@ -76,16 +83,19 @@ def _body_cost(body: dict[str, Any]) -> Decimal | None:
     return None
 
 
-def _error_of(response: httpx.Response) -> tuple[str, str | None]:
-    """The OpenAI error envelope's message and code, or the start of whatever came instead."""
+def _error_of(response: httpx.Response, content: bytes | None) -> tuple[str, str | None]:
+    """The OpenAI error envelope's message and code, or the start of whatever came instead
+    (``content`` None: the body was past ``ERROR_BODY_BYTES`` and left unread)."""
+    if content is None:
+        return f"{response.reason_phrase} (an error body over {ERROR_BODY_BYTES // 1024} KB, not read)", None
     try:
-        error = response.json().get("error")
+        error = orjson.loads(content).get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             code = error.get("code")
             return error["message"], code if isinstance(code, str) else None
     except (ValueError, AttributeError):
         pass
-    snippet = response.text[:200].strip() or response.reason_phrase
+    snippet = content[:200].decode("utf-8", "replace").strip() or response.reason_phrase
     return snippet, None
 
 
@@ -109,14 +119,26 @@ class BulkClient:
     """Sends prompts over one ``httpx.AsyncClient`` (its pool bounded by the run's concurrency)."""
 
     def __init__(self, http: httpx.AsyncClient, policy: RetryPolicy,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 max_answer_bytes: int | None = None) -> None:
+        """``max_answer_bytes`` caps every success answer; None: each prompt's ``answer_limit``."""
         self._http = http
         self._policy = policy
         self._sleep = sleep
+        self._max_answer_bytes = max_answer_bytes
+
+    async def _exchange(self, body: dict[str, Any], headers: dict[str, str],
+                        limit: int) -> tuple[httpx.Response, ReadAnswer]:
+        """One try: the answer and its body, read within ``limit`` (an error's within
+        ``ERROR_BODY_BYTES``: its message is all we need)."""
+        async with self._http.stream("POST", GENERATIONS_PATH, json=body, headers=headers) as response:
+            cap = limit if response.status_code == 200 else ERROR_BODY_BYTES
+            return response, await read_answer(response, cap)
 
     async def generate(self, prompt: BulkPrompt) -> Outcome:
-        headers = {"Idempotency-Key": prompt.idempotency_key}
+        headers = {"Idempotency-Key": prompt.idempotency_key, "Accept-Encoding": ACCEPTED_ENCODINGS}
         body = prompt.options.body()
+        limit = self._max_answer_bytes or answer_limit(prompt.options)
         may_have_run = False
         last_error = "no try was made"
         attempt = 0
@@ -124,16 +146,19 @@ class BulkClient:
             retry_after = None
             started = time.monotonic()
             try:
-                response = await self._http.post(GENERATIONS_PATH, json=body, headers=headers)
+                response, answer = await self._exchange(body, headers, limit)
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:
                 last_error = f"cannot connect to the gateway ({type(error).__name__}: {error})"
-            except httpx.TransportError as error:
+            except (httpx.TransportError, httpx.DecodingError) as error:
                 may_have_run = True  # sent, perhaps served and charged: the retry's replay tells
                 last_error = f"{type(error).__name__} talking to the gateway{': ' + str(error) if str(error) else ''}"
             else:
-                if response.status_code == 200:
-                    return self._served(response, time.monotonic() - started, attempt, may_have_run)
-                message, code = _error_of(response)
+                if response.status_code == 200 and answer.body is None:
+                    return Failed(message=self._too_large(prompt, limit, answer), attempts=attempt, status=200,
+                                  cost_usd=_decimal(response.headers.get(COST_HEADER)) or Decimal(0))
+                if response.status_code == 200 and answer.body is not None:
+                    return self._served(response, answer.body, time.monotonic() - started, attempt, may_have_run)
+                message, code = _error_of(response, answer.body)
                 if not is_retryable(response.status_code, code):
                     if code == REPLAY_EXPIRED_CODE:
                         message += " (it was paid for; --salt TEXT asks for new images, charged again)"
@@ -146,11 +171,20 @@ class BulkClient:
                 await self._sleep(self._policy.delay(attempt, retry_after))
         return Failed(message=f"gave up after {attempt} tries: {last_error}", attempts=attempt)
 
-    def _served(self, response: httpx.Response, latency_s: float, attempt: int, may_have_run: bool) -> Outcome:
+    def _too_large(self, prompt: BulkPrompt, limit: int, answer: ReadAnswer) -> str:
+        if self._max_answer_bytes is not None:
+            why = "the --max-answer-mb cap"
+        else:
+            why = (f"the most {prompt.options.n} image(s) of {prompt.options.size} can take "
+                   "(--max-answer-mb raises the cap)")
+        return f"the gateway's answer is larger than {describe(limit)}, {why}; not read: {answer.refusal}"
+
+    def _served(self, response: httpx.Response, content: bytes, latency_s: float, attempt: int,
+                may_have_run: bool) -> Outcome:
         header_cost = _decimal(response.headers.get(COST_HEADER))
         replayed = response.headers.get(REPLAY_HEADER, "").lower() == "true"
         try:
-            body = response.json()
+            body = orjson.loads(content)
             if not isinstance(body, dict):
                 raise ValueError("the answer is not a JSON object")
         except ValueError as error:

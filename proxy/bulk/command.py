@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.errors import BulkInputError
+from proxy.bulk.answer import MiB
 from proxy.bulk.prompts import BulkPrompt, plan_prompts, read_prompt_file
 from proxy.bulk.retry import RetryPolicy
 from proxy.bulk.run import GatewayConnection, run_bulk
@@ -62,6 +63,9 @@ def build_generate_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("--retries", type=int, default=4, help="tries after the first (default 4)")
     parser.add_argument("--backoff", type=float, default=1.0, help="first retry wait in seconds (default 1)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per try (default 180)")
+    parser.add_argument("--max-answer-mb", type=float, metavar="MB",
+                        help="read at most this much of one answer (default: what the prompt's n images of "
+                             "its size could take uncompressed, about 6.4 MB for one 1024x1024)")
     parser.add_argument("--salt", default="", help="mixed into every Idempotency-Key: new images for old prompts")
     parser.add_argument("--summary-json", type=Path, metavar="FILE", help="also write the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -79,7 +83,8 @@ def resolve_connection(args: argparse.Namespace, environ: dict[str, str]) -> Gat
     url = (url or DEFAULT_URL).strip().rstrip("/").removesuffix("/v1")
     if not url.startswith(("http://", "https://")):
         raise BulkInputError(f"the gateway URL must start with http:// or https://, not {url!r}")
-    return GatewayConnection(base_url=url, api_key=key or None, timeout_s=args.timeout)
+    cap = None if args.max_answer_mb is None else int(args.max_answer_mb * MiB)
+    return GatewayConnection(base_url=url, api_key=key or None, timeout_s=args.timeout, max_answer_bytes=cap)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -87,6 +92,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise BulkInputError("--concurrency must be at least 1")
     if args.retries < 0 or args.backoff < 0 or args.timeout <= 0:
         raise BulkInputError("--retries and --backoff must not be negative, --timeout must be positive")
+    if args.max_answer_mb is not None and not 1 <= args.max_answer_mb * MiB < 2**53:
+        raise BulkInputError("--max-answer-mb must be a positive number of megabytes")
 
 
 def _planned(args: argparse.Namespace) -> list[BulkPrompt]:

@@ -31,6 +31,8 @@ class GatewayConnection:
     api_key: str | None
     timeout_s: float = 180.0
     """Per try; longer than the gateway's deadline, so the gateway answers before we give up."""
+    max_answer_bytes: int | None = None
+    """The most of one answer read; None: what each prompt's images could take (``answer.py``)."""
 
     def http_client(self, concurrency: int) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -117,6 +119,6 @@ async def run_bulk(prompts: list[BulkPrompt], outdir: Path, connection: GatewayC
             on_progress(summary)
 
     async with connection.http_client(concurrency) as http:
-        client = BulkClient(http, policy)
+        client = BulkClient(http, policy, max_answer_bytes=connection.max_answer_bytes)
         await asyncio.gather(*(work(client) for _ in range(min(concurrency, len(queue)))))
     return summary

@@ -12,7 +12,7 @@ from backends.vendors.http import AiohttpClient, HttpxClient
 from core.state.memory import MemoryStateStore
 from core.state.sqlite import SqliteStateStore
 from pricing.catalog import UnknownVendor
-from proxy.settings import RegionConfig, RouteConfig, Settings
+from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
 from proxy.wiring import Overrides, build_gateway, build_routes, build_stores, images_on_disk
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
@@ -68,6 +68,17 @@ async def test_every_vendor_route_region_gets_its_own_client_of_the_chosen_kind(
         clients = [backend.http_client for backend in backends if isinstance(backend, VendorBackend)]
         assert [type(client) for client in clients] == [expected] * 3
         assert len({id(client) for client in clients}) == 3
+    finally:
+        for route in routes:
+            await route.backend.aclose()
+
+
+async def test_every_route_checks_vendor_images_against_the_settings_pixel_cap() -> None:
+    accounts = [(RouteConfig(vendor="runflow"), "k"), (RouteConfig(vendor="callmissed"), "k")]
+    routes = build_routes(accounts, "aiohttp", OutboundConfig(max_image_pixels=777_777))
+    try:
+        assert [route.backend.limits.max_image_pixels for route in routes
+                if isinstance(route.backend, VendorBackend)] == [777_777, 777_777]
     finally:
         for route in routes:
             await route.backend.aclose()

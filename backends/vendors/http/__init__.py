@@ -16,15 +16,19 @@ from __future__ import annotations
 from backends.vendors.http.aiohttp_client import AiohttpClient
 from backends.vendors.http.base import MAX_ANSWER_BYTES, MAX_REDIRECTS, HttpClient, HttpClientKind
 from backends.vendors.http.httpx_client import HttpxClient
+from backends.vendors.name_resolver import NameResolver
 from backends.vendors.url_policy import OutboundPolicy
 
 __all__ = ["AiohttpClient", "HttpClient", "HttpClientKind", "HttpxClient", "make_http_client"]
 
 
 def make_http_client(kind: HttpClientKind, *, policy: OutboundPolicy | None = None,
-                     max_answer_bytes: int = MAX_ANSWER_BYTES, max_redirects: int = MAX_REDIRECTS) -> HttpClient:
+                     max_answer_bytes: int = MAX_ANSWER_BYTES, max_redirects: int = MAX_REDIRECTS,
+                     names: NameResolver | None = None) -> HttpClient:
     """A new pooled client of ``kind``; each route region owns one and closes it. The wiring
-    always passes the route's ``policy``; without one nothing but the URL's form is checked."""
+    always passes the route's ``policy``; without one nothing but the URL's form is checked.
+    ``names`` looks host names up (the system's resolver by default)."""
     if kind == "aiohttp":
-        return AiohttpClient(max_answer_bytes=max_answer_bytes, max_redirects=max_redirects, policy=policy)
-    return HttpxClient(max_answer_bytes=max_answer_bytes, max_redirects=max_redirects, policy=policy)
+        return AiohttpClient(max_answer_bytes=max_answer_bytes, max_redirects=max_redirects, policy=policy,
+                             names=names)
+    return HttpxClient(max_answer_bytes=max_answer_bytes, max_redirects=max_redirects, policy=policy, names=names)

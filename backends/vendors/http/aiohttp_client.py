@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import aiohttp
 import yarl
 from aiohttp import hdrs
+from aiohttp.connector import SocketFactoryType
 
 from backends.vendors.http.base import (
     DEFAULT_HEADERS,
@@ -26,6 +27,7 @@ from backends.vendors.http.base import (
 )
 from backends.vendors.http.redirects import exchange_following
 from backends.vendors.messages import HttpAnswer
+from backends.vendors.name_resolver import NameResolver
 from backends.vendors.url_policy import CheckedResolver, OutboundPolicy
 
 _REFUSED_URLS = (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)
@@ -34,22 +36,27 @@ _REFUSED_URLS = (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)
 class AiohttpClient:
     """Created on first use: an aiohttp session must belong to the running loop.
 
-    With a ``policy``, names resolve through ``CheckedResolver``: only allowed addresses are
-    connected to."""
+    With a ``policy``, names are looked up once through ``names`` (the system's resolver by
+    default) and checked by ``CheckedResolver``: only allowed addresses are connected to.
+    ``socket_factory`` (aiohttp's own hook) makes the socket for each address connected to."""
 
     def __init__(self, *, max_connections: int = MAX_CONNECTIONS, max_answer_bytes: int = MAX_ANSWER_BYTES,
-                 max_redirects: int = MAX_REDIRECTS, policy: OutboundPolicy | None = None) -> None:
+                 max_redirects: int = MAX_REDIRECTS, policy: OutboundPolicy | None = None,
+                 names: NameResolver | None = None, socket_factory: SocketFactoryType | None = None) -> None:
         self._max_connections = max_connections
         self._max_answer_bytes = max_answer_bytes
         self._max_redirects = max_redirects
         self._policy = policy
+        self._names = names
+        self._socket_factory = socket_factory
         self._check = checker(policy)
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
-            resolver = CheckedResolver(self._policy) if self._policy is not None else None
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300, resolver=resolver)
+            resolver = CheckedResolver(self._policy, self._names) if self._policy is not None else None
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300, resolver=resolver,
+                                             socket_factory=self._socket_factory)
             self._session = aiohttp.ClientSession(connector=connector, headers=DEFAULT_HEADERS,
                                                   cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True,
                                                   trust_env=False)

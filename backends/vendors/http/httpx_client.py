@@ -36,6 +36,7 @@ from backends.vendors.http.base import (
 from backends.vendors.http.checked_network import checked_transport
 from backends.vendors.http.redirects import exchange_following
 from backends.vendors.messages import HttpAnswer
+from backends.vendors.name_resolver import NameResolver
 from backends.vendors.url_policy import OutboundPolicy
 
 KEPT_IDLE_CONNECTIONS = 20
@@ -51,12 +52,14 @@ class HttpxClient:
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None, *, max_connections: int = MAX_CONNECTIONS,
                  max_answer_bytes: int = MAX_ANSWER_BYTES, max_redirects: int = MAX_REDIRECTS,
-                 policy: OutboundPolicy | None = None) -> None:
+                 policy: OutboundPolicy | None = None, names: NameResolver | None = None) -> None:
         """With a ``policy`` (and no ``transport`` of the caller's), connections go through
-        ``checked_network``: only allowed addresses are connected to."""
+        ``checked_network``: names are looked up once through ``names`` (the system's resolver by
+        default) and only allowed addresses are connected to."""
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=KEPT_IDLE_CONNECTIONS)
         if transport is None:
-            transport = httpx.AsyncHTTPTransport(limits=limits) if policy is None else checked_transport(limits, policy)
+            transport = (httpx.AsyncHTTPTransport(limits=limits) if policy is None
+                         else checked_transport(limits, policy, names=names))
         self._transport = transport
         self._max_answer_bytes = max_answer_bytes
         self._max_redirects = max_redirects

@@ -68,6 +68,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and .Values.redis.enabled (eq .Values.state.backend "redis") }}true{{ end }}
 {{- end }}
 
+{{/* The claim holding the SQLite state file (state.backend=sqlite). */}}
+{{- define "boltgate.stateClaim" -}}
+{{- default (printf "%s-state" (include "boltgate.fullname" .)) .Values.state.sqlite.persistence.existingClaim }}
+{{- end }}
+
 {{- define "boltgate.redisSecretName" -}}
 {{- default (printf "%s-redis" (include "boltgate.fullname" .)) .Values.redis.auth.existingSecret }}
 {{- end }}
@@ -85,7 +90,7 @@ backend, which several processes cannot share. */}}
 {{- $g := .Values.gateway }}
 {{- $memory := eq .Values.state.backend "memory" }}
 {{- if and $memory $g.workers (ne (toString $g.workers) "1") }}
-{{- fail "gateway.workers above 1 needs state the processes share: state.backend=redis" }}
+{{- fail "gateway.workers above 1 needs state the processes share: state.backend=sqlite or redis" }}
 {{- end }}
 {{- if $memory }}1
 {{- else if $g.workers }}{{ $g.workers }}

@@ -248,6 +248,31 @@ async def test_the_worker_refuses_a_request_without_its_token(
     assert len(gated_pipeline.batches) == 1
 
 
+async def test_with_a_metrics_token_the_worker_s_metrics_need_it_and_only_it(
+    gated_pipeline: GatedPipeline, make_request: MakeRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scraper's token and the gateway's are apart: neither opens the other's door."""
+    monkeypatch.setenv("BOLTGATE_WORKER_TOKEN", "generate-s3cret")
+    monkeypatch.setenv("TEST_WORKER_METRICS_TOKEN", "scrape-s3cret")
+    gated_pipeline.gate.set()
+    config = LocalBackendConfig(metrics_token_env="TEST_WORKER_METRICS_TOKEN")
+    with WorkerServer(create_worker_app(config, factory=lambda _: gated_pipeline)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            await _wait_ready(client)  # probes need no token
+            missing = await client.get("/metrics")
+            wrong = await client.get("/metrics", headers={"authorization": "Bearer guess"})
+            generate_token = await client.get("/metrics", headers={"authorization": "Bearer generate-s3cret"})
+            right = await client.get("/metrics", headers={"authorization": "Bearer scrape-s3cret"})
+            scrape_token = await client.post("/v1/generate", content=make_request().model_dump_json(),
+                                             headers={"authorization": "Bearer scrape-s3cret"})
+    assert (missing.status_code, missing.json()["error"]["code"]) == (401, "invalid_api_key")
+    assert "/metrics needs the metrics token" in missing.json()["error"]["message"]
+    assert "boltgate_worker" not in missing.text + wrong.text + generate_token.text
+    assert (wrong.status_code, generate_token.status_code) == (401, 401)
+    assert right.status_code == 200 and "# TYPE boltgate_worker_images" in right.text
+    assert scrape_token.status_code == 401 and gated_pipeline.batches == []
+
+
 async def test_a_client_that_leaves_has_no_image_generated(
     gated_client: httpx.AsyncClient, gated_pipeline: GatedPipeline, make_request: MakeRequest
 ) -> None:

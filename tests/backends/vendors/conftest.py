@@ -15,6 +15,7 @@ from PIL import Image
 
 from backends.vendors.backend import VendorBackend, route_policy
 from backends.vendors.http import HttpxClient
+from backends.vendors.output_fetch import FetchLimits
 from backends.vendors.spec import VendorSpec
 
 BASE_URL = "https://x.test"
@@ -59,6 +60,7 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
     def make(
         spec: VendorSpec, *, api_key: str | None = "k", timeout_s: float = 5.0,
         options: Mapping[str, str] | None = None, poll_interval_s: float | None = FAST_POLL_S,
+        limits: FetchLimits | None = None,
     ) -> VendorBackend:
         """Polls every millisecond unless ``poll_interval_s`` says otherwise (None: the vendor's
         documented pace)."""
@@ -70,6 +72,7 @@ async def make_backend() -> AsyncIterator[MakeBackend]:
             timeout_s=timeout_s,
             options=options,
             poll_interval_s=poll_interval_s,
+            limits=limits,
             http_client=HttpxClient(policy=route_policy(BASE_URL)),
         )
         made.append(backend)

@@ -28,6 +28,11 @@ def test_flags_beat_boltgates_variables_which_beat_openais() -> None:
     assert resolve_connection(args(), {}).base_url == DEFAULT_URL
 
 
+def test_the_answer_cap_is_the_flags_in_mb_or_left_to_each_prompt() -> None:
+    assert resolve_connection(args("--max-answer-mb", "2.5"), {}).max_answer_bytes == int(2.5 * 1024 * 1024)
+    assert resolve_connection(args(), {}).max_answer_bytes is None
+
+
 def test_an_openai_key_is_never_sent_to_a_gateway_named_another_way() -> None:
     env = {"BOLTGATE_URL": "http://gw:8000", "OPENAI_API_KEY": "sk-openai"}
     assert resolve_connection(args(), env).api_key is None
@@ -42,6 +47,8 @@ def test_an_openai_key_is_never_sent_to_a_gateway_named_another_way() -> None:
     (["generate", "x", "--name", "../fox", "-o", "out"], "the prompt: name:"),
     (["generate", "x", "-o", "out", "--concurrency", "0"], "--concurrency must be at least 1"),
     (["generate", "x", "-o", "out", "--url", "ftp://gw"], "must start with http:// or https://"),
+    (["generate", "x", "-o", "out", "--max-answer-mb", "0"], "--max-answer-mb must be a positive number"),
+    (["generate", "x", "-o", "out", "--max-answer-mb", "nan"], "--max-answer-mb must be a positive number"),
     (["generate", "--prompts", "missing.txt", "-o", "out"], "missing.txt: no such file"),
 ])
 def test_a_bad_command_is_refused_before_anything_is_sent(

@@ -24,6 +24,13 @@ Paths (``n`` is a number):
 - ``/deflate``: the JSON body as zlib-framed deflate.
 - ``/announce/n``: announces ``n`` bytes, sends ten and never the rest (a reader waits forever).
 - ``/head``: the answer to a HEAD: ``content-length: 1000`` (the size a GET would get), no body.
+- ``/endless``, ``/endless-error``, ``/endless-gzip``: 200 (or 503) with a chunked body that
+  never ends, plain or gzip-compressed zeros, until the client hangs up (or ``FLOOD_LIMIT``
+  bytes, so that a reader without a cap fails its test rather than the machine); the bytes sent
+  are counted in ``flooded``.
+
+A path below any of these (``/endless/v1/...``, ``/announce/n/v1/...``) is the same script: a
+client that appends its own path to a base URL can be pointed at one.
 - anything else: 200 ``ok``.
 """
 
@@ -45,6 +52,9 @@ TRICKLE_BYTES = 200
 RESET_GRACE_S = 0.05
 """How long a reset waits after the head so the client has read it: the reset is then mid-body."""
 JSON_BODY = orjson.dumps({"created": 1, "data": [{"b64_json": "aGk="}]})
+FLOOD_LIMIT = 128 * 1024 * 1024
+"""Where an endless body gives up (decompressed size for ``/endless-gzip``)."""
+FLOOD_CHUNK = 64 * 1024
 
 
 def pattern(size: int) -> bytes:
@@ -99,6 +109,8 @@ class ScriptedServer:
         self.received: list[ReceivedRequest] = []
         self.connections = 0
         self.closed_by_client = asyncio.Event()
+        self.flooded = 0
+        """Body bytes the endless scripts sent (compressed, for gzip) before the client hung up."""
         """Set when a client closes a connection while a script waits on it."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -152,9 +164,27 @@ class ScriptedServer:
             "truncated": _truncated, "truncated-chunked": _truncated_chunked, "garbage": _garbage,
             "cookie": _cookie, "gzip": _gzip, "bad-gzip": _bad_gzip, "redirect": _redirect, "redirect-to": _redirect_to,
             "large": _large, "large-chunked": _large_chunked, "gzip-bomb": _gzip_bomb, "deflate": _deflate,
-            "announce": _announce, "head": _head,
+            "announce": _announce, "head": _head, "endless": self._endless, "endless-error": self._endless,
+            "endless-gzip": self._endless,
         }
         return scripts.get(parts[0], _ok)
+
+    async def _endless(self, connection: Connection, request: ReceivedRequest) -> bool:
+        kind = request.target.strip("/").split("/")[0]
+        status = 503 if kind == "endless-error" else 200
+        gzipped = kind == "endless-gzip"
+        lines = ["transfer-encoding: chunked", "content-type: application/json", "x-boltgate-cost-usd: 0.040000"]
+        connection.writer.write(("\r\n".join([f"HTTP/1.1 {status} Scripted", *lines,
+                                                *(["content-encoding: gzip"] if gzipped else [])])
+                                 + "\r\n\r\n").encode("latin-1"))
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        block = bytes(FLOOD_CHUNK)
+        for _ in range(FLOOD_LIMIT // FLOOD_CHUNK):
+            chunk = compressor.compress(block) + compressor.flush(zlib.Z_SYNC_FLUSH) if gzipped else block
+            if chunk:
+                await connection.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.flooded += len(chunk)
+        return False
 
     async def _silent(self, connection: Connection, request: ReceivedRequest) -> bool:
         await connection.reader.read()  # returns at EOF: the client gave up
@@ -179,7 +209,8 @@ async def _read_request(reader: asyncio.StreamReader) -> ReceivedRequest | None:
 
 
 def _number(request: ReceivedRequest) -> int:
-    return int(request.target.split("?", 1)[0].rstrip("/").rsplit("/", 1)[1])
+    """The ``n`` of ``/script/n`` (a longer path, ``/script/n/v1/...``, has the same ``n``)."""
+    return int(request.target.split("?", 1)[0].strip("/").split("/")[1])
 
 
 async def _ok(connection: Connection, request: ReceivedRequest) -> bool:
