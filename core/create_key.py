@@ -16,6 +16,7 @@ failover there a replay too, and a key seen by two vendors means nothing to eith
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,14 @@ def current_create_key() -> str | None:
 def new_create_key() -> str:
     """A fresh key: 32 hex characters, within every documented key format (1-255 visible ASCII)."""
     return uuid.uuid4().hex
+
+
+def create_key_for_client_key(owner: str, idempotency_key: str) -> str:
+    """The key of a request the client sent with its own ``Idempotency-Key``: the same for every
+    resend of that request by that owner, so a resend after the gateway lost the first (a worker
+    killed mid-request, a job run again after its runner died) is a replay at a vendor that honours
+    keys rather than a second create. Hashed, so neither the owner nor the client's key is sent."""
+    return hashlib.sha256(f"{owner}\0{idempotency_key}".encode()).hexdigest()[:32]
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import GeneratedImage
+from core.create_key import create_key_for_client_key
 from core.deadline import Deadline
 from core.errors import IdempotencyConflict, ReservationExpired, RouteAttempt, StateUnavailable
 from core.request import ImageRequest
@@ -113,6 +114,7 @@ class Gateway:
                                   reservation: Reservation | None) -> ImagesResponse:
         if idempotency_key is None:
             return await self._generate(request, base_url, key, routing, reservation)
+        create_key = create_key_for_client_key(key.key_id, idempotency_key)
         ledger = self.billing.ledger
         fingerprint = request_fingerprint(request)
         replay = await ledger.recall_response(key.key_id, idempotency_key)
@@ -123,7 +125,7 @@ class Gateway:
             raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
                                       param="Idempotency-Key")
         try:
-            served = await self._generate(request, base_url, key, routing, reservation)
+            served = await self._generate(request, base_url, key, routing, reservation, create_key)
         except BaseException:
             await _quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
             raise
@@ -137,7 +139,8 @@ class Gateway:
         await self.billing.ledger.remember_response(key.key_id, idempotency_key, record, ttl=REPLAY_TTL_S)
 
     async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord,
-                        routing: RoutingChoice, reservation: Reservation | None = None) -> ImagesResponse:
+                        routing: RoutingChoice, reservation: Reservation | None = None,
+                        create_key: str | None = None) -> ImagesResponse:
         started = time.monotonic()
         deadline = Deadline(self.deadline_s)
         plan = await self.router.candidates(request, routing)
@@ -151,7 +154,8 @@ class Gateway:
         if routing.hedge if routing.hedge is not None else self.hedging.enabled:
             hedge = HedgeAllowance(self.billing, self.budgets, self.hedging, key, request, hold)
         try:
-            routed = await self.router.generate(request, deadline, plan, admit=hold.admit, hedge=hedge)
+            routed = await self.router.generate(request, deadline, plan, admit=hold.admit, hedge=hedge,
+                                               create_key=create_key)
             images = routed.result.images[: request.n]
             if request.output_compression is not None or any(image.format != request.output_format
                                                              for image in images):

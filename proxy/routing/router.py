@@ -187,12 +187,13 @@ class Router:
 
     async def generate(
         self, request: ImageRequest, deadline: Deadline, plan: tuple[list[Route], list[str]] | None = None,
-        *, admit: Admit | None = None, hedge: HedgeGate | None = None,
+        *, admit: Admit | None = None, hedge: HedgeGate | None = None, create_key: str | None = None,
     ) -> RoutedResult:
         """Serve ``request`` on the first route that can; ``plan`` is ``candidates()``'s answer
         when the caller already asked for it; ``admit`` is awaited before each route is tried;
-        with a ``hedge`` gate, a slow route may be raced by the next."""
-        with create_key_for_request():
+        with a ``hedge`` gate, a slow route may be raced by the next. ``create_key``: the vendor
+        idempotency key of this request's creates (``core.create_key``; fresh by default)."""
+        with create_key_for_request(create_key):
             return await self._generate(request, deadline, plan, admit=admit, hedge=hedge)
 
     async def _generate(
