@@ -20,7 +20,9 @@ from backends.simulators import SimulatorConfig, SimulatorServer
 
 QUEUED_S = RUNNING_S = 0.05
 """Short job states: a lifecycle takes 100 ms."""
-OBSERVABLE_S = 0.15
+OBSERVABLE_S = 0.5
+"""Long enough that a poll lands in each state even when one poll takes a few hundred ms on a
+loaded 2-core machine (0.15 s was missed in CI-like load)."""
 
 OpenImage = Callable[[bytes], Image.Image]
 WaitFor = Callable[..., dict[str, Any]]
@@ -79,7 +81,7 @@ def wait_for(client: httpx.Client) -> WaitFor:
     """Poll a job URL until ``done(body)`` holds; returns the body and the states seen on the way."""
 
     def wait(
-        url: str, done: Callable[[dict[str, Any]], bool], *, headers: dict[str, str], key: str, timeout_s: float = 2.0
+        url: str, done: Callable[[dict[str, Any]], bool], *, headers: dict[str, str], key: str, timeout_s: float = 5.0
     ) -> dict[str, Any]:
         seen: list[str] = []
         deadline = time.monotonic() + timeout_s
