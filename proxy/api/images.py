@@ -30,7 +30,7 @@ from proxy.gateway import Gateway
 from proxy.images.body import images_body
 from proxy.images.store import IMAGE_NAME_PATTERN, MEDIA_TYPES
 from proxy.images.validate import validate_init_image
-from proxy.routing.choice import HEDGE_HEADER, POLICY_HEADER, ROUTE_HEADER, RoutingChoice
+from proxy.routing.choice import RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
 ImageName = Annotated[str, Parameter(pattern=f"^{IMAGE_NAME_PATTERN}$", description="As the image's url gives it")]
@@ -39,8 +39,7 @@ ImageName = Annotated[str, Parameter(pattern=f"^{IMAGE_NAME_PATTERN}$", descript
 def routing_choice(request: AnyRequest, asked: ClientImageRequest) -> RoutingChoice:
     """What the client asks of the router: ``routing_policy`` (the body's, else the header's), a
     pinned route and hedging (headers)."""
-    policy = asked.routing_policy if asked.routing_policy is not None else request.headers.get(POLICY_HEADER)
-    return RoutingChoice.asked(policy, request.headers.get(ROUTE_HEADER), request.headers.get(HEDGE_HEADER))
+    return RoutingChoice.from_headers(request.headers, asked.routing_policy)
 
 
 async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord, asked: ClientImageRequest) -> Response[Any]:

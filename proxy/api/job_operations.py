@@ -4,18 +4,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from litestar.openapi.spec import Link, OpenAPIMediaType, Operation, RequestBody
 from pydantic import ConfigDict, Field
 
-from proxy.api.image_operations import PARAMETERS
+from proxy.api.image_operations import PARAMETERS, route_parameter
 from proxy.api.openai_request import PRICE_CEILING_HEADER, OpenAIImageBody
 from proxy.api.openapi import RATE_LIMIT_HEADERS, Answer, documented, header, to_openapi
 from proxy.api.schemas import CancelledImageJob, ImageJob, WebhookSecret
 from proxy.api.served_limits import ServedLimits
 from proxy.jobs.webhook import MAX_URL_LENGTH
-from proxy.routing.choice import POLICY_HEADER
+from proxy.routing.choice import HEDGE_HEADER, POLICY_HEADER
 
 
 class OpenAIJobBody(OpenAIImageBody):
@@ -50,13 +51,16 @@ ACCEPTED = Answer(ImageJob, "Accepted: the credits are held and the job is queue
 })
 
 
-def submit_operation(limits: ServedLimits | None) -> type[Operation]:
+def submit_operation(limits: ServedLimits | None, pins: Sequence[str] = ()) -> type[Operation]:
+    """The submit: the generation body and the headers a generation's routing reads (the job
+    keeps them for its run), ``x-boltgate-route`` naming ``pins``."""
     source = OpenAIJobBody.model_json_schema()
     schema = to_openapi(limits.document(source) if limits is not None else source)
     body = RequestBody(content={"application/json": OpenAPIMediaType(schema=schema)}, required=True)
     return documented(ACCEPTED, status=202, errors=(400, 401, 402, 403, 404, 413, 429, 500, 503), body=body,
-                      parameters=[parameter for parameter in PARAMETERS
-                                  if parameter.name in (PRICE_CEILING_HEADER, POLICY_HEADER)])
+                      parameters=[*(parameter for parameter in PARAMETERS
+                                    if parameter.name in (PRICE_CEILING_HEADER, POLICY_HEADER, HEDGE_HEADER)),
+                                  route_parameter(pins)])
 
 
 GET_OPERATION = documented(Answer(ImageJob, "The job: its status, and its images, cost and route once it "

@@ -3,13 +3,16 @@
 
 ``POST`` takes the body of ``/v1/images/generations`` plus an optional ``webhook_url`` and
 answers 202 with the job (``Location`` names it) once it is counted against the key's rate
-limits and its credits are held; ``GET`` answers the job, with its images, cost and route once
-it succeeded; ``DELETE`` cancels it. Jobs belong to the key that submitted them: another key
-gets 404. The answers are documented by ``proxy.api.job_operations``.
+limits and its credits are held. It reads ``x-boltgate-routing-policy``, ``x-boltgate-route``
+and ``x-boltgate-hedge`` as generations do, and the job keeps them for its run. ``GET``
+answers the job, with its images, cost and route once it succeeded; ``DELETE`` cancels it.
+Jobs belong to the key that submitted them: another key gets 404. The answers are documented
+by ``proxy.api.job_operations``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -28,7 +31,7 @@ from proxy.api.job_operations import (
 )
 from proxy.api.openai_request import PRICE_CEILING_HEADER, price_ceiling
 from proxy.api.served_limits import ServedLimits
-from proxy.routing.choice import POLICY_HEADER, RoutingChoice
+from proxy.routing.choice import RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
 JobId = Annotated[str, Parameter(description=JOB_PATH_PARAMETER_DESCRIPTION)]
@@ -46,15 +49,15 @@ async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: Inject
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc.msg}",
                              code="invalid_json") from exc
-    ceiling, policy = request.headers.get(PRICE_CEILING_HEADER), request.headers.get(POLICY_HEADER)
+    ceiling = request.headers.get(PRICE_CEILING_HEADER)
     price_ceiling(ceiling)  # a header is checked even where the body's field wins over it
-    RoutingChoice.asked(policy, None)
+    asked = RoutingChoice.from_headers(request.headers)  # as generations read them: policy, pin, hedging
     if isinstance(payload, dict):  # a body's field, when not null, wins over its header
-        for field, value in (("max_price_usd", ceiling), ("routing_policy", policy)):
+        for field, value in (("max_price_usd", ceiling), ("routing_policy", asked.policy)):
             if value is not None and payload.get(field) is None:
                 payload[field] = value
     base_url = gateway.links.for_request(request)
-    accepted = await jobs.submit(payload, key, base_url)
+    accepted = await jobs.submit(payload, key, base_url, asked)
     return _json(accepted.job, 202, {**accepted.headers, "location": f"/v1/images/jobs/{accepted.job['id']}"})
 
 
@@ -79,9 +82,10 @@ async def webhook_secret(request: AnyRequest, gateway: InjectedGateway, jobs: In
                   "signature_header": "Boltgate-Signature"})
 
 
-def job_handlers(generations: ServedLimits | None) -> list[HTTPRouteHandler]:
-    """The job endpoints, the submit body documented with what this deployment's routes serve."""
+def job_handlers(generations: ServedLimits | None, pins: Sequence[str] = ()) -> list[HTTPRouteHandler]:
+    """The job endpoints, the submit body documented with what this deployment's routes serve
+    (``pins``: what ``x-boltgate-route`` may name)."""
     return [
-        post("/v1/images/jobs", status_code=202, operation_class=submit_operation(generations))(submit_job),
+        post("/v1/images/jobs", status_code=202, operation_class=submit_operation(generations, pins))(submit_job),
         get_job, cancel_job, webhook_secret,
     ]

@@ -67,7 +67,7 @@ def route_handlers(settings: Settings, overrides: Overrides | None) -> list[Cont
                         ServedLimits.of(route.capabilities for route in image_to_image),
                         pins=[pin for route in served for pin in route.pins],
                         edit_pins=[pin for route in image_to_image for pin in route.pins]),
-        *job_handlers(generations),
+        *job_handlers(generations, pins=[pin for route in served for pin in route.pins]),
         metrics_handler(settings),
         backends_handler(settings),
         *OTHER_ENDPOINTS,

@@ -62,6 +62,11 @@ class JobRecord:
     door: dict[str, Any] | None = None
     """Set when the job came in by a vendor door (``proxy.doors``): the door's ``name``, the
     ``input`` as the client sent it and the ``extra`` fields the vendor echoes back."""
+    route: str | None = None
+    """The route it pinned at submit (``x-boltgate-route``: VENDOR or VENDOR/REGION), kept so a
+    run after a restart is pinned too; None: the router chooses."""
+    hedge: bool | None = None
+    """Its ``x-boltgate-hedge`` at submit; None: the gateway's ``hedging.enabled``."""
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))

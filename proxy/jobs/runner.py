@@ -205,7 +205,8 @@ class JobRunner:
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
         served = await gateway.generate(
-            to_image_request(record.body), base_url=record.base_url, key=key, routing=job_routing(record.body),
+            to_image_request(record.body), base_url=record.base_url, key=key,
+            routing=job_routing(record.body, record.route, record.hedge),
             idempotency_key=idempotency_key, reservation=record.held.reservation(record.key_id),
             admitted=True,  # counted against the key's rate limits when it was submitted
         )

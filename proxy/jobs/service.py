@@ -4,7 +4,7 @@ Submit checks everything a synchronous request would before anything runs: the b
 validation as ``/v1/images/generations``), the webhook URL (the outbound policy), the key's rate
 limits (counted here, once: 429 with Retry-After and ``x-ratelimit-*`` at submit, and the run is
 not counted again; a concurrency limit covers the submit call itself, since runs are bounded by
-``jobs.concurrency``), the routing policy it asks for (403 beyond what the key may), a route
+``jobs.concurrency``), the routing policy, pinned route and hedging it asks for (403 beyond what the key may), a route
 able to serve it, and the credits, held through the same ledger call as a synchronous request
 (``Billing.hold_for`` on the first route the budget covers; none: the same 402). The hold is
 made for ``queued_hold_s``; the run renews it.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.errors import InsufficientCredits, InvalidRequest, NoBackendAvailable, NotFound, StateUnavailable
@@ -33,14 +33,16 @@ from proxy.jobs.view import job_view
 from proxy.jobs.webhook import WebhookSender
 from proxy.jobs.webhook_secret import WebhookSecrets
 from proxy.metrics import JOBS_FINISHED, labelled
-from proxy.routing.choice import RoutingChoice
+from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
 
 log = logging.getLogger(__name__)
 
 
-def job_routing(body: dict[str, Any]) -> RoutingChoice:
-    """The routing policy a job asked for (its body's ``routing_policy``), at submit and at run."""
-    return RoutingChoice.asked(body.get("routing_policy"), None)
+def job_routing(body: dict[str, Any], route: str | None = None, hedge: bool | None = None) -> RoutingChoice:
+    """What a job asked of the router, at submit and at run: its body's ``routing_policy``, and
+    the route it pinned and its hedging switch as its record keeps them (``JobRecord.route``,
+    ``JobRecord.hedge``)."""
+    return replace(RoutingChoice.asked(body.get("routing_policy"), route), hedge=hedge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,28 +66,33 @@ class JobService:
         self.on_cancel = on_cancel
         """Called with a cancelled job's id: the runner stops it at once if it runs here."""
 
-    async def submit(self, payload: Any, key: KeyRecord, base_url: str) -> Accepted:
-        """``POST /v1/images/jobs``: the body of a generation plus ``webhook_url``; the job as the
-        client sees it, with the submit's rate-limit headers."""
+    async def submit(self, payload: Any, key: KeyRecord, base_url: str,
+                     asked: RoutingChoice = DEFAULT_CHOICE) -> Accepted:
+        """``POST /v1/images/jobs``: the body of a generation plus ``webhook_url``, and the route
+        and hedging its headers ``asked`` for; the job as the client sees it, with the submit's
+        rate-limit headers."""
         if not isinstance(payload, dict):
             raise InvalidRequest("The request body must be a JSON object", param=None)
         body = dict(payload)
         webhook_url = body.pop("webhook_url", None)
         if webhook_url is not None and not isinstance(webhook_url, str):
             raise InvalidRequest("webhook_url must be a string (an https URL)", param="webhook_url")
-        record, headers = await self.enqueue(body, key, base_url, webhook_url=webhook_url)
+        record, headers = await self.enqueue(body, key, base_url, webhook_url=webhook_url, asked=asked)
         return Accepted(job_view(record, None), headers)
 
     async def enqueue(self, body: dict[str, Any], key: KeyRecord, base_url: str, *, webhook_url: str | None = None,
-                      door: dict[str, Any] | None = None) -> tuple[JobRecord, dict[str, str]]:
+                      door: dict[str, Any] | None = None,
+                      asked: RoutingChoice = DEFAULT_CHOICE) -> tuple[JobRecord, dict[str, str]]:
         """Check a generation body, admit it under the key's rate limits, hold its credits and
         queue it; the job's record and the admission's rate-limit headers. ``door``: the vendor
-        door it came in by (``JobRecord.door``)."""
+        door it came in by (``JobRecord.door``); ``asked``: the pinned route and hedging switch
+        (the policy is the body's), checked against the key here and kept with the job."""
         request = to_image_request(body, strict=True)
         if request.response_format == "b64_json":
             raise InvalidRequest("A job's images are always answered as URLs; drop response_format "
                                  "or set it to 'url'", param="response_format")
-        routing = job_routing(body)
+        route = asked.describe_pin() if asked.pinned else None
+        routing = job_routing(body, route, asked.hedge)
         routing.check_allowed(key.routing)
         if webhook_url is not None:
             self.webhooks.check(webhook_url)
@@ -93,7 +100,7 @@ class JobService:
         try:
             reservation = await self._hold(request, key, routing)
             record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url,
-                               door=door)
+                               door=door, route=route, hedge=asked.hedge)
             try:
                 await self.book.save(record)
                 await self.queue.put(record.id)

@@ -9,6 +9,7 @@ not: it never fails over elsewhere.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import get_args
 
@@ -56,6 +57,15 @@ class RoutingChoice:
         if found is None:
             raise InvalidRequest(f"{ROUTE_HEADER} must be '<vendor>' or '<vendor>/<region>'", param=ROUTE_HEADER)
         return cls(chosen, found["vendor"], found["region"], hedging)
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str], policy: object = None) -> RoutingChoice:
+        """What a request asks by its headers (and ``policy``, the body's ``routing_policy``,
+        which wins over ``x-boltgate-routing-policy``): the one reading that generations and job
+        submits share, so a job may ask exactly what a synchronous request may."""
+        if policy is None:
+            policy = headers.get(POLICY_HEADER)
+        return cls.asked(policy, headers.get(ROUTE_HEADER), headers.get(HEDGE_HEADER))
 
     @property
     def pinned(self) -> bool:

@@ -50,8 +50,12 @@ async def test_the_job_body_is_the_generation_body_answered_as_urls_with_a_webho
     assert variant(properties["stream"])["const"] is False
     assert properties["partial_images"]["type"] == "null"
     assert variant(properties["steps"])["maximum"] == 50  # narrowed to the routes, as generations are
-    assert {parameter["name"] for parameter in submit["parameters"]} == {"x-boltgate-max-price-usd",
-                                                                         "x-boltgate-routing-policy"}
+    parameters = {parameter["name"]: parameter for parameter in submit["parameters"]}
+    assert set(parameters) == {"x-boltgate-max-price-usd", "x-boltgate-routing-policy", "x-boltgate-route",
+                               "x-boltgate-hedge"}
+    generations = (await schema(client))["paths"]["/v1/images/generations"]["post"]["parameters"]
+    pin = next(parameter for parameter in generations if parameter["name"] == "x-boltgate-route")
+    assert parameters["x-boltgate-route"]["schema"] == pin["schema"]  # the same routes to pin
 
 
 async def test_the_vendor_doors_and_the_playground_stay_out_of_the_document(client: Client) -> None:
