@@ -19,6 +19,10 @@ from core.errors import ImageRefused
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
 """16.7 megapixels: a 4096x4096 photo; every size a backend serves (1536x1536 at most) is far below."""
+_PILLOW_WARNS_PAST: int | None = Image.MAX_IMAGE_PIXELS  # None only when someone switched its check off
+DECODER_MAX_PIXELS = 2 * _PILLOW_WARNS_PAST if _PILLOW_WARNS_PAST is not None else 2**63 - 1
+"""Pillow refuses to open a larger image (its decompression-bomb error) whatever cap is passed
+here, so no cap above it can be honoured (about 179 megapixels, a 13400x13400 image)."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)

@@ -26,6 +26,7 @@ from backends.base import GeneratedImage
 from core.create_key import create_key_for_client_key
 from core.deadline import Deadline
 from core.errors import IdempotencyConflict, ReservationExpired, RouteAttempt, StateUnavailable
+from core.image_header import DEFAULT_MAX_PIXELS
 from core.request import ImageRequest
 from core.state.base import StateStore
 from pricing.keys import KeyRecord
@@ -66,7 +67,7 @@ class Gateway:
                  deadline_s: float, public_base_url: str | None = None, links: ImageLinks | None = None,
                  expose_upstream_cost: bool = True, reservation_grace_s: float = 30.0,
                  rate_limiter: KeyRateLimiter | None = None, hedging: HedgingConfig | None = None,
-                 budgets: StateStore | None = None) -> None:
+                 budgets: StateStore | None = None, max_image_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         """``links`` says which base URL a request's images get (``public_base_url`` wins);
         without ``expose_upstream_cost`` what the vendor cost is kept from the client."""
         self.router = router
@@ -82,6 +83,8 @@ class Gateway:
         self.hedging = hedging or HedgingConfig()
         self.budgets = budgets or state
         """Where the keys' daily hedge budgets are counted (durable: they are money)."""
+        self.max_image_pixels = max_image_pixels
+        """The settings' ``outbound.max_image_pixels``: past it an image is not decoded to convert."""
 
     async def admit(self, key: KeyRecord, images: int) -> Admission:
         """Count a request for ``images`` against ``key``'s rate limits, or raise
@@ -159,7 +162,8 @@ class Gateway:
             images = routed.result.images[: request.n]
             if request.output_compression is not None or any(image.format != request.output_format
                                                              for image in images):
-                images = list(await asyncio.gather(*(to_format(image, request.output_format, request.output_compression)
+                images = list(await asyncio.gather(*(to_format(image, request.output_format, request.output_compression,
+                                                               max_pixels=self.max_image_pixels)
                                                      for image in images)))
             data = await self._render(images, request, self.public_base_url or base_url.rstrip("/"))
             assert hold.reservation is not None, "a route was tried, so it was admitted"

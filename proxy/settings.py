@@ -24,7 +24,7 @@ from pydantic_settings import (
 
 from backends.route_options import unknown_options
 from backends.vendors.registry import VENDOR_SPECS
-from core.image_header import DEFAULT_MAX_PIXELS
+from core.image_header import DECODER_MAX_PIXELS, DEFAULT_MAX_PIXELS
 from pricing.config import KeyLimits, KeyPolicy, PricingConfig, RoutingPolicyName
 
 LOCAL = "local"
@@ -251,8 +251,10 @@ class OutboundConfig(BaseModel):
     max_answer_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     """One vendor API answer (JSON carrying up to four base64 images)."""
     max_redirects: int = Field(default=3, ge=0, le=10)
-    max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
-    """Declared width x height above which a vendor's image is refused before any decode."""
+    max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0, le=DECODER_MAX_PIXELS)
+    """Declared width x height above which a vendor's image is refused before any decode; the
+    gateway's own decodes (format conversion, the blank check) hold to it too. At most what
+    Pillow opens at all (``DECODER_MAX_PIXELS``), so a cap it allows is never refused by Pillow."""
     allowed_fetch_hosts: list[str] = Field(default_factory=list)
     """Hosts every route may fetch from over http or at private addresses (an internal CDN)."""
 

@@ -234,13 +234,15 @@ def assemble_gateway(settings: Settings, stores: Stores, routes: list[Route]) ->
         policy=settings.routing_policy, price_of=billing.price_of,
         content_filter_action=settings.content_filter_action, on_loss=billing.record_loss,
         balanced=settings.balanced, hedging=settings.hedging, on_hedge_loss=billing.record_hedge_loss,
+        max_image_pixels=settings.outbound.max_image_pixels,
     )
     rate_limiter = KeyRateLimiter(state, settings.rate_limits,
                                   lease_ttl_s=settings.deadline_s + settings.reservation_grace_s)
     return Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
                    links=ImageLinks(settings.public_base_url, settings.allowed_hosts),
                    expose_upstream_cost=settings.upstream_cost_shown, reservation_grace_s=settings.reservation_grace_s,
-                   rate_limiter=rate_limiter, hedging=settings.hedging, budgets=stores.durable)
+                   rate_limiter=rate_limiter, hedging=settings.hedging, budgets=stores.durable,
+                   max_image_pixels=settings.outbound.max_image_pixels)
 
 
 def start_probes(settings: Settings, gateway: Gateway, closers: list[Closer]) -> None:

@@ -2,7 +2,8 @@
 
 Decoding every image would cost the gateway real CPU, so only images that compress
 suspiciously well (a flat image is a few bytes per thousand pixels) are decoded, off the event
-loop, to confirm.
+loop, to confirm, and only within the caller's pixel cap (the settings'
+``outbound.max_image_pixels``, the cap the backends hold a vendor's image to).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from backends.base import BackendResult, GeneratedImage
 from core.errors import ContentFiltered, ImageRefused, UnusableOutput
-from core.image_header import DEFAULT_MAX_PIXELS, decoded
+from core.image_header import decoded
 from core.request import ImageRequest
 
 SUSPICION_LIMITS: dict[str, tuple[int, float]] = {
@@ -30,20 +31,22 @@ FLAT_RANGE = 4
 """A channel whose values span at most this is flat."""
 
 
-def is_flat(image: GeneratedImage) -> bool:
-    """Decoded within the pixel cap (``ImageRefused`` past it or when it does not decode)."""
-    with decoded(image.data, DEFAULT_MAX_PIXELS) as opened:
+def is_flat(image: GeneratedImage, max_pixels: int) -> bool:
+    """Decoded within ``max_pixels`` (``ImageRefused`` past it or when it does not decode)."""
+    with decoded(image.data, max_pixels) as opened:
         extrema = opened.convert("RGB").getextrema()
     return all(high - low <= FLAT_RANGE for low, high in extrema)  # type: ignore[misc]
 
 
-async def reject_blank_images(result: BackendResult, request: ImageRequest, vendor: str) -> None:
-    """A blank image is the vendor's safety filter, and the vendor billed it: a gateway loss."""
+async def reject_blank_images(result: BackendResult, request: ImageRequest, vendor: str, *,
+                              max_pixels: int) -> None:
+    """A blank image is the vendor's safety filter, and the vendor billed it: a gateway loss.
+    A suspect declaring more than ``max_pixels`` pixels is unusable, never decoded."""
     pixels = request.width * request.height
     suspects = [image for image in result.images if len(image) < _limit(image.format, pixels)]
     for image in suspects:
         try:
-            flat = await asyncio.to_thread(is_flat, image)
+            flat = await asyncio.to_thread(is_flat, image, max_pixels)
         except (ImageRefused, UnidentifiedImageError, OSError, ValueError, SyntaxError,
                 Image.DecompressionBombError) as exc:
             raise UnusableOutput(f"{vendor} answered an image that does not decode: {exc}",

@@ -34,6 +34,7 @@ from core.errors import (
     VendorRejectedRequest,
     VendorTimeout,
 )
+from core.image_header import DEFAULT_MAX_PIXELS
 from core.request import ImageRequest
 from proxy.images.blank import reject_blank_images
 from proxy.metrics import BACKEND_ATTEMPT_SECONDS, BACKEND_ATTEMPTS, labelled
@@ -75,12 +76,15 @@ class RouteAttempts:
     """Tries one route for the router and records every attempt."""
 
     def __init__(self, health: RouteHealth, stats: RouteStats, retry: RetryConfig, *,
-                 on_loss: LossRecorder | None = None, on_hedge_loss: HedgeLossRecorder | None = None) -> None:
+                 on_loss: LossRecorder | None = None, on_hedge_loss: HedgeLossRecorder | None = None,
+                 max_image_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.health = health
         self.stats = stats
         self.retry = retry
         self.on_loss = on_loss
         self.on_hedge_loss = on_hedge_loss
+        self.max_image_pixels = max_image_pixels
+        """The settings' ``outbound.max_image_pixels``: past it a served image is not decoded."""
 
     async def serve_on(
         self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
@@ -135,7 +139,7 @@ class RouteAttempts:
             if len(result.images) < request.n:
                 raise VendorProtocolError(
                     f"{route.vendor} answered {len(result.images)} image(s) for n={request.n}")
-            await reject_blank_images(result, request, route.vendor)
+            await reject_blank_images(result, request, route.vendor, max_pixels=self.max_image_pixels)
         except BackendError as error:
             await self._record_failure(route, status, request, error, started, routed)
             raise

@@ -46,6 +46,7 @@ from core.errors import (
     VendorAuthError,
     VendorRejectedRequest,
 )
+from core.image_header import DEFAULT_MAX_PIXELS
 from core.request import ImageRequest
 from proxy.metrics import FAILOVERS, HEDGES_STARTED, HEDGES_WON, labelled
 from proxy.routing.attempts import (
@@ -107,6 +108,7 @@ class Router:
         balanced: BalancedConfig | None = None,
         hedging: HedgingConfig | None = None,
         on_hedge_loss: HedgeLossRecorder | None = None,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.routes = list(routes)
         self.health = health
@@ -119,7 +121,8 @@ class Router:
         self.board = LatencyBoard(self.stats)
         self.balanced = balanced or BalancedConfig()
         self.hedging = hedging or HedgingConfig()
-        self.attempts = RouteAttempts(health, self.stats, retry, on_loss=on_loss, on_hedge_loss=on_hedge_loss)
+        self.attempts = RouteAttempts(health, self.stats, retry, on_loss=on_loss, on_hedge_loss=on_hedge_loss,
+                                      max_image_pixels=max_image_pixels)
 
     async def candidates(
         self, request: ImageRequest, choice: RoutingChoice = DEFAULT_CHOICE

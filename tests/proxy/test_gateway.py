@@ -11,22 +11,24 @@ import pytest
 from backends.base import BackendResult, GeneratedImage, sniff_format
 from core.create_key import create_key_for_client_key, current_create_key
 from core.deadline import Deadline
-from core.errors import NoBackendAvailable, UnsupportedRequest, VendorUnavailable
+from core.errors import NoBackendAvailable, UnsupportedRequest, UnusableOutput, VendorUnavailable
 from core.request import ImageRequest
 from proxy.billing import ANONYMOUS
 from proxy.gateway import Gateway
 from proxy.routing.route import Route
-from proxy.settings import Settings
+from proxy.settings import OutboundConfig, Settings
 from proxy.wiring import Stores, assemble_gateway
+from tests.proxy.images.samples import encode
 from tests.proxy.routing.scripted_backend import NO_BACKOFF, ScriptedBackend, noisy_png, route_to
 
 BASE_URL = "http://gateway.test/"
 
 
-def gateway(routes: list[Route], public_base_url: str | None = None) -> Gateway:
+def gateway(routes: list[Route], public_base_url: str | None = None,
+            outbound: OutboundConfig | None = None) -> Gateway:
     """The gateway as the app wires it, over ``routes``; retries do not wait."""
     settings = Settings(simulators="off", retry=NO_BACKOFF, deadline_s=5, public_base_url=public_base_url,
-                        api_keys={}, require_api_key=False)
+                        api_keys={}, require_api_key=False, outbound=outbound or OutboundConfig())
     return assemble_gateway(settings, Stores.in_memory(), routes)
 
 
@@ -89,6 +91,28 @@ async def test_the_requested_output_format_is_delivered(fmt: str) -> None:
                                    key=ANONYMOUS)
 
     assert sniff_format(base64.b64decode(answer.body["data"][0]["b64_json"])[:16]) == fmt
+
+
+def serving(image: bytes, max_image_pixels: int) -> Gateway:
+    backend = ScriptedBackend("runflow", script=deque([BackendResult(images=[GeneratedImage(data=image)])]))
+    return gateway([route_to(backend)], outbound=OutboundConfig(max_image_pixels=max_image_pixels))
+
+
+async def test_an_image_past_the_default_pixel_cap_is_converted_when_the_operator_raised_the_cap() -> None:
+    grey = encode("PNG", side=4097, mode="L", flat=(128,))  # 4097 x 4097 > 4096 x 4096, yet only 16 kB
+    served = serving(grey, max_image_pixels=4097 * 4097)
+
+    answer = await served.generate(request(output_format="jpeg", response_format="b64_json"), base_url=BASE_URL,
+                                   key=ANONYMOUS)
+
+    assert sniff_format(base64.b64decode(answer.body["data"][0]["b64_json"])[:16]) == "jpeg"
+
+
+async def test_an_image_past_a_lowered_pixel_cap_is_not_decoded_to_convert() -> None:
+    served = serving(encode("PNG", side=64, mode="L"), max_image_pixels=64 * 64 - 1)
+
+    with pytest.raises(UnusableOutput, match="more than 4095 pixels"):
+        await served.generate(request(output_format="jpeg"), base_url=BASE_URL, key=ANONYMOUS)
 
 
 async def test_base64_from_the_vendor_passes_through_to_a_base64_client_untouched() -> None:

@@ -8,7 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from backends.vendors.registry import VENDOR_SPECS
-from proxy.settings import RegionConfig, RouteConfig, Settings
+from core.errors import ImageRefused
+from core.image_header import DECODER_MAX_PIXELS, open_bounded
+from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
+from tests.backends.vendors.hostile import png_declaring
 
 PUBLIC_VENDORS = [name for name, spec in VENDOR_SPECS.items() if spec.facts.default_base_url]
 
@@ -245,3 +248,16 @@ def test_the_options_a_vendor_takes_are_accepted(vendor: str, options: dict[str,
 def test_an_auth_scheme_the_adapters_cannot_send_is_refused_with_the_settings() -> None:
     with pytest.raises(ValidationError, match="auth_scheme for eachlabs must be bearer or x-api-key, not 'basic'"):
         RouteConfig(vendor="eachlabs", options={"auth_scheme": "basic"})  # type: ignore[arg-type]
+
+
+def test_a_pixel_cap_past_what_pillow_opens_is_refused_at_start() -> None:
+    assert OutboundConfig(max_image_pixels=DECODER_MAX_PIXELS).max_image_pixels == DECODER_MAX_PIXELS
+    with pytest.raises(ValidationError, match="max_image_pixels"):
+        OutboundConfig(max_image_pixels=DECODER_MAX_PIXELS + 1)
+
+
+def test_pillow_refuses_an_image_past_the_decoder_limit_whatever_the_cap() -> None:
+    """Why the cap is bounded: a larger one would let through what no decode can open."""
+    side = 13_400  # 179.6 megapixels, just past DECODER_MAX_PIXELS
+    with pytest.raises(ImageRefused), open_bounded(png_declaring(side, side), side * side):
+        pass

@@ -84,6 +84,16 @@ async def test_every_route_checks_vendor_images_against_the_settings_pixel_cap()
             await route.backend.aclose()
 
 
+async def test_the_gateway_converts_and_checks_blank_images_under_the_settings_pixel_cap() -> None:
+    settings = Settings(simulators="off", outbound=OutboundConfig(max_image_pixels=777_777))
+    running = await build_gateway(settings, Overrides(routes=[route_to(ScriptedBackend("runflow"))]))
+    try:
+        assert running.gateway.max_image_pixels == 777_777
+        assert running.gateway.router.attempts.max_image_pixels == 777_777
+    finally:
+        await running.aclose()
+
+
 def test_several_workers_on_sqlite_share_breakers_and_images_through_the_file_and_the_disk(tmp_path: Path) -> None:
     one = Settings(data_dir=tmp_path / "one")
     several = Settings(data_dir=tmp_path / "several", workers=2)
