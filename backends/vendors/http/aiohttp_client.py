@@ -14,7 +14,6 @@ from backends.vendors.http.base import (
     MAX_ANSWER_BYTES,
     MAX_CONNECTIONS,
     MAX_REDIRECTS,
-    body_limit,
     broke_off,
     checker,
     fold_headers,
@@ -25,7 +24,7 @@ from backends.vendors.http.base import (
     timed_out,
     unreachable,
 )
-from backends.vendors.http.redirects import exchange_following
+from backends.vendors.http.redirects import CheckedRequests
 from backends.vendors.messages import HttpAnswer
 from backends.vendors.name_resolver import NameResolver
 from backends.vendors.url_policy import CheckedResolver, OutboundPolicy
@@ -33,7 +32,7 @@ from backends.vendors.url_policy import CheckedResolver, OutboundPolicy
 _REFUSED_URLS = (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)
 
 
-class AiohttpClient:
+class AiohttpClient(CheckedRequests):
     """Created on first use: an aiohttp session must belong to the running loop.
 
     With a ``policy``, names are looked up once through ``names`` (the system's resolver by
@@ -61,21 +60,6 @@ class AiohttpClient:
                                                   cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True,
                                                   trust_env=False)
         return self._session
-
-    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                      timeout: float, *, follow_redirects: bool = False,
-                      max_bytes: int | None = None) -> HttpAnswer:
-        limit = body_limit(self._max_answer_bytes, max_bytes)
-
-        async def exchange(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                           timeout: float) -> HttpAnswer:
-            return await self._exchange(method, url, headers, body, timeout, limit)
-
-        if follow_redirects:
-            return await exchange_following(exchange, self._check, method, url, headers, body, timeout,
-                                            self._max_redirects)
-        self._check(url, timeout)
-        return await exchange(method, url, headers, body, timeout)
 
     async def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                         timeout: float, limit: int) -> HttpAnswer:

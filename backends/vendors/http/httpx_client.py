@@ -22,7 +22,6 @@ from backends.vendors.http.base import (
     MAX_ANSWER_BYTES,
     MAX_CONNECTIONS,
     MAX_REDIRECTS,
-    body_limit,
     broke_off,
     checker,
     fold_headers,
@@ -34,7 +33,7 @@ from backends.vendors.http.base import (
     unreachable,
 )
 from backends.vendors.http.checked_network import checked_transport
-from backends.vendors.http.redirects import exchange_following
+from backends.vendors.http.redirects import CheckedRequests
 from backends.vendors.messages import HttpAnswer
 from backends.vendors.name_resolver import NameResolver
 from backends.vendors.url_policy import OutboundPolicy
@@ -42,7 +41,7 @@ from backends.vendors.url_policy import OutboundPolicy
 KEPT_IDLE_CONNECTIONS = 20
 
 
-class HttpxClient:
+class HttpxClient(CheckedRequests):
     """Pooled; ``transport`` swaps the network only (respx, MockTransport).
 
     Idle connections kept stay at httpx's default (20): httpcore's pool walks every pooled
@@ -64,21 +63,6 @@ class HttpxClient:
         self._max_answer_bytes = max_answer_bytes
         self._max_redirects = max_redirects
         self._check = checker(policy)
-
-    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                      timeout: float, *, follow_redirects: bool = False,
-                      max_bytes: int | None = None) -> HttpAnswer:
-        limit = body_limit(self._max_answer_bytes, max_bytes)
-
-        async def exchange(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-                           timeout: float) -> HttpAnswer:
-            return await self._exchange(method, url, headers, body, timeout, limit)
-
-        if follow_redirects:
-            return await exchange_following(exchange, self._check, method, url, headers, body, timeout,
-                                            self._max_redirects)
-        self._check(url, timeout)
-        return await exchange(method, url, headers, body, timeout)
 
     async def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                         timeout: float, limit: int) -> HttpAnswer:

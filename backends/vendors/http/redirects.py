@@ -2,7 +2,8 @@
 
 Only output-URL fetches follow redirects (a CDN or a signed-URL service may send one or two);
 every hop must pass the client's check (an http(s) URL the outbound policy allows), counts
-against the client's ``max_redirects`` and spends the same budget.
+against the client's ``max_redirects`` and spends the same budget. ``CheckedRequests`` is the
+one ``request`` both clients expose on top of their own single exchange.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-from backends.vendors.http.base import host_of
+from backends.vendors.http.base import body_limit, host_of
 from backends.vendors.messages import HttpAnswer
 from core.errors import VendorProtocolError
 
@@ -46,6 +47,35 @@ async def exchange_following(exchange: Exchange, check: Check, method: str, url:
     if answer.status in REDIRECT_STATUSES and answer.headers.get("location"):
         raise VendorProtocolError(f"{host_of(url)} redirected more than {max_redirects} times")
     return answer
+
+
+class CheckedRequests:
+    """``HttpClient.request`` for a client that supplies ``_exchange`` (one hop, read within
+    ``limit``): the call's cap within the client's, the URL checked before any I/O, redirects
+    followed only when asked."""
+
+    _max_answer_bytes: int
+    _max_redirects: int
+    _check: Check
+
+    async def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                        timeout: float, limit: int) -> HttpAnswer:
+        raise NotImplementedError
+
+    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                      timeout: float, *, follow_redirects: bool = False,
+                      max_bytes: int | None = None) -> HttpAnswer:
+        limit = body_limit(self._max_answer_bytes, max_bytes)
+
+        async def exchange(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                           timeout: float) -> HttpAnswer:
+            return await self._exchange(method, url, headers, body, timeout, limit)
+
+        if follow_redirects:
+            return await exchange_following(exchange, self._check, method, url, headers, body, timeout,
+                                            self._max_redirects)
+        self._check(url, timeout)
+        return await exchange(method, url, headers, body, timeout)
 
 
 def _resolve(base: str, location: str) -> str:
