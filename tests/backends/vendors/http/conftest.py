@@ -47,3 +47,11 @@ async def server() -> AsyncIterator[ScriptedServer]:
     running = await ScriptedServer().start()
     yield running
     await running.stop()
+
+
+@pytest.fixture
+async def internal() -> AsyncIterator[ScriptedServer]:
+    """A second loopback server: an internal address a client must never reach."""
+    running = await ScriptedServer().start()
+    yield running
+    await running.stop()

@@ -68,13 +68,6 @@ class RecordingNetwork(httpcore.AsyncNetworkBackend):
 
 
 @pytest.fixture
-async def internal() -> AsyncIterator[ScriptedServer]:
-    running = await ScriptedServer().start()
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
 def network() -> RecordingNetwork:
     return RecordingNetwork()
 

@@ -26,13 +26,6 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture
-async def internal() -> AsyncIterator[ScriptedServer]:
-    running = await ScriptedServer().start()
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
 async def guarded(kind: HttpClientKind, server: ScriptedServer) -> AsyncIterator[HttpClient]:
     """A route's client: its own origin (the scripted vendor on loopback) trusted, nothing else."""
     built = make_http_client(kind, policy=OutboundPolicy.trusting([server.base_url]))
