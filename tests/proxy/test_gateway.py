@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import base64
 from collections import deque
-from dataclasses import dataclass, field
 
 import pytest
 
 from backends.base import BackendResult, GeneratedImage, sniff_format
-from core.create_key import create_key_for_client_key, current_create_key
-from core.deadline import Deadline
+from core.create_key import create_key_for_client_key
 from core.errors import NoBackendAvailable, UnsupportedRequest, UnusableOutput, VendorUnavailable
 from core.request import ImageRequest
 from proxy.billing import ANONYMOUS
@@ -189,23 +187,12 @@ async def test_an_idempotency_key_replays_the_first_answer_without_a_second_gene
     assert "x-boltgate-idempotent-replay" not in first.headers
 
 
-@dataclass
-class RecordsCreateKeys(ScriptedBackend):
-    """A vendor that notes the create key each of its creates carried."""
-
-    keys: list[str | None] = field(default_factory=list)
-
-    async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
-        self.keys.append(current_create_key())
-        return await super().generate(request, deadline)
-
-
 async def test_a_resent_idempotent_request_carries_the_same_create_key_to_its_vendor() -> None:
     """The first try was lost (here: it failed and its claim was released, as when a worker dies
     mid-request); the client's resend with the same Idempotency-Key reaches the vendor under the
     same create key, so a vendor that honours keys replays instead of running a second create.
     Another client key, or another owner, gets another create key."""
-    vendor = RecordsCreateKeys("callmissed", script=deque([VendorUnavailable("lost")]))
+    vendor = ScriptedBackend("callmissed", script=deque([VendorUnavailable("lost")]))
     served = gateway([route_to(vendor, max_attempts=1)])
 
     with pytest.raises(NoBackendAvailable):
@@ -214,7 +201,7 @@ async def test_a_resent_idempotent_request_carries_the_same_create_key_to_its_ve
     await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, idempotency_key="order-8")
     await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS)
 
-    first, resent, other, unkeyed = vendor.keys
+    first, resent, other, unkeyed = vendor.create_keys
     assert first is not None and first == resent
     assert first == create_key_for_client_key(ANONYMOUS.key_id, "order-7")
     assert len({first, other, unkeyed}) == 3

@@ -21,6 +21,7 @@ from typing import Literal
 from PIL import Image
 
 from backends.base import BackendResult, Capabilities, GeneratedImage, ProbeOutcome
+from core.create_key import current_create_key
 from core.deadline import Deadline
 from core.errors import BackendError
 from core.request import ImageRequest
@@ -66,6 +67,8 @@ class ScriptedBackend:
     script: deque[Step] = field(default_factory=deque)
     capabilities: Capabilities = field(default_factory=Capabilities)
     calls: list[ImageRequest] = field(default_factory=list)
+    create_keys: list[str | None] = field(default_factory=list)
+    """The vendor idempotency key each call carried (``core.create_key``, what ``VendorBackend`` sends)."""
     call_times: list[float] = field(default_factory=list)
     cancelled: int = 0
     """Calls cancelled while in flight (a hedge's loser, a client gone)."""
@@ -80,6 +83,7 @@ class ScriptedBackend:
 
     async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
         self.calls.append(request)
+        self.create_keys.append(current_create_key())
         self.call_times.append(asyncio.get_running_loop().time())
         step: Step = self.script.popleft() if self.script else "ok"
         try:

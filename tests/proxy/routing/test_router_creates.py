@@ -5,11 +5,9 @@ half-open breaker's trial that no request used is given back."""
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
 import pytest
 
-from backends.base import BackendResult
 from core.create_key import current_create_key
 from core.deadline import Deadline
 from core.errors import AmbiguousCreate, BackendError, InsufficientCredits, NoBackendAvailable, VendorTimeout
@@ -76,28 +74,17 @@ async def test_a_lost_create_answer_counts_against_the_breaker_like_the_timeout_
     assert (await router.health.status(router.routes[0])).state is CircuitState.OPEN
 
 
-@dataclass(eq=False)
-class RecordsCreateKeys(ScriptedBackend):
-    """Notes the idempotency key each call would send (what ``VendorBackend`` reads)."""
-
-    keys: list[str | None] = field(default_factory=list)
-
-    async def generate(self, request: ImageRequest, deadline: Deadline) -> BackendResult:
-        self.keys.append(current_create_key())
-        return await super().generate(request, deadline)
-
-
 async def test_every_retry_and_failover_of_one_request_carries_one_key_and_requests_differ() -> None:
-    flaky = RecordsCreateKeys("flaky", script=deque([VendorTimeout("timed out"), VendorTimeout("timed out")]))
-    spare = RecordsCreateKeys("spare")
+    flaky = ScriptedBackend("flaky", script=deque([VendorTimeout("timed out"), VendorTimeout("timed out")]))
+    spare = ScriptedBackend("spare")
     router = router_over([route_to(flaky, priority=1, max_attempts=2), route_to(spare, priority=2)])
 
     await router.generate(request(), Deadline(5))  # two timeouts on flaky, then spare
     await router.generate(request(), Deadline(5))  # flaky serves
 
-    first, second = flaky.keys[0], flaky.keys[2]
+    first, second = flaky.create_keys[0], flaky.create_keys[2]
     assert first is not None and second is not None and first != second
-    assert flaky.keys == [first, first, second] and spare.keys == [first]
+    assert flaky.create_keys == [first, first, second] and spare.create_keys == [first]
     assert current_create_key() is None  # nothing leaks out of the request
 
 
