@@ -70,7 +70,7 @@ def lean_generations(app: Litestar, source: GatewaySource) -> ASGIApp:
     request_class = handler.resolve_request_class()
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["path"] != PATH or scope["method"] != "POST" or scope.get("root_path")
+        if (scope["path"] != PATH or scope.get("method") != "POST" or scope.get("root_path")
                 or not _host_accepted(scope) or (gateway := source.gateway) is None):
             await litestar(scope, receive, send)
             return
