@@ -18,8 +18,8 @@ import orjson
 import pytest
 from litestar import Litestar, post
 from litestar.config.cors import CORSConfig
-from litestar.testing import AsyncTestClient
 from litestar.di import Provide
+from litestar.testing import AsyncTestClient
 from litestar.types import Message, Receive, Scope, Send
 
 from backends.base import BackendResult, Capabilities, GeneratedImage
