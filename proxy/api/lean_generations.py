@@ -78,10 +78,11 @@ def lean_generations(app: Litestar, source: GatewaySource) -> ASGIApp:
         request: Request[Any, Any, Any] = request_class(scope, receive, send)
         started = False
 
-        def noting_start(message: Message) -> Any:
+        async def noting_start(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
-            return send(message)
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
 
         try:
             answered = await generation(request, gateway)
@@ -89,8 +90,9 @@ def lean_generations(app: Litestar, source: GatewaySource) -> ASGIApp:
                 asgi = await handler.to_response(app=app, data=answered, request=request)
                 await asgi(scope, receive, noting_start)
             else:
+                parts, headers = _images_answer(answered)  # before the start: a failure here is a 500
                 started = True
-                await _send_images(send, answered)
+                await _send(send, 200, headers, parts)
         except Exception as exc:
             if started:  # as Litestar's ExceptionHandlerMiddleware: the answer is half sent
                 raise LitestarException("Exception caught after response started") from exc
@@ -131,12 +133,13 @@ def _host_accepted(scope: Scope) -> bool:
     return True
 
 
-async def _send_images(send: Send, served: ImagesResponse) -> None:
+def _images_answer(served: ImagesResponse) -> tuple[list[bytes | memoryview], list[tuple[bytes, bytes]]]:
+    """The JSON answer's pieces (joined when small) and its headers."""
     parts = images_body_parts(served.body)
     length = sum(len(part) for part in parts)
     if length < JOIN_BELOW and len(parts) > 1:
         parts = [b"".join(parts)]
-    await _send(send, 200, _headers(served.headers, IMAGES_MEDIA_TYPE, length), parts)
+    return parts, _headers(served.headers, IMAGES_MEDIA_TYPE, length)
 
 
 def _headers(headers: dict[str, str], media_type: str, length: int) -> list[tuple[bytes, bytes]]:

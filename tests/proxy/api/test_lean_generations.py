@@ -243,3 +243,21 @@ def test_the_lean_path_steps_aside_where_litestar_would_add_cors() -> None:
 
     assert lean_generations(plain, Built()) is not plain.asgi_handler
     assert lean_generations(with_cors, Built()) is with_cors.asgi_handler
+
+
+async def test_a_failure_to_encode_the_answer_is_the_500_envelope_on_both_paths(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    def fails(_: object) -> None:
+        raise TypeError("not JSON")
+
+    monkeypatch.setattr("proxy.images.body.images_body_parts", fails)
+    monkeypatch.setattr("proxy.api.lean_generations.images_body_parts", fails)
+
+    lean = await answer(CASES["served"], lean=True, caplog=caplog)
+    litestar = await answer(CASES["served"], lean=False, caplog=caplog)
+
+    assert lean == litestar
+    assert (lean.status, lean.body["error"]["code"]) == (500, "internal_error")
