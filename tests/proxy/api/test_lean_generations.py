@@ -8,6 +8,7 @@ access line.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Callable
@@ -261,3 +262,37 @@ async def test_a_failure_to_encode_the_answer_is_the_500_envelope_on_both_paths(
 
     assert lean == litestar
     assert (lean.status, lean.body["error"]["code"]) == (500, "internal_error")
+
+
+@pytest.mark.parametrize("lean", [True, False])
+async def test_a_client_that_hangs_up_cancels_its_generation_on_both_paths(
+    lean: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    vendors = fresh_vendors()
+    vendors.text_only.script.append("hang")
+    app = app_over(vendors.routes(), lean=lean)
+    inner = app.asgi_handler
+
+    async def hanging_up(scope: Scope, receive: Receive, send: Send) -> None:
+        body_read = False
+
+        async def receive_then_hang_up() -> Message:
+            nonlocal body_read
+            if not body_read:
+                body_read = True
+                return await receive()
+            while not vendors.text_only.calls:  # hang up once the vendor is working on it
+                await asyncio.sleep(0.01)
+            return {"type": "http.disconnect"}
+
+        await inner(scope, receive_then_hang_up, send)
+
+    app.asgi_handler = hanging_up
+    async with AsyncTestClient(app=app) as client:
+        response = await client.post(PATH, json=KITE)
+
+    assert response.status_code == 499
+    assert vendors.text_only.cancelled == 1
+    (line,) = [record for record in caplog.records if record.name == "boltgate.access"]
+    assert (line.fields["status"], line.fields["error"]) == (499, "client_disconnected")  # type: ignore[attr-defined]
