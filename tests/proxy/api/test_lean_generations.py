@@ -109,6 +109,8 @@ class Answer:
     headers: list[tuple[bytes, bytes]]
     body: Any
     access: dict[str, Any]
+    retry_after_ms: int | None = field(default=None, compare=False)
+    """Counted down from the vendor's Retry-After as time passes: compared within a second."""
 
 
 async def answer(case: Case, *, lean: bool, caplog: pytest.LogCaptureFixture) -> Answer:
@@ -122,8 +124,11 @@ async def answer(case: Case, *, lean: bool, caplog: pytest.LogCaptureFixture) ->
     (line,) = [record for record in caplog.records if record.name == "boltgate.access"]
     access = {name: value for name, value in line.fields.items()  # type: ignore[attr-defined]
               if name not in ("request_id", "latency_ms")}
-    headers = [(name, value) for name, value in response.headers.raw if name not in (b"x-request-id", b"date")]
-    return Answer(response.status_code, headers, comparable(response.content), access)
+    headers = [(name, value if name != b"retry-after-ms" else b"(counting down)")
+               for name, value in response.headers.raw if name not in (b"x-request-id", b"date")]
+    retry_after_ms = response.headers.get("retry-after-ms")
+    return Answer(response.status_code, headers, comparable(response.content), access,
+                  None if retry_after_ms is None else int(retry_after_ms))
 
 
 def comparable(body: bytes) -> Any:
@@ -158,6 +163,9 @@ async def test_the_lean_path_answers_as_the_litestar_route(name: str, caplog: py
     litestar = await answer(case, lean=False, caplog=caplog)
 
     assert lean == litestar
+    if lean.retry_after_ms is not None:
+        assert litestar.retry_after_ms is not None
+        assert abs(lean.retry_after_ms - litestar.retry_after_ms) < 1000
     if name.startswith("500"):
         assert "unexpected error on POST /v1/images/generations" in lean_log
         assert "unexpected error on POST /v1/images/generations" in caplog.text
