@@ -26,13 +26,14 @@ from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSett
 from proxy.api.openai_fields import REFUSED_EDIT_FILES
 from proxy.api.openai_request import PRICE_CEILING_HEADER, ClientImageRequest, read_form, read_json_body
 from proxy.api.served_limits import ServedLimits
-from proxy.gateway import Gateway
+from proxy.gateway import Gateway, ImagesResponse
 from proxy.images.body import images_body
 from proxy.images.store import IMAGE_NAME_PATTERN, MEDIA_TYPES
 from proxy.images.validate import validate_init_image
 from proxy.routing.choice import RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
+IMAGES_MEDIA_TYPE = "application/json"
 ImageName = Annotated[str, Parameter(pattern=f"^{IMAGE_NAME_PATTERN}$", description="As the image's url gives it")]
 
 
@@ -42,7 +43,10 @@ def routing_choice(request: AnyRequest, asked: ClientImageRequest) -> RoutingCho
     return RoutingChoice.from_headers(request.headers, asked.routing_policy)
 
 
-async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord, asked: ClientImageRequest) -> Response[Any]:
+async def answer(request: AnyRequest, gateway: Gateway, key: KeyRecord,
+                 asked: ClientImageRequest) -> ImagesResponse | Response[Any]:
+    """Serve what ``asked`` asks: the served images, to answer as JSON (``json_response``), or
+    the stream's response when it asked to stream."""
     routing = routing_choice(request, asked)
     image_request = asked.image
     if (record := record_of(request.scope)) is not None:
@@ -51,17 +55,29 @@ async def _serve(request: AnyRequest, gateway: Gateway, key: KeyRecord, asked: C
         return await stream_images(request, gateway, key, image_request, StreamOptions(asked.partial_images),
                                    routing)
     base_url = gateway.links.for_request(request)
-    served = await unless_disconnected(request, gateway.generate(
+    return await unless_disconnected(request, gateway.generate(
         image_request, base_url=base_url, key=key,
         idempotency_key=request.headers.get("idempotency-key"), routing=routing,
     ))
-    return Response(content=images_body(served.body), media_type="application/json", headers=served.headers)
+
+
+def json_response(answered: ImagesResponse | Response[Any]) -> Response[Any]:
+    """``answer``'s result as Litestar's response."""
+    if isinstance(answered, Response):
+        return answered
+    return Response(content=images_body(answered.body), media_type=IMAGES_MEDIA_TYPE, headers=answered.headers)
+
+
+async def generation(request: AnyRequest, gateway: Gateway) -> ImagesResponse | Response[Any]:
+    """``POST /v1/images/generations``, from the key to the answer: what both the Litestar route
+    and the lean path (``proxy.api.lean_generations``) serve."""
+    key = await gateway.billing.authenticate(request.headers.get("authorization"))
+    asked = read_json_body(await request.body(), ceiling=request.headers.get(PRICE_CEILING_HEADER))
+    return await answer(request, gateway, key, asked)
 
 
 async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Response[Any]:
-    key = await gateway.billing.authenticate(request.headers.get("authorization"))
-    asked = read_json_body(await request.body(), ceiling=request.headers.get(PRICE_CEILING_HEADER))
-    return await _serve(request, gateway, key, asked)
+    return json_response(await generation(request, gateway))
 
 
 async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[Any]:
@@ -96,7 +112,7 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: In
         raise InvalidRequest("Only one source image is supported", param="image", code="unsupported_value")
     init_image = await validate_init_image(await uploads[0].read(), settings.max_upload_pixels)
     asked = read_form(fields, init_image, ceiling=request.headers.get(PRICE_CEILING_HEADER))
-    return await _serve(request, gateway, key, asked)
+    return json_response(await answer(request, gateway, key, asked))
 
 
 @get("/v1/images/files/{name:str}", operation_class=DOWNLOAD_OPERATION)

@@ -121,6 +121,12 @@ class GatewayPlugin(InitPlugin):
             running, self._running = self._running, None
             await running.aclose()
 
+    @property
+    def gateway(self) -> Gateway | None:
+        """The gateway while the app runs (its lifespan builds it), else None."""
+        running = self._running
+        return None if running is None else running.gateway
+
     def provide_settings(self) -> Settings:
         return self.settings
 

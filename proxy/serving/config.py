@@ -31,12 +31,15 @@ def connection_cap(limits: ServerConfig) -> ServerConfig:
 
 def uvicorn_config(app: Any, limits: ServerConfig, *, host: str, port: int, log_level: str = "info",
                    lifespan: Literal["auto", "on", "off"] = "auto", graceful_shutdown_s: int | None = None,
-                   ) -> uvicorn.Config:
-    """``graceful_shutdown_s``: how long a stop waits for requests in flight before cancelling them."""
+                   forwarded_headers: bool = True) -> uvicorn.Config:
+    """``graceful_shutdown_s``: how long a stop waits for requests in flight before cancelling them;
+    ``forwarded_headers``: whether uvicorn's ``ProxyHeadersMiddleware`` takes the scheme and client
+    from a trusted proxy's ``X-Forwarded-Proto`` and ``X-Forwarded-For`` (``proxy_headers``), a
+    layer every request passes through."""
     limits = connection_cap(limits)
     return uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http=guarded_protocol(limits), lifespan=lifespan,
         # The one log format is core.logs' (configured by the CLI); boltgate writes its own access lines.
         access_log=False, log_config=None, log_level=log_level, timeout_keep_alive=int(limits.keep_alive_s),
-        timeout_graceful_shutdown=graceful_shutdown_s, backlog=LISTEN_BACKLOG,
+        timeout_graceful_shutdown=graceful_shutdown_s, backlog=LISTEN_BACKLOG, proxy_headers=forwarded_headers,
     )

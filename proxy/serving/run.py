@@ -22,11 +22,18 @@ def serve(settings: Settings, host: str, port: int, sockets: list[socket.socket]
     """Serve until SIGTERM or SIGINT: on either, uvicorn stops accepting, lets requests in flight
     finish (each is bounded by the deadline) and runs the lifespan's shutdown; past the drain
     time it cancels what is left."""
+    uvicorn.Server(server_config(settings, host, port)).run(sockets=sockets)
+
+
+def server_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """The gateway's app under uvicorn. A proxy's forwarded headers are read only while they can
+    matter: the gateway uses the client's address nowhere, and the request's scheme only for the
+    base of image URLs, which ``public_base_url`` fixes when it is set (``proxy.images.links``)."""
     from proxy.api.app import create_app
 
-    config = uvicorn_config(create_app(settings), settings.server, host=host, port=port,
-                            log_level=settings.log_level, graceful_shutdown_s=drain_seconds(settings))
-    uvicorn.Server(config).run(sockets=sockets)
+    return uvicorn_config(create_app(settings), settings.server, host=host, port=port,
+                          log_level=settings.log_level, graceful_shutdown_s=drain_seconds(settings),
+                          forwarded_headers=settings.public_base_url is None)
 
 
 def drain_seconds(settings: Settings) -> int:

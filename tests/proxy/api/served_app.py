@@ -23,17 +23,18 @@ from tests.proxy.routing.scripted_backend import NO_BACKOFF, ScriptedBackend, ro
 Client: TypeAlias = AsyncTestClient[Litestar]
 
 
-def app_over(routes: list[Route], **settings: Any) -> Litestar:
+def app_over(routes: list[Route], *, lean: bool = True, **settings: Any) -> Litestar:
     """The app over ``routes``, with settings for tests: no simulators, retries without waiting,
-    a short deadline, no background health probes, unless ``settings`` say otherwise."""
+    a short deadline, no background health probes, unless ``settings`` say otherwise; ``lean``
+    off serves every generation through the Litestar route (``proxy.api.lean_generations``)."""
     resolved = Settings(**{"simulators": "off", "retry": NO_BACKOFF, "deadline_s": 5.0,
                            "probes": {"enabled": False}, **settings})
-    return create_app(resolved, Overrides(routes=routes))
+    return create_app(resolved, Overrides(routes=routes), lean=lean)
 
 
 @asynccontextmanager
-async def serving(routes: list[Route], **settings: Any) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=app_over(routes, **settings)) as client:
+async def serving(routes: list[Route], *, lean: bool = True, **settings: Any) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=app_over(routes, lean=lean, **settings)) as client:
         yield client
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from proxy.images.body import images_body
+from proxy.images.body import images_body, images_body_parts
 
 
 def test_a_spliced_body_is_the_same_json_in_the_same_order() -> None:
@@ -24,3 +24,17 @@ def test_a_body_without_views_is_plain_orjson() -> None:
     body = {"created": 1, "data": [{"url": "https://x/y.png"}]}
     assert images_body(body) == orjson.dumps(body)
 
+
+
+def test_the_parts_are_the_body_with_each_base64_the_vendors_own_view() -> None:
+    vendor_answer = b'{"data":[{"b64_json":"QUJD"},{"b64_json":"REVG"}]}'
+    first, second = (memoryview(vendor_answer)[at:at + 4] for at in (22, 42))
+    body = {"created": 5, "data": [{"b64_json": first}, {"b64_json": second, "revised_prompt": "a kite"}],
+            "size": "256x256"}
+
+    parts = images_body_parts(body)
+
+    assert b"".join(parts) == images_body(body) == orjson.dumps(
+        {**body, "data": [{"b64_json": "QUJD"}, {"b64_json": "REVG", "revised_prompt": "a kite"}]})
+    assert len(parts) == 5  # JSON, view, JSON, view, JSON: nothing copied out of the vendor's answer
+    assert parts[1] is first and parts[3] is second
