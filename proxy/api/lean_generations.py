@@ -3,10 +3,11 @@
 The gateway's hottest request did little of its own (``proxy.api.images.generation``) inside a
 lot of Litestar: the router, two layers of exception handling, dependency injection, the
 response objects and their header structures took about a tenth of the gateway's CPU per
-request (py-spy, ``/work/tools/prof.py``). This plain ASGI layer sits just inside the request-id
-middleware (``proxy.api.telemetry``), recognises exactly that method and path, and serves it
-with the functions the Litestar route calls: ``generation`` (the key, the body, the routing
-choice, ``Gateway.generate`` or the stream) and ``error_answer`` (every error's envelope).
+request (py-spy attached to the gateway under ``bench/overhead.py``'s load). This plain ASGI
+layer sits just inside the request-id middleware (``proxy.api.telemetry``), recognises exactly
+that method and path, and serves it with the functions the Litestar route calls: ``generation``
+(the key, the body, the routing choice, ``Gateway.generate`` or the stream) and
+``error_answer`` (every error's envelope).
 
 Everything else goes to Litestar as before: other paths and methods (405 with ``Allow``,
 ``OPTIONS``, a trailing slash), a ``Host`` header Litestar refuses, a ``root_path``, an app
