@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,6 +26,12 @@ DECODER_MAX_PIXELS = 2 * _PILLOW_WARNS_PAST if _PILLOW_WARNS_PAST is not None el
 here, so no cap above it can be honoured (about 179 megapixels, a 13400x13400 image)."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IHDR_START = _PNG_SIGNATURE + b"\x00\x00\x00\x0dIHDR"
+PNG_HEADER_BYTES = 41
+"""A PNG's signature (8), its IHDR chunk (25) and the next chunk's length and type (8)."""
+_PNG_MODES = frozenset({(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (8, 2), (16, 2), (1, 3), (2, 3), (4, 3), (8, 3),
+                        (8, 4), (16, 4), (8, 6), (16, 6)})
+"""The (bit depth, colour type) pairs the PNG standard allows, which are the ones Pillow reads."""
 _UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
@@ -58,6 +65,28 @@ def declared_size(data: bytes, max_pixels: int) -> tuple[int, int]:
         return width, height
     with open_bounded(data, max_pixels) as image:
         return image.size
+
+
+def plain_png_size(head: bytes) -> tuple[int, int] | None:
+    """The width and height a PNG declares, read from its first ``PNG_HEADER_BYTES`` without
+    Pillow, when its header has the plain shape Pillow would read to the same answer; None
+    otherwise, and the caller asks Pillow (which walks every chunk before the image data and
+    says what is wrong).
+
+    The plain shape: an IHDR chunk of 13 bytes with a good checksum, a bit depth and colour
+    type the standard allows, compression, filter and interlace methods it defines, directly
+    followed by the image data (IDAT, as Pillow and diffusers write it); and between 1 pixel and
+    the size past which Pillow warns of a bomb. About 1 us, where ``Image.open`` takes 25 us on a
+    small image (a measurable share of a served request's CPU)."""
+    if not (head.startswith(_PNG_IHDR_START) and head[37:41] == b"IDAT" and len(head) >= PNG_HEADER_BYTES):
+        return None
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", head[16:29])
+    if ((depth, colour) not in _PNG_MODES or compression or filtering or interlace > 1
+            or zlib.crc32(head[12:29]) != int.from_bytes(head[29:33], "big")):
+        return None
+    if width < 1 or height < 1 or (_PILLOW_WARNS_PAST is not None and width * height > _PILLOW_WARNS_PAST):
+        return None
+    return width, height
 
 
 def check_structure(data: bytes, max_pixels: int) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from core.errors import CatalogError, UnknownVendor
 from core.request import ImageRequest
 from pricing.config import PricingConfig, VendorPriceOverride
-from pricing.quote import DisplayAmount, Quote, compute_quote
+from pricing.quote import DisplayAmount, Quote, compute_quote, priced_fields
 from pricing.vendor_price import VendorPrice
 
 __all__ = ["DisplayAmount", "PriceCatalog", "Quote", "VendorPrice"]
@@ -55,6 +55,11 @@ def apply_override(vendor: str, current: VendorPrice | None, override: VendorPri
         raise CatalogError(str(exc)) from exc
 
 
+ESTIMATES_KEPT = 1024
+"""Estimates a catalog keeps (by vendor, images and the request's priced fields); past that it
+starts afresh. Requests come in a few shapes, so a handful of entries serve nearly all."""
+EstimateKey = tuple[str, int | None, int, int, int, int]
+
 PACKAGED_CATALOG = Path(__file__).with_name("catalog.toml")
 """Next to this module (shipped as package data), found by path so any install layout works."""
 
@@ -65,6 +70,10 @@ class PriceCatalog:
     def __init__(self, prices: Mapping[str, VendorPrice], config: PricingConfig) -> None:
         self._prices = dict(prices)
         self.config = config
+        self._estimates: dict[EstimateKey, Quote] = {}
+        """Quotes without a reported run time: a served request asks for the same one twice (its
+        hold, its bill) at 10 us each, and so do the requests of the same shape after it. Prices
+        and rules never change once loaded, and a quote is immutable, so it is shared."""
 
     @classmethod
     def load(cls, config: PricingConfig | None = None) -> PriceCatalog:
@@ -104,7 +113,16 @@ class PriceCatalog:
         ``run_seconds=None`` gives an estimate (routing, ceilings, reservations); the vendor's
         reported run time gives the final bill. Raises ``UnknownVendor``.
         """
-        return compute_quote(self.price(vendor), self.config, request, run_seconds=run_seconds, images=images)
+        if run_seconds is not None:
+            return compute_quote(self.price(vendor), self.config, request, run_seconds=run_seconds, images=images)
+        key = (vendor, images, *priced_fields(request))
+        quote = self._estimates.get(key)
+        if quote is None:
+            quote = compute_quote(self.price(vendor), self.config, request, images=images)
+            if len(self._estimates) >= ESTIMATES_KEPT:
+                self._estimates.clear()
+            self._estimates[key] = quote
+        return quote
 
 
 def _read(path: Path) -> str:

@@ -56,6 +56,13 @@ class Quote:
     display: DisplayAmount | None = None
 
 
+def priced_fields(request: ImageRequest) -> tuple[int, int, int, int]:
+    """What of a request its price depends on: the number of images, the size and the steps
+    (``_priced`` and ``VendorPrice.work_factor`` read nothing else), so requests alike in these
+    are priced alike (``PriceCatalog`` keeps its estimates by them)."""
+    return request.n, request.width, request.height, request.steps
+
+
 def compute_quote(
     price: VendorPrice,
     config: PricingConfig,

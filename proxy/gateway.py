@@ -112,11 +112,18 @@ class Gateway:
         served.headers.update(admission.headers)
         return served
 
-    async def _generate_or_replay(self, request: ImageRequest, base_url: str, key: KeyRecord,
-                                  idempotency_key: str | None, routing: RoutingChoice,
-                                  reservation: Reservation | None) -> ImagesResponse:
+    def _generate_or_replay(self, request: ImageRequest, base_url: str, key: KeyRecord,
+                            idempotency_key: str | None, routing: RoutingChoice,
+                            reservation: Reservation | None) -> Awaitable[ImagesResponse]:
+        """Not a coroutine itself: a request without an Idempotency-Key awaits ``_generate``
+        with one frame less for every resumption of its await chain to pass through."""
         if idempotency_key is None:
-            return await self._generate(request, base_url, key, routing, reservation)
+            return self._generate(request, base_url, key, routing, reservation)
+        return self._generate_once(request, base_url, key, idempotency_key, routing, reservation)
+
+    async def _generate_once(self, request: ImageRequest, base_url: str, key: KeyRecord, idempotency_key: str,
+                             routing: RoutingChoice, reservation: Reservation | None) -> ImagesResponse:
+        """Replay the answer remembered for ``idempotency_key``, or generate and remember it."""
         create_key = create_key_for_client_key(key.key_id, idempotency_key)
         ledger = self.billing.ledger
         fingerprint = request_fingerprint(request)

@@ -27,6 +27,10 @@ class _Account:
         return sum(amount for amount, _ in self.holds.values())
 
 
+CLOSED_PRUNE_AT = 10_000
+"""Closed markers kept before the expired ones are first looked for."""
+
+
 class MemoryLedgerStore:
     def __init__(self, *, charge_log_retention_s: float = CHARGE_LOG_RETENTION_S) -> None:
         self._retention_s = charge_log_retention_s
@@ -34,6 +38,7 @@ class MemoryLedgerStore:
         self._accounts: dict[str, _Account] = {}
         self._closed: dict[str, float] = {}
         """Closed hold ids and counted event ids -> when they may be forgotten."""
+        self._prune_at = CLOSED_PRUNE_AT
         self._tables: dict[str, dict[str, int]] = {}
 
     def _account(self, account: str) -> _Account:
@@ -48,9 +53,14 @@ class MemoryLedgerStore:
         return forget_at is not None and forget_at > time.monotonic()
 
     def _close(self, marker: str) -> None:
+        """Remember ``marker`` for ``CLOSED_TTL_S``. Expired markers are forgotten once the set
+        has doubled since it was last pruned: markers live a week, so pruning at a fixed size
+        kept nearly all of them and rebuilt the whole set on every close from then on (past
+        10,000 requests, most of a served request's CPU)."""
         now = time.monotonic()
-        if len(self._closed) > 10_000:  # forget old markers now and then, not on every call
+        if len(self._closed) >= self._prune_at:
             self._closed = {m: t for m, t in self._closed.items() if t > now}
+            self._prune_at = max(CLOSED_PRUNE_AT, 2 * len(self._closed))
         self._closed[marker] = now + CLOSED_TTL_S
 
     def _add(self, tallies: Sequence[Tally]) -> None:

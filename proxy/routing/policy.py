@@ -16,6 +16,8 @@ def order_by_priority(routes: Sequence[Route], rng: random.Random | None = None)
     Each account draws ``u ** (1 / weight)``; sorting by that draw picks accounts in proportion
     to their weights without replacement, so the rest stay in line as failover targets.
     """
+    if len(routes) < 2:
+        return list(routes)  # nothing to order (and no draw to spend): the common one-route case
     draw = (rng or random).random
     account_draws: dict[str, float] = {}
     for route in routes:

@@ -127,3 +127,18 @@ def test_a_bad_catalog_file_is_a_catalog_error(tmp_path: Path, text: str, compla
 def test_a_missing_catalog_file_is_a_catalog_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read"):
         PriceCatalog.load(PricingConfig(catalog_path=tmp_path / "absent.toml"))
+
+
+def test_an_estimate_is_kept_for_requests_alike_in_their_priced_fields() -> None:
+    catalog = PriceCatalog.load(PricingConfig(vendor_prices={
+        "eachlabs": VendorPriceOverride(scale_with_megapixels=True, scale_with_steps=True)}))
+    first = ImageRequest(prompt="a fox", width=512, height=768, steps=8, seed=1)
+    alike = ImageRequest(prompt="another fox", width=512, height=768, steps=8, seed=2, negative_prompt="blur")
+    assert catalog.quote("eachlabs", alike) is catalog.quote("eachlabs", first)
+    assert catalog.quote("eachlabs", first, images=0).images == 0  # the images asked for are part of the key
+    for other in (first.model_copy(update={"steps": 4}), first.model_copy(update={"width": 1024}),
+                  first.model_copy(update={"height": 1024}), first.model_copy(update={"n": 2})):
+        assert catalog.quote("eachlabs", other) != catalog.quote("eachlabs", first)
+    billed = catalog.quote("eachlabs", first, run_seconds=Decimal("3.50"))
+    assert billed.seconds == Decimal("3.50") and str(billed.seconds) == "3.50"  # reported times are not kept
+

@@ -9,7 +9,7 @@ import pytest
 
 from core.request import ImageRequest
 from pricing.config import PricingConfig
-from pricing.quote import DisplayAmount, compute_quote
+from pricing.quote import DisplayAmount, compute_quote, priced_fields
 from pricing.vendor_price import VendorPrice
 
 CALLMISSED = VendorPrice("callmissed", "image", Decimal("0.04"))
@@ -177,3 +177,23 @@ def test_long_prices_are_not_rounded_before_the_end() -> None:
     precise = VendorPrice("precise", "image", Decimal("0.0000014999999999999999999999999999"))
     config = PricingConfig(markup_pct=Decimal("0"), min_price_per_image_usd=Decimal("0"))
     assert compute_quote(precise, config, request()).client_usd == Decimal("0.000001")
+
+
+class OnlyPricedFields:
+    """A request reduced to what ``priced_fields`` names: a quote reading anything else fails."""
+
+    def __init__(self, full: ImageRequest) -> None:
+        self.n, self.width, self.height, self.steps = priced_fields(full)
+
+
+@pytest.mark.parametrize("price", [CALLMISSED, AIGATEWAY, EACHLABS, LOCAL], ids=lambda price: price.vendor)
+@pytest.mark.parametrize("run_seconds", [None, Decimal("3.5")])
+def test_a_quote_reads_nothing_of_the_request_but_its_priced_fields(
+    price: VendorPrice, run_seconds: Decimal | None
+) -> None:
+    """What lets ``PriceCatalog`` keep its estimates by these fields alone."""
+    full = request(n=2, width=768, height=512, steps=8, seed=3, negative_prompt="blur", guidance_scale=2.0)
+    config = PricingConfig(display_currency="EUR", display_rate=Decimal("0.9"))
+    reduced = OnlyPricedFields(full)
+    assert compute_quote(price, config, reduced, run_seconds=run_seconds) == compute_quote(  # type: ignore[arg-type]
+        price, config, full, run_seconds=run_seconds)

@@ -134,3 +134,12 @@ def test_a_jpeg_whose_size_comes_after_a_large_icc_profile_passes() -> None:
     Image.new("RGB", (64, 48), (10, 200, 30)).save(out, format="JPEG", icc_profile=bytes(60_000))
     for image in both(out.getvalue()):
         check_image(image, "v", DEFAULT_MAX_PIXELS)
+
+
+def test_a_png_whose_header_checksum_is_wrong_is_unusable() -> None:
+    """The IHDR read without Pillow is trusted only with a good checksum, as Pillow trusts it."""
+    data = bytearray(encode("PNG"))
+    data[29] ^= 0xFF  # the IHDR chunk's CRC
+    for image in both(bytes(data)):
+        with pytest.raises(UnusableOutput, match="header"):
+            check_image(image, "v", DEFAULT_MAX_PIXELS)
