@@ -314,7 +314,7 @@ class Settings(BaseSettings):
     content_filter_action: Literal["failover", "reject"] = "failover"
     simulators: Literal["auto", "on", "off"] = "auto"
     """``auto``: serve from the built-in vendor simulators when no route is enabled."""
-    http_client: Literal["lean", "aiohttp", "httpx"] = "aiohttp"
+    http_client: Literal["lean", "aiohttp", "httpx"] = "lean"
     """The HTTP client every vendor route calls through: aiohttp (the faster) or httpx. Both keep
     one contract (timeouts, redirects, errors), so the choice changes speed, not behaviour."""
 

@@ -2,11 +2,12 @@
 
 Why: behind aiohttp, a 1.5 MB image answer (2 MB of JSON) cost the gateway about 7 ms of CPU,
 42% of it in aiohttp's reading (a fresh 64 KB piece per read, a stream, a join at the end). Here a
-body whose length is declared is read by the event loop straight into one buffer of that size
-(``lean_connection``); the head is parsed by httptools (``lean_head``); keep-alive connections are
-pooled per origin (``lean_pool``) and opened only to addresses the outbound policy allows
-(``lean_dialer``, ``checked_addresses``). A chunked or compressed body streams through the same
-``read_decoded`` as httpx's, the cap counted after decompression.
+body whose length is declared is read by the event loop straight into one buffer kept between
+answers (``lean_connection``, ``read_buffers``); the head is parsed by httptools
+(``lean_head``); keep-alive connections are pooled per origin (``lean_pool``) and opened only
+to addresses the outbound policy allows (``lean_dialer``, ``checked_addresses``). A chunked or
+compressed body streams through the same ``read_decoded`` as httpx's, the cap counted after
+decompression.
 
 What each failure becomes is the other clients' mapping (``base.py``): a failure while opening
 the connection is ``unreachable`` (nothing was sent: a create failing so may be sent again);
@@ -33,11 +34,12 @@ from backends.vendors.http.base import (
     unsendable,
 )
 from backends.vendors.http.checked_addresses import CheckedAddresses
-from backends.vendors.http.lean_connection import SCRATCH_BYTES, BrokenExchange, HttpConnection
+from backends.vendors.http.lean_connection import BrokenExchange, HttpConnection
 from backends.vendors.http.lean_dialer import ConnectFailed, Dialer, SocketFactory
 from backends.vendors.http.lean_head import ResponseHead
 from backends.vendors.http.lean_pool import ConnectionPool
 from backends.vendors.http.lean_request import UnsendableRequest, request_bytes, target_of
+from backends.vendors.http.read_buffers import ReadBuffers
 from backends.vendors.http.redirects import CheckedRequests
 from backends.vendors.messages import HttpAnswer
 from backends.vendors.name_resolver import NameResolver
@@ -57,7 +59,7 @@ class LeanClient(CheckedRequests):
         self._max_answer_bytes = max_answer_bytes
         self._max_redirects = max_redirects
         self._check = checker(policy)
-        dialer = Dialer(CheckedAddresses(policy, names), bytearray(SCRATCH_BYTES), socket_factory)
+        dialer = Dialer(CheckedAddresses(policy, names), ReadBuffers(), socket_factory)
         self._pool = ConnectionPool(max_connections, dialer)
 
     @property

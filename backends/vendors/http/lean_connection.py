@@ -2,12 +2,11 @@
 
 Why a buffered protocol: aiohttp's protocol gets each received piece as a fresh ``bytes`` (64 KB
 allocated per read), its parser slices it again into a stream, and the body is joined at the
-end: for a 2 MB image answer that was 42% of the gateway's CPU per request. Here the event loop
-reads (``get_buffer``/``buffer_updated``) a body whose length the head declared straight into one
-buffer of that size, allocated once the length is known to be within the cap: no piece is
-allocated, nothing is joined. The head, and the rare chunked or close-delimited body, are read
-through the client's one scratch buffer (the loop calls ``get_buffer`` and ``buffer_updated`` back
-to back, and each call consumes what it was given), so a connection holds no buffer while idle.
+end. Here the event loop reads (``get_buffer``/``buffer_updated``) a body whose length the head
+declared, once that length is known to be within the cap, straight into one buffer kept from
+earlier answers (``read_buffers``), and copies it out once: no piece is allocated, nothing is
+joined. The head, and the rare chunked or close-delimited body, are read through the client's
+one scratch buffer, so a connection holds no buffer while idle.
 
 A connection is reusable only when its last answer was read to its end, the server keeps it
 alive, nothing arrived that was not asked for, and it is still open.
@@ -20,9 +19,8 @@ from collections.abc import AsyncIterator
 from typing import Literal, cast
 
 from backends.vendors.http.lean_head import HEAD_LIMIT, HeadParser, MalformedHead, ResponseHead, head_end
+from backends.vendors.http.read_buffers import ReadBuffers
 
-SCRATCH_BYTES = 64 * 1024
-"""What one read takes when no sized body is being read (as much as aiohttp reads at once)."""
 PAUSE_AT_BYTES = 1024 * 1024
 """A streamed body buffered past this, unread, pauses reading until the reader catches up."""
 
@@ -39,10 +37,11 @@ class IncompleteAnswer(ConnectionError):
 
 
 class HttpConnection(asyncio.BufferedProtocol):
-    def __init__(self, scratch: bytearray) -> None:
-        """``scratch``: the client's one read buffer (``SCRATCH_BYTES``), shared by its connections."""
-        self._scratch_bytes = scratch
-        self._scratch = memoryview(scratch)
+    def __init__(self, buffers: ReadBuffers) -> None:
+        """``buffers``: the client's, shared by its connections."""
+        self._buffers = buffers
+        self._scratch_bytes = buffers.scratch
+        self._scratch = memoryview(buffers.scratch)
         self._transport: asyncio.Transport | None = None
         self._state: State = "idle"
         self._closed = False
@@ -57,7 +56,9 @@ class HttpConnection(asyncio.BufferedProtocol):
         self._head: ResponseHead | None = None
         self._parser: HeadParser | None = None
         self._body: bytearray | None = None
+        """A kept buffer (``ReadBuffers.take``), at least as long as the declared body."""
         self._body_view: memoryview | None = None
+        """``_body`` cut to the declared length."""
         self._filled = 0
         self._buffered = 0
 
@@ -93,9 +94,13 @@ class HttpConnection(asyncio.BufferedProtocol):
         while self._state == "sized":
             await self._wait()
         self._raise_failure()
-        body = self._body
+        buffer, view = self._body, self._body_view
+        if buffer is None or view is None:
+            return b""
+        body = bytes(view)
         self._body = self._body_view = None
-        return b"" if body is None else bytes(body)
+        self._buffers.give_back(buffer)
+        return body
 
     async def pieces(self) -> AsyncIterator[bytes]:
         """The pieces of a chunked or close-delimited body, as they arrive."""
@@ -132,8 +137,8 @@ class HttpConnection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self._state == "sized":
             self._filled += nbytes
-            assert self._body is not None
-            if self._filled == len(self._body):
+            assert self._body_view is not None
+            if self._filled == len(self._body_view):
                 self._state = "done"
                 self._wake()
         elif self._state == "head":
@@ -197,8 +202,8 @@ class HttpConnection(asyncio.BufferedProtocol):
                 self._state = "broken"
                 self._pause()
             else:
-                self._body = bytearray(head.length)
-                self._body_view = memoryview(self._body)
+                self._body = self._buffers.take(head.length)
+                self._body_view = memoryview(self._body)[:head.length]
                 taken = min(len(rest), head.length)
                 self._body_view[:taken] = rest[:taken]
                 self._filled = taken

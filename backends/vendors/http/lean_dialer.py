@@ -21,6 +21,7 @@ from typing import Any
 from backends.vendors.http.checked_addresses import CheckedAddresses
 from backends.vendors.http.lean_connection import HttpConnection
 from backends.vendors.http.lean_pool import Origin
+from backends.vendors.http.read_buffers import ReadBuffers
 
 AddressInfo = tuple[Any, ...]
 """``(family, type, proto, canonname, sockaddr)``, as ``getaddrinfo`` answers."""
@@ -44,11 +45,11 @@ def default_tls() -> ssl.SSLContext:
 
 
 class Dialer:
-    def __init__(self, addresses: CheckedAddresses, scratch: bytearray,
+    def __init__(self, addresses: CheckedAddresses, buffers: ReadBuffers,
                  socket_factory: SocketFactory | None = None) -> None:
-        """``scratch``: the read buffer the connections share (``HttpConnection``)."""
+        """``buffers``: what the connections read into, shared (``HttpConnection``)."""
         self._addresses = addresses
-        self._scratch = scratch
+        self._buffers = buffers
         self._socket_factory = socket_factory or plain_socket
 
     async def __call__(self, origin: Origin) -> HttpConnection:
@@ -76,7 +77,7 @@ class Dialer:
             sock.setblocking(False)
             await loop.sock_connect(sock, sockaddr)
             _, connection = await loop.create_connection(
-                lambda: HttpConnection(self._scratch), sock=sock,
+                lambda: HttpConnection(self._buffers), sock=sock,
                 ssl=None if tls_host is None else default_tls(), server_hostname=tls_host,
             )
         except BaseException:
