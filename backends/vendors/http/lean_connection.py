@@ -172,6 +172,9 @@ class HttpConnection(asyncio.BufferedProtocol):
             data = self._scratch[:nbytes]
             end = head_end(self._scratch_bytes, 0, nbytes)
         while end >= 0:
+            if end > HEAD_LIMIT:
+                self._fail(MalformedHead(f"a head longer than {HEAD_LIMIT} bytes"))
+                return
             try:
                 parser = HeadParser()
                 head = parser.parse(data[:end], no_body=self._no_body)
@@ -186,7 +189,7 @@ class HttpConnection(asyncio.BufferedProtocol):
             data = self._head_bytes
             end = head_end(self._head_bytes, 0, len(self._head_bytes))
         if len(data) > HEAD_LIMIT:
-            self._fail(MalformedHead(f"no end of the head within {HEAD_LIMIT} bytes"))
+            self._fail(MalformedHead(f"a head longer than {HEAD_LIMIT} bytes"))
         elif not self._head_bytes:
             self._head_bytes = bytearray(data)
 

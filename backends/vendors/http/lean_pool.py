@@ -36,7 +36,9 @@ class ConnectionPool:
 
     @property
     def open_connections(self) -> int:
-        return self._open
+        """In use, or idle and still open (an idle one the server closed is not counted)."""
+        closed = sum(1 for idle in self._idle.values() for connection, _ in idle if not connection.open)
+        return self._open - closed
 
     async def acquire(self, origin: Origin) -> HttpConnection:
         """An idle connection to ``origin``, or a new one; ``dial``'s errors pass through."""
