@@ -37,13 +37,20 @@ from backends.vendors.http.checked_addresses import CheckedAddresses
 from backends.vendors.http.lean_connection import BrokenExchange, HttpConnection
 from backends.vendors.http.lean_dialer import ConnectFailed, Dialer, SocketFactory
 from backends.vendors.http.lean_head import ResponseHead
-from backends.vendors.http.lean_pool import ConnectionPool
+from backends.vendors.http.lean_pool import ConnectionPool, Origin
 from backends.vendors.http.lean_request import UnsendableRequest, request_bytes, target_of
 from backends.vendors.http.read_buffers import ReadBuffers
 from backends.vendors.http.redirects import CheckedRequests
 from backends.vendors.messages import HttpAnswer
 from backends.vendors.name_resolver import NameResolver
 from backends.vendors.url_policy import OutboundPolicy
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Sent once more when a pooled connection closed under them (never a create: a POST)."""
+
+
+class _ClosedUnanswered(Exception):
+    """A pooled connection closed before a byte of the answer to an idempotent request."""
 
 
 class LeanClient(CheckedRequests):
@@ -76,14 +83,11 @@ class LeanClient(CheckedRequests):
             raise unsendable(url, exc) from exc
         try:
             async with asyncio.timeout(timeout):
-                connection = await self._pool.acquire(target.origin)
                 try:
-                    connection.send(request, no_body=method == "HEAD", limit=limit)
-                    head = await connection.head()
-                    refuse_declared(head.length, url, limit)
-                    content = await _read(connection, head, url, limit)
-                finally:
-                    self._pool.release(target.origin, connection)
+                    return await self._answer(target.origin, method, request, url, limit,
+                                              resendable=method in IDEMPOTENT_METHODS)
+                except _ClosedUnanswered:
+                    return await self._answer(target.origin, method, request, url, limit, resendable=False)
         except TimeoutError as exc:  # only the budget's: the connection's own errors are wrapped
             raise timed_out(url, timeout, exc) from exc
         except ConnectFailed as exc:
@@ -92,6 +96,25 @@ class LeanClient(CheckedRequests):
             raise refused_address(url) from exc
         except BrokenExchange as exc:
             raise broke_off(url, exc.__cause__ or exc) from exc
+
+    async def _answer(self, origin: Origin, method: str, request: bytes, url: str, limit: int, *,
+                      resendable: bool) -> HttpAnswer:
+        """One request on a pooled (or new) connection. ``resendable``: a pooled connection that
+        the server closed as the request crossed it raises ``_ClosedUnanswered``, to be sent once
+        more (as aiohttp does for idempotent methods, RFC 9112 section 9.3.1)."""
+        connection = await self._pool.acquire(origin)
+        try:
+            connection.send(request, no_body=method == "HEAD", limit=limit)
+            try:
+                head = await connection.head()
+            except BrokenExchange as exc:
+                if resendable and connection.exchanges > 1 and connection.closed_unanswered:
+                    raise _ClosedUnanswered() from exc
+                raise
+            refuse_declared(head.length, url, limit)
+            content = await _read(connection, head, url, limit)
+        finally:
+            self._pool.release(origin, connection)
         return HttpAnswer(head.status, head.headers, content)
 
     async def aclose(self) -> None:

@@ -44,6 +44,10 @@ class HttpConnection(asyncio.BufferedProtocol):
         self._scratch = memoryview(buffers.scratch)
         self._transport: asyncio.Transport | None = None
         self._state: State = "idle"
+        self.exchanges = 0
+        """Requests sent on this connection: more than one, it came from the pool."""
+        self._answered = False
+        """A byte of an answer to the current request arrived."""
         self._closed = False
         self._failure: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -75,11 +79,19 @@ class HttpConnection(asyncio.BufferedProtocol):
         return (self._state == "idle" and not self._closed and not self._spoiled and self._transport is not None
                 and not self._transport.is_closing())
 
+    @property
+    def closed_unanswered(self) -> bool:
+        """The server closed the connection before a byte of its answer: on a pooled connection,
+        the close crossed our request (RFC 9112, section 9.3.1), which it never read."""
+        return self._closed and not self._answered and self._state == "broken"
+
     def send(self, request: bytes, *, no_body: bool, limit: int) -> None:
         """Write one request; its answer is read from here on (``no_body`` for a HEAD request;
         a body longer than ``limit`` is left unread)."""
         assert self._transport is not None and self._state == "idle"
         self._state, self._no_body, self._limit = "head", no_body, limit
+        self.exchanges += 1
+        self._answered = False
         self._head, self._parser, self._body, self._body_view = None, None, None, None
         self._head_bytes = bytearray()
         self._transport.write(request)
@@ -142,6 +154,7 @@ class HttpConnection(asyncio.BufferedProtocol):
                 self._state = "done"
                 self._wake()
         elif self._state == "head":
+            self._answered = True
             self._take_head(nbytes)
         elif self._state == "stream":
             self._take_stream(self._scratch[:nbytes])

@@ -172,6 +172,31 @@ async def test_a_connection_the_server_spoke_on_out_of_turn_is_not_reused(
     assert server.connections == 2
 
 
+@pytest.mark.parametrize(("method", "resent"), [("GET", True), ("POST", False)])
+async def test_a_pooled_connection_closed_under_a_request_resends_it_only_if_idempotent(
+    client: LeanClient, servers: list[RawServer], method: str, resent: bool
+) -> None:
+    """The server's idle timeout fired as the second request arrived: it closes unanswered. A GET
+    goes out again on a new connection; a POST (a create the vendor may bill) never does."""
+    async def close_on_the_second(connection: RawConnection) -> None:
+        if connection.number == 1:
+            await connection.request()
+            await connection.send(answer(b"first"))
+            await connection.request()  # and closes, unanswered
+        else:
+            await keep_alive(connection)
+
+    servers.append(server := await serving(close_on_the_second))
+    assert (await client.request(method, f"{server.url}/x", {}, None, BUDGET_S)).body == b"first"
+    if resent:
+        assert (await client.request(method, f"{server.url}/x", {}, None, BUDGET_S)).body == b"c2r1"
+        assert (server.connections, len(server.requests)) == (2, 3)
+    else:
+        with pytest.raises(VendorUnavailable, match="broke off"):
+            await client.request(method, f"{server.url}/x", {}, None, BUDGET_S)
+        assert (server.connections, len(server.requests)) == (1, 2)
+
+
 # Reading answers
 
 
