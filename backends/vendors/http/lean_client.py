@@ -117,6 +117,18 @@ class LeanClient(CheckedRequests):
             self._pool.release(origin, connection)
         return HttpAnswer(head.status, head.headers, content)
 
+    async def warm(self, url: str, count: int, timeout: float) -> int:
+        """Open connections to ``url``'s origin ahead of need, until ``count`` are idle there, within
+        ``timeout`` seconds; how many were opened. For a burst of requests about to start: each
+        would otherwise open its own while the others wait on the event loop. A URL the client
+        would refuse raises as a call would; a connection that fails to open is left to the call."""
+        self._check(url, timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._pool.warm(target_of(url).origin, count)
+        except TimeoutError as exc:
+            raise timed_out(url, timeout, exc) from exc
+
     async def aclose(self) -> None:
         self._pool.close()
 

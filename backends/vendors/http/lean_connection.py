@@ -70,6 +70,9 @@ class HttpConnection(asyncio.BufferedProtocol):
 
     @property
     def reusable(self) -> bool:
+        """Its answer read to the end, kept alive by the server, still open (or never used)."""
+        if self._state == "idle":
+            return self.open
         return (self._state == "done" and not self._closed and not self._spoiled and self._head is not None
                 and self._head.keep_alive and self._transport is not None and not self._transport.is_closing())
 

@@ -59,6 +59,25 @@ class ConnectionPool:
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+        return await self._new(origin)
+
+    async def warm(self, origin: Origin, count: int) -> int:
+        """Open connections to ``origin`` at once until ``count`` are idle there (as many as the
+        limit leaves room for); how many were opened. One that fails is not retried."""
+        idle = sum(1 for connection, _ in self._idle.get(origin, []) if connection.open)
+        wanted = min(count - idle, self._max_connections - self._open)
+        if wanted <= 0:
+            return 0
+        opened = await asyncio.gather(*(self._new(origin) for _ in range(wanted)), return_exceptions=True)
+        for connection in opened:
+            if isinstance(connection, BaseException):
+                if not isinstance(connection, Exception):  # a cancellation
+                    raise connection
+                continue
+            self.release(origin, connection)
+        return sum(1 for connection in opened if not isinstance(connection, BaseException))
+
+    async def _new(self, origin: Origin) -> HttpConnection:
         self._open += 1
         try:
             return await self._dial(origin)

@@ -91,6 +91,27 @@ async def test_at_the_connection_limit_a_call_waits_for_a_connection(servers: li
     assert server.connections == 1
 
 
+async def test_connections_warmed_ahead_serve_the_calls_that_follow(
+    client: LeanClient, servers: list[RawServer]
+) -> None:
+    servers.append(server := await serving(keep_alive))
+    assert await client.warm(f"{server.url}/x", 3, BUDGET_S) == 3
+    assert (server.connections, client.open_connections) == (3, 3)
+    assert await client.warm(f"{server.url}/x", 3, BUDGET_S) == 0  # already there
+    await asyncio.gather(*(get(client, f"{server.url}/x") for _ in range(3)))
+    assert (server.connections, len(server.requests)) == (3, 3)
+
+
+async def test_warming_stays_within_the_connection_limit(servers: list[RawServer]) -> None:
+    servers.append(server := await serving(keep_alive))
+    client = LeanClient(max_connections=2)
+    try:
+        assert await client.warm(f"{server.url}/x", 5, BUDGET_S) == 2
+    finally:
+        await client.aclose()
+    assert server.connections == 2
+
+
 async def test_a_connection_the_server_closed_while_idle_is_not_reused(
     client: LeanClient, servers: list[RawServer]
 ) -> None:
