@@ -250,6 +250,7 @@ class HttpConnection(asyncio.BufferedProtocol):
                 return
         if parser.complete:
             self._state = "done"
+            self._spoiled = self._spoiled or parser.overrun
         self._buffered += len(data)
         if self._buffered > PAUSE_AT_BYTES:
             self._pause()

@@ -48,13 +48,15 @@ class HeadParser:
     """One response: its head parsed, then (chunked or close-delimited) its body's pieces.
 
     ``pieces`` collects the body as ``feed`` decodes it (fresh ``bytes``, the reader takes them
-    away); ``complete`` is set at the end of a chunked body."""
+    away); ``complete`` is set at the end of a chunked body, and ``overrun`` when bytes of
+    another answer, one nobody asked for, follow it."""
 
     def __init__(self) -> None:
         self._fields: list[tuple[str, str]] = []
         self._parser = httptools.HttpResponseParser(self)
         self.pieces: list[bytes] = []
         self.complete = False
+        self.overrun = False
 
     def parse(self, head: bytes | bytearray | memoryview, *, no_body: bool) -> ResponseHead:
         """``head``, up to and including its empty line; ``no_body`` for an answer to HEAD."""
@@ -86,6 +88,9 @@ class HeadParser:
 
     def on_body(self, body: bytes) -> None:
         self.pieces.append(body)
+
+    def on_message_begin(self) -> None:
+        self.overrun = self.complete
 
     def on_message_complete(self) -> None:
         self.complete = True

@@ -156,6 +156,7 @@ async def test_a_connection_whose_answer_was_refused_unread_is_never_reused(
     with pytest.raises(VendorBodyTooLarge, match="announced 5000"):
         await get(client, f"{server.url}/x", max_bytes=1000)
     assert (await get(client, f"{server.url}/x")).body == b"c2r1"
+    assert (server.connections, len(server.requests)) == (2, 2)  # not sent on the first, then again
 
 
 async def test_a_connection_whose_answer_timed_out_half_read_is_never_reused(
@@ -173,15 +174,16 @@ async def test_a_connection_whose_answer_timed_out_half_read_is_never_reused(
     with pytest.raises(VendorTimeout):
         await get(client, f"{server.url}/x", timeout=0.2)
     assert (await get(client, f"{server.url}/x")).body == b"c2r1"
-    assert server.connections == 2
+    assert (server.connections, len(server.requests)) == (2, 2)  # not sent on the first, then again
 
 
+@pytest.mark.parametrize("answered", [answer(b"ok"), chunked(b"ok", 1)], ids=["sized", "chunked"])
 async def test_a_connection_the_server_spoke_on_out_of_turn_is_not_reused(
-    client: LeanClient, servers: list[RawServer]
+    client: LeanClient, servers: list[RawServer], answered: bytes
 ) -> None:
     async def answer_with_a_tail(connection: RawConnection) -> None:
         await connection.request()
-        await connection.send(answer(b"ok") + b"HTTP/1.1 200 OK\r\n")  # bytes nobody asked for
+        await connection.send(answered + b"HTTP/1.1 200 OK\r\n")  # bytes nobody asked for
         if connection.number == 1:
             await connection.request()
         else:
@@ -190,7 +192,7 @@ async def test_a_connection_the_server_spoke_on_out_of_turn_is_not_reused(
     servers.append(server := await serving(answer_with_a_tail))
     assert (await get(client, f"{server.url}/x")).body == b"ok"
     assert (await get(client, f"{server.url}/x")).body == b"ok"
-    assert server.connections == 2
+    assert (server.connections, len(server.requests)) == (2, 2)
 
 
 @pytest.mark.parametrize(("method", "resent"), [("GET", True), ("POST", False)])
