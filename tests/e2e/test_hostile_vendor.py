@@ -1,6 +1,7 @@
 """The real gateway in front of a hostile vendor: it fails over, charges nothing for the hostile
 route, never reaches the internal service, and never relays the vendor's key. The fetch cases run
-with each ``http_client`` setting (lean, aiohttp, httpx): the policy is the route's, whichever client."""
+with each ``http_client`` setting (lean, aiohttp, httpx): the policy is the route's, whichever
+client."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class Losses:
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_each_vendor_serves_a_request_alone(vendor: str, http_client: str, simulator: StartSimulator,
                                             gateway: StartGateway) -> None:
-    """On either HTTP client (the ``http_client`` setting)."""
+    """On each HTTP client (the ``http_client`` setting)."""
     sim = simulator(vendor)
     server = gateway(route_to(sim), http_client=http_client)
     body = {**BODY, "seed": 11} if VENDOR_SPECS[vendor].capabilities.seed else BODY
