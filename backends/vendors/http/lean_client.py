@@ -18,6 +18,7 @@ once the request is written, a reset, an early close or a head that is not HTTP 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Mapping
 
 from backends.vendors.http.base import (
@@ -58,15 +59,17 @@ class LeanClient(CheckedRequests):
 
     With a ``policy``, names are looked up once through ``names`` (the system's resolver by
     default) and only allowed addresses are connected to. ``socket_factory`` makes the socket
-    for each address connected to (aiohttp's hook, of the same shape)."""
+    for each address connected to (aiohttp's hook, of the same shape); ``tls`` verifies https
+    servers (the system's trust store by default; an internal CA's for a private worker)."""
 
     def __init__(self, *, max_connections: int = MAX_CONNECTIONS, max_answer_bytes: int = MAX_ANSWER_BYTES,
                  max_redirects: int = MAX_REDIRECTS, policy: OutboundPolicy | None = None,
-                 names: NameResolver | None = None, socket_factory: SocketFactory | None = None) -> None:
+                 names: NameResolver | None = None, socket_factory: SocketFactory | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._max_answer_bytes = max_answer_bytes
         self._max_redirects = max_redirects
         self._check = checker(policy)
-        dialer = Dialer(CheckedAddresses(policy, names), ReadBuffers(), socket_factory)
+        dialer = Dialer(CheckedAddresses(policy, names), ReadBuffers(), socket_factory, tls)
         self._pool = ConnectionPool(max_connections, dialer)
 
     @property

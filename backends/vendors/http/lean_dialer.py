@@ -46,11 +46,13 @@ def default_tls() -> ssl.SSLContext:
 
 class Dialer:
     def __init__(self, addresses: CheckedAddresses, buffers: ReadBuffers,
-                 socket_factory: SocketFactory | None = None) -> None:
-        """``buffers``: what the connections read into, shared (``HttpConnection``)."""
+                 socket_factory: SocketFactory | None = None, tls: ssl.SSLContext | None = None) -> None:
+        """``buffers``: what the connections read into, shared (``HttpConnection``); ``tls``: the
+        context https connections verify with (``default_tls()`` by default)."""
         self._addresses = addresses
         self._buffers = buffers
         self._socket_factory = socket_factory or plain_socket
+        self._tls = tls
 
     async def __call__(self, origin: Origin) -> HttpConnection:
         scheme, host, port = origin
@@ -78,7 +80,7 @@ class Dialer:
             await loop.sock_connect(sock, sockaddr)
             _, connection = await loop.create_connection(
                 lambda: HttpConnection(self._buffers), sock=sock,
-                ssl=None if tls_host is None else default_tls(), server_hostname=tls_host,
+                ssl=None if tls_host is None else self._tls or default_tls(), server_hostname=tls_host,
             )
         except BaseException:
             sock.close()
