@@ -35,11 +35,11 @@ from backends.vendors.http.base import (
     unsendable,
 )
 from backends.vendors.http.checked_addresses import CheckedAddresses
-from backends.vendors.http.lean_connection import BrokenExchange, HttpConnection
-from backends.vendors.http.lean_dialer import ConnectFailed, Dialer, SocketFactory
+from backends.vendors.http.lean_connection import HttpConnection
+from backends.vendors.http.lean_dialer import Dialer, SocketFactory
 from backends.vendors.http.lean_head import ResponseHead
 from backends.vendors.http.lean_pool import ConnectionPool, Origin
-from backends.vendors.http.lean_request import UnsendableRequest, request_bytes, target_of
+from backends.vendors.http.lean_request import request_bytes, target_of
 from backends.vendors.http.read_buffers import ReadBuffers
 from backends.vendors.http.redirects import CheckedRequests
 from backends.vendors.messages import HttpAnswer
@@ -48,10 +48,8 @@ from backends.vendors.url_policy import OutboundPolicy
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 """Sent once more when a pooled connection closed under them (never a create: a POST)."""
-
-
-class _ClosedUnanswered(Exception):
-    """A pooled connection closed before a byte of the answer to an idempotent request."""
+BROKEN = (OSError, EOFError, ValueError)
+"""What reading an answer raises when it cannot be read whole (``lean_connection``)."""
 
 
 class LeanClient(CheckedRequests):
@@ -82,40 +80,40 @@ class LeanClient(CheckedRequests):
         try:
             target = target_of(url)
             request = request_bytes(method, target, headers, body)
-        except UnsendableRequest as exc:
+        except ValueError as exc:
             raise unsendable(url, exc) from exc
         try:
             async with asyncio.timeout(timeout):
-                try:
-                    return await self._answer(target.origin, method, request, url, limit,
-                                              resendable=method in IDEMPOTENT_METHODS)
-                except _ClosedUnanswered:
-                    return await self._answer(target.origin, method, request, url, limit, resendable=False)
-        except TimeoutError as exc:  # only the budget's: the connection's own errors are wrapped
+                answer = await self._answer(target.origin, method, request, url, limit,
+                                            resendable=method in IDEMPOTENT_METHODS)
+                if answer is None:  # a pooled connection closed under the request: once more
+                    answer = await self._answer(target.origin, method, request, url, limit, resendable=False)
+        except TimeoutError as exc:  # the budget's only: an OSError of a connection is mapped below
             raise timed_out(url, timeout, exc) from exc
-        except ConnectFailed as exc:
-            raise unreachable(url, exc.__cause__ or exc) from exc
-        except PermissionError as exc:  # CheckedAddresses' refusal
-            raise refused_address(url) from exc
-        except BrokenExchange as exc:
-            raise broke_off(url, exc.__cause__ or exc) from exc
+        assert answer is not None
+        return answer
 
     async def _answer(self, origin: Origin, method: str, request: bytes, url: str, limit: int, *,
-                      resendable: bool) -> HttpAnswer:
-        """One request on a pooled (or new) connection. ``resendable``: a pooled connection that
-        the server closed as the request crossed it raises ``_ClosedUnanswered``, to be sent once
-        more (as aiohttp does for idempotent methods, RFC 9112 section 9.3.1)."""
-        connection = await self._pool.acquire(origin)
+                      resendable: bool) -> HttpAnswer | None:
+        """One request on a pooled (or new) connection. ``resendable``: None when a pooled
+        connection closed before a byte of the answer, the server's close having crossed the
+        request (RFC 9112 section 9.3.1): aiohttp sends an idempotent request once more then."""
+        try:
+            connection = await self._pool.acquire(origin)
+        except PermissionError as exc:  # CheckedAddresses' refusal
+            raise refused_address(url) from exc
+        except OSError as exc:  # nothing was sent
+            raise unreachable(url, exc) from exc
         try:
             connection.send(request, no_body=method == "HEAD", limit=limit)
             try:
                 head = await connection.head()
-            except BrokenExchange as exc:
+                refuse_declared(head.length, url, limit)
+                content = await _read(connection, head, url, limit)
+            except BROKEN as exc:
                 if resendable and connection.exchanges > 1 and connection.closed_unanswered:
-                    raise _ClosedUnanswered() from exc
-                raise
-            refuse_declared(head.length, url, limit)
-            content = await _read(connection, head, url, limit)
+                    return None
+                raise broke_off(url, exc) from exc
         finally:
             self._pool.release(origin, connection)
         return HttpAnswer(head.status, head.headers, content)

@@ -10,6 +10,10 @@ one scratch buffer, so a connection holds no buffer while idle.
 
 A connection is reusable only when its last answer was read to its end, the server keeps it
 alive, nothing arrived that was not asked for, and it is still open.
+
+An answer that cannot be read whole raises what broke it: the ``OSError`` the transport saw (a
+reset), ``asyncio.IncompleteReadError`` (closed before the answer was complete) or a
+``ValueError`` (a head or chunk that is not HTTP): all after the request was sent.
 """
 
 from __future__ import annotations
@@ -18,22 +22,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Literal, cast
 
-from backends.vendors.http.lean_head import HEAD_LIMIT, HeadParser, MalformedHead, ResponseHead, head_end
+from backends.vendors.http.lean_head import HEAD_LIMIT, HeadParser, ResponseHead, head_end
 from backends.vendors.http.read_buffers import ReadBuffers
 
 PAUSE_AT_BYTES = 1024 * 1024
 """A streamed body buffered past this, unread, pauses reading until the reader catches up."""
 
 State = Literal["idle", "head", "sized", "stream", "done", "broken"]
-
-
-class BrokenExchange(Exception):
-    """The answer could not be read whole: its cause (a reset, an early close, a malformed head)
-    is ``__cause__``. Raised only after the request was sent."""
-
-
-class IncompleteAnswer(ConnectionError):
-    """The server closed the connection before its answer was complete."""
 
 
 class HttpConnection(asyncio.BufferedProtocol):
@@ -172,7 +167,7 @@ class HttpConnection(asyncio.BufferedProtocol):
         if self._state == "stream" and exc is None and self._head is not None and self._head.framing == "until-close":
             self._state = "done"
         elif self._state in ("head", "sized", "stream"):
-            self._fail(exc or IncompleteAnswer("the server closed the connection before its answer was complete"))
+            self._fail(exc or asyncio.IncompleteReadError(b"", None))  # closed before the answer was complete
         self._wake()
 
     # Reading
@@ -189,12 +184,12 @@ class HttpConnection(asyncio.BufferedProtocol):
             end = head_end(self._scratch_bytes, 0, nbytes)
         while end >= 0:
             if end > HEAD_LIMIT:
-                self._fail(MalformedHead(f"a head longer than {HEAD_LIMIT} bytes"))
+                self._fail(ValueError(f"a head longer than {HEAD_LIMIT} bytes"))
                 return
             try:
                 parser = HeadParser()
                 head = parser.parse(data[:end], no_body=self._no_body)
-            except MalformedHead as exc:
+            except ValueError as exc:
                 self._fail(exc)
                 return
             rest = data[end:]
@@ -205,7 +200,7 @@ class HttpConnection(asyncio.BufferedProtocol):
             data = self._head_bytes
             end = head_end(self._head_bytes, 0, len(self._head_bytes))
         if len(data) > HEAD_LIMIT:
-            self._fail(MalformedHead(f"a head longer than {HEAD_LIMIT} bytes"))
+            self._fail(ValueError(f"a head longer than {HEAD_LIMIT} bytes"))
         elif not self._head_bytes:
             self._head_bytes = bytearray(data)
 
@@ -242,7 +237,7 @@ class HttpConnection(asyncio.BufferedProtocol):
         assert parser is not None
         try:
             parser.feed(data)
-        except MalformedHead as exc:
+        except ValueError as exc:
             if parser.complete:  # the body ended; what followed belongs to no answer
                 self._spoiled = True
             else:
@@ -271,7 +266,7 @@ class HttpConnection(asyncio.BufferedProtocol):
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
-            raise BrokenExchange() from self._failure
+            raise self._failure.with_traceback(None)
 
     def _spoil(self) -> None:
         self._spoiled = True

@@ -1,8 +1,8 @@
 """Opening a connection for the lean client: checked addresses, a socket, TCP, then TLS for https.
 
-Every failure here comes before a byte of a request is sent, so it is ``ConnectFailed`` (the
-client's ``unreachable``: a create that failed so is safe to send again), except the outbound
-policy's refusal, which stays the ``PermissionError`` ``CheckedAddresses`` raises.
+Every failure here comes before a byte of a request is sent: an ``OSError`` (the client's
+``unreachable``: a create that failed so is safe to send again), or the outbound policy's
+refusal, the ``PermissionError`` ``CheckedAddresses`` raises (the client's ``refused_address``).
 
 ``socket_factory`` makes the socket for each address tried, called with the address as
 ``getaddrinfo`` gives it (aiohttp's hook, of the same shape): a test records where connections go.
@@ -26,10 +26,6 @@ from backends.vendors.http.read_buffers import ReadBuffers
 AddressInfo = tuple[Any, ...]
 """``(family, type, proto, canonname, sockaddr)``, as ``getaddrinfo`` answers."""
 SocketFactory = Callable[[AddressInfo], socket.socket]
-
-
-class ConnectFailed(Exception):
-    """No connection could be opened (its cause is ``__cause__``); nothing was sent."""
 
 
 def plain_socket(address: AddressInfo) -> socket.socket:
@@ -56,19 +52,17 @@ class Dialer:
 
     async def __call__(self, origin: Origin) -> HttpConnection:
         scheme, host, port = origin
-        try:
-            addresses = await self._addresses.of(host, port)
-        except PermissionError:
-            raise
-        except OSError as exc:
-            raise ConnectFailed() from exc
-        failure: BaseException | None = None
+        addresses = await self._addresses.of(host, port)
+        failure: OSError | None = None
         for address in addresses:
             try:
                 return await self._connect(address, port, host if scheme == "https" else None)
+            except PermissionError as exc:  # the system's refusal (a firewall), not the policy's
+                failure = ConnectionError(f"not permitted to connect ({exc})")
             except OSError as exc:  # refused, unreachable, a TLS handshake or certificate refused
                 failure = exc
-        raise ConnectFailed() from failure
+        assert failure is not None  # CheckedAddresses never answers an empty list
+        raise failure
 
     async def _connect(self, address: str, port: int, tls_host: str | None) -> HttpConnection:
         loop = asyncio.get_running_loop()

@@ -23,10 +23,6 @@ sends more without ending its head is not speaking HTTP."""
 Framing = Literal["none", "sized", "chunked", "until-close"]
 
 
-class MalformedHead(ValueError):
-    """A head that is not HTTP/1.x, or frames its body in a way we do not read."""
-
-
 @dataclass(frozen=True, slots=True)
 class ResponseHead:
     status: int
@@ -59,16 +55,17 @@ class HeadParser:
         self.overrun = False
 
     def parse(self, head: bytes | bytearray | memoryview, *, no_body: bool) -> ResponseHead:
-        """``head``, up to and including its empty line; ``no_body`` for an answer to HEAD."""
+        """``head``, up to and including its empty line; ``no_body`` for an answer to HEAD. A
+        ``ValueError`` for a head that is not HTTP/1.x or frames its body in a way we do not read."""
         try:
             self._parser.feed_data(head)
         except httptools.HttpParserError as exc:
-            raise MalformedHead(f"not an HTTP/1.x head ({type(exc).__name__})") from exc
+            raise ValueError(f"not an HTTP/1.x head ({type(exc).__name__})") from exc
         status = self._parser.get_status_code()
         headers = fold_headers(self._fields)
         version = self._parser.get_http_version()
         if version not in ("1.0", "1.1"):
-            raise MalformedHead(f"HTTP/{version[:8]}")
+            raise ValueError(f"HTTP/{version[:8]}")
         framing, length = _framing(status, headers, no_body)
         tokens = {token.strip().lower() for token in headers.get("connection", "").split(",")}
         keep_alive = version == "1.1" and "close" not in tokens and framing != "until-close"
@@ -79,7 +76,7 @@ class HeadParser:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            raise MalformedHead(f"a broken chunked body ({type(exc).__name__})") from exc
+            raise ValueError(f"a broken chunked body ({type(exc).__name__})") from exc
 
     # httptools' callbacks
 
@@ -102,12 +99,12 @@ def _framing(status: int, headers: dict[str, str], no_body: bool) -> tuple[Frami
     coding = headers.get("transfer-encoding")
     if coding is not None:
         if coding.strip().lower() != "chunked":
-            raise MalformedHead(f"transfer-encoding {coding[:20]!r}, which we do not read")
+            raise ValueError(f"transfer-encoding {coding[:20]!r}, which we do not read")
         return "chunked", None
     length = headers.get("content-length")
     if length is not None:
         if not length.isdigit():
-            raise MalformedHead(f"content-length {length[:20]!r}")
+            raise ValueError(f"content-length {length[:20]!r}")
         return "sized", int(length)
     return "until-close", None
 

@@ -4,7 +4,8 @@ The target goes out as the URL spells it (a signed output URL re-quoted no longe
 only what cannot stand in a request line (spaces, controls, non-ASCII) is percent-encoded, as
 browsers do. Fields are ``DEFAULT_HEADERS`` (so a vendor cannot tell the clients apart), then
 the call's own (which win, whatever their case); ``host`` and ``content-length`` are the client's.
-A name or value that could end the field early (CR, LF, NUL) is refused before anything is sent.
+A name or value that could end the field early (CR, LF, NUL) is refused before anything is sent
+(a ``ValueError``, as for a host name IDNA cannot spell).
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ _LINE_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 """Printable ASCII but the space: what a request target may carry as it is."""
 _CLIENT_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _FORBIDDEN = ("\r", "\n", "\0")
-
-
-class UnsendableRequest(ValueError):
-    """A URL or field that cannot be written as HTTP/1.1 as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +43,7 @@ def target_of(url: str) -> Target:
         try:
             hostname = hostname.encode("idna").decode("ascii")
         except UnicodeError as exc:
-            raise UnsendableRequest(f"a host name IDNA cannot encode ({exc})") from exc
+            raise ValueError(f"a host name IDNA cannot encode ({exc})") from exc
     port = parts.port or (443 if parts.scheme == "https" else 80)
     netloc = parts.netloc.rpartition("@")[2]
     host = netloc if netloc.isascii() else (f"{hostname}:{parts.port}" if parts.port else hostname)
@@ -76,10 +73,10 @@ def request_bytes(method: str, target: Target, headers: Mapping[str, str], body:
         lines.append(f"content-length: {len(body) if body is not None else 0}")
     joined = "".join(lines)
     if any(mark in joined for mark in _FORBIDDEN):
-        raise UnsendableRequest("a field or the method carries a line break or a NUL")
+        raise ValueError("a field or the method carries a line break or a NUL")
     text = "\r\n".join(lines)
     try:
         head = (text + "\r\n\r\n").encode("latin-1")
     except UnicodeEncodeError as exc:
-        raise UnsendableRequest("a field that is not latin-1") from exc
+        raise ValueError("a field that is not latin-1") from exc
     return head + body if body else head
