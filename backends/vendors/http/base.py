@@ -1,4 +1,4 @@
-"""The contract every HTTP client keeps, and the pieces both implementations share.
+"""The contract every HTTP client keeps, and the pieces the implementations share.
 
 ``request(method, url, headers, body, timeout, follow_redirects=...)`` is one exchange:
 
@@ -61,7 +61,7 @@ MAX_REDIRECTS = 5
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 """The largest body accepted: ten SDXL images as base64 JSON are about 20 MB."""
 DEFAULT_HEADERS = {"user-agent": "boltgate", "accept": "*/*", "accept-encoding": "gzip, deflate"}
-"""Sent by both clients alike (a call's own headers win), so that a vendor cannot tell them apart."""
+"""Sent by every client alike (a call's own headers win), so that a vendor cannot tell them apart."""
 
 
 class HttpClient(Protocol):
