@@ -314,9 +314,10 @@ class Settings(BaseSettings):
     content_filter_action: Literal["failover", "reject"] = "failover"
     simulators: Literal["auto", "on", "off"] = "auto"
     """``auto``: serve from the built-in vendor simulators when no route is enabled."""
-    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
-    """The HTTP client every vendor route calls through: aiohttp (the faster) or httpx. Both keep
-    one contract (timeouts, redirects, errors), so the choice changes speed, not behaviour."""
+    http_client: Literal["lean", "aiohttp", "httpx"] = "lean"
+    """The HTTP client every vendor route calls through: lean (HTTP/1.1 on asyncio's buffered
+    protocol, the least CPU per request), aiohttp or httpx. All keep one contract (timeouts,
+    redirects, errors, the outbound policy), so the choice changes speed, not behaviour."""
 
     local_model_dir: Path | None = None
     """An SDXL-Lightning directory (``base/`` + ``lightning/``): when set and no route names the

@@ -1,10 +1,11 @@
-"""Looking a host name up: the one seam both HTTP clients resolve names through.
+"""Looking a host name up: the one seam every HTTP client resolves names through.
 
 The outbound policy (``url_policy``) must judge the address a connection goes to, not some
 earlier answer for the same name, or a name that answers a public address to the check and a
 private one to the connect (DNS rebinding) walks past it. So each client looks a name up once,
-through a ``NameResolver``, keeps the addresses the policy allows and connects to those: aiohttp
-through ``url_policy.CheckedResolver``, httpx through ``http.checked_network``.
+through a ``NameResolver``, keeps the addresses the policy allows and connects to those: the lean
+client through ``http.checked_addresses``, aiohttp through ``url_policy.CheckedResolver``, httpx
+through ``http.checked_network``.
 
 ``SystemResolver`` (the operating system's ``getaddrinfo``) is the default; a test passes its own
 to play a hostile DNS server.

@@ -1,6 +1,7 @@
 """The real gateway in front of a hostile vendor: it fails over, charges nothing for the hostile
 route, never reaches the internal service, and never relays the vendor's key. The fetch cases run
-with each ``http_client`` setting (aiohttp, httpx): the policy is the route's, whichever client."""
+with each ``http_client`` setting (lean, aiohttp, httpx): the policy is the route's, whichever
+client."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def spent(base_url: str) -> Decimal:
     return Decimal(httpx.get(f"{base_url}/v1/usage", headers=CLIENT).json()["spent_usd"])
 
 
-@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("http_client", ["lean", "aiohttp", "httpx"])
 def test_a_redirect_to_an_internal_service_fails_over_and_is_never_fetched_or_charged(
     world: HostileWorld, simulator: StartSimulator, gateway: StartGateway, http_client: str
 ) -> None:
@@ -51,7 +52,7 @@ def test_a_redirect_to_an_internal_service_fails_over_and_is_never_fetched_or_ch
     assert spent(server.base_url) == Decimal(response.headers["x-boltgate-cost-usd"])  # the simulator only
 
 
-@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("http_client", ["lean", "aiohttp", "httpx"])
 @pytest.mark.parametrize("path", ["/img/gzip-bomb?mb=64", "/img/flood?mb=64", "/img/bomb.png"])
 def test_with_no_other_route_a_hostile_output_is_a_clear_503_and_costs_nothing(
     world: HostileWorld, gateway: StartGateway, path: str, http_client: str

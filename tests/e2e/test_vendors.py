@@ -40,11 +40,11 @@ class Losses:
         return booked_loss(self.base_url, vendor) - self.start[vendor]
 
 
-@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("http_client", ["lean", "aiohttp", "httpx"])
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_each_vendor_serves_a_request_alone(vendor: str, http_client: str, simulator: StartSimulator,
                                             gateway: StartGateway) -> None:
-    """On either HTTP client (the ``http_client`` setting)."""
+    """On each HTTP client (the ``http_client`` setting)."""
     sim = simulator(vendor)
     server = gateway(route_to(sim), http_client=http_client)
     body = {**BODY, "seed": 11} if VENDOR_SPECS[vendor].capabilities.seed else BODY
@@ -59,7 +59,7 @@ def test_each_vendor_serves_a_request_alone(vendor: str, http_client: str, simul
     assert sim.requests, "the request reached the vendor's simulator"
 
 
-@pytest.mark.parametrize("http_client", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("http_client", ["lean", "aiohttp", "httpx"])
 def test_url_answers_are_fetched_once_and_re_served(http_client: str, simulator: StartSimulator,
                                                     gateway: StartGateway) -> None:
     sim = simulator("aigateway")

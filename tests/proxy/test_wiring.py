@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backends.vendors.backend import VendorBackend
-from backends.vendors.http import AiohttpClient, HttpxClient
+from backends.vendors.http import AiohttpClient, HttpxClient, LeanClient
 from core.state.memory import MemoryStateStore
 from core.state.sqlite import SqliteStateStore
 from pricing.catalog import UnknownVendor
@@ -40,8 +40,8 @@ async def test_a_gateway_that_fails_to_build_closes_what_it_was_given() -> None:
     assert unpriced.closed
 
 
-def test_aiohttp_is_the_default_http_client() -> None:
-    assert Settings().http_client == "aiohttp"
+def test_the_lean_client_is_the_default_http_client() -> None:
+    assert Settings().http_client == "lean"
 
 
 def test_the_http_client_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +54,8 @@ def test_an_unknown_http_client_is_refused() -> None:
         Settings(http_client="requests")
 
 
-@pytest.mark.parametrize(("kind", "expected"), [("aiohttp", AiohttpClient), ("httpx", HttpxClient)])
+@pytest.mark.parametrize(("kind", "expected"),
+                         [("lean", LeanClient), ("aiohttp", AiohttpClient), ("httpx", HttpxClient)])
 async def test_every_vendor_route_region_gets_its_own_client_of_the_chosen_kind(kind: str, expected: type) -> None:
     accounts = [
         (RouteConfig(vendor="runflow", regions=[RegionConfig(name="us", base_url="https://us.runflow.test"),

@@ -1,4 +1,4 @@
-"""The contract every HTTP client keeps, and the pieces both implementations share.
+"""The contract every HTTP client keeps, and the pieces the implementations share.
 
 ``request(method, url, headers, body, timeout, follow_redirects=...)`` is one exchange:
 
@@ -23,7 +23,8 @@
         or a pooled connection that timed out          VendorUnreachable (a VendorUnavailable: nothing sent)
       reset, truncated, not HTTP, broken encoding     VendorUnavailable
       not a well-formed http(s) URL (redirects
-        included), too many hops                      VendorProtocolError
+        included), too many hops, a field that
+        cannot be sent (a line break in it)           VendorProtocolError
       a body past the cap                             VendorBodyTooLarge (a VendorProtocolError)
       a URL or address the policy refuses             UnsafeVendorUrl
 
@@ -50,7 +51,7 @@ from core.errors import (
     VendorUnreachable,
 )
 
-HttpClientKind = Literal["aiohttp", "httpx"]
+HttpClientKind = Literal["lean", "aiohttp", "httpx"]
 
 MAX_CONNECTIONS = 4096
 """Per route and region: every request a burst brings in flight gets its own vendor connection
@@ -60,7 +61,7 @@ MAX_REDIRECTS = 5
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 """The largest body accepted: ten SDXL images as base64 JSON are about 20 MB."""
 DEFAULT_HEADERS = {"user-agent": "boltgate", "accept": "*/*", "accept-encoding": "gzip, deflate"}
-"""Sent by both clients alike (a call's own headers win), so that a vendor cannot tell them apart."""
+"""Sent by every client alike (a call's own headers win), so that a vendor cannot tell them apart."""
 
 
 class HttpClient(Protocol):
@@ -208,3 +209,8 @@ def broke_off(url: str, exc: BaseException) -> VendorUnavailable:
 
 def refused_url(url: str, exc: BaseException) -> VendorProtocolError:
     return VendorProtocolError(f"a URL on {host_of(url)} that we cannot call ({type(exc).__name__})")
+
+
+def unsendable(url: str, exc: BaseException) -> VendorProtocolError:
+    """A request that cannot be written as HTTP (a line break in a field): refused before sending."""
+    return VendorProtocolError(f"a request to {host_of(url)} that we cannot send ({type(exc).__name__})")

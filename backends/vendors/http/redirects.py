@@ -1,9 +1,9 @@
-"""Redirects, followed in one place for both clients: same hop limit, same checks, one budget.
+"""Redirects, followed in one place for every client: same hop limit, same checks, one budget.
 
 Only output-URL fetches follow redirects (a CDN or a signed-URL service may send one or two);
 every hop must pass the client's check (an http(s) URL the outbound policy allows), counts
 against the client's ``max_redirects`` and spends the same budget. ``CheckedRequests`` is the
-one ``request`` both clients expose on top of their own single exchange.
+one ``request`` every client exposes on top of their own single exchange.
 """
 
 from __future__ import annotations

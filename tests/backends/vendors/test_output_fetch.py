@@ -1,6 +1,6 @@
 """A hostile vendor on loopback: every output URL it names is fetched under the outbound policy.
 
-Real servers, each production HTTP client in turn (aiohttp and httpx, built as the wiring builds
+Real servers, each production HTTP client in turn (lean, aiohttp and httpx, built as the wiring builds
 them): the vendor's answers name internal addresses, redirect there, carry credentials, flood,
 bomb and drip. The vendor had already answered (and billed), so each case ends in
 ``UnusableOutput`` caused by the refusal (the router fails over, the client is never charged),
@@ -42,7 +42,7 @@ async def world() -> AsyncIterator[HostileWorld]:
         yield started
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["lean", "aiohttp", "httpx"])
 def kind(request: pytest.FixtureRequest) -> HttpClientKind:
     chosen: HttpClientKind = request.param
     return chosen

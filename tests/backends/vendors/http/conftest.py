@@ -1,16 +1,28 @@
-"""Fixtures for the HTTP client contract: each implementation in turn, and a scripted server."""
+"""Fixtures for the HTTP client contract: each implementation in turn, on each event loop, and a
+scripted server."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+import uvloop
 
-from backends.vendors.http import AiohttpClient, HttpClient, HttpClientKind, HttpxClient, make_http_client
+from backends.vendors.http import AiohttpClient, HttpClient, HttpClientKind, HttpxClient, LeanClient, make_http_client
 from tests.backends.vendors.http.scripted_server import ScriptedServer
 
 MakeClient = Callable[..., HttpClient]
-IMPLEMENTATIONS: dict[HttpClientKind, Callable[..., HttpClient]] = {"aiohttp": AiohttpClient, "httpx": HttpxClient}
+IMPLEMENTATIONS: dict[HttpClientKind, Callable[..., HttpClient]] = {
+    "lean": LeanClient, "aiohttp": AiohttpClient, "httpx": HttpxClient,
+}
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """Every test runs on asyncio's own loop and on uvloop (the gateway's): their transports
+    differ (uvloop's read into a buffered protocol's buffer themselves)."""
+    return uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy()
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))

@@ -1,4 +1,4 @@
-"""The HttpClient contract: aiohttp and httpx behave the same, case by case, on real sockets.
+"""The HttpClient contract: lean, aiohttp and httpx behave the same, case by case, on real sockets.
 
 Every test runs once per implementation (the ``kind`` fixture in conftest.py is parametrised)
 against a scripted loopback server that misbehaves the way vendors and CDNs do.
@@ -14,7 +14,7 @@ from urllib.parse import quote
 import orjson
 import pytest
 
-from backends.vendors.http import AiohttpClient, HttpClient, HttpClientKind, HttpxClient
+from backends.vendors.http import AiohttpClient, HttpClient, HttpClientKind, HttpxClient, LeanClient
 from backends.vendors.http.base import MAX_REDIRECTS
 from backends.vendors.messages import HttpAnswer
 from core.errors import VendorProtocolError, VendorTimeout, VendorUnavailable
@@ -37,7 +37,7 @@ async def get(client: HttpClient, url: str, *, timeout: float = BUDGET_S, follow
 
 
 def test_the_setting_names_each_implementation(client: HttpClient, kind: HttpClientKind) -> None:
-    assert type(client) is {"aiohttp": AiohttpClient, "httpx": HttpxClient}[kind]
+    assert type(client) is {"lean": LeanClient, "aiohttp": AiohttpClient, "httpx": HttpxClient}[kind]
 
 
 # The exchange itself

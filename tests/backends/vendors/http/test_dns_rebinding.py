@@ -3,10 +3,10 @@ lookup and loopback to every later one. Each client looks a name up once, checks
 connects to it, so the later answer is never connected to (or, looked up for a new connection, is
 refused); an internal server on loopback counts every connection to prove it.
 
-Both clients take the resolver as an argument (``names``, a ``NameResolver``). Where their
-connections go is observed through each one's own connect seam (aiohttp's ``socket_factory``,
-httpcore's network backend), which records the address and refuses it: no packet leaves for the
-public address.
+Every client takes the resolver as an argument (``names``, a ``NameResolver``). Where their
+connections go is observed through each one's own connect seam (the lean client's and aiohttp's
+``socket_factory``, httpcore's network backend), which records the address and refuses it: no
+packet leaves for the public address.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import httpcore
 import httpx
 import pytest
 
-from backends.vendors.http import AiohttpClient, HttpClient, HttpClientKind, HttpxClient, make_http_client
+from backends.vendors.http import AiohttpClient, HttpClient, HttpClientKind, HttpxClient, LeanClient, make_http_client
 from backends.vendors.http.checked_network import checked_transport
 from backends.vendors.url_policy import OutboundPolicy
 from core.errors import UnsafeVendorUrl, VendorUnavailable
@@ -53,7 +53,7 @@ class RecordingNetwork(httpcore.AsyncNetworkBackend):
         self.connected: list[tuple[str, int]] = []
 
     def socket(self, addr_info: tuple[Any, ...]) -> socket.socket:
-        """aiohttp's ``socket_factory``: called with each address it connects to."""
+        """The lean client's and aiohttp's ``socket_factory``: called with each address connected to."""
         address, port = addr_info[4][:2]
         self.connected.append((address, port))
         raise OSError(errno.ENETUNREACH, "the test network reaches nothing")
@@ -80,7 +80,9 @@ async def observed(kind: HttpClientKind, network: RecordingNetwork) -> AsyncIter
 
     def make(dns: HostileDns) -> HttpClient:
         policy = OutboundPolicy()
-        if kind == "aiohttp":
+        if kind == "lean":
+            made.append(LeanClient(policy=policy, names=dns, socket_factory=network.socket))
+        elif kind == "aiohttp":
             made.append(AiohttpClient(policy=policy, names=dns, socket_factory=network.socket))
         else:
             transport = checked_transport(httpx.Limits(), policy, names=dns, network=network)
@@ -108,7 +110,7 @@ async def test_a_name_that_rebinds_to_loopback_is_connected_to_only_at_the_check
     assert dns.lookups == [NAME]  # looked up once: the answer checked is the answer connected to
     assert network.connected == [(PUBLIC, internal.port)]
 
-    # A new connection: either the checked answer is reused (aiohttp's DNS cache) or the name is
+    # A new connection: either the checked answer is reused (lean's and aiohttp's DNS cache) or the name is
     # looked up again and its loopback answer refused. Never connected to loopback.
     with pytest.raises((VendorUnavailable, UnsafeVendorUrl)):
         await get(client, url)
