@@ -32,7 +32,7 @@ import orjson
 from backends.base import BackendResult, Capabilities, GeneratedImage, ProbeOutcome
 from backends.vendors.classify import classify_status
 from backends.vendors.create_safety import create_failure
-from backends.vendors.http import AiohttpClient, HttpClient
+from backends.vendors.http import HttpClient, make_http_client
 from backends.vendors.image_check import check_image
 from backends.vendors.messages import HttpAnswer, HttpCall, VendorOutput
 from backends.vendors.output_fetch import FetchLimits, fetch_output
@@ -76,8 +76,8 @@ class VendorBackend:
         limits: FetchLimits | None = None,
         trusted_hosts: Sequence[str] = (),
     ) -> None:
-        """``http_client`` (owned, closed by ``aclose``) defaults to a pooled aiohttp session under
-        the route's outbound policy (``route_policy``); a client passed in must carry that policy
+        """``http_client`` (owned, closed by ``aclose``) defaults to the default kind's pooled client
+        (the lean one) under the route's outbound policy (``route_policy``); a client passed in must carry that policy
         itself (``make_http_client(kind, policy=...)``, as the wiring does). ``poll_interval_s``
         overrides the vendor's documented poll pace (a loopback simulator can be polled faster
         than a real vendor should be)."""
@@ -92,8 +92,8 @@ class VendorBackend:
         self._headers = {**_JSON_HEADERS, **spec.auth_headers(api_key, self.options)}
         self.limits = limits or FetchLimits()
         self.redactor = Redactor([api_key])
-        self._http: HttpClient = http_client or AiohttpClient(
-            max_answer_bytes=self.limits.max_answer_bytes, max_redirects=self.limits.max_redirects,
+        self._http: HttpClient = http_client or make_http_client(
+            "lean", max_answer_bytes=self.limits.max_answer_bytes, max_redirects=self.limits.max_redirects,
             policy=route_policy(self.base_url, trusted_hosts))
 
     @property

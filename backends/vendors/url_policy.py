@@ -9,7 +9,8 @@ rewrite a plain-http answer must not be able to point it at internal addresses. 
 - the address connected to must be public (not loopback, private, link-local, shared,
   multicast, reserved or a cloud metadata address) unless the host is trusted. A name is checked
   by the resolver the connection itself uses (``CheckedResolver`` for aiohttp,
-  ``backends.vendors.http.checked_network`` for httpx), so the address checked is the address
+  ``backends.vendors.http.checked_network`` for httpx, ``checked_addresses`` for the lean
+  client), so the address checked is the address
   connected to and a DNS answer cannot change between check and connect;
 - redirects are followed by the HTTP client (``backends.vendors.http.redirects``), each hop
   checked again.
