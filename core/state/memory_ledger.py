@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 from core.state.ledger_store import CHARGE_LOG_RETENTION_S, CLOSED_TTL_S, Balance, LoggedCharge, Settled, Tally
 
+FORGET_MARKERS_PAST = 10_000
+"""Closed markers kept before a first pass drops the expired ones."""
+
 
 @dataclass(slots=True)
 class _Account:
@@ -34,6 +37,8 @@ class MemoryLedgerStore:
         self._accounts: dict[str, _Account] = {}
         self._closed: dict[str, float] = {}
         """Closed hold ids and counted event ids -> when they may be forgotten."""
+        self._forget_past = FORGET_MARKERS_PAST
+        """How many markers ``_closed`` may hold before the next pass drops the expired ones."""
         self._tables: dict[str, dict[str, int]] = {}
 
     def _account(self, account: str) -> _Account:
@@ -49,8 +54,11 @@ class MemoryLedgerStore:
 
     def _close(self, marker: str) -> None:
         now = time.monotonic()
-        if len(self._closed) > 10_000:  # forget old markers now and then, not on every call
+        if len(self._closed) > self._forget_past:
+            # Forget old markers now and then, not on every call: next when the live ones have
+            # doubled, so a week of markers (all still live) costs O(1) per close, not a copy each.
             self._closed = {m: t for m, t in self._closed.items() if t > now}
+            self._forget_past = max(FORGET_MARKERS_PAST, 2 * len(self._closed))
         self._closed[marker] = now + CLOSED_TTL_S
 
     def _add(self, tallies: Sequence[Tally]) -> None:
