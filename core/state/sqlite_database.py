@@ -49,12 +49,17 @@ CREATE TABLE IF NOT EXISTS tallies (name TEXT NOT NULL, field TEXT NOT NULL, amo
 """
 
 DATABASE_NAME = "boltgate.sqlite3"
+OLDEST_SQLITE = (3, 35, 0)
+"""The stores' statements use ``RETURNING`` (SQLite 3.35, 2021); Debian 12's is 3.40."""
 
 
 class SqliteDatabase:
     """One connection to the file, shared by the state store and the ledger store built on it."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 2.0) -> None:
+        if sqlite3.sqlite_version_info < OLDEST_SQLITE:
+            raise RuntimeError(f"The SQLite state backend needs SQLite {'.'.join(map(str, OLDEST_SQLITE))} or later; "
+                               f"this Python links {sqlite3.sqlite_version} (set state_backend to redis or memory)")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._connection: sqlite3.Connection | None = sqlite3.connect(
