@@ -12,8 +12,8 @@ A read never trusts an expired row (``expires > now``, ``forget_at > now``), so 
 expired rows is housekeeping only: it runs once every ``SWEEP_EVERY`` writes, inside that
 write's transaction, instead of on every call. Closing an id is one upsert whose row count
 says whether it was already closed; a settle learns whether its hold was still live from the
-``DELETE ... RETURNING`` that removes it, and undoes everything (a rollback) in the rare case
-that it must refuse.
+``DELETE ... RETURNING`` that removes it, and rolls both back in the rare case that it must
+refuse.
 """
 
 from __future__ import annotations
@@ -63,10 +63,6 @@ _ADD_TALLY = (
     "INSERT INTO tallies (name, field, amount) VALUES (?, ?, ?) "
     "ON CONFLICT (name, field) DO UPDATE SET amount = amount + excluded.amount"
 )
-
-
-class _Refused(Exception):
-    """Raised inside a settle's transaction to roll back what it wrote before it had to refuse."""
 
 
 def _close(db: sqlite3.Connection, marker: str, now: float) -> bool:
@@ -122,23 +118,20 @@ class SqliteLedgerStore:
         entry: bytes = b"",
     ) -> Settled:
         now = time.time()
-        try:
-            with self.database.transaction() as db:
-                if not _close(db, hold_id, now):
-                    return Settled.ALREADY_CLOSED
-                live = db.execute("DELETE FROM holds WHERE hold_id = ? RETURNING expires > ?",
-                                  (hold_id, now)).fetchall()
-                if limit is not None and not (live and live[0][0]):
-                    spent, held = db.execute(_BALANCE, (account, now)).fetchone()
-                    if spent + held + charge > limit:
-                        raise _Refused
-                db.execute(_ADD_SPENT, (account, charge))
-                _add(db, tallies)
-                if entry:
-                    db.execute("INSERT INTO charges (at, entry) VALUES (?, ?)", (now, entry))
-                self._wrote(db, now)
-        except _Refused:
-            return Settled.REFUSED
+        with self.database.transaction() as db:
+            if not _close(db, hold_id, now):
+                return Settled.ALREADY_CLOSED
+            live = db.execute("DELETE FROM holds WHERE hold_id = ? RETURNING expires > ?", (hold_id, now)).fetchall()
+            if limit is not None and not (live and live[0][0]):
+                spent, held = db.execute(_BALANCE, (account, now)).fetchone()
+                if spent + held + charge > limit:
+                    db.execute("ROLLBACK")  # the close and the delete undone: a refusal changes nothing
+                    return Settled.REFUSED
+            db.execute(_ADD_SPENT, (account, charge))
+            _add(db, tallies)
+            if entry:
+                db.execute("INSERT INTO charges (at, entry) VALUES (?, ?)", (now, entry))
+            self._wrote(db, now)
         return Settled.CHARGED
 
     async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
