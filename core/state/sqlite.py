@@ -82,6 +82,12 @@ class SqliteStateStore:
         return True
 
     async def delete(self, key: str) -> None:
+        # A key that is not there needs no write transaction (the breaker clears its failure count
+        # after every success, issue 17): absent at this read is a valid order of the two. A hash's
+        # fields never outlive its row in ``entries``, so that row alone says whether there is a key.
+        with self.database.reading() as db:
+            if db.execute("SELECT 1 FROM entries WHERE key = ?", (key,)).fetchone() is None:
+                return
         with self.database.transaction() as db:
             self._remove(db, key)
 
@@ -131,14 +137,13 @@ class SqliteStateStore:
                 db.execute("INSERT INTO entries (key, kind, expires) VALUES (?, 'hash', ?)", (key, expires))
             elif row[0] != "hash":
                 raise TypeError(f"{key} does not hold a hash")
-            db.execute(
+            found = db.execute(
                 "INSERT INTO hash_fields (key, field, amount) VALUES (?, ?, ?) "
-                "ON CONFLICT (key, field) DO UPDATE SET amount = amount + excluded.amount",
+                "ON CONFLICT (key, field) DO UPDATE SET amount = amount + excluded.amount RETURNING amount",
                 (key, field, amount),
-            )
+            ).fetchall()
             self._wrote(db)
-            found = db.execute("SELECT amount FROM hash_fields WHERE key = ? AND field = ?", (key, field)).fetchone()
-        return int(found[0])
+        return int(found[0][0])
 
     async def hdel(self, key: str, field: str) -> None:
         with self.database.transaction() as db:

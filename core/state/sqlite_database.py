@@ -13,14 +13,19 @@ Why SQLite: it ships with Python, a transaction is atomic and survives a killed 
 Calls are synchronous and short (micro- to milliseconds), made straight from the event loop: one
 connection, no thread hop, and each store method is one transaction with no ``await`` inside,
 hence atomic within the process too.
+
+The money tables keyed by text (``spent``, ``holds``, ``closed``, ``tallies``) are ``WITHOUT
+ROWID``: a row lives in its primary key's b-tree alone, so a write dirties one page fewer per
+table, and each dirty page is one WAL frame written at commit (issue 17: a served request writes
+about a quarter fewer frames). A file made before keeps its rowid tables: every statement reads
+and writes both layouts the same way.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 
 from core.errors import StateUnavailable
 
@@ -31,25 +36,30 @@ CREATE TABLE IF NOT EXISTS hash_fields (key TEXT NOT NULL, field TEXT NOT NULL, 
                                         PRIMARY KEY (key, field));
 CREATE TABLE IF NOT EXISTS leases (key TEXT NOT NULL, holder TEXT NOT NULL, ends REAL NOT NULL,
                                    PRIMARY KEY (key, holder));
-CREATE TABLE IF NOT EXISTS spent (account TEXT PRIMARY KEY, amount INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS spent (account TEXT PRIMARY KEY, amount INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holds (hold_id TEXT PRIMARY KEY, account TEXT NOT NULL, amount INTEGER NOT NULL,
-                                  expires REAL NOT NULL);
+                                  expires REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS holds_by_account ON holds (account, expires);
-CREATE TABLE IF NOT EXISTS closed (marker TEXT PRIMARY KEY, forget_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS closed (marker TEXT PRIMARY KEY, forget_at REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS closed_expiry ON closed (forget_at);
 CREATE TABLE IF NOT EXISTS charges (at REAL NOT NULL, entry BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS charges_by_time ON charges (at);
 CREATE TABLE IF NOT EXISTS tallies (name TEXT NOT NULL, field TEXT NOT NULL, amount INTEGER NOT NULL,
-                                    PRIMARY KEY (name, field));
+                                    PRIMARY KEY (name, field)) WITHOUT ROWID;
 """
 
 DATABASE_NAME = "boltgate.sqlite3"
+OLDEST_SQLITE = (3, 35, 0)
+"""The stores' statements use ``RETURNING`` (SQLite 3.35, 2021); Debian 12's is 3.40."""
 
 
 class SqliteDatabase:
     """One connection to the file, shared by the state store and the ledger store built on it."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 2.0) -> None:
+        if sqlite3.sqlite_version_info < OLDEST_SQLITE:
+            raise RuntimeError(f"The SQLite state backend needs SQLite {'.'.join(map(str, OLDEST_SQLITE))} or later; "
+                               f"this Python links {sqlite3.sqlite_version} (set state_backend to redis or memory)")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._connection: sqlite3.Connection | None = sqlite3.connect(
@@ -58,6 +68,8 @@ class SqliteDatabase:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.executescript(SCHEMA)
+        self._transaction = Transaction(self)
+        self._reading = Reading(self)
 
     @classmethod
     def in_directory(cls, data_dir: Path, *, busy_timeout_s: float = 2.0) -> SqliteDatabase:
@@ -69,36 +81,77 @@ class SqliteDatabase:
             raise StateUnavailable("The state database is closed")
         return self._connection
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed at the end or rolled back on any error."""
-        connection = self.connection
+    def transaction(self) -> Transaction:
+        """One write transaction (``with database.transaction() as db:``), committed at the end or
+        rolled back on any error."""
+        return self._transaction
+
+    def reading(self) -> Reading:
+        """Reads (``with database.reading() as db:``); a failure is ``StateUnavailable``."""
+        return self._reading
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class Transaction:
+    """The context manager of ``SqliteDatabase.transaction``: ``BEGIN IMMEDIATE`` on entry, then
+    ``COMMIT``, or ``ROLLBACK`` when the block raised. A block may also end the transaction
+    itself with ``ROLLBACK`` (to undo what it wrote before it found it must refuse).
+
+    A class, one per database and reused, rather than a ``contextlib.contextmanager`` generator
+    built on every call: it runs twice per served request (issue 17). Holding no state between
+    entry and exit is what lets one instance serve every transaction: they never overlap, since
+    none awaits inside.
+    """
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
+
+    def __enter__(self) -> sqlite3.Connection:
+        connection = self._database.connection
         try:
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StateUnavailable(f"The state database is busy or unwritable: {exc}") from exc
-        try:
-            yield connection
-        except sqlite3.OperationalError as exc:
+        return connection
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        connection = self._database.connection
+        if not connection.in_transaction:  # the block ended it itself (a ROLLBACK that undoes everything)
+            if isinstance(error, sqlite3.OperationalError):
+                raise StateUnavailable(f"The state database could not be written: {error}") from error
+            return
+        if error is not None:
             connection.execute("ROLLBACK")
-            raise StateUnavailable(f"The state database could not be written: {exc}") from exc
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+            if isinstance(error, sqlite3.OperationalError):
+                raise StateUnavailable(f"The state database could not be written: {error}") from error
+            return
         try:
             connection.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             connection.execute("ROLLBACK")
             raise StateUnavailable(f"The state database could not commit: {exc}") from exc
 
-    @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        try:
-            yield self.connection
-        except sqlite3.OperationalError as exc:
-            raise StateUnavailable(f"The state database could not be read: {exc}") from exc
 
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+class Reading:
+    """The context manager of ``SqliteDatabase.reading``: the connection, and any SQLite failure
+    inside the block turned into ``StateUnavailable`` (a class for the reason ``Transaction`` is)."""
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._database.connection
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if isinstance(error, sqlite3.OperationalError):
+            raise StateUnavailable(f"The state database could not be read: {error}") from error

@@ -5,6 +5,15 @@ wall-clock expiry per hold id), ``closed`` (settled/released hold ids and counte
 forgotten after 7 days), ``tallies``, ``charges`` (the charge log, pruned past its retention).
 A hold of a killed process stays in the file with its expiry, and stops counting once that
 passes, restart or not.
+
+Why the statements look the way they do: every served request pays one ``hold`` and one
+``settle`` on the event loop's thread, so each is as few statements as it can be (issue 17).
+A read never trusts an expired row (``expires > now``, ``forget_at > now``), so deleting
+expired rows is housekeeping only: it runs once every ``SWEEP_EVERY`` writes, inside that
+write's transaction, instead of on every call. Closing an id is one upsert whose row count
+says whether it was already closed; a settle learns whether its hold was still live from the
+``DELETE ... RETURNING`` that removes it, and rolls both back in the rare case that it must
+refuse.
 """
 
 from __future__ import annotations
@@ -16,54 +25,92 @@ from collections.abc import Sequence
 from core.state.ledger_store import CHARGE_LOG_RETENTION_S, CLOSED_TTL_S, Balance, LoggedCharge, Settled, Tally
 from core.state.sqlite_database import SqliteDatabase
 
+SWEEP_EVERY = 100
+"""Writes (holds, settles, releases, counts) between two sweeps of expired rows."""
+SWEEP_ROWS_PER_WRITE = 4
+"""A sweep deletes at most ``SWEEP_EVERY * SWEEP_ROWS_PER_WRITE`` rows of each table, so it keeps
+up with markers and charges expiring at up to 4 times the rate they are written (they expire at
+that rate, days later), while one sweep stays short enough for the event loop."""
 
-def _spent(db: sqlite3.Connection, account: str) -> int:
-    row = db.execute("SELECT amount FROM spent WHERE account = ?", (account,)).fetchone()
-    return 0 if row is None else int(row[0])
+_HOLD_STATE = (
+    "SELECT EXISTS (SELECT 1 FROM closed WHERE marker = ?1 AND forget_at > ?2), "
+    "COALESCE((SELECT amount FROM holds WHERE hold_id = ?1 AND expires > ?2), 0)"
+)
+"""Whether the hold id is closed, and its live amount (0 when absent or expired)."""
+_HOLD_STATE_AND_BALANCE = _HOLD_STATE + (
+    ", COALESCE((SELECT amount FROM spent WHERE account = ?3), 0) "
+    "+ (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE account = ?3 AND expires > ?2)"
+)
+"""The same, and the account's spent + live holds (what a limit is checked against)."""
+_BALANCE = (
+    "SELECT COALESCE((SELECT amount FROM spent WHERE account = ?1), 0), "
+    "(SELECT COALESCE(SUM(amount), 0) FROM holds WHERE account = ?1 AND expires > ?2)"
+)
+_PUT_HOLD = (
+    "INSERT INTO holds (hold_id, account, amount, expires) VALUES (?, ?, ?, ?) ON CONFLICT (hold_id) "
+    "DO UPDATE SET account = excluded.account, amount = excluded.amount, expires = excluded.expires"
+)
+_CLOSE = (
+    "INSERT INTO closed (marker, forget_at) VALUES (?1, ?2) "
+    "ON CONFLICT (marker) DO UPDATE SET forget_at = excluded.forget_at WHERE forget_at <= ?3"
+)
+"""Close an id: one row changed when this call closed it, none when it was closed already."""
+_ADD_SPENT = (
+    "INSERT INTO spent (account, amount) VALUES (?, ?) "
+    "ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount"
+)
+_ADD_TALLY = (
+    "INSERT INTO tallies (name, field, amount) VALUES (?, ?, ?) "
+    "ON CONFLICT (name, field) DO UPDATE SET amount = amount + excluded.amount"
+)
 
 
-def _held(db: sqlite3.Connection, account: str, now: float) -> int:
-    row = db.execute("SELECT COALESCE(SUM(amount), 0) FROM holds WHERE account = ? AND expires > ?",
-                     (account, now)).fetchone()
-    return int(row[0])
-
-
-def _is_closed(db: sqlite3.Connection, marker: str, now: float) -> bool:
-    return db.execute("SELECT 1 FROM closed WHERE marker = ? AND forget_at > ?", (marker, now)).fetchone() is not None
-
-
-def _close(db: sqlite3.Connection, marker: str, now: float) -> None:
-    db.execute("DELETE FROM closed WHERE marker IN (SELECT marker FROM closed WHERE forget_at <= ? LIMIT 100)", (now,))
-    db.execute("INSERT OR REPLACE INTO closed (marker, forget_at) VALUES (?, ?)", (marker, now + CLOSED_TTL_S))
+def _close(db: sqlite3.Connection, marker: str, now: float) -> bool:
+    """Close ``marker`` for ``CLOSED_TTL_S``; False (and nothing written) when it already was."""
+    return db.execute(_CLOSE, (marker, now + CLOSED_TTL_S, now)).rowcount > 0
 
 
 def _add(db: sqlite3.Connection, tallies: Sequence[Tally]) -> None:
-    db.executemany(
-        "INSERT INTO tallies (name, field, amount) VALUES (?, ?, ?) "
-        "ON CONFLICT (name, field) DO UPDATE SET amount = amount + excluded.amount",
-        [(t.table, t.field, t.amount) for t in tallies],
-    )
+    if tallies:
+        db.executemany(_ADD_TALLY, [(t.table, t.field, t.amount) for t in tallies])
 
 
 class SqliteLedgerStore:
-    def __init__(self, database: SqliteDatabase, *, charge_log_retention_s: float = CHARGE_LOG_RETENTION_S) -> None:
+    def __init__(self, database: SqliteDatabase, *, charge_log_retention_s: float = CHARGE_LOG_RETENTION_S,
+                 sweep_every: int = SWEEP_EVERY) -> None:
         self.database = database
         self._retention_s = charge_log_retention_s
+        self._sweep_every = sweep_every
+        self._writes_before_sweep = 0
+        """The first write sweeps (what piled up while no process ran), then every ``sweep_every``."""
+
+    def _wrote(self, db: sqlite3.Connection, now: float) -> None:
+        """Count one write, and sweep expired rows when their turn comes, in the write's transaction."""
+        if self._writes_before_sweep > 0:
+            self._writes_before_sweep -= 1
+            return
+        self._writes_before_sweep = self._sweep_every - 1
+        rows = self._sweep_every * SWEEP_ROWS_PER_WRITE
+        db.execute("DELETE FROM holds WHERE expires <= ?", (now,))
+        db.execute("DELETE FROM closed WHERE marker IN (SELECT marker FROM closed WHERE forget_at <= ? LIMIT ?)",
+                   (now, rows))
+        db.execute("DELETE FROM charges WHERE rowid IN (SELECT rowid FROM charges WHERE at < ? LIMIT ?)",
+                   (now - self._retention_s, rows))
 
     async def hold(self, account: str, hold_id: str, amount: int, *, limit: int | None, lease_s: float) -> bool:
         now = time.time()
         with self.database.transaction() as db:
-            db.execute("DELETE FROM holds WHERE account = ? AND expires <= ?", (account, now))
-            if _is_closed(db, hold_id, now):
+            if limit is None:
+                closed, current = db.execute(_HOLD_STATE, (hold_id, now)).fetchone()
+            else:
+                closed, current, committed = db.execute(_HOLD_STATE_AND_BALANCE, (hold_id, now, account)).fetchone()
+            if closed:
                 return False
-            row = db.execute("SELECT amount FROM holds WHERE hold_id = ?", (hold_id,)).fetchone()
-            current = 0 if row is None else int(row[0])
             wanted = max(current, amount)
-            if (limit is not None and wanted > current
-                    and _spent(db, account) + _held(db, account, now) - current + wanted > limit):
+            if limit is not None and wanted > current and committed - current + wanted > limit:
                 return False
-            db.execute("INSERT OR REPLACE INTO holds (hold_id, account, amount, expires) VALUES (?, ?, ?, ?)",
-                       (hold_id, account, wanted, now + lease_s))
+            db.execute(_PUT_HOLD, (hold_id, account, wanted, now + lease_s))
+            self._wrote(db, now)
         return True
 
     async def settle(
@@ -72,20 +119,19 @@ class SqliteLedgerStore:
     ) -> Settled:
         now = time.time()
         with self.database.transaction() as db:
-            if _is_closed(db, hold_id, now):
+            if not _close(db, hold_id, now):
                 return Settled.ALREADY_CLOSED
-            live = db.execute("SELECT 1 FROM holds WHERE hold_id = ? AND expires > ?", (hold_id, now)).fetchone()
-            if live is None and limit is not None and _spent(db, account) + _held(db, account, now) + charge > limit:
-                return Settled.REFUSED
-            db.execute("DELETE FROM holds WHERE hold_id = ?", (hold_id,))
-            _close(db, hold_id, now)
-            db.execute("INSERT INTO spent (account, amount) VALUES (?, ?) "
-                       "ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount", (account, charge))
+            live = db.execute("DELETE FROM holds WHERE hold_id = ? RETURNING expires > ?", (hold_id, now)).fetchall()
+            if limit is not None and not (live and live[0][0]):
+                spent, held = db.execute(_BALANCE, (account, now)).fetchone()
+                if spent + held + charge > limit:
+                    db.execute("ROLLBACK")  # the close and the delete undone: a refusal changes nothing
+                    return Settled.REFUSED
+            db.execute(_ADD_SPENT, (account, charge))
             _add(db, tallies)
             if entry:
-                db.execute("DELETE FROM charges WHERE rowid IN (SELECT rowid FROM charges WHERE at < ? LIMIT 100)",
-                           (now - self._retention_s,))
                 db.execute("INSERT INTO charges (at, entry) VALUES (?, ?)", (now, entry))
+            self._wrote(db, now)
         return Settled.CHARGED
 
     async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
@@ -97,24 +143,25 @@ class SqliteLedgerStore:
     async def release(self, account: str, hold_id: str) -> bool:
         now = time.time()
         with self.database.transaction() as db:
-            if _is_closed(db, hold_id, now):
+            if not _close(db, hold_id, now):
                 return False
             db.execute("DELETE FROM holds WHERE hold_id = ?", (hold_id,))
-            _close(db, hold_id, now)
+            self._wrote(db, now)
         return True
 
     async def balance(self, account: str) -> Balance:
         now = time.time()
         with self.database.reading() as db:
-            return Balance(_spent(db, account), _held(db, account, now))
+            spent, held = db.execute(_BALANCE, (account, now)).fetchone()
+        return Balance(int(spent), int(held))
 
     async def count(self, event_id: str, tallies: Sequence[Tally]) -> bool:
         now = time.time()
         with self.database.transaction() as db:
-            if _is_closed(db, event_id, now):
+            if not _close(db, event_id, now):
                 return False
-            _close(db, event_id, now)
             _add(db, tallies)
+            self._wrote(db, now)
         return True
 
     async def table(self, name: str) -> dict[str, int]:

@@ -77,3 +77,11 @@ async def test_a_closed_database_is_state_unavailable(tmp_path: Path) -> None:
     database.close()
     with pytest.raises(StateUnavailable):
         await SqliteStateStore(database).get("k")
+
+
+def test_a_sqlite_too_old_for_the_statements_is_refused_at_start(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    with pytest.raises(RuntimeError, match=r"3\.35\.0 or later"):
+        SqliteDatabase.in_directory(tmp_path)
+    assert not (tmp_path / DATABASE_NAME).exists()
