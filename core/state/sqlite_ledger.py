@@ -1,4 +1,5 @@
-"""The ledger store in the embedded SQLite file: each operation is one transaction.
+"""The ledger store in the embedded SQLite file: each operation is atomic, and committed before it
+returns; the writes of one turn of the event loop share one commit (``sqlite_group_commit``).
 
 Tables (see ``core.state.sqlite_database``): ``spent`` per account, ``holds`` (amount and
 wall-clock expiry per hold id), ``closed`` (settled/released hold ids and counted event ids,
@@ -8,6 +9,7 @@ passes, restart or not.
 
 Why the statements look the way they do: every served request pays one ``hold`` and one
 ``settle`` on the event loop's thread, so each is as few statements as it can be (issue 17).
+Each write is a function of the connection that ``GroupCommit`` runs in its own savepoint.
 A read never trusts an expired row (``expires > now``, ``forget_at > now``), so deleting
 expired rows is housekeeping only: it runs once every ``SWEEP_EVERY`` writes, inside that
 write's transaction, instead of on every call. Closing an id is one upsert whose row count
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 
 from core.state.ledger_store import CHARGE_LOG_RETENTION_S, CLOSED_TTL_S, Balance, LoggedCharge, Settled, Tally
 from core.state.sqlite_database import SqliteDatabase
+from core.state.sqlite_group_commit import UNDO, GroupCommit
 
 SWEEP_EVERY = 100
 """Writes (holds, settles, releases, counts) between two sweeps of expired rows."""
@@ -79,6 +82,7 @@ class SqliteLedgerStore:
     def __init__(self, database: SqliteDatabase, *, charge_log_retention_s: float = CHARGE_LOG_RETENTION_S,
                  sweep_every: int = SWEEP_EVERY) -> None:
         self.database = database
+        self._writes = GroupCommit(database)
         self._retention_s = charge_log_retention_s
         self._sweep_every = sweep_every
         self._writes_before_sweep = 0
@@ -99,7 +103,8 @@ class SqliteLedgerStore:
 
     async def hold(self, account: str, hold_id: str, amount: int, *, limit: int | None, lease_s: float) -> bool:
         now = time.time()
-        with self.database.transaction() as db:
+
+        def work(db: sqlite3.Connection) -> bool:
             if limit is None:
                 closed, current = db.execute(_HOLD_STATE, (hold_id, now)).fetchone()
             else:
@@ -111,28 +116,33 @@ class SqliteLedgerStore:
                 return False
             db.execute(_PUT_HOLD, (hold_id, account, wanted, now + lease_s))
             self._wrote(db, now)
-        return True
+            return True
+
+        return await self._writes.write(work)
 
     async def settle(
         self, account: str, hold_id: str, charge: int, *, limit: int | None, tallies: Sequence[Tally] = (),
         entry: bytes = b"",
     ) -> Settled:
         now = time.time()
-        with self.database.transaction() as db:
+
+        def work(db: sqlite3.Connection) -> Settled:
             if not _close(db, hold_id, now):
                 return Settled.ALREADY_CLOSED
             live = db.execute("DELETE FROM holds WHERE hold_id = ? RETURNING expires > ?", (hold_id, now)).fetchall()
             if limit is not None and not (live and live[0][0]):
                 spent, held = db.execute(_BALANCE, (account, now)).fetchone()
                 if spent + held + charge > limit:
-                    db.execute("ROLLBACK")  # the close and the delete undone: a refusal changes nothing
+                    db.execute(UNDO)  # the close and the delete undone: a refusal changes nothing
                     return Settled.REFUSED
             db.execute(_ADD_SPENT, (account, charge))
             _add(db, tallies)
             if entry:
                 db.execute("INSERT INTO charges (at, entry) VALUES (?, ?)", (now, entry))
             self._wrote(db, now)
-        return Settled.CHARGED
+            return Settled.CHARGED
+
+        return await self._writes.write(work)
 
     async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
         with self.database.reading() as db:
@@ -142,12 +152,15 @@ class SqliteLedgerStore:
 
     async def release(self, account: str, hold_id: str) -> bool:
         now = time.time()
-        with self.database.transaction() as db:
+
+        def work(db: sqlite3.Connection) -> bool:
             if not _close(db, hold_id, now):
                 return False
             db.execute("DELETE FROM holds WHERE hold_id = ?", (hold_id,))
             self._wrote(db, now)
-        return True
+            return True
+
+        return await self._writes.write(work)
 
     async def balance(self, account: str) -> Balance:
         now = time.time()
@@ -157,12 +170,15 @@ class SqliteLedgerStore:
 
     async def count(self, event_id: str, tallies: Sequence[Tally]) -> bool:
         now = time.time()
-        with self.database.transaction() as db:
+
+        def work(db: sqlite3.Connection) -> bool:
             if not _close(db, event_id, now):
                 return False
             _add(db, tallies)
             self._wrote(db, now)
-        return True
+            return True
+
+        return await self._writes.write(work)
 
     async def table(self, name: str) -> dict[str, int]:
         with self.database.reading() as db:
