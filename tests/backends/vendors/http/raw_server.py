@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from tests.backends.vendors.http.loopback_server import LoopbackServer
+
 ConnectionScript = Callable[["RawConnection"], Awaitable[None]]
 
 
@@ -47,43 +49,22 @@ class RawConnection:
             await asyncio.sleep(0)
 
 
-class RawServer:
+class RawServer(LoopbackServer):
     def __init__(self, script: ConnectionScript) -> None:
+        super().__init__()
         self._script = script
-        self.connections = 0
         self.requests: list[bytes] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self.base_url
 
     async def start(self) -> RawServer:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        await super().start()
         return self
 
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.connections += 1
-        try:
-            await self._script(RawConnection(self.connections, reader, writer, self.requests))
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._script(RawConnection(self.connections, reader, writer, self.requests))
 
 
 def answer(body: bytes, *fields: str, status: str = "200 OK", version: str = "1.1") -> bytes:

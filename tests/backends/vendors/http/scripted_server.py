@@ -47,6 +47,8 @@ from urllib.parse import unquote
 
 import orjson
 
+from tests.backends.vendors.http.loopback_server import LoopbackServer
+
 TRICKLE_INTERVAL_S = 0.05
 TRICKLE_BYTES = 200
 RESET_GRACE_S = 0.05
@@ -104,56 +106,25 @@ Script = Callable[[Connection, ReceivedRequest], Awaitable[bool]]
 """Answers one request; returns whether the connection stays open for the next one."""
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[ReceivedRequest] = []
-        self.connections = 0
         self.closed_by_client = asyncio.Event()
+        """Set when a client closes a connection while a script waits on it."""
         self.flooded = 0
         """Body bytes the endless scripts sent (compressed, for gzip) before the client hung up."""
-        """Set when a client closes a connection while a script waits on it."""
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> ScriptedServer:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        await super().start()
         return self
 
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.connections += 1
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = Connection(reader, writer)
-        try:
-            while (request := await _read_request(reader)) is not None:
-                self.received.append(request)
-                if not await self._script(request.target)(connection, request):
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass  # the client went away, or the server stops (a cancelled handler task logs an error)
-        finally:
-            self._tasks.discard(task)
-            if not writer.transport.is_closing():
-                writer.close()
+        while (request := await _read_request(reader)) is not None:
+            self.received.append(request)
+            if not await self._script(request.target)(connection, request):
+                break
 
     def _script(self, target: str) -> Script:
         path = target.split("?", 1)[0]
