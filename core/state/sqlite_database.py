@@ -98,8 +98,8 @@ class SqliteDatabase:
 
 class Transaction:
     """The context manager of ``SqliteDatabase.transaction``: ``BEGIN IMMEDIATE`` on entry, then
-    ``COMMIT``, or ``ROLLBACK`` when the block raised. A block may also end the transaction
-    itself with ``ROLLBACK`` (to undo what it wrote before it found it must refuse).
+    ``COMMIT``, or ``ROLLBACK`` when the block raised. (A write that must undo itself and still
+    answer runs in a savepoint: ``sqlite_group_commit``.)
 
     A class, one per database and reused, rather than a ``contextlib.contextmanager`` generator
     built on every call: it runs twice per served request (issue 17). Holding no state between
@@ -123,12 +123,9 @@ class Transaction:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         connection = self._database.connection
-        if not connection.in_transaction:  # the block ended it itself (a ROLLBACK that undoes everything)
-            if isinstance(error, sqlite3.OperationalError):
-                raise StateUnavailable(f"The state database could not be written: {error}") from error
-            return
         if error is not None:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # SQLite ends it itself on some errors (a full disk)
+                connection.execute("ROLLBACK")
             if isinstance(error, sqlite3.OperationalError):
                 raise StateUnavailable(f"The state database could not be written: {error}") from error
             return

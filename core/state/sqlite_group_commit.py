@@ -66,9 +66,9 @@ class GroupCommit:
             return
         try:
             outcomes = self._run(batch)
-        except StateUnavailable as unavailable:
+        except Exception as error:  # StateUnavailable (nothing written), or anything else: no caller left waiting
             for _, future in batch:
-                future.set_exception(unavailable)
+                future.set_exception(error)
             return
         for (_, future), (value, failure) in zip(batch, outcomes, strict=True):
             if failure is not None:
@@ -78,25 +78,8 @@ class GroupCommit:
 
     def _run(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[tuple[Any, BaseException | None]]:
         """Every write in one transaction, each in its own savepoint; committed once."""
-        connection = self._database.connection
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StateUnavailable(f"The state database is busy or unwritable: {exc}") from exc
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        try:
-            for work, _ in batch:
-                outcomes.append(_in_savepoint(connection, work))
-            connection.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise StateUnavailable(f"The state database could not commit: {exc}") from exc
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
-        return outcomes
+        with self._database.transaction() as connection:  # BEGIN IMMEDIATE ... COMMIT, failures as 503
+            return [_in_savepoint(connection, work) for work, _ in batch]
 
 
 def _in_savepoint(connection: sqlite3.Connection, work: Write) -> tuple[Any, BaseException | None]:
