@@ -6,8 +6,8 @@ Plain ASGI rather than a framework middleware, because it sits on the hot path o
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,7 +23,7 @@ def request_id_middleware(app: ASGIApp, *, log_prompts: bool = False) -> ASGIApp
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        request_id = _client_request_id(scope) or uuid.uuid4().hex
+        request_id = _client_request_id(scope) or secrets.token_hex(16)
         endpoint = _COUNTED.get(scope["path"])
         record = AccessRecord(scope["method"], scope["path"], request_id)
         scope[SCOPE_KEY] = record  # type: ignore[literal-required]
