@@ -1,4 +1,4 @@
-"""The default ``HttpClient``: a pooled aiohttp session (the fastest measured, see the package)."""
+"""A pooled aiohttp session as the vendor ``HttpClient`` (``http_client = "aiohttp"``; lean is the default)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from backends.vendors.http.base import (
     fold_headers,
     read_capped,
     refuse_declared,
+    refuse_unsendable,
     refused_address,
     refused_url,
     timed_out,
@@ -63,6 +64,7 @@ class AiohttpClient(CheckedRequests):
 
     async def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                         timeout: float, limit: int) -> HttpAnswer:
+        refuse_unsendable(url, headers)
         try:
             async with self._open().request(
                 # encoded=True: the URL goes out byte for byte (a re-quoted signed URL no longer verifies)

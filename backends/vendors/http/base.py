@@ -211,6 +211,27 @@ def refused_url(url: str, exc: BaseException) -> VendorProtocolError:
     return VendorProtocolError(f"a URL on {host_of(url)} that we cannot call ({type(exc).__name__})")
 
 
+FIELD_BREAKS = ("\r", "\n", "\0")
+"""What could end a request line or field early: a value carrying one could smuggle a field."""
+
+
+def breaks_a_field(text: str) -> bool:
+    return any(mark in text for mark in FIELD_BREAKS)
+
+
+def refuse_unsendable(url: str, headers: Mapping[str, str]) -> None:
+    """Check a call's own fields before a client that would raise its own error (aiohttp's
+    ``ValueError``, httpx's ``LocalProtocolError``, neither mapped) is handed them. Values come
+    from settings, so a key pasted with its newline is the route's fault, refused unsent."""
+    for name, value in headers.items():
+        if breaks_a_field(name) or breaks_a_field(value):
+            raise unsendable(url, ValueError("a field carries a line break or a NUL"))
+        try:
+            name.encode("latin-1"), value.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise unsendable(url, exc) from exc
+
+
 def unsendable(url: str, exc: BaseException) -> VendorProtocolError:
     """A request that cannot be written as HTTP (a line break in a field): refused before sending."""
     return VendorProtocolError(f"a request to {host_of(url)} that we cannot send ({type(exc).__name__})")

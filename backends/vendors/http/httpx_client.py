@@ -27,6 +27,7 @@ from backends.vendors.http.base import (
     fold_headers,
     read_decoded,
     refuse_declared,
+    refuse_unsendable,
     refused_address,
     refused_url,
     timed_out,
@@ -66,6 +67,7 @@ class HttpxClient(CheckedRequests):
 
     async def _exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
                         timeout: float, limit: int) -> HttpAnswer:
+        refuse_unsendable(url, headers)
         try:
             async with asyncio.timeout(timeout):
                 sent_headers = httpx.Headers(DEFAULT_HEADERS)

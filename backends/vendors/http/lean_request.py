@@ -15,13 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from backends.vendors.http.base import DEFAULT_HEADERS
+from backends.vendors.http.base import DEFAULT_HEADERS, breaks_a_field
 from backends.vendors.http.lean_pool import Origin
 
 _LINE_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 """Printable ASCII but the space: what a request target may carry as it is."""
 _CLIENT_FIELDS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_FORBIDDEN = ("\r", "\n", "\0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +70,7 @@ def request_bytes(method: str, target: Target, headers: Mapping[str, str], body:
     lines += [f"{name}: {value}" for name, value in fields.items()]
     if body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"content-length: {len(body) if body is not None else 0}")
-    joined = "".join(lines)
-    if any(mark in joined for mark in _FORBIDDEN):
+    if breaks_a_field("".join(lines)):
         raise ValueError("a field or the method carries a line break or a NUL")
     text = "\r\n".join(lines)
     try:

@@ -235,6 +235,17 @@ async def test_a_url_that_is_not_http_is_refused(client: HttpClient, url: str) -
         await get(client, url)
 
 
+@pytest.mark.parametrize("value", ["k\r\nx-injected: 1", "k\nx-injected: 1", "k\r", "k\0"])
+async def test_a_header_that_would_split_the_request_is_refused_unsent(
+    client: HttpClient, server: ScriptedServer, value: str
+) -> None:
+    """Header values come from settings (a key pasted with its newline): refused as the route's
+    protocol error, which fails over, never an unmapped error (a 500) or a smuggled header."""
+    with pytest.raises(VendorProtocolError):
+        await client.request("GET", f"{server.base_url}/json", {"Authorization": value}, None, BUDGET_S)
+    assert server.received == []
+
+
 # Large bodies
 
 
