@@ -58,8 +58,9 @@ class VendorImages:
     image_urls: list[str] = field(default_factory=list)
 
     @classmethod
-    def decode(cls, body: bytes) -> VendorImages | None:
-        """The images of ``body``, base64 as views into it; None when the fast path does not apply."""
+    def decode(cls, body: bytes | bytearray) -> VendorImages | None:
+        """The images of ``body``, base64 as read-only views into it; None when the fast path does
+        not apply."""
         if b"\\" in body:
             return None
         strings = key_strings(body)
@@ -70,7 +71,7 @@ class VendorImages:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         markers = {marker(index): index for index in range(len(strings))}
-        view = memoryview(body)
+        view = memoryview(body).toreadonly()
         images = cls()
         for entry in answer.data:
             if entry.b64_json is not None:
@@ -86,7 +87,7 @@ class VendorImages:
         return images if not markers else None  # a string cut where no entry's b64_json is
 
 
-def key_strings(body: bytes) -> list[tuple[int, int]] | None:
+def key_strings(body: bytes | bytearray) -> list[tuple[int, int]] | None:
     """Where each string that follows ``"b64_json":`` lies (its content, quotes excluded); None
     when one has no end. Only a guess at the JSON's structure: ``decode`` proves it."""
     strings: list[tuple[int, int]] = []
@@ -105,7 +106,7 @@ def key_strings(body: bytes) -> list[tuple[int, int]] | None:
     return strings
 
 
-def json_safe_base64(body: bytes, start: int, end: int) -> bool:
+def json_safe_base64(body: bytes | bytearray, start: int, end: int) -> bool:
     """Whether ``body[start:end]`` holds only bytes from ``+`` to ``z`` (read in place)."""
     if end == start:
         return True
@@ -118,9 +119,9 @@ def marker(index: int) -> str:
     return f"\\{index}"
 
 
-def marked(body: bytes, strings: list[tuple[int, int]]) -> bytes:
+def marked(body: bytes | bytearray, strings: list[tuple[int, int]]) -> bytes:
     """``body`` with each string's content replaced by its marker, escaped (``\\\\`` and the number)."""
-    pieces: list[bytes] = []
+    pieces: list[bytes | bytearray] = []
     at = 0
     for index, (start, end) in enumerate(strings):
         pieces += (body[at:start], b"\\\\%d" % index)
@@ -129,7 +130,7 @@ def marked(body: bytes, strings: list[tuple[int, int]]) -> bytes:
     return b"".join(pieces)
 
 
-def _skip_whitespace(body: bytes, at: int) -> int:
+def _skip_whitespace(body: bytes | bytearray, at: int) -> int:
     while at < len(body) and body[at] in _WHITESPACE:
         at += 1
     return at
