@@ -50,6 +50,8 @@ class _Answer(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(_Answer)
+_MINIMUM, _MAXIMUM = numpy.minimum.reduce, numpy.maximum.reduce
+"""The reductions themselves, without ``ndarray.min``'s Python wrapper."""
 
 
 @dataclass(slots=True)
@@ -111,7 +113,7 @@ def json_safe_base64(body: bytes | bytearray, start: int, end: int) -> bool:
     if end == start:
         return True
     values = numpy.frombuffer(body, numpy.uint8, count=end - start, offset=start)
-    return bool(values.min() >= LOWEST and values.max() <= HIGHEST)
+    return bool(_MINIMUM(values) >= LOWEST and _MAXIMUM(values) <= HIGHEST)
 
 
 def marker(index: int) -> str:
