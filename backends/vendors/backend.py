@@ -113,7 +113,7 @@ class VendorBackend:
     def capabilities(self) -> Capabilities:
         return self.spec.capabilities
 
-    def excerpt(self, body: bytes) -> str:
+    def excerpt(self, body: bytes | bytearray) -> str:
         """A body fit for a log line: cut short, the route's key and anything key-shaped scrubbed."""
         return self.redactor.excerpt(body)
 

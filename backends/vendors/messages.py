@@ -30,7 +30,9 @@ class HttpAnswer:
     status: int
     headers: Mapping[str, str]
     """Lowercase names; a repeated field's values joined by ", " (both HTTP clients alike)."""
-    body: bytes
+    body: bytes | bytearray
+    """A ``bytearray`` when the lean client lends the buffer it read into (``read_buffers``):
+    never written to once answered."""
 
     def json(self) -> Any:
         """The body as JSON, or a protocol error naming what came instead (truncated)."""

@@ -45,9 +45,10 @@ async def fetch_output(http: HttpClient, url: str, budget: Deadline, limits: Fet
                                 max_bytes=limits.max_image_bytes)
     if answer.status != 200:
         raise VendorProtocolError(f"output URL answered {answer.status}", status=answer.status)
-    image = GeneratedImage(data=answer.body)  # refuses what is not PNG, JPEG or WebP
+    data = bytes(answer.body)  # the image's own: a buffer the client lent is free for its next read
+    image = GeneratedImage(data=data)  # refuses what is not PNG, JPEG or WebP
     try:
-        await asyncio.to_thread(check_structure, answer.body, limits.max_image_pixels)
+        await asyncio.to_thread(check_structure, data, limits.max_image_pixels)
     except ImageRefused as exc:
         raise VendorProtocolError(f"output image refused: {exc}") from exc
     return image

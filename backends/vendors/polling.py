@@ -55,7 +55,7 @@ class JobClient(Protocol):
 
     async def send(self, call: HttpCall, budget: Deadline, *, check: bool = True) -> HttpAnswer: ...
 
-    def excerpt(self, body: bytes) -> str:
+    def excerpt(self, body: bytes | bytearray) -> str:
         """A body fit for a log line: cut short, the route's key and anything key-shaped scrubbed."""
         ...
 

@@ -41,7 +41,7 @@ class Redactor:
         text = _FIELD.sub(lambda match: match.group(1) + REDACTED, text)
         return _KEY_SHAPED.sub(REDACTED, text)
 
-    def excerpt(self, body: bytes, limit: int = 500) -> str:
+    def excerpt(self, body: bytes | bytearray, limit: int = 500) -> str:
         """A body fit for a log line: decoded, scrubbed, then cut to ``limit`` characters.
 
         Scrubbed before it is cut, so a key straddling the cut is still recognised."""

@@ -134,15 +134,16 @@ class LeanClient(CheckedRequests):
         self._pool.close()
 
 
-async def _read(connection: HttpConnection, head: ResponseHead, url: str, limit: int) -> bytes:
-    """The body within the cap: a sized, unencoded one as the loop read it (the common case);
+async def _read(connection: HttpConnection, head: ResponseHead, url: str, limit: int) -> bytes | bytearray:
+    """The body within the cap: a sized, unencoded one as the loop read it, in the buffer it was
+    read into (the common case);
     an encoded one decompressed by ``read_decoded``, which counts what decompression makes."""
     encoding = head.headers.get("content-encoding", "")
     if head.framing == "none":
         return b""
     if head.framing == "sized":
         body = await connection.sized_body()
-        return body if not encoding else await read_decoded(_one(body), encoding, url, limit)
+        return body if not encoding else await read_decoded(_one(bytes(body)), encoding, url, limit)
     return await read_decoded(connection.pieces(), encoding, url, limit)
 
 

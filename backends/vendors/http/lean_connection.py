@@ -4,9 +4,9 @@ Why a buffered protocol: aiohttp's protocol gets each received piece as a fresh 
 allocated per read), its parser slices it again into a stream, and the body is joined at the
 end. Here the event loop reads (``get_buffer``/``buffer_updated``) a body whose length the head
 declared, once that length is known to be within the cap, straight into one buffer kept from
-earlier answers (``read_buffers``), and copies it out once: no piece is allocated, nothing is
-joined. The head, and the rare chunked or close-delimited body, are read through the client's
-one scratch buffer, so a connection holds no buffer while idle.
+earlier answers (``read_buffers``), and that buffer is the body handed on: no piece is
+allocated, nothing is joined or copied. The head, and the rare chunked or close-delimited body,
+are read through the client's one scratch buffer, so a connection holds no buffer while idle.
 
 A connection is reusable only when its last answer was read to its end, the server keeps it
 alive, nothing arrived that was not asked for, and it is still open.
@@ -55,9 +55,9 @@ class HttpConnection(asyncio.BufferedProtocol):
         self._head: ResponseHead | None = None
         self._parser: HeadParser | None = None
         self._body: bytearray | None = None
-        """A kept buffer (``ReadBuffers.take``), at least as long as the declared body."""
+        """A kept buffer (``ReadBuffers.take``) as long as the declared body."""
         self._body_view: memoryview | None = None
-        """``_body`` cut to the declared length."""
+        """A view of ``_body``, for the loop to read into (dropped before the body is handed on)."""
         self._filled = 0
         self._buffered = 0
 
@@ -99,18 +99,15 @@ class HttpConnection(asyncio.BufferedProtocol):
             await self._wait()
         return self._head
 
-    async def sized_body(self) -> bytes:
-        """The body of a ``"sized"`` head within the limit, as received."""
+    async def sized_body(self) -> bytes | bytearray:
+        """The body of a ``"sized"`` head within the limit, as received: the buffer it was read
+        into, lent (``read_buffers``: it is read into again only once nothing refers to it)."""
         while self._state == "sized":
             await self._wait()
         self._raise_failure()
-        buffer, view = self._body, self._body_view
-        if buffer is None or view is None:
-            return b""
-        body = bytes(view)
+        body = self._body
         self._body = self._body_view = None
-        self._buffers.give_back(buffer)
-        return body
+        return b"" if body is None else body
 
     async def pieces(self) -> AsyncIterator[bytes]:
         """The pieces of a chunked or close-delimited body, as they arrive."""
@@ -217,7 +214,7 @@ class HttpConnection(asyncio.BufferedProtocol):
                 self._pause()
             else:
                 self._body = self._buffers.take(head.length)
-                self._body_view = memoryview(self._body)[:head.length]
+                self._body_view = memoryview(self._body)
                 taken = min(len(rest), head.length)
                 self._body_view[:taken] = rest[:taken]
                 self._filled = taken

@@ -256,6 +256,28 @@ async def test_a_large_sized_answer_is_read_whole_again_and_again(client: LeanCl
         assert (await get(client, f"{server.url}/x")).body == pattern(size)[::-1]
 
 
+async def test_a_view_of_a_lent_body_keeps_its_bytes_while_later_answers_are_read(
+    client: LeanClient, servers: list[RawServer]
+) -> None:
+    """The body is the buffer the answer was read into, lent: a view of it (as the gateway hands
+    the base64 to the socket) outlives the answer and sees no later answer's bytes."""
+    size = 2 * MIB
+
+    async def sized(connection: RawConnection) -> None:
+        for fill in range(4):
+            await connection.request()
+            await connection.send(answer(bytes([fill]) * size))
+
+    servers.append(server := await serving(sized))
+    first = await get(client, f"{server.url}/x")
+    assert isinstance(first.body, bytearray) and first.body == bytes(size)
+    view = memoryview(first.body).toreadonly()[size // 2:]
+    del first
+    for fill in range(1, 4):
+        assert (await get(client, f"{server.url}/x")).body == bytes([fill]) * size
+        assert view == bytes(size - size // 2), "a later answer was read into a buffer still viewed"
+
+
 async def test_a_declared_length_past_the_cap_is_refused_before_any_buffer_is_made(
     client: LeanClient, servers: list[RawServer]
 ) -> None:
