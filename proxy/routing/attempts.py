@@ -90,6 +90,22 @@ class RouteAttempts:
         self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
         has_fallback: bool,
     ) -> BackendResult:
+        """Serve ``request`` on ``route`` (``status``: what its breaker admitted it with), retrying
+        within the deadline. A half-open route's trial ends with the answer: the breaker closes
+        on a success and re-opens on a failure that counts against the route; an answer that says
+        nothing about the route (``judges_route``) gives the trial back, so a run of requests the
+        vendor refuses (400/409/422), a 429 or a filtered image never leaves it stuck half-open."""
+        try:
+            return await self._serve_on(route, status, request, deadline, routed, has_fallback)
+        except BackendError as error:
+            if not judges_route(error):
+                await self.health.release_trial(route, status)
+            raise
+
+    async def _serve_on(
+        self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
+        has_fallback: bool,
+    ) -> BackendResult:
         # The first attempt runs without tenacity, whose setup and bookkeeping cost more than
         # the rest of a served request's routing; tenacity takes over only after a retryable
         # failure, handed that failure as its own first attempt, so the retries, waits and stop
@@ -182,10 +198,23 @@ class RouteAttempts:
         if isinstance(error, VendorAuthError):
             await self.health.quarantine(route, f"{error.outcome} {error.status or ''}: {error.message[:120]}",
                                          brief=isinstance(error, VendorOutOfCredit))
-        elif (error.retryable and not isinstance(error, VendorRateLimited)) or isinstance(error, AmbiguousCreate):
+        elif counts_against_route(error):
             await self.health.record_failure(route, f"{error.outcome}: {error.message[:120]}", status)
         if error.billed and self.on_loss is not None:
             await self.on_loss(route, request, error)
+
+
+def counts_against_route(error: BackendError) -> bool:
+    """Whether the route's breaker counts ``error`` as the route failing: a retryable failure
+    other than a 429 (a busy vendor is not a broken one), or a create whose answer was lost."""
+    return (error.retryable and not isinstance(error, VendorRateLimited)) or isinstance(error, AmbiguousCreate)
+
+
+def judges_route(error: BackendError) -> bool:
+    """Whether ``error`` says anything about the route's health: it counts against the route, or
+    the vendor refused our key (its account is quarantined). A vendor's refusal of this request
+    (400/409/422), a 429, a filtered image or billed output we cannot use does not."""
+    return counts_against_route(error) or isinstance(error, VendorAuthError)
 
 
 def backend_error_behind(exc: BaseException) -> BackendError | None:
