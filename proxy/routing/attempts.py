@@ -7,7 +7,7 @@ was lost (``AmbiguousCreate``: the vendor may be running it; it counts against t
 the timeout or reset it was, and is booked as a possible loss). Every attempt feeds the route's
 breaker and its shared latency record; one the vendor billed anyway is booked as the gateway's
 loss, also when it is cancelled (the client hung up, or another route won a hedge race) while a
-billed job is left running.
+billed job is left running, or while a call was under way that the vendor may bill.
 """
 
 from __future__ import annotations
@@ -170,10 +170,17 @@ class RouteAttempts:
     async def _book_cancelled(self, route: Route, request: ImageRequest, routed: RoutedResult,
                               cancelled: asyncio.CancelledError) -> None:
         """A cancelled attempt that carries its vendor's verdict (a job cancelled, or left running
-        and billed) is booked by it; one that carries none is left to the race (``Router``)."""
+        and billed) is booked by it. One that carries none was cut off while its call was under
+        way: a hedge's loser is left to the race (``Router``); any other (the client hung up, its
+        job was cancelled) is a create whose answer nobody will read, the gateway's possible loss
+        at the route's estimate (no vendor promises an aborted call is free; the client, who gets
+        no image, pays nothing)."""
         left_behind = backend_error_behind(cancelled)
         if left_behind is None:
-            return
+            if route.key in routed.losers:
+                return
+            left_behind = AmbiguousCreate(f"{route.vendor}: the request was cancelled while its call was under way; "
+                                          "the vendor may bill it")
         routed.booked.add(route.key)
         if not left_behind.billed:
             return

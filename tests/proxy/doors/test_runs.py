@@ -43,9 +43,9 @@ ALICE = {"Authorization": "Bearer bg-alice"}
 KEYS = {"bg-alice": {"name": "alice", "budget_credits": "100"},
         "bg-fixed": {"name": "fixed", "routing": {"pin_routes": False}}}
 RUNFLOW_CREATE = "/vendors/runflow/v1/models/bytedance/sd-xl-lightning/runs"
-RUNFLOW_BODY = {"input": {"prompt": "a fox", "width": 256, "height": 256}, "client_ref": "order-1"}
+RUNFLOW_BODY: dict[str, Any] = {"input": {"prompt": "a fox", "width": 256, "height": 256}, "client_ref": "order-1"}
 EACHLABS_CREATE = "/vendors/eachlabs/v1/prediction/"
-EACHLABS_BODY = {"model": "sdxl-lightning-4step", "version": "0.0.1",
+EACHLABS_BODY: dict[str, Any] = {"model": "sdxl-lightning-4step", "version": "0.0.1",
                  "input": {"prompt": "a fox", "width": "256", "height": "256"}}
 IMAGEAPI_CREATE = "/vendors/imageapi/api/v1/generate"
 IMAGEAPI_BODY = {"prompt": "a fox", "width": 256, "height": 256}
