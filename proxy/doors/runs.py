@@ -176,20 +176,22 @@ class DoorRuns:
         """The run this key's create made under ``idempotency_key``, or a new one remembered
         under it: a client retrying a create whose answer it lost gets its run, not a second
         one charged again. The same key with another request (another input, door fields or
-        router headers) is a 409, and so is one whose first create is still being made.
+        router headers) is a 409, and so is a retry while no run is remembered under the key
+        but one may exist.
 
-        The run's id is remembered once it is queued. Should that fail, the run is cancelled
-        (nothing charged) and the create answers 503, so a retry makes the one run; the claim
-        holds back any retry until then."""
+        The claim on the key lasts as long as a remembered run (``REPLAY_TTL_S``) and is given
+        up only when the create made no run: a process killed between queueing the run and
+        remembering it, or a store that fails to remember it, leaves the key answering 409 for
+        that long, never a second run."""
         ledger = self.jobs.gateway.billing.ledger
         slot = f"door:{self.door}:{idempotency_key}"
         fingerprint = _fingerprint(origin, asked)
         remembered = await ledger.recall_response(key.key_id, slot)
         if remembered is not None:
             return await self._replayed(remembered, fingerprint, key)
-        if not await ledger.claim_idempotency(key.key_id, slot, ttl=self.jobs.gateway.deadline_s + 60):
-            raise IdempotencyConflict("A create with this Idempotency-Key is still in progress",
-                                      param="Idempotency-Key")
+        if not await ledger.claim_idempotency(key.key_id, slot, ttl=REPLAY_TTL_S):
+            raise IdempotencyConflict("A create with this Idempotency-Key is in progress, or its run was made "
+                                      "and could not be remembered", param="Idempotency-Key")
         try:
             run = await self._enqueue(request, key, image_request, origin, asked)
         except BaseException:
@@ -201,9 +203,8 @@ class DoorRuns:
         try:
             await ledger.remember_response(key.key_id, slot, orjson.dumps({"run": run.id, "fingerprint": fingerprint}),
                                            ttl=REPLAY_TTL_S)
-        except StateUnavailable:
-            await self.jobs.cancel(run.id, key)
-            raise
+        except StateUnavailable as error:  # the run is queued: it is the answer; the claim stops a second one
+            log.warning("could not remember run %s under its Idempotency-Key: %s", run.id, error.message)
         return run
 
     async def _replayed(self, remembered: bytes, fingerprint: str, key: KeyRecord) -> DoorRun:

@@ -8,6 +8,10 @@ from collections import deque
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from core.errors import StateUnavailable
+from pricing.ledger import Ledger
 from proxy.api.openai_request import to_image_request
 from proxy.doors.eachlabs import INPUT as EACHLABS_INPUT
 from proxy.doors.runflow import INPUT as RUNFLOW_INPUT
@@ -164,3 +168,28 @@ async def test_a_door_pin_the_key_may_not_ask_for_or_that_names_no_route_is_refu
         assert forbidden.status_code == 403 and forbidden.json()["code"] == "PERMISSION_DENIED"
         assert unknown.status_code == 400 and "nowhere" in unknown.json()["error"]
         assert await spent(client) == (Decimal(0), Decimal(0))
+
+
+async def test_a_create_whose_run_cannot_be_remembered_answers_the_run_and_a_retry_never_makes_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vendor = ScriptedBackend("aigateway")
+    remember = Ledger.remember_response
+    failures = [StateUnavailable("the state store did not answer")]
+
+    async def forgetful(ledger: Ledger, api_key: str, idempotency_key: str, payload: bytes, ttl: float) -> None:
+        if failures and idempotency_key.startswith("door:"):
+            raise failures.pop()
+        await remember(ledger, api_key, idempotency_key, payload, ttl)
+
+    monkeypatch.setattr(Ledger, "remember_response", forgetful)
+    async with serving([route_to(vendor)], api_keys=KEYS) as client:
+        headers = {**ALICE, "Idempotency-Key": "k-4"}
+        created = await client.post(EACHLABS_CREATE, json=EACHLABS_BODY, headers=headers)
+        retried = await client.post(EACHLABS_CREATE, json=EACHLABS_BODY, headers=headers)
+        job = await run_ended(client, created.json()["predictionID"])
+
+        assert created.status_code == 200, created.text
+        assert retried.status_code == 409 and retried.headers["x-should-retry"] == "false"
+        assert job["status"] == "succeeded" and len(vendor.calls) == 1
+        assert await spent(client) == (Decimal(job["billing"]["cost_usd"]), Decimal(0))
