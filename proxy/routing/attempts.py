@@ -95,17 +95,6 @@ class RouteAttempts:
         on a success and re-opens on a failure that counts against the route; an answer that says
         nothing about the route (``judges_route``) gives the trial back, so a run of requests the
         vendor refuses (400/409/422), a 429 or a filtered image never leaves it stuck half-open."""
-        try:
-            return await self._serve_on(route, status, request, deadline, routed, has_fallback)
-        except BackendError as error:
-            if not judges_route(error):
-                await self.health.release_trial(route, status)
-            raise
-
-    async def _serve_on(
-        self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
-        has_fallback: bool,
-    ) -> BackendResult:
         # The first attempt runs without tenacity, whose setup and bookkeeping cost more than
         # the rest of a served request's routing; tenacity takes over only after a retryable
         # failure, handed that failure as its own first attempt, so the retries, waits and stop
@@ -114,6 +103,7 @@ class RouteAttempts:
             return await self._attempt(route, status, request, deadline, routed)
         except BaseException as error:
             if not _is_retryable(error):
+                await self._trial_over(route, status, error)
                 raise
             first_failure: BaseException | None = error
         longest_wait = self.retry.max_retry_after_s
@@ -125,13 +115,22 @@ class RouteAttempts:
             retry=retry_if_exception(_is_retryable),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                if first_failure is not None:
-                    failure, first_failure = first_failure, None
-                    raise failure
-                return await self._attempt(route, status, request, deadline, routed)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if first_failure is not None:
+                        failure, first_failure = first_failure, None
+                        raise failure
+                    return await self._attempt(route, status, request, deadline, routed)
+        except BaseException as error:
+            await self._trial_over(route, status, error)
+            raise
         raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def _trial_over(self, route: Route, status: RouteStatus, error: BaseException) -> None:
+        """The route was given up with ``error``: a half-open trial it says nothing about is given back."""
+        if isinstance(error, BackendError) and not judges_route(error):
+            await self.health.release_trial(route, status)
 
     async def _attempt(
         self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult
