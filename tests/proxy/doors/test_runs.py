@@ -1,5 +1,7 @@
 """A door's run as the job it becomes: the generation body names only what the client gave, so
-the job is routed as the door's request would be."""
+the job is routed as the door's request would be. A door's create reads what a generation reads
+besides its body: ``Idempotency-Key`` (a retried create is the same run, charged once) and the
+routing headers (a pinned route, within what the key may ask)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""A job counts against its key's rate limits once, when it is submitted: a submit over the
+"""A job counts against its key's per-minute limits once, when it is submitted: a submit over the
 limits is a 429 with Retry-After and the ``x-ratelimit-*`` headers, and the run of a job that was
-let in is not counted (or refused) again."""
+let in is not counted (or refused) again. Its run is a request in flight: it takes one of the
+key's ``concurrent_requests`` while it runs, and waits queued while the key has none free."""
 
 from __future__ import annotations
 
