@@ -86,12 +86,20 @@ class Gateway:
         self.max_image_pixels = max_image_pixels
         """The settings' ``outbound.max_image_pixels``: past it an image is not decoded to convert."""
 
-    async def admit(self, key: KeyRecord, images: int) -> Admission:
+    async def admit(self, key: KeyRecord, images: int, *, in_flight: bool = True) -> Admission:
         """Count a request for ``images`` against ``key``'s rate limits, or raise
-        ``KeyRateLimited`` (429); release the admission when the request ends."""
+        ``KeyRateLimited`` (429); release the admission when the request ends. ``in_flight``
+        False: not as a request in flight (a job's submit; its run takes a ``run_slot``)."""
         if self.rate_limiter is None:
             return Admission()
-        return await self.rate_limiter.admit(key, images)
+        return await self.rate_limiter.admit(key, images, in_flight=in_flight)
+
+    async def run_slot(self, key: KeyRecord) -> Admission | None:
+        """A slot of ``key``'s ``concurrent_requests`` for a job's run, or None while the key has
+        that many requests in flight (the job waits); release it when the run ends."""
+        if self.rate_limiter is None:
+            return Admission()
+        return await self.rate_limiter.slot(key)
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
                        idempotency_key: str | None = None, routing: RoutingChoice = DEFAULT_CHOICE,

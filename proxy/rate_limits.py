@@ -12,7 +12,7 @@ State::
 
     ratelimit:<key id>:requests     requests counted in the current window (TTL: the window's end)
     ratelimit:<key id>:images       images asked for in the current window
-    ratelimit:<key id>:concurrent   the leases of requests in flight
+    ratelimit:<key id>:concurrent   the leases of requests in flight (running jobs included)
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ class KeyRateLimiter:
     def limits_for(self, key: KeyRecord) -> KeyLimits:
         return key.limits if key.limits is not None else self.default
 
-    async def admit(self, key: KeyRecord, images: int) -> Admission:
-        """Count this request against ``key``'s limits, or raise ``KeyRateLimited`` (429)."""
+    async def admit(self, key: KeyRecord, images: int, *, in_flight: bool = True) -> Admission:
+        """Count this request against ``key``'s limits, or raise ``KeyRateLimited`` (429).
+        ``in_flight`` False: count it per minute only, not as a request in flight (a job's
+        submit: its run takes a slot of ``concurrent_requests`` when it starts, ``slot``)."""
         limits = self.limits_for(key)
         if limits.unlimited:
             return Admission()
@@ -96,15 +98,12 @@ class KeyRateLimiter:
         prefix = f"ratelimit:{key.key_id}"
         admission = Admission()
         counts: list[Count] = []
-        if limits.concurrent_requests is not None:
-            holder = secrets.token_hex(8)
-            held = await self.store.acquire_lease(f"{prefix}:concurrent", holder, limits.concurrent_requests,
-                                                  self.lease_ttl_s)
+        if limits.concurrent_requests is not None and in_flight:
+            held = await self._lease(key, limits.concurrent_requests, admission)
             if held is None:
                 refused = Count("concurrent", limits.concurrent_requests, 0, None)
                 raise KeyRateLimited(f"This key already has {limits.concurrent_requests} requests in flight",
                                      headers=_headers([refused], refused))
-            admission._lease = (self.store, f"{prefix}:concurrent", holder)
             counts.append(Count("concurrent", limits.concurrent_requests, limits.concurrent_requests - held, None))
         try:
             for name, limit, amount in (("requests", limits.requests_per_minute, 1),
@@ -124,6 +123,25 @@ class KeyRateLimiter:
             raise
         admission.headers = _headers(counts)
         return admission
+
+    async def slot(self, key: KeyRecord) -> Admission | None:
+        """One of ``key``'s ``concurrent_requests``, for a job about to run (its submit was
+        counted per minute already); None while the key has that many requests in flight. A key
+        without a concurrency limit always gets one (nothing to give back)."""
+        limit = self.limits_for(key).concurrent_requests
+        admission = Admission()
+        if limit is not None and await self._lease(key, limit, admission) is None:
+            return None
+        return admission
+
+    async def _lease(self, key: KeyRecord, limit: int, admission: Admission) -> int | None:
+        """Take a lease of ``key``'s concurrency into ``admission``: how many are held with it,
+        or None (nothing taken) at the limit."""
+        holder, name = secrets.token_hex(8), f"ratelimit:{key.key_id}:concurrent"
+        held = await self.store.acquire_lease(name, holder, limit, self.lease_ttl_s)
+        if held is not None:
+            admission._lease = (self.store, name, holder)
+        return held
 
     async def _undo(self, prefix: str, counts: list[Count], images: int) -> None:
         """Un-count what this refused request had counted: a refusal does not use the window."""

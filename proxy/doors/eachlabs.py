@@ -110,7 +110,7 @@ async def create_prediction(request: AnyRequest, gateway: InjectedGateway, jobs:
     image_request = INPUT.to_request(body["input"])
     run = await DoorRuns("eachlabs", jobs).submit(request, key, image_request, input=body["input"])
     answer = {"status": "success", "message": "Prediction created successfully", "predictionID": run.id}
-    return Response(content=orjson.dumps(answer), media_type="application/json")
+    return Response(content=orjson.dumps(answer), media_type="application/json", headers=run.create_headers)
 
 
 @get("/v1/prediction/{prediction_id:str}")

@@ -117,7 +117,8 @@ async def create_run(request: AnyRequest, owner: str, slug: str, gateway: Inject
     image_request = INPUT.to_request(body["input"])
     extra = {"model": model, "metadata": body.get("metadata"), "client_ref": client_ref}
     run = await DoorRuns("runflow", jobs).submit(request, key, image_request, input=body["input"], extra=extra)
-    return Response(content=orjson.dumps(_dispatched(run, model)), media_type="application/json")
+    return Response(content=orjson.dumps(_dispatched(run, model)), media_type="application/json",
+                    headers=run.create_headers)
 
 
 @get("/v1/runs/{run_id:str}")

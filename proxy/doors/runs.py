@@ -13,20 +13,35 @@ publishes one, is the job's cancel: the hold released, the run stopped, nothing 
 A door whose vendor answers with the image (imageapi's generate) serves it through
 ``Gateway.generate`` before it answers, as ``/v1/images/generations`` does (``serve_now``).
 
+Every door reads what ``/v1/images/generations`` reads besides its body: ``Idempotency-Key``
+(a create retried under the same key answers the run it made the first time, never a second
+run; the key with another request is a 409 ``IdempotencyConflict``, in the door's error shape)
+and the router headers (``x-boltgate-route``, ``x-boltgate-routing-policy``,
+``x-boltgate-hedge``, checked against the key and kept with the run as a job keeps them).
+
 The job keeps the door's own fields (``JobRecord.door``: the door, the input as the client sent
 it, what the vendor echoes back), so a run is one record however many processes poll it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import orjson
 from litestar import Request, Response
 
-from core.errors import AuthenticationFailed, BoltgateError, InvalidRequest, NotFound
+from core.errors import (
+    AuthenticationFailed,
+    BoltgateError,
+    IdempotencyConflict,
+    InvalidRequest,
+    NotFound,
+    StateUnavailable,
+)
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
@@ -35,6 +50,10 @@ from proxy.doors.spec import DoorSpec
 from proxy.gateway import Gateway, ImagesResponse
 from proxy.jobs.record import JobEnd, JobRecord
 from proxy.jobs.service import JobService
+from proxy.replays import REPLAY_TTL_S
+from proxy.routing.choice import RoutingChoice
+
+log = logging.getLogger(__name__)
 
 AnyRequest = Request[Any, Any, Any]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -61,6 +80,8 @@ class DoorRun:
     """The vendor that served it (maybe not the one whose door it came in by)."""
     error: dict[str, Any] | None = None
     """Why it failed: OpenAI's error object (``message``, ``type``, ``param``, ``code``)."""
+    replayed: bool = False
+    """A create retried under its ``Idempotency-Key``: this is the run the first one made."""
 
     @property
     def seconds(self) -> float | None:
@@ -73,6 +94,11 @@ class DoorRun:
     def headers(self) -> dict[str, str]:
         """``x-boltgate-backend`` once the run was served: who served it."""
         return {"x-boltgate-backend": self.backend} if self.backend else {}
+
+    @property
+    def create_headers(self) -> dict[str, str]:
+        """A create's answer says when it is the replay of an earlier create with its key."""
+        return {"x-boltgate-idempotent-replay": "true"} if self.replayed else {}
 
     @classmethod
     def of(cls, record: JobRecord, end: JobEnd | None) -> DoorRun:
@@ -90,13 +116,16 @@ _CARRIED = ("model", "negative_prompt", "n", "steps", "guidance_scale", "seed", 
 """``ImageRequest`` fields a generation body names alike, carried when the client gave them."""
 
 
-def generation_body(request: ImageRequest) -> dict[str, Any]:
+def generation_body(request: ImageRequest, routing_policy: str | None = None) -> dict[str, Any]:
     """``request`` as the ``/v1/images/generations`` body a job keeps, naming only what the
-    client gave (a field given narrows the routes to vendors that take it, as in any request);
-    the job validates it again when it is submitted and run."""
+    client gave (a field given narrows the routes to vendors that take it, as in any request),
+    with the ``routing_policy`` it asked for; the job validates it again when it is submitted
+    and run."""
     asked = request.model_fields_set
     body: dict[str, Any] = {name: getattr(request, name) for name in _CARRIED if name in asked}
     body.update(prompt=request.prompt, size=request.size, response_format="url")
+    if routing_policy is not None:
+        body["routing_policy"] = routing_policy
     return body
 
 
@@ -126,11 +155,69 @@ class DoorRuns:
 
     async def submit(self, request: AnyRequest, key: KeyRecord, image_request: ImageRequest, *,
                      input: dict[str, Any], extra: dict[str, Any] | None = None) -> DoorRun:
-        """Queue the run (its credits held, as any job's) and return it, queued."""
+        """Queue the run (its credits held, as any job's) and return it, queued; with an
+        ``Idempotency-Key`` the create is made once (``_submit_once``)."""
+        asked = RoutingChoice.from_headers(request.headers)
         origin = {"name": self.door, "input": input, "extra": extra or {}}
-        record, _ = await self.jobs.enqueue(generation_body(image_request), key,
-                                         self.jobs.gateway.links.for_request(request), door=origin)
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is None:
+            return await self._enqueue(request, key, image_request, origin, asked)
+        return await self._submit_once(request, key, image_request, origin, asked, idempotency_key)
+
+    async def _enqueue(self, request: AnyRequest, key: KeyRecord, image_request: ImageRequest,
+                       origin: dict[str, Any], asked: RoutingChoice) -> DoorRun:
+        record, _ = await self.jobs.enqueue(generation_body(image_request, asked.policy), key,
+                                            self.jobs.gateway.links.for_request(request), door=origin,
+                                            asked=asked)
         return DoorRun.of(record, None)
+
+    async def _submit_once(self, request: AnyRequest, key: KeyRecord, image_request: ImageRequest,
+                           origin: dict[str, Any], asked: RoutingChoice, idempotency_key: str) -> DoorRun:
+        """The run this key's create made under ``idempotency_key``, or a new one remembered
+        under it: a client retrying a create whose answer it lost gets its run, not a second
+        one charged again. The same key with another request (another input, door fields or
+        router headers) is a 409, and so is a retry while no run is remembered under the key
+        but one may exist.
+
+        The claim on the key lasts as long as a remembered run (``REPLAY_TTL_S``) and is given
+        up only when the create made no run: a process killed between queueing the run and
+        remembering it, or a store that fails to remember it, leaves the key answering 409 for
+        that long, never a second run."""
+        ledger = self.jobs.gateway.billing.ledger
+        slot = f"door:{self.door}:{idempotency_key}"
+        fingerprint = _fingerprint(origin, asked)
+        remembered = await ledger.recall_response(key.key_id, slot)
+        if remembered is not None:
+            return await self._replayed(remembered, fingerprint, key)
+        if not await ledger.claim_idempotency(key.key_id, slot, ttl=REPLAY_TTL_S):
+            raise IdempotencyConflict("A create with this Idempotency-Key is in progress, or its run was made "
+                                      "and could not be remembered", param="Idempotency-Key")
+        try:
+            run = await self._enqueue(request, key, image_request, origin, asked)
+        except BaseException:
+            try:
+                await ledger.release_idempotency(key.key_id, slot)
+            except StateUnavailable as error:  # the claim ends with its TTL
+                log.warning("could not release an idempotency claim: %s", error.message)
+            raise
+        try:
+            await ledger.remember_response(key.key_id, slot, orjson.dumps({"run": run.id, "fingerprint": fingerprint}),
+                                           ttl=REPLAY_TTL_S)
+        except StateUnavailable as error:  # the run is queued: it is the answer; the claim stops a second one
+            log.warning("could not remember run %s under its Idempotency-Key: %s", run.id, error.message)
+        return run
+
+    async def _replayed(self, remembered: bytes, fingerprint: str, key: KeyRecord) -> DoorRun:
+        stored = orjson.loads(remembered)
+        if stored.get("fingerprint") != fingerprint:
+            raise IdempotencyConflict("This Idempotency-Key was already used with a different request",
+                                      param="Idempotency-Key", code="idempotency_key_reused")
+        try:
+            record = await self.jobs.owned(stored["run"], key)
+        except NotFound:  # past the job's retention
+            raise IdempotencyConflict("This Idempotency-Key's run has expired and cannot be answered again",
+                                      param="Idempotency-Key", code="idempotent_replay_expired") from None
+        return replace(DoorRun.of(record, await self.jobs.book.end(record.id)), replayed=True)
 
     async def find(self, run_id: str, key: KeyRecord, what: str) -> DoorRun:
         """The run ``key`` created by this door; ``NotFound`` for an unknown, expired, someone
@@ -162,11 +249,20 @@ class DoorRuns:
 async def serve_now(request: AnyRequest, gateway: Gateway, key: KeyRecord, image_request: ImageRequest
                     ) -> ImagesResponse:
     """Generate before answering (a vendor whose API answers with the image): billed once, as any
-    request; a client that hangs up cancels it uncharged; ``Idempotency-Key`` replays."""
+    request; a client that hangs up cancels it uncharged; ``Idempotency-Key`` replays; the
+    router headers are read as generations read them."""
     return await unless_disconnected(request, gateway.generate(
         image_request, base_url=gateway.links.for_request(request), key=key,
-        idempotency_key=request.headers.get("idempotency-key"),
+        idempotency_key=request.headers.get("idempotency-key"), routing=RoutingChoice.from_headers(request.headers),
     ))
+
+
+def _fingerprint(origin: dict[str, Any], asked: RoutingChoice) -> str:
+    """What a door's create asked for: the door, its fields as the client sent them, and what it
+    asked of the router."""
+    asked_of_router = [asked.policy, asked.vendor, asked.region, asked.hedge]
+    raw = orjson.dumps({"door": origin, "router": asked_of_router}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(raw).hexdigest()
 
 
 def iso_time(epoch: float | None) -> str | None:

@@ -19,7 +19,8 @@ from proxy.jobs.book import JobBook
 
 OPEN = "jobs:open"
 RETRY_LATER_S = 1.0
-"""In process: how long a job the runner could not finish with waits before it is handed out again."""
+"""How long a job the runner could not finish with (in process), or did not start (``defer``),
+waits before it is handed out again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,12 @@ class JobQueue(Protocol):
     async def retry_later(self, delivery: Delivery) -> None:
         """The runner could not finish with the job (the state store did not answer): hand it
         out again later."""
+        ...
+
+    async def defer(self, delivery: Delivery) -> None:
+        """The runner did not start the job (its key has all its ``concurrent_requests`` in
+        flight): hand it out again after a pause (``RETRY_LATER_S``), as the same delivery, so
+        waiting never counts as a lost run."""
         ...
 
     async def recover(self, book: JobBook) -> int:
@@ -106,6 +113,10 @@ class InProcessJobQueue:
     async def retry_later(self, delivery: Delivery) -> None:
         loop = asyncio.get_running_loop()
         loop.call_later(RETRY_LATER_S, self._queue.put_nowait, delivery)
+
+    async def defer(self, delivery: Delivery) -> None:
+        """Queued again after the pause; the runner's slot is free meanwhile."""
+        await self.retry_later(delivery)
 
     async def aclose(self) -> None:
         return None

@@ -8,6 +8,10 @@
                died mid-run. Redis counts the deliveries; the runner retries a job once and
                fails it after that (``proxy.jobs.runner``)
     XACK, XDEL the job is finished (and its webhook delivered or given up): entry gone
+    XADD + XACK, XDEL (one MULTI)
+               the runner did not start the job (its key is at its ``concurrent_requests``):
+               appended again with ``before``, how often it was handed out before this time
+               (a wait is not a lost run), and the old entry gone
     XINFO CONSUMERS, XGROUP DELCONSUMER
                a runner forgets consumers idle past ``consumer_expiry_s`` that own no
                pending entry: runners of processes gone for good
@@ -22,6 +26,7 @@ every ``wait_s``, so it is never that idle; were it removed, its next read would
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -33,7 +38,7 @@ from redis.exceptions import ResponseError
 
 from core.state.redis_connection import answering
 from proxy.jobs.book import JobBook
-from proxy.jobs.queue import Delivery
+from proxy.jobs.queue import RETRY_LATER_S, Delivery
 
 GROUP = "runners"
 
@@ -56,6 +61,11 @@ SWEEP_EVERY_S = 60.0
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _before(fields: dict[bytes, bytes]) -> int:
+    """How often the entry's job was handed out before it was appended again (``defer``)."""
+    return int(fields.get(b"before", b"0"))
 
 
 def _text(value: Any) -> str:
@@ -105,7 +115,7 @@ class RedisStreamJobQueue:
                                                         block=self._block_ms)
         for _stream, entries in answer or []:
             for entry_id, fields in entries:
-                return Delivery(_text(fields[b"job"]), 1, _text(entry_id))
+                return Delivery(_text(fields[b"job"]), _before(fields) + 1, _text(entry_id))
         return None
 
     async def forget_idle_consumers(self) -> list[str]:
@@ -127,7 +137,7 @@ class RedisStreamJobQueue:
         async with answering(self._timeout_s):
             pending = await self._client.xpending_range(self._stream, GROUP, min=entry_id, max=entry_id, count=1)
         deliveries = int(pending[0]["times_delivered"]) if pending else 2
-        return Delivery(_text(fields[b"job"]), deliveries, _text(entry_id))
+        return Delivery(_text(fields[b"job"]), _before(fields) + deliveries, _text(entry_id))
 
     async def keep_alive(self, delivery: Delivery) -> None:
         """Reset the entry's idle time (``JUSTID`` leaves its delivery count alone)."""
@@ -142,6 +152,17 @@ class RedisStreamJobQueue:
     async def retry_later(self, delivery: Delivery) -> None:
         """Nothing to do: the entry stays pending and is reclaimed once idle (``reclaim_idle_s``)."""
         return None
+
+    async def defer(self, delivery: Delivery) -> None:
+        """After the pause (the entry kept alive by its runner meanwhile), the job goes to the
+        end of the stream as a new entry that remembers its earlier hand-outs; the old one is
+        acknowledged and deleted in the same transaction, so the job is never in it twice."""
+        await asyncio.sleep(RETRY_LATER_S)
+        async with answering(self._timeout_s), self._client.pipeline(transaction=True) as transaction:
+            transaction.xadd(self._stream, {"job": delivery.job_id, "before": str(delivery.deliveries - 1)})
+            transaction.xack(self._stream, GROUP, delivery.entry_id)
+            transaction.xdel(self._stream, delivery.entry_id)
+            await transaction.execute()
 
     async def recover(self, book: JobBook) -> int:
         """Nothing to do: what a dead runner left is in the pending list, reclaimed by ``next``."""

@@ -6,9 +6,12 @@ One job, start to finish:
 1. its record and end are read; a job that already ended (cancelled while queued, or finished
    by a run whose process died before acknowledging it) only gets its pending webhook;
 2. a job handed out more than ``MAX_RUNS`` times (lost mid-run, retried, lost again) fails;
-3. otherwise it runs through ``Gateway.generate``, exactly as a synchronous request, with the
+3. otherwise it takes one of its key's ``concurrent_requests`` for as long as it runs (while
+   the key has them all in flight, it is handed back to the queue to wait, ``JobQueue.defer``,
+   which never counts as a lost run), and runs through ``Gateway.generate``, exactly as a
+   synchronous request, with the
    job's hold as its reservation and ``job:<id>`` as its ``Idempotency-Key``, and without
-   counting it against the key's rate limits again (submit did, once): a retried run
+   counting it against the key's per-minute limits again (submit did, once): a retried run
    whose first run was charged replays that answer for free, and in any case the hold (one id
    per job) can be settled only once;
 4. while it runs, the queue is told it is alive every ``reclaim_idle_s / 3`` and the job's end
@@ -46,6 +49,7 @@ from proxy.jobs.record import JobEnd, JobRecord, error_object
 from proxy.jobs.service import JobService, job_routing
 from proxy.jobs.view import job_view, result_of
 from proxy.metrics import JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
+from proxy.rate_limits import Admission
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +131,7 @@ class JobRunner:
     async def _handle(self, delivery: Delivery) -> None:
         keeping = asyncio.create_task(self._keep_alive(delivery))
         try:
-            await self._process(delivery)
-            if not self._stopping:
+            if await self._process(delivery) and not self._stopping:
                 await self.service.queue.ack(delivery)
         except StateUnavailable as error:
             log.warning("job %s left for a later run: %s", delivery.job_id, error.message)
@@ -154,24 +157,43 @@ class JobRunner:
             if end is not None and end.status == "cancelled":
                 self.cancel_here(delivery.job_id)
 
-    async def _process(self, delivery: Delivery) -> None:
+    async def _process(self, delivery: Delivery) -> bool:
+        """Run the job (or finish with it); False when it was handed back to wait (``defer``):
+        its key has all its ``concurrent_requests`` in flight."""
         book = self.service.book
         record = await book.get(delivery.job_id)
         if record is None:  # expired past its retention: nothing left to do
-            return
+            return True
         end = await book.end(record.id)
         if end is None and delivery.deliveries > MAX_RUNS:
             labelled(JOBS_RECLAIMED, "failed").inc()
             await self._release(record)
             end = await self._finish(record, JobEnd("failed", error=_lost()))
         elif end is None:
+            slot = await self._slot(record)
+            if slot is None:
+                await self.service.queue.defer(delivery)
+                return False
             if delivery.deliveries > 1:
                 labelled(JOBS_RECLAIMED, "retried").inc()
-            end = await self._run(record, retried=delivery.deliveries > 1)
+            try:
+                end = await self._run(record, retried=delivery.deliveries > 1)
+            finally:
+                await _give_back(slot)
         if self._stopping:
-            return
+            return True
         if end is not None and end.status != "cancelled" and record.webhook_url is not None:
             await self._notify(record, end)
+        return True
+
+    async def _slot(self, record: JobRecord) -> Admission | None:
+        """One of the key's ``concurrent_requests`` for the run, None while they are all in
+        flight; a key that is gone takes none (the run fails on it)."""
+        try:
+            key = await self._key_of(record)
+        except AuthenticationFailed:
+            return Admission()
+        return await self.service.gateway.run_slot(key)
 
     async def _run(self, record: JobRecord, *, retried: bool) -> JobEnd | None:
         record.phase, record.started, record.runs = "running", time.time(), record.runs + 1
@@ -246,6 +268,14 @@ class JobRunner:
         outcome = await self.service.webhooks.deliver(record.webhook_url, payload, secret)
         with contextlib.suppress(StateUnavailable):
             await book.record_webhook(record.id, outcome.to_dict())
+
+
+async def _give_back(slot: Admission) -> None:
+    """A run's concurrency slot, given back when it ends (left to its TTL while the store is away)."""
+    try:
+        await slot.release()
+    except StateUnavailable as error:
+        log.warning("could not give back a job's concurrency slot: %s", error.message)
 
 
 def _lost() -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 Submit checks everything a synchronous request would before anything runs: the body (the same
 validation as ``/v1/images/generations``), the webhook URL (the outbound policy), the key's rate
-limits (counted here, once: 429 with Retry-After and ``x-ratelimit-*`` at submit, and the run is
-not counted again; a concurrency limit covers the submit call itself, since runs are bounded by
-``jobs.concurrency``), the routing policy, pinned route and hedging it asks for (403 beyond what the key may), a route
-able to serve it, and the credits, held through the same ledger call as a synchronous request
-(``Billing.hold_for`` on the first route the budget covers; none: the same 402). The hold is
-made for ``queued_hold_s``; the run renews it.
+limits per minute (counted here, once: 429 with Retry-After and ``x-ratelimit-*`` at submit, and
+the run is not counted again; the key's ``concurrent_requests`` is not taken here but by the run,
+for as long as it runs, see ``proxy.jobs.runner``), the routing policy, pinned route and hedging
+it asks for (403 beyond what the key may), a route able to serve it, and the credits, held
+through the same ledger call as a synchronous request (``Billing.hold_for`` on the first route
+the budget covers; none: the same 402). The hold is made for ``queued_hold_s``; the run renews it.
 
 A job belongs to the key that submitted it: any other key is told it does not exist (404),
 so job ids cannot be probed.
@@ -96,7 +96,7 @@ class JobService:
         routing.check_allowed(key.routing)
         if webhook_url is not None:
             self.webhooks.check(webhook_url)
-        admission = await self.gateway.admit(key, request.n)
+        admission = await self.gateway.admit(key, request.n, in_flight=False)  # the run takes a slot
         try:
             reservation = await self._hold(request, key, routing)
             record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url,

@@ -7,7 +7,7 @@ was lost (``AmbiguousCreate``: the vendor may be running it; it counts against t
 the timeout or reset it was, and is booked as a possible loss). Every attempt feeds the route's
 breaker and its shared latency record; one the vendor billed anyway is booked as the gateway's
 loss, also when it is cancelled (the client hung up, or another route won a hedge race) while a
-billed job is left running.
+billed job is left running, or while a call was under way that the vendor may bill.
 """
 
 from __future__ import annotations
@@ -90,6 +90,11 @@ class RouteAttempts:
         self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
         has_fallback: bool,
     ) -> BackendResult:
+        """Serve ``request`` on ``route`` (``status``: what its breaker admitted it with), retrying
+        within the deadline. A half-open route's trial ends with the answer: the breaker closes
+        on a success and re-opens on a failure that counts against the route; an answer that says
+        nothing about the route (``judges_route``) gives the trial back, so a run of requests the
+        vendor refuses (400/409/422), a 429 or a filtered image never leaves it stuck half-open."""
         # The first attempt runs without tenacity, whose setup and bookkeeping cost more than
         # the rest of a served request's routing; tenacity takes over only after a retryable
         # failure, handed that failure as its own first attempt, so the retries, waits and stop
@@ -98,6 +103,7 @@ class RouteAttempts:
             return await self._attempt(route, status, request, deadline, routed)
         except BaseException as error:
             if not _is_retryable(error):
+                await self._trial_over(route, status, error)
                 raise
             first_failure: BaseException | None = error
         longest_wait = self.retry.max_retry_after_s
@@ -109,13 +115,22 @@ class RouteAttempts:
             retry=retry_if_exception(_is_retryable),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                if first_failure is not None:
-                    failure, first_failure = first_failure, None
-                    raise failure
-                return await self._attempt(route, status, request, deadline, routed)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if first_failure is not None:
+                        failure, first_failure = first_failure, None
+                        raise failure
+                    return await self._attempt(route, status, request, deadline, routed)
+        except BaseException as error:
+            await self._trial_over(route, status, error)
+            raise
         raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def _trial_over(self, route: Route, status: RouteStatus, error: BaseException) -> None:
+        """The route was given up with ``error``: a half-open trial it says nothing about is given back."""
+        if isinstance(error, BackendError) and not judges_route(error):
+            await self.health.release_trial(route, status)
 
     async def _attempt(
         self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult
@@ -154,10 +169,17 @@ class RouteAttempts:
     async def _book_cancelled(self, route: Route, request: ImageRequest, routed: RoutedResult,
                               cancelled: asyncio.CancelledError) -> None:
         """A cancelled attempt that carries its vendor's verdict (a job cancelled, or left running
-        and billed) is booked by it; one that carries none is left to the race (``Router``)."""
+        and billed) is booked by it. One that carries none was cut off while its call was under
+        way: a hedge's loser is left to the race (``Router``); any other (the client hung up, its
+        job was cancelled) is a create whose answer nobody will read, the gateway's possible loss
+        at the route's estimate (no vendor promises an aborted call is free; the client, who gets
+        no image, pays nothing)."""
         left_behind = backend_error_behind(cancelled)
         if left_behind is None:
-            return
+            if route.key in routed.losers:
+                return
+            left_behind = AmbiguousCreate(f"{route.vendor}: the request was cancelled while its call was under way; "
+                                          "the vendor may bill it")
         routed.booked.add(route.key)
         if not left_behind.billed:
             return
@@ -182,10 +204,23 @@ class RouteAttempts:
         if isinstance(error, VendorAuthError):
             await self.health.quarantine(route, f"{error.outcome} {error.status or ''}: {error.message[:120]}",
                                          brief=isinstance(error, VendorOutOfCredit))
-        elif (error.retryable and not isinstance(error, VendorRateLimited)) or isinstance(error, AmbiguousCreate):
+        elif counts_against_route(error):
             await self.health.record_failure(route, f"{error.outcome}: {error.message[:120]}", status)
         if error.billed and self.on_loss is not None:
             await self.on_loss(route, request, error)
+
+
+def counts_against_route(error: BackendError) -> bool:
+    """Whether the route's breaker counts ``error`` as the route failing: a retryable failure
+    other than a 429 (a busy vendor is not a broken one), or a create whose answer was lost."""
+    return (error.retryable and not isinstance(error, VendorRateLimited)) or isinstance(error, AmbiguousCreate)
+
+
+def judges_route(error: BackendError) -> bool:
+    """Whether ``error`` says anything about the route's health: it counts against the route, or
+    the vendor refused our key (its account is quarantined). A vendor's refusal of this request
+    (400/409/422), a 429, a filtered image or billed output we cannot use does not."""
+    return counts_against_route(error) or isinstance(error, VendorAuthError)
 
 
 def backend_error_behind(exc: BaseException) -> BackendError | None:

@@ -11,8 +11,10 @@ every replica reads the same state.
   when the probe used our key, which then lifts its account's quarantine); at most
   ``half_open_trials`` requests are let through (across replicas) until one succeeds (closed)
   or one fails (open again). A trial taken by a request that then does not send it (the
-  client's credit cannot cover the route, a hedge not started) is given back
-  (``release_trial``). Unused, it closes after ``half_open_s``.
+  client's credit cannot cover the route, a hedge not started), or whose answer says nothing
+  about the route (the vendor refused that request, a 429, a filtered image: see
+  ``proxy.routing.attempts.judges_route``), is given back (``release_trial``). Unused, it closes
+  after ``half_open_s``.
 
 State::
 

@@ -122,3 +122,36 @@ async def test_a_keys_own_limits_replace_the_default_and_keys_are_counted_apart(
         await gate.admit(key("k1"), 1)
     with pytest.raises(KeyRateLimited):
         await gate.admit(generous, 1)
+
+
+async def test_a_job_s_submit_counts_per_minute_but_takes_no_slot_in_flight() -> None:
+    limits = limiter(concurrent_requests=1, requests_per_minute=5)
+
+    submitted = await limits.admit(key(), 1, in_flight=False)
+    running = await limits.admit(key(), 1)  # the one slot is still free
+
+    assert "x-ratelimit-limit-concurrent" not in submitted.headers
+    assert submitted.headers["x-ratelimit-remaining-requests"] == "4"
+    assert running.headers["x-ratelimit-remaining-concurrent"] == "0"
+
+
+async def test_a_run_s_slot_is_one_of_the_key_s_concurrent_requests_until_given_back() -> None:
+    limits = limiter(concurrent_requests=1)
+
+    slot = await limits.slot(key())
+    assert slot is not None
+    waiting = await limits.slot(key())
+    with pytest.raises(KeyRateLimited):
+        await limits.admit(key(), 1)  # a request in flight is one, whichever kind
+    await slot.release()
+    after = await limits.slot(key())
+
+    assert waiting is None and after is not None
+
+
+async def test_a_key_without_a_concurrency_limit_always_gets_a_slot() -> None:
+    limits = limiter(requests_per_minute=1)
+
+    slots = [await limits.slot(key()) for _ in range(3)]
+
+    assert all(slot is not None for slot in slots)

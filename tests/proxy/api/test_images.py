@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+from decimal import Decimal
 
+from litestar.testing import AsyncTestClient
+from litestar.types import Receive, ReceiveMessage, Scope, Send
 from PIL import Image
 
 from backends.base import Capabilities, sniff_format
 from core.errors import VendorRejectedRequest, VendorUnavailable
-from tests.proxy.api.served_app import Client, Vendors, serving
+from proxy.metrics import GATEWAY_LOSS_USD, labelled
+from tests.proxy.api.served_app import Client, Vendors, app_over, serving
 from tests.proxy.images.samples import encode
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
@@ -255,3 +260,36 @@ async def test_image_urls_follow_an_allowed_host() -> None:
         response = await client.post("/v1/images/generations", json={"prompt": "a cat", "size": "256x256"},
                                      headers={"Host": "img.example:8443"})
     assert response.json()["data"][0]["url"].startswith("http://img.example:8443/v1/images/files/")
+
+
+async def test_a_client_that_hangs_up_mid_create_pays_nothing_and_the_vendors_estimate_is_booked_as_a_loss() -> None:
+    vendor = ScriptedBackend.playing("aigateway", "hang")
+    app = app_over([route_to(vendor)], api_keys={"bg-gone": {"name": "gone", "budget_credits": "10"}})
+    inner = app.asgi_handler
+    losses = labelled(GATEWAY_LOSS_USD, "aigateway")
+    before = losses._value.get()
+
+    async def hanging_up(scope: Scope, receive: Receive, send: Send) -> None:
+        body_read = False
+
+        async def receive_then_hang_up() -> ReceiveMessage:
+            nonlocal body_read
+            if not body_read:
+                body_read = True
+                return await receive()
+            while not vendor.calls:  # hang up once the vendor is making the image
+                await asyncio.sleep(0.01)
+            return {"type": "http.disconnect"}
+
+        await inner(scope, receive_then_hang_up, send)
+
+    app.asgi_handler = hanging_up
+    async with AsyncTestClient(app=app) as client:
+        key = {"Authorization": "Bearer bg-gone"}
+        gone = await client.post("/v1/images/generations", json={"prompt": "a kite", "size": "256x256"}, headers=key)
+        app.asgi_handler = inner
+        usage = (await client.get("/v1/usage", headers=key)).json()
+
+    assert gone.status_code == 499 and vendor.cancelled == 1
+    assert (Decimal(usage["spent_usd"]), Decimal(usage["reserved_usd"])) == (Decimal(0), Decimal(0))
+    assert Decimal(str(losses._value.get() - before)).quantize(Decimal("0.000001")) == Decimal("0.000800")

@@ -147,3 +147,39 @@ async def test_a_gone_runner_that_still_owns_a_job_is_kept_until_the_job_is_take
     assert taken.job_id == "job_a" and taken.deliveries == 2
     assert await heir.forget_idle_consumers() == [gone.consumer]
     assert await consumers(store) == {heir.consumer: 1}
+
+
+async def test_a_deferred_job_is_handed_out_again_once_with_its_count_unchanged(
+    store: RedisStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("proxy.jobs.redis_queue.RETRY_LATER_S", 0.0)
+    first, second = runner(store, reclaim_idle_s=0.2), runner(store, reclaim_idle_s=0.2)
+    await first.put("job_a")
+    handed = await first.next()
+    assert handed is not None
+
+    await first.defer(handed)
+    again = await second.next()
+    assert again is not None and (again.job_id, again.deliveries) == ("job_a", 1)
+    await second.ack(again)
+    await asyncio.sleep(0.3)  # past reclaim_idle_s: the entry deferred was not left pending, to be reclaimed
+    nothing = [await first.next(), await second.next()]
+
+    assert nothing == [None, None]
+
+
+async def test_a_deferred_job_that_was_reclaimed_before_keeps_its_count(
+    store: RedisStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("proxy.jobs.redis_queue.RETRY_LATER_S", 0.0)
+    dead, heir, later = runner(store), runner(store), runner(store)
+    await dead.put("job_a")
+    assert await dead.next() is not None
+    await asyncio.sleep(0.3)
+    reclaimed = await heir.next()
+    assert reclaimed is not None and reclaimed.deliveries == 2
+
+    await heir.defer(reclaimed)
+    again = await later.next()
+
+    assert again is not None and (again.job_id, again.deliveries) == ("job_a", 2)  # a wait is not a lost run
