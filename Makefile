@@ -43,8 +43,10 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
+# One worker per core (pytest-xdist); a module's tests stay on one worker, so a module-scoped server
+# or browser starts once. Every test's ports, temp dirs and redis-servers are its own.
 pytest: install-dev system-tools
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n auto --dist loadscope
 
 test: lint typecheck pytest
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from tests.conftest import strip_settings_and_keys
 
 ROOT = Path(__file__).parent.parent
+pytest_plugins = ["pytester"]
 
 
 def test_settings_and_key_variables_are_stripped_and_put_back_after() -> None:
@@ -29,14 +28,17 @@ def test_settings_and_key_variables_are_stripped_and_put_back_after() -> None:
         assert {name: os.environ[name] for name in leaked} == leaked
 
 
-def test_not_e2e_deselects_every_end_to_end_test_and_nothing_else() -> None:
+def test_not_e2e_deselects_every_end_to_end_test_and_nothing_else(pytester: pytest.Pytester,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process: the suite's own modules are imported already, where a fresh interpreter spent
+    half a minute importing torch, diffusers and LiteLLM only to collect them."""
     e2e, other = "tests/e2e", "tests/backends/vendors/test_classify.py"
-    collect = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
-    result = subprocess.run([*collect, "-m", "not e2e", e2e, other], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    collected = [line for line in result.stdout.splitlines() if "::" in line]
-    assert collected, result.stdout
-    assert all(line.startswith(f"{other}::") for line in collected), result.stdout
-    deselected = re.search(r"(\d+) deselected", result.stdout)
-    assert deselected is not None and int(deselected.group(1)) > 0, result.stdout
+    monkeypatch.chdir(ROOT)
+    result = pytester.runpytest_inprocess("--collect-only", "-q", "-p", "no:cacheprovider", "-m", "not e2e", e2e, other)
+    stdout = result.stdout.str()
+    assert result.ret == 0, stdout + result.stderr.str()
+    collected = [line for line in stdout.splitlines() if "::" in line]
+    assert collected, stdout
+    assert all(line.startswith(f"{other}::") for line in collected), stdout
+    deselected = re.search(r"(\d+) deselected", stdout)
+    assert deselected is not None and int(deselected.group(1)) > 0, stdout

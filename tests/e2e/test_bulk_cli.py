@@ -27,10 +27,15 @@ KEY = "bg-bulk"
 KEYS = {KEY: {"name": "bulk", "budget_credits": "1000"}}
 
 
+BREAKER_OPEN_S = 1.0
+"""An open circuit's Retry-After, which the command waits out before its retry: a second, not
+the 30 s a production route stays out."""
+
+
 @pytest.fixture
 def served(simulator: StartSimulator, gateway: StartGateway) -> tuple[SimulatorServer, GatewayServer]:
     sim = simulator("callmissed")
-    return sim, gateway(route_to(sim), api_keys=KEYS)
+    return sim, gateway(route_to(sim), api_keys=KEYS, breaker={"open_s": BREAKER_OPEN_S})
 
 
 def spent(server: GatewayServer) -> Decimal:

@@ -44,8 +44,9 @@ from proxy.settings import RouteConfig, Settings
 from proxy.wiring import Overrides
 from tests.asgi_server import AsgiServer
 from tests.e2e.conftest import StartGateway, StartSimulator, route_to
+from tests.torch_threads import TORCH_THREADS
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(TORCH_THREADS)
 pytestmark = pytest.mark.local
 
 KEY = "bg-stream"

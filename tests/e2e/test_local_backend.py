@@ -24,8 +24,9 @@ from backends.local.worker_app import create_worker_app
 from proxy.settings import RegionConfig, RouteConfig
 from tests.asgi_server import AsgiServer
 from tests.e2e.conftest import RunningServers, StartGateway, StartSimulator, route_to
+from tests.torch_threads import TORCH_THREADS
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(TORCH_THREADS)
 pytestmark = pytest.mark.local
 
 BODY = {"prompt": "a lighthouse at dusk", "size": "256x256", "steps": 1, "response_format": "b64_json"}

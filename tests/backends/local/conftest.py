@@ -21,8 +21,9 @@ from backends.local.pipeline import LightningPipeline, load_warm_pipeline
 from backends.local.tiny import make_tiny_model
 from core.request import ImageRequest
 from tests.backends.local.gated_pipeline import GatedPipeline
+from tests.torch_threads import TORCH_THREADS
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(TORCH_THREADS)
 
 SIDE = 256
 """The smallest side an ImageRequest accepts; the tiny model's native size."""

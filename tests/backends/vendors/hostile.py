@@ -10,6 +10,7 @@ It records every request it gets.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import struct
 import threading
@@ -48,8 +49,12 @@ def corrupt_png() -> bytes:
     return bytes(data)
 
 
+@functools.cache
 def gzip_bomb(decompressed_mb: int) -> bytes:
-    """``decompressed_mb`` MB of a PNG signature and zeros, gzip-compressed (about 1000:1)."""
+    """``decompressed_mb`` MB of a PNG signature and zeros, gzip-compressed (about 1000:1).
+
+    Made once per size: compressing 256 MB takes seconds, and every client and test gets the same bytes.
+    """
     compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
     parts = [compressor.compress(PNG_SIGNATURE)]
     zeros = b"\0" * (1024 * 1024)

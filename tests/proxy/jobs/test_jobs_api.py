@@ -230,11 +230,13 @@ async def test_the_budget_counts_queued_jobs() -> None:
     """Each submit holds its price, so submits past the budget are refused before anything runs."""
     price = Decimal("0.001")
     backend = Cancellable("runflow")
-    async with serving([route_to(backend)], api_keys=KEYS, jobs={"concurrency": 1}) as client:
+    budget = {"bg-alice": {"name": "alice", "budget_credits": "2"}}  # a score of submits fill it, not a thousand
+    jobs = {"concurrency": 1, "stop_grace_s": 0}  # the job left running is cancelled at once when the app stops
+    async with serving([route_to(backend)], api_keys=budget, jobs=jobs) as client:
         first = await client.post("/v1/images/jobs", json=BODY, headers=ALICE)
         hold = Decimal((await client.get("/v1/usage", headers=ALICE)).json()["reserved_usd"])
         assert hold >= price
-        fits = int(Decimal("1.00") / hold)  # the budget is 100 credits of $0.01
+        fits = int(Decimal("0.02") / hold)  # the budget is 2 credits of $0.01
         answers = [await client.post("/v1/images/jobs", json=BODY, headers=ALICE) for _ in range(fits)]
     assert first.status_code == 202
     assert [answer.status_code for answer in answers] == [202] * (fits - 1) + [402]

@@ -37,11 +37,12 @@ client that appends its own path to a base URL can be pointed at one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import socket
 import struct
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -291,16 +292,47 @@ async def _large_chunked(connection: Connection, request: ReceivedRequest) -> bo
 
 
 
+class _GzipBomb:
+    """``mib`` MiB of zeros as a gzip stream, in the pieces the compressor gives: compressed while
+    the first client reads it (as a vendor would stream it), replayed from memory to the next ones.
+    Compressing 256 MiB takes seconds, and every client suite and event loop gets the same bytes."""
+
+    _ZEROS = bytes(1024 * 1024)
+
+    def __init__(self, mib: int) -> None:
+        self._left_mib = mib
+        self._compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self._pieces: list[bytes] = []
+        self._flushed = False
+
+    def pieces(self) -> Iterator[bytes]:
+        """The stream's non-empty pieces in order, its tail last."""
+        sent = 0
+        while True:
+            while sent < len(self._pieces):
+                yield self._pieces[sent]
+                sent += 1
+            if self._flushed:
+                return
+            if self._left_mib:
+                self._left_mib -= 1
+                piece = self._compressor.compress(self._ZEROS)
+            else:
+                self._flushed, piece = True, self._compressor.flush()
+            if piece:
+                self._pieces.append(piece)
+
+
+@functools.cache
+def _gzip_bomb_of(mib: int) -> _GzipBomb:
+    return _GzipBomb(mib)
+
+
 async def _gzip_bomb(connection: Connection, request: ReceivedRequest) -> bool:
     await connection.head(["transfer-encoding: chunked", "content-encoding: gzip"])
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    zeros = bytes(1024 * 1024)
-    for _ in range(_number(request)):
-        chunk = compressor.compress(zeros)
-        if chunk:
-            await connection.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-    tail = compressor.flush()
-    await connection.send(f"{len(tail):x}\r\n".encode() + tail + b"\r\n0\r\n\r\n")
+    for piece in _gzip_bomb_of(_number(request)).pieces():
+        await connection.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+    await connection.send(b"0\r\n\r\n")
     return True
 
 
