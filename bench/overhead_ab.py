@@ -69,6 +69,7 @@ async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seco
             for name, (_, port) in gateways.items():
                 await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=1.5)  # warm up
             cpu: dict[str, list[float]] = {name: [] for name in gateways}
+            p50: dict[str, list[float]] = {name: [] for name in gateways}
             print(f"{size} at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
                   f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per request")
             for index in range(rounds):
@@ -80,12 +81,16 @@ async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seco
                     if run.errors:
                         raise RuntimeError(f"{name}: {run.errors} non-200 answers")
                     cpu[name].append((cpu_seconds(gateway.pid) - before) / max(1, len(run.latencies)) * 1000)
+                    p50[name].append(statistics.median(run.latencies) * 1000)
                 print(f"round {index + 1:>2}: " + "   ".join(f"{name} {cpu[name][-1]:.3f}" for name in gateways))
             print(f"load average {os.getloadavg()[0]:.2f}")
             for name, path in checkouts.items():
-                print(f"{name:>8} ({path}): median {statistics.median(cpu[name]):.3f} ms/request")
+                print(f"{name:>8} ({path}): median {statistics.median(cpu[name]):.3f} ms/request, "
+                      f"p50 latency {statistics.median(p50[name]):.3f} ms")
             ratios = [this / base for base, this in zip(cpu["baseline"], cpu["this"], strict=True)]
             print(f"this / baseline, median of the rounds' ratios: {statistics.median(ratios):.3f}")
+            latency_ratios = [this / base for base, this in zip(p50["baseline"], p50["this"], strict=True)]
+            print(f"p50 latency, this / baseline, median of the rounds' ratios: {statistics.median(latency_ratios):.3f}")
         finally:
             for gateway, _ in gateways.values():
                 gateway.terminate()
