@@ -6,13 +6,15 @@ them (billing, router, image store, all from the settings given) and closes them
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.api.app import create_app
 from proxy.routing.route import Route
@@ -47,3 +49,24 @@ class Vendors:
 
     def routes(self) -> list[Route]:
         return [route_to(self.text_only, priority=10), route_to(self.editor, priority=20)]
+
+
+def hanging_up(inner: ASGIApp, once: Callable[[], bool]) -> ASGIApp:
+    """``inner`` behind a client that sends its body, then hangs up as soon as ``once()`` holds
+    (a vendor working on its image, say): the disconnect arrives mid-request, as from a real one."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        body_read = False
+
+        async def receive_then_hang_up() -> Message:
+            nonlocal body_read
+            if not body_read:
+                body_read = True
+                return await receive()
+            while not once():
+                await asyncio.sleep(0.01)
+            return {"type": "http.disconnect"}
+
+        await inner(scope, receive_then_hang_up, send)
+
+    return app

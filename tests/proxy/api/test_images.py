@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 from decimal import Decimal
 
 from litestar.testing import AsyncTestClient
-from litestar.types import Receive, ReceiveMessage, Scope, Send
 from PIL import Image
 
 from backends.base import Capabilities, sniff_format
 from core.errors import VendorRejectedRequest, VendorUnavailable
 from proxy.metrics import GATEWAY_LOSS_USD, labelled
-from tests.proxy.api.served_app import Client, Vendors, app_over, serving
+from tests.proxy.api.served_app import Client, Vendors, app_over, hanging_up, serving
 from tests.proxy.images.samples import encode
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
@@ -269,21 +267,7 @@ async def test_a_client_that_hangs_up_mid_create_pays_nothing_and_the_vendors_es
     losses = labelled(GATEWAY_LOSS_USD, "aigateway")
     before = losses._value.get()
 
-    async def hanging_up(scope: Scope, receive: Receive, send: Send) -> None:
-        body_read = False
-
-        async def receive_then_hang_up() -> ReceiveMessage:
-            nonlocal body_read
-            if not body_read:
-                body_read = True
-                return await receive()
-            while not vendor.calls:  # hang up once the vendor is making the image
-                await asyncio.sleep(0.01)
-            return {"type": "http.disconnect"}
-
-        await inner(scope, receive_then_hang_up, send)
-
-    app.asgi_handler = hanging_up
+    app.asgi_handler = hanging_up(inner, lambda: bool(vendor.calls))  # once the vendor is making the image
     async with AsyncTestClient(app=app) as client:
         key = {"Authorization": "Bearer bg-gone"}
         gone = await client.post("/v1/images/generations", json={"prompt": "a kite", "size": "256x256"}, headers=key)

@@ -8,7 +8,6 @@ access line.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.images import create_image
 from proxy.api.lean_generations import JOIN_BELOW, PATH, lean_generations
 from proxy.gateway import Gateway
-from tests.proxy.api.served_app import Vendors, app_over, serving
+from tests.proxy.api.served_app import Vendors, app_over, hanging_up, serving
 from tests.proxy.routing.scripted_backend import ScriptedBackend, noisy_png
 
 KITE = {"prompt": "a kite", "seed": 7, "response_format": "b64_json"}
@@ -282,21 +281,7 @@ async def test_a_client_that_hangs_up_cancels_its_generation_on_both_paths(
     app = app_over(vendors.routes(), lean=lean)
     inner = app.asgi_handler
 
-    async def hanging_up(scope: Scope, receive: Receive, send: Send) -> None:
-        body_read = False
-
-        async def receive_then_hang_up() -> Message:
-            nonlocal body_read
-            if not body_read:
-                body_read = True
-                return await receive()
-            while not vendors.text_only.calls:  # hang up once the vendor is working on it
-                await asyncio.sleep(0.01)
-            return {"type": "http.disconnect"}
-
-        await inner(scope, receive_then_hang_up, send)
-
-    app.asgi_handler = hanging_up
+    app.asgi_handler = hanging_up(inner, lambda: bool(vendors.text_only.calls))  # once the vendor works on it
     async with AsyncTestClient(app=app) as client:
         response = await client.post(PATH, json=KITE)
 
