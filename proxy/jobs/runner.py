@@ -57,6 +57,8 @@ MAX_RUNS = 2
 """A job lost mid-run is run once more; lost again, it fails (never silently dropped)."""
 STOP_CLEANUP_S = 2.0
 """After the grace, how long cancelled runs get to write their end before the process goes."""
+RECANCEL_EVERY_S = 0.1
+"""While stopping, how often the consumer is cancelled again (a cancel can be lost, see ``stop``)."""
 QUEUE_RETRY_S = 1.0
 """Pause after the queue failed to answer (Redis down) before asking again."""
 
@@ -82,9 +84,7 @@ class JobRunner:
     async def stop(self) -> None:
         """Stop taking jobs; give running ones ``stop_grace_s`` to finish, then cancel them."""
         self._stopping = True
-        if self._consumer is not None:
-            self._consumer.cancel()
-            await asyncio.gather(self._consumer, return_exceptions=True)
+        await self._stop_consuming()
         running = list(self._running.values())
         if not running:
             return
@@ -103,8 +103,31 @@ class JobRunner:
         if work is not None:
             work.cancel()
 
+    async def _stop_consuming(self) -> None:
+        """Cancel the consumer until it ends, for at most ``STOP_CLEANUP_S``.
+
+        One cancel is not enough: on Python 3.11 ``asyncio.wait_for`` (which redis-py wraps around
+        each send) returns the result and drops the cancel when its inner task finished in the
+        same turn, and the consumer then went on asking the queue forever, so the lifespan's
+        shutdown never ended and a SIGTERM'd pod waited for its SIGKILL. The loop also checks
+        ``_stopping``; a queue that still does not give back (its dependency hung) is left behind,
+        logged, rather than holding the stop."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + STOP_CLEANUP_S
+        while not consumer.done():
+            if loop.time() >= give_up:
+                log.error("the job consumer did not stop within %g s; left behind", STOP_CLEANUP_S)
+                return
+            consumer.cancel()
+            await asyncio.wait({consumer}, timeout=RECANCEL_EVERY_S)
+        if not consumer.cancelled() and consumer.exception() is not None:
+            log.error("the job consumer failed", exc_info=consumer.exception())
+
     async def _consume(self) -> None:
-        while True:
+        while not self._stopping:
             await self._slots.acquire()
             try:
                 delivery = await self.service.queue.next()
@@ -119,6 +142,10 @@ class JobRunner:
             if delivery is None:
                 self._slots.release()
                 continue
+            if self._stopping:  # handed out as the stop began (a cancel was lost): not run here
+                self._slots.release()
+                await self.service.queue.retry_later(delivery)
+                return
             task = asyncio.create_task(self._handle(delivery), name=f"job {delivery.job_id}")
             self._running[delivery.job_id] = task
             task.add_done_callback(self._done)
