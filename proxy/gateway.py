@@ -31,6 +31,7 @@ from core.request import ImageRequest
 from core.state.base import StateStore
 from pricing.keys import KeyRecord
 from pricing.ledger import Reservation
+from proxy.best_effort import quietly
 from proxy.billing import Billing, Charge
 from proxy.hedging import HedgeAllowance
 from proxy.images.convert import to_format
@@ -116,7 +117,7 @@ class Gateway:
         try:
             served = await self._generate_or_replay(request, base_url, key, idempotency_key, routing, reservation)
         finally:  # a charged answer must reach the client; a lease left behind ends with its TTL
-            await _quietly(admission.release(), "release a concurrency lease")
+            await quietly(admission.release(), "release a concurrency lease")
         served.headers.update(admission.headers)
         return served
 
@@ -145,10 +146,10 @@ class Gateway:
         try:
             served = await self._generate(request, base_url, key, routing, reservation, create_key)
         except BaseException:
-            await _quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
+            await quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
             raise
         # The request is charged: it must reach the client even if its replay cannot be stored.
-        await _quietly(self._remember(served, key, idempotency_key, fingerprint), "remember an idempotent response")
+        await quietly(self._remember(served, key, idempotency_key, fingerprint), "remember an idempotent response")
         return served
 
     async def _remember(self, served: ImagesResponse, key: KeyRecord, idempotency_key: str, fingerprint: str) -> None:
@@ -185,7 +186,7 @@ class Gateway:
             charge = await self._settle(hold.reservation, routed, request, len(images), deadline)
         except BaseException:
             if hold.reservation is not None:
-                await _quietly(self.billing.ledger.release(hold.reservation), "release a reservation")
+                await quietly(self.billing.ledger.release(hold.reservation), "release a reservation")
             raise
         vendor = routed.route.vendor
         labelled(IMAGES, vendor).inc(len(images))
@@ -234,15 +235,6 @@ class Gateway:
         names = [await self.images.put(image.data, image.format) for image in images]
         return [{"url": f"{base_url}/v1/images/files/{name}", "revised_prompt": request.prompt}
                 for name in names]
-
-
-async def _quietly(work: Awaitable[None], what: str) -> None:
-    """Best effort: a state store that is down must not turn an answer into another error
-    (a reservation left behind runs out with its lease; a claim, with its TTL)."""
-    try:
-        await work
-    except StateUnavailable as error:
-        log.warning("could not %s: %s", what, error.message)
 
 
 def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str]:

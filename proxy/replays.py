@@ -37,12 +37,17 @@ async def replay_record(body: dict[str, Any], headers: dict[str, str], fingerpri
     return bytes(memoryview(record))
 
 
-async def replayed(raw: bytes, fingerprint: str, store: ImageStore) -> tuple[dict[str, Any], dict[str, str]]:
-    """The remembered body and headers, served again at no cost, to the same request only."""
-    stored = orjson.loads(raw)
+def refuse_another_request(stored: dict[str, Any], fingerprint: str) -> None:
+    """A key remembered for one request and sent with another: 409 ``idempotency_key_reused``."""
     if stored.get("fingerprint") != fingerprint:
         raise IdempotencyConflict("This Idempotency-Key was already used with a different request",
                                   param="Idempotency-Key", code="idempotency_key_reused")
+
+
+async def replayed(raw: bytes, fingerprint: str, store: ImageStore) -> tuple[dict[str, Any], dict[str, str]]:
+    """The remembered body and headers, served again at no cost, to the same request only."""
+    stored = orjson.loads(raw)
+    refuse_another_request(stored, fingerprint)
     body = stored["body"]
     data = []
     for item in body.get("data", []):

@@ -26,7 +26,6 @@ it, what the vendor echoes back), so a run is one record however many processes 
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -40,20 +39,18 @@ from core.errors import (
     IdempotencyConflict,
     InvalidRequest,
     NotFound,
-    StateUnavailable,
 )
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
+from proxy.best_effort import quietly
 from proxy.billing import Billing
 from proxy.doors.spec import DoorSpec
 from proxy.gateway import Gateway, ImagesResponse
 from proxy.jobs.record import JobEnd, JobRecord
 from proxy.jobs.service import JobService
-from proxy.replays import REPLAY_TTL_S
+from proxy.replays import REPLAY_TTL_S, refuse_another_request
 from proxy.routing.choice import RoutingChoice
-
-log = logging.getLogger(__name__)
 
 AnyRequest = Request[Any, Any, Any]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -195,23 +192,17 @@ class DoorRuns:
         try:
             run = await self._enqueue(request, key, image_request, origin, asked)
         except BaseException:
-            try:
-                await ledger.release_idempotency(key.key_id, slot)
-            except StateUnavailable as error:  # the claim ends with its TTL
-                log.warning("could not release an idempotency claim: %s", error.message)
+            await quietly(ledger.release_idempotency(key.key_id, slot), "release an idempotency claim")  # or its TTL
             raise
-        try:
-            await ledger.remember_response(key.key_id, slot, orjson.dumps({"run": run.id, "fingerprint": fingerprint}),
-                                           ttl=REPLAY_TTL_S)
-        except StateUnavailable as error:  # the run is queued: it is the answer; the claim stops a second one
-            log.warning("could not remember run %s under its Idempotency-Key: %s", run.id, error.message)
+        # The run is queued: it is the answer, remembered or not; the claim stops a second one.
+        remembered_run = orjson.dumps({"run": run.id, "fingerprint": fingerprint})
+        await quietly(ledger.remember_response(key.key_id, slot, remembered_run, ttl=REPLAY_TTL_S),
+                      f"remember run {run.id} under its Idempotency-Key")
         return run
 
     async def _replayed(self, remembered: bytes, fingerprint: str, key: KeyRecord) -> DoorRun:
         stored = orjson.loads(remembered)
-        if stored.get("fingerprint") != fingerprint:
-            raise IdempotencyConflict("This Idempotency-Key was already used with a different request",
-                                      param="Idempotency-Key", code="idempotency_key_reused")
+        refuse_another_request(stored, fingerprint)
         try:
             record = await self.jobs.owned(stored["run"], key)
         except NotFound:  # past the job's retention

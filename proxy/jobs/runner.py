@@ -43,6 +43,7 @@ import orjson
 from core.errors import AuthenticationFailed, BoltgateError, StateUnavailable
 from pricing.keys import KeyRecord
 from proxy.api.openai_request import to_image_request
+from proxy.best_effort import quietly
 from proxy.billing import ANONYMOUS
 from proxy.jobs.queue import Delivery
 from proxy.jobs.record import JobEnd, JobRecord, error_object
@@ -206,7 +207,7 @@ class JobRunner:
             try:
                 end = await self._run(record, retried=delivery.deliveries > 1)
             finally:
-                await _give_back(slot)
+                await quietly(slot.release(), "give back a job's concurrency slot")  # else its TTL ends it
         if self._stopping:
             return True
         if end is not None and end.status != "cancelled" and record.webhook_url is not None:
@@ -295,14 +296,6 @@ class JobRunner:
         outcome = await self.service.webhooks.deliver(record.webhook_url, payload, secret)
         with contextlib.suppress(StateUnavailable):
             await book.record_webhook(record.id, outcome.to_dict())
-
-
-async def _give_back(slot: Admission) -> None:
-    """A run's concurrency slot, given back when it ends (left to its TTL while the store is away)."""
-    try:
-        await slot.release()
-    except StateUnavailable as error:
-        log.warning("could not give back a job's concurrency slot: %s", error.message)
 
 
 def _lost() -> dict[str, Any]:
