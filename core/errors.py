@@ -282,7 +282,8 @@ class StateUnavailable(BoltgateError):
 
     Raised by the store implementations at their boundary, so every request that needs the
     ledger gets a clear 503 with ``Retry-After`` instead of a 500; the ledger's operations are
-    atomic and fenced, so a request answered with this error is never charged.
+    atomic and fenced, and a settle that went unconfirmed is voided
+    (``proxy.unconfirmed_charges``), so a request answered with this error is never charged.
     """
 
     status_code = 503

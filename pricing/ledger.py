@@ -16,7 +16,9 @@ budget and holds in one step (so any number of concurrent requests on one key ca
 it); settling closes the hold and writes the charge with its tallies in one step (an
 interruption cannot half-charge, a retry cannot charge twice). A charge is never more than
 what was held: the caller prices the request within its reservation (``proxy.billing``), and
-the ledger caps it there too. A hold carries a lease (the request's deadline plus a grace): if
+the ledger caps it there too. A settle is built once (``Settlement``) and every try writes the
+same; when no try was confirmed, ``void`` makes sure the request ends up uncharged, taking back
+exactly what a try that did land wrote. A hold carries a lease (the request's deadline plus a grace): if
 the process dies or loses its store mid-request, the hold stops counting when the lease ends.
 """
 
@@ -24,13 +26,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from core.errors import InsufficientCredits, ReservationExpired
 from core.state.base import StateStore
-from core.state.ledger_store import LedgerStore, Settled, Tally
+from core.state.ledger_store import LedgerStore, Settled, Tally, Voided
 from pricing.charge_log import ChargeRecord
 from pricing.idempotency import IdempotencyStore
 from pricing.money import credits_to_usd, format_usd, from_micro_usd, to_credits, to_micro_usd
@@ -56,6 +58,22 @@ class Reservation:
     @property
     def amount_usd(self) -> Decimal:
         return from_micro_usd(self.micro_usd)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One reservation's charge as the store is asked to write it. Built once, so every try of a
+    settle writes the same, and a void takes back exactly what a try that landed wrote (the
+    UTC day of its tallies included, even when the void comes after midnight)."""
+
+    reservation: Reservation
+    micro_usd: int
+    """The charge: never more than the reservation held."""
+    vendor: str
+    day: str
+    images: int
+    tallies: tuple[Tally, ...]
+    record: ChargeRecord | None
 
 
 class Ledger:
@@ -126,16 +144,11 @@ class Ledger:
             f"key's budget of {reservation.budget_credits:f} credits remain."
         )
 
-    async def settle(self, reservation: Reservation, quote: Quote, *, overrun_usd: Decimal = Decimal(0),
-                     record: ChargeRecord | None = None) -> None:
-        """Charge ``quote.client_usd`` (never more than is held) in place of the reservation, and
-        record it by day and vendor, in one atomic step. Settling again changes nothing.
-        ``overrun_usd``, vendor cost the client is not billed for, is recorded as a gateway loss
-        and ``record`` appended to the charge log, in the same step.
-
-        Raises ``ReservationExpired`` when the reservation's lease ran out and the budget no longer
-        has room for the charge (nothing is written).
-        """
+    def settlement(self, reservation: Reservation, quote: Quote, *, overrun_usd: Decimal = Decimal(0),
+                   record: ChargeRecord | None = None) -> Settlement:
+        """What settling ``reservation`` at ``quote`` writes: ``quote.client_usd`` (never more than
+        is held) recorded by day and vendor, ``overrun_usd`` (vendor cost the client is not billed
+        for) as a gateway loss, and ``record`` for the charge log."""
         charge = min(to_micro_usd(quote.client_usd), reservation.micro_usd)
         key, day = reservation.api_key, self._clock().astimezone(UTC).date().isoformat()
         tallies = [
@@ -148,11 +161,42 @@ class Ledger:
             overrun = to_micro_usd(overrun_usd)
             tallies += [Tally("losses:vendor_usd", quote.vendor, overrun), Tally("losses:day_usd", day, overrun),
                         Tally("losses:vendor_overruns", quote.vendor, 1)]
-        outcome = await self._book.settle(key, reservation.reservation_id, charge, limit=reservation.limit,
-                                          tallies=tallies, entry=b"" if record is None else record.to_entry())
+        return Settlement(reservation, charge, quote.vendor, day, quote.images, tuple(tallies), record)
+
+    async def settle(self, reservation: Reservation, quote: Quote, *, overrun_usd: Decimal = Decimal(0),
+                     record: ChargeRecord | None = None) -> None:
+        """Charge ``quote.client_usd`` in place of the reservation, in one atomic step
+        (``settlement`` says what is written). Settling again changes nothing.
+
+        Raises ``ReservationExpired`` when the reservation's lease ran out and the budget no longer
+        has room for the charge (nothing is written).
+        """
+        await self.charge(self.settlement(reservation, quote, overrun_usd=overrun_usd, record=record))
+
+    async def charge(self, settlement: Settlement) -> None:
+        """Write ``settlement`` (once, however often it is called); ``ReservationExpired`` as ``settle``."""
+        reservation = settlement.reservation
+        entry = b"" if settlement.record is None else settlement.record.to_entry()
+        outcome = await self._book.settle(reservation.api_key, reservation.reservation_id, settlement.micro_usd,
+                                          limit=reservation.limit, tallies=settlement.tallies, entry=entry)
         if outcome is Settled.REFUSED:
             raise ReservationExpired("This request's reservation expired before it could be charged; "
                                      "nothing was charged")
+
+    async def void(self, settlement: Settlement) -> Voided:
+        """Make sure ``settlement``'s request ends up uncharged: its settle was sent but never
+        confirmed, and the client was answered with an error. If the settle landed, its charge
+        and tallies are taken back and the charge log gets the refund (the same request id, the
+        amounts negated, no vendor cost: the vendor's line stands on the charge's own entry);
+        if not, the hold is released for good. Voiding again changes nothing."""
+        reservation = settlement.reservation
+        taken_back = tuple(Tally(t.table, t.field, -t.amount) for t in settlement.tallies)
+        record = settlement.record
+        refund = b"" if record is None else replace(
+            record, images=-record.images, run_seconds=None, catalog_cost_usd=Decimal(0),
+            vendor_reported_cost_usd=None, client_usd=-from_micro_usd(settlement.micro_usd)).to_entry()
+        return await self._book.void(reservation.api_key, reservation.reservation_id, settlement.micro_usd,
+                                     tallies=taken_back, entry=refund)
 
     async def release(self, reservation: Reservation) -> None:
         """Give the whole reservation back (no image was delivered)."""

@@ -24,12 +24,12 @@ from backends.vendors.registry import price_key
 from core.errors import AuthenticationFailed, BackendError
 from core.request import ImageRequest
 from core.state.base import StateStore
-from core.state.ledger_store import LedgerStore
+from core.state.ledger_store import LedgerStore, Voided
 from pricing.catalog import PriceCatalog
 from pricing.charge_log import ChargeRecord
 from pricing.config import KeyPolicy, PricingConfig
 from pricing.keys import ApiKeyRegistry, KeyRecord
-from pricing.ledger import Ledger, Reservation
+from pricing.ledger import Ledger, Reservation, Settlement
 from pricing.money import format_usd
 from pricing.quote import Quote
 from proxy.metrics import (
@@ -37,6 +37,7 @@ from proxy.metrics import (
     CHARGED_USD,
     GATEWAY_LOSS_USD,
     HEDGE_COST_USD,
+    UNCONFIRMED_CHARGES,
     UPSTREAM_COST_USD,
     VENDOR_COST_MISMATCH,
     labelled,
@@ -85,6 +86,14 @@ class Charge:
         if self.quote.display is not None:
             billing["cost_display"] = str(self.quote.display)
         return billing
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCharge:
+    """A delivered request's charge, built once before its settle is first tried."""
+
+    charge: Charge
+    settlement: Settlement
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +175,9 @@ class Billing:
         capped = self.catalog.quote(price_key(route.vendor), request, run_seconds=cap, images=images)
         return FinalBill(capped, quote.upstream_usd - capped.upstream_usd)
 
-    async def settle(self, reservation: Reservation, route: Route, bill: FinalBill, result: BackendResult) -> Charge:
-        """Charge the bill, with its charge-log entry, once; count what it cost and what the
-        vendor says it cost."""
+    def pending_charge(self, reservation: Reservation, route: Route, bill: FinalBill,
+                       result: BackendResult) -> PendingCharge:
+        """The charge for ``bill``, with its charge-log entry, as every try of its settle writes it."""
         charge = Charge(bill.quote, bill.overrun_usd)
         record = ChargeRecord(
             key_id=reservation.api_key, request_id=reservation.reservation_id, vendor=route.vendor,
@@ -177,15 +186,35 @@ class Billing:
             catalog_cost_usd=charge.upstream_usd, vendor_reported_cost_usd=result.vendor_cost_usd,
             client_usd=bill.quote.client_usd,
         )
-        await self.ledger.settle(reservation, bill.quote, overrun_usd=bill.overrun_usd, record=record)
-        vendor = route.vendor
-        labelled(CHARGED_USD, vendor).inc(float(bill.quote.client_usd))
+        settlement = self.ledger.settlement(reservation, bill.quote, overrun_usd=bill.overrun_usd, record=record)
+        return PendingCharge(charge, settlement)
+
+    async def settle(self, pending: PendingCharge) -> Charge:
+        """Write the charge once (a retry changes nothing); count what it cost and what the vendor
+        says it cost."""
+        await self.ledger.charge(pending.settlement)
+        charge, record = pending.charge, pending.settlement.record
+        vendor = pending.settlement.vendor
+        labelled(CHARGED_USD, vendor).inc(float(charge.quote.client_usd))
         labelled(UPSTREAM_COST_USD, vendor).inc(float(charge.upstream_usd))
-        if bill.overrun_usd:
-            labelled(BILLING_OVERRUN_USD, vendor).inc(float(bill.overrun_usd))
-        if record.vendor_cost_differs:
+        if charge.overrun_usd:
+            labelled(BILLING_OVERRUN_USD, vendor).inc(float(charge.overrun_usd))
+        if record is not None and record.vendor_cost_differs:
             labelled(VENDOR_COST_MISMATCH, vendor).inc()
         return charge
+
+    async def void(self, pending: PendingCharge) -> Voided:
+        """The request was answered with an error after its settle went unconfirmed: make sure it
+        is not charged (``Ledger.void``), and book what the vendor cost as the gateway's loss,
+        once per request, since the images were made and paid for but never delivered."""
+        settlement = pending.settlement
+        outcome = await self.ledger.void(settlement)
+        upstream = pending.charge.upstream_usd
+        await self.ledger.record_loss(settlement.vendor, upstream,
+                                      event_id=f"undelivered:{settlement.reservation.reservation_id}")
+        labelled(GATEWAY_LOSS_USD, settlement.vendor).inc(float(upstream))
+        labelled(UNCONFIRMED_CHARGES, outcome.value).inc()
+        return outcome
 
     async def record_hedge_loss(self, route: Route, request: ImageRequest, error: BackendError | None) -> None:
         """An attempt cancelled because another route answered first: the gateway's loss (the

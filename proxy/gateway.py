@@ -8,8 +8,9 @@ Money and failures: credits are held before each route is tried (with a lease of
 plus ``reservation_grace_s``), released when no image is delivered, and settled once the images
 are ready to hand over. A settle the state store did not confirm is retried (it is idempotent
 and fenced) until the deadline; if it never is, the client gets 503 ``state_unavailable`` and no
-image, and the hold runs out on its own. Nothing that can fail comes after a confirmed settle,
-so a charged request is always answered with its images.
+image, and the request is voided (``UnconfirmedCharges``): a try that landed although its answer
+was lost is taken back, and the vendor's cost is the gateway's loss. Nothing that can fail comes
+after a confirmed settle, so a charged request is always answered with its images.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from core.state.base import StateStore
 from pricing.keys import KeyRecord
 from pricing.ledger import Reservation
 from proxy.best_effort import quietly
-from proxy.billing import Billing, Charge
+from proxy.billing import Billing, Charge, PendingCharge
 from proxy.hedging import HedgeAllowance
 from proxy.images.convert import to_format
 from proxy.images.links import ImageLinks
@@ -44,6 +45,7 @@ from proxy.request_hold import RequestHold
 from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
 from proxy.routing.router import RoutedResult, Router
 from proxy.settings import HedgingConfig
+from proxy.unconfirmed_charges import UnconfirmedCharges
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,8 @@ class Gateway:
                  deadline_s: float, public_base_url: str | None = None, links: ImageLinks | None = None,
                  expose_upstream_cost: bool = True, reservation_grace_s: float = 30.0,
                  rate_limiter: KeyRateLimiter | None = None, hedging: HedgingConfig | None = None,
-                 budgets: StateStore | None = None, max_image_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 budgets: StateStore | None = None, max_image_pixels: int = DEFAULT_MAX_PIXELS,
+                 unconfirmed: UnconfirmedCharges | None = None) -> None:
         """``links`` says which base URL a request's images get (``public_base_url`` wins);
         without ``expose_upstream_cost`` what the vendor cost is kept from the client."""
         self.router = router
@@ -86,6 +89,8 @@ class Gateway:
         """Where the keys' daily hedge budgets are counted (durable: they are money)."""
         self.max_image_pixels = max_image_pixels
         """The settings' ``outbound.max_image_pixels``: past it an image is not decoded to convert."""
+        self.unconfirmed = unconfirmed or UnconfirmedCharges(billing)
+        """Voids the requests whose settle went unconfirmed (close it before the stores)."""
 
     async def admit(self, key: KeyRecord, images: int, *, in_flight: bool = True) -> Admission:
         """Count a request for ``images`` against ``key``'s rate limits, or raise
@@ -172,6 +177,7 @@ class Gateway:
         hedge = None
         if routing.hedge if routing.hedge is not None else self.hedging.enabled:
             hedge = HedgeAllowance(self.billing, self.budgets, self.hedging, key, request, hold)
+        pending: PendingCharge | None = None
         try:
             routed = await self.router.generate(request, deadline, plan, admit=hold.admit, hedge=hedge,
                                                create_key=create_key)
@@ -183,9 +189,14 @@ class Gateway:
                                                      for image in images)))
             data = await self._render(images, request, self.public_base_url or base_url.rstrip("/"))
             assert hold.reservation is not None, "a route was tried, so it was admitted"
-            charge = await self._settle(hold.reservation, routed, request, len(images), deadline)
+            bill = self.billing.final_bill(routed.route, request, run_seconds=routed.result.run_seconds,
+                                           images=len(images))
+            pending = self.billing.pending_charge(hold.reservation, routed.route, bill, routed.result)
+            charge = await self._settle(pending, deadline)
         except BaseException:
-            if hold.reservation is not None:
+            if pending is not None:  # a settle was sent and not confirmed: it may have landed
+                await self.unconfirmed.void(pending)
+            elif hold.reservation is not None:
                 await quietly(self.billing.ledger.release(hold.reservation), "release a reservation")
             raise
         vendor = routed.route.vendor
@@ -209,21 +220,24 @@ class Gateway:
             images=images,
         )
 
-    async def _settle(self, reservation: Reservation, routed: RoutedResult, request: ImageRequest,
-                      images: int, deadline: Deadline) -> Charge:
+    async def _settle(self, pending: PendingCharge, deadline: Deadline) -> Charge:
         """Settle, retrying while the state store does not confirm and the deadline allows.
 
         Each try is idempotent (a try that ran although its answer was lost makes the next one
         answer "already settled") and fenced (a try the store runs after its client gave up does
-        nothing), so the outcome is known: charged, or not charged and 503.
+        nothing). When no try is confirmed by the deadline, one may still have landed: the
+        caller voids the request (``UnconfirmedCharges``) as it answers 503.
         """
-        bill = self.billing.final_bill(routed.route, request, run_seconds=routed.result.run_seconds, images=images)
         while True:
             try:
-                return await self.billing.settle(reservation, routed.route, bill, routed.result)
+                return await self.billing.settle(pending)
             except StateUnavailable as error:
-                if isinstance(error, ReservationExpired) or deadline.remaining() <= SETTLE_RETRY_S:
+                if isinstance(error, ReservationExpired):
                     raise
+                if deadline.remaining() <= SETTLE_RETRY_S:
+                    raise StateUnavailable("The state store did not confirm this request's charge before its "
+                                           "deadline: no image is delivered, and a charge that was recorded "
+                                           "is taken back once the store answers") from error
                 log.warning("the state store did not confirm a charge; retrying until the deadline")
                 await asyncio.sleep(SETTLE_RETRY_S)
 

@@ -122,6 +122,17 @@ GATEWAY_LOSS_USD = Counter(
     "USD a vendor billed for work that delivered nothing (never passed on to clients).",
     ["backend"], registry=REGISTRY,
 )
+UNCONFIRMED_CHARGES = Counter(
+    "boltgate_unconfirmed_charges_total",
+    "Requests answered 503 because the state store never confirmed their charge, once made sure they are "
+    "not charged, by outcome: refunded (the charge had landed and was taken back) or released (it had not).",
+    ["outcome"], registry=REGISTRY,
+)
+UNCONFIRMED_CHARGES_PENDING = Gauge(
+    "boltgate_unconfirmed_charges_pending",
+    "Unconfirmed charges of requests answered 503, waiting for the state store to answer to be voided.",
+    registry=REGISTRY, multiprocess_mode="livesum",
+)
 
 STATE_EVICTIONS = Counter(
     "boltgate_state_evictions_total",

@@ -269,6 +269,7 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
         warming = _start_loading(routes)
         closers.append(warming.cancel_all)
         gateway = assemble_gateway(settings, stores, routes)
+        closers.append(gateway.unconfirmed.aclose)  # before the stores: its last tries need them
         start_probes(settings, gateway, closers)
         jobs = await start_jobs(settings, gateway, stores.durable)
         closers.append(jobs.aclose)  # closed first: running jobs finish while routes and stores are up

@@ -15,7 +15,10 @@ An account's money, in integer micro-USD::
 
 A hold whose lease ran out (its process was killed, its store connection was lost) is no
 longer counted: the money it held comes back on its own. ``settle`` and ``release`` close a
-hold once; closing it again answers ``ALREADY_CLOSED`` and changes nothing.
+hold once; closing it again answers ``ALREADY_CLOSED`` and changes nothing. ``void`` is for a
+settle whose answer never came back (the store timed out): it makes sure the hold ends up
+uncharged, taking the charge back if the settle did land, so a request answered with an error is
+never charged whatever happened to the answer.
 
 Each charge may carry an entry for the charge log (what an operator reconciles a vendor's
 invoice against), appended in the same atomic step and kept ``CHARGE_LOG_RETENTION_S``.
@@ -68,6 +71,15 @@ class Settled(enum.Enum):
     """The hold's lease had run out and the limit has no room left for the charge: nothing changed."""
 
 
+class Voided(enum.Enum):
+    REFUNDED = "refunded"
+    """The hold had been settled: its charge was taken back, the tallies added, the entry logged."""
+    RELEASED = "released"
+    """The hold was still open: it is closed now, its amount given back, and no settle can charge it."""
+    UNCHANGED = "unchanged"
+    """The hold was released or voided before: nothing changed."""
+
+
 class LedgerStore(Protocol):
     async def hold(self, account: str, hold_id: str, amount: int, *, limit: int | None, lease_s: float) -> bool:
         """Hold ``amount`` for ``hold_id`` until ``lease_s`` from now; False if it does not fit.
@@ -87,6 +99,17 @@ class LedgerStore(Protocol):
         not empty) to the charge log, all in one step.
 
         When the hold's lease already ran out the charge is written only if it fits ``limit``.
+        """
+        ...
+
+    async def void(
+        self, account: str, hold_id: str, refund: int, *, tallies: Sequence[Tally] = (), entry: bytes = b"",
+    ) -> Voided:
+        """Make sure ``hold_id`` ends up uncharged, in one step: when a settle closed it, take
+        ``refund`` (what that settle charged) back from ``spent``, add every tally (the caller
+        passes the settle's negated) and append ``entry``; when it is still open, release it.
+        Voiding again changes nothing. Not fenced: the caller voids only once every settle try
+        it sent has timed out past its fence, so no settle of this hold can land after it.
         """
         ...
 

@@ -10,7 +10,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.state.ledger_store import CHARGE_LOG_RETENTION_S, CLOSED_TTL_S, Balance, LoggedCharge, Settled, Tally
+from core.state.ledger_store import (
+    CHARGE_LOG_RETENTION_S,
+    CLOSED_TTL_S,
+    Balance,
+    LoggedCharge,
+    Settled,
+    Tally,
+    Voided,
+)
 
 
 @dataclass(slots=True)
@@ -38,6 +46,8 @@ class MemoryLedgerStore:
         self._accounts: dict[str, _Account] = {}
         self._closed: dict[str, float] = {}
         """Closed hold ids and counted event ids -> when they may be forgotten."""
+        self._settled: dict[str, float] = {}
+        """The closed hold ids that a settle closed (what ``void`` takes back) -> when forgotten."""
         self._prune_at = CLOSED_PRUNE_AT
         self._tables: dict[str, dict[str, int]] = {}
 
@@ -52,6 +62,10 @@ class MemoryLedgerStore:
         forget_at = self._closed.get(marker)
         return forget_at is not None and forget_at > time.monotonic()
 
+    def _is_settled(self, hold_id: str) -> bool:
+        forget_at = self._settled.get(hold_id)
+        return forget_at is not None and forget_at > time.monotonic()
+
     def _close(self, marker: str) -> None:
         """Remember ``marker`` for ``CLOSED_TTL_S``. Expired markers are forgotten once the set
         has doubled since it was last pruned: markers live a week, so pruning at a fixed size
@@ -60,6 +74,7 @@ class MemoryLedgerStore:
         now = time.monotonic()
         if len(self._closed) >= self._prune_at:
             self._closed = {m: t for m, t in self._closed.items() if t > now}
+            self._settled = {m: t for m, t in self._settled.items() if t > now}
             self._prune_at = max(CLOSED_PRUNE_AT, 2 * len(self._closed))
         self._closed[marker] = now + CLOSED_TTL_S
 
@@ -90,14 +105,34 @@ class MemoryLedgerStore:
         if held is None and limit is not None and state.spent + state.held() + charge > limit:
             return Settled.REFUSED
         self._close(hold_id)
+        self._settled[hold_id] = self._closed[hold_id]
         state.spent += charge
         self._add(tallies)
+        self._log_entry(entry)
+        return Settled.CHARGED
+
+    def _log_entry(self, entry: bytes) -> None:
         if entry:
             now = time.time()
             if self._log and self._log[0].at < now - self._retention_s:
                 self._log = [logged for logged in self._log if logged.at >= now - self._retention_s]
             self._log.append(LoggedCharge(now, entry))
-        return Settled.CHARGED
+
+    async def void(
+        self, account: str, hold_id: str, refund: int, *, tallies: Sequence[Tally] = (), entry: bytes = b"",
+    ) -> Voided:
+        state = self._account(account)
+        if self._is_settled(hold_id):
+            del self._settled[hold_id]  # closed still: a second void finds it released
+            state.spent -= refund
+            self._add(tallies)
+            self._log_entry(entry)
+            return Voided.REFUNDED
+        if self._is_closed(hold_id):
+            return Voided.UNCHANGED
+        state.holds.pop(hold_id, None)
+        self._close(hold_id)
+        return Voided.RELEASED
 
     async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
         return [logged for logged in self._log if logged.at >= since][:limit]
@@ -127,5 +162,6 @@ class MemoryLedgerStore:
     async def aclose(self) -> None:
         self._accounts.clear()
         self._closed.clear()
+        self._settled.clear()
         self._tables.clear()
         self._log.clear()

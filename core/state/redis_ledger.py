@@ -6,7 +6,7 @@ Layout (under the store's prefix; money keys have no TTL, so with AOF they survi
     ledger:account:<account>:spent    what was charged (micro-USD)
     ledger:account:<account>:holds    hash: hold id -> amount held
     ledger:account:<account>:leases   sorted set: hold id scored by its expiry (ms, Redis clock)
-    ledger:closed:<id>                a settled/released hold or a counted event (7 days)
+    ledger:closed:<id>                a settled/released/voided hold or a counted event (7 days)
     ledger:table:<name>               hash of tallies (spend by day, by vendor, losses...)
     ledger:charges                    a stream: the charge log, trimmed past its retention
 
@@ -27,7 +27,15 @@ from typing import Any
 from redis.asyncio import Redis
 
 from core.errors import StateUnavailable
-from core.state.ledger_store import CHARGE_LOG_RETENTION_S, CLOSED_TTL_S, Balance, LoggedCharge, Settled, Tally
+from core.state.ledger_store import (
+    CHARGE_LOG_RETENTION_S,
+    CLOSED_TTL_S,
+    Balance,
+    LoggedCharge,
+    Settled,
+    Tally,
+    Voided,
+)
 from core.state.redis_connection import DEFAULT_TIMEOUT_S, answering
 
 _PRELUDE = """
@@ -94,6 +102,28 @@ end
 return 1
 """
 
+# KEYS: spent, holds, leases, closed, the charge log, then one table per tally.
+# ARGV: hold id, refund, closed ttl ms, log entry ('' for none), log retention ms, then field, amount per tally.
+_VOID = _PRELUDE + """
+local closed = redis.call('GET', KEYS[4])
+if closed == 'settled' then
+  redis.call('SET', KEYS[4], 'voided', 'PX', ARGV[3])
+  redis.call('DECRBY', KEYS[1], ARGV[2])
+  for i = 6, #KEYS do
+    redis.call('HINCRBY', KEYS[i], ARGV[2 * i - 6], ARGV[2 * i - 5])
+  end
+  if ARGV[4] ~= '' then
+    redis.call('XADD', KEYS[5], 'MINID', '~', string.format('%d', now_ms() - tonumber(ARGV[5])), '*', 'entry', ARGV[4])
+  end
+  return 2
+end
+if closed then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SET', KEYS[4], 'released', 'PX', ARGV[3])
+return 1
+"""
+
 # KEYS: holds, leases, closed. ARGV: hold id, closed ttl ms.
 _RELEASE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
@@ -122,6 +152,7 @@ return 1
 """
 
 _SETTLED = {1: Settled.CHARGED, 2: Settled.ALREADY_CLOSED, 0: Settled.REFUSED}
+_VOIDED = {2: Voided.REFUNDED, 1: Voided.RELEASED, 0: Voided.UNCHANGED}
 
 
 def _ms(seconds: float) -> int:
@@ -140,6 +171,7 @@ class RedisLedgerStore:
         self._hold: Any = client.register_script(_HOLD)
         self._settle: Any = client.register_script(_SETTLE)
         self._release: Any = client.register_script(_RELEASE)
+        self._void: Any = client.register_script(_VOID)
         self._balance: Any = client.register_script(_BALANCE)
         self._count: Any = client.register_script(_COUNT)
 
@@ -186,6 +218,16 @@ class RedisLedgerStore:
         outcome = await self._run(self._settle, keys, args)
         self._fenced(outcome)
         return _SETTLED[int(outcome)]
+
+    async def void(
+        self, account: str, hold_id: str, refund: int, *, tallies: Sequence[Tally] = (), entry: bytes = b"",
+    ) -> Voided:
+        keys = [*self._account_keys(account), self._closed(hold_id), self._prefix + "charges",
+                *(self._table(t.table) for t in tallies)]
+        args: list[object] = [hold_id, refund, _ms(CLOSED_TTL_S), entry, self._retention_ms]
+        for tally in tallies:
+            args += [tally.field, tally.amount]
+        return _VOIDED[int(await self._run(self._void, keys, args))]
 
     async def release(self, account: str, hold_id: str) -> bool:
         keys = [*self._account_keys(account)[1:], self._closed(hold_id)]

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS spent (account TEXT PRIMARY KEY, amount INTEGER NOT N
 CREATE TABLE IF NOT EXISTS holds (hold_id TEXT PRIMARY KEY, account TEXT NOT NULL, amount INTEGER NOT NULL,
                                   expires REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS holds_by_account ON holds (account, expires);
-CREATE TABLE IF NOT EXISTS closed (marker TEXT PRIMARY KEY, forget_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS closed (marker TEXT PRIMARY KEY, forget_at REAL NOT NULL, kind TEXT) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS closed_expiry ON closed (forget_at);
 CREATE TABLE IF NOT EXISTS charges (at REAL NOT NULL, entry BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS charges_by_time ON charges (at);
@@ -68,6 +68,7 @@ class SqliteDatabase:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.executescript(SCHEMA)
+        _add_missing_columns(self._connection)
         self._transaction = Transaction(self)
         self._reading = Reading(self)
 
@@ -94,6 +95,23 @@ class SqliteDatabase:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+ADDED_COLUMNS = {"closed": {"kind": "TEXT"}}
+"""Columns added after files were first made: a file without one gets it when opened (its rows
+read NULL there). ``closed.kind`` says what closed a hold id ("settled" is what a void takes back)."""
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for name, declared in columns.items():
+            if name not in present:
+                try:
+                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declared}")
+                except sqlite3.OperationalError as exc:  # another process opening the file added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
 
 class Transaction:

@@ -24,7 +24,15 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from core.state.ledger_store import CHARGE_LOG_RETENTION_S, CLOSED_TTL_S, Balance, LoggedCharge, Settled, Tally
+from core.state.ledger_store import (
+    CHARGE_LOG_RETENTION_S,
+    CLOSED_TTL_S,
+    Balance,
+    LoggedCharge,
+    Settled,
+    Tally,
+    Voided,
+)
 from core.state.sqlite_database import SqliteDatabase
 from core.state.sqlite_group_commit import UNDO, GroupCommit
 
@@ -54,10 +62,12 @@ _PUT_HOLD = (
     "DO UPDATE SET account = excluded.account, amount = excluded.amount, expires = excluded.expires"
 )
 _CLOSE = (
-    "INSERT INTO closed (marker, forget_at) VALUES (?1, ?2) "
-    "ON CONFLICT (marker) DO UPDATE SET forget_at = excluded.forget_at WHERE forget_at <= ?3"
+    "INSERT INTO closed (marker, forget_at, kind) VALUES (?1, ?2, ?4) "
+    "ON CONFLICT (marker) DO UPDATE SET forget_at = excluded.forget_at, kind = excluded.kind WHERE forget_at <= ?3"
 )
 """Close an id: one row changed when this call closed it, none when it was closed already."""
+SETTLED = "settled"
+"""The ``closed.kind`` of a hold a settle closed: the one kind a void takes a charge back from."""
 _ADD_SPENT = (
     "INSERT INTO spent (account, amount) VALUES (?, ?) "
     "ON CONFLICT (account) DO UPDATE SET amount = amount + excluded.amount"
@@ -68,9 +78,9 @@ _ADD_TALLY = (
 )
 
 
-def _close(db: sqlite3.Connection, marker: str, now: float) -> bool:
+def _close(db: sqlite3.Connection, marker: str, now: float, kind: str | None = None) -> bool:
     """Close ``marker`` for ``CLOSED_TTL_S``; False (and nothing written) when it already was."""
-    return db.execute(_CLOSE, (marker, now + CLOSED_TTL_S, now)).rowcount > 0
+    return db.execute(_CLOSE, (marker, now + CLOSED_TTL_S, now, kind)).rowcount > 0
 
 
 def _add(db: sqlite3.Connection, tallies: Sequence[Tally]) -> None:
@@ -127,7 +137,7 @@ class SqliteLedgerStore:
         now = time.time()
 
         def work(db: sqlite3.Connection) -> Settled:
-            if not _close(db, hold_id, now):
+            if not _close(db, hold_id, now, SETTLED):
                 return Settled.ALREADY_CLOSED
             live = db.execute("DELETE FROM holds WHERE hold_id = ? RETURNING expires > ?", (hold_id, now)).fetchall()
             if limit is not None and not (live and live[0][0]):
@@ -141,6 +151,28 @@ class SqliteLedgerStore:
                 db.execute("INSERT INTO charges (at, entry) VALUES (?, ?)", (now, entry))
             self._wrote(db, now)
             return Settled.CHARGED
+
+        return await self._writes.write(work)
+
+    async def void(
+        self, account: str, hold_id: str, refund: int, *, tallies: Sequence[Tally] = (), entry: bytes = b"",
+    ) -> Voided:
+        now = time.time()
+
+        def work(db: sqlite3.Connection) -> Voided:
+            if _close(db, hold_id, now):
+                db.execute("DELETE FROM holds WHERE hold_id = ?", (hold_id,))
+                self._wrote(db, now)
+                return Voided.RELEASED
+            taken_back = db.execute("UPDATE closed SET kind = NULL WHERE marker = ? AND kind = ?", (hold_id, SETTLED))
+            if taken_back.rowcount == 0:
+                return Voided.UNCHANGED
+            db.execute(_ADD_SPENT, (account, -refund))
+            _add(db, tallies)
+            if entry:
+                db.execute("INSERT INTO charges (at, entry) VALUES (?, ?)", (now, entry))
+            self._wrote(db, now)
+            return Voided.REFUNDED
 
         return await self._writes.write(work)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from core.state.ledger_store import Balance, LedgerStore, Settled, Tally
+from core.state.ledger_store import Balance, LedgerStore, Settled, Tally, Voided
 
 SHORT_LEASE = 0.15
 PAST_SHORT_LEASE = 0.25
@@ -95,6 +95,49 @@ async def test_release_gives_the_hold_back_once_and_blocks_a_later_settle(ledger
     assert await ledger_store.settle("acct", "h1", 100, limit=100) is Settled.ALREADY_CLOSED
     assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
     assert await ledger_store.hold("acct", "h2", 100, limit=100, lease_s=LEASE)
+
+
+async def test_voiding_a_settled_hold_takes_its_charge_back_once(ledger_store: LedgerStore) -> None:
+    """A settle whose answer was lost did land: the void takes back exactly what it wrote."""
+    assert await ledger_store.hold("acct", "h1", 50, limit=100, lease_s=LEASE)
+    tallies = [Tally("acct:day_usd", "d", 40), Tally("acct:day_images", "d", 1)]
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies, entry=b"charge") is Settled.CHARGED
+    taken_back = [Tally("acct:day_usd", "d", -40), Tally("acct:day_images", "d", -1), Tally("losses", "v", 25)]
+    assert await ledger_store.void("acct", "h1", 40, tallies=taken_back, entry=b"refund") is Voided.REFUNDED
+    assert await ledger_store.void("acct", "h1", 40, tallies=taken_back, entry=b"refund") is Voided.UNCHANGED
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
+    assert await ledger_store.table("acct:day_usd") == {"d": 0}
+    assert await ledger_store.table("acct:day_images") == {"d": 0}
+    assert await ledger_store.table("losses") == {"v": 25}
+    assert [charge.entry for charge in await ledger_store.charges(since=0)] == [b"charge", b"refund"]
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies) is Settled.ALREADY_CLOSED
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
+
+
+async def test_voiding_an_open_hold_releases_it_and_no_settle_can_charge_it_after(ledger_store: LedgerStore) -> None:
+    """A settle whose answer was lost never landed: the void releases the hold for good."""
+    assert await ledger_store.hold("acct", "h1", 50, limit=100, lease_s=LEASE)
+    assert await ledger_store.void("acct", "h1", 40, tallies=[Tally("t", "f", -40)], entry=b"refund") \
+        is Voided.RELEASED
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=[Tally("t", "f", 40)]) \
+        is Settled.ALREADY_CLOSED
+    assert await ledger_store.void("acct", "h1", 40, tallies=[Tally("t", "f", -40)]) is Voided.UNCHANGED
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
+    assert await ledger_store.table("t") == {}
+    assert await ledger_store.charges(since=0) == []
+
+
+async def test_voiding_a_released_hold_changes_nothing(ledger_store: LedgerStore) -> None:
+    """Someone else (a job's runner) released the hold: there is no charge to take back."""
+    assert await ledger_store.hold("acct", "h1", 50, limit=100, lease_s=LEASE)
+    assert await ledger_store.hold("acct", "h2", 30, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "h2", 30, limit=100) is Settled.CHARGED
+    assert await ledger_store.release("acct", "h1")
+    assert await ledger_store.void("acct", "h1", 40, tallies=[Tally("t", "f", -40)], entry=b"x") is Voided.UNCHANGED
+    assert await ledger_store.balance("acct") == Balance(spent=30, held=0)
+    assert await ledger_store.table("t") == {}
+    assert await ledger_store.charges(since=0) == []
 
 
 async def test_a_closed_hold_cannot_be_held_again(ledger_store: LedgerStore) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.state.ledger_store import CLOSED_TTL_S, Balance, Settled, Tally
+from core.state.ledger_store import CLOSED_TTL_S, Balance, Settled, Tally, Voided
 from core.state.sqlite_database import DATABASE_NAME, SqliteDatabase
 from core.state.sqlite_ledger import SqliteLedgerStore
 
@@ -112,3 +112,22 @@ async def test_a_file_with_the_earlier_rowid_tables_keeps_working(tmp_path: Path
         "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'closed' AND sql LIKE '%WITHOUT ROWID%'").fetchone()[0]
     assert without_rowid == 0
     await book.aclose()
+
+
+async def test_a_file_made_before_closed_hold_kinds_gets_the_column_and_voids_what_it_settles(tmp_path: Path) -> None:
+    """``closed.kind`` (what a void reads) is added to an earlier file when it is opened; its old
+    rows, of unknown kind, are never taken a charge back from."""
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as earlier:
+        earlier.executescript(OLD_MONEY_TABLES)
+        earlier.execute("INSERT INTO closed VALUES ('settled-before', 1e12)")
+        earlier.execute("INSERT INTO spent VALUES ('acct', 40)")
+    book = SqliteLedgerStore(SqliteDatabase.in_directory(tmp_path))
+    assert await book.void("acct", "settled-before", 40) is Voided.UNCHANGED
+    assert await book.hold("acct", "h1", 50, limit=100, lease_s=60)
+    assert await book.settle("acct", "h1", 30, limit=100) is Settled.CHARGED
+    assert await book.void("acct", "h1", 30) is Voided.REFUNDED
+    assert await book.balance("acct") == Balance(spent=40, held=0)
+    await book.aclose()
+    reopened = SqliteLedgerStore(SqliteDatabase.in_directory(tmp_path))  # the column is there once
+    assert await reopened.void("acct", "h1", 30) is Voided.UNCHANGED
+    await reopened.aclose()

@@ -1,0 +1,106 @@
+"""Charges sent to the state store but never confirmed, voided once the store answers again.
+
+A settle whose answer is lost (Redis timed out or dropped the connection, the loop was too late
+to read an answer that did arrive, the request was cancelled mid-try) may or may not have
+landed. The client is answered with an error and no image, so the charge must not stand: each
+such request is voided (``Billing.void``): the charge taken back if it landed, the hold released
+for good if not, and what the vendor cost booked as the gateway's loss. The first try runs at
+once; while the store does not answer, tries go on in the background with a growing pause until
+one succeeds or the gateway stops. Every void is idempotent, so a try whose own answer is lost
+is simply tried again.
+
+What this cannot cover is a process killed while it still owes a void: its memory of the debt
+goes with it. Each owed void is therefore logged when it is first owed, with the key, the
+request id (the charge log's ``request_id``) and the amount, and again as an error when the
+gateway stops before it could be made, so an operator can find the charge and refund it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core.errors import StateUnavailable
+from proxy.billing import Billing, PendingCharge
+from proxy.metrics import UNCONFIRMED_CHARGES_PENDING
+
+log = logging.getLogger(__name__)
+
+FIRST_PAUSE_S = 0.2
+"""Pause before the first background try; it doubles on every failed try."""
+LONGEST_PAUSE_S = 5.0
+"""The longest pause between two tries: a store back after an outage is tried within this."""
+LAST_TRY_S = 2.0
+"""At stop, how long the voids still owed get for one last try each before they are logged."""
+
+
+class UnconfirmedCharges:
+    """Voids the charges of requests answered with an error after their settle went unconfirmed."""
+
+    def __init__(self, billing: Billing, *, first_pause_s: float = FIRST_PAUSE_S,
+                 longest_pause_s: float = LONGEST_PAUSE_S, last_try_s: float = LAST_TRY_S) -> None:
+        self._billing = billing
+        self._first_pause_s = first_pause_s
+        self._longest_pause_s = longest_pause_s
+        self._last_try_s = last_try_s
+        self._owed: dict[asyncio.Task[None], PendingCharge] = {}
+
+    @property
+    def owed(self) -> int:
+        """Voids not made yet (the store has not answered since they were owed)."""
+        return len(self._owed)
+
+    async def void(self, pending: PendingCharge) -> None:
+        """Void ``pending`` now if the store answers, else keep trying in the background."""
+        if await self._try(pending):
+            return
+        settlement = pending.settlement
+        log.warning("owing a void: key %s, request %s, %d micro-USD unconfirmed; trying until the state store "
+                    "answers", settlement.reservation.api_key, settlement.reservation.reservation_id,
+                    settlement.micro_usd)
+        task = asyncio.create_task(self._keep_trying(pending), name=f"void {settlement.reservation.reservation_id}")
+        self._owed[task] = pending
+        UNCONFIRMED_CHARGES_PENDING.inc()
+        task.add_done_callback(self._paid)
+
+    def _paid(self, task: asyncio.Task[None]) -> None:
+        if self._owed.pop(task, None) is not None:
+            UNCONFIRMED_CHARGES_PENDING.dec()
+
+    async def _try(self, pending: PendingCharge) -> bool:
+        try:
+            outcome = await self._billing.void(pending)
+        except StateUnavailable:
+            return False
+        log.info("voided the unconfirmed charge of request %s: %s",
+                 pending.settlement.reservation.reservation_id, outcome.value)
+        return True
+
+    async def _keep_trying(self, pending: PendingCharge) -> None:
+        pause = self._first_pause_s
+        while True:
+            await asyncio.sleep(pause)
+            if await self._try(pending):
+                return
+            pause = min(2 * pause, self._longest_pause_s)
+
+    async def aclose(self) -> None:
+        """Stop the background tries, give every void still owed one last try (bounded), and log
+        each that is still not made as an error an operator must act on."""
+        owed = dict(self._owed)
+        if not owed:
+            return
+        for task in owed:
+            task.cancel()
+        await asyncio.wait(owed, timeout=self._last_try_s)  # a cancel a store call swallowed: its try ends
+        last = {asyncio.create_task(self._try(pending)): pending for pending in owed.values()}
+        await asyncio.wait(last, timeout=self._last_try_s)
+        for attempt, pending in last.items():
+            if attempt.done() and not attempt.cancelled() and attempt.exception() is None and attempt.result():
+                continue
+            attempt.cancel()
+            settlement = pending.settlement
+            log.error("stopping with a void still owed: key %s, request %s may be charged %d micro-USD for a "
+                      "request answered 503; refund it if the charge log holds it",
+                      settlement.reservation.api_key, settlement.reservation.reservation_id, settlement.micro_usd)
+        self._owed.clear()
