@@ -4,7 +4,9 @@ Each entry says who was charged, which vendor served (and its own request id, to
 on the vendor's invoice), the cost the catalog gives for what the vendor reported (run time for
 time-billed vendors), the cost the vendor reported itself when it does, and the client's price.
 Entries are written by the ledger in the same atomic step as their charge, so the log and the
-spend always agree; ``boltgate usage export`` and ``GET /v1/admin/charges`` read them.
+spend always agree; ``boltgate usage export`` and ``GET /v1/admin/charges`` read them. A charge
+taken back (``Ledger.void``) is followed by its refund entry: the same request id, the images and
+the client's price negated, and no vendor cost (the vendor's invoice line stands on the charge).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class ImageData(Documented):
 class Billing(Documented):
     """What the request cost (the same figures as the x-boltgate-* cost headers)."""
 
-    images: int = Field(ge=0)
+    images: int = Field(description="Images charged for; negative on a refund line")
     cost_usd: str = USD
     upstream_cost_usd: Annotated[str, USD] | SkipJsonSchema[None] = Field(
         default=None, description="What the vendor cost; only where expose_upstream_cost is on")
@@ -165,18 +165,20 @@ class KeyRevoked(Documented):
 
 
 class Charge(Documented):
-    """One entry of the charge log (``pricing.charge_log.ChargeRecord``)."""
+    """One entry of the charge log (``pricing.charge_log.ChargeRecord``). A charge taken back (its
+    request was answered 503 after the state store never confirmed it) adds a refund line: the
+    same ``request_id``, ``images`` and ``client_usd`` negated, ``catalog_cost_usd`` 0."""
 
     key_id: str
     request_id: str
     vendor: str
     region: str
     vendor_request_id: str | None = Field(description="The vendor's own id, to find the line on its invoice")
-    images: int = Field(ge=0)
+    images: int = Field(description="Images charged for; negative on a refund line")
     run_seconds: str | None = Field(description="The run time the vendor reported (time-billed vendors)")
     catalog_cost_usd: str = Field(description="The vendor's cost by the price catalog, in USD")
     vendor_reported_cost_usd: str | None = Field(description="The cost the vendor reported, when it does")
-    client_usd: str = Field(description="What the client was charged, in USD")
+    client_usd: str = Field(description="What the client was charged, in USD; negative on a refund line")
     at: str = Field(description="When the charge was written (ISO 8601, UTC)")
 
 
