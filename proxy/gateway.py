@@ -195,7 +195,7 @@ class Gateway:
             charge = await self._settle(pending, deadline)
         except BaseException:
             if pending is not None:  # a settle was sent and not confirmed: it may have landed
-                await self.unconfirmed.void(pending)
+                self.unconfirmed.void(pending)
             elif hold.reservation is not None:
                 await quietly(self.billing.ledger.release(hold.reservation), "release a reservation")
             raise

@@ -4,13 +4,13 @@ A settle whose answer is lost (Redis timed out or dropped the connection, the lo
 to read an answer that did arrive, the request was cancelled mid-try) may or may not have
 landed. The client is answered with an error and no image, so the charge must not stand: each
 such request is voided (``Billing.void``): the charge taken back if it landed, the hold released
-for good if not, and what the vendor cost booked as the gateway's loss. The first try runs at
-once; while the store does not answer, tries go on in the background with a growing pause until
-one succeeds or the gateway stops. Every void is idempotent, so a try whose own answer is lost
+for good if not, and what the vendor cost booked as the gateway's loss. Each void runs in a task
+of its own: the first try at once, then, while the store does not answer, tries with a growing
+pause until one succeeds or the gateway stops. Every void is idempotent, so a try whose own answer is lost
 is simply tried again.
 
 What this cannot cover is a process killed while it still owes a void: its memory of the debt
-goes with it. Each owed void is therefore logged when it is first owed, with the key, the
+goes with it. Each void the store does not answer at once is therefore logged, with the key, the
 request id (the charge log's ``request_id``) and the amount, and again as an error when the
 gateway stops before it could be made, so an operator can find the charge and refund it.
 """
@@ -50,14 +50,12 @@ class UnconfirmedCharges:
         """Voids not made yet (the store has not answered since they were owed)."""
         return len(self._owed)
 
-    async def void(self, pending: PendingCharge) -> None:
-        """Void ``pending`` now if the store answers, else keep trying in the background."""
-        if await self._try(pending):
-            return
+    def void(self, pending: PendingCharge) -> None:
+        """Void ``pending`` in a task of its own: at once, then again while the store does not
+        answer. Not awaited by the request that owes it, so neither a second cancel of that
+        request (a client gone, a server stopping) can interrupt the void, nor can a store that
+        does not answer delay the request's 503."""
         settlement = pending.settlement
-        log.warning("owing a void: key %s, request %s, %d micro-USD unconfirmed; trying until the state store "
-                    "answers", settlement.reservation.api_key, settlement.reservation.reservation_id,
-                    settlement.micro_usd)
         task = asyncio.create_task(self._keep_trying(pending), name=f"void {settlement.reservation.reservation_id}")
         self._owed[task] = pending
         UNCONFIRMED_CHARGES_PENDING.inc()
@@ -78,10 +76,13 @@ class UnconfirmedCharges:
 
     async def _keep_trying(self, pending: PendingCharge) -> None:
         pause = self._first_pause_s
-        while True:
+        while not await self._try(pending):
+            if pause == self._first_pause_s:
+                settlement = pending.settlement
+                log.warning("owing a void: key %s, request %s, %d micro-USD unconfirmed; trying until the state "
+                            "store answers", settlement.reservation.api_key, settlement.reservation.reservation_id,
+                            settlement.micro_usd)
             await asyncio.sleep(pause)
-            if await self._try(pending):
-                return
             pause = min(2 * pause, self._longest_pause_s)
 
     async def aclose(self) -> None:

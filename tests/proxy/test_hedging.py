@@ -62,7 +62,8 @@ async def test_a_hedge_holds_both_routes_at_once_and_the_client_is_charged_once_
     assert race.hold.reservation is not None
     request = race.gate.request
     bill = race.billing.final_bill(RUNFLOW, request, run_seconds=None, images=1)
-    await race.billing.settle(race.billing.pending_charge(race.hold.reservation, RUNFLOW, bill, BackendResult(images=[])))
+    pending = race.billing.pending_charge(race.hold.reservation, RUNFLOW, bill, BackendResult(images=[]))
+    await race.billing.settle(pending)
     usage = await race.billing.ledger.usage("k1")
     assert (usage["spent_usd"], usage["reserved_usd"]) == ("0.004050", "0.000000")
 
