@@ -32,7 +32,7 @@ from decimal import Decimal
 
 from core.errors import InsufficientCredits, ReservationExpired
 from core.state.base import StateStore
-from core.state.ledger_store import LedgerStore, Settled, Tally, Voided
+from core.state.ledger_store import HoldState, LedgerStore, Settled, Tally, Voided
 from pricing.charge_log import ChargeRecord
 from pricing.idempotency import IdempotencyStore
 from pricing.money import credits_to_usd, format_usd, from_micro_usd, to_credits, to_micro_usd
@@ -54,6 +54,9 @@ class Reservation:
     budget_credits: Decimal | None = None
     micro_usd: int = 0
     """What is held now."""
+    settled_before: bool = False
+    """Settled by an earlier run of the same job whose answer was lost (its process stopped):
+    the run again is served on that charge, neither held nor charged a second time."""
 
     @property
     def amount_usd(self) -> Decimal:
@@ -201,6 +204,10 @@ class Ledger:
     async def release(self, reservation: Reservation) -> None:
         """Give the whole reservation back (no image was delivered)."""
         await self._book.release(reservation.api_key, reservation.reservation_id)
+
+    async def hold_state(self, reservation: Reservation) -> HoldState:
+        """Whether ``reservation`` was settled, released (or voided), or is not closed."""
+        return await self._book.hold_state(reservation.api_key, reservation.reservation_id)
 
     async def charges(self, since: datetime, limit: int = 10_000) -> list[ChargeRecord]:
         """The charge log from ``since`` on, oldest first."""

@@ -5,7 +5,8 @@ raised to the most that route could charge (failover to a pricier route tops it 
 key's budget cannot cover is skipped, 402 when none can). While a hedge races two routes, the
 hold covers both at once: a hedge never starts on credit the key lacks, and whichever route
 wins, its charge is within the hold. One settle charges the winner and ends the hold; a request
-that delivers nothing releases it.
+that delivers nothing releases it. A job's run again on a reservation an earlier run settled
+(``Reservation.settled_before``) holds nothing and races nothing: it is paid for already.
 """
 
 from __future__ import annotations
@@ -37,14 +38,16 @@ class RequestHold:
 
     async def admit(self, route: Route) -> None:
         """Hold what ``route`` could charge before it is tried (``InsufficientCredits`` skips it)."""
+        if self.reservation is not None and self.reservation.settled_before:
+            return
         self.reservation = await self.billing.hold_for(self.reservation, self.key, route, self.request,
                                                        lease_s=self._lease_s())
 
     async def cover_race(self, primary: Route, hedge: Route) -> bool:
         """Raise the hold to what ``primary`` and ``hedge`` could charge together; False, with
         the hold unchanged, when the key's budget cannot cover both."""
-        if self.reservation is None:
-            return False  # nothing was admitted, so nothing is racing
+        if self.reservation is None or self.reservation.settled_before:
+            return False  # nothing was admitted, so nothing is racing; or paid for, with no room to race
         both = self.billing.most_billable(primary, self.request) + self.billing.most_billable(hedge, self.request)
         try:
             await self.billing.ledger.hold(self.reservation, both, lease_s=self._lease_s())

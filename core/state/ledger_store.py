@@ -80,6 +80,15 @@ class Voided(enum.Enum):
     """The hold was released or voided before: nothing changed."""
 
 
+class HoldState(enum.Enum):
+    OPEN = "open"
+    """Not closed: held (live or expired), or never placed."""
+    SETTLED = "settled"
+    """Closed by a settle: its charge stands."""
+    RELEASED = "released"
+    """Closed without a charge: released, or voided."""
+
+
 class LedgerStore(Protocol):
     async def hold(self, account: str, hold_id: str, amount: int, *, limit: int | None, lease_s: float) -> bool:
         """Hold ``amount`` for ``hold_id`` until ``lease_s`` from now; False if it does not fit.
@@ -111,6 +120,11 @@ class LedgerStore(Protocol):
         Voiding again changes nothing. Not fenced: the caller voids only once every settle try
         it sent has timed out past its fence, so no settle of this hold can land after it.
         """
+        ...
+
+    async def hold_state(self, account: str, hold_id: str) -> HoldState:
+        """Whether ``hold_id`` was settled, released, or is not closed (a read: what a job run
+        again after its process stopped finds its earlier run did)."""
         ...
 
     async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:

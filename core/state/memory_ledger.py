@@ -14,6 +14,7 @@ from core.state.ledger_store import (
     CHARGE_LOG_RETENTION_S,
     CLOSED_TTL_S,
     Balance,
+    HoldState,
     LoggedCharge,
     Settled,
     Tally,
@@ -133,6 +134,11 @@ class MemoryLedgerStore:
         state.holds.pop(hold_id, None)
         self._close(hold_id)
         return Voided.RELEASED
+
+    async def hold_state(self, account: str, hold_id: str) -> HoldState:
+        if self._is_settled(hold_id):
+            return HoldState.SETTLED
+        return HoldState.RELEASED if self._is_closed(hold_id) else HoldState.OPEN
 
     async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
         return [logged for logged in self._log if logged.at >= since][:limit]

@@ -31,6 +31,7 @@ from core.state.ledger_store import (
     CHARGE_LOG_RETENTION_S,
     CLOSED_TTL_S,
     Balance,
+    HoldState,
     LoggedCharge,
     Settled,
     Tally,
@@ -243,6 +244,13 @@ class RedisLedgerStore:
         for tally in tallies:
             args += [tally.field, tally.amount]
         return bool(await self._run(self._count, keys, args) == 1)
+
+    async def hold_state(self, account: str, hold_id: str) -> HoldState:
+        async with answering(self._timeout_s):
+            closed: Any = await self._client.get(self._closed(hold_id))
+        if closed is None:
+            return HoldState.OPEN
+        return HoldState.SETTLED if bytes(closed) == b"settled" else HoldState.RELEASED
 
     async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
         async with answering(self._timeout_s):

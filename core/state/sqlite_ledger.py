@@ -28,6 +28,7 @@ from core.state.ledger_store import (
     CHARGE_LOG_RETENTION_S,
     CLOSED_TTL_S,
     Balance,
+    HoldState,
     LoggedCharge,
     Settled,
     Tally,
@@ -175,6 +176,14 @@ class SqliteLedgerStore:
             return Voided.REFUNDED
 
         return await self._writes.write(work)
+
+    async def hold_state(self, account: str, hold_id: str) -> HoldState:
+        with self.database.reading() as db:
+            row = db.execute("SELECT kind FROM closed WHERE marker = ? AND forget_at > ?",
+                             (hold_id, time.time())).fetchone()
+        if row is None:
+            return HoldState.OPEN
+        return HoldState.SETTLED if row[0] == SETTLED else HoldState.RELEASED
 
     async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
         with self.database.reading() as db:

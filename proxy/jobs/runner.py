@@ -41,7 +41,9 @@ from typing import Any
 import orjson
 
 from core.errors import AuthenticationFailed, BoltgateError, StateUnavailable
+from core.state.ledger_store import HoldState
 from pricing.keys import KeyRecord
+from pricing.ledger import Reservation
 from proxy.api.openai_request import to_image_request
 from proxy.best_effort import quietly
 from proxy.billing import ANONYMOUS
@@ -236,6 +238,8 @@ class JobRunner:
             self._work.pop(record.id, None)
         result = outcome[0]
         if isinstance(result, asyncio.CancelledError) and self._stopping:
+            if await self._charged(record):  # stopped after its charge: the next start serves it on that
+                return None
             return await self._finish(record, JobEnd("failed", error=_stopped()))
         if isinstance(result, asyncio.CancelledError):  # cancelled by its owner: the end says so
             return await self.service.book.end(record.id)
@@ -252,12 +256,14 @@ class JobRunner:
         gateway = self.service.gateway
         key = await self._key_of(record)
         idempotency_key = f"job:{record.id}"
+        reservation: Reservation | None = record.held.reservation(record.key_id)
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
+            reservation = await self._left_by_the_lost_run(record.held.reservation(record.key_id))
         served = await gateway.generate(
             to_image_request(record.body), base_url=record.base_url, key=key,
             routing=job_routing(record.body, record.route, record.hedge),
-            idempotency_key=idempotency_key, reservation=record.held.reservation(record.key_id),
+            idempotency_key=idempotency_key, reservation=reservation,
             admitted=True,  # counted against the key's rate limits when it was submitted
         )
         return JobEnd("succeeded", result=result_of(served))
@@ -269,6 +275,22 @@ class JobRunner:
         if key is None or key.revoked:
             raise AuthenticationFailed("The key that submitted this job was revoked before it ran")
         return key
+
+    async def _left_by_the_lost_run(self, reservation: Reservation) -> Reservation | None:
+        """The reservation a job's run again is served on. A lost run (its process stopped or was
+        killed) may have settled the job's hold before its answer was kept: the job is paid for,
+        so it is served on that charge (``settled_before``: held and charged nothing more). One
+        that released its hold (it failed, or a void took its charge back) leaves a closed hold
+        nothing can be held on again: the run holds afresh."""
+        state = await self.service.gateway.billing.ledger.hold_state(reservation)
+        if state is HoldState.SETTLED:
+            return replace(reservation, settled_before=True)
+        return None if state is HoldState.RELEASED else reservation
+
+    async def _charged(self, record: JobRecord) -> bool:
+        """Whether the job's hold was settled: its run must then end served, not failed."""
+        reservation = record.held.reservation(record.key_id)
+        return await self.service.gateway.billing.ledger.hold_state(reservation) is HoldState.SETTLED
 
     async def _release(self, record: JobRecord) -> None:
         await self.service.gateway.billing.ledger.release(record.held.reservation(record.key_id))

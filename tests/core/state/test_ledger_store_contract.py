@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from core.state.ledger_store import Balance, LedgerStore, Settled, Tally, Voided
+from core.state.ledger_store import Balance, HoldState, LedgerStore, Settled, Tally, Voided
 
 SHORT_LEASE = 0.15
 PAST_SHORT_LEASE = 0.25
@@ -138,6 +138,21 @@ async def test_voiding_a_released_hold_changes_nothing(ledger_store: LedgerStore
     assert await ledger_store.balance("acct") == Balance(spent=30, held=0)
     assert await ledger_store.table("t") == {}
     assert await ledger_store.charges(since=0) == []
+
+
+async def test_a_holds_state_says_whether_it_was_settled_released_or_is_not_closed(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold_state("acct", "never") is HoldState.OPEN
+    for hold_id in ("open", "settled", "released", "voided", "refunded"):
+        assert await ledger_store.hold("acct", hold_id, 10, limit=None, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "settled", 10, limit=None) is Settled.CHARGED
+    assert await ledger_store.settle("acct", "refunded", 10, limit=None) is Settled.CHARGED
+    assert await ledger_store.release("acct", "released")
+    assert await ledger_store.void("acct", "voided", 10) is Voided.RELEASED
+    assert await ledger_store.void("acct", "refunded", 10) is Voided.REFUNDED
+    states = {hold_id: await ledger_store.hold_state("acct", hold_id)
+              for hold_id in ("open", "settled", "released", "voided", "refunded")}
+    assert states == {"open": HoldState.OPEN, "settled": HoldState.SETTLED, "released": HoldState.RELEASED,
+                      "voided": HoldState.RELEASED, "refunded": HoldState.RELEASED}
 
 
 async def test_a_closed_hold_cannot_be_held_again(ledger_store: LedgerStore) -> None:

@@ -8,11 +8,17 @@ lifespan), see ``tests/e2e/test_jobs_restart.py``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
+from core.state.ledger_store import Voided
+from core.state.sqlite_database import SqliteDatabase
+from core.state.sqlite_ledger import SqliteLedgerStore
+from proxy.gateway import Gateway
 from tests.proxy.api.served_app import serving
 from tests.proxy.jobs.test_jobs_api import ALICE, BODY, KEYS, Cancellable, finished, spent, status_becomes
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
@@ -47,3 +53,68 @@ async def test_queued_jobs_run_after_a_restart_and_a_stopped_run_fails_uncharged
     assert ran["status"] == "succeeded"
     assert len(served.calls) == 1  # the stopped job is not run again
     assert (charged, held) == (Decimal(ran["billing"]["cost_usd"]), 0)
+
+
+async def test_a_run_stopped_after_its_charge_is_run_again_uncharged_and_succeeds(
+    state: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop lands between the charge and the run's end (here: remembering its answer never
+    ends). The job was paid for, so it must not end failed: the next start runs it again on the
+    settled hold, without a second charge, and it succeeds."""
+    jobs = {"concurrency": 1, "stop_grace_s": 0, "reclaim_idle_s": 0.3}
+    settings = {**state, "jobs": jobs}
+    charged_once = asyncio.Event()
+
+    async def remember_never(*_: object) -> None:
+        charged_once.set()
+        await asyncio.Event().wait()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Gateway, "_remember", remember_never)
+        async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS, **settings) as client:
+            job = (await client.post("/v1/images/jobs", json=BODY, headers=ALICE)).json()
+            async with asyncio.timeout(10):
+                await charged_once.wait()
+            charged, _ = await spent(client)
+
+    again = ScriptedBackend("runflow")
+    async with serving([route_to(again)], api_keys=KEYS, **settings) as client:
+        ended = await finished(client, job["id"])
+        assert await spent(client) == (charged, 0)
+
+    assert charged > 0
+    assert ended["status"] == "succeeded", ended
+    assert len(again.calls) == 1
+
+
+async def test_a_run_whose_lost_run_gave_its_hold_back_holds_afresh_and_is_charged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lost run's charge was taken back (a void), or its hold released, before its end was
+    written: the hold is closed for good, so the run again holds anew instead of failing 402."""
+    settings = {"state_backend": "sqlite", "data_dir": str(tmp_path),
+                "jobs": {"concurrency": 1, "stop_grace_s": 0, "reclaim_idle_s": 0.3}}
+    charged_once = asyncio.Event()
+
+    async def remember_never(*_: object) -> None:
+        charged_once.set()
+        await asyncio.Event().wait()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Gateway, "_remember", remember_never)
+        async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS, **settings) as client:
+            job = (await client.post("/v1/images/jobs", json=BODY, headers=ALICE)).json()
+            async with asyncio.timeout(10):
+                await charged_once.wait()
+            first_charge, _ = await spent(client)
+
+    book = SqliteLedgerStore(SqliteDatabase.in_directory(tmp_path))
+    (hold_id,), = book.database.connection.execute("SELECT marker FROM closed WHERE kind = 'settled'").fetchall()
+    key_id = book.database.connection.execute("SELECT account FROM spent WHERE amount > 0").fetchone()[0]
+    assert await book.void(key_id, hold_id, int(first_charge * 10**6)) is Voided.REFUNDED
+    await book.aclose()
+
+    async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS, **settings) as client:
+        ended = await finished(client, job["id"])
+        assert ended["status"] == "succeeded", ended
+        assert await spent(client) == (Decimal(ended["billing"]["cost_usd"]), 0)
