@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from backends.base import Backend, Capabilities
@@ -33,10 +32,10 @@ from proxy.routing.prober import HealthProber
 from proxy.routing.route import Route
 from proxy.routing.router import Router
 from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
+from proxy.shutdown import UNWIND_S, Closer, cancel_and_wait, close_all
 
 log = logging.getLogger("boltgate")
 
-Closer = Callable[[], Awaitable[None]]
 
 @dataclass(slots=True)
 class Running:
@@ -49,12 +48,6 @@ class Running:
 
     async def aclose(self) -> None:
         await close_all(self.closers)
-
-
-async def close_all(closers: list[Closer]) -> None:
-    """Close in the reverse order of opening: what was built last depends on what came before."""
-    for close in reversed(closers):
-        await close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +168,8 @@ class Warming:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def cancel_all(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        """Stop the loads still running (a load's failure was reported as it happened)."""
+        await cancel_and_wait(self.tasks, within_s=UNWIND_S, what="model loading")
 
 
 def _start_loading(routes: list[Route]) -> Warming:
@@ -250,35 +242,40 @@ def start_probes(settings: Settings, gateway: Gateway, closers: list[Closer]) ->
     if settings.probes.enabled:
         prober = HealthProber(gateway.router.routes, gateway.router.health, settings.probes)
         prober.start()
-        closers.append(prober.stop)
+        closers.append(Closer("health probes", prober.stop))
 
 
 async def build_gateway(settings: Settings, overrides: Overrides | None = None) -> Running:
     """Everything the gateway runs on, built once; the simulators stand in when no route is set."""
     overrides = overrides or Overrides()
     stores = build_stores(settings)
-    closers: list[Closer] = [stores.aclose]
+    closers = [Closer("state stores", stores.aclose)]
     try:
         routes = (overrides.routes if overrides.routes is not None
                   else build_routes(keyed_from_environment(settings.enabled_routes()), settings.http_client,
                                     settings.outbound))
-        closers.extend(route.backend.aclose for route in routes)
+        closers.extend(closers_of(routes))
         notice = ""
         if serves_simulators(settings, has_routes=bool(routes)):
             routes, notice = _serve_simulators(closers, settings.http_client, settings.outbound)
         warming = _start_loading(routes)
-        closers.append(warming.cancel_all)
+        closers.append(Closer("model loading", warming.cancel_all))
         gateway = assemble_gateway(settings, stores, routes)
         closers.append(gateway.unconfirmed.aclose)  # before the stores: its last tries need them
         start_probes(settings, gateway, closers)
         jobs = await start_jobs(settings, gateway, stores.durable)
-        closers.append(jobs.aclose)  # closed first: running jobs finish while routes and stores are up
+        closers.extend(jobs.closers())  # closed first: running jobs finish while routes and stores are up
     except BaseException:  # a half-built gateway leaves no simulator, connection or task behind
         await close_all(closers)
         raise
     if notice:
         log.warning(notice)
     return Running(gateway, jobs.service, closers, notice)
+
+
+def closers_of(routes: list[Route]) -> list[Closer]:
+    """Each route's backend (its HTTP pool, its worker connection) to close, named by route."""
+    return [Closer(f"route {route.key}", route.backend.aclose) for route in routes]
 
 
 def serves_simulators(settings: Settings, *, has_routes: bool) -> bool:
@@ -329,9 +326,9 @@ def _serve_simulators(closers: list[Closer], http_client: HttpClientKind,
     from proxy.demo import start_simulator_demo
 
     demo = start_simulator_demo()
-    closers.append(demo.stop)
+    closers.append(Closer("vendor simulators", demo.stop))
     routes = build_routes([(config, demo.keys[config.vendor]) for config in demo.configs], http_client, outbound)
-    closers.extend(route.backend.aclose for route in routes)
+    closers.extend(closers_of(routes))
     notice = ("No vendor key and no local model configured: serving from the built-in vendor "
               f"simulators ({demo.described}). Set a vendor's key variable to route to it for real.")
     return routes, notice

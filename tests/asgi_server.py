@@ -10,6 +10,8 @@ from types import TracebackType
 import uvicorn
 from litestar.types import ASGIApp
 
+from proxy.shutdown import where_each_waits
+
 STOP_WAIT_S = 20.0
 """How long ``stop`` waits for the server's thread; a server still running then fails the test."""
 
@@ -54,14 +56,7 @@ class AsgiServer:
         """Each task still pending in the server's loop, with the chain of coroutines it awaits."""
         if self._loop is None:
             return "(the loop is unknown)"
-        lines = []
-        for task in asyncio.all_tasks(self._loop):
-            lines.append(f"- {task.get_name()}")
-            awaited: object = task.get_coro()
-            while (frame := getattr(awaited, "cr_frame", None)) is not None:
-                lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
-                awaited = getattr(awaited, "cr_await", None)
-        return "\n".join(lines)
+        return where_each_waits(asyncio.all_tasks(self._loop))
 
     def __enter__(self) -> AsgiServer:
         return self.start()

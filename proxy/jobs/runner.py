@@ -53,6 +53,7 @@ from proxy.jobs.service import JobService, job_routing
 from proxy.jobs.view import job_view, result_of
 from proxy.metrics import JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
 from proxy.rate_limits import Admission
+from proxy.shutdown import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ MAX_RUNS = 2
 """A job lost mid-run is run once more; lost again, it fails (never silently dropped)."""
 STOP_CLEANUP_S = 2.0
 """After the grace, how long cancelled runs get to write their end before the process goes."""
-RECANCEL_EVERY_S = 0.1
-"""While stopping, how often the consumer is cancelled again (a cancel can be lost, see ``stop``)."""
+STOP_MARGIN_S = 1.0
+"""Beyond the sum of ``stop``'s bounds, before its closer gives up on it (``longest_stop_s``)."""
 QUEUE_RETRY_S = 1.0
 """Pause after the queue failed to answer (Redis down) before asking again."""
 
@@ -96,9 +97,14 @@ class JobRunner:
             work.cancel()
         if late:
             _, stuck = await asyncio.wait(late, timeout=STOP_CLEANUP_S)
-            for task in stuck:  # a webhook still retrying: delivered by the next runner
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
+            # A webhook still retrying (delivered by the next runner), or a state write that hangs.
+            await cancel_and_wait(stuck, within_s=STOP_CLEANUP_S, what="job runs still ending")
+
+    @property
+    def longest_stop_s(self) -> float:
+        """The most ``stop`` takes: the consumer's cancel, the grace, the runs' ends, their cancel
+        (each bounded), and a margin for the loop's own turns."""
+        return self._stop_grace_s + 3 * STOP_CLEANUP_S + STOP_MARGIN_S
 
     def cancel_here(self, job_id: str) -> None:
         """Stop a cancelled job's run at once if it runs in this process."""
@@ -109,24 +115,15 @@ class JobRunner:
     async def _stop_consuming(self) -> None:
         """Cancel the consumer until it ends, for at most ``STOP_CLEANUP_S``.
 
-        One cancel is not enough: on Python 3.11 ``asyncio.wait_for`` (which redis-py wraps around
-        each send) returns the result and drops the cancel when its inner task finished in the
-        same turn, and the consumer then went on asking the queue forever, so the lifespan's
-        shutdown never ended and a SIGTERM'd pod waited for its SIGKILL. The loop also checks
-        ``_stopping``; a queue that still does not give back (its dependency hung) is left behind,
-        logged, rather than holding the stop."""
+        One cancel is not enough (``proxy.shutdown``): the consumer's could be lost in redis-py's
+        ``wait_for`` after a Redis restart, and it went on asking the queue forever, so a SIGTERM'd
+        pod waited for its SIGKILL. The loop also checks ``_stopping``; a queue that still does not
+        give back (its dependency hung) is left behind, logged, rather than holding the stop."""
         consumer = self._consumer
         if consumer is None:
             return
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + STOP_CLEANUP_S
-        while not consumer.done():
-            if loop.time() >= give_up:
-                log.error("the job consumer did not stop within %g s; left behind", STOP_CLEANUP_S)
-                return
-            consumer.cancel()
-            await asyncio.wait({consumer}, timeout=RECANCEL_EVERY_S)
-        if not consumer.cancelled() and consumer.exception() is not None:
+        await cancel_and_wait({consumer}, within_s=STOP_CLEANUP_S, what="the job consumer")
+        if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
             log.error("the job consumer failed", exc_info=consumer.exception())
 
     async def _consume(self) -> None:

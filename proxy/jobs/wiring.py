@@ -13,6 +13,7 @@ from proxy.jobs.service import JobService
 from proxy.jobs.webhook import WebhookSender
 from proxy.jobs.webhook_secret import WebhookSecrets
 from proxy.settings import Settings
+from proxy.shutdown import Closer
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +21,12 @@ class Jobs:
     service: JobService
     runner: JobRunner
 
-    async def aclose(self) -> None:
-        await self.runner.stop()
-        await self.service.webhooks.aclose()
-        await self.service.queue.aclose()
+    def closers(self) -> list[Closer]:
+        """In the order of opening (``close_all`` closes the last first): the runner stops
+        before the webhook sender and the queue it uses close."""
+        return [Closer("job queue", self.service.queue.aclose),
+                Closer("webhook sender", self.service.webhooks.aclose),
+                Closer("job runner", self.runner.stop, within_s=self.runner.longest_stop_s)]
 
 
 def build_job_queue(settings: Settings, durable: StateStore) -> JobQueue:

@@ -47,6 +47,7 @@ from proxy.settings import RetryConfig
 PriceOf = Callable[[Route, ImageRequest], Decimal]
 LossRecorder = Callable[[Route, ImageRequest, BackendError], Awaitable[None]]
 HedgeLossRecorder = Callable[[Route, ImageRequest, BackendError | None], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
 """Books an attempt cancelled because another route answered first: with the vendor's own word
 on what it bills when the cancellation carried one (a job left running), else at its estimate."""
 
@@ -85,6 +86,9 @@ class RouteAttempts:
         self.on_hedge_loss = on_hedge_loss
         self.max_image_pixels = max_image_pixels
         """The settings' ``outbound.max_image_pixels``: past it a served image is not decoded."""
+        self.sleep: Sleep = asyncio.sleep
+        """How a wait between retries is waited: tests swap in one that also records each wait,
+        so that which waits were taken is asserted exactly rather than read off a wall clock."""
 
     async def serve_on(
         self, route: Route, status: RouteStatus, request: ImageRequest, deadline: Deadline, routed: RoutedResult,
@@ -112,6 +116,7 @@ class RouteAttempts:
         retrying = AsyncRetrying(
             stop=StopWhenOutOfTime(route.max_attempts, deadline, longest_wait),
             wait=RetryAfterOrBackoff(self.retry),
+            sleep=self.sleep,
             retry=retry_if_exception(_is_retryable),
             reraise=True,
         )

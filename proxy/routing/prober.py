@@ -35,6 +35,7 @@ from proxy.metrics import PROBES, labelled
 from proxy.routing.health import RouteHealth
 from proxy.routing.route import Route
 from proxy.settings import ProbeConfig
+from proxy.shutdown import UNWIND_S, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,8 @@ class HealthProber:
             self._task = asyncio.create_task(self.run(), name="boltgate-health-probes")
 
     async def stop(self) -> None:
+        """Cancel the loop; a probe whose connection swallows the cancel is left behind after
+        ``UNWIND_S`` (``proxy.shutdown``): a probe is free, and its verdict not needed."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait({self._task}, within_s=UNWIND_S, what="the health probes")
             self._task = None

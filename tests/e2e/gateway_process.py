@@ -20,6 +20,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
+PORT_TRIES = 3
+"""Ports tried: the free port picked may be taken by another process before the gateway binds it."""
 
 
 def _free_port() -> int:
@@ -35,6 +37,10 @@ def settings_env(settings: dict[str, object]) -> dict[str, str]:
             for name, value in settings.items()}
 
 
+class PortTaken(RuntimeError):
+    """The gateway exited at start because its port was taken meanwhile."""
+
+
 class GatewayProcess:
     def __init__(self, settings: dict[str, object], log_path: Path, env: dict[str, str] | None = None,
                  args: list[str] | None = None) -> None:
@@ -47,8 +53,19 @@ class GatewayProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProcess:
+        """Start it and wait until it answers; on a fresh port when the picked one was taken."""
+        for _ in range(PORT_TRIES - 1):
+            try:
+                return self._start_on_port()
+            except PortTaken:
+                self.port = _free_port()
+                self.base_url = f"http://127.0.0.1:{self.port}"
+        return self._start_on_port()
+
+    def _start_on_port(self) -> GatewayProcess:
         env = {**os.environ, **settings_env(self.settings), **self.extra_env,
                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        logged_before = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "proxy", "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
@@ -57,6 +74,9 @@ class GatewayProcess:
         give_up = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < give_up:
             if self._process.poll() is not None:
+                said = self.log_path.read_bytes()[logged_before:].decode(errors="replace")
+                if "address already in use" in said.lower():  # uvicorn's bind error, or the supervisor's
+                    raise PortTaken(f"port {self.port} was taken before the gateway bound it")
                 raise RuntimeError(f"the gateway exited at start:\n{self.log()}")
             try:
                 if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:

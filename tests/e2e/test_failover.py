@@ -41,13 +41,10 @@ def test_vendor_503_then_hanging_is_served_by_the_other_vendor_within_the_deadli
     server = gateway(route_to(flaky, priority=10, timeout_s=1.0, max_attempts=3),
                      route_to(healthy, priority=20), deadline_s=8)
 
-    started = time.monotonic()
     response = generate(server.base_url)
-    elapsed = time.monotonic() - started
 
-    assert response.status_code == 200, response.text
+    assert response.status_code == 200, response.text  # past the deadline it would be an error
     assert response.headers["x-boltgate-backend"] == "aigateway"
-    assert elapsed < 8
     assert len(flaky.requests) >= 2  # the 503, then at least one hanging attempt
     assert len(healthy.requests) == 1
 
@@ -65,7 +62,10 @@ def test_429_with_retry_after_is_retried_after_about_a_second(
 
     assert response.status_code == 200, response.text
     assert response.headers["x-boltgate-attempts"] == "2"
-    assert 0.9 <= elapsed < 2.5
+    # Waited out the Retry-After, not the 0.25 s backoff. No upper bound on wall time (a loaded
+    # machine only adds to it): that the wait is the Retry-After's, not longer, is
+    # tests/proxy/routing/test_router_waits.py's, on the router's own clock.
+    assert elapsed >= 0.9
     assert len(limited.requests) == 2
 
 

@@ -3,6 +3,7 @@ never leaves a half-built gateway running."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from core.state.memory import MemoryStateStore
 from core.state.sqlite import SqliteStateStore
 from pricing.catalog import UnknownVendor
 from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
-from proxy.wiring import Overrides, build_gateway, build_routes, build_stores, images_on_disk
+from proxy.wiring import Overrides, Warming, build_gateway, build_routes, build_stores, images_on_disk
+from tests.proxy.deaf_task import Deaf, ends_within
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
 
@@ -38,6 +40,33 @@ async def test_a_gateway_that_fails_to_build_closes_what_it_was_given() -> None:
         await build_gateway(Settings(simulators="off"), Overrides(routes=[route_to(unpriced)]))
 
     assert unpriced.closed
+
+
+async def test_a_route_that_fails_to_close_does_not_keep_the_rest_open() -> None:
+    kept, broken = ScriptedBackend("runflow"), ScriptedBackend("eachlabs")
+
+    async def refuse() -> None:
+        raise OSError("the pool's socket was gone")
+
+    broken.aclose = refuse  # type: ignore[method-assign]
+    running = await build_gateway(Settings(simulators="off"), Overrides(routes=[route_to(kept), route_to(broken)]))
+    names = [closer.name for closer in running.closers]
+
+    await running.aclose()  # closes the last route first: the broken one
+
+    assert kept.closed
+    assert names[0] == "state stores" and names[-1] == "job runner"  # stores closed last, the runner first
+
+
+async def test_a_model_load_that_swallows_every_cancel_does_not_hold_the_stop() -> None:
+    deaf = Deaf()
+    warming = Warming([asyncio.create_task(deaf.run(), name="load local:gpu0")])
+    await deaf.started.wait()
+
+    await ends_within(warming.cancel_all(), deaf)
+
+    assert deaf.cancels >= 2  # cancelled again, not once and then awaited forever
+    deaf.release()  # the test's own clean-up: the load left behind ends
 
 
 def test_the_lean_client_is_the_default_http_client() -> None:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+import pytest
+
+from proxy.jobs import runner as runner_module
 from proxy.jobs.queue import Delivery
 from proxy.jobs.runner import JobRunner
 from proxy.jobs.service import JobService
+from tests.proxy.deaf_task import Deaf, ends_within
 
 GENEROUS_S = 30.0
 """Not a measure of speed: only "the stop ended at all" rather than hanging the test run."""
@@ -64,8 +68,32 @@ class NeverGivesBack(LosesTheCancel):
         return None
 
 
-def runner_on(queue: LosesTheCancel) -> JobRunner:
-    service = cast(JobService, type("Service", (), {"queue": queue, "book": None})())
+class HandsOutOne(LosesTheCancel):
+    """A queue that hands out ``delivery`` once, then waits (and takes its cancel)."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        super().__init__()
+        self.delivery: Delivery | None = delivery
+
+    async def next(self) -> Delivery | None:
+        delivery, self.delivery = self.delivery, None
+        if delivery is None:
+            await asyncio.Event().wait()
+        return delivery
+
+
+class HungBook:
+    """A job book whose store hangs: reading a record ignores every cancel."""
+
+    def __init__(self) -> None:
+        self.deaf = Deaf()
+
+    async def get(self, job_id: str) -> None:
+        await self.deaf.run()
+
+
+def runner_on(queue: LosesTheCancel, book: object = None) -> JobRunner:
+    service = cast(JobService, type("Service", (), {"queue": queue, "book": book})())
     return JobRunner(service, concurrency=2, reclaim_idle_s=30, stop_grace_s=1)
 
 
@@ -101,3 +129,19 @@ async def test_a_queue_that_never_gives_back_is_left_behind_and_the_stop_ends() 
     assert consumer is not None and not consumer.done()
     queue.unstuck.set()  # the test's own clean-up: the consumer left behind ends
     await asyncio.wait_for(consumer, GENEROUS_S)
+
+
+async def test_a_run_that_swallows_every_cancel_is_left_behind_and_the_stop_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner_module, "STOP_CLEANUP_S", 0.2)
+    book = HungBook()
+    runner = runner_on(HandsOutOne(Delivery("job-1", entry_id="1-0")), book)
+    await runner.start()
+    await book.deaf.started.wait()
+
+    await ends_within(runner.stop(), book.deaf)
+
+    assert book.deaf.cancels >= 2  # cancelled again, not once and then awaited forever
+    assert "job-1" in runner._running  # left behind: the next runner takes the job again
+    book.deaf.release()  # the test's own clean-up

@@ -9,6 +9,7 @@ from core.state.memory import MemoryStateStore
 from proxy.routing.health import CircuitState, RouteHealth
 from proxy.routing.prober import HealthProber, last_probe
 from proxy.settings import BreakerConfig, ProbeConfig
+from tests.proxy.deaf_task import Deaf, ends_within
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
 
@@ -122,3 +123,21 @@ async def test_the_loop_probes_every_interval_until_stopped() -> None:
     await asyncio.sleep(0.05)
 
     assert backend.probes == probes
+
+
+async def test_a_probe_that_swallows_every_cancel_does_not_hold_the_stop() -> None:
+    deaf, backend = Deaf(), ScriptedBackend("v")
+
+    async def hung(timeout_s: float) -> ProbeOutcome:  # its connection hung: no cancel gets through
+        await deaf.run()
+        return ProbeOutcome(False, "never")
+
+    backend.probe = hung  # type: ignore[method-assign]
+    (prober,) = replicas(1, backend)
+    prober.start()
+    await deaf.started.wait()
+
+    await ends_within(prober.stop(), deaf)
+
+    assert deaf.cancels >= 2  # cancelled again, not once and then awaited forever
+    deaf.release()  # the test's own clean-up: the probe left behind ends
