@@ -23,6 +23,7 @@ import logging
 from core.errors import StateUnavailable
 from proxy.billing import Billing, PendingCharge
 from proxy.metrics import UNCONFIRMED_CHARGES_PENDING
+from proxy.shutdown import UNWIND_S, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ class UnconfirmedCharges:
         self._longest_pause_s = longest_pause_s
         self._last_try_s = last_try_s
         self._owed: dict[asyncio.Task[None], PendingCharge] = {}
+
+    @property
+    def longest_stop_s(self) -> float:
+        """The longest ``aclose`` takes: the background tries' unwind, then the last tries."""
+        return UNWIND_S + self._last_try_s + 1.0
 
     @property
     def owed(self) -> int:
@@ -91,9 +97,7 @@ class UnconfirmedCharges:
         owed = dict(self._owed)
         if not owed:
             return
-        for task in owed:
-            task.cancel()
-        await asyncio.wait(owed, timeout=self._last_try_s)  # a cancel a store call swallowed: its try ends
+        await cancel_and_wait(owed, within_s=UNWIND_S, what="background voids")
         last = {asyncio.create_task(self._try(pending)): pending for pending in owed.values()}
         await asyncio.wait(last, timeout=self._last_try_s)
         for attempt, pending in last.items():

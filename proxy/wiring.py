@@ -261,7 +261,8 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
         warming = _start_loading(routes)
         closers.append(Closer("model loading", warming.cancel_all))
         gateway = assemble_gateway(settings, stores, routes)
-        closers.append(gateway.unconfirmed.aclose)  # before the stores: its last tries need them
+        closers.append(Closer("unconfirmed charges", gateway.unconfirmed.aclose,  # before the stores it needs
+                              within_s=gateway.unconfirmed.longest_stop_s))
         start_probes(settings, gateway, closers)
         jobs = await start_jobs(settings, gateway, stores.durable)
         closers.extend(jobs.closers())  # closed first: running jobs finish while routes and stores are up
