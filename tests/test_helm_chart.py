@@ -181,8 +181,17 @@ def test_a_rollout_never_cuts_a_request_short(values: dict[str, Any]) -> None:
     deadline = float(env_of(container)["BOLTGATE_DEADLINE_S"]["value"])
     drain = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert drain >= 5
-    assert spec["terminationGracePeriodSeconds"] >= drain + deadline + 5
+    assert spec["terminationGracePeriodSeconds"] >= drain + deadline + app_stop_s() + 5
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def app_stop_s() -> float:
+    """What the gateway's own stop can take after the requests drained: the job runner's, then
+    every other part's bound (``proxy.shutdown``), as the defaults wire them."""
+    from proxy.jobs.runner import STOP_CLEANUP_S, STOP_MARGIN_S
+    from proxy.settings import JobsConfig
+
+    return JobsConfig().stop_grace_s + 3 * STOP_CLEANUP_S + STOP_MARGIN_S
 
 
 def test_the_deadline_the_chart_sets_is_the_one_the_gateway_reads(

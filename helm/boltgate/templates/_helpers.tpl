@@ -80,7 +80,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Seconds a gateway pod may take to stop: drain, then the longest request, then a margin. */}}
 {{- define "boltgate.gatewayGraceSeconds" -}}
 {{- $s := .Values.gateway.shutdown }}
-{{- add (int $s.preStopSeconds) (int (ceil .Values.gateway.deadlineSeconds)) (int $s.marginSeconds) }}
+{{- add (int $s.preStopSeconds) (int (ceil .Values.gateway.deadlineSeconds)) (int $s.appStopSeconds) (int $s.marginSeconds) }}
 {{- end }}
 
 {{/* Worker processes per gateway pod: gateway.workers when set; else one per CPU of the CPU
