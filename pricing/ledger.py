@@ -99,12 +99,16 @@ class Ledger:
     def _table(api_key: str, name: str) -> str:
         return f"key:{api_key}:{name}"
 
-    async def claim_idempotency(self, api_key: str, idempotency_key: str, ttl: float) -> bool:
-        """True when this request may run; False while another with the same key runs (409)."""
-        return await self.idempotency.claim(api_key, idempotency_key, ttl)
+    async def claim_idempotency(self, api_key: str, idempotency_key: str, ttl: float, value: bytes = b"1") -> bool:
+        """True when this request may run; False when the key was claimed before (409)."""
+        return await self.idempotency.claim(api_key, idempotency_key, ttl, value)
+
+    async def held_idempotency_claim(self, api_key: str, idempotency_key: str) -> tuple[bytes, float | None] | None:
+        """What a claim keeps and its TTL's seconds left; None when the key is not claimed."""
+        return await self.idempotency.held_claim(api_key, idempotency_key)
 
     async def release_idempotency(self, api_key: str, idempotency_key: str) -> None:
-        """Drop the claim after a failure so the client can retry with the same key."""
+        """Drop the claim after a failure that charged nothing, so the client can retry with the key."""
         await self.idempotency.release_claim(api_key, idempotency_key)
 
     async def remember_response(self, api_key: str, idempotency_key: str, payload: bytes, ttl: float) -> None:

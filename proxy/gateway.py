@@ -26,7 +26,7 @@ from typing import Any
 from backends.base import GeneratedImage
 from core.create_key import create_key_for_client_key
 from core.deadline import Deadline
-from core.errors import IdempotencyConflict, ReservationExpired, RouteAttempt, StateUnavailable
+from core.errors import ReservationExpired, RouteAttempt, StateUnavailable
 from core.image_header import DEFAULT_MAX_PIXELS
 from core.request import ImageRequest
 from core.state.base import StateStore
@@ -34,6 +34,7 @@ from pricing.keys import KeyRecord
 from pricing.ledger import Reservation
 from proxy.best_effort import quietly
 from proxy.billing import Billing, Charge, PendingCharge
+from proxy.claims import CLAIM_GRACE_S, Claim, claim, refuse_held
 from proxy.hedging import HedgeAllowance
 from proxy.images.convert import to_format
 from proxy.images.links import ImageLinks
@@ -137,25 +138,38 @@ class Gateway:
 
     async def _generate_once(self, request: ImageRequest, base_url: str, key: KeyRecord, idempotency_key: str,
                              routing: RoutingChoice, reservation: Reservation | None) -> ImagesResponse:
-        """Replay the answer remembered for ``idempotency_key``, or generate and remember it."""
+        """Replay the answer remembered for ``idempotency_key``, or generate and remember it.
+
+        The claim on the key lasts as long as the replay (``proxy.claims``) and is given up only
+        when nothing was charged, so a charged request whose answer is not remembered (the store
+        down then, or the process killed) leaves the key refusing a second generation."""
         create_key = create_key_for_client_key(key.key_id, idempotency_key)
         ledger = self.billing.ledger
         fingerprint = request_fingerprint(request)
-        replay = await ledger.recall_response(key.key_id, idempotency_key)
-        if replay is not None:
-            body, headers = await replayed(replay, fingerprint, self.images)
-            return ImagesResponse(body=body, headers=headers)
-        if not await ledger.claim_idempotency(key.key_id, idempotency_key, ttl=self.deadline_s + 60):
-            raise IdempotencyConflict("A request with this Idempotency-Key is still in progress",
-                                      param="Idempotency-Key")
+        if (replay := await self._replay(key, idempotency_key, fingerprint)) is not None:
+            return replay
+        held = await claim(ledger, key.key_id, idempotency_key, Claim(fingerprint))
+        if held is not None:
+            if (replay := await self._replay(key, idempotency_key, fingerprint)) is not None:
+                return replay  # answered between the first look and the claim
+            refuse_held(held, fingerprint, self.deadline_s + CLAIM_GRACE_S)
         try:
             served = await self._generate(request, base_url, key, routing, reservation, create_key)
-        except BaseException:
+        except BaseException:  # nothing was charged (a charge is the last thing that can fail)
             await quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
             raise
-        # The request is charged: it must reach the client even if its replay cannot be stored.
+        # The request is charged: it must reach the client even if its replay cannot be stored
+        # (then the claim, kept, answers a retry that the answer is unavailable).
         await quietly(self._remember(served, key, idempotency_key, fingerprint), "remember an idempotent response")
         return served
+
+    async def _replay(self, key: KeyRecord, idempotency_key: str, fingerprint: str) -> ImagesResponse | None:
+        """The answer remembered under the key, served again uncharged; None when there is none."""
+        raw = await self.billing.ledger.recall_response(key.key_id, idempotency_key)
+        if raw is None:
+            return None
+        body, headers = await replayed(raw, fingerprint, self.images)
+        return ImagesResponse(body=body, headers=headers)
 
     async def _remember(self, served: ImagesResponse, key: KeyRecord, idempotency_key: str, fingerprint: str) -> None:
         """The replay record: base64 images by reference to the image store, not copied."""

@@ -15,7 +15,8 @@ A door whose vendor answers with the image (imageapi's generate) serves it throu
 
 Every door reads what ``/v1/images/generations`` reads besides its body: ``Idempotency-Key``
 (a create retried under the same key answers the run it made the first time, never a second
-run; the key with another request is a 409 ``IdempotencyConflict``, in the door's error shape)
+run, even when the first create's process died before answering: the key's claim names the run;
+the key with another request is a 409 ``IdempotencyConflict``, in the door's error shape)
 and the router headers (``x-boltgate-route``, ``x-boltgate-routing-policy``,
 ``x-boltgate-hedge``, checked against the key and kept with the run as a job keeps them).
 
@@ -39,17 +40,19 @@ from core.errors import (
     IdempotencyConflict,
     InvalidRequest,
     NotFound,
+    StateUnavailable,
 )
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
 from proxy.best_effort import quietly
 from proxy.billing import Billing
+from proxy.claims import CLAIM_GRACE_S, Claim, HeldClaim, claim, refuse_held
 from proxy.doors.spec import DoorSpec
 from proxy.gateway import Gateway, ImagesResponse
-from proxy.jobs.record import JobEnd, JobRecord
+from proxy.jobs.record import JobEnd, JobRecord, new_job_id
 from proxy.jobs.service import JobService
-from proxy.replays import REPLAY_TTL_S, refuse_another_request
+from proxy.replays import refuse_another_request
 from proxy.routing.choice import RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
@@ -162,52 +165,67 @@ class DoorRuns:
         return await self._submit_once(request, key, image_request, origin, asked, idempotency_key)
 
     async def _enqueue(self, request: AnyRequest, key: KeyRecord, image_request: ImageRequest,
-                       origin: dict[str, Any], asked: RoutingChoice) -> DoorRun:
+                       origin: dict[str, Any], asked: RoutingChoice, run_id: str | None = None) -> DoorRun:
         record, _ = await self.jobs.enqueue(generation_body(image_request, asked.policy), key,
                                             self.jobs.gateway.links.for_request(request), door=origin,
-                                            asked=asked)
+                                            asked=asked, job_id=run_id)
         return DoorRun.of(record, None)
 
     async def _submit_once(self, request: AnyRequest, key: KeyRecord, image_request: ImageRequest,
                            origin: dict[str, Any], asked: RoutingChoice, idempotency_key: str) -> DoorRun:
-        """The run this key's create made under ``idempotency_key``, or a new one remembered
-        under it: a client retrying a create whose answer it lost gets its run, not a second
-        one charged again. The same key with another request (another input, door fields or
-        router headers) is a 409, and so is a retry while no run is remembered under the key
-        but one may exist.
+        """The run this key's create made under ``idempotency_key``, or a new one: a client
+        retrying a create whose answer it lost gets its run, not a second one charged again. The
+        same key with another request (another input, door fields or router headers) is a 409.
 
-        The claim on the key lasts as long as a remembered run (``REPLAY_TTL_S``) and is given
-        up only when the create made no run: a process killed between queueing the run and
-        remembering it, or a store that fails to remember it, leaves the key answering 409 for
-        that long, never a second run."""
+        The run's id is chosen first and kept in the key's claim (``proxy.claims``), in the one
+        write that claims the key, so the claim is what remembers the run: a process killed
+        after queueing it, before answering, leaves a retry answering that run. The claim is
+        given up only when no run was queued, or the one queued has ended (uncharged) already;
+        a create cut off before its run was queued, whose claim could not be given up either,
+        answers a retry "in progress" for a minute, then a 409 saying nothing was charged."""
         ledger = self.jobs.gateway.billing.ledger
         slot = f"door:{self.door}:{idempotency_key}"
         fingerprint = _fingerprint(origin, asked)
-        remembered = await ledger.recall_response(key.key_id, slot)
-        if remembered is not None:
-            return await self._replayed(remembered, fingerprint, key)
-        if not await ledger.claim_idempotency(key.key_id, slot, ttl=REPLAY_TTL_S):
-            raise IdempotencyConflict("A create with this Idempotency-Key is in progress, or its run was made "
-                                      "and could not be remembered", param="Idempotency-Key")
+        run_id = new_job_id()
+        held = await claim(ledger, key.key_id, slot, Claim(fingerprint, run=run_id))
+        if held is not None:
+            return await self._replayed(held, fingerprint, key, slot)
         try:
-            run = await self._enqueue(request, key, image_request, origin, asked)
+            return await self._enqueue(request, key, image_request, origin, asked, run_id)
         except BaseException:
-            await quietly(ledger.release_idempotency(key.key_id, slot), "release an idempotency claim")  # or its TTL
+            if not await self._may_still_run(run_id):
+                await quietly(ledger.release_idempotency(key.key_id, slot), "release an idempotency claim")
             raise
-        # The run is queued: it is the answer, remembered or not; the claim stops a second one.
-        remembered_run = orjson.dumps({"run": run.id, "fingerprint": fingerprint})
-        await quietly(ledger.remember_response(key.key_id, slot, remembered_run, ttl=REPLAY_TTL_S),
-                      f"remember run {run.id} under its Idempotency-Key")
-        return run
 
-    async def _replayed(self, remembered: bytes, fingerprint: str, key: KeyRecord) -> DoorRun:
-        stored = orjson.loads(remembered)
-        refuse_another_request(stored, fingerprint)
+    async def _may_still_run(self, run_id: str) -> bool:
+        """Whether a run a failed create made is queued and has not ended (it may yet be charged,
+        so its key stays claimed); when the store cannot say, it may."""
         try:
-            record = await self.jobs.owned(stored["run"], key)
-        except NotFound:  # past the job's retention
-            raise IdempotencyConflict("This Idempotency-Key's run has expired and cannot be answered again",
-                                      param="Idempotency-Key", code="idempotent_replay_expired") from None
+            return await self.jobs.book.get(run_id) is not None and await self.jobs.book.end(run_id) is None
+        except StateUnavailable:
+            return True
+
+    async def _replayed(self, held: HeldClaim, fingerprint: str, key: KeyRecord, slot: str) -> DoorRun:
+        """The run ``held`` names, as a create's answer; a 409 when there is none to answer."""
+        if held.claim is not None and held.claim.run is not None:
+            refuse_another_request({"fingerprint": held.claim.fingerprint}, fingerprint)
+            run_id = held.claim.run
+        else:  # a claim from before claims kept their run: the run was remembered apart
+            remembered = await self.jobs.gateway.billing.ledger.recall_response(key.key_id, slot)
+            if remembered is None:
+                refuse_held(held, fingerprint, CLAIM_GRACE_S)
+            stored = orjson.loads(remembered)
+            refuse_another_request(stored, fingerprint)
+            run_id = stored["run"]
+        try:
+            record = await self.jobs.owned(run_id, key)
+        except NotFound:
+            if held.age_s >= self.jobs.book.retention_s:
+                raise IdempotencyConflict("This Idempotency-Key's run has expired and cannot be answered again",
+                                          param="Idempotency-Key", code="idempotent_replay_expired") from None
+            refuse_held(held, fingerprint, CLAIM_GRACE_S,  # not queued yet, or never will be
+                        unavailable="This Idempotency-Key's create was cut off before its run was queued; nothing "
+                        "was charged. Send the create again with a new Idempotency-Key")
         return replace(DoorRun.of(record, await self.jobs.book.end(record.id)), replayed=True)
 
     async def find(self, run_id: str, key: KeyRecord, what: str) -> DoorRun:

@@ -24,6 +24,11 @@ class JobBook:
         self._store = store
         self._retention_s = retention_s
 
+    @property
+    def retention_s(self) -> float:
+        """How long a job is kept: an older one reads as no such job."""
+        return self._retention_s
+
     async def save(self, record: JobRecord) -> None:
         await self._store.set(f"job:{record.id}", record.to_json(), ttl=self._retention_s)
 

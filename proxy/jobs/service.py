@@ -81,12 +81,14 @@ class JobService:
         return Accepted(job_view(record, None), headers)
 
     async def enqueue(self, body: dict[str, Any], key: KeyRecord, base_url: str, *, webhook_url: str | None = None,
-                      door: dict[str, Any] | None = None,
-                      asked: RoutingChoice = DEFAULT_CHOICE) -> tuple[JobRecord, dict[str, str]]:
+                      door: dict[str, Any] | None = None, asked: RoutingChoice = DEFAULT_CHOICE,
+                      job_id: str | None = None) -> tuple[JobRecord, dict[str, str]]:
         """Check a generation body, admit it under the key's rate limits, hold its credits and
         queue it; the job's record and the admission's rate-limit headers. ``door``: the vendor
         door it came in by (``JobRecord.door``); ``asked``: the pinned route and hedging switch
-        (the policy is the body's), checked against the key here and kept with the job."""
+        (the policy is the body's), checked against the key here and kept with the job; ``job_id``:
+        the id it gets, when the caller chose it beforehand (a door's create keeps it in its
+        Idempotency-Key's claim), else a new one."""
         request = to_image_request(body, strict=True)
         if request.response_format == "b64_json":
             raise InvalidRequest("A job's images are always answered as URLs; drop response_format "
@@ -99,8 +101,8 @@ class JobService:
         admission = await self.gateway.admit(key, request.n, in_flight=False)  # the run takes a slot
         try:
             reservation = await self._hold(request, key, routing)
-            record = JobRecord(new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation), webhook_url,
-                               door=door, route=route, hedge=asked.hedge)
+            record = JobRecord(job_id or new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation),
+                               webhook_url, door=door, route=route, hedge=asked.hedge)
             try:
                 await self.book.save(record)
                 await self.queue.put(record.id)

@@ -15,6 +15,18 @@ async def test_of_concurrent_twins_exactly_one_claims_the_key(store: StateStore)
     assert claims.count(True) == 1
 
 
+async def test_a_claim_keeps_its_value_and_says_how_long_it_has_left(store: StateStore) -> None:
+    records = IdempotencyStore(store)
+    assert await records.held_claim("k", "kept") is None
+    assert await records.claim("k", "kept", ttl=3600, value=b'{"run": "job_1"}')
+    assert not await records.claim("k", "kept", ttl=3600, value=b'{"run": "job_2"}')
+
+    held = await records.held_claim("k", "kept")
+
+    assert held is not None and held[0] == b'{"run": "job_1"}'
+    assert held[1] is not None and 3500 < held[1] <= 3600
+
+
 async def test_a_claim_expires_after_its_ttl(store: StateStore) -> None:
     records = IdempotencyStore(store)
     assert await records.claim("k", "short", ttl=0.01)

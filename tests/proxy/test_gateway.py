@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 from collections import deque
 
 import pytest
 
 from backends.base import BackendResult, GeneratedImage, sniff_format
 from core.create_key import create_key_for_client_key
-from core.errors import NoBackendAvailable, UnsupportedRequest, UnusableOutput, VendorUnavailable
+from core.errors import (
+    IdempotencyConflict,
+    NoBackendAvailable,
+    StateUnavailable,
+    UnsupportedRequest,
+    UnusableOutput,
+    VendorUnavailable,
+)
 from core.request import ImageRequest
+from pricing.ledger import Ledger
 from proxy.billing import ANONYMOUS
 from proxy.gateway import Gateway
 from proxy.routing.route import Route
@@ -18,6 +28,7 @@ from proxy.settings import OutboundConfig, Settings
 from proxy.wiring import Stores, assemble_gateway
 from tests.proxy.images.samples import encode
 from tests.proxy.routing.scripted_backend import NO_BACKOFF, ScriptedBackend, noisy_png, route_to
+from tests.state_clock import StateClock
 
 BASE_URL = "http://gateway.test/"
 
@@ -207,6 +218,90 @@ async def test_a_resent_idempotent_request_carries_the_same_create_key_to_its_ve
     assert len({first, other, unkeyed}) == 3
     assert create_key_for_client_key("another-owner", "order-7") != first
     assert "order-7" not in first  # the client's key is not sent to vendors as it is
+
+
+def forget_answers(monkeypatch: pytest.MonkeyPatch, fault: BaseException) -> None:
+    """Remembering an answer for replays raises ``fault`` once: a state store down at that
+    moment (``StateUnavailable``), or the process killed there (``CancelledError`` stands for it:
+    nothing after it runs)."""
+    faults = [fault]
+
+    async def forgetful(ledger: Ledger, api_key: str, idempotency_key: str, payload: bytes, ttl: float) -> None:
+        if faults:
+            raise faults.pop()
+        await remember(ledger, api_key, idempotency_key, payload, ttl)
+
+    remember = Ledger.remember_response
+    monkeypatch.setattr(Ledger, "remember_response", forgetful)
+
+
+async def test_a_charged_answer_that_could_not_be_kept_is_refused_on_retry_never_generated_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store was down just when the answer was to be remembered: the client got its images;
+    a retry under the key, a minute or hours later, is told so (409) instead of being generated
+    and charged a second time."""
+    clock = StateClock(monkeypatch)
+    vendor = ScriptedBackend("runflow")
+    served = gateway([route_to(vendor)])
+    forget_answers(monkeypatch, StateUnavailable("the state store did not answer"))
+
+    first = await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, idempotency_key="order-9")
+    refused = []
+    for later_s in (served.deadline_s + 61, 6 * 3600):
+        clock.advance(later_s)
+        with pytest.raises(IdempotencyConflict) as conflict:
+            await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, idempotency_key="order-9")
+        refused.append(conflict.value)
+
+    assert first.body["data"] and len(vendor.calls) == 1
+    assert {error.code for error in refused} == {"idempotent_answer_unavailable"}
+    assert "charged" in refused[0].message and "new Idempotency-Key" in refused[0].message
+
+
+async def test_a_process_killed_after_the_charge_leaves_its_key_refusing_a_second_generation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed between the charge and remembering the answer: what it leaves behind (the claim)
+    is enough. While it could still be running a retry is "still in progress"; after, the answer
+    is unavailable; never a second generation."""
+    clock = StateClock(monkeypatch)
+    vendor = ScriptedBackend("runflow")
+    served = gateway([route_to(vendor)])
+    forget_answers(monkeypatch, asyncio.CancelledError())
+
+    with pytest.raises(asyncio.CancelledError):
+        await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, idempotency_key="order-10")
+    with pytest.raises(IdempotencyConflict) as running:
+        await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, idempotency_key="order-10")
+    clock.advance(served.deadline_s + 61)
+    with pytest.raises(IdempotencyConflict) as ended:
+        await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, idempotency_key="order-10")
+
+    assert "in progress" in running.value.message and ended.value.code == "idempotent_answer_unavailable"
+    assert len(vendor.calls) == 1
+
+
+async def test_a_request_still_running_under_the_key_is_in_progress_and_another_body_is_reused() -> None:
+    vendor = ScriptedBackend("runflow", script=deque(["hang"]))
+    served = gateway([route_to(vendor)])
+    running = asyncio.create_task(served.generate(request(), base_url=BASE_URL, key=ANONYMOUS,
+                                                  idempotency_key="order-11"))
+    async with asyncio.timeout(5):
+        while not vendor.calls:
+            await asyncio.sleep(0.01)
+
+    with pytest.raises(IdempotencyConflict) as twin:
+        await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, idempotency_key="order-11")
+    with pytest.raises(IdempotencyConflict) as other:
+        await served.generate(request(prompt="a boat"), base_url=BASE_URL, key=ANONYMOUS,
+                              idempotency_key="order-11")
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+    assert "in progress" in twin.value.message
+    assert other.value.code == "idempotency_key_reused"
 
 
 def test_a_route_without_a_price_is_refused_at_start() -> None:

@@ -6,15 +6,18 @@ import base64
 import io
 from decimal import Decimal
 
+import pytest
 from litestar.testing import AsyncTestClient
 from PIL import Image
 
 from backends.base import Capabilities, sniff_format
-from core.errors import VendorRejectedRequest, VendorUnavailable
+from core.errors import StateUnavailable, VendorRejectedRequest, VendorUnavailable
 from proxy.metrics import GATEWAY_LOSS_USD, labelled
 from tests.proxy.api.served_app import Client, Vendors, app_over, hanging_up, serving
 from tests.proxy.images.samples import encode
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
+from tests.proxy.test_gateway import forget_answers
+from tests.state_clock import StateClock
 
 
 async def test_a_generation_answers_urls_that_download_the_images(client: Client, vendors: Vendors) -> None:
@@ -277,3 +280,28 @@ async def test_a_client_that_hangs_up_mid_create_pays_nothing_and_the_vendors_es
     assert gone.status_code == 499 and vendor.cancelled == 1
     assert (Decimal(usage["spent_usd"]), Decimal(usage["reserved_usd"])) == (Decimal(0), Decimal(0))
     assert Decimal(str(losses._value.get() - before)).quantize(Decimal("0.000001")) == Decimal("0.000800")
+
+
+async def test_a_retry_after_a_charged_answer_could_not_be_kept_is_a_409_and_is_charged_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over HTTP: the store was down when the answer was to be remembered, the client got its
+    image and retries with the same Idempotency-Key two minutes later: a 409 in OpenAI's envelope
+    that the SDK does not retry, and the key's usage shows one charge."""
+    clock = StateClock(monkeypatch)
+    forget_answers(monkeypatch, StateUnavailable("the state store did not answer"))
+    vendor = ScriptedBackend("aigateway")
+    alice = {"Authorization": "Bearer bg-alice", "Idempotency-Key": "order-12"}
+    async with serving([route_to(vendor)], api_keys={"bg-alice": {"name": "alice", "budget_credits": "100"}}) as client:
+        first = await client.post("/v1/images/generations", json={"prompt": "a kite"}, headers=alice)
+        clock.advance(120)
+        retried = await client.post("/v1/images/generations", json={"prompt": "a kite"}, headers=alice)
+        usage = (await client.get("/v1/usage", headers=alice)).json()
+
+    assert first.status_code == 200, first.text
+    assert retried.status_code == 409 and retried.headers["x-should-retry"] == "false"
+    error = retried.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "idempotent_answer_unavailable",
+                                                             "Idempotency-Key")
+    assert len(vendor.calls) == 1
+    assert Decimal(usage["spent_usd"]) == Decimal(first.json()["billing"]["cost_usd"]) > 0

@@ -18,8 +18,10 @@ from proxy.api.openai_request import to_image_request
 from proxy.doors.eachlabs import INPUT as EACHLABS_INPUT
 from proxy.doors.runflow import INPUT as RUNFLOW_INPUT
 from proxy.doors.runs import generation_body
+from proxy.jobs.service import JobService
 from tests.proxy.api.served_app import Client, serving
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
+from tests.state_clock import StateClock
 
 
 def test_a_job_body_names_only_the_fields_the_client_gave() -> None:
@@ -172,26 +174,68 @@ async def test_a_door_pin_the_key_may_not_ask_for_or_that_names_no_route_is_refu
         assert await spent(client) == (Decimal(0), Decimal(0))
 
 
-async def test_a_create_whose_run_cannot_be_remembered_answers_the_run_and_a_retry_never_makes_another(
+class ProcessKilled(Exception):
+    """Stands for the process dying at that point: nothing after it runs (the app answers 500
+    where a dead process would answer nothing)."""
+
+
+async def test_a_create_killed_after_queueing_its_run_answers_that_run_on_retry_never_another(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The process died between queueing the run and answering the create (a restart picks the
+    queued job up): the client's retry under its Idempotency-Key gets that run, charged once."""
     vendor = ScriptedBackend("aigateway")
-    remember = Ledger.remember_response
-    failures = [StateUnavailable("the state store did not answer")]
+    enqueue = JobService.enqueue
+    queued: list[str] = []
 
-    async def forgetful(ledger: Ledger, api_key: str, idempotency_key: str, payload: bytes, ttl: float) -> None:
-        if failures and idempotency_key.startswith("door:"):
-            raise failures.pop()
-        await remember(ledger, api_key, idempotency_key, payload, ttl)
+    async def killed_once_queued(service: JobService, *args: Any, **kwargs: Any) -> Any:
+        record, headers = await enqueue(service, *args, **kwargs)
+        if not queued:
+            queued.append(record.id)
+            raise ProcessKilled
+        return record, headers
 
-    monkeypatch.setattr(Ledger, "remember_response", forgetful)
+    monkeypatch.setattr(JobService, "enqueue", killed_once_queued)
     async with serving([route_to(vendor)], api_keys=KEYS) as client:
         headers = {**ALICE, "Idempotency-Key": "k-4"}
-        created = await client.post(EACHLABS_CREATE, json=EACHLABS_BODY, headers=headers)
+        killed = await client.post(EACHLABS_CREATE, json=EACHLABS_BODY, headers=headers)
         retried = await client.post(EACHLABS_CREATE, json=EACHLABS_BODY, headers=headers)
-        job = await run_ended(client, created.json()["predictionID"])
+        job = await run_ended(client, queued[0])
 
-        assert created.status_code == 200, created.text
-        assert retried.status_code == 409 and retried.headers["x-should-retry"] == "false"
+        assert killed.status_code == 500 and retried.status_code == 200, retried.text
+        assert retried.json()["predictionID"] == queued[0]
+        assert retried.headers["x-boltgate-idempotent-replay"] == "true"
         assert job["status"] == "succeeded" and len(vendor.calls) == 1
         assert await spent(client) == (Decimal(job["billing"]["cost_usd"]), Decimal(0))
+
+
+async def test_a_create_cut_off_before_its_run_was_queued_says_so_and_charges_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store went down after the key was claimed and before the run was queued, and stayed
+    down for the claim's release: no run exists. A retry while the create could still be going
+    is "in progress"; after, a 409 that says nothing was charged and to use a new key."""
+    clock = StateClock(monkeypatch)
+    vendor = ScriptedBackend("aigateway")
+
+    async def store_down(*args: Any, **kwargs: Any) -> Any:
+        raise StateUnavailable("the state store did not answer")
+
+    async with serving([route_to(vendor)], api_keys=KEYS) as client:
+        headers = {**ALICE, "Idempotency-Key": "k-5"}
+        with monkeypatch.context() as down:
+            down.setattr(JobService, "enqueue", store_down)
+            down.setattr(Ledger, "release_idempotency", store_down)
+            cut_off = await client.post(RUNFLOW_CREATE, json=RUNFLOW_BODY, headers=headers)
+        at_once = await client.post(RUNFLOW_CREATE, json=RUNFLOW_BODY, headers=headers)
+        clock.advance(120)
+        later = await client.post(RUNFLOW_CREATE, json=RUNFLOW_BODY, headers=headers)
+        fresh = await client.post(RUNFLOW_CREATE, json=RUNFLOW_BODY, headers={**ALICE, "Idempotency-Key": "k-6"})
+
+        assert cut_off.status_code == 503
+        assert at_once.status_code == 409 and "in progress" in at_once.json()["message"]
+        assert later.status_code == 409 and later.headers["x-should-retry"] == "false"
+        assert "nothing was charged" in later.json()["message"] and "new Idempotency-Key" in later.json()["message"]
+        job = await run_ended(client, fresh.json()["id"])
+        assert await spent(client) == (Decimal(job["billing"]["cost_usd"]), Decimal(0))
+        assert len(vendor.calls) == 1
