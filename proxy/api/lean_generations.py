@@ -29,7 +29,9 @@ this layer does not reproduce (CORS, guards, middleware, hooks, response headers
 
 A large JSON answer is written in pieces (``images_body_parts``): the vendor's base64 is handed
 to uvicorn as the view it is, which uvloop writes to the socket without a copy. (ASGI names the
-body ``bytes``; uvicorn takes any buffer, and the gateway is served by uvicorn only.)
+body ``bytes``; uvicorn takes any buffer, and the gateway is served by uvicorn only.) Where the
+server offers it (``boltgate serve``: ``proxy.serving.one_write``), the head and every piece go
+out in one system call rather than one each; elsewhere (a test client) as ordinary messages.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from proxy.api.errors import ERROR_MEDIA_TYPE, EXCEPTION_HANDLERS, error_answer
 from proxy.api.images import IMAGES_MEDIA_TYPE, create_image, generation
 from proxy.gateway import Gateway, ImagesResponse
 from proxy.images.body import images_body_parts
+from proxy.serving.one_write import EXTENSION as ONE_WRITE
+from proxy.serving.one_write import PARTS
 
 PATH = "/v1/images/generations"
 JOIN_BELOW = 64 * 1024
@@ -77,6 +81,7 @@ def lean_generations(app: Litestar, source: GatewaySource) -> ASGIApp:
             return
         scope["route_handler"] = handler  # the body cap: the route's request_max_body_size
         request: Request[Any, Any, Any] = request_class(scope, receive, send)
+        whole = ONE_WRITE in (scope.get("extensions") or {})
         started = False
 
         async def noting_start(message: Message) -> None:
@@ -93,13 +98,13 @@ def lean_generations(app: Litestar, source: GatewaySource) -> ASGIApp:
             else:
                 parts, headers = _images_answer(answered)  # before the start: a failure here is a 500
                 started = True
-                await _send(send, 200, headers, parts)
+                await _send(send, 200, headers, parts, one_write=whole)
         except Exception as exc:
             if started:  # as Litestar's ExceptionHandlerMiddleware: the answer is half sent
                 raise LitestarException("Exception caught after response started") from exc
             answer = error_answer(request, exc)
             await _send(send, answer.status, _headers(answer.headers, ERROR_MEDIA_TYPE, len(answer.body)),
-                        [answer.body])
+                        [answer.body], one_write=whole)
 
     return dispatch
 
@@ -155,7 +160,11 @@ def _headers(headers: dict[str, str], media_type: str, length: int) -> list[tupl
     return encoded
 
 
-async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], parts: list[bytes | memoryview]) -> None:
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], parts: list[bytes | memoryview], *,
+                one_write: bool = False) -> None:
+    if one_write:  # the head and every part in one system call (proxy.serving.one_write)
+        await send(cast(Message, {"type": "http.response.start", "status": status, "headers": headers, PARTS: parts}))
+        return
     await send({"type": "http.response.start", "status": status, "headers": headers})
     last = len(parts) - 1
     for index, part in enumerate(parts):

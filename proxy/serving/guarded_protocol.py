@@ -14,6 +14,9 @@ This subclass answers, in OpenAI's error envelope, and closes the connection:
   so an endless header costs at most one read buffer past the limit);
 - 408 when the headers are not complete ``header_timeout_s`` after the connection opened (or
   after a keep-alive request's first byte), or the body ``body_timeout_s`` after the headers.
+
+Each request's cycle also takes a whole answer in one message (``one_write``), advertised in the
+scope's extensions.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from proxy.serving.one_write import EXTENSION, one_write
 from proxy.settings import ServerConfig
 
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
@@ -94,6 +98,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             raise ValueError("headers too large")  # stops the parser; send_400_response answers 431
         self._arm(self.limits.body_timeout_s)
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle.scope is self.scope:  # a new request's (not an upgrade)
+            one_write(self.cycle)
+            self.scope.setdefault("extensions", {})[EXTENSION] = {}
 
     def on_message_complete(self) -> None:
         self._disarm()

@@ -28,6 +28,8 @@ from proxy.api.errors import EXCEPTION_HANDLERS
 from proxy.api.images import create_image
 from proxy.api.lean_generations import JOIN_BELOW, PATH, lean_generations
 from proxy.gateway import Gateway
+from proxy.serving.one_write import EXTENSION as ONE_WRITE
+from proxy.serving.one_write import PARTS
 from tests.proxy.api.served_app import Vendors, app_over, hanging_up, serving
 from tests.proxy.routing.scripted_backend import ScriptedBackend, noisy_png
 
@@ -188,26 +190,38 @@ async def test_each_case_gets_its_status(caplog: pytest.LogCaptureFixture) -> No
 class Recorded:
     scope: Scope
     sent: list[Message]
+    received: bytes = b""
 
 
-async def recorded(app: Litestar, case: Case) -> Recorded:
-    """One request, with the scope and the messages the app's ASGI handler saw and sent."""
+async def recorded(app: Litestar, case: Case, *, one_write: bool = False) -> Recorded:
+    """One request, with the scope and the messages the app's ASGI handler saw and sent.
+    ``one_write``: offered as ``boltgate serve`` offers it, a start message's ``PARTS`` passed on
+    to the test client as the body messages uvicorn would send from them."""
     inner = app.asgi_handler
     seen: list[Recorded] = []
 
     async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+        if one_write:
+            scope.setdefault("extensions", {})[ONE_WRITE] = {}  # type: ignore[index]
         seen.append(Recorded(scope, []))
 
         async def sending(message: Message) -> None:
             seen[-1].sent.append(message)
-            await send(message)
+            parts = message.get(PARTS)
+            if parts is None:
+                await send(message)
+                return
+            await send({name: value for name, value in message.items() if name != PARTS})  # type: ignore[misc]
+            for index, part in enumerate(parts):
+                await send({"type": "http.response.body", "body": part, "more_body": index < len(parts) - 1})
 
         await inner(scope, receive, sending)
 
     app.asgi_handler = recording
     async with AsyncTestClient(app=app) as client:
-        await client.request(case.method, case.path, json=case.json)
+        response = await client.request(case.method, case.path, json=case.json)
     (only,) = seen
+    only.received = response.content
     return only
 
 
@@ -230,6 +244,26 @@ async def test_a_large_answer_leaves_in_pieces_and_the_base64_is_not_joined() ->
     whole = b"".join(bytes(message["body"]) for message in bodies)
     assert int(dict(served.sent[0]["headers"])[b"content-length"]) == len(whole) > JOIN_BELOW
     assert orjson.loads(whole)["data"][0]["b64_json"]
+
+
+@pytest.mark.parametrize("prepare", [large_image, None, unavailable], ids=["large", "small", "an error"])
+async def test_where_the_server_takes_one_write_the_answer_is_one_message_with_the_same_bytes(
+    prepare: Callable[[Vendors], None] | None
+) -> None:
+    answers = []
+    for one_write in (True, False):
+        vendors = fresh_vendors()
+        if prepare is not None:
+            prepare(vendors)
+        answers.append(await recorded(app_over(vendors.routes()), CASES["served"], one_write=one_write))
+    whole, in_messages = answers
+
+    (start,) = whole.sent
+    assert start["type"] == "http.response.start" and PARTS in start
+    assert PARTS not in in_messages.sent[0] and len(in_messages.sent) > 1
+    assert start["status"] == in_messages.sent[0]["status"]
+    assert without_time(orjson.loads(whole.received)) == without_time(orjson.loads(in_messages.received))
+    assert int(dict(start["headers"])[b"content-length"]) == len(whole.received)
 
 
 async def test_a_small_answer_leaves_in_one_piece() -> None:
