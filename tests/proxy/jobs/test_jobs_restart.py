@@ -55,14 +55,10 @@ async def test_queued_jobs_run_after_a_restart_and_a_stopped_run_fails_uncharged
     assert (charged, held) == (Decimal(ran["billing"]["cost_usd"]), 0)
 
 
-async def test_a_run_stopped_after_its_charge_is_run_again_uncharged_and_succeeds(
-    state: dict[str, object], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The stop lands between the charge and the run's end (here: remembering its answer never
-    ends). The job was paid for, so it must not end failed: the next start runs it again on the
-    settled hold, without a second charge, and it succeeds."""
-    jobs = {"concurrency": 1, "stop_grace_s": 0, "reclaim_idle_s": 0.3}
-    settings = {**state, "jobs": jobs}
+async def stopped_after_its_charge(settings: dict[str, object],
+                                   monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, object], Decimal]:
+    """A job submitted to an app stopped while its run is charged and remembering its answer
+    never ends (a stop, or a kill, between the two); the job and what it was charged."""
     charged_once = asyncio.Event()
 
     async def remember_never(*_: object) -> None:
@@ -72,10 +68,22 @@ async def test_a_run_stopped_after_its_charge_is_run_again_uncharged_and_succeed
     with monkeypatch.context() as patched:
         patched.setattr(Gateway, "_remember", remember_never)
         async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS, **settings) as client:
-            job = (await client.post("/v1/images/jobs", json=BODY, headers=ALICE)).json()
+            job: dict[str, object] = (await client.post("/v1/images/jobs", json=BODY, headers=ALICE)).json()
             async with asyncio.timeout(10):
                 await charged_once.wait()
             charged, _ = await spent(client)
+    return job, charged
+
+
+async def test_a_run_stopped_after_its_charge_is_run_again_uncharged_and_succeeds(
+    state: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop lands between the charge and the run's end (here: remembering its answer never
+    ends). The job was paid for, so it must not end failed: the next start runs it again on the
+    settled hold, without a second charge, and it succeeds."""
+    jobs = {"concurrency": 1, "stop_grace_s": 0, "reclaim_idle_s": 0.3}
+    settings = {**state, "jobs": jobs}
+    job, charged = await stopped_after_its_charge(settings, monkeypatch)
 
     again = ScriptedBackend("runflow")
     async with serving([route_to(again)], api_keys=KEYS, **settings) as client:
@@ -94,19 +102,7 @@ async def test_a_run_whose_lost_run_gave_its_hold_back_holds_afresh_and_is_charg
     written: the hold is closed for good, so the run again holds anew instead of failing 402."""
     settings = {"state_backend": "sqlite", "data_dir": str(tmp_path),
                 "jobs": {"concurrency": 1, "stop_grace_s": 0, "reclaim_idle_s": 0.3}}
-    charged_once = asyncio.Event()
-
-    async def remember_never(*_: object) -> None:
-        charged_once.set()
-        await asyncio.Event().wait()
-
-    with monkeypatch.context() as patched:
-        patched.setattr(Gateway, "_remember", remember_never)
-        async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS, **settings) as client:
-            job = (await client.post("/v1/images/jobs", json=BODY, headers=ALICE)).json()
-            async with asyncio.timeout(10):
-                await charged_once.wait()
-            first_charge, _ = await spent(client)
+    job, first_charge = await stopped_after_its_charge(settings, monkeypatch)
 
     book = SqliteLedgerStore(SqliteDatabase.in_directory(tmp_path))
     (hold_id,), = book.database.connection.execute("SELECT marker FROM closed WHERE kind = 'settled'").fetchall()
