@@ -106,6 +106,16 @@ async def serve(gateway: Gateway) -> None:
     await gateway.generate(REQUEST, base_url="http://gateway.test/", key=ANONYMOUS)
 
 
+async def answered_503_after_a_charge_that_landed() -> tuple[SwitchedBook, Gateway]:
+    """One request whose settle ran with its answer lost, the store down from then on: 503."""
+    book = SwitchedBook()
+    book.lose_settle_answers, book.down_after_lost_answer = 1, True
+    served = gateway_over(book)
+    with pytest.raises(StateUnavailable, match="did not confirm this request's charge"):
+        await serve(served)
+    return book, served
+
+
 async def until_nothing_is_owed(gateway: Gateway) -> None:
     async with asyncio.timeout(10):
         while gateway.unconfirmed.owed:
@@ -176,11 +186,7 @@ async def test_a_lost_answer_the_next_try_finds_settled_is_delivered_and_charged
 
 
 async def test_a_void_whose_own_answer_is_lost_is_tried_again_and_takes_back_once() -> None:
-    book = SwitchedBook()
-    book.lose_settle_answers, book.down_after_lost_answer = 1, True
-    served = gateway_over(book)
-    with pytest.raises(StateUnavailable):
-        await serve(served)
+    book, served = await answered_503_after_a_charge_that_landed()
 
     book.lose_void_answers, book.down_after_lost_answer = 1, False
     book.down = False
@@ -209,11 +215,7 @@ async def test_a_client_that_hangs_up_mid_settle_is_not_charged() -> None:
 
 
 async def test_stopping_with_a_void_still_owed_logs_it_for_an_operator(caplog: pytest.LogCaptureFixture) -> None:
-    book = SwitchedBook()
-    book.lose_settle_answers, book.down_after_lost_answer = 1, True
-    served = gateway_over(book)
-    with pytest.raises(StateUnavailable):
-        await serve(served)
+    book, served = await answered_503_after_a_charge_that_landed()
     request_id = (await super(SwitchedBook, book).charges(since=0))[0]
 
     with caplog.at_level(logging.ERROR, logger="proxy.unconfirmed_charges"):
@@ -226,11 +228,7 @@ async def test_stopping_with_a_void_still_owed_logs_it_for_an_operator(caplog: p
 
 
 async def test_stopping_makes_a_last_try_that_voids_when_the_store_is_back(caplog: pytest.LogCaptureFixture) -> None:
-    book = SwitchedBook()
-    book.lose_settle_answers, book.down_after_lost_answer = 1, True
-    served = gateway_over(book)
-    with pytest.raises(StateUnavailable):
-        await serve(served)
+    book, served = await answered_503_after_a_charge_that_landed()
     book.down = False
 
     with caplog.at_level(logging.ERROR, logger="proxy.unconfirmed_charges"):
