@@ -5,6 +5,13 @@ medians of the rounds are compared; the client and the simulator are pinned to C
 gateway to CPU 1; every request is timed by the client itself; the gateway's CPU time comes
 from /proc/PID/stat (utime + stime) over each gateway run.
 
+Two direct baselines: ``direct`` with the simulator on the client's CPU, as it runs for the
+gateway path, and ``direct*`` with the simulator moved to CPU 1 (idle then) for that run. Through
+the gateway the client reads from another CPU; direct, from its own, which for a 1.5 MB answer
+is several milliseconds faster (the bytes are still in that CPU's cache). ``added p50*`` (the
+gateway against ``direct*``) is the like-for-like figure: client and upstream on different
+CPUs on both paths, as where the mock has a core of its own. Both are printed.
+
     python bench/overhead.py [--rounds 5] [--seconds 4] [--cases small,large,burst,workers]
 
 Cases: ``small`` (256x256 PNGs, about 2 KB) and ``large`` (1024x1024, about 1.5 MB) at
@@ -57,6 +64,13 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Move every thread of ``pid`` to ``cpus`` (no-op on one CPU)."""
+    if (os.cpu_count() or 1) > 1:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(tid), cpus)
 
 
 def taskset(cpu: str) -> list[str]:
@@ -158,12 +172,12 @@ async def bench(rounds: int, seconds: float, cases: list[str]) -> None:
 
 async def bench_latency(cases: list[tuple[str, str, bool]], rounds: int, seconds: float) -> None:
     print(f"{'case':<20}{'conc':>5}{'path':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'added p50':>11}{'gw CPU ms/req':>15}")
+          f"{'added p50':>11}{'added p50*':>12}{'gw CPU ms/req':>15}")
     for label, size, realistic in cases:
         with tempfile.TemporaryDirectory() as workdir:
             simulator, gateway, sim_port, gw_port = start_processes(Path(workdir), realistic=realistic)
             try:
-                await bench_case(label, size, rounds, seconds, gateway.pid, sim_port, gw_port)
+                await bench_case(label, size, rounds, seconds, gateway.pid, sim_port, gw_port, simulator.pid)
             finally:
                 for process in (gateway, simulator):
                     process.terminate()
@@ -171,7 +185,7 @@ async def bench_latency(cases: list[tuple[str, str, bool]], rounds: int, seconds
 
 
 async def bench_case(label: str, size: str, rounds: int, seconds: float, gateway_pid: int, sim_port: int,
-                     gw_port: int) -> None:
+                     gw_port: int, sim_pid: int) -> None:
     direct_body, gateway_body = bodies(size)
     direct_req = prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
                               {"Authorization": f"Bearer {KEY}"})
@@ -180,29 +194,35 @@ async def bench_case(label: str, size: str, rounds: int, seconds: float, gateway
     await run_load(HOST, gw_port, gateway_req, concurrency=32, seconds=1.0)
     for concurrency in (1, 32):
         direct_runs: list[RunResult] = []
+        apart_runs: list[RunResult] = []
         gateway_runs: list[RunResult] = []
         cpu_per_request: list[float] = []
         for _ in range(rounds):
             direct_runs.append(await run_load(HOST, sim_port, direct_req, concurrency=concurrency, seconds=seconds))
+            pin(sim_pid, {1})
+            apart_runs.append(await run_load(HOST, sim_port, direct_req, concurrency=concurrency, seconds=seconds))
+            pin(sim_pid, {0})
             before = cpu_seconds(gateway_pid)
             run = await run_load(HOST, gw_port, gateway_req, concurrency=concurrency, seconds=seconds)
             cpu_per_request.append((cpu_seconds(gateway_pid) - before) / max(1, len(run.latencies)))
             gateway_runs.append(run)
-        report(label, concurrency, direct_runs, gateway_runs, cpu_per_request)
+        report(label, concurrency, direct_runs, apart_runs, gateway_runs, cpu_per_request)
 
 
-def report(label: str, concurrency: int, direct: list[RunResult], gateway: list[RunResult],
-           cpu: list[float]) -> None:
+def report(label: str, concurrency: int, direct: list[RunResult], apart: list[RunResult],
+           gateway: list[RunResult], cpu: list[float]) -> None:
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
-    d50 = med([r.percentile(0.5) for r in direct])
-    g50 = med([r.percentile(0.5) for r in gateway])
-    added = med([g.percentile(0.5) - d.percentile(0.5) for d, g in zip(direct, gateway, strict=True)])
-    errors = sum(r.errors for r in gateway) + sum(r.errors for r in direct)
-    for path, runs, p50 in (("direct", direct, d50), ("gateway", gateway, g50)):
-        extra = f"{fmt_ms(added):>11}{med(cpu) * 1000:>15.3f}" if path == "gateway" else ""
-        print(f"{label:<20}{concurrency:>5}{path:>9}{med([r.rps for r in runs]):>9.0f}{fmt_ms(p50):>9}"
+    def added(baseline: list[RunResult]) -> float:
+        return med([g.percentile(0.5) - d.percentile(0.5) for d, g in zip(baseline, gateway, strict=True)])
+
+    errors = sum(r.errors for r in (*direct, *apart, *gateway))
+    for path, runs in (("direct", direct), ("direct*", apart), ("gateway", gateway)):
+        extra = (f"{fmt_ms(added(direct)):>11}{fmt_ms(added(apart)):>12}{med(cpu) * 1000:>15.3f}"
+                 if path == "gateway" else "")
+        print(f"{label:<20}{concurrency:>5}{path:>9}{med([r.rps for r in runs]):>9.0f}"
+              f"{fmt_ms(med([r.percentile(0.5) for r in runs])):>9}"
               f"{fmt_ms(med([r.percentile(0.99) for r in runs])):>9}{extra}")
     if errors:
         print(f"  ({errors} non-200 answers)")
