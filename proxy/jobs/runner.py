@@ -76,6 +76,8 @@ class JobRunner:
         self._consumer: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
         self._work: dict[str, asyncio.Task[JobEnd]] = {}
+        self._served_on_an_earlier_charge: set[str] = set()
+        """Jobs whose run here is served on the charge of a lost run (``settled_before``)."""
         self._stopping = False
 
     async def start(self) -> None:
@@ -194,6 +196,8 @@ class JobRunner:
         end = await book.end(record.id)
         if end is None and delivery.deliveries > MAX_RUNS:
             labelled(JOBS_RECLAIMED, "failed").inc()
+            if await self._charged(record):
+                self._charged_without_images(record, "lost too often")
             await self._release(record)
             end = await self._finish(record, JobEnd("failed", error=_lost()))
         elif end is None:
@@ -234,6 +238,11 @@ class JobRunner:
             JOBS_RUNNING.dec()
             self._work.pop(record.id, None)
         result = outcome[0]
+        prepaid = record.id in self._served_on_an_earlier_charge
+        self._served_on_an_earlier_charge.discard(record.id)
+        if prepaid and isinstance(result, BaseException) and not self._stopping:
+            how = "cancelled" if isinstance(result, asyncio.CancelledError) else "failed"
+            self._charged_without_images(record, how)
         if isinstance(result, asyncio.CancelledError) and self._stopping:
             if await self._charged(record):  # stopped after its charge: the next start serves it on that
                 return None
@@ -257,6 +266,8 @@ class JobRunner:
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
             reservation = await self._left_by_the_lost_run(record.held.reservation(record.key_id))
+            if reservation is not None and reservation.settled_before:
+                self._served_on_an_earlier_charge.add(record.id)
         served = await gateway.generate(
             to_image_request(record.body), base_url=record.base_url, key=key,
             routing=job_routing(record.body, record.route, record.hedge),
@@ -288,6 +299,16 @@ class JobRunner:
         """Whether the job's hold was settled: its run must then end served, not failed."""
         reservation = record.held.reservation(record.key_id)
         return await self.service.gateway.billing.ledger.hold_state(reservation) is HoldState.SETTLED
+
+    @staticmethod
+    def _charged_without_images(record: JobRecord, how: str) -> None:
+        """A job an earlier run was charged for ends without its images (the run again on that
+        charge failed, was cancelled, or the job was lost too often): what that charge wrote is
+        gone with the lost run, so it cannot be voided here. Logged for an operator to refund."""
+        held = record.held
+        log.error("job %s %s without its images although an earlier run was charged for it: key %s, request %s "
+                  "(the charge log's request_id), at most %d micro-USD; refund it by hand",
+                  record.id, how, record.key_id, held.reservation_id, held.micro_usd)
 
     async def _release(self, record: JobRecord) -> None:
         await self.service.gateway.billing.ledger.release(record.held.reservation(record.key_id))

@@ -9,12 +9,14 @@ lifespan), see ``tests/e2e/test_jobs_restart.py``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from core.errors import VendorUnavailable
 from core.state.ledger_store import Voided
 from core.state.sqlite_database import SqliteDatabase
 from core.state.sqlite_ledger import SqliteLedgerStore
@@ -114,3 +116,23 @@ async def test_a_run_whose_lost_run_gave_its_hold_back_holds_afresh_and_is_charg
         ended = await finished(client, job["id"])
         assert ended["status"] == "succeeded", ended
         assert await spent(client) == (Decimal(ended["billing"]["cost_usd"]), 0)
+
+
+async def test_a_run_on_an_earlier_charge_that_fails_is_logged_for_an_operator_to_refund(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a run again on a lost run's charge cannot undo (that run's exact charge went with
+    it) when it fails too: the job fails, and the charge is named for a refund by hand."""
+    settings = {"state_backend": "sqlite", "data_dir": str(tmp_path),
+                "jobs": {"concurrency": 1, "stop_grace_s": 0, "reclaim_idle_s": 0.3}}
+    job, charged = await stopped_after_its_charge(settings, monkeypatch)
+
+    down = ScriptedBackend.playing("runflow", *[VendorUnavailable("down", status=503)] * 3)
+    with caplog.at_level(logging.ERROR, logger="proxy.jobs.runner"):
+        async with serving([route_to(down)], api_keys=KEYS, **settings) as client:
+            ended = await finished(client, job["id"])
+            assert await spent(client) == (charged, 0)
+
+    assert ended["status"] == "failed"
+    (named,) = [r.getMessage() for r in caplog.records if "refund it by hand" in r.getMessage()]
+    assert str(job["id"]) in named
