@@ -6,8 +6,8 @@ landed. The client is answered with an error and no image, so the charge must no
 such request is voided (``Billing.void``): the charge taken back if it landed, the hold released
 for good if not, and what the vendor cost booked as the gateway's loss. Each void runs in a task
 of its own: the first try at once, then, while the store does not answer, tries with a growing
-pause until one succeeds or the gateway stops. Every void is idempotent, so a try whose own answer is lost
-is simply tried again.
+pause until one succeeds or the gateway stops. Every void is idempotent, so a try whose own
+answer is lost is simply tried again.
 
 What this cannot cover is a process killed while it still owes a void: its memory of the debt
 goes with it. Each void the store does not answer at once is therefore logged, with the key, the
@@ -28,7 +28,7 @@ from proxy.shutdown import UNWIND_S, cancel_and_wait
 log = logging.getLogger(__name__)
 
 FIRST_PAUSE_S = 0.2
-"""Pause before the first background try; it doubles on every failed try."""
+"""Pause after the first try failed; it doubles after every failed try."""
 LONGEST_PAUSE_S = 5.0
 """The longest pause between two tries: a store back after an outage is tried within this."""
 LAST_TRY_S = 2.0
