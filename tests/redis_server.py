@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.free_port import PortTaken, on_a_free_port, says_port_taken
+
 _DEBIAN_BINARY = "/usr/bin/redis-server"
 
 
@@ -45,13 +47,6 @@ def find_redis_server(search_path: str | None = None, debian_binary: str = _DEBI
             "`apt-get install -y redis-server` (the Makefile does this)"
         )
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _answers_ping(port: int) -> bool:
@@ -90,18 +85,27 @@ class RedisServer:
             return self.url
         find_redis_server()
         self._workdir = Path(tempfile.mkdtemp(prefix="boltgate-redis-"))
-        for _ in range(3):  # the free port may be taken between probing and binding
-            port = _free_port()
-            self._process = self._spawn(port)
-            if self._wait_until_ready(port):
-                self._port = port
-                self.url = f"redis://127.0.0.1:{port}/0"
-                return self.url
-            self._kill()
+        try:
+            self._port = on_a_free_port(self._start_on)  # the free port may be taken before redis binds it
+        except BaseException:
+            self.stop()
+            raise
+        self.url = f"redis://127.0.0.1:{self._port}/0"
+        return self.url
+
+    def _start_on(self, port: int) -> int:
+        """``port`` once redis answers PING on it; ``PortTaken`` when its log says the bind failed."""
+        assert self._workdir is not None
         log = self._workdir / "redis.log"
-        detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer PING within {self._startup_timeout}s\n{detail}")
+        logged_before = log.stat().st_size if log.exists() else 0
+        self._process = self._spawn(port)
+        if self._wait_until_ready(port):
+            return port
+        self._kill()
+        said = log.read_bytes()[logged_before:].decode(errors="replace") if log.exists() else ""
+        if says_port_taken(said):
+            raise PortTaken(f"port {port} was taken before redis-server bound it")
+        raise RuntimeError(f"redis-server did not answer PING within {self._startup_timeout}s\n{said[-2000:]}")
 
     def _wait_until_ready(self, port: int) -> bool:
         assert self._process is not None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,27 +17,16 @@ from types import TracebackType
 
 import httpx
 
+from tests.free_port import PortTaken, free_port, on_a_free_port, says_port_taken
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
-PORT_TRIES = 3
-"""Ports tried: the free port picked may be taken by another process before the gateway binds it."""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def settings_env(settings: dict[str, object]) -> dict[str, str]:
     """``{"deadline_s": 5, "routes": [...]}`` as ``BOLTGATE_DEADLINE_S=5``, ``BOLTGATE_ROUTES=[...]``."""
     return {f"BOLTGATE_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
             for name, value in settings.items()}
-
-
-class PortTaken(RuntimeError):
-    """The gateway exited at start because its port was taken meanwhile."""
 
 
 class GatewayProcess:
@@ -48,21 +36,17 @@ class GatewayProcess:
         self.args = args or []
         self.log_path = log_path
         self.extra_env = env or {}
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProcess:
         """Start it and wait until it answers; on a fresh port when the picked one was taken."""
-        for _ in range(PORT_TRIES - 1):
-            try:
-                return self._start_on_port()
-            except PortTaken:
-                self.port = _free_port()
-                self.base_url = f"http://127.0.0.1:{self.port}"
-        return self._start_on_port()
+        return on_a_free_port(self._start_on_port, first=self.port)
 
-    def _start_on_port(self) -> GatewayProcess:
+    def _start_on_port(self, port: int) -> GatewayProcess:
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
         env = {**os.environ, **settings_env(self.settings), **self.extra_env,
                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         logged_before = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -75,7 +59,7 @@ class GatewayProcess:
         while time.monotonic() < give_up:
             if self._process.poll() is not None:
                 said = self.log_path.read_bytes()[logged_before:].decode(errors="replace")
-                if "address already in use" in said.lower():  # uvicorn's bind error, or the supervisor's
+                if says_port_taken(said):  # uvicorn's bind error, or the supervisor's
                     raise PortTaken(f"port {self.port} was taken before the gateway bound it")
                 raise RuntimeError(f"the gateway exited at start:\n{self.log()}")
             try:

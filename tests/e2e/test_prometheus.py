@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,12 @@ import httpx
 import pytest
 import yaml  # type: ignore[import-untyped]
 
+import tests.free_port
 from proxy.settings import RegionConfig, RouteConfig
 from tests.asgi_server import AsgiServer
 from tests.e2e.conftest import RunningServers, StartGateway, StartSimulator, route_to
 from tests.e2e.test_local_backend import StartWorker, fire, tiny_model, worker, worker_route  # noqa: F401
+from tests.free_port import PortTaken, on_a_free_port, says_port_taken
 from tests.promql_series import metric_names
 
 pytestmark = pytest.mark.local
@@ -38,22 +40,17 @@ EXPECTED_EMPTY = {
 }
 """Series that only exist after a fault this traffic does not cause, and why."""
 GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$__range": "5m"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+START_TIMEOUT_S = 60.0
 
 
 class Prometheus:
-    """``prometheus`` from Debian's package on a loopback port, scraping every second."""
+    """``prometheus`` from Debian's package on a loopback port, scraping every second; it logs to
+    ``prometheus.log`` in ``workdir`` (a pipe nobody reads would block it once full)."""
 
     def __init__(self, workdir: Path, targets: dict[str, str]) -> None:
         binary = shutil.which("prometheus")
         assert binary, "prometheus missing: `make test` installs Debian's prometheus package"
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.binary, self.workdir, self.log_path = binary, workdir, workdir / "prometheus.log"
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(RULES)],
@@ -61,10 +58,34 @@ class Prometheus:
                                for job, target in targets.items()],
         }
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = on_a_free_port(self._start_on)  # the free port may be taken before it binds it
+
+    def _start_on(self, port: int) -> subprocess.Popen[bytes]:
+        """Prometheus on ``port`` once its log says it listens there (an HTTP answer could come from
+        whoever took the port); ``PortTaken`` when it exited on a failed bind."""
+        self.port, self.url = port, f"http://127.0.0.1:{port}"
+        logged_before = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [self.binary, f"--config.file={self.workdir / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={self.workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                stdout=subprocess.DEVNULL, stderr=log)
+        give_up = time.monotonic() + START_TIMEOUT_S
+        while 'msg="Listening on"' not in self._logged_since(logged_before):
+            if process.poll() is not None:
+                said = self._logged_since(logged_before)
+                if says_port_taken(said):
+                    raise PortTaken(f"port {port} was taken before Prometheus bound it")
+                raise RuntimeError(f"Prometheus exited at start:\n{said[-4000:]}")
+            if time.monotonic() > give_up:
+                process.kill()
+                process.wait()
+                raise RuntimeError(f"Prometheus did not listen within {START_TIMEOUT_S:g}s")
+            time.sleep(0.1)
+        return process
+
+    def _logged_since(self, offset: int) -> str:
+        return self.log_path.read_bytes()[offset:].decode(errors="replace")
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
@@ -121,19 +142,28 @@ def _dashboard_queries() -> list[tuple[str, str, str]]:
     return queries
 
 
-def _dead_route() -> RouteConfig:
+@pytest.fixture
+def unused_port() -> Iterator[int]:
+    """A port bound but not listening for the whole test: connecting is refused, and no other
+    process (a server another xdist worker starts) can take it meanwhile and answer instead."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+def _dead_route(port: int) -> RouteConfig:
     """A vendor region nobody listens on: every request fails over from it."""
     return RouteConfig(vendor="callmissed", key_env="BOLTGATE_E2E_SIM_KEY", priority=0, max_attempts=1,
-                       regions=[RegionConfig(name="down", base_url=f"http://127.0.0.1:{_free_port()}")])
+                       regions=[RegionConfig(name="down", base_url=f"http://127.0.0.1:{port}")])
 
 
 def test_every_dashboard_panel_and_alert_reads_data_a_real_prometheus_scraped(
     worker: StartWorker, gateway: StartGateway, simulator: StartSimulator,  # noqa: F811
-    prometheus: StartPrometheus, tmp_path: Path,
+    prometheus: StartPrometheus, unused_port: int, tmp_path: Path,
 ) -> None:
     gpu: AsgiServer = worker(batch_window_ms=0, max_batch_size=1, max_queue=1)
     vendor = simulator("callmissed")
-    server = gateway(_dead_route(), worker_route(gpu, priority=1), route_to(vendor, priority=2))
+    server = gateway(_dead_route(unused_port), worker_route(gpu, priority=1), route_to(vendor, priority=2))
     scraper = prometheus(tmp_path, {"boltgate-gateway": server.url.removeprefix("http://"),
                                     "boltgate-worker": gpu.url.removeprefix("http://")})
     scraper.wait_until('count(up == 1) == 2')
@@ -165,3 +195,23 @@ def test_every_dashboard_panel_and_alert_reads_data_a_real_prometheus_scraped(
                 assert scraper.query(name), f"{rule['alert']} reads {name}, which has no data"
     loaded = httpx.get(f"{scraper.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert sum(len(group["rules"]) for group in loaded) == sum(len(g["rules"]) for g in rules["groups"])
+
+
+def test_a_port_taken_before_prometheus_binds_it_is_replaced_by_another(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    with socket.socket() as squatter:  # another process took the port between the pick and the bind
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        fresh = tests.free_port.free_port
+        picks: Iterator[int] = iter([taken])
+        monkeypatch.setattr(tests.free_port, "free_port", lambda: next(picks, None) or fresh())
+
+        scraper = Prometheus(tmp_path, {})
+        try:
+            assert scraper.port != taken
+            scraper.wait_until("vector(1)")
+        finally:
+            scraper.stop()
+    assert "address already in use" in scraper.log_path.read_text()  # the first start failed on the bind

@@ -20,46 +20,70 @@ import httpx
 import orjson
 import pytest
 
+from tests.free_port import PortTaken, on_a_free_port, says_port_taken
+
 ROOT = Path(__file__).parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
 
 HUMAN_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Z]+ [\w.]+: ")
 
 
+class Served:
+    """One ``boltgate`` process and the lines it wrote so far (a thread appends them)."""
+
+    def __init__(self, port: int, command: str, args: tuple[str, ...], env: dict[str, str]) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "proxy.cli", command, "--port", str(port), *args], cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(
+            target=lambda: self.lines.extend(line.rstrip("\n") for line in self.process.stdout or ()))
+        self.reader.start()
+
+    def stop(self) -> None:
+        """SIGTERM, as Kubernetes stops a pod, then wait for the drain and for the last lines."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        finally:
+            self.process.kill()
+            self.reader.join(timeout=10)
+
+
+def _started(port: int, command: str, args: tuple[str, ...], env: dict[str, str]) -> Served:
+    """A process on ``port`` once it answers; ``PortTaken`` when it exited because the port was taken."""
+    served = Served(port, command, args, env)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(served.url):
+            if served.process.poll() is not None:
+                served.reader.join(timeout=10)  # every line it wrote before it exited
+                if says_port_taken("\n".join(served.lines)):
+                    raise PortTaken(f"port {port} was taken before boltgate {command} bound it")
+            assert served.process.poll() is None and time.monotonic() < deadline, \
+                "never answered:\n" + "\n".join(served.lines)
+            time.sleep(0.05)
+    except BaseException:
+        served.stop()
+        raise
+    return served
+
+
 @contextmanager
-def serving(*args: str, command: str = "serve", **env: str) -> Iterator[tuple[str, list[str]]]:
+def serving(*args: str, command: str = "serve", port: int | None = None,
+            **env: str) -> Iterator[tuple[str, list[str]]]:
     """``boltgate COMMAND ARGS`` on a free port with the suite's clean environment (no setting but
     the test's own data directory), once it answers; yields
     its URL and the lines it wrote so far (the list grows until the block ends, then holds all,
-    through the drain that SIGTERM starts, as Kubernetes stops a pod)."""
-    url = f"http://127.0.0.1:{free_port()}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "proxy.cli", command, "--port", url.rsplit(":", 1)[1], *args], cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in process.stdout or ()))
-    reader.start()
+    through the drain that SIGTERM starts, as Kubernetes stops a pod). A port taken before the
+    process bound it is replaced by a fresh one; ``port`` is the first tried (default: a free one)."""
+    served = on_a_free_port(lambda picked: _started(picked, command, args, env), first=port)
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(url):
-            assert process.poll() is None and time.monotonic() < deadline, "never answered:\n" + "\n".join(lines)
-            time.sleep(0.05)
-        yield url, lines
+        yield served.url, served.lines
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        finally:
-            process.kill()
-            reader.join(timeout=10)
+        served.stop()
 
 
 def _answers(url: str) -> bool:
@@ -99,6 +123,18 @@ def test_log_level_and_public_base_url_flags_are_honoured() -> None:
 
     assert response.json()["data"][0]["url"].startswith("https://images.example.com/v1/images/files/")
     assert lines and not any(" INFO " in line for line in lines)  # the simulator notice is a warning
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced_by_another() -> None:
+    with socket.socket() as squatter:  # another process took the port between the pick and the bind
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+
+        with serving(port=taken) as (url, lines):
+            assert url != f"http://127.0.0.1:{taken}"
+            assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert "Uvicorn running on" in "\n".join(lines)
 
 
 @pytest.mark.local  # torch and diffusers

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import socket
+import errno
 
 import httpx
 import pytest
 
 from backends.simulators import VENDORS, Fault, SimulatorConfig, SimulatorServer, start_simulators, stop_simulators
+from tests.free_port import PortTaken, on_a_free_port
 
 VENDOR = "runflow"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _eachlabs_from(port: int) -> tuple[int, dict[str, SimulatorServer]]:
+    """``port`` and ``start_simulators(port_base=port)``; ``PortTaken`` when something bound the port
+    since it was picked."""
+    try:
+        return port, start_simulators(["eachlabs"], port_base=port)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise PortTaken(f"port {port} was taken before the simulator bound it") from error
+        raise
 
 
 def test_a_started_server_listens_on_its_base_url_until_stopped(client) -> None:
@@ -54,8 +60,7 @@ def test_start_simulators_starts_every_vendor_on_its_own_port(client) -> None:
 
 
 def test_start_simulators_can_use_consecutive_ports(client) -> None:
-    base = free_port()
-    servers = start_simulators(["eachlabs"], port_base=base)
+    base, servers = on_a_free_port(_eachlabs_from)
     try:
         assert servers["eachlabs"].port == base
     finally:

@@ -1,0 +1,50 @@
+"""A free loopback port for a server that binds it later, and a retry for when it was taken meanwhile.
+
+Picking a port (bind 0, read it, close) and starting a server on it are two steps; between them
+another process (an xdist worker starting its own server) may take it. A start that says the
+address is in use raises ``PortTaken``, and ``on_a_free_port`` calls it again on a fresh port:
+
+    process = on_a_free_port(start)     # start(port) returns once the server answers
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import TypeVar
+
+PORT_TRIES = 3
+"""Ports tried in all: one taken port is bad luck, three in a row are a fault worth seeing."""
+
+T = TypeVar("T")
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind its port: another process took it after it was picked."""
+
+
+def free_port() -> int:
+    """A port nothing listens on now (not held: whoever binds it next gets it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def says_port_taken(output: str) -> bool:
+    """Whether a server's output reports a failed bind (uvicorn's, redis's, Prometheus's all say it so)."""
+    return "address already in use" in output.lower()
+
+
+def on_a_free_port(start: Callable[[int], T], *, first: int | None = None, tries: int = PORT_TRIES) -> T:
+    """``start(port)`` on ``first`` (default: a free port), then on fresh ones while it raises ``PortTaken``.
+
+    The last ``PortTaken`` propagates: a port taken ``tries`` times running is not a race.
+    """
+    port = free_port() if first is None else first
+    for _ in range(tries - 1):
+        try:
+            return start(port)
+        except PortTaken:
+            port = free_port()
+    return start(port)
