@@ -10,8 +10,12 @@ address is in use raises ``PortTaken``, and ``on_a_free_port`` calls it again on
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
+
+import pytest
 
 PORT_TRIES = 3
 """Ports tried in all: one taken port is bad luck, three in a row are a fault worth seeing."""
@@ -48,3 +52,17 @@ def on_a_free_port(start: Callable[[int], T], *, first: int | None = None, tries
         except PortTaken:
             port = free_port()
     return start(port)
+
+
+@contextmanager
+def first_pick_taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """The race, made to happen: the next ``free_port()`` answers a port another socket listens
+    on (held until the block ends); the picks after it are fresh. Yields the taken port."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken: int = squatter.getsockname()[1]
+        fresh = free_port
+        picks = iter([taken])
+        monkeypatch.setattr(sys.modules[__name__], "free_port", lambda: next(picks, None) or fresh())
+        yield taken

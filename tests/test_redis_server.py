@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
-import tests.free_port
+from tests.free_port import first_pick_taken
 from tests.redis_server import RedisServer, find_redis_server
 
 pytestmark = pytest.mark.redis
@@ -15,13 +14,7 @@ pytestmark = pytest.mark.redis
 
 def test_a_port_taken_before_redis_binds_it_is_replaced_by_another(monkeypatch: pytest.MonkeyPatch) -> None:
     find_redis_server()
-    with socket.socket() as squatter:  # another process took the port between the pick and the bind
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        taken = squatter.getsockname()[1]
-        fresh = tests.free_port.free_port
-        picks: Iterator[int] = iter([taken])
-        monkeypatch.setattr(tests.free_port, "free_port", lambda: next(picks, None) or fresh())
+    with first_pick_taken(monkeypatch) as taken:  # another process took it between the pick and the bind
 
         server = RedisServer()
         with server as url:

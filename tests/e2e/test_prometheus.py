@@ -22,12 +22,11 @@ import httpx
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-import tests.free_port
 from proxy.settings import RegionConfig, RouteConfig
 from tests.asgi_server import AsgiServer
 from tests.e2e.conftest import RunningServers, StartGateway, StartSimulator, route_to
 from tests.e2e.test_local_backend import StartWorker, fire, tiny_model, worker, worker_route  # noqa: F401
-from tests.free_port import PortTaken, on_a_free_port, says_port_taken
+from tests.free_port import PortTaken, first_pick_taken, on_a_free_port, says_port_taken
 from tests.promql_series import metric_names
 
 pytestmark = pytest.mark.local
@@ -200,13 +199,7 @@ def test_every_dashboard_panel_and_alert_reads_data_a_real_prometheus_scraped(
 def test_a_port_taken_before_prometheus_binds_it_is_replaced_by_another(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
-    with socket.socket() as squatter:  # another process took the port between the pick and the bind
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        taken = squatter.getsockname()[1]
-        fresh = tests.free_port.free_port
-        picks: Iterator[int] = iter([taken])
-        monkeypatch.setattr(tests.free_port, "free_port", lambda: next(picks, None) or fresh())
+    with first_pick_taken(monkeypatch) as taken:  # another process took it between the pick and the bind
 
         scraper = Prometheus(tmp_path, {})
         try:
