@@ -167,6 +167,12 @@ JOBS_RECLAIMED = Counter(
     "Async jobs taken over from a runner that stopped mid-run, by what happened (retried, failed).",
     ["outcome"], registry=REGISTRY,
 )
+JOBS_CHARGED_WITHOUT_IMAGES = Counter(
+    "boltgate_jobs_charged_without_images_total",
+    "Async jobs that ended without their images although an earlier, lost run was charged for them "
+    "(each is logged with key, request id and amount, to refund by hand).",
+    registry=REGISTRY,
+)
 WEBHOOK_ATTEMPTS = Counter(
     "boltgate_webhook_attempts_total",
     "Webhook POSTs, by outcome (delivered, failed: retried later, refused: the outbound policy refused the address).",

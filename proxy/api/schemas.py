@@ -48,7 +48,7 @@ class ImageData(Documented):
 class Billing(Documented):
     """What the request cost (the same figures as the x-boltgate-* cost headers)."""
 
-    images: int = Field(description="Images charged for; negative on a refund line")
+    images: int = Field(ge=0)
     cost_usd: str = USD
     upstream_cost_usd: Annotated[str, USD] | SkipJsonSchema[None] = Field(
         default=None, description="What the vendor cost; only where expose_upstream_cost is on")

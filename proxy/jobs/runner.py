@@ -51,7 +51,7 @@ from proxy.jobs.queue import Delivery
 from proxy.jobs.record import JobEnd, JobRecord, error_object
 from proxy.jobs.service import JobService, job_routing
 from proxy.jobs.view import job_view, result_of
-from proxy.metrics import JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
+from proxy.metrics import JOBS_CHARGED_WITHOUT_IMAGES, JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
 from proxy.rate_limits import Admission
 from proxy.shutdown import cancel_and_wait
 
@@ -306,6 +306,7 @@ class JobRunner:
         charge failed, was cancelled, or the job was lost too often): what that charge wrote is
         gone with the lost run, so it cannot be voided here. Logged for an operator to refund."""
         held = record.held
+        JOBS_CHARGED_WITHOUT_IMAGES.inc()
         log.error("job %s %s without its images although an earlier run was charged for it: key %s, request %s "
                   "(the charge log's request_id), at most %d micro-USD; refund it by hand",
                   record.id, how, record.key_id, held.reservation_id, held.micro_usd)

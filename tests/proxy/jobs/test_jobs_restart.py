@@ -21,6 +21,7 @@ from core.state.ledger_store import Voided
 from core.state.sqlite_database import SqliteDatabase
 from core.state.sqlite_ledger import SqliteLedgerStore
 from proxy.gateway import Gateway
+from proxy.metrics import REGISTRY
 from tests.proxy.api.served_app import serving
 from tests.proxy.jobs.test_jobs_api import ALICE, BODY, KEYS, Cancellable, finished, spent, status_becomes
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
@@ -128,6 +129,7 @@ async def test_a_run_on_an_earlier_charge_that_fails_is_logged_for_an_operator_t
     job, charged = await stopped_after_its_charge(settings, monkeypatch)
 
     down = ScriptedBackend.playing("runflow", *[VendorUnavailable("down", status=503)] * 3)
+    counted = REGISTRY.get_sample_value("boltgate_jobs_charged_without_images_total") or 0.0
     with caplog.at_level(logging.ERROR, logger="proxy.jobs.runner"):
         async with serving([route_to(down)], api_keys=KEYS, **settings) as client:
             ended = await finished(client, job["id"])
@@ -136,3 +138,4 @@ async def test_a_run_on_an_earlier_charge_that_fails_is_logged_for_an_operator_t
     assert ended["status"] == "failed"
     (named,) = [r.getMessage() for r in caplog.records if "refund it by hand" in r.getMessage()]
     assert str(job["id"]) in named
+    assert REGISTRY.get_sample_value("boltgate_jobs_charged_without_images_total") == counted + 1
