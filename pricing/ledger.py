@@ -73,8 +73,6 @@ class Settlement:
     micro_usd: int
     """The charge: never more than the reservation held."""
     vendor: str
-    day: str
-    images: int
     tallies: tuple[Tally, ...]
     record: ChargeRecord | None
 
@@ -168,7 +166,7 @@ class Ledger:
             overrun = to_micro_usd(overrun_usd)
             tallies += [Tally("losses:vendor_usd", quote.vendor, overrun), Tally("losses:day_usd", day, overrun),
                         Tally("losses:vendor_overruns", quote.vendor, 1)]
-        return Settlement(reservation, charge, quote.vendor, day, quote.images, tuple(tallies), record)
+        return Settlement(reservation, charge, quote.vendor, tuple(tallies), record)
 
     async def settle(self, reservation: Reservation, quote: Quote, *, overrun_usd: Decimal = Decimal(0),
                      record: ChargeRecord | None = None) -> None:
