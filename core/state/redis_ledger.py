@@ -58,6 +58,18 @@ end
 local function spent(key)
   return tonumber(redis.call('GET', key) or '0')
 end
+-- A charge written (INCRBY) or taken back (DECRBY): KEYS[1] the spent counter, KEYS[5] the
+-- charge log, KEYS[6..] the tally tables, whose field and amount pairs start at ARGV[first_pair].
+local function write_charge(spend, amount, entry, retention, first_pair, now)
+  redis.call(spend, KEYS[1], amount)
+  for i = 6, #KEYS do
+    local at = first_pair + 2 * (i - 6)
+    redis.call('HINCRBY', KEYS[i], ARGV[at], ARGV[at + 1])
+  end
+  if entry ~= '' then
+    redis.call('XADD', KEYS[5], 'MINID', '~', string.format('%d', now - tonumber(retention)), '*', 'entry', entry)
+  end
+end
 """
 
 # KEYS: spent, holds, leases, closed. ARGV: hold id, amount, limit (-1: none), lease ms, not after ms.
@@ -93,13 +105,7 @@ end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SET', KEYS[4], 'settled', 'PX', ARGV[4])
-redis.call('INCRBY', KEYS[1], ARGV[2])
-for i = 6, #KEYS do
-  redis.call('HINCRBY', KEYS[i], ARGV[2 * i - 4], ARGV[2 * i - 3])
-end
-if ARGV[6] ~= '' then
-  redis.call('XADD', KEYS[5], 'MINID', '~', string.format('%d', now - tonumber(ARGV[7])), '*', 'entry', ARGV[6])
-end
+write_charge('INCRBY', ARGV[2], ARGV[6], ARGV[7], 8, now)
 return 1
 """
 
@@ -109,13 +115,7 @@ _VOID = _PRELUDE + """
 local closed = redis.call('GET', KEYS[4])
 if closed == 'settled' then
   redis.call('SET', KEYS[4], 'voided', 'PX', ARGV[3])
-  redis.call('DECRBY', KEYS[1], ARGV[2])
-  for i = 6, #KEYS do
-    redis.call('HINCRBY', KEYS[i], ARGV[2 * i - 6], ARGV[2 * i - 5])
-  end
-  if ARGV[4] ~= '' then
-    redis.call('XADD', KEYS[5], 'MINID', '~', string.format('%d', now_ms() - tonumber(ARGV[5])), '*', 'entry', ARGV[4])
-  end
+  write_charge('DECRBY', ARGV[2], ARGV[4], ARGV[5], 6, now_ms())
   return 2
 end
 if closed then return 0 end
