@@ -28,8 +28,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from listening import start_on_a_free_port
 from loadclient import RunResult, prepare_post, run_load
-from overhead import CASES, HOST, KEY, bodies, cpu_seconds, free_port, taskset, wait_for_port
+from overhead import CASES, HOST, KEY, bodies, cpu_seconds, start_simulator, taskset
 from overhead_ab import HERE, start_gateway
 
 PORTKEY_PACKAGE = "@portkey-ai/gateway@1.15.2"
@@ -49,26 +50,19 @@ def portkey_server(directory: Path) -> Path:
 
 
 def start_portkey(script: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    process = subprocess.Popen([*taskset("1"), "node", str(script), f"--port={port}", "--headless"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, port
+    return start_on_a_free_port(lambda port: [*taskset("1"), "node", str(script), f"--port={port}", "--headless"],
+                                name="Portkey gateway")
 
 
 async def bench_case(label: str, size: str, realistic: bool, script: Path, rounds: int, seconds: float) -> None:
-    sim_port = free_port()
-    simulator = subprocess.Popen(
-        [*taskset("0"), sys.executable, "-m", "backends.simulators", "--vendor", "callmissed",
-         "--port-base", str(sim_port), "--api-key", KEY, "--latency", "0",
-         *(["--realistic-images"] if realistic else [])],
-        cwd=HERE, env={**os.environ, "PYTHONPATH": str(HERE)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    simulator, sim_port = start_simulator(realistic=realistic, cwd=HERE, env={**os.environ, "PYTHONPATH": str(HERE)})
+    started = [simulator]
     with tempfile.TemporaryDirectory() as workdir:
-        boltgate, boltgate_port = start_gateway(HERE, sim_port, Path(workdir))
-        portkey, portkey_port = start_portkey(script)
         try:
-            for port in (sim_port, boltgate_port, portkey_port):
-                wait_for_port(port)
+            boltgate, boltgate_port = start_gateway(HERE, sim_port, Path(workdir))
+            started.append(boltgate)
+            portkey, portkey_port = start_portkey(script)
+            started.append(portkey)
             direct_body, boltgate_body = bodies(size)
             requests = {
                 "direct": (None, prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
@@ -97,7 +91,7 @@ async def bench_case(label: str, size: str, realistic: bool, script: Path, round
                             cpu[name].append((cpu_seconds(process.pid) - before) / max(1, len(run.latencies)))
                 report(label, concurrency, runs, cpu)
         finally:
-            for process in (boltgate, portkey, simulator):
+            for process in reversed(started):
                 process.terminate()
                 process.wait(timeout=30)
 

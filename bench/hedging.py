@@ -34,7 +34,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import HOST, free_port, wait_for_port
+from listening import start_on_a_free_port
+from overhead import HOST
 
 KEY = "bench-key"
 FAST_S, HANG_S, SECOND_S, HANG_SHARE = 1.0, 30.0, 1.2, 0.05
@@ -50,15 +51,13 @@ class Mode:
 MODES = (Mode("without hedging", {}), Mode("with hedging", {"x-boltgate-hedge": "on"}))
 
 
-def start_simulator(vendor: str, latency: float, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "backends.simulators", "--vendor", vendor, "--port-base", str(port),
-         "--api-key", KEY, "--latency", str(latency), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+def start_simulator(vendor: str, latency: float, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    return start_on_a_free_port(
+        lambda port: [sys.executable, "-m", "backends.simulators", "--vendor", vendor, "--port-base", str(port),
+                      "--api-key", KEY, "--latency", str(latency), *extra], name=f"{vendor} simulator")
 
 
-def start_gateway(workdir: Path, first: int, second: int, gateway: int, after: float) -> subprocess.Popen[bytes]:
+def start_gateway(workdir: Path, first: int, second: int, after: float) -> tuple[subprocess.Popen[bytes], int]:
     config = workdir / "routes.toml"
     config.write_text(
         "deadline_s = 60\n"
@@ -72,8 +71,8 @@ def start_gateway(workdir: Path, first: int, second: int, gateway: int, after: f
     )
     env = {**os.environ, "BENCH_SIM_KEY": KEY, "BOLTGATE_CONFIG": str(config), "BOLTGATE_LOG_LEVEL": "warning",
            "BOLTGATE_DATA_DIR": str(workdir / "data")}  # its ledger stays in the throwaway directory
-    return subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--port", str(gateway)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return start_on_a_free_port(lambda port: [sys.executable, "-m", "proxy", "serve", "--port", str(port)],
+                                name="gateway", env=env)
 
 
 def counter_total(metrics: str, name: str) -> float:
@@ -120,14 +119,15 @@ async def run_mode(client: httpx.AsyncClient, gateway: str, first: str, mode: Mo
 
 
 async def bench(rounds: int, requests: int, concurrency: int, after: float) -> None:
-    first_port, second_port, gateway_port = free_port(), free_port(), free_port()
+    processes: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as workdir:
-        processes = [start_simulator("aigateway", FAST_S, first_port),
-                     start_simulator("imageapi", SECOND_S, second_port, "--response-shape", "data_b64"),
-                     start_gateway(Path(workdir), first_port, second_port, gateway_port, after)]
         try:
-            for port in (first_port, second_port, gateway_port):
-                wait_for_port(port)
+            first_sim, first_port = start_simulator("aigateway", FAST_S)
+            processes.append(first_sim)
+            second_sim, second_port = start_simulator("imageapi", SECOND_S, "--response-shape", "data_b64")
+            processes.append(second_sim)
+            gateway_process, gateway_port = start_gateway(Path(workdir), first_port, second_port, after)
+            processes.append(gateway_process)
             gateway, first = f"http://{HOST}:{gateway_port}", f"http://{HOST}:{first_port}"
             limits = httpx.Limits(max_connections=concurrency * 2 + 4)
             async with httpx.AsyncClient(timeout=120, limits=limits) as client:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,9 @@ from pathlib import Path
 
 import httpx
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from listening import start_on_a_free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,17 +34,12 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_gateway(port: int, ttl: float) -> subprocess.Popen[bytes]:
+def start_gateway(ttl: float) -> tuple[subprocess.Popen[bytes], int]:
     env = {**os.environ, "BOLTGATE_IMAGE_TTL_S": str(ttl), "BOLTGATE_LOG_LEVEL": "warning",
            "PYTHONPATH": str(REPO)}
     env = {name: value for name, value in env.items() if not name.endswith("_API_KEY")}
-    return subprocess.Popen([sys.executable, "-m", "proxy.cli", "serve", "--port", str(port)], cwd=REPO, env=env)
+    return start_on_a_free_port(lambda port: [sys.executable, "-m", "proxy.cli", "serve", "--port", str(port)],
+                                name="gateway", cwd=REPO, env=env)
 
 
 def wait_ready(base_url: str) -> None:
@@ -82,9 +79,8 @@ def main() -> int:
     parser.add_argument("--ttl", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    port = free_port()
+    gateway, port = start_gateway(args.ttl)
     base_url = f"http://127.0.0.1:{port}"
-    gateway = start_gateway(port, args.ttl)
     try:
         wait_ready(base_url)
         httpx.post(f"{base_url}/v1/images/generations", json={"prompt": "warm up", "size": "256x256"}, timeout=60)

@@ -18,39 +18,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from listening import process_tree, start_on_a_free_port
 from loadclient import BurstResult, RunResult, prepare_post, run_burst, run_load
 
 HOST = "127.0.0.1"
 KEY = "bench-key"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -72,13 +56,7 @@ def taskset(cpu: str) -> list[str]:
 def start_processes(
     workdir: Path, *, realistic: bool, latency_s: float = 0.0, workers: int = 1, gateway_cpus: str = "1"
 ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int, int]:
-    sim_port, gw_port = free_port(), free_port()
-    simulator = subprocess.Popen(
-        [*taskset("0"), sys.executable, "-m", "backends.simulators", "--vendor", "callmissed",
-         "--port-base", str(sim_port), "--api-key", KEY, "--latency", str(latency_s),
-         *(["--realistic-images"] if realistic else [])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    simulator, sim_port = start_simulator(latency_s=latency_s, realistic=realistic)
     config = workdir / "routes.toml"
     config.write_text(
         f'[[routes]]\nvendor = "callmissed"\nkey_env = "BENCH_SIM_KEY"\nmax_attempts = 1\n'
@@ -87,23 +65,29 @@ def start_processes(
     # The default state backend (the SQLite ledger), in the run's own directory.
     env = {**os.environ, "BENCH_SIM_KEY": KEY, "BOLTGATE_CONFIG": str(config), "BOLTGATE_LOG_LEVEL": "warning",
            "BOLTGATE_DATA_DIR": str(workdir / "data")}
-    gateway = subprocess.Popen(
-        [*taskset(gateway_cpus), sys.executable, "-m", "proxy", "serve", "--port", str(gw_port),
-         "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(sim_port)
-    wait_for_port(gw_port)
+    try:
+        gateway, gw_port = start_on_a_free_port(
+            lambda port: [*taskset(gateway_cpus), sys.executable, "-m", "proxy", "serve", "--port", str(port),
+                          "--workers", str(workers)], name="gateway", env=env)
+    except BaseException:
+        stop(simulator)
+        raise
     wait_for_workers(gateway.pid, workers)
     return simulator, gateway, sim_port, gw_port
 
 
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (a supervisor's workers)."""
-    found = [pid]
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        found.extend(process_tree(int(child)))
-    return found
+def start_simulator(*, latency_s: float = 0.0, realistic: bool = False, cpu: str = "0",
+                    **popen: Any) -> tuple[subprocess.Popen[bytes], int]:
+    """The CallMissed simulator, the upstream every overhead figure is measured against."""
+    return start_on_a_free_port(
+        lambda port: [*taskset(cpu), sys.executable, "-m", "backends.simulators", "--vendor", "callmissed",
+                      "--port-base", str(port), "--api-key", KEY, "--latency", str(latency_s),
+                      *(["--realistic-images"] if realistic else [])], name="simulator", **popen)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    process.terminate()
+    process.wait(timeout=timeout)
 
 
 def tree_cpu_seconds(pid: int) -> float:

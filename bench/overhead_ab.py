@@ -25,14 +25,15 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from listening import start_on_a_free_port
 from loadclient import prepare_post, run_load
-from overhead import HOST, KEY, bodies, cpu_seconds, free_port, taskset, wait_for_port
+from overhead import HOST, KEY, bodies, cpu_seconds, start_simulator, taskset
 
 HERE = Path(__file__).resolve().parents[1]
 
 
 def start_gateway(checkout: Path, sim_port: int, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+    """``checkout``'s gateway in front of the simulator, once it listens."""
     config = workdir / "routes.toml"
     config.write_text(
         f'[[routes]]\nvendor = "callmissed"\nkey_env = "BENCH_SIM_KEY"\nmax_attempts = 1\n'
@@ -40,27 +41,20 @@ def start_gateway(checkout: Path, sim_port: int, workdir: Path) -> tuple[subproc
     )
     env = {**os.environ, "BENCH_SIM_KEY": KEY, "BOLTGATE_CONFIG": str(config), "BOLTGATE_LOG_LEVEL": "warning",
            "BOLTGATE_DATA_DIR": str(workdir / "data"), "PYTHONPATH": str(checkout)}
-    gateway = subprocess.Popen([*taskset("1"), sys.executable, "-m", "proxy", "serve", "--port", str(port)],
-                               cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return gateway, port
+    return start_on_a_free_port(
+        lambda port: [*taskset("1"), sys.executable, "-m", "proxy", "serve", "--port", str(port)],
+        name=f"gateway of {checkout}", cwd=checkout, env=env)
 
 
 async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seconds: float) -> None:
     checkouts = {"baseline": baseline.resolve(), "this": HERE}
-    sim_port = free_port()
-    simulator = subprocess.Popen(
-        [*taskset("0"), sys.executable, "-m", "backends.simulators", "--vendor", "callmissed",
-         "--port-base", str(sim_port), "--api-key", KEY, "--latency", "0",
-         *(["--realistic-images"] if size != "256x256" else [])],
-        cwd=HERE, env={**os.environ, "PYTHONPATH": str(HERE)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    simulator, sim_port = start_simulator(realistic=size != "256x256", cwd=HERE,
+                                          env={**os.environ, "PYTHONPATH": str(HERE)})
+    gateways: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     with tempfile.TemporaryDirectory() as base_dir, tempfile.TemporaryDirectory() as this_dir:
-        gateways = {name: start_gateway(path, sim_port, Path(workdir))
-                    for (name, path), workdir in zip(checkouts.items(), (base_dir, this_dir), strict=True)}
         try:
-            wait_for_port(sim_port)
-            for _, port in gateways.values():
-                wait_for_port(port)
+            for (name, path), workdir in zip(checkouts.items(), (base_dir, this_dir), strict=True):
+                gateways[name] = start_gateway(path, sim_port, Path(workdir))
             if (os.cpu_count() or 1) > 1:
                 os.sched_setaffinity(0, {0})
             _, body = bodies(size)

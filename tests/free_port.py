@@ -5,6 +5,9 @@ another process (an xdist worker starting its own server) may take it. A start t
 address is in use raises ``PortTaken``, and ``on_a_free_port`` calls it again on a fresh port:
 
     process = on_a_free_port(start)     # start(port) returns once the server answers
+
+The benchmarks start their servers through the same retry (``bench/listening.py``), so this
+module needs nothing but the standard library at run time.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import pytest
+if TYPE_CHECKING:  # only first_pick_taken's annotation: the benchmarks (bench/listening.py) import this without pytest
+    import pytest
 
 PORT_TRIES = 3
 """Ports tried in all: one taken port is bad luck, three in a row are a fault worth seeing."""
