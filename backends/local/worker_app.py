@@ -132,7 +132,8 @@ def create_worker_app(config: LocalBackendConfig, *, factory: PipelineFactory = 
     @get("/metrics", media_type=MediaType.TEXT)
     async def prometheus(request: Request[Any, Any, Any]) -> Response[bytes]:
         check_token(metrics_token, request.headers.get("authorization"), "/metrics needs the metrics token")
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        # A header, not a media type: Litestar would append a second charset (see proxy/api/health.py).
+        return Response(metrics.render(), headers={"content-type": CONTENT_TYPE})
 
     async def start_loading() -> None:
         engine.start_in_background()

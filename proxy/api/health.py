@@ -73,7 +73,10 @@ async def metrics(request: Request[Any, Any, Any], settings: InjectedSettings,
         export_route_states(await assess(gateway.router.routes, gateway.router.health))
     except Exception as exc:  # a failing store must not take the metrics down with it
         log.warning("route states not refreshed for /metrics: %s: %s", type(exc).__name__, exc)
-    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+    # As a header, not a media type: Litestar appends "; charset=utf-8" to any text/ media type, and
+    # prometheus_client's already has one. A duplicate parameter is no media type at all to Go's
+    # parser, and Prometheus 3 fails the scrape of a Content-Type it cannot parse.
+    return Response(exposition(), headers={"content-type": CONTENT_TYPE_LATEST})
 
 
 def metrics_handler(settings: Settings) -> HTTPRouteHandler:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import httpx
 import pytest
 from PIL import Image
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from backends.base import sniff_format
 from backends.local.config import LocalBackendConfig
@@ -120,6 +121,14 @@ async def test_a_full_queue_answers_503_with_retry_after(
     assert 'boltgate_worker_requests_total{status="503"} 1.0' in metrics
     assert 'boltgate_worker_requests_total{status="200"} 2.0' in metrics
     assert "boltgate_worker_ready 1.0" in metrics
+
+
+async def test_metrics_answer_in_prometheus_content_type_each_parameter_once(gated_client: httpx.AsyncClient) -> None:
+    """A repeated ``charset`` is no media type to Go's parser: Prometheus 3 would fail the scrape."""
+    response = await gated_client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
 
 
 async def test_is_not_ready_until_the_model_has_loaded(make_request: MakeRequest) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from backends.base import ProbeOutcome
 from backends.local.config import LocalBackendConfig
@@ -83,10 +84,19 @@ async def test_metrics_are_prometheus_text(client: Client) -> None:
     response = await client.get("/metrics")
 
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
     for name in ("boltgate_requests_total", "boltgate_backend_attempts_total", "boltgate_images_total",
                  "boltgate_gateway_overhead_seconds_bucket"):
         assert name in response.text
+
+
+async def test_metrics_name_each_content_type_parameter_once(client: Client) -> None:
+    """Go's media-type parser (Prometheus') refuses a repeated parameter, and Prometheus 3 then fails
+    the scrape: ``text/plain; version=1.0.0; charset=utf-8; charset=utf-8`` is no media type."""
+    content_type = (await client.get("/metrics")).headers["content-type"]
+
+    names = [parameter.split("=")[0].strip() for parameter in content_type.split(";")[1:]]
+    assert sorted(names) == ["charset", "version"]
 
 
 async def test_readyz_is_not_ready_while_the_in_process_pipeline_warms_up() -> None:
