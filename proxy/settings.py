@@ -26,6 +26,7 @@ from backends.route_options import unknown_options
 from backends.vendors.registry import VENDOR_SPECS
 from core.image_header import DECODER_MAX_PIXELS, DEFAULT_MAX_PIXELS
 from pricing.config import KeyLimits, KeyPolicy, PricingConfig, RoutingPolicyName
+from proxy.settings_secrets import refuse_secrets
 
 LOCAL = "local"
 """The in-process pipeline: a backend with no vendor spec (no HTTP, no key)."""
@@ -428,7 +429,9 @@ class Settings(BaseSettings):
                 raise IsADirectoryError(f"config file {path} is a directory, not a TOML file")
             if not Path(path).is_file():
                 raise FileNotFoundError(f"config file {path} does not exist")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+            file = TomlConfigSettingsSource(settings_cls, toml_file=Path(path))
+            refuse_secrets(file.toml_data, Path(path))
+            sources.append(file)
         return tuple(sources)
 
     def enabled_routes(self) -> list[RouteConfig]:

@@ -22,6 +22,7 @@ from pydantic_settings import SettingsError
 
 from core.errors import InvalidSettings
 from proxy.settings import Settings
+from proxy.settings_secrets import SecretInFile
 
 ENV_PREFIX = "BOLTGATE_"
 SECRET_MAPS = frozenset({"api_keys"})
@@ -40,7 +41,7 @@ def read_settings(config: str | Path | None = None, **values: Any) -> Settings:
         return Settings(**values)
     except ValidationError as error:
         raise InvalidSettings(describe(error, source)) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+    except (FileNotFoundError, IsADirectoryError, PermissionError, SecretInFile) as error:
         raise InvalidSettings(str(error)) from None
     except tomllib.TOMLDecodeError as error:
         raise InvalidSettings(f"{source} is not valid TOML: {error}") from None
