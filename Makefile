@@ -16,10 +16,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 # torch first, pinned: the CPU build that lies on this machine's disk (any other pulls GBs).
+# The dev install holds the plain one, so `make run` after `make test` installs nothing again.
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev,local]'
-	touch $@
+	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
