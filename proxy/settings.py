@@ -26,7 +26,7 @@ from backends.route_options import unknown_options
 from backends.vendors.registry import VENDOR_SPECS
 from core.image_header import DECODER_MAX_PIXELS, DEFAULT_MAX_PIXELS
 from pricing.config import KeyLimits, KeyPolicy, PricingConfig, RoutingPolicyName
-from proxy.settings_secrets import refuse_secrets
+from proxy.settings_secrets import ENV_PREFIX, refuse_secrets
 
 LOCAL = "local"
 """The in-process pipeline: a backend with no vendor spec (no HTTP, no key)."""
@@ -285,7 +285,7 @@ class ServerConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BOLTGATE_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     config: Path | None = None
     """TOML file describing the routes (and any other setting)."""

@@ -22,9 +22,8 @@ from pydantic_settings import SettingsError
 
 from core.errors import InvalidSettings
 from proxy.settings import Settings
-from proxy.settings_secrets import SecretInFile
+from proxy.settings_secrets import ENV_PREFIX
 
-ENV_PREFIX = "BOLTGATE_"
 SECRET_MAPS = frozenset({"api_keys"})
 """Settings whose dictionary keys are secrets."""
 SECRET_WORDS = ("token", "secret", "password", "key", "redis_url")
@@ -41,7 +40,7 @@ def read_settings(config: str | Path | None = None, **values: Any) -> Settings:
         return Settings(**values)
     except ValidationError as error:
         raise InvalidSettings(describe(error, source)) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError, SecretInFile) as error:
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
         raise InvalidSettings(str(error)) from None
     except tomllib.TOMLDecodeError as error:
         raise InvalidSettings(f"{source} is not valid TOML: {error}") from None

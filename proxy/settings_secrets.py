@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.errors import InvalidSettings
+
 ENV_PREFIX = "BOLTGATE_"
+"""Every setting's environment variable starts with it (``Settings``' ``env_prefix``)."""
 
 SECRET_SETTINGS: tuple[tuple[str, ...], ...] = (
     ("api_keys",),
@@ -24,10 +27,6 @@ SECRET_SETTINGS: tuple[tuple[str, ...], ...] = (
 """Settings whose values (or, for ``api_keys``, whose names) are secrets."""
 
 
-class SecretInFile(ValueError):
-    """The settings file holds a secret; the message names each one and its variable, never its value."""
-
-
 def variable(path: tuple[str, ...]) -> str:
     """The environment variable of a setting: ``("jobs", "webhook_root_secret")`` is
     ``BOLTGATE_JOBS__WEBHOOK_ROOT_SECRET``."""
@@ -35,14 +34,15 @@ def variable(path: tuple[str, ...]) -> str:
 
 
 def refuse_secrets(data: Mapping[str, Any], file: Path) -> None:
-    """Raise ``SecretInFile`` when ``data`` (the file's settings) holds a secret."""
+    """Raise ``InvalidSettings`` when ``data`` (the file's settings) holds a secret: the message names
+    each one and the variable that takes it, never its value."""
     problems = [f"{'.'.join(path)}: set {variable(path)} instead"
                 for path in SECRET_SETTINGS if _holds(data, path)]
     if _has_password(data.get("redis_url")):
         problems.append(f"redis_url carries a password: set {variable(('redis_url',))} instead")
     if problems:
         listed = "\n".join(f"- {problem}" for problem in problems)
-        raise SecretInFile(f"{file} holds secrets, which are read from the environment only:\n{listed}")
+        raise InvalidSettings(f"{file} holds secrets, which are read from the environment only:\n{listed}")
 
 
 def _holds(data: Mapping[str, Any], path: tuple[str, ...]) -> bool:
