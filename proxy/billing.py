@@ -216,6 +216,16 @@ class Billing:
         labelled(UNCONFIRMED_CHARGES, outcome.value).inc()
         return outcome
 
+    async def book_served_again(self, pending: PendingCharge) -> None:
+        """A job's run again on the charge of an earlier, lost run delivered its images: the
+        client pays that charge (its line in the charge log names the lost run's vendor), not
+        this one, so what this run's vendor cost is the gateway's loss. Counted once per call:
+        each call is one more generation a vendor billed."""
+        settlement = pending.settlement
+        upstream = pending.charge.upstream_usd
+        await self.ledger.record_loss(settlement.vendor, upstream)
+        labelled(GATEWAY_LOSS_USD, settlement.vendor).inc(float(upstream))
+
     async def record_hedge_loss(self, route: Route, request: ImageRequest, error: BackendError | None) -> None:
         """An attempt cancelled because another route answered first: the gateway's loss (the
         client pays only the winner), at what its vendor reported when the cancellation carried
