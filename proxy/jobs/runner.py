@@ -26,8 +26,8 @@ Money across lost runs: each run keeps the charge it is about to settle with the
 settled is served on that charge (``settled_before``: nothing held or charged again), and the job
 reports the kept charge as its price. A job that ends without its images (failed, cancelled, lost
 ``MAX_RUNS`` times, or a cancel that won over a charged run) ends uncharged: its kept charge is
-voided as an unconfirmed one is (``Billing.void``: taken back with a refund line in the charge
-log if it landed, the hold closed if not, the vendor's cost booked once as the gateway's loss).
+taken back as an unconfirmed one is (``Billing.take_back``: with a refund line in the charge log
+if it landed, the hold closed if not, the vendor's cost booked once as the gateway's loss).
 Only a settled job with no readable kept charge (a record from before charges were kept) is left
 for an operator: logged and counted (``boltgate_jobs_charged_without_images_total``).
 
@@ -267,9 +267,10 @@ class JobRunner:
         charged: PendingCharge | None = None
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
-            reservation = await self._left_by_the_lost_run(record.held.reservation(record.key_id))
+            kept = await self.service.book.kept_charge(record.id)
+            reservation = await self._left_by_the_lost_run(self._last_hold(record, kept))
             if reservation is not None and reservation.settled_before:
-                charged = await self.service.book.kept_charge(record.id)
+                charged = kept
 
         async def keep_charge(pending: PendingCharge) -> None:
             await self.service.book.keep_charge(record.id, pending)
@@ -302,20 +303,26 @@ class JobRunner:
             return replace(reservation, settled_before=True)
         return None if state is HoldState.RELEASED else reservation
 
+    @staticmethod
+    def _last_hold(record: JobRecord, kept: PendingCharge | None) -> Reservation:
+        """The hold the job's last charged run settled, or was about to: the kept charge's (a run
+        after one that gave the job's hold back holds afresh), else the one placed at submit."""
+        return record.held.reservation(record.key_id) if kept is None else replace(kept.settlement.reservation)
+
     async def _charged(self, record: JobRecord) -> bool:
         """Whether the job's hold was settled: its run must then end served, not failed."""
-        reservation = record.held.reservation(record.key_id)
+        reservation = self._last_hold(record, await self.service.book.kept_charge(record.id))
         return await self.service.gateway.billing.ledger.hold_state(reservation) is HoldState.SETTLED
 
     async def _uncharge(self, record: JobRecord) -> None:
         """Make sure a job that ends without its images is not charged: the charge a run of it
-        kept is voided (``Billing.void``, idempotent: a second call takes nothing back again);
+        kept is voided (``Billing.take_back``, idempotent: a second call takes nothing back again);
         with none kept, its hold is released. A settled hold with no readable kept charge (a
         record from before runs kept theirs) cannot be undone here: logged for an operator."""
         billing = self.service.gateway.billing
         kept = await self.service.book.kept_charge(record.id)
         if kept is not None:
-            if await billing.void(kept) is Voided.REFUNDED:
+            if await billing.take_back(kept) is Voided.REFUNDED:
                 settlement = kept.settlement
                 log.warning("job %s ended without its images: its charge of %d micro-USD (request %s) was taken "
                             "back", record.id, settlement.micro_usd, settlement.reservation.reservation_id)

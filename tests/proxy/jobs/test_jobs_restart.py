@@ -27,6 +27,7 @@ from core.state.redis_ledger import RedisLedgerStore
 from core.state.sqlite import SqliteStateStore
 from core.state.sqlite_database import SqliteDatabase
 from core.state.sqlite_ledger import SqliteLedgerStore
+from pricing.money import to_micro_usd
 from proxy.gateway import Gateway
 from proxy.jobs.book import JobBook
 from proxy.jobs.record import JobEnd
@@ -180,6 +181,31 @@ async def test_a_run_whose_lost_run_gave_its_hold_back_holds_afresh_and_is_charg
         assert await spent(client) == (Decimal(ended["billing"]["cost_usd"]), 0)
 
 
+async def test_a_charge_on_a_fresh_hold_counts_as_the_jobs_and_is_taken_back_when_the_job_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run again on a fresh hold (the job's own was given back) is charged and lost too: that
+    charge is the job's, so the stop leaves the job to be run again rather than failing it with
+    the charge standing, and the job, lost once too often, ends uncharged."""
+    settings = restartable({"state_backend": "sqlite", "data_dir": str(tmp_path)})
+    job, first_charge = await stopped_after_its_charge(settings, monkeypatch)
+    book = SqliteLedgerStore(SqliteDatabase.in_directory(tmp_path))
+    (hold_id,), = book.database.connection.execute("SELECT marker FROM closed WHERE kind = 'settled'").fetchall()
+    key_id = book.database.connection.execute("SELECT account FROM spent WHERE amount > 0").fetchone()[0]
+    assert await book.void(key_id, hold_id, int(first_charge * 10**6)) is Voided.REFUNDED
+    await book.aclose()
+    _, second_charge = await stopped_after_its_charge(settings, monkeypatch, submit=False)
+
+    async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS, **settings) as client:
+        ended = await finished(client, str(job["id"]))
+        await uncharged(client)
+        # the first charge's line, its void by hand wrote no refund line; then the second's, taken back
+        assert await charge_log(client) == [(first_charge, 1), (second_charge, 1), (-second_charge, -1)]
+
+    assert second_charge > 0
+    assert ended["status"] == "failed" and ended["error"]["code"] == "job_lost", ended
+
+
 async def test_a_run_again_on_an_earlier_charge_that_fails_on_every_route_ends_failed_and_uncharged(
     state: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,15 +214,22 @@ async def test_a_run_again_on_an_earlier_charge_that_fails_on_every_route_ends_f
     settings = restartable(state)
     job, charged = await stopped_after_its_charge(settings, monkeypatch)
 
+    async with ledger_of(settings) as book:
+        losses_before = (await book.table("losses:vendor_usd")).get("runflow", 0)
     down = ScriptedBackend.playing("runflow", *[VendorUnavailable("down", status=503)] * 3)
     async with serving([route_to(down)], api_keys=KEYS, **settings) as client:
         ended = await finished(client, job["id"])
         await uncharged(client)
         assert await charge_log(client) == [(charged, 1), (-charged, -1)]
+        logged = await client.get("/v1/admin/charges", params={"since": "2000-01-01"}, headers=ADMIN)
+        lost_run_cost = Decimal(logged.json()["data"][0]["catalog_cost_usd"])
+    async with ledger_of(settings) as book:
+        losses = (await book.table("losses:vendor_usd")).get("runflow", 0)
 
     assert charged > 0
     assert ended["status"] == "failed", ended
     assert "data" not in ended and "billing" not in ended
+    assert losses - losses_before == to_micro_usd(lost_run_cost) > 0  # the lost run's images, once
 
 
 async def test_a_run_again_on_an_earlier_charge_cancelled_by_its_owner_ends_uncharged(
