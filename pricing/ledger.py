@@ -220,12 +220,13 @@ class Ledger:
         """Read the store once: ``StateUnavailable`` when it does not answer (readiness)."""
         await self._book.balance("readyz")
 
-    async def record_loss(self, vendor: str, amount_usd: Decimal, event_id: str | None = None) -> None:
+    async def record_loss(self, vendor: str, amount_usd: Decimal, event_id: str | None = None) -> bool:
         """A vendor billed work the client does not pay for (an attempt that delivered nothing,
-        run time above the reservation): the gateway's cost. Counted once per ``event_id``."""
+        run time above the reservation): the gateway's cost. Counted once per ``event_id``;
+        False when that event was counted before."""
         micros = to_micro_usd(amount_usd)
         day = self._clock().astimezone(UTC).date().isoformat()
-        await self._book.count(event_id or secrets.token_hex(12), [
+        return await self._book.count(event_id or secrets.token_hex(12), [
             Tally("losses:vendor_usd", vendor, micros),
             Tally("losses:vendor_attempts", vendor, 1),
             Tally("losses:day_usd", day, micros),

@@ -205,16 +205,34 @@ class Billing:
 
     async def void(self, pending: PendingCharge) -> Voided:
         """The request was answered with an error after its settle went unconfirmed: make sure it
-        is not charged (``Ledger.void``), and book what the vendor cost as the gateway's loss,
-        once per request, since the images were made and paid for but never delivered."""
+        is not charged, and its vendor cost is the gateway's loss (``take_back``)."""
+        outcome = await self.take_back(pending)
+        labelled(UNCONFIRMED_CHARGES, outcome.value).inc()
+        return outcome
+
+    async def take_back(self, pending: PendingCharge) -> Voided:
+        """Make sure ``pending``'s request ends up uncharged (``Ledger.void``: its charge taken
+        back with a refund line if its settle landed, its hold closed if not), and book what the
+        vendor cost as the gateway's loss, once per request however often this is called, since
+        the images were made and paid for but never delivered (an unconfirmed settle; an async
+        job that ended without them)."""
         settlement = pending.settlement
         outcome = await self.ledger.void(settlement)
         upstream = pending.charge.upstream_usd
-        await self.ledger.record_loss(settlement.vendor, upstream,
-                                      event_id=f"undelivered:{settlement.reservation.reservation_id}")
-        labelled(GATEWAY_LOSS_USD, settlement.vendor).inc(float(upstream))
-        labelled(UNCONFIRMED_CHARGES, outcome.value).inc()
+        if await self.ledger.record_loss(settlement.vendor, upstream,
+                                         event_id=f"undelivered:{settlement.reservation.reservation_id}"):
+            labelled(GATEWAY_LOSS_USD, settlement.vendor).inc(float(upstream))
         return outcome
+
+    async def book_served_again(self, pending: PendingCharge) -> None:
+        """A job's run again on the charge of an earlier, lost run delivered its images: the
+        client pays that charge (its line in the charge log names the lost run's vendor), not
+        this one, so what this run's vendor cost is the gateway's loss. Counted once per call:
+        each call is one more generation a vendor billed."""
+        settlement = pending.settlement
+        upstream = pending.charge.upstream_usd
+        await self.ledger.record_loss(settlement.vendor, upstream)
+        labelled(GATEWAY_LOSS_USD, settlement.vendor).inc(float(upstream))
 
     async def record_hedge_loss(self, route: Route, request: ImageRequest, error: BackendError | None) -> None:
         """An attempt cancelled because another route answered first: the gateway's loss (the

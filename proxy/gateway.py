@@ -11,6 +11,11 @@ and fenced) until the deadline; if it never is, the client gets 503 ``state_unav
 image, and the request is voided (``UnconfirmedCharges``): a try that landed although its answer
 was lost is taken back, and the vendor's cost is the gateway's loss. Nothing that can fail comes
 after a confirmed settle, so a charged request is always answered with its images.
+
+An async job's run keeps its charge durably before the settle is sent (``keep_charge``), so a
+run again after it was lost can report or take back that charge; a run again on a hold an
+earlier run settled (``Reservation.settled_before``) sends no settle at all: it is paid for, and
+what its own vendor cost is the gateway's loss.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +59,9 @@ UPSTREAM_COST_HEADERS = ("x-boltgate-upstream-cost-usd", "x-boltgate-vendor-repo
 """What the vendor cost: the gateway's margin, kept from clients unless the settings say otherwise."""
 SETTLE_RETRY_S = 0.2
 """Pause between two tries of a settle the state store did not confirm."""
+
+KeepCharge = Callable[[PendingCharge], Awaitable[None]]
+"""Keeps a request's charge durably before its settle is sent (an async job's run, ``JobBook``)."""
 
 
 @dataclass(slots=True)
@@ -110,18 +118,23 @@ class Gateway:
 
     async def generate(self, request: ImageRequest, *, base_url: str, key: KeyRecord,
                        idempotency_key: str | None = None, routing: RoutingChoice = DEFAULT_CHOICE,
-                       reservation: Reservation | None = None, admitted: bool = False) -> ImagesResponse:
+                       reservation: Reservation | None = None, admitted: bool = False,
+                       keep_charge: KeepCharge | None = None) -> ImagesResponse:
         """Serve ``request`` for ``key``, within the key's rate limits (429 beyond them) and what
         it may ask of the router (``routing``: a policy, or one vendor; 403 beyond that).
         ``reservation`` is a hold made earlier (an async job's, placed at submit) that routing
         raises as needed and that is settled or released here; ``admitted``: the request was
-        counted against the rate limits already (an async job, at submit), so it is not again."""
+        counted against the rate limits already (an async job, at submit), so it is not again;
+        ``keep_charge`` is awaited with the charge before its settle is sent (a failure there
+        sends none, and the request fails uncharged)."""
         routing.check_allowed(key.routing)
         if self.rate_limiter is None or admitted:
-            return await self._generate_or_replay(request, base_url, key, idempotency_key, routing, reservation)
+            return await self._generate_or_replay(request, base_url, key, idempotency_key, routing, reservation,
+                                                  keep_charge)
         admission = await self.rate_limiter.admit(key, request.n)
         try:
-            served = await self._generate_or_replay(request, base_url, key, idempotency_key, routing, reservation)
+            served = await self._generate_or_replay(request, base_url, key, idempotency_key, routing, reservation,
+                                                    keep_charge)
         finally:  # a charged answer must reach the client; a lease left behind ends with its TTL
             await quietly(admission.release(), "release a concurrency lease")
         served.headers.update(admission.headers)
@@ -129,15 +142,17 @@ class Gateway:
 
     def _generate_or_replay(self, request: ImageRequest, base_url: str, key: KeyRecord,
                             idempotency_key: str | None, routing: RoutingChoice,
-                            reservation: Reservation | None) -> Awaitable[ImagesResponse]:
+                            reservation: Reservation | None,
+                            keep_charge: KeepCharge | None = None) -> Awaitable[ImagesResponse]:
         """Not a coroutine itself: a request without an Idempotency-Key awaits ``_generate``
         with one frame less for every resumption of its await chain to pass through."""
         if idempotency_key is None:
-            return self._generate(request, base_url, key, routing, reservation)
-        return self._generate_once(request, base_url, key, idempotency_key, routing, reservation)
+            return self._generate(request, base_url, key, routing, reservation, keep_charge=keep_charge)
+        return self._generate_once(request, base_url, key, idempotency_key, routing, reservation, keep_charge)
 
     async def _generate_once(self, request: ImageRequest, base_url: str, key: KeyRecord, idempotency_key: str,
-                             routing: RoutingChoice, reservation: Reservation | None) -> ImagesResponse:
+                             routing: RoutingChoice, reservation: Reservation | None,
+                             keep_charge: KeepCharge | None = None) -> ImagesResponse:
         """Replay the answer remembered for ``idempotency_key``, or generate and remember it.
 
         The claim on the key lasts as long as the replay (``proxy.claims``) and is given up only
@@ -154,7 +169,7 @@ class Gateway:
                 return replay  # answered between the first look and the claim
             refuse_held(held, fingerprint, self.deadline_s + CLAIM_GRACE_S)
         try:
-            served = await self._generate(request, base_url, key, routing, reservation, create_key)
+            served = await self._generate(request, base_url, key, routing, reservation, create_key, keep_charge)
         except BaseException:  # nothing was charged (a charge is the last thing that can fail)
             await quietly(ledger.release_idempotency(key.key_id, idempotency_key), "release an idempotency claim")
             raise
@@ -178,7 +193,7 @@ class Gateway:
 
     async def _generate(self, request: ImageRequest, base_url: str, key: KeyRecord,
                         routing: RoutingChoice, reservation: Reservation | None = None,
-                        create_key: str | None = None) -> ImagesResponse:
+                        create_key: str | None = None, keep_charge: KeepCharge | None = None) -> ImagesResponse:
         started = time.monotonic()
         deadline = Deadline(self.deadline_s)
         plan = await self.router.candidates(request, routing)
@@ -205,8 +220,15 @@ class Gateway:
             assert hold.reservation is not None, "a route was tried, so it was admitted"
             bill = self.billing.final_bill(routed.route, request, run_seconds=routed.result.run_seconds,
                                            images=len(images))
-            pending = self.billing.pending_charge(hold.reservation, routed.route, bill, routed.result)
-            charge = await self._settle(pending, deadline)
+            this_run = self.billing.pending_charge(hold.reservation, routed.route, bill, routed.result)
+            if hold.reservation.settled_before:  # paid for by the lost run: nothing to settle, or to void
+                await quietly(self.billing.book_served_again(this_run), "book a paid run again's cost as a loss")
+                charge = this_run.charge
+            else:
+                if keep_charge is not None:
+                    await keep_charge(this_run)
+                pending = this_run
+                charge = await self._settle(pending, deadline)
         except BaseException:
             if pending is not None:  # a settle was sent and not confirmed: it may have landed
                 self.unconfirmed.void(pending)

@@ -21,6 +21,16 @@ One job, start to finish:
    and only then is the job acknowledged: a process that dies before leaves it to be re-run
    (or, when it ended already, to have its webhook delivered).
 
+Money across lost runs: each run keeps the charge it is about to settle with the job
+(``JobBook.keep_charge``, before the settle is sent). A run again that finds the job's hold
+settled is served on that charge (``settled_before``: nothing held or charged again), and the job
+reports the kept charge as its price. A job that ends without its images (failed, cancelled, lost
+``MAX_RUNS`` times, or a cancel that won over a charged run) ends uncharged: its kept charge is
+taken back as an unconfirmed one is (``Billing.take_back``: with a refund line in the charge log
+if it landed, the hold closed if not, the vendor's cost booked once as the gateway's loss).
+Only a settled job with no readable kept charge (a record from before charges were kept) is left
+for an operator: logged and counted (``boltgate_jobs_charged_without_images_total``).
+
 Stopping (SIGTERM): no new job is taken; running jobs get ``stop_grace_s`` to finish, then their
 runs are cancelled (the gateway releases their holds and cancels vendor jobs) and they end
 ``failed`` with code ``gateway_stopped``, unacknowledged: the next runner delivers their webhook.
@@ -41,12 +51,12 @@ from typing import Any
 import orjson
 
 from core.errors import AuthenticationFailed, BoltgateError, StateUnavailable
-from core.state.ledger_store import HoldState
+from core.state.ledger_store import HoldState, Voided
 from pricing.keys import KeyRecord
 from pricing.ledger import Reservation
 from proxy.api.openai_request import to_image_request
 from proxy.best_effort import quietly
-from proxy.billing import ANONYMOUS
+from proxy.billing import ANONYMOUS, PendingCharge
 from proxy.jobs.queue import Delivery
 from proxy.jobs.record import JobEnd, JobRecord, error_object
 from proxy.jobs.service import JobService, job_routing
@@ -76,8 +86,6 @@ class JobRunner:
         self._consumer: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
         self._work: dict[str, asyncio.Task[JobEnd]] = {}
-        self._served_on_an_earlier_charge: set[str] = set()
-        """Jobs whose run here is served on the charge of a lost run (``settled_before``)."""
         self._stopping = False
 
     async def start(self) -> None:
@@ -194,11 +202,10 @@ class JobRunner:
         if record is None:  # expired past its retention: nothing left to do
             return True
         end = await book.end(record.id)
+        if end is not None:  # ended before: cancelled while queued, or its run died before the ack
+            await self._settle_up(record, end)
         if end is None and delivery.deliveries > MAX_RUNS:
             labelled(JOBS_RECLAIMED, "failed").inc()
-            if await self._charged(record):
-                self._charged_without_images(record, "lost too often")
-            await self._release(record)
             end = await self._finish(record, JobEnd("failed", error=_lost()))
         elif end is None:
             slot = await self._slot(record)
@@ -238,22 +245,16 @@ class JobRunner:
             JOBS_RUNNING.dec()
             self._work.pop(record.id, None)
         result = outcome[0]
-        prepaid = record.id in self._served_on_an_earlier_charge
-        self._served_on_an_earlier_charge.discard(record.id)
-        if prepaid and isinstance(result, BaseException) and not self._stopping:
-            how = "cancelled" if isinstance(result, asyncio.CancelledError) else "failed"
-            self._charged_without_images(record, how)
         if isinstance(result, asyncio.CancelledError) and self._stopping:
             if await self._charged(record):  # stopped after its charge: the next start serves it on that
                 return None
             return await self._finish(record, JobEnd("failed", error=_stopped()))
         if isinstance(result, asyncio.CancelledError):  # cancelled by its owner: the end says so
-            return await self.service.book.end(record.id)
+            return await self._settle_up(record, await self.service.book.end(record.id))
         if isinstance(result, BaseException):
             error = result if isinstance(result, BoltgateError) else BoltgateError("The job failed unexpectedly")
             if not isinstance(result, BoltgateError):
                 log.error("job %s failed unexpectedly", record.id, exc_info=result)
-            await self._release(record)
             return await self._finish(record, JobEnd("failed", error=error_object(error)))
         assert isinstance(result, JobEnd)
         return await self._finish(record, result)
@@ -263,18 +264,25 @@ class JobRunner:
         key = await self._key_of(record)
         idempotency_key = f"job:{record.id}"
         reservation: Reservation | None = record.held.reservation(record.key_id)
+        charged: PendingCharge | None = None
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
-            reservation = await self._left_by_the_lost_run(record.held.reservation(record.key_id))
+            kept = await self.service.book.kept_charge(record.id)
+            reservation = await self._left_by_the_lost_run(self._last_hold(record, kept))
             if reservation is not None and reservation.settled_before:
-                self._served_on_an_earlier_charge.add(record.id)
+                charged = kept
+
+        async def keep_charge(pending: PendingCharge) -> None:
+            await self.service.book.keep_charge(record.id, pending)
+
         served = await gateway.generate(
             to_image_request(record.body), base_url=record.base_url, key=key,
             routing=job_routing(record.body, record.route, record.hedge),
             idempotency_key=idempotency_key, reservation=reservation,
             admitted=True,  # counted against the key's rate limits when it was submitted
+            keep_charge=keep_charge,
         )
-        return JobEnd("succeeded", result=result_of(served))
+        return JobEnd("succeeded", result=result_of(served, None if charged is None else charged.charge))
 
     async def _key_of(self, record: JobRecord) -> KeyRecord:
         if record.key_id == ANONYMOUS.key_id:
@@ -295,31 +303,55 @@ class JobRunner:
             return replace(reservation, settled_before=True)
         return None if state is HoldState.RELEASED else reservation
 
+    @staticmethod
+    def _last_hold(record: JobRecord, kept: PendingCharge | None) -> Reservation:
+        """The hold the job's last charged run settled, or was about to: the kept charge's (a run
+        after one that gave the job's hold back holds afresh), else the one placed at submit."""
+        return record.held.reservation(record.key_id) if kept is None else replace(kept.settlement.reservation)
+
     async def _charged(self, record: JobRecord) -> bool:
         """Whether the job's hold was settled: its run must then end served, not failed."""
-        reservation = record.held.reservation(record.key_id)
+        reservation = self._last_hold(record, await self.service.book.kept_charge(record.id))
         return await self.service.gateway.billing.ledger.hold_state(reservation) is HoldState.SETTLED
 
-    @staticmethod
-    def _charged_without_images(record: JobRecord, how: str) -> None:
-        """A job an earlier run was charged for ends without its images (the run again on that
-        charge failed, was cancelled, or the job was lost too often): what that charge wrote is
-        gone with the lost run, so it cannot be voided here. Logged for an operator to refund."""
-        held = record.held
-        JOBS_CHARGED_WITHOUT_IMAGES.inc()
-        log.error("job %s %s without its images although an earlier run was charged for it: key %s, request %s "
-                  "(the charge log's request_id), at most %d micro-USD; refund it by hand",
-                  record.id, how, record.key_id, held.reservation_id, held.micro_usd)
-
-    async def _release(self, record: JobRecord) -> None:
-        await self.service.gateway.billing.ledger.release(record.held.reservation(record.key_id))
+    async def _uncharge(self, record: JobRecord) -> None:
+        """Make sure a job that ends without its images is not charged: the charge a run of it
+        kept is voided (``Billing.take_back``, idempotent: a second call takes nothing back again);
+        with none kept, its hold is released. A settled hold with no readable kept charge (a
+        record from before runs kept theirs) cannot be undone here: logged for an operator."""
+        billing = self.service.gateway.billing
+        kept = await self.service.book.kept_charge(record.id)
+        if kept is not None:
+            if await billing.take_back(kept) is Voided.REFUNDED:
+                settlement = kept.settlement
+                log.warning("job %s ended without its images: its charge of %d micro-USD (request %s) was taken "
+                            "back", record.id, settlement.micro_usd, settlement.reservation.reservation_id)
+            return
+        reservation = record.held.reservation(record.key_id)
+        if await billing.ledger.hold_state(reservation) is HoldState.SETTLED:
+            JOBS_CHARGED_WITHOUT_IMAGES.inc()
+            log.error("job %s ended without its images although a run was charged for it, and no charge was kept "
+                      "with it to take back: key %s, request %s (the charge log's request_id), at most %d "
+                      "micro-USD; refund it by hand", record.id, record.key_id, reservation.reservation_id,
+                      reservation.micro_usd)
+        await billing.ledger.release(reservation)
 
     async def _finish(self, record: JobRecord, end: JobEnd) -> JobEnd | None:
         """Write ``end`` unless the job already ended (a cancel won); the end that stands."""
         if await self.service.book.finish(record.id, end):
             labelled(JOBS_FINISHED, end.status).inc()
-            return end
-        return await self.service.book.end(record.id)
+            return await self._settle_up(record, end)
+        return await self._settle_up(record, await self.service.book.end(record.id))
+
+    async def _settle_up(self, record: JobRecord, end: JobEnd | None) -> JobEnd | None:
+        """Make the money follow the end that stands: a job that ended without its images is
+        uncharged. After the end is written, never before: a run that failed must not take back
+        the charge of another run of the job that delivered (a reclaimed run racing one still
+        alive) unless that run's success lost to its end. A process that dies in between leaves
+        the job unacknowledged, and its next delivery finds the end and settles up then."""
+        if end is not None and end.status != "succeeded":
+            await self._uncharge(record)
+        return end
 
     async def _notify(self, record: JobRecord, end: JobEnd) -> None:
         """POST the webhook unless an earlier run already delivered it (or gave up)."""

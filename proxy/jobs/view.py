@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.billing import Charge
 from proxy.gateway import ImagesResponse
 from proxy.jobs.record import JobEnd, JobRecord
 
 _BILLING_FIELDS = ("images", "cost_usd", "credits", "cost_display")
 
 
-def result_of(served: ImagesResponse) -> dict[str, Any]:
+def result_of(served: ImagesResponse, charged: Charge | None = None) -> dict[str, Any]:
     """The images, their cost and how they were served, from the gateway's answer (a replayed
-    answer carries the original's body and headers, so a retried job reports the first cost)."""
+    answer carries the original's body and headers, so a retried job reports the first cost).
+    ``charged``: what the job was charged when that was not this answer's charge (a run again
+    served on a lost run's charge, kept with the job)."""
     body, headers = served.body, served.headers
-    billed = body.get("billing") or body.get("usage") or {}
+    billed = charged.billing() if charged is not None else body.get("billing") or body.get("usage") or {}
     result: dict[str, Any] = {key: body[key] for key in ("data", "output_format", "size", "seed") if key in body}
     result["billing"] = {key: billed[key] for key in _BILLING_FIELDS if key in billed}
     result["served"] = {

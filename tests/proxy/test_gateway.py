@@ -6,6 +6,8 @@ import asyncio
 import base64
 import contextlib
 from collections import deque
+from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 
@@ -20,8 +22,10 @@ from core.errors import (
     VendorUnavailable,
 )
 from core.request import ImageRequest
+from core.state.ledger_store import Balance, HoldState, LedgerStore
 from pricing.ledger import Ledger
-from proxy.billing import ANONYMOUS
+from pricing.money import to_micro_usd
+from proxy.billing import ANONYMOUS, PendingCharge
 from proxy.gateway import Gateway
 from proxy.routing.route import Route
 from proxy.settings import OutboundConfig, Settings
@@ -335,3 +339,69 @@ def test_a_hedge_that_lost_the_race_is_not_a_failed_attempt() -> None:
 
     assert headers["x-boltgate-failed-attempts"] == "runflow/eu timeout"
     assert headers["x-boltgate-hedged-to"] == "eachlabs/us"
+
+
+def gateway_and_book(routes: list[Route]) -> tuple[Gateway, LedgerStore]:
+    """``gateway(routes)`` and the ledger store it keeps its money in."""
+    settings = Settings(simulators="off", retry=NO_BACKOFF, deadline_s=5, api_keys={}, require_api_key=False)
+    stores = Stores.in_memory()
+    return assemble_gateway(settings, stores, routes), stores.book
+
+
+async def test_a_jobs_charge_is_kept_before_its_settle_is_sent_and_is_what_is_charged() -> None:
+    served, book = gateway_and_book([route_to(ScriptedBackend("runflow"))])
+    kept: list[tuple[PendingCharge, HoldState]] = []
+
+    async def keep(pending: PendingCharge) -> None:
+        kept.append((pending, await served.billing.ledger.hold_state(pending.settlement.reservation)))
+
+    answer = await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, keep_charge=keep)
+
+    [(pending, state_when_kept)] = kept
+    assert state_when_kept is HoldState.OPEN
+    assert (await book.balance(ANONYMOUS.key_id)).spent == pending.settlement.micro_usd > 0
+    assert answer.body["billing"] == pending.charge.billing()
+
+
+async def test_a_charge_that_could_not_be_kept_is_never_sent_and_the_request_fails_uncharged() -> None:
+    served, book = gateway_and_book([route_to(ScriptedBackend("runflow"))])
+
+    async def keep_fails(pending: PendingCharge) -> None:
+        raise StateUnavailable("the state store did not answer")
+
+    with pytest.raises(StateUnavailable):
+        await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, keep_charge=keep_fails)
+
+    assert await book.balance(ANONYMOUS.key_id) == Balance(spent=0, held=0)
+    assert await book.charges(since=0) == []
+
+
+async def test_a_run_again_on_a_hold_an_earlier_run_settled_sends_nothing_and_books_its_vendor_as_a_loss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Paid for already: no settle is sent (so none can go unconfirmed and have the earlier charge
+    voided with this run's amounts), no charge is kept, and this run's vendor cost is a loss."""
+    served, book = gateway_and_book([route_to(ScriptedBackend("runflow"))])
+    ledger, asked = served.billing.ledger, request()
+    reservation = await ledger.reserve(ANONYMOUS.key_id, Decimal("0.01"), None, lease_s=60)
+    await ledger.settle(reservation, served.billing.quote("runflow", asked))
+    spent, logged = await book.balance(ANONYMOUS.key_id), await book.charges(since=0)
+
+    async def unanswered(*_: object, **__: object) -> None:
+        raise StateUnavailable("the state store did not answer")
+
+    monkeypatch.setattr(book, "settle", unanswered)
+    kept: list[PendingCharge] = []
+
+    async def keep(pending: PendingCharge) -> None:
+        kept.append(pending)
+
+    answer = await served.generate(asked, base_url=BASE_URL, key=ANONYMOUS, keep_charge=keep,
+                                   reservation=replace(reservation, settled_before=True))
+
+    assert answer.body["data"] and kept == []
+    assert await book.balance(ANONYMOUS.key_id) == spent
+    assert await book.charges(since=0) == logged
+    assert served.unconfirmed.owed == 0
+    upstream = served.billing.quote("runflow", asked).upstream_usd
+    assert await book.table("losses:vendor_usd") == {"runflow": to_micro_usd(upstream)}

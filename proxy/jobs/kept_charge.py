@@ -1,0 +1,79 @@
+"""A job run's charge as its record keeps it: written before the settle is sent, read by a run
+again after that one was lost (``proxy.jobs.runner``).
+
+A lost run may have been charged (its settle landed, its answer went with it). What it charged is
+then only here: the run again reports it as the job's price, and a job that ends without its
+images has exactly it taken back (``Billing.void``: the settle's amount, tallies and charge-log
+entry negated), so this keeps all of a ``PendingCharge``, every decimal as its exact text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from core.state.ledger_store import Tally
+from pricing.charge_log import ChargeRecord
+from pricing.ledger import Reservation, Settlement
+from pricing.quote import DisplayAmount, Quote
+from proxy.billing import Charge, PendingCharge
+
+
+def kept_charge_json(pending: PendingCharge) -> bytes:
+    charge, settlement = pending.charge, pending.settlement
+    quote, reservation = charge.quote, settlement.reservation
+    return orjson.dumps({
+        "quote": {
+            "vendor": quote.vendor, "images": quote.images, "upstream_usd": quote.upstream_usd,
+            "client_usd": quote.client_usd, "credits": quote.credits, "estimated": quote.estimated,
+            "seconds": quote.seconds,
+            "display": None if quote.display is None else [quote.display.currency, quote.display.amount],
+        },
+        "overrun_usd": charge.overrun_usd,
+        "reservation": {
+            "api_key": reservation.api_key, "reservation_id": reservation.reservation_id,
+            "limit": reservation.limit, "budget_credits": reservation.budget_credits,
+            "micro_usd": reservation.micro_usd,
+        },
+        "micro_usd": settlement.micro_usd,
+        "vendor": settlement.vendor,
+        "tallies": [[tally.table, tally.field, tally.amount] for tally in settlement.tallies],
+        "record": None if settlement.record is None else orjson.loads(settlement.record.to_entry()),
+    }, default=_decimal_text)
+
+
+def kept_charge_from_json(raw: bytes) -> PendingCharge:
+    """The charge ``kept_charge_json`` wrote; ``ValueError`` (or ``KeyError``/``TypeError``)
+    for anything else."""
+    data = orjson.loads(raw)
+    quoted = data["quote"]
+    display = quoted["display"]
+    quote = Quote(
+        vendor=quoted["vendor"], images=quoted["images"], upstream_usd=Decimal(quoted["upstream_usd"]),
+        client_usd=Decimal(quoted["client_usd"]), credits=Decimal(quoted["credits"]),
+        estimated=quoted["estimated"], seconds=_decimal(quoted["seconds"]),
+        display=None if display is None else DisplayAmount(display[0], Decimal(display[1])),
+    )
+    held = data["reservation"]
+    reservation = Reservation(held["api_key"], held["reservation_id"], held["limit"],
+                              _decimal(held["budget_credits"]), held["micro_usd"])
+    record = data["record"]
+    settlement = Settlement(
+        reservation, data["micro_usd"], data["vendor"],
+        tuple(Tally(table, field, amount) for table, field, amount in data["tallies"]),
+        None if record is None else replace(ChargeRecord.from_entry(orjson.dumps(record), 0.0), at=None),
+    )
+    return PendingCharge(Charge(quote, Decimal(data["overrun_usd"])), settlement)
+
+
+def _decimal(text: Any) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _decimal_text(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"a kept charge holds no {type(value).__name__}")

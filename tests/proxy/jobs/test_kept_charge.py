@@ -1,0 +1,58 @@
+"""A run's charge as the job keeps it reads back exactly: a void of it takes back to the micro-USD
+what its settle wrote, and the job reports the price it was charged."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+import pytest
+
+from core.state.ledger_store import Tally
+from core.state.memory import MemoryStateStore
+from pricing.charge_log import ChargeRecord
+from pricing.ledger import Reservation, Settlement
+from pricing.quote import DisplayAmount, Quote
+from proxy.billing import Charge, PendingCharge
+from proxy.jobs.book import JobBook
+from proxy.jobs.kept_charge import kept_charge_from_json, kept_charge_json
+
+TIME_BILLED = PendingCharge(
+    Charge(Quote("eachlabs", 2, Decimal("0.0154"), Decimal("0.02002"), Decimal("2.002"), False,
+                 seconds=Decimal("10.0"), display=DisplayAmount("EUR", Decimal("0.018418"))),
+           overrun_usd=Decimal("0.00308")),
+    Settlement(
+        Reservation("key-1", "hold-1", 5_000_000, Decimal("500"), 40_000),
+        20_020, "eachlabs",
+        (Tally("key:key-1:day_usd", "2026-12-01", 20_020), Tally("key:key-1:day_images", "2026-12-01", 2),
+         Tally("losses:vendor_usd", "eachlabs", 3_080), Tally("losses:vendor_overruns", "eachlabs", 1)),
+        ChargeRecord("key-1", "hold-1", "eachlabs", "eu", "v-77", 2, Decimal("12.0"), Decimal("0.01848"),
+                     Decimal("0.0185"), Decimal("0.02002")),
+    ),
+)
+PER_IMAGE_WITHOUT_BUDGET = PendingCharge(
+    Charge(Quote("runflow", 1, Decimal("0.003"), Decimal("0.00405"), Decimal("0.405"), False)),
+    Settlement(Reservation("anonymous", "hold-2", None, None, 4_050), 4_050, "runflow",
+               (Tally("key:anonymous:vendor_usd", "runflow", 4_050),), None),
+)
+
+
+@pytest.mark.parametrize("pending", [TIME_BILLED, PER_IMAGE_WITHOUT_BUDGET], ids=["time-billed", "per-image"])
+def test_a_kept_charge_reads_back_exactly(pending: PendingCharge) -> None:
+    assert kept_charge_from_json(kept_charge_json(pending)) == pending
+
+
+async def test_the_book_keeps_a_jobs_charge_and_reads_the_last_one_kept() -> None:
+    book = JobBook(MemoryStateStore(), retention_s=60)
+    assert await book.kept_charge("job_1") is None
+    await book.keep_charge("job_1", PER_IMAGE_WITHOUT_BUDGET)
+    await book.keep_charge("job_1", TIME_BILLED)
+    assert await book.kept_charge("job_1") == TIME_BILLED
+
+
+async def test_a_kept_charge_that_cannot_be_read_is_none_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStateStore()
+    await store.set("job:job_1:charge", b'{"quote": {}}')
+    with caplog.at_level(logging.ERROR, logger="proxy.jobs.book"):
+        assert await JobBook(store, retention_s=60).kept_charge("job_1") is None
+    assert any("job_1" in record.getMessage() for record in caplog.records)
