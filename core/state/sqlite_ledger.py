@@ -20,6 +20,7 @@ refuse.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from core.state.ledger_store import (
     Voided,
 )
 from core.state.sqlite_database import SqliteDatabase
-from core.state.sqlite_group_commit import UNDO, GroupCommit
+from core.state.sqlite_group_commit import GroupCommit, Undone
 
 SWEEP_EVERY = 100
 """Writes (holds, settles, releases, counts) between two sweeps of expired rows."""
@@ -62,6 +63,14 @@ _PUT_HOLD = (
     "INSERT INTO holds (hold_id, account, amount, expires) VALUES (?, ?, ?, ?) ON CONFLICT (hold_id) "
     "DO UPDATE SET account = excluded.account, amount = excluded.amount, expires = excluded.expires"
 )
+_HOLD_UNLESS_CLOSED = (
+    "INSERT INTO holds (hold_id, account, amount, expires) SELECT ?1, ?2, ?3, ?4 "
+    "WHERE NOT EXISTS (SELECT 1 FROM closed WHERE marker = ?1 AND forget_at > ?5) ON CONFLICT (hold_id) "
+    "DO UPDATE SET account = excluded.account, expires = excluded.expires, "
+    "amount = CASE WHEN expires > ?5 THEN max(amount, excluded.amount) ELSE excluded.amount END"
+)
+"""A hold with no limit to check, in one statement: ``_HOLD_STATE`` then ``_PUT_HOLD`` (the live
+amount kept if larger), written only if the id is not closed: one row changed when held."""
 _CLOSE = (
     "INSERT INTO closed (marker, forget_at, kind) VALUES (?1, ?2, ?4) "
     "ON CONFLICT (marker) DO UPDATE SET forget_at = excluded.forget_at, kind = excluded.kind WHERE forget_at <= ?3"
@@ -85,8 +94,18 @@ def _close(db: sqlite3.Connection, marker: str, now: float, kind: str | None = N
 
 
 def _add(db: sqlite3.Connection, tallies: Sequence[Tally]) -> None:
+    """Every tally in one statement (a settle's four or seven rows: ``executemany`` steps the
+    statement once per row)."""
     if tallies:
-        db.executemany(_ADD_TALLY, [(t.table, t.field, t.amount) for t in tallies])
+        db.execute(_add_tallies(len(tallies)), [value for t in tallies for value in (t.table, t.field, t.amount)])
+
+
+@functools.cache
+def _add_tallies(rows: int) -> str:
+    """``_ADD_TALLY`` for ``rows`` rows at once (a row repeating an earlier one's name and field
+    adds to it, as a second statement would)."""
+    values = ", ".join(["(?, ?, ?)"] * rows)
+    return _ADD_TALLY.replace("VALUES (?, ?, ?)", f"VALUES {values}")
 
 
 class SqliteLedgerStore:
@@ -117,13 +136,15 @@ class SqliteLedgerStore:
 
         def work(db: sqlite3.Connection) -> bool:
             if limit is None:
-                closed, current = db.execute(_HOLD_STATE, (hold_id, now)).fetchone()
-            else:
-                closed, current, committed = db.execute(_HOLD_STATE_AND_BALANCE, (hold_id, now, account)).fetchone()
+                held = db.execute(_HOLD_UNLESS_CLOSED, (hold_id, account, amount, now + lease_s, now)).rowcount > 0
+                if held:
+                    self._wrote(db, now)
+                return held
+            closed, current, committed = db.execute(_HOLD_STATE_AND_BALANCE, (hold_id, now, account)).fetchone()
             if closed:
                 return False
             wanted = max(current, amount)
-            if limit is not None and wanted > current and committed - current + wanted > limit:
+            if wanted > current and committed - current + wanted > limit:
                 return False
             db.execute(_PUT_HOLD, (hold_id, account, wanted, now + lease_s))
             self._wrote(db, now)
@@ -144,8 +165,7 @@ class SqliteLedgerStore:
             if limit is not None and not (live and live[0][0]):
                 spent, held = db.execute(_BALANCE, (account, now)).fetchone()
                 if spent + held + charge > limit:
-                    db.execute(UNDO)  # the close and the delete undone: a refusal changes nothing
-                    return Settled.REFUSED
+                    raise Undone(Settled.REFUSED)  # the close and the delete undone: a refusal changes nothing
             db.execute(_ADD_SPENT, (account, charge))
             _add(db, tallies)
             if entry:
