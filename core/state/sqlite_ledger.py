@@ -9,7 +9,8 @@ passes, restart or not.
 
 Why the statements look the way they do: every served request pays one ``hold`` and one
 ``settle`` on the event loop's thread, so each is as few statements as it can be (issue 17).
-Each write is a function of the connection that ``GroupCommit`` runs in its own savepoint.
+Each write is a function of the connection that ``GroupCommit`` runs in its own savepoint (or,
+alone in its turn, its own transaction); one that must refuse returns ``Undo``.
 A read never trusts an expired row (``expires > now``, ``forget_at > now``), so deleting
 expired rows is housekeeping only: it runs once every ``SWEEP_EVERY`` writes, inside that
 write's transaction, instead of on every call. Closing an id is one upsert whose row count
@@ -36,7 +37,7 @@ from core.state.ledger_store import (
     Voided,
 )
 from core.state.sqlite_database import SqliteDatabase
-from core.state.sqlite_group_commit import GroupCommit, Undone
+from core.state.sqlite_group_commit import GroupCommit, Undo
 
 SWEEP_EVERY = 100
 """Writes (holds, settles, releases, counts) between two sweeps of expired rows."""
@@ -158,14 +159,14 @@ class SqliteLedgerStore:
     ) -> Settled:
         now = time.time()
 
-        def work(db: sqlite3.Connection) -> Settled:
+        def work(db: sqlite3.Connection) -> Settled | Undo[Settled]:
             if not _close(db, hold_id, now, SETTLED):
                 return Settled.ALREADY_CLOSED
             live = db.execute("DELETE FROM holds WHERE hold_id = ? RETURNING expires > ?", (hold_id, now)).fetchall()
             if limit is not None and not (live and live[0][0]):
                 spent, held = db.execute(_BALANCE, (account, now)).fetchone()
                 if spent + held + charge > limit:
-                    raise Undone(Settled.REFUSED)  # the close and the delete undone: a refusal changes nothing
+                    return Undo(Settled.REFUSED)  # the close and the delete undone: a refusal changes nothing
             db.execute(_ADD_SPENT, (account, charge))
             _add(db, tallies)
             if entry:
