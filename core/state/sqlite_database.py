@@ -117,7 +117,7 @@ def _add_missing_columns(connection: sqlite3.Connection) -> None:
 class Transaction:
     """The context manager of ``SqliteDatabase.transaction``: ``BEGIN IMMEDIATE`` on entry, then
     ``COMMIT``, or ``ROLLBACK`` when the block raised. (A write that must undo itself and still
-    answer runs in a savepoint: ``sqlite_group_commit``.)
+    answer returns ``Undo``: ``sqlite_group_commit``.)
 
     A class, one per database and reused, rather than a ``contextlib.contextmanager`` generator
     built on every call: it runs twice per served request (issue 17). Holding no state between
@@ -146,6 +146,8 @@ class Transaction:
                 connection.execute("ROLLBACK")
             if isinstance(error, sqlite3.OperationalError):
                 raise StateUnavailable(f"The state database could not be written: {error}") from error
+            return
+        if not connection.in_transaction:  # the block rolled back all it did (``Undo``)
             return
         try:
             connection.execute("COMMIT")

@@ -9,7 +9,8 @@ passes, restart or not.
 
 Why the statements look the way they do: every served request pays one ``hold`` and one
 ``settle`` on the event loop's thread, so each is as few statements as it can be (issue 17).
-Each write is a function of the connection that ``GroupCommit`` runs in its own savepoint.
+Each write is a function of the connection that ``GroupCommit`` runs in its own savepoint (or,
+alone in its turn, its own transaction); one that must refuse returns ``Undo``.
 A read never trusts an expired row (``expires > now``, ``forget_at > now``), so deleting
 expired rows is housekeeping only: it runs once every ``SWEEP_EVERY`` writes, inside that
 write's transaction, instead of on every call. Closing an id is one upsert whose row count
@@ -20,6 +21,7 @@ refuse.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -35,7 +37,7 @@ from core.state.ledger_store import (
     Voided,
 )
 from core.state.sqlite_database import SqliteDatabase
-from core.state.sqlite_group_commit import UNDO, GroupCommit
+from core.state.sqlite_group_commit import GroupCommit, Undo
 
 SWEEP_EVERY = 100
 """Writes (holds, settles, releases, counts) between two sweeps of expired rows."""
@@ -62,6 +64,14 @@ _PUT_HOLD = (
     "INSERT INTO holds (hold_id, account, amount, expires) VALUES (?, ?, ?, ?) ON CONFLICT (hold_id) "
     "DO UPDATE SET account = excluded.account, amount = excluded.amount, expires = excluded.expires"
 )
+_HOLD_UNLESS_CLOSED = (
+    "INSERT INTO holds (hold_id, account, amount, expires) SELECT ?1, ?2, ?3, ?4 "
+    "WHERE NOT EXISTS (SELECT 1 FROM closed WHERE marker = ?1 AND forget_at > ?5) ON CONFLICT (hold_id) "
+    "DO UPDATE SET account = excluded.account, expires = excluded.expires, "
+    "amount = CASE WHEN expires > ?5 THEN max(amount, excluded.amount) ELSE excluded.amount END"
+)
+"""A hold with no limit to check, in one statement: ``_HOLD_STATE`` then ``_PUT_HOLD`` (the live
+amount kept if larger), written only if the id is not closed: one row changed when held."""
 _CLOSE = (
     "INSERT INTO closed (marker, forget_at, kind) VALUES (?1, ?2, ?4) "
     "ON CONFLICT (marker) DO UPDATE SET forget_at = excluded.forget_at, kind = excluded.kind WHERE forget_at <= ?3"
@@ -85,8 +95,18 @@ def _close(db: sqlite3.Connection, marker: str, now: float, kind: str | None = N
 
 
 def _add(db: sqlite3.Connection, tallies: Sequence[Tally]) -> None:
+    """Every tally in one statement (a settle's four or seven rows: ``executemany`` steps the
+    statement once per row)."""
     if tallies:
-        db.executemany(_ADD_TALLY, [(t.table, t.field, t.amount) for t in tallies])
+        db.execute(_add_tallies(len(tallies)), [value for t in tallies for value in (t.table, t.field, t.amount)])
+
+
+@functools.cache
+def _add_tallies(rows: int) -> str:
+    """``_ADD_TALLY`` for ``rows`` rows at once (a row repeating an earlier one's name and field
+    adds to it, as a second statement would)."""
+    values = ", ".join(["(?, ?, ?)"] * rows)
+    return _ADD_TALLY.replace("VALUES (?, ?, ?)", f"VALUES {values}")
 
 
 class SqliteLedgerStore:
@@ -117,13 +137,15 @@ class SqliteLedgerStore:
 
         def work(db: sqlite3.Connection) -> bool:
             if limit is None:
-                closed, current = db.execute(_HOLD_STATE, (hold_id, now)).fetchone()
-            else:
-                closed, current, committed = db.execute(_HOLD_STATE_AND_BALANCE, (hold_id, now, account)).fetchone()
+                held = db.execute(_HOLD_UNLESS_CLOSED, (hold_id, account, amount, now + lease_s, now)).rowcount > 0
+                if held:
+                    self._wrote(db, now)
+                return held
+            closed, current, committed = db.execute(_HOLD_STATE_AND_BALANCE, (hold_id, now, account)).fetchone()
             if closed:
                 return False
             wanted = max(current, amount)
-            if limit is not None and wanted > current and committed - current + wanted > limit:
+            if wanted > current and committed - current + wanted > limit:
                 return False
             db.execute(_PUT_HOLD, (hold_id, account, wanted, now + lease_s))
             self._wrote(db, now)
@@ -137,15 +159,14 @@ class SqliteLedgerStore:
     ) -> Settled:
         now = time.time()
 
-        def work(db: sqlite3.Connection) -> Settled:
+        def work(db: sqlite3.Connection) -> Settled | Undo[Settled]:
             if not _close(db, hold_id, now, SETTLED):
                 return Settled.ALREADY_CLOSED
             live = db.execute("DELETE FROM holds WHERE hold_id = ? RETURNING expires > ?", (hold_id, now)).fetchall()
             if limit is not None and not (live and live[0][0]):
                 spent, held = db.execute(_BALANCE, (account, now)).fetchone()
                 if spent + held + charge > limit:
-                    db.execute(UNDO)  # the close and the delete undone: a refusal changes nothing
-                    return Settled.REFUSED
+                    return Undo(Settled.REFUSED)  # the close and the delete undone: a refusal changes nothing
             db.execute(_ADD_SPENT, (account, charge))
             _add(db, tallies)
             if entry:

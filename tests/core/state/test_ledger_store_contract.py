@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from core.state.ledger_store import Balance, HoldState, LedgerStore, Settled, Tally, Voided
 
 SHORT_LEASE = 0.15
@@ -42,10 +44,20 @@ async def test_a_refused_raise_keeps_the_hold_as_it_was(ledger_store: LedgerStor
     assert await ledger_store.balance("acct") == Balance(spent=0, held=90)
 
 
-async def test_a_hold_is_never_lowered(ledger_store: LedgerStore) -> None:
-    assert await ledger_store.hold("acct", "h1", 80, limit=100, lease_s=LEASE)
-    assert await ledger_store.hold("acct", "h1", 10, limit=100, lease_s=LEASE)
+@pytest.mark.parametrize("limit", [100, None])
+async def test_a_hold_is_never_lowered(ledger_store: LedgerStore, limit: int | None) -> None:
+    assert await ledger_store.hold("acct", "h1", 80, limit=limit, lease_s=LEASE)
+    assert await ledger_store.hold("acct", "h1", 10, limit=limit, lease_s=LEASE)
     assert await ledger_store.balance("acct") == Balance(spent=0, held=80)
+
+
+@pytest.mark.parametrize("limit", [100, None])
+async def test_an_expired_hold_held_again_counts_only_its_new_amount(ledger_store: LedgerStore,
+                                                                     limit: int | None) -> None:
+    assert await ledger_store.hold("acct", "h1", 80, limit=limit, lease_s=SHORT_LEASE)
+    await asyncio.sleep(PAST_SHORT_LEASE)
+    assert await ledger_store.hold("acct", "h1", 10, limit=limit, lease_s=LEASE)
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=10)
 
 
 async def test_without_a_limit_every_hold_fits_and_is_counted(ledger_store: LedgerStore) -> None:
@@ -155,10 +167,11 @@ async def test_a_holds_state_says_whether_it_was_settled_released_or_is_not_clos
                       "voided": HoldState.RELEASED, "refunded": HoldState.RELEASED}
 
 
-async def test_a_closed_hold_cannot_be_held_again(ledger_store: LedgerStore) -> None:
-    assert await ledger_store.hold("acct", "h1", 10, limit=100, lease_s=LEASE)
+@pytest.mark.parametrize("limit", [100, None])
+async def test_a_closed_hold_cannot_be_held_again(ledger_store: LedgerStore, limit: int | None) -> None:
+    assert await ledger_store.hold("acct", "h1", 10, limit=limit, lease_s=LEASE)
     assert await ledger_store.release("acct", "h1")
-    assert not await ledger_store.hold("acct", "h1", 10, limit=100, lease_s=LEASE)
+    assert not await ledger_store.hold("acct", "h1", 10, limit=limit, lease_s=LEASE)
     assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import StateUnavailable
-from core.state.ledger_store import Settled, Tally
+from core.state.ledger_store import Balance, Settled, Tally
 from core.state.sqlite_database import SqliteDatabase
 from core.state.sqlite_group_commit import GroupCommit
 from core.state.sqlite_ledger import SqliteLedgerStore
@@ -79,6 +79,49 @@ async def test_a_refused_settle_undoes_only_itself(database: SqliteDatabase) -> 
     assert (await store.balance("key")).spent == 40
     assert await store.table("images") == {"x": 1}
     assert await store.settle("key", "gone", 10, limit=100) is Settled.CHARGED  # the refusal closed nothing
+
+
+async def test_a_refused_settle_alone_in_its_turn_writes_nothing(database: SqliteDatabase) -> None:
+    store = SqliteLedgerStore(database)
+    assert await store.hold("key", "live", 50, limit=100, lease_s=60)
+
+    assert await store.settle("key", "gone", 80, limit=100, tallies=[Tally("spend", "x", 80)]) is Settled.REFUSED
+
+    assert await store.balance("key") == Balance(spent=0, held=50)
+    assert await store.table("spend") == {}
+    assert await store.settle("key", "gone", 10, limit=100) is Settled.CHARGED  # the refusal closed nothing
+
+
+async def test_a_write_alone_in_its_turn_needs_no_savepoint_and_a_batch_one_each(database: SqliteDatabase) -> None:
+    group = GroupCommit(database)
+    statements = commits_of(database)
+
+    assert await group.write(tally("alone")) == 1
+    assert [s for s in statements if s.startswith("SAVEPOINT")] == []
+    assert await asyncio.gather(group.write(tally("a")), group.write(tally("b"))) == [1, 1]
+    assert [s for s in statements if s.startswith("SAVEPOINT")] == ["SAVEPOINT write", "SAVEPOINT write"]
+    assert tallies_in_file(database) == {"alone", "a", "b"}
+
+
+async def test_a_write_alone_that_fails_writes_nothing_and_its_caller_gets_the_error(
+        database: SqliteDatabase) -> None:
+    group = GroupCommit(database)
+
+    def fails(db: sqlite3.Connection) -> int:
+        db.execute("INSERT INTO tallies (name, field, amount) VALUES ('failed', 'f', 1)")
+        raise ValueError("broken")
+
+    def fails_in_the_database(db: sqlite3.Connection) -> int:
+        db.execute("INSERT INTO tallies (name, field, amount) VALUES ('failed too', 'f', 1)")
+        db.execute("INSERT INTO no_such_table VALUES (1)")
+        return 1
+
+    with pytest.raises(ValueError, match="broken"):
+        await group.write(fails)
+    with pytest.raises(StateUnavailable, match="could not be written"):
+        await group.write(fails_in_the_database)
+    assert tallies_in_file(database) == set()
+    assert await group.write(tally("later")) == 1  # the connection is usable again
 
 
 async def test_a_write_that_fails_is_undone_alone_and_its_caller_gets_the_error(database: SqliteDatabase) -> None:
