@@ -118,6 +118,14 @@ class RedisServer:
             time.sleep(0.02)
         return False
 
+    def aof_holds(self, text: bytes) -> bool:
+        """Whether ``text`` has reached the append-only file. With ``appendfsync everysec`` Redis
+        answers a write before it writes it to the file when a background fsync is slow (it may
+        postpone the write up to two seconds), so a SIGKILL can lose the last acknowledged writes;
+        a test of what survives a kill waits for them to be in the file first."""
+        assert self._workdir is not None
+        return any(text in path.read_bytes() for path in self._workdir.rglob("*.aof") if path.is_file())
+
     def _kill(self) -> None:
         if self._process is None:
             return
