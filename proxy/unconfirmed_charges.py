@@ -9,10 +9,12 @@ of its own: the first try at once, then, while the store does not answer, tries 
 pause until one succeeds or the gateway stops. Every void is idempotent, so a try whose own
 answer is lost is simply tried again.
 
-What this cannot cover is a process killed while it still owes a void: its memory of the debt
-goes with it. Each void the store does not answer at once is therefore logged, with the key, the
+A process killed while it still owes a void leaves the debt written down on local disk
+(``proxy.owed_voids``, when a journal is given): the next start on the same directory makes it
+(``resume``). Each void the store does not answer at once is also logged, with the key, the
 request id (the charge log's ``request_id``) and the amount, and again as an error when the
-gateway stops before it could be made, so an operator can find the charge and refund it.
+gateway stops before it could be made, so an operator can find the charge and refund it where
+the disk was lost too (the pod itself gone).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import logging
 from core.errors import StateUnavailable
 from proxy.billing import Billing, PendingCharge
 from proxy.metrics import UNCONFIRMED_CHARGES_PENDING
+from proxy.owed_voids import OwedVoidsJournal
 from proxy.shutdown import UNWIND_S, cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,10 @@ class UnconfirmedCharges:
     """Voids the charges of requests answered with an error after their settle went unconfirmed."""
 
     def __init__(self, billing: Billing, *, first_pause_s: float = FIRST_PAUSE_S,
-                 longest_pause_s: float = LONGEST_PAUSE_S, last_try_s: float = LAST_TRY_S) -> None:
+                 longest_pause_s: float = LONGEST_PAUSE_S, last_try_s: float = LAST_TRY_S,
+                 journal: OwedVoidsJournal | None = None) -> None:
         self._billing = billing
+        self._journal = journal
         self._first_pause_s = first_pause_s
         self._longest_pause_s = longest_pause_s
         self._last_try_s = last_try_s
@@ -61,15 +66,35 @@ class UnconfirmedCharges:
         answer. Not awaited by the request that owes it, so neither a second cancel of that
         request (a client gone, a server stopping) can interrupt the void, nor can a store that
         does not answer delay the request's 503."""
+        if self._journal is not None:
+            self._journal.owe(pending)  # before the first try: a kill during it leaves the debt written down
         settlement = pending.settlement
         task = asyncio.create_task(self._keep_trying(pending), name=f"void {settlement.reservation.reservation_id}")
         self._owed[task] = pending
         UNCONFIRMED_CHARGES_PENDING.inc()
         task.add_done_callback(self._paid)
 
+    def resume(self) -> int:
+        """Take over the voids that processes now gone owed in the journal's directory and make
+        them as this process's own; how many there were."""
+        if self._journal is None:
+            return 0
+        inherited = self._journal.inherit()
+        for pending in inherited.owed:
+            settlement = pending.settlement
+            log.warning("making a void a stopped process owed: key %s, request %s, %d micro-USD",
+                        settlement.reservation.api_key, settlement.reservation.reservation_id, settlement.micro_usd)
+            self.void(pending)  # written down here before the gone process's file is removed
+        self._journal.forget(inherited)
+        return len(inherited.owed)
+
     def _paid(self, task: asyncio.Task[None]) -> None:
-        if self._owed.pop(task, None) is not None:
-            UNCONFIRMED_CHARGES_PENDING.dec()
+        pending = self._owed.pop(task, None)
+        if pending is None:
+            return
+        UNCONFIRMED_CHARGES_PENDING.dec()
+        if self._journal is not None and not task.cancelled() and task.exception() is None:
+            self._journal.paid(pending)
 
     async def _try(self, pending: PendingCharge) -> bool:
         try:
@@ -96,16 +121,27 @@ class UnconfirmedCharges:
         each that is still not made as an error an operator must act on."""
         owed = dict(self._owed)
         if not owed:
+            if self._journal is not None:
+                self._journal.close(still_owed=False)
             return
         await cancel_and_wait(owed, within_s=UNWIND_S, what="background voids")
         last = {asyncio.create_task(self._try(pending)): pending for pending in owed.values()}
         await asyncio.wait(last, timeout=self._last_try_s)
+        written_down = self._journal is not None and self._journal.writing
+        still_owed = False
         for attempt, pending in last.items():
             if attempt.done() and not attempt.cancelled() and attempt.exception() is None and attempt.result():
+                if self._journal is not None:
+                    self._journal.paid(pending)
                 continue
             attempt.cancel()
+            still_owed = True
             settlement = pending.settlement
             log.error("stopping with a void still owed: key %s, request %s may be charged %d micro-USD for a "
-                      "request answered 503; refund it if the charge log holds it",
-                      settlement.reservation.api_key, settlement.reservation.reservation_id, settlement.micro_usd)
+                      "request answered 503; %s",
+                      settlement.reservation.api_key, settlement.reservation.reservation_id, settlement.micro_usd,
+                      "the next start on this data directory makes it" if written_down
+                      else "refund it if the charge log holds it")
         self._owed.clear()
+        if self._journal is not None:
+            self._journal.close(still_owed=still_owed)

@@ -26,6 +26,7 @@ from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore
 from proxy.jobs.service import JobService
 from proxy.jobs.wiring import start_jobs
 from proxy.metrics import STATE_EVICTIONS, labelled
+from proxy.owed_voids import OWED_VOIDS_DIRECTORY, OwedVoidsJournal
 from proxy.rate_limits import KeyRateLimiter
 from proxy.routing.health import RouteHealth
 from proxy.routing.prober import HealthProber
@@ -33,6 +34,7 @@ from proxy.routing.route import Route
 from proxy.routing.router import Router
 from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
 from proxy.shutdown import UNWIND_S, Closer, cancel_and_wait, close_all
+from proxy.unconfirmed_charges import UnconfirmedCharges
 
 log = logging.getLogger("boltgate")
 
@@ -234,7 +236,16 @@ def assemble_gateway(settings: Settings, stores: Stores, routes: list[Route]) ->
                    links=ImageLinks(settings.public_base_url, settings.allowed_hosts),
                    expose_upstream_cost=settings.upstream_cost_shown, reservation_grace_s=settings.reservation_grace_s,
                    rate_limiter=rate_limiter, hedging=settings.hedging, budgets=stores.durable,
-                   max_image_pixels=settings.outbound.max_image_pixels)
+                   max_image_pixels=settings.outbound.max_image_pixels,
+                   unconfirmed=UnconfirmedCharges(billing, journal=owed_voids_journal(settings)))
+
+
+def owed_voids_journal(settings: Settings) -> OwedVoidsJournal | None:
+    """Where voids owed are written down (``proxy.owed_voids``); none on the memory store, whose
+    charges a killed process takes with it anyway."""
+    if settings.state_backend == "memory":
+        return None
+    return OwedVoidsJournal(settings.data_dir / OWED_VOIDS_DIRECTORY)
 
 
 def start_probes(settings: Settings, gateway: Gateway, closers: list[Closer]) -> None:
@@ -263,6 +274,7 @@ async def build_gateway(settings: Settings, overrides: Overrides | None = None) 
         gateway = assemble_gateway(settings, stores, routes)
         closers.append(Closer("unconfirmed charges", gateway.unconfirmed.aclose,  # before the stores it needs
                               within_s=gateway.unconfirmed.longest_stop_s))
+        gateway.unconfirmed.resume()  # the voids a killed process on this data directory still owed
         start_probes(settings, gateway, closers)
         jobs = await start_jobs(settings, gateway, stores.durable)
         closers.extend(jobs.closers())  # closed first: running jobs finish while routes and stores are up

@@ -559,3 +559,14 @@ def test_an_existing_claim_holds_the_sqlite_state_and_the_chart_makes_none() -> 
     assert [m["metadata"]["name"] for m in manifests if m["kind"] == "PersistentVolumeClaim"] == ["bg-boltgate-models"]
     spec = find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]
     assert {"name": "state", "persistentVolumeClaim": {"claimName": "boltgate-ledger"}} in spec["volumes"]
+
+
+def test_on_redis_the_data_dir_is_a_writable_empty_dir_the_pods_next_container_keeps() -> None:
+    """Where a pod writes down the voids it owes (``proxy.owed_voids``): the root file system is
+    read-only, and an emptyDir outlives a container killed and restarted in the same pod."""
+    spec = find(objects(), "Deployment", "-gateway")["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "data")
+    assert env_of(container)["BOLTGATE_DATA_DIR"]["value"] == mount["mountPath"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "emptyDir" in next(v for v in spec["volumes"] if v["name"] == "data")

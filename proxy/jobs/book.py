@@ -5,7 +5,7 @@ State, each kept ``retention_s``::
     job:<id>           the ``JobRecord`` (JSON): written at submit and when a run starts
     job:<id>:end       the ``JobEnd`` (JSON): written once, with ``set_if_absent``
     job:<id>:webhook   the webhook's delivery (JSON): written when it is delivered or given up
-    job:<id>:charge    the charge a run is about to settle (``proxy.jobs.kept_charge``): written
+    job:<id>:charge    the charge a run is about to settle (``proxy.kept_charge``): written
                        before each settle is sent, so a run again after that run was lost can
                        report the charge, or take it back when the job ends without its images
 
@@ -22,8 +22,8 @@ import orjson
 
 from core.state.base import StateStore
 from proxy.billing import PendingCharge
-from proxy.jobs.kept_charge import kept_charge_from_json, kept_charge_json
 from proxy.jobs.record import JobEnd, JobRecord
+from proxy.kept_charge import kept_charge_from_json, kept_charge_json
 
 log = logging.getLogger(__name__)
 

@@ -159,6 +159,16 @@ async def test_a_run_stopped_after_its_charge_is_run_again_uncharged_and_succeed
     assert len(again.calls) == 1
 
 
+async def take_back_behind_its_back(data_dir: Path, charged: Decimal) -> None:
+    """Void the lost run's charge in the SQLite ledger under ``data_dir`` (no app running), as
+    an earlier life's void would have: its hold is then closed for good."""
+    book = SqliteLedgerStore(SqliteDatabase.in_directory(data_dir))
+    (hold_id,), = book.database.connection.execute("SELECT marker FROM closed WHERE kind = 'settled'").fetchall()
+    key_id = book.database.connection.execute("SELECT account FROM spent WHERE amount > 0").fetchone()[0]
+    assert await book.void(key_id, hold_id, int(charged * 10**6)) is Voided.REFUNDED
+    await book.aclose()
+
+
 async def test_a_run_whose_lost_run_gave_its_hold_back_holds_afresh_and_is_charged_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -168,11 +178,7 @@ async def test_a_run_whose_lost_run_gave_its_hold_back_holds_afresh_and_is_charg
                 "jobs": {"concurrency": 1, "stop_grace_s": 0, "reclaim_idle_s": 0.3}}
     job, first_charge = await stopped_after_its_charge(settings, monkeypatch)
 
-    book = SqliteLedgerStore(SqliteDatabase.in_directory(tmp_path))
-    (hold_id,), = book.database.connection.execute("SELECT marker FROM closed WHERE kind = 'settled'").fetchall()
-    key_id = book.database.connection.execute("SELECT account FROM spent WHERE amount > 0").fetchone()[0]
-    assert await book.void(key_id, hold_id, int(first_charge * 10**6)) is Voided.REFUNDED
-    await book.aclose()
+    await take_back_behind_its_back(tmp_path, first_charge)
 
     async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS, **settings) as client:
         ended = await finished(client, job["id"])
@@ -188,11 +194,7 @@ async def test_a_charge_on_a_fresh_hold_counts_as_the_jobs_and_is_taken_back_whe
     the charge standing, and the job, lost once too often, ends uncharged."""
     settings = restartable({"state_backend": "sqlite", "data_dir": str(tmp_path)})
     job, first_charge = await stopped_after_its_charge(settings, monkeypatch)
-    book = SqliteLedgerStore(SqliteDatabase.in_directory(tmp_path))
-    (hold_id,), = book.database.connection.execute("SELECT marker FROM closed WHERE kind = 'settled'").fetchall()
-    key_id = book.database.connection.execute("SELECT account FROM spent WHERE amount > 0").fetchone()[0]
-    assert await book.void(key_id, hold_id, int(first_charge * 10**6)) is Voided.REFUNDED
-    await book.aclose()
+    await take_back_behind_its_back(tmp_path, first_charge)
     _, second_charge = await stopped_after_its_charge(settings, monkeypatch, submit=False)
 
     async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS, **settings) as client:

@@ -1,10 +1,11 @@
-"""A job run's charge as its record keeps it: written before the settle is sent, read by a run
-again after that one was lost (``proxy.jobs.runner``).
+"""A request's charge written down exactly, to be read back by another run or another process.
 
-A lost run may have been charged (its settle landed, its answer went with it). What it charged is
-then only here: the run again reports it as the job's price, and a job that ends without its
-images has exactly it taken back (``Billing.void``: the settle's amount, tallies and charge-log
-entry negated), so this keeps all of a ``PendingCharge``, every decimal as its exact text.
+Two readers need a charge after the run that made it is gone: a job's run again after the run
+that was charged was lost (``proxy.jobs.runner``: written in the job's record before the settle is
+sent), and the next start of a gateway killed while it owed a void (``proxy.owed_voids``). Either
+may have to take exactly that charge back (``Billing.void``: the settle's amount, tallies and
+charge-log entry negated), so this keeps all of a ``PendingCharge``, every decimal as its exact
+text.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pricing.ledger import Reservation, Settlement
 from pricing.quote import DisplayAmount, Quote
 from proxy.billing import Charge, PendingCharge
 from proxy.jobs.book import JobBook
-from proxy.jobs.kept_charge import kept_charge_from_json, kept_charge_json
+from proxy.kept_charge import kept_charge_from_json, kept_charge_json
 
 TIME_BILLED = PendingCharge(
     Charge(Quote("eachlabs", 2, Decimal("0.0154"), Decimal("0.02002"), Decimal("2.002"), False,

@@ -1,0 +1,173 @@
+"""Voids owed, written down on local disk, so that those of a killed process are made by the next.
+
+A void is owed when a settle went unconfirmed (``proxy.unconfirmed_charges``): the state store did
+not answer, so the debt cannot be written there. It used to live only in the process's memory,
+and a process killed before the store came back (an OOM kill, a liveness probe, a SIGKILL at the
+end of a rollout's grace) left the client charged for a request answered 503. Now each process
+appends what it owes to a file of its own under ``data_dir/owed-voids/`` and marks each one paid
+once it is made; a process starting on the same directory (the same pod's next container: the
+chart mounts it from an ``emptyDir``, which outlives container restarts) takes over the files of
+processes that are gone and makes their voids.
+
+Which files are a gone process's: each process holds an exclusive ``flock`` on its own file for as
+long as it runs, and the kernel drops the lock when the process dies, however it dies. A file is
+created under a temporary name and renamed once locked, so no other process can take it for a
+dead one in between.
+
+Durability: lines are written (``write``), not fsynced. What a killed *process* wrote is in the
+page cache and reaches the file; an OS crash can lose the last lines, as it can the embedded
+store's last commits (``core.state.sqlite_database``). The path is rare (the store down), so the
+writes are made on the event loop's thread. A void made twice is harmless (``LedgerStore.void``
+is idempotent, and its loss is booked once per request), so a ``paid`` line lost to a kill only
+makes the next start try a void that is already made.
+
+A directory that cannot be written leaves the voids in memory, as before, with a warning: the
+gateway never stops serving for it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from proxy.billing import PendingCharge
+from proxy.kept_charge import kept_charge_from_json, kept_charge_json
+
+log = logging.getLogger(__name__)
+
+OWED_VOIDS_DIRECTORY = "owed-voids"
+"""Under ``data_dir``."""
+SUFFIX = ".jsonl"
+STALE_TMP_S = 60.0
+"""A file still under its temporary name this long after it was made is a killed process's (it
+was empty: nothing is written before the rename), removed like the files of gone processes."""
+
+
+@dataclass(slots=True)
+class Inherited:
+    """The voids a gone process still owed, and its files, locked until they are forgotten."""
+
+    owed: list[PendingCharge] = field(default_factory=list)
+    files: list[tuple[Path, IO[bytes]]] = field(default_factory=list)
+
+
+class OwedVoidsJournal:
+    """This process's file of voids owed, under ``directory``; created at the first one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._file: IO[bytes] | None = None
+        self._path: Path | None = None
+        self._unwritable = False
+
+    @property
+    def writing(self) -> bool:
+        """Whether what this process owes is written down (its file is open)."""
+        return self._file is not None
+
+    def owe(self, pending: PendingCharge) -> None:
+        """Write ``pending`` down as owed (logged, not raised, when the disk refuses)."""
+        entry = orjson.loads(kept_charge_json(pending))
+        self._append({"owe": entry}, f"owed void of request {pending.settlement.reservation.reservation_id}")
+
+    def paid(self, pending: PendingCharge) -> None:
+        """Mark ``pending``'s void made."""
+        if self._file is not None:
+            self._append({"paid": pending.settlement.reservation.reservation_id}, "paid void")
+
+    def close(self, *, still_owed: bool) -> None:
+        """Close this process's file: removed when nothing is owed, else left for the next start."""
+        if self._file is None:
+            return
+        if not still_owed and self._path is not None:
+            self._path.unlink(missing_ok=True)
+        self._file.close()  # the lock goes with it
+        self._file = None
+
+    def inherit(self) -> Inherited:
+        """The voids owed in the files of processes that are gone (each file locked, so no other
+        process starting at the same time makes them too). ``forget`` them once they are owed here."""
+        inherited = Inherited()
+        try:
+            candidates = sorted(self.directory.glob(f"*{SUFFIX}")) + [
+                path for path in self.directory.glob("*.tmp") if path.stat().st_mtime < time.time() - STALE_TMP_S]
+        except OSError as error:
+            log.warning("cannot read %s for voids owed by a gone process: %s", self.directory, error)
+            return inherited
+        for path in candidates:
+            if path == self._path:
+                continue
+            try:
+                file = path.open("rb")
+            except OSError:
+                continue  # taken and removed by another process meanwhile
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a live process's own file
+                file.close()
+                continue
+            inherited.owed.extend(_owed_in(path, file.read()))
+            inherited.files.append((path, file))
+        return inherited
+
+    @staticmethod
+    def forget(inherited: Inherited) -> None:
+        """Remove the gone processes' files: what they owed is owed (and written down) here now."""
+        for path, file in inherited.files:
+            path.unlink(missing_ok=True)
+            file.close()
+        inherited.files.clear()
+
+    def _append(self, line: dict[str, object], what: str) -> None:
+        try:
+            file = self._own_file()
+            if file is None:
+                return
+            file.write(orjson.dumps(line) + b"\n")
+            file.flush()
+        except OSError as error:
+            log.error("could not write the %s to %s: %s (it is owed in memory only)", what, self.directory, error)
+
+    def _own_file(self) -> IO[bytes] | None:
+        if self._file is not None or self._unwritable:
+            return self._file
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            name = f"{os.getpid()}-{secrets.token_hex(6)}"
+            making = self.directory / f"{name}.tmp"
+            file = making.open("xb")
+            fcntl.flock(file, fcntl.LOCK_EX)  # held until this process closes it or dies
+            self._path = making.rename(self.directory / f"{name}{SUFFIX}")
+        except OSError as error:
+            self._unwritable = True
+            log.warning("voids owed cannot be written down under %s (%s): they are kept in memory only, and a "
+                        "process killed while it owes one leaves it to an operator", self.directory, error)
+            return None
+        self._file = file
+        return file
+
+
+def _owed_in(path: Path, content: bytes) -> list[PendingCharge]:
+    """The charges a file lists as owed and not as paid, in the order owed. A line cut short by
+    the kill, or one that cannot be read, is logged and skipped."""
+    owed: dict[str, PendingCharge] = {}
+    for number, raw in enumerate(content.splitlines(), start=1):
+        try:
+            line = orjson.loads(raw)
+            if "paid" in line:
+                owed.pop(str(line["paid"]), None)
+                continue
+            pending = kept_charge_from_json(orjson.dumps(line["owe"]))
+        except (ValueError, KeyError, TypeError) as error:
+            log.error("%s line %d is not a void owed (%s): %r", path, number, error, raw[:300])
+            continue
+        owed[pending.settlement.reservation.reservation_id] = pending
+    return list(owed.values())
