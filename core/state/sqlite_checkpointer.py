@@ -18,8 +18,9 @@ that was the committing writer itself, right after its checkpoint; here, under s
 the loop commits while this thread copies, so some frame is always uncopied when the next write
 begins and the WAL would grow without end (measured: 22 MB in 5 s, every PASSIVE complete). When
 a checkpoint leaves ``restart_frames`` or more frames in the WAL, the thread runs
-``wal_checkpoint(RESTART)`` instead: it holds the write lock while it copies what the PASSIVE left
-(a few frames) and waits for readers, so the next write starts the WAL over. A write asked for in
+``wal_checkpoint(RESTART)`` too: it holds the write lock while it copies what the PASSIVE ones
+left (those written meanwhile: a few more PASSIVE ones first catch up) and waits for readers, so
+the next write starts the WAL over. A write asked for in
 that moment waits for it (a few ms, each ``restart_frames`` pages rather than each 1000); a WAL
 that idles is reset by the next write without it. Not TRUNCATE: the file would be regrown frame
 by frame; its size stays bounded by ``restart_frames`` and what one interval writes.
@@ -42,6 +43,10 @@ CHECKPOINT_INTERVAL_S = 0.25
 RESTART_FRAMES = 4000
 """About 16 MB of 4 KiB pages: a RESTART (a short wait for writers) each 4000 frames of sustained
 writes, where the autocheckpoint stalled them each 1000."""
+CATCH_UP_PASSES = 3
+CATCH_UP_FRAMES = 64
+"""Before a RESTART, PASSIVE checkpoints repeat (at most ``CATCH_UP_PASSES``) while each finds at
+least this many frames written during the one before: what they copy, writers need not wait for."""
 CHECKPOINT_BUSY_TIMEOUT_S = 0.1
 """How long a RESTART waits for the write lock and for readers; it holds the write lock while it
 waits for readers, so this bounds what writers wait. Busy past it: tried again next interval."""
@@ -93,11 +98,18 @@ class WalCheckpointer:
                 connection.close()
 
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
-        """A PASSIVE checkpoint, then a RESTART at once if the WAL is long: it has only what was
-        written during the PASSIVE left to copy, the least time to hold the write lock."""
+        """A PASSIVE checkpoint; if the WAL is long, more PASSIVE ones while they still find many
+        frames written during the one before, then a RESTART: it holds the write lock while it
+        copies what is left, so it is left as little as can be."""
         _, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if frames >= self._restart_frames:
-            connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()  # busy: tried next interval
+        if frames < self._restart_frames:
+            return
+        for _ in range(CATCH_UP_PASSES):
+            _, now, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if now - frames < CATCH_UP_FRAMES:
+                break
+            frames = now
+        connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()  # busy: tried next interval
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, isolation_level=None, timeout=CHECKPOINT_BUSY_TIMEOUT_S)
