@@ -87,7 +87,7 @@ class WalCheckpointer:
                         connection = self._connect()
                     self._checkpoint(connection)
                     self.checkpoints_run += 1
-                except sqlite3.Error as exc:
+                except Exception as exc:  # sqlite3.Error above all; none may end the thread
                     log.warning("WAL checkpoint of %s failed (tried again in %.2f s): %s",
                                 self._path, self._interval_s, exc)
                     if connection is not None:
