@@ -10,7 +10,8 @@ round is divided by the requests it answered.
     git archive main | tar -x -C /tmp/main
     python bench/overhead_ab.py --baseline /tmp/main [--size 256x256] [--concurrency 1] [--rounds 10]
 
-Prints each round, then the medians and the median of the per-round ratios (this / baseline).
+Prints each round, then the medians and the median of the per-round ratios (this / baseline):
+CPU per request, p50 latency and p99 latency (a stall on the event loop shows in p99 alone).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seco
                 await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=1.5)  # warm up
             cpu: dict[str, list[float]] = {name: [] for name in gateways}
             p50: dict[str, list[float]] = {name: [] for name in gateways}
+            p99: dict[str, list[float]] = {name: [] for name in gateways}
             print(f"{size} at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
                   f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per request")
             for index in range(rounds):
@@ -76,16 +78,20 @@ async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seco
                         raise RuntimeError(f"{name}: {run.errors} non-200 answers")
                     cpu[name].append((cpu_seconds(gateway.pid) - before) / max(1, len(run.latencies)) * 1000)
                     p50[name].append(statistics.median(run.latencies) * 1000)
-                print(f"round {index + 1:>2}: " + "   ".join(f"{name} {cpu[name][-1]:.3f}" for name in gateways))
+                    p99[name].append(run.percentile(0.99) * 1000)
+                print(f"round {index + 1:>2}: " + "   ".join(f"{name} {cpu[name][-1]:.3f} (p99 {p99[name][-1]:.1f} ms)"
+                                                         for name in gateways))
             print(f"load average {os.getloadavg()[0]:.2f}")
             for name, path in checkouts.items():
                 print(f"{name:>8} ({path}): median {statistics.median(cpu[name]):.3f} ms/request, "
-                      f"p50 latency {statistics.median(p50[name]):.3f} ms")
+                      f"p50 latency {statistics.median(p50[name]):.3f} ms, p99 {statistics.median(p99[name]):.3f} ms")
             ratios = [this / base for base, this in zip(cpu["baseline"], cpu["this"], strict=True)]
             print(f"this / baseline, median of the rounds' ratios: {statistics.median(ratios):.3f}")
             latency_ratios = [this / base for base, this in zip(p50["baseline"], p50["this"], strict=True)]
             print("p50 latency, this / baseline, median of the rounds' ratios: "
                   f"{statistics.median(latency_ratios):.3f}")
+            tail_ratios = [this / base for base, this in zip(p99["baseline"], p99["this"], strict=True)]
+            print(f"p99 latency, this / baseline, median of the rounds' ratios: {statistics.median(tail_ratios):.3f}")
         finally:
             for gateway, _ in gateways.values():
                 gateway.terminate()

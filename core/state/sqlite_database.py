@@ -12,7 +12,9 @@ Why SQLite: it ships with Python, a transaction is atomic and survives a killed 
 
 Calls are synchronous and short (micro- to milliseconds), made straight from the event loop: one
 connection, no thread hop, and each store method is one transaction with no ``await`` inside,
-hence atomic within the process too.
+hence atomic within the process too. Checkpoints (copying the WAL into the main file, fsyncs
+included) are the exception: they run on a thread of their own, ``sqlite_checkpointer``, with
+this connection's ``wal_autocheckpoint`` off, so that no commit on the loop runs one.
 
 The money tables keyed by text (``spent``, ``holds``, ``closed``, ``tallies``) are ``WITHOUT
 ROWID``: a row lives in its primary key's b-tree alone, so a write dirties one page fewer per
@@ -24,10 +26,12 @@ and writes both layouts the same way.
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from pathlib import Path
 from types import TracebackType
 
 from core.errors import StateUnavailable
+from core.state.sqlite_checkpointer import CHECKPOINT_INTERVAL_S, RESTART_FRAMES, WalCheckpointer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB, expires REAL);
@@ -56,7 +60,8 @@ OLDEST_SQLITE = (3, 35, 0)
 class SqliteDatabase:
     """One connection to the file, shared by the state store and the ledger store built on it."""
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 2.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 2.0, checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
+                 checkpoint_restart_frames: int = RESTART_FRAMES) -> None:
         if sqlite3.sqlite_version_info < OLDEST_SQLITE:
             raise RuntimeError(f"The SQLite state backend needs SQLite {'.'.join(map(str, OLDEST_SQLITE))} or later; "
                                f"this Python links {sqlite3.sqlite_version} (set state_backend to redis or memory)")
@@ -67,10 +72,15 @@ class SqliteDatabase:
         )
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does them
         self._connection.executescript(SCHEMA)
         _add_missing_columns(self._connection)
         self._transaction = Transaction(self)
         self._reading = Reading(self)
+        self.checkpointer = WalCheckpointer(path, interval_s=checkpoint_interval_s,
+                                            restart_frames=checkpoint_restart_frames)
+        # A database dropped unclosed (a test's) stops its thread too; the thread holds no reference to it.
+        weakref.finalize(self, self.checkpointer.stop, wait=False)
 
     @classmethod
     def in_directory(cls, data_dir: Path, *, busy_timeout_s: float = 2.0) -> SqliteDatabase:
@@ -92,6 +102,9 @@ class SqliteDatabase:
         return self._reading
 
     def close(self) -> None:
+        """Stops the checkpointer (joined, bounded), then closes the connection: the last
+        connection to the file to close checkpoints the WAL whole and deletes it."""
+        self.checkpointer.stop()
         if self._connection is not None:
             self._connection.close()
             self._connection = None
