@@ -6,7 +6,7 @@ of the other sessions' gateways or simulators on this machine) may take it. Wait
 bind. So a start counts only when the port's listening socket belongs to the started process
 (or a child of it: ``boltgate serve --workers N``), read from ``/proc``; a process that exits
 saying the address is in use is started again on a fresh port, by the same retry the tests use
-(``tests/free_port.py``: ``on_a_free_port``, ``says_port_taken``).
+(``tests/free_port.py``: ``on_a_free_port``, ``wait_until_started``).
 
     simulator, port = start_on_a_free_port(lambda port: ["python", "-m", "backends.simulators", ...
                                                          "--port-base", str(port)], name="simulator")
@@ -18,13 +18,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tree root: tests.free_port
-from tests.free_port import PortTaken, on_a_free_port, says_port_taken
+from tests.free_port import on_a_free_port, wait_until_started
 
 LISTEN = "0A"
 """The state of a listening socket in ``/proc/net/tcp`` and ``tcp6``."""
@@ -45,19 +44,13 @@ def _start_on(port: int, command: Callable[[int], Sequence[str]], name: str, tim
               popen: dict[str, Any]) -> subprocess.Popen[bytes]:
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(list(command(port)), stdout=output, stderr=subprocess.STDOUT, **popen)
-        give_up = time.monotonic() + timeout_s
-        while port not in listening_ports(process_tree(process.pid)):
-            if process.poll() is not None:
-                output.seek(0)
-                said = output.read().decode(errors="replace")
-                if says_port_taken(said):
-                    raise PortTaken(f"port {port} was taken before the {name} bound it")
-                raise RuntimeError(f"the {name} exited at start (status {process.returncode}):\n{said[-4000:]}")
-            if time.monotonic() > give_up:
-                process.kill()
-                process.wait()
-                raise RuntimeError(f"the {name} did not listen on port {port} within {timeout_s:g} s")
-            time.sleep(0.05)
+
+        def said() -> str:
+            output.seek(0)
+            return output.read().decode(errors="replace")
+
+        wait_until_started(process, port, ready=lambda: port in listening_ports(process_tree(process.pid)),
+                           output=said, name=name, timeout_s=timeout_s)
         return process  # it keeps writing to the file, which goes once it exits
 
 

@@ -13,7 +13,9 @@ module needs nothing but the standard library at run time.
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -56,6 +58,26 @@ def on_a_free_port(start: Callable[[int], T], *, first: int | None = None, tries
         except PortTaken:
             port = free_port()
     return start(port)
+
+
+def wait_until_started(process: subprocess.Popen[bytes], port: int, *, ready: Callable[[], bool],
+                       output: Callable[[], str], name: str, timeout_s: float) -> None:
+    """Return once ``ready()`` (the process listens on ``port``, by whatever sign it gives);
+    ``PortTaken`` when it exited saying its port was taken meanwhile, ``RuntimeError`` with the
+    end of its ``output()`` when it exited otherwise, or when it was not ready within ``timeout_s``
+    (then it is killed)."""
+    give_up = time.monotonic() + timeout_s
+    while not ready():
+        if process.poll() is not None:
+            said = output()
+            if says_port_taken(said):
+                raise PortTaken(f"port {port} was taken before the {name} bound it")
+            raise RuntimeError(f"the {name} exited at start (status {process.returncode}):\n{said[-4000:]}")
+        if time.monotonic() > give_up:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the {name} did not listen on port {port} within {timeout_s:g} s")
+        time.sleep(0.05)
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from proxy.settings import RegionConfig, RouteConfig
 from tests.asgi_server import AsgiServer
 from tests.e2e.conftest import RunningServers, StartGateway, StartSimulator, route_to
 from tests.e2e.test_local_backend import StartWorker, fire, tiny_model, worker, worker_route  # noqa: F401
-from tests.free_port import PortTaken, first_pick_taken, on_a_free_port, says_port_taken
+from tests.free_port import first_pick_taken, on_a_free_port, wait_until_started
 from tests.promql_series import metric_names
 
 pytestmark = pytest.mark.local
@@ -69,18 +69,9 @@ class Prometheus:
                 [self.binary, f"--config.file={self.workdir / 'prometheus.yml'}",
                  f"--storage.tsdb.path={self.workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
                 stdout=subprocess.DEVNULL, stderr=log)
-        give_up = time.monotonic() + START_TIMEOUT_S
-        while 'msg="Listening on"' not in self._logged_since(logged_before):
-            if process.poll() is not None:
-                said = self._logged_since(logged_before)
-                if says_port_taken(said):
-                    raise PortTaken(f"port {port} was taken before Prometheus bound it")
-                raise RuntimeError(f"Prometheus exited at start:\n{said[-4000:]}")
-            if time.monotonic() > give_up:
-                process.kill()
-                process.wait()
-                raise RuntimeError(f"Prometheus did not listen within {START_TIMEOUT_S:g}s")
-            time.sleep(0.1)
+        wait_until_started(process, port, ready=lambda: 'msg="Listening on"' in self._logged_since(logged_before),
+                           output=lambda: self._logged_since(logged_before), name="Prometheus server",
+                           timeout_s=START_TIMEOUT_S)
         return process
 
     def _logged_since(self, offset: int) -> str:
