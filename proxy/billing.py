@@ -218,10 +218,8 @@ class Billing:
         job that ended without them)."""
         settlement = pending.settlement
         outcome = await self.ledger.void(settlement)
-        upstream = pending.charge.upstream_usd
-        if await self.ledger.record_loss(settlement.vendor, upstream,
-                                         event_id=f"undelivered:{settlement.reservation.reservation_id}"):
-            labelled(GATEWAY_LOSS_USD, settlement.vendor).inc(float(upstream))
+        await self._book_loss(settlement.vendor, pending.charge.upstream_usd,
+                              event_id=f"undelivered:{settlement.reservation.reservation_id}")
         return outcome
 
     async def book_served_again(self, pending: PendingCharge) -> None:
@@ -229,10 +227,7 @@ class Billing:
         client pays that charge (its line in the charge log names the lost run's vendor), not
         this one, so what this run's vendor cost is the gateway's loss. Counted once per call:
         each call is one more generation a vendor billed."""
-        settlement = pending.settlement
-        upstream = pending.charge.upstream_usd
-        await self.ledger.record_loss(settlement.vendor, upstream)
-        labelled(GATEWAY_LOSS_USD, settlement.vendor).inc(float(upstream))
+        await self._book_loss(pending.settlement.vendor, pending.charge.upstream_usd)
 
     async def record_hedge_loss(self, route: Route, request: ImageRequest, error: BackendError | None) -> None:
         """An attempt cancelled because another route answered first: the gateway's loss (the
@@ -242,15 +237,18 @@ class Billing:
             cost = self.quote(route.vendor, request).upstream_usd
         else:
             cost = self._billed_cost(route, request, error)
-        await self.ledger.record_loss(route.vendor, cost)
-        labelled(GATEWAY_LOSS_USD, route.vendor).inc(float(cost))
+        await self._book_loss(route.vendor, cost)
         labelled(HEDGE_COST_USD, route.vendor).inc(float(cost))
 
     async def record_loss(self, route: Route, request: ImageRequest, error: BackendError) -> None:
         """A failed attempt the vendor billed anyway: the gateway's loss, never the client's."""
-        reported = self._billed_cost(route, request, error)
-        await self.ledger.record_loss(route.vendor, reported)
-        labelled(GATEWAY_LOSS_USD, route.vendor).inc(float(reported))
+        await self._book_loss(route.vendor, self._billed_cost(route, request, error))
+
+    async def _book_loss(self, vendor: str, cost: Decimal, event_id: str | None = None) -> None:
+        """``cost`` booked as the gateway's loss to ``vendor`` in the ledger and in its metric,
+        both once per ``event_id`` (every call, without one)."""
+        if await self.ledger.record_loss(vendor, cost, event_id=event_id):
+            labelled(GATEWAY_LOSS_USD, vendor).inc(float(cost))
 
     def _billed_cost(self, route: Route, request: ImageRequest, error: BackendError) -> Decimal:
         """What the vendor said a failed attempt cost, else the catalog's price of its run time."""
