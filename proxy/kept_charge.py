@@ -49,7 +49,11 @@ def kept_charge_json(pending: PendingCharge) -> bytes:
 def kept_charge_from_json(raw: bytes) -> PendingCharge:
     """The charge ``kept_charge_json`` wrote; ``ValueError`` (or ``KeyError``/``TypeError``)
     for anything else."""
-    data = orjson.loads(raw)
+    return kept_charge_from_fields(orjson.loads(raw))
+
+
+def kept_charge_from_fields(data: Any) -> PendingCharge:
+    """``kept_charge_from_json`` of JSON already parsed (the charge inside a larger document)."""
     quoted = data["quote"]
     display = quoted["display"]
     quote = Quote(

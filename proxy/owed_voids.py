@@ -39,7 +39,7 @@ from typing import IO
 import orjson
 
 from proxy.billing import PendingCharge
-from proxy.kept_charge import kept_charge_from_json, kept_charge_json
+from proxy.kept_charge import kept_charge_from_fields, kept_charge_json
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,13 @@ class OwedVoidsJournal:
 
     def owe(self, pending: PendingCharge) -> None:
         """Write ``pending`` down as owed (logged, not raised, when the disk refuses)."""
-        entry = orjson.loads(kept_charge_json(pending))
-        self._append({"owe": entry}, f"owed void of request {pending.settlement.reservation.reservation_id}")
+        self._append(b'{"owe":' + kept_charge_json(pending) + b"}",
+                     f"owed void of request {pending.settlement.reservation.reservation_id}")
 
     def paid(self, pending: PendingCharge) -> None:
         """Mark ``pending``'s void made."""
         if self._file is not None:
-            self._append({"paid": pending.settlement.reservation.reservation_id}, "paid void")
+            self._append(orjson.dumps({"paid": pending.settlement.reservation.reservation_id}), "paid void")
 
     def close(self, *, still_owed: bool) -> None:
         """Close this process's file: removed when nothing is owed, else left for the next start."""
@@ -126,12 +126,12 @@ class OwedVoidsJournal:
             file.close()
         inherited.files.clear()
 
-    def _append(self, line: dict[str, object], what: str) -> None:
+    def _append(self, line: bytes, what: str) -> None:
         try:
             file = self._own_file()
             if file is None:
                 return
-            file.write(orjson.dumps(line) + b"\n")
+            file.write(line + b"\n")
             file.flush()
         except OSError as error:
             log.error("could not write the %s to %s: %s (it is owed in memory only)", what, self.directory, error)
@@ -165,7 +165,7 @@ def _owed_in(path: Path, content: bytes) -> list[PendingCharge]:
             if "paid" in line:
                 owed.pop(str(line["paid"]), None)
                 continue
-            pending = kept_charge_from_json(orjson.dumps(line["owe"]))
+            pending = kept_charge_from_fields(line["owe"])
         except (ValueError, KeyError, TypeError) as error:
             log.error("%s line %d is not a void owed (%s): %r", path, number, error, raw[:300])
             continue
