@@ -47,13 +47,22 @@ def kept_charge_json(pending: PendingCharge) -> bytes:
 
 
 def kept_charge_from_json(raw: bytes) -> PendingCharge:
-    """The charge ``kept_charge_json`` wrote; ``ValueError`` (or ``KeyError``/``TypeError``)
-    for anything else."""
+    """The charge ``kept_charge_json`` wrote; ``ValueError`` for anything else."""
     return kept_charge_from_fields(orjson.loads(raw))
 
 
 def kept_charge_from_fields(data: Any) -> PendingCharge:
-    """``kept_charge_from_json`` of JSON already parsed (the charge inside a larger document)."""
+    """``kept_charge_from_json`` of JSON already parsed (the charge inside a larger document).
+    Whatever is wrong with it (a field missing or of another type, an amount that is no number:
+    ``Decimal``'s error is an ``ArithmeticError``) is one ``ValueError``, the one error its
+    readers catch: what they read was written by a process that may have been killed mid-write."""
+    try:
+        return _from_fields(data)
+    except (KeyError, TypeError, IndexError, ArithmeticError) as error:
+        raise ValueError(f"not a kept charge: {type(error).__name__}: {error}") from error
+
+
+def _from_fields(data: Any) -> PendingCharge:
     quoted = data["quote"]
     display = quoted["display"]
     quote = Quote(

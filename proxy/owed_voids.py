@@ -166,7 +166,7 @@ def _owed_in(path: Path, content: bytes) -> list[PendingCharge]:
                 owed.pop(str(line["paid"]), None)
                 continue
             pending = kept_charge_from_fields(line["owe"])
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:  # a line, or its "owe", of another shape
             log.error("%s line %d is not a void owed (%s): %r", path, number, error, raw[:300])
             continue
         owed[pending.settlement.reservation.reservation_id] = pending

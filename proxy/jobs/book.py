@@ -74,6 +74,6 @@ class JobBook:
             return None
         try:
             return kept_charge_from_json(raw)
-        except (ValueError, KeyError, TypeError, IndexError):
+        except ValueError:
             log.exception("the charge kept for job %s cannot be read", job_id)
             return None

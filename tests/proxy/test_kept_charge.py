@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from core.state.ledger_store import Tally
@@ -56,3 +57,21 @@ async def test_a_kept_charge_that_cannot_be_read_is_none_and_logged(caplog: pyte
     with caplog.at_level(logging.ERROR, logger="proxy.jobs.book"):
         assert await JobBook(store, retention_s=60).kept_charge("job_1") is None
     assert any("job_1" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("corrupt", [
+    b'{"quote": {}}',  # a field missing
+    b"[1, 2]",  # not an object
+    b"not json",
+], ids=["field-missing", "not-an-object", "not-json"])
+def test_what_is_not_a_kept_charge_is_one_value_error(corrupt: bytes) -> None:
+    with pytest.raises(ValueError):
+        kept_charge_from_json(corrupt)
+
+
+def test_an_amount_that_is_not_a_number_is_a_value_error_too() -> None:
+    """Decimal's own error is an ArithmeticError; a reader that catches ValueError must see it."""
+    kept = orjson.loads(kept_charge_json(PER_IMAGE_WITHOUT_BUDGET))
+    kept["quote"]["client_usd"] = "four cents"
+    with pytest.raises(ValueError, match="not a kept charge"):
+        kept_charge_from_json(orjson.dumps(kept))

@@ -152,3 +152,18 @@ async def test_a_data_directory_that_cannot_be_written_keeps_the_void_in_memory(
     book.down = False
     await until_nothing_is_owed(served)
     assert (await book.balance(KEY)).spent == 0
+
+
+def test_an_owed_line_with_an_amount_that_is_not_a_number_is_skipped_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = OwedVoidsJournal(tmp_path)
+    journal.owe(TIME_BILLED)
+    journal.owe(PER_IMAGE_WITHOUT_BUDGET)
+    journal.close(still_owed=True)
+    (left,) = tmp_path.iterdir()
+    left.write_bytes(left.read_bytes().replace(b'"0.00405"', b'"four cents"', 1))  # the second line's price
+
+    with caplog.at_level(logging.ERROR, logger="proxy.owed_voids"):
+        assert OwedVoidsJournal(tmp_path).inherit().owed == [TIME_BILLED]  # a start is never stopped by it
+    assert any("is not a void owed" in record.getMessage() for record in caplog.records)
