@@ -98,7 +98,7 @@ class OwedVoidsJournal:
         inherited = Inherited()
         try:
             candidates = sorted(self.directory.glob(f"*{SUFFIX}")) + [
-                path for path in self.directory.glob("*.tmp") if path.stat().st_mtime < time.time() - STALE_TMP_S]
+                path for path in self.directory.glob("*.tmp") if _older_than(path, STALE_TMP_S)]
         except OSError as error:
             log.warning("cannot read %s for voids owed by a gone process: %s", self.directory, error)
             return inherited
@@ -111,10 +111,13 @@ class OwedVoidsJournal:
                 continue  # taken and removed by another process meanwhile
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # a live process's own file
+                content = file.read()
+            except OSError as error:  # BlockingIOError: a live process's own file
                 file.close()
+                if not isinstance(error, BlockingIOError):
+                    log.warning("cannot read %s for voids owed by a gone process: %s", path, error)
                 continue
-            inherited.owed.extend(_owed_in(path, file.read()))
+            inherited.owed.extend(_owed_in(path, content))
             inherited.files.append((path, file))
         return inherited
 
@@ -122,7 +125,10 @@ class OwedVoidsJournal:
     def forget(inherited: Inherited) -> None:
         """Remove the gone processes' files: what they owed is owed (and written down) here now."""
         for path, file in inherited.files:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:  # left: the next start takes it again, and a void made twice is harmless
+                log.warning("cannot remove %s: %s", path, error)
             file.close()
         inherited.files.clear()
 
@@ -171,3 +177,10 @@ def _owed_in(path: Path, content: bytes) -> list[PendingCharge]:
             continue
         owed[pending.settlement.reservation.reservation_id] = pending
     return list(owed.values())
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return path.stat().st_mtime < time.time() - seconds
+    except OSError:  # removed meanwhile
+        return False
