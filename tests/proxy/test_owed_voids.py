@@ -125,12 +125,19 @@ def test_a_running_process_keeps_its_file_and_a_killed_ones_is_taken_over(tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_line_cut_short_by_the_kill_is_skipped_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    journal = OwedVoidsJournal(tmp_path)
+def left_owing_two(directory: Path) -> Path:
+    """The file a process stopped while owing two voids (``TIME_BILLED``, then
+    ``PER_IMAGE_WITHOUT_BUDGET``) left in ``directory``."""
+    journal = OwedVoidsJournal(directory)
     journal.owe(TIME_BILLED)
     journal.owe(PER_IMAGE_WITHOUT_BUDGET)
     journal.close(still_owed=True)
-    (left,) = tmp_path.iterdir()
+    (left,) = directory.iterdir()
+    return left
+
+
+def test_a_line_cut_short_by_the_kill_is_skipped_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    left = left_owing_two(tmp_path)
     left.write_bytes(left.read_bytes()[:-40])  # the second line torn mid-write
 
     with caplog.at_level(logging.ERROR, logger="proxy.owed_voids"):
@@ -157,11 +164,7 @@ async def test_a_data_directory_that_cannot_be_written_keeps_the_void_in_memory(
 def test_an_owed_line_with_an_amount_that_is_not_a_number_is_skipped_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    journal = OwedVoidsJournal(tmp_path)
-    journal.owe(TIME_BILLED)
-    journal.owe(PER_IMAGE_WITHOUT_BUDGET)
-    journal.close(still_owed=True)
-    (left,) = tmp_path.iterdir()
+    left = left_owing_two(tmp_path)
     left.write_bytes(left.read_bytes().replace(b'"0.00405"', b'"four cents"', 1))  # the second line's price
 
     with caplog.at_level(logging.ERROR, logger="proxy.owed_voids"):
