@@ -33,6 +33,7 @@ examples:
   boltgate config check routes.toml            validate a file, print the routes it enables
   boltgate prices                              the catalog and what a client pays per image
   boltgate usage export --since 2026-11-01     every charge since then, as CSV
+  boltgate voids make gateway.log              make the voids a lost pod's logs say it owed
   boltgate vendors                             what each backend serves, what its docs confirm"""
 
 
@@ -119,6 +120,55 @@ def _usage_export(args: argparse.Namespace) -> int:
         print(f"usage export: {getattr(error, 'message', error)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _voids_list(args: argparse.Namespace) -> int:
+    from proxy.settings_reader import read_settings
+    from proxy.void_command import owed_files
+
+    settings = read_settings(args.config)
+    try:
+        files = owed_files(settings)
+    except ValueError as error:
+        print(f"voids list: {error}", file=sys.stderr)
+        return 1
+    owed = [(file, pending) for file in files for pending in file.owed]
+    for file, pending in owed:
+        settlement = pending.settlement
+        owner = "a running process's, made when the store answers" if file.running else "a gone process's"
+        print(f"request {settlement.reservation.reservation_id} (key {settlement.reservation.api_key}, "
+              f"{settlement.micro_usd} micro-USD): {owner}, in {file.path}")
+    print(f"{len(owed)} voids owed under {settings.data_dir}")
+    return 0
+
+
+def _voids_make(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from proxy.settings_reader import read_settings
+    from proxy.void_command import make_gone_processes_voids, make_voids, owed_from_logs, refuse_memory
+
+    settings = read_settings(args.config)
+    try:
+        refuse_memory(settings)
+        if args.files:
+            owed = [pending for name in args.files for pending in owed_from_logs(_lines_of(name), name)]
+            made = asyncio.run(make_voids(settings, owed))
+        else:
+            made = asyncio.run(make_gone_processes_voids(settings))
+    except (OSError, ValueError) as error:
+        print(f"voids make: {error}", file=sys.stderr)
+        return 1
+    for void in made:
+        print(void.describe())
+    left = sum(1 for void in made if void.outcome is None)
+    print(f"{len(made) - left} voids made, {left} not made" if made else "no void owed found")
+    return 1 if left else 0
+
+
+def _lines_of(name: str) -> list[bytes]:
+    """The lines of a file, or of stdin for ``-``."""
+    return (sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()).splitlines()
 
 
 def _vendors(_: argparse.Namespace) -> int:
@@ -219,6 +269,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config", metavar="FILE",
                         help="settings TOML (default: BOLTGATE_CONFIG): which state store to read")
     export.set_defaults(run=_usage_export)
+    voids = commands.add_parser(
+        "voids", help="voids owed for requests answered 503 after an unconfirmed charge: list them, make them",
+        description="Voids owed for requests answered 503 after their charge went unconfirmed (the state store "
+                    "did not answer). A gateway makes them itself; these are for a data directory no gateway "
+                    "will start on again, or one that is gone (then from the logs).")
+    voids_commands = voids.add_subparsers(dest="voids_command", required=True, metavar="COMMAND")
+    voids_list = voids_commands.add_parser("list", help="what is owed under the data directory, and by whom")
+    voids_list.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
+    voids_list.set_defaults(run=_voids_list)
+    voids_make = voids_commands.add_parser(
+        "make", help="make the voids gone processes owed under the data directory, or those in log files")
+    voids_make.add_argument("--config", metavar="FILE",
+                            help="settings TOML (default: BOLTGATE_CONFIG): which state store to void in")
+    voids_make.add_argument("files", nargs="*", metavar="FILE",
+                            help="gateway logs (either format) or journal files holding the voids owed; - for "
+                                 "stdin (default: the data directory's files of gone processes)")
+    voids_make.set_defaults(run=_voids_make)
     vendors = commands.add_parser(
         "vendors", help="print each backend's limits and which vendor behaviours are confirmed or assumed")
     vendors.set_defaults(run=_vendors)

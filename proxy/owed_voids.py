@@ -32,6 +32,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 OWED_VOIDS_DIRECTORY = "owed-voids"
 """Under ``data_dir``."""
 SUFFIX = ".jsonl"
+OWED_VOID_FIELD = "owed_void"
+"""The structured field of the gateway's log records about a void owed: the journal's line."""
 STALE_TMP_S = 60.0
 """A file still under its temporary name this long after it was made is a killed process's (it
 was empty: nothing is written before the rename), removed like the files of gone processes."""
@@ -75,8 +78,7 @@ class OwedVoidsJournal:
 
     def owe(self, pending: PendingCharge) -> None:
         """Write ``pending`` down as owed (logged, not raised, when the disk refuses)."""
-        self._append(b'{"owe":' + kept_charge_json(pending) + b"}",
-                     f"owed void of request {pending.settlement.reservation.reservation_id}")
+        self._append(owed_line(pending), f"owed void of request {pending.settlement.reservation.reservation_id}")
 
     def paid(self, pending: PendingCharge) -> None:
         """Mark ``pending``'s void made."""
@@ -117,9 +119,35 @@ class OwedVoidsJournal:
                 if not isinstance(error, BlockingIOError):
                     log.warning("cannot read %s for voids owed by a gone process: %s", path, error)
                 continue
-            inherited.owed.extend(_owed_in(path, content))
+            inherited.owed.extend(owed_in(content.splitlines(), origin=str(path)))
             inherited.files.append((path, file))
         return inherited
+
+    def owed_here(self) -> list[OwedFile]:
+        """Every file under the directory and what it owes, each with whether its process still
+        runs (its lock held); nothing taken over, nothing changed."""
+        owed_files: list[OwedFile] = []
+        try:
+            paths = sorted(self.directory.glob(f"*{SUFFIX}")) + sorted(self.directory.glob("*.tmp"))
+        except OSError as error:
+            log.warning("cannot read %s for voids owed: %s", self.directory, error)
+            return owed_files
+        for path in paths:
+            try:
+                with path.open("rb") as file:
+                    running = _locked_by_another(file)
+                    content = file.read()
+            except OSError:
+                continue  # taken and removed meanwhile
+            owed_files.append(OwedFile(path, running, owed_in(content.splitlines(), origin=str(path))))
+        return owed_files
+
+    @staticmethod
+    def let_go(inherited: Inherited) -> None:
+        """Unlock the gone processes' files, left as they are for a later start or try."""
+        for _, file in inherited.files:
+            file.close()
+        inherited.files.clear()
 
     @staticmethod
     def forget(inherited: Inherited) -> None:
@@ -161,11 +189,26 @@ class OwedVoidsJournal:
         return file
 
 
-def _owed_in(path: Path, content: bytes) -> list[PendingCharge]:
-    """The charges a file lists as owed and not as paid, in the order owed. A line cut short by
-    the kill, or one that cannot be read, is logged and skipped."""
+@dataclass(frozen=True, slots=True)
+class OwedFile:
+    """One process's file: where it is, whether that process still runs, what it owes."""
+
+    path: Path
+    running: bool
+    owed: list[PendingCharge]
+
+
+def owed_line(pending: PendingCharge) -> bytes:
+    """``pending`` as the journal writes it owed: ``{"owe": <the kept charge>}`` (the line the
+    gateway's logs also carry, for ``boltgate voids make`` to read back)."""
+    return b'{"owe":' + kept_charge_json(pending) + b"}"
+
+
+def owed_in(lines: Iterable[bytes], *, origin: str) -> list[PendingCharge]:
+    """The charges ``lines`` list as owed and not as paid, in the order owed. A line cut short by
+    a kill, or one that cannot be read, is logged (naming ``origin``) and skipped."""
     owed: dict[str, PendingCharge] = {}
-    for number, raw in enumerate(content.splitlines(), start=1):
+    for number, raw in enumerate(lines, start=1):
         try:
             line = orjson.loads(raw)
             if "paid" in line:
@@ -173,10 +216,21 @@ def _owed_in(path: Path, content: bytes) -> list[PendingCharge]:
                 continue
             pending = kept_charge_from_fields(line["owe"])
         except (ValueError, KeyError, TypeError) as error:  # a line, or its "owe", of another shape
-            log.error("%s line %d is not a void owed (%s): %r", path, number, error, raw[:300])
+            log.error("%s line %d is not a void owed (%s): %r", origin, number, error, raw[:300])
             continue
         owed[pending.settlement.reservation.reservation_id] = pending
     return list(owed.values())
+
+
+def _locked_by_another(file: IO[bytes]) -> bool:
+    """Whether another process holds ``file``'s lock (a running gateway's file). A lock taken
+    here to find out is let go at once."""
+    try:
+        fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(file, fcntl.LOCK_UN)
+    return False
 
 
 def _older_than(path: Path, seconds: float) -> bool:

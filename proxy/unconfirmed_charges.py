@@ -13,8 +13,9 @@ A process killed while it still owes a void leaves the debt written down on loca
 (``proxy.owed_voids``, when a journal is given): the next start on the same directory makes it
 (``resume``). Each void the store does not answer at once is also logged, with the key, the
 request id (the charge log's ``request_id``) and the amount, and again as an error when the
-gateway stops before it could be made, so an operator can find the charge and refund it where
-the disk was lost too (the pod itself gone).
+gateway stops before it could be made, each record carrying the journal's line for it (its
+``owed_void`` field), so a void whose disk was lost too (the pod itself gone) is made from the logs
+by ``boltgate voids make`` (``proxy.void_command``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import asyncio
 import logging
 
 from core.errors import StateUnavailable
+from core.logs import FIELDS
 from proxy.billing import Billing, PendingCharge
 from proxy.metrics import UNCONFIRMED_CHARGES_PENDING
-from proxy.owed_voids import OwedVoidsJournal
+from proxy.owed_voids import OWED_VOID_FIELD, OwedVoidsJournal, owed_line
 from proxy.shutdown import UNWIND_S, cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,7 @@ class UnconfirmedCharges:
                 settlement = pending.settlement
                 log.warning("owing a void: key %s, request %s, %d micro-USD unconfirmed; trying until the state "
                             "store answers", settlement.reservation.api_key, settlement.reservation.reservation_id,
-                            settlement.micro_usd)
+                            settlement.micro_usd, extra=_owed_void_field(pending))
             await asyncio.sleep(pause)
             pause = min(2 * pause, self._longest_pause_s)
 
@@ -138,10 +140,17 @@ class UnconfirmedCharges:
             still_owed = True
             settlement = pending.settlement
             log.error("stopping with a void still owed: key %s, request %s may be charged %d micro-USD for a "
-                      "request answered 503; %s",
+                      "request answered 503; %s`boltgate voids make` with this log line makes it",
                       settlement.reservation.api_key, settlement.reservation.reservation_id, settlement.micro_usd,
-                      "the next start on this data directory makes it" if written_down
-                      else "refund it if the charge log holds it")
+                      "the next start on this data directory makes it, or " if written_down else "",
+                      extra=_owed_void_field(pending))
         self._owed.clear()
         if self._journal is not None:
             self._journal.close(still_owed=still_owed)
+
+
+def _owed_void_field(pending: PendingCharge) -> dict[str, dict[str, str]]:
+    """The log record's ``owed_void`` field: the journal's line for ``pending``, so that a void
+    whose data directory was lost too (its pod deleted) can still be made from the logs
+    (``boltgate voids make``)."""
+    return {FIELDS: {OWED_VOID_FIELD: owed_line(pending).decode()}}

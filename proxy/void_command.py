@@ -1,0 +1,142 @@
+"""``boltgate voids``: the voids owed that no running gateway will make, listed and made by hand.
+
+A void is owed when a request was answered 503 after its charge went unconfirmed (the state store
+did not answer: ``proxy.unconfirmed_charges``). The gateway makes it once the store answers, and
+the next start on the same data directory makes what a killed process owed (``proxy.owed_voids``).
+Two cases are left to an operator, and this command is their tool:
+
+- **The data directory is gone** (a pod deleted while the store was down, its ``emptyDir`` with
+  it). Every void owed was logged, each record carrying the journal's own line for it in its
+  ``owed_void`` field. ``boltgate voids make FILE`` reads those records back from the logs, in
+  either log format (or the journal's lines themselves) and makes the voids; other lines are
+  passed over, so a whole log can be fed.
+- **A directory no gateway will start on again** (a replica scaled away, a volume moved).
+  ``boltgate voids make`` without a file takes over the files of processes that are gone there,
+  as a start would, and removes each once all it owed is made.
+
+``boltgate voids list`` shows what is owed under the data directory, by a running process or a gone
+one, and changes nothing.
+
+Feeding a void twice is harmless: ``Billing.void`` is idempotent (a charge already taken back is
+left as it is: ``unchanged``) and books the vendor's cost as the gateway's loss once per request.
+A void the store does not answer is reported, and the command exits 1 with nothing lost: the
+lines are still in the log, the files still in the directory.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from core.errors import BoltgateError
+from core.state.ledger_store import Voided
+from proxy.billing import Billing, PendingCharge
+from proxy.owed_voids import OWED_VOID_FIELD, OWED_VOIDS_DIRECTORY, OwedFile, OwedVoidsJournal, owed_in
+from proxy.settings import Settings
+from proxy.wiring import build_stores
+
+HUMAN_FIELD = f" {OWED_VOID_FIELD}=".encode()
+"""How the human log format writes the field (``key=value``, the value quoted as Python would)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoidMade:
+    """What became of one void: ``outcome`` None when the store did not answer (``problem``)."""
+
+    pending: PendingCharge
+    outcome: Voided | None
+    problem: str = ""
+
+    def describe(self) -> str:
+        settlement = self.pending.settlement
+        what = self.outcome.value if self.outcome is not None else f"NOT MADE: {self.problem}"
+        return (f"request {settlement.reservation.reservation_id} (key {settlement.reservation.api_key}, "
+                f"{settlement.micro_usd} micro-USD): {what}")
+
+
+def journal_lines(lines: Iterable[bytes]) -> list[bytes]:
+    """The journal lines in ``lines``: the journal's own, or the ``owed_void`` field of a log
+    record in the JSON or the human format; every other line passed over."""
+    found: list[bytes] = []
+    for raw in lines:
+        line = raw.strip()
+        if line.startswith(b"{"):
+            try:
+                parsed = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                if "owe" in parsed or "paid" in parsed:
+                    found.append(line)
+                elif isinstance(parsed.get(OWED_VOID_FIELD), str):
+                    found.append(parsed[OWED_VOID_FIELD].encode())
+                continue
+        at = line.find(HUMAN_FIELD)
+        if at >= 0:
+            found.append(_human_value(line[at + len(HUMAN_FIELD):]))
+    return found
+
+
+def _human_value(text: bytes) -> bytes:
+    """The field's value as the human format wrote it: quoted (``repr``) when it holds quotes,
+    as a journal line always does; the rest of the line, since the field comes last."""
+    try:
+        value = ast.literal_eval(text.decode())
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+        return text  # not quoted, or cut short: read as it is, and refused with the line's number if bad
+    return value.encode() if isinstance(value, str) else text
+
+
+def owed_from_logs(lines: Iterable[bytes], origin: str) -> list[PendingCharge]:
+    """The voids owed that ``lines`` (logs, or a journal file) name, each once."""
+    return owed_in(journal_lines(lines), origin=origin)
+
+
+def owed_files(settings: Settings) -> list[OwedFile]:
+    refuse_memory(settings)
+    return OwedVoidsJournal(settings.data_dir / OWED_VOIDS_DIRECTORY).owed_here()
+
+
+async def make_voids(settings: Settings, owed: list[PendingCharge]) -> list[VoidMade]:
+    """Make each void in ``owed`` in the state store ``settings`` name, in order."""
+    refuse_memory(settings)
+    stores = build_stores(settings)
+    made: list[VoidMade] = []
+    try:
+        billing = Billing(stores.book, stores.durable, settings.pricing, {}, require_key=False)
+        for pending in owed:
+            try:
+                made.append(VoidMade(pending, await billing.void(pending)))
+            except BoltgateError as error:  # StateUnavailable, most likely: the store still down
+                made.append(VoidMade(pending, None, error.message))
+    finally:
+        await stores.aclose()
+    return made
+
+
+async def make_gone_processes_voids(settings: Settings) -> list[VoidMade]:
+    """Take over the files of gone processes under the data directory, make their voids, and
+    remove the files once every void is made (else leave them, for a start or another try)."""
+    refuse_memory(settings)
+    journal = OwedVoidsJournal(settings.data_dir / OWED_VOIDS_DIRECTORY)
+    inherited = journal.inherit()
+    try:
+        made = await make_voids(settings, inherited.owed)
+    except BaseException:
+        journal.let_go(inherited)
+        raise
+    if all(void.outcome is not None for void in made):
+        journal.forget(inherited)
+    else:
+        journal.let_go(inherited)
+    return made
+
+
+def refuse_memory(settings: Settings) -> None:
+    """``ValueError`` on the memory store, before anything is read."""
+    if settings.state_backend == "memory":
+        raise ValueError("state_backend=memory: its charges, and the voids it owes, live and die with the "
+                         "serving process; there is nothing to make from outside it")
