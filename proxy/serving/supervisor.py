@@ -59,11 +59,11 @@ class Supervisor:
     def run(self) -> int:
         from proxy.serving.run import bind
 
+        sock = bind(self.host, self.port)  # first: a port taken leaves nothing behind (no metrics directory)
         metrics_dir, owned = prepare_metrics_dir()
         os.environ[MULTIPROC_DIR_VARIABLE] = str(metrics_dir)
         os.environ["BOLTGATE_WORKERS"] = str(self.workers)  # the workers see how many they are
         context = multiprocessing.get_context("spawn")
-        sock = bind(self.host, self.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
         log.info("boltgate serving on %s:%d with %d workers", self.host, self.port, self.workers)
