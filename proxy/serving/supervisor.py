@@ -14,11 +14,13 @@ Redis), never through memory.
   after the drain time is killed.
 - A worker whose supervisor is gone (SIGKILLed) drains and exits on its own.
 - Metrics: ``PROMETHEUS_MULTIPROC_DIR`` is a fresh directory for the run (or the one the
-  environment names, emptied at start), so ``/metrics`` sums this run's workers only.
+  environment names, emptied at start), so ``/metrics`` sums this run's workers only. A fresh one
+  is removed at the end, and one left by a supervisor killed outright is removed by the next.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -32,11 +34,14 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 log = logging.getLogger("boltgate")
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR_PREFIX = "boltgate-metrics-"
+OWNER_LOCK = "supervisor.lock"
+"""In a metrics directory the supervisor made: locked for as long as that supervisor runs."""
 """prometheus_client's multiprocess mode: where each worker writes its values (read by ``proxy.metrics_exposition``)."""
 
 QUICK_DEATH_S = 10.0
@@ -122,12 +127,42 @@ def prepare_metrics_dir() -> tuple[Path, bool]:
     """The run's metrics directory, empty; True when the supervisor made it (and removes it)."""
     named = os.environ.get(MULTIPROC_DIR_VARIABLE)
     if not named:
-        return Path(tempfile.mkdtemp(prefix="boltgate-metrics-")), True
+        remove_abandoned_metrics_dirs(Path(tempfile.gettempdir()))
+        directory = Path(tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX))
+        _hold_for_life(directory / OWNER_LOCK)
+        return directory, True
     directory = Path(named)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):  # a previous run's counts would be summed with this one's
         stale.unlink()
     return directory, False
+
+
+def remove_abandoned_metrics_dirs(parent: Path) -> None:
+    """Remove the metrics directories of supervisors that are gone without removing their own
+    (killed outright: an OOM kill of the container). Each holds the lock of its ``OWNER_LOCK``
+    for life, and the kernel drops it however the process dies, so a directory whose lock can be
+    taken is abandoned. Without this, every such kill would leave its workers' files in the pod's
+    ``/tmp`` (an ``emptyDir`` with a size limit, which outlives the container) until the pod is
+    evicted for it. A directory without the lock file (made before it existed) is left alone."""
+    for directory in parent.glob(f"{METRICS_DIR_PREFIX}*"):
+        try:
+            with (directory / OWNER_LOCK).open("rb") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(directory, ignore_errors=True)
+        except OSError:  # no lock file, or its owner runs (BlockingIOError)
+            continue
+        log.info("removed %s, left by a supervisor that was killed", directory)
+
+
+_LOCKS_HELD: list[IO[bytes]] = []
+"""Files whose lock this process holds until it exits (closed, a file would let its lock go)."""
+
+
+def _hold_for_life(path: Path) -> None:
+    lock = path.open("wb")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    _LOCKS_HELD.append(lock)
 
 
 def mark_dead(pid: int | None) -> None:
