@@ -60,8 +60,9 @@ class Step:
 
 @dataclass
 class Interleaving:
-    """First run keeps its charge; the second run keeps one; the first run's settle lands; the
-    second run's settle is sent. Then each run stops where ``after_settle`` holds it."""
+    """The first run keeps its charge; the second run keeps one; the first run's settle lands; the
+    second run's settle is sent. Then each run waits, before its answer is remembered (its job's
+    end not written yet), until the test releases it."""
 
     first_kept: Step = field(default_factory=Step)
     second_kept: Step = field(default_factory=Step)
