@@ -223,10 +223,11 @@ class Billing:
         return outcome
 
     async def book_served_again(self, pending: PendingCharge) -> None:
-        """A job's run again on the charge of an earlier, lost run delivered its images: the
-        client pays that charge (its line in the charge log names the lost run's vendor), not
-        this one, so what this run's vendor cost is the gateway's loss. Counted once per call:
-        each call is one more generation a vendor billed."""
+        """A job's run is paid for by the charge of another run of the job (one that was lost,
+        or is still alive beside it: the charge that run kept for the job's hold is the one
+        settled): the client pays that charge (its line in the charge log names that run's
+        vendor), not this one, so what this run's vendor cost is the gateway's loss. Counted once
+        per call: each call is one more generation a vendor billed."""
         await self._book_loss(pending.settlement.vendor, pending.charge.upstream_usd)
 
     async def record_hedge_loss(self, route: Route, request: ImageRequest, error: BackendError | None) -> None:

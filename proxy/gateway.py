@@ -13,9 +13,11 @@ was lost is taken back, and the vendor's cost is the gateway's loss. Nothing tha
 after a confirmed settle, so a charged request is always answered with its images.
 
 An async job's run keeps its charge durably before the settle is sent (``keep_charge``), so a
-run again after it was lost can report or take back that charge; a run again on a hold an
-earlier run settled (``Reservation.settled_before``) sends no settle at all: it is paid for, and
-what its own vendor cost is the gateway's loss.
+run again after it was lost can report or take back that charge; when another run of the job kept
+one for the same hold first, that charge is what is settled (the one charge that can land on the
+hold, ``proxy.jobs.book``), and what this run's vendor cost is the gateway's loss. A run again on
+a hold an earlier run settled (``Reservation.settled_before``) sends no settle at all: it is paid
+for, and what its own vendor cost is the gateway's loss.
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ UPSTREAM_COST_HEADERS = ("x-boltgate-upstream-cost-usd", "x-boltgate-vendor-repo
 SETTLE_RETRY_S = 0.2
 """Pause between two tries of a settle the state store did not confirm."""
 
-KeepCharge = Callable[[PendingCharge], Awaitable[None]]
-"""Keeps a request's charge durably before its settle is sent (an async job's run, ``JobBook``)."""
+KeepCharge = Callable[[PendingCharge], Awaitable[PendingCharge]]
+"""Keeps a request's charge durably before its settle is sent (an async job's run, ``JobBook``)
+and answers the charge to settle: that one, or one another run of the job kept for the same hold
+before (then that one is settled, and this run's vendor cost is the gateway's loss)."""
 
 
 @dataclass(slots=True)
@@ -125,8 +129,8 @@ class Gateway:
         ``reservation`` is a hold made earlier (an async job's, placed at submit) that routing
         raises as needed and that is settled or released here; ``admitted``: the request was
         counted against the rate limits already (an async job, at submit), so it is not again;
-        ``keep_charge`` is awaited with the charge before its settle is sent (a failure there
-        sends none, and the request fails uncharged)."""
+        ``keep_charge`` is awaited with the charge before its settle is sent, and the charge it
+        answers is the one settled (a failure there sends none, and the request fails uncharged)."""
         routing.check_allowed(key.routing)
         if self.rate_limiter is None or admitted:
             return await self._generate_or_replay(request, base_url, key, idempotency_key, routing, reservation,
@@ -226,7 +230,10 @@ class Gateway:
                 charge = this_run.charge
             else:
                 if keep_charge is not None:
-                    await keep_charge(this_run)
+                    kept = await keep_charge(this_run)
+                    if kept is not this_run:  # another run of the job kept its charge for the hold first
+                        await quietly(self.billing.book_served_again(this_run), "book a job run's cost as a loss")
+                        this_run = kept
                 pending = this_run
                 charge = await self._settle(pending, deadline)
         except BaseException:

@@ -4,6 +4,7 @@ own processes, and a signed webhook says when it is done.
 =====================  ===========================================================================
 ``record``             a job as stored: what was asked, who owns it, the credits held for it
 ``book``               job records in the durable state store; the first final state wins
+``holds``              which of the job's holds a charge can land on now, from the ledger alone
 ``queue``              the queue interface and the in-process queue (memory and SQLite state)
 ``redis_queue``        Redis Streams with a consumer group (Redis state): survives restarts
 ``service``            submit (hold the credits, enqueue), look up and cancel, for one key

@@ -5,9 +5,21 @@ State, each kept ``retention_s``::
     job:<id>           the ``JobRecord`` (JSON): written at submit and when a run starts
     job:<id>:end       the ``JobEnd`` (JSON): written once, with ``set_if_absent``
     job:<id>:webhook   the webhook's delivery (JSON): written when it is delivered or given up
-    job:<id>:charge    the charge a run is about to settle (``proxy.kept_charge``): written
-                       before each settle is sent, so a run again after that run was lost can
-                       report the charge, or take it back when the job ends without its images
+    job:<id>:charge    the charge to settle on the job's first hold (``proxy.kept_charge``),
+                       and ``job:<id>:charge:<n>`` on its hold n (``proxy.jobs.holds``): kept
+                       before any settle of that hold is sent, so a run again after that run
+                       was lost can report the charge, or take it back when the job ends
+                       without its images
+
+One charge per hold, the first kept: keeping is ``set_if_absent``, and a run that finds a charge
+kept for its hold already settles that one, not its own. So whatever lands on a hold is the charge
+kept for it, even when two runs of the job are alive at once (the queue reclaimed a run that was
+in fact still going): each could keep a charge and send a settle, and only one settle lands, but
+it may be either run's. Were the last charge kept the one that counts, the job could report the
+price of the run whose settle was refused, and a take-back void that run's amount and tallies
+instead of the ones that landed. Nothing is lost by settling the other run's charge: the client
+pays once for the one generation it gets (either run's images), and what the other generation
+cost its vendor is the gateway's loss, as for any run of a job the client does not pay for.
 
 The end is what decides a job's status. Finishing, failing and cancelling all write it with
 ``set_if_absent``, so exactly one of them wins in any number of processes: a cancel that lands
@@ -20,7 +32,9 @@ import logging
 
 import orjson
 
+from core.errors import StateUnavailable
 from core.state.base import StateStore
+from pricing.ledger import Reservation
 from proxy.billing import PendingCharge
 from proxy.jobs.record import JobEnd, JobRecord
 from proxy.kept_charge import kept_charge_from_json, kept_charge_json
@@ -60,16 +74,36 @@ class JobBook:
     async def record_webhook(self, job_id: str, outcome: dict[str, object]) -> None:
         await self._store.set(f"job:{job_id}:webhook", orjson.dumps(outcome), ttl=self._retention_s)
 
-    async def keep_charge(self, job_id: str, pending: PendingCharge) -> None:
-        """Keep the charge a run of the job is about to settle (durable once this returns). The
-        last one kept is the one that can land: a hold is settled once, and a run settles only
-        a hold it found open, after every earlier run of the job was lost."""
-        await self._store.set(f"job:{job_id}:charge", kept_charge_json(pending), ttl=self._retention_s)
+    async def keep_charge(self, job_id: str, pending: PendingCharge, *, hold: int = 0) -> PendingCharge:
+        """Keep the charge a run of the job is about to settle on its hold number ``hold``, unless
+        one was kept for that hold already: the charge to settle, durable once this returns.
+        Settling any other could land a charge the job does not know of (see above). One write
+        (``set_if_absent``) when none was; a read more when one was, and ``StateUnavailable``
+        when that one cannot be read: nothing must be settled then, and the run fails uncharged."""
+        key = _charge_key(job_id, hold)
+        if await self._store.set_if_absent(key, kept_charge_json(pending), ttl=self._retention_s):
+            return pending
+        kept = await self._read_charge(job_id, key)
+        held = pending.settlement.reservation.reservation_id
+        if kept is None or kept.settlement.reservation.reservation_id != held:
+            raise StateUnavailable(f"The charge another run of job {job_id} kept for its hold cannot be read; "
+                                   "this run's is not sent")
+        return kept
 
-    async def kept_charge(self, job_id: str) -> PendingCharge | None:
-        """The charge a run of the job kept; None when none did, or when what is kept cannot be
-        read (logged: the job's charge, if any, is then for an operator)."""
-        raw = await self._store.get(f"job:{job_id}:charge")
+    async def kept_charge(self, job_id: str, reservation: Reservation, *, hold: int = 0) -> PendingCharge | None:
+        """The charge kept for the job's hold number ``hold`` (``reservation``); None when none
+        was, or when what is kept cannot be read or is for another hold (logged: the job's
+        charge, if any, is then for an operator)."""
+        kept = await self._read_charge(job_id, _charge_key(job_id, hold))
+        if kept is None or kept.settlement.reservation.reservation_id == reservation.reservation_id:
+            return kept
+        # a drawn hold's, kept by a version that drew one after the first was closed
+        log.error("the charge kept for job %s is for hold %s, not for %s", job_id,
+                  kept.settlement.reservation.reservation_id, reservation.reservation_id)
+        return None
+
+    async def _read_charge(self, job_id: str, key: str) -> PendingCharge | None:
+        raw = await self._store.get(key)
         if raw is None:
             return None
         try:
@@ -77,3 +111,8 @@ class JobBook:
         except ValueError:
             log.exception("the charge kept for job %s cannot be read", job_id)
             return None
+
+
+def _charge_key(job_id: str, hold: int) -> str:
+    """The first hold's is the key that versions with one kept charge per job wrote."""
+    return f"job:{job_id}:charge" if hold == 0 else f"job:{job_id}:charge:{hold}"

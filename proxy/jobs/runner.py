@@ -22,12 +22,17 @@ One job, start to finish:
    (or, when it ended already, to have its webhook delivered).
 
 Money across lost runs: each run keeps the charge it is about to settle with the job
-(``JobBook.keep_charge``, before the settle is sent). A run again that finds the job's hold
-settled is served on that charge (``settled_before``: nothing held or charged again), and the job
-reports the kept charge as its price. A job that ends without its images (failed, cancelled, lost
-``MAX_RUNS`` times, or a cancel that won over a charged run) ends uncharged: its kept charge is
-taken back as an unconfirmed one is (``Billing.take_back``: with a refund line in the charge log
-if it landed, the hold closed if not, the vendor's cost booked once as the gateway's loss).
+(``JobBook.keep_charge``, before the settle is sent), one charge per hold: a run that finds one
+kept for its hold already settles that one instead of its own, so what lands on a hold is always
+the charge kept for it, even when two runs of the job are alive at once (the queue reclaimed a run
+that was only late with its keep-alives). A run again is served on the job's current hold
+(``proxy.jobs.holds``: the one placed at submit, or the next one when a run closed it without a
+charge); finding it settled, it is served on that hold's charge (``settled_before``: nothing held
+or charged again), and the job reports the kept charge as its price. A job that ends without its
+images (failed, cancelled, lost ``MAX_RUNS`` times, or a cancel that won over a charged run) ends
+uncharged: the charge kept for its current hold is taken back as an unconfirmed one is
+(``Billing.take_back``: with a refund line in the charge log if it landed, the hold closed if not,
+the vendor's cost booked once as the gateway's loss).
 Only a settled job with no readable kept charge (a record from before charges were kept) is left
 for an operator: logged and counted (``boltgate_jobs_charged_without_images_total``).
 
@@ -57,6 +62,7 @@ from pricing.ledger import Reservation
 from proxy.api.openai_request import to_image_request
 from proxy.best_effort import quietly
 from proxy.billing import ANONYMOUS, PendingCharge
+from proxy.jobs.holds import JobHold, current_hold, job_hold
 from proxy.jobs.queue import Delivery
 from proxy.jobs.record import JobEnd, JobRecord, error_object
 from proxy.jobs.service import JobService, job_routing
@@ -263,17 +269,17 @@ class JobRunner:
         gateway = self.service.gateway
         key = await self._key_of(record)
         idempotency_key = f"job:{record.id}"
-        reservation: Reservation | None = record.held.reservation(record.key_id)
+        hold = JobHold(0, job_hold(record, 0), HoldState.OPEN)  # a first run: as placed at submit
         charged: PendingCharge | None = None
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
-            kept = await self.service.book.kept_charge(record.id)
-            reservation = await self._left_by_the_lost_run(self._last_hold(record, kept))
-            if reservation is not None and reservation.settled_before:
-                charged = kept
+            hold = await current_hold(gateway.billing.ledger, record)
+            if hold.state is HoldState.SETTLED:
+                charged = await self.service.book.kept_charge(record.id, hold.reservation, hold=hold.number)
+        reservation = self._served_on(hold)
 
-        async def keep_charge(pending: PendingCharge) -> None:
-            await self.service.book.keep_charge(record.id, pending)
+        async def keep_charge(pending: PendingCharge) -> PendingCharge:
+            return await self.service.book.keep_charge(record.id, pending, hold=hold.number)
 
         served = await gateway.generate(
             to_image_request(record.body), base_url=record.base_url, key=key,
@@ -284,6 +290,17 @@ class JobRunner:
         )
         return JobEnd("succeeded", result=result_of(served, None if charged is None else charged.charge))
 
+    @staticmethod
+    def _served_on(hold: JobHold) -> Reservation:
+        """The reservation a job's run is served on. A lost run (its process stopped or was
+        killed) may have settled the job's hold before its answer was kept: the job is paid for,
+        so it is served on that charge (``settled_before``: held and charged nothing more). One
+        that gave its hold back (it failed, or a void took its charge back) left a hold closed
+        for good: the run is served on the job's next hold (``proxy.jobs.holds``)."""
+        if hold.state is HoldState.SETTLED:
+            return replace(hold.reservation, settled_before=True)
+        return hold.reservation
+
     async def _key_of(self, record: JobRecord) -> KeyRecord:
         if record.key_id == ANONYMOUS.key_id:
             return ANONYMOUS
@@ -292,27 +309,10 @@ class JobRunner:
             raise AuthenticationFailed("The key that submitted this job was revoked before it ran")
         return key
 
-    async def _left_by_the_lost_run(self, reservation: Reservation) -> Reservation | None:
-        """The reservation a job's run again is served on. A lost run (its process stopped or was
-        killed) may have settled the job's hold before its answer was kept: the job is paid for,
-        so it is served on that charge (``settled_before``: held and charged nothing more). One
-        that released its hold (it failed, or a void took its charge back) leaves a closed hold
-        nothing can be held on again: the run holds afresh."""
-        state = await self.service.gateway.billing.ledger.hold_state(reservation)
-        if state is HoldState.SETTLED:
-            return replace(reservation, settled_before=True)
-        return None if state is HoldState.RELEASED else reservation
-
-    @staticmethod
-    def _last_hold(record: JobRecord, kept: PendingCharge | None) -> Reservation:
-        """The hold the job's last charged run settled, or was about to: the kept charge's (a run
-        after one that gave the job's hold back holds afresh), else the one placed at submit."""
-        return record.held.reservation(record.key_id) if kept is None else replace(kept.settlement.reservation)
-
     async def _charged(self, record: JobRecord) -> bool:
         """Whether the job's hold was settled: its run must then end served, not failed."""
-        reservation = self._last_hold(record, await self.service.book.kept_charge(record.id))
-        return await self.service.gateway.billing.ledger.hold_state(reservation) is HoldState.SETTLED
+        hold = await current_hold(self.service.gateway.billing.ledger, record)
+        return hold.state is HoldState.SETTLED
 
     async def _uncharge(self, record: JobRecord) -> None:
         """Make sure a job that ends without its images is not charged: the charge a run of it
@@ -320,15 +320,16 @@ class JobRunner:
         with none kept, its hold is released. A settled hold with no readable kept charge (a
         record from before runs kept theirs) cannot be undone here: logged for an operator."""
         billing = self.service.gateway.billing
-        kept = await self.service.book.kept_charge(record.id)
+        hold = await current_hold(billing.ledger, record)
+        reservation = hold.reservation
+        kept = await self.service.book.kept_charge(record.id, reservation, hold=hold.number)
         if kept is not None:
             if await billing.take_back(kept) is Voided.REFUNDED:
                 settlement = kept.settlement
                 log.warning("job %s ended without its images: its charge of %d micro-USD (request %s) was taken "
                             "back", record.id, settlement.micro_usd, settlement.reservation.reservation_id)
             return
-        reservation = record.held.reservation(record.key_id)
-        if await billing.ledger.hold_state(reservation) is HoldState.SETTLED:
+        if hold.state is HoldState.SETTLED:
             JOBS_CHARGED_WITHOUT_IMAGES.inc()
             log.error("job %s ended without its images although a run was charged for it, and no charge was kept "
                       "with it to take back: key %s, request %s (the charge log's request_id), at most %d "

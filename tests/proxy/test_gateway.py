@@ -25,7 +25,7 @@ from core.request import ImageRequest
 from core.state.ledger_store import Balance, HoldState, LedgerStore
 from pricing.ledger import Ledger
 from pricing.money import to_micro_usd
-from proxy.billing import ANONYMOUS, PendingCharge
+from proxy.billing import ANONYMOUS, Charge, PendingCharge
 from proxy.gateway import Gateway
 from proxy.routing.route import Route
 from proxy.settings import OutboundConfig, Settings
@@ -352,8 +352,9 @@ async def test_a_jobs_charge_is_kept_before_its_settle_is_sent_and_is_what_is_ch
     served, book = gateway_and_book([route_to(ScriptedBackend("runflow"))])
     kept: list[tuple[PendingCharge, HoldState]] = []
 
-    async def keep(pending: PendingCharge) -> None:
+    async def keep(pending: PendingCharge) -> PendingCharge:
         kept.append((pending, await served.billing.ledger.hold_state(pending.settlement.reservation)))
+        return pending
 
     answer = await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, keep_charge=keep)
 
@@ -366,7 +367,7 @@ async def test_a_jobs_charge_is_kept_before_its_settle_is_sent_and_is_what_is_ch
 async def test_a_charge_that_could_not_be_kept_is_never_sent_and_the_request_fails_uncharged() -> None:
     served, book = gateway_and_book([route_to(ScriptedBackend("runflow"))])
 
-    async def keep_fails(pending: PendingCharge) -> None:
+    async def keep_fails(pending: PendingCharge) -> PendingCharge:
         raise StateUnavailable("the state store did not answer")
 
     with pytest.raises(StateUnavailable):
@@ -374,6 +375,30 @@ async def test_a_charge_that_could_not_be_kept_is_never_sent_and_the_request_fai
 
     assert await book.balance(ANONYMOUS.key_id) == Balance(spent=0, held=0)
     assert await book.charges(since=0) == []
+
+
+async def test_a_charge_another_run_of_the_job_kept_first_is_the_one_settled_and_this_runs_vendor_a_loss() -> None:
+    """Two runs of one job alive at once, the other served by a pricier vendor: this run settles
+    the charge the other kept for the hold (the one that can land), answers with that charge, and
+    what its own vendor cost is the gateway's loss."""
+    served, book = gateway_and_book([route_to(ScriptedBackend("runflow"))])
+    ledger, asked = served.billing.ledger, request()
+    reservation = await ledger.reserve(ANONYMOUS.key_id, Decimal("1"), None, lease_s=60)
+    other_vendor = served.billing.quote("eachlabs", asked)
+    assert other_vendor.client_usd != served.billing.quote("runflow", asked).client_usd
+    other_run = PendingCharge(Charge(other_vendor), ledger.settlement(reservation, other_vendor))
+    own: list[PendingCharge] = []
+
+    async def kept_by_the_other_run(pending: PendingCharge) -> PendingCharge:
+        own.append(pending)
+        return other_run
+
+    answer = await served.generate(asked, base_url=BASE_URL, key=ANONYMOUS, keep_charge=kept_by_the_other_run,
+                                   reservation=reservation)
+
+    assert answer.body["billing"] == other_run.charge.billing()
+    assert (await book.balance(ANONYMOUS.key_id)).spent == other_run.settlement.micro_usd
+    assert await book.table("losses:vendor_usd") == {"runflow": to_micro_usd(own[0].charge.upstream_usd)}
 
 
 async def test_a_run_again_on_a_hold_an_earlier_run_settled_sends_nothing_and_books_its_vendor_as_a_loss(
@@ -393,8 +418,9 @@ async def test_a_run_again_on_a_hold_an_earlier_run_settled_sends_nothing_and_bo
     monkeypatch.setattr(book, "settle", unanswered)
     kept: list[PendingCharge] = []
 
-    async def keep(pending: PendingCharge) -> None:
+    async def keep(pending: PendingCharge) -> PendingCharge:
         kept.append(pending)
+        return pending
 
     answer = await served.generate(asked, base_url=BASE_URL, key=ANONYMOUS, keep_charge=keep,
                                    reservation=replace(reservation, settled_before=True))

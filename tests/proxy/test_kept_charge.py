@@ -4,11 +4,13 @@ what its settle wrote, and the job reports the price it was charged."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from decimal import Decimal
 
 import orjson
 import pytest
 
+from core.errors import StateUnavailable
 from core.state.ledger_store import Tally
 from core.state.memory import MemoryStateStore
 from pricing.charge_log import ChargeRecord
@@ -43,20 +45,62 @@ def test_a_kept_charge_reads_back_exactly(pending: PendingCharge) -> None:
     assert kept_charge_from_json(kept_charge_json(pending)) == pending
 
 
-async def test_the_book_keeps_a_jobs_charge_and_reads_the_last_one_kept() -> None:
+def on_hold(pending: PendingCharge, reservation: Reservation) -> PendingCharge:
+    """``pending`` as a run settling ``reservation`` would keep it."""
+    return PendingCharge(pending.charge, replace(pending.settlement, reservation=reservation))
+
+
+FIRST_HOLD = TIME_BILLED.settlement.reservation
+NEXT_HOLD = Reservation("key-1", "hold-1.1", 5_000_000, Decimal("500"))
+
+
+async def test_the_first_charge_kept_for_a_hold_is_the_one_every_later_run_of_the_job_settles() -> None:
+    """Two runs of one job alive at once: the later one is answered the earlier one's charge."""
     book = JobBook(MemoryStateStore(), retention_s=60)
-    assert await book.kept_charge("job_1") is None
-    await book.keep_charge("job_1", PER_IMAGE_WITHOUT_BUDGET)
+    later_run = on_hold(PER_IMAGE_WITHOUT_BUDGET, FIRST_HOLD)
+    assert await book.kept_charge("job_1", FIRST_HOLD) is None
+    assert await book.keep_charge("job_1", TIME_BILLED) is TIME_BILLED
+    assert await book.keep_charge("job_1", later_run) == TIME_BILLED
+    assert await book.kept_charge("job_1", FIRST_HOLD) == TIME_BILLED
+
+
+async def test_each_hold_of_a_job_keeps_a_charge_of_its_own() -> None:
+    book = JobBook(MemoryStateStore(), retention_s=60)
+    on_next = on_hold(PER_IMAGE_WITHOUT_BUDGET, NEXT_HOLD)
     await book.keep_charge("job_1", TIME_BILLED)
-    assert await book.kept_charge("job_1") == TIME_BILLED
+    assert await book.keep_charge("job_1", on_next, hold=1) is on_next
+    assert await book.kept_charge("job_1", FIRST_HOLD) == TIME_BILLED
+    assert await book.kept_charge("job_1", NEXT_HOLD, hold=1) == on_next
+
+
+async def test_a_charge_kept_for_another_hold_is_none_of_this_ones_and_is_never_settled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a version that drew a new hold id kept under the first hold's key."""
+    store = MemoryStateStore()
+    await store.set("job:job_1:charge", kept_charge_json(PER_IMAGE_WITHOUT_BUDGET))
+    book = JobBook(store, retention_s=60)
+    with caplog.at_level(logging.ERROR, logger="proxy.jobs.book"):
+        assert await book.kept_charge("job_1", FIRST_HOLD) is None
+    with pytest.raises(StateUnavailable):
+        await book.keep_charge("job_1", TIME_BILLED)
+    assert any("job_1" in record.getMessage() for record in caplog.records)
 
 
 async def test_a_kept_charge_that_cannot_be_read_is_none_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     store = MemoryStateStore()
     await store.set("job:job_1:charge", b'{"quote": {}}')
     with caplog.at_level(logging.ERROR, logger="proxy.jobs.book"):
-        assert await JobBook(store, retention_s=60).kept_charge("job_1") is None
+        assert await JobBook(store, retention_s=60).kept_charge("job_1", FIRST_HOLD) is None
     assert any("job_1" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_run_whose_hold_has_a_charge_kept_that_cannot_be_read_settles_nothing() -> None:
+    """Its own could land where the unreadable one was already sent: neither is settled by it."""
+    store = MemoryStateStore()
+    await store.set("job:job_1:charge", b'{"quote": {}}')
+    with pytest.raises(StateUnavailable):
+        await JobBook(store, retention_s=60).keep_charge("job_1", TIME_BILLED)
 
 
 @pytest.mark.parametrize("corrupt", [
