@@ -169,7 +169,9 @@ BEHAVIOURS = (
               f"{DOCS}: Guides > Cancel a run"),
     Behaviour("errors {code, message, errors[]}; 409 'refetch and retry'; retry 5xx and 429, not "
               "other 4xx", f"{DOCS}: Errors > Envelope, Status codes, Retry strategy"),
-    Behaviour("429 carries Retry-After in seconds", f"{DOCS}: Rate limits > Headers"),
+    Behaviour("429 carries no Retry-After or X-RateLimit-* headers: it is retried with exponential backoff "
+              "and jitter; busy capacity shows as a long queued run, not a refusal",
+              f"{DOCS}: Concepts > Rate limits (Backoff, Run capacity)"),
     Behaviour("mutations are not idempotent by default; no idempotency key is documented",
               f"{DOCS}: Requests > Idempotency"),
     Behaviour("the official SDK sends a create once and never retries it (it retries only polls on 5xx)",
