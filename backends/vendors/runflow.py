@@ -181,7 +181,10 @@ BEHAVIOURS = (
               "run, Search runs; Requests > Filtering"),
     Behaviour("q can filter on client_ref (every answer's client_ref is checked, so a search that ignores "
               "the filter finds nothing)"),
-    Behaviour("statuses dispatching and partial_succeeded; cancelled and errored spellings"),
+    Behaviour("statuses dispatching and partial_succeeded, and the spellings cancelled and errored",
+              "vendors.md > Runflow (docs.runflow.io concepts/runs); runflow-io/runflow-ad-creative "
+              "skills/runflow-ad-creative/tools/create_ad.py TERMINAL"),
+    Behaviour("a partial_succeeded run whose output holds images is a success (one image per run)"),
     Behaviour("the model path is bytedance/sd-xl-lightning (option model_path)"),
     Behaviour("a failed run without a cost was billed"),
     Behaviour("sides 256-1536 (not published)"),
