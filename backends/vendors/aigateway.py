@@ -37,8 +37,9 @@ BEHAVIOURS = (
     Behaviour("no seed, steps, negative_prompt or guidance field", f"{MODEL_PAGE}: API schema (none shown)"),
     Behaviour("no idempotency key: none in the images operation, nor in the SDK's client",
               f"{OPENAPI}: paths./v1/images/generations; aigateway-sh/sdk-python aigateway/client.py"),
-    Behaviour("429 carries Retry-After; 500 server_error and 503 service_unavailable are retryable (a 5xx "
-              "answering a generation is still treated as possibly run)"),
+    Behaviour("429 rate_limit_error carries Retry-After; 500 server_error and 503 service_unavailable are "
+              "retryable", f"vendors.md > aigateway.sh > Errors (from {MODEL_PAGE}: Errors)"),
+    Behaviour("a 5xx answering a generation may still have run and been billed (nothing says it was not)"),
     Behaviour("sides 256-1536 (Workers AI takes 256-2048; not published here)"),
     Behaviour("media.aigateway.sh URLs need no key"),
 )

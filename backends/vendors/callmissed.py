@@ -39,7 +39,10 @@ BEHAVIOURS = (
               f"{DOCS}: Error Codes > HTTP Status Codes"),
     Behaviour("the key also covers /v1/images/generations (the page's example is another POST) and a "
               "replay while the first is still running waits or answers 409 (either way not run twice)"),
-    Behaviour("the model id is sdxl-lightning (its model page was not readable; option model)"),
+    Behaviour("$0.04 per image (₹4; 1 credit = ₹1 = $0.01), their ~35% markup included",
+              "callmissed.com/en/models/sdxl-lightning: Pricing"),
+    Behaviour("the model id is sdxl-lightning (the model page's slug; neither it nor the docs' Models table "
+              "as stored prints the id; option model)"),
     Behaviour("sides 256-1536 (only examples such as 768x768 and 1024x1536 are published)"),
 )
 

@@ -6,9 +6,12 @@ failed prediction polls as ``status: "error"`` with the reason in ``output.error
 are unconfirmed, hence the ``image_field`` and ``strength_field`` options. What the docs confirm
 and what is assumed is listed once, in ``BEHAVIOURS``.
 
-Their docs show no idempotency key and no way to list or find a prediction without its id: a
-create whose answer was lost (a timeout, a reset) may be a running, billed prediction we can never
-poll, so it is not sent again to the account; the router fails over. Their documented 500
+Their docs show no idempotency key and no way to find one's own prediction without its id (their
+execution listing has no client-chosen id to match): a create whose answer was lost (a timeout, a
+reset) may be a running, billed prediction we can never poll, so it is not sent again to the
+account; the router fails over. A cancel is best-effort ("the original prediction may still
+complete or fail"), so an abandoned prediction counts as unbilled only when, read after its
+cancel, it polls as ended at no cost (``polling``). Their documented 500
 ("Failed to create prediction") is an HTTP error, which they say prevents a request from being
 accepted, so it is retried.
 """
@@ -34,6 +37,7 @@ MIN_STRENGTH, MAX_STRENGTH = 0.3, 0.8
 """The strength range their page documents for image-to-image."""
 
 DOCS = "docs.eachlabs.ai (repository eachlabs/mintlify-docs)"
+OPENAPI = "eachlabs/mintlify-docs openapi_specs/models.json"
 MODEL_PAGE = "eachlabs.ai/ai-models/sdxl-lightning-4step/api"
 
 
@@ -180,24 +184,28 @@ BEHAVIOURS = (
     Behaviour("metrics.cost is what a prediction billed; metrics.predict_time its run time",
               f"{DOCS}: Get Prediction > Response Fields; Video API > Error catalog"),
     Behaviour("output is a URL or a list of URLs", f"{DOCS}: Get Prediction > Response Fields"),
-    Behaviour("cancel: POST /v1/prediction/{id}/cancel; a cancelled prediction is not billed",
-              f"{DOCS}: Video API > Cancelling a prediction"),
+    Behaviour("cancel: POST /v1/prediction/{id}/cancel; a prediction that polls cancelled never bills",
+              f"{DOCS}: Video API > Cancelling a prediction; {OPENAPI}: cancelPrediction"),
+    Behaviour("a cancel is best-effort: after its 200 the prediction may still complete or fail, so it "
+              "is read once more and counts as unbilled only if it ended at no cost",
+              f"{OPENAPI}: paths./v1/prediction/{{id}}/cancel (cancelPrediction description)"),
+    Behaviour("statuses starting, processing, success, failed, cancelled (the schema's enum)",
+              f"{OPENAPI}: components.schemas.Prediction.status"),
     Behaviour("errors {error}; 402 and 429 add {status, details}; 429 is a concurrency cap",
               f"{DOCS}: Error Reference > HTTP Status Codes, Common Errors"),
     Behaviour("poll every 1 s", f"{MODEL_PAGE}: 2. Get Prediction Result"),
     Behaviour("create takes model, version, input, fallback_selector, webhook_url, webhook_secret: no "
               "idempotency key or client-chosen id", f"{DOCS}: Create Prediction > Request Body"),
-    Behaviour("no endpoint lists or finds predictions (only GET /v1/prediction/{id})",
-              f"{DOCS}: API reference > Predictions (create, get, fallback selector only)"),
+    Behaviour("no way to find one's own prediction without its id: GET /v1/executions lists the whole "
+              "organization's executions by model, status and time, with no client-chosen id to match",
+              f"{OPENAPI}: paths./v1/executions (listExecutions); {DOCS}: Changelog, August 19 2026"),
     Behaviour("errors that prevent a request from being accepted use the HTTP error format; the create's "
               "500 is 'Failed to create prediction'; their retry example resends on 429 and 500",
               f"{DOCS}: Error Reference > Prediction Errors, Retry Strategy; Create Prediction > Error Responses"),
-    Behaviour("a legacy status 'failed' means failed (older examples)"),
     Behaviour("a failed prediction without metrics.cost was billed if it ran (predict_time > 0)"),
     Behaviour("a safety refusal carries error_code CONTENT_MODERATION or CONTENT_FILTER"),
     Behaviour("image-to-image takes 'image' (data URI) and 'strength' 0.3-0.8 (options image_field, "
               "strength_field)"),
-    Behaviour("the cancel rule (not billed) holds for this model as for the Video API"),
 )
 
 EACHLABS = VendorSpec(

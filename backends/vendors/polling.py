@@ -7,8 +7,9 @@ with backoff, as the vendors' own SDKs do; it never abandons the job for a new o
 at the pace the vendor documents (``JobProtocol.poll_interval_s``), which a caller may override.
 
 When the wait does end early, the job is cancelled where the vendor publishes a cancel; where it
-does not (or the cancel fails), the job runs on, is billed, and the error says so (``billed``)
-so that the router books it as the gateway's loss.
+does not (or the cancel fails, or the job, read once after an accepted cancel, has not ended
+unbilled), the job runs on, is billed, and the error says so (``billed``) so that the router
+books it as the gateway's loss.
 """
 
 from __future__ import annotations
@@ -157,6 +158,26 @@ async def _abandon(client: JobClient, job: JobProtocol, job_id: str, reason: str
                             client.vendor, job_id, answer.status)
         except BackendError as exc:
             log.warning("could not cancel %s job %s: %s", client.vendor, job_id, exc.message)
-    billed = not (stopped and job.cancel_stops_billing)
+    billed = not (stopped and job.cancel_stops_billing and await _ended_unbilled(client, job, job_id))
     what = "cancelled" if stopped else "left running"
     return JobAbandoned(f"{client.vendor} job {job_id} abandoned ({reason}); {what}", billed=billed)
+
+
+async def _ended_unbilled(client: JobClient, job: JobProtocol, job_id: str) -> bool:
+    """Whether the job, read once after its cancel was accepted, has ended without a charge.
+
+    An accepted cancel is not a stopped job (Eachlabs: "best-effort for upstream providers ... the
+    original prediction may still complete"), so only the job's own state says it will not be
+    billed; a job still running, one that finished, or a read that fails is taken as billed."""
+    try:
+        answer = await client.send(job.poll(job_id, client.options), Deadline(CANCEL_TIMEOUT_S))
+        state = job.read_state(answer)
+    except BackendError as exc:
+        log.warning("%s job %s: could not read it after its cancel (%s); booked as billed",
+                    client.vendor, job_id, exc.message)
+        return False
+    if state.phase == "failed" and not state.billed:
+        return True
+    log.warning("%s job %s: still %s after its cancel was accepted; booked as billed",
+                client.vendor, job_id, state.phase)
+    return False

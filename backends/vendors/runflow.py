@@ -169,7 +169,9 @@ BEHAVIOURS = (
               f"{DOCS}: Guides > Cancel a run"),
     Behaviour("errors {code, message, errors[]}; 409 'refetch and retry'; retry 5xx and 429, not "
               "other 4xx", f"{DOCS}: Errors > Envelope, Status codes, Retry strategy"),
-    Behaviour("429 carries Retry-After in seconds", f"{DOCS}: Rate limits > Headers"),
+    Behaviour("429 carries no Retry-After or X-RateLimit-* headers: it is retried with exponential backoff "
+              "and jitter; busy capacity shows as a long queued run, not a refusal",
+              f"{DOCS}: Concepts > Rate limits (Backoff, Run capacity)"),
     Behaviour("mutations are not idempotent by default; no idempotency key is documented",
               f"{DOCS}: Requests > Idempotency"),
     Behaviour("the official SDK sends a create once and never retries it (it retries only polls on 5xx)",
@@ -179,7 +181,10 @@ BEHAVIOURS = (
               "run, Search runs; Requests > Filtering"),
     Behaviour("q can filter on client_ref (every answer's client_ref is checked, so a search that ignores "
               "the filter finds nothing)"),
-    Behaviour("statuses dispatching and partial_succeeded; cancelled and errored spellings"),
+    Behaviour("statuses dispatching and partial_succeeded, and the spellings cancelled and errored",
+              "vendors.md > Runflow (docs.runflow.io concepts/runs); runflow-io/runflow-ad-creative "
+              "skills/runflow-ad-creative/tools/create_ad.py TERMINAL"),
+    Behaviour("a partial_succeeded run whose output holds images is a success (one image per run)"),
     Behaviour("the model path is bytedance/sd-xl-lightning (option model_path)"),
     Behaviour("a failed run without a cost was billed"),
     Behaviour("sides 256-1536 (not published)"),

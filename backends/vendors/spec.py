@@ -54,7 +54,9 @@ class JobProtocol:
     poll_interval_s: float
     """The pace the vendor documents (or its official SDK uses) between polls."""
     cancel_stops_billing: bool = False
-    """A job cancelled before it finishes is not billed (the vendor says so)."""
+    """A job cancelled before it finishes is not billed (the vendor says so). An accepted cancel
+    is not taken as proof that the job stopped: one poll after it must show the job ended unbilled
+    (``polling``), else the abandoned job is booked as billed."""
     client_ref_field: str | None = None
     """The create's field for an id of our choosing that the vendor keeps on the job (Runflow's
     ``client_ref``): each create carries the request's key (``core.create_key``) in it."""

@@ -6,7 +6,8 @@ goes queued -> [dispatching ->] running -> succeeded | failed, with ``output``
 ``{"image_urls": [...]}`` (JPEG), ``cost`` a decimal string and ``failure_code``,
 ``failure_stage``, ``failure_message``. There is no public cancel, as Runflow documents: a run
 nobody polls any more runs to its end and is billed all the same (``job_cost``). Errors are
-``{"code", "message", "errors"}``; 429 carries Retry-After in seconds. ``GET /v1/runs`` searches
+``{"code", "message", "errors"}``; a 429 carries no Retry-After or X-RateLimit-* header (their
+Rate limits page: "429 responses do not currently carry rate-limit headers"). ``GET /v1/runs`` searches
 runs (``{"items": [...], "next_pq", "prev_pq"}``, newest first, ``limit``), filtered by ``q``
 (their Requests page: ``field:value`` terms joined by ``AND``; only ``:`` and ``=`` on
 ``client_ref``, ``status_code`` and ``id`` are understood here).
@@ -37,7 +38,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     404: ("RUN_NOT_FOUND", "Run not found"),
     409: ("CONFLICT", "The run is already finished"),
     422: ("VALIDATION_ERROR", "The input is invalid"),
-    429: ("RATE_LIMITED", "Too many requests"),
+    429: ("RATE_LIMITED", "Rate limit exceeded: too many requests for this organization"),
     500: ("INTERNAL_ERROR", "Internal error"),
     503: ("MODEL_UNAVAILABLE", "The model is temporarily unavailable"),
 }
@@ -177,7 +178,6 @@ SPEC = SimulatedVendor(
         route("GET", r"/v1/models/(?P<owner>[^/]+)/(?P<slug>[^/]+)", get_model),
     ),
     error_body=error_body,
-    error_headers={429: {"Retry-After": "1"}},
     fault_kinds=FAULT_KINDS,
     job_cost=job_cost,
 )

@@ -29,7 +29,9 @@ def example_id(example: ContractExample) -> str:
 
 
 def answer(example: ContractExample) -> HttpAnswer:
-    return HttpAnswer(example.status or 200, example.headers, orjson.dumps(example.body))
+    """The example as the transport hands it over (header names in lower case)."""
+    headers = {name.lower(): value for name, value in example.headers.items()}
+    return HttpAnswer(example.status or 200, headers, orjson.dumps(example.body))
 
 
 def backend(spec: VendorSpec) -> VendorBackend:
@@ -81,6 +83,8 @@ def test_the_adapter_reads_each_example_as_documented(example: ContractExample) 
         error = backend(spec).classify(answer(example))
         assert type(error).__name__ == example.expect
         assert error.status == example.status
+        documented_wait = answer(example).headers.get("retry-after")  # none documented: the router's backoff
+        assert error.retry_after == (float(documented_wait) if documented_wait else None)
     else:
         pytest.fail(f"unknown role {example.role!r} in {example_id(example)}")
 

@@ -290,17 +290,31 @@ class TestLifecycle:
     async def test_the_deadline_cancels_on_the_routes_own_host_whatever_cancel_url_it_was_given(
         self, api: respx.MockRouter, make_backend: MakeBackend
     ) -> None:
-        api.get(PREDICTION).mock(
-            return_value=prediction(
-                "processing", urls={"cancel": FOREIGN_CANCEL, "get": "https://api.eachlabs.test/x"}
-            )
-        )
+        urls = {"cancel": FOREIGN_CANCEL, "get": "https://api.eachlabs.test/x"}
+        api.get(PREDICTION).mock(side_effect=lambda request: prediction(
+            "cancelled", metrics={"predict_time": 0.4, "cost": 0}, urls=urls) if api["cancel"].called
+            else prediction("processing", urls=urls))
         with pytest.raises(JobAbandoned) as caught:
             await generate(make_backend, timeout_s=0.05)
         assert api["cancel"].call_count == 1
         assert api["cancel"].calls.last.request.headers["authorization"] == "Bearer k"
         assert not api["foreign_cancel"].called  # the key never goes to another host
-        assert not caught.value.billed  # a cancelled prediction is not billed
+        assert not caught.value.billed  # it polls as cancelled at cost 0: a cancelled prediction never bills
+
+    @pytest.mark.parametrize("after", [prediction("processing"), success()], ids=["running", "finished"])
+    async def test_an_accepted_cancel_the_provider_could_not_honour_leaves_the_prediction_billed(
+        self, api: respx.MockRouter, make_backend: MakeBackend, after: httpx.Response
+    ) -> None:
+        """Their OpenAPI (POST /v1/prediction/{id}/cancel): cancellation is best-effort for upstream
+        providers, and the prediction "may still complete or fail" after a 200."""
+        api["cancel"].respond(200, json={"status": "cancelled", "message": "Prediction canceled successfully",
+                                         "predictionID": "p-1"})
+        api.get(PREDICTION).mock(side_effect=lambda request: after if api["cancel"].called
+                                 else prediction("processing"))
+        with pytest.raises(JobAbandoned) as caught:
+            await generate(make_backend, timeout_s=0.05)
+        assert api["cancel"].call_count == 1
+        assert caught.value.billed
 
     async def test_a_cancelled_task_cancels_the_prediction(
         self, api: respx.MockRouter, make_backend: MakeBackend

@@ -41,6 +41,8 @@ def read_state(answer: HttpAnswer) -> JobState:
                         vendor_cost_usd=Decimal("0.002"), content_filtered=state == "refused")
     if state == "pending":
         return JobState("pending")
+    if state == "cancelled":
+        return JobState("failed", failure_code="cancelled", billed=False)
     if state == "done-garbled":
         raise UnusableOutput("the job succeeded with output of no known shape")
     raise VendorProtocolError(f"unknown state {state}")
@@ -196,15 +198,51 @@ async def test_a_job_the_vendors_safety_checker_refused_is_content_filtered_and_
     assert caught.value.billed and caught.value.vendor_cost_usd == Decimal("0.002")
 
 
+def pending_until_cancelled(api: respx.MockRouter, after: str = "cancelled") -> respx.Route:
+    """The job polls as pending until its cancel is called, then as ``after``."""
+    return api.get("/jobs/j1").mock(side_effect=lambda request: job(after if api["cancel"].called else "pending"))
+
+
 async def test_the_deadline_cancels_the_job_and_a_cancelled_job_is_not_billed(
     api: respx.MockRouter, make_backend: MakeBackend
 ) -> None:
-    api.get("/jobs/j1").mock(return_value=job("pending"))
+    pending_until_cancelled(api)
     with pytest.raises(JobAbandoned) as caught:
         await generate(make_backend, timeout_s=0.03)
     assert not caught.value.retryable and caught.value.failover
     assert not caught.value.billed
     assert api["cancel"].call_count == 1
+
+
+@pytest.mark.parametrize("after", ["pending", "done", "failed"])
+async def test_an_accepted_cancel_that_did_not_stop_the_job_leaves_it_billed(
+    api: respx.MockRouter, make_backend: MakeBackend, after: str
+) -> None:
+    """A cancel's 2xx is not proof (Eachlabs: cancellation is best-effort, the prediction "may still
+    complete or fail"): a job that, read after it, runs on, finished, or failed billed is a loss."""
+    poll = pending_until_cancelled(api, after)
+    with pytest.raises(JobAbandoned) as caught:
+        await generate(make_backend, timeout_s=0.03)
+    assert caught.value.billed
+    assert api["cancel"].call_count == 1
+    assert poll.calls.last.request.url.path == "/jobs/j1"  # read once more, after the cancel
+
+
+@pytest.mark.parametrize("failure", [httpx.Response(500), httpx.ConnectError("refused"), job("exploded")])
+async def test_a_job_that_cannot_be_read_after_its_cancel_is_booked_as_billed(
+    api: respx.MockRouter, make_backend: MakeBackend, failure: httpx.Response | Exception
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not api["cancel"].called:
+            return job("pending")
+        if isinstance(failure, Exception):
+            raise failure
+        return failure
+
+    api.get("/jobs/j1").mock(side_effect=answer)
+    with pytest.raises(JobAbandoned) as caught:
+        await generate(make_backend, timeout_s=0.03)
+    assert caught.value.billed
 
 
 @pytest.mark.parametrize("failure", [httpx.Response(500), httpx.Response(404), httpx.ConnectError("refused")])
