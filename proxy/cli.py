@@ -39,7 +39,7 @@ examples:
 
 def _serve(args: argparse.Namespace) -> int:
     from core.logs import configure_logging
-    from proxy.serving.run import drain_seconds, serve
+    from proxy.serving.run import bind, drain_seconds, serve
     from proxy.serving.supervisor import Supervisor
     from proxy.serving.workers import parse_workers, refusal
     from proxy.settings_reader import check_prices, read_settings
@@ -59,18 +59,19 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    try:  # before anything starts, however many workers: a port taken is one line, not a started gateway's logs
+        sock = bind(host, port)
+    except OSError as error:  # the port taken, or the address not this machine's
+        print(f"boltgate serve: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 1
     configure_logging(settings.log_level, settings.log_format)
     if workers == 1:
-        serve(settings.model_copy(update={"workers": 1}), host, port)
+        serve(settings.model_copy(update={"workers": 1}), host, port, sock)
         return 0
     overrides = {**values, "workers": workers}
     if args.config:
         overrides["config"] = Path(args.config)
-    try:
-        return Supervisor(overrides, host, port, workers, drain_s=drain_seconds(settings) + 5).run()
-    except OSError as error:  # the port taken, or the address not this machine's
-        print(f"boltgate serve: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
-        return 1
+    return Supervisor(overrides, sock, host, port, workers, drain_s=drain_seconds(settings) + 5).run()
 
 
 def _config_check(args: argparse.Namespace) -> int:

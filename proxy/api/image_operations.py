@@ -121,5 +121,5 @@ DOWNLOAD_OPERATION = documented(
     Answer({media_type: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY))
             for media_type in sorted(set(MEDIA_TYPES.values()))},
            "The image, as long as image_ttl_s allows"),
-    errors=(400, 404, 500), security=PUBLIC,  # its name is the secret (shared as a link)
+    errors=(404, 500), security=PUBLIC,  # its name is the secret (shared as a link); any other name: 404
 )

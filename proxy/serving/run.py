@@ -1,8 +1,9 @@
 """One gateway process serving on a port: what ``boltgate serve`` runs, once per worker.
 
-The supervisor (``proxy.serving.supervisor``) runs exactly this in each worker, on the socket it
-bound, so one worker and N workers serve through the same path: uvicorn with the guarded
-protocol and the limits of ``settings.server`` (``proxy.serving.config``), each limit per worker.
+``boltgate serve`` binds the port first (``bind``); one worker serves on that socket, and the
+supervisor (``proxy.serving.supervisor``) runs exactly this in each worker on the same one, so
+one worker and N workers serve through the same path: uvicorn with the guarded protocol and the
+limits of ``settings.server`` (``proxy.serving.config``), each limit per worker.
 """
 
 from __future__ import annotations
@@ -18,11 +19,29 @@ SHUTDOWN_MARGIN_S = 5.0
 """Drain time beyond the deadline: settling, storing images, answering."""
 
 
-def serve(settings: Settings, host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT: on either, uvicorn stops accepting, lets requests in flight
-    finish (each is bounded by the deadline) and runs the lifespan's shutdown; past the drain
-    time it cancels what is left."""
-    uvicorn.Server(server_config(settings, host, port)).run(sockets=sockets)
+def serve(settings: Settings, host: str, port: int, sock: socket.socket, *, announce: bool = True) -> None:
+    """Serve on ``sock`` (bound by ``bind``) until SIGTERM or SIGINT: on either, uvicorn stops
+    accepting, lets requests in flight finish (each is bounded by the deadline) and runs the
+    lifespan's shutdown; past the drain time it cancels what is left. ``announce``: log uvicorn's
+    ``Uvicorn running on`` line once started (one worker; a supervisor's workers leave it to the
+    supervisor's own line)."""
+    server = AnnouncingServer if announce else uvicorn.Server
+    server(server_config(settings, host, port)).run(sockets=[sock])
+
+
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, saying where it listens even on a socket it was handed.
+
+    uvicorn logs ``Uvicorn running on http://HOST:PORT (Press CTRL+C to quit)`` once the app has
+    started, but only on a port it binds itself (a handed socket, it assumes, was announced by a
+    supervisor). ``boltgate serve`` binds the port before anything starts, so that a port taken
+    is one line and exit 1; this puts back the line users and the README look for, at the same
+    moment and in uvicorn's own words."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if sockets and self.started:
+            self._log_started_message(sockets)
 
 
 def server_config(settings: Settings, host: str, port: int) -> uvicorn.Config:

@@ -1,7 +1,9 @@
 """``boltgate serve --workers N``: N worker processes accepting on one socket, kept running.
 
-The supervisor binds the port once and starts N workers (``spawn``: fresh interpreters, nothing
-inherited but the socket and the environment). Each runs ``proxy.serving.run.serve`` on that
+The supervisor is handed the port, bound once (``proxy.serving.run.bind``, which ``boltgate
+serve`` calls before anything starts, so a port taken is refused alike for one worker or N), and
+starts N workers (``spawn``: fresh interpreters, nothing inherited but the socket and the
+environment). Each runs ``proxy.serving.run.serve`` on that
 socket with its own event loop; the kernel hands each new connection to one worker that is
 waiting in ``accept``. The workers share state through the configured store (the SQLite file or
 Redis), never through memory.
@@ -54,6 +56,8 @@ ORPHAN_CHECK_S = 1.0
 class Supervisor:
     overrides: dict[str, Any]
     """Settings given on the command line (the rest comes from the environment and the file)."""
+    sock: socket.socket
+    """The listening socket the workers share; the supervisor closes its copy when it stops."""
     host: str
     port: int
     workers: int
@@ -62,9 +66,6 @@ class Supervisor:
     _processes: dict[int, tuple[BaseProcess, float]] = field(default_factory=dict)
 
     def run(self) -> int:
-        from proxy.serving.run import bind
-
-        sock = bind(self.host, self.port)  # first: a port taken leaves nothing behind (no metrics directory)
         metrics_dir, owned = prepare_metrics_dir()
         os.environ[MULTIPROC_DIR_VARIABLE] = str(metrics_dir)
         os.environ["BOLTGATE_WORKERS"] = str(self.workers)  # the workers see how many they are
@@ -74,10 +75,10 @@ class Supervisor:
         log.info("boltgate serving on %s:%d with %d workers", self.host, self.port, self.workers)
         try:
             for slot in range(self.workers):
-                self._start(context, slot, sock)
-            status = self._watch(context, sock)
+                self._start(context, slot, self.sock)
+            status = self._watch(context, self.sock)
         finally:
-            sock.close()
+            self.sock.close()
             self._drain()
             if owned:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -183,7 +184,7 @@ def worker_main(overrides: dict[str, Any], host: str, port: int, sock: socket.so
     configure_logging(settings.log_level, settings.log_format)
     supervisor = os.getppid()
     threading.Thread(target=_exit_when_orphaned, args=(supervisor,), daemon=True, name="orphan-check").start()
-    serve(settings, host, port, sockets=[sock])
+    serve(settings, host, port, sock, announce=False)
 
 
 def _exit_when_orphaned(supervisor: int) -> None:

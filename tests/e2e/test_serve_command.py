@@ -101,7 +101,7 @@ def test_the_startup_lines_show_in_simulator_mode_and_every_line_is_one_format()
     text = "\n".join(lines)
     assert "serving from the built-in vendor simulators" in text
     assert "Application startup complete" in text
-    assert "Uvicorn running on" in text
+    assert f"Uvicorn running on {url} (Press CTRL+C to quit)" in text  # what the README says to look for
     access = [line for line in lines if "boltgate.access" in line]
     assert len(access) == 1 and "POST /v1/images/generations status=200" in access[0]
     assert "Shutting down" in text and "Application shutdown complete" in text  # the drain on SIGTERM
@@ -135,6 +135,29 @@ def test_a_port_taken_before_the_server_binds_it_is_replaced_by_another() -> Non
             assert url != f"http://127.0.0.1:{taken}"
             assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         assert "Uvicorn running on" in "\n".join(lines)
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "supervisor"])
+def test_a_port_already_taken_is_one_line_and_exit_1_before_the_gateway_starts(
+        tmp_path: Path, workers: list[str]) -> None:
+    (tmp_path / "tmp").mkdir()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        finished = subprocess.run(
+            [sys.executable, "-m", "proxy.cli", "serve", "--port", str(taken), *workers], cwd=ROOT, timeout=60,
+            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                                                 "BOLTGATE_DATA_DIR": str(tmp_path / "data"),
+                                                 "TMPDIR": str(tmp_path / "tmp")},
+        )
+
+    assert finished.returncode == 1
+    assert finished.stdout == ""  # nothing started: no simulator notice, no lifespan, no uvicorn lines
+    assert list((tmp_path / "tmp").iterdir()) == []  # nothing made: no metrics directory
+    assert not (tmp_path / "data").exists()
+    assert finished.stderr.splitlines() == [
+        f"boltgate serve: cannot listen on 127.0.0.1:{taken}: Address already in use"], finished.stderr
 
 
 @pytest.mark.local  # torch and diffusers

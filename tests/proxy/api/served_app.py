@@ -34,24 +34,6 @@ def app_over(routes: list[Route], *, lean: bool = True, **settings: Any) -> Lite
     return create_app(resolved, Overrides(routes=routes), lean=lean)
 
 
-class FromTheApp:
-    """A signal the app sets and the test waits for. The test client serves the app on its own
-    event loop in another thread, where an ``asyncio.Event`` of the test's loop would be set
-    without waking that loop (it woke only at the next timeout of its own)."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._event = asyncio.Event()
-
-    def set(self) -> None:
-        """Callable from any thread or loop."""
-        self._loop.call_soon_threadsafe(self._event.set)
-
-    async def wait(self, within_s: float = 10.0) -> None:
-        async with asyncio.timeout(within_s):
-            await self._event.wait()
-
-
 @asynccontextmanager
 async def serving(routes: list[Route], *, lean: bool = True, **settings: Any) -> AsyncIterator[Client]:
     async with AsyncTestClient(app=app_over(routes, lean=lean, **settings)) as client:

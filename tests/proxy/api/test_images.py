@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -86,6 +87,55 @@ async def test_an_unknown_image_is_a_404_in_the_openai_envelope(client: Client) 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert response.json()["error"]["param"] == "name"
+
+
+UNKNOWN_NAME = "AAAAAAAAAAAAAAAAAAAAAAAA.png"
+"""Well formed: the shape of a name the gateway hands out, naming no image."""
+
+NOT_A_NAME = {
+    "too short": "AAAA.png",
+    "another extension": "AAAAAAAAAAAAAAAAAAAAAAAA.gif",
+    "no extension": "AAAAAAAAAAAAAAAAAAAAAAAA",
+    "a trailing newline": f"{UNKNOWN_NAME}%0A",
+    "a NUL byte": f"{UNKNOWN_NAME}%00",
+    "very long": "A" * 5000 + ".png",
+    "non-ASCII": "%C3%84" * 20 + ".png",
+    "an encoded backslash traversal": "..%5C..%5Csecret.png",
+    "dots and a name": "..AAAAAAAAAAAAAAAAAAAAAA.png",
+}
+"""One path segment, so the download route reads each as a name."""
+
+TRAVERSALS = {
+    "an encoded traversal": "..%2Fsecret.png",
+    "dots encoded too": "%2E%2E%2Fsecret.png",
+    "two levels": "..%2F..%2F..%2Fetc%2Fpasswd",
+    "an encoded slash inside a name": "AAAAAAAA%2FAAAAAAAAAAAAAAAA.png",
+    "an encoded backslash": "..%5Csecret.png",
+    "a doubly encoded slash": "..%252Fsecret.png",
+}
+
+
+@pytest.mark.parametrize("name", NOT_A_NAME.values(), ids=NOT_A_NAME.keys())
+async def test_a_malformed_image_name_is_answered_as_an_unknown_one(client: Client, name: str) -> None:
+    unknown = await client.get(f"/v1/images/files/{UNKNOWN_NAME}")
+    malformed = await client.get(f"/v1/images/files/{name}")
+
+    assert malformed.status_code == unknown.status_code == 404
+    assert malformed.json() == unknown.json()  # the same envelope and message: nothing of how names are checked
+    assert malformed.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", TRAVERSALS.values(), ids=TRAVERSALS.keys())
+async def test_a_path_out_of_the_image_directory_is_a_404_never_the_file(
+        tmp_path: Path, vendors: Vendors, path: str) -> None:
+    (tmp_path / "secret.png").write_bytes(b"the gateway's own file")  # what each path points at
+    async with serving(vendors.routes(), image_store="directory", image_dir=tmp_path / "images") as client:
+        response = await client.get(f"/v1/images/files/{path}")
+
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["code"] == "not_found"
+    assert "gateway's own file" not in response.text and "regex" not in error["message"]
 
 
 async def test_a_request_one_vendor_refuses_is_served_by_the_next(client: Client, vendors: Vendors) -> None:

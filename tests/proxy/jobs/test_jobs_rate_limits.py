@@ -13,7 +13,9 @@ import pytest
 from backends.base import BackendResult
 from core.deadline import Deadline
 from core.request import ImageRequest
+from proxy.jobs import queue as queue_module
 from proxy.jobs.queue import InProcessJobQueue
+from tests.proxy.api.across_loops import EventAcrossLoops
 from tests.proxy.api.served_app import serving
 from tests.proxy.jobs.test_jobs_api import ALICE, BOB, BODY, finished, spent
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
@@ -89,7 +91,7 @@ class Gated(ScriptedBackend):
 
     def __init__(self, vendor: str) -> None:
         super().__init__(vendor)
-        self.opened = asyncio.Event()
+        self.opened = EventAcrossLoops()  # set by the test, awaited on the app's loop
         self.in_flight = 0
         self.most_in_flight = 0
 
@@ -104,10 +106,13 @@ class Gated(ScriptedBackend):
 
 
 class Deferrals:
-    """Counts the jobs a runner handed back to wait (``JobQueue.defer``)."""
+    """Counts the jobs a runner handed back to wait (``JobQueue.defer``), and shortens the wait
+    before they are handed out again (``RETRY_LATER_S``, a second) to a hundredth: the tests
+    wait for each deferred job to run, not for a pause."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
+        monkeypatch.setattr(queue_module, "RETRY_LATER_S", 0.01)
         original = getattr(InProcessJobQueue, "defer", None)
 
         async def counting(queue: InProcessJobQueue, delivery: Any) -> None:

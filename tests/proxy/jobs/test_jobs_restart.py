@@ -32,7 +32,8 @@ from proxy.gateway import Gateway
 from proxy.jobs.book import JobBook
 from proxy.jobs.record import JobEnd
 from proxy.metrics import REGISTRY
-from tests.proxy.api.served_app import Client, FromTheApp, serving
+from tests.proxy.api.across_loops import EventAcrossLoops
+from tests.proxy.api.served_app import Client, serving
 from tests.proxy.jobs.test_jobs_api import ALICE, BOB, BODY, KEYS, Cancellable, finished, spent, status_becomes
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 from tests.redis_server import RedisServer
@@ -123,7 +124,7 @@ async def stopped_after_its_charge(settings: dict[str, object], monkeypatch: pyt
     """An app stopped while a job's run is charged and remembering its answer never ends (a
     stop, or a kill, between the two); the job it was submitted (``submit``: else the one left
     by an earlier life, its run again; none is returned) and what Alice's key was charged."""
-    charged_once = FromTheApp()
+    charged_once = EventAcrossLoops()  # set on the app's loop, awaited on the test's
 
     async def remember_never(*_: object) -> None:
         charged_once.set()

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from proxy.gateway import Gateway
-from tests.proxy.api.served_app import FromTheApp, serving
+from tests.proxy.api.across_loops import EventAcrossLoops
+from tests.proxy.api.served_app import serving
 from tests.proxy.jobs.test_jobs_api import ALICE, BODY, KEYS, finished, spent
 from tests.proxy.jobs.test_jobs_restart import charge_log, uncharged
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
@@ -17,7 +18,7 @@ from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 async def test_a_job_cancelled_after_its_run_was_charged_ends_cancelled_and_uncharged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    charged_once = FromTheApp()
+    charged_once = EventAcrossLoops()  # set on the app's loop, awaited on the test's
 
     async def remember_slowly(*_: object) -> None:  # the run is charged, its end not yet written
         charged_once.set()

@@ -1,12 +1,11 @@
-"""``boltgate serve --workers N``'s supervisor leaves nothing behind in the temporary directory: a
-port it cannot listen on is refused before it makes its metrics directory, and the directory of
-a supervisor killed outright is removed by the next one."""
+"""``boltgate serve --workers N``'s supervisor leaves nothing behind in the temporary directory:
+the metrics directory of a supervisor killed outright is removed by the next one. (A port it
+cannot listen on is refused before anything is made: ``tests/e2e/test_serve_command.py``.)"""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,24 +16,11 @@ import pytest
 from proxy.serving.supervisor import (
     METRICS_DIR_PREFIX,
     MULTIPROC_DIR_VARIABLE,
-    Supervisor,
     prepare_metrics_dir,
     remove_abandoned_metrics_dirs,
 )
 
 ROOT = Path(__file__).parents[3]
-
-
-def test_a_taken_port_leaves_no_metrics_directory_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.delenv(MULTIPROC_DIR_VARIABLE, raising=False)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with pytest.raises(OSError):
-            Supervisor({}, "127.0.0.1", port, workers=2, drain_s=1.0).run()
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_metrics_directory_of_a_supervisor_killed_outright_is_removed_by_the_next(tmp_path: Path) -> None:
