@@ -37,6 +37,10 @@ examples:
   boltgate vendors                             what each backend serves, what its docs confirm"""
 
 
+INTERRUPTED = 130
+"""The exit status after Ctrl-C (SIGINT), as a shell reports it: without a traceback."""
+
+
 def _serve(args: argparse.Namespace) -> int:
     from core.logs import configure_logging
     from proxy.serving.run import bind, drain_seconds, serve
@@ -314,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"boltgate: {error.message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: `serve` has drained and shut down by now (uvicorn raises it after)
+        return INTERRUPTED
     return result
 
 

@@ -108,6 +108,18 @@ def test_the_startup_lines_show_in_simulator_mode_and_every_line_is_one_format()
     assert [line for line in lines if line and not HUMAN_LINE.match(line)] == []
 
 
+def test_ctrl_c_drains_and_exits_130_without_a_traceback() -> None:
+    served = on_a_free_port(lambda picked: _started(picked, "serve", (), {}))
+    try:
+        served.process.send_signal(signal.SIGINT)
+        assert served.process.wait(timeout=30) == 130
+    finally:
+        served.stop()
+    text = "\n".join(served.lines)
+    assert "Application shutdown complete" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+
+
 def test_json_logs_are_one_object_per_line() -> None:
     with serving(BOLTGATE_LOG_FORMAT="json") as (url, lines):
         httpx.get(f"{url}/v1/models", timeout=30)
