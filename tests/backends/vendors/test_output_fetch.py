@@ -30,7 +30,7 @@ from core.errors import (
     VendorTimeout,
 )
 from core.request import ImageRequest
-from tests.backends.vendors.hostile import HostileWorld, png_declaring, world_fixture
+from tests.backends.vendors.hostile import HostileWorld, gzip_bomb, png_declaring, world_fixture
 from tests.memory_peak import heap_peak
 
 KEY = "sk-hostile-test-key-0123456789"
@@ -165,6 +165,7 @@ async def test_an_oversized_body_is_cut_off_at_the_cap(
     world: HostileWorld, backends: list[VendorBackend], kind: HttpClientKind, path: str
 ) -> None:
     world.vendor.output_url = f"{world.vendor_server.url}{path}"
+    gzip_bomb(256)  # made before the request's deadline runs (seconds of compressing on a loaded machine)
     backend = vendor_backend(world, backends, kind, limits=FetchLimits(max_image_bytes=4 * 1024 * 1024))
     with heap_peak() as peak, pytest.raises(UnusableOutput) as raised:
         await generate(backend, seconds=30)

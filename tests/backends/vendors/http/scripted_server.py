@@ -328,6 +328,14 @@ def _gzip_bomb_of(mib: int) -> _GzipBomb:
     return _GzipBomb(mib)
 
 
+def prepare_gzip_bomb(mib: int) -> None:
+    """Compress ``/gzip-bomb/mib`` now, before a client times its read: the server would compress
+    all of it while the first client reads anyway (the socket's buffers take its whole compressed
+    stream), which on a loaded machine can take longer than that client waits."""
+    for _ in _gzip_bomb_of(mib).pieces():
+        pass
+
+
 async def _gzip_bomb(connection: Connection, request: ReceivedRequest) -> bool:
     await connection.head(["transfer-encoding: chunked", "content-encoding: gzip"])
     for piece in _gzip_bomb_of(_number(request)).pieces():

@@ -18,7 +18,7 @@ import pytest
 from backends.vendors.http import HttpClient, HttpClientKind, make_http_client
 from backends.vendors.url_policy import OutboundPolicy
 from core.errors import UnsafeVendorUrl, VendorBodyTooLarge, VendorProtocolError, VendorUnavailable
-from tests.backends.vendors.http.scripted_server import JSON_BODY, ScriptedServer, pattern
+from tests.backends.vendors.http.scripted_server import JSON_BODY, ScriptedServer, pattern, prepare_gzip_bomb
 from tests.memory_peak import heap_peak
 
 BUDGET_S = 5.0
@@ -135,6 +135,7 @@ async def test_a_gzip_bomb_stops_at_the_cap_counted_after_decompression(
 ) -> None:
     """256 MiB of zeros arrive as about 256 KB of gzip; the cap (4 MiB) counts what it inflates to,
     and memory stays near the cap (a decoder that inflates a whole 64 KB chunk at once makes 64 MB)."""
+    prepare_gzip_bomb(256)
     with heap_peak() as peak, pytest.raises(VendorBodyTooLarge):
         await get(guarded, f"{server.base_url}/gzip-bomb/256", max_bytes=4 * MIB)
     assert peak.mb < 24, f"a gzip bomb grew the heap by {peak.mb:.0f} MB"
