@@ -7,7 +7,7 @@ such request is voided (``Billing.void``): the charge taken back if it landed, t
 for good if not, and what the vendor cost booked as the gateway's loss. Each void runs in a task
 of its own: the first try at once, then, while the store does not answer, tries with a growing
 pause until one succeeds or the gateway stops. Every void is idempotent, so a try whose own
-answer is lost is simply tried again.
+answer is lost is simply tried again; so is a try that fails for any other reason (logged).
 
 A process killed while it still owes a void leaves the debt written down on local disk
 (``proxy.owed_voids``, when a journal is given): the next start on the same directory makes it
@@ -99,9 +99,17 @@ class UnconfirmedCharges:
             self._journal.paid(pending)
 
     async def _try(self, pending: PendingCharge) -> bool:
+        """Whether the void is made. Any error is a try that failed, to be made again: one that is
+        no outage (a reply redis-py raises as it is, a bug) used to end the void's task, which
+        dropped the void from what is owed, unlogged, and let the stop remove the journal that
+        still owed it."""
         try:
             outcome = await self._billing.void(pending)
         except StateUnavailable:
+            return False
+        except Exception:
+            log.exception("a void failed, and not for the state store's outage: request %s; trying again",
+                          pending.settlement.reservation.reservation_id)
             return False
         log.info("voided the unconfirmed charge of request %s: %s",
                  pending.settlement.reservation.reservation_id, outcome.value)

@@ -5,6 +5,7 @@ redis-py's defaults suit a batch job, not a gateway: a 5 s socket timeout retrie
 with backoff turned a frozen Redis into 500s after ~5 s each. Here:
 
 - every operation has ``timeout_s`` in all (connect, send, read), then ``StateUnavailable``;
+  so is a connection reset before its first write, which uvloop raises as a ``RuntimeError``;
 - a connection that died while Redis restarted is replaced at once: a ``ConnectionError`` is
   retried once, on a fresh connection, with no backoff (a timeout is not retried: the server
   is there but not answering, and a retry would only double the wait);
@@ -39,6 +40,9 @@ DEFAULT_TIMEOUT_S = 2.0
 _NOT_NOW = (ReadOnlyError, TryAgainError, ClusterDownError, OutOfMemoryError)
 """Replies redis-py parses into their own classes (``LOADING`` is a ``ConnectionError`` there)."""
 _NOT_NOW_PREFIXES = ("MISCONF", "NOREPLICAS", "BUSY")
+_CLOSED_TRANSPORT = "the handler is closed"
+"""uvloop's ``RuntimeError`` for a write on a connection the other end reset as soon as it was
+accepted (redis-py lets it through as it is): a connection lost, like an ``OSError``."""
 
 
 def connect(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Redis:
@@ -69,3 +73,7 @@ async def answering(timeout_s: float) -> AsyncIterator[None]:
         raise StateUnavailable(
             f"The state store (Redis) did not answer within {timeout_s:g} s; nothing was charged"
         ) from exc
+    except RuntimeError as exc:
+        if _CLOSED_TRANSPORT not in str(exc):
+            raise
+        raise StateUnavailable("The state store (Redis) closed the connection before it was used") from exc

@@ -8,6 +8,7 @@ one here) lets go of its lock, and its file is taken over, read back exactly and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ from tests.proxy.test_unconfirmed_charges import (
 )
 
 ROOT = Path(__file__).parents[2]
+BROKEN = 1_000_000
 
 
 def gateway_on(book: SwitchedBook, data_dir: Path) -> Gateway:
@@ -91,6 +93,27 @@ async def test_a_void_made_before_the_stop_is_not_made_again(tmp_path: Path) -> 
 
     assert await book.balance(KEY) == Balance(spent=0, held=0)
     assert [record.images for record in await charge_log(book)] == [1, -1, 1, -1]
+
+
+async def test_a_void_that_failed_with_an_error_that_is_no_outage_is_left_written_down_at_stop(
+    tmp_path: Path
+) -> None:
+    """It was dropped from the voids owed, so the stop took the process's file for one that owes
+    nothing and removed it: the charge of a request answered 503 stood."""
+    book = SwitchedBook()
+    first = gateway_on(book, tmp_path)
+    await answered_503_with_the_store_gone(book, first)
+    book.broken_voids, book.down = BROKEN, False  # every void fails, and not for an outage
+    async with asyncio.timeout(10):
+        while book.broken_voids == BROKEN:  # the background task's next try met it
+            await asyncio.sleep(0.02)
+    await first.unconfirmed.aclose()
+    book.broken_voids = 0
+
+    second = gateway_on(book, tmp_path)
+    assert second.unconfirmed.resume() == 1
+    await until_nothing_is_owed(second)
+    assert await book.balance(KEY) == Balance(spent=0, held=0)
 
 
 def test_a_running_process_keeps_its_file_and_a_killed_ones_is_taken_over(tmp_path: Path) -> None:

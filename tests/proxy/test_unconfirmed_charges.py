@@ -36,7 +36,8 @@ class SwitchedBook(MemoryLedgerStore):
     """The memory ledger with faults: ``down`` (every call fails unrun, as a frozen Redis times
     out), and answers lost after the call ran (``lose_settle_answers``, ``lose_void_answers``),
     optionally going down right after (``down_after_lost_answer``), or down as a settle
-    arrives, before it runs (``down_at_settle``)."""
+    arrives, before it runs (``down_at_settle``); and voids that fail unrun with an error that
+    is no outage (``broken_voids``: a reply redis-py raises as it is, a bug)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,6 +46,7 @@ class SwitchedBook(MemoryLedgerStore):
         self.lose_void_answers = 0
         self.down_after_lost_answer = False
         self.down_at_settle = False
+        self.broken_voids = 0
         self.settles_run = 0
 
     def _answering(self) -> None:
@@ -73,6 +75,9 @@ class SwitchedBook(MemoryLedgerStore):
     async def void(self, account: str, hold_id: str, refund: int, *, tallies: Sequence[Tally] = (),
                    entry: bytes = b"") -> Voided:
         self._answering()
+        if self.broken_voids:
+            self.broken_voids -= 1
+            raise RuntimeError("a void that is no outage: ERR Error running script")
         outcome = await super().void(account, hold_id, refund, tallies=tallies, entry=entry)
         if self.lose_void_answers:
             self.lose_void_answers -= 1
@@ -194,6 +199,24 @@ async def test_a_void_whose_own_answer_is_lost_is_tried_again_and_takes_back_onc
 
     assert (await book.balance(KEY)).spent == 0
     assert len(await charge_log(book)) == 2
+
+
+async def test_a_void_that_fails_with_an_error_that_is_no_outage_is_logged_and_tried_again(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected error ended the void's task: it was dropped from what is owed, unlogged
+    (the task's error was read, and nothing else), and never tried again."""
+    book, served = await answered_503_after_a_charge_that_landed()
+
+    book.broken_voids = 1
+    book.down = False
+    with caplog.at_level(logging.ERROR, logger="proxy.unconfirmed_charges"):
+        await until_nothing_is_owed(served)
+
+    assert (await book.balance(KEY)).spent == 0
+    assert [record.images for record in await charge_log(book)] == [1, -1]
+    assert any("ERR Error running script" in record.getMessage() + str(record.exc_info)
+               for record in caplog.records if record.levelno == logging.ERROR)
 
 
 async def test_a_client_that_hangs_up_mid_settle_is_not_charged() -> None:

@@ -10,14 +10,17 @@ The ``asyncio.timeout`` guards only turn a hang into a failure; they time nothin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+import redis.asyncio
+import uvloop
 
 from core.errors import StateUnavailable
 from core.state.ledger_store import Balance, Settled, Tally
 from core.state.redis import RedisStateStore
 from core.state.redis_ledger import RedisLedgerStore
+from tests.e2e.lossy_proxy import LossyProxy
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -61,6 +64,9 @@ async def test_connections_that_died_with_the_server_are_replaced_at_once(server
     try:
         # Open several pooled connections, so that every one of them is stale after the restart.
         await asyncio.gather(*(state.set(f"k{index}", b"v") for index in range(8)))
+        async with asyncio.timeout(HANG_GUARD_S):  # everysec: an answered write may reach the file later
+            while not all(server.aof_holds(f"k{index}".encode()) for index in range(8)):
+                await asyncio.sleep(0.02)
         server.kill()
         server.restart()
         async with asyncio.timeout(HANG_GUARD_S):
@@ -69,6 +75,47 @@ async def test_connections_that_died_with_the_server_are_replaced_at_once(server
             assert await book.hold("acct", "h1", 5, limit=10, lease_s=60)
     finally:
         await state.aclose()
+
+
+class WritesAfterTheReset(redis.asyncio.Connection):
+    """Once connected, it writes its first command only after its transport has taken in the
+    reset the other end sent: an order that a busy gateway's loop meets by chance (an iteration
+    between the connect and the write), and that uvloop answers with a ``RuntimeError`` on the
+    write, where asyncio's loop fails the read that follows with an ``OSError``."""
+
+    async def _connect(self) -> None:
+        await super()._connect()  # type: ignore[no-untyped-call]
+        assert self._writer is not None
+        async with asyncio.timeout(HANG_GUARD_S):
+            while not self._writer.transport.is_closing():
+                await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+def test_a_connection_reset_as_soon_as_it_is_accepted_is_state_unavailable(
+    server: RedisServer, new_loop: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    """The network between the gateway and Redis resets every connection (a relay cut, a proxy
+    whose Redis is gone, a server at its ``maxclients``): uvloop's ``RuntimeError`` escaped as
+    a 500, and ended the background task of a void owed without it being made."""
+    relay = LossyProxy(int(server.url.rsplit(":", 1)[1].split("/")[0])).start()
+    relay.cut()
+
+    async def settle_through_the_relay() -> None:
+        state, book = stores(server)
+        state.client.connection_pool.connection_class = WritesAfterTheReset  # before its first connection
+        state.client.connection_pool.connection_kwargs["port"] = relay.port
+        try:
+            with pytest.raises(StateUnavailable):
+                await book.settle("acct", "h1", 1, limit=10)
+        finally:
+            await state.aclose()
+
+    try:
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(settle_through_the_relay())
+    finally:
+        relay.stop()
 
 
 async def test_a_frozen_server_is_state_unavailable_and_serves_again_once_resumed(server: RedisServer) -> None:
