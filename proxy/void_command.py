@@ -112,6 +112,8 @@ async def make_voids(settings: Settings, owed: list[PendingCharge]) -> list[Void
                 made.append(VoidMade(pending, await billing.void(pending)))
             except BoltgateError as error:  # StateUnavailable, most likely: the store still down
                 made.append(VoidMade(pending, None, error.message))
+            except Exception as error:  # whatever else: reported with the rest, never the others left unmade
+                made.append(VoidMade(pending, None, f"{type(error).__name__}: {error}"))
     finally:
         await stores.aclose()
     return made

@@ -24,8 +24,9 @@ import pytest
 
 from core.errors import StateUnavailable
 from core.logs import HumanFormatter, JsonFormatter
-from core.state.ledger_store import Balance
+from core.state.ledger_store import Balance, Voided
 from pricing.charge_log import ChargeRecord
+from proxy.billing import Billing, PendingCharge
 from proxy.cli import main
 from proxy.owed_voids import OWED_VOIDS_DIRECTORY
 from proxy.settings import Settings
@@ -206,3 +207,15 @@ def test_only_the_owed_void_of_a_log_line_is_read_and_the_rest_passed_over(
     with caplog.at_level(logging.ERROR):
         assert owed_from_logs(torn, "gateway.log") == []
     assert "gateway.log line 1 is not a void owed" in caplog.text
+
+
+def test_a_void_that_fails_for_another_reason_is_reported_and_left_owed(
+    owing: Owing, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def broken(self: Billing, pending: PendingCharge) -> Voided:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Billing, "void", broken)
+    assert main(["voids", "make"]) == 1
+    assert "NOT MADE: RuntimeError: a bug" in capsys.readouterr().out
+    assert len(list(owing.journal.iterdir())) == 1  # still owed, for a start or another try
