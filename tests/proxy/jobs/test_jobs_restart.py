@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,13 +39,21 @@ from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 from tests.redis_server import RedisServer
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def state(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
-    if request.param == "sqlite":
+@contextmanager
+def state_settings(backend: str, **on_redis: object) -> Iterator[dict[str, object]]:
+    """The settings of a job test's state store: SQLite, or a real Redis started for the test
+    (with ``on_redis`` settings besides)."""
+    if backend == "sqlite":
         yield {"state_backend": "sqlite"}
         return
     with RedisServer() as url:
-        yield {"state_backend": "redis", "redis_url": url, "jobs": {"stop_grace_s": 0, "reclaim_idle_s": 0.3}}
+        yield {"state_backend": "redis", "redis_url": url, **on_redis}
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
+    with state_settings(request.param, jobs={"stop_grace_s": 0, "reclaim_idle_s": 0.3}) as settings:
+        yield settings
 
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
