@@ -24,16 +24,24 @@ from tests.free_port import PortTaken, on_a_free_port, says_port_taken
 
 ROOT = Path(__file__).parents[2]
 
+AS_FROM_A_TERMINAL = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                      "from proxy.cli import main; sys.exit(main(sys.argv[1:]))")
+"""``boltgate`` with SIGINT handled as Python does in a terminal. A child inherits an ignored
+SIGINT (pytest-xdist's workers ignore it), and uvicorn hands the signal back to what it found
+after its shutdown: ignored, the process would simply exit 0."""
+
 HUMAN_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [A-Z]+ [\w.]+: ")
 
 
 class Served:
     """One ``boltgate`` process and the lines it wrote so far (a thread appends them)."""
 
-    def __init__(self, port: int, command: str, args: tuple[str, ...], env: dict[str, str]) -> None:
+    def __init__(self, port: int, command: str, args: tuple[str, ...], env: dict[str, str],
+                 *, interruptible: bool = False) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        python = ["-c", AS_FROM_A_TERMINAL] if interruptible else ["-m", "proxy.cli"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "proxy.cli", command, "--port", str(port), *args], cwd=ROOT,
+            [sys.executable, *python, command, "--port", str(port), *args], cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True,
         )
@@ -52,9 +60,10 @@ class Served:
             self.reader.join(timeout=10)
 
 
-def _started(port: int, command: str, args: tuple[str, ...], env: dict[str, str]) -> Served:
+def _started(port: int, command: str, args: tuple[str, ...], env: dict[str, str],
+             *, interruptible: bool = False) -> Served:
     """A process on ``port`` once it answers; ``PortTaken`` when it exited because the port was taken."""
-    served = Served(port, command, args, env)
+    served = Served(port, command, args, env, interruptible=interruptible)
     try:
         deadline = time.monotonic() + 60
         while not _answers(served.url):
@@ -109,7 +118,7 @@ def test_the_startup_lines_show_in_simulator_mode_and_every_line_is_one_format()
 
 
 def test_ctrl_c_drains_and_exits_130_without_a_traceback() -> None:
-    served = on_a_free_port(lambda picked: _started(picked, "serve", (), {}))
+    served = on_a_free_port(lambda picked: _started(picked, "serve", (), {}, interruptible=True))
     try:
         served.process.send_signal(signal.SIGINT)
         assert served.process.wait(timeout=30) == 130
