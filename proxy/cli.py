@@ -9,10 +9,11 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from core.errors import ConfigurationError
 
@@ -157,7 +158,10 @@ def _voids_make(args: argparse.Namespace) -> int:
     try:
         refuse_memory(settings)
         if args.files:
-            owed = [pending for name in args.files for pending in owed_from_logs(_lines_of(name), name)]
+            owed = []
+            for name in args.files:
+                with _lines_of(name) as lines:
+                    owed += owed_from_logs(lines, name)
             made = asyncio.run(make_voids(settings, owed))
         else:
             made = asyncio.run(make_gone_processes_voids(settings))
@@ -171,9 +175,15 @@ def _voids_make(args: argparse.Namespace) -> int:
     return 1 if left else 0
 
 
-def _lines_of(name: str) -> list[bytes]:
-    """The lines of a file, or of stdin for ``-``."""
-    return (sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()).splitlines()
+@contextlib.contextmanager
+def _lines_of(name: str) -> Iterator[IO[bytes]]:
+    """A file, or stdin for ``-``, to read line by line: a gateway's log can be gigabytes, and only
+    the lines that name a void owed are kept."""
+    if name == "-":
+        yield sys.stdin.buffer
+        return
+    with Path(name).open("rb") as file:
+        yield file
 
 
 def _vendors(_: argparse.Namespace) -> int:
