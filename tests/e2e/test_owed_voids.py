@@ -113,45 +113,52 @@ def check_voided(gateway: GatewayProcess, served: httpx.Response, before: dict[s
         assert Decimal(str(refund["client_usd"])) == -Decimal(str(charge["client_usd"])) < 0
 
 
+def served_then_answered_503(gateway: GatewayProcess, relay: LossyProxy, redis_server: RedisServer,
+                             *, settle_lands: bool) -> tuple[httpx.Response, dict[str, object]]:
+    """One image served, then a request answered 503 with Redis cut at its settle (Redis still
+    unreachable after): the image's answer, and the key's usage before the 503."""
+    served = generate(gateway)
+    assert served.status_code == 200, served.text
+    before = usage(gateway.base_url, KEY)
+    answered_503_with_redis_cut(gateway, relay, redis_server, settle_lands=settle_lands)
+    return served, before
+
+
+def made_by_the_next_start(settings: dict[str, object], relay: LossyProxy, tmp_path: Path, served: httpx.Response,
+                           before: dict[str, object], *, settle_landed: bool) -> None:
+    """Redis reachable again, a process started on the same data directory makes the void the
+    stopped one left written down (its one file taken over, then removed), and owes nothing at
+    its own stop."""
+    data_dir = tmp_path / "data"
+    left = owed_void_files(data_dir)
+    relay.mend()
+    with GatewayProcess(settings, tmp_path / "next.log") as following:
+        check_voided(following, served, before, settle_landed=settle_landed)
+        assert len(left) == 1 and not left[0].exists(), following.log()  # taken over, then removed
+    assert owed_void_files(data_dir) == []  # nothing owed at its stop: nothing kept
+
+
 @pytest.mark.parametrize("settle_lands", [True, False], ids=["settle-landed-answer-lost", "settle-never-sent"])
 def test_a_void_owed_by_a_killed_gateway_is_made_by_the_next_start(
     redis_server: RedisServer, relay: LossyProxy, simulator: StartSimulator, tmp_path: Path, settle_lands: bool
 ) -> None:
-    data_dir = tmp_path / "data"
-    settings = gateway_settings(simulator, relay, data_dir)
+    settings = gateway_settings(simulator, relay, tmp_path / "data")
     with GatewayProcess(settings, tmp_path / "killed.log") as killed:
-        served = generate(killed)
-        assert served.status_code == 200, served.text
-        before = usage(killed.base_url, KEY)
-        answered_503_with_redis_cut(killed, relay, redis_server, settle_lands=settle_lands)
+        served, before = served_then_answered_503(killed, relay, redis_server, settle_lands=settle_lands)
         killed.kill()  # with Redis unreachable: the void is owed, and only the journal knows it
-    left = owed_void_files(data_dir)
 
-    relay.mend()
-    with GatewayProcess(settings, tmp_path / "next.log") as following:
-        check_voided(following, served, before, settle_landed=settle_lands)
-        assert len(left) == 1 and not left[0].exists(), following.log()  # taken over, then removed
-    assert owed_void_files(data_dir) == []  # nothing owed at its stop: nothing kept
+    made_by_the_next_start(settings, relay, tmp_path, served, before, settle_landed=settle_lands)
 
 
 def test_a_void_owed_at_a_sigterm_with_redis_unreachable_is_left_for_the_next_start(
     redis_server: RedisServer, relay: LossyProxy, simulator: StartSimulator, tmp_path: Path
 ) -> None:
-    data_dir = tmp_path / "data"
-    settings = gateway_settings(simulator, relay, data_dir)
+    settings = gateway_settings(simulator, relay, tmp_path / "data")
     with GatewayProcess(settings, tmp_path / "stopped.log") as stopped:
-        served = generate(stopped)
-        assert served.status_code == 200, served.text
-        before = usage(stopped.base_url, KEY)
-        answered_503_with_redis_cut(stopped, relay, redis_server, settle_lands=True)
+        served, before = served_then_answered_503(stopped, relay, redis_server, settle_lands=True)
         stopped.terminate()  # its last try at the void fails: Redis is still unreachable
         assert stopped.wait(timeout=HANG_GUARD_S) in (0, -signal.SIGTERM), stopped.log()
-    left = owed_void_files(data_dir)
 
-    relay.mend()
-    with GatewayProcess(settings, tmp_path / "next.log") as following:
-        check_voided(following, served, before, settle_landed=True)
-        assert len(left) == 1 and not left[0].exists(), stopped.log()  # kept at the stop, removed once taken over
-    assert owed_void_files(data_dir) == []
+    made_by_the_next_start(settings, relay, tmp_path, served, before, settle_landed=True)
     said = stopped.log()
     assert "stopping with a void still owed" in said and "the next start on this data directory makes it" in said
