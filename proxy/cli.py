@@ -130,7 +130,7 @@ def _usage_export(args: argparse.Namespace) -> int:
 
 def _voids_list(args: argparse.Namespace) -> int:
     from proxy.settings_reader import read_settings
-    from proxy.void_command import owed_files
+    from proxy.void_command import owed_files, void_named
 
     settings = read_settings(args.config)
     try:
@@ -140,10 +140,8 @@ def _voids_list(args: argparse.Namespace) -> int:
         return 1
     owed = [(file, pending) for file in files for pending in file.owed]
     for file, pending in owed:
-        settlement = pending.settlement
         owner = "a running process's, made when the store answers" if file.running else "a gone process's"
-        print(f"request {settlement.reservation.reservation_id} (key {settlement.reservation.api_key}, "
-              f"{settlement.micro_usd} micro-USD): {owner}, in {file.path}")
+        print(f"{void_named(pending)}: {owner}, in {file.path}")
     print(f"{len(owed)} voids owed under {settings.data_dir}")
     return 0
 

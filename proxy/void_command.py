@@ -51,10 +51,15 @@ class VoidMade:
     problem: str = ""
 
     def describe(self) -> str:
-        settlement = self.pending.settlement
         what = self.outcome.value if self.outcome is not None else f"NOT MADE: {self.problem}"
-        return (f"request {settlement.reservation.reservation_id} (key {settlement.reservation.api_key}, "
-                f"{settlement.micro_usd} micro-USD): {what}")
+        return f"{void_named(self.pending)}: {what}"
+
+
+def void_named(pending: PendingCharge) -> str:
+    """How the command names a void: the request (the charge log's ``request_id``), key, amount."""
+    settlement = pending.settlement
+    return (f"request {settlement.reservation.reservation_id} (key {settlement.reservation.api_key}, "
+            f"{settlement.micro_usd} micro-USD)")
 
 
 def journal_lines(lines: Iterable[bytes]) -> list[bytes]:
