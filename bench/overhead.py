@@ -132,7 +132,7 @@ BURST_REQUESTS = 2000
 BURST_UPSTREAM_S = 2.0
 
 
-async def bench(rounds: int, seconds: float, cases: list[str]) -> None:
+async def bench(rounds: int, seconds: float, cases: list[str], burst_workers: int = 1) -> None:
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     print(f"pinning: client+simulator on CPU 0, gateway on CPU 1; {rounds} alternating rounds "
@@ -141,7 +141,7 @@ async def bench(rounds: int, seconds: float, cases: list[str]) -> None:
     if latency_cases:
         await bench_latency(latency_cases, rounds, seconds)
     if "burst" in cases:
-        await bench_burst(rounds)
+        await bench_burst(rounds, burst_workers)
     if "workers" in cases:
         await bench_workers(rounds, seconds)
 
@@ -204,15 +204,20 @@ def report(label: str, concurrency: int, direct: list[RunResult], apart: list[Ru
         print(f"  ({errors} non-200 answers)")
 
 
-async def bench_burst(rounds: int) -> None:
-    """2,000 clients at once, each on a new connection, upstream 2 s: wall time direct and through."""
+async def bench_burst(rounds: int, workers: int = 1) -> None:
+    """2,000 clients at once, each on a new connection, upstream 2 s: wall time direct and through.
+
+    With ``workers`` > 1 the gateway runs ``--workers N`` on every CPU (as deployed with
+    ``--workers auto``), sharing them with the client and the simulator; with one, on CPU 1."""
+    cpus = all_cpus() if workers > 1 else "1"
     print(f"\nburst: {BURST_REQUESTS} requests on new connections at once, upstream {BURST_UPSTREAM_S:.0f} s "
-          f"(256x256); {rounds} alternating rounds")
+          f"(256x256); gateway --workers {workers} on CPUs {cpus}; {rounds} alternating rounds")
     print(f"{'path':>9}{'wall s':>9}{'p50 s':>8}{'p99 s':>8}{'errors':>8}{'gw RSS +MB':>12}")
     direct_body, gateway_body = bodies("256x256")
     with tempfile.TemporaryDirectory() as workdir:
         simulator, gateway, sim_port, gw_port = start_processes(Path(workdir), realistic=False,
-                                                                latency_s=BURST_UPSTREAM_S)
+                                                                latency_s=BURST_UPSTREAM_S, workers=workers,
+                                                                gateway_cpus=cpus)
         try:
             direct_req = prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
                                       {"Authorization": f"Bearer {KEY}"})
@@ -236,6 +241,11 @@ async def bench_burst(rounds: int) -> None:
                 process.wait(timeout=30)
 
 
+def all_cpus() -> str:
+    """Every CPU of the machine, as ``taskset -c`` takes them."""
+    return ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1))))
+
+
 def burst_percentile(run: BurstResult, q: float) -> float:
     ordered = sorted(run.latencies)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -243,7 +253,7 @@ def burst_percentile(run: BurstResult, q: float) -> float:
 
 async def bench_workers(rounds: int, seconds: float) -> None:
     """One worker against two at concurrency 32, small images, gateway on every CPU."""
-    cpus = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1))))
+    cpus = all_cpus()
     print(f"\n--workers: small 256x256 png at concurrency 32, gateway on CPUs {cpus} (client+simulator on 0); "
           f"{rounds} alternating rounds")
     print(f"{'workers':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'gw CPU ms/req':>15}")
@@ -281,8 +291,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--cases", default="small,large,burst,workers",
                         help="comma-separated: small, large, burst, workers")
+    parser.add_argument("--burst-workers", type=int, default=1,
+                        help="the burst case's gateway --workers (more than 1: on every CPU)")
     args = parser.parse_args()
-    asyncio.run(bench(args.rounds, args.seconds, args.cases.split(",")))
+    asyncio.run(bench(args.rounds, args.seconds, args.cases.split(","), args.burst_workers))
 
 
 if __name__ == "__main__":
