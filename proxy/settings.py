@@ -265,6 +265,7 @@ class ServerConfig(BaseModel):
 
     A request's headers must arrive within ``header_timeout_s`` and fit in ``max_header_bytes``
     (else 408 or 431 and the connection is closed); its body must arrive within ``body_timeout_s``;
+    an answer the client stops reading is dropped with its connection after ``send_timeout_s``;
     beyond ``max_connections`` open connections a new one is answered 503 and closed at once, so
     slow or half-sent requests cannot exhaust file descriptors and ``/healthz`` keeps answering.
     """
@@ -282,6 +283,10 @@ class ServerConfig(BaseModel):
     keep_alive_s: float = Field(default=75.0, gt=0)
     """Idle time before a keep-alive connection is closed: longer than a load balancer's (60 s),
     so the balancer, not the gateway, closes idle connections."""
+    send_timeout_s: float = Field(default=60.0, gt=0)
+    """How long an answer may wait on a client that reads none of it: when the bytes still to be
+    sent have not gone down for this long, the connection is cut (nginx's ``send_timeout``, 60 s).
+    Progress, however slow, restarts it."""
 
 
 class Settings(BaseSettings):

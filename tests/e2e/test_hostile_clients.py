@@ -7,13 +7,15 @@ each is answered (408, 431, 503) and its connection closed, while ``/healthz`` k
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from tests.backends.vendors.hostile import png_declaring
-from tests.e2e.conftest import StartGateway
+from tests.e2e.conftest import StartGateway, StartSimulator, route_to
 from tests.e2e.gateway_server import GatewayServer
 from tests.memory_peak import heap_peak
 
@@ -142,3 +144,58 @@ def test_an_image_bomb_upload_is_a_400_and_costs_no_memory(gateway: StartGateway
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "image_too_large"
     assert peak.mb < 50
+
+
+LARGE_ANSWER = (b'{"model": "sdxl-lightning", "prompt": "a lighthouse", "size": "1024x1024", "n": 4, "seed": 7, '
+                b'"steps": 4, "response_format": "b64_json", "output_format": "png"}')
+
+
+async def ask_for_a_large_answer(server: GatewayServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
+    """A request for four realistic 1024x1024 images (about 9 MB of JSON) on a connection whose
+    receive window is as small as the kernel allows: the reader, the writer, the answer's length."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
+    writer.write(b"POST /v1/images/generations HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(LARGE_ANSWER), LARGE_ANSWER))
+    await writer.drain()
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)).decode().lower()
+    assert " 200 " in head.splitlines()[0]
+    length = int(head.split("content-length:")[1].split("\r\n")[0])
+    assert length > 3_000_000
+    return reader, writer, length
+
+
+async def read_to_the_end(reader: asyncio.StreamReader, *, pause_s: float = 0.0) -> int:
+    """The body bytes read until the server closed the connection."""
+    received = 0
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(1 << 16), 30):
+            received += len(chunk)
+            if pause_s:
+                await asyncio.sleep(pause_s)
+    return received
+
+
+@pytest.fixture
+def large_images(simulator: StartSimulator, gateway: StartGateway) -> GatewayServer:
+    return gateway(route_to(simulator("callmissed", realistic_images=True)),
+                   server={"send_timeout_s": 1.0, "keep_alive_s": 1.0})
+
+
+async def test_a_client_that_stops_reading_its_answer_is_cut_off(large_images: GatewayServer) -> None:
+    reader, writer, length = await ask_for_a_large_answer(large_images)
+    await asyncio.sleep(3.0)  # reads nothing for three send timeouts (and past the keep-alive)
+    received = await read_to_the_end(reader)
+    writer.close()
+    assert received < length  # what the kernel held arrived, the rest was dropped with the connection
+
+
+async def test_a_client_reading_slowly_but_steadily_gets_its_whole_answer(large_images: GatewayServer) -> None:
+    reader, writer, length = await ask_for_a_large_answer(large_images)
+    received = await read_to_the_end(reader, pause_s=0.03)  # 2 MB/s, 64 KiB at a time: past three send timeouts
+    writer.close()
+    assert received == length
