@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the gateway", description="Serve the gateway.")
-    serve.add_argument("--host", help="address to listen on (default: the host setting, 127.0.0.1)")
+    serve.add_argument("--host", help="address to listen on, or a name: every address it resolves to, e.g. "
+                       "localhost's 127.0.0.1 and ::1 (default: the host setting, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: the port setting, 8000)")
     serve.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
