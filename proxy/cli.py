@@ -44,7 +44,8 @@ INTERRUPTED = 130
 
 def _serve(args: argparse.Namespace) -> int:
     from core.logs import configure_logging
-    from proxy.serving.run import bind, drain_seconds, serve
+    from proxy.serving.listening import bind, bound_port, where
+    from proxy.serving.run import drain_seconds, serve
     from proxy.serving.supervisor import Supervisor
     from proxy.serving.workers import parse_workers, refusal
     from proxy.settings_reader import check_prices, read_settings
@@ -65,18 +66,19 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     try:  # before anything starts, however many workers: a port taken is one line, not a started gateway's logs
-        sock = bind(host, port)
-    except OSError as error:  # the port taken, or the address not this machine's
-        print(f"boltgate serve: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        sockets = bind(host, port)
+    except OSError as error:  # the port taken on one of the host's addresses, or an address not this machine's
+        print(f"boltgate serve: cannot listen on {where(host, port)}: {error.strerror or error}", file=sys.stderr)
         return 1
+    port = bound_port(sockets)  # the kernel's pick, for --port 0
     configure_logging(settings.log_level, settings.log_format)
     if workers == 1:
-        serve(settings.model_copy(update={"workers": 1}), host, port, sock)
+        serve(settings.model_copy(update={"workers": 1}), host, port, sockets)
         return 0
     overrides = {**values, "workers": workers}
     if args.config:
         overrides["config"] = Path(args.config)
-    return Supervisor(overrides, sock, host, port, workers, drain_s=drain_seconds(settings) + 5).run()
+    return Supervisor(overrides, sockets, host, port, workers, drain_s=drain_seconds(settings) + 5).run()
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -252,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the gateway", description="Serve the gateway.")
-    serve.add_argument("--host", help="address to listen on (default: the host setting, 127.0.0.1)")
+    serve.add_argument("--host", help="address to listen on, or a name: every address it resolves to, e.g. "
+                       "localhost's 127.0.0.1 and ::1 (default: the host setting, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: the port setting, 8000)")
     serve.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],

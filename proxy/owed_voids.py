@@ -151,14 +151,14 @@ class OwedVoidsJournal:
 
     @staticmethod
     def forget(inherited: Inherited) -> None:
-        """Remove the gone processes' files: what they owed is owed (and written down) here now."""
-        for path, file in inherited.files:
+        """Remove the gone processes' files: what they owed is owed (and written down) here now.
+        Each is removed while still locked, then let go, so no other start takes it meanwhile."""
+        for path, _ in inherited.files:
             try:
                 path.unlink(missing_ok=True)
             except OSError as error:  # left: the next start takes it again, and a void made twice is harmless
                 log.warning("cannot remove %s: %s", path, error)
-            file.close()
-        inherited.files.clear()
+        OwedVoidsJournal.let_go(inherited)
 
     def _append(self, line: bytes, what: str) -> None:
         try:

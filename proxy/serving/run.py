@@ -1,9 +1,9 @@
 """One gateway process serving on a port: what ``boltgate serve`` runs, once per worker.
 
-``boltgate serve`` binds the port first (``bind``); one worker serves on that socket, and the
-supervisor (``proxy.serving.supervisor``) runs exactly this in each worker on the same one, so
-one worker and N workers serve through the same path: uvicorn with the guarded protocol and the
-limits of ``settings.server`` (``proxy.serving.config``), each limit per worker.
+``boltgate serve`` binds the port first (``proxy.serving.listening``); one worker serves on those
+sockets, and the supervisor (``proxy.serving.supervisor``) runs exactly this in each worker on the
+same ones, so one worker and N workers serve through the same path: uvicorn with the guarded
+protocol and the limits of ``settings.server`` (``proxy.serving.config``), each limit per worker.
 """
 
 from __future__ import annotations
@@ -12,21 +12,22 @@ import socket
 
 import uvicorn
 
-from proxy.serving.config import LISTEN_BACKLOG, uvicorn_config
+from proxy.serving.config import uvicorn_config
 from proxy.settings import Settings
 
 SHUTDOWN_MARGIN_S = 5.0
 """Drain time beyond the deadline: settling, storing images, answering."""
 
 
-def serve(settings: Settings, host: str, port: int, sock: socket.socket, *, announce: bool = True) -> None:
-    """Serve on ``sock`` (bound by ``bind``) until SIGTERM or SIGINT: on either, uvicorn stops
-    accepting, lets requests in flight finish (each is bounded by the deadline) and runs the
-    lifespan's shutdown; past the drain time it cancels what is left. ``announce``: log uvicorn's
-    ``Uvicorn running on`` line once started (one worker; a supervisor's workers leave it to the
-    supervisor's own line)."""
+def serve(settings: Settings, host: str, port: int, sockets: list[socket.socket], *,
+          announce: bool = True) -> None:
+    """Serve on ``sockets`` (``proxy.serving.listening.bind``'s; ``port``, the one they share) until
+    SIGTERM or SIGINT: on either, uvicorn stops accepting, lets requests in flight finish (each is
+    bounded by the deadline) and runs the lifespan's shutdown; past the drain time it cancels what
+    is left. ``announce``: log uvicorn's ``Uvicorn running on`` line once started (one worker; a
+    supervisor's workers leave it to the supervisor's own line)."""
     server = AnnouncingServer if announce else uvicorn.Server
-    server(server_config(settings, host, port)).run(sockets=[sock])
+    server(server_config(settings, host, port)).run(sockets=sockets)
 
 
 class AnnouncingServer(uvicorn.Server):
@@ -57,18 +58,3 @@ def server_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
 
 def drain_seconds(settings: Settings) -> int:
     return round(settings.deadline_s + SHUTDOWN_MARGIN_S)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket the workers share (each accepts from the one queue)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock

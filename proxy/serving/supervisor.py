@@ -1,17 +1,17 @@
 """``boltgate serve --workers N``: N worker processes accepting on one socket, kept running.
 
-The supervisor is handed the port, bound once (``proxy.serving.run.bind``, which ``boltgate
-serve`` calls before anything starts, so a port taken is refused alike for one worker or N), and
-starts N workers (``spawn``: fresh interpreters, nothing inherited but the socket and the
-environment). Each runs ``proxy.serving.run.serve`` on that
-socket with its own event loop; the kernel hands each new connection to one worker that is
+The supervisor is handed the port, bound once (``proxy.serving.listening.bind``, which ``boltgate
+serve`` calls before anything starts, so a port taken is refused alike for one worker or N: one
+socket per address the host resolves to), and starts N workers (``spawn``: fresh interpreters,
+nothing inherited but the sockets and the environment). Each runs ``proxy.serving.run.serve`` on
+those sockets with its own event loop; the kernel hands each new connection to one worker that is
 waiting in ``accept``. The workers share state through the configured store (the SQLite file or
 Redis), never through memory.
 
 - A worker that dies is replaced (its live gauges are dropped from ``/metrics``); one that dies
   within ``QUICK_DEATH_S`` of starting, ``QUICK_DEATHS`` times in a row, stops the supervisor:
   a worker that cannot start (bad settings, port) would otherwise be restarted forever.
-- SIGTERM or SIGINT: the supervisor closes its copy of the socket and passes SIGTERM on; each
+- SIGTERM or SIGINT: the supervisor closes its copies of the sockets and passes SIGTERM on; each
   worker stops accepting, finishes its requests in flight and exits; a worker still running
   after the drain time is killed.
 - A worker whose supervisor is gone (SIGKILLed) drains and exits on its own.
@@ -38,6 +38,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from proxy.serving.listening import where
+
 log = logging.getLogger("boltgate")
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -56,10 +58,11 @@ ORPHAN_CHECK_S = 1.0
 class Supervisor:
     overrides: dict[str, Any]
     """Settings given on the command line (the rest comes from the environment and the file)."""
-    sock: socket.socket
-    """The listening socket the workers share; the supervisor closes its copy when it stops."""
+    sockets: list[socket.socket]
+    """The listening sockets the workers share; the supervisor closes its copies when it stops."""
     host: str
     port: int
+    """The port the sockets are bound to (never 0: the kernel's pick, for ``--port 0``)."""
     workers: int
     drain_s: float
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -72,13 +75,14 @@ class Supervisor:
         context = multiprocessing.get_context("spawn")
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
-        log.info("boltgate serving on %s:%d with %d workers", self.host, self.port, self.workers)
+        log.info("boltgate serving on %s with %d workers", where(self.host, self.port), self.workers)
         try:
             for slot in range(self.workers):
-                self._start(context, slot, self.sock)
-            status = self._watch(context, self.sock)
+                self._start(context, slot)
+            status = self._watch(context)
         finally:
-            self.sock.close()
+            for sock in self.sockets:
+                sock.close()
             self._drain()
             if owned:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -87,13 +91,13 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stopping.set()
 
-    def _start(self, context: Any, slot: int, sock: socket.socket) -> None:
-        process = context.Process(target=worker_main, args=(self.overrides, self.host, self.port, sock),
+    def _start(self, context: Any, slot: int) -> None:
+        process = context.Process(target=worker_main, args=(self.overrides, self.host, self.port, self.sockets),
                                   name=f"boltgate-worker-{slot}")
         process.start()
         self._processes[slot] = (process, time.monotonic())
 
-    def _watch(self, context: Any, sock: socket.socket) -> int:
+    def _watch(self, context: Any) -> int:
         quick_deaths = 0
         while not self._stopping.wait(POLL_S):
             for slot, (process, started) in list(self._processes.items()):
@@ -107,7 +111,7 @@ class Supervisor:
                               process.pid, process.exitcode, quick_deaths)
                     return 1
                 log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
-                self._start(context, slot, sock)
+                self._start(context, slot)
         return 0
 
     def _drain(self) -> None:
@@ -174,8 +178,8 @@ def mark_dead(pid: int | None) -> None:
     multiprocess.mark_process_dead(pid, os.environ[MULTIPROC_DIR_VARIABLE])  # type: ignore[no-untyped-call]
 
 
-def worker_main(overrides: dict[str, Any], host: str, port: int, sock: socket.socket) -> None:
-    """One worker: the settings, read again in this process, served on the inherited socket."""
+def worker_main(overrides: dict[str, Any], host: str, port: int, sockets: list[socket.socket]) -> None:
+    """One worker: the settings, read again in this process, served on the inherited sockets."""
     from core.logs import configure_logging
     from proxy.serving.run import serve
     from proxy.settings import Settings
@@ -184,7 +188,7 @@ def worker_main(overrides: dict[str, Any], host: str, port: int, sock: socket.so
     configure_logging(settings.log_level, settings.log_format)
     supervisor = os.getppid()
     threading.Thread(target=_exit_when_orphaned, args=(supervisor,), daemon=True, name="orphan-check").start()
-    serve(settings, host, port, sock, announce=False)
+    serve(settings, host, port, sockets, announce=False)
 
 
 def _exit_when_orphaned(supervisor: int) -> None:

@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from tests.free_port import PortTaken, on_a_free_port, says_port_taken
+from tests.several_addresses import BOLTGATE_RESOLVING_SEVERAL, SEVERAL, SEVERAL_ADDRESSES
 
 ROOT = Path(__file__).parents[2]
 
@@ -159,15 +160,18 @@ def test_a_port_taken_before_the_server_binds_it_is_replaced_by_another() -> Non
 
 
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "supervisor"])
+@pytest.mark.parametrize(("host", "squatted"), [("127.0.0.1", "127.0.0.1"), (SEVERAL, SEVERAL_ADDRESSES[-1])],
+                         ids=["the host's address", "a name's last address"])
 def test_a_port_already_taken_is_one_line_and_exit_1_before_the_gateway_starts(
-        tmp_path: Path, workers: list[str]) -> None:
+        tmp_path: Path, workers: list[str], host: str, squatted: str) -> None:
     (tmp_path / "tmp").mkdir()
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
+    with socket.socket(socket.AF_INET6 if ":" in squatted else socket.AF_INET) as squatter:
+        squatter.bind((squatted, 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
         finished = subprocess.run(
-            [sys.executable, "-m", "proxy.cli", "serve", "--port", str(taken), *workers], cwd=ROOT, timeout=60,
+            [sys.executable, "-c", BOLTGATE_RESOLVING_SEVERAL, "serve", "--host", host, "--port", str(taken),
+             *workers], cwd=ROOT, timeout=60,
             capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
                                                  "BOLTGATE_DATA_DIR": str(tmp_path / "data"),
                                                  "TMPDIR": str(tmp_path / "tmp")},
@@ -178,7 +182,45 @@ def test_a_port_already_taken_is_one_line_and_exit_1_before_the_gateway_starts(
     assert list((tmp_path / "tmp").iterdir()) == []  # nothing made: no metrics directory
     assert not (tmp_path / "data").exists()
     assert finished.stderr.splitlines() == [
-        f"boltgate serve: cannot listen on 127.0.0.1:{taken}: Address already in use"], finished.stderr
+        f"boltgate serve: cannot listen on {host}:{taken}: Address already in use"], finished.stderr
+
+
+@pytest.mark.parametrize(("workers", "where_it_serves"), [
+    ([], "Uvicorn running on http://{host}:{port} (Press CTRL+C to quit)"),
+    (["--workers", "2"], "boltgate serving on {host}:{port} with 2 workers"),
+], ids=["one process", "supervisor"])
+def test_a_host_name_is_served_on_every_address_it_resolves_to_and_port_0_is_logged_as_bound(
+        tmp_path: Path, workers: list[str], where_it_serves: str) -> None:
+    """As uvicorn served a name before boltgate bound the port itself (``localhost``: 127.0.0.1
+    and ::1); every address on one port, which the log names, the kernel's pick for ``--port 0``."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", BOLTGATE_RESOLVING_SEVERAL, "serve", "--host", SEVERAL, "--port", "0", *workers],
+        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "BOLTGATE_DATA_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in process.stdout or ()))
+    reader.start()
+    said = re.compile(re.escape(where_it_serves.format(host=SEVERAL, port="PORT")).replace("PORT", r"(\d+)"))
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := [match for line in list(lines) if (match := said.search(line))]):
+            assert process.poll() is None and time.monotonic() < deadline, "\n".join(lines)
+            time.sleep(0.05)
+        port = int(found[0].group(1))
+        assert port != 0
+        for address in SEVERAL_ADDRESSES:  # every one answers, on that port
+            url = f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
+            while not _answers(url):
+                assert process.poll() is None and time.monotonic() < deadline, (address, "\n".join(lines))
+                time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        finally:
+            process.kill()
+            reader.join(timeout=10)
 
 
 @pytest.mark.local  # torch and diffusers

@@ -159,6 +159,29 @@ def left_owing_two(directory: Path) -> Path:
     return left
 
 
+def test_a_file_that_cannot_be_removed_is_let_go_for_a_later_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    left = left_owing_two(tmp_path)
+    taker = OwedVoidsJournal(tmp_path)
+    inherited = taker.inherit()
+    unlink = Path.unlink
+
+    def refused(path: Path, missing_ok: bool = False) -> None:
+        if path == left:
+            raise PermissionError(13, "Permission denied", str(path))
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    with caplog.at_level(logging.WARNING, logger="proxy.owed_voids"):
+        taker.forget(inherited)
+
+    assert any(f"cannot remove {left}" in record.getMessage() for record in caplog.records)
+    assert inherited.files == []
+    # its lock let go: a later start takes it over (a void made twice is harmless)
+    assert OwedVoidsJournal(tmp_path).inherit().owed == [TIME_BILLED, PER_IMAGE_WITHOUT_BUDGET]
+
+
 def test_a_line_cut_short_by_the_kill_is_skipped_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     left = left_owing_two(tmp_path)
     left.write_bytes(left.read_bytes()[:-40])  # the second line torn mid-write
