@@ -33,6 +33,10 @@ images (failed, cancelled, lost ``MAX_RUNS`` times, or a cancel that won over a 
 uncharged: the charge kept for its current hold is taken back as an unconfirmed one is
 (``Billing.take_back``: with a refund line in the charge log if it landed, the hold closed if not,
 the vendor's cost booked once as the gateway's loss).
+A run whose settle the ledger refused (the charge kept for the hold is more than the hold holds
+now, after its lease ran out and another run held it again for a cheaper route, and the budget
+has no room for the rest: settling it would pass the budget) fails like any other, its hold left
+open (``proxy.gateway``) for that end to take the kept charge back.
 Only a settled job with no readable kept charge (a record from before charges were kept) is left
 for an operator: logged and counted (``boltgate_jobs_charged_without_images_total``).
 
