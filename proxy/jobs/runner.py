@@ -277,7 +277,7 @@ class JobRunner:
         charged: PendingCharge | None = None
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
-            hold = await current_hold(gateway.billing.ledger, record)
+            hold = await current_hold(gateway.billing.ledger, self.service.book, record)
             if hold.state is HoldState.SETTLED:
                 charged = await self.service.book.kept_charge(record.id, hold.reservation, hold=hold.number)
         reservation = self._served_on(hold)
@@ -315,7 +315,7 @@ class JobRunner:
 
     async def _charged(self, record: JobRecord) -> bool:
         """Whether the job's hold was settled: its run must then end served, not failed."""
-        hold = await current_hold(self.service.gateway.billing.ledger, record)
+        hold = await current_hold(self.service.gateway.billing.ledger, self.service.book, record)
         return hold.state is HoldState.SETTLED
 
     async def _uncharge(self, record: JobRecord) -> None:
@@ -324,7 +324,7 @@ class JobRunner:
         with none kept, its hold is released. A settled hold with no readable kept charge (a
         record from before runs kept theirs) cannot be undone here: logged for an operator."""
         billing = self.service.gateway.billing
-        hold = await current_hold(billing.ledger, record)
+        hold = await current_hold(billing.ledger, self.service.book, record)
         reservation = hold.reservation
         kept = await self.service.book.kept_charge(record.id, reservation, hold=hold.number)
         if kept is not None:
