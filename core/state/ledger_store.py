@@ -21,11 +21,15 @@ after the lease of a run that was in fact still alive ran out): the part of its 
 live hold does not cover is money no hold kept for it, and is written only if the limit has room
 for it, checked in the same atomic step. Without that check, settling that run's charge would
 pass the limit by the difference whenever the key spent the room the lease gave back meanwhile.
-``settle`` and ``release`` close a
-hold once; closing it again answers ``ALREADY_CLOSED`` and changes nothing. ``void`` is for a
-settle whose answer never came back (the store timed out): it makes sure the hold ends up
-uncharged, taking the charge back if the settle did land, so a request answered with an error is
-never charged whatever happened to the answer.
+The check is at the settle, not a rule that a hold id is never held again for less: an expired
+hold's amount is dropped by every store (reaped), so no later hold could know it, and the settle
+is the one step that sees both the charge and what is held for it now, whatever made that less.
+It costs the common path nothing: a charge within its live hold reads no balance.
+
+``settle`` and ``release`` close a hold once; closing it again answers ``ALREADY_CLOSED`` and
+changes nothing. ``void`` is for a settle whose answer never came back (the store timed out): it
+makes sure the hold ends up uncharged, taking the charge back if the settle did land, so a request
+answered with an error is never charged whatever happened to the answer.
 
 Each charge may carry an entry for the charge log (what an operator reconciles a vendor's
 invoice against), appended in the same atomic step and kept ``CHARGE_LOG_RETENTION_S``.

@@ -55,7 +55,8 @@ def job_hold(record: JobRecord, number: int) -> Reservation:
 
 async def current_hold(ledger: Ledger, book: JobBook, record: JobRecord) -> JobHold:
     """The job's hold that a charge can stand on now: one ledger read per hold closed before it,
-    and, once the first is, a read of the charge kept under its key (a drawn hold's?)."""
+    and, once the first is closed, one read of the charge kept under its key (which names the
+    drawn hold of a job from before derived ids)."""
     first = job_hold(record, 0)
     state = await ledger.hold_state(first)
     if state is not HoldState.RELEASED:
