@@ -296,8 +296,9 @@ class StateUnavailable(BoltgateError):
 
 
 class ReservationExpired(StateUnavailable):
-    """The request's credit hold ran out before it could be charged, and the budget has no room
-    for the charge any more: the images are not delivered and nothing is charged."""
+    """The request's credit hold ran out (or an async job's run again held it for less) before it
+    could be charged, and the budget has no room for the charge any more: the images are not
+    delivered and nothing is charged."""
 
     code = "reservation_expired"
 

@@ -16,10 +16,12 @@ budget and holds in one step (so any number of concurrent requests on one key ca
 it); settling closes the hold and writes the charge with its tallies in one step (an
 interruption cannot half-charge, a retry cannot charge twice). A charge is never more than
 what was held: the caller prices the request within its reservation (``proxy.billing``), and
-the ledger caps it there too. A settle is built once (``Settlement``) and every try writes the
-same; when no try was confirmed, ``void`` makes sure the request ends up uncharged, taking back
-exactly what a try that did land wrote. A hold carries a lease (the request's deadline plus a grace): if
-the process dies or loses its store mid-request, the hold stops counting when the lease ends.
+the ledger caps it there too; the store writes a charge above what the hold holds *now* (its
+lease ran out, or a job's run again held it for less) only if the budget has room for it.
+A settle is built once (``Settlement``) and every try writes the same; when no try was
+confirmed, ``void`` makes sure the request ends up uncharged, taking back exactly what a try
+that did land wrote. A hold carries a lease (the request's deadline plus a grace): if the
+process dies or loses its store mid-request, the hold stops counting when the lease ends.
 """
 
 from __future__ import annotations
@@ -173,8 +175,9 @@ class Ledger:
         """Charge ``quote.client_usd`` in place of the reservation, in one atomic step
         (``settlement`` says what is written). Settling again changes nothing.
 
-        Raises ``ReservationExpired`` when the reservation's lease ran out and the budget no longer
-        has room for the charge (nothing is written).
+        Raises ``ReservationExpired`` when the charge is more than the store holds for the
+        reservation now (its lease ran out, or a job's run again held it for less) and the budget
+        has no room for it (nothing is written).
         """
         await self.charge(self.settlement(reservation, quote, overrun_usd=overrun_usd, record=record))
 

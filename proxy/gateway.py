@@ -18,6 +18,15 @@ one for the same hold first, that charge is what is settled (the one charge that
 hold, ``proxy.jobs.book``), and what this run's vendor cost is the gateway's loss. A run again on
 a hold an earlier run settled (``Reservation.settled_before``) sends no settle at all: it is paid
 for, and what its own vendor cost is the gateway's loss.
+
+A job run's settle that the ledger refused (``ReservationExpired``: the charge kept for the job's
+hold is more than the hold holds now, after its lease ran out and another run held it again for
+less, and the budget has no room for the rest) is neither voided nor released. Closing the hold
+would let another run of the job, still alive beside this one, have its settle of the same kept
+charge answered "already closed" and deliver its images uncharged. The hold stays open until the
+job's end: the job fails and its end takes the kept charge back (``JobRunner._uncharge``, the
+vendor's cost booked once as the gateway's loss), unless the other run's settle landed first and
+the job succeeds, charged once.
 """
 
 from __future__ import annotations
@@ -236,8 +245,10 @@ class Gateway:
                         this_run = kept
                 pending = this_run
                 charge = await self._settle(pending, deadline)
-        except BaseException:
-            if pending is not None:  # a settle was sent and not confirmed: it may have landed
+        except BaseException as error:
+            if pending is not None and keep_charge is not None and isinstance(error, ReservationExpired):
+                pass  # a job's settle refused: its hold stays open for the job's end (see above)
+            elif pending is not None:  # a settle was sent and not confirmed: it may have landed
                 self.unconfirmed.void(pending)
             elif hold.reservation is not None:
                 await quietly(self.billing.ledger.release(hold.reservation), "release a reservation")

@@ -12,13 +12,24 @@ An account's money, in integer micro-USD::
     holds        hold id -> amount, each with an expiry (its lease)
 
     spent + the live holds <= the account's limit, whenever a hold is placed or raised
+                                                  or a settle charges more than its hold holds
 
 A hold whose lease ran out (its process was killed, its store connection was lost) is no
-longer counted: the money it held comes back on its own. ``settle`` and ``release`` close a
-hold once; closing it again answers ``ALREADY_CLOSED`` and changes nothing. ``void`` is for a
-settle whose answer never came back (the store timed out): it makes sure the hold ends up
-uncharged, taking the charge back if the settle did land, so a request answered with an error is
-never charged whatever happened to the answer.
+longer counted: the money it held comes back on its own. So a settle may find its hold gone, or
+held again for less (an async job's run again, served by a cheaper route, held the job's hold
+after the lease of a run that was in fact still alive ran out): the part of its charge that the
+live hold does not cover is money no hold kept for it, and is written only if the limit has room
+for it, checked in the same atomic step. Without that check, settling that run's charge would
+pass the limit by the difference whenever the key spent the room the lease gave back meanwhile.
+The check is at the settle, not a rule that a hold id is never held again for less: an expired
+hold's amount is dropped by every store (reaped), so no later hold could know it, and the settle
+is the one step that sees both the charge and what is held for it now, whatever made that less.
+It costs the common path nothing: a charge within its live hold reads no balance.
+
+``settle`` and ``release`` close a hold once; closing it again answers ``ALREADY_CLOSED`` and
+changes nothing. ``void`` is for a settle whose answer never came back (the store timed out): it
+makes sure the hold ends up uncharged, taking the charge back if the settle did land, so a request
+answered with an error is never charged whatever happened to the answer.
 
 Each charge may carry an entry for the charge log (what an operator reconciles a vendor's
 invoice against), appended in the same atomic step and kept ``CHARGE_LOG_RETENTION_S``.
@@ -68,7 +79,8 @@ class Settled(enum.Enum):
     ALREADY_CLOSED = "already_closed"
     """The hold was settled or released before: nothing changed."""
     REFUSED = "refused"
-    """The hold's lease had run out and the limit has no room left for the charge: nothing changed."""
+    """The charge is more than the hold holds live (its lease had run out, or it was held again
+    for less) and the limit has no room for it: nothing changed."""
 
 
 class Voided(enum.Enum):
@@ -107,7 +119,10 @@ class LedgerStore(Protocol):
         """Close the hold, add ``charge`` to ``spent``, add every tally and append ``entry`` (when
         not empty) to the charge log, all in one step.
 
-        When the hold's lease already ran out the charge is written only if it fits ``limit``.
+        A charge within what the hold holds live is written whatever the limit (it was checked
+        when the hold was placed). One above it (the hold's lease ran out, or it was held again
+        for less) is written only if ``spent + the other live holds + charge`` fits ``limit``;
+        otherwise nothing changes (``REFUSED``: the hold stays as it was, open).
         """
         ...
 

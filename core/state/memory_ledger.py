@@ -102,9 +102,10 @@ class MemoryLedgerStore:
         state = self._account(account)
         if self._is_closed(hold_id):
             return Settled.ALREADY_CLOSED
-        held = state.holds.pop(hold_id, None)
-        if held is None and limit is not None and state.spent + state.held() + charge > limit:
+        covered = state.holds.get(hold_id, (0, 0.0))[0]
+        if limit is not None and charge > covered and state.spent + state.held() - covered + charge > limit:
             return Settled.REFUSED
+        state.holds.pop(hold_id, None)
         self._close(hold_id)
         self._settled[hold_id] = self._closed[hold_id]
         state.spent += charge

@@ -91,15 +91,17 @@ return 1
 
 # KEYS: spent, holds, leases, closed, the charge log, then one table per tally.
 # ARGV: hold id, charge, limit (-1: none), closed ttl ms, not after ms, log entry ('' for none),
-# log retention ms, then field, amount per tally.
+# log retention ms, then field, amount per tally. A charge above the live hold ('covered': 0 once
+# its lease ran out) must fit the limit (``LedgerStore.settle``).
 _SETTLE = _PRELUDE + """
 local now = now_ms()
 if now > tonumber(ARGV[5]) then return -1 end
 reap(KEYS[2], KEYS[3], now)
 if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
 local limit = tonumber(ARGV[3])
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 and limit >= 0
-   and spent(KEYS[1]) + held(KEYS[2]) + tonumber(ARGV[2]) > limit then
+local charge = tonumber(ARGV[2])
+local covered = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if limit >= 0 and charge > covered and spent(KEYS[1]) + held(KEYS[2]) - covered + charge > limit then
   return 0
 end
 redis.call('HDEL', KEYS[2], ARGV[1])

@@ -14,9 +14,10 @@ alone in its turn, its own transaction); one that must refuse returns ``Undo``.
 A read never trusts an expired row (``expires > now``, ``forget_at > now``), so deleting
 expired rows is housekeeping only: it runs once every ``SWEEP_EVERY`` writes, inside that
 write's transaction, instead of on every call. Closing an id is one upsert whose row count
-says whether it was already closed; a settle learns whether its hold was still live from the
-``DELETE ... RETURNING`` that removes it, and rolls both back in the rare case that it must
-refuse.
+says whether it was already closed; a settle learns what its hold still held live from the
+``DELETE ... RETURNING`` that removes it, reads the balance only when its charge is more than
+that (the lease ran out, or a job's run again held it for less), and rolls both back in the rare
+case that it must refuse.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ _BALANCE = (
     "SELECT COALESCE((SELECT amount FROM spent WHERE account = ?1), 0), "
     "(SELECT COALESCE(SUM(amount), 0) FROM holds WHERE account = ?1 AND expires > ?2)"
 )
+_DROP_HOLD = "DELETE FROM holds WHERE hold_id = ? RETURNING CASE WHEN expires > ? THEN amount ELSE 0 END"
+"""Remove a hold as it is settled: what it held live (0 when expired), what the charge may take
+without a look at the limit."""
 _PUT_HOLD = (
     "INSERT INTO holds (hold_id, account, amount, expires) VALUES (?, ?, ?, ?) ON CONFLICT (hold_id) "
     "DO UPDATE SET account = excluded.account, amount = excluded.amount, expires = excluded.expires"
@@ -162,8 +166,8 @@ class SqliteLedgerStore:
         def work(db: sqlite3.Connection) -> Settled | Undo[Settled]:
             if not _close(db, hold_id, now, SETTLED):
                 return Settled.ALREADY_CLOSED
-            live = db.execute("DELETE FROM holds WHERE hold_id = ? RETURNING expires > ?", (hold_id, now)).fetchall()
-            if limit is not None and not (live and live[0][0]):
+            held_live = db.execute(_DROP_HOLD, (hold_id, now)).fetchall()
+            if limit is not None and charge > (held_live[0][0] if held_live else 0):
                 spent, held = db.execute(_BALANCE, (account, now)).fetchone()
                 if spent + held + charge > limit:
                     return Undo(Settled.REFUSED)  # the close and the delete undone: a refusal changes nothing

@@ -9,7 +9,8 @@ State, each kept ``retention_s``::
                        and ``job:<id>:charge:<n>`` on its hold n (``proxy.jobs.holds``): kept
                        before any settle of that hold is sent, so a run again after that run
                        was lost can report the charge, or take it back when the job ends
-                       without its images
+                       without its images. A job from before derived hold ids may have there
+                       the charge of a hold its run drew (``drawn_hold``)
 
 One charge per hold, the first kept: keeping is ``set_if_absent``, and a run that finds a charge
 kept for its hold already settles that one, not its own. So whatever lands on a hold is the charge
@@ -97,10 +98,21 @@ class JobBook:
         kept = await self._read_charge(job_id, _charge_key(job_id, hold))
         if kept is None or kept.settlement.reservation.reservation_id == reservation.reservation_id:
             return kept
-        # a drawn hold's, kept by a version that drew one after the first was closed
+        # a drawn hold's (kept by a version that drew one after the first was closed), asked for as
+        # the first's: ``current_hold`` finds the drawn one current once the first is closed
         log.error("the charge kept for job %s is for hold %s, not for %s", job_id,
                   kept.settlement.reservation.reservation_id, reservation.reservation_id)
         return None
+
+    async def drawn_hold(self, record: JobRecord) -> Reservation | None:
+        """The hold a version before derived hold ids drew for the job after its first was closed
+        without a charge (``proxy.jobs.holds``), as the charge that version's run kept names it:
+        under the first hold's key, the one key those versions wrote. None when the charge kept
+        there is the first hold's own, or there is none (or it cannot be read: logged)."""
+        kept = await self._read_charge(record.id, _charge_key(record.id, 0))
+        if kept is None or kept.settlement.reservation.reservation_id == record.held.reservation_id:
+            return None
+        return kept.settlement.reservation
 
     async def _read_charge(self, job_id: str, key: str) -> PendingCharge | None:
         raw = await self._store.get(key)

@@ -1,4 +1,5 @@
-"""A job's holds: which one its next charge can land on, found from the ledger alone.
+"""A job's holds: which one its next charge can land on, found from the ledger (and, for a job
+from before derived ids, the charge its run kept).
 
 A job is charged on one hold at a time. The first is the one placed at submit (number 0, its id
 in the record). A hold closed without its charge standing (released, or voided: a run failed and
@@ -14,6 +15,15 @@ The job's current hold is the first of that sequence not closed without a charge
 expired, or never placed yet) or settled. The holds before it can never be charged again, and
 those after it were never placed (a run takes hold ``n + 1`` only once hold ``n`` is closed
 without a charge, and that never changes back within the ledger's ``CLOSED_TTL_S``).
+
+A job left by a version before derived ids may have a hold whose id that version drew, after the
+first was closed without a charge, for its run again; the ledger does not know it as the job's,
+only the charge that run kept under the first hold's key does (``JobBook.drawn_hold``: those
+versions kept one charge per job, under that key). It comes right after the first: while it is
+not closed without a charge it is the job's current hold, numbered 0 since its charge is kept
+under hold 0's key. A charge that landed on it is so reported by the job's run again, or taken
+back when the job ends without its images, instead of going unseen while the job is charged again
+on hold 1 (or ends failed with that charge standing).
 """
 
 from __future__ import annotations
@@ -22,13 +32,15 @@ from dataclasses import dataclass
 
 from core.state.ledger_store import HoldState
 from pricing.ledger import Ledger, Reservation
+from proxy.jobs.book import JobBook
 from proxy.jobs.record import JobRecord
 
 
 @dataclass(frozen=True, slots=True)
 class JobHold:
     number: int
-    """0: the hold placed at submit; n: the one taken after hold n - 1 was closed without a charge."""
+    """0: the hold placed at submit (or one drawn after it by an earlier version); n: the one
+    taken after hold n - 1 was closed without a charge. Names the hold's kept charge (``JobBook``)."""
     reservation: Reservation
     state: HoldState
 
@@ -41,9 +53,18 @@ def job_hold(record: JobRecord, number: int) -> Reservation:
     return Reservation(first.api_key, f"{first.reservation_id}.{number}", first.limit, first.budget_credits)
 
 
-async def current_hold(ledger: Ledger, record: JobRecord) -> JobHold:
-    """The job's hold that a charge can stand on now (one ledger read per hold closed before it)."""
-    number = 0
+async def current_hold(ledger: Ledger, book: JobBook, record: JobRecord) -> JobHold:
+    """The job's hold that a charge can stand on now: one ledger read per hold closed before it,
+    and, once the first is closed, one read of the charge kept under its key (which names the
+    drawn hold of a job from before derived ids)."""
+    first = job_hold(record, 0)
+    state = await ledger.hold_state(first)
+    if state is not HoldState.RELEASED:
+        return JobHold(0, first, state)
+    drawn = await book.drawn_hold(record)
+    if drawn is not None and (state := await ledger.hold_state(drawn)) is not HoldState.RELEASED:
+        return JobHold(0, drawn, state)
+    number = 1
     while True:
         reservation = job_hold(record, number)
         state = await ledger.hold_state(reservation)

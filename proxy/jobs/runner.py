@@ -33,6 +33,10 @@ images (failed, cancelled, lost ``MAX_RUNS`` times, or a cancel that won over a 
 uncharged: the charge kept for its current hold is taken back as an unconfirmed one is
 (``Billing.take_back``: with a refund line in the charge log if it landed, the hold closed if not,
 the vendor's cost booked once as the gateway's loss).
+A run whose settle the ledger refused (the charge kept for the hold is more than the hold holds
+now, after its lease ran out and another run held it again for a cheaper route, and the budget
+has no room for the rest: settling it would pass the budget) fails like any other, its hold left
+open (``proxy.gateway``) for that end to take the kept charge back.
 Only a settled job with no readable kept charge (a record from before charges were kept) is left
 for an operator: logged and counted (``boltgate_jobs_charged_without_images_total``).
 
@@ -273,7 +277,7 @@ class JobRunner:
         charged: PendingCharge | None = None
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
-            hold = await current_hold(gateway.billing.ledger, record)
+            hold = await current_hold(gateway.billing.ledger, self.service.book, record)
             if hold.state is HoldState.SETTLED:
                 charged = await self.service.book.kept_charge(record.id, hold.reservation, hold=hold.number)
         reservation = self._served_on(hold)
@@ -311,7 +315,7 @@ class JobRunner:
 
     async def _charged(self, record: JobRecord) -> bool:
         """Whether the job's hold was settled: its run must then end served, not failed."""
-        hold = await current_hold(self.service.gateway.billing.ledger, record)
+        hold = await current_hold(self.service.gateway.billing.ledger, self.service.book, record)
         return hold.state is HoldState.SETTLED
 
     async def _uncharge(self, record: JobRecord) -> None:
@@ -320,7 +324,7 @@ class JobRunner:
         with none kept, its hold is released. A settled hold with no readable kept charge (a
         record from before runs kept theirs) cannot be undone here: logged for an operator."""
         billing = self.service.gateway.billing
-        hold = await current_hold(billing.ledger, record)
+        hold = await current_hold(billing.ledger, self.service.book, record)
         reservation = hold.reservation
         kept = await self.service.book.kept_charge(record.id, reservation, hold=hold.number)
         if kept is not None:

@@ -186,6 +186,27 @@ async def test_settling_an_expired_hold_charges_only_when_the_limit_has_room(led
     assert await ledger_store.balance("acct") == Balance(spent=30, held=50)
 
 
+async def test_a_charge_above_its_live_hold_is_written_only_when_the_limit_has_room(
+    ledger_store: LedgerStore,
+) -> None:
+    """A hold held again for less (its lease ran out, another run of the job held it at a cheaper
+    price) and settled at the larger charge: only the part the hold covers is free of the limit."""
+    assert await ledger_store.hold("acct", "again", 20, limit=100, lease_s=LEASE)
+    assert await ledger_store.hold("acct", "other", 70, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "again", 40, limit=100, entry=b"x") is Settled.REFUSED
+    assert await ledger_store.balance("acct") == Balance(spent=0, held=90)
+    assert await ledger_store.charges(since=0) == []
+    assert await ledger_store.hold_state("acct", "again") is HoldState.OPEN
+    assert await ledger_store.settle("acct", "again", 30, limit=100) is Settled.CHARGED
+    assert await ledger_store.balance("acct") == Balance(spent=30, held=70)
+
+
+async def test_a_charge_within_its_live_hold_is_written_whatever_the_limit(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.hold("acct", "h1", 60, limit=100, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "h1", 60, limit=10) is Settled.CHARGED
+    assert await ledger_store.balance("acct") == Balance(spent=60, held=0)
+
+
 async def test_concurrent_holds_never_pass_the_limit(ledger_store: LedgerStore) -> None:
     results = await asyncio.gather(
         *(ledger_store.hold("acct", f"h{index}", 3, limit=60, lease_s=LEASE) for index in range(50))

@@ -79,17 +79,24 @@ async def uncharged(client: Client) -> None:
 
 
 @asynccontextmanager
-async def records_of(settings: dict[str, Any]) -> AsyncIterator[JobBook]:
-    """The job records the app wrote (opened while no app runs)."""
+async def state_of(settings: dict[str, Any]) -> AsyncIterator[SqliteStateStore | RedisStateStore]:
+    """The state store the app wrote (opened while no app runs)."""
     store: SqliteStateStore | RedisStateStore
     if settings["state_backend"] == "redis":
         store = RedisStateStore.from_url(settings["redis_url"])
     else:
         store = SqliteStateStore(SqliteDatabase.in_directory(Path(os.environ["BOLTGATE_DATA_DIR"])))
     try:
-        yield JobBook(store, retention_s=3600)
+        yield store
     finally:
         await store.aclose()
+
+
+@asynccontextmanager
+async def records_of(settings: dict[str, Any]) -> AsyncIterator[JobBook]:
+    """The job records the app wrote (opened while no app runs)."""
+    async with state_of(settings) as store:
+        yield JobBook(store, retention_s=3600)
 
 
 @asynccontextmanager
