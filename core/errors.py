@@ -27,7 +27,8 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     │   └── UpstreamRateLimited        429 upstream_rate_limited: every route tried answered 429
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt, Retry-After
     ├── StateUnavailable               503 + Retry-After: Redis or the ledger file did not answer
-    │   └── ReservationExpired         503: the hold's lease ran out and the budget has no room
+    │   ├── ReservationExpired         503: the hold's lease ran out and the budget has no room
+    │   └── ReservationReleased        503: another run of the job closed the hold without a charge
     ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
     │   ├── InvalidSettings            a settings file or BOLTGATE_* variable that cannot be read
     │   ├── CatalogError               a price catalog file or override that cannot be read as prices
@@ -301,6 +302,14 @@ class ReservationExpired(StateUnavailable):
     delivered and nothing is charged."""
 
     code = "reservation_expired"
+
+
+class ReservationReleased(StateUnavailable):
+    """The request's credit hold was closed without a charge before its settle: another run of
+    the same async job gave it back (it failed, or its unconfirmed charge was voided). Nothing is
+    charged, so the images are not delivered: taking "closed" for "charged already" gave them away."""
+
+    code = "reservation_released"
 
 
 class ConfigurationError(BoltgateError):

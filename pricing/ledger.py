@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from core.errors import InsufficientCredits, ReservationExpired
+from core.errors import InsufficientCredits, ReservationExpired, ReservationReleased
 from core.state.base import StateStore
 from core.state.ledger_store import HoldState, LedgerStore, Settled, Tally, Voided
 from pricing.charge_log import ChargeRecord
@@ -177,12 +177,15 @@ class Ledger:
 
         Raises ``ReservationExpired`` when the charge is more than the store holds for the
         reservation now (its lease ran out, or a job's run again held it for less) and the budget
-        has no room for it (nothing is written).
+        has no room for it (nothing is written), and ``ReservationReleased`` when the reservation
+        was closed without a charge before (another run of the job gave it back): settling a
+        reservation settled before is a retry that changes nothing, and the charge stands.
         """
         await self.charge(self.settlement(reservation, quote, overrun_usd=overrun_usd, record=record))
 
     async def charge(self, settlement: Settlement) -> None:
-        """Write ``settlement`` (once, however often it is called); ``ReservationExpired`` as ``settle``."""
+        """Write ``settlement`` (once, however often it is called); ``ReservationExpired`` and
+        ``ReservationReleased`` as ``settle``."""
         reservation = settlement.reservation
         entry = b"" if settlement.record is None else settlement.record.to_entry()
         outcome = await self._book.settle(reservation.api_key, reservation.reservation_id, settlement.micro_usd,
@@ -190,6 +193,9 @@ class Ledger:
         if outcome is Settled.REFUSED:
             raise ReservationExpired("This request's reservation expired before it could be charged; "
                                      "nothing was charged")
+        if outcome is Settled.ALREADY_RELEASED:
+            raise ReservationReleased("This request's reservation was given back by another run of the same job "
+                                      "before it could be charged; nothing was charged")
 
     async def void(self, settlement: Settlement) -> Voided:
         """Make sure ``settlement``'s request ends up uncharged: its settle was sent but never

@@ -19,14 +19,23 @@ hold, ``proxy.jobs.book``), and what this run's vendor cost is the gateway's los
 a hold an earlier run settled (``Reservation.settled_before``) sends no settle at all: it is paid
 for, and what its own vendor cost is the gateway's loss.
 
-A job run's settle that the ledger refused (``ReservationExpired``: the charge kept for the job's
-hold is more than the hold holds now, after its lease ran out and another run held it again for
-less, and the budget has no room for the rest) is neither voided nor released. Closing the hold
-would let another run of the job, still alive beside this one, have its settle of the same kept
-charge answered "already closed" and deliver its images uncharged. The hold stays open until the
-job's end: the job fails and its end takes the kept charge back (``JobRunner._uncharge``, the
-vendor's cost booked once as the gateway's loss), unless the other run's settle landed first and
-the job succeeds, charged once.
+A job run whose settle failed, however (the ledger refused it, ``ReservationExpired``: the
+charge kept for the job's hold is more than the hold holds now, after its lease ran out and another
+run held it again for less, and the budget has no room for the rest; or it went unconfirmed, or
+the run was cancelled mid-settle), is neither voided nor released: the job's end settles its
+money. Another run of the job may be alive beside this one, settling the same kept charge on the
+same hold. Closing the hold would have that settle find it closed without a charge; and a void
+made after that settle landed would take back the charge of a run that delivered its images. So
+the hold stays as it is until the job's end: a job that fails has its kept charge taken back
+(``JobRunner._uncharge``: refunded if a settle landed, the hold closed if not, the vendor's cost
+booked once as the gateway's loss); one that succeeds (the other run's settle landed, or a run
+again found the hold settled) is charged once. A process killed meanwhile leaves the job
+unacknowledged: its next delivery finds the end, or runs it again on the same hold.
+
+A settle that finds the hold closed without a charge (``ReservationReleased``: another run of
+the job failed before its settle and released it, or the job's end took its charge back) charges
+nothing, so the run fails and delivers no image. A synchronous request holds a hold of its own,
+released or voided only after its last settle try: it never finds its hold so.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from typing import Any
 from backends.base import GeneratedImage
 from core.create_key import create_key_for_client_key
 from core.deadline import Deadline
-from core.errors import ReservationExpired, RouteAttempt, StateUnavailable
+from core.errors import ReservationExpired, ReservationReleased, RouteAttempt, StateUnavailable
 from core.image_header import DEFAULT_MAX_PIXELS
 from core.request import ImageRequest
 from core.state.base import StateStore
@@ -245,9 +254,9 @@ class Gateway:
                         this_run = kept
                 pending = this_run
                 charge = await self._settle(pending, deadline)
-        except BaseException as error:
-            if pending is not None and keep_charge is not None and isinstance(error, ReservationExpired):
-                pass  # a job's settle refused: its hold stays open for the job's end (see above)
+        except BaseException:
+            if pending is not None and keep_charge is not None:
+                pass  # a job's settle failed (refused, unconfirmed): the job's end settles its money (see above)
             elif pending is not None:  # a settle was sent and not confirmed: it may have landed
                 self.unconfirmed.void(pending)
             elif hold.reservation is not None:
@@ -286,8 +295,8 @@ class Gateway:
             try:
                 return await self.billing.settle(pending)
             except StateUnavailable as error:
-                if isinstance(error, ReservationExpired):
-                    raise
+                if isinstance(error, (ReservationExpired, ReservationReleased)):
+                    raise  # the store answered: nothing was written, and a retry would write nothing
                 if deadline.remaining() <= SETTLE_RETRY_S:
                     raise StateUnavailable("The state store did not confirm this request's charge before its "
                                            "deadline: no image is delivered, and a charge that was recorded "

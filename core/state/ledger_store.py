@@ -26,10 +26,16 @@ hold's amount is dropped by every store (reaped), so no later hold could know it
 is the one step that sees both the charge and what is held for it now, whatever made that less.
 It costs the common path nothing: a charge within its live hold reads no balance.
 
-``settle`` and ``release`` close a hold once; closing it again answers ``ALREADY_CLOSED`` and
-changes nothing. ``void`` is for a settle whose answer never came back (the store timed out): it
-makes sure the hold ends up uncharged, taking the charge back if the settle did land, so a request
-answered with an error is never charged whatever happened to the answer.
+``settle`` and ``release`` close a hold once; closing it again changes nothing. A settle of a
+closed hold says how it was closed, because its caller acts on that: closed by a settle
+(``ALREADY_SETTLED``: a retry of its own settle that landed, or another run of the same async job
+settled the same charge) the charge stands and the images are paid for; closed without a charge
+(``ALREADY_RELEASED``: released, or voided, by another run of the job that gave the hold back)
+nothing is charged, and a caller that took that for "charged already" would hand over free images.
+
+``void`` is for a settle whose answer never came back (the store timed out): it makes sure the
+hold ends up uncharged, taking the charge back if the settle did land, so a request answered with
+an error is never charged whatever happened to the answer.
 
 Each charge may carry an entry for the charge log (what an operator reconciles a vendor's
 invoice against), appended in the same atomic step and kept ``CHARGE_LOG_RETENTION_S``.
@@ -76,8 +82,11 @@ class Balance:
 class Settled(enum.Enum):
     CHARGED = "charged"
     """This call closed the hold and wrote the charge and its tallies."""
-    ALREADY_CLOSED = "already_closed"
-    """The hold was settled or released before: nothing changed."""
+    ALREADY_SETTLED = "already_settled"
+    """A settle closed the hold before and its charge stands: nothing changed."""
+    ALREADY_RELEASED = "already_released"
+    """The hold was closed without a charge standing (released, or voided: its charge taken back
+    or never landed): nothing changed, and nothing is charged."""
     REFUSED = "refused"
     """The charge is more than the hold holds live (its lease had run out, or it was held again
     for less) and the limit has no room for it: nothing changed."""

@@ -101,7 +101,7 @@ class MemoryLedgerStore:
     ) -> Settled:
         state = self._account(account)
         if self._is_closed(hold_id):
-            return Settled.ALREADY_CLOSED
+            return Settled.ALREADY_SETTLED if self._is_settled(hold_id) else Settled.ALREADY_RELEASED
         covered = state.holds.get(hold_id, (0, 0.0))[0]
         if limit is not None and charge > covered and state.spent + state.held() - covered + charge > limit:
             return Settled.REFUSED

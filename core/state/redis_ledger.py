@@ -97,7 +97,9 @@ _SETTLE = _PRELUDE + """
 local now = now_ms()
 if now > tonumber(ARGV[5]) then return -1 end
 reap(KEYS[2], KEYS[3], now)
-if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
+local closed = redis.call('GET', KEYS[4])
+if closed == 'settled' then return 2 end
+if closed then return 3 end
 local limit = tonumber(ARGV[3])
 local charge = tonumber(ARGV[2])
 local covered = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
@@ -154,7 +156,7 @@ end
 return 1
 """
 
-_SETTLED = {1: Settled.CHARGED, 2: Settled.ALREADY_CLOSED, 0: Settled.REFUSED}
+_SETTLED = {1: Settled.CHARGED, 2: Settled.ALREADY_SETTLED, 3: Settled.ALREADY_RELEASED, 0: Settled.REFUSED}
 _VOIDED = {2: Voided.REFUNDED, 1: Voided.RELEASED, 0: Voided.UNCHANGED}
 
 

@@ -164,8 +164,9 @@ class SqliteLedgerStore:
         now = time.time()
 
         def work(db: sqlite3.Connection) -> Settled | Undo[Settled]:
-            if not _close(db, hold_id, now, SETTLED):
-                return Settled.ALREADY_CLOSED
+            if not _close(db, hold_id, now, SETTLED):  # closed before: by a settle, or without a charge
+                kind = db.execute("SELECT kind FROM closed WHERE marker = ?", (hold_id,)).fetchone()
+                return Settled.ALREADY_SETTLED if kind and kind[0] == SETTLED else Settled.ALREADY_RELEASED
             held_live = db.execute(_DROP_HOLD, (hold_id, now)).fetchall()
             if limit is not None and charge > (held_live[0][0] if held_live else 0):
                 spent, held = db.execute(_BALANCE, (account, now)).fetchone()

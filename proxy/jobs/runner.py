@@ -33,10 +33,13 @@ images (failed, cancelled, lost ``MAX_RUNS`` times, or a cancel that won over a 
 uncharged: the charge kept for its current hold is taken back as an unconfirmed one is
 (``Billing.take_back``: with a refund line in the charge log if it landed, the hold closed if not,
 the vendor's cost booked once as the gateway's loss).
-A run whose settle the ledger refused (the charge kept for the hold is more than the hold holds
-now, after its lease ran out and another run held it again for a cheaper route, and the budget
-has no room for the rest: settling it would pass the budget) fails like any other, its hold left
-open (``proxy.gateway``) for that end to take the kept charge back.
+A run whose settle failed (the ledger refused it: the charge kept for the hold is more than the
+hold holds now, after its lease ran out and another run held it again for a cheaper route, and
+the budget has no room for the rest; or the store did not confirm it) fails like any other, its
+hold neither released nor voided (``proxy.gateway``): that end takes the kept charge back, and a
+charge that another run of the job, still alive, landed on the hold is not taken back under the
+images it delivered. A run whose settle finds the hold closed without a charge (another run
+released it, or the job's end took its charge back) is not paid for, and fails too.
 Only a settled job with no readable kept charge (a record from before charges were kept) is left
 for an operator: logged and counted (``boltgate_jobs_charged_without_images_total``).
 

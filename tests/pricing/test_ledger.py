@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import InsufficientCredits, ReservationExpired
+from core.errors import InsufficientCredits, ReservationExpired, ReservationReleased
 from core.request import ImageRequest
 from core.state.base import StateStore
 from core.state.memory_ledger import MemoryLedgerStore
@@ -171,6 +171,21 @@ async def test_a_charge_after_the_lease_ran_out_is_refused_when_the_budget_is_go
     usage = await ledger.usage(KEY, Decimal("10"))
     assert usage["spent_usd"] == "0.000000"
     assert usage["images"] == 0
+
+
+async def test_a_settle_of_a_reservation_given_back_charges_nothing_and_says_so(ledger: Ledger) -> None:
+    """Another run of an async job released (or voided) the hold: this settle is no charge, and is
+    never mistaken for the retry of one that landed (which answers quietly: its charge stands)."""
+    given_back = await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)
+    await ledger.release(given_back)
+    with pytest.raises(ReservationReleased):
+        await ledger.settle(given_back, quote("runflow", "0.1"))
+    settled = await ledger.reserve(KEY, Decimal("0.1"), Decimal("10"), lease_s=LEASE)
+    await ledger.settle(settled, quote("runflow", "0.1"))
+    await ledger.settle(settled, quote("runflow", "0.1"))
+    usage = await ledger.usage(KEY, Decimal("10"))
+    assert usage["spent_usd"] == "0.100000"
+    assert usage["images"] == 1
 
 
 async def test_a_negative_reservation_is_refused(ledger: Ledger) -> None:

@@ -94,17 +94,39 @@ async def test_settling_twice_or_releasing_after_changes_nothing(ledger_store: L
     assert await ledger_store.hold("acct", "h1", 50, limit=100, lease_s=LEASE)
     tallies = [Tally("acct:day_usd", "d", 40)]
     assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies) is Settled.CHARGED
-    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies) is Settled.ALREADY_CLOSED
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies) is Settled.ALREADY_SETTLED
     assert await ledger_store.release("acct", "h1") is False
     assert await ledger_store.balance("acct") == Balance(spent=40, held=0)
     assert await ledger_store.table("acct:day_usd") == {"d": 40}
+
+
+async def test_a_settle_tells_a_hold_closed_by_a_settle_from_one_closed_without_a_charge(
+    ledger_store: LedgerStore,
+) -> None:
+    """Two runs of an async job settle the same hold: the one that finds it settled is paid for
+    by that charge, the one that finds it released or voided is not paid for at all (another run
+    gave the hold back), even where no limit is checked and a lease ran out."""
+    assert await ledger_store.hold("acct", "settled", 50, limit=None, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "settled", 40, limit=None) is Settled.CHARGED
+    assert await ledger_store.hold("acct", "released", 50, limit=None, lease_s=LEASE)
+    assert await ledger_store.release("acct", "released") is True
+    assert await ledger_store.void("acct", "voided", 40) is Voided.RELEASED  # its settle never landed
+    assert await ledger_store.hold("acct", "refunded", 50, limit=None, lease_s=LEASE)
+    assert await ledger_store.settle("acct", "refunded", 40, limit=None) is Settled.CHARGED
+    assert await ledger_store.void("acct", "refunded", 40) is Voided.REFUNDED
+
+    assert await ledger_store.settle("acct", "settled", 40, limit=None) is Settled.ALREADY_SETTLED
+    for hold_id in ("released", "voided", "refunded"):
+        assert await ledger_store.settle("acct", hold_id, 40, limit=None) is Settled.ALREADY_RELEASED, hold_id
+        assert await ledger_store.settle("acct", hold_id, 40, limit=100) is Settled.ALREADY_RELEASED, hold_id
+    assert await ledger_store.balance("acct") == Balance(spent=40, held=0)
 
 
 async def test_release_gives_the_hold_back_once_and_blocks_a_later_settle(ledger_store: LedgerStore) -> None:
     assert await ledger_store.hold("acct", "h1", 100, limit=100, lease_s=LEASE)
     assert await ledger_store.release("acct", "h1") is True
     assert await ledger_store.release("acct", "h1") is False
-    assert await ledger_store.settle("acct", "h1", 100, limit=100) is Settled.ALREADY_CLOSED
+    assert await ledger_store.settle("acct", "h1", 100, limit=100) is Settled.ALREADY_RELEASED
     assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
     assert await ledger_store.hold("acct", "h2", 100, limit=100, lease_s=LEASE)
 
@@ -122,7 +144,7 @@ async def test_voiding_a_settled_hold_takes_its_charge_back_once(ledger_store: L
     assert await ledger_store.table("acct:day_images") == {"d": 0}
     assert await ledger_store.table("losses") == {"v": 25}
     assert [charge.entry for charge in await ledger_store.charges(since=0)] == [b"charge", b"refund"]
-    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies) is Settled.ALREADY_CLOSED
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=tallies) is Settled.ALREADY_RELEASED
     assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
 
 
@@ -133,7 +155,7 @@ async def test_voiding_an_open_hold_releases_it_and_no_settle_can_charge_it_afte
         is Voided.RELEASED
     assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
     assert await ledger_store.settle("acct", "h1", 40, limit=100, tallies=[Tally("t", "f", 40)]) \
-        is Settled.ALREADY_CLOSED
+        is Settled.ALREADY_RELEASED
     assert await ledger_store.void("acct", "h1", 40, tallies=[Tally("t", "f", -40)]) is Voided.UNCHANGED
     assert await ledger_store.balance("acct") == Balance(spent=0, held=0)
     assert await ledger_store.table("t") == {}
@@ -254,7 +276,7 @@ async def test_a_charge_appends_its_entry_to_the_charge_log_once(ledger_store: L
     before = time.time() - 1
     assert await ledger_store.hold("acct", "h1", 50, limit=100, lease_s=LEASE)
     assert await ledger_store.settle("acct", "h1", 40, limit=100, entry=b'{"n": 1}') is Settled.CHARGED
-    assert await ledger_store.settle("acct", "h1", 40, limit=100, entry=b'{"n": 1}') is Settled.ALREADY_CLOSED
+    assert await ledger_store.settle("acct", "h1", 40, limit=100, entry=b'{"n": 1}') is Settled.ALREADY_SETTLED
     assert await ledger_store.hold("acct", "h2", 10, limit=100, lease_s=LEASE)
     assert await ledger_store.settle("acct", "h2", 10, limit=100) is Settled.CHARGED  # no entry: none logged
     logged = await ledger_store.charges(since=before)

@@ -28,8 +28,8 @@ async def test_holds_closed_past_the_prune_size_stay_closed(clock: Clock) -> Non
     store = MemoryLedgerStore()
     for index in range(CLOSED_PRUNE_AT + 50):
         assert await store.settle("key", f"hold-{index}", 1, limit=None) is Settled.CHARGED
-    assert await store.settle("key", "hold-0", 1, limit=None) is Settled.ALREADY_CLOSED
-    assert await store.settle("key", f"hold-{CLOSED_PRUNE_AT + 49}", 1, limit=None) is Settled.ALREADY_CLOSED
+    assert await store.settle("key", "hold-0", 1, limit=None) is Settled.ALREADY_SETTLED
+    assert await store.settle("key", f"hold-{CLOSED_PRUNE_AT + 49}", 1, limit=None) is Settled.ALREADY_SETTLED
 
 
 async def test_closed_holds_are_pruned_once_per_doubling_not_on_every_close(clock: Clock) -> None:

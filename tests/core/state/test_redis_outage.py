@@ -174,6 +174,6 @@ async def test_with_aof_money_and_keys_survive_a_kill(server: RedisServer) -> No
             assert await state.get("apikey:abc") == b'{"revoked": true}'
             assert await book.balance("acct") == Balance(spent=60, held=25)
             assert await book.table("acct:day_usd") == {"d": 60}
-            assert await book.settle("acct", "h1", 60, limit=100) is Settled.ALREADY_CLOSED
+            assert await book.settle("acct", "h1", 60, limit=100) is Settled.ALREADY_SETTLED
     finally:
         await state.aclose()

@@ -36,7 +36,7 @@ async def test_keys_and_money_survive_closing_and_reopening_the_file(tmp_path: P
         assert await state.get("idem:short") is None
         assert await book.balance("acct") == Balance(spent=60, held=0)  # the killed request's hold expired
         assert await book.table("acct:day_usd") == {"d": 60}
-        assert await book.settle("acct", "settled", 60, limit=100) is Settled.ALREADY_CLOSED
+        assert await book.settle("acct", "settled", 60, limit=100) is Settled.ALREADY_SETTLED
     finally:
         reopened.close()
 

@@ -105,7 +105,7 @@ async def test_a_file_with_the_earlier_rowid_tables_keeps_working(tmp_path: Path
     assert await book.hold("acct", "h1", 50, limit=100, lease_s=60)
     assert not await book.hold("acct", "h2", 50, limit=100, lease_s=60)
     assert await book.settle("acct", "h1", 40, limit=100, tallies=[Tally("t", "f", 40)]) is Settled.CHARGED
-    assert await book.settle("acct", "h1", 40, limit=100) is Settled.ALREADY_CLOSED
+    assert await book.settle("acct", "h1", 40, limit=100) is Settled.ALREADY_SETTLED
     assert await book.balance("acct") == Balance(spent=45, held=0)
     assert await book.table("t") == {"f": 40}
     without_rowid = book.database.connection.execute(

@@ -65,7 +65,7 @@ async def test_two_runs_that_find_the_first_hold_closed_share_the_next_so_one_ch
                for hold in (one, other)]
 
     assert ids == {job_hold(RECORD, 1).reservation_id}
-    assert settled == [Settled.CHARGED, Settled.ALREADY_CLOSED]
+    assert settled == [Settled.CHARGED, Settled.ALREADY_SETTLED]
     assert (await book.balance("key-1")).spent == 4_000
 
 
