@@ -135,7 +135,8 @@ async def test_an_internal_webhook_url_is_refused_at_submit_unless_allowed(recei
     async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS) as client:
         answers = [await client.post("/v1/images/jobs", json={**BODY, "webhook_url": url}, headers=ALICE)
                    for url in (receiver.url, "https://127.0.0.1/hook", "https://169.254.169.254/latest",
-                               "https://10.1.2.3/hook", "ftp://example.com/hook", "https://u:p@example.com/")]
+                               "https://10.1.2.3/hook", "ftp://example.com/hook", "https://u:p@example.com/",
+                               "https://2130706433/hook", "https://127.1/hook")]
         charged = await spent(client)
 
     for answer in answers:
