@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from litestar.openapi.spec import Link, OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import Link, OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
 from pydantic import ConfigDict, Field
 
 from proxy.api.image_operations import PARAMETERS, route_parameter
@@ -33,6 +33,11 @@ class OpenAIJobBody(OpenAIImageBody):
         description="Called once when the job succeeds or fails, signed with Boltgate-Signature: https on a "
                     "public address (http or a private address only for the gateway's allowed hosts).")
 
+
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key", param_in="header", required=False, schema=Schema(type=OpenAPIType.STRING),
+    description="A submit retried with the same key answers the job the first one queued, as it is now "
+                "(x-boltgate-idempotent-replay: true), never a second job (24 h); with another body: 409")
 
 JOB_PATH_PARAMETER_DESCRIPTION = "As POST /v1/images/jobs answered it (its Location header names it)"
 
@@ -60,7 +65,7 @@ def submit_operation(limits: ServedLimits | None, pins: Sequence[str] = ()) -> t
     return documented(ACCEPTED, status=202, errors=(400, 401, 402, 403, 404, 413, 429, 500, 503), body=body,
                       parameters=[*(parameter for parameter in PARAMETERS
                                     if parameter.name in (PRICE_CEILING_HEADER, POLICY_HEADER, HEDGE_HEADER)),
-                                  route_parameter(pins)])
+                                  route_parameter(pins), IDEMPOTENCY_KEY])
 
 
 GET_OPERATION = documented(Answer(ImageJob, "The job: its status, and its images, cost and route once it "

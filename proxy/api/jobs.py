@@ -57,7 +57,7 @@ async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: Inject
             if value is not None and payload.get(field) is None:
                 payload[field] = value
     base_url = gateway.links.for_request(request)
-    accepted = await jobs.submit(payload, key, base_url, asked)
+    accepted = await jobs.submit(payload, key, base_url, asked, idempotency_key=request.headers.get("idempotency-key"))
     return _json(accepted.job, 202, {**accepted.headers, "location": f"/v1/images/jobs/{accepted.job['id']}"})
 
 

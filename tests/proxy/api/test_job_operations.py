@@ -52,7 +52,7 @@ async def test_the_job_body_is_the_generation_body_answered_as_urls_with_a_webho
     assert variant(properties["steps"])["maximum"] == 50  # narrowed to the routes, as generations are
     parameters = {parameter["name"]: parameter for parameter in submit["parameters"]}
     assert set(parameters) == {"x-boltgate-max-price-usd", "x-boltgate-routing-policy", "x-boltgate-route",
-                               "x-boltgate-hedge"}
+                               "x-boltgate-hedge", "Idempotency-Key"}
     generations = (await schema(client))["paths"]["/v1/images/generations"]["post"]["parameters"]
     pin = next(parameter for parameter in generations if parameter["name"] == "x-boltgate-route")
     assert parameters["x-boltgate-route"]["schema"] == pin["schema"]  # the same routes to pin
