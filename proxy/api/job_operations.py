@@ -62,7 +62,7 @@ def submit_operation(limits: ServedLimits | None, pins: Sequence[str] = ()) -> t
     source = OpenAIJobBody.model_json_schema()
     schema = to_openapi(limits.document(source) if limits is not None else source)
     body = RequestBody(content={"application/json": OpenAPIMediaType(schema=schema)}, required=True)
-    return documented(ACCEPTED, status=202, errors=(400, 401, 402, 403, 404, 413, 429, 500, 503), body=body,
+    return documented(ACCEPTED, status=202, errors=(400, 401, 402, 403, 404, 409, 413, 429, 500, 503), body=body,
                       parameters=[*(parameter for parameter in PARAMETERS
                                     if parameter.name in (PRICE_CEILING_HEADER, POLICY_HEADER, HEDGE_HEADER)),
                                   route_parameter(pins), IDEMPOTENCY_KEY])

@@ -29,7 +29,6 @@ from proxy.gateway import Gateway
 from proxy.jobs.book import JobBook
 from proxy.jobs.queue import JobQueue
 from proxy.jobs.record import JOB_ID, HeldCredits, JobEnd, JobRecord, error_object, new_job_id
-from proxy.jobs.submit_once import Replayed, fingerprint, submit_once
 from proxy.jobs.view import job_view
 from proxy.jobs.webhook import WebhookSender
 from proxy.jobs.webhook_secret import WebhookSecrets
@@ -68,30 +67,19 @@ class JobService:
         """Called with a cancelled job's id: the runner stops it at once if it runs here."""
 
     async def submit(self, payload: Any, key: KeyRecord, base_url: str, asked: RoutingChoice = DEFAULT_CHOICE,
-                     idempotency_key: str | None = None) -> Accepted:
+                     job_id: str | None = None) -> Accepted:
         """``POST /v1/images/jobs``: the body of a generation plus ``webhook_url``, and the route
         and hedging its headers ``asked`` for; the job as the client sees it, with the submit's
-        rate-limit headers. Under an ``idempotency_key`` the job is queued once
-        (``proxy.jobs.submit_once``): a retry answers the job the first submit queued, as it is
-        now (``x-boltgate-idempotent-replay``), never a second job held and charged."""
+        rate-limit headers. ``job_id``: as ``enqueue`` takes it (under an ``Idempotency-Key``,
+        ``proxy.jobs.submit_once`` chooses it)."""
         if not isinstance(payload, dict):
             raise InvalidRequest("The request body must be a JSON object", param=None)
         body = dict(payload)
         webhook_url = body.pop("webhook_url", None)
         if webhook_url is not None and not isinstance(webhook_url, str):
             raise InvalidRequest("webhook_url must be a string (an https URL)", param="webhook_url")
-        if idempotency_key is None:
-            record, headers = await self.enqueue(body, key, base_url, webhook_url=webhook_url, asked=asked)
-            return Accepted(job_view(record, None), headers)
-        to_image_request(body, strict=True)  # a bad body is its 400 before the key is claimed
-        outcome = await submit_once(
-            self, key, f"jobs:{idempotency_key}", fingerprint({"submit": payload}, asked),
-            lambda job_id: self.enqueue(body, key, base_url, webhook_url=webhook_url, asked=asked, job_id=job_id))
-        if isinstance(outcome, Replayed):
-            job_id = outcome.record.id
-            return Accepted(job_view(outcome.record, outcome.end, await self.book.webhook_outcome(job_id)),
-                            {"x-boltgate-idempotent-replay": "true"})
-        record, headers = outcome
+        record, headers = await self.enqueue(body, key, base_url, webhook_url=webhook_url, asked=asked,
+                                             job_id=job_id)
         return Accepted(job_view(record, None), headers)
 
     async def enqueue(self, body: dict[str, Any], key: KeyRecord, base_url: str, *, webhook_url: str | None = None,

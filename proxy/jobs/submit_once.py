@@ -15,20 +15,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
-from core.errors import IdempotencyConflict, NotFound, StateUnavailable
+from core.errors import IdempotencyConflict, InvalidRequest, NotFound, StateUnavailable
 from pricing.keys import KeyRecord
+from proxy.api.openai_request import to_image_request
 from proxy.best_effort import quietly
 from proxy.claims import CLAIM_GRACE_S, Claim, HeldClaim, claim, refuse_held
 from proxy.jobs.record import JobEnd, JobRecord, new_job_id
+from proxy.jobs.service import Accepted, JobService
+from proxy.jobs.view import job_view
 from proxy.replays import refuse_another_request
 from proxy.routing.choice import RoutingChoice
-
-if TYPE_CHECKING:  # the service submits through this module
-    from proxy.jobs.service import JobService
 
 Queued = TypeVar("Queued")
 
@@ -97,3 +97,19 @@ def fingerprint(asked_for: dict[str, Any], routing: RoutingChoice) -> str:
     asked_of_router = [routing.policy, routing.vendor, routing.region, routing.hedge]
     raw = orjson.dumps({**asked_for, "router": asked_of_router}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(raw).hexdigest()
+
+
+async def submit_job_once(jobs: JobService, payload: Any, key: KeyRecord, base_url: str, asked: RoutingChoice,
+                          idempotency_key: str) -> Accepted:
+    """``POST /v1/images/jobs`` under an ``Idempotency-Key``: the job queued once; a retry answers
+    it as it is now, with ``x-boltgate-idempotent-replay``, never a second job held and charged."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("The request body must be a JSON object", param=None)
+    # A bad body is its 400 before the key is claimed (and before it is fingerprinted).
+    to_image_request({name: value for name, value in payload.items() if name != "webhook_url"}, strict=True)
+    outcome = await submit_once(jobs, key, f"jobs:{idempotency_key}", fingerprint({"submit": payload}, asked),
+                                lambda job_id: jobs.submit(payload, key, base_url, asked, job_id=job_id))
+    if not isinstance(outcome, Replayed):
+        return outcome
+    webhook = await jobs.book.webhook_outcome(outcome.record.id)
+    return Accepted(job_view(outcome.record, outcome.end, webhook), {"x-boltgate-idempotent-replay": "true"})

@@ -27,7 +27,7 @@ async def test_the_job_endpoints_are_documented_with_their_answers(client: Clien
     job = paths["/v1/images/jobs/{job_id}"]
     secret = paths["/v1/webhooks/secret"]["get"]
 
-    assert set(submit["responses"]) == {"202", "400", "401", "402", "403", "404", "413", "429", "500", "503"}
+    assert set(submit["responses"]) == {"202", "400", "401", "402", "403", "404", "409", "413", "429", "500", "503"}
     assert submit["responses"]["202"]["headers"]["location"]["required"] is True
     assert "x-ratelimit-remaining-requests" in submit["responses"]["202"]["headers"]
     assert {"retry-after", "x-ratelimit-limit"} <= set(submit["responses"]["429"]["headers"])
