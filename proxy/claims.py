@@ -12,8 +12,8 @@ A retry that finds the key claimed and no answer kept is told, from the claim al
 - another request under the key (another fingerprint): 409 ``idempotency_key_reused``;
 - the claim is younger than the longest the request may take: 409, still in progress;
 - older: 409 ``idempotent_answer_unavailable``, the request ended without its answer kept
-  (it may have been charged), and a new key generates again. A door's create whose run exists
-  answers that run instead (``proxy.doors.runs``).
+  (it may have been charged), and a new key generates again. A job's submit (a door's create,
+  ``POST /v1/images/jobs``) whose job exists answers that job instead (``proxy.jobs.submit_once``).
 
 A claim's age is read from its TTL (what the store's own clock says is left), so replicas whose
 clocks disagree still agree on it. Claims written before claims kept their request (``b"1"``)

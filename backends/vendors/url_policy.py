@@ -6,6 +6,8 @@ rewrite a plain-http answer must not be able to point it at internal addresses. 
 
 - ``https`` only, except on a *trusted* host;
 - no credentials in the URL (``user:pw@`` would be sent as Basic auth);
+- an address literal only as a dotted quad or in IPv6 form (``2130706433`` and ``127.1`` are
+  127.0.0.1 to the C library, and some clients connect to them without resolving);
 - the address connected to must be public (not loopback, private, link-local, shared,
   multicast, reserved or a cloud metadata address) unless the host is trusted. A name is checked
   by the resolver the connection itself uses (``CheckedResolver`` for aiohttp,
@@ -60,6 +62,18 @@ def _ip_literal(host: str) -> IpAddress | None:
         return None
 
 
+def _other_ipv4_spelling(host: str) -> bool:
+    """Whether ``host`` is an IPv4 address in a form other than the dotted quad (``2130706433``,
+    ``127.1``, ``0x7f.0.0.1``, ``0177.0.0.1``): the C library connects to those as addresses
+    while ``ipaddress`` reads none of them, and an HTTP client may take one for a literal and
+    skip its checked resolver (aiohttp before 3.14 did), so none is ever fetched."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return _ip_literal(host) is None
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """A trusted host, on one port or (``port=None``) on any."""
@@ -112,6 +126,8 @@ class OutboundPolicy:
         trusted = self.trusts(host, port)
         if parts.scheme != "https" and not trusted:
             raise UnsafeVendorUrl(f"plain http is fetched only from trusted hosts, not {host}")
+        if _other_ipv4_spelling(host) and not trusted:
+            raise UnsafeVendorUrl(f"{host} is an IPv4 address written other than as a dotted quad")
         literal = _ip_literal(host)
         if literal is not None and not trusted and not is_public_address(literal):
             raise UnsafeVendorUrl(f"{host} is not a public address")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from litestar.openapi.spec import Link, OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import Link, OpenAPIMediaType, OpenAPIType, Operation, Parameter, RequestBody, Schema
 from pydantic import ConfigDict, Field
 
 from proxy.api.image_operations import PARAMETERS, route_parameter
@@ -34,6 +34,11 @@ class OpenAIJobBody(OpenAIImageBody):
                     "public address (http or a private address only for the gateway's allowed hosts).")
 
 
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key", param_in="header", required=False, schema=Schema(type=OpenAPIType.STRING),
+    description="A submit retried with the same key answers the job the first one queued, as it is now "
+                "(x-boltgate-idempotent-replay: true), never a second job (24 h); with another body: 409")
+
 JOB_PATH_PARAMETER_DESCRIPTION = "As POST /v1/images/jobs answered it (its Location header names it)"
 
 JOB_OPERATION = "#/paths/~1v1~1images~1jobs~1{job_id}/"
@@ -57,10 +62,10 @@ def submit_operation(limits: ServedLimits | None, pins: Sequence[str] = ()) -> t
     source = OpenAIJobBody.model_json_schema()
     schema = to_openapi(limits.document(source) if limits is not None else source)
     body = RequestBody(content={"application/json": OpenAPIMediaType(schema=schema)}, required=True)
-    return documented(ACCEPTED, status=202, errors=(400, 401, 402, 403, 404, 413, 429, 500, 503), body=body,
+    return documented(ACCEPTED, status=202, errors=(400, 401, 402, 403, 404, 409, 413, 429, 500, 503), body=body,
                       parameters=[*(parameter for parameter in PARAMETERS
                                     if parameter.name in (PRICE_CEILING_HEADER, POLICY_HEADER, HEDGE_HEADER)),
-                                  route_parameter(pins)])
+                                  route_parameter(pins), IDEMPOTENCY_KEY])
 
 
 GET_OPERATION = documented(Answer(ImageJob, "The job: its status, and its images, cost and route once it "

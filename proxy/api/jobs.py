@@ -31,6 +31,7 @@ from proxy.api.job_operations import (
 )
 from proxy.api.openai_request import PRICE_CEILING_HEADER, price_ceiling
 from proxy.api.served_limits import ServedLimits
+from proxy.jobs.submit_once import submit_job_once
 from proxy.routing.choice import RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
@@ -57,7 +58,9 @@ async def submit_job(request: AnyRequest, gateway: InjectedGateway, jobs: Inject
             if value is not None and payload.get(field) is None:
                 payload[field] = value
     base_url = gateway.links.for_request(request)
-    accepted = await jobs.submit(payload, key, base_url, asked)
+    idempotency_key = request.headers.get("idempotency-key")
+    accepted = (await jobs.submit(payload, key, base_url, asked) if idempotency_key is None
+                else await submit_job_once(jobs, payload, key, base_url, asked, idempotency_key))
     return _json(accepted.job, 202, {**accepted.headers, "location": f"/v1/images/jobs/{accepted.job['id']}"})
 
 

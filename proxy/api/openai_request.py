@@ -328,7 +328,10 @@ def _client_error(error: ValidationError) -> InvalidRequest:
                                   code="unknown_parameter")
         return InvalidRequest(f"Unrecognized request argument supplied: {name}", param=name,
                               code="unknown_parameter")
-    reason = refusal(name, first.get("input"))
+    # A field refused with any value fails as ``none_required``; the same name where a body
+    # takes it (``partial_images`` on a stream) fails on its own terms (out of range...).
+    honoured = name in REFUSED_FIELDS and kind != "none_required"
+    reason = None if honoured else refusal(name, first.get("input"))
     if reason is not None:
         code = "unsupported_parameter" if name in REFUSED_FIELDS else "unsupported_value"
         return InvalidRequest(f"'{name}' is not supported here: {reason}", param=name, code=code)

@@ -16,7 +16,7 @@ images (Runflow's output format) are the gateway's image URLs, and a failed run 
 ``failure_code``/``failure_message``. Runflow publishes no cancel (only an admin action), so this
 door has none either. Refused: ``callback_url`` (the gateway calls nobody back from this door).
 Assumed: the model path is any name of SDXL-Lightning (``bytedance/sd-xl-lightning``), ``cost``
-is the gateway's price.
+is the gateway's price, ``metadata`` is a note of at most 16 KiB (``MAX_METADATA_BYTES``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,32 @@ INPUT = InputMapping(
     prefix="input.",
 )
 TOP_LEVEL = frozenset({"input", "metadata", "client_ref", "callback_url"})
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 32
+"""``metadata`` is kept with the run and echoed by every poll: at most this much JSON, nested at
+most this deep (assumed: Runflow documents no limit; a run's notes, not its payload)."""
+
+
+def _metadata(value: Any) -> Any:
+    """``value`` when it can be kept with the run; else a 422 naming ``metadata``."""
+    if value is None:
+        return None
+    too_deep = InvalidRequest(f"'metadata' must be nested at most {MAX_METADATA_DEPTH} levels deep",
+                              param="metadata")
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError as exc:  # orjson's own limit, far past ours
+        raise too_deep from exc
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"'metadata' is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are kept",
+                             param="metadata")
+    level = [value]
+    for _ in range(MAX_METADATA_DEPTH):  # what lies below the levels allowed
+        level = [child for item in level if isinstance(item, dict | list)
+                 for child in (item.values() if isinstance(item, dict) else item)]
+    if any(isinstance(item, dict | list) for item in level):
+        raise too_deep
+    return value
 
 
 def error_body(error: BoltgateError) -> dict[str, Any]:
@@ -115,7 +141,7 @@ async def create_run(request: AnyRequest, owner: str, slug: str, gateway: Inject
     if client_ref is not None and (not isinstance(client_ref, str) or len(client_ref) > 256):
         raise InvalidRequest("'client_ref' must be a string of at most 256 characters", param="client_ref")
     image_request = INPUT.to_request(body["input"])
-    extra = {"model": model, "metadata": body.get("metadata"), "client_ref": client_ref}
+    extra = {"model": model, "metadata": _metadata(body.get("metadata")), "client_ref": client_ref}
     run = await DoorRuns("runflow", jobs).submit(request, key, image_request, input=body["input"], extra=extra)
     return Response(content=orjson.dumps(_dispatched(run, model)), media_type="application/json",
                     headers=run.create_headers)

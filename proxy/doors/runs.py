@@ -26,7 +26,6 @@ it, what the vendor echoes back), so a run is one record however many processes 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -34,25 +33,16 @@ from typing import Any, Literal
 import orjson
 from litestar import Request, Response
 
-from core.errors import (
-    AuthenticationFailed,
-    BoltgateError,
-    IdempotencyConflict,
-    InvalidRequest,
-    NotFound,
-    StateUnavailable,
-)
+from core.errors import AuthenticationFailed, BoltgateError, InvalidRequest, NotFound
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
-from proxy.best_effort import quietly
 from proxy.billing import Billing
-from proxy.claims import CLAIM_GRACE_S, Claim, HeldClaim, claim, refuse_held
 from proxy.doors.spec import DoorSpec
 from proxy.gateway import Gateway, ImagesResponse
-from proxy.jobs.record import JobEnd, JobRecord, new_job_id
+from proxy.jobs.record import JobEnd, JobRecord
 from proxy.jobs.service import JobService
-from proxy.replays import refuse_another_request
+from proxy.jobs.submit_once import Replayed, fingerprint, submit_once
 from proxy.routing.choice import RoutingChoice
 
 AnyRequest = Request[Any, Any, Any]
@@ -173,60 +163,16 @@ class DoorRuns:
 
     async def _submit_once(self, request: AnyRequest, key: KeyRecord, image_request: ImageRequest,
                            origin: dict[str, Any], asked: RoutingChoice, idempotency_key: str) -> DoorRun:
-        """The run this key's create made under ``idempotency_key``, or a new one: a client
-        retrying a create whose answer it lost gets its run, not a second one charged again. The
-        same key with another request (another input, door fields or router headers) is a 409.
-
-        The run's id is chosen first and kept in the key's claim (``proxy.claims``), in the one
-        write that claims the key, so the claim is what remembers the run: a process killed
-        after queueing it, before answering, leaves a retry answering that run. The claim is
-        given up only when no run was queued, or the one queued has ended (uncharged) already;
-        a create cut off before its run was queued, whose claim could not be given up either,
-        answers a retry "in progress" for a minute, then a 409 saying nothing was charged."""
-        ledger = self.jobs.gateway.billing.ledger
-        slot = f"door:{self.door}:{idempotency_key}"
-        fingerprint = _fingerprint(origin, asked)
-        run_id = new_job_id()
-        held = await claim(ledger, key.key_id, slot, Claim(fingerprint, run=run_id))
-        if held is not None:
-            return await self._replayed(held, fingerprint, key, slot)
-        try:
-            return await self._enqueue(request, key, image_request, origin, asked, run_id)
-        except BaseException:
-            if not await self._may_still_run(run_id):
-                await quietly(ledger.release_idempotency(key.key_id, slot), "release an idempotency claim")
-            raise
-
-    async def _may_still_run(self, run_id: str) -> bool:
-        """Whether a run a failed create made is queued and has not ended (it may yet be charged,
-        so its key stays claimed); when the store cannot say, it may."""
-        try:
-            return await self.jobs.book.get(run_id) is not None and await self.jobs.book.end(run_id) is None
-        except StateUnavailable:
-            return True
-
-    async def _replayed(self, held: HeldClaim, fingerprint: str, key: KeyRecord, slot: str) -> DoorRun:
-        """The run ``held`` names, as a create's answer; a 409 when there is none to answer."""
-        if held.claim is not None and held.claim.run is not None:
-            refuse_another_request({"fingerprint": held.claim.fingerprint}, fingerprint)
-            run_id = held.claim.run
-        else:  # a claim from before claims kept their run: the run was remembered apart
-            remembered = await self.jobs.gateway.billing.ledger.recall_response(key.key_id, slot)
-            if remembered is None:
-                refuse_held(held, fingerprint, CLAIM_GRACE_S)
-            stored = orjson.loads(remembered)
-            refuse_another_request(stored, fingerprint)
-            run_id = stored["run"]
-        try:
-            record = await self.jobs.owned(run_id, key)
-        except NotFound:
-            if held.age_s >= self.jobs.book.retention_s:
-                raise IdempotencyConflict("This Idempotency-Key's run has expired and cannot be answered again",
-                                          param="Idempotency-Key", code="idempotent_replay_expired") from None
-            refuse_held(held, fingerprint, CLAIM_GRACE_S,  # not queued yet, or never will be
-                        unavailable="This Idempotency-Key's create was cut off before its run was queued; nothing "
-                        "was charged. Send the create again with a new Idempotency-Key")
-        return replace(DoorRun.of(record, await self.jobs.book.end(record.id)), replayed=True)
+        """The run this key's create made under ``idempotency_key``, or a new one
+        (``proxy.jobs.submit_once``): a client retrying a create whose answer it lost gets its
+        run, not a second one charged again. The same key with another request (another input,
+        door fields or router headers) is a 409."""
+        outcome = await submit_once(
+            self.jobs, key, f"door:{self.door}:{idempotency_key}", _fingerprint(origin, asked),
+            lambda run_id: self._enqueue(request, key, image_request, origin, asked, run_id))
+        if isinstance(outcome, Replayed):
+            return replace(DoorRun.of(outcome.record, outcome.end), replayed=True)
+        return outcome
 
     async def find(self, run_id: str, key: KeyRecord, what: str) -> DoorRun:
         """The run ``key`` created by this door; ``NotFound`` for an unknown, expired, someone
@@ -269,9 +215,7 @@ async def serve_now(request: AnyRequest, gateway: Gateway, key: KeyRecord, image
 def _fingerprint(origin: dict[str, Any], asked: RoutingChoice) -> str:
     """What a door's create asked for: the door, its fields as the client sent them, and what it
     asked of the router."""
-    asked_of_router = [asked.policy, asked.vendor, asked.region, asked.hedge]
-    raw = orjson.dumps({"door": origin, "router": asked_of_router}, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(raw).hexdigest()
+    return fingerprint({"door": origin}, asked)
 
 
 def iso_time(epoch: float | None) -> str | None:

@@ -14,7 +14,7 @@ as unknown, as the vendors' own validation does: a typo is never silently ignore
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -58,7 +58,7 @@ class InputMapping:
                 raise InvalidRequest(f"'{param}' is not supported by this gateway: {self.refused[name]}",
                                      param=param, code="unsupported_parameter")
             if name in self.accepted:
-                if value not in self.accepted[name]:
+                if not isinstance(value, Hashable) or value not in self.accepted[name]:  # [] or {}: never one
                     allowed = ", ".join(sorted(repr(choice) for choice in self.accepted[name]))
                     raise InvalidRequest(f"'{param}' must be one of {allowed} here, not {value!r}",
                                          param=param, code="unsupported_value")

@@ -17,7 +17,8 @@ One job, start to finish:
 4. while it runs, the queue is told it is alive every ``reclaim_idle_s / 3`` and the job's end
    is read: a cancel from any replica stops the run (the vendor job is cancelled where the
    vendor publishes a cancel, see ``backends.vendors.polling``);
-5. the outcome is written as the job's end (unless a cancel won), the webhook is delivered,
+5. the outcome is written as the job's end (unless a cancel won), the webhook is delivered
+   (outside the ``concurrency`` slots: a receiver slow to answer holds up no other job),
    and only then is the job acknowledged: a process that dies before leaves it to be re-run
    (or, when it ended already, to have its webhook delivered).
 
@@ -98,6 +99,8 @@ class JobRunner:
         self._stop_grace_s = stop_grace_s
         self._consumer: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._slot_freed: set[str] = set()
+        """Jobs still handled (their webhook being delivered) whose slot was given back already."""
         self._work: dict[str, asyncio.Task[JobEnd]] = {}
         self._stopping = False
 
@@ -176,7 +179,15 @@ class JobRunner:
     def _done(self, task: asyncio.Task[None]) -> None:
         job_id = task.get_name().removeprefix("job ")
         self._running.pop(job_id, None)
-        self._slots.release()
+        self._free_slot(job_id)
+        self._slot_freed.discard(job_id)
+
+    def _free_slot(self, job_id: str) -> None:
+        """Give the job's slot back (once): when its run is over, before its webhook is
+        delivered, so that a receiver slow to answer holds up no other job."""
+        if job_id not in self._slot_freed:
+            self._slot_freed.add(job_id)
+            self._slots.release()
 
     async def _handle(self, delivery: Delivery) -> None:
         keeping = asyncio.create_task(self._keep_alive(delivery))
@@ -234,6 +245,7 @@ class JobRunner:
         if self._stopping:
             return True
         if end is not None and end.status != "cancelled" and record.webhook_url is not None:
+            self._free_slot(record.id)
             await self._notify(record, end)
         return True
 

@@ -66,18 +66,20 @@ class JobService:
         self.on_cancel = on_cancel
         """Called with a cancelled job's id: the runner stops it at once if it runs here."""
 
-    async def submit(self, payload: Any, key: KeyRecord, base_url: str,
-                     asked: RoutingChoice = DEFAULT_CHOICE) -> Accepted:
+    async def submit(self, payload: Any, key: KeyRecord, base_url: str, asked: RoutingChoice = DEFAULT_CHOICE,
+                     job_id: str | None = None) -> Accepted:
         """``POST /v1/images/jobs``: the body of a generation plus ``webhook_url``, and the route
         and hedging its headers ``asked`` for; the job as the client sees it, with the submit's
-        rate-limit headers."""
+        rate-limit headers. ``job_id``: as ``enqueue`` takes it (under an ``Idempotency-Key``,
+        ``proxy.jobs.submit_once`` chooses it)."""
         if not isinstance(payload, dict):
             raise InvalidRequest("The request body must be a JSON object", param=None)
         body = dict(payload)
         webhook_url = body.pop("webhook_url", None)
         if webhook_url is not None and not isinstance(webhook_url, str):
             raise InvalidRequest("webhook_url must be a string (an https URL)", param="webhook_url")
-        record, headers = await self.enqueue(body, key, base_url, webhook_url=webhook_url, asked=asked)
+        record, headers = await self.enqueue(body, key, base_url, webhook_url=webhook_url, asked=asked,
+                                             job_id=job_id)
         return Accepted(job_view(record, None), headers)
 
     async def enqueue(self, body: dict[str, Any], key: KeyRecord, base_url: str, *, webhook_url: str | None = None,

@@ -27,7 +27,7 @@ async def test_the_job_endpoints_are_documented_with_their_answers(client: Clien
     job = paths["/v1/images/jobs/{job_id}"]
     secret = paths["/v1/webhooks/secret"]["get"]
 
-    assert set(submit["responses"]) == {"202", "400", "401", "402", "403", "404", "413", "429", "500", "503"}
+    assert set(submit["responses"]) == {"202", "400", "401", "402", "403", "404", "409", "413", "429", "500", "503"}
     assert submit["responses"]["202"]["headers"]["location"]["required"] is True
     assert "x-ratelimit-remaining-requests" in submit["responses"]["202"]["headers"]
     assert {"retry-after", "x-ratelimit-limit"} <= set(submit["responses"]["429"]["headers"])
@@ -52,7 +52,7 @@ async def test_the_job_body_is_the_generation_body_answered_as_urls_with_a_webho
     assert variant(properties["steps"])["maximum"] == 50  # narrowed to the routes, as generations are
     parameters = {parameter["name"]: parameter for parameter in submit["parameters"]}
     assert set(parameters) == {"x-boltgate-max-price-usd", "x-boltgate-routing-policy", "x-boltgate-route",
-                               "x-boltgate-hedge"}
+                               "x-boltgate-hedge", "Idempotency-Key"}
     generations = (await schema(client))["paths"]["/v1/images/generations"]["post"]["parameters"]
     pin = next(parameter for parameter in generations if parameter["name"] == "x-boltgate-route")
     assert parameters["x-boltgate-route"]["schema"] == pin["schema"]  # the same routes to pin

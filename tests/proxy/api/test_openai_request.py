@@ -5,10 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 
 from core.errors import InvalidRequest, ModelNotFound
-from proxy.api.openai_request import parse_size, to_image_request
+from proxy.api.openai_request import parse_size, read_json_body, to_image_request
 
 PROMPT = "a lighthouse in a storm"
 
@@ -142,3 +143,13 @@ def test_parse_size_refuses_what_is_not_width_x_height(size: str) -> None:
     with pytest.raises(InvalidRequest) as raised:
         parse_size(size)
     assert raised.value.param == "size"
+
+
+@pytest.mark.parametrize("partial_images", [4, -1, 2.5, "2"])
+def test_a_streams_partial_images_out_of_range_says_what_is_wrong_not_that_the_field_is_refused(
+        partial_images: object) -> None:
+    raw = orjson.dumps(body(stream=True, partial_images=partial_images))
+    with pytest.raises(InvalidRequest) as raised:
+        read_json_body(raw)
+    assert (raised.value.param, raised.value.code) == ("partial_images", "invalid_request")
+    assert "only with streaming" not in raised.value.message

@@ -52,3 +52,10 @@ def test_the_input_must_be_an_object() -> None:
     with pytest.raises(InvalidRequest) as refused:
         RUNFLOW_INPUT.to_request(["a fox"])
     assert refused.value.param == "input"
+
+
+@pytest.mark.parametrize("value", [[], {}, ["K_EULER"], {"K_EULER": True}])
+def test_a_list_or_object_where_a_value_is_accepted_is_refused_by_name(value: object) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        EACHLABS_INPUT.to_request({"prompt": "a fox", "scheduler": value})
+    assert (refused.value.param, refused.value.code) == ("input.scheduler", "unsupported_value")

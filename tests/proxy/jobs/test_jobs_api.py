@@ -135,7 +135,8 @@ async def test_an_internal_webhook_url_is_refused_at_submit_unless_allowed(recei
     async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS) as client:
         answers = [await client.post("/v1/images/jobs", json={**BODY, "webhook_url": url}, headers=ALICE)
                    for url in (receiver.url, "https://127.0.0.1/hook", "https://169.254.169.254/latest",
-                               "https://10.1.2.3/hook", "ftp://example.com/hook", "https://u:p@example.com/")]
+                               "https://10.1.2.3/hook", "ftp://example.com/hook", "https://u:p@example.com/",
+                               "https://2130706433/hook", "https://127.1/hook")]
         charged = await spent(client)
 
     for answer in answers:
@@ -214,6 +215,29 @@ async def test_another_key_is_told_the_job_does_not_exist() -> None:
     assert seen.json()["error"]["code"] == "job_not_found"
     assert nobody.status_code == 401
     assert owner["status"] == "succeeded"
+
+
+async def test_a_submit_retried_with_its_idempotency_key_is_the_same_job_charged_once() -> None:
+    """A client that lost the 202 and sends the submit again under its Idempotency-Key gets the
+    job the first submit queued (its current state), never a second job held and charged."""
+    backend = ScriptedBackend("runflow")
+    async with serving([route_to(backend)], api_keys=KEYS) as client:
+        headers = {**ALICE, "Idempotency-Key": "submit-1"}
+        first = await client.post("/v1/images/jobs", json=BODY, headers=headers)
+        retried = await client.post("/v1/images/jobs", json=BODY, headers=headers)
+        done = await finished(client, first.json()["id"])
+        after_it_ran = await client.post("/v1/images/jobs", json=BODY, headers=headers)
+        other_body = await client.post("/v1/images/jobs", json={**BODY, "seed": 4}, headers=headers)
+        charged = await spent(client)
+
+    assert first.status_code == retried.status_code == after_it_ran.status_code == 202, retried.text
+    assert retried.json()["id"] == after_it_ran.json()["id"] == first.json()["id"]
+    assert retried.headers["x-boltgate-idempotent-replay"] == "true"
+    assert retried.headers["location"] == first.headers["location"]
+    assert after_it_ran.json()["status"] == "succeeded"
+    assert (other_body.status_code, other_body.json()["error"]["code"]) == (409, "idempotency_key_reused")
+    assert len(backend.calls) == 1
+    assert charged == (Decimal(done["billing"]["cost_usd"]), 0)
 
 
 async def test_a_key_over_its_budget_is_refused_at_submit() -> None:

@@ -51,6 +51,10 @@ def internal_urls(internal: ScriptedServer) -> list[str]:
         f"https://127.0.0.1:{port}/json",  # a loopback literal
         f"https://localhost:{port}/json",  # a name that resolves to loopback: the resolver refuses it
         f"https://[::ffff:127.0.0.1]:{port}/json",  # IPv4-mapped IPv6
+        # 127.0.0.1 as the C library also reads it: aiohttp before 3.14 took these for address
+        # literals and connected to them without asking its (checked) resolver
+        f"https://2130706433:{port}/json", f"https://127.1:{port}/json", f"https://017700000001:{port}/json",
+        f"https://0x7f.0.0.1:{port}/json", f"https://127.000.000.001:{port}/json",
         "https://169.254.169.254/latest/meta-data/",  # cloud metadata
         "https://10.1.2.3/internal",
         "https://[fd00:ec2::254]/latest/meta-data/",
