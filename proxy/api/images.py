@@ -85,7 +85,7 @@ async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Respons
 
 async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[Any]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if request.content_type[0] != "multipart/form-data":  # parsed, lower-cased: media types ignore case
         raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
                              param="image")
     try:

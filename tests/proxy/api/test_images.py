@@ -7,6 +7,7 @@ import io
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from PIL import Image
@@ -266,6 +267,19 @@ async def test_an_edit_with_a_file_that_is_not_an_image_is_a_400_naming_the_imag
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "image"
     assert response.json()["error"]["code"] == "invalid_image_format"
+
+
+async def test_an_edit_whose_media_type_is_written_in_capitals_is_served(client: Client, vendors: Vendors) -> None:
+    """Media types are case-insensitive (RFC 9110, 8.3.1): ``Multipart/Form-Data`` is multipart."""
+    form = httpx.Request("POST", "http://gateway/", data={"prompt": "make it autumn"},
+                         files={"image": ("source.png", encode("PNG", side=64), "image/png")})
+    body, content_type = form.read(), form.headers["content-type"]
+
+    capitals = content_type.replace("multipart/form-data", "Multipart/Form-Data")
+    response = await client.post("/v1/images/edits", content=body, headers={"content-type": capitals})
+
+    assert response.status_code == 200, response.text
+    assert len(vendors.editor.calls) == 1
 
 
 async def test_an_edit_sent_as_json_is_a_400_naming_the_image(client: Client) -> None:
