@@ -2,7 +2,8 @@
 policy.
 
 The URL is checked when the job is submitted (``check``: https, no credentials, no internal
-address literal) and again when it is called: the connection goes through
+address literal, and callable at all: no whitespace or control character, a host a name or an
+address can be) and again when it is called: the connection goes through
 ``CheckedResolver``, so a name that resolves to a loopback, private, link-local or metadata
 address is refused at connect time, whatever it resolved to at submit. Hosts listed in
 ``jobs.webhook.allowed_hosts`` are exempt (a receiver inside the operator's network).
@@ -14,8 +15,11 @@ timeout, a refused connection) is retried after ``backoff_initial_s`` doubling u
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import re
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -27,6 +31,8 @@ from proxy.settings import WebhookConfig
 
 log = logging.getLogger(__name__)
 MAX_URL_LENGTH = 2048
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+"""A host name as DNS can hold it, after IDNA (underscores allowed, as resolvers take them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,30 @@ class WebhookOutcome:
         return asdict(self)
 
 
+def callable_url(url: str) -> bool:
+    """Whether ``url`` could ever be POSTed to: otherwise the job is queued and charged, and every
+    delivery fails (a space in the host, a CRLF in the path)."""
+    if any(char.isspace() or char < " " or char == "\x7f" for char in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # a port that is not a number raises
+    except ValueError:
+        return False
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return _HOST_NAME.fullmatch(name) is not None
+
+
 class WebhookSender:
     def __init__(self, config: WebhookConfig) -> None:
         self._config = config
@@ -51,6 +81,9 @@ class WebhookSender:
         """``url`` when the policy allows it; else a 400 naming ``webhook_url``."""
         if len(url) > MAX_URL_LENGTH:
             raise InvalidRequest(f"webhook_url is longer than {MAX_URL_LENGTH} characters", param="webhook_url")
+        if not callable_url(url):
+            raise InvalidRequest("webhook_url is not a URL that can be called: it has whitespace or a control "
+                                 "character, or no valid host or port", param="webhook_url", code="invalid_url")
         try:
             self._policy.check(url)
         except UnsafeVendorUrl as refused:

@@ -147,6 +147,22 @@ async def test_an_internal_webhook_url_is_refused_at_submit_unless_allowed(recei
     assert receiver.received == []
 
 
+async def test_a_webhook_url_that_could_never_be_called_is_a_400_at_submit() -> None:
+    """A URL with whitespace or a control character, or a host no name can have, was queued
+    (202), charged, and then failed on every delivery; the client learns it only from polling."""
+    async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS) as client:
+        answers = [await client.post("/v1/images/jobs", json={**BODY, "webhook_url": url}, headers=ALICE)
+                   for url in ("https://exa mple.com/hook", "https://example.com/ho ok", "https://example.com/\r\nX: 1",
+                               "https://example.com/\x00", "https://exa\tmple.com/", "https://ex_am!ple.com/hook",
+                               "https:///hook")]
+        charged = await spent(client)
+
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["param"] == "webhook_url"
+    assert charged == (0, 0)
+
+
 async def test_a_webhook_name_that_resolves_to_loopback_is_refused_when_called(receiver: WebhookReceiver) -> None:
     async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS) as client:
         port = receiver.url.split(":")[2].split("/")[0]
