@@ -255,12 +255,11 @@ class Gateway:
                 pending = this_run
                 charge = await self._settle(pending, deadline)
         except BaseException:
-            if pending is not None and keep_charge is not None:
-                pass  # a job's settle failed (refused, unconfirmed): the job's end settles its money (see above)
-            elif pending is not None:  # a settle was sent and not confirmed: it may have landed
-                self.unconfirmed.void(pending)
-            elif hold.reservation is not None:
+            if pending is None and hold.reservation is not None:  # nothing was sent to settle
                 await quietly(self.billing.ledger.release(hold.reservation), "release a reservation")
+            elif pending is not None and keep_charge is None:  # a settle was sent and not confirmed
+                self.unconfirmed.void(pending)
+            # A job run's failed settle (refused, unconfirmed) is left to the job's end (see above).
             raise
         vendor = routed.route.vendor
         labelled(IMAGES, vendor).inc(len(images))
