@@ -38,7 +38,11 @@ hold ends up uncharged, taking the charge back if the settle did land, so a requ
 an error is never charged whatever happened to the answer.
 
 Each charge may carry an entry for the charge log (what an operator reconciles a vendor's
-invoice against), appended in the same atomic step and kept ``CHARGE_LOG_RETENTION_S``.
+invoice against), appended in the same atomic step and kept ``CHARGE_LOG_RETENTION_S``. The log
+is read in pages: each entry comes with its *position*, a string only its store reads (a counter in
+memory, the time and rowid in SQLite, the stream id in Redis), and the next page starts after the
+last one's. A position orders entries written at the same instant too, so paging never skips or
+repeats one however many share a timestamp.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from core.errors import InvalidRequest
 
 CLOSED_TTL_S = 7 * 24 * 3600.0
 """How long a closed hold id (or a counted event id) is remembered, so closing it twice is a no-op."""
@@ -60,6 +66,8 @@ class LoggedCharge:
 
     at: float
     entry: bytes
+    position: str
+    """Where the entry is in the log: pass it as ``after`` to read the entries that follow it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,11 @@ class HoldState(enum.Enum):
     """Closed without a charge: released, or voided."""
 
 
+def invalid_position(after: str) -> InvalidRequest:
+    """The error for an ``after`` that is no position of this store's charge log."""
+    return InvalidRequest(f"'after' must be a position this charge log gave out, not {after!r}", param="after")
+
+
 class LedgerStore(Protocol):
     async def hold(self, account: str, hold_id: str, amount: int, *, limit: int | None, lease_s: float) -> bool:
         """Hold ``amount`` for ``hold_id`` until ``lease_s`` from now; False if it does not fit.
@@ -151,8 +164,12 @@ class LedgerStore(Protocol):
         again after its process stopped finds its earlier run did)."""
         ...
 
-    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
-        """Charge-log entries written at or after ``since`` (Unix seconds), oldest first."""
+    async def charges(self, since: float, limit: int = 10_000, *, after: str | None = None) -> list[LoggedCharge]:
+        """At most ``limit`` charge-log entries written at or after ``since`` (Unix seconds) and,
+        with ``after`` (an entry's ``position``), after that entry; oldest first.
+
+        Raises ``InvalidRequest`` (``param="after"``) for an ``after`` this store never hands out.
+        """
         ...
 
     async def release(self, account: str, hold_id: str) -> bool:

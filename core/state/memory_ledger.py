@@ -6,6 +6,7 @@ atomic, the equivalent of the Redis store's Lua scripts.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from core.state.ledger_store import (
     Settled,
     Tally,
     Voided,
+    invalid_position,
 )
 
 
@@ -44,6 +46,8 @@ class MemoryLedgerStore:
     def __init__(self, *, charge_log_retention_s: float = CHARGE_LOG_RETENTION_S) -> None:
         self._retention_s = charge_log_retention_s
         self._log: list[LoggedCharge] = []
+        self._logged = 0
+        """Entries ever logged: the next one's position is this, counted on."""
         self._accounts: dict[str, _Account] = {}
         self._closed: dict[str, float] = {}
         """Closed hold ids and counted event ids -> when they may be forgotten."""
@@ -118,7 +122,8 @@ class MemoryLedgerStore:
             now = time.time()
             if self._log and self._log[0].at < now - self._retention_s:
                 self._log = [logged for logged in self._log if logged.at >= now - self._retention_s]
-            self._log.append(LoggedCharge(now, entry))
+            self._logged += 1
+            self._log.append(LoggedCharge(now, entry, str(self._logged)))
 
     async def void(
         self, account: str, hold_id: str, refund: int, *, tallies: Sequence[Tally] = (), entry: bytes = b"",
@@ -141,8 +146,12 @@ class MemoryLedgerStore:
             return HoldState.SETTLED
         return HoldState.RELEASED if self._is_closed(hold_id) else HoldState.OPEN
 
-    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
-        return [logged for logged in self._log if logged.at >= since][:limit]
+    async def charges(self, since: float, limit: int = 10_000, *, after: str | None = None) -> list[LoggedCharge]:
+        if after is not None and not after.isdecimal():
+            raise invalid_position(after)
+        # The log is in the order written, so it is in order of position: skip what ``after`` read.
+        first = 0 if after is None else bisect.bisect_right(self._log, int(after), key=lambda logged: int(logged.position))
+        return [logged for logged in self._log[first:] if logged.at >= since][:limit]
 
     async def release(self, account: str, hold_id: str) -> bool:
         state = self._account(account)

@@ -20,6 +20,7 @@ margin covers clock skew between gateway and Redis up to that half timeout.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,7 @@ from core.state.ledger_store import (
     Settled,
     Tally,
     Voided,
+    invalid_position,
 )
 from core.state.redis_connection import DEFAULT_TIMEOUT_S, answering
 
@@ -164,6 +166,22 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
+_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_LAST_SEQUENCE = 2**64 - 1
+
+
+def _next_stream_id(after: str) -> tuple[int, int]:
+    """The first stream id after ``after`` (a stream id, ``<ms>-<sequence>``, which is the
+    position this store gives out): the charges of one millisecond are told apart by their
+    sequence, so a page that ends inside one loses none. Computed, rather than XRANGE's
+    exclusive ``(`` form, which older servers (before 6.2) do not read."""
+    match = _STREAM_ID.fullmatch(after)
+    ms, sequence = (-1, -1) if match is None else (int(match[1]), int(match[2]))
+    if not 0 <= ms <= _LAST_SEQUENCE or not 0 <= sequence <= _LAST_SEQUENCE or ms == sequence == _LAST_SEQUENCE:
+        raise invalid_position(after)  # the last id there can be has no id after it
+    return (ms, sequence + 1) if sequence < _LAST_SEQUENCE else (ms + 1, 0)
+
+
 class RedisLedgerStore:
     """``LedgerStore`` over a ``redis.asyncio`` client (usually the state store's, shared)."""
 
@@ -256,13 +274,16 @@ class RedisLedgerStore:
             return HoldState.OPEN
         return HoldState.SETTLED if bytes(closed) == b"settled" else HoldState.RELEASED
 
-    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
+    async def charges(self, since: float, limit: int = 10_000, *, after: str | None = None) -> list[LoggedCharge]:
+        first = (_ms(since), 0) if after is None else max((_ms(since), 0), _next_stream_id(after))
         async with answering(self._timeout_s):
-            rows: Any = await self._client.xrange(self._prefix + "charges", min=str(_ms(since)), count=limit)
+            rows: Any = await self._client.xrange(self._prefix + "charges", min=f"{first[0]}-{first[1]}",
+                                                  count=limit)
         logged = []
         for stream_id, fields in rows or []:
-            written_ms = int(bytes(stream_id).split(b"-")[0])  # a stream id is "<ms>-<sequence>"
-            logged.append(LoggedCharge(written_ms / 1000, bytes(fields[b"entry"])))
+            position = bytes(stream_id).decode()
+            written_ms = int(position.partition("-")[0])
+            logged.append(LoggedCharge(written_ms / 1000, bytes(fields[b"entry"]), position))
         return logged
 
     async def table(self, name: str) -> dict[str, int]:

@@ -23,6 +23,7 @@ case that it must refuse.
 from __future__ import annotations
 
 import functools
+import math
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from core.state.ledger_store import (
     Settled,
     Tally,
     Voided,
+    invalid_position,
 )
 from core.state.sqlite_database import SqliteDatabase
 from core.state.sqlite_group_commit import GroupCommit, Undo
@@ -57,6 +59,27 @@ _HOLD_STATE_AND_BALANCE = _HOLD_STATE + (
     "+ (SELECT COALESCE(SUM(amount), 0) FROM holds WHERE account = ?3 AND expires > ?2)"
 )
 """The same, and the account's spent + live holds (what a limit is checked against)."""
+_CHARGES_SINCE = "SELECT at, entry, rowid FROM charges WHERE at >= ? ORDER BY at, rowid LIMIT ?"
+_CHARGES_AFTER = (
+    "SELECT at, entry, rowid FROM charges WHERE at >= ?1 AND (at > ?2 OR (at = ?2 AND rowid > ?3)) "
+    "ORDER BY at, rowid LIMIT ?4"
+)
+"""The log in its order, (time, rowid): a position is both, so entries of one instant are told apart."""
+
+
+def _position(after: str) -> tuple[float, int]:
+    """A position this store gave out, ``<at, as Python's repr of the float>:<rowid>``: the repr
+    reads back as the very float SQLite holds, so the next page starts exactly after it."""
+    at, _, rowid = after.partition(":")
+    try:
+        written = float(at)
+    except ValueError:
+        raise invalid_position(after) from None
+    if not rowid.isdecimal() or not math.isfinite(written) or written < 0:
+        raise invalid_position(after)
+    return written, int(rowid)
+
+
 _BALANCE = (
     "SELECT COALESCE((SELECT amount FROM spent WHERE account = ?1), 0), "
     "(SELECT COALESCE(SUM(amount), 0) FROM holds WHERE account = ?1 AND expires > ?2)"
@@ -211,11 +234,14 @@ class SqliteLedgerStore:
             return HoldState.OPEN
         return HoldState.SETTLED if row[0] == SETTLED else HoldState.RELEASED
 
-    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
+    async def charges(self, since: float, limit: int = 10_000, *, after: str | None = None) -> list[LoggedCharge]:
         with self.database.reading() as db:
-            rows = db.execute("SELECT at, entry FROM charges WHERE at >= ? ORDER BY at, rowid LIMIT ?",
-                              (since, limit)).fetchall()
-        return [LoggedCharge(float(at), bytes(entry)) for at, entry in rows]
+            if after is None:
+                rows = db.execute(_CHARGES_SINCE, (since, limit)).fetchall()
+            else:
+                at, rowid = _position(after)
+                rows = db.execute(_CHARGES_AFTER, (max(since, at), at, rowid, limit)).fetchall()
+        return [LoggedCharge(float(at), bytes(entry), f"{float(at)!r}:{rowid}") for at, entry, rowid in rows]
 
     async def release(self, account: str, hold_id: str) -> bool:
         now = time.time()

@@ -92,9 +92,9 @@ class SwitchedBook(MemoryLedgerStore):
         self._answering()
         return await super().count(event_id, tallies)
 
-    async def charges(self, since: float, limit: int = 10_000) -> list[LoggedCharge]:
+    async def charges(self, since: float, limit: int = 10_000, *, after: str | None = None) -> list[LoggedCharge]:
         self._answering()
-        return await super().charges(since, limit)
+        return await super().charges(since, limit, after=after)
 
 
 def gateway_over(book: SwitchedBook) -> Gateway:

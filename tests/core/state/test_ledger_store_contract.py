@@ -11,7 +11,10 @@ import time
 
 import pytest
 
-from core.state.ledger_store import Balance, HoldState, LedgerStore, Settled, Tally, Voided
+import core.state.memory_ledger
+import core.state.sqlite_ledger
+from core.errors import InvalidRequest
+from core.state.ledger_store import Balance, HoldState, LedgerStore, LoggedCharge, Settled, Tally, Voided
 
 SHORT_LEASE = 0.15
 PAST_SHORT_LEASE = 0.25
@@ -302,3 +305,84 @@ async def test_the_charge_log_is_read_from_a_time_on_oldest_first(ledger_store: 
     later = await ledger_store.charges(since=everything[1].at)
     assert [charge.entry for charge in later] == [b"1", b"2"]
     assert [charge.entry for charge in await ledger_store.charges(since=0, limit=2)] == [b"0", b"1"]
+
+
+class FrozenClock:
+    """Stands in for the ``time`` module of the memory and SQLite ledgers: every charge is written
+    at the same instant (Redis reads its own clock; its stream ids tell charges of one millisecond
+    apart, which ``test_redis_ledger`` checks with ids written by hand)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
+
+
+@pytest.fixture
+def one_instant(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FrozenClock()
+    monkeypatch.setattr(core.state.memory_ledger, "time", clock)
+    monkeypatch.setattr(core.state.sqlite_ledger, "time", clock)
+
+
+async def log_charges(ledger_store: LedgerStore, count: int, prefix: str = "") -> None:
+    for index in range(count):
+        hold_id = f"{prefix}h{index}"
+        assert await ledger_store.hold("acct", hold_id, 1, limit=None, lease_s=LEASE)
+        assert await ledger_store.settle("acct", hold_id, 1, limit=None, entry=f"{prefix}{index}".encode())
+
+
+async def read_in_pages(ledger_store: LedgerStore, since: float, size: int,
+                        after: str | None = None) -> list[list[LoggedCharge]]:
+    pages = []
+    while page := await ledger_store.charges(since, size, after=after):
+        pages.append(page)
+        after = page[-1].position
+    return pages
+
+
+@pytest.mark.usefixtures("one_instant")
+async def test_paging_from_each_pages_last_position_returns_every_charge_once_in_order(
+        ledger_store: LedgerStore) -> None:
+    await log_charges(ledger_store, 23)
+
+    pages = await read_in_pages(ledger_store, since=0, size=4)
+
+    assert [len(page) for page in pages] == [4, 4, 4, 4, 4, 3]
+    assert [charge.entry for page in pages for charge in page] == [f"{i}".encode() for i in range(23)]
+    assert len({charge.position for page in pages for charge in page}) == 23
+
+
+@pytest.mark.usefixtures("one_instant")
+async def test_charges_written_after_a_page_are_on_the_next_one(ledger_store: LedgerStore) -> None:
+    await log_charges(ledger_store, 3)
+    first = await ledger_store.charges(0, 10)
+    assert await ledger_store.charges(0, 10, after=first[-1].position) == []
+
+    await log_charges(ledger_store, 2, prefix="late")
+
+    later = await ledger_store.charges(0, 10, after=first[-1].position)
+    assert [charge.entry for charge in later] == [b"late0", b"late1"]
+
+
+async def test_a_page_after_a_position_still_starts_no_earlier_than_since(ledger_store: LedgerStore) -> None:
+    await log_charges(ledger_store, 2)
+    await asyncio.sleep(0.02)
+    await log_charges(ledger_store, 2, prefix="new")
+    everything = await ledger_store.charges(0)
+
+    page = await ledger_store.charges(everything[2].at, 10, after=everything[0].position)
+
+    assert [charge.entry for charge in page] == [b"new0", b"new1"]
+
+
+@pytest.mark.parametrize("position", ["", "nonsense", "12-x", "-1", "1.5:x:2", "nan:1"])
+async def test_a_position_no_store_hands_out_is_an_invalid_after(ledger_store: LedgerStore, position: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        await ledger_store.charges(0, 10, after=position)
+    assert refused.value.param == "after"
