@@ -4,7 +4,9 @@ Each entry says who was charged, which vendor served (and its own request id, to
 on the vendor's invoice), the cost the catalog gives for what the vendor reported (run time for
 time-billed vendors), the cost the vendor reported itself when it does, and the client's price.
 Entries are written by the ledger in the same atomic step as their charge, so the log and the
-spend always agree; ``boltgate usage export`` and ``GET /v1/admin/charges`` read them. A charge
+spend always agree; ``boltgate usage export`` and ``GET /v1/admin/charges`` read them, page by
+page (``ChargePage``: a page ends after ``limit`` charges, and the next starts after its last,
+however many charges share a timestamp). A charge
 taken back (``Ledger.void``) is followed by its refund entry: the same request id, the images and
 the client's price negated, and no vendor cost (the vendor's invoice line stands on the charge).
 """
@@ -75,6 +77,19 @@ class ChargeRecord:
 
 
 COLUMNS = [f.name for f in fields(ChargeRecord) if f.name != "at"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePage:
+    """One page of the charge log, and where the next one starts."""
+
+    records: list[ChargeRecord]
+    has_more: bool
+    """More charges were logged after this page's last when it was read."""
+    next_after: str | None
+    """The position to read on from (``after``): the last record's, or, on an empty page, the
+    ``after`` it was read with; None when neither is known. Given even when ``has_more`` is false,
+    so a caller can come back later for the charges logged since."""
 
 
 def _decimal_text(value: object) -> str:

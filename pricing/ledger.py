@@ -27,7 +27,7 @@ process dies or loses its store mid-request, the hold stops counting when the le
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,7 +35,7 @@ from decimal import Decimal
 from core.errors import InsufficientCredits, ReservationExpired, ReservationReleased
 from core.state.base import StateStore
 from core.state.ledger_store import HoldState, LedgerStore, Settled, Tally, Voided
-from pricing.charge_log import ChargeRecord
+from pricing.charge_log import ChargePage, ChargeRecord
 from pricing.idempotency import IdempotencyStore
 from pricing.money import credits_to_usd, format_usd, from_micro_usd, to_credits, to_micro_usd
 from pricing.quote import Quote
@@ -220,10 +220,25 @@ class Ledger:
         """Whether ``reservation`` was settled, released (or voided), or is not closed."""
         return await self._book.hold_state(reservation.api_key, reservation.reservation_id)
 
-    async def charges(self, since: datetime, limit: int = 10_000) -> list[ChargeRecord]:
-        """The charge log from ``since`` on, oldest first."""
-        logged = await self._book.charges(since.timestamp(), limit)
-        return [ChargeRecord.from_entry(charge.entry, charge.at) for charge in logged]
+    async def charges(self, since: datetime, *, limit: int, after: str | None = None) -> ChargePage:
+        """Up to ``limit`` charges of the log from ``since`` on (and after the position ``after``),
+        oldest first, and whether more follow: one more is read to know (``InvalidRequest``
+        naming ``after`` for a position the store never gave out)."""
+        logged = await self._book.charges(since.timestamp(), limit + 1, after=after)
+        page = logged[:limit]
+        return ChargePage([ChargeRecord.from_entry(charge.entry, charge.at) for charge in page],
+                          has_more=len(logged) > limit, next_after=page[-1].position if page else after)
+
+    async def every_charge(self, since: datetime, *, page_size: int = 10_000) -> AsyncIterator[ChargeRecord]:
+        """The whole charge log from ``since`` on, oldest first, read a page at a time."""
+        after = None
+        while True:
+            page = await self.charges(since, limit=page_size, after=after)
+            for record in page.records:
+                yield record
+            if not page.has_more:
+                return
+            after = page.next_after
 
     async def probe(self) -> None:
         """Read the store once: ``StateUnavailable`` when it does not answer (readiness)."""

@@ -1,6 +1,6 @@
 """``boltgate usage export``: the charge log from the state store the settings name, as CSV or
 JSON lines, for checking a vendor's invoice (vendor request id, catalog cost, vendor-reported
-cost, client price per charge).
+cost, client price per charge): all of it from ``since`` on, read from the store a page at a time.
 
 It opens the store itself (the SQLite file under ``data_dir`` or Redis), so it runs beside a
 serving gateway, or after it stopped.
@@ -24,7 +24,8 @@ async def export_charges(settings: Settings, since: str | None, output_format: s
                          "use the admin API (GET /v1/admin/charges) instead")
     stores = build_stores(settings)
     try:
-        records = await Ledger(stores.book, stores.durable, settings.pricing.credit_usd).charges(parse_since(since))
+        ledger = Ledger(stores.book, stores.durable, settings.pricing.credit_usd)
+        records = [record async for record in ledger.every_charge(parse_since(since))]
     finally:
         await stores.aclose()
     if output_format == "csv":

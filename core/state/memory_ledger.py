@@ -42,6 +42,10 @@ CLOSED_PRUNE_AT = 10_000
 """Closed markers kept before the expired ones are first looked for."""
 
 
+def _position(logged: LoggedCharge) -> int:
+    return int(logged.position)
+
+
 class MemoryLedgerStore:
     def __init__(self, *, charge_log_retention_s: float = CHARGE_LOG_RETENTION_S) -> None:
         self._retention_s = charge_log_retention_s
@@ -150,7 +154,7 @@ class MemoryLedgerStore:
         if after is not None and not after.isdecimal():
             raise invalid_position(after)
         # The log is in the order written, so it is in order of position: skip what ``after`` read.
-        first = 0 if after is None else bisect.bisect_right(self._log, int(after), key=lambda logged: int(logged.position))
+        first = 0 if after is None else bisect.bisect_right(self._log, int(after), key=_position)
         return [logged for logged in self._log[first:] if logged.at >= since][:limit]
 
     async def release(self, account: str, hold_id: str) -> bool:

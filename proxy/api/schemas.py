@@ -183,8 +183,14 @@ class Charge(Documented):
 
 
 class ChargeList(Documented):
+    """One page of the charge log (``proxy.api.charges``)."""
+
     object: Literal["list"]
     data: list[Charge]
+    has_more: bool = Field(description="More charges follow this page: ask again with after=next_after")
+    next_after: str | None = Field(
+        description="Pass as 'after' for the charges logged after this page's last (given even when has_more is "
+                    "false, to come back later for newer ones); null on an empty first page")
 
 
 class ProbeShown(Documented):

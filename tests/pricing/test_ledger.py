@@ -13,6 +13,7 @@ from core.request import ImageRequest
 from core.state.base import StateStore
 from core.state.memory_ledger import MemoryLedgerStore
 from pricing.catalog import PriceCatalog
+from pricing.charge_log import ChargeRecord
 from pricing.ledger import Ledger
 from pricing.quote import Quote
 
@@ -262,3 +263,37 @@ async def test_a_failed_request_gives_its_idempotency_claim_back(ledger: Ledger)
     assert await ledger.claim_idempotency(KEY, "idem-2", ttl=60)
     await ledger.release_idempotency(KEY, "idem-2")
     assert await ledger.claim_idempotency(KEY, "idem-2", ttl=60)
+
+
+def charge_record(request_id: str) -> ChargeRecord:
+    return ChargeRecord(key_id=KEY, request_id=request_id, vendor="runflow", region="us", vendor_request_id=None,
+                        images=1, run_seconds=None, catalog_cost_usd=Decimal("0.003"),
+                        vendor_reported_cost_usd=None, client_usd=Decimal("0.004"))
+
+
+async def charge_each(ledger: Ledger, count: int) -> None:
+    for index in range(count):
+        reservation = await ledger.reserve(KEY, Decimal("0.01"), None, lease_s=LEASE)
+        await ledger.settle(reservation, quote("runflow", "0.004"), record=charge_record(f"r{index}"))
+
+
+async def test_a_page_of_charges_says_whether_more_follow_and_where_to_read_on(ledger: Ledger) -> None:
+    await charge_each(ledger, 3)
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+
+    first = await ledger.charges(since, limit=2)
+    rest = await ledger.charges(since, limit=2, after=first.next_after)
+    beyond = await ledger.charges(since, limit=2, after=rest.next_after)
+
+    assert ([r.request_id for r in first.records], first.has_more) == (["r0", "r1"], True)
+    assert ([r.request_id for r in rest.records], rest.has_more) == (["r2"], False)
+    assert (beyond.records, beyond.has_more, beyond.next_after) == ([], False, rest.next_after)
+    assert (await ledger.charges(datetime.now(UTC) + timedelta(days=1), limit=2)).next_after is None
+
+
+async def test_every_charge_is_read_across_as_many_pages_as_it_takes(ledger: Ledger) -> None:
+    await charge_each(ledger, 7)
+
+    records = [record async for record in ledger.every_charge(datetime(2000, 1, 1, tzinfo=UTC), page_size=3)]
+
+    assert [record.request_id for record in records] == [f"r{index}" for index in range(7)]
