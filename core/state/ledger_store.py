@@ -39,15 +39,19 @@ an error is never charged whatever happened to the answer.
 
 Each charge may carry an entry for the charge log (what an operator reconciles a vendor's
 invoice against), appended in the same atomic step and kept ``CHARGE_LOG_RETENTION_S``. The log
-is read in pages: each entry comes with its *position*, a string only its store reads (a counter in
-memory, the time and rowid in SQLite, the stream id in Redis), and the next page starts after the
-last one's. A position orders entries written at the same instant too, so paging never skips or
-repeats one however many share a timestamp.
+is read in pages: each entry comes with its *position*, and the next page starts after the last
+one's. A position is two numbers, ``<major>-<minor>`` (``POSITION_PATTERN``), which each store
+gives its own meaning (memory: a counter; SQLite: the time's bits and the rowid; Redis: the stream
+id, whose form this is), and every store reads any position of that form as a place in its log,
+so whatever the OpenAPI document allows is a page, not an error. A position orders entries
+written at the same instant too, so paging never skips or repeats one however many share a
+timestamp.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -118,9 +122,18 @@ class HoldState(enum.Enum):
     """Closed without a charge: released, or voided."""
 
 
-def invalid_position(after: str) -> InvalidRequest:
-    """The error for an ``after`` that is no position of this store's charge log."""
-    return InvalidRequest(f"'after' must be a position this charge log gave out, not {after!r}", param="after")
+POSITION_PATTERN = r"^[0-9]{1,19}-[0-9]{1,19}$"
+"""A charge-log position: two numbers below 10**19, so each fits 64 bits (a Redis stream id)."""
+_POSITION = re.compile(POSITION_PATTERN)
+
+
+def read_position(after: str) -> tuple[int, int]:
+    """The two numbers of a position; ``InvalidRequest`` naming ``after`` for anything else."""
+    if not _POSITION.fullmatch(after):
+        raise InvalidRequest(f"'after' must be a position the charge log gave out (next_after), not {after!r}",
+                             param="after")
+    major, _, minor = after.partition("-")
+    return int(major), int(minor)
 
 
 class LedgerStore(Protocol):
@@ -168,7 +181,7 @@ class LedgerStore(Protocol):
         """At most ``limit`` charge-log entries written at or after ``since`` (Unix seconds) and,
         with ``after`` (an entry's ``position``), after that entry; oldest first.
 
-        Raises ``InvalidRequest`` (``param="after"``) for an ``after`` this store never hands out.
+        Raises ``InvalidRequest`` (``param="after"``) for an ``after`` not of a position's form.
         """
         ...
 

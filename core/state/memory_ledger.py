@@ -20,7 +20,7 @@ from core.state.ledger_store import (
     Settled,
     Tally,
     Voided,
-    invalid_position,
+    read_position,
 )
 
 
@@ -42,8 +42,8 @@ CLOSED_PRUNE_AT = 10_000
 """Closed markers kept before the expired ones are first looked for."""
 
 
-def _position(logged: LoggedCharge) -> int:
-    return int(logged.position)
+def _counted(logged: LoggedCharge) -> int:
+    return read_position(logged.position)[0]
 
 
 class MemoryLedgerStore:
@@ -127,7 +127,7 @@ class MemoryLedgerStore:
             if self._log and self._log[0].at < now - self._retention_s:
                 self._log = [logged for logged in self._log if logged.at >= now - self._retention_s]
             self._logged += 1
-            self._log.append(LoggedCharge(now, entry, str(self._logged)))
+            self._log.append(LoggedCharge(now, entry, f"{self._logged}-0"))
 
     async def void(
         self, account: str, hold_id: str, refund: int, *, tallies: Sequence[Tally] = (), entry: bytes = b"",
@@ -151,10 +151,8 @@ class MemoryLedgerStore:
         return HoldState.RELEASED if self._is_closed(hold_id) else HoldState.OPEN
 
     async def charges(self, since: float, limit: int = 10_000, *, after: str | None = None) -> list[LoggedCharge]:
-        if after is not None and not after.isdecimal():
-            raise invalid_position(after)
-        # The log is in the order written, so it is in order of position: skip what ``after`` read.
-        first = 0 if after is None else bisect.bisect_right(self._log, int(after), key=_position)
+        # A position is "<count>-0": the log is in the order written, so in order of position.
+        first = 0 if after is None else bisect.bisect_right(self._log, read_position(after)[0], key=_counted)
         return [logged for logged in self._log[first:] if logged.at >= since][:limit]
 
     async def release(self, account: str, hold_id: str) -> bool:

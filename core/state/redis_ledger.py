@@ -20,7 +20,6 @@ margin covers clock skew between gateway and Redis up to that half timeout.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +36,7 @@ from core.state.ledger_store import (
     Settled,
     Tally,
     Voided,
-    invalid_position,
+    read_position,
 )
 from core.state.redis_connection import DEFAULT_TIMEOUT_S, answering
 
@@ -166,20 +165,14 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
-_LAST_SEQUENCE = 2**64 - 1
-
-
 def _next_stream_id(after: str) -> tuple[int, int]:
-    """The first stream id after ``after`` (a stream id, ``<ms>-<sequence>``, which is the
-    position this store gives out): the charges of one millisecond are told apart by their
-    sequence, so a page that ends inside one loses none. Computed, rather than XRANGE's
-    exclusive ``(`` form, which older servers (before 6.2) do not read."""
-    match = _STREAM_ID.fullmatch(after)
-    ms, sequence = (-1, -1) if match is None else (int(match[1]), int(match[2]))
-    if not 0 <= ms <= _LAST_SEQUENCE or not 0 <= sequence <= _LAST_SEQUENCE or ms == sequence == _LAST_SEQUENCE:
-        raise invalid_position(after)  # the last id there can be has no id after it
-    return (ms, sequence + 1) if sequence < _LAST_SEQUENCE else (ms + 1, 0)
+    """The first stream id after ``after`` (a stream id, ``<ms>-<seq>``, is this store's
+    position): the charges of one millisecond are told apart by their sequence, so a page that
+    ends inside one loses none. Computed, rather than XRANGE's exclusive ``(`` form, which
+    servers before 6.2 do not read; a position's numbers are below 10**19, so the sequence after
+    one still fits the 64 bits of a stream id."""
+    ms, sequence = read_position(after)
+    return ms, sequence + 1
 
 
 class RedisLedgerStore:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import sqlite3
+import struct
 import time
 from collections.abc import Sequence
 
@@ -37,7 +38,7 @@ from core.state.ledger_store import (
     Settled,
     Tally,
     Voided,
-    invalid_position,
+    read_position,
 )
 from core.state.sqlite_database import SqliteDatabase
 from core.state.sqlite_group_commit import GroupCommit, Undo
@@ -67,17 +68,24 @@ _CHARGES_AFTER = (
 """The log in its order, (time, rowid): a position is both, so entries of one instant are told apart."""
 
 
-def _position(after: str) -> tuple[float, int]:
-    """A position this store gave out, ``<at, as Python's repr of the float>:<rowid>``: the repr
-    reads back as the very float SQLite holds, so the next page starts exactly after it."""
-    at, _, rowid = after.partition(":")
-    try:
-        written = float(at)
-    except ValueError:
-        raise invalid_position(after) from None
-    if not rowid.isdecimal() or not math.isfinite(written) or written < 0:
-        raise invalid_position(after)
-    return written, int(rowid)
+def _position(at: float, rowid: int) -> str:
+    """``<the bits of at>-<rowid>``: a non-negative double's bits, read as an integer, are in the
+    order of the doubles, and give back the very float SQLite holds, so a page starts exactly
+    after the last one's entry, however many entries share its time."""
+    return f"{int.from_bytes(struct.pack('>d', at))}-{rowid}"
+
+
+def _read_position(after: str) -> tuple[float, int] | None:
+    """The time and rowid of a position; None for one past every time there is (the bits of
+    infinity and above: no entry follows it)."""
+    bits, rowid = read_position(after)
+    if bits >= _INFINITY_BITS:
+        return None
+    at: float = struct.unpack(">d", bits.to_bytes(8))[0]
+    return at, rowid
+
+
+_INFINITY_BITS = int.from_bytes(struct.pack(">d", math.inf))
 
 
 _BALANCE = (
@@ -236,12 +244,15 @@ class SqliteLedgerStore:
 
     async def charges(self, since: float, limit: int = 10_000, *, after: str | None = None) -> list[LoggedCharge]:
         with self.database.reading() as db:
+            start = None if after is None else _read_position(after)
             if after is None:
                 rows = db.execute(_CHARGES_SINCE, (since, limit)).fetchall()
+            elif start is None:
+                rows = []
             else:
-                at, rowid = _position(after)
+                at, rowid = start
                 rows = db.execute(_CHARGES_AFTER, (max(since, at), at, rowid, limit)).fetchall()
-        return [LoggedCharge(float(at), bytes(entry), f"{float(at)!r}:{rowid}") for at, entry, rowid in rows]
+        return [LoggedCharge(float(at), bytes(entry), _position(float(at), rowid)) for at, entry, rowid in rows]
 
     async def release(self, account: str, hold_id: str) -> bool:
         now = time.time()

@@ -7,10 +7,11 @@ client generated from the document sends what the gateway reads.
 
 The log comes in pages, as OpenAI's list endpoints page: ``limit`` charges at most (1000 by
 default, 10,000 at most) and ``has_more`` when more follow; ``next_after`` is the position of the
-page's last charge, passed back as ``after`` for the next page (with the same ``since``). A
-position tells apart charges logged at the same instant, so no charge is skipped or repeated at a
-page boundary. Both formats carry the same two facts in headers too (``x-boltgate-has-more``,
-``x-boltgate-next-after``): that is how a CSV page, which has no room for them, says it.
+page's last charge (``<number>-<number>``, opaque), passed back as ``after`` for the next page
+(with the same ``since``). A position tells apart charges logged at the same instant, so no charge
+is skipped or repeated at a page boundary. Both formats carry the same two facts in headers too
+(``x-boltgate-has-more``, ``x-boltgate-next-after``): that is how a CSV page, which has no room
+for them, says it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, 
 from litestar.params import Dependency, Parameter
 
 from core.errors import InvalidRequest
+from core.state.ledger_store import POSITION_PATTERN
 from pricing.charge_log import to_csv
 from pricing.ledger import Ledger
 from proxy.api.admin import ADMIN_ERRORS, require_admin
@@ -51,11 +53,13 @@ DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"The most charges on one page (1-{MAX_LIMIT})")]
 After = Annotated[str | None, Parameter(
+    pattern=POSITION_PATTERN,
     description="Start after this position: the next_after (or x-boltgate-next-after) of the page before")]
 PAGE_HEADERS = {
     "x-boltgate-has-more": header("true when more charges follow this page", pattern="^(true|false)$",
                                   required=True),
-    "x-boltgate-next-after": header("The position to pass as 'after' for the next page (next_after)"),
+    "x-boltgate-next-after": header("The position to pass as 'after' for the next page (next_after)",
+                                    pattern=POSITION_PATTERN),
 }
 
 

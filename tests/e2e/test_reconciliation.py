@@ -76,4 +76,5 @@ def test_the_charge_log_needs_the_admin_token_and_a_valid_date(simulator: StartS
     refused = httpx.get(f"{server.base_url}/v1/admin/charges", params={"since": "last week"}, headers=ADMIN)
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "since"
-    assert httpx.get(f"{server.base_url}/v1/admin/charges", headers=ADMIN).json() == {"object": "list", "data": []}
+    assert httpx.get(f"{server.base_url}/v1/admin/charges", headers=ADMIN).json() == {
+        "object": "list", "data": [], "has_more": False, "next_after": None}

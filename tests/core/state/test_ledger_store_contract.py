@@ -7,6 +7,7 @@ parametrised). Leases are short (0.15 s) and the waits only just longer.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -14,7 +15,16 @@ import pytest
 import core.state.memory_ledger
 import core.state.sqlite_ledger
 from core.errors import InvalidRequest
-from core.state.ledger_store import Balance, HoldState, LedgerStore, LoggedCharge, Settled, Tally, Voided
+from core.state.ledger_store import (
+    POSITION_PATTERN,
+    Balance,
+    HoldState,
+    LedgerStore,
+    LoggedCharge,
+    Settled,
+    Tally,
+    Voided,
+)
 
 SHORT_LEASE = 0.15
 PAST_SHORT_LEASE = 0.25
@@ -381,8 +391,21 @@ async def test_a_page_after_a_position_still_starts_no_earlier_than_since(ledger
     assert [charge.entry for charge in page] == [b"new0", b"new1"]
 
 
-@pytest.mark.parametrize("position", ["", "nonsense", "12-x", "-1", "1.5:x:2", "nan:1"])
-async def test_a_position_no_store_hands_out_is_an_invalid_after(ledger_store: LedgerStore, position: str) -> None:
+@pytest.mark.parametrize("position", ["", "nonsense", "12-x", "-1", "1-2-3", "1.5-2", "10000000000000000000-0", " 1-2"])
+async def test_an_after_not_of_a_positions_form_is_an_invalid_after(ledger_store: LedgerStore, position: str) -> None:
     with pytest.raises(InvalidRequest) as refused:
         await ledger_store.charges(0, 10, after=position)
     assert refused.value.param == "after"
+
+
+@pytest.mark.parametrize(("position", "entries"), [
+    ("0-0", [b"0", b"1"]), ("9218868437227405312-0", []), ("9999999999999999999-9999999999999999999", []),
+])
+async def test_any_position_of_that_form_is_a_place_in_the_log(ledger_store: LedgerStore, position: str,
+                                                               entries: list[bytes]) -> None:
+    """What the OpenAPI document allows is a page, never an error: ``0-0`` is before every entry
+    a store writes, the largest numbers after them all."""
+    await log_charges(ledger_store, 2)
+    page = await ledger_store.charges(0, 10, after=position)
+    assert [charge.entry for charge in page] == entries
+    assert all(re.fullmatch(POSITION_PATTERN, charge.position) for charge in await ledger_store.charges(0))

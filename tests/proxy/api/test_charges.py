@@ -109,7 +109,7 @@ async def test_without_a_limit_a_page_holds_up_to_a_thousand(charged: tuple[Clie
 
 @pytest.mark.parametrize(("params", "param"), [
     ({"limit": "0"}, "limit"), ({"limit": "10001"}, "limit"), ({"limit": "many"}, "limit"),
-    ({"after": "not-a-position"}, "after"), ({"after": ""}, "after"),
+    ({"after": "not-a-position"}, "after"), ({"after": ""}, "after"), ({"after": "1-2-3"}, "after"),
 ])
 async def test_a_limit_out_of_range_or_an_unknown_cursor_is_a_400_naming_it(
         params: dict[str, str], param: str) -> None:
