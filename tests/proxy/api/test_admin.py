@@ -66,6 +66,37 @@ async def test_a_budget_that_is_not_a_sane_amount_is_refused(budget: object) -> 
     assert listed == []
 
 
+async def test_a_budget_of_minus_zero_is_stored_as_zero() -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": "team", "budget_credits": -0.0}, headers=ADMIN)
+        listed = (await client.get("/v1/admin/keys", headers=ADMIN)).json()["data"]
+    assert created.status_code == 201, created.text
+    assert created.json()["budget_credits"] == "0.0"
+    assert [entry["budget_credits"] for entry in listed] == ["0.0"]
+
+
+@pytest.mark.parametrize("name", ["nul\u0000", "two\nlines", "tab\there", "bell\u0007", "del\u007f", "c1\u0085",
+                                  "line\u2028separator"])
+async def test_a_key_name_with_a_control_character_is_refused(name: str) -> None:
+    """Names reach log lines, CSV exports and metric labels, where a control character forges or
+    breaks a line."""
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": name}, headers=ADMIN)
+        listed = (await client.get("/v1/admin/keys", headers=ADMIN)).json()["data"]
+    assert created.status_code == 400, created.text
+    error = created.json()["error"]
+    assert (error["param"], error["code"]) == ("name", "invalid_request")
+    assert "control character" in error["message"]
+    assert listed == []
+
+
+async def test_a_key_name_in_any_script_with_spaces_is_accepted() -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": "équipe Ünïcode 团队"}, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == "équipe Ünïcode 团队"
+
+
 async def test_the_largest_budget_allowed_still_serves() -> None:
     async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
         created = await client.post("/v1/admin/keys", json={"name": "rich", "budget_credits": "1000000000000"},
