@@ -42,6 +42,9 @@ BUDGET_PATTERN = r"^([0-9]{1,12}(\.[0-9]{1,6})?|1000000000000(\.0{1,6})?)$"
 LINE_BREAKING = frozenset("\u2028\u2029")
 """Unicode's line and paragraph separators: not control characters (category Cc), but they end a
 line for many log readers all the same."""
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
+"""``printable_name``'s rule as the document states it (category Cc is exactly U+0000-001F and
+U+007F-009F); the validator enforces it, with a message that says why."""
 
 
 def printable_name(name: str) -> str:
@@ -55,7 +58,8 @@ def printable_name(name: str) -> str:
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(printable_name)]
+    name: Annotated[str, Field(min_length=1, max_length=100, json_schema_extra={"pattern": NAME_PATTERN}),
+                    AfterValidator(printable_name)]
     budget_credits: (Annotated[float, Field(ge=0, le=MAX_BUDGET, allow_inf_nan=False)]
                      | Annotated[str, Field(pattern=BUDGET_PATTERN)] | None) = Field(
         default=None, description="Credits the key may spend (a number or a decimal string); none: no limit")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from proxy.api.admin import NewKey, printable_name
 from tests.proxy.api.served_app import serving
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
@@ -142,3 +145,17 @@ async def test_a_whole_number_written_as_a_float_is_a_rate_limit() -> None:
                                     headers=ADMIN)
     assert created.status_code == 201, created.text
     assert created.json()["limits"]["concurrent_requests"] == 5
+
+
+def test_the_documented_name_pattern_refuses_exactly_what_the_api_refuses() -> None:
+    """The document's pattern is what a client (or a schema fuzzer) reads: it must agree with
+    ``printable_name`` on every character."""
+    documented = re.compile(NewKey.model_json_schema()["properties"]["name"]["pattern"].removesuffix("$"))
+    for code_point in range(0x3000):
+        char = chr(code_point)
+        try:
+            printable_name(f"a{char}")
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert (documented.fullmatch(f"a{char}") is not None) == accepted, hex(code_point)
