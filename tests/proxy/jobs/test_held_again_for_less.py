@@ -11,7 +11,7 @@ its other request cost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,7 +25,7 @@ from proxy.jobs.book import JobBook
 from proxy.jobs.redis_queue import RedisStreamJobQueue
 from tests.proxy.api.served_app import Client, serving
 from tests.proxy.jobs.test_jobs_api import BODY, finished, spent
-from tests.proxy.jobs.test_jobs_restart import charge_log, restartable, state_settings
+from tests.proxy.jobs.test_jobs_restart import charge_log, restartable
 from tests.proxy.jobs.test_runs_racing import WITHIN_S, Step
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
@@ -35,12 +35,6 @@ RUNFLOW_USD, IMAGEAPI_USD = Decimal("0.00405"), Decimal("0.0027")
 BUDGET_USD = 2 * IMAGEAPI_USD
 """Room for two cheap images, or for one pricier one: 0.54 credits."""
 KEYS = {"bg-carol": {"name": "carol", "budget_credits": "0.54"}}
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def state(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
-    with state_settings(request.param) as settings:
-        yield settings
 
 
 @dataclass

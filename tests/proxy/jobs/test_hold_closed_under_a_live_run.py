@@ -10,7 +10,7 @@ with its images is charged for them, and one that ends without them is not.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,15 +25,9 @@ from proxy.jobs.book import JobBook
 from proxy.jobs.redis_queue import RedisStreamJobQueue
 from tests.proxy.api.served_app import Client, serving
 from tests.proxy.jobs.test_jobs_api import ALICE, BODY, KEYS, finished, spent
-from tests.proxy.jobs.test_jobs_restart import charge_log, restartable, state_settings
+from tests.proxy.jobs.test_jobs_restart import charge_log, restartable
 from tests.proxy.jobs.test_runs_racing import WITHIN_S, Step
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def state(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
-    with state_settings(request.param) as settings:
-        yield settings
 
 
 @dataclass

@@ -7,7 +7,6 @@ without its images.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -26,7 +25,6 @@ from tests.proxy.jobs.test_jobs_restart import (
     ledger_of,
     restartable,
     state_of,
-    state_settings,
     stopped_after_its_charge,
     uncharged,
 )
@@ -34,12 +32,6 @@ from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
 DRAWN = "9f2c0d1e7a6b5c4d3e2f1a0b"
 """A hold id as those versions drew one (``secrets.token_hex(12)``)."""
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def state(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
-    with state_settings(request.param) as settings:
-        yield settings
 
 
 async def left_on_a_drawn_hold(settings: dict[str, Any], job_id: str) -> None:

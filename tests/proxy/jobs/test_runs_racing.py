@@ -26,16 +26,10 @@ from proxy.jobs.book import JobBook
 from proxy.jobs.redis_queue import RedisStreamJobQueue
 from tests.proxy.api.served_app import Client, serving
 from tests.proxy.jobs.test_jobs_api import ALICE, BODY, KEYS, finished, spent
-from tests.proxy.jobs.test_jobs_restart import charge_log, restartable, state_settings
+from tests.proxy.jobs.test_jobs_restart import charge_log, restartable
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
 WITHIN_S = 10.0
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def state(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
-    with state_settings(request.param) as settings:
-        yield settings
 
 
 class Step:
