@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import UploadFile
+from litestar.datastructures import FormMultiDict, UploadFile
+from litestar.exceptions import ClientException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
 
+from backends.base import sniff_format
 from core.errors import InvalidRequest, NotFound
 from pricing.keys import KeyRecord
 from proxy.api.access_log import record_of
@@ -85,14 +87,7 @@ async def create_image(request: AnyRequest, gateway: InjectedGateway) -> Respons
 
 async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: InjectedSettings) -> Response[Any]:
     key = await gateway.billing.authenticate(request.headers.get("authorization"))
-    if request.content_type[0] != "multipart/form-data":  # parsed, lower-cased: media types ignore case
-        raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
-                             param="image")
-    try:
-        form = await request.form()
-    except (UnicodeDecodeError, LookupError) as exc:  # Litestar decodes each text field with its charset
-        raise InvalidRequest("A form field is not text in its declared charset (UTF-8 by default)",
-                             code="invalid_form_encoding") from exc
+    form = await edit_form(request)
     fields: dict[str, str] = {}
     uploads: list[UploadFile] = []
     for name, value in form.multi_items():
@@ -101,7 +96,8 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: In
                                  code="unsupported_parameter")
         if name in ("image", "image[]"):
             if not isinstance(value, UploadFile):
-                raise InvalidRequest(f"'{name}' must be a file (PNG, JPEG or WebP)", param="image")
+                raise InvalidRequest(f"'{name}' must be a file (PNG, JPEG or WebP)", param="image",
+                                     code="invalid_image_part")
             uploads.append(value)
         elif isinstance(value, UploadFile):
             raise InvalidRequest(f"Unrecognized file supplied: {name}", param=name, code="unknown_parameter")
@@ -116,6 +112,39 @@ async def edit_image(request: AnyRequest, gateway: InjectedGateway, settings: In
     init_image = await validate_init_image(await uploads[0].read(), settings.max_upload_pixels)
     asked = read_form(fields, init_image, ceiling=request.headers.get(PRICE_CEILING_HEADER))
     return json_response(await answer(request, gateway, key, asked))
+
+
+async def edit_form(request: AnyRequest) -> FormMultiDict:
+    """The edit's multipart form, or the 400 that says what to send instead: Litestar's own
+    errors (a 400 with no code) and its charset errors are translated here, where it is known
+    that the body is the edit form."""
+    media_type, options = request.content_type  # parsed, lower-cased: media types ignore case
+    if media_type != "multipart/form-data":
+        raise InvalidRequest("/v1/images/edits takes multipart/form-data with an 'image' file",
+                             param="image")
+    if not options.get("boundary"):
+        raise InvalidRequest("The Content-Type has no boundary: send multipart/form-data; boundary=... (an HTTP "
+                             "client's multipart encoder sets it)", code="multipart_boundary_missing")
+    try:
+        return await request.form()
+    except ClientException as exc:  # the multipart parser's: malformed, or past its limits
+        raise InvalidRequest(
+            "The multipart body cannot be read: send a well-formed form of at most "
+            f"{request.app.multipart_form_part_limit} parts, each with headers under 4 KB: the 'image' file and "
+            "the text fields", code="invalid_multipart") from exc
+    except UnicodeDecodeError as exc:  # Litestar decodes each part without a filename as text
+        if sniff_format(exc.object[:16]) is not None:
+            raise InvalidRequest("'image' must be a file (PNG, JPEG or WebP): this form sends an image as a text "
+                                 "field; send it as a file part, with a filename", param="image",
+                                 code="invalid_image_part") from exc
+        raise _not_in_its_charset() from exc
+    except LookupError as exc:  # a charset Python does not know
+        raise _not_in_its_charset() from exc
+
+
+def _not_in_its_charset() -> InvalidRequest:
+    return InvalidRequest("A form field is not text in its declared charset (UTF-8 by default)",
+                          code="invalid_form_encoding")
 
 
 @get("/v1/images/files/{name:str}", operation_class=DOWNLOAD_OPERATION)

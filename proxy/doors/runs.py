@@ -37,7 +37,7 @@ from core.errors import AuthenticationFailed, BoltgateError, InvalidRequest, Not
 from core.request import ImageRequest
 from pricing.keys import KeyRecord
 from proxy.api.disconnect import unless_disconnected
-from proxy.billing import Billing
+from proxy.billing import Billing, bearer_token
 from proxy.doors.spec import DoorSpec
 from proxy.gateway import Gateway, ImagesResponse
 from proxy.jobs.record import JobEnd, JobRecord
@@ -120,13 +120,17 @@ def generation_body(request: ImageRequest, routing_policy: str | None = None) ->
 
 
 async def authenticate(request: AnyRequest, spec: DoorSpec, billing: Billing) -> KeyRecord:
-    """The gateway key, from whichever header the vendor's clients put their key in."""
+    """The gateway key, from whichever header the vendor's clients put their key in: a Bearer
+    token first, then ``X-API-Key`` where the vendor takes it. An ``Authorization`` of another
+    scheme (a proxy's Basic, say) carries no vendor key, so it does not hide ``X-API-Key``; with
+    nothing else sent it is what the billing judges (and refuses in its own words)."""
     headers = request.headers
-    if "bearer" in spec.auth and (authorization := headers.get("authorization")) is not None:
+    authorization = headers.get("authorization") if "bearer" in spec.auth else None
+    if bearer_token(authorization) is not None:
         return await billing.authenticate(authorization)
     if "x-api-key" in spec.auth and (token := (headers.get("x-api-key") or "").strip()):
         return await billing.authenticate(f"Bearer {token}")
-    return await billing.authenticate(None)
+    return await billing.authenticate(authorization)
 
 
 async def json_body(request: AnyRequest) -> Any:

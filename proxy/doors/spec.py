@@ -33,7 +33,9 @@ class InputMapping:
     """How a vendor's input fields become an ``ImageRequest``."""
 
     fields: Mapping[str, str]
-    """Vendor field -> ``ImageRequest`` field (``prompt`` -> ``prompt``, ``guidance`` -> ``guidance_scale``)."""
+    """Vendor field -> ``ImageRequest`` field (``prompt`` -> ``prompt``, ``guidance`` -> ``guidance_scale``).
+    None of them takes a boolean (a JSON ``true`` is refused, not read as 1): a vendor's switches
+    are ``accepted`` values."""
     accepted: Mapping[str, frozenset[Any]] = field(default_factory=dict)
     """Fields taken only with these values, each one the gateway serves anyway (Eachlabs'
     ``scheduler: "K_EULER"``); another value is refused."""
@@ -67,6 +69,9 @@ class InputMapping:
                 raise InvalidRequest(f"Unrecognized field: '{param}'", param=param, code="unknown_parameter")
             if name in self.empty_is_absent and value in ("", None):
                 continue
+            if isinstance(value, bool):  # lax validation (Eachlabs' strings) would read true as 1
+                raise InvalidRequest(f"Invalid '{param}': a boolean is not a value this field takes",
+                                     param=param)
             fields[self.fields[name]] = value
         try:
             return ImageRequest.model_validate(fields)

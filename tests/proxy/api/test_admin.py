@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from proxy.api.admin import NewKey, printable_name
 from tests.proxy.api.served_app import serving
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
@@ -66,6 +69,37 @@ async def test_a_budget_that_is_not_a_sane_amount_is_refused(budget: object) -> 
     assert listed == []
 
 
+async def test_a_budget_of_minus_zero_is_stored_as_zero() -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": "team", "budget_credits": -0.0}, headers=ADMIN)
+        listed = (await client.get("/v1/admin/keys", headers=ADMIN)).json()["data"]
+    assert created.status_code == 201, created.text
+    assert created.json()["budget_credits"] == "0.0"
+    assert [entry["budget_credits"] for entry in listed] == ["0.0"]
+
+
+@pytest.mark.parametrize("name", ["nul\u0000", "two\nlines", "tab\there", "bell\u0007", "del\u007f", "c1\u0085",
+                                  "line\u2028separator"])
+async def test_a_key_name_with_a_control_character_is_refused(name: str) -> None:
+    """Names reach log lines, CSV exports and metric labels, where a control character forges or
+    breaks a line."""
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": name}, headers=ADMIN)
+        listed = (await client.get("/v1/admin/keys", headers=ADMIN)).json()["data"]
+    assert created.status_code == 400, created.text
+    error = created.json()["error"]
+    assert (error["param"], error["code"]) == ("name", "invalid_request")
+    assert "control character" in error["message"]
+    assert listed == []
+
+
+async def test_a_key_name_in_any_script_with_spaces_is_accepted() -> None:
+    async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
+        created = await client.post("/v1/admin/keys", json={"name": "équipe Ünïcode 团队"}, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == "équipe Ünïcode 团队"
+
+
 async def test_the_largest_budget_allowed_still_serves() -> None:
     async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret") as client:
         created = await client.post("/v1/admin/keys", json={"name": "rich", "budget_credits": "1000000000000"},
@@ -111,3 +145,17 @@ async def test_a_whole_number_written_as_a_float_is_a_rate_limit() -> None:
                                     headers=ADMIN)
     assert created.status_code == 201, created.text
     assert created.json()["limits"]["concurrent_requests"] == 5
+
+
+def test_the_documented_name_pattern_refuses_exactly_what_the_api_refuses() -> None:
+    """The document's pattern is what a client (or a schema fuzzer) reads: it must agree with
+    ``printable_name`` on every character."""
+    documented = re.compile(NewKey.model_json_schema()["properties"]["name"]["pattern"].removesuffix("$"))
+    for code_point in range(0x3000):
+        char = chr(code_point)
+        try:
+            printable_name(f"a{char}")
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert (documented.fullmatch(f"a{char}") is not None) == accepted, hex(code_point)

@@ -243,7 +243,7 @@ async def test_an_edit_whose_image_is_text_is_a_400_naming_the_image(client: Cli
                                                             "prompt": (None, "make it autumn")})
 
     assert response.status_code == 400
-    assert response.json()["error"]["param"] == "image"
+    assert (response.json()["error"]["param"], response.json()["error"]["code"]) == ("image", "invalid_image_part")
 
 
 async def test_output_compression_sets_the_encoder_quality(client: Client) -> None:
@@ -280,6 +280,65 @@ async def test_an_edit_whose_media_type_is_written_in_capitals_is_served(client:
 
     assert response.status_code == 200, response.text
     assert len(vendors.editor.calls) == 1
+
+
+def form_part(name: str, value: bytes, headers: bytes = b"") -> bytes:
+    disposition = b'Content-Disposition: form-data; name="' + name.encode() + b'"\r\n'
+    return b"--b\r\n" + disposition + headers + b"\r\n" + value + b"\r\n"
+
+
+MULTIPART_B = {"content-type": "multipart/form-data; boundary=b"}
+
+
+async def test_an_edit_whose_image_part_has_no_filename_is_a_400_saying_it_must_be_a_file(client: Client) -> None:
+    body = form_part("prompt", b"make it autumn") + form_part("image", encode("PNG"), b"Content-Type: image/png\r\n")
+
+    response = await client.post("/v1/images/edits", content=body + b"--b--\r\n", headers=MULTIPART_B)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("image", "invalid_image_part")
+    assert "'image' must be a file" in error["message"]
+
+
+async def test_an_edit_with_more_parts_than_a_form_may_have_is_a_400_with_a_code(client: Client) -> None:
+    body = b"".join(form_part(f"extra{i}", b"x") for i in range(1001)) + b"--b--\r\n"
+
+    response = await client.post("/v1/images/edits", content=body, headers=MULTIPART_B)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_multipart"
+    assert "1000 parts" in error["message"]
+
+
+async def test_an_edit_with_a_huge_part_header_is_a_400_with_a_code(client: Client) -> None:
+    body = form_part("prompt", b"make it autumn", b"X-Padding: " + b"a" * 10_000 + b"\r\n") + b"--b--\r\n"
+
+    response = await client.post("/v1/images/edits", content=body, headers=MULTIPART_B)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_multipart"
+
+
+async def test_an_edit_whose_multipart_body_is_malformed_is_a_400_with_a_code(client: Client) -> None:
+    body = b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nmake it autumn'  # never closed
+
+    response = await client.post("/v1/images/edits", content=body, headers=MULTIPART_B)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_multipart"
+
+
+async def test_an_edit_without_a_multipart_boundary_is_a_400_naming_the_missing_boundary(client: Client) -> None:
+    body = form_part("prompt", b"make it autumn") + b"--b--\r\n"
+
+    response = await client.post("/v1/images/edits", content=body, headers={"content-type": "multipart/form-data"})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "multipart_boundary_missing"
+    assert "boundary" in error["message"]
 
 
 async def test_an_edit_sent_as_json_is_a_400_naming_the_image(client: Client) -> None:

@@ -153,3 +153,15 @@ def test_a_streams_partial_images_out_of_range_says_what_is_wrong_not_that_the_f
         read_json_body(raw)
     assert (raised.value.param, raised.value.code) == ("partial_images", "invalid_request")
     assert "only with streaming" not in raised.value.message
+
+
+@pytest.mark.parametrize("name", ["n", "seed", "steps", "num_inference_steps", "output_compression",
+                                  "guidance_scale", "max_price_usd"])
+def test_a_boolean_is_no_number_in_a_json_body_or_a_job(name: str) -> None:
+    """JSON ``true`` is no integer (JSON Schema), though Python's ``True == 1``: the body, and a
+    job's body (``to_image_request(strict=True)``), refuse it naming the field."""
+    raw = {"prompt": "a fox", "output_format": "jpeg", name: True}
+    for parse in (lambda: read_json_body(orjson.dumps(raw)), lambda: to_image_request(raw, strict=True)):
+        with pytest.raises(InvalidRequest) as refused:
+            parse()
+        assert (refused.value.status_code, refused.value.param) == (400, name)

@@ -39,6 +39,17 @@ async def test_metadata_nested_too_deep_or_too_large_is_a_422_naming_it_and_hold
     assert Decimal(usage["reserved_usd"]) == 0
 
 
+async def test_steps_given_as_a_boolean_is_a_422_naming_it_and_holds_nothing() -> None:
+    async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS) as client:
+        refused = await client.post(CREATE, json={"input": {**INPUT, "steps": True}}, headers=ALICE)
+        usage = (await client.get("/v1/usage", headers=ALICE)).json()
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "VALIDATION_ERROR"
+    assert refused.json()["errors"][0]["field"] == "input.steps"
+    assert Decimal(usage["reserved_usd"]) == 0
+
+
 async def test_metadata_within_the_limits_is_kept_and_echoed_by_the_poll() -> None:
     metadata = {"order": "o-1", "deep": nested(MAX_METADATA_DEPTH - 1)}
     async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS) as client:

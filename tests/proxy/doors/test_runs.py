@@ -91,6 +91,36 @@ async def test_a_runflow_create_retried_with_its_idempotency_key_is_the_same_run
         assert await spent(client) == (Decimal(job["billing"]["cost_usd"]), Decimal(0))
 
 
+@pytest.mark.parametrize("authorization", ["Basic dXNlcjpwYXNz", "Token bg-alice", "Bearer ", "bg-alice"])
+async def test_an_eachlabs_key_in_x_api_key_serves_beside_an_authorization_that_is_no_bearer_token(
+        authorization: str) -> None:
+    """Eachlabs documents ``Authorization: Bearer`` and its older examples ``X-API-Key``: an
+    Authorization of another scheme (a proxy's Basic, say) carries no Eachlabs key, so the key in
+    ``X-API-Key`` is the one to read."""
+    async with serving([route_to(ScriptedBackend("aigateway"))], api_keys=KEYS) as client:
+        created = await client.post(EACHLABS_CREATE, json=EACHLABS_BODY,
+                                    headers={"Authorization": authorization, "X-API-Key": "bg-alice"})
+    assert created.status_code == 200, created.text
+
+
+async def test_an_eachlabs_bearer_token_is_the_key_read_when_both_headers_are_sent() -> None:
+    async with serving([route_to(ScriptedBackend("aigateway"))], api_keys=KEYS) as client:
+        served = await client.post(EACHLABS_CREATE, json=EACHLABS_BODY,
+                                   headers={"Authorization": "Bearer bg-alice", "X-API-Key": "bg-nope"})
+        refused = await client.post(EACHLABS_CREATE, json=EACHLABS_BODY,
+                                    headers={"Authorization": "Bearer bg-nope", "X-API-Key": "bg-alice"})
+    assert served.status_code == 200, served.text
+    assert refused.status_code == 401
+    assert set(refused.json()) == {"error"}
+
+
+async def test_a_door_without_x_api_key_in_its_auth_ignores_that_header() -> None:
+    async with serving([route_to(ScriptedBackend("aigateway"))], api_keys=KEYS) as client:
+        refused = await client.post(RUNFLOW_CREATE, json=RUNFLOW_BODY,
+                                    headers={"Authorization": "Basic dXNlcjpwYXNz", "X-API-Key": "bg-alice"})
+    assert refused.status_code == 401
+
+
 async def test_an_eachlabs_create_retried_with_its_idempotency_key_is_the_same_prediction() -> None:
     vendor = ScriptedBackend("aigateway")
     async with serving([route_to(vendor)], api_keys=KEYS) as client:

@@ -59,3 +59,27 @@ def test_a_list_or_object_where_a_value_is_accepted_is_refused_by_name(value: ob
     with pytest.raises(InvalidRequest) as refused:
         EACHLABS_INPUT.to_request({"prompt": "a fox", "scheduler": value})
     assert (refused.value.param, refused.value.code) == ("input.scheduler", "unsupported_value")
+
+
+@pytest.mark.parametrize("name", ["steps", "seed", "width", "height", "guidance"])
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_is_no_runflow_number(name: str, value: bool) -> None:
+    """Pydantic's lax mode (which reads Eachlabs' strings) would read ``true`` as 1: a JSON
+    boolean is refused where a number is due, naming the field."""
+    with pytest.raises(InvalidRequest) as refused:
+        RUNFLOW_INPUT.to_request({"prompt": "a fox", name: value})
+    assert (refused.value.param, refused.value.code) == (f"input.{name}", "invalid_request")
+    assert "boolean" in refused.value.message
+
+
+@pytest.mark.parametrize("name", ["num_inference_steps", "num_outputs", "seed", "width", "height",
+                                  "guidance_scale"])
+def test_a_boolean_is_no_eachlabs_number(name: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        EACHLABS_INPUT.to_request({"prompt": "a fox", name: True})
+    assert refused.value.param == f"input.{name}"
+
+
+def test_a_boolean_where_the_vendor_takes_one_is_still_accepted() -> None:
+    request = EACHLABS_INPUT.to_request({"prompt": "a fox", "disable_safety_checker": True})
+    assert request.prompt == "a fox"
