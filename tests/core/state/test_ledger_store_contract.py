@@ -12,8 +12,6 @@ import time
 
 import pytest
 
-import core.state.memory_ledger
-import core.state.sqlite_ledger
 from core.errors import InvalidRequest
 from core.state.ledger_store import (
     POSITION_PATTERN,
@@ -25,6 +23,7 @@ from core.state.ledger_store import (
     Tally,
     Voided,
 )
+from tests.state_clock import freeze_ledger_time
 
 SHORT_LEASE = 0.15
 PAST_SHORT_LEASE = 0.25
@@ -317,27 +316,9 @@ async def test_the_charge_log_is_read_from_a_time_on_oldest_first(ledger_store: 
     assert [charge.entry for charge in await ledger_store.charges(since=0, limit=2)] == [b"0", b"1"]
 
 
-class FrozenClock:
-    """Stands in for the ``time`` module of the memory and SQLite ledgers: every charge is written
-    at the same instant (Redis reads its own clock; its stream ids tell charges of one millisecond
-    apart, which ``test_redis_ledger`` checks with ids written by hand)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def time(self) -> float:
-        return self.now
-
-    @staticmethod
-    def monotonic() -> float:
-        return time.monotonic()
-
-
 @pytest.fixture
 def one_instant(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FrozenClock()
-    monkeypatch.setattr(core.state.memory_ledger, "time", clock)
-    monkeypatch.setattr(core.state.sqlite_ledger, "time", clock)
+    freeze_ledger_time(monkeypatch)
 
 
 async def log_charges(ledger_store: LedgerStore, count: int, prefix: str = "") -> None:

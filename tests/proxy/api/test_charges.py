@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,33 +13,17 @@ from pathlib import Path
 
 import pytest
 
-import core.state.memory_ledger
-import core.state.sqlite_ledger
 from core.errors import InvalidRequest
 from pricing.charge_log import ChargeRecord
 from proxy.api.charges import parse_since
 from proxy.api.schemas import Charge, ChargeList
 from tests.proxy.api.served_app import Client, serving
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
+from tests.state_clock import freeze_ledger_time
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 BODY = {"prompt": "a lighthouse", "size": "256x256", "response_format": "b64_json"}
 SERVED = 12
-
-
-class FrozenClock:
-    """The ledger stores' ``time``: every charge is logged at the same instant, so page
-    boundaries fall between charges that share a timestamp."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def time(self) -> float:
-        return self.now
-
-    @staticmethod
-    def monotonic() -> float:
-        return time.monotonic()
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -48,9 +31,7 @@ async def charged(request: pytest.FixtureRequest, tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Client, list[str]]]:
     """A gateway that served ``SERVED`` images, all charged at one instant, and the charges'
     request ids (each a reservation's own) in the order logged, read in one page."""
-    clock = FrozenClock()
-    monkeypatch.setattr(core.state.memory_ledger, "time", clock)
-    monkeypatch.setattr(core.state.sqlite_ledger, "time", clock)
+    freeze_ledger_time(monkeypatch)
     async with serving([route_to(ScriptedBackend("callmissed"))], admin_token="admin-secret",
                        state_backend=request.param, data_dir=tmp_path) as client:
         key = (await client.post("/v1/admin/keys", json={"name": "team"}, headers=ADMIN)).json()["key"]
