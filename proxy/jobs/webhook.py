@@ -19,7 +19,6 @@ import ipaddress
 import logging
 import re
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -47,17 +46,12 @@ class WebhookOutcome:
         return asdict(self)
 
 
-def callable_url(url: str) -> bool:
-    """Whether ``url`` could ever be POSTed to: otherwise the job is queued and charged, and every
+def callable_host(url: str, host: str) -> bool:
+    """Whether ``url``, whose form the outbound policy allowed (a scheme, a host, a port that is a
+    number), could ever be POSTed to: no whitespace or control character anywhere, and its
+    ``host`` an address or a name DNS can hold. Otherwise the job is queued and charged, and every
     delivery fails (a space in the host, a CRLF in the path)."""
     if any(char.isspace() or char < " " or char == "\x7f" for char in url):
-        return False
-    try:
-        parts = urlsplit(url)
-        host, _ = parts.hostname, parts.port  # a port that is not a number raises
-    except ValueError:
-        return False
-    if not host:
         return False
     try:
         ipaddress.ip_address(host)
@@ -81,14 +75,15 @@ class WebhookSender:
         """``url`` when the policy allows it; else a 400 naming ``webhook_url``."""
         if len(url) > MAX_URL_LENGTH:
             raise InvalidRequest(f"webhook_url is longer than {MAX_URL_LENGTH} characters", param="webhook_url")
-        if not callable_url(url):
-            raise InvalidRequest("webhook_url is not a URL that can be called: it has whitespace or a control "
-                                 "character, or no valid host or port", param="webhook_url", code="invalid_url")
         try:
-            self._policy.check(url)
+            parts = self._policy.check(url)
         except UnsafeVendorUrl as refused:
             raise InvalidRequest(f"webhook_url refused: {refused.message}", param="webhook_url",
                                  code="webhook_url_refused") from refused
+        if not callable_host(url, parts.hostname or ""):
+            raise InvalidRequest("webhook_url is not a URL that can be called: it has whitespace or a control "
+                                 "character, or a host that is no name or address", param="webhook_url",
+                                 code="invalid_url")
         return url
 
     def _open(self) -> aiohttp.ClientSession:
