@@ -244,11 +244,10 @@ class SqliteLedgerStore:
 
     async def charges(self, since: float, limit: int = 10_000, *, after: str | None = None) -> list[LoggedCharge]:
         with self.database.reading() as db:
-            start = None if after is None else _read_position(after)
             if after is None:
                 rows = db.execute(_CHARGES_SINCE, (since, limit)).fetchall()
-            elif start is None:
-                rows = []
+            elif (start := _read_position(after)) is None:
+                rows = []  # a position past every time there is
             else:
                 at, rowid = start
                 rows = db.execute(_CHARGES_AFTER, (max(since, at), at, rowid, limit)).fetchall()
