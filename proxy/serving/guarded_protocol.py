@@ -137,10 +137,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _watch_sending(self) -> None:
         """Look at the bytes waiting to be sent ``send_timeout_s`` from now (unless already watching)."""
-        if self._send_watch is None and self.transport.get_write_buffer_size() > 0:
+        if self._send_watch is None and (unsent := self.transport.get_write_buffer_size()) > 0:
             self._drained = False
-            self._send_watch = self.loop.call_later(self.limits.send_timeout_s, self._check_sending,
-                                                    self.transport.get_write_buffer_size())
+            self._send_watch = self.loop.call_later(self.limits.send_timeout_s, self._check_sending, unsent)
 
     def _check_sending(self, unsent_before: int) -> None:
         """Keep watching while the client reads; cut the connection when it has stopped."""
