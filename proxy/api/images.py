@@ -22,6 +22,7 @@ from core.errors import InvalidRequest, NotFound
 from pricing.keys import KeyRecord
 from proxy.api.access_log import record_of
 from proxy.api.disconnect import unless_disconnected
+from proxy.api.file_answer import FileAnswer
 from proxy.api.image_operations import DOWNLOAD_OPERATION, edits_operation, generations_operation
 from proxy.api.image_stream import StreamOptions, stream_images
 from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSettings
@@ -30,7 +31,7 @@ from proxy.api.openai_request import PRICE_CEILING_HEADER, ClientImageRequest, r
 from proxy.api.served_limits import ServedLimits
 from proxy.gateway import Gateway, ImagesResponse
 from proxy.images.body import images_body
-from proxy.images.store import MEDIA_TYPES
+from proxy.images.store import MEDIA_TYPES, ImageFile
 from proxy.images.validate import validate_init_image
 from proxy.routing.choice import RoutingChoice
 
@@ -149,13 +150,16 @@ def _not_in_its_charset() -> InvalidRequest:
 
 @get("/v1/images/files/{name:str}", operation_class=DOWNLOAD_OPERATION)
 async def download_image(name: ImageName, image_store: InjectedImageStore) -> Response[bytes]:
-    data = await image_store.get(name)
-    if data is None:
+    """The image as its store keeps it: bytes, or an open file sent from the file (``FileAnswer``)."""
+    image = await image_store.download(name)
+    if image is None:
         raise NotFound(f"This image does not exist or has expired (images live {lifetime(image_store.ttl_s)})",
                        param="name")
     media_type = MEDIA_TYPES[name.rsplit(".", 1)[-1]]
-    return Response(content=data, media_type=media_type,
-                    headers={"cache-control": f"private, max-age={int(image_store.ttl_s)}"})
+    headers = {"cache-control": f"private, max-age={int(image_store.ttl_s)}"}
+    if isinstance(image, ImageFile):
+        return FileAnswer(image, media_type=media_type, headers=headers)
+    return Response(content=image, media_type=media_type, headers=headers)
 
 
 def image_handlers(generations: ServedLimits | None, edits: ServedLimits | None, *,

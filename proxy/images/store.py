@@ -2,15 +2,23 @@
 
 Clients given a ``url`` fetch the image from the gateway, never from a vendor's short-lived
 link. Two implementations: in the state store (memory or Redis, so any replica can serve the
-download) or in a directory (a shared volume).
+download) or in a directory (a shared volume, and where ``--workers`` share the embedded store).
+
+A download from the directory is handed over as the open file (``ImageFile``), not its bytes: the
+server sends it with ``sendfile(2)`` (``proxy.serving.file_part``), so a 1.5 MB image is neither
+read into the process nor copied through it (issue 17).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import re
 import secrets
+import stat
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +38,25 @@ def valid_name(name: str) -> bool:
     return _NAME.fullmatch(name) is not None  # fullmatch: `$` alone would accept a trailing newline
 
 
+@dataclass(slots=True)
+class ImageFile:
+    """An image kept as a file, open for its download: ``size`` bytes from the start of ``fd``.
+    Whoever is handed it closes it (``close``), once the download is sent."""
+
+    fd: int
+    size: int
+
+    def read(self) -> bytes:
+        """The whole image (for a server that cannot send from the file); short if the file was
+        cut since it was opened."""
+        return os.pread(self.fd, self.size, 0)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 class ImageStore(Protocol):
     ttl_s: float
     """How long an image stays downloadable."""
@@ -39,6 +66,10 @@ class ImageStore(Protocol):
         ...
 
     async def get(self, name: str) -> bytes | None: ...
+
+    async def download(self, name: str) -> bytes | ImageFile | None:
+        """The image for its download: its bytes, or the open file they are sent from."""
+        ...
 
 
 class StateImageStore:
@@ -53,6 +84,9 @@ class StateImageStore:
 
     async def get(self, name: str) -> bytes | None:
         return await self.store.get(f"image:{name}") if valid_name(name) else None
+
+    async def download(self, name: str) -> bytes | None:
+        return await self.get(name)
 
 
 class DirectoryImageStore:
@@ -73,12 +107,46 @@ class DirectoryImageStore:
             return None
         return await asyncio.to_thread(self._read_fresh, self.directory / name)
 
+    async def download(self, name: str) -> ImageFile | None:
+        if not valid_name(name):
+            return None
+        return await asyncio.to_thread(self._open_fresh, self.directory / name)
+
     def _read_fresh(self, path: Path) -> bytes | None:
+        image = self._open_fresh(path)
+        if image is None:
+            return None
         try:
-            if path.stat().st_mtime + self.ttl_s < time.time():
+            return image.read()
+        finally:
+            image.close()
+
+    def _open_fresh(self, path: Path) -> ImageFile | None:
+        """The file, open, if it is a fresh image: a regular file (not a link: ``O_NOFOLLOW``)
+        younger than the TTL that starts as an image does."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        except OSError as error:
+            if error.errno == errno.ELOOP:  # a symbolic link: nothing this store wrote
+                return None
+            raise
+        image = ImageFile(fd, 0)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                image.close()
+                return None
+            if info.st_mtime + self.ttl_s < time.time():
+                image.close()
                 path.unlink(missing_ok=True)
                 return None
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        return data if sniff_format(data[:16]) else None
+            if not sniff_format(os.pread(fd, 16, 0)):
+                image.close()
+                return None
+        except BaseException:
+            image.close()
+            raise
+        image.size = info.st_size
+        return image

@@ -8,10 +8,11 @@ one ``writev`` (uvloop's ``writelines``), nothing copied.
 
 Opt-in, never for a stream: a handler that finds ``EXTENSION`` in ``scope["extensions"]`` may
 send ``http.response.start`` with the whole body as ``PARTS`` (a list of buffers, the
-``content-length`` header already counting them). The messages uvicorn would have been sent
-go through its own ``send`` (its header checks, length accounting, keep-alive, the response's
-end), against a transport that only collects what is written; the collected writes then go to
-the socket at once.
+``content-length`` header already counting them). A part may also be a ``FilePart``: the bytes
+before it go out in one write, then it is sent from its file (``proxy.serving.file_part``).
+The messages uvicorn would have been sent go through its own ``send`` (its header checks, length
+accounting, keep-alive, the response's end), against a transport that only collects what is
+written; the collected writes then go to the socket at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+from proxy.serving.file_part import FilePart, send_file
 
 EXTENSION = "boltgate.one_write"
 """In ``scope["extensions"]`` when the server takes ``PARTS`` (served by ``boltgate serve``)."""
@@ -70,8 +73,23 @@ def one_write(cycle: RequestResponseCycle) -> None:
         finally:
             cycle.transport = transport
         if collecting.written and not cycle.disconnected:
-            transport.writelines(collecting.written)
+            await _write(transport, cycle, collecting.written)
         if collecting.closing:
             transport.close()
 
     cycle.send = sending  # type: ignore[method-assign, assignment]
+
+
+async def _write(transport: asyncio.Transport, cycle: RequestResponseCycle, written: list[Any]) -> None:
+    """``written`` in order: each run of buffers in one ``writelines``, each file part from its file."""
+    buffers: list[Any] = []
+    for piece in written:
+        if not isinstance(piece, FilePart):
+            buffers.append(piece)
+            continue
+        if buffers:
+            transport.writelines(buffers)
+            buffers = []
+        await send_file(transport, cycle.flow, piece)
+    if buffers and not transport.is_closing():
+        transport.writelines(buffers)

@@ -428,3 +428,19 @@ async def test_a_retry_after_a_charged_answer_could_not_be_kept_is_a_409_and_is_
                                                              "Idempotency-Key")
     assert len(vendor.calls) == 1
     assert Decimal(usage["spent_usd"]) == Decimal(first.json()["billing"]["cost_usd"]) > 0
+
+
+async def test_an_image_kept_as_a_file_downloads_the_same_without_the_servers_sendfile(
+        vendors: Vendors, tmp_path: Path) -> None:
+    """The test client offers no ``one_write`` extension: the file is read and sent as bytes."""
+    async with serving(vendors.routes(), image_store="directory", image_dir=tmp_path) as client:
+        response = await client.post("/v1/images/generations", json={"prompt": "a kite"})
+        url = response.json()["data"][0]["url"]
+        name = url.rsplit("/", 1)[1]
+
+        download = await client.get(url)
+
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "image/png"
+    assert download.content == (tmp_path / name).read_bytes()
+    assert int(download.headers["content-length"]) == len(download.content)

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from core.state.memory import MemoryStateStore
-from proxy.images.store import DirectoryImageStore, ImageStore, StateImageStore, new_image_name, valid_name
+from proxy.images.store import (
+    DirectoryImageStore,
+    ImageFile,
+    ImageStore,
+    StateImageStore,
+    new_image_name,
+    valid_name,
+)
 from tests.proxy.images.samples import encode
 
 
@@ -122,3 +129,31 @@ async def test_the_state_store_keeps_images_for_the_ttl() -> None:
     ttl = await state.ttl(f"image:{name}")
 
     assert ttl is not None and 119 < ttl <= 120
+
+
+async def test_a_link_in_the_image_directory_is_not_followed(tmp_path: Path) -> None:
+    """Only files the store wrote are served: a symbolic link under an image's name, to an image
+    elsewhere, is not an image here."""
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(encode("PNG"))
+    store = DirectoryImageStore(tmp_path / "images", ttl_s=60)
+    name = new_image_name("png")
+    (tmp_path / "images" / name).symlink_to(outside)
+
+    assert await store.get(name) is None
+    assert await store.download(name) is None
+
+
+async def test_a_download_from_the_directory_is_the_open_file(tmp_path: Path) -> None:
+    store = DirectoryImageStore(tmp_path, ttl_s=60)
+    png = encode("PNG")
+    name = await store.put(png, "png")
+
+    image = await store.download(name)
+
+    assert isinstance(image, ImageFile)
+    try:
+        assert image.size == len(png) and image.read() == png
+    finally:
+        image.close()
+    assert image.fd == -1

@@ -1,0 +1,105 @@
+"""Gateway CPU per image download (``GET /v1/images/files/NAME``) from the directory image store,
+this checkout against another (e.g. main), in alternating rounds.
+
+Both gateways run at once, each from its own checkout with ``image_store = "directory"`` (the
+store ``--workers`` use on the embedded default), pinned to CPU 1; the client is on CPU 0. Each
+serves one image file of ``--megabytes`` (PNG-headed random bytes, written where its store keeps
+images) to keep-alive clients; each round loads one gateway then the other (the order
+alternates), and the gateway's CPU time (``/proc/PID/stat``) over the round is divided by the
+downloads it answered.
+
+    git archive main | tar -x -C /tmp/main
+    python bench/downloads.py --baseline /tmp/main [--megabytes 1.5] [--concurrency 1] [--rounds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from listening import start_on_a_free_port
+from loadclient import run_load
+from overhead import HOST, cpu_seconds, taskset
+
+HERE = Path(__file__).resolve().parents[1]
+IMAGE_NAME = "benchmarkbenchmarkbench.png"
+
+
+def start_gateway(checkout: Path, workdir: Path, image: bytes) -> tuple[subprocess.Popen[bytes], int]:
+    """``checkout``'s gateway serving ``image`` from its image directory, once it listens."""
+    images = workdir / "images"
+    images.mkdir(parents=True)
+    (images / IMAGE_NAME).write_bytes(image)
+    env = {**os.environ, "BOLTGATE_IMAGE_STORE": "directory", "BOLTGATE_IMAGE_DIR": str(images),
+           "BOLTGATE_LOG_LEVEL": "warning", "BOLTGATE_DATA_DIR": str(workdir / "data"), "PYTHONPATH": str(checkout)}
+    return start_on_a_free_port(
+        lambda port: [*taskset("1"), sys.executable, "-m", "proxy", "serve", "--port", str(port)],
+        name=f"gateway of {checkout}", cwd=checkout, env=env)
+
+
+def download_request(port: int) -> bytes:
+    return f"GET /v1/images/files/{IMAGE_NAME} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+
+
+async def compare(baseline: Path, megabytes: float, concurrency: int, rounds: int, seconds: float) -> None:
+    checkouts = {"baseline": baseline.resolve(), "this": HERE}
+    image = b"\x89PNG\r\n\x1a\n" + os.urandom(int(megabytes * 1024 * 1024) - 8)
+    gateways: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    with tempfile.TemporaryDirectory() as base_dir, tempfile.TemporaryDirectory() as this_dir:
+        try:
+            for (name, path), workdir in zip(checkouts.items(), (base_dir, this_dir), strict=True):
+                gateways[name] = start_gateway(path, Path(workdir), image)
+            if (os.cpu_count() or 1) > 1:
+                os.sched_setaffinity(0, {0})
+            requests = {name: download_request(port) for name, (_, port) in gateways.items()}
+            for name, (_, port) in gateways.items():
+                await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=1.0)  # warm up
+            cpu: dict[str, list[float]] = {name: [] for name in gateways}
+            p50: dict[str, list[float]] = {name: [] for name in gateways}
+            print(f"{megabytes:g} MB image at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
+                  f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per download")
+            for index in range(rounds):
+                order = list(gateways) if index % 2 == 0 else list(gateways)[::-1]
+                for name in order:
+                    gateway, port = gateways[name]
+                    before = cpu_seconds(gateway.pid)
+                    run = await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=seconds)
+                    if run.errors:
+                        raise RuntimeError(f"{name}: {run.errors} non-200 answers")
+                    cpu[name].append((cpu_seconds(gateway.pid) - before) / max(1, len(run.latencies)) * 1000)
+                    p50[name].append(statistics.median(run.latencies) * 1000)
+                print(f"round {index + 1:>2}: " + "   ".join(
+                    f"{name} {cpu[name][-1]:.3f} (p50 {p50[name][-1]:.2f} ms)" for name in gateways))
+            for name, path in checkouts.items():
+                print(f"{name:>8} ({path}): median {statistics.median(cpu[name]):.3f} ms/download, "
+                      f"p50 latency {statistics.median(p50[name]):.3f} ms")
+            ratios = [this / base for base, this in zip(cpu["baseline"], cpu["this"], strict=True)]
+            print(f"CPU, this / baseline, median of the rounds' ratios: {statistics.median(ratios):.3f}")
+            latency_ratios = [this / base for base, this in zip(p50["baseline"], p50["this"], strict=True)]
+            print(f"p50 latency, this / baseline, median of the rounds' ratios: {statistics.median(latency_ratios):.3f}")
+        finally:
+            for gateway, _ in gateways.values():
+                gateway.terminate()
+                gateway.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", type=Path, required=True, help="another checkout of boltgate (e.g. main)")
+    parser.add_argument("--megabytes", type=float, default=1.5)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    asyncio.run(compare(args.baseline, args.megabytes, args.concurrency, args.rounds, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
