@@ -83,7 +83,8 @@ async def compare(baseline: Path, megabytes: float, concurrency: int, rounds: in
             ratios = [this / base for base, this in zip(cpu["baseline"], cpu["this"], strict=True)]
             print(f"CPU, this / baseline, median of the rounds' ratios: {statistics.median(ratios):.3f}")
             latency_ratios = [this / base for base, this in zip(p50["baseline"], p50["this"], strict=True)]
-            print(f"p50 latency, this / baseline, median of the rounds' ratios: {statistics.median(latency_ratios):.3f}")
+            print("p50 latency, this / baseline, median of the rounds' ratios: "
+                  f"{statistics.median(latency_ratios):.3f}")
         finally:
             for gateway, _ in gateways.values():
                 gateway.terminate()
