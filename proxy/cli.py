@@ -35,6 +35,7 @@ examples:
   boltgate prices                              the catalog and what a client pays per image
   boltgate usage export --since 2026-11-01     every charge since then, as CSV
   boltgate voids make gateway.log              make the voids a lost pod's logs say it owed
+  boltgate state backup /backups/b.sqlite3     the keys, spend and charge log, safely while serving
   boltgate vendors                             what each backend serves, what its docs confirm"""
 
 
@@ -127,6 +128,28 @@ def _usage_export(args: argparse.Namespace) -> int:
     except (BoltgateError, ValueError) as error:
         print(f"usage export: {getattr(error, 'message', error)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _state_backup(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from proxy.settings_reader import read_settings
+    from proxy.state_backup import BackupRefused, back_up, database_path
+    from proxy.wiring import images_on_disk
+
+    settings = read_settings(args.config)
+    try:
+        backup = back_up(database_path(settings), Path(args.dest), overwrite=args.force,
+                         busy_timeout_s=max(10.0, settings.state_timeout_s))
+    except (BackupRefused, OSError, sqlite3.Error) as error:
+        print(f"state backup: {error}", file=sys.stderr)
+        return 1
+    print(f"backed up {settings.data_dir} to {backup.path}: {backup.bytes} bytes, integrity ok, "
+          f"{backup.charges} charges in the log")
+    if images_on_disk(settings):
+        print("images handed out as URLs are files in the image directory: copy it as it is if they must "
+              "outlive a restore (each expires image_ttl_s after it was made)")
     return 0
 
 
@@ -285,6 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config", metavar="FILE",
                         help="settings TOML (default: BOLTGATE_CONFIG): which state store to read")
     export.set_defaults(run=_usage_export)
+    state = commands.add_parser("state", help="the embedded store's file: back it up while the gateway runs")
+    state_commands = state.add_subparsers(dest="state_command", required=True, metavar="COMMAND")
+    backup = state_commands.add_parser(
+        "backup", help="copy the embedded store (keys, spend, the charge log) as of one commit, safely while "
+                       "the gateway runs")
+    backup.add_argument("dest", metavar="DEST", help="the backup file to write (one self-contained SQLite file)")
+    backup.add_argument("--force", action="store_true", help="replace DEST if it exists")
+    backup.add_argument("--config", metavar="FILE",
+                        help="settings TOML (default: BOLTGATE_CONFIG): where the store is (data_dir)")
+    backup.set_defaults(run=_state_backup)
     voids = commands.add_parser(
         "voids", help="voids owed for requests answered 503 after an unconfirmed charge: list them, make them",
         description="Voids owed for requests answered 503 after their charge went unconfirmed (the state store "

@@ -1,0 +1,84 @@
+"""``boltgate state backup DEST``: a consistent copy of the embedded store while the gateway runs.
+
+The SQLite file holds the money (what each key spent, the charge log an invoice is checked
+against, holds, idempotency records) and the admin-created keys. Copying it with ``cp`` while the
+gateway writes is not a backup: the file and its write-ahead log change under the copy, and a
+copy of the file without its log lacks the latest commits. SQLite's online backup copies every
+page inside one read transaction, so the copy is the database as of one commit, whatever the
+workers write meanwhile (WAL: readers never block writers, and the backup holds no write lock).
+
+The copy is written beside ``DEST`` and renamed onto it only once complete, checked
+(``PRAGMA integrity_check``) and made one self-contained file (rollback journal, no ``-wal`` to
+carry along), so a ``DEST`` that exists is always a whole backup.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.state.sqlite_database import DATABASE_NAME
+from proxy.settings import Settings
+
+
+class BackupRefused(ValueError):
+    """The backup cannot be made as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    bytes: int
+    charges: int
+    """Charges in the copied log (kept ``charge_log_retention_days``)."""
+
+
+def database_path(settings: Settings) -> Path:
+    """The embedded store's file; ``BackupRefused`` for a store that is not a file here."""
+    if settings.state_backend == "redis":
+        raise BackupRefused("the state is in Redis: back up Redis itself (its AOF or RDB files; the Helm "
+                            "chart's Redis keeps an AOF on its volume)")
+    if settings.state_backend == "memory":
+        raise BackupRefused("state_backend is memory: nothing is kept to back up")
+    path = settings.data_dir / DATABASE_NAME
+    if not path.is_file():
+        raise BackupRefused(f"no embedded store at {path} (is data_dir {settings.data_dir} the gateway's?)")
+    return path
+
+
+def back_up(source: Path, dest: Path, *, overwrite: bool = False, busy_timeout_s: float = 10.0) -> Backup:
+    """Copy the database at ``source`` to ``dest`` as of one commit (see the module docstring)."""
+    if dest.exists() and not overwrite:
+        raise BackupRefused(f"{dest} exists (use --force to replace it)")
+    if dest.resolve() == source.resolve():
+        raise BackupRefused(f"{dest} is the store itself")
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    live = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s)
+    try:
+        copy = sqlite3.connect(partial)
+        try:
+            live.backup(copy)  # every page in one step: one read transaction, so one commit's state
+            copy.execute("PRAGMA journal_mode=DELETE")  # one file, no write-ahead log beside it
+            problems = [row[0] for row in copy.execute("PRAGMA integrity_check")]
+            if problems != ["ok"]:
+                raise BackupRefused(f"the copy failed its integrity check: {'; '.join(problems[:5])}")
+            (charges,) = copy.execute("SELECT count(*) FROM charges").fetchone()
+        finally:
+            copy.close()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        live.close()
+    with open(partial, "rb") as written:
+        os.fsync(written.fileno())  # on disk before it takes the name
+    os.replace(partial, dest)
+    directory = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the new name on disk too
+    finally:
+        os.close(directory)
+    return Backup(path=dest, bytes=dest.stat().st_size, charges=charges)
