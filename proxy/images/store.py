@@ -126,7 +126,7 @@ class DirectoryImageStore:
         younger than the TTL that starts as an image does."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except (FileNotFoundError, IsADirectoryError):
+        except FileNotFoundError:
             return None
         except OSError as error:
             if error.errno == errno.ELOOP:  # a symbolic link: nothing this store wrote

@@ -21,6 +21,10 @@ file goes through the transport piece by piece, as copies.
 If the file turns out shorter than the answer's ``content-length`` said (cut after it was
 opened), the answer cannot be completed: the connection is aborted, and the client sees it end
 early rather than wait.
+
+The kernel reads the file's pages on the event loop's thread (as nginx's ``sendfile`` does
+without its thread pool): immediate for an image written minutes ago to a local disk, in the
+page cache; on a network volume a page not cached would hold the loop while it is fetched.
 """
 
 from __future__ import annotations
