@@ -30,12 +30,16 @@ page cache; on a network volume a page not cached would hold the loop while it i
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 PIECE_BYTES = 64 * 1024
 """What is read and buffered each time the socket is full."""
+CLIENT_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN})
+"""What ``sendfile`` answers when the client has left: the connection is cut. Any other error
+(a file system that cannot be read by ``sendfile``) sends the rest as pieces instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +77,11 @@ async def send_file(transport: asyncio.Transport, flow: Flow, part: FilePart) ->
                     sent = os.sendfile(socket_fd, part.fd, offset, end - offset)
                 except BlockingIOError:  # the socket is full
                     sent = -1
-                except OSError:  # the client is gone (EPIPE, ECONNRESET), or the file cannot be read
-                    transport.abort()
-                    return
+                except OSError as error:
+                    if error.errno in CLIENT_GONE:
+                        transport.abort()
+                        return
+                    socket_fd, sent = None, -1  # a file system sendfile cannot read (EINVAL...): pieces from here
                 if sent == 0:  # the file ends before the answer does
                     transport.abort()
                     return

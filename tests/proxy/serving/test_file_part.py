@@ -5,6 +5,7 @@ in ``tests/e2e/test_image_downloads.py``."""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +118,38 @@ async def test_nothing_is_sent_once_the_connection_is_closing(image_fd: int) -> 
     await send_file(transport, Flow(), FilePart(image_fd, 0, len(DATA)))  # type: ignore[arg-type]
 
     assert transport.written == []
+
+
+class Socket:
+    """A socket's descriptor for ``sendfile`` to be called with (the test replaces ``sendfile``)."""
+
+    def fileno(self) -> int:
+        return 99_999
+
+
+def failing_sendfile(number: int) -> Any:
+    def sendfile(*_: Any) -> int:
+        raise OSError(number, os.strerror(number))
+    return sendfile
+
+
+async def test_a_file_sendfile_cannot_read_goes_through_the_transport_instead(
+        image_fd: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sendfile", failing_sendfile(errno.EINVAL))  # e.g. a FUSE file system
+    transport = PieceTransport(extra={"socket": Socket()})
+
+    await send_file(transport, Flow(), FilePart(image_fd, 0, len(DATA)))  # type: ignore[arg-type]
+
+    assert not transport.aborted
+    assert b"".join(transport.written) == DATA
+
+
+@pytest.mark.parametrize("number", [errno.EPIPE, errno.ECONNRESET])
+async def test_a_client_gone_mid_sendfile_cuts_the_connection(
+        number: int, image_fd: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sendfile", failing_sendfile(number))
+    transport = PieceTransport(extra={"socket": Socket()})
+
+    await send_file(transport, Flow(), FilePart(image_fd, 0, len(DATA)))  # type: ignore[arg-type]
+
+    assert transport.aborted and transport.written == []
