@@ -99,11 +99,13 @@ def _decimal_text(value: object) -> str:
     raise TypeError(f"a charge record holds no {type(value).__name__}")
 
 
-def to_csv(records: Iterable[ChargeRecord]) -> str:
-    """The records as CSV, the time first; empty cells for what is unknown."""
+def to_csv(records: Iterable[ChargeRecord], *, header: bool = True) -> str:
+    """The records as CSV, the time first; empty cells for what is unknown. Without ``header``:
+    the rows alone, to follow an earlier page's."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["at", *COLUMNS])
+    if header:
+        writer.writerow(["at", *COLUMNS])
     for record in records:
         row = record.to_json()
         writer.writerow(["" if row[name] is None else row[name] for name in ["at", *COLUMNS]])

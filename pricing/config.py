@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
+from pricing.key_names import PrintableName
+
 PriceUnit = Literal["image", "second", "gpu_second"]
 """How a vendor charges: per image, per second of run time, or per GPU-second (local)."""
 
@@ -128,7 +130,8 @@ class KeyPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = "static"
+    name: PrintableName = "static"
+    """Refused with a control character or a line separator, as a name sent to the admin API is."""
     budget_credits: BudgetCredits | None = None
     limits: KeyLimits | None = None
     """This key's rate limits; None: the gateway's ``rate_limits``."""

@@ -229,13 +229,14 @@ class Ledger:
         return ChargePage([ChargeRecord.from_entry(charge.entry, charge.at) for charge in page],
                           has_more=len(logged) > limit, next_after=page[-1].position if page else after)
 
-    async def every_charge(self, since: datetime, *, page_size: int = 10_000) -> AsyncIterator[ChargeRecord]:
-        """The whole charge log from ``since`` on, oldest first, read a page at a time."""
+    async def charge_pages(self, since: datetime, *, page_size: int = 10_000) -> AsyncIterator[list[ChargeRecord]]:
+        """The whole charge log from ``since`` on, oldest first, one page (one read of the store)
+        at a time: a caller that is done with a page before asking for the next holds one page,
+        however long the log (an empty log is one empty page)."""
         after = None
         while True:
             page = await self.charges(since, limit=page_size, after=after)
-            for record in page.records:
-                yield record
+            yield page.records
             if not page.has_more:
                 return
             after = page.next_after

@@ -124,7 +124,7 @@ def _usage_export(args: argparse.Namespace) -> int:
 
     settings = read_settings(args.config)
     try:
-        print(asyncio.run(export_charges(settings, args.since, args.format)), end="")
+        asyncio.run(export_charges(settings, args.since, args.format, sys.stdout))
     except (BoltgateError, ValueError) as error:
         print(f"usage export: {getattr(error, 'message', error)}", file=sys.stderr)
         return 1

@@ -8,7 +8,6 @@ can read again at ``GET /v1/webhooks/secret``); the gateway keeps only the key's
 from __future__ import annotations
 
 import hmac
-import unicodedata
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -16,10 +15,11 @@ from litestar import Request, delete, get, post
 from litestar.di import Provide
 from litestar.openapi.spec import RequestBody
 from litestar.params import Dependency, Parameter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from pricing.config import MAX_BUDGET_CREDITS, KeyLimits, KeyRouting
+from pricing.key_names import PrintableName
 from pricing.keys import ApiKeyRegistry, KeyRecord
 from proxy.api.injected import InjectedBilling, InjectedJobs, InjectedSettings
 from proxy.api.openapi import Answer, documented, json_content
@@ -39,27 +39,10 @@ BUDGET_PATTERN = r"^([0-9]{1,12}(\.[0-9]{1,6})?|1000000000000(\.0{1,6})?)$"
 """A budget in a string: plain decimal credits (no exponent), at most 10^12 and six decimals."""
 
 
-LINE_BREAKING = frozenset("\u2028\u2029")
-"""Unicode's line and paragraph separators: not control characters (category Cc), but they end a
-line for many log readers all the same."""
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
-"""``printable_name``'s rule as the document states it (category Cc is exactly U+0000-001F and
-U+007F-009F); the validator enforces it, with a message that says why."""
-
-
-def printable_name(name: str) -> str:
-    """Refuse a key name with a control character or a line separator: names reach log lines, CSV
-    exports and metric labels, where one forges or breaks a line."""
-    if any(unicodedata.category(char) == "Cc" or char in LINE_BREAKING for char in name):
-        raise ValueError("a key name may not hold a control character (a newline, a tab, NUL...)")
-    return name
-
-
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=100, json_schema_extra={"pattern": NAME_PATTERN}),
-                    AfterValidator(printable_name)]
+    name: Annotated[PrintableName, Field(min_length=1, max_length=100)]
     budget_credits: (Annotated[float, Field(ge=0, le=MAX_BUDGET, allow_inf_nan=False)]
                      | Annotated[str, Field(pattern=BUDGET_PATTERN)] | None) = Field(
         default=None, description="Credits the key may spend (a number or a decimal string); none: no limit")

@@ -18,7 +18,8 @@ One job, start to finish:
    is read: a cancel from any replica stops the run (the vendor job is cancelled where the
    vendor publishes a cancel, see ``backends.vendors.polling``);
 5. the outcome is written as the job's end (unless a cancel won), the webhook is delivered
-   (outside the ``concurrency`` slots: a receiver slow to answer holds up no other job),
+   (``proxy.jobs.notice``, at most once per job; outside the ``concurrency`` slots: a receiver
+   slow to answer holds up no other job),
    and only then is the job acknowledged: a process that dies before leaves it to be re-run
    (or, when it ended already, to have its webhook delivered).
 
@@ -55,13 +56,10 @@ cancelled just after it was charged must not be charged again). Only a process k
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import replace
 from typing import Any
-
-import orjson
 
 from core.errors import AuthenticationFailed, BoltgateError, StateUnavailable
 from core.state.ledger_store import HoldState, Voided
@@ -71,10 +69,11 @@ from proxy.api.openai_request import to_image_request
 from proxy.best_effort import quietly
 from proxy.billing import ANONYMOUS, PendingCharge
 from proxy.jobs.holds import JobHold, current_hold, job_hold
+from proxy.jobs.notice import notify
 from proxy.jobs.queue import Delivery
 from proxy.jobs.record import JobEnd, JobRecord, error_object
 from proxy.jobs.service import JobService, job_routing
-from proxy.jobs.view import job_view, result_of
+from proxy.jobs.view import result_of
 from proxy.metrics import JOBS_CHARGED_WITHOUT_IMAGES, JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
 from proxy.rate_limits import Admission
 from proxy.shutdown import cancel_and_wait
@@ -246,7 +245,7 @@ class JobRunner:
             return True
         if end is not None and end.status != "cancelled" and record.webhook_url is not None:
             self._free_slot(record.id)
-            await self._notify(record, end)
+            await notify(self.service, record, end)
         return True
 
     async def _slot(self, record: JobRecord) -> Admission | None:
@@ -372,23 +371,6 @@ class JobRunner:
         if end is not None and end.status != "succeeded":
             await self._uncharge(record)
         return end
-
-    async def _notify(self, record: JobRecord, end: JobEnd) -> None:
-        """POST the webhook unless an earlier run already delivered it (or gave up)."""
-        book = self.service.book
-        if await book.webhook_outcome(record.id) is not None:
-            return
-        assert record.webhook_url is not None
-        payload = orjson.dumps({
-            "id": record.id,
-            "type": f"image.job.{end.status}",
-            "created_at": int(time.time()),
-            "data": job_view(record, end),
-        })
-        secret = await self.service.secrets.secret_for(record.key_id)
-        outcome = await self.service.webhooks.deliver(record.webhook_url, payload, secret)
-        with contextlib.suppress(StateUnavailable):
-            await book.record_webhook(record.id, outcome.to_dict())
 
 
 def _lost() -> dict[str, Any]:

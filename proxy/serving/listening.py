@@ -6,21 +6,43 @@ name is bound as uvicorn used to bind it through asyncio's ``create_server``: on
 the name resolves to (``localhost``: 127.0.0.1 and, where the hosts file says so, ::1), so that
 clients which try the name's IPv6 address first still reach the gateway. Unlike ``create_server``,
 which asks the kernel for a free port per address, every socket has the one port: with port 0,
-the one the first socket was given.
+the one the first socket was given. The kernel picked that port as free on the first address
+only: another program may hold it on a later one, and then the whole binding starts again on a
+fresh pick (``PORT_0_TRIES`` times), where a port that was asked for is refused at once.
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 
 from proxy.serving.config import LISTEN_BACKLOG
 
+PORT_0_TRIES = 5
+"""How many ports the kernel is asked for (port 0) before a host whose later addresses hold each
+of them is refused: a port free on one address is rarely taken on another, five in a row only
+when something takes every port it is offered."""
+
 
 def bind(host: str, port: int) -> list[socket.socket]:
     """One listening socket per address ``host`` resolves to, all on ``port`` (the first one's
-    when ``port`` is 0), inheritable by the workers. Any that cannot be bound (the port taken on
-    one address, a name that does not resolve) raises ``OSError``, with none left open."""
+    when ``port`` is 0: tried again on a fresh one when a later address has it taken), inheritable
+    by the workers. Any that cannot be bound (the port taken on one address, a name that does not
+    resolve) raises ``OSError``, with none left open."""
     addresses = listen_addresses(host, port)
+    fresh_ports = PORT_0_TRIES - 1 if port == 0 else 0
+    while True:
+        try:
+            return _bind_each(addresses, port)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE or not fresh_ports:
+                raise
+            fresh_ports -= 1
+
+
+def _bind_each(addresses: list[tuple[socket.AddressFamily, tuple[object, ...]]], port: int) -> list[socket.socket]:
+    """A listening socket on each of ``addresses``, all on ``port`` (the first one's for 0); none
+    left open when one fails."""
     both_families = len({family for family, _ in addresses}) > 1
     sockets: list[socket.socket] = []
     try:

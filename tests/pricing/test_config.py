@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pricing.config import PricingConfig, VendorPriceOverride
+from pricing.config import KeyPolicy, PricingConfig, VendorPriceOverride
 
 
 class GatewaySettings(BaseSettings):
@@ -72,6 +72,14 @@ def test_a_vendor_override_refuses_unknown_fields_and_negative_prices() -> None:
         VendorPriceOverride.model_validate({"price": "0.01"})
     with pytest.raises(ValidationError):
         VendorPriceOverride(price_usd=Decimal("-0.01"))
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "nul\u0000", "line\u2028separator"])
+def test_a_key_written_in_config_is_refused_a_name_the_admin_api_would_refuse(name: str) -> None:
+    """Names reach log lines, CSV exports and metric labels, however the key came to be."""
+    with pytest.raises(ValidationError, match="a key name may not hold a control character"):
+        KeyPolicy(name=name)
+    assert KeyPolicy(name="équipe 团队").name == "équipe 团队"
 
 
 def test_nests_into_the_gateway_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

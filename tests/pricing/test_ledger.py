@@ -294,6 +294,11 @@ async def test_a_page_of_charges_says_whether_more_follow_and_where_to_read_on(l
 async def test_every_charge_is_read_across_as_many_pages_as_it_takes(ledger: Ledger) -> None:
     await charge_each(ledger, 7)
 
-    records = [record async for record in ledger.every_charge(datetime(2000, 1, 1, tzinfo=UTC), page_size=3)]
+    pages = [page async for page in ledger.charge_pages(datetime(2000, 1, 1, tzinfo=UTC), page_size=3)]
 
-    assert [record.request_id for record in records] == [f"r{index}" for index in range(7)]
+    assert [[record.request_id for record in page] for page in pages] == [["r0", "r1", "r2"], ["r3", "r4", "r5"],
+                                                                            ["r6"]]
+
+
+async def test_an_empty_charge_log_is_one_empty_page(ledger: Ledger) -> None:
+    assert [page async for page in ledger.charge_pages(datetime(2000, 1, 1, tzinfo=UTC))] == [[]]

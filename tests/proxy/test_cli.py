@@ -119,6 +119,22 @@ def test_a_bad_setting_at_start_never_prints_a_client_key(monkeypatch: pytest.Mo
     assert "api_keys.<key 1>" in printed.err
 
 
+def test_a_key_name_with_a_line_break_in_the_settings_is_refused_naming_the_key_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The admin API's rule for names, applied to the keys the settings declare: a forged log or
+    CSV line is refused as the settings are read (``config check`` here; ``serve`` reads them the
+    same way), the entry named without its secret key."""
+    monkeypatch.setenv("BOLTGATE_API_KEYS", '{"bg-fine-key": {"name": "ok"}, '
+                                            '"bg-supersecret-123": {"name": "team\\nFORGED line"}}')
+    config = tmp_path / "boltgate.toml"
+    config.write_text('routing_policy = "cheapest"\n')
+    assert main(["config", "check", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert ("- api_keys.<key 1>.name [BOLTGATE_API_KEYS]: a key name may not hold a control character "
+            "(a newline, a tab, NUL...)") in err
+    assert "supersecret" not in err and "FORGED" not in err
+
+
 def test_vendors_prints_the_real_limits_and_what_is_confirmed_or_assumed(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["vendors"]) == 0
     out = capsys.readouterr().out
