@@ -26,8 +26,9 @@ the run was cancelled mid-settle), is neither voided nor released: the job's end
 money. Another run of the job may be alive beside this one, settling the same kept charge on the
 same hold. Closing the hold would have that settle find it closed without a charge; and a void
 made after that settle landed would take back the charge of a run that delivered its images. So
-the hold stays as it is until the job's end: a job that fails has its kept charge taken back
-(``JobRunner._uncharge``: refunded if a settle landed, the hold closed if not, the vendor's cost
+the hold stays as it is until the job's end (an unconfirmed one is still counted and logged as a
+request's is, ``UnconfirmedCharges.left_to_job``): a job that fails has its kept charge taken back
+(``proxy.jobs.uncharge``: refunded if a settle landed, the hold closed if not, the vendor's cost
 booked once as the gateway's loss); one that succeeds (the other run's settle landed, or a run
 again found the hold settled) is charged once. A process killed meanwhile leaves the job
 unacknowledged: its next delivery finds the end, or runs it again on the same hold.
@@ -254,11 +255,13 @@ class Gateway:
                         this_run = kept
                 pending = this_run
                 charge = await self._settle(pending, deadline)
-        except BaseException:
+        except BaseException as error:
             if pending is None and hold.reservation is not None:  # nothing was sent to settle
                 await quietly(self.billing.ledger.release(hold.reservation), "release a reservation")
             elif pending is not None and keep_charge is None:  # a settle was sent and not confirmed
                 self.unconfirmed.void(pending)
+            elif pending is not None and not isinstance(error, (ReservationExpired, ReservationReleased)):
+                self.unconfirmed.left_to_job(pending)  # a job run's: counted and logged, not voided
             # A job run's failed settle (refused, unconfirmed) is left to the job's end (see above).
             raise
         vendor = routed.route.vendor

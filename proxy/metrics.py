@@ -124,8 +124,10 @@ GATEWAY_LOSS_USD = Counter(
 )
 UNCONFIRMED_CHARGES = Counter(
     "boltgate_unconfirmed_charges_total",
-    "Requests answered 503 because the state store never confirmed their charge, once made sure they are "
-    "not charged, by outcome: refunded (the charge had landed and was taken back) or released (it had not).",
+    "Charges the state store never confirmed, by outcome. A request's (answered 503), once made sure it is "
+    "not charged: refunded (the charge had landed and was taken back) or released (it had not). An async "
+    "job run's, as it goes unconfirmed: left_to_job (the job's end takes it back unless the job ends with its "
+    "images).",
     ["outcome"], registry=REGISTRY,
 )
 UNCONFIRMED_CHARGES_PENDING = Gauge(

@@ -16,6 +16,15 @@ request id (the charge log's ``request_id``) and the amount, and again as an err
 gateway stops before it could be made, each record carrying the journal's line for it (its
 ``owed_void`` field), so a void whose disk was lost too (the pod itself gone) is made from the logs
 by ``boltgate voids make`` (``proxy.void_command``).
+
+An async job's run whose settle went unconfirmed is not voided here (``left_to_job``): another run
+of the job may be settling the same kept charge on the same hold, and a void would take back the
+charge of a run that delivered its images. The job's end decides (``proxy.jobs.uncharge`` takes
+the charge back when the job ends without its images), and the job's delivery, unacknowledged
+until then, is what outlives a killed process, not the journal. It is still counted in
+``boltgate_unconfirmed_charges_total`` (``outcome="left_to_job"``, when it goes unconfirmed) and
+logged with its key, request id and amount, so an operator sees every charge the store did not
+confirm, a job's as a request's.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import logging
 from core.errors import StateUnavailable
 from core.logs import FIELDS
 from proxy.billing import Billing, PendingCharge
-from proxy.metrics import UNCONFIRMED_CHARGES_PENDING
+from proxy.metrics import UNCONFIRMED_CHARGES, UNCONFIRMED_CHARGES_PENDING, labelled
 from proxy.owed_voids import OWED_VOID_FIELD, OwedVoidsJournal, owed_line
 from proxy.shutdown import UNWIND_S, cancel_and_wait
 
@@ -38,6 +47,8 @@ LONGEST_PAUSE_S = 5.0
 """The longest pause between two tries: a store back after an outage is tried within this."""
 LAST_TRY_S = 2.0
 """At stop, how long the voids still owed get for one last try each before they are logged."""
+LEFT_TO_JOB = "left_to_job"
+"""``boltgate_unconfirmed_charges_total``'s outcome for a job run's unconfirmed charge."""
 
 
 class UnconfirmedCharges:
@@ -75,6 +86,15 @@ class UnconfirmedCharges:
         self._owed[task] = pending
         UNCONFIRMED_CHARGES_PENDING.inc()
         task.add_done_callback(self._paid)
+
+    def left_to_job(self, pending: PendingCharge) -> None:
+        """An async job's run whose settle went unconfirmed: not voided (see above), only counted
+        and logged; the job's end makes sure it is charged only if the job ends with its images."""
+        labelled(UNCONFIRMED_CHARGES, LEFT_TO_JOB).inc()
+        settlement = pending.settlement
+        log.warning("a job run's charge went unconfirmed: key %s, request %s, %d micro-USD; the job's end takes "
+                    "it back unless the job ends with its images", settlement.reservation.api_key,
+                    settlement.reservation.reservation_id, settlement.micro_usd)
 
     def resume(self) -> int:
         """Take over the voids that processes now gone owed in the journal's directory and make

@@ -33,8 +33,14 @@ charge); finding it settled, it is served on that hold's charge (``settled_befor
 or charged again), and the job reports the kept charge as its price. A job that ends without its
 images (failed, cancelled, lost ``MAX_RUNS`` times, or a cancel that won over a charged run) ends
 uncharged: the charge kept for its current hold is taken back as an unconfirmed one is
-(``Billing.take_back``: with a refund line in the charge log if it landed, the hold closed if not,
-the vendor's cost booked once as the gateway's loss).
+(``proxy.jobs.uncharge``: with a refund line in the charge log if it landed, the hold closed if
+not, the vendor's cost booked once as the gateway's loss). A cancel does that itself before it
+answers, whichever process runs the job; the run's end does it again (taking nothing back twice). A run again
+reads the job's end once it found the job's current hold, and runs no further if the job ended:
+a cancel writes the end before it closes the current hold, so a run again that finds that hold
+closed (and would hold the next one, which nothing closes) sees the end, and one that does not
+is on the hold the cancel closes. A first run needs no such read: it is served on the first hold,
+which is the current one or closed already.
 A run whose settle failed (the ledger refused it: the charge kept for the hold is more than the
 hold holds now, after its lease ran out and another run held it again for a cheaper route, and
 the budget has no room for the rest; or the store did not confirm it) fails like any other, its
@@ -62,7 +68,7 @@ from dataclasses import replace
 from typing import Any
 
 from core.errors import AuthenticationFailed, BoltgateError, StateUnavailable
-from core.state.ledger_store import HoldState, Voided
+from core.state.ledger_store import HoldState
 from pricing.keys import KeyRecord
 from pricing.ledger import Reservation
 from proxy.api.openai_request import to_image_request
@@ -73,8 +79,9 @@ from proxy.jobs.notice import notify
 from proxy.jobs.queue import Delivery
 from proxy.jobs.record import JobEnd, JobRecord, error_object
 from proxy.jobs.service import JobService, job_routing
+from proxy.jobs.uncharge import uncharge
 from proxy.jobs.view import result_of
-from proxy.metrics import JOBS_CHARGED_WITHOUT_IMAGES, JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
+from proxy.metrics import JOBS_FINISHED, JOBS_RECLAIMED, JOBS_RUNNING, labelled
 from proxy.rate_limits import Admission
 from proxy.shutdown import cancel_and_wait
 
@@ -292,6 +299,8 @@ class JobRunner:
         if retried:  # the lost run's claim would answer 409 until its TTL: that run is over
             await gateway.billing.ledger.release_idempotency(key.key_id, idempotency_key)
             hold = await current_hold(gateway.billing.ledger, self.service.book, record)
+            if (end := await self.service.book.end(record.id)) is not None:
+                raise _ended(end)  # see the module's docstring (Money across lost runs)
             if hold.state is HoldState.SETTLED:
                 charged = await self.service.book.kept_charge(record.id, hold.reservation, hold=hold.number)
         reservation = self._served_on(hold)
@@ -332,29 +341,6 @@ class JobRunner:
         hold = await current_hold(self.service.gateway.billing.ledger, self.service.book, record)
         return hold.state is HoldState.SETTLED
 
-    async def _uncharge(self, record: JobRecord) -> None:
-        """Make sure a job that ends without its images is not charged: the charge a run of it
-        kept is voided (``Billing.take_back``, idempotent: a second call takes nothing back again);
-        with none kept, its hold is released. A settled hold with no readable kept charge (a
-        record from before runs kept theirs) cannot be undone here: logged for an operator."""
-        billing = self.service.gateway.billing
-        hold = await current_hold(billing.ledger, self.service.book, record)
-        reservation = hold.reservation
-        kept = await self.service.book.kept_charge(record.id, reservation, hold=hold.number)
-        if kept is not None:
-            if await billing.take_back(kept) is Voided.REFUNDED:
-                settlement = kept.settlement
-                log.warning("job %s ended without its images: its charge of %d micro-USD (request %s) was taken "
-                            "back", record.id, settlement.micro_usd, settlement.reservation.reservation_id)
-            return
-        if hold.state is HoldState.SETTLED:
-            JOBS_CHARGED_WITHOUT_IMAGES.inc()
-            log.error("job %s ended without its images although a run was charged for it, and no charge was kept "
-                      "with it to take back: key %s, request %s (the charge log's request_id), at most %d "
-                      "micro-USD; refund it by hand", record.id, record.key_id, reservation.reservation_id,
-                      reservation.micro_usd)
-        await billing.ledger.release(reservation)
-
     async def _finish(self, record: JobRecord, end: JobEnd) -> JobEnd | None:
         """Write ``end`` unless the job already ended (a cancel won); the end that stands."""
         if await self.service.book.finish(record.id, end):
@@ -369,7 +355,7 @@ class JobRunner:
         alive) unless that run's success lost to its end. A process that dies in between leaves
         the job unacknowledged, and its next delivery finds the end and settles up then."""
         if end is not None and end.status != "succeeded":
-            await self._uncharge(record)
+            await uncharge(self.service.gateway.billing, self.service.book, record)
         return end
 
 
@@ -378,6 +364,12 @@ def _lost() -> dict[str, Any]:
                           "mid-run); it was not run again and the credits held for it were released")
     error.code = "job_lost"
     return error_object(error)
+
+
+def _ended(end: JobEnd) -> BoltgateError:
+    error = BoltgateError(f"The job ended ({end.status}) before its run again found its hold; it is not run")
+    error.code = "job_finished"
+    return error
 
 
 def _stopped() -> dict[str, Any]:

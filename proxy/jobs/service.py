@@ -29,6 +29,7 @@ from proxy.gateway import Gateway
 from proxy.jobs.book import JobBook
 from proxy.jobs.queue import JobQueue
 from proxy.jobs.record import JOB_ID, HeldCredits, JobEnd, JobRecord, error_object, new_job_id
+from proxy.jobs.uncharge import uncharge
 from proxy.jobs.view import job_view
 from proxy.jobs.webhook import WebhookSender
 from proxy.jobs.webhook_secret import WebhookSecrets
@@ -155,9 +156,13 @@ class JobService:
         return job_view(record, await self.book.end(job_id), await self.book.webhook_outcome(job_id))
 
     async def cancel(self, job_id: str, key: KeyRecord) -> dict[str, Any]:
-        """Cancel a queued or running job. Its hold is released at once, so nothing can be
-        charged for it afterwards (a run that still settles finds the hold closed); the run, if
-        one is going, is stopped and its vendor job cancelled where the vendor allows."""
+        """Cancel a queued or running job. Its end is written first, then its current hold is
+        closed before this answers (``proxy.jobs.uncharge``): the one a run is charged on now,
+        which after a run gave the first back is a later one, not the first. So nothing stays
+        held or charged: a run's settle sent afterwards finds the hold closed and charges
+        nothing, and a charge that landed before (the run had not written its end) is taken
+        back. A run going here is stopped at once and its vendor job cancelled where the vendor
+        allows; one in another process stops when its keep-alive reads the end."""
         record = await self.owned(job_id, key)
         if not await self.book.finish(job_id, JobEnd("cancelled")):
             end = await self.book.end(job_id)
@@ -165,6 +170,6 @@ class JobService:
             raise InvalidRequest(f"Job {job_id} already {status}; it cannot be cancelled",
                                  param="job_id", status_code=409, code="job_finished")
         labelled(JOBS_FINISHED, "cancelled").inc()
-        await self.gateway.billing.ledger.release(record.held.reservation(record.key_id))
         self.on_cancel(job_id)
+        await uncharge(self.gateway.billing, self.book, record)
         return job_view(record, await self.book.end(job_id))

@@ -341,7 +341,7 @@ async def test_a_run_again_whose_kept_charge_is_missing_fails_and_is_logged_for_
 
     down = ScriptedBackend.playing("runflow", *[VendorUnavailable("down", status=503)] * 3)
     counted = REGISTRY.get_sample_value("boltgate_jobs_charged_without_images_total") or 0.0
-    with caplog.at_level(logging.ERROR, logger="proxy.jobs.runner"):
+    with caplog.at_level(logging.ERROR, logger="proxy.jobs.uncharge"):
         async with serving([route_to(down)], api_keys=KEYS, **settings) as client:
             ended = await finished(client, str(job["id"]))
             assert await spent(client) == (charged, 0)
