@@ -9,6 +9,7 @@ its refund (the same ``request_id``, negated) net out. Then:
 - an ask whose client received images was charged once, what its answer said it cost;
 - an ask answered without images was charged nothing; one whose answer was lost, once or not at all;
 - a second ask under an ``Idempotency-Key`` answered the same images;
+- every image received could be downloaded (what was paid for is there to have);
 - no job is left unended.
 
 ``problems`` lists every breach found, as sentences, rather than stopping at the first: one kill
@@ -154,6 +155,8 @@ class Books:
                 self.problems.append(f"{said} got no images but was charged {usd} for {images} images")
         elif len(standing) > 1 or images not in (0, ask.n):
             self.problems.append(f"{said} (answer lost) was charged {len(standing)} times for {images} images")
+        if ask.outcome == "received" and any(status != "200" for status in ask.fetched):
+            self.problems.append(f"{said}: paid for images it could not download: {ask.fetched}")
         if any("idempotency_key_reused" in seen for seen in ask.history):
             self.problems.append(f"{said}: the same body sent again under its key was taken for another request")
         if ask.replayed_images is not None and ask.replayed_images != ask.images:

@@ -73,6 +73,8 @@ class Ask:
     """The names of the images received (the last part of each URL)."""
     billed_usd: Decimal | None = None
     """``billing.cost_usd`` of the answer that brought the images."""
+    fetched: list[str] = field(default_factory=list)
+    """What downloading each received image gave (``200``, ``404``...), as a client does at once."""
     replayed_images: list[str] | None = None
     """What a deliberate second ask under the same ``Idempotency-Key`` answered."""
     job_id: str | None = None
@@ -187,6 +189,20 @@ class Client:
     def pause(self) -> None:
         time.sleep(RETRY_PAUSE_S)
 
+    def fetch_images(self) -> None:
+        """Download each image received, as a client does next: the images must be there to
+        have, not only their URLs (a restart must not take away what was paid for)."""
+        for name in self.ask.images:
+            while True:
+                answer = self.send("GET", f"/v1/images/files/{name}")
+                if answer is not None and answer.status_code < 500:
+                    self.ask.fetched.append(str(answer.status_code))
+                    break
+                if not self.may_go_on():
+                    self.ask.fetched.append("never answered")
+                    break
+                self.pause()
+
 
 class SyncClient(Client):
     left_in_progress = False
@@ -204,6 +220,7 @@ class SyncClient(Client):
         self.ask.outcome = "received"
         self.ask.images = image_names(body)
         self.ask.billed_usd = Decimal(body["billing"]["cost_usd"])
+        self.fetch_images()
         if key is not None and self.rng.random() < 0.3:
             replay = self.generate(key)
             if replay is not None:  # anything but the same images is a problem the books report
@@ -271,6 +288,7 @@ class JobClient(Client):
                         self.ask.outcome = "received"
                         self.ask.images = image_names(job)
                         self.ask.billed_usd = Decimal(job["billing"]["cost_usd"])
+                        self.fetch_images()
                         return
                     if job["status"] in ("failed", "cancelled"):
                         self.ask.saw(f"{job['status']} {(job.get('error') or {}).get('code', '')}")

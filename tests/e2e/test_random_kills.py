@@ -57,10 +57,8 @@ class Store:
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     data = {"data_dir": str(tmp_path / "data")}  # SQLite's file; with Redis, the journal of voids owed
-    if request.param == "sqlite":
-        # images on disk, so that a replay after a restart still finds them (in memory they die with the process)
-        yield Store({**data, "state_backend": "sqlite", "image_store": "directory",
-                     "image_dir": str(tmp_path / "images")})
+    if request.param == "sqlite":  # as `make run` has it: images where the store's defaults put them
+        yield Store({**data, "state_backend": "sqlite"})
         return
     server = RedisServer(appendonly=True)  # a shut-down Redis comes back with everything it acknowledged
     try:
