@@ -90,6 +90,9 @@ class Books:
     """api key -> ``GET /v1/usage``."""
     budgets_usd: dict[str, Decimal | None]
     problems: list[str] = field(default_factory=list)
+    charged_unanswered: int = 0
+    """Asks whose answer was lost (``unknown``) and that were charged: allowed (the README's
+    "it may have been charged"), counted for the report."""
 
     def check(self) -> list[str]:
         by_request = self._by_request()
@@ -155,6 +158,8 @@ class Books:
                 self.problems.append(f"{said} got no images but was charged {usd} for {images} images")
         elif len(standing) > 1 or images not in (0, ask.n):
             self.problems.append(f"{said} (answer lost) was charged {len(standing)} times for {images} images")
+        elif images:
+            self.charged_unanswered += 1
         if ask.outcome == "received" and any(status != "200" for status in ask.fetched):
             self.problems.append(f"{said}: paid for images it could not download: {ask.fetched}")
         if any("idempotency_key_reused" in seen for seen in ask.history):

@@ -166,7 +166,8 @@ def test_random_kills_lose_double_or_overspend_no_money(
         load.stop.set()
         faults.process.stop()
     said = (f"faults: {', '.join(faults.injected)}; asks: {summary(load.asks)}; charge-log lines: "
-            f"{len(books.lines)}; tight spent {books.usages[TIGHT]['spent_usd']} of {TIGHT_CREDITS * CREDIT_USD}")
+            f"{len(books.lines)}; charged with the answer lost: {books.charged_unanswered}; "
+            f"tight spent {books.usages[TIGHT]['spent_usd']} of {TIGHT_CREDITS * CREDIT_USD}")
     print(said)
     assert not problems, f"seed {SEED} ({ROUNDS} rounds), {said}:\n" + "\n".join(problems) + \
         f"\n{faults.process.log()}"
