@@ -8,7 +8,11 @@ then the other (the order alternates), and the gateway's CPU time (``/proc/PID/s
 round is divided by the requests it answered.
 
     git archive main | tar -x -C /tmp/main
-    python bench/overhead_ab.py --baseline /tmp/main [--size 256x256] [--concurrency 1] [--rounds 10]
+    python bench/overhead_ab.py --baseline /tmp/main [--size 256x256] [--concurrency 1] [--rounds 10] \
+        [--response-format b64_json|url]
+
+``url`` has the gateway keep each image in its image store and answer its URL (the store, not
+only the relay, is then measured); the image is not downloaded.
 
 Prints each round, then the medians and the median of the per-round ratios (this / baseline):
 CPU per request, p50 latency and p99 latency (a stall on the event loop shows in p99 alone).
@@ -24,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from listening import start_on_a_free_port
@@ -47,7 +53,8 @@ def start_gateway(checkout: Path, sim_port: int, workdir: Path) -> tuple[subproc
         name=f"gateway of {checkout}", cwd=checkout, env=env)
 
 
-async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seconds: float) -> None:
+async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seconds: float,
+                  response_format: str = "b64_json") -> None:
     checkouts = {"baseline": baseline.resolve(), "this": HERE}
     simulator, sim_port = start_simulator(realistic=size != "256x256", cwd=HERE,
                                           env={**os.environ, "PYTHONPATH": str(HERE)})
@@ -59,6 +66,8 @@ async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seco
             if (os.cpu_count() or 1) > 1:
                 os.sched_setaffinity(0, {0})
             _, body = bodies(size)
+            if response_format != "b64_json":
+                body = orjson.dumps({**orjson.loads(body), "response_format": response_format})
             requests = {name: prepare_post(HOST, port, "/v1/images/generations", body)
                         for name, (_, port) in gateways.items()}
             for name, (_, port) in gateways.items():
@@ -107,8 +116,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--response-format", default="b64_json", choices=("b64_json", "url"))
     args = parser.parse_args()
-    asyncio.run(compare(args.baseline, args.size, args.concurrency, args.rounds, args.seconds))
+    asyncio.run(compare(args.baseline, args.size, args.concurrency, args.rounds, args.seconds, args.response_format))
 
 
 if __name__ == "__main__":

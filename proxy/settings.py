@@ -348,8 +348,12 @@ class Settings(BaseSettings):
     """A reservation's lease is the request's deadline plus this: when a process dies or loses
     its state store mid-request, the credits it held come back once the lease ends."""
     image_store: Literal["state", "directory"] = "state"
-    """``state``: images live in the state backend (memory or Redis); ``directory``: on disk."""
-    image_dir: Path = Path("var/images")
+    """``state``: images live in the state backend (Redis, or memory with ``memory``);
+    ``directory``: on disk, in ``image_dir``. With ``sqlite`` images are always on disk: the
+    charges, job ends and idempotency records that point at them are in its file and outlive the
+    process, so the images must too (in memory a restart took away images already paid for)."""
+    image_dir: Path | None = None
+    """Where images on disk go; None: ``<data_dir>/images``, beside the SQLite file."""
     image_ttl_s: float = Field(default=3600.0, gt=0)
     memory_image_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     """With the in-memory state: bytes of served images kept at most; past it the least recently

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from backends.base import Backend, Capabilities
 from backends.vendors.backend import VendorBackend, route_policy
@@ -57,7 +58,8 @@ class Stores:
     """Where state lives: short-lived shared state, durable records, and the money."""
 
     shared: StateStore
-    """Breakers, quarantine, images: replicas share it, and losing it on a restart is harmless."""
+    """Breakers, quarantine, images (but on SQLite, ``images_on_disk``): replicas share it, and
+    losing it on a restart is harmless."""
     durable: StateStore
     """Client keys, revocations, idempotency records: must survive a restart."""
     book: LedgerStore
@@ -206,16 +208,25 @@ def several_workers(settings: Settings) -> bool:
 
 
 def images_on_disk(settings: Settings) -> bool:
-    """Images go to ``image_dir`` when asked, and when several workers run on the SQLite store
-    (a download may reach another worker; megabytes of images stay out of the shared file)."""
-    return settings.image_store == "directory" or (settings.state_backend == "sqlite" and several_workers(settings))
+    """Images go to ``image_dir`` when asked, and always on the SQLite store: the charges, job
+    ends and idempotency records pointing at them are in its file and outlive the process, so a
+    restart must not take the images a client paid for (in memory, a job finished before a kill
+    answered URLs that were gone, and a replay its key's images no more). On disk rather than in
+    the file: megabytes of images stay out of the ledger's transactions, and with several
+    workers any worker can serve the download."""
+    return settings.image_store == "directory" or settings.state_backend == "sqlite"
+
+
+def image_directory(settings: Settings) -> Path:
+    """``image_dir``, or ``images`` under ``data_dir`` (kept, and mounted, with the ledger)."""
+    return settings.image_dir if settings.image_dir is not None else settings.data_dir / "images"
 
 
 def assemble_gateway(settings: Settings, stores: Stores, routes: list[Route]) -> Gateway:
     """The object graph over built parts: image store, billing, router, gateway."""
     state = stores.shared
     images: ImageStore = (
-        DirectoryImageStore(settings.image_dir, settings.image_ttl_s)
+        DirectoryImageStore(image_directory(settings), settings.image_ttl_s)
         if images_on_disk(settings)
         else StateImageStore(state, settings.image_ttl_s)
     )

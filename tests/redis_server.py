@@ -9,6 +9,7 @@ an AOF (``appendfsync everysec``, as the Helm chart configures) in its temp work
 A free port on 127.0.0.1. Faults for outage tests, all on the real process:
 
     server.kill()       # SIGKILL, as a crash or an OOM kill would
+    server.shut_down()  # SIGTERM, as a rolling restart does: the AOF is written out first
     server.restart()    # the same port and directory: with AOF on, the data comes back
     server.freeze()     # SIGSTOP: the port accepts connections, nothing answers
     server.thaw()       # SIGCONT
@@ -149,9 +150,14 @@ class RedisServer:
         self._process.wait()
         self._process = None
 
+    def shut_down(self) -> None:
+        """SIGTERM: Redis writes its append-only file out and exits; nothing it acknowledged is lost."""
+        assert self._process is not None, "the server is not running"
+        self._kill()
+
     def restart(self) -> None:
-        """Start again on the same port and directory (after ``kill``), once it answers PING."""
-        assert self._process is None and self._workdir is not None, "kill() the server first"
+        """Start again on the same port and directory (after ``kill`` or ``shut_down``), once it answers PING."""
+        assert self._process is None and self._workdir is not None, "kill() or shut_down() the server first"
         give_up = time.monotonic() + self._startup_timeout
         while True:  # the port may linger a moment after the kill
             self._process = self._spawn(self._port)

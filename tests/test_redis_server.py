@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+import redis
 
 from tests.free_port import first_pick_taken
 from tests.redis_server import RedisServer, find_redis_server
@@ -22,3 +23,18 @@ def test_a_port_taken_before_redis_binds_it_is_replaced_by_another(monkeypatch: 
             with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])), timeout=5) as conn:
                 conn.sendall(b"PING\r\n")
                 assert conn.recv(16).startswith(b"+PONG")
+
+
+def test_a_shut_down_server_restarts_with_everything_it_acknowledged() -> None:
+    """SIGTERM writes the AOF out first (a SIGKILL may lose the last second of writes)."""
+    server = RedisServer(appendonly=True)
+    url = server.start()
+    try:
+        client = redis.Redis.from_url(url)
+        client.set("written", "kept")
+        server.shut_down()
+        server.restart()
+        assert client.get("written") == b"kept"
+        client.close()
+    finally:
+        server.stop()

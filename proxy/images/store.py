@@ -89,18 +89,47 @@ class StateImageStore:
         return await self.get(name)
 
 
+INLINE_WRITE_BYTES = 64 * 1024
+"""An image up to this size is written on the event loop: into the page cache, tens of
+microseconds, less than the hop to a thread costs; a larger one is written from a thread."""
+SWEEP_EVERY_S = 60.0
+"""How often a directory store deletes its expired images: most are never asked for again, and
+the directory must not grow for ever (the default SQLite store keeps its images there)."""
+
+
 class DirectoryImageStore:
-    """Images as files; an image older than the TTL is gone (deleted when next asked for)."""
+    """Images as files; an image older than the TTL is gone (deleted when next asked for, and by
+    a sweep at most every ``SWEEP_EVERY_S``, from a ``put``)."""
 
     def __init__(self, directory: Path, ttl_s: float) -> None:
         self.directory = directory
         self.ttl_s = ttl_s
         directory.mkdir(parents=True, exist_ok=True)
+        self._next_sweep = 0.0
 
     async def put(self, data: bytes, fmt: ImageFormat) -> str:
         name = new_image_name(fmt)
-        await asyncio.to_thread((self.directory / name).write_bytes, data)
+        if len(data) <= INLINE_WRITE_BYTES:
+            (self.directory / name).write_bytes(data)
+        else:
+            await asyncio.to_thread((self.directory / name).write_bytes, data)
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_EVERY_S
+            await asyncio.to_thread(self.sweep)
         return name
+
+    def sweep(self) -> int:
+        """Delete the images older than the TTL (anything else in the directory is left); how many."""
+        expired_before = time.time() - self.ttl_s
+        swept = 0
+        for entry in os.scandir(self.directory):
+            try:
+                if valid_name(entry.name) and entry.stat().st_mtime < expired_before:
+                    os.unlink(entry.path)
+                    swept += 1
+            except FileNotFoundError:  # another worker swept it, or it was just asked for
+                continue
+        return swept
 
     async def get(self, name: str) -> bytes | None:
         if not valid_name(name):

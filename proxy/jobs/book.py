@@ -30,6 +30,7 @@ while the run finishes either wins (the run's result is dropped) or answers "alr
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import orjson
 
@@ -43,6 +44,17 @@ from proxy.kept_charge import kept_charge_from_json, kept_charge_json
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordWrite:
+    """The write that saves a new job's record, for its queue to make in the step that queues it
+    (``JobQueue.put``): a record written apart from its queue entry, by a process killed (or a
+    connection to Redis cut) between the two, said ``queued`` for good and nothing ran it."""
+
+    key: str
+    value: bytes
+    ttl_s: float
+
+
 class JobBook:
     def __init__(self, store: StateStore, *, retention_s: float) -> None:
         self._store = store
@@ -54,7 +66,11 @@ class JobBook:
         return self._retention_s
 
     async def save(self, record: JobRecord) -> None:
-        await self._store.set(f"job:{record.id}", record.to_json(), ttl=self._retention_s)
+        write = self.record_write(record)
+        await self._store.set(write.key, write.value, ttl=write.ttl_s)
+
+    def record_write(self, record: JobRecord) -> RecordWrite:
+        return RecordWrite(f"job:{record.id}", record.to_json(), self._retention_s)
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self._store.get(f"job:{job_id}")

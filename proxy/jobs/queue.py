@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.state.base import StateStore
-from proxy.jobs.book import JobBook
+from proxy.jobs.book import JobBook, RecordWrite
 
 OPEN = "jobs:open"
 RETRY_LATER_S = 1.0
@@ -32,8 +32,11 @@ class Delivery:
 
 
 class JobQueue(Protocol):
-    async def put(self, job_id: str) -> None:
-        """Queue a job; raises ``StateUnavailable`` when the queue cannot take it."""
+    async def put(self, job_id: str, record: RecordWrite | None = None) -> None:
+        """Save a new job's ``record`` and queue the job, so that either both are done or the
+        record alone was never written (a process killed between them, or a store cut off: a
+        record without its queue entry would say ``queued`` and never run); None: queue only.
+        Raises ``StateUnavailable`` when the queue cannot take it."""
         ...
 
     async def next(self) -> Delivery | None:
@@ -78,8 +81,12 @@ class InProcessJobQueue:
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._wait_s = wait_s
 
-    async def put(self, job_id: str) -> None:
+    async def put(self, job_id: str, record: RecordWrite | None = None) -> None:
+        """Marked open, then the record written, then handed out: a process killed before the
+        record leaves a mark that ``recover`` drops (no record); after, one it runs."""
         await self._store.hincr(OPEN, job_id, 1)
+        if record is not None:
+            await self._store.set(record.key, record.value, ttl=record.ttl_s)
         self._queue.put_nowait(Delivery(job_id))
 
     async def recover(self, book: JobBook) -> int:

@@ -37,7 +37,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from core.state.redis_connection import answering
-from proxy.jobs.book import JobBook
+from proxy.jobs.book import JobBook, RecordWrite
 from proxy.jobs.queue import RETRY_LATER_S, Delivery
 
 GROUP = "runners"
@@ -76,6 +76,7 @@ class RedisStreamJobQueue:
     def __init__(self, client: Redis, key_prefix: str, *, timeout_s: float, reclaim_idle_s: float,
                  wait_s: float = 1.0, consumer: str | None = None, consumer_expiry_s: float = 600.0) -> None:
         self._client = client
+        self._prefix = key_prefix
         self._stream = f"{key_prefix}jobs:stream"
         self._timeout_s = timeout_s
         self._reclaim_idle_ms = max(1, round(reclaim_idle_s * 1000))
@@ -98,10 +99,14 @@ class RedisStreamJobQueue:
                     raise
         self._group_ready = True
 
-    async def put(self, job_id: str) -> None:
+    async def put(self, job_id: str, record: RecordWrite | None = None) -> None:
+        """The record and the stream entry in one ``MULTI``/``EXEC``: both, or neither."""
         await self._ensure_group()
-        async with answering(self._timeout_s):
-            await self._client.xadd(self._stream, {"job": job_id})
+        async with answering(self._timeout_s), self._client.pipeline(transaction=True) as both:
+            if record is not None:
+                both.set(self._prefix + record.key, record.value, px=max(1, round(record.ttl_s * 1000)))
+            both.xadd(self._stream, {"job": job_id})
+            await both.execute()
 
     async def next(self) -> Delivery | None:
         await self._ensure_group()

@@ -107,8 +107,7 @@ class JobService:
             record = JobRecord(job_id or new_job_id(), key.key_id, body, base_url, HeldCredits.of(reservation),
                                webhook_url, door=door, route=route, hedge=asked.hedge)
             try:
-                await self.book.save(record)
-                await self.queue.put(record.id)
+                await self.queue.put(record.id, self.book.record_write(record))  # one write: see JobQueue.put
             except BaseException:
                 await self._abandon(record, reservation)
                 raise

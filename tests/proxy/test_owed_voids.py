@@ -44,7 +44,8 @@ def gateway_on(book: SwitchedBook, data_dir: Path) -> Gateway:
     """A gateway process's gateway over ``book`` (the store every process shares) with its data
     directory at ``data_dir``."""
     settings = Settings(simulators="off", retry=NO_BACKOFF, deadline_s=DEADLINE_S, api_keys={},
-                        require_api_key=False, data_dir=data_dir)
+                        require_api_key=False, data_dir=data_dir,
+                        image_dir=data_dir.with_name(f"{data_dir.name}-images"))  # data_dir may be unwritable
     memory = MemoryStateStore()
     return assemble_gateway(settings, Stores(memory, memory, book), [route_to(ScriptedBackend("runflow"))])
 

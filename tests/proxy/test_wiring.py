@@ -14,7 +14,7 @@ from core.state.memory import MemoryStateStore
 from core.state.sqlite import SqliteStateStore
 from pricing.catalog import UnknownVendor
 from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
-from proxy.wiring import Overrides, Warming, build_gateway, build_routes, build_stores, images_on_disk
+from proxy.wiring import Overrides, Warming, build_gateway, build_routes, build_stores, image_directory, images_on_disk
 from tests.proxy.deaf_task import Deaf, ends_within
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
 
@@ -127,7 +127,16 @@ async def test_the_gateway_converts_and_checks_blank_images_under_the_settings_p
 def test_several_workers_on_sqlite_share_breakers_and_images_through_the_file_and_the_disk(tmp_path: Path) -> None:
     one = Settings(data_dir=tmp_path / "one")
     several = Settings(data_dir=tmp_path / "several", workers=2)
-    assert isinstance(build_stores(one).shared, MemoryStateStore) and not images_on_disk(one)
+    assert isinstance(build_stores(one).shared, MemoryStateStore)
     stores = build_stores(several)
     assert isinstance(stores.shared, SqliteStateStore) and stores.shared is stores.durable
     assert images_on_disk(several)
+
+
+def test_images_on_the_sqlite_store_are_on_disk_beside_its_file_so_a_restart_keeps_them(tmp_path: Path) -> None:
+    """Its charges, job ends and replays outlive the process: the images they point at must too."""
+    one = Settings(data_dir=tmp_path / "data")
+    assert images_on_disk(one) and image_directory(one) == tmp_path / "data" / "images"
+    assert image_directory(Settings(data_dir=tmp_path / "data", image_dir=tmp_path / "elsewhere")) == \
+        tmp_path / "elsewhere"
+    assert not images_on_disk(Settings(state_backend="memory"))

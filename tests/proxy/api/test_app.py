@@ -53,7 +53,8 @@ async def test_stopping_the_app_closes_the_routes_it_served() -> None:
 
 
 async def test_each_start_builds_the_gateway_afresh() -> None:
-    app = create_app(Settings(simulators="off"), Overrides(routes=[route_to(ScriptedBackend("runflow"))]))
+    app = create_app(Settings(simulators="off", state_backend="memory"),  # on SQLite, images outlive a start
+                     Overrides(routes=[route_to(ScriptedBackend("runflow"))]))
     async with AsyncTestClient(app=app) as client:
         url = (await client.post("/v1/images/generations", json=BODY)).json()["data"][0]["url"]
         assert (await client.get(url)).status_code == 200

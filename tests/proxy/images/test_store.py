@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.state.memory import MemoryStateStore
+from proxy.images import store as store_module
 from proxy.images.store import (
     DirectoryImageStore,
     ImageFile,
@@ -157,3 +158,18 @@ async def test_a_download_from_the_directory_is_the_open_file(tmp_path: Path) ->
     finally:
         image.close()
     assert image.fd == -1
+
+
+async def test_a_put_sweeps_the_expired_images_nobody_asked_for_again(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default SQLite store keeps its images on disk: most are never fetched again, and
+    deleting them only when asked for let the directory grow for ever."""
+    monkeypatch.setattr(store_module, "SWEEP_EVERY_S", 0.0)  # every put sweeps
+    store = DirectoryImageStore(tmp_path, ttl_s=60)
+    old = await store.put(encode("PNG", seed=1), "png")
+    os.utime(tmp_path / old, (time.time() - 120, time.time() - 120))
+    (tmp_path / "notes.txt").write_text("not an image: left alone")
+
+    fresh = await store.put(encode("PNG", seed=2), "png")
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([fresh, "notes.txt"])

@@ -78,3 +78,24 @@ async def test_a_restart_clears_finished_and_expired_jobs_from_the_open_jobs(tmp
     queue = InProcessJobQueue(store, wait_s=0.01)
     assert await queue.recover(book) == 1
     assert await store.hgetall(OPEN) == {"job_open": 1}
+
+
+async def test_a_job_queued_with_its_record_is_run_after_a_restart_one_killed_before_its_record_is_dropped(
+    tmp_path: Path
+) -> None:
+    """The open mark is written before the record: a process killed between the two leaves a
+    mark ``recover`` drops (no record: no job); once both are written the job runs. The other way
+    round, a record without its mark said ``queued`` for good and nothing ran it."""
+    store = sqlite_store(tmp_path)
+    book = JobBook(store, retention_s=60)
+    before = InProcessJobQueue(store)
+    await before.put("job_whole", book.record_write(JobRecord("job_whole", "key", {"prompt": "x"}, "http://gw/",
+                                                               HELD)))
+    await store.hincr(OPEN, "job_cut", 1)  # killed after the mark, before its record
+
+    after = InProcessJobQueue(sqlite_store(tmp_path), wait_s=0.01)
+    assert await after.recover(JobBook(sqlite_store(tmp_path), retention_s=60)) == 1
+
+    assert [await after.next(), await after.next()] == [Delivery("job_whole", 1), None]
+    assert await book.get("job_whole") is not None
+    assert await store.hgetall(OPEN) == {"job_whole": 1}

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.state.redis import RedisStateStore
+from proxy.jobs.book import JobBook
+from proxy.jobs.record import HeldCredits, JobRecord
 from proxy.jobs.redis_queue import RedisStreamJobQueue
 from tests.redis_server import RedisServer
 
@@ -183,3 +185,16 @@ async def test_a_deferred_job_that_was_reclaimed_before_keeps_its_count(
     again = await later.next()
 
     assert again is not None and (again.job_id, again.deliveries) == ("job_a", 2)  # a wait is not a lost run
+
+
+async def test_a_jobs_record_and_its_stream_entry_are_written_in_one_step(store: RedisStateStore) -> None:
+    """Both or neither (``MULTI``/``EXEC``): a record alone said ``queued`` and never ran."""
+    book = JobBook(store, retention_s=60)
+    queue = runner(store)
+    record = JobRecord("job_whole", "key", {"prompt": "x"}, "http://gw/", HeldCredits("hold", 1000, None, None))
+
+    await queue.put(record.id, book.record_write(record))
+
+    delivery = await queue.next()
+    assert delivery is not None and delivery.job_id == "job_whole"
+    assert await book.get("job_whole") == record
