@@ -29,6 +29,19 @@ def app_whose_shutdown_hangs_until(released: threading.Event, shutting_down: thr
     return app
 
 
+def suspended_in_the_loop(server: AsgiServer) -> None:
+    """Return once the server's loop has run a callback sent now: the task that was running (the
+    lifespan, between setting ``shutting_down`` and awaiting ``to_thread``) has yielded.
+
+    Without it the stop could read the task's coroutines mid-step, before it awaits anything (a
+    loaded machine may not run the server's thread for longer than the stop waits), and find no
+    ``to_thread`` in the chain."""
+    assert server._loop is not None
+    reached = threading.Event()
+    server._loop.call_soon_threadsafe(reached.set)
+    assert reached.wait(timeout=60), "the server's loop never ran"
+
+
 def test_a_server_whose_shutdown_hangs_fails_the_stop_naming_what_it_awaits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -37,7 +50,8 @@ def test_a_server_whose_shutdown_hangs_fails_the_stop_naming_what_it_awaits(
     server = AsgiServer(app_whose_shutdown_hangs_until(released, shutting_down), name="hangs-on-shutdown").start()
     try:
         server.server.should_exit = True
-        shutting_down.wait()  # the lifespan's shutdown has begun, and waits
+        shutting_down.wait()  # the lifespan's shutdown has begun...
+        suspended_in_the_loop(server)  # ... and its task has reached the wait it hangs in
         with pytest.raises(ServerDidNotStop, match="hangs-on-shutdown did not stop") as stopped:
             server.stop()
         assert "test_asgi_server.py" in str(stopped.value)  # where the lifespan waits

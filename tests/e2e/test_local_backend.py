@@ -137,9 +137,12 @@ def test_a_killed_worker_is_taken_out_of_rotation(worker: StartWorker, gateway: 
 
 def test_the_pipeline_runs_in_process_when_a_local_model_is_configured(tiny_model: Path,
                                                                       gateway: StartGateway) -> None:
-    server = gateway(local_model_dir=tiny_model)
-    # As a client would: wait until /readyz says the model is loaded (all its step counts, warmed at
-    # 1024x1024 by default), so the request's own deadline is spent on the one image, not the load.
+    # The route ``local_model_dir`` adds (tests/proxy/test_settings.py), with the options of a CPU
+    # test: warming every step count at the default 1024x1024 took minutes of the suite's time.
+    server = gateway(RouteConfig(vendor="local", options={"model_dir": str(tiny_model), "preload_steps": "1",
+                                                          "warmup_sizes": "256x256"}))
+    # As a client would: wait until /readyz says the model is loaded and warmed, so the request's
+    # own deadline is spent on the one image, not the load.
     give_up = time.monotonic() + 600
     while httpx.get(f"{server.base_url}/readyz").status_code != 200:
         assert time.monotonic() < give_up, "the in-process model never became ready"

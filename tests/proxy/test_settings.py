@@ -170,6 +170,16 @@ def test_the_local_pipeline_needs_no_region_and_no_key() -> None:
     assert route.is_enabled
 
 
+def test_a_local_model_dir_adds_the_in_process_route_unless_a_route_names_local(tmp_path: Path) -> None:
+    """``local_model_dir`` is the short way to the in-process pipeline (the end-to-end test serves
+    through an explicit local route, whose options warm only the tiny model's size)."""
+    added = Settings(local_model_dir=tmp_path, local_priority=3).enabled_routes()
+    explicit = RouteConfig(vendor="local", options={"model_dir": "elsewhere"})
+
+    assert [(r.vendor, r.priority, r.options) for r in added] == [("local", 3, {"model_dir": str(tmp_path)})]
+    assert Settings(local_model_dir=tmp_path, routes=[explicit]).enabled_routes() == [explicit]
+
+
 def test_a_gpu_worker_needs_a_region() -> None:
     with pytest.raises(ValidationError, match="needs at least one region"):
         RouteConfig(vendor="worker")
