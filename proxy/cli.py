@@ -135,14 +135,14 @@ def _state_backup(args: argparse.Namespace) -> int:
     import sqlite3
 
     from proxy.settings_reader import read_settings
-    from proxy.state_backup import BackupRefused, back_up, database_path
+    from proxy.state_backup import back_up, database_path
     from proxy.wiring import images_on_disk
 
     settings = read_settings(args.config)
     try:
         backup = back_up(database_path(settings), Path(args.dest), overwrite=args.force,
                          busy_timeout_s=max(10.0, settings.state_timeout_s))
-    except (BackupRefused, OSError, sqlite3.Error) as error:
+    except (ValueError, OSError, sqlite3.Error) as error:
         print(f"state backup: {error}", file=sys.stderr)
         return 1
     print(f"backed up {settings.data_dir} to {backup.path}: {backup.bytes} bytes, integrity ok, "

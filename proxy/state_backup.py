@@ -23,10 +23,6 @@ from core.state.sqlite_database import DATABASE_NAME
 from proxy.settings import Settings
 
 
-class BackupRefused(ValueError):
-    """The backup cannot be made as asked; the message says why and what to do."""
-
-
 @dataclass(frozen=True)
 class Backup:
     path: Path
@@ -36,24 +32,25 @@ class Backup:
 
 
 def database_path(settings: Settings) -> Path:
-    """The embedded store's file; ``BackupRefused`` for a store that is not a file here."""
+    """The embedded store's file; ``ValueError`` (saying why and what to do) for a store that is
+    not a file here, as for any backup that cannot be made as asked."""
     if settings.state_backend == "redis":
-        raise BackupRefused("the state is in Redis: back up Redis itself (its AOF or RDB files; the Helm "
-                            "chart's Redis keeps an AOF on its volume)")
+        raise ValueError("the state is in Redis: back up Redis itself (its AOF or RDB files; the Helm "
+                         "chart's Redis keeps an AOF on its volume)")
     if settings.state_backend == "memory":
-        raise BackupRefused("state_backend is memory: nothing is kept to back up")
+        raise ValueError("state_backend is memory: nothing is kept to back up")
     path = settings.data_dir / DATABASE_NAME
     if not path.is_file():
-        raise BackupRefused(f"no embedded store at {path} (is data_dir {settings.data_dir} the gateway's?)")
+        raise ValueError(f"no embedded store at {path} (is data_dir {settings.data_dir} the gateway's?)")
     return path
 
 
 def back_up(source: Path, dest: Path, *, overwrite: bool = False, busy_timeout_s: float = 10.0) -> Backup:
     """Copy the database at ``source`` to ``dest`` as of one commit (see the module docstring)."""
     if dest.exists() and not overwrite:
-        raise BackupRefused(f"{dest} exists (use --force to replace it)")
+        raise ValueError(f"{dest} exists (use --force to replace it)")
     if dest.resolve() == source.resolve():
-        raise BackupRefused(f"{dest} is the store itself")
+        raise ValueError(f"{dest} is the store itself")
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
     live = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s)
@@ -64,7 +61,7 @@ def back_up(source: Path, dest: Path, *, overwrite: bool = False, busy_timeout_s
             copy.execute("PRAGMA journal_mode=DELETE")  # one file, no write-ahead log beside it
             problems = [row[0] for row in copy.execute("PRAGMA integrity_check")]
             if problems != ["ok"]:
-                raise BackupRefused(f"the copy failed its integrity check: {'; '.join(problems[:5])}")
+                raise ValueError(f"the copy failed its integrity check: {'; '.join(problems[:5])}")
             (charges,) = copy.execute("SELECT count(*) FROM charges").fetchone()
         finally:
             copy.close()
