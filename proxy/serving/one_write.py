@@ -8,8 +8,8 @@ one ``writev`` (uvloop's ``writelines``), nothing copied.
 
 Opt-in, never for a stream: a handler that finds ``EXTENSION`` in ``scope["extensions"]`` may
 send ``http.response.start`` with the whole body as ``PARTS`` (a list of buffers, the
-``content-length`` header already counting them). A part may also be a ``FilePart``: the bytes
-before it go out in one write, then it is sent from its file (``proxy.serving.file_part``).
+``content-length`` header already counting them). The last part may be a ``FilePart``: the
+bytes before it go out in one write, then it is sent from its file (``proxy.serving.file_part``).
 The messages uvicorn would have been sent go through its own ``send`` (its header checks, length
 accounting, keep-alive, the response's end), against a transport that only collects what is
 written; the collected writes then go to the socket at once.
@@ -72,24 +72,14 @@ def one_write(cycle: RequestResponseCycle) -> None:
                 await send({"type": "http.response.body", "body": part, "more_body": index < last})
         finally:
             cycle.transport = transport
-        if collecting.written and not cycle.disconnected:
-            await _write(transport, cycle, collecting.written)
+        written = collecting.written
+        if written and not cycle.disconnected:
+            if isinstance(written[-1], FilePart):  # not for HEAD: uvicorn writes no body then
+                transport.writelines(written[:-1])
+                await send_file(transport, cycle.flow, written[-1])
+            else:
+                transport.writelines(written)
         if collecting.closing:
             transport.close()
 
     cycle.send = sending  # type: ignore[method-assign, assignment]
-
-
-async def _write(transport: asyncio.Transport, cycle: RequestResponseCycle, written: list[Any]) -> None:
-    """``written`` in order: each run of buffers in one ``writelines``, each file part from its file."""
-    buffers: list[Any] = []
-    for piece in written:
-        if not isinstance(piece, FilePart):
-            buffers.append(piece)
-            continue
-        if buffers:
-            transport.writelines(buffers)
-            buffers = []
-        await send_file(transport, cycle.flow, piece)
-    if buffers and not transport.is_closing():
-        transport.writelines(buffers)
