@@ -17,16 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alternating import alternate, report
 from listening import start_on_a_free_port
 from loadclient import run_load
-from overhead import HOST, cpu_seconds, taskset
+from overhead import HOST, taskset
 
 HERE = Path(__file__).resolve().parents[1]
 IMAGE_NAME = "benchmarkbenchmarkbench.png"
@@ -61,30 +61,10 @@ async def compare(baseline: Path, megabytes: float, concurrency: int, rounds: in
             requests = {name: download_request(port) for name, (_, port) in gateways.items()}
             for name, (_, port) in gateways.items():
                 await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=1.0)  # warm up
-            cpu: dict[str, list[float]] = {name: [] for name in gateways}
-            p50: dict[str, list[float]] = {name: [] for name in gateways}
             print(f"{megabytes:g} MB image at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
                   f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per download")
-            for index in range(rounds):
-                order = list(gateways) if index % 2 == 0 else list(gateways)[::-1]
-                for name in order:
-                    gateway, port = gateways[name]
-                    before = cpu_seconds(gateway.pid)
-                    run = await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=seconds)
-                    if run.errors:
-                        raise RuntimeError(f"{name}: {run.errors} non-200 answers")
-                    cpu[name].append((cpu_seconds(gateway.pid) - before) / max(1, len(run.latencies)) * 1000)
-                    p50[name].append(statistics.median(run.latencies) * 1000)
-                print(f"round {index + 1:>2}: " + "   ".join(
-                    f"{name} {cpu[name][-1]:.3f} (p50 {p50[name][-1]:.2f} ms)" for name in gateways))
-            for name, path in checkouts.items():
-                print(f"{name:>8} ({path}): median {statistics.median(cpu[name]):.3f} ms/download, "
-                      f"p50 latency {statistics.median(p50[name]):.3f} ms")
-            ratios = [this / base for base, this in zip(cpu["baseline"], cpu["this"], strict=True)]
-            print(f"CPU, this / baseline, median of the rounds' ratios: {statistics.median(ratios):.3f}")
-            latency_ratios = [this / base for base, this in zip(p50["baseline"], p50["this"], strict=True)]
-            print("p50 latency, this / baseline, median of the rounds' ratios: "
-                  f"{statistics.median(latency_ratios):.3f}")
+            measured = await alternate(gateways, requests, concurrency=concurrency, rounds=rounds, seconds=seconds)
+            report(measured, checkouts, "download")
         finally:
             for gateway, _ in gateways.values():
                 gateway.terminate()

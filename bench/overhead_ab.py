@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,9 +31,10 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alternating import alternate, report
 from listening import start_on_a_free_port
 from loadclient import prepare_post, run_load
-from overhead import HOST, KEY, bodies, cpu_seconds, start_simulator, taskset
+from overhead import HOST, KEY, bodies, start_simulator, taskset
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -72,35 +72,10 @@ async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seco
                         for name, (_, port) in gateways.items()}
             for name, (_, port) in gateways.items():
                 await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=1.5)  # warm up
-            cpu: dict[str, list[float]] = {name: [] for name in gateways}
-            p50: dict[str, list[float]] = {name: [] for name in gateways}
-            p99: dict[str, list[float]] = {name: [] for name in gateways}
             print(f"{size} at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
                   f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per request")
-            for index in range(rounds):
-                order = list(gateways) if index % 2 == 0 else list(gateways)[::-1]
-                for name in order:
-                    gateway, port = gateways[name]
-                    before = cpu_seconds(gateway.pid)
-                    run = await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=seconds)
-                    if run.errors:
-                        raise RuntimeError(f"{name}: {run.errors} non-200 answers")
-                    cpu[name].append((cpu_seconds(gateway.pid) - before) / max(1, len(run.latencies)) * 1000)
-                    p50[name].append(statistics.median(run.latencies) * 1000)
-                    p99[name].append(run.percentile(0.99) * 1000)
-                print(f"round {index + 1:>2}: " + "   ".join(f"{name} {cpu[name][-1]:.3f} (p99 {p99[name][-1]:.1f} ms)"
-                                                         for name in gateways))
-            print(f"load average {os.getloadavg()[0]:.2f}")
-            for name, path in checkouts.items():
-                print(f"{name:>8} ({path}): median {statistics.median(cpu[name]):.3f} ms/request, "
-                      f"p50 latency {statistics.median(p50[name]):.3f} ms, p99 {statistics.median(p99[name]):.3f} ms")
-            ratios = [this / base for base, this in zip(cpu["baseline"], cpu["this"], strict=True)]
-            print(f"this / baseline, median of the rounds' ratios: {statistics.median(ratios):.3f}")
-            latency_ratios = [this / base for base, this in zip(p50["baseline"], p50["this"], strict=True)]
-            print("p50 latency, this / baseline, median of the rounds' ratios: "
-                  f"{statistics.median(latency_ratios):.3f}")
-            tail_ratios = [this / base for base, this in zip(p99["baseline"], p99["this"], strict=True)]
-            print(f"p99 latency, this / baseline, median of the rounds' ratios: {statistics.median(tail_ratios):.3f}")
+            measured = await alternate(gateways, requests, concurrency=concurrency, rounds=rounds, seconds=seconds)
+            report(measured, checkouts, "request")
         finally:
             for gateway, _ in gateways.values():
                 gateway.terminate()
