@@ -140,6 +140,14 @@ class Ledger:
             raise await self._refusal(reservation, micros)
         reservation.micro_usd = micros
 
+    async def renew(self, reservation: Reservation, *, lease_s: float) -> bool:
+        """Renew the hold's lease for ``lease_s`` from now, its amount as it is; False, with
+        nothing changed, when the hold is closed (it is never held again) or its lease ran out
+        and the budget no longer covers it. Unlike ``hold``, a refusal is an answer, not a 402:
+        the caller (a job's submit, once the job is queued) has nothing to refuse any more."""
+        return await self._book.hold(reservation.api_key, reservation.reservation_id, reservation.micro_usd,
+                                     limit=reservation.limit, lease_s=lease_s)
+
     async def _refusal(self, reservation: Reservation, micros: int) -> InsufficientCredits:
         balance = await self._book.balance(reservation.api_key)
         limit = reservation.limit or 0

@@ -215,9 +215,11 @@ class JobsConfig(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=1000)
     """Jobs one gateway process runs at once (more wait in the queue)."""
     queued_hold_s: float = Field(default=3600.0, gt=0)
-    """How long the credits held at submit stay held while the job waits to run; once it runs,
-    the hold is renewed for the request's deadline. A job waiting longer is re-checked against
-    the budget when it starts."""
+    """How long the credits held at submit stay held while the job waits to run, from when it
+    was queued (until then the hold lasts a request's lease, ``deadline_s`` plus
+    ``reservation_grace_s``, so a submit cut off before queueing its job gives them back that
+    soon); once it runs, the hold is renewed for the request's deadline. A job waiting longer
+    is re-checked against the budget when it starts."""
     retention_s: float = Field(default=86400.0, gt=0)
     """How long a job's record (and so ``GET /v1/images/jobs/{id}``) is kept; its images live
     ``image_ttl_s``."""

@@ -7,7 +7,18 @@ the run is not counted again; the key's ``concurrent_requests`` is not taken her
 for as long as it runs, see ``proxy.jobs.runner``), the routing policy, pinned route and hedging
 it asks for (403 beyond what the key may), a route able to serve it, and the credits, held
 through the same ledger call as a synchronous request (``Billing.hold_for`` on the first route
-the budget covers; none: the same 402). The hold is made for ``queued_hold_s``; the run renews it.
+the budget covers; none: the same 402).
+
+The hold is placed for a request's lease (the deadline plus ``reservation_grace_s``, as a
+synchronous request's), and renewed for ``queued_hold_s`` only once the job's record and queue
+entry are written: a submit cut off between the two (its process killed, its store cut off, so
+its clean-up could not run) leaves no job, and its hold must not keep the key's credits for an
+hour. The renew is best effort: one that fails leaves the job queued on the short lease (its run
+holds again when it finds it expired, and is refused, failing uncharged, if the budget no longer
+covers it), and one that comes after the job's run closed the hold (the runner took the job at
+once) finds it closed and holds nothing again. One that lands while the run holds it only
+lengthens a lease the run's settle or release closes anyway. Then the run renews it for its own
+lease.
 
 A job belongs to the key that submitted it: any other key is told it does not exist (404),
 so job ids cannot be probed.
@@ -111,6 +122,7 @@ class JobService:
             except BaseException:
                 await self._abandon(record, reservation)
                 raise
+            await self._hold_while_queued(record, reservation)
         finally:
             try:
                 await admission.release()
@@ -127,6 +139,23 @@ class JobService:
         except StateUnavailable as error:
             log.warning("could not clean up job %s after a failed submit: %s", record.id, error.message)
 
+    async def _hold_while_queued(self, record: JobRecord, reservation: Reservation) -> None:
+        """Renew the submit's hold for ``queued_hold_s`` now that the job is queued (see the
+        module's docstring for why only now, and why a renew that fails changes nothing else)."""
+        try:
+            if await self.gateway.billing.ledger.renew(reservation, lease_s=self.queued_hold_s):
+                return
+            log.info("job %s: its hold was closed, or could not be held again, before the submit renewed it; "
+                     "its run holds what it needs", record.id)
+        except StateUnavailable as error:
+            log.warning("job %s is queued, but its hold was not renewed while it waits (its run holds again "
+                        "if the lease ran out): %s", record.id, error.message)
+
+    @property
+    def _request_lease_s(self) -> float:
+        """A synchronous request's lease: what a submit's hold lasts until its job is queued."""
+        return self.gateway.deadline_s + self.gateway.reservation_grace_s
+
     async def _hold(self, request: ImageRequest, key: KeyRecord, routing: RoutingChoice) -> Reservation:
         """Hold what the first route the budget covers could charge, as a synchronous request's
         first attempt would (a route whose price the budget cannot cover is passed over)."""
@@ -137,7 +166,7 @@ class JobService:
         refusal: InsufficientCredits | None = None
         for route in routes:
             try:
-                return await billing.hold_for(None, key, route, request, lease_s=self.queued_hold_s)
+                return await billing.hold_for(None, key, route, request, lease_s=self._request_lease_s)
             except InsufficientCredits as refused:
                 refusal = refusal or refused
         assert refusal is not None, "every route was tried"
