@@ -41,6 +41,9 @@ examples:
 
 INTERRUPTED = 130
 """The exit status after Ctrl-C (SIGINT), as a shell reports it: without a traceback."""
+READER_GONE = 141
+"""The exit status when whoever read the output stopped first (``| head``): a shell tool's,
+killed by SIGPIPE (128 + 13), so ``set -o pipefail`` still sees an output not read to its end."""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -125,10 +128,25 @@ def _usage_export(args: argparse.Namespace) -> int:
     settings = read_settings(args.config)
     try:
         asyncio.run(export_charges(settings, args.since, args.format, sys.stdout))
+        sys.stdout.flush()  # the last page's end, while a closed pipe can still be answered here
     except (BoltgateError, ValueError) as error:
         print(f"usage export: {getattr(error, 'message', error)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _reader_gone()
     return 0
+
+
+def _reader_gone() -> int:
+    """The reader of stdout closed it (``boltgate usage export | head``): end quietly, as Python's
+    docs advise (``signal``, "Note on SIGPIPE"): stdout pointed at devnull, so that the flush at
+    exit of what is still buffered finds nowhere to fail and prints no second traceback."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return READER_GONE
 
 
 def _state_backup(args: argparse.Namespace) -> int:

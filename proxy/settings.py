@@ -14,7 +14,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +34,7 @@ from backends.route_options import unknown_options
 from backends.vendors.registry import VENDOR_SPECS
 from core.image_header import DECODER_MAX_PIXELS, DEFAULT_MAX_PIXELS
 from pricing.config import KeyLimits, KeyPolicy, PricingConfig, RoutingPolicyName
+from proxy.key_positions import validated_by_position
 from proxy.settings_secrets import ENV_PREFIX, refuse_secrets
 
 LOCAL = "local"
@@ -401,13 +410,15 @@ class Settings(BaseSettings):
     """Send what the vendor cost (``x-boltgate-upstream-cost-usd``, the vendor-reported cost and
     the body's ``billing.upstream_cost_usd``) to clients. None: only while no client key is required."""
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", mode="wrap")
     @classmethod
-    def _keys_as_list(cls, value: object) -> object:
-        """``["bg-a", "bg-b"]`` is accepted too: keys without a name or a budget."""
+    def _keys_by_position(cls, value: object, handler: ValidatorFunctionWrapHandler) -> dict[str, KeyPolicy]:
+        """``["bg-a", "bg-b"]`` is accepted too: keys without a name or a budget. A problem names
+        its key by place, ``<key 3>`` (``proxy.key_positions``): the key is a secret."""
         if isinstance(value, list | tuple):
-            return {str(key): {"name": f"key-{index}"} for index, key in enumerate(value, 1)}
-        return value
+            value = {str(key): {"name": f"key-{index}"} for index, key in enumerate(value, 1)}
+        keys: dict[str, KeyPolicy] = validated_by_position(value, handler)
+        return keys
 
     @property
     def keys_required(self) -> bool:

@@ -6,8 +6,9 @@ cannot parse as JSON); ``read_settings`` turns each into one ``InvalidSettings``
 names the file or variable, the setting and what is wrong with it, with no traceback.
 
 The message goes to a terminal, CI output and logs, so it carries no secret: a client key is a
-dictionary key of ``api_keys`` (its path would be the key itself), shown as ``<key 1>``; and the
-wrong value is quoted only for settings that cannot hold a secret.
+dictionary key of ``api_keys`` (its path would be the key itself), shown by its place in the
+mapping, ``<key 3>`` (``proxy.key_positions`` renames it as validation fails); and the wrong value
+is quoted only for settings that cannot hold a secret.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from core.errors import InvalidSettings
+from proxy.key_positions import UNPLACED, is_placeholder
 from proxy.settings import Settings
 from proxy.settings_secrets import ENV_PREFIX
 
@@ -52,9 +54,8 @@ def read_settings(config: str | Path | None = None, **values: Any) -> Settings:
 def describe(error: ValidationError, source: str) -> str:
     """Every problem of ``error``, one line each: where it was set, which setting, what is wrong."""
     lines = [f"invalid settings ({error.error_count()} problem{'s' if error.error_count() > 1 else ''}):"]
-    secret_keys: dict[str, int] = {}
     for problem in error.errors(include_url=False):
-        location = _location(problem["loc"], secret_keys)
+        location = _location(problem["loc"])
         message = str(problem["msg"]).removeprefix("Value error, ")
         given = problem.get("input")
         quotable = problem["type"] != "missing" and not isinstance(given, dict) and not _may_be_secret(problem["loc"])
@@ -63,11 +64,11 @@ def describe(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _location(loc: tuple[int | str, ...], secret_keys: dict[str, int]) -> str:
+def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
     for index, part in enumerate(loc):
-        if index and loc[index - 1] in SECRET_MAPS:
-            part = f"<key {secret_keys.setdefault(str(part), len(secret_keys) + 1)}>"
+        if index and loc[index - 1] in SECRET_MAPS and not is_placeholder(part):
+            part = UNPLACED  # a key no validator renamed: still never printed
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(the settings)"
 

@@ -85,3 +85,11 @@ def test_the_alerts_cover_what_operators_are_paged_for() -> None:
     names = {rule["alert"] for rule in rules()}
     assert {"BoltgateHighErrorRatio", "BoltgateVendorDown", "BoltgateWorkerNotReady",
             "BoltgateWorkerQueueFull", "BoltgateGatewayLossRate", "BoltgateStateStoreDegraded"} <= names
+
+
+def test_a_job_runs_unconfirmed_charge_alerts() -> None:
+    """A job run's charge the store did not confirm is taken back by the job's end, not by the
+    voids ``BoltgateUnconfirmedChargesOwed`` watches, so only its counter tells an operator."""
+    (rule,) = [rule for rule in rules() if rule["alert"] == "BoltgateJobRunChargeUnconfirmed"]
+    assert "boltgate_unconfirmed_charges_total" in metric_names(rule["expr"])
+    assert 'outcome="left_to_job"' in rule["expr"]

@@ -130,9 +130,38 @@ def test_a_key_name_with_a_line_break_in_the_settings_is_refused_naming_the_key_
     config.write_text('routing_policy = "cheapest"\n')
     assert main(["config", "check", str(config)]) == 1
     err = capsys.readouterr().err
-    assert ("- api_keys.<key 1>.name [BOLTGATE_API_KEYS]: a key name may not hold a control character "
+    assert ("- api_keys.<key 2>.name [BOLTGATE_API_KEYS]: a key name may not hold a control character "
             "(a newline, a tab, NUL...)") in err
     assert "supersecret" not in err and "FORGED" not in err
+
+
+@pytest.mark.parametrize("keys", [
+    '{"bg-first-1": {"name": "aqx"}, "bg-second-2": {"name": "bqx"}, "bg-supersecret-3": {"name": "gqx\\n"}}',
+    '{"bg-first-1": {}, "bg-second-2": {"budget_credits": 5}, "bg-supersecret-3": {"budget_credits": "lots"}}',
+    '{"bg-first-1": {}, "bg-second-2": {}, "bg-supersecret-3": "not a policy"}',
+])
+def test_a_bad_key_is_named_by_its_place_among_all_the_keys(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], keys: str) -> None:
+    """Only the third of three keys is wrong: the message says the third (counting the good keys
+    too, as the operator sees them written), and still prints no key and no name."""
+    monkeypatch.setenv("BOLTGATE_API_KEYS", keys)
+    assert main(["prices"]) == 2
+    err = capsys.readouterr().err
+    assert "- api_keys.<key 3>" in err
+    assert "<key 1>" not in err
+    assert "bg-" not in err and "qx" not in err
+
+
+def test_keys_wrong_apart_are_each_named_by_their_own_place(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("BOLTGATE_API_KEYS", '{"bg-a": {"budget_credits": "lots"}, "bg-b": {}, '
+                                            '"bg-c": {"name": "x", "budget_credits": "lots"}, "bg-d": {"extra": 1}}')
+    assert main(["prices"]) == 2
+    err = capsys.readouterr().err
+    assert "- api_keys.<key 1>.budget_credits" in err
+    assert "- api_keys.<key 3>.budget_credits" in err
+    assert "- api_keys.<key 4>.extra" in err
+    assert "<key 2>" not in err and "bg-" not in err
 
 
 def test_vendors_prints_the_real_limits_and_what_is_confirmed_or_assumed(capsys: pytest.CaptureFixture[str]) -> None:

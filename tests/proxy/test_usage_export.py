@@ -6,6 +6,9 @@ after another are byte for byte the log written at once."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,11 +20,13 @@ import pytest
 from core.state.sqlite_database import SqliteDatabase
 from pricing.charge_log import ChargeRecord, to_csv
 from pricing.ledger import Ledger
+from proxy.cli import READER_GONE
 from proxy.settings import Settings
 from proxy.usage_export import export_charges
 from proxy.wiring import build_stores
 from tests.memory_peak import heap_peak
 
+ROOT = Path(__file__).resolve().parents[2]
 LOGGED = 10_050
 """More than the store's largest page (10,000): the export used to stop there, silently."""
 
@@ -117,3 +122,24 @@ async def test_the_memory_an_export_takes_does_not_grow_with_the_charges_it_writ
         assert out.written > 60 * small
     growth_per_charge = (peaks[1] - peaks[0]) / (large - small)
     assert growth_per_charge < 200, f"heap peaks {peaks} bytes: {growth_per_charge:.0f} bytes more per charge"
+
+
+def test_an_export_piped_into_a_reader_that_stops_early_exits_quietly(tmp_path: Path) -> None:
+    """``boltgate usage export | head``: the reader closes the pipe after a few lines while the
+    export still has pages to write; the command ends without a traceback, as a shell tool does."""
+    log_directly(tmp_path, LOGGED)
+    config = tmp_path / "boltgate.toml"
+    config.write_text(f'state_backend = "sqlite"\ndata_dir = "{tmp_path}"\nsimulators = "off"\n')
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("BOLTGATE_")}
+    export = subprocess.Popen([sys.executable, "-m", "proxy", "usage", "export", "--config", str(config),
+                               "--since", "2000-01-01"], cwd=ROOT, env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert export.stdout is not None and export.stderr is not None
+    assert export.stdout.readline().startswith(b"at,")  # the header: the export is writing
+    export.stdout.close()  # as `head -1` does: the rest (a megabyte, far past the pipe's buffer) has nowhere to go
+
+    stderr = export.stderr.read().decode()
+    status = export.wait(timeout=60)
+
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert status == READER_GONE, (status, stderr)  # a shell tool's `| head` status (SIGPIPE), not an error's 1
