@@ -161,21 +161,16 @@ class DirectoryImageStore:
             if error.errno == errno.ELOOP:  # a symbolic link: nothing this store wrote
                 return None
             raise
-        image = ImageFile(fd, 0)
         try:
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                image.close()
-                return None
-            if info.st_mtime + self.ttl_s < time.time():
-                image.close()
-                path.unlink(missing_ok=True)
-                return None
-            if not sniff_format(os.pread(fd, 16, 0)):
-                image.close()
-                return None
+            regular = stat.S_ISREG(info.st_mode)
+            expired = regular and info.st_mtime + self.ttl_s < time.time()
+            if regular and not expired and sniff_format(os.pread(fd, 16, 0)):
+                return ImageFile(fd, info.st_size)
         except BaseException:
-            image.close()
+            os.close(fd)
             raise
-        image.size = info.st_size
-        return image
+        os.close(fd)
+        if expired:
+            path.unlink(missing_ok=True)
+        return None

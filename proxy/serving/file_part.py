@@ -75,17 +75,17 @@ async def send_file(transport: asyncio.Transport, flow: Flow, part: FilePart) ->
             if socket_fd is not None and transport.get_write_buffer_size() == 0:
                 try:
                     sent = os.sendfile(socket_fd, part.fd, offset, end - offset)
-                except BlockingIOError:  # the socket is full
-                    sent = -1
+                except BlockingIOError:  # the socket is full: the next piece waits in the transport
+                    pass
                 except OSError as error:
                     if error.errno in CLIENT_GONE:
                         transport.abort()
                         return
-                    socket_fd, sent = None, -1  # a file system sendfile cannot read (EINVAL...): pieces from here
-                if sent == 0:  # the file ends before the answer does
-                    transport.abort()
-                    return
-                if sent > 0:
+                    socket_fd = None  # a file system sendfile cannot read (EINVAL...): pieces from here
+                else:
+                    if sent == 0:  # the file ends before the answer does
+                        transport.abort()
+                        return
                     offset += sent
                     continue
             piece = os.pread(part.fd, min(PIECE_BYTES, end - offset), offset)
