@@ -75,6 +75,10 @@ def _position(at: float, rowid: int) -> str:
     return f"{int.from_bytes(struct.pack('>d', at))}-{rowid}"
 
 
+_INFINITY_BITS = int.from_bytes(struct.pack(">d", math.inf))
+"""The bits of infinity: no time a charge was logged at reaches them."""
+
+
 def _read_position(after: str) -> tuple[float, int] | None:
     """The time and rowid of a position; None for one past every time there is (the bits of
     infinity and above: no entry follows it)."""
@@ -83,9 +87,6 @@ def _read_position(after: str) -> tuple[float, int] | None:
         return None
     at: float = struct.unpack(">d", bits.to_bytes(8))[0]
     return at, rowid
-
-
-_INFINITY_BITS = int.from_bytes(struct.pack(">d", math.inf))
 
 
 _BALANCE = (
