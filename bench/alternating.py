@@ -31,6 +31,12 @@ class Rounds:
         return statistics.median(this / base for base, this in zip(figures["baseline"], figures["this"], strict=True))
 
 
+async def warm_up(gateways: Gateways, requests: dict[str, bytes], *, concurrency: int, seconds: float) -> None:
+    """Load each gateway once, unmeasured: connections, caches and its first answers made."""
+    for name, (_, port) in gateways.items():
+        await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=seconds)
+
+
 async def alternate(gateways: Gateways, requests: dict[str, bytes], *, concurrency: int, rounds: int,
                     seconds: float) -> Rounds:
     """Each round loads every gateway with its request for ``seconds`` (the order alternating

@@ -23,9 +23,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alternating import alternate, report
+from alternating import alternate, report, warm_up
 from listening import start_on_a_free_port
-from loadclient import run_load
 from overhead import HOST, taskset
 
 HERE = Path(__file__).resolve().parents[1]
@@ -59,8 +58,7 @@ async def compare(baseline: Path, megabytes: float, concurrency: int, rounds: in
             if (os.cpu_count() or 1) > 1:
                 os.sched_setaffinity(0, {0})
             requests = {name: download_request(port) for name, (_, port) in gateways.items()}
-            for name, (_, port) in gateways.items():
-                await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=1.0)  # warm up
+            await warm_up(gateways, requests, concurrency=concurrency, seconds=1.0)
             print(f"{megabytes:g} MB image at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
                   f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per download")
             measured = await alternate(gateways, requests, concurrency=concurrency, rounds=rounds, seconds=seconds)

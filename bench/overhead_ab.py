@@ -31,9 +31,9 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alternating import alternate, report
+from alternating import alternate, report, warm_up
 from listening import start_on_a_free_port
-from loadclient import prepare_post, run_load
+from loadclient import prepare_post
 from overhead import HOST, KEY, bodies, start_simulator, taskset
 
 HERE = Path(__file__).resolve().parents[1]
@@ -70,8 +70,7 @@ async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seco
                 body = orjson.dumps({**orjson.loads(body), "response_format": response_format})
             requests = {name: prepare_post(HOST, port, "/v1/images/generations", body)
                         for name, (_, port) in gateways.items()}
-            for name, (_, port) in gateways.items():
-                await run_load(HOST, port, requests[name], concurrency=concurrency, seconds=1.5)  # warm up
+            await warm_up(gateways, requests, concurrency=concurrency, seconds=1.5)
             print(f"{size} at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
                   f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per request")
             measured = await alternate(gateways, requests, concurrency=concurrency, rounds=rounds, seconds=seconds)
