@@ -125,6 +125,16 @@ async def test_a_queued_job_keeps_its_credits_held_for_queued_hold_s(
         await held_becomes_zero(client, state, clock, QUEUED_HOLD_S)
 
 
+async def submitted_runs_and_is_charged_once(state: dict[str, object]) -> None:
+    """A job submitted is answered (202), succeeds, is charged once, and leaves nothing held."""
+    async with serving([route_to(ScriptedBackend("runflow"))], **settings(state)) as client:
+        submitted = await client.post("/v1/images/jobs", json=BODY, headers=ALICE)
+        assert submitted.status_code == 202, submitted.text
+        done = await finished(client, submitted.json()["id"])
+        assert done["status"] == "succeeded"
+        assert await spent(client) == (Decimal(done["billing"]["cost_usd"]), 0)
+
+
 async def test_a_renew_that_fails_after_the_job_is_queued_leaves_it_queued_and_run_once(
     state: dict[str, object], clock: StateClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,12 +146,7 @@ async def test_a_renew_that_fails_after_the_job_is_queued_leaves_it_queued_and_r
         raise StateUnavailable("the state store did not answer")
 
     monkeypatch.setattr(Ledger, "renew", lease_out_then_down)
-    async with serving([route_to(ScriptedBackend("runflow"))], **settings(state)) as client:
-        submitted = await client.post("/v1/images/jobs", json=BODY, headers=ALICE)
-        assert submitted.status_code == 202, submitted.text
-        done = await finished(client, submitted.json()["id"])
-        assert done["status"] == "succeeded"
-        assert await spent(client) == (Decimal(done["billing"]["cost_usd"]), 0)
+    await submitted_runs_and_is_charged_once(state)
 
 
 async def test_a_renew_sent_after_the_jobs_run_settled_holds_nothing_again(
@@ -160,9 +165,4 @@ async def test_a_renew_sent_after_the_jobs_run_settled_holds_nothing_again(
         return renewed
 
     monkeypatch.setattr(Ledger, "renew", after_the_settle)
-    async with serving([route_to(ScriptedBackend("runflow"))], **settings(state)) as client:
-        submitted = await client.post("/v1/images/jobs", json=BODY, headers=ALICE)
-        assert submitted.status_code == 202, submitted.text
-        done = await finished(client, submitted.json()["id"])
-        assert done["status"] == "succeeded"
-        assert await spent(client) == (Decimal(done["billing"]["cost_usd"]), 0)
+    await submitted_runs_and_is_charged_once(state)
