@@ -28,7 +28,8 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     ├── NoBackendAvailable             503 no_backend_available, lists every attempt, Retry-After
     ├── StateUnavailable               503 + Retry-After: Redis or the ledger file did not answer
     │   ├── ReservationExpired         503: the hold's lease ran out and the budget has no room
-    │   └── ReservationReleased        503: another run of the job closed the hold without a charge
+    │   ├── ReservationReleased        503: another run of the job closed the hold without a charge
+    │   └── KeptChargeUnreadable       503: another run of the job kept its charge first, unreadable
     ├── ConfigurationError             the deployment's own configuration is wrong: refuses to start
     │   ├── InvalidSettings            a settings file or BOLTGATE_* variable that cannot be read
     │   ├── CatalogError               a price catalog file or override that cannot be read as prices
@@ -310,6 +311,15 @@ class ReservationReleased(StateUnavailable):
     charged, so the images are not delivered: taking "closed" for "charged already" gave them away."""
 
     code = "reservation_released"
+
+
+class KeptChargeUnreadable(StateUnavailable):
+    """Another run of the same async job kept its charge for the hold first, and that charge
+    cannot be read (the store did not answer, or what is kept is unreadable): nothing is settled
+    by this run. Unlike any other failure to keep a charge, this one says for certain that this
+    run's charge is not the one kept, so its vendor cost is a loss of its own (``proxy.gateway``)."""
+
+    code = "state_unavailable"
 
 
 class ConfigurationError(BoltgateError):

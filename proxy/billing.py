@@ -216,11 +216,20 @@ class Billing:
         vendor cost as the gateway's loss, once per request however often this is called, since
         the images were made and paid for but never delivered (an unconfirmed settle; an async
         job that ended without them)."""
+        outcome = await self.ledger.void(pending.settlement)
+        await self.book_undelivered(pending)
+        return outcome
+
+    async def book_undelivered(self, pending: PendingCharge) -> None:
+        """Book what ``pending``'s vendor cost as the gateway's loss, once per request (per hold:
+        ``undelivered:<hold id>``) however often this is called and from wherever: the charge
+        will never stand on that hold (taken back, or the hold closed without it), so the images
+        were paid for and the client does not pay. ``take_back`` books it so; a job's run whose
+        charge could not be kept, or whose settle found the hold closed, does too
+        (``proxy.gateway``), and the job's end taking the same charge back books nothing more."""
         settlement = pending.settlement
-        outcome = await self.ledger.void(settlement)
         await self._book_loss(settlement.vendor, pending.charge.upstream_usd,
                               event_id=f"undelivered:{settlement.reservation.reservation_id}")
-        return outcome
 
     async def book_served_again(self, pending: PendingCharge) -> None:
         """A job's run is paid for by the charge of another run of the job (one that was lost,

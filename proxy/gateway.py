@@ -52,7 +52,7 @@ from typing import Any
 from backends.base import GeneratedImage
 from core.create_key import create_key_for_client_key
 from core.deadline import Deadline
-from core.errors import ReservationExpired, ReservationReleased, RouteAttempt, StateUnavailable
+from core.errors import KeptChargeUnreadable, ReservationExpired, ReservationReleased, RouteAttempt, StateUnavailable
 from core.image_header import DEFAULT_MAX_PIXELS
 from core.request import ImageRequest
 from core.state.base import StateStore
@@ -245,14 +245,11 @@ class Gateway:
                                            images=len(images))
             this_run = self.billing.pending_charge(hold.reservation, routed.route, bill, routed.result)
             if hold.reservation.settled_before:  # paid for by the lost run: nothing to settle, or to void
-                await quietly(self.billing.book_served_again(this_run), "book a paid run again's cost as a loss")
+                await quietly(self.billing.book_served_again(this_run), _booking(this_run))
                 charge = this_run.charge
             else:
                 if keep_charge is not None:
-                    kept = await keep_charge(this_run)
-                    if kept is not this_run:  # another run of the job kept its charge for the hold first
-                        await quietly(self.billing.book_served_again(this_run), "book a job run's cost as a loss")
-                        this_run = kept
+                    this_run = await self._kept(keep_charge, this_run)
                 pending = this_run
                 charge = await self._settle(pending, deadline)
         except BaseException as error:
@@ -262,6 +259,8 @@ class Gateway:
                 self.unconfirmed.void(pending)
             elif pending is not None and not isinstance(error, (ReservationExpired, ReservationReleased)):
                 self.unconfirmed.left_to_job(pending)  # a job run's: counted and logged, not voided
+            elif pending is not None and isinstance(error, ReservationReleased):  # it can never land now
+                await quietly(self.billing.book_undelivered(pending), _booking(pending))
             # A job run's failed settle (refused, unconfirmed) is left to the job's end (see above).
             raise
         vendor = routed.route.vendor
@@ -284,6 +283,27 @@ class Gateway:
             headers=headers,
             images=images,
         )
+
+    async def _kept(self, keep_charge: KeepCharge, this_run: PendingCharge) -> PendingCharge:
+        """The charge a job's run settles, kept durably first (``keep_charge``): its own, or the
+        one another run of the job kept for the hold before it (then what this run's vendor cost
+        is the gateway's loss, once per call: each is one more generation billed). When the keep
+        fails, nothing is settled and the run fails uncharged, so its vendor cost is a loss too:
+        of its own when the charge kept is certainly another run's (``KeptChargeUnreadable``);
+        otherwise booked as the hold's undelivered charge (``Billing.book_undelivered``), since
+        the keep may have landed with its answer lost, and then the job's end, taking that same
+        charge back, must not book it again."""
+        try:
+            kept = await keep_charge(this_run)
+        except KeptChargeUnreadable:
+            await quietly(self.billing.book_served_again(this_run), _booking(this_run))
+            raise
+        except BaseException:
+            await quietly(self.billing.book_undelivered(this_run), _booking(this_run))
+            raise
+        if kept is not this_run:  # another run of the job kept its charge for the hold first
+            await quietly(self.billing.book_served_again(this_run), _booking(this_run))
+        return kept
 
     async def _settle(self, pending: PendingCharge, deadline: Deadline) -> Charge:
         """Settle, retrying while the state store does not confirm and the deadline allows.
@@ -314,6 +334,13 @@ class Gateway:
         names = [await self.images.put(image.data, image.format) for image in images]
         return [{"url": f"{base_url}/v1/images/files/{name}", "revised_prompt": request.prompt}
                 for name in names]
+
+
+def _booking(pending: PendingCharge) -> str:
+    """What booking ``pending``'s vendor cost as a loss is, for the log line when it fails."""
+    settlement = pending.settlement
+    return (f"book the vendor cost of request {settlement.reservation.reservation_id} ({settlement.vendor}, "
+            f"{pending.charge.upstream_usd} USD) as the gateway's loss")
 
 
 def served_headers(routed: RoutedResult, request: ImageRequest) -> dict[str, str]:

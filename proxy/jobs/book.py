@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from core.errors import StateUnavailable
+from core.errors import KeptChargeUnreadable, StateUnavailable
 from core.state.base import StateStore
 from pricing.ledger import Reservation
 from proxy.billing import PendingCharge
@@ -96,15 +96,21 @@ class JobBook:
         one was kept for that hold already: the charge to settle, durable once this returns.
         Settling any other could land a charge the job does not know of (see above). One write
         (``set_if_absent``) when none was; a read more when one was, and ``StateUnavailable``
-        when that one cannot be read: nothing must be settled then, and the run fails uncharged."""
+        when that one cannot be read: nothing must be settled then, and the run fails uncharged
+        (``KeptChargeUnreadable`` when the charge kept is certainly another run's: this one's
+        vendor cost is then a loss of its own, ``proxy.gateway``)."""
         key = _charge_key(job_id, hold)
         if await self._store.set_if_absent(key, kept_charge_json(pending), ttl=self._retention_s):
             return pending
-        kept = await self._read_charge(job_id, key)
+        try:
+            kept = await self._read_charge(job_id, key)
+        except StateUnavailable as error:
+            raise KeptChargeUnreadable(f"The charge another run of job {job_id} kept for its hold cannot be read "
+                                       f"({error.message}); this run's is not sent") from error
         held = pending.settlement.reservation.reservation_id
         if kept is None or kept.settlement.reservation.reservation_id != held:
-            raise StateUnavailable(f"The charge another run of job {job_id} kept for its hold cannot be read; "
-                                   "this run's is not sent")
+            raise KeptChargeUnreadable(f"The charge another run of job {job_id} kept for its hold cannot be read; "
+                                       "this run's is not sent")
         return kept
 
     async def kept_charge(self, job_id: str, reservation: Reservation, *, hold: int = 0) -> PendingCharge | None:

@@ -15,7 +15,9 @@ from backends.base import BackendResult, GeneratedImage, sniff_format
 from core.create_key import create_key_for_client_key
 from core.errors import (
     IdempotencyConflict,
+    KeptChargeUnreadable,
     NoBackendAvailable,
+    ReservationReleased,
     StateUnavailable,
     UnsupportedRequest,
     UnusableOutput,
@@ -375,6 +377,77 @@ async def test_a_charge_that_could_not_be_kept_is_never_sent_and_the_request_fai
 
     assert await book.balance(ANONYMOUS.key_id) == Balance(spent=0, held=0)
     assert await book.charges(since=0) == []
+
+
+async def test_a_charge_that_could_not_be_kept_books_its_vendor_as_a_loss_once_with_the_holds_take_back() -> None:
+    """The vendor was paid and the client is not charged: the gateway's loss. The keep may have
+    landed with its answer lost, so the job's end may take that same charge back later: that
+    books nothing more (one generation, one loss)."""
+    served, book = gateway_and_book([route_to(ScriptedBackend("runflow"))])
+    tried: list[PendingCharge] = []
+
+    async def keep_fails(pending: PendingCharge) -> PendingCharge:
+        tried.append(pending)
+        raise StateUnavailable("the state store did not answer")
+
+    with pytest.raises(StateUnavailable):
+        await served.generate(request(), base_url=BASE_URL, key=ANONYMOUS, keep_charge=keep_fails)
+    [pending] = tried
+    booked = await book.table("losses:vendor_usd")
+    await served.billing.take_back(pending)  # the job's end, finding it kept
+
+    assert booked == {"runflow": to_micro_usd(pending.charge.upstream_usd)} != {"runflow": 0}
+    assert await book.table("losses:vendor_usd") == booked
+    assert await book.table("losses:vendor_attempts") == {"runflow": 1}
+
+
+async def test_a_run_whose_keep_finds_another_runs_charge_unreadable_books_its_own_vendor_as_a_loss_of_its_own(
+) -> None:
+    """The charge kept is certainly the other run's: when the job's end takes that one back, its
+    generation is a loss too, beside this run's (two generations billed, none paid)."""
+    served, book = gateway_and_book([route_to(ScriptedBackend("runflow"))])
+    ledger, asked = served.billing.ledger, request()
+    reservation = await ledger.reserve(ANONYMOUS.key_id, Decimal("1"), None, lease_s=60)
+    other_vendor = served.billing.quote("eachlabs", asked)
+    other_run = PendingCharge(Charge(other_vendor), ledger.settlement(reservation, other_vendor))
+
+    async def unreadable(pending: PendingCharge) -> PendingCharge:
+        raise KeptChargeUnreadable("the other run's charge cannot be read")
+
+    with pytest.raises(KeptChargeUnreadable):
+        await served.generate(asked, base_url=BASE_URL, key=ANONYMOUS, keep_charge=unreadable,
+                              reservation=reservation)
+    await served.billing.take_back(other_run)
+
+    assert await book.table("losses:vendor_attempts") == {"runflow": 1, "eachlabs": 1}
+    assert await book.balance(ANONYMOUS.key_id) == Balance(spent=0, held=0)
+
+
+async def test_a_job_runs_settle_that_finds_its_hold_closed_books_its_vendor_as_a_loss_once() -> None:
+    """Closed without a charge (the job's cancel released it before the charge was kept): the
+    charge can never land, so its vendor cost is the gateway's loss. The job's end finds the next
+    hold current and takes nothing back there; were it to take this charge back, it books nothing
+    more."""
+    served, book = gateway_and_book([route_to(ScriptedBackend("runflow"))])
+    ledger, asked = served.billing.ledger, request()
+    reservation = await ledger.reserve(ANONYMOUS.key_id, Decimal("1"), None, lease_s=60)
+    kept: list[PendingCharge] = []
+
+    async def keep_then_closed(pending: PendingCharge) -> PendingCharge:
+        kept.append(pending)
+        await ledger.release(reservation)
+        return pending
+
+    with pytest.raises(ReservationReleased):
+        await served.generate(asked, base_url=BASE_URL, key=ANONYMOUS, keep_charge=keep_then_closed,
+                              reservation=reservation)
+    [pending] = kept
+    booked = await book.table("losses:vendor_usd")
+    await served.billing.take_back(pending)
+
+    assert booked == {"runflow": to_micro_usd(pending.charge.upstream_usd)}
+    assert await book.table("losses:vendor_attempts") == {"runflow": 1}
+    assert await book.balance(ANONYMOUS.key_id) == Balance(spent=0, held=0)
 
 
 async def test_a_charge_another_run_of_the_job_kept_first_is_the_one_settled_and_this_runs_vendor_a_loss() -> None:

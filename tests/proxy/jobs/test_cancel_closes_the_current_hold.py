@@ -14,6 +14,10 @@ or charged for the job: a settle the run sends after it finds the hold closed an
 charged until its run's end took the charge back), and a charge that landed before it is taken
 back by the cancel itself, once. And a run again that looks for the job's hold only after the
 cancel closed it (it read the job's end before the cancel) takes no hold after it to charge.
+
+And the run's vendor cost, paid and never charged, is the gateway's loss exactly once, whether
+the cancel took the run's kept charge back (its settle in flight) or closed the hold before the
+run kept one (its settle then finds the hold closed: the bug, nothing booked it).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from proxy.jobs import runner
 from proxy.jobs.book import JobBook
 from proxy.jobs.record import JobEnd
 from proxy.jobs.runner import JobRunner
+from proxy.metrics import REGISTRY
 from tests.proxy.api.across_loops import EventAcrossLoops
 from tests.proxy.api.served_app import Client, serving
 from tests.proxy.jobs.test_jobs_api import ALICE, BODY, KEYS, finished, spent
@@ -99,6 +104,11 @@ def held_on(pending: PendingCharge, hold: int) -> bool:
     return reservation_id.endswith(".1") if hold else "." not in reservation_id
 
 
+def runflow_loss_usd() -> float:
+    """What the gateway booked as its loss to the vendor that serves these jobs, so far."""
+    return REGISTRY.get_sample_value("boltgate_gateway_loss_usd_total", {"backend": "runflow"}) or 0.0
+
+
 async def cancel(client: Client, job_id: str) -> tuple[int, str, tuple[Decimal, Decimal]]:
     """Cancel the job: the answer's status code, the job's status, and the key's spend and holds
     as soon as the cancel answered."""
@@ -112,11 +122,13 @@ async def test_a_settle_sent_after_the_cancel_charges_nothing(
 ) -> None:
     at_settle, let_settle, settled = EventAcrossLoops(), EventAcrossLoops(), EventAcrossLoops()
     outcomes: list[str] = []
+    sent: list[PendingCharge] = []
     settle = Billing.settle
 
     async def settling(self: Billing, pending: PendingCharge) -> Any:
         if not held_on(pending, hold):
             return await settle(self, pending)
+        sent.append(pending)
         at_settle.set()
         await let_settle.wait()
         try:
@@ -129,12 +141,26 @@ async def test_a_settle_sent_after_the_cancel_charges_nothing(
         outcomes.append("charged")
         return charge
 
-    async with running(state, hold, monkeypatch, lambda: monkeypatch.setattr(Billing, "settle", settling)) as (
-            client, job_id, earlier):
+    settle_up, run_ended = JobRunner._settle_up, EventAcrossLoops()
+    losses_before: list[float] = []
+
+    async def settling_up(self: JobRunner, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await settle_up(self, *args, **kwargs)
+        finally:
+            run_ended.set()
+
+    def patch() -> None:
+        monkeypatch.setattr(Billing, "settle", settling)
+        monkeypatch.setattr(JobRunner, "_settle_up", settling_up)
+        losses_before.append(runflow_loss_usd())
+
+    async with running(state, hold, monkeypatch, patch) as (client, job_id, earlier):
         await at_settle.wait()
         code, status, when_cancelled = await cancel(client, job_id)
         let_settle.set()
         await settled.wait()
+        await run_ended.wait()
         await uncharged(client)
         logged = await charge_log(client)
         ended = await finished(client, job_id)
@@ -144,6 +170,56 @@ async def test_a_settle_sent_after_the_cancel_charges_nothing(
     assert outcomes == ["closed without a charge"]
     assert logged == earlier, "the cancelled job was charged, then refunded"
     assert ended["status"] == "cancelled" and "data" not in ended
+    [pending] = sent
+    assert runflow_loss_usd() - losses_before[0] == pytest.approx(float(pending.charge.upstream_usd))
+
+
+@pytest.mark.usefixtures("not_stopped_by_the_cancel")
+async def test_a_cancel_that_closes_the_hold_before_the_run_keeps_its_charge_books_that_runs_vendor_as_a_loss_once(
+    state: dict[str, object], hold: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vendor has delivered and the run is about to keep its charge when the cancel lands: the
+    cancel finds no charge kept and releases the hold, so the run's settle finds it closed. The
+    job is charged nothing, and the run's vendor cost is booked once: by the run (before, by
+    no one); the run's end, taking back nothing, books nothing more."""
+    at_keep, let_keep, run_ended = EventAcrossLoops(), EventAcrossLoops(), EventAcrossLoops()
+    kept: list[PendingCharge] = []
+    losses_before: list[float] = []
+    keep, settle_up = JobBook.keep_charge, JobRunner._settle_up
+
+    async def keeping(self: JobBook, job_id: str, pending: PendingCharge, **kwargs: Any) -> PendingCharge:
+        if held_on(pending, hold):
+            kept.append(pending)
+            at_keep.set()
+            await let_keep.wait()
+        return await keep(self, job_id, pending, **kwargs)
+
+    async def settling_up(self: JobRunner, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await settle_up(self, *args, **kwargs)
+        finally:
+            run_ended.set()
+
+    def patch() -> None:
+        monkeypatch.setattr(JobBook, "keep_charge", keeping)
+        monkeypatch.setattr(JobRunner, "_settle_up", settling_up)
+        losses_before.append(runflow_loss_usd())
+
+    async with running(state, hold, monkeypatch, patch) as (client, job_id, earlier):
+        await at_keep.wait()
+        code, status, when_cancelled = await cancel(client, job_id)
+        let_keep.set()
+        await run_ended.wait()
+        after_the_run = await spent(client)
+        logged = await charge_log(client)
+        ended = await finished(client, job_id)
+
+    assert (code, status) == (200, "cancelled")
+    assert when_cancelled == (0, 0) and after_the_run == (0, 0)
+    assert logged == earlier
+    assert ended["status"] == "cancelled" and "data" not in ended
+    [pending] = kept
+    assert runflow_loss_usd() - losses_before[0] == pytest.approx(float(pending.charge.upstream_usd))
 
 
 @pytest.mark.usefixtures("not_stopped_by_the_cancel")
