@@ -265,6 +265,12 @@ class Ledger:
             Tally("losses:day_usd", day, micros),
         ])
 
+    async def first_seen(self, event_id: str) -> bool:
+        """Whether ``event_id`` is seen here for the first time (durably, for ``CLOSED_TTL_S``, in
+        every process): what counts an event that the code may meet more than once (a job seen
+        again by its cancel, its run's end and its next delivery) at most once."""
+        return await self._book.count(event_id, [])
+
     async def usage(self, api_key: str, budget_credits: Decimal | None = None) -> dict[str, object]:
         """Spend by UTC date and by vendor, the total, what is reserved, and what remains.
 

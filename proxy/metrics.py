@@ -172,8 +172,8 @@ JOBS_RECLAIMED = Counter(
 JOBS_CHARGED_WITHOUT_IMAGES = Counter(
     "boltgate_jobs_charged_without_images_total",
     "Async jobs that ended without their images while a charge for them stands that they kept no record of, "
-    "so cannot take back (a record from before runs kept their charge; each is logged with key, request id "
-    "and amount, to refund by hand).",
+    "so cannot take back (a record from before runs kept their charge; each is counted once and logged with "
+    "key, request id and amount, to refund by hand).",
     registry=REGISTRY,
 )
 WEBHOOK_ATTEMPTS = Counter(

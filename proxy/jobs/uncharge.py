@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 async def uncharge(billing: Billing, book: JobBook, record: JobRecord) -> None:
     """Close the job's current hold without a charge: the charge a run kept for it voided, or the
     hold released when none was kept. A settled hold with no readable kept charge (a record from
-    before runs kept theirs) cannot be undone here: logged and counted for an operator."""
+    before runs kept theirs) cannot be undone here: logged and counted for an operator, once per
+    job (a durable marker in the ledger, ``Ledger.first_seen``) however often the job's end is
+    settled up (its cancel, its run's end, each delivery of it after a restart)."""
     hold = await current_hold(billing.ledger, book, record)
     reservation = hold.reservation
     kept = await book.kept_charge(record.id, reservation, hold=hold.number)
@@ -41,7 +43,7 @@ async def uncharge(billing: Billing, book: JobBook, record: JobRecord) -> None:
             log.warning("job %s ended without its images: its charge of %d micro-USD (request %s) was taken "
                         "back", record.id, settlement.micro_usd, settlement.reservation.reservation_id)
         return
-    if hold.state is HoldState.SETTLED:
+    if hold.state is HoldState.SETTLED and await billing.ledger.first_seen(f"charged_without_images:{record.id}"):
         JOBS_CHARGED_WITHOUT_IMAGES.inc()
         log.error("job %s ended without its images although a run was charged for it, and no charge was kept "
                   "with it to take back: key %s, request %s (the charge log's request_id), at most %d "

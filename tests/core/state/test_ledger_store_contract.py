@@ -272,6 +272,12 @@ async def test_an_event_is_counted_once(ledger_store: LedgerStore) -> None:
     assert await ledger_store.table("losses:vendor_attempts") == {"eachlabs": 2}
 
 
+async def test_an_event_without_tallies_is_still_counted_once(ledger_store: LedgerStore) -> None:
+    assert await ledger_store.count("seen-1", []) is True
+    assert await ledger_store.count("seen-1", []) is False
+    assert await ledger_store.count("seen-2", []) is True
+
+
 async def test_an_unknown_table_is_empty(ledger_store: LedgerStore) -> None:
     assert await ledger_store.table("nothing") == {}
 
