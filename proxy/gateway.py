@@ -34,8 +34,12 @@ again found the hold settled) is charged once. A process killed meanwhile leaves
 unacknowledged: its next delivery finds the end, or runs it again on the same hold.
 
 A settle that finds the hold closed without a charge (``ReservationReleased``: another run of
-the job failed before its settle and released it, or the job's end took its charge back) charges
-nothing, so the run fails and delivers no image. A synchronous request holds a hold of its own,
+the job failed before its settle and released it, or the job's end took its charge back, or its
+cancel released the hold before the charge was kept) charges nothing, so the run fails and
+delivers no image, and what the vendor cost is the gateway's loss: booked as the hold's
+undelivered charge (``Billing.book_undelivered``), once with the end's take-back of the same
+charge. A run whose charge could not be kept sends no settle and fails uncharged, its hold
+released, and books its vendor cost as a loss too (``_kept``). A synchronous request holds a hold of its own,
 released or voided only after its last settle try: it never finds its hold so.
 """
 

@@ -169,6 +169,13 @@ JOBS_RECLAIMED = Counter(
     "Async jobs taken over from a runner that stopped mid-run, by what happened (retried, failed).",
     ["outcome"], registry=REGISTRY,
 )
+JOBS_HOLD_RENEWALS = Counter(
+    "boltgate_jobs_hold_renewals_total",
+    "Renewals of a job's credit hold for jobs.queued_hold_s once the job is queued, by outcome (renewed; refused: "
+    "the hold was closed already, or its lease ran out and the budget no longer covers it; failed: the state store "
+    "did not answer). A job not renewed stays queued on a request's lease, and its run holds again.",
+    ["outcome"], registry=REGISTRY,
+)
 JOBS_CHARGED_WITHOUT_IMAGES = Counter(
     "boltgate_jobs_charged_without_images_total",
     "Async jobs that ended without their images while a charge for them stands that they kept no record of, "

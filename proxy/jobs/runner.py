@@ -47,9 +47,11 @@ the budget has no room for the rest; or the store did not confirm it) fails like
 hold neither released nor voided (``proxy.gateway``): that end takes the kept charge back, and a
 charge that another run of the job, still alive, landed on the hold is not taken back under the
 images it delivered. A run whose settle finds the hold closed without a charge (another run
-released it, or the job's end took its charge back) is not paid for, and fails too.
+released it, or the job's end took its charge back) is not paid for, and fails too; so does one
+whose charge could not be kept. Either way what its vendor cost is the gateway's loss, booked by
+the run (``proxy.gateway``) once with the end's take-back of the same charge.
 Only a settled job with no readable kept charge (a record from before charges were kept) is left
-for an operator: logged and counted (``boltgate_jobs_charged_without_images_total``).
+for an operator: logged and counted once per job (``boltgate_jobs_charged_without_images_total``).
 
 Stopping (SIGTERM): no new job is taken; running jobs get ``stop_grace_s`` to finish, then their
 runs are cancelled (the gateway releases their holds and cancels vendor jobs) and they end

@@ -13,7 +13,8 @@ The hold is placed for a request's lease (the deadline plus ``reservation_grace_
 synchronous request's), and renewed for ``queued_hold_s`` only once the job's record and queue
 entry are written: a submit cut off between the two (its process killed, its store cut off, so
 its clean-up could not run) leaves no job, and its hold must not keep the key's credits for an
-hour. The renew is best effort: one that fails leaves the job queued on the short lease (its run
+hour. The renew is best effort (each counted, ``boltgate_jobs_hold_renewals_total`` by outcome:
+renewed, refused, failed): one that fails leaves the job queued on the short lease (its run
 holds again when it finds it expired, and is refused, failing uncharged, if the budget no longer
 covers it), and one that comes after the job's run closed the hold (the runner took the job at
 once) finds it closed and holds nothing again. One that lands while the run holds it only
@@ -44,7 +45,7 @@ from proxy.jobs.uncharge import uncharge
 from proxy.jobs.view import job_view
 from proxy.jobs.webhook import WebhookSender
 from proxy.jobs.webhook_secret import WebhookSecrets
-from proxy.metrics import JOBS_FINISHED, labelled
+from proxy.metrics import JOBS_FINISHED, JOBS_HOLD_RENEWALS, labelled
 from proxy.routing.choice import DEFAULT_CHOICE, RoutingChoice
 
 log = logging.getLogger(__name__)
@@ -143,13 +144,16 @@ class JobService:
         """Renew the submit's hold for ``queued_hold_s`` now that the job is queued (see the
         module's docstring for why only now, and why a renew that fails changes nothing else)."""
         try:
-            if await self.gateway.billing.ledger.renew(reservation, lease_s=self.queued_hold_s):
-                return
-            log.info("job %s: its hold was closed, or could not be held again, before the submit renewed it; "
-                     "its run holds what it needs", record.id)
+            renewed = await self.gateway.billing.ledger.renew(reservation, lease_s=self.queued_hold_s)
         except StateUnavailable as error:
+            labelled(JOBS_HOLD_RENEWALS, "failed").inc()
             log.warning("job %s is queued, but its hold was not renewed while it waits (its run holds again "
                         "if the lease ran out): %s", record.id, error.message)
+            return
+        labelled(JOBS_HOLD_RENEWALS, "renewed" if renewed else "refused").inc()
+        if not renewed:
+            log.info("job %s: its hold was closed, or could not be held again, before the submit renewed it; "
+                     "its run holds what it needs", record.id)
 
     @property
     def _request_lease_s(self) -> float:

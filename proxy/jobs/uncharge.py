@@ -11,7 +11,9 @@ charges nothing (``ReservationReleased``); a run that looks for the job's hold a
 the job's end, written before, and holds nothing more (``proxy.jobs.runner``).
 
 Each step is idempotent, so the cancel, the run's end and the next delivery of the job may each
-do it, in any order and in any process: a charge is taken back once.
+do it, in any order and in any process: a charge is taken back once, and its vendor cost booked
+as a loss once, also when the run itself booked it (its settle found the hold closed, or its keep
+failed: ``proxy.gateway``).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pricing.ledger import Ledger, Reservation
 from proxy.jobs.queue import InProcessJobQueue
 from proxy.jobs.redis_queue import RedisStreamJobQueue
 from proxy.jobs.runner import JobRunner
+from proxy.metrics import REGISTRY
 from tests.proxy.api.served_app import Client, serving
 from tests.proxy.jobs.test_jobs_api import ALICE, BODY, KEYS, finished, spent
 from tests.proxy.routing.scripted_backend import ScriptedBackend, route_to
@@ -110,11 +111,13 @@ async def test_a_queued_job_keeps_its_credits_held_for_queued_hold_s(
     state: dict[str, object], clock: StateClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(JobRunner, "start", lambda self: asyncio.sleep(0))  # nothing runs it: it waits
+    before = renewals_now()
     async with serving([route_to(ScriptedBackend("runflow"))], **settings(state)) as client:
         submitted = await client.post("/v1/images/jobs", json=BODY, headers=ALICE)
         assert submitted.status_code == 202, submitted.text
         held = (await spent(client))[1]
         assert held > 0
+        assert renewals_now() == counted_once(before, "renewed")
 
         if state["state_backend"] == "redis":
             [left] = await leases_left_s(str(state["redis_url"]))
@@ -123,6 +126,20 @@ async def test_a_queued_job_keeps_its_credits_held_for_queued_hold_s(
         clock.advance(REQUEST_LEASE_S + 60)
         assert (await spent(client))[1] == held
         await held_becomes_zero(client, state, clock, QUEUED_HOLD_S)
+
+
+def renewals(outcome: str) -> float:
+    """Submits' renews of their job's hold so far with ``outcome`` (renewed, refused, failed)."""
+    return REGISTRY.get_sample_value("boltgate_jobs_hold_renewals_total", {"outcome": outcome}) or 0.0
+
+
+def renewals_now() -> dict[str, float]:
+    return {outcome: renewals(outcome) for outcome in ("renewed", "refused", "failed")}
+
+
+def counted_once(before: dict[str, float], outcome: str) -> dict[str, float]:
+    """``before`` with one more renew of ``outcome``: what ``renewals_now`` must be after one submit."""
+    return {**before, outcome: before[outcome] + 1}
 
 
 async def submitted_runs_and_is_charged_once(state: dict[str, object]) -> None:
@@ -146,7 +163,9 @@ async def test_a_renew_that_fails_after_the_job_is_queued_leaves_it_queued_and_r
         raise StateUnavailable("the state store did not answer")
 
     monkeypatch.setattr(Ledger, "renew", lease_out_then_down)
+    before = renewals_now()
     await submitted_runs_and_is_charged_once(state)
+    assert renewals_now() == counted_once(before, "failed")
 
 
 async def test_a_renew_sent_after_the_jobs_run_settled_holds_nothing_again(
@@ -165,4 +184,6 @@ async def test_a_renew_sent_after_the_jobs_run_settled_holds_nothing_again(
         return renewed
 
     monkeypatch.setattr(Ledger, "renew", after_the_settle)
+    before = renewals_now()
     await submitted_runs_and_is_charged_once(state)
+    assert renewals_now() == counted_once(before, "refused")
