@@ -39,8 +39,8 @@ cancel released the hold before the charge was kept) charges nothing, so the run
 delivers no image, and what the vendor cost is the gateway's loss: booked as the hold's
 undelivered charge (``Billing.book_undelivered``), once with the end's take-back of the same
 charge. A run whose charge could not be kept sends no settle and fails uncharged, its hold
-released, and books its vendor cost as a loss too (``_kept``). A synchronous request holds a hold of its own,
-released or voided only after its last settle try: it never finds its hold so.
+released, and books its vendor cost as a loss too (``_kept``). A synchronous request holds a
+hold of its own, released or voided only after its last settle try: it never finds its hold so.
 """
 
 from __future__ import annotations
