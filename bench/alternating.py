@@ -25,10 +25,17 @@ class Rounds:
     cpu: dict[str, list[float]] = field(default_factory=dict)
     p50: dict[str, list[float]] = field(default_factory=dict)
     p99: dict[str, list[float]] = field(default_factory=dict)
+    direct_p50: list[float] = field(default_factory=list)
+    """The upstream's own p50 each round, loaded directly (when asked for): what the gateways add."""
 
     def ratio(self, figures: dict[str, list[float]]) -> float:
         """Median over the rounds of this / baseline."""
         return statistics.median(this / base for base, this in zip(figures["baseline"], figures["this"], strict=True))
+
+    def added_p50(self) -> dict[str, list[float]]:
+        """Per gateway and round, its p50 less the upstream's own in that round."""
+        return {name: [p50 - direct for p50, direct in zip(runs, self.direct_p50, strict=True)]
+                for name, runs in self.p50.items()}
 
 
 async def warm_up(gateways: Gateways, requests: dict[str, bytes], *, concurrency: int, seconds: float) -> None:
@@ -38,11 +45,18 @@ async def warm_up(gateways: Gateways, requests: dict[str, bytes], *, concurrency
 
 
 async def alternate(gateways: Gateways, requests: dict[str, bytes], *, concurrency: int, rounds: int,
-                    seconds: float) -> Rounds:
+                    seconds: float, direct: tuple[int, bytes] | None = None) -> Rounds:
     """Each round loads every gateway with its request for ``seconds`` (the order alternating
-    between rounds), its CPU time (``/proc/PID/stat``) divided by the answers; prints each round."""
+    between rounds), its CPU time (``/proc/PID/stat``) divided by the answers; prints each round.
+    With ``direct`` (the upstream's port and a request for it), each round first loads the
+    upstream itself, so that what each gateway adds to its p50 is known round by round."""
     measured = Rounds({name: [] for name in gateways}, {name: [] for name in gateways}, {name: [] for name in gateways})
     for index in range(rounds):
+        if direct is not None:
+            run = await run_load(HOST, direct[0], direct[1], concurrency=concurrency, seconds=seconds)
+            if run.errors:
+                raise RuntimeError(f"direct: {run.errors} non-200 answers")
+            measured.direct_p50.append(statistics.median(run.latencies) * 1000)
         order = list(gateways) if index % 2 == 0 else list(gateways)[::-1]
         for name in order:
             gateway, port = gateways[name]
@@ -69,3 +83,8 @@ def report(measured: Rounds, checkouts: dict[str, Path], unit: str) -> None:
     print(f"this / baseline, median of the rounds' ratios: {measured.ratio(measured.cpu):.3f}")
     print(f"p50 latency, this / baseline, median of the rounds' ratios: {measured.ratio(measured.p50):.3f}")
     print(f"p99 latency, this / baseline, median of the rounds' ratios: {measured.ratio(measured.p99):.3f}")
+    if measured.direct_p50:
+        added = measured.added_p50()
+        print(f"added p50 (less the upstream's own, median {statistics.median(measured.direct_p50):.3f} ms): "
+              + ", ".join(f"{name} {statistics.median(rounds):.3f} ms" for name, rounds in added.items()))
+        print(f"added p50, this / baseline, median of the rounds' ratios: {measured.ratio(added):.3f}")

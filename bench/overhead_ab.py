@@ -16,6 +16,10 @@ only the relay, is then measured); the image is not downloaded.
 
 Prints each round, then the medians and the median of the per-round ratios (this / baseline):
 CPU per request, p50 latency and p99 latency (a stall on the event loop shows in p99 alone).
+Each round also loads the simulator directly first, so the last lines give what each gateway
+adds to the p50 (its p50 less the simulator's own in that round), the issue's measure of
+latency, and the ratio of the two: the simulator's own time (8 ms for a large image on this
+VM) otherwise dilutes the p50 ratio.
 """
 
 from __future__ import annotations
@@ -73,7 +77,11 @@ async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seco
             await warm_up(gateways, requests, concurrency=concurrency, seconds=1.5)
             print(f"{size} at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
                   f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per request")
-            measured = await alternate(gateways, requests, concurrency=concurrency, rounds=rounds, seconds=seconds)
+            direct_body, _ = bodies(size)
+            direct = (sim_port, prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
+                                             {"Authorization": f"Bearer {KEY}"}))
+            measured = await alternate(gateways, requests, concurrency=concurrency, rounds=rounds, seconds=seconds,
+                                       direct=direct)
             report(measured, checkouts, "request")
         finally:
             for gateway, _ in gateways.values():

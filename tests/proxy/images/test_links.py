@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.images.links import ImageLinks
+from proxy.images.links import VERDICTS_KEPT, ImageLinks
 
 LOCAL = ["localhost", "127.0.0.1", "::1"]
 
@@ -25,3 +25,18 @@ def test_any_other_host_gets_the_address_the_connection_reached() -> None:
                  "[::1", "", "127.0.0.1:bad"):
         assert links.base_url("http", host, ("10.0.0.5", 8000)) == "http://10.0.0.5:8000", host
     assert links.base_url("http", "evil.example", ("fd00::5", 80)) == "http://[fd00::5]"
+
+
+def test_a_remembered_verdict_is_the_one_a_fresh_look_gives() -> None:
+    links = ImageLinks(None, LOCAL)
+    for _ in range(2):  # the second time from memory
+        assert links.base_url("http", "localhost:8000", ("10.0.0.5", 8000)) == "http://localhost:8000"
+        assert links.base_url("http", "evil.example", ("10.0.0.5", 8000)) == "http://10.0.0.5:8000"
+
+
+def test_a_client_sending_a_new_host_each_time_does_not_grow_the_memory() -> None:
+    links = ImageLinks(None, LOCAL)
+    for index in range(3 * VERDICTS_KEPT):
+        assert not links.allows(f"host{index}.evil.example")
+    assert len(links._verdicts) <= VERDICTS_KEPT
+    assert links.allows("localhost")
