@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-
 VERDICTS_KEPT = 256
 """Host headers whose verdict is remembered: a deployment sees a handful, and a client sending a
 new one on every request only ever empties the memory, never grows it."""
