@@ -19,10 +19,11 @@ interrupted. Here:
    latest commits there) and delete it, then, that connection closed with its journal, to hold the
    file with no log or journal open, so that nothing SQLite deletes by name at a close can be the
    new file's.
-3. Under that lock the stale ``-shm`` is removed, the old file is kept under a second name (a hard
-   link: ``boltgate.sqlite3.before-restore-<UTC time>``) unless told not to, and the checked copy,
-   fsynced, is renamed onto ``boltgate.sqlite3``, the directory fsynced: the name always means a
-   whole database, the old one or the restored one.
+3. Under that lock the stale ``-shm`` is removed, the copy given the old file's owner and mode
+   (a restore run as root leaves a store the gateway's user can still write), the old file kept
+   under a second name (a hard link: ``boltgate.sqlite3.before-restore-<UTC time>``) unless told
+   not to, and the checked copy, fsynced, renamed onto ``boltgate.sqlite3``, the directory
+   fsynced: the name always means a whole database, the old one or the restored one.
 
 Images are not in a backup (``state backup`` copies the SQLite file only) and a restore leaves the
 image directory as it is: see ``IMAGES_NOTE``.
@@ -32,8 +33,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,6 +150,7 @@ def _swap(staged: Path, live: Path, *, keep_replaced: bool, busy_timeout_s: floa
             raise RestoreRefused(f"{live} has a write-ahead log or journal beside it again: was a gateway started? "
                                  "Stop every gateway on data_dir, then restore")
         Path(f"{live}-shm").unlink(missing_ok=True)  # stale: no connection is open to use it
+        _same_owner_and_mode(staged, live)
         kept = None
         if keep_replaced:
             kept = live.with_name(f"{live.name}{KEPT_SUFFIX}{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
@@ -176,6 +179,15 @@ def _exclusively(live: Path, busy_timeout_s: float, *, fold_log: bool) -> Iterat
         yield
     finally:
         connection.close()
+
+
+def _same_owner_and_mode(staged: Path, live: Path) -> None:
+    """``staged`` given the replaced file's permissions, and its owner where this process may
+    (root): a restore run as root must not leave a store the gateway's user cannot write."""
+    info = live.stat()
+    os.chmod(staged, stat.S_IMODE(info.st_mode))
+    with suppress(PermissionError):
+        os.chown(staged, info.st_uid, info.st_gid)
 
 
 def _place(staged: Path, live: Path) -> None:

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -144,6 +144,18 @@ async def test_the_replaced_store_is_not_kept_when_told_so(data_dir: Path, tmp_p
     assert sorted(beside(data_dir)) == [DATABASE_NAME]
 
 
+async def test_the_restored_store_has_the_replaced_ones_mode(data_dir: Path, tmp_path: Path) -> None:
+    await charge(data_dir, "key-1", "h1", 300)
+    backup = tmp_path / "backup.sqlite3"
+    assert main(["state", "backup", str(backup)]) == 0
+    (data_dir / DATABASE_NAME).chmod(0o600)
+    backup.chmod(0o644)
+
+    assert main(["state", "restore", str(backup)]) == 0
+
+    assert (data_dir / DATABASE_NAME).stat().st_mode & 0o777 == 0o600
+
+
 async def test_a_backup_is_restored_into_a_data_dir_without_a_store(data_dir: Path, tmp_path: Path) -> None:
     await charge(data_dir, "key-1", "h1", 300)
     backup = tmp_path / "backup.sqlite3"
@@ -181,7 +193,7 @@ def corrupted_backup(path: Path) -> Path:
     return path
 
 
-SOURCES = {
+SOURCES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "missing": (lambda tmp: tmp / "nowhere.sqlite3", "is not a file"),
     "not SQLite": (lambda tmp: (tmp / "notes.txt", (tmp / "notes.txt").write_text("hello"))[0],
                    "is not a SQLite database"),
