@@ -174,6 +174,10 @@ def _exclusively(live: Path, busy_timeout_s: float, *, fold_log: bool) -> Iterat
             raise RestoreRefused(
                 f"{live} is open in another process ({error}): a gateway, one of its workers or another boltgate "
                 "command. Stop every gateway on data_dir, then restore") from error
+        except sqlite3.DatabaseError as error:  # not a database: whether a process has it open cannot be told
+            raise RestoreRefused(
+                f"{live} cannot be read as a database ({error}): with every gateway on data_dir stopped, move it "
+                "and any -wal and -shm beside it aside, then restore") from error
         if fold_log:
             connection.execute("PRAGMA journal_mode=DELETE")
         yield

@@ -228,6 +228,20 @@ async def test_the_store_itself_is_not_a_source(data_dir: Path, capsys: pytest.C
     assert beside(data_dir) == before
 
 
+async def test_a_store_that_cannot_be_read_is_left_for_the_operator_to_move_aside(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    await charge(data_dir, "key-1", "h1", 300)
+    backup = tmp_path / "backup.sqlite3"
+    assert main(["state", "backup", str(backup)]) == 0
+    (data_dir / DATABASE_NAME).write_bytes(b"not a database any more" * 200)
+    before = beside(data_dir)
+
+    assert main(["state", "restore", str(backup)]) == 1
+
+    assert "move it and any -wal and -shm beside it aside" in capsys.readouterr().err
+    assert beside(data_dir) == before
+
+
 @pytest.mark.parametrize(("backend", "says"), [("redis", "restore Redis itself"), ("memory", "no store to restore")])
 async def test_a_store_that_is_not_the_embedded_file_is_refused(
         backend: str, says: str, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
