@@ -56,10 +56,6 @@ IMAGES_NOTE = ("images are not in a backup: the image directory is left as it is
                "expired or been removed answer 404")
 
 
-class RestoreRefused(ValueError):
-    """Why the restore was not made; the live store is as it was."""
-
-
 @dataclass(frozen=True)
 class Restore:
     path: Path
@@ -73,12 +69,13 @@ class Restore:
 
 
 def store_file(settings: Settings) -> Path:
-    """Where the embedded store's file is (it may not exist yet); ``RestoreRefused`` for a
-    store that is not a file here."""
+    """Where the embedded store's file is (it may not exist yet); ``ValueError`` for a
+    store that is not a file here. Every refusal is a ``ValueError`` saying why, raised before
+    the live store is changed, as ``state backup``'s are."""
     if settings.state_backend == "redis":
-        raise RestoreRefused("the state is in Redis: restore Redis itself (from its AOF or RDB files)")
+        raise ValueError("the state is in Redis: restore Redis itself (from its AOF or RDB files)")
     if settings.state_backend == "memory":
-        raise RestoreRefused("state_backend is memory: there is no store to restore into (set state_backend to "
+        raise ValueError("state_backend is memory: there is no store to restore into (set state_backend to "
                              "sqlite and data_dir to the gateway's)")
     return settings.data_dir / DATABASE_NAME
 
@@ -103,12 +100,12 @@ def restore(source: Path, live: Path, *, keep_replaced: bool = True, busy_timeou
 
 def _refuse_unreadable(source: Path, live: Path) -> None:
     if not source.is_file():
-        raise RestoreRefused(f"{source} is not a file")
+        raise ValueError(f"{source} is not a file")
     if live.exists() and source.samefile(live):
-        raise RestoreRefused(f"{source} is the store itself")
+        raise ValueError(f"{source} is the store itself")
     with open(source, "rb") as file:
         if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            raise RestoreRefused(f"{source} is not a SQLite database (a backup made by boltgate state backup is one)")
+            raise ValueError(f"{source} is not a SQLite database (a backup made by boltgate state backup is one)")
 
 
 def _stage(source: Path, staged: Path) -> tuple[int, int]:
@@ -124,11 +121,11 @@ def _stage(source: Path, staged: Path) -> tuple[int, int]:
                 copy.execute("PRAGMA journal_mode=DELETE")  # one file: a gateway opening it switches it to WAL
                 problems = [row[0] for row in copy.execute("PRAGMA integrity_check")]
                 if problems != ["ok"]:
-                    raise RestoreRefused(f"{source} failed its integrity check: {'; '.join(problems[:5])}")
+                    raise ValueError(f"{source} failed its integrity check: {'; '.join(problems[:5])}")
                 tables = {row[0] for row in copy.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
                 missing = [table for table in RESTORED_TABLES if table not in tables]
                 if missing:
-                    raise RestoreRefused(f"{source} is not a boltgate store: it has no {', '.join(missing)} table")
+                    raise ValueError(f"{source} is not a boltgate store: it has no {', '.join(missing)} table")
                 (charges,) = copy.execute("SELECT count(*) FROM charges").fetchone()
                 (keys,) = copy.execute("SELECT count(*) FROM hash_fields WHERE key = 'apikey:index'").fetchone()
             finally:
@@ -136,7 +133,7 @@ def _stage(source: Path, staged: Path) -> tuple[int, int]:
         finally:
             backup.close()
     except sqlite3.DatabaseError as error:  # "file is not a database", a page that cannot be read
-        raise RestoreRefused(f"{source} cannot be read as a SQLite database: {error}") from error
+        raise ValueError(f"{source} cannot be read as a SQLite database: {error}") from error
     with open(staged, "rb") as written:
         os.fsync(written.fileno())
     return int(charges), int(keys)
@@ -147,7 +144,7 @@ def _swap(staged: Path, live: Path, *, keep_replaced: bool, busy_timeout_s: floa
         pass  # the old log folded into the old file and deleted, with the journal of doing so
     with _exclusively(live, busy_timeout_s, fold_log=False):
         if Path(f"{live}-wal").exists() or Path(f"{live}-journal").exists():  # made since by a process that died
-            raise RestoreRefused(f"{live} has a write-ahead log or journal beside it again: was a gateway started? "
+            raise ValueError(f"{live} has a write-ahead log or journal beside it again: was a gateway started? "
                                  "Stop every gateway on data_dir, then restore")
         Path(f"{live}-shm").unlink(missing_ok=True)  # stale: no connection is open to use it
         _same_owner_and_mode(staged, live)
@@ -162,7 +159,7 @@ def _swap(staged: Path, live: Path, *, keep_replaced: bool, busy_timeout_s: floa
 
 @contextmanager
 def _exclusively(live: Path, busy_timeout_s: float, *, fold_log: bool) -> Iterator[None]:
-    """The database at ``live`` locked exclusively for the block (``RestoreRefused`` while a
+    """The database at ``live`` locked exclusively for the block (``ValueError`` while a
     process has it open); with ``fold_log``, its write-ahead log checkpointed into it and deleted."""
     connection = sqlite3.connect(live, timeout=busy_timeout_s, isolation_level=None)
     try:
@@ -171,11 +168,11 @@ def _exclusively(live: Path, busy_timeout_s: float, *, fold_log: bool) -> Iterat
             connection.execute("BEGIN EXCLUSIVE")
             connection.execute("COMMIT")  # the lock stays: exclusive locking mode holds it until the close
         except sqlite3.OperationalError as error:
-            raise RestoreRefused(
+            raise ValueError(
                 f"{live} is open in another process ({error}): a gateway, one of its workers or another boltgate "
                 "command. Stop every gateway on data_dir, then restore") from error
         except sqlite3.DatabaseError as error:  # not a database: whether a process has it open cannot be told
-            raise RestoreRefused(
+            raise ValueError(
                 f"{live} cannot be read as a database ({error}): with every gateway on data_dir stopped, move it "
                 "and any -wal and -shm beside it aside, then restore") from error
         if fold_log:
@@ -202,7 +199,7 @@ def _place(staged: Path, live: Path) -> None:
     try:
         os.link(staged, live)
     except FileExistsError as error:
-        raise RestoreRefused(f"{live} appeared during the restore: was a gateway started? Stop it, then restore") \
+        raise ValueError(f"{live} appeared during the restore: was a gateway started? Stop it, then restore") \
             from error
     _fsync_directory(live.parent)
 
