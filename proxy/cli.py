@@ -36,6 +36,7 @@ examples:
   boltgate usage export --since 2026-11-01     every charge since then, as CSV
   boltgate voids make gateway.log              make the voids a lost pod's logs say it owed
   boltgate state backup /backups/b.sqlite3     the keys, spend and charge log, safely while serving
+  boltgate state restore /backups/b.sqlite3    put a backup in place (every gateway on data_dir stopped)
   boltgate vendors                             what each backend serves, what its docs confirm"""
 
 
@@ -168,6 +169,27 @@ def _state_backup(args: argparse.Namespace) -> int:
     if images_on_disk(settings):
         print("images handed out as URLs are files in the image directory: copy it as it is if they must "
               "outlive a restore (each expires image_ttl_s after it was made)")
+    return 0
+
+
+def _state_restore(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from proxy.settings_reader import read_settings
+    from proxy.state_restore import IMAGES_NOTE, restore, store_file
+
+    settings = read_settings(args.config)
+    try:
+        restored = restore(Path(args.source), store_file(settings), keep_replaced=not args.discard_replaced)
+    except (ValueError, OSError, sqlite3.Error) as error:
+        print(f"state restore: {error}; nothing was changed", file=sys.stderr)
+        return 1
+    print(f"restored {args.source} into {restored.path}: {restored.bytes} bytes, integrity ok, "
+          f"{restored.charges} charges in the log, {restored.keys} stored keys")
+    if restored.kept is not None:
+        print(f"the replaced store is kept as {restored.kept} (delete it once the restore is checked)")
+    print(f"{IMAGES_NOTE}. Spend and charges made after the backup are not in it: the charge log of the vendor's "
+          "invoice period says what to add back")
     return 0
 
 
@@ -326,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config", metavar="FILE",
                         help="settings TOML (default: BOLTGATE_CONFIG): which state store to read")
     export.set_defaults(run=_usage_export)
-    state = commands.add_parser("state", help="the embedded store's file: back it up while the gateway runs")
+    state = commands.add_parser(
+        "state", help="the embedded store's file: back it up while the gateway runs, restore a backup")
     state_commands = state.add_subparsers(dest="state_command", required=True, metavar="COMMAND")
     backup = state_commands.add_parser(
         "backup", help="copy the embedded store (keys, spend, the charge log) as of one commit, safely while "
@@ -336,6 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--config", metavar="FILE",
                         help="settings TOML (default: BOLTGATE_CONFIG): where the store is (data_dir)")
     backup.set_defaults(run=_state_backup)
+    restore = state_commands.add_parser(
+        "restore", help="make a backup the embedded store, with every gateway on data_dir stopped (refused while "
+                        "one runs); the replaced file is kept beside it")
+    restore.add_argument("source", metavar="SOURCE", help="a backup made by boltgate state backup")
+    restore.add_argument("--discard-replaced", action="store_true",
+                         help="do not keep the replaced store (default: kept as boltgate.sqlite3.before-restore-TIME)")
+    restore.add_argument("--config", metavar="FILE",
+                         help="settings TOML (default: BOLTGATE_CONFIG): where the store is (data_dir)")
+    restore.set_defaults(run=_state_restore)
     voids = commands.add_parser(
         "voids", help="voids owed for requests answered 503 after an unconfirmed charge: list them, make them",
         description="Voids owed for requests answered 503 after their charge went unconfirmed (the state store "

@@ -3,7 +3,9 @@
 Served by ``boltgate serve`` (``proxy.serving.one_write`` in the scope's extensions), the body
 goes out as a ``FilePart``: ``sendfile(2)`` from the file to the socket, the image never read
 into the process. Elsewhere (a test client, another ASGI server) the file is read in a worker
-thread and sent as ordinary bytes. Either way the file is closed once the answer is sent.
+thread and sent as ordinary bytes. Either way the file is closed once the answer is sent. A
+``HEAD`` answer is the same head (its ``content-length`` the file's size) and no body: the file
+is closed unread.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class _FileASGIResponse(ASGIResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            if scope.get("method") == "HEAD":  # the head GET would send, the file closed unread
+                await self.start_response(send)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             if ONE_WRITE in (scope.get("extensions") or {}):
                 await send(cast(Message, {"type": "http.response.start", "status": self.status_code,
                                           "headers": self.encode_headers(),

@@ -123,3 +123,8 @@ DOWNLOAD_OPERATION = documented(
            "The image, as long as image_ttl_s allows"),
     errors=(404, 500), security=PUBLIC,  # its name is the secret (shared as a link); any other name: 404
 )
+DOWNLOAD_HEAD_OPERATION = documented(
+    Answer(None, "The head GET would send, without the image: its Content-Type, Content-Length and Cache-Control",
+           headers={"content-length": header("The image's size in bytes", pattern=r"^[0-9]+$", required=True)}),
+    errors=(404, 500), security=PUBLIC,
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from litestar import Request, Response, get, post
+from litestar import HttpMethod, Request, Response, get, post, route
 from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.exceptions import ClientException
 from litestar.handlers import HTTPRouteHandler
@@ -23,7 +23,12 @@ from pricing.keys import KeyRecord
 from proxy.api.access_log import record_of
 from proxy.api.disconnect import unless_disconnected
 from proxy.api.file_answer import FileAnswer
-from proxy.api.image_operations import DOWNLOAD_OPERATION, edits_operation, generations_operation
+from proxy.api.image_operations import (
+    DOWNLOAD_HEAD_OPERATION,
+    DOWNLOAD_OPERATION,
+    edits_operation,
+    generations_operation,
+)
 from proxy.api.image_stream import StreamOptions, stream_images
 from proxy.api.injected import InjectedGateway, InjectedImageStore, InjectedSettings
 from proxy.api.openai_fields import REFUSED_EDIT_FILES
@@ -31,7 +36,7 @@ from proxy.api.openai_request import PRICE_CEILING_HEADER, ClientImageRequest, r
 from proxy.api.served_limits import ServedLimits
 from proxy.gateway import Gateway, ImagesResponse
 from proxy.images.body import images_body
-from proxy.images.store import MEDIA_TYPES, ImageFile
+from proxy.images.store import MEDIA_TYPES, ImageFile, ImageStore
 from proxy.images.validate import validate_init_image
 from proxy.routing.choice import RoutingChoice
 
@@ -151,6 +156,17 @@ def _not_in_its_charset() -> InvalidRequest:
 @get("/v1/images/files/{name:str}", operation_class=DOWNLOAD_OPERATION)
 async def download_image(name: ImageName, image_store: InjectedImageStore) -> Response[bytes]:
     """The image as its store keeps it: bytes, or an open file sent from the file (``FileAnswer``)."""
+    return await _image_answer(name, image_store, head=False)
+
+
+@route("/v1/images/files/{name:str}", http_method=HttpMethod.HEAD, operation_class=DOWNLOAD_HEAD_OPERATION)
+async def image_head(name: ImageName, image_store: InjectedImageStore) -> Response[bytes]:
+    """What ``GET`` answers (a 404 as well), its body left out: a file is opened and checked as
+    for ``GET``, then closed unread (``FileAnswer``); bytes kept in the store are counted, not sent."""
+    return await _image_answer(name, image_store, head=True)
+
+
+async def _image_answer(name: str, image_store: ImageStore, *, head: bool) -> Response[bytes]:
     image = await image_store.download(name)
     if image is None:
         raise NotFound(f"This image does not exist or has expired (images live {lifetime(image_store.ttl_s)})",
@@ -159,6 +175,8 @@ async def download_image(name: ImageName, image_store: InjectedImageStore) -> Re
     headers = {"cache-control": f"private, max-age={int(image_store.ttl_s)}"}
     if isinstance(image, ImageFile):
         return FileAnswer(image, media_type=media_type, headers=headers)
+    if head:
+        return Response(content=b"", media_type=media_type, headers={**headers, "content-length": str(len(image))})
     return Response(content=image, media_type=media_type, headers=headers)
 
 
@@ -174,6 +192,7 @@ def image_handlers(generations: ServedLimits | None, edits: ServedLimits | None,
         post("/v1/images/edits", status_code=200, include_in_schema=edits is not None,
              operation_class=edits_operation(edits, edit_pins))(edit_image),
         download_image,
+        image_head,
     ]
 
 

@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import StartGateway
+from tests.e2e.conftest import StartGateway, StartSimulator, route_to
 from tests.e2e.gateway_server import GatewayServer
 from tests.memory_peak import MB, heap_peak
 
@@ -53,8 +54,8 @@ def connection(server: GatewayServer) -> Iterator[socket.socket]:
     sock.close()
 
 
-def ask(sock: socket.socket, path: str) -> None:
-    sock.sendall(f"GET {path} HTTP/1.1\r\nhost: gateway\r\n\r\n".encode())
+def ask(sock: socket.socket, path: str, method: str = "GET") -> None:
+    sock.sendall(f"{method} {path} HTTP/1.1\r\nhost: gateway\r\n\r\n".encode())
 
 
 def read_answer(sock: socket.socket, into: bytearray, *, piece: int = 1024 * 1024,
@@ -168,3 +169,70 @@ def test_downloads_leave_no_file_open(server: GatewayServer, image_dir: Path) ->
         download()
 
     assert len(os.listdir("/proc/self/fd")) < open_before + 10  # not one more per download
+
+
+def read_head(sock: socket.socket) -> dict[str, str]:
+    """The fields of an answer to ``HEAD`` (which has none of the body its content-length counts),
+    read to the end of its head and not a byte further."""
+    got = b""
+    while not got.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"the connection ended within the head: {got!r}"
+        got += byte
+    lines = got[:-4].decode("latin-1").split("\r\n")
+    fields = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines[1:])}
+    return {**fields, "status": lines[0].split(" ")[1]}
+
+
+SAME_HEAD = ("status", "content-type", "content-length", "cache-control")
+
+
+def test_a_head_answers_what_a_download_would_without_the_image_and_leaves_no_file_open(
+        server: GatewayServer, image_dir: Path, connection: socket.socket) -> None:
+    name, data = put_image(image_dir, MB)
+    ask(connection, f"/v1/images/files/{name}")
+    download, body = read_answer(connection, bytearray(MB + 4096))
+    assert download["status"] == "200" and body == data
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(30):
+        ask(connection, f"/v1/images/files/{name}", "HEAD")
+        head = read_head(connection)
+        assert {field: head[field] for field in SAME_HEAD} == {field: download[field] for field in SAME_HEAD}
+
+    ask(connection, "/healthz")  # the same connection: no byte of the image was sent after any head
+    fields, _ = read_answer(connection, bytearray(64 * 1024))
+    assert fields["status"] == "200"
+    assert int(head["content-length"]) == MB
+    assert len(os.listdir("/proc/self/fd")) < open_before + 10  # each file closed, as after a download
+
+
+def test_a_head_of_an_image_that_is_not_there_is_a_404_like_its_download(
+        server: GatewayServer, connection: socket.socket) -> None:
+    missing = f"/v1/images/files/{'a' * 24}.png"
+    ask(connection, missing)
+    download, _ = read_answer(connection, bytearray(64 * 1024))
+
+    ask(connection, missing, "HEAD")
+    head = read_head(connection)
+
+    assert head["status"] == download["status"] == "404"
+    assert head["content-type"] == download["content-type"] == "application/json"
+    ask(connection, "/healthz")  # no error body after the head either
+    assert read_answer(connection, bytearray(64 * 1024))[0]["status"] == "200"
+
+
+def test_a_head_of_an_image_kept_in_the_state_store_gives_its_length(
+        gateway: StartGateway, simulator: StartSimulator) -> None:
+    server = gateway(route_to(simulator("callmissed")))  # images in the state store (memory): bytes, not files
+    made = httpx.post(f"{server.url}/v1/images/generations", json={"prompt": "a fox", "response_format": "url"},
+                      timeout=30)
+    url = made.json()["data"][0]["url"]
+
+    download = httpx.get(url, timeout=10)
+    head = httpx.head(url, timeout=10)
+
+    assert head.status_code == download.status_code == 200 and head.content == b""
+    assert {field: head.headers[field] for field in SAME_HEAD[1:]} == \
+        {field: download.headers[field] for field in SAME_HEAD[1:]}
+    assert int(head.headers["content-length"]) == len(download.content)
