@@ -49,7 +49,9 @@ TIGHT_CREDITS = Decimal(ROUNDS)
 DEADLINE_S, GRACE_S = 4.0, 1.0
 WORKER_ROUNDS = int(os.environ.get("BOLTGATE_CHAOS_WORKER_ROUNDS") or os.environ.get("BOLTGATE_CHAOS_ROUNDS") or 2)
 """Faults per store with ``--workers 2``: the last always one worker killed."""
-WORKER_TIGHT_CREDITS = Decimal(WORKER_ROUNDS)
+WORKER_TIGHT_CREDITS = Decimal(max(2, WORKER_ROUNDS // 2))
+"""Four images in two rounds; a long hunt's restarts of two workers leave fewer images a round
+than one process's, so half a credit a round keeps the budget running out before the end."""
 REPLACE_GUARD_S = 60.0
 """How long a supervisor may take to have two workers again (a spawned worker imports the app)."""
 LEASES_GUARD_S = 60.0
