@@ -9,9 +9,14 @@ Each round draws one fault (``Faults``): mostly a SIGKILL, sometimes a SIGTERM (
 Redis also Redis frozen a while (the gateway sometimes killed meanwhile) or shut down and started
 again.
 
+The same with ``boltgate serve --workers 2`` (``WorkerFaults``): one worker SIGKILLed, which its
+supervisor must replace, or the supervisor's whole process group, or a SIGTERM; each ask on a new
+connection, so that both workers spend the tight key's budget at once.
+
 Short by default (``ROUNDS`` kills per store, a fresh seed each run, printed); for a hunt::
 
     BOLTGATE_CHAOS_ROUNDS=30 BOLTGATE_CHAOS_SEED=1234 pytest -s tests/e2e/test_random_kills.py
+    BOLTGATE_CHAOS_WORKER_ROUNDS=20 BOLTGATE_CHAOS_SEED=1234 pytest -s tests/e2e/test_random_kills.py -k workers
 
 A failure names the seed; the kill moments follow from it, though what is in flight at each
 moment also depends on timing, so a seed narrows a bug down rather than replaying it exactly.
