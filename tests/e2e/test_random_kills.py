@@ -59,6 +59,8 @@ WORKER_TIGHT_CREDITS = Decimal(max(2, WORKER_ROUNDS // 2))
 than one process's, so half a credit a round keeps the budget running out before the end."""
 REPLACE_GUARD_S = 60.0
 """How long a supervisor may take to have two workers again (a spawned worker imports the app)."""
+STARTED = "Application startup complete"
+"""What uvicorn logs once a worker's app has started: from then on it accepts connections."""
 LEASES_GUARD_S = 60.0
 """The longest hold the settings allow is a queued job's (``queued_hold_s``); well past it."""
 
@@ -220,6 +222,12 @@ class WorkerFaults(Faults):
         self.replaced = 0
         self._seen_at: dict[int, float] = {}
         self._quick_kills = 0
+        self._spawned = 2
+        """Workers started so far (each says ``STARTED`` once it serves), counted over restarts."""
+
+    def one(self, kind: str | None = None) -> None:
+        self.all_workers()  # a worker killed while it still imports the app would have served nothing
+        super().one(kind)
 
     def worker(self) -> None:
         workers = self.all_workers()
@@ -231,17 +239,17 @@ class WorkerFaults(Faults):
             return
         self._quick_kills = self._quick_kills + 1 if quick else 0
         os.kill(victim, signal.SIGKILL)
-        give_up = time.monotonic() + REPLACE_GUARD_S
-        while not ((now := self.all_workers(REPLACE_GUARD_S)) and victim not in now):
-            assert time.monotonic() < give_up, f"worker {victim} was killed and not replaced"
-            time.sleep(0.05)
+        self._spawned += 1
+        self.all_workers()
+        assert victim not in live_workers(self.process.pid), f"worker {victim} survived SIGKILL"
         self.replaced += 1
 
-    def all_workers(self, patience_s: float = REPLACE_GUARD_S) -> set[int]:
-        """The supervisor's two workers, once both are running (a replacement takes a moment)."""
-        give_up = time.monotonic() + patience_s
-        while len(workers := live_workers(self.process.pid)) < 2:
-            assert time.monotonic() < give_up, f"the supervisor runs {len(workers)} workers, not 2"
+    def all_workers(self) -> set[int]:
+        """The supervisor's two workers, once both serve (a replacement takes seconds to start)."""
+        give_up = time.monotonic() + REPLACE_GUARD_S
+        while len(workers := live_workers(self.process.pid)) < 2 or self.started() < self._spawned:
+            assert time.monotonic() < give_up, (f"the supervisor runs {len(workers)} workers, not 2, and "
+                                                f"{self.started()} of {self._spawned} started")
             time.sleep(0.05)
         for pid in workers:
             self._seen_at.setdefault(pid, time.monotonic())
@@ -258,6 +266,10 @@ class WorkerFaults(Faults):
     def restart(self) -> None:
         super().restart()
         self._quick_kills = 0
+        self._spawned += 2
+
+    def started(self) -> int:
+        return self.process.log_path.read_text(errors="replace").count(STARTED)
 
     def note_served(self) -> None:
         self.served |= {pid for pid, count in served_by_worker(self.metrics_dir, None).items() if count > 0}
