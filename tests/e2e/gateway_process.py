@@ -1,7 +1,9 @@
 """``boltgate serve`` in a process of its own, so that a test can SIGKILL or SIGTERM it for real.
 
 Settings reach it as ``BOLTGATE_*`` environment variables (lists and tables as JSON), exactly as
-the Helm chart passes them; everything it logs goes to ``log_path``.
+the Helm chart passes them; everything it logs goes to ``log_path``. ``own_group``: in a process
+group of its own, so that ``kill_group`` kills a ``--workers`` supervisor with every worker at once,
+as a container's end does (a supervisor killed alone leaves workers holding the port while they drain).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ def settings_env(settings: dict[str, object]) -> dict[str, str]:
 
 class GatewayProcess:
     def __init__(self, settings: dict[str, object], log_path: Path, env: dict[str, str] | None = None,
-                 args: list[str] | None = None) -> None:
+                 args: list[str] | None = None, *, own_group: bool = False) -> None:
         self.settings = settings
         self.args = args or []
+        self.own_group = own_group
         self.log_path = log_path
         self.extra_env = env or {}
         self.port = free_port()
@@ -53,7 +56,7 @@ class GatewayProcess:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "proxy", "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.own_group,
             )
         give_up = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < give_up:
@@ -71,6 +74,12 @@ class GatewayProcess:
         self.stop()
         raise RuntimeError(f"the gateway did not start within {START_TIMEOUT_S}s:\n{self.log()}")
 
+    def again(self) -> GatewayProcess:
+        """The same gateway (settings, arguments, log), not started, to start on this port again."""
+        process = GatewayProcess(self.settings, self.log_path, self.extra_env, self.args, own_group=self.own_group)
+        process.port = self.port
+        return process
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
@@ -78,6 +87,12 @@ class GatewayProcess:
         """SIGKILL: no shutdown at all, as the kubelet does when the grace period runs out."""
         assert self._process is not None
         self._process.send_signal(signal.SIGKILL)
+        self._process.wait()
+
+    def kill_group(self) -> None:
+        """SIGKILL to its whole process group (``own_group``): the supervisor and its workers."""
+        assert self._process is not None and self.own_group
+        os.killpg(self._process.pid, signal.SIGKILL)
         self._process.wait()
 
     @property

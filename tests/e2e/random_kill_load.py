@@ -100,9 +100,13 @@ def error_code(answer: httpx.Response) -> str:
 class Load:
     """The client threads and every ask they made."""
 
-    def __init__(self, gateway: Gateway, keys: list[str], seed: int) -> None:
+    def __init__(self, gateway: Gateway, keys: list[str], seed: int, *, connection_per_ask: bool = False) -> None:
         self.gateway = gateway
         self.keys = keys
+        self.connection_per_ask = connection_per_ask
+        """Each ask on connections of its own (retries and polls keep theirs): with ``--workers``,
+        a connection is served by the worker that accepted it, so a client that kept one for the
+        whole run would stay with one worker (all of them with the first up after a restart)."""
         self.asks: list[Ask] = []
         self.errors: list[str] = []
         """What failed in a client thread (the client's own bug, or an answer it could not read)."""
@@ -138,7 +142,8 @@ class Load:
             raise
 
     def _ask_until_stopped(self, kind: AskKind, rng: random.Random) -> None:
-        with httpx.Client(timeout=TRY_TIMEOUT_S) as http:
+        http = httpx.Client(timeout=TRY_TIMEOUT_S)
+        try:
             while not self.stop.is_set():
                 ask = Ask(kind, rng.choice(self.keys), n=rng.choice((1, 1, 2)))
                 with self._lock:
@@ -149,6 +154,11 @@ class Load:
                     SyncClient(self, http, rng, ask).run()
                 if ask.outcome == "unknown":
                     time.sleep(RETRY_PAUSE_S)  # the gateway is down: do not spin on refused connections
+                if self.connection_per_ask:
+                    http.close()
+                    http = httpx.Client(timeout=TRY_TIMEOUT_S)
+        finally:
+            http.close()
 
     def url(self, path: str) -> str:
         return f"{self.gateway.base_url}{path}"

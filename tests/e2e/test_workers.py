@@ -9,7 +9,6 @@ sums both. Which worker served what is read from each worker's own metrics file 
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import socket
 import subprocess
@@ -22,11 +21,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from backends.simulators import Fault, SimulatorConfig, SimulatorServer
 from tests.e2e.conftest import KEY_ENV, SIM_KEY, StartSimulator
 from tests.e2e.gateway_process import REPO, GatewayProcess
+from tests.e2e.worker_processes import served_by_worker
 
 BODY = {"model": "sdxl-lightning", "prompt": "a red kite", "size": "256x256", "response_format": "b64_json"}
 ADMIN = {"Authorization": "Bearer adm"}
@@ -37,18 +36,6 @@ ENOUGH_TRIES = 200
 
 def route_settings(sim: SimulatorServer) -> dict[str, object]:
     return {"vendor": sim.vendor, "key_env": KEY_ENV, "regions": [{"name": "r1", "base_url": sim.base_url}]}
-
-
-def served_by_worker(metrics_dir: Path, status: str = "200") -> dict[int, float]:
-    """Image requests answered with ``status``, per worker pid, from each worker's own file."""
-    counts: dict[int, float] = {}
-    for path in metrics_dir.glob("counter_*.db"):
-        pid = int(re.findall(r"\d+", path.name)[-1])
-        for metric in MultiProcessCollector.merge([str(path)]):  # type: ignore[no-untyped-call]
-            for sample in metric.samples:
-                if sample.name == "boltgate_requests_total" and sample.labels.get("status") == status:
-                    counts[pid] = counts.get(pid, 0.0) + sample.value
-    return counts
 
 
 def until_both_served(base_url: str, metrics_dir: Path, headers: dict[str, str]) -> int:
