@@ -23,7 +23,7 @@ run kept one (its settle then finds the hold closed: the bug, nothing booked it)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -104,6 +104,20 @@ def held_on(pending: PendingCharge, hold: int) -> bool:
     return reservation_id.endswith(".1") if hold else "." not in reservation_id
 
 
+def run_end(monkeypatch: pytest.MonkeyPatch) -> tuple[EventAcrossLoops, Callable[[], None]]:
+    """An event set once a job's run has ended (``JobRunner._settle_up`` returned or raised), and
+    what installs the watch (at the moment the test chooses: ``running``'s ``patch``)."""
+    settle_up, ended = JobRunner._settle_up, EventAcrossLoops()
+
+    async def settling_up(self: JobRunner, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await settle_up(self, *args, **kwargs)
+        finally:
+            ended.set()
+
+    return ended, lambda: monkeypatch.setattr(JobRunner, "_settle_up", settling_up)
+
+
 def runflow_loss_usd() -> float:
     """What the gateway booked as its loss to the vendor that serves these jobs, so far."""
     return REGISTRY.get_sample_value("boltgate_gateway_loss_usd_total", {"backend": "runflow"}) or 0.0
@@ -141,18 +155,12 @@ async def test_a_settle_sent_after_the_cancel_charges_nothing(
         outcomes.append("charged")
         return charge
 
-    settle_up, run_ended = JobRunner._settle_up, EventAcrossLoops()
+    run_ended, watch_the_run_end = run_end(monkeypatch)
     losses_before: list[float] = []
-
-    async def settling_up(self: JobRunner, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await settle_up(self, *args, **kwargs)
-        finally:
-            run_ended.set()
 
     def patch() -> None:
         monkeypatch.setattr(Billing, "settle", settling)
-        monkeypatch.setattr(JobRunner, "_settle_up", settling_up)
+        watch_the_run_end()
         losses_before.append(runflow_loss_usd())
 
     async with running(state, hold, monkeypatch, patch) as (client, job_id, earlier):
@@ -182,10 +190,11 @@ async def test_a_cancel_that_closes_the_hold_before_the_run_keeps_its_charge_boo
     cancel finds no charge kept and releases the hold, so the run's settle finds it closed. The
     job is charged nothing, and the run's vendor cost is booked once: by the run (before, by
     no one); the run's end, taking back nothing, books nothing more."""
-    at_keep, let_keep, run_ended = EventAcrossLoops(), EventAcrossLoops(), EventAcrossLoops()
+    at_keep, let_keep = EventAcrossLoops(), EventAcrossLoops()
+    run_ended, watch_the_run_end = run_end(monkeypatch)
     kept: list[PendingCharge] = []
     losses_before: list[float] = []
-    keep, settle_up = JobBook.keep_charge, JobRunner._settle_up
+    keep = JobBook.keep_charge
 
     async def keeping(self: JobBook, job_id: str, pending: PendingCharge, **kwargs: Any) -> PendingCharge:
         if held_on(pending, hold):
@@ -194,15 +203,9 @@ async def test_a_cancel_that_closes_the_hold_before_the_run_keeps_its_charge_boo
             await let_keep.wait()
         return await keep(self, job_id, pending, **kwargs)
 
-    async def settling_up(self: JobRunner, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await settle_up(self, *args, **kwargs)
-        finally:
-            run_ended.set()
-
     def patch() -> None:
         monkeypatch.setattr(JobBook, "keep_charge", keeping)
-        monkeypatch.setattr(JobRunner, "_settle_up", settling_up)
+        watch_the_run_end()
         losses_before.append(runflow_loss_usd())
 
     async with running(state, hold, monkeypatch, patch) as (client, job_id, earlier):
@@ -229,23 +232,18 @@ async def test_a_charge_that_landed_before_the_cancel_is_taken_back_by_the_cance
     """The run settled, and its end is not written yet (remembering its answer waits): the cancel
     wins, so the job ends without its images, and the cancel takes the charge back before it
     answers; the run's end, which loses to the cancel, takes nothing back again."""
-    charged, let_end, run_ended = EventAcrossLoops(), EventAcrossLoops(), EventAcrossLoops()
-    remember, settle_up = Gateway._remember, JobRunner._settle_up
+    charged, let_end = EventAcrossLoops(), EventAcrossLoops()
+    run_ended, watch_the_run_end = run_end(monkeypatch)
+    remember = Gateway._remember
 
     async def remembering(self: Gateway, *args: Any, **kwargs: Any) -> None:
         charged.set()
         await let_end.wait()
         await remember(self, *args, **kwargs)
 
-    async def settling_up(self: JobRunner, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await settle_up(self, *args, **kwargs)
-        finally:
-            run_ended.set()
-
     def patch() -> None:
         monkeypatch.setattr(Gateway, "_remember", remembering)
-        monkeypatch.setattr(JobRunner, "_settle_up", settling_up)
+        watch_the_run_end()
 
     async with running(state, hold, monkeypatch, patch) as (client, job_id, earlier):
         await charged.wait()
@@ -276,8 +274,8 @@ async def test_a_run_again_that_finds_its_hold_after_the_cancel_closed_it_charge
     settings = restartable(state)
     job, charged = await stopped_after_its_charge(settings, monkeypatch)
     looking, cancelled = EventAcrossLoops(), EventAcrossLoops()
-    find, settle_up = runner.current_hold, JobRunner._settle_up
-    run_ended = EventAcrossLoops()
+    find = runner.current_hold
+    run_ended, watch_the_run_end = run_end(monkeypatch)
     settled: list[str] = []
     settle = Billing.settle
 
@@ -291,15 +289,9 @@ async def test_a_run_again_that_finds_its_hold_after_the_cancel_closed_it_charge
         settled.append(pending.settlement.reservation.reservation_id)
         return await settle(self, pending)
 
-    async def settling_up(self: JobRunner, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await settle_up(self, *args, **kwargs)
-        finally:
-            run_ended.set()
-
     monkeypatch.setattr(runner, "current_hold", finding)
     monkeypatch.setattr(Billing, "settle", settling)
-    monkeypatch.setattr(JobRunner, "_settle_up", settling_up)
+    watch_the_run_end()
     async with serving([route_to(ScriptedBackend("runflow"))], api_keys=KEYS, **settings) as client:
         await looking.wait()
         code, status, when_cancelled = await cancel(client, str(job["id"]))
