@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,29 +55,46 @@ def back_up(source: Path, dest: Path, *, overwrite: bool = False, busy_timeout_s
         raise ValueError(f"{dest} is the store itself")
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
-    live = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s)
     try:
-        copy = sqlite3.connect(partial)
-        try:
-            live.backup(copy)  # every page in one step: one read transaction, so one commit's state
-            copy.execute("PRAGMA journal_mode=DELETE")  # one file, no write-ahead log beside it
-            problems = [row[0] for row in copy.execute("PRAGMA integrity_check")]
-            if problems != ["ok"]:
-                raise ValueError(f"the copy failed its integrity check: {'; '.join(problems[:5])}")
+        with checked_copy(source, partial, busy_timeout_s=busy_timeout_s) as copy:
             (charges,) = copy.execute("SELECT count(*) FROM charges").fetchone()
-        finally:
-            copy.close()
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    os.replace(partial, dest)
+    fsync_directory(dest.parent)  # the new name on disk too
+    return Backup(path=dest, bytes=dest.stat().st_size, charges=charges)
+
+
+@contextmanager
+def checked_copy(source: Path, copy_path: Path, *, busy_timeout_s: float = 10.0) -> Iterator[sqlite3.Connection]:
+    """The database at ``source`` copied to ``copy_path`` as of one commit (SQLite's online
+    backup: every page in one step, one read transaction), made one self-contained file (rollback
+    journal: no write-ahead log to carry along, and a gateway opening it switches it to WAL) and
+    integrity-checked (``ValueError`` when it fails); the copy is open for the block, and fsynced
+    once the block ends well. What ``state backup`` writes and ``state restore`` stages."""
+    live = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s)
+    try:
+        copy = sqlite3.connect(copy_path)
+        try:
+            live.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")
+            problems = [row[0] for row in copy.execute("PRAGMA integrity_check")]
+            if problems != ["ok"]:
+                raise ValueError(f"the copy of {source} failed its integrity check: {'; '.join(problems[:5])}")
+            yield copy
+        finally:
+            copy.close()
     finally:
         live.close()
-    with open(partial, "rb") as written:
-        os.fsync(written.fileno())  # on disk before it takes the name
-    os.replace(partial, dest)
-    directory = os.open(dest.parent, os.O_RDONLY)
+    with open(copy_path, "rb") as written:
+        os.fsync(written.fileno())  # on disk before it takes the store's or the backup's name
+
+
+def fsync_directory(directory: Path) -> None:
+    """A rename (or link) in ``directory`` made durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(directory)  # the new name on disk too
+        os.fsync(descriptor)
     finally:
-        os.close(directory)
-    return Backup(path=dest, bytes=dest.stat().st_size, charges=charges)
+        os.close(descriptor)

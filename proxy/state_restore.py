@@ -42,6 +42,7 @@ from pathlib import Path
 
 from core.state.sqlite_database import DATABASE_NAME
 from proxy.settings import Settings
+from proxy.state_backup import checked_copy, fsync_directory
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 RESTORED_TABLES = ("entries", "hash_fields", "spent", "holds", "closed", "charges")
@@ -113,29 +114,15 @@ def _stage(source: Path, staged: Path) -> tuple[int, int]:
     and keys it holds."""
     staged.unlink(missing_ok=True)
     try:
-        backup = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            copy = sqlite3.connect(staged)
-            try:
-                backup.backup(copy)
-                copy.execute("PRAGMA journal_mode=DELETE")  # one file: a gateway opening it switches it to WAL
-                problems = [row[0] for row in copy.execute("PRAGMA integrity_check")]
-                if problems != ["ok"]:
-                    raise ValueError(f"{source} failed its integrity check: {'; '.join(problems[:5])}")
-                tables = {row[0] for row in copy.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
-                missing = [table for table in RESTORED_TABLES if table not in tables]
-                if missing:
-                    raise ValueError(f"{source} is not a boltgate store: it has no {', '.join(missing)} table")
-                (charges,) = copy.execute("SELECT count(*) FROM charges").fetchone()
-                (keys,) = copy.execute("SELECT count(*) FROM hash_fields WHERE key = 'apikey:index'").fetchone()
-            finally:
-                copy.close()
-        finally:
-            backup.close()
+        with checked_copy(source, staged) as copy:
+            tables = {row[0] for row in copy.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+            missing = [table for table in RESTORED_TABLES if table not in tables]
+            if missing:
+                raise ValueError(f"{source} is not a boltgate store: it has no {', '.join(missing)} table")
+            (charges,) = copy.execute("SELECT count(*) FROM charges").fetchone()
+            (keys,) = copy.execute("SELECT count(*) FROM hash_fields WHERE key = 'apikey:index'").fetchone()
     except sqlite3.DatabaseError as error:  # "file is not a database", a page that cannot be read
         raise ValueError(f"{source} cannot be read as a SQLite database: {error}") from error
-    with open(staged, "rb") as written:
-        os.fsync(written.fileno())
     return int(charges), int(keys)
 
 
@@ -153,7 +140,7 @@ def _swap(staged: Path, live: Path, *, keep_replaced: bool, busy_timeout_s: floa
             kept = live.with_name(f"{live.name}{KEPT_SUFFIX}{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
             os.link(live, kept)  # the old file, whole (its log folded in), under a second name
         os.replace(staged, live)
-        _fsync_directory(live.parent)
+        fsync_directory(live.parent)
     return kept
 
 
@@ -201,13 +188,4 @@ def _place(staged: Path, live: Path) -> None:
     except FileExistsError as error:
         raise ValueError(f"{live} appeared during the restore: was a gateway started? Stop it, then restore") \
             from error
-    _fsync_directory(live.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
+    fsync_directory(live.parent)
