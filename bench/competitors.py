@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from listening import start_on_a_free_port
 from loadclient import RunResult, prepare_post, run_load
-from overhead import CASES, HOST, KEY, bodies, cpu_seconds, start_simulator, taskset
+from overhead import CASES, HOST, KEY, bodies, cpu_seconds, direct_request, start_simulator, taskset
 from overhead_ab import HERE, start_gateway
 
 PORTKEY_PACKAGE = "@portkey-ai/gateway@1.15.2"
@@ -65,8 +65,7 @@ async def bench_case(label: str, size: str, realistic: bool, script: Path, round
             started.append(portkey)
             direct_body, boltgate_body = bodies(size)
             requests = {
-                "direct": (None, prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
-                                              {"Authorization": f"Bearer {KEY}"})),
+                "direct": (None, direct_request(sim_port, direct_body)),
                 "boltgate": (boltgate, prepare_post(HOST, boltgate_port, "/v1/images/generations", boltgate_body)),
                 "portkey": (portkey, prepare_post(HOST, portkey_port, "/v1/images/generations", direct_body, {
                     "Authorization": f"Bearer {KEY}", "x-portkey-provider": "openai",

@@ -122,6 +122,11 @@ def bodies(size: str) -> tuple[bytes, bytes]:
     return orjson.dumps(direct), orjson.dumps(through)
 
 
+def direct_request(sim_port: int, body: bytes) -> bytes:
+    """``body`` posted straight to the simulator, with its key: the baseline every figure is against."""
+    return prepare_post(HOST, sim_port, "/v1/images/generations", body, {"Authorization": f"Bearer {KEY}"})
+
+
 def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:7.2f}"
 
@@ -163,8 +168,7 @@ async def bench_latency(cases: list[tuple[str, str, bool]], rounds: int, seconds
 async def bench_case(label: str, size: str, rounds: int, seconds: float, gateway_pid: int, sim_port: int,
                      gw_port: int, sim_pid: int) -> None:
     direct_body, gateway_body = bodies(size)
-    direct_req = prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
-                              {"Authorization": f"Bearer {KEY}"})
+    direct_req = direct_request(sim_port, direct_body)
     gateway_req = prepare_post(HOST, gw_port, "/v1/images/generations", gateway_body)
     await run_load(HOST, sim_port, direct_req, concurrency=1, seconds=1.0)  # warm caches and pools
     await run_load(HOST, gw_port, gateway_req, concurrency=32, seconds=1.0)
@@ -219,8 +223,7 @@ async def bench_burst(rounds: int, workers: int = 1) -> None:
                                                                 latency_s=BURST_UPSTREAM_S, workers=workers,
                                                                 gateway_cpus=cpus)
         try:
-            direct_req = prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
-                                      {"Authorization": f"Bearer {KEY}"})
+            direct_req = direct_request(sim_port, direct_body)
             gateway_req = prepare_post(HOST, gw_port, "/v1/images/generations", gateway_body)
             await run_load(HOST, gw_port, gateway_req, concurrency=4, seconds=1.0, max_requests=8)
             ratios = []

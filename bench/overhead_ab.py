@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from alternating import alternate, report, warm_up
 from listening import start_on_a_free_port
 from loadclient import prepare_post
-from overhead import HOST, KEY, bodies, start_simulator, taskset
+from overhead import HOST, KEY, bodies, direct_request, start_simulator, taskset
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -78,8 +78,7 @@ async def compare(baseline: Path, size: str, concurrency: int, rounds: int, seco
             print(f"{size} at concurrency {concurrency}, {rounds} rounds of {seconds:g} s; "
                   f"load average {os.getloadavg()[0]:.2f}; gateway CPU ms per request")
             direct_body, _ = bodies(size)
-            direct = (sim_port, prepare_post(HOST, sim_port, "/v1/images/generations", direct_body,
-                                             {"Authorization": f"Bearer {KEY}"}))
+            direct = (sim_port, direct_request(sim_port, direct_body))
             measured = await alternate(gateways, requests, concurrency=concurrency, rounds=rounds, seconds=seconds,
                                        direct=direct)
             report(measured, checkouts, "request")
