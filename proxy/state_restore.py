@@ -7,19 +7,24 @@ next opener (SQLite opens a database in WAL mode whenever that file exists, what
 says), which corrupts it; and a ``cp`` over the live file leaves a half-written store if it is
 interrupted. Here:
 
-1. The source is copied into ``data_dir`` under a temporary name with SQLite's online backup, then
+1. Before anything, the store's lock file is locked exclusively (``core.state.store_lock``):
+   every process that opens the store shares that lock while it has it open, so the restore is
+   refused at once while any does, and a gateway started during the restore waits for its end
+   and then opens the restored file (SQLite's own locks, below, are on the old file's inode: a
+   process that opened the name before the rename would go on with the replaced file).
+2. The source is copied into ``data_dir`` under a temporary name with SQLite's online backup, then
    checked there: a SQLite database (a file of another kind fails the copy), ``PRAGMA
    integrity_check`` ok, and the tables holding the keys and the money present. A source that
    fails is refused, and the live file is not opened.
-2. The live file is locked exclusively (``locking_mode=EXCLUSIVE``, ``BEGIN EXCLUSIVE``, a short
+3. The live file is locked exclusively (``locking_mode=EXCLUSIVE``, ``BEGIN EXCLUSIVE``, a short
    busy timeout). Every connection to a WAL database holds a shared lock on it for as long as it
    is open, idle or not, so the lock is refused while any gateway worker (or another ``boltgate``
-   command) has the store open: the restore is refused, nothing written. The lock is taken twice:
-   first to fold the old write-ahead log into the old file (a gateway killed outright leaves its
-   latest commits there) and delete it, then, that connection closed with its journal, to hold the
-   file with no log or journal open, so that nothing SQLite deletes by name at a close can be the
-   new file's.
-3. Under that lock the stale ``-shm`` is removed, the copy given the old file's owner and mode
+   command) has the store open, even one older than the lock file: the restore is refused,
+   nothing written. The lock is taken twice: first to fold the old write-ahead log into the old
+   file (a gateway killed outright leaves its latest commits there) and delete it, then, that
+   connection closed with its journal, to hold the file with no log or journal open, so that
+   nothing SQLite deletes by name at a close can be the new file's.
+4. Under that lock the stale ``-shm`` is removed, the copy given the old file's owner and mode
    (a restore run as root leaves a store the gateway's user can still write), the old file kept
    under a second name (a hard link: ``boltgate.sqlite3.before-restore-<UTC time>``) unless told
    not to, and the checked copy, fsynced, renamed onto ``boltgate.sqlite3``, the directory
@@ -41,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.state.sqlite_database import DATABASE_NAME
+from core.state.store_lock import hold_exclusively
 from proxy.settings import Settings
 from proxy.state_backup import checked_copy, fsync_directory
 
@@ -84,7 +90,7 @@ def store_file(settings: Settings) -> Path:
 def restore(source: Path, live: Path, *, keep_replaced: bool = True, busy_timeout_s: float = 1.0) -> Restore:
     """Make the backup at ``source`` the store at ``live`` (see the module docstring)."""
     _refuse_unreadable(source, live)
-    live.parent.mkdir(parents=True, exist_ok=True)
+    lock = hold_exclusively(live)  # no process has the store open, and none opens it until the end
     staged = live.with_name(f".{live.name}.restoring-{os.getpid()}")
     try:
         charges, keys = _stage(source, staged)
@@ -96,6 +102,7 @@ def restore(source: Path, live: Path, *, keep_replaced: bool = True, busy_timeou
     finally:
         for path in (staged, *(Path(f"{staged}{suffix}") for suffix in COMPANIONS)):
             path.unlink(missing_ok=True)
+        lock.release()
     return Restore(path=live, bytes=live.stat().st_size, charges=charges, keys=keys, kept=kept)
 
 

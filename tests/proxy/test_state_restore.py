@@ -18,6 +18,7 @@ import pytest
 from core.state.sqlite import SqliteStateStore
 from core.state.sqlite_database import DATABASE_NAME, SqliteDatabase
 from core.state.sqlite_ledger import SqliteLedgerStore
+from core.state.store_lock import lock_path
 from pricing.keys import ApiKeyRegistry
 from proxy.cli import main
 
@@ -71,6 +72,10 @@ async def books(data_dir: Path) -> tuple[int, int, list[bytes], list[tuple[str, 
     return balance.spent, balance.held, charges, keys
 
 
+STORE = sorted([DATABASE_NAME, lock_path(Path(DATABASE_NAME)).name])
+"""What a restore leaves in ``data_dir``, the replaced store aside: the store and its lock file."""
+
+
 def beside(data_dir: Path) -> dict[str, bytes]:
     """Every file in ``data_dir`` (the store, its companions, kept stores) and its bytes."""
     return {path.name: path.read_bytes() for path in sorted(data_dir.iterdir()) if path.is_file()}
@@ -112,7 +117,7 @@ async def test_the_log_of_a_killed_gateway_is_folded_into_the_kept_store_and_nev
 
     assert main(["state", "restore", str(backup)]) == 0
 
-    assert sorted(beside(data_dir)) == sorted([DATABASE_NAME, next(data_dir.glob("*.before-restore-*")).name])
+    assert sorted(beside(data_dir)) == sorted([*STORE, next(data_dir.glob("*.before-restore-*")).name])
     assert await books(data_dir) == (300, 0, [b"h1"], [])
     os.replace(next(data_dir.glob("*.before-restore-*")), data_dir / DATABASE_NAME)
     assert (await books(data_dir))[:3] == (300 + 400, 0, [b"h1", b"h2"])
@@ -141,7 +146,7 @@ async def test_the_replaced_store_is_not_kept_when_told_so(data_dir: Path, tmp_p
 
     assert main(["state", "restore", "--discard-replaced", str(backup)]) == 0
 
-    assert sorted(beside(data_dir)) == [DATABASE_NAME]
+    assert sorted(beside(data_dir)) == STORE
 
 
 async def test_the_restored_store_has_the_replaced_ones_mode(data_dir: Path, tmp_path: Path) -> None:
@@ -166,7 +171,7 @@ async def test_a_backup_is_restored_into_a_data_dir_without_a_store(data_dir: Pa
 
     assert main(["state", "restore", str(backup)]) == 0
 
-    assert sorted(beside(data_dir)) == [DATABASE_NAME]
+    assert sorted(beside(data_dir)) == STORE
     assert await books(data_dir) == (300, 0, [b"h1"], [])
 
 
