@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.state.sqlite_database import DATABASE_NAME
-from core.state.store_lock import hold_exclusively
+from core.state.store_lock import StoreInUse, hold_exclusively
 from proxy.settings import Settings
 from proxy.state_backup import checked_copy, fsync_directory
 
@@ -61,6 +61,11 @@ KEPT_SUFFIX = ".before-restore-"
 IMAGES_NOTE = ("images are not in a backup: the image directory is left as it is. Images made since the backup "
                "stay downloadable until they expire (image_ttl_s); those the backup's jobs name and that have "
                "expired or been removed answer 404")
+
+
+class BackupRefused(ValueError):
+    """The source is not a backup that can be restored (not a file, not SQLite, not sound, not a
+    boltgate store, the store itself): nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -108,12 +113,12 @@ def restore(source: Path, live: Path, *, keep_replaced: bool = True, busy_timeou
 
 def _refuse_unreadable(source: Path, live: Path) -> None:
     if not source.is_file():
-        raise ValueError(f"{source} is not a file")
+        raise BackupRefused(f"{source} is not a file")
     if live.exists() and source.samefile(live):
-        raise ValueError(f"{source} is the store itself")
+        raise BackupRefused(f"{source} is the store itself")
     with open(source, "rb") as file:
         if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            raise ValueError(f"{source} is not a SQLite database (a backup made by boltgate state backup is one)")
+            raise BackupRefused(f"{source} is not a SQLite database (a backup made by boltgate state backup is one)")
 
 
 def _stage(source: Path, staged: Path) -> tuple[int, int]:
@@ -125,11 +130,15 @@ def _stage(source: Path, staged: Path) -> tuple[int, int]:
             tables = {row[0] for row in copy.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
             missing = [table for table in RESTORED_TABLES if table not in tables]
             if missing:
-                raise ValueError(f"{source} is not a boltgate store: it has no {', '.join(missing)} table")
+                raise BackupRefused(f"{source} is not a boltgate store: it has no {', '.join(missing)} table")
             (charges,) = copy.execute("SELECT count(*) FROM charges").fetchone()
             (keys,) = copy.execute("SELECT count(*) FROM hash_fields WHERE key = 'apikey:index'").fetchone()
     except sqlite3.DatabaseError as error:  # "file is not a database", a page that cannot be read
-        raise ValueError(f"{source} cannot be read as a SQLite database: {error}") from error
+        raise BackupRefused(f"{source} cannot be read as a SQLite database: {error}") from error
+    except BackupRefused:
+        raise
+    except ValueError as error:  # the copy failed its integrity check
+        raise BackupRefused(str(error)) from error
     return int(charges), int(keys)
 
 
@@ -162,7 +171,7 @@ def _exclusively(live: Path, busy_timeout_s: float, *, fold_log: bool) -> Iterat
             connection.execute("BEGIN EXCLUSIVE")
             connection.execute("COMMIT")  # the lock stays: exclusive locking mode holds it until the close
         except sqlite3.OperationalError as error:
-            raise ValueError(
+            raise StoreInUse(
                 f"{live} is open in another process ({error}): a gateway, one of its workers or another boltgate "
                 "command. Stop every gateway on data_dir, then restore") from error
         except sqlite3.DatabaseError as error:  # not a database: whether a process has it open cannot be told

@@ -38,6 +38,11 @@ POLL_S = 0.05
 log = logging.getLogger(__name__)
 
 
+class StoreInUse(ValueError):
+    """A restore refused because a process has the store open: nothing was changed, and the same
+    restore succeeds once every gateway on the store has stopped."""
+
+
 class StoreLock:
     """A held ``flock`` on a store's lock file; ``release`` (or the holder's end) lets it go."""
 
@@ -76,11 +81,11 @@ def share(database: Path, *, wait_s: float = OPEN_WAIT_S) -> StoreLock:
 
 def hold_exclusively(database: Path) -> StoreLock:
     """The lock a restore holds: no process has the store open, and none opens it until released.
-    ``ValueError`` at once while any process shares it."""
+    ``StoreInUse`` at once while any process shares it."""
     descriptor = _open(database)
     if not _try(descriptor, fcntl.LOCK_EX):
         os.close(descriptor)
-        raise ValueError(
+        raise StoreInUse(
             f"{database} is open in another process (it holds {lock_path(database).name}): a gateway, one of its "
             "workers or another boltgate command. Stop every gateway on data_dir, then restore")
     return StoreLock(descriptor)
