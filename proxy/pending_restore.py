@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from proxy.state_restore import BackupRefused, Restore, restore
+from core.errors import BackupRefused, PendingRefused
+from proxy.state_restore import Restore, restore
 
 PENDING_NAME = "restore.sqlite3"
 RESTORED_SUFFIX = ".restored-"
@@ -42,14 +43,6 @@ class PendingRestore:
     """Where the pending file went once restored."""
 
 
-class PendingRefused(ValueError):
-    """The pending file is not a backup that can be restored; it was moved to ``moved_to``."""
-
-    def __init__(self, reason: str, moved_to: Path) -> None:
-        super().__init__(f"{reason}; moved to {moved_to.name} so that the gateway starts on the store it had")
-        self.moved_to = moved_to
-
-
 def restore_pending(live: Path, *, keep_replaced: bool = True) -> PendingRestore:
     """Restore ``restore.sqlite3`` beside ``live`` (the store's file) if there is one. Raises
     ``PendingRefused`` (the file moved aside) or what ``restore`` raises otherwise, the file left
@@ -61,7 +54,8 @@ def restore_pending(live: Path, *, keep_replaced: bool = True) -> PendingRestore
         restored = restore(source, live, keep_replaced=keep_replaced)
     except BackupRefused as error:  # the file's fault; anything else (the store in use, a disk) is tried again
         moved = _aside(source, REFUSED_SUFFIX)
-        raise PendingRefused(str(error), moved) from error
+        raise PendingRefused(f"{error.message}; moved to {moved.name} so that the gateway starts on the store it "
+                             "had", moved) from error
     return PendingRestore(source, restored, _aside(source, RESTORED_SUFFIX))
 
 

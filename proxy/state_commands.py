@@ -35,7 +35,8 @@ def state_backup(args: argparse.Namespace) -> int:
 
 
 def state_restore(args: argparse.Namespace) -> int:
-    from proxy.pending_restore import PendingRefused, restore_pending
+    from core.errors import PendingRefused, StateCommandRefused
+    from proxy.pending_restore import restore_pending
     from proxy.state_restore import IMAGES_NOTE, restore, store_file
 
     if (args.source is None) != args.pending:
@@ -54,7 +55,7 @@ def state_restore(args: argparse.Namespace) -> int:
     except PendingRefused as error:
         print(f"state restore: {error}; the store was not changed", file=sys.stderr)
         return 1
-    except (ValueError, OSError, sqlite3.Error) as error:
+    except (StateCommandRefused, ValueError, OSError, sqlite3.Error) as error:
         print(f"state restore: {error}; nothing was changed", file=sys.stderr)
         return 1
     if restored is None:

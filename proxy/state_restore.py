@@ -45,8 +45,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.errors import BackupRefused, StoreInUse
 from core.state.sqlite_database import DATABASE_NAME
-from core.state.store_lock import StoreInUse, hold_exclusively
+from core.state.store_lock import hold_exclusively
 from proxy.settings import Settings
 from proxy.state_backup import checked_copy, fsync_directory
 
@@ -61,11 +62,6 @@ KEPT_SUFFIX = ".before-restore-"
 IMAGES_NOTE = ("images are not in a backup: the image directory is left as it is. Images made since the backup "
                "stay downloadable until they expire (image_ttl_s); those the backup's jobs name and that have "
                "expired or been removed answer 404")
-
-
-class BackupRefused(ValueError):
-    """The source is not a backup that can be restored (not a file, not SQLite, not sound, not a
-    boltgate store, the store itself): nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +131,6 @@ def _stage(source: Path, staged: Path) -> tuple[int, int]:
             (keys,) = copy.execute("SELECT count(*) FROM hash_fields WHERE key = 'apikey:index'").fetchone()
     except sqlite3.DatabaseError as error:  # "file is not a database", a page that cannot be read
         raise BackupRefused(f"{source} cannot be read as a SQLite database: {error}") from error
-    except BackupRefused:
-        raise
     except ValueError as error:  # the copy failed its integrity check
         raise BackupRefused(str(error)) from error
     return int(charges), int(keys)

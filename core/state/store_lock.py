@@ -28,7 +28,7 @@ import time
 import weakref
 from pathlib import Path
 
-from core.errors import StateUnavailable
+from core.errors import StateUnavailable, StoreInUse
 
 LOCK_SUFFIX = ".lock"
 OPEN_WAIT_S = 30.0
@@ -36,11 +36,6 @@ OPEN_WAIT_S = 30.0
 POLL_S = 0.05
 
 log = logging.getLogger(__name__)
-
-
-class StoreInUse(ValueError):
-    """A restore refused because a process has the store open: nothing was changed, and the same
-    restore succeeds once every gateway on the store has stopped."""
 
 
 class StoreLock:

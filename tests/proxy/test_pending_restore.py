@@ -10,9 +10,14 @@ import pytest
 from core.state.sqlite_database import SqliteDatabase
 from proxy.cli import main
 from proxy.pending_restore import PENDING_NAME
-from tests.proxy.test_state_restore import beside, books, charge, data_dir  # noqa: F401  (data_dir: a fixture)
+from tests.proxy.state_store_files import beside, books, charge, cli_data_dir
 
 PENDING = ["state", "restore", "--pending"]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return cli_data_dir(tmp_path, monkeypatch)
 
 
 async def backed_up_as_pending(data_dir: Path) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import StateUnavailable
+from core.errors import StateUnavailable, StoreInUse
 from core.state import store_lock
 from core.state.sqlite import SqliteStateStore
 from core.state.sqlite_database import DATABASE_NAME, SqliteDatabase
@@ -42,7 +42,7 @@ async def said(database: SqliteDatabase) -> bytes | None:
 def test_a_restore_is_refused_while_a_process_has_the_store_open(store: Path) -> None:
     database = SqliteDatabase(store)
     try:
-        with pytest.raises(ValueError, match="is open in another process"):
+        with pytest.raises(StoreInUse, match="is open in another process"):
             hold_exclusively(store)
     finally:
         database.close()
@@ -52,7 +52,7 @@ def test_a_restore_is_refused_while_a_process_has_the_store_open(store: Path) ->
 def test_every_open_shares_the_lock_and_holds_it_until_closed(store: Path) -> None:
     one, two = SqliteDatabase(store), SqliteDatabase(store)  # two workers on one file
     one.close()
-    with pytest.raises(ValueError):
+    with pytest.raises(StoreInUse):
         hold_exclusively(store)
     two.close()
     hold_exclusively(store).release()
