@@ -195,7 +195,7 @@ def _state_restore(args: argparse.Namespace) -> int:
 
 def _voids_list(args: argparse.Namespace) -> int:
     from proxy.settings_reader import read_settings
-    from proxy.void_command import owed_files, void_named
+    from proxy.void_command import loss_named, owed_files, void_named
 
     settings = read_settings(args.config)
     try:
@@ -207,7 +207,11 @@ def _voids_list(args: argparse.Namespace) -> int:
     for file, pending in owed:
         owner = "a running process's, made when the store answers" if file.running else "a gone process's"
         print(f"{void_named(pending)}: {owner}, in {file.path}")
-    print(f"{len(owed)} voids owed under {settings.data_dir}")
+    losses = [(file, loss) for file in files for loss in file.losses]
+    for file, loss in losses:
+        owner = "a running process's, booked when the store answers" if file.running else "a gone process's"
+        print(f"{loss_named(loss)}: {owner}, in {file.path}")
+    print(f"{len(owed)} voids owed under {settings.data_dir}" + (f", {len(losses)} losses" if losses else ""))
     return 0
 
 
@@ -215,7 +219,7 @@ def _voids_make(args: argparse.Namespace) -> int:
     import asyncio
 
     from proxy.settings_reader import read_settings
-    from proxy.void_command import make_gone_processes_voids, make_voids, owed_from_logs, refuse_memory
+    from proxy.void_command import made_summary, make_gone_processes_voids, make_voids, owed_from_logs, refuse_memory
 
     settings = read_settings(args.config)
     try:
@@ -231,11 +235,10 @@ def _voids_make(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"voids make: {error}", file=sys.stderr)
         return 1
-    for void in made:
-        print(void.describe())
-    left = sum(1 for void in made if void.outcome is None)
-    print(f"{len(made) - left} voids made, {left} not made" if made else "no void owed found")
-    return 1 if left else 0
+    for one in made:
+        print(one.describe())
+    print(made_summary(made))
+    return 0 if all(one.made for one in made) else 1
 
 
 @contextlib.contextmanager

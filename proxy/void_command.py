@@ -14,6 +14,10 @@ Two cases are left to an operator, and this command is their tool:
   ``boltgate voids make`` without a file takes over the files of processes that are gone there,
   as a start would, and removes each once all it owed is made.
 
+A gone process's file may owe losses too (``proxy.owed_losses``: vendor cost the store did not
+book); ``boltgate voids make`` without a file books them with its voids, each once (by its event
+id), and ``boltgate voids list`` lists them.
+
 ``boltgate voids list`` shows what is owed under the data directory, by a running process or a gone
 one, and changes nothing.
 
@@ -34,6 +38,7 @@ import orjson
 from core.errors import BoltgateError
 from core.state.ledger_store import Voided
 from proxy.billing import Billing, PendingCharge
+from proxy.owed_losses import OwedLoss
 from proxy.owed_voids import OWED_VOID_FIELD, OWED_VOIDS_DIRECTORY, OwedFile, OwedVoidsJournal, owed_in
 from proxy.settings import Settings
 from proxy.wiring import build_stores
@@ -50,9 +55,35 @@ class VoidMade:
     outcome: Voided | None
     problem: str = ""
 
+    @property
+    def made(self) -> bool:
+        return self.outcome is not None
+
     def describe(self) -> str:
         what = self.outcome.value if self.outcome is not None else f"NOT MADE: {self.problem}"
         return f"{void_named(self.pending)}: {what}"
+
+
+@dataclass(frozen=True, slots=True)
+class LossBooked:
+    """What became of one loss owed: ``booked`` (False: booked before), None when not (``problem``)."""
+
+    loss: OwedLoss
+    booked: bool | None
+    problem: str = ""
+
+    @property
+    def made(self) -> bool:
+        return self.booked is not None
+
+    def describe(self) -> str:
+        what = {True: "booked", False: "booked before", None: f"NOT BOOKED: {self.problem}"}[self.booked]
+        return f"{loss_named(self.loss)}: {what}"
+
+
+def loss_named(loss: OwedLoss) -> str:
+    """How the command names a loss owed: its ledger event id, vendor, amount and day."""
+    return f"loss {loss.event_id} ({loss.usd} USD to {loss.vendor} on {loss.day})"
 
 
 def void_named(pending: PendingCharge) -> str:
@@ -105,37 +136,61 @@ def owed_files(settings: Settings) -> list[OwedFile]:
     return OwedVoidsJournal(settings.data_dir / OWED_VOIDS_DIRECTORY).owed_here()
 
 
-async def make_voids(settings: Settings, owed: list[PendingCharge]) -> list[VoidMade]:
-    """Make each void in ``owed`` in the state store ``settings`` name, in order."""
+async def make_voids(settings: Settings, owed: list[PendingCharge],
+                     losses: list[OwedLoss] | None = None) -> list[VoidMade | LossBooked]:
+    """Make each void in ``owed``, then book each loss in ``losses``, in the state store
+    ``settings`` name, in order. A void whose loss the store does not book fails with it (this
+    billing owes nothing to anyone: it raises), so it is left owed and fed again."""
     refuse_memory(settings)
     stores = build_stores(settings)
-    made: list[VoidMade] = []
+    made: list[VoidMade | LossBooked] = []
     try:
         billing = Billing(stores.book, stores.durable, settings.pricing, {}, require_key=False)
         for pending in owed:
             try:
                 made.append(VoidMade(pending, await billing.void(pending)))
-            except BoltgateError as error:  # StateUnavailable, most likely: the store still down
-                made.append(VoidMade(pending, None, error.message))
-            except Exception as error:  # whatever else: reported with the rest, never the others left unmade
-                made.append(VoidMade(pending, None, f"{type(error).__name__}: {error}"))
+            except Exception as error:  # StateUnavailable, most likely: reported, never the others left unmade
+                made.append(VoidMade(pending, None, _problem(error)))
+        for loss in losses or []:
+            try:
+                made.append(LossBooked(loss, await billing.book_loss(loss)))
+            except Exception as error:
+                made.append(LossBooked(loss, None, _problem(error)))
     finally:
         await stores.aclose()
     return made
 
 
-async def make_gone_processes_voids(settings: Settings) -> list[VoidMade]:
-    """Take over the files of gone processes under the data directory, make their voids, and
-    remove the files once every void is made (else leave them, for a start or another try)."""
+def made_summary(made: list[VoidMade | LossBooked]) -> str:
+    """The command's last line: how many voids were made and not, and losses booked and not."""
+    if not made:
+        return "no void owed found"
+    voids = [one for one in made if isinstance(one, VoidMade)]
+    losses = [one for one in made if isinstance(one, LossBooked)]
+    left, unbooked = sum(not one.made for one in voids), sum(not one.made for one in losses)
+    summary = f"{len(voids) - left} voids made, {left} not made"
+    return summary + (f"; {len(losses) - unbooked} losses booked, {unbooked} not booked" if losses else "")
+
+
+def _problem(error: Exception) -> str:
+    """What the command reports for a void or loss not made: the store's message (the store still
+    down), else the error's type and text."""
+    return error.message if isinstance(error, BoltgateError) else f"{type(error).__name__}: {error}"
+
+
+async def make_gone_processes_voids(settings: Settings) -> list[VoidMade | LossBooked]:
+    """Take over the files of gone processes under the data directory, make their voids and book
+    their losses, and remove the files once every one is made (else leave them, for a start or
+    another try)."""
     refuse_memory(settings)
     journal = OwedVoidsJournal(settings.data_dir / OWED_VOIDS_DIRECTORY)
     inherited = journal.inherit()
     try:
-        made = await make_voids(settings, inherited.owed)
+        made = await make_voids(settings, inherited.owed, inherited.losses)
     except BaseException:
         journal.let_go(inherited)
         raise
-    if all(void.outcome is not None for void in made):
+    if all(one.made for one in made):
         journal.forget(inherited)
     else:
         journal.let_go(inherited)
