@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import JobFailed, StateUnavailable
+from core.state.ledger_store import Tally
 from core.state.sqlite_database import DATABASE_NAME
 from proxy.gateway import Gateway
 from proxy.metrics import REGISTRY
@@ -32,12 +35,14 @@ from proxy.owed_voids import OWED_VOIDS_DIRECTORY
 from proxy.settings import Settings
 from proxy.wiring import Stores, assemble_gateway, build_stores
 from tests.proxy.routing.scripted_backend import NO_BACKOFF, ScriptedBackend, route_to
-from tests.proxy.test_unconfirmed_charges import REQUEST, until_nothing_is_owed
+from tests.proxy.test_owed_voids import answered_503_with_the_store_gone, gateway_on
+from tests.proxy.test_unconfirmed_charges import KEY, REQUEST, SwitchedBook, until_nothing_is_owed
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).parents[2]
 VENDOR = "runflow"
 STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+BILLED_FAILURE = JobFailed("runflow: the job ran and failed", billed=True, vendor_cost_usd=Decimal("0.0025"))
 
 
 class Outage:
@@ -230,3 +235,54 @@ async def test_a_journal_replayed_after_its_paid_line_was_lost_books_nothing_twi
 
     assert await next_start_books(outage) == (1, booked)  # taken over, and booked nothing more
     assert losses_counted() == counted_before
+
+
+async def test_a_loss_still_owed_at_stop_is_left_written_down_for_the_next_start(
+    outage: Outage, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with gateway_process(outage) as (served, stores):
+        with store_down(outage), caplog.at_level(logging.ERROR, logger="proxy.unconfirmed_charges"):
+            await served.billing.record_loss(served.router.routes[0], REQUEST, BILLED_FAILURE)
+            await served.unconfirmed.aclose()  # its last try fails too
+        await stores.aclose()
+    assert any("stopping with a loss not booked" in record.getMessage() for record in caplog.records)
+
+    taken_over, booked = await next_start_books(outage)
+    assert taken_over == 1
+    assert booked == ({VENDOR: 1}, {VENDOR: 2500})
+
+
+class CountsDown(SwitchedBook):
+    """The switched ledger whose ``count`` (a loss's booking) can fail while the rest answers."""
+
+    counts_down = False
+
+    async def count(self, event_id: str, tallies: Sequence[Tally]) -> bool:
+        if self.counts_down:
+            raise StateUnavailable("The state store (test) did not answer in time")
+        return await super().count(event_id, tallies)
+
+
+async def test_a_loss_owed_by_a_voids_last_try_at_stop_is_left_for_the_next_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The void is made at stop, and the booking of its vendor's cost is what the store does not
+    answer: the journal must not be removed as owing nothing."""
+    book = CountsDown()
+    first = gateway_on(book, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="proxy.unconfirmed_charges"):
+        await answered_503_with_the_store_gone(book, first)
+        async with asyncio.timeout(10):
+            while not any("owing a void" in record.getMessage() for record in caplog.records):
+                await asyncio.sleep(0.01)  # its first try failed: the next one is a pause away
+        book.down, book.counts_down = False, True
+        await first.unconfirmed.aclose()  # the void's last try makes it; its loss is not booked
+    assert any("stopping with a loss not booked" in record.getMessage() for record in caplog.records)
+    assert (await book.balance(KEY)).spent == 0
+    book.counts_down = False
+
+    second = gateway_on(book, tmp_path)
+    assert second.unconfirmed.resume() == 1  # the loss only: the void was made
+    await until_nothing_is_owed(second)
+    await second.unconfirmed.aclose()
+    assert await book.table("losses:vendor_attempts") == {VENDOR: 1}

@@ -17,6 +17,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from core.state.ledger_store import Balance, Voided
 from pricing.charge_log import ChargeRecord
 from proxy.billing import Billing, PendingCharge
 from proxy.cli import main
-from proxy.owed_voids import OWED_VOIDS_DIRECTORY
+from proxy.owed_losses import OwedLoss
+from proxy.owed_voids import OWED_VOIDS_DIRECTORY, OwedVoidsJournal
 from proxy.settings import Settings
 from proxy.void_command import journal_lines, owed_from_logs
 from proxy.wiring import assemble_gateway, build_stores
@@ -219,3 +221,25 @@ def test_a_void_that_fails_for_another_reason_is_reported_and_left_owed(
     assert main(["voids", "make"]) == 1
     assert "NOT MADE: RuntimeError: a bug" in capsys.readouterr().out
     assert len(list(owing.journal.iterdir())) == 1  # still owed, for a start or another try
+
+
+def test_the_losses_a_gone_process_owed_are_listed_then_booked_with_its_voids_once(
+    owing: Owing, capsys: pytest.CaptureFixture[str],
+) -> None:
+    left = OwedVoidsJournal(owing.journal)  # another gone process's file, owing a loss the store did not book
+    left.owe_loss(OwedLoss("loss:hedge-7", "runflow", Decimal("0.0025"), "2026-12-01"))
+    left.close(still_owed=True)
+
+    assert main(["voids", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "loss loss:hedge-7 (0.0025 USD to runflow on 2026-12-01): a gone process's" in listed
+    assert listed.endswith(f"1 voids owed under {owing.data_dir}, 1 losses\n")
+
+    assert main(["voids", "make"]) == 0
+    made = capsys.readouterr().out
+    assert "loss loss:hedge-7 (0.0025 USD to runflow on 2026-12-01): booked\n" in made
+    assert made.endswith("1 voids made, 0 not made; 1 losses booked, 0 not booked\n")
+    assert list(owing.journal.iterdir()) == []
+    assert money(owing.data_dir)[2] == {"runflow": 2}  # the void's undelivered charge, and this one
+    assert main(["voids", "make"]) == 0
+    assert capsys.readouterr().out == "no void owed found\n"
