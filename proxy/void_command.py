@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import orjson
 
 from core.errors import BoltgateError
-from core.state.ledger_store import Voided
 from proxy.billing import Billing, PendingCharge
 from proxy.owed_losses import OwedLoss
 from proxy.owed_voids import OWED_VOID_FIELD, OWED_VOIDS_DIRECTORY, OwedFile, OwedVoidsJournal, owed_in
@@ -48,11 +47,12 @@ HUMAN_FIELD = f" {OWED_VOID_FIELD}=".encode()
 
 
 @dataclass(frozen=True, slots=True)
-class VoidMade:
-    """What became of one void: ``outcome`` None when the store did not answer (``problem``)."""
+class Made:
+    """What became of one void (``outcome``: ``Voided``'s value) or one loss (``booked``, or
+    ``booked before``): ``outcome`` None when the store did not answer (``problem``)."""
 
-    pending: PendingCharge
-    outcome: Voided | None
+    owed: PendingCharge | OwedLoss
+    outcome: str | None
     problem: str = ""
 
     @property
@@ -60,25 +60,8 @@ class VoidMade:
         return self.outcome is not None
 
     def describe(self) -> str:
-        what = self.outcome.value if self.outcome is not None else f"NOT MADE: {self.problem}"
-        return f"{void_named(self.pending)}: {what}"
-
-
-@dataclass(frozen=True, slots=True)
-class LossBooked:
-    """What became of one loss owed: ``booked`` (False: booked before), None when not (``problem``)."""
-
-    loss: OwedLoss
-    booked: bool | None
-    problem: str = ""
-
-    @property
-    def made(self) -> bool:
-        return self.booked is not None
-
-    def describe(self) -> str:
-        what = {True: "booked", False: "booked before", None: f"NOT BOOKED: {self.problem}"}[self.booked]
-        return f"{loss_named(self.loss)}: {what}"
+        named = loss_named(self.owed) if isinstance(self.owed, OwedLoss) else void_named(self.owed)
+        return f"{named}: {self.outcome if self.outcome is not None else f'NOT MADE: {self.problem}'}"
 
 
 def loss_named(loss: OwedLoss) -> str:
@@ -136,49 +119,43 @@ def owed_files(settings: Settings) -> list[OwedFile]:
     return OwedVoidsJournal(settings.data_dir / OWED_VOIDS_DIRECTORY).owed_here()
 
 
-async def make_voids(settings: Settings, owed: list[PendingCharge],
-                     losses: list[OwedLoss] | None = None) -> list[VoidMade | LossBooked]:
+async def make_voids(settings: Settings, owed: list[PendingCharge], losses: list[OwedLoss] | None = None) -> list[Made]:
     """Make each void in ``owed``, then book each loss in ``losses``, in the state store
     ``settings`` name, in order. A void whose loss the store does not book fails with it (this
     billing owes nothing to anyone: it raises), so it is left owed and fed again."""
     refuse_memory(settings)
     stores = build_stores(settings)
-    made: list[VoidMade | LossBooked] = []
+    made: list[Made] = []
     try:
         billing = Billing(stores.book, stores.durable, settings.pricing, {}, require_key=False)
-        for pending in owed:
+        everything: list[PendingCharge | OwedLoss] = [*owed, *(losses or [])]
+        for one in everything:
             try:
-                made.append(VoidMade(pending, await billing.void(pending)))
-            except Exception as error:  # StateUnavailable, most likely: reported, never the others left unmade
-                made.append(VoidMade(pending, None, _problem(error)))
-        for loss in losses or []:
-            try:
-                made.append(LossBooked(loss, await billing.book_loss(loss)))
-            except Exception as error:
-                made.append(LossBooked(loss, None, _problem(error)))
+                if isinstance(one, OwedLoss):
+                    made.append(Made(one, "booked" if await billing.book_loss(one) else "booked before"))
+                else:
+                    made.append(Made(one, (await billing.void(one)).value))
+            except BoltgateError as error:  # StateUnavailable, most likely: the store still down
+                made.append(Made(one, None, error.message))
+            except Exception as error:  # whatever else: reported with the rest, never the others left unmade
+                made.append(Made(one, None, f"{type(error).__name__}: {error}"))
     finally:
         await stores.aclose()
     return made
 
 
-def made_summary(made: list[VoidMade | LossBooked]) -> str:
+def made_summary(made: list[Made]) -> str:
     """The command's last line: how many voids were made and not, and losses booked and not."""
     if not made:
         return "no void owed found"
-    voids = [one for one in made if isinstance(one, VoidMade)]
-    losses = [one for one in made if isinstance(one, LossBooked)]
+    voids = [one for one in made if not isinstance(one.owed, OwedLoss)]
+    losses = [one for one in made if isinstance(one.owed, OwedLoss)]
     left, unbooked = sum(not one.made for one in voids), sum(not one.made for one in losses)
     summary = f"{len(voids) - left} voids made, {left} not made"
     return summary + (f"; {len(losses) - unbooked} losses booked, {unbooked} not booked" if losses else "")
 
 
-def _problem(error: Exception) -> str:
-    """What the command reports for a void or loss not made: the store's message (the store still
-    down), else the error's type and text."""
-    return error.message if isinstance(error, BoltgateError) else f"{type(error).__name__}: {error}"
-
-
-async def make_gone_processes_voids(settings: Settings) -> list[VoidMade | LossBooked]:
+async def make_gone_processes_voids(settings: Settings) -> list[Made]:
     """Take over the files of gone processes under the data directory, make their voids and book
     their losses, and remove the files once every one is made (else leave them, for a start or
     another try)."""
