@@ -225,11 +225,13 @@ def _voids_make(args: argparse.Namespace) -> int:
     try:
         refuse_memory(settings)
         if args.files:
-            owed = []
+            owed, losses = [], []
             for name in args.files:
                 with _lines_of(name) as lines:
-                    owed += owed_from_logs(lines, name)
-            made = asyncio.run(make_voids(settings, owed))
+                    found = owed_from_logs(lines, name)
+                owed += found.voids
+                losses += found.losses
+            made = asyncio.run(make_voids(settings, owed, losses))
         else:
             made = asyncio.run(make_gone_processes_voids(settings))
     except (OSError, ValueError) as error:

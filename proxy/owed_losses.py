@@ -26,6 +26,9 @@ import orjson
 
 OWE_LOSS = "owe_loss"
 """The journal line's key: ``{"owe_loss": {"id", "vendor", "usd", "day"}}``."""
+OWED_LOSS_FIELD = "owed_loss"
+"""The structured field of the gateway's log records about a loss owed: the journal's line, for
+``boltgate voids make`` to book from the logs of a pod gone with its data directory."""
 
 
 @dataclass(frozen=True, slots=True)

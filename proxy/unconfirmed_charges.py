@@ -44,7 +44,7 @@ from core.errors import StateUnavailable
 from core.logs import FIELDS
 from proxy.billing import Billing, PendingCharge
 from proxy.metrics import GATEWAY_LOSSES_PENDING, UNCONFIRMED_CHARGES, UNCONFIRMED_CHARGES_PENDING, labelled
-from proxy.owed_losses import OwedLoss
+from proxy.owed_losses import OWED_LOSS_FIELD, OwedLoss, owed_loss_line
 from proxy.owed_voids import OWED_VOID_FIELD, OwedVoidsJournal, owed_id, owed_line
 from proxy.shutdown import UNWIND_S, cancel_and_wait
 
@@ -104,9 +104,7 @@ class UnconfirmedCharges:
             self._journal.owe_loss(loss)
         if self._closing:
             self._owed_at_close = True
-            log.error("stopping with a loss not booked: %s; %s", _described(loss),
-                      "the next start on this data directory books it" if self._journal is not None
-                      and self._journal.writing else "it is missing from the ledger's losses: book it by hand")
+            _log_loss_left(loss, written_down=self._journal is not None and self._journal.writing)
             return
         self._keep_owing(loss, f"loss {loss.event_id}")
 
@@ -174,7 +172,8 @@ class UnconfirmedCharges:
         while not await self._try(owed):
             if pause == self._first_pause_s:
                 if isinstance(owed, OwedLoss):
-                    log.warning("owing a loss: %s not booked; trying until the state store answers", _described(owed))
+                    log.warning("owing a loss: %s not booked; trying until the state store answers", _described(owed),
+                                extra={FIELDS: {OWED_LOSS_FIELD: owed_loss_line(owed).decode()}})
                 else:
                     log.warning("owing a void: %s unconfirmed; trying until the state store answers",
                                 _described(owed), extra=_owed_void_field(owed))
@@ -203,9 +202,7 @@ class UnconfirmedCharges:
             attempt.cancel()
             still_owed = True
             if isinstance(pending, OwedLoss):
-                log.error("stopping with a loss not booked: %s; %s", _described(pending),
-                          "the next start on this data directory books it" if written_down
-                          else "it is missing from the ledger's losses: book it by hand")
+                _log_loss_left(pending, written_down=written_down)
                 continue
             settlement = pending.settlement
             log.error("stopping with a void still owed: key %s, request %s may be charged %d micro-USD for a "
@@ -216,6 +213,14 @@ class UnconfirmedCharges:
         self._owed.clear()
         if self._journal is not None:
             self._journal.close(still_owed=still_owed or self._owed_at_close)
+
+
+def _log_loss_left(loss: OwedLoss, *, written_down: bool) -> None:
+    """A loss still owed as the gateway stops: an error an operator must act on, carrying the
+    journal's line (``owed_loss``) that ``boltgate voids make`` books from the logs."""
+    log.error("stopping with a loss not booked: %s; %s`boltgate voids make` with this log line books it",
+              _described(loss), "the next start on this data directory books it, or " if written_down else "",
+              extra={FIELDS: {OWED_LOSS_FIELD: owed_loss_line(loss).decode()}})
 
 
 def _pending_gauge(owed: PendingCharge | OwedLoss) -> Gauge:

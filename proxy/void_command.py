@@ -14,9 +14,10 @@ Two cases are left to an operator, and this command is their tool:
   ``boltgate voids make`` without a file takes over the files of processes that are gone there,
   as a start would, and removes each once all it owed is made.
 
-A gone process's file may owe losses too (``proxy.owed_losses``: vendor cost the store did not
-book); ``boltgate voids make`` without a file books them with its voids, each once (by its event
-id), and ``boltgate voids list`` lists them.
+Losses are owed the same way (``proxy.owed_losses``: vendor cost the store did not book): a gone
+process's file may owe them, and each is logged with its journal line in the ``owed_loss`` field;
+``boltgate voids make`` books them with the voids, from the directory or the logs, each once (by
+its ledger event id: ``booked before`` when fed again), and ``boltgate voids list`` lists them.
 
 ``boltgate voids list`` shows what is owed under the data directory, by a running process or a gone
 one, and changes nothing.
@@ -37,13 +38,22 @@ import orjson
 
 from core.errors import BoltgateError
 from proxy.billing import Billing, PendingCharge
-from proxy.owed_losses import OwedLoss
-from proxy.owed_voids import OWED_VOID_FIELD, OWED_VOIDS_DIRECTORY, OwedFile, OwedVoidsJournal, owed_in
+from proxy.owed_losses import OWE_LOSS, OWED_LOSS_FIELD, OwedLoss
+from proxy.owed_voids import (
+    OWED_VOID_FIELD,
+    OWED_VOIDS_DIRECTORY,
+    OwedEntries,
+    OwedFile,
+    OwedVoidsJournal,
+    owed_entries,
+)
 from proxy.settings import Settings
 from proxy.wiring import build_stores
 
-HUMAN_FIELD = f" {OWED_VOID_FIELD}=".encode()
-"""How the human log format writes the field (``key=value``, the value quoted as Python would)."""
+LINE_FIELDS = (OWED_VOID_FIELD, OWED_LOSS_FIELD)
+"""The log records' fields that carry a journal line: a void owed, a loss owed."""
+HUMAN_FIELDS = tuple(f" {name}=".encode() for name in LINE_FIELDS)
+"""How the human log format writes them (``key=value``, the value quoted as Python would)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +87,8 @@ def void_named(pending: PendingCharge) -> str:
 
 
 def journal_lines(lines: Iterable[bytes]) -> list[bytes]:
-    """The journal lines in ``lines``: the journal's own, or the ``owed_void`` field of a log
-    record in the JSON or the human format; every other line passed over."""
+    """The journal lines in ``lines``: the journal's own, or the ``owed_void`` or ``owed_loss``
+    field of a log record in the JSON or the human format; every other line passed over."""
     found: list[bytes] = []
     for raw in lines:
         line = raw.strip()
@@ -88,14 +98,14 @@ def journal_lines(lines: Iterable[bytes]) -> list[bytes]:
             except orjson.JSONDecodeError:
                 parsed = None
             if isinstance(parsed, dict):
-                if "owe" in parsed or "paid" in parsed:
+                if "owe" in parsed or OWE_LOSS in parsed or "paid" in parsed:
                     found.append(line)
-                elif isinstance(parsed.get(OWED_VOID_FIELD), str):
-                    found.append(parsed[OWED_VOID_FIELD].encode())
+                found += [parsed[name].encode() for name in LINE_FIELDS if isinstance(parsed.get(name), str)]
                 continue
-        at = line.find(HUMAN_FIELD)
-        if at >= 0:
-            found.append(_human_value(line[at + len(HUMAN_FIELD):]))
+        for field in HUMAN_FIELDS:
+            at = line.find(field)
+            if at >= 0:
+                found.append(_human_value(line[at + len(field):]))
     return found
 
 
@@ -109,9 +119,9 @@ def _human_value(text: bytes) -> bytes:
     return value.encode() if isinstance(value, str) else text
 
 
-def owed_from_logs(lines: Iterable[bytes], origin: str) -> list[PendingCharge]:
-    """The voids owed that ``lines`` (logs, or a journal file) name, each once."""
-    return owed_in(journal_lines(lines), origin=origin)
+def owed_from_logs(lines: Iterable[bytes], origin: str) -> OwedEntries:
+    """The voids and losses owed that ``lines`` (logs, or a journal file) name, each once."""
+    return owed_entries(journal_lines(lines), origin=origin)
 
 
 def owed_files(settings: Settings) -> list[OwedFile]:
