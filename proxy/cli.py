@@ -376,14 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     voids = commands.add_parser(
         "voids", help="voids owed for requests answered 503 after an unconfirmed charge: list them, make them",
         description="Voids owed for requests answered 503 after their charge went unconfirmed (the state store "
-                    "did not answer). A gateway makes them itself; these are for a data directory no gateway "
-                    "will start on again, or one that is gone (then from the logs).")
+                    "did not answer), and the gateway's losses the store did not book. A gateway makes them "
+                    "itself; these are for a data directory no gateway will start on again, or one that is gone "
+                    "(then from the logs).")
     voids_commands = voids.add_subparsers(dest="voids_command", required=True, metavar="COMMAND")
     voids_list = voids_commands.add_parser("list", help="what is owed under the data directory, and by whom")
     voids_list.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
     voids_list.set_defaults(run=_voids_list)
     voids_make = voids_commands.add_parser(
-        "make", help="make the voids gone processes owed under the data directory, or those in log files")
+        "make", help="make the voids (and book the losses) gone processes owed under the data directory, or "
+                     "those in log files")
     voids_make.add_argument("--config", metavar="FILE",
                             help="settings TOML (default: BOLTGATE_CONFIG): which state store to void in")
     voids_make.add_argument("files", nargs="*", metavar="FILE",
