@@ -160,7 +160,7 @@ def _state(args: argparse.Namespace) -> int:
 
 def _voids_list(args: argparse.Namespace) -> int:
     from proxy.settings_reader import read_settings
-    from proxy.void_command import owed_files, void_named
+    from proxy.void_command import loss_named, owed_files, void_named
 
     settings = read_settings(args.config)
     try:
@@ -172,7 +172,11 @@ def _voids_list(args: argparse.Namespace) -> int:
     for file, pending in owed:
         owner = "a running process's, made when the store answers" if file.running else "a gone process's"
         print(f"{void_named(pending)}: {owner}, in {file.path}")
-    print(f"{len(owed)} voids owed under {settings.data_dir}")
+    losses = [(file, loss) for file in files for loss in file.losses]
+    for file, loss in losses:
+        owner = "a running process's, booked when the store answers" if file.running else "a gone process's"
+        print(f"{loss_named(loss)}: {owner}, in {file.path}")
+    print(f"{len(owed)} voids owed under {settings.data_dir}" + (f", {len(losses)} losses" if losses else ""))
     return 0
 
 
@@ -180,27 +184,28 @@ def _voids_make(args: argparse.Namespace) -> int:
     import asyncio
 
     from proxy.settings_reader import read_settings
-    from proxy.void_command import make_gone_processes_voids, make_voids, owed_from_logs, refuse_memory
+    from proxy.void_command import made_summary, make_gone_processes_voids, make_voids, owed_from_logs, refuse_memory
 
     settings = read_settings(args.config)
     try:
         refuse_memory(settings)
         if args.files:
-            owed = []
+            owed, losses = [], []
             for name in args.files:
                 with _lines_of(name) as lines:
-                    owed += owed_from_logs(lines, name)
-            made = asyncio.run(make_voids(settings, owed))
+                    found = owed_from_logs(lines, name)
+                owed += found.voids
+                losses += found.losses
+            made = asyncio.run(make_voids(settings, owed, losses))
         else:
             made = asyncio.run(make_gone_processes_voids(settings))
     except (OSError, ValueError) as error:
         print(f"voids make: {error}", file=sys.stderr)
         return 1
-    for void in made:
-        print(void.describe())
-    left = sum(1 for void in made if void.outcome is None)
-    print(f"{len(made) - left} voids made, {left} not made" if made else "no void owed found")
-    return 1 if left else 0
+    for one in made:
+        print(one.describe())
+    print(made_summary(made))
+    return 0 if all(one.made for one in made) else 1
 
 
 @contextlib.contextmanager
@@ -339,14 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     voids = commands.add_parser(
         "voids", help="voids owed for requests answered 503 after an unconfirmed charge: list them, make them",
         description="Voids owed for requests answered 503 after their charge went unconfirmed (the state store "
-                    "did not answer). A gateway makes them itself; these are for a data directory no gateway "
-                    "will start on again, or one that is gone (then from the logs).")
+                    "did not answer), and the gateway's losses the store did not book. A gateway makes them "
+                    "itself; these are for a data directory no gateway will start on again, or one that is gone "
+                    "(then from the logs).")
     voids_commands = voids.add_subparsers(dest="voids_command", required=True, metavar="COMMAND")
     voids_list = voids_commands.add_parser("list", help="what is owed under the data directory, and by whom")
     voids_list.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
     voids_list.set_defaults(run=_voids_list)
     voids_make = voids_commands.add_parser(
-        "make", help="make the voids gone processes owed under the data directory, or those in log files")
+        "make", help="make the voids (and book the losses) gone processes owed under the data directory, or "
+                     "those in log files")
     voids_make.add_argument("--config", metavar="FILE",
                             help="settings TOML (default: BOLTGATE_CONFIG): which state store to void in")
     voids_make.add_argument("files", nargs="*", metavar="FILE",
