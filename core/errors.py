@@ -35,6 +35,10 @@ over, or give up, and billing reads what the vendor charged from the error's typ
     │   ├── CatalogError               a price catalog file or override that cannot be read as prices
     │   └── UnknownVendor              a vendor the price catalog has no price for
     ├── BulkInputError                 a ``boltgate generate`` command or prompts file that can't be run: exit 2
+    ├── StateCommandRefused            a ``boltgate state`` command refused, nothing changed: exit 1
+    │   ├── StoreInUse                 a restore while a process has the store open: try again once stopped
+    │   └── BackupRefused              a restore's source is not a sound boltgate store
+    │       └── PendingRefused         the same for ``--pending``: its file was moved aside
     └── BackendError                   one route failed; the router reads its flags, billing its
         │                              ``billed``, ``run_seconds`` and ``vendor_cost_usd``
         ├── RetryableBackendError      retry the same route with backoff, then fail over
@@ -65,6 +69,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 DEFAULT_RETRY_AFTER_S = 1.0
 """The wait a 503 or 429 advertises when nothing better is known."""
@@ -342,6 +347,32 @@ class BulkInputError(BoltgateError):
     status_code = 400
     error_type = "invalid_request_error"
     code = "bulk_input_invalid"
+
+
+class StateCommandRefused(BoltgateError):
+    """``boltgate state backup|restore`` refused what it was asked, before changing anything; the
+    message says why and what to do. An operator's command, never an HTTP answer."""
+
+    code = "state_command_refused"
+
+
+class StoreInUse(StateCommandRefused):
+    """A restore refused because a process has the store open (``core.state.store_lock``): the
+    same restore succeeds once every gateway on the store has stopped."""
+
+
+class BackupRefused(StateCommandRefused):
+    """A restore's source is not a backup that can be restored (not a file, not SQLite, not sound,
+    not a boltgate store, the store itself)."""
+
+
+class PendingRefused(BackupRefused):
+    """``state restore --pending``'s file was refused and moved aside to ``moved_to``, so that the
+    gateway starts on the store it had."""
+
+    def __init__(self, message: str, moved_to: Path) -> None:
+        super().__init__(message)
+        self.moved_to = moved_to
 
 
 class CatalogError(ConfigurationError):

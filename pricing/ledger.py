@@ -165,7 +165,7 @@ class Ledger:
         is held) recorded by day and vendor, ``overrun_usd`` (vendor cost the client is not billed
         for) as a gateway loss, and ``record`` for the charge log."""
         charge = min(to_micro_usd(quote.client_usd), reservation.micro_usd)
-        key, day = reservation.api_key, self._clock().astimezone(UTC).date().isoformat()
+        key, day = reservation.api_key, self.today()
         tallies = [
             Tally(self._table(key, "day_usd"), day, charge),
             Tally(self._table(key, "day_images"), day, quote.images),
@@ -253,16 +253,21 @@ class Ledger:
         """Read the store once: ``StateUnavailable`` when it does not answer (readiness)."""
         await self._book.balance("readyz")
 
-    async def record_loss(self, vendor: str, amount_usd: Decimal, event_id: str | None = None) -> bool:
+    def today(self) -> str:
+        """The UTC date, as the ``day_usd`` tables name it."""
+        return self._clock().astimezone(UTC).date().isoformat()
+
+    async def record_loss(self, vendor: str, amount_usd: Decimal, event_id: str | None = None, *,
+                          day: str | None = None) -> bool:
         """A vendor billed work the client does not pay for (an attempt that delivered nothing,
-        run time above the reservation): the gateway's cost. Counted once per ``event_id``;
-        False when that event was counted before."""
+        run time above the reservation): the gateway's cost, tallied under ``day`` (today when
+        None; a loss booked late, ``proxy.owed_losses``, keeps the day it was made). Counted
+        once per ``event_id`` (for ``CLOSED_TTL_S``); False when that event was counted before."""
         micros = to_micro_usd(amount_usd)
-        day = self._clock().astimezone(UTC).date().isoformat()
         return await self._book.count(event_id or secrets.token_hex(12), [
             Tally("losses:vendor_usd", vendor, micros),
             Tally("losses:vendor_attempts", vendor, 1),
-            Tally("losses:day_usd", day, micros),
+            Tally("losses:day_usd", day or self.today(), micros),
         ])
 
     async def first_seen(self, event_id: str) -> bool:

@@ -14,14 +14,14 @@ gateway's loss too, never the client's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from backends.base import BackendResult
 from backends.vendors.registry import price_key
-from core.errors import AuthenticationFailed, BackendError
+from core.errors import AuthenticationFailed, BackendError, StateUnavailable
 from core.request import ImageRequest
 from core.state.base import StateStore
 from core.state.ledger_store import LedgerStore, Voided
@@ -42,6 +42,7 @@ from proxy.metrics import (
     VENDOR_COST_MISMATCH,
     labelled,
 )
+from proxy.owed_losses import OwedLoss
 from proxy.routing.route import Route
 
 ANONYMOUS = KeyRecord(key_id="anonymous", name="anonymous", budget_credits=None,
@@ -105,6 +106,11 @@ class FinalBill:
     """Vendor cost above the run time the client can be billed for (the gateway's loss)."""
 
 
+OweLoss = Callable[[OwedLoss], None]
+"""Takes a loss the state store did not book, to book it once the store answers
+(``UnconfirmedCharges.owe_loss``: written down on disk, tried again in the background)."""
+
+
 class Billing:
     def __init__(self, book: LedgerStore, store: StateStore, config: PricingConfig,
                  static_keys: dict[str, KeyPolicy], *, require_key: bool) -> None:
@@ -114,6 +120,9 @@ class Billing:
         self.ledger = Ledger(book, store, config.credit_usd)
         self.keys = ApiKeyRegistry(store, static_keys)
         self.require_key = require_key
+        self.owe_loss: OweLoss | None = None
+        """Where a loss the store did not book goes (set by the app factory, which builds what
+        books it later on this billing); without it, the booking's ``StateUnavailable`` is raised."""
 
     def check_priced(self, vendors: Iterable[str]) -> None:
         """Refuse to start with a route the catalog has no price for (it could bill nothing)."""
@@ -256,9 +265,24 @@ class Billing:
 
     async def _book_loss(self, vendor: str, cost: Decimal, event_id: str | None = None) -> None:
         """``cost`` booked as the gateway's loss to ``vendor`` in the ledger and in its metric,
-        both once per ``event_id`` (every call, without one)."""
-        if await self.ledger.record_loss(vendor, cost, event_id=event_id):
-            labelled(GATEWAY_LOSS_USD, vendor).inc(float(cost))
+        both once per ``event_id`` (every call, without one: a fresh id is given here, before the
+        first try, so that every later try of the same loss books it once). When the store does
+        not answer, the loss is owed (``owe_loss``), not dropped: booked once the store answers."""
+        loss = OwedLoss(OwedLoss.event_id_for(event_id), vendor, cost, self.ledger.today())
+        try:
+            await self.book_loss(loss)
+        except StateUnavailable:
+            if self.owe_loss is None:
+                raise
+            self.owe_loss(loss)
+
+    async def book_loss(self, loss: OwedLoss) -> bool:
+        """Book ``loss`` in the ledger and count it in ``GATEWAY_LOSS_USD``, once per event id
+        (however often it is tried, in whichever process); whether this call booked it."""
+        booked = await self.ledger.record_loss(loss.vendor, loss.usd, event_id=loss.event_id, day=loss.day)
+        if booked:
+            labelled(GATEWAY_LOSS_USD, loss.vendor).inc(float(loss.usd))
+        return booked
 
     def _billed_cost(self, route: Route, request: ImageRequest, error: BackendError) -> Decimal:
         """What the vendor said a failed attempt cost, else the catalog's price of its run time."""

@@ -37,6 +37,7 @@ examples:
   boltgate voids make gateway.log              make the voids a lost pod's logs say it owed
   boltgate state backup /backups/b.sqlite3     the keys, spend and charge log, safely while serving
   boltgate state restore /backups/b.sqlite3    put a backup in place (every gateway on data_dir stopped)
+  boltgate state restore --pending             restore data_dir/restore.sqlite3 if there (the chart's init container)
   boltgate vendors                             what each backend serves, what its docs confirm"""
 
 
@@ -150,52 +151,16 @@ def _reader_gone() -> int:
     return READER_GONE
 
 
-def _state_backup(args: argparse.Namespace) -> int:
-    import sqlite3
+def _state(args: argparse.Namespace) -> int:
+    """``boltgate state backup|restore``: ``proxy.state_commands``, imported only when run."""
+    from proxy.state_commands import run
 
-    from proxy.settings_reader import read_settings
-    from proxy.state_backup import back_up, database_path
-    from proxy.wiring import images_on_disk
-
-    settings = read_settings(args.config)
-    try:
-        backup = back_up(database_path(settings), Path(args.dest), overwrite=args.force,
-                         busy_timeout_s=max(10.0, settings.state_timeout_s))
-    except (ValueError, OSError, sqlite3.Error) as error:
-        print(f"state backup: {error}", file=sys.stderr)
-        return 1
-    print(f"backed up {settings.data_dir} to {backup.path}: {backup.bytes} bytes, integrity ok, "
-          f"{backup.charges} charges in the log")
-    if images_on_disk(settings):
-        print("images handed out as URLs are files in the image directory: copy it as it is if they must "
-              "outlive a restore (each expires image_ttl_s after it was made)")
-    return 0
-
-
-def _state_restore(args: argparse.Namespace) -> int:
-    import sqlite3
-
-    from proxy.settings_reader import read_settings
-    from proxy.state_restore import IMAGES_NOTE, restore, store_file
-
-    settings = read_settings(args.config)
-    try:
-        restored = restore(Path(args.source), store_file(settings), keep_replaced=not args.discard_replaced)
-    except (ValueError, OSError, sqlite3.Error) as error:
-        print(f"state restore: {error}; nothing was changed", file=sys.stderr)
-        return 1
-    print(f"restored {args.source} into {restored.path}: {restored.bytes} bytes, integrity ok, "
-          f"{restored.charges} charges in the log, {restored.keys} stored keys")
-    if restored.kept is not None:
-        print(f"the replaced store is kept as {restored.kept} (delete it once the restore is checked)")
-    print(f"{IMAGES_NOTE}. Spend and charges made after the backup are not in it: the charge log of the vendor's "
-          "invoice period says what to add back")
-    return 0
+    return run(args)
 
 
 def _voids_list(args: argparse.Namespace) -> int:
     from proxy.settings_reader import read_settings
-    from proxy.void_command import owed_files, void_named
+    from proxy.void_command import loss_named, owed_files, void_named
 
     settings = read_settings(args.config)
     try:
@@ -207,7 +172,11 @@ def _voids_list(args: argparse.Namespace) -> int:
     for file, pending in owed:
         owner = "a running process's, made when the store answers" if file.running else "a gone process's"
         print(f"{void_named(pending)}: {owner}, in {file.path}")
-    print(f"{len(owed)} voids owed under {settings.data_dir}")
+    losses = [(file, loss) for file in files for loss in file.losses]
+    for file, loss in losses:
+        owner = "a running process's, booked when the store answers" if file.running else "a gone process's"
+        print(f"{loss_named(loss)}: {owner}, in {file.path}")
+    print(f"{len(owed)} voids owed under {settings.data_dir}" + (f", {len(losses)} losses" if losses else ""))
     return 0
 
 
@@ -215,27 +184,28 @@ def _voids_make(args: argparse.Namespace) -> int:
     import asyncio
 
     from proxy.settings_reader import read_settings
-    from proxy.void_command import make_gone_processes_voids, make_voids, owed_from_logs, refuse_memory
+    from proxy.void_command import made_summary, make_gone_processes_voids, make_voids, owed_from_logs, refuse_memory
 
     settings = read_settings(args.config)
     try:
         refuse_memory(settings)
         if args.files:
-            owed = []
+            owed, losses = [], []
             for name in args.files:
                 with _lines_of(name) as lines:
-                    owed += owed_from_logs(lines, name)
-            made = asyncio.run(make_voids(settings, owed))
+                    found = owed_from_logs(lines, name)
+                owed += found.voids
+                losses += found.losses
+            made = asyncio.run(make_voids(settings, owed, losses))
         else:
             made = asyncio.run(make_gone_processes_voids(settings))
     except (OSError, ValueError) as error:
         print(f"voids make: {error}", file=sys.stderr)
         return 1
-    for void in made:
-        print(void.describe())
-    left = sum(1 for void in made if void.outcome is None)
-    print(f"{len(made) - left} voids made, {left} not made" if made else "no void owed found")
-    return 1 if left else 0
+    for one in made:
+        print(one.describe())
+    print(made_summary(made))
+    return 0 if all(one.made for one in made) else 1
 
 
 @contextlib.contextmanager
@@ -358,27 +328,32 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--force", action="store_true", help="replace DEST if it exists")
     backup.add_argument("--config", metavar="FILE",
                         help="settings TOML (default: BOLTGATE_CONFIG): where the store is (data_dir)")
-    backup.set_defaults(run=_state_backup)
+    backup.set_defaults(run=_state)
     restore = state_commands.add_parser(
         "restore", help="make a backup the embedded store, with every gateway on data_dir stopped (refused while "
                         "one runs); the replaced file is kept beside it")
-    restore.add_argument("source", metavar="SOURCE", help="a backup made by boltgate state backup")
+    restore.add_argument("source", metavar="SOURCE", nargs="?", help="a backup made by boltgate state backup")
+    restore.add_argument("--pending", action="store_true",
+                         help="restore data_dir/restore.sqlite3 if it is there, then move it aside (what the Helm "
+                              "chart's init container runs before the gateway starts)")
     restore.add_argument("--discard-replaced", action="store_true",
                          help="do not keep the replaced store (default: kept as boltgate.sqlite3.before-restore-TIME)")
     restore.add_argument("--config", metavar="FILE",
                          help="settings TOML (default: BOLTGATE_CONFIG): where the store is (data_dir)")
-    restore.set_defaults(run=_state_restore)
+    restore.set_defaults(run=_state)
     voids = commands.add_parser(
         "voids", help="voids owed for requests answered 503 after an unconfirmed charge: list them, make them",
         description="Voids owed for requests answered 503 after their charge went unconfirmed (the state store "
-                    "did not answer). A gateway makes them itself; these are for a data directory no gateway "
-                    "will start on again, or one that is gone (then from the logs).")
+                    "did not answer), and the gateway's losses the store did not book. A gateway makes them "
+                    "itself; these are for a data directory no gateway will start on again, or one that is gone "
+                    "(then from the logs).")
     voids_commands = voids.add_subparsers(dest="voids_command", required=True, metavar="COMMAND")
     voids_list = voids_commands.add_parser("list", help="what is owed under the data directory, and by whom")
     voids_list.add_argument("--config", metavar="FILE", help="settings TOML (default: BOLTGATE_CONFIG)")
     voids_list.set_defaults(run=_voids_list)
     voids_make = voids_commands.add_parser(
-        "make", help="make the voids gone processes owed under the data directory, or those in log files")
+        "make", help="make the voids (and book the losses) gone processes owed under the data directory, or "
+                     "those in log files")
     voids_make.add_argument("--config", metavar="FILE",
                             help="settings TOML (default: BOLTGATE_CONFIG): which state store to void in")
     voids_make.add_argument("files", nargs="*", metavar="FILE",

@@ -135,6 +135,12 @@ UNCONFIRMED_CHARGES_PENDING = Gauge(
     "Unconfirmed charges of requests answered 503, waiting for the state store to answer to be voided.",
     registry=REGISTRY, multiprocess_mode="livesum",
 )
+GATEWAY_LOSSES_PENDING = Gauge(
+    "boltgate_gateway_losses_pending",
+    "Gateway losses (vendor cost no client pays) the state store did not book, waiting for it to answer to be "
+    "booked (then counted in boltgate_gateway_loss_usd_total).",
+    registry=REGISTRY, multiprocess_mode="livesum",
+)
 
 STATE_EVICTIONS = Counter(
     "boltgate_state_evictions_total",

@@ -1,4 +1,5 @@
-"""Voids owed, written down on local disk, so that those of a killed process are made by the next.
+"""Voids and losses owed to the state store, written down on local disk, so that those of a killed
+process are made by the next.
 
 A void is owed when a settle went unconfirmed (``proxy.unconfirmed_charges``): the state store did
 not answer, so the debt cannot be written there. It used to live only in the process's memory,
@@ -21,6 +22,10 @@ writes are made on the event loop's thread. A void made twice is harmless (``Led
 is idempotent, and its loss is booked once per request), so a ``paid`` line lost to a kill only
 makes the next start try a void that is already made.
 
+Losses are owed the same way (``proxy.owed_losses``): a loss the store did not book is written
+``{"owe_loss": ...}`` in the same file and marked paid (by its event id) once booked; each carries
+its ledger event id from its first try, so a ``paid`` line lost to a kill books nothing twice.
+
 A directory that cannot be written leaves the voids in memory, as before, with a warning: the
 gateway never stops serving for it.
 """
@@ -41,6 +46,7 @@ import orjson
 
 from proxy.billing import PendingCharge
 from proxy.kept_charge import kept_charge_from_fields, kept_charge_json
+from proxy.owed_losses import OWE_LOSS, OwedLoss, owed_loss_from_fields, owed_loss_line
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +62,10 @@ was empty: nothing is written before the rename), removed like the files of gone
 
 @dataclass(slots=True)
 class Inherited:
-    """The voids a gone process still owed, and its files, locked until they are forgotten."""
+    """The voids and losses a gone process still owed, and its files, locked until they are forgotten."""
 
     owed: list[PendingCharge] = field(default_factory=list)
+    losses: list[OwedLoss] = field(default_factory=list)
     files: list[tuple[Path, IO[bytes]]] = field(default_factory=list)
 
 
@@ -80,10 +87,14 @@ class OwedVoidsJournal:
         """Write ``pending`` down as owed (logged, not raised, when the disk refuses)."""
         self._append(owed_line(pending), f"owed void of request {pending.settlement.reservation.reservation_id}")
 
-    def paid(self, pending: PendingCharge) -> None:
-        """Mark ``pending``'s void made."""
+    def owe_loss(self, loss: OwedLoss) -> None:
+        """Write ``loss`` down as owed (logged, not raised, when the disk refuses)."""
+        self._append(owed_loss_line(loss), f"owed loss {loss.event_id}")
+
+    def paid(self, owed: PendingCharge | OwedLoss) -> None:
+        """Mark ``owed`` made: a void (by its request id) or a loss booked (by its event id)."""
         if self._file is not None:
-            self._append(orjson.dumps({"paid": pending.settlement.reservation.reservation_id}), "paid void")
+            self._append(orjson.dumps({"paid": owed_id(owed)}), "paid line")
 
     def close(self, *, still_owed: bool) -> None:
         """Close this process's file: removed when nothing is owed, else left for the next start."""
@@ -119,7 +130,9 @@ class OwedVoidsJournal:
                 if not isinstance(error, BlockingIOError):
                     log.warning("cannot read %s for voids owed by a gone process: %s", path, error)
                 continue
-            inherited.owed.extend(owed_in(content.splitlines(), origin=str(path)))
+            entries = owed_entries(content.splitlines(), origin=str(path))
+            inherited.owed.extend(entries.voids)
+            inherited.losses.extend(entries.losses)
             inherited.files.append((path, file))
         return inherited
 
@@ -139,7 +152,8 @@ class OwedVoidsJournal:
                     content = file.read()
             except OSError:
                 continue  # taken and removed meanwhile
-            owed_files.append(OwedFile(path, running, owed_in(content.splitlines(), origin=str(path))))
+            entries = owed_entries(content.splitlines(), origin=str(path))
+            owed_files.append(OwedFile(path, running, entries.voids, entries.losses))
         return owed_files
 
     @staticmethod
@@ -182,8 +196,8 @@ class OwedVoidsJournal:
             self._path = making.rename(self.directory / f"{name}{SUFFIX}")
         except OSError as error:
             self._unwritable = True
-            log.warning("voids owed cannot be written down under %s (%s): they are kept in memory only, and a "
-                        "process killed while it owes one leaves it to an operator", self.directory, error)
+            log.warning("voids and losses owed cannot be written down under %s (%s): they are kept in memory "
+                        "only, and a process killed while it owes one leaves it to an operator", self.directory, error)
             return None
         self._file = file
         return file
@@ -196,6 +210,21 @@ class OwedFile:
     path: Path
     running: bool
     owed: list[PendingCharge]
+    losses: list[OwedLoss] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OwedEntries:
+    """What a journal's lines owe and not as paid, each kind in the order owed."""
+
+    voids: list[PendingCharge]
+    losses: list[OwedLoss]
+
+
+def owed_id(owed: PendingCharge | OwedLoss) -> str:
+    """What a ``paid`` line names: a void's request id, a loss's event id (never one another's:
+    a loss's is ``undelivered:<request id>`` or ``loss:<random>``)."""
+    return owed.event_id if isinstance(owed, OwedLoss) else owed.settlement.reservation.reservation_id
 
 
 def owed_line(pending: PendingCharge) -> bytes:
@@ -205,21 +234,27 @@ def owed_line(pending: PendingCharge) -> bytes:
 
 
 def owed_in(lines: Iterable[bytes], *, origin: str) -> list[PendingCharge]:
-    """The charges ``lines`` list as owed and not as paid, in the order owed. A line cut short by
-    a kill, or one that cannot be read, is logged (naming ``origin``) and skipped."""
-    owed: dict[str, PendingCharge] = {}
+    """The charges ``lines`` list as owed and not as paid, in the order owed (``owed_entries``)."""
+    return owed_entries(lines, origin=origin).voids
+
+
+def owed_entries(lines: Iterable[bytes], *, origin: str) -> OwedEntries:
+    """The voids and losses ``lines`` list as owed and not as paid. A line cut short by a kill, or
+    one that cannot be read, is logged (naming ``origin``) and skipped."""
+    owed: dict[str, PendingCharge | OwedLoss] = {}
     for number, raw in enumerate(lines, start=1):
         try:
             line = orjson.loads(raw)
             if "paid" in line:
                 owed.pop(str(line["paid"]), None)
                 continue
-            pending = kept_charge_from_fields(line["owe"])
+            entry = owed_loss_from_fields(line[OWE_LOSS]) if OWE_LOSS in line else kept_charge_from_fields(line["owe"])
         except (ValueError, KeyError, TypeError) as error:  # a line, or its "owe", of another shape
-            log.error("%s line %d is not a void owed (%s): %r", origin, number, error, raw[:300])
+            log.error("%s line %d is not a void owed nor a loss owed (%s): %r", origin, number, error, raw[:300])
             continue
-        owed[pending.settlement.reservation.reservation_id] = pending
-    return list(owed.values())
+        owed[owed_id(entry)] = entry
+    return OwedEntries([entry for entry in owed.values() if not isinstance(entry, OwedLoss)],
+                       [entry for entry in owed.values() if isinstance(entry, OwedLoss)])
 
 
 def _locked_by_another(file: IO[bytes]) -> bool:

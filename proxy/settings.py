@@ -33,6 +33,7 @@ from pydantic_settings import (
 from backends.route_options import unknown_options
 from backends.vendors.registry import VENDOR_SPECS
 from core.image_header import DECODER_MAX_PIXELS, DEFAULT_MAX_PIXELS
+from core.state.ledger_store import CLOSED_TTL_S
 from pricing.config import KeyLimits, KeyPolicy, PricingConfig, RoutingPolicyName
 from proxy.key_positions import validated_by_position
 from proxy.settings_secrets import ENV_PREFIX, refuse_secrets
@@ -231,7 +232,9 @@ class JobsConfig(BaseModel):
     is re-checked against the budget when it starts."""
     retention_s: float = Field(default=86400.0, gt=0)
     """How long a job's record (and so ``GET /v1/images/jobs/{id}``) is kept; its images live
-    ``image_ttl_s``."""
+    ``image_ttl_s``. At most the ledger's ``CLOSED_TTL_S`` (7 days): what makes a job's end count
+    once (a charge taken back, a loss booked, ``charged_without_images`` reported) is a marker the
+    ledger keeps that long, and a job still delivered after it could be counted again."""
     reclaim_idle_s: float = Field(default=30.0, gt=0)
     """Redis: a running job whose runner has not reported for this long is taken over by another
     runner (its process died). Runners report every third of it."""
@@ -245,6 +248,16 @@ class JobsConfig(BaseModel):
     """The root every key's webhook secret is derived from; random and kept in the state store
     when unset."""
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+
+    @field_validator("retention_s")
+    @classmethod
+    def _within_the_ledgers_memory(cls, retention_s: float) -> float:
+        if retention_s > CLOSED_TTL_S:
+            raise ValueError(
+                f"jobs.retention_s={retention_s:g} is above {CLOSED_TTL_S:g} s (7 days), how long the ledger "
+                "remembers that a job's charge was taken back or reported (CLOSED_TTL_S): a job kept longer "
+                "could have its end counted twice; set it to 604800 or less")
+        return retention_s
 
 
 class OutboundConfig(BaseModel):

@@ -7,19 +7,24 @@ next opener (SQLite opens a database in WAL mode whenever that file exists, what
 says), which corrupts it; and a ``cp`` over the live file leaves a half-written store if it is
 interrupted. Here:
 
-1. The source is copied into ``data_dir`` under a temporary name with SQLite's online backup, then
+1. Before anything, the store's lock file is locked exclusively (``core.state.store_lock``):
+   every process that opens the store shares that lock while it has it open, so the restore is
+   refused at once while any does, and a gateway started during the restore waits for its end
+   and then opens the restored file (SQLite's own locks, below, are on the old file's inode: a
+   process that opened the name before the rename would go on with the replaced file).
+2. The source is copied into ``data_dir`` under a temporary name with SQLite's online backup, then
    checked there: a SQLite database (a file of another kind fails the copy), ``PRAGMA
    integrity_check`` ok, and the tables holding the keys and the money present. A source that
    fails is refused, and the live file is not opened.
-2. The live file is locked exclusively (``locking_mode=EXCLUSIVE``, ``BEGIN EXCLUSIVE``, a short
+3. The live file is locked exclusively (``locking_mode=EXCLUSIVE``, ``BEGIN EXCLUSIVE``, a short
    busy timeout). Every connection to a WAL database holds a shared lock on it for as long as it
    is open, idle or not, so the lock is refused while any gateway worker (or another ``boltgate``
-   command) has the store open: the restore is refused, nothing written. The lock is taken twice:
-   first to fold the old write-ahead log into the old file (a gateway killed outright leaves its
-   latest commits there) and delete it, then, that connection closed with its journal, to hold the
-   file with no log or journal open, so that nothing SQLite deletes by name at a close can be the
-   new file's.
-3. Under that lock the stale ``-shm`` is removed, the copy given the old file's owner and mode
+   command) has the store open, even one older than the lock file: the restore is refused,
+   nothing written. The lock is taken twice: first to fold the old write-ahead log into the old
+   file (a gateway killed outright leaves its latest commits there) and delete it, then, that
+   connection closed with its journal, to hold the file with no log or journal open, so that
+   nothing SQLite deletes by name at a close can be the new file's.
+4. Under that lock the stale ``-shm`` is removed, the copy given the old file's owner and mode
    (a restore run as root leaves a store the gateway's user can still write), the old file kept
    under a second name (a hard link: ``boltgate.sqlite3.before-restore-<UTC time>``) unless told
    not to, and the checked copy, fsynced, renamed onto ``boltgate.sqlite3``, the directory
@@ -40,7 +45,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.errors import BackupRefused, StoreInUse
 from core.state.sqlite_database import DATABASE_NAME
+from core.state.store_lock import hold_exclusively
 from proxy.settings import Settings
 from proxy.state_backup import checked_copy, fsync_directory
 
@@ -84,7 +91,7 @@ def store_file(settings: Settings) -> Path:
 def restore(source: Path, live: Path, *, keep_replaced: bool = True, busy_timeout_s: float = 1.0) -> Restore:
     """Make the backup at ``source`` the store at ``live`` (see the module docstring)."""
     _refuse_unreadable(source, live)
-    live.parent.mkdir(parents=True, exist_ok=True)
+    lock = hold_exclusively(live)  # no process has the store open, and none opens it until the end
     staged = live.with_name(f".{live.name}.restoring-{os.getpid()}")
     try:
         charges, keys = _stage(source, staged)
@@ -96,17 +103,18 @@ def restore(source: Path, live: Path, *, keep_replaced: bool = True, busy_timeou
     finally:
         for path in (staged, *(Path(f"{staged}{suffix}") for suffix in COMPANIONS)):
             path.unlink(missing_ok=True)
+        lock.release()
     return Restore(path=live, bytes=live.stat().st_size, charges=charges, keys=keys, kept=kept)
 
 
 def _refuse_unreadable(source: Path, live: Path) -> None:
     if not source.is_file():
-        raise ValueError(f"{source} is not a file")
+        raise BackupRefused(f"{source} is not a file")
     if live.exists() and source.samefile(live):
-        raise ValueError(f"{source} is the store itself")
+        raise BackupRefused(f"{source} is the store itself")
     with open(source, "rb") as file:
         if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            raise ValueError(f"{source} is not a SQLite database (a backup made by boltgate state backup is one)")
+            raise BackupRefused(f"{source} is not a SQLite database (a backup made by boltgate state backup is one)")
 
 
 def _stage(source: Path, staged: Path) -> tuple[int, int]:
@@ -118,11 +126,13 @@ def _stage(source: Path, staged: Path) -> tuple[int, int]:
             tables = {row[0] for row in copy.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
             missing = [table for table in RESTORED_TABLES if table not in tables]
             if missing:
-                raise ValueError(f"{source} is not a boltgate store: it has no {', '.join(missing)} table")
+                raise BackupRefused(f"{source} is not a boltgate store: it has no {', '.join(missing)} table")
             (charges,) = copy.execute("SELECT count(*) FROM charges").fetchone()
             (keys,) = copy.execute("SELECT count(*) FROM hash_fields WHERE key = 'apikey:index'").fetchone()
     except sqlite3.DatabaseError as error:  # "file is not a database", a page that cannot be read
-        raise ValueError(f"{source} cannot be read as a SQLite database: {error}") from error
+        raise BackupRefused(f"{source} cannot be read as a SQLite database: {error}") from error
+    except ValueError as error:  # the copy failed its integrity check
+        raise BackupRefused(str(error)) from error
     return int(charges), int(keys)
 
 
@@ -155,7 +165,7 @@ def _exclusively(live: Path, busy_timeout_s: float, *, fold_log: bool) -> Iterat
             connection.execute("BEGIN EXCLUSIVE")
             connection.execute("COMMIT")  # the lock stays: exclusive locking mode holds it until the close
         except sqlite3.OperationalError as error:
-            raise ValueError(
+            raise StoreInUse(
                 f"{live} is open in another process ({error}): a gateway, one of its workers or another boltgate "
                 "command. Stop every gateway on data_dir, then restore") from error
         except sqlite3.DatabaseError as error:  # not a database: whether a process has it open cannot be told

@@ -1,4 +1,5 @@
-"""Charges sent to the state store but never confirmed, voided once the store answers again.
+"""Charges sent to the state store but never confirmed, voided once the store answers again; and
+losses the store did not book, booked once it answers again.
 
 A settle whose answer is lost (Redis timed out or dropped the connection, the loop was too late
 to read an answer that did arrive, the request was cancelled mid-try) may or may not have
@@ -17,6 +18,11 @@ gateway stops before it could be made, each record carrying the journal's line f
 ``owed_void`` field), so a void whose disk was lost too (the pod itself gone) is made from the logs
 by ``boltgate voids make`` (``proxy.void_command``).
 
+A loss (``Billing._book_loss``) the store did not book is owed the same way (``owe_loss``): written
+down in the same journal, tried again in a task of its own until the store books it, made by the
+next start when this process is killed (``proxy.owed_losses``: booked once, however often tried).
+``boltgate_gateway_losses_pending`` counts those not booked yet.
+
 An async job's run whose settle went unconfirmed is not voided here (``left_to_job``): another run
 of the job may be settling the same kept charge on the same hold, and a void would take back the
 charge of a run that delivered its images. The job's end decides (``proxy.jobs.uncharge`` takes
@@ -32,11 +38,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from prometheus_client import Gauge
+
 from core.errors import StateUnavailable
 from core.logs import FIELDS
 from proxy.billing import Billing, PendingCharge
-from proxy.metrics import UNCONFIRMED_CHARGES, UNCONFIRMED_CHARGES_PENDING, labelled
-from proxy.owed_voids import OWED_VOID_FIELD, OwedVoidsJournal, owed_line
+from proxy.metrics import GATEWAY_LOSSES_PENDING, UNCONFIRMED_CHARGES, UNCONFIRMED_CHARGES_PENDING, labelled
+from proxy.owed_losses import OWED_LOSS_FIELD, OwedLoss, owed_loss_line
+from proxy.owed_voids import OWED_VOID_FIELD, OwedVoidsJournal, owed_id, owed_line
 from proxy.shutdown import UNWIND_S, cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -52,7 +61,8 @@ LEFT_TO_JOB = "left_to_job"
 
 
 class UnconfirmedCharges:
-    """Voids the charges of requests answered with an error after their settle went unconfirmed."""
+    """Voids the charges of requests answered with an error after their settle went unconfirmed,
+    and books the losses the store did not book: what is owed to the state store."""
 
     def __init__(self, billing: Billing, *, first_pause_s: float = FIRST_PAUSE_S,
                  longest_pause_s: float = LONGEST_PAUSE_S, last_try_s: float = LAST_TRY_S,
@@ -62,7 +72,10 @@ class UnconfirmedCharges:
         self._first_pause_s = first_pause_s
         self._longest_pause_s = longest_pause_s
         self._last_try_s = last_try_s
-        self._owed: dict[asyncio.Task[None], PendingCharge] = {}
+        self._owed: dict[asyncio.Task[None], PendingCharge | OwedLoss] = {}
+        self._closing = False
+        self._owed_at_close = False
+        """A loss owed once the stop began (by a void's last try): left written down for the next start."""
 
     @property
     def longest_stop_s(self) -> float:
@@ -71,7 +84,7 @@ class UnconfirmedCharges:
 
     @property
     def owed(self) -> int:
-        """Voids not made yet (the store has not answered since they were owed)."""
+        """Voids not made and losses not booked yet (the store has not answered since they were owed)."""
         return len(self._owed)
 
     def void(self, pending: PendingCharge) -> None:
@@ -81,10 +94,24 @@ class UnconfirmedCharges:
         does not answer delay the request's 503."""
         if self._journal is not None:
             self._journal.owe(pending)  # before the first try: a kill during it leaves the debt written down
-        settlement = pending.settlement
-        task = asyncio.create_task(self._keep_trying(pending), name=f"void {settlement.reservation.reservation_id}")
-        self._owed[task] = pending
-        UNCONFIRMED_CHARGES_PENDING.inc()
+        self._keep_owing(pending, f"void {pending.settlement.reservation.reservation_id}")
+
+    def owe_loss(self, loss: OwedLoss) -> None:
+        """Book ``loss``, which the store did not book, once it answers (``Billing.owe_loss``):
+        written down first, then tried in a task of its own as a void is. Owed once the stop
+        began (a void's last try booking its loss), it is left written down for the next start."""
+        if self._journal is not None:
+            self._journal.owe_loss(loss)
+        if self._closing:
+            self._owed_at_close = True
+            _log_loss_left(loss, written_down=self._journal is not None and self._journal.writing)
+            return
+        self._keep_owing(loss, f"loss {loss.event_id}")
+
+    def _keep_owing(self, owed: PendingCharge | OwedLoss, name: str) -> None:
+        task = asyncio.create_task(self._keep_trying(owed), name=name)
+        self._owed[task] = owed
+        _pending_gauge(owed).inc()
         task.add_done_callback(self._paid)
 
     def left_to_job(self, pending: PendingCharge) -> None:
@@ -97,58 +124,66 @@ class UnconfirmedCharges:
                     settlement.reservation.reservation_id, settlement.micro_usd)
 
     def resume(self) -> int:
-        """Take over the voids that processes now gone owed in the journal's directory and make
-        them as this process's own; how many there were."""
+        """Take over the voids and losses that processes now gone owed in the journal's directory
+        and make them as this process's own; how many there were."""
         if self._journal is None:
             return 0
         inherited = self._journal.inherit()
         for pending in inherited.owed:
-            settlement = pending.settlement
-            log.warning("making a void a stopped process owed: key %s, request %s, %d micro-USD",
-                        settlement.reservation.api_key, settlement.reservation.reservation_id, settlement.micro_usd)
+            log.warning("making a void a stopped process owed: %s", _described(pending))
             self.void(pending)  # written down here before the gone process's file is removed
+        for loss in inherited.losses:
+            log.warning("booking a loss a stopped process owed: %s", _described(loss))
+            self.owe_loss(loss)
         self._journal.forget(inherited)
-        return len(inherited.owed)
+        return len(inherited.owed) + len(inherited.losses)
 
     def _paid(self, task: asyncio.Task[None]) -> None:
-        pending = self._owed.pop(task, None)
-        if pending is None:
+        owed = self._owed.pop(task, None)
+        if owed is None:
             return
-        UNCONFIRMED_CHARGES_PENDING.dec()
+        _pending_gauge(owed).dec()
         if self._journal is not None and not task.cancelled() and task.exception() is None:
-            self._journal.paid(pending)
+            self._journal.paid(owed)
 
-    async def _try(self, pending: PendingCharge) -> bool:
-        """Whether the void is made. Any error is a try that failed, to be made again: one that is
-        no outage (a reply redis-py raises as it is, a bug) used to end the void's task, which
-        dropped the void from what is owed, unlogged, and let the stop remove the journal that
-        still owed it."""
+    async def _try(self, owed: PendingCharge | OwedLoss) -> bool:
+        """Whether the void is made (the loss booked). Any error is a try that failed, to be made
+        again: one that is no outage (a reply redis-py raises as it is, a bug) used to end the
+        void's task, which dropped the void from what is owed, unlogged, and let the stop remove
+        the journal that still owed it."""
         try:
-            outcome = await self._billing.void(pending)
+            if isinstance(owed, OwedLoss):
+                booked = await self._billing.book_loss(owed)
+                log.info("booked the loss %s: %s", owed.event_id, "booked" if booked else "booked before")
+                return True
+            outcome = await self._billing.void(owed)
         except StateUnavailable:
             return False
         except Exception:
-            log.exception("a void failed, and not for the state store's outage: request %s; trying again",
-                          pending.settlement.reservation.reservation_id)
+            log.exception("a %s failed, and not for the state store's outage: %s; trying again",
+                          "loss's booking" if isinstance(owed, OwedLoss) else "void", owed_id(owed))
             return False
         log.info("voided the unconfirmed charge of request %s: %s",
-                 pending.settlement.reservation.reservation_id, outcome.value)
+                 owed.settlement.reservation.reservation_id, outcome.value)
         return True
 
-    async def _keep_trying(self, pending: PendingCharge) -> None:
+    async def _keep_trying(self, owed: PendingCharge | OwedLoss) -> None:
         pause = self._first_pause_s
-        while not await self._try(pending):
+        while not await self._try(owed):
             if pause == self._first_pause_s:
-                settlement = pending.settlement
-                log.warning("owing a void: key %s, request %s, %d micro-USD unconfirmed; trying until the state "
-                            "store answers", settlement.reservation.api_key, settlement.reservation.reservation_id,
-                            settlement.micro_usd, extra=_owed_void_field(pending))
+                if isinstance(owed, OwedLoss):
+                    log.warning("owing a loss: %s not booked; trying until the state store answers", _described(owed),
+                                extra={FIELDS: {OWED_LOSS_FIELD: owed_loss_line(owed).decode()}})
+                else:
+                    log.warning("owing a void: %s unconfirmed; trying until the state store answers",
+                                _described(owed), extra=_owed_void_field(owed))
             await asyncio.sleep(pause)
             pause = min(2 * pause, self._longest_pause_s)
 
     async def aclose(self) -> None:
-        """Stop the background tries, give every void still owed one last try (bounded), and log
-        each that is still not made as an error an operator must act on."""
+        """Stop the background tries, give every void and loss still owed one last try (bounded),
+        and log each that is still not made as an error an operator must act on."""
+        self._closing = True
         owed = dict(self._owed)
         if not owed:
             if self._journal is not None:
@@ -166,6 +201,9 @@ class UnconfirmedCharges:
                 continue
             attempt.cancel()
             still_owed = True
+            if isinstance(pending, OwedLoss):
+                _log_loss_left(pending, written_down=written_down)
+                continue
             settlement = pending.settlement
             log.error("stopping with a void still owed: key %s, request %s may be charged %d micro-USD for a "
                       "request answered 503; %s`boltgate voids make` with this log line makes it",
@@ -174,7 +212,28 @@ class UnconfirmedCharges:
                       extra=_owed_void_field(pending))
         self._owed.clear()
         if self._journal is not None:
-            self._journal.close(still_owed=still_owed)
+            self._journal.close(still_owed=still_owed or self._owed_at_close)
+
+
+def _log_loss_left(loss: OwedLoss, *, written_down: bool) -> None:
+    """A loss still owed as the gateway stops: an error an operator must act on, carrying the
+    journal's line (``owed_loss``) that ``boltgate voids make`` books from the logs."""
+    log.error("stopping with a loss not booked: %s; %s`boltgate voids make` with this log line books it",
+              _described(loss), "the next start on this data directory books it, or " if written_down else "",
+              extra={FIELDS: {OWED_LOSS_FIELD: owed_loss_line(loss).decode()}})
+
+
+def _pending_gauge(owed: PendingCharge | OwedLoss) -> Gauge:
+    return GATEWAY_LOSSES_PENDING if isinstance(owed, OwedLoss) else UNCONFIRMED_CHARGES_PENDING
+
+
+def _described(owed: PendingCharge | OwedLoss) -> str:
+    """``owed`` as the log lines name it."""
+    if isinstance(owed, OwedLoss):
+        return f"{owed.usd} USD to {owed.vendor} on {owed.day} (event {owed.event_id})"
+    settlement = owed.settlement
+    return (f"key {settlement.reservation.api_key}, request {settlement.reservation.reservation_id}, "
+            f"{settlement.micro_usd} micro-USD")
 
 
 def _owed_void_field(pending: PendingCharge) -> dict[str, dict[str, str]]:

@@ -243,17 +243,19 @@ def assemble_gateway(settings: Settings, stores: Stores, routes: list[Route]) ->
     )
     rate_limiter = KeyRateLimiter(state, settings.rate_limits,
                                   lease_ttl_s=settings.deadline_s + settings.reservation_grace_s)
+    unconfirmed = UnconfirmedCharges(billing, journal=owed_voids_journal(settings))
+    billing.owe_loss = unconfirmed.owe_loss  # a loss the store did not book is owed to it, as a void is
     return Gateway(router, images, state, billing, deadline_s=settings.deadline_s,
                    links=ImageLinks(settings.public_base_url, settings.allowed_hosts),
                    expose_upstream_cost=settings.upstream_cost_shown, reservation_grace_s=settings.reservation_grace_s,
                    rate_limiter=rate_limiter, hedging=settings.hedging, budgets=stores.durable,
                    max_image_pixels=settings.outbound.max_image_pixels,
-                   unconfirmed=UnconfirmedCharges(billing, journal=owed_voids_journal(settings)))
+                   unconfirmed=unconfirmed)
 
 
 def owed_voids_journal(settings: Settings) -> OwedVoidsJournal | None:
-    """Where voids owed are written down (``proxy.owed_voids``); none on the memory store, whose
-    charges a killed process takes with it anyway."""
+    """Where voids and losses owed are written down (``proxy.owed_voids``); none on the memory
+    store, whose charges and losses a killed process takes with it anyway."""
     if settings.state_backend == "memory":
         return None
     return OwedVoidsJournal(settings.data_dir / OWED_VOIDS_DIRECTORY)

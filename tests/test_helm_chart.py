@@ -22,6 +22,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML (via litestar) ships no st
 
 from backends.local.config import LocalBackendConfig
 from backends.local.worker_cli import build_worker_parser, config_from_args
+from proxy.cli import build_parser
 from proxy.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -534,6 +535,33 @@ def test_the_gateway_reads_the_sqlite_variables_the_chart_sets_as_its_settings(m
     assert (settings.state_backend, settings.workers) == ("sqlite", 2)
     assert str(settings.data_dir) == "/var/lib/boltgate/state"
     assert str(settings.image_dir) == "/var/lib/boltgate/state/images"
+
+
+def test_before_the_gateway_starts_an_init_container_restores_a_pending_backup_on_the_state_volume(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = find(objects(SQLITE), "Deployment", "-gateway")["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    gateway = spec["containers"][0]
+    assert init["command"] == ["boltgate", "state", "restore", "--pending"]
+    args = build_parser().parse_args(init["command"][1:])  # a command the CLI takes
+    assert (args.state_command, args.pending, args.source) == ("restore", True, None)
+    assert (init["image"], init["securityContext"]) == (gateway["image"], gateway["securityContext"])
+    state_mount = next(m for m in gateway["volumeMounts"] if m["name"] == "state")
+    assert state_mount in init["volumeMounts"]
+    for name, item in env_of(init).items():
+        monkeypatch.setenv(name, item["value"])
+    monkeypatch.delenv("BOLTGATE_CONFIG", raising=False)
+    settings = Settings()
+    assert (settings.state_backend, str(settings.data_dir)) == ("sqlite", state_mount["mountPath"])
+
+
+@pytest.mark.parametrize("values", [
+    {**SQLITE, "state": {"backend": "sqlite", "sqlite": {"restoreOnStart": False}}},
+    {},  # Redis: restored from its own files
+])
+def test_no_restore_runs_at_start_when_turned_off_or_the_state_is_not_sqlite(values: dict[str, Any]) -> None:
+    spec = find(objects(values), "Deployment", "-gateway")["spec"]["template"]["spec"]
+    assert "initContainers" not in spec
 
 
 @pytest.mark.parametrize("values", [

@@ -9,6 +9,8 @@ Why SQLite: it ships with Python, a transaction is atomic and survives a killed 
   the last checkpoint (each is fsynced), which the leases of reservations bound for money held;
 - ``busy_timeout``: a writer waits this long for another process's lock, then the operation
   fails as ``StateUnavailable`` (503), never a 500.
+- the store's lock file (``core.state.store_lock``) shared for as long as the database is open,
+  taken before its name is: a ``state restore`` in progress is waited for, and never runs under it.
 
 Calls are synchronous and short (micro- to milliseconds), made straight from the event loop: one
 connection, no thread hop, and each store method is one transaction with no ``await`` inside,
@@ -31,7 +33,9 @@ from pathlib import Path
 from types import TracebackType
 
 from core.errors import StateUnavailable
+from core.state import store_lock
 from core.state.sqlite_checkpointer import CHECKPOINT_INTERVAL_S, RESTART_FRAMES, WalCheckpointer
+from core.state.store_lock import OPEN_WAIT_S
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB, expires REAL);
@@ -61,20 +65,25 @@ class SqliteDatabase:
     """One connection to the file, shared by the state store and the ledger store built on it."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 2.0, checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
-                 checkpoint_restart_frames: int = RESTART_FRAMES) -> None:
+                 checkpoint_restart_frames: int = RESTART_FRAMES, restore_wait_s: float = OPEN_WAIT_S) -> None:
+        """``restore_wait_s``: how long to wait for a ``state restore`` in progress (``store_lock``)."""
         if sqlite3.sqlite_version_info < OLDEST_SQLITE:
             raise RuntimeError(f"The SQLite state backend needs SQLite {'.'.join(map(str, OLDEST_SQLITE))} or later; "
                                f"this Python links {sqlite3.sqlite_version} (set state_backend to redis or memory)")
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._connection: sqlite3.Connection | None = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
-        )
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does them
-        self._connection.executescript(SCHEMA)
-        _add_missing_columns(self._connection)
+        self._lock = store_lock.share(path, wait_s=restore_wait_s)  # before the name is opened: see store_lock
+        try:
+            self._connection: sqlite3.Connection | None = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
+            )
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does them
+            self._connection.executescript(SCHEMA)
+            _add_missing_columns(self._connection)
+        except BaseException:
+            self._lock.release()
+            raise
         self._transaction = Transaction(self)
         self._reading = Reading(self)
         self.checkpointer = WalCheckpointer(path, interval_s=checkpoint_interval_s,
@@ -108,6 +117,7 @@ class SqliteDatabase:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        self._lock.release()
 
 
 ADDED_COLUMNS = {"closed": {"kind": "TEXT"}}

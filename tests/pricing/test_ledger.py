@@ -246,6 +246,16 @@ async def test_losses_are_recorded_for_the_gateway_never_charged_to_a_client(
     assert usage["remaining_credits"] == "1.0000"
 
 
+async def test_a_loss_booked_late_is_tallied_under_the_day_it_was_made(
+    ledger: Ledger, book: MemoryLedgerStore, clock: Clock
+) -> None:
+    made_on = ledger.today()
+    clock.now += timedelta(days=1)  # the store came back after midnight
+    assert await ledger.record_loss("runflow", Decimal("0.003"), event_id="loss:late", day=made_on)
+    assert not await ledger.record_loss("runflow", Decimal("0.003"), event_id="loss:late", day=made_on)
+    assert await book.table("losses:day_usd") == {made_on: 3000}
+
+
 async def test_a_replayed_response_is_recalled_without_a_new_charge(ledger: Ledger) -> None:
     assert await ledger.recall_response(KEY, "idem-1") is None
     assert await ledger.claim_idempotency(KEY, "idem-1", ttl=60) is True

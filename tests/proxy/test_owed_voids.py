@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from core.errors import StateUnavailable
 from core.state.ledger_store import Balance
 from core.state.memory import MemoryStateStore
 from proxy.gateway import Gateway
+from proxy.owed_losses import OwedLoss
 from proxy.owed_voids import OWED_VOIDS_DIRECTORY, OwedVoidsJournal
 from proxy.settings import Settings
 from proxy.wiring import Stores, assemble_gateway
@@ -217,3 +219,37 @@ def test_an_owed_line_with_an_amount_that_is_not_a_number_is_skipped_and_logged(
     with caplog.at_level(logging.ERROR, logger="proxy.owed_voids"):
         assert OwedVoidsJournal(tmp_path).inherit().owed == [TIME_BILLED]  # a start is never stopped by it
     assert any("is not a void owed" in record.getMessage() for record in caplog.records)
+
+
+HEDGE_LOSS = OwedLoss("loss:5f3a", "runflow", Decimal("0.00405"), "2026-12-01")
+UNDELIVERED = OwedLoss("undelivered:9c1e", "eachlabs", Decimal("0.012"), "2026-12-02")
+
+
+def test_losses_owed_are_read_back_exactly_beside_the_voids_and_a_booked_one_is_not_owed(tmp_path: Path) -> None:
+    journal = OwedVoidsJournal(tmp_path)
+    journal.owe(TIME_BILLED)
+    journal.owe_loss(HEDGE_LOSS)
+    journal.owe_loss(UNDELIVERED)
+    journal.paid(UNDELIVERED)
+    journal.close(still_owed=True)
+
+    inherited = OwedVoidsJournal(tmp_path).inherit()
+    assert inherited.owed == [TIME_BILLED]
+    assert inherited.losses == [HEDGE_LOSS]
+    (listed,) = OwedVoidsJournal(tmp_path).owed_here()
+    assert listed.losses == [HEDGE_LOSS]
+
+
+def test_a_loss_line_with_an_amount_that_is_not_a_number_is_skipped_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = OwedVoidsJournal(tmp_path)
+    journal.owe_loss(HEDGE_LOSS)
+    journal.owe_loss(UNDELIVERED)
+    journal.close(still_owed=True)
+    (left,) = tmp_path.iterdir()
+    left.write_bytes(left.read_bytes().replace(b'"0.012"', b'"twelve cents"'))
+
+    with caplog.at_level(logging.ERROR, logger="proxy.owed_voids"):
+        assert OwedVoidsJournal(tmp_path).inherit().losses == [HEDGE_LOSS]
+    assert any("nor a loss owed" in record.getMessage() for record in caplog.records)

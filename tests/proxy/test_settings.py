@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from backends.vendors.registry import VENDOR_SPECS
 from core.errors import ImageRefused
 from core.image_header import DECODER_MAX_PIXELS, open_bounded
+from core.state.ledger_store import CLOSED_TTL_S
 from proxy.settings import OutboundConfig, RegionConfig, RouteConfig, Settings
 from tests.backends.vendors.hostile import png_declaring
 
@@ -271,3 +272,11 @@ def test_pillow_refuses_an_image_past_the_decoder_limit_whatever_the_cap() -> No
     side = 13_400  # 179.6 megapixels, just past DECODER_MAX_PIXELS
     with pytest.raises(ImageRefused), open_bounded(png_declaring(side, side), side * side):
         pass
+
+
+def test_a_job_kept_longer_than_the_ledger_remembers_its_end_is_refused_with_the_reason() -> None:
+    """A job's end is counted once by markers the ledger keeps ``CLOSED_TTL_S``: a job record kept
+    longer could be delivered, and its end counted, again after they are gone."""
+    assert Settings(jobs={"retention_s": CLOSED_TTL_S}).jobs.retention_s == CLOSED_TTL_S
+    with pytest.raises(ValidationError, match=r"jobs.retention_s=604801 is above 604800 s \(7 days\)"):
+        Settings(jobs={"retention_s": CLOSED_TTL_S + 1})

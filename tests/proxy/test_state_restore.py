@@ -10,70 +10,20 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from core.state.sqlite import SqliteStateStore
-from core.state.sqlite_database import DATABASE_NAME, SqliteDatabase
-from core.state.sqlite_ledger import SqliteLedgerStore
-from pricing.keys import ApiKeyRegistry
+from core.state.sqlite_database import DATABASE_NAME
 from proxy.cli import main
+from tests.proxy.state_store_files import STORE, beside, books, charge, cli_data_dir, create_key
 
-LEASE_S = 3600.0
-LIMIT = 10_000
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The CLI's settings: the embedded store in ``tmp_path/data``."""
-    data_dir = tmp_path / "data"
-    monkeypatch.setenv("BOLTGATE_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("BOLTGATE_STATE_BACKEND", "sqlite")
-    monkeypatch.delenv("BOLTGATE_CONFIG", raising=False)
-    return data_dir
-
-
-async def charge(data_dir: Path, account: str, hold_id: str, amount: int) -> None:
-    """A hold of ``amount`` settled: spent, and one charge logged."""
-    database = SqliteDatabase.in_directory(data_dir)
-    ledger = SqliteLedgerStore(database)
-    try:
-        assert await ledger.hold(account, hold_id, amount, limit=LIMIT, lease_s=LEASE_S)
-        await ledger.settle(account, hold_id, amount, limit=LIMIT, entry=hold_id.encode())
-    finally:
-        await ledger.aclose()
-        database.close()
-
-
-async def create_key(data_dir: Path, name: str) -> str:
-    database = SqliteDatabase.in_directory(data_dir)
-    try:
-        _, record = await ApiKeyRegistry(SqliteStateStore(database)).create(name, Decimal("5"))
-    finally:
-        database.close()
-    return record.key_id
-
-
-async def books(data_dir: Path) -> tuple[int, int, list[bytes], list[tuple[str, str, bool]]]:
-    """key-1's spent and held, the charge log, the stored keys: what a restore must bring back."""
-    database = SqliteDatabase.in_directory(data_dir)
-    ledger = SqliteLedgerStore(database)
-    try:
-        balance = await ledger.balance("key-1")
-        charges = [charge.entry for charge in await ledger.charges(0)]
-        keys = [(key.key_id, key.name, key.revoked) for key in await ApiKeyRegistry(SqliteStateStore(database)).list()]
-    finally:
-        await ledger.aclose()
-        database.close()
-    return balance.spent, balance.held, charges, keys
-
-
-def beside(data_dir: Path) -> dict[str, bytes]:
-    """Every file in ``data_dir`` (the store, its companions, kept stores) and its bytes."""
-    return {path.name: path.read_bytes() for path in sorted(data_dir.iterdir()) if path.is_file()}
+    return cli_data_dir(tmp_path, monkeypatch)
 
 
 async def test_a_restore_brings_back_the_spend_the_charges_and_the_keys_as_backed_up(
@@ -112,7 +62,7 @@ async def test_the_log_of_a_killed_gateway_is_folded_into_the_kept_store_and_nev
 
     assert main(["state", "restore", str(backup)]) == 0
 
-    assert sorted(beside(data_dir)) == sorted([DATABASE_NAME, next(data_dir.glob("*.before-restore-*")).name])
+    assert sorted(beside(data_dir)) == sorted([*STORE, next(data_dir.glob("*.before-restore-*")).name])
     assert await books(data_dir) == (300, 0, [b"h1"], [])
     os.replace(next(data_dir.glob("*.before-restore-*")), data_dir / DATABASE_NAME)
     assert (await books(data_dir))[:3] == (300 + 400, 0, [b"h1", b"h2"])
@@ -141,7 +91,7 @@ async def test_the_replaced_store_is_not_kept_when_told_so(data_dir: Path, tmp_p
 
     assert main(["state", "restore", "--discard-replaced", str(backup)]) == 0
 
-    assert sorted(beside(data_dir)) == [DATABASE_NAME]
+    assert sorted(beside(data_dir)) == STORE
 
 
 async def test_the_restored_store_has_the_replaced_ones_mode(data_dir: Path, tmp_path: Path) -> None:
@@ -166,7 +116,7 @@ async def test_a_backup_is_restored_into_a_data_dir_without_a_store(data_dir: Pa
 
     assert main(["state", "restore", str(backup)]) == 0
 
-    assert sorted(beside(data_dir)) == [DATABASE_NAME]
+    assert sorted(beside(data_dir)) == STORE
     assert await books(data_dir) == (300, 0, [b"h1"], [])
 
 

@@ -17,24 +17,26 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.errors import StateUnavailable
+from core.errors import JobFailed, StateUnavailable
 from core.logs import HumanFormatter, JsonFormatter
 from core.state.ledger_store import Balance, Voided
 from pricing.charge_log import ChargeRecord
 from proxy.billing import Billing, PendingCharge
 from proxy.cli import main
-from proxy.owed_voids import OWED_VOIDS_DIRECTORY
+from proxy.owed_losses import OwedLoss
+from proxy.owed_voids import OWED_VOIDS_DIRECTORY, OwedVoidsJournal
 from proxy.settings import Settings
 from proxy.void_command import journal_lines, owed_from_logs
 from proxy.wiring import assemble_gateway, build_stores
 from tests.free_port import free_port
 from tests.proxy.routing.scripted_backend import NO_BACKOFF, ScriptedBackend, route_to
-from tests.proxy.test_unconfirmed_charges import DEADLINE_S, KEY, serve
+from tests.proxy.test_unconfirmed_charges import DEADLINE_S, KEY, REQUEST, serve
 
 
 @dataclass
@@ -201,11 +203,11 @@ def test_only_the_owed_void_of_a_log_line_is_read_and_the_rest_passed_over(
     found = journal_lines([b"", b"not a log line", b'{"level": "INFO", "message": "served"}', b"{torn", *human])
     assert found and found[0].startswith(b'{"owe":')  # the error at stop (and the warning, if it was logged first)
     assert all(line == found[0] for line in found)
-    assert len(owed_from_logs(human, "gateway.log")) == 1
+    assert len(owed_from_logs(human, "gateway.log").voids) == 1
 
     torn = [line[:-40] for line in human if b"owed_void=" in line]
     with caplog.at_level(logging.ERROR):
-        assert owed_from_logs(torn, "gateway.log") == []
+        assert owed_from_logs(torn, "gateway.log").voids == []
     assert "gateway.log line 1 is not a void owed" in caplog.text
 
 
@@ -219,3 +221,71 @@ def test_a_void_that_fails_for_another_reason_is_reported_and_left_owed(
     assert main(["voids", "make"]) == 1
     assert "NOT MADE: RuntimeError: a bug" in capsys.readouterr().out
     assert len(list(owing.journal.iterdir())) == 1  # still owed, for a start or another try
+
+
+def test_the_losses_a_gone_process_owed_are_listed_then_booked_with_its_voids_once(
+    owing: Owing, capsys: pytest.CaptureFixture[str],
+) -> None:
+    left = OwedVoidsJournal(owing.journal)  # another gone process's file, owing a loss the store did not book
+    left.owe_loss(OwedLoss("loss:hedge-7", "runflow", Decimal("0.0025"), "2026-12-01"))
+    left.close(still_owed=True)
+
+    assert main(["voids", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "loss loss:hedge-7 (0.0025 USD to runflow on 2026-12-01): a gone process's" in listed
+    assert listed.endswith(f"1 voids owed under {owing.data_dir}, 1 losses\n")
+
+    assert main(["voids", "make"]) == 0
+    made = capsys.readouterr().out
+    assert "loss loss:hedge-7 (0.0025 USD to runflow on 2026-12-01): booked\n" in made
+    assert made.endswith("1 voids made, 0 not made; 1 losses booked, 0 not booked\n")
+    assert list(owing.journal.iterdir()) == []
+    assert money(owing.data_dir)[2] == {"runflow": 2}  # the void's undelivered charge, and this one
+    assert main(["voids", "make"]) == 0
+    assert capsys.readouterr().out == "no void owed found\n"
+
+
+async def _lose_a_loss_then_stop_owing(data_dir: Path) -> None:
+    """A gateway whose booking of a billed failure the store did not answer until it stopped."""
+    settings = settings_on(data_dir)
+    stores = build_stores(settings)
+    gateway = assemble_gateway(settings, stores, [route_to(ScriptedBackend("runflow"))])
+    book: Any = stores.book
+
+    async def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise StateUnavailable("The state store (test) is down")
+
+    book.count = unreachable
+    failed = JobFailed("runflow: the job ran and failed", billed=True, vendor_cost_usd=Decimal("0.0025"))
+    await gateway.billing.record_loss(gateway.router.routes[0], REQUEST, failed)
+    await gateway.unconfirmed.aclose()  # the store still unreachable: owed at stop
+    await stores.aclose()
+
+
+@pytest.mark.parametrize("formatter", [HumanFormatter(), JsonFormatter()], ids=["human", "json"])
+def test_a_loss_whose_data_directory_is_gone_is_booked_from_the_gateways_logs_once(
+    tmp_path: Path, formatter: logging.Formatter, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    owing = Owing(tmp_path / "data", [])
+    with caplog.at_level(logging.INFO):
+        asyncio.run(_lose_a_loss_then_stop_owing(owing.data_dir))
+    owing.records.extend(caplog.records)
+    assert any(record.levelno == logging.ERROR and "stopping with a loss not booked" in record.getMessage()
+               for record in owing.records)
+    monkeypatch.setenv("BOLTGATE_STATE_BACKEND", "sqlite")
+    monkeypatch.setenv("BOLTGATE_DATA_DIR", str(owing.data_dir))
+    monkeypatch.delenv("BOLTGATE_CONFIG", raising=False)
+    log = owing.log_file(formatter)
+    shutil.rmtree(owing.journal)  # the pod deleted with its emptyDir: only the logs are left
+    assert money(owing.data_dir)[2] == {}
+
+    assert main(["voids", "make", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "USD to runflow on" in out and ": booked\n" in out
+    assert out.endswith("0 voids made, 0 not made; 1 losses booked, 0 not booked\n")
+    assert money(owing.data_dir)[2] == {"runflow": 1}
+
+    assert main(["voids", "make", str(log)]) == 0  # fed again: booked before, nothing twice
+    assert ": booked before\n" in capsys.readouterr().out
+    assert money(owing.data_dir)[2] == {"runflow": 1}
