@@ -19,6 +19,7 @@ the time budget (``--budget-s``, 8.5 minutes by default) and says when it is ski
 
     python bench/gpu_check.py                 # on a CUDA machine (torch with CUDA, no downloads)
     python bench/gpu_check.py --smoke         # the same code paths on the CPU with tiny shapes
+                                              # (one timed call per figure, batches 1 and 8)
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ RECOMPILE_SIZES = [(1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 12
                    (1536, 640), (640, 1536), (1032, 1032), (264, 1032), (776, 1032)]
 """SDXL's usual sizes plus odd ones: more than dynamo's default recompile limit (8)."""
 SMOKE_SIZES = [(256, 256), (264, 256), (256, 264), (328, 256), (256, 320), (512, 264)]
+BATCHES = (1, 2, 4, 8)
+SMOKE_BATCHES = (1, 8)
+"""Batch 8 is two requests of four images each (``_requests``): one batch of several requests,
+each of several images, the paths batches 2 and 4 take alone; on the CPU those two were a quarter
+of the smoke run (``tests/backends/local/test_gpu_check.py``)."""
 
 
 class Budget:
@@ -158,8 +164,8 @@ def _run_phases(args: argparse.Namespace, check: Check, budget: Budget, model_di
 
     from backends.local.pipeline import LightningPipeline
 
-    side = 256 if args.smoke else 1024
-    repeats = 2 if args.smoke else args.repeats
+    side = 256 if args.smoke else 1024  # the smallest side a request may ask for
+    repeats = 1 if args.smoke else args.repeats  # the smoke run checks code paths, not figures
     with _phase("loading every step count through the loader (1, 2, 4, 8)"):
         started = time.perf_counter()
         pipeline = LightningPipeline.load(_config(model_dir, side, warmup=False))
@@ -169,7 +175,7 @@ def _run_phases(args: argparse.Namespace, check: Check, budget: Budget, model_di
             print(f"   GPU memory with all step counts loaded: {torch.cuda.memory_allocated() / 2**30:.2f} GiB "
                   f"(reserved {torch.cuda.memory_reserved() / 2**30:.2f} GiB)")
     _unet_and_vae(check, pipeline, model_dir, side, repeats)
-    _end_to_end(check, pipeline, side, repeats)
+    _end_to_end(check, pipeline, side, repeats, SMOKE_BATCHES if args.smoke else BATCHES)
     del pipeline
     gc.collect()
     if check.cuda:
@@ -240,7 +246,7 @@ def _requests(side: int, images: int, steps: int = 4) -> list[Any]:
     return requests
 
 
-def _end_to_end(check: Check, pipeline: Any, side: int, repeats: int) -> None:
+def _end_to_end(check: Check, pipeline: Any, side: int, repeats: int, batches: tuple[int, ...]) -> None:
     from backends.local.encoding import encode_image
 
     with _phase(f"end to end at {side}x{side}, 4 steps (text encoders, UNet, VAE, pixels to host)"):
@@ -250,9 +256,9 @@ def _end_to_end(check: Check, pipeline: Any, side: int, repeats: int) -> None:
             "met)" if latency <= TARGET_LATENCY_S else "NOT met)")
         print(f"   batch 1 latency: {latency:.3f} s{verdict}")
         best = 0.0
-        for batch in (1, 2, 4, 8):
+        for batch in batches:
             requests = _requests(side, batch)
-            seconds = check.median_s(partial(pipeline.run, requests), max(2, repeats // 2))
+            seconds = check.median_s(partial(pipeline.run, requests), max(min(repeats, 2), repeats // 2))
             best = max(best, batch / seconds)
             print(f"   batch {batch}: {seconds:.3f} s per call, {batch / seconds:.2f} images/s")
         if check.cuda:

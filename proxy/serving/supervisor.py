@@ -14,7 +14,10 @@ Redis), never through memory.
 - SIGTERM or SIGINT: the supervisor closes its copies of the sockets and passes SIGTERM on; each
   worker stops accepting, finishes its requests in flight and exits; a worker still running
   after the drain time is killed.
-- A worker whose supervisor is gone (SIGKILLed) drains and exits on its own.
+- A worker whose supervisor is gone (SIGKILLed, the OOM killer) drains and exits on its own: it
+  sees end-of-file on a pipe only the supervisor holds open (``proxy.serving.lifeline``, which
+  says why a pipe and not ``PR_SET_PDEATHSIG``), so the port is not left served with nobody
+  supervising.
 - Metrics: ``PROMETHEUS_MULTIPROC_DIR`` is a fresh directory for the run (or the one the
   environment names, emptied at start), so ``/metrics`` sums this run's workers only. A fresh one
   is removed at the end, and one left by a supervisor killed outright is removed by the next.
@@ -33,11 +36,13 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from proxy.serving.lifeline import drain_when_cut, lifeline
 from proxy.serving.listening import where
 
 log = logging.getLogger("boltgate")
@@ -51,7 +56,6 @@ OWNER_LOCK = "supervisor.lock"
 QUICK_DEATH_S = 10.0
 QUICK_DEATHS = 3
 POLL_S = 0.2
-ORPHAN_CHECK_S = 1.0
 
 
 @dataclass
@@ -67,6 +71,8 @@ class Supervisor:
     drain_s: float
     _stopping: threading.Event = field(default_factory=threading.Event)
     _processes: dict[int, tuple[BaseProcess, float]] = field(default_factory=dict)
+    _lifeline: tuple[Connection, Connection] = field(default_factory=lifeline)
+    """Read end (each worker's), write end (held here for life, never written): ``proxy.serving.lifeline``."""
 
     def run(self) -> int:
         metrics_dir, owned = prepare_metrics_dir()
@@ -92,7 +98,8 @@ class Supervisor:
         self._stopping.set()
 
     def _start(self, context: Any, slot: int) -> None:
-        process = context.Process(target=worker_main, args=(self.overrides, self.host, self.port, self.sockets),
+        process = context.Process(target=worker_main,
+                                  args=(self.overrides, self.host, self.port, self.sockets, self._lifeline[0]),
                                   name=f"boltgate-worker-{slot}")
         process.start()
         self._processes[slot] = (process, time.monotonic())
@@ -178,21 +185,16 @@ def mark_dead(pid: int | None) -> None:
     multiprocess.mark_process_dead(pid, os.environ[MULTIPROC_DIR_VARIABLE])  # type: ignore[no-untyped-call]
 
 
-def worker_main(overrides: dict[str, Any], host: str, port: int, sockets: list[socket.socket]) -> None:
-    """One worker: the settings, read again in this process, served on the inherited sockets."""
+def worker_main(overrides: dict[str, Any], host: str, port: int, sockets: list[socket.socket],
+                lifeline_read_end: Connection) -> None:
+    """One worker: the settings, read again in this process, served on the inherited sockets until
+    SIGTERM, which the supervisor passes on, or which the worker sends itself once the supervisor
+    is gone (``lifeline_read_end`` at end-of-file)."""
     from core.logs import configure_logging
     from proxy.serving.run import serve
     from proxy.settings import Settings
 
     settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
-    supervisor = os.getppid()
-    threading.Thread(target=_exit_when_orphaned, args=(supervisor,), daemon=True, name="orphan-check").start()
+    drain_when_cut(lifeline_read_end)
     serve(settings, host, port, sockets, announce=False)
-
-
-def _exit_when_orphaned(supervisor: int) -> None:
-    """A worker whose supervisor died (SIGKILL, OOM) drains and exits rather than serving on alone."""
-    while os.getppid() == supervisor:
-        time.sleep(ORPHAN_CHECK_S)
-    os.kill(os.getpid(), signal.SIGTERM)

@@ -9,6 +9,7 @@ sums both. Which worker served what is read from each worker's own metrics file 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -23,9 +24,10 @@ import httpx
 import pytest
 
 from backends.simulators import Fault, SimulatorConfig, SimulatorServer
+from proxy.serving.listening import bind
 from tests.e2e.conftest import KEY_ENV, SIM_KEY, StartSimulator
 from tests.e2e.gateway_process import REPO, GatewayProcess
-from tests.e2e.worker_processes import served_by_worker
+from tests.e2e.worker_processes import live_workers, served_by_worker
 
 BODY = {"model": "sdxl-lightning", "prompt": "a red kite", "size": "256x256", "response_format": "b64_json"}
 ADMIN = {"Authorization": "Bearer adm"}
@@ -182,6 +184,58 @@ def test_sigterm_drains_requests_in_flight_on_every_worker(simulator: StartSimul
         assert answers == [200] * 8, server.log()
         assert server.wait(timeout=30) in (0, -signal.SIGTERM), server.log()
         assert server.log().count("Application shutdown complete") == 2, server.log()
+
+
+def test_workers_whose_supervisor_is_killed_finish_their_requests_in_flight_and_free_the_port(
+        simulator: StartSimulator, tmp_path: Path) -> None:
+    """The supervisor alone SIGKILLed (the OOM killer, a stray ``kill -9``): its workers must not
+    serve on unsupervised. Each drains as on SIGTERM (the request in flight is answered) and
+    exits, and the port is free for the next ``boltgate serve``."""
+    sim = simulator("aigateway")
+    metrics_dir = tmp_path / "metrics"
+    settings: dict[str, object] = {"routes": [route_settings(sim)], "data_dir": str(tmp_path / "data")}
+    server = GatewayProcess(settings, tmp_path / "gateway.log", args=["--workers", "2"],
+                            env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}).start()
+    workers: set[int] = set()
+    try:
+        until_both_served(server.base_url, metrics_dir, {})  # both workers are up, not only the first
+        workers = live_workers(server.pid)
+        assert len(workers) == 2, server.log()
+        sim.inject(Fault(kind="latency", seconds=2.0, times=1))
+        already = len(sim.requests)
+        answers: list[int] = []
+        client = threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{server.base_url}/v1/images/generations", json=BODY, timeout=30).status_code))
+        client.start()
+        give_up = time.monotonic() + 30
+        while len(sim.requests) == already:  # the request reached the vendor: it is in flight
+            assert time.monotonic() < give_up, server.log()
+            time.sleep(0.02)
+
+        server.kill()  # SIGKILL to the supervisor alone (not its process group): the workers live on
+
+        client.join(timeout=30)
+        assert answers == [200], server.log()
+        give_up = time.monotonic() + 30  # a drain is bounded by the deadline; an idle one is quick
+        while alive := {pid for pid in workers if is_running(pid)}:
+            assert time.monotonic() < give_up, f"workers {alive} still run without their supervisor"
+            time.sleep(0.05)
+        assert server.log().count("Application shutdown complete") == 2, server.log()  # drained, not killed
+        for sock in bind("127.0.0.1", server.port):  # as the next ``boltgate serve`` binds it
+            sock.close()
+    finally:
+        for pid in workers:  # none, unless the test failed: never leave orphans serving
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+        server.stop()
+
+
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan that exited waits for its new parent to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def test_the_memory_store_refuses_two_workers_with_a_clear_message(tmp_path: Path) -> None:
