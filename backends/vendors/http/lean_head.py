@@ -45,14 +45,31 @@ class HeadParser:
 
     ``pieces`` collects the body as ``feed`` decodes it (fresh ``bytes``, the reader takes them
     away); ``complete`` is set at the end of a chunked body, and ``overrun`` when bytes of
-    another answer, one nobody asked for, follow it."""
+    another answer, one nobody asked for, follow it.
+
+    httptools' parser keeps the object it calls back; were that this parser, each answer would
+    be a reference cycle (parser to callbacks to parser) left to the garbage collector, so the
+    callbacks go to ``_Received``, which refers to nothing."""
 
     def __init__(self) -> None:
-        self._fields: list[tuple[str, str]] = []
-        self._parser = httptools.HttpResponseParser(self)
-        self.pieces: list[bytes] = []
-        self.complete = False
-        self.overrun = False
+        self._received = _Received()
+        self._parser = httptools.HttpResponseParser(self._received)
+
+    @property
+    def pieces(self) -> list[bytes]:
+        return self._received.pieces
+
+    @pieces.setter
+    def pieces(self, pieces: list[bytes]) -> None:
+        self._received.pieces = pieces
+
+    @property
+    def complete(self) -> bool:
+        return self._received.complete
+
+    @property
+    def overrun(self) -> bool:
+        return self._received.overrun
 
     def parse(self, head: bytes | bytearray | memoryview, *, no_body: bool) -> ResponseHead:
         """``head``, up to and including its empty line; ``no_body`` for an answer to HEAD. A
@@ -62,7 +79,7 @@ class HeadParser:
         except httptools.HttpParserError as exc:
             raise ValueError(f"not an HTTP/1.x head ({type(exc).__name__})") from exc
         status = self._parser.get_status_code()
-        headers = fold_headers(self._fields)
+        headers = fold_headers(self._received.fields)
         version = self._parser.get_http_version()
         if version not in ("1.0", "1.1"):
             raise ValueError(f"HTTP/{version[:8]}")
@@ -78,10 +95,20 @@ class HeadParser:
         except httptools.HttpParserError as exc:
             raise ValueError(f"a broken chunked body ({type(exc).__name__})") from exc
 
-    # httptools' callbacks
+
+class _Received:
+    """httptools' callbacks, and what they collect."""
+
+    __slots__ = ("complete", "fields", "overrun", "pieces")
+
+    def __init__(self) -> None:
+        self.fields: list[tuple[str, str]] = []
+        self.pieces: list[bytes] = []
+        self.complete = False
+        self.overrun = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.fields.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_body(self, body: bytes) -> None:
         self.pieces.append(body)

@@ -4,7 +4,9 @@ have written it message by message."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from typing import Any
 
 import pytest
@@ -111,3 +113,19 @@ async def test_nothing_is_written_to_a_client_that_left() -> None:
     cycle.disconnected = True
     await cycle.send({"type": "http.response.start", "status": 200, "headers": HEADERS, PARTS: PARTS_SENT})
     assert transport.calls == []
+
+
+async def test_a_cycle_that_answered_is_freed_at_once_not_left_to_the_garbage_collector() -> None:
+    """Its wrapped ``send`` holds it weakly: a reference cycle per request (the cycle, its scope,
+    its headers, its event) cost the gateway 20-28 us of collection per request."""
+    transport = RecordingTransport()
+    cycle, _ = cycle_over(transport)
+    one_write(cycle)
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": HEADERS, PARTS: PARTS_SENT})
+    gone = weakref.ref(cycle)
+    gc.disable()
+    try:
+        del cycle
+        assert gone() is None
+    finally:
+        gc.enable()
