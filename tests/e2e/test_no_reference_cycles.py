@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
+from tests.collector import collector_off
 from tests.e2e.conftest import StartGateway, StartSimulator, route_to
 
 OURS = ("proxy.", "backends.", "core.", "pricing.", "uvicorn.", "litestar.", "httptools.")
@@ -32,15 +33,14 @@ def cycles_kept() -> Iterator[list[object]]:
     """Objects found unreachable from here on (``gc.garbage`` with ``DEBUG_SAVEALL``), the
     collector idle meanwhile; read it after ``gc.collect()``."""
     gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    gc.garbage.clear()
-    try:
-        yield gc.garbage
-    finally:
-        gc.set_debug(0)
+    with collector_off():
+        gc.set_debug(gc.DEBUG_SAVEALL)
         gc.garbage.clear()
-        gc.enable()
+        try:
+            yield gc.garbage
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
 
 
 def post(base_url: str, body: dict[str, object]) -> int:

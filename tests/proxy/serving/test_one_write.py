@@ -4,7 +4,6 @@ have written it message by message."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import weakref
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from proxy.serving.one_write import PARTS, one_write
+from tests.collector import collector_off
 
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"11")]
 PARTS_SENT = [b'{"a":"', memoryview(bytearray(b"abc")), b'"}']
@@ -123,9 +123,6 @@ async def test_a_cycle_that_answered_is_freed_at_once_not_left_to_the_garbage_co
     one_write(cycle)
     await cycle.send({"type": "http.response.start", "status": 200, "headers": HEADERS, PARTS: PARTS_SENT})
     gone = weakref.ref(cycle)
-    gc.disable()
-    try:
+    with collector_off():
         del cycle
         assert gone() is None
-    finally:
-        gc.enable()

@@ -3,12 +3,12 @@ leaves nothing for the garbage collector."""
 
 from __future__ import annotations
 
-import gc
 import weakref
 
 import pytest
 
 from backends.vendors.http.lean_head import HeadParser
+from tests.collector import collector_off
 
 CHUNKED = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-request-id: r1\r\n\r\n"
 
@@ -35,9 +35,6 @@ def test_a_parser_is_freed_at_once_not_left_to_the_garbage_collector() -> None:
     parser.parse(CHUNKED, no_body=False)
     parser.feed(b"3\r\nabc\r\n0\r\n\r\n")
     gone = weakref.ref(parser)
-    gc.disable()
-    try:
+    with collector_off():
         del parser
         assert gone() is None
-    finally:
-        gc.enable()
