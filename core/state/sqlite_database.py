@@ -33,9 +33,8 @@ from pathlib import Path
 from types import TracebackType
 
 from core.errors import StateUnavailable
-from core.state import store_lock
 from core.state.sqlite_checkpointer import CHECKPOINT_INTERVAL_S, RESTART_FRAMES, WalCheckpointer
-from core.state.store_lock import OPEN_WAIT_S
+from core.state.store_lock import OPEN_WAIT_S, share
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value BLOB, expires REAL);
@@ -71,7 +70,7 @@ class SqliteDatabase:
             raise RuntimeError(f"The SQLite state backend needs SQLite {'.'.join(map(str, OLDEST_SQLITE))} or later; "
                                f"this Python links {sqlite3.sqlite_version} (set state_backend to redis or memory)")
         self.path = path
-        self._lock = store_lock.share(path, wait_s=restore_wait_s)  # before the name is opened: see store_lock
+        self._lock = share(path, wait_s=restore_wait_s)  # before the name is opened: see core.state.store_lock
         try:
             self._connection: sqlite3.Connection | None = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
