@@ -8,15 +8,17 @@ replaced file, its write-ahead log named after the live one (``boltgate.sqlite3-
 the next process would replay onto the restored file. The README told operators to keep every
 gateway stopped; nothing enforced it.
 
-So every process that opens the store (each gateway worker, every ``boltgate`` command that
-reads or writes it, ``state backup``) first takes a *shared* ``flock`` on
+So every process that opens the store through ``SqliteDatabase`` (each gateway worker, every
+``boltgate`` command that reads or writes it) first takes a *shared* ``flock`` on
 ``boltgate.sqlite3.lock``, and holds it for as long as it has the store open; ``state restore``
 takes it *exclusively* for the whole restore, refused at once while anyone shares it. A process
 starting during a restore waits for it (restores take seconds) up to ``OPEN_WAIT_S``, then
 fails with a message saying why, and opens the name only once the lock is its: the restored
 file. The kernel drops a ``flock`` when its holder dies, however it dies, so a killed gateway
 blocks no restore. The lock file itself holds nothing and is never removed (removing it would
-let two processes lock two different files under one name).
+let two processes lock two different files under one name). ``state backup`` reads the file
+through a read-only SQLite connection of its own, not this lock: its read transaction holds
+SQLite's shared lock, which the restore's exclusive SQLite lock refuses in turn.
 """
 
 from __future__ import annotations
@@ -42,13 +44,10 @@ class StoreLock:
     """A held ``flock`` on a store's lock file; ``release`` (or the holder's end) lets it go."""
 
     def __init__(self, descriptor: int) -> None:
-        self._descriptor: int | None = descriptor
         self._closer = weakref.finalize(self, os.close, descriptor)
 
     def release(self) -> None:
-        if self._descriptor is not None:
-            self._descriptor = None
-            self._closer()
+        self._closer()  # closes the descriptor once, however often called
 
 
 def lock_path(database: Path) -> Path:
@@ -60,10 +59,11 @@ def share(database: Path, *, wait_s: float = OPEN_WAIT_S) -> StoreLock:
     """The shared lock every process opening ``database`` holds while it has it open; waits up to
     ``wait_s`` for a restore that holds it exclusively, then ``StateUnavailable``."""
     descriptor = _open(database)
+    if _try(descriptor, fcntl.LOCK_SH):
+        return StoreLock(descriptor)
+    log.warning("The store at %s is being restored (boltgate state restore): waiting up to %g s for it to end",
+                database, wait_s)
     deadline = time.monotonic() + wait_s
-    if not _try(descriptor, fcntl.LOCK_SH):
-        log.warning("The store at %s is being restored (boltgate state restore): waiting up to %g s for it to end",
-                    database, wait_s)
     while not _try(descriptor, fcntl.LOCK_SH):
         if time.monotonic() >= deadline:
             os.close(descriptor)
