@@ -173,7 +173,7 @@ class UnconfirmedCharges:
             if pause == self._first_pause_s:
                 if isinstance(owed, OwedLoss):
                     log.warning("owing a loss: %s not booked; trying until the state store answers", _described(owed),
-                                extra={FIELDS: {OWED_LOSS_FIELD: owed_loss_line(owed).decode()}})
+                                extra=_owed_loss_field(owed))
                 else:
                     log.warning("owing a void: %s unconfirmed; trying until the state store answers",
                                 _described(owed), extra=_owed_void_field(owed))
@@ -220,7 +220,7 @@ def _log_loss_left(loss: OwedLoss, *, written_down: bool) -> None:
     journal's line (``owed_loss``) that ``boltgate voids make`` books from the logs."""
     log.error("stopping with a loss not booked: %s; %s`boltgate voids make` with this log line books it",
               _described(loss), "the next start on this data directory books it, or " if written_down else "",
-              extra={FIELDS: {OWED_LOSS_FIELD: owed_loss_line(loss).decode()}})
+              extra=_owed_loss_field(loss))
 
 
 def _pending_gauge(owed: PendingCharge | OwedLoss) -> Gauge:
@@ -241,3 +241,9 @@ def _owed_void_field(pending: PendingCharge) -> dict[str, dict[str, str]]:
     whose data directory was lost too (its pod deleted) can still be made from the logs
     (``boltgate voids make``)."""
     return {FIELDS: {OWED_VOID_FIELD: owed_line(pending).decode()}}
+
+
+def _owed_loss_field(loss: OwedLoss) -> dict[str, dict[str, str]]:
+    """The log record's ``owed_loss`` field: the journal's line for ``loss``, so that a loss whose
+    data directory was lost too can still be booked from the logs (``boltgate voids make``)."""
+    return {FIELDS: {OWED_LOSS_FIELD: owed_loss_line(loss).decode()}}
